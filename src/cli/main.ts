@@ -1,0 +1,52 @@
+/**
+ * The ckimg command line: parse the verb, dispatch to its handler, map errors to exit codes.
+ * Handlers live one file per verb family and are registered in ./verbs.ts.
+ */
+import { VERBS } from "./verbs.js";
+import { CliContext, EXIT_TROUBLE, UsageError, formatTrouble } from "./common.js";
+
+const USAGE = `usage: ckimg <verb> [options] ARGS
+
+verbs:
+${"{verbs}"}
+
+Every verb that reports takes --json. Exit: 0 ok, 1 a finding, 2 trouble.
+`;
+
+export function usageText(): string {
+  const lines = Object.entries(VERBS).map(([name, v]) => `  ${name.padEnd(10)} ${v.summary}`);
+  return USAGE.replace("{verbs}", lines.join("\n"));
+}
+
+export async function main(argv: string[], ctx: CliContext = defaultContext()): Promise<number> {
+  const [verb, ...rest] = argv;
+  if (verb === undefined || verb === "-h" || verb === "--help" || verb === "help") {
+    ctx.stdout(usageText());
+    return verb === undefined ? EXIT_TROUBLE : 0;
+  }
+  if (verb === "--version") {
+    ctx.stdout("ckimg 0.1.0\n");
+    return 0;
+  }
+  const handler = VERBS[verb];
+  if (!handler) {
+    ctx.stderr(`ckimg: unknown verb '${verb}' (try ckimg --help)\n`);
+    return EXIT_TROUBLE;
+  }
+  try {
+    return await handler.run(rest, ctx);
+  } catch (err) {
+    if (process.env.CKIMG_DEBUG === "1" && err instanceof Error) ctx.stderr(`${err.stack}\n`);
+    ctx.stderr(formatTrouble(err) + "\n");
+    if (err instanceof UsageError) ctx.stderr(`usage: ckimg ${verb} ${handler.usage}\n`);
+    return EXIT_TROUBLE;
+  }
+}
+
+function defaultContext(): CliContext {
+  return {
+    stdout: (s) => void process.stdout.write(s),
+    stderr: (s) => void process.stderr.write(s),
+    stderrIsTty: Boolean(process.stderr.isTTY),
+  };
+}
