@@ -5,6 +5,13 @@
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
+type OptionsConfig = NonNullable<ParseArgsConfig["options"]>;
+/** What parseVerbArgs returns: option values by name, and the positional arguments. */
+export interface ParsedArgs {
+  values: Record<string, string | boolean | (string | boolean)[] | undefined>;
+  positionals: string[];
+}
+
 export const EXIT_OK = 0;
 export const EXIT_FINDING = 1;
 export const EXIT_TROUBLE = 2;
@@ -31,12 +38,10 @@ export class UsageError extends Error {
  * Parse a verb's options with node's strict parser; unknown options and missing values
  * become UsageError rather than a stack trace.
  */
-export function parseVerbArgs<T extends NonNullable<ParseArgsConfig["options"]>>(
-  args: string[],
-  options: T,
-) {
+export function parseVerbArgs(args: string[], options: OptionsConfig): ParsedArgs {
   try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
+    const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
+    return { values: values as ParsedArgs["values"], positionals };
   } catch (err) {
     throw new UsageError((err as Error).message.split("\n")[0]);
   }
