@@ -1,0 +1,300 @@
+/*
+ * ckimg image format v1.0: on-disk layouts and constants, exactly as docs/FORMAT.md defines
+ * them (that document is normative; this header must agree with it byte for byte).
+ * Constants and structs only, no logic. Everything is little-endian; x86-64 is too, so the
+ * structs are written and read as they are.
+ */
+#ifndef CKIMG_FORMAT_H
+#define CKIMG_FORMAT_H
+
+#include <stdint.h>
+#include <assert.h>
+
+#define CKIMG_MAGIC            "\x89" "CKIMG\r\n"   /* 8 bytes */
+#define CKIMG_RECORD_MAGIC     "CKR1"                /* 4 bytes */
+#define CKIMG_TRAILER_MAGIC    "CKIMGEND"            /* 8 bytes */
+#define CKIMG_VERSION_MAJOR    1
+#define CKIMG_VERSION_MINOR    0
+#define CKIMG_HEADER_SIZE      64
+#define CKIMG_RECORD_HDR_SIZE  32
+#define CKIMG_TRAILER_SIZE     32
+#define CKIMG_EM_X86_64        62
+
+/* Record types (section 4). */
+enum ckimg_record_type {
+	CKIMG_REC_PROCESS     = 0x0001,
+	CKIMG_REC_ARGV        = 0x0002,
+	CKIMG_REC_ENVIRON     = 0x0003,
+	CKIMG_REC_AUXV        = 0x0004,
+	CKIMG_REC_RLIMITS     = 0x0005,
+	CKIMG_REC_SIGACTIONS  = 0x0006,
+	CKIMG_REC_THREAD      = 0x0010,
+	CKIMG_REC_AREA        = 0x0020,
+	CKIMG_REC_PAGES       = 0x0021,
+	CKIMG_REC_MAPPED_FILE = 0x0030,
+	CKIMG_REC_FD          = 0x0040,
+	CKIMG_REC_INDEX       = 0x7FFE,
+};
+
+#define CKIMG_RECF_MUST_UNDERSTAND 0x0001
+
+/* Limits (section 5). */
+#define CKIMG_MAX_METADATA_PAYLOAD (64u << 20)
+#define CKIMG_MAX_CHUNK_RAW        (64u << 20)
+#define CKIMG_MAX_SPAN_PAGES       (1u << 20)
+/* Writers place spans on this grid (pages) so images of one process chunk alike. */
+#define CKIMG_SPAN_GRID_PAGES      256
+
+/* PAGES codecs. */
+enum ckimg_codec {
+	CKIMG_CODEC_NONE    = 0,
+	CKIMG_CODEC_LZ4     = 1,
+	CKIMG_CODEC_LZF     = 2,
+	CKIMG_CODEC_DEFLATE = 3,
+};
+
+/* AREA.prot */
+#define CKIMG_PROT_READ  0x1
+#define CKIMG_PROT_WRITE 0x2
+#define CKIMG_PROT_EXEC  0x4
+
+/* AREA.flags */
+#define CKIMG_AREA_SHARED      (1u << 0)
+#define CKIMG_AREA_GROWSDOWN   (1u << 1)
+#define CKIMG_AREA_DELETED     (1u << 2)
+#define CKIMG_AREA_DONTDUMP    (1u << 3)
+#define CKIMG_AREA_HUGEPAGE    (1u << 4)
+#define CKIMG_AREA_NOHUGEPAGE  (1u << 5)
+#define CKIMG_AREA_LOCKED      (1u << 6)
+#define CKIMG_AREA_NORESERVE   (1u << 7)
+#define CKIMG_AREA_DONTFORK    (1u << 8)
+#define CKIMG_AREA_WIPEONFORK  (1u << 9)
+#define CKIMG_AREA_MERGEABLE   (1u << 10)
+#define CKIMG_AREA_UNREADABLE  (1u << 11)
+
+/* AREA.kind */
+enum ckimg_area_kind {
+	CKIMG_KIND_ANON = 0, CKIMG_KIND_FILE = 1, CKIMG_KIND_HEAP = 2, CKIMG_KIND_STACK = 3,
+	CKIMG_KIND_VDSO = 4, CKIMG_KIND_VVAR = 5, CKIMG_KIND_VSYSCALL = 6, CKIMG_KIND_SHMEM = 7,
+	CKIMG_KIND_SPECIAL = 8,
+};
+#define CKIMG_NO_FILE 0xFFFFFFFFu
+
+/* THREAD.flags */
+#define CKIMG_THREAD_MAIN         (1u << 0)
+#define CKIMG_THREAD_IN_SYSCALL   (1u << 1)
+#define CKIMG_THREAD_FPREGS_ONLY  (1u << 2)
+
+/* PROCESS.flags */
+#define CKIMG_PROCESS_STOPPED     (1u << 0)
+
+/* MAPPED_FILE.flags */
+#define CKIMG_FILE_SHA256      (1u << 0)
+#define CKIMG_FILE_BUILD_ID    (1u << 1)
+#define CKIMG_FILE_ELF         (1u << 2)
+#define CKIMG_FILE_DELETED     (1u << 3)
+#define CKIMG_FILE_UNREADABLE  (1u << 4)
+
+/* FD.kind */
+enum ckimg_fd_kind {
+	CKIMG_FD_UNKNOWN = 0, CKIMG_FD_REGULAR = 1, CKIMG_FD_DIRECTORY = 2, CKIMG_FD_CHARDEV = 3,
+	CKIMG_FD_BLOCKDEV = 4, CKIMG_FD_FIFO = 5, CKIMG_FD_SOCKET = 6, CKIMG_FD_TTY = 7,
+	CKIMG_FD_ANON_INODE = 8,
+};
+#define CKIMG_FD_CLOEXEC 0x1
+
+struct ckimg_header {
+	uint8_t  magic[8];
+	uint16_t version_major;
+	uint16_t version_minor;
+	uint32_t header_size;
+	uint32_t flags;
+	uint32_t page_size;
+	uint16_t machine;
+	uint16_t reserved0;
+	uint32_t reserved1;
+	uint64_t created_ns;
+	uint8_t  image_id[16];
+	uint32_t reserved2;
+	uint32_t header_crc;        /* crc32 of bytes 0..59 */
+} __attribute__((packed));
+
+struct ckimg_record_header {
+	uint8_t  magic[4];
+	uint16_t type;
+	uint16_t flags;
+	uint64_t payload_length;
+	uint32_t payload_crc;
+	uint32_t sequence;
+	uint32_t reserved;
+	uint32_t header_crc;        /* crc32 of bytes 0..27 */
+} __attribute__((packed));
+
+struct ckimg_index_fixed {
+	uint32_t fixed_size;        /* 16 */
+	uint32_t entry_size;        /* 40 */
+	uint64_t entry_count;
+} __attribute__((packed));
+
+struct ckimg_index_entry {
+	uint16_t type;
+	uint16_t flags;
+	uint32_t key32;
+	uint64_t offset;
+	uint64_t payload_length;
+	uint64_t key64;
+	uint32_t aux_a;
+	uint32_t aux_b;
+} __attribute__((packed));
+
+struct ckimg_trailer {
+	uint8_t  magic[8];
+	uint64_t index_offset;
+	uint64_t record_count;
+	uint32_t flags;
+	uint32_t trailer_crc;       /* crc32 of bytes 0..27 */
+} __attribute__((packed));
+
+/* Payload FIXED parts. Each starts with its own size; VARIABLE fields follow (see spec). */
+
+struct ckimg_process_fixed {
+	uint32_t fixed_size;        /* 176 */
+	uint32_t pid, ppid, pgid, sid;
+	uint32_t uid[4];            /* real, effective, saved, fs */
+	uint32_t gid[4];
+	uint32_t personality;
+	uint32_t umask;
+	uint32_t thread_count;
+	uint64_t capture_ns;
+	uint64_t start_time;
+	uint64_t mm[11];            /* start_code end_code start_data end_data start_brk brk
+	                               start_stack arg_start arg_end env_start env_end */
+	uint32_t flags;
+	uint32_t reserved;
+} __attribute__((packed));
+/* VARIABLE: STR comm, STR exe, STR cwd, STR root, STR kernel */
+
+struct ckimg_list_fixed {       /* ARGV, ENVIRON, AUXV, RLIMITS */
+	uint32_t fixed_size;        /* 8 */
+	uint32_t count;
+} __attribute__((packed));
+
+struct ckimg_rlimit_entry {
+	uint32_t resource;
+	uint32_t reserved;
+	uint64_t cur;
+	uint64_t max;
+} __attribute__((packed));
+
+struct ckimg_sigactions_fixed {
+	uint32_t fixed_size;        /* 16 */
+	uint32_t count;
+	uint64_t shared_pending;
+} __attribute__((packed));
+
+struct ckimg_sigaction_entry {
+	uint32_t signo;
+	uint32_t reserved;
+	uint64_t handler;
+	uint64_t flags;
+	uint64_t restorer;
+	uint64_t mask;
+} __attribute__((packed));
+
+struct ckimg_thread_fixed {
+	uint32_t fixed_size;        /* 88 */
+	uint32_t tid;
+	uint32_t flags;
+	uint32_t state;
+	uint64_t sigmask;
+	uint64_t pending;
+	uint64_t clear_child_tid;
+	uint64_t robust_list;
+	uint64_t robust_list_len;
+	uint64_t altstack_sp;
+	uint64_t altstack_size;
+	uint32_t altstack_flags;
+	uint32_t regs_size;         /* 216 */
+	uint32_t xstate_size;
+	uint32_t reserved;
+} __attribute__((packed));
+/* VARIABLE: regs[regs_size] (struct user_regs_struct), xstate[xstate_size] */
+
+struct ckimg_area_fixed {
+	uint32_t fixed_size;        /* 64 */
+	uint32_t area_id;
+	uint64_t start;
+	uint64_t end;
+	uint64_t file_offset;
+	uint32_t dev_major;
+	uint32_t dev_minor;
+	uint64_t inode;
+	uint32_t prot;
+	uint32_t flags;
+	uint32_t kind;
+	uint32_t file_id;
+} __attribute__((packed));
+/* VARIABLE: STR path, STR vmflags */
+
+struct ckimg_pages_fixed {
+	uint32_t fixed_size;        /* 48 */
+	uint32_t area_id;
+	uint64_t first_page;
+	uint32_t span_pages;
+	uint32_t stored_pages;
+	uint8_t  codec;
+	uint8_t  reserved0[3];
+	uint32_t stored_size;
+	uint32_t raw_crc;
+	uint32_t data_offset;
+	uint64_t reserved1;
+} __attribute__((packed));
+/* VARIABLE: bitmap[ceil(span_pages/8)], zero padding to data_offset, DATA[stored_size] */
+
+struct ckimg_mapped_file_fixed {
+	uint32_t fixed_size;        /* 80 */
+	uint32_t file_id;
+	uint32_t dev_major;
+	uint32_t dev_minor;
+	uint64_t inode;
+	uint64_t size;
+	uint64_t mtime_ns;
+	uint32_t mode;
+	uint32_t flags;
+	uint8_t  sha256[32];
+} __attribute__((packed));
+/* VARIABLE: STR path, STR build_id */
+
+struct ckimg_fd_fixed {
+	uint32_t fixed_size;        /* 56 */
+	uint32_t fd;
+	uint32_t kind;
+	uint32_t open_flags;
+	uint32_t fd_flags;
+	uint32_t mode;
+	uint64_t pos;
+	uint32_t dev_major;
+	uint32_t dev_minor;
+	uint64_t inode;
+	uint32_t rdev_major;
+	uint32_t rdev_minor;
+} __attribute__((packed));
+/* VARIABLE: STR path */
+
+static_assert(sizeof(struct ckimg_header) == 64, "header layout");
+static_assert(sizeof(struct ckimg_record_header) == 32, "record header layout");
+static_assert(sizeof(struct ckimg_index_fixed) == 16, "index layout");
+static_assert(sizeof(struct ckimg_index_entry) == 40, "index entry layout");
+static_assert(sizeof(struct ckimg_trailer) == 32, "trailer layout");
+static_assert(sizeof(struct ckimg_process_fixed) == 176, "process layout");
+static_assert(sizeof(struct ckimg_list_fixed) == 8, "list layout");
+static_assert(sizeof(struct ckimg_rlimit_entry) == 24, "rlimit layout");
+static_assert(sizeof(struct ckimg_sigactions_fixed) == 16, "sigactions layout");
+static_assert(sizeof(struct ckimg_sigaction_entry) == 32, "sigaction layout");
+static_assert(sizeof(struct ckimg_thread_fixed) == 88, "thread layout");
+static_assert(sizeof(struct ckimg_area_fixed) == 64, "area layout");
+static_assert(sizeof(struct ckimg_pages_fixed) == 48, "pages layout");
+static_assert(sizeof(struct ckimg_mapped_file_fixed) == 80, "mapped file layout");
+static_assert(sizeof(struct ckimg_fd_fixed) == 56, "fd layout");
+
+#endif /* CKIMG_FORMAT_H */
