@@ -290,7 +290,7 @@ static_assert(sizeof(struct ckimg_process_fixed) == 176, "process layout");
 static_assert(sizeof(struct ckimg_list_fixed) == 8, "list layout");
 static_assert(sizeof(struct ckimg_rlimit_entry) == 24, "rlimit layout");
 static_assert(sizeof(struct ckimg_sigactions_fixed) == 16, "sigactions layout");
-static_assert(sizeof(struct ckimg_sigaction_entry) == 32, "sigaction layout");
+static_assert(sizeof(struct ckimg_sigaction_entry) == 40, "sigaction layout");
 static_assert(sizeof(struct ckimg_thread_fixed) == 88, "thread layout");
 static_assert(sizeof(struct ckimg_area_fixed) == 64, "area layout");
 static_assert(sizeof(struct ckimg_pages_fixed) == 48, "pages layout");
