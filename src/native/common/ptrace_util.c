@@ -1,0 +1,426 @@
+/*
+ * ptrace helpers: freeze/release, registers, memory, remote syscall. See ptrace_util.h for the
+ * contract; man 2 ptrace (PTRACE_SEIZE, PTRACE_INTERRUPT, "Group-stop", "Signal-delivery-stop").
+ */
+#include "ptrace_util.h"
+
+#include <dirent.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef NT_X86_XSTATE
+#define NT_X86_XSTATE 0x202
+#endif
+#ifndef PTRACE_GETSIGMASK
+#define PTRACE_GETSIGMASK 0x420a
+#define PTRACE_SETSIGMASK 0x420b
+#endif
+
+static int is_stop_signal(int sig)
+{
+	return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+}
+
+int pt_wait_stop(pid_t tid, int *status)
+{
+	for (;;) {
+		pid_t r = waitpid(tid, status, __WALL);
+		if (r == tid)
+			break;
+		if (r < 0 && errno == EINTR)
+			continue;
+		return r < 0 ? -errno : -ECHILD;
+	}
+	if (WIFEXITED(*status) || WIFSIGNALED(*status))
+		return -ESRCH;
+	return WIFSTOPPED(*status) ? 0 : -EINVAL;
+}
+
+/*
+ * Wait for the PTRACE_EVENT_STOP that PTRACE_INTERRUPT asked for. A signal-delivery-stop can
+ * come first (the signal was already being delivered): hand the signal back, as the thread
+ * would have got it anyway, and wait again; the interrupt trap follows before user mode.
+ */
+static int wait_interrupt_stop(pid_t tid, struct pt_thread *out)
+{
+	int status, err;
+
+	for (;;) {
+		err = pt_wait_stop(tid, &status);
+		if (err)
+			return err;
+		if ((status >> 16) == PTRACE_EVENT_STOP) {
+			out->tid = tid;
+			out->stop_sig = WSTOPSIG(status);
+			out->group_stop = is_stop_signal(WSTOPSIG(status));
+			return 0;
+		}
+		if (ptrace(PTRACE_CONT, tid, 0, (void *)(long)WSTOPSIG(status)) < 0)
+			return -errno;
+	}
+}
+
+int pt_seize_one(pid_t tid, struct pt_thread *out)
+{
+	int err;
+
+	if (ptrace(PTRACE_SEIZE, tid, 0, 0) < 0)
+		return -errno;
+	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0) {
+		err = -errno;
+		goto detach;
+	}
+	err = wait_interrupt_stop(tid, out);
+	if (err)
+		goto detach;
+	return 0;
+detach:
+	ptrace(PTRACE_DETACH, tid, 0, 0);
+	return err;
+}
+
+static int have_tid(const struct pt_process *p, pid_t tid)
+{
+	for (size_t i = 0; i < p->nthreads; i++)
+		if (p->threads[i].tid == tid)
+			return 1;
+	return 0;
+}
+
+static int add_thread(struct pt_process *p, const struct pt_thread *t)
+{
+	if (p->nthreads == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 16;
+		struct pt_thread *n = realloc(p->threads, cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		p->threads = n;
+		p->cap = cap;
+	}
+	p->threads[p->nthreads++] = *t;
+	return 0;
+}
+
+/* A zombie leader (main thread called pthread_exit) never reports a ptrace stop. */
+static int thread_is_zombie(pid_t pid, pid_t tid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	char *rp = strrchr(buf, ')');
+	return rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
+}
+
+/* One pass over /proc/PID/task: seize the threads not seized yet. *added counts them. */
+static int seize_new_threads(struct pt_process *p, int *added)
+{
+	char path[64];
+	struct dirent *de;
+	int err = 0;
+
+	*added = 0;
+	snprintf(path, sizeof(path), "/proc/%d/task", p->pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return errno == ENOENT ? -ESRCH : -errno;
+	while ((de = readdir(d))) {
+		pid_t tid = (pid_t)atoi(de->d_name);
+		struct pt_thread t;
+		if (tid <= 0 || have_tid(p, tid) || thread_is_zombie(p->pid, tid))
+			continue;
+		err = pt_seize_one(tid, &t);
+		if (err == -ESRCH && tid != p->pid) {
+			err = 0; /* exited meanwhile */
+			continue;
+		}
+		if (err)
+			break;
+		err = add_thread(p, &t);
+		if (err) {
+			ptrace(PTRACE_DETACH, tid, 0, 0);
+			break;
+		}
+		(*added)++;
+	}
+	closedir(d);
+	return err;
+}
+
+int pt_freeze(struct pt_process *p, pid_t pid)
+{
+	int added, err;
+
+	memset(p, 0, sizeof(*p));
+	p->pid = pid;
+	/* Threads born while we stop the others show up in the next pass; a pass that seizes
+	 * nothing new means every thread is stopped and none can clone any more. */
+	do {
+		err = seize_new_threads(p, &added);
+		if (err)
+			goto fail;
+	} while (added);
+	if (p->nthreads == 0) {
+		err = -ESRCH;
+		goto fail;
+	}
+	for (size_t i = 1; i < p->nthreads; i++) /* main thread first */
+		if (p->threads[i].tid == pid) {
+			struct pt_thread t = p->threads[0];
+			p->threads[0] = p->threads[i];
+			p->threads[i] = t;
+		}
+	return 0;
+fail:
+	pt_release(p);
+	return err;
+}
+
+void pt_release(struct pt_process *p)
+{
+	for (size_t i = 0; i < p->nthreads; i++)
+		ptrace(PTRACE_DETACH, p->threads[i].tid, 0, 0);
+	free(p->threads);
+	memset(p, 0, sizeof(*p));
+}
+
+int pt_get_regs(pid_t tid, struct user_regs_struct *regs)
+{
+	return ptrace(PTRACE_GETREGS, tid, 0, regs) < 0 ? -errno : 0;
+}
+
+int pt_set_regs(pid_t tid, const struct user_regs_struct *regs)
+{
+	return ptrace(PTRACE_SETREGS, tid, 0, regs) < 0 ? -errno : 0;
+}
+
+long pt_get_xstate(pid_t tid, void *buf, size_t size)
+{
+	struct iovec iov = { buf, size };
+	if (ptrace(PTRACE_GETREGSET, tid, (void *)NT_X86_XSTATE, &iov) < 0)
+		return -errno;
+	return (long)iov.iov_len; /* the kernel trims iov_len to what it wrote */
+}
+
+int pt_set_xstate(pid_t tid, const void *buf, size_t size)
+{
+	struct iovec iov = { (void *)buf, size };
+	return ptrace(PTRACE_SETREGSET, tid, (void *)NT_X86_XSTATE, &iov) < 0 ? -errno : 0;
+}
+
+int pt_get_fpregs(pid_t tid, void *buf512)
+{
+	struct iovec iov = { buf512, 512 };
+	return ptrace(PTRACE_GETREGSET, tid, (void *)NT_PRFPREG, &iov) < 0 ? -errno : 0;
+}
+
+int pt_get_sigmask(pid_t tid, uint64_t *mask)
+{
+	return ptrace(PTRACE_GETSIGMASK, tid, (void *)sizeof(*mask), mask) < 0 ? -errno : 0;
+}
+
+int pt_set_sigmask(pid_t tid, uint64_t mask)
+{
+	return ptrace(PTRACE_SETSIGMASK, tid, (void *)sizeof(mask), &mask) < 0 ? -errno : 0;
+}
+
+static long proc_mem_io(pid_t pid, uint64_t addr, void *buf, size_t len, int write)
+{
+	char path[64];
+	size_t done = 0;
+	long err = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	int fd = open(path, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	while (done < len) {
+		ssize_t n = write ? pwrite(fd, (char *)buf + done, len - done, (off_t)(addr + done))
+				  : pread(fd, (char *)buf + done, len - done, (off_t)(addr + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			err = n < 0 ? -errno : -EIO;
+			break;
+		}
+		done += (size_t)n;
+	}
+	close(fd);
+	return done ? (long)done : err;
+}
+
+long pt_read_mem(pid_t pid, uint64_t addr, void *buf, size_t len)
+{
+	struct iovec l = { buf, len }, r = { (void *)addr, len };
+	ssize_t n = process_vm_readv(pid, &l, 1, &r, 1, 0);
+	if (n == (ssize_t)len)
+		return n;
+	if (n < 0)
+		n = 0;
+	long m = proc_mem_io(pid, addr + n, (char *)buf + n, len - n, 0);
+	if (m < 0)
+		return n ? n : m;
+	return n + m;
+}
+
+long pt_write_mem(pid_t pid, uint64_t addr, const void *buf, size_t len)
+{
+	struct iovec l = { (void *)buf, len }, r = { (void *)addr, len };
+	ssize_t n = process_vm_writev(pid, &l, 1, &r, 1, 0);
+	if (n == (ssize_t)len)
+		return n;
+	if (n < 0)
+		n = 0;
+	long m = proc_mem_io(pid, addr + n, (char *)buf + n, len - n, 1);
+	if (m < 0)
+		return n ? n : m;
+	return n + m;
+}
+
+static int search_syscall_insn(pid_t pid, uint64_t start, uint64_t end, uint64_t *ip)
+{
+	size_t len = end - start;
+	int err = -ENOENT;
+
+	if (len > (16u << 20))
+		len = 16u << 20;
+	unsigned char *buf = malloc(len);
+	if (!buf)
+		return -ENOMEM;
+	long n = pt_read_mem(pid, start, buf, len);
+	for (long i = 0; i + 1 < n; i++)
+		if (buf[i] == 0x0f && buf[i + 1] == 0x05) {
+			*ip = start + (uint64_t)i;
+			err = 0;
+			break;
+		}
+	free(buf);
+	return err;
+}
+
+int pt_find_syscall_ip(pid_t pid, uint64_t *ip)
+{
+	char path[64], line[4096];
+	int err = -ENOENT;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	/* Pass 0: the vdso (tiny, always there); pass 1: any other r-x mapping (libc has many). */
+	for (int pass = 0; pass < 2 && err; pass++) {
+		FILE *f = fopen(path, "re");
+		if (!f)
+			return -errno;
+		while (err && fgets(line, sizeof(line), f)) {
+			unsigned long long s, e;
+			char perms[8];
+			if (sscanf(line, "%llx-%llx %7s", &s, &e, perms) != 3 || perms[2] != 'x')
+				continue;
+			int vdso = strstr(line, "[vdso]") != NULL;
+			if ((pass == 0) != vdso || strstr(line, "[vsyscall]"))
+				continue;
+			err = search_syscall_insn(pid, s, e, ip);
+		}
+		fclose(f);
+	}
+	return err;
+}
+
+/* Step over the syscall; a stop other than our SIGTRAP is noted and stepped past. */
+static int step_syscall(pid_t tid, int *other_sig)
+{
+	int status, err;
+
+	if (ptrace(PTRACE_SINGLESTEP, tid, 0, 0) < 0)
+		return -errno;
+	for (;;) {
+		err = pt_wait_stop(tid, &status);
+		if (err)
+			return err;
+		int sig = WSTOPSIG(status), event = status >> 16;
+		if (sig == SIGTRAP && event == 0)
+			return 0;
+		if (event == 0)
+			*other_sig = sig; /* signal-delivery-stop: suppressed now, re-sent later */
+		if (ptrace(PTRACE_SINGLESTEP, tid, 0, 0) < 0)
+			return -errno;
+	}
+}
+
+int pt_remote_syscall(pid_t tid, uint64_t syscall_ip, struct pt_syscall *sc)
+{
+	struct user_regs_struct saved, r;
+	uint64_t saved_mask;
+	int other_sig = 0, err;
+
+	err = pt_get_regs(tid, &saved);
+	if (err)
+		return err;
+	err = pt_get_sigmask(tid, &saved_mask);
+	if (err)
+		return err;
+	err = pt_set_sigmask(tid, ~0ULL);
+	if (err)
+		return err;
+	r = saved;
+	r.rip = syscall_ip;
+	r.rax = (unsigned long long)sc->nr;
+	r.orig_rax = (unsigned long long)-1;
+	r.rdi = sc->arg[0];
+	r.rsi = sc->arg[1];
+	r.rdx = sc->arg[2];
+	r.r10 = sc->arg[3];
+	r.r8 = sc->arg[4];
+	r.r9 = sc->arg[5];
+	err = pt_set_regs(tid, &r);
+	if (!err)
+		err = step_syscall(tid, &other_sig);
+	if (!err)
+		err = pt_get_regs(tid, &r);
+	if (!err)
+		sc->ret = (int64_t)r.rax;
+	/* Restore whatever happened above; a dead thread (-ESRCH) has nothing to restore. */
+	if (err != -ESRCH) {
+		int e1 = pt_set_regs(tid, &saved), e2 = pt_set_sigmask(tid, saved_mask);
+		if (!err)
+			err = e1 ? e1 : e2;
+	}
+	if (other_sig)
+		kill(tid, other_sig);
+	return err;
+}
+
+int pt_remote_mmap(pid_t tid, uint64_t syscall_ip, size_t len, uint64_t *addr)
+{
+	struct pt_syscall sc = REMOTE_SYSCALL(__NR_mmap, 0, len, PROT_READ | PROT_WRITE,
+					  MAP_PRIVATE | MAP_ANONYMOUS, (uint64_t)-1, 0);
+	int err = pt_remote_syscall(tid, syscall_ip, &sc);
+	if (err)
+		return err;
+	if (sc.ret < 0 && sc.ret > -4096)
+		return (int)sc.ret;
+	*addr = (uint64_t)sc.ret;
+	return 0;
+}
+
+int pt_remote_munmap(pid_t tid, uint64_t syscall_ip, uint64_t addr, size_t len)
+{
+	struct pt_syscall sc = REMOTE_SYSCALL(__NR_munmap, addr, len);
+	int err = pt_remote_syscall(tid, syscall_ip, &sc);
+	return err ? err : (int)sc.ret;
+}
