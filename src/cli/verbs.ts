@@ -3,5 +3,9 @@
  * Keep this file a plain table so adding a verb touches one line here.
  */
 import type { Verb } from "./common.js";
+import { INSPECT_VERB, VERIFY_VERB } from "./image.js";
 
-export const VERBS: Record<string, Verb> = {};
+export const VERBS: Record<string, Verb> = {
+  inspect: INSPECT_VERB,
+  verify: VERIFY_VERB,
+};

@@ -1,0 +1,61 @@
+/**
+ * The one error type of the format library. Every failure names what was wrong (`detail`),
+ * where (`file`, `offset`, and for records their type and sequence number) and carries a
+ * stable `code` (docs/FORMAT.md section 6) that scripts can switch on.
+ */
+
+export type ImageErrorCode =
+  | "NOT_AN_IMAGE"
+  | "UNSUPPORTED_VERSION"
+  | "BAD_HEADER"
+  | "TRUNCATED"
+  | "BAD_TRAILER"
+  | "BAD_INDEX"
+  | "BAD_RECORD"
+  | "BAD_CHECKSUM"
+  | "BAD_FIELD"
+  | "RECORD_TOO_LARGE"
+  | "CHUNK_TOO_LARGE"
+  | "UNSUPPORTED_RECORD"
+  | "DUPLICATE_RECORD"
+  | "MISSING_RECORD"
+  | "BAD_CODEC"
+  | "NOT_MAPPED"
+  | "UNAVAILABLE"
+  | "IO";
+
+export interface ImageErrorWhere {
+  file?: string;
+  offset?: number;
+  recordType?: string;
+  sequence?: number;
+}
+
+export class ImageError extends Error {
+  override name = "ImageError";
+  readonly code: ImageErrorCode;
+  /** What was wrong, without the location (the CLI composes `file: detail at offset n`). */
+  readonly detail: string;
+  file: string | undefined;
+  readonly offset: number | undefined;
+  readonly recordType: string | undefined;
+  readonly sequence: number | undefined;
+
+  constructor(code: ImageErrorCode, detail: string, where: ImageErrorWhere = {}) {
+    const rec = where.recordType ? ` in ${where.recordType} record${where.sequence !== undefined ? ` #${where.sequence}` : ""}` : "";
+    const fullDetail = detail + rec;
+    super(
+      (where.file ? `${where.file}: ` : "") + fullDetail + (where.offset !== undefined ? ` at offset ${where.offset}` : ""),
+    );
+    this.code = code;
+    this.detail = fullDetail;
+    this.file = where.file;
+    this.offset = where.offset;
+    this.recordType = where.recordType;
+    this.sequence = where.sequence;
+  }
+}
+
+export function isImageError(err: unknown): err is ImageError {
+  return err instanceof ImageError;
+}

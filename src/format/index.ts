@@ -1,0 +1,22 @@
+/**
+ * ckimg image format v1 (docs/FORMAT.md): read, write and verify checkpoint images.
+ *
+ * @example
+ * ```ts
+ * import { openImage } from "ckimg";
+ * const img = await openImage("counter.img");
+ * console.log(img.process.pid, img.process.comm, img.threads.length);
+ * for (const area of img.areas) console.log(area.start.toString(16), area.path, img.storedPages(area.id));
+ * const bytes = await img.readMemory(img.threads[0].regs!.rsp, 64);
+ * await img.close();
+ * ```
+ */
+export * from "./errors.js";
+export * from "./raw.js";
+export * from "./records.js";
+export * from "./reader.js";
+export * from "./writer.js";
+export * from "./verify.js";
+export { crc32 } from "./checksum.js";
+export * from "./codecs.js";
+export { CodecError } from "./codec-error.js";
