@@ -20,3 +20,4 @@ export * from "./verify.js";
 export { crc32 } from "./checksum.js";
 export * from "./codecs.js";
 export { CodecError } from "./codec-error.js";
+export * from "./synthetic.js";
