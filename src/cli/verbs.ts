@@ -3,9 +3,11 @@
  * Keep this file a plain table so adding a verb touches one line here.
  */
 import type { Verb } from "./common.js";
+import { ELF_VERB } from "./elf.js";
 import { INSPECT_VERB, VERIFY_VERB } from "./image.js";
 
 export const VERBS: Record<string, Verb> = {
+  elf: ELF_VERB,
   inspect: INSPECT_VERB,
   verify: VERIFY_VERB,
 };
