@@ -43,7 +43,8 @@ export function parseVerbArgs(args: string[], options: OptionsConfig): ParsedArg
     const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
     return { values: values as ParsedArgs["values"], positionals };
   } catch (err) {
-    throw new UsageError((err as Error).message.split("\n")[0]);
+    // node's messages run on ("… To specify a positional argument …"): keep the first sentence.
+    throw new UsageError((err as Error).message.split("\n")[0].replace(/\. To specify.*$/, ""));
   }
 }
 

@@ -132,10 +132,7 @@ export function verifyText(r: VerifyReport): string {
     out.push(`${r.path}: ok — ${r.records} records, ${r.chunks} page chunks, ${bytes(r.rawBytesChecked)} of pages checked in ${r.seconds.toFixed(2)} s (${rate})`);
   } else {
     out.push(`${r.path}: DAMAGED — ${r.problems.length} problem(s)${r.recovered ? ", index unusable: records recovered by scanning" : ""}; ${r.damagedChunks} of ${r.chunks} page chunks damaged`);
-    for (const p of r.problems) {
-      const rec = p.recordType ? `${p.recordType}${p.sequence !== undefined ? ` #${p.sequence}` : ""}: ` : "";
-      out.push(`  ${p.code.padEnd(18)} ${rec}${p.detail}${p.offset !== undefined ? ` at offset ${p.offset}` : ""}`);
-    }
+    for (const p of r.problems) out.push(`  ${p.code.padEnd(18)} ${p.detail}${p.offset !== undefined ? ` at offset ${p.offset}` : ""}`);
   }
   return out.join("\n") + "\n";
 }

@@ -257,11 +257,9 @@ export class CheckpointImage {
   }
 
   private async readHeader(): Promise<ImageHeader> {
-    if (this.size < IMAGE_MAGIC.length) {
-      throw new ImageError(this.size === 0 ? "NOT_AN_IMAGE" : "TRUNCATED", `file of ${this.size} bytes is too short for an image`, { offset: 0 });
-    }
+    if (this.size === 0) throw new ImageError("NOT_AN_IMAGE", "empty file, not a ckimg image", { offset: 0 });
     const h = await this.readAt(0, Math.min(HEADER_SIZE, this.size));
-    for (let i = 0; i < IMAGE_MAGIC.length; i++) {
+    for (let i = 0; i < Math.min(IMAGE_MAGIC.length, h.length); i++) {
       if (h[i] !== IMAGE_MAGIC[i]) throw new ImageError("NOT_AN_IMAGE", "not a ckimg image (bad magic)", { offset: 0 });
     }
     if (h.length < HEADER_SIZE) throw new ImageError("TRUNCATED", "image header is truncated", { offset: h.length });
