@@ -1,0 +1,417 @@
+/*
+ * restore_fork: create the child with the recorded PID and let it prepare, by itself, what a
+ * process can set up for itself before its memory is replaced: file descriptors at their
+ * numbers, cwd, umask, personality, name, signal dispositions, and the fds restore_mm needs
+ * (the image and every mapped file, on high "aux" numbers). It then maps the trampoline and
+ * stops itself under PTRACE_TRACEME. Errors in the child go to a shared page, then _exit().
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "restore.h"
+
+#define CHILD_ERR_SIZE 4096
+
+struct kernel_sigaction {
+	uint64_t handler, flags, restorer, mask;
+};
+
+static void __attribute__((noreturn, format(printf, 2, 3)))
+child_fail(struct restore_args *a, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(a->child_err, CHILD_ERR_SIZE, fmt, ap);
+	va_end(ap);
+	_exit(100);
+}
+
+static int fd_is_open(int fd)
+{
+	return fcntl(fd, F_GETFD) >= 0;
+}
+
+/* Put `fd` at number `target` (closing fd), with FD_CLOEXEC as recorded. */
+static int place_fd(int fd, int target, int cloexec)
+{
+	if (fd != target) {
+		if (dup3(fd, target, cloexec ? O_CLOEXEC : 0) < 0)
+			return -errno;
+		close(fd);
+	} else if (fcntl(fd, F_SETFD, cloexec ? FD_CLOEXEC : 0) < 0) {
+		return -errno;
+	}
+	return 0;
+}
+
+static int is_anon_pipe(const struct img_fd *d)
+{
+	return d->f.kind == CKIMG_FD_FIFO && strncmp(d->path.s, "pipe:[", 6) == 0;
+}
+
+/* Can this recorded fd be opened again by path? */
+static int reopenable(const struct img_fd *d)
+{
+	switch (d->f.kind) {
+	case CKIMG_FD_REGULAR: case CKIMG_FD_DIRECTORY: case CKIMG_FD_CHARDEV: case CKIMG_FD_BLOCKDEV:
+	case CKIMG_FD_TTY:
+		return d->path.s[0] == '/';
+	case CKIMG_FD_FIFO:
+		return d->path.s[0] == '/';
+	default:
+		return 0;
+	}
+}
+
+static int open_recorded(const struct img_fd *d)
+{
+	int flags = (int)d->f.open_flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC);
+	int fd;
+
+	flags |= O_NOCTTY;
+	if (d->f.kind == CKIMG_FD_FIFO) {
+		/* A FIFO opened for reading alone must not wait for a writer. */
+		fd = open(d->path.s, flags | O_NONBLOCK);
+		if (fd < 0 && errno == ENXIO)
+			fd = open(d->path.s, (flags & ~O_ACCMODE) | O_RDWR | O_NONBLOCK);
+		if (fd >= 0 && !(d->f.open_flags & O_NONBLOCK))
+			fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+		return fd < 0 ? -errno : fd;
+	}
+	fd = open(d->path.s, flags);
+	if (fd < 0)
+		return -errno;
+	if ((d->f.kind == CKIMG_FD_REGULAR || d->f.kind == CKIMG_FD_BLOCKDEV) &&
+	    lseek(fd, (off_t)d->f.pos, SEEK_SET) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	return fd;
+}
+
+static void child_fds(struct restore_args *a)
+{
+	struct img *img = a->img;
+	int scratch = a->hi_fd + 4 + (int)img->nfiles + 16;
+	char inherit[3] = { 0, 0, 0 };
+
+	/* fds 0-2 that cannot be reopened (pipes, sockets, a vanished tty) are taken over from
+	 * ckimg-restore itself, like a shell job: the restored process talks to our stdio. */
+	for (size_t i = 0; i < img->nfds; i++) {
+		const struct img_fd *d = &img->fds[i];
+		if (d->f.fd > 2 || !fd_is_open((int)d->f.fd))
+			continue;
+		if (!reopenable(d) || access(d->path.s, F_OK) != 0)
+			inherit[d->f.fd] = 1;
+	}
+	for (int fd = 0; fd < a->hi_fd; fd++)
+		if (fd > 2 || !inherit[fd])
+			close(fd);
+
+	for (size_t i = 0; i < img->nfds; i++) {
+		const struct img_fd *d = &img->fds[i];
+		int target = (int)d->f.fd, fd, cloexec = d->f.fd_flags & CKIMG_FD_CLOEXEC;
+
+		if (target <= 2 && inherit[target]) {
+			fcntl(target, F_SETFD, cloexec ? FD_CLOEXEC : 0);
+			continue;
+		}
+		if (fd_is_open(target))
+			continue;       /* placed already as the peer of a pipe */
+		if (reopenable(d)) {
+			fd = open_recorded(d);
+			if (fd < 0)
+				child_fail(a, "FD record #%u (fd %d, %s): cannot reopen: %s", d->seq, target,
+					   d->path.s, strerror(-fd));
+		} else if (is_anon_pipe(d)) {
+			/* both ends of a pipe inside the process: one new pipe for the pair */
+			const struct img_fd *peer = NULL;
+			int p[2];
+			for (size_t j = 0; j < img->nfds; j++)
+				if (j != i && is_anon_pipe(&img->fds[j]) && img->fds[j].f.inode == d->f.inode &&
+				    (img->fds[j].f.open_flags & O_ACCMODE) != (d->f.open_flags & O_ACCMODE))
+					peer = &img->fds[j];
+			if (!peer)
+				goto devnull;
+			if (pipe2(p, O_CLOEXEC) < 0)
+				child_fail(a, "FD record #%u: pipe: %s", d->seq, strerror(errno));
+			int r = fcntl(p[0], F_DUPFD_CLOEXEC, scratch), w = fcntl(p[1], F_DUPFD_CLOEXEC, scratch);
+			close(p[0]);
+			close(p[1]);
+			int rd_is_d = (d->f.open_flags & O_ACCMODE) == O_RDONLY;
+			const struct img_fd *rdr = rd_is_d ? d : peer, *wrr = rd_is_d ? peer : d;
+			if (place_fd(r, (int)rdr->f.fd, rdr->f.fd_flags & CKIMG_FD_CLOEXEC) ||
+			    place_fd(w, (int)wrr->f.fd, wrr->f.fd_flags & CKIMG_FD_CLOEXEC))
+				child_fail(a, "FD record #%u: placing a pipe: %s", d->seq, strerror(errno));
+			fcntl(target, F_SETFL, d->f.open_flags & (O_NONBLOCK | O_APPEND));
+			fcntl((int)peer->f.fd, F_SETFL, peer->f.open_flags & (O_NONBLOCK | O_APPEND));
+			continue;
+		} else {
+devnull:
+			/* not restorable in format 1.0 (socket, anon inode, pipe to another process):
+			 * keep the number taken so the program's later opens do not land on it */
+			fd = open("/dev/null", ((int)d->f.open_flags & O_ACCMODE) | O_NOCTTY);
+			if (fd < 0)
+				child_fail(a, "FD record #%u: /dev/null: %s", d->seq, strerror(errno));
+		}
+		int moved = fcntl(fd, F_DUPFD_CLOEXEC, scratch);
+		close(fd);
+		if (moved < 0 || place_fd(moved, target, cloexec))
+			child_fail(a, "FD record #%u (fd %d): cannot place: %s", d->seq, target, strerror(errno));
+	}
+}
+
+static void child_aux_fds(struct restore_args *a)
+{
+	struct img *img = a->img;
+	int fd;
+
+	if (dup2(img->fd, a->img_fd_child) < 0)
+		child_fail(a, "cannot dup the image fd: %s", strerror(errno));
+	if (a->exe_fd_child >= 0) {
+		fd = open(img->proc.exe.s, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || dup2(fd, a->exe_fd_child) < 0)
+			a->exe_fd_child = -1;   /* parent notices: PR_SET_MM_MAP keeps exe */
+		if (fd >= 0)
+			close(fd);
+	}
+	for (size_t i = 0; i < img->nfiles; i++) {
+		int want = a->file_fd_child[i], flags = O_RDONLY;
+		if (want < 0)
+			continue;
+		for (size_t k = 0; k < img->nareas; k++)
+			if (img->areas[k].file_idx == (int)i && (img->areas[k].f.flags & CKIMG_AREA_SHARED) &&
+			    (img->areas[k].f.prot & CKIMG_PROT_WRITE))
+				flags = O_RDWR;
+		fd = open(img->files[i].path.s, flags | O_CLOEXEC);
+		if (fd < 0)
+			child_fail(a, "MAPPED_FILE record #%u (%s): cannot open: %s", img->files[i].seq,
+				   img->files[i].path.s, strerror(errno));
+		if (dup2(fd, want) < 0)
+			child_fail(a, "MAPPED_FILE record #%u: dup: %s", img->files[i].seq, strerror(errno));
+		close(fd);
+	}
+}
+
+static void child_signals(struct restore_args *a)
+{
+	struct img *img = a->img;
+
+	for (int sig = 1; sig <= 64; sig++) {
+		struct kernel_sigaction ks = { 0, 0, 0, 0 };
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		for (uint32_t i = 0; i < img->nsigs; i++)
+			if ((int)img->sigs[i].signo == sig) {
+				ks.handler = img->sigs[i].handler;
+				ks.flags = img->sigs[i].flags;
+				ks.restorer = img->sigs[i].restorer;
+				ks.mask = img->sigs[i].mask;
+			}
+		if (syscall(SYS_rt_sigaction, sig, &ks, NULL, 8) < 0)
+			child_fail(a, "SIGACTIONS record: signal %d: %s", sig, strerror(errno));
+	}
+}
+
+static void __attribute__((noreturn)) child_main(struct restore_args *a)
+{
+	struct img *img = a->img;
+	const struct ckimg_process_fixed *p = &img->proc.f;
+	sigset_t all;
+	void *t;
+
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (p->sid == p->pid && !a->new_pid)
+		setsid();
+	else if (p->pgid == p->pid && !a->new_pid)
+		setpgid(0, 0);
+
+	child_aux_fds(a);
+	child_fds(a);
+	if (p->umask != 0xFFFFFFFFu)
+		umask(p->umask & 0777);
+	if (personality(p->personality) < 0)
+		child_fail(a, "PROCESS record: personality 0x%x: %s", p->personality, strerror(errno));
+	prctl(PR_SET_NAME, img->proc.comm.s);
+	if (img->proc.cwd.s[0] && chdir(img->proc.cwd.s) < 0)
+		child_fail(a, "PROCESS record: cwd %s: %s", img->proc.cwd.s, strerror(errno));
+	child_signals(a);
+
+	t = mmap((void *)a->tramp, RST_TRAMP_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (t != (void *)a->tramp)
+		child_fail(a, "cannot map the trampoline at %#llx: %s", (unsigned long long)a->tramp,
+			   strerror(errno));
+	((uint8_t *)t)[0] = 0x0f;       /* syscall */
+	((uint8_t *)t)[1] = 0x05;
+	((uint8_t *)t)[2] = 0xcc;       /* int3: never reached (we stop at syscall exit) */
+
+	if (ptrace(PTRACE_TRACEME, 0, 0, 0) < 0)
+		child_fail(a, "PTRACE_TRACEME: %s", strerror(errno));
+	syscall(SYS_kill, syscall(SYS_getpid), SIGSTOP);
+	/* The parent rebuilds us from here; reaching this line means it let us go. */
+	child_fail(a, "resumed before the restore finished");
+}
+
+/* Lowest [addr, addr+len) at or above `from` that meets none of the given ranges. */
+static uint64_t find_gap(uint64_t from, uint64_t len, uint64_t (*r)[2], size_t n)
+{
+	uint64_t addr = from;
+	int moved = 1;
+
+	while (moved) {
+		moved = 0;
+		for (size_t i = 0; i < n; i++)
+			if (addr < r[i][1] && addr + len > r[i][0]) {
+				addr = (r[i][1] + 0xfff) & ~0xfffull;
+				moved = 1;
+			}
+	}
+	return addr;
+}
+
+/* Recorded areas plus what this process (and so the child at birth) has mapped. */
+static size_t busy_ranges(struct restore_args *a, uint64_t (**out)[2])
+{
+	size_t n = 0, cap = a->img->nareas + 256;
+	uint64_t (*r)[2] = malloc(cap * sizeof(*r));
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[512];
+
+	if (!r)
+		return 0;
+	for (size_t i = 0; i < a->img->nareas; i++) {
+		r[n][0] = a->img->areas[i].f.start;
+		r[n][1] = a->img->areas[i].f.end;
+		n++;
+	}
+	while (f && fgets(line, sizeof(line), f)) {
+		unsigned long long s, e;
+		if (sscanf(line, "%llx-%llx", &s, &e) != 2)
+			continue;
+		if (n == cap) {
+			cap *= 2;
+			void *nr = realloc(r, cap * sizeof(*r));
+			if (!nr)
+				break;
+			r = nr;
+		}
+		/* keep a guard page either side */
+		r[n][0] = s > 0x1000 ? s - 0x1000 : 0;
+		r[n][1] = e + 0x1000;
+		n++;
+	}
+	if (f)
+		fclose(f);
+	*out = r;
+	return n;
+}
+
+int restore_fork(struct restore_args *a)
+{
+	struct img *img = a->img;
+	struct clone_args ca;
+	uint64_t (*busy)[2] = NULL;
+	size_t nbusy;
+	int max_fd = 2, st;
+	pid_t pid, want = (pid_t)img->proc.f.pid;
+	struct rlimit rl;
+
+	nbusy = busy_ranges(a, &busy);
+	a->tramp = find_gap(0x100000, RST_TRAMP_SIZE, busy, nbusy);
+	{
+		/* room to park vdso/vvar while they move: 64 pages, clear of everything */
+		uint64_t (*b2)[2] = realloc(busy, (nbusy + 1) * sizeof(*busy));
+		if (b2) {
+			busy = b2;
+			busy[nbusy][0] = a->tramp;
+			busy[nbusy][1] = a->tramp + RST_TRAMP_SIZE + 0x1000;
+			a->park = find_gap(0x10000000, 64 * 4096, busy, nbusy + 1);
+		}
+	}
+	free(busy);
+
+	for (size_t i = 0; i < img->nfds; i++)
+		if ((int)img->fds[i].f.fd > max_fd)
+			max_fd = (int)img->fds[i].f.fd;
+	a->hi_fd = max_fd + 64;
+	a->img_fd_child = a->hi_fd;
+	a->exe_fd_child = img->proc.exe.s[0] == '/' ? a->hi_fd + 1 : -1;
+	for (size_t i = 0; i < img->nfiles; i++)
+		if (a->file_fd_child[i] >= 0)
+			a->file_fd_child[i] = a->hi_fd + 2 + (int)i;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		rlim_t need = (rlim_t)(a->hi_fd + 2 + (int)img->nfiles + 64);
+		if (rl.rlim_cur < need) {
+			rl.rlim_cur = need;
+			if (rl.rlim_max < need)
+				rl.rlim_max = need;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
+
+	a->child_err = mmap(NULL, CHILD_ERR_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (a->child_err == MAP_FAILED)
+		return rst_err(a, -errno, "mmap: %s", strerror(errno));
+	a->child_err[0] = 0;
+
+	fflush(NULL);
+	memset(&ca, 0, sizeof(ca));
+	ca.exit_signal = SIGCHLD;
+	if (!a->new_pid) {
+		ca.set_tid = (uint64_t)(uintptr_t)&want;
+		ca.set_tid_size = 1;
+	}
+	pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+	if (pid < 0) {
+		if (errno == EEXIST)
+			return rst_err(a, -EEXIST, "PROCESS record: PID %d is taken by a running process "
+				       "(wait for it to exit, or use --new-pid)", want);
+		return rst_err(a, -errno, "PROCESS record: clone3 with PID %d: %s", want, strerror(errno));
+	}
+	if (pid == 0)
+		child_main(a);
+	a->pid = pid;
+
+	while (waitpid(pid, &st, __WALL) < 0)
+		if (errno != EINTR)
+			return rst_err(a, -errno, "waitpid: %s", strerror(errno));
+	if (!WIFSTOPPED(st)) {
+		a->pid = 0;     /* already reaped */
+		if (a->child_err[0])
+			return rst_err(a, -EIO, "%s", a->child_err);
+		return rst_err(a, -EIO, "the restored child died during setup (status 0x%x)", st);
+	}
+	if (ptrace(PTRACE_SETOPTIONS, pid, 0,
+		   PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE | PTRACE_O_TRACESYSGOOD) < 0)
+		return rst_err(a, -errno, "PTRACE_SETOPTIONS: %s", strerror(errno));
+	a->threads = calloc(img->nthreads, sizeof(*a->threads));
+	if (!a->threads)
+		return -ENOMEM;
+	a->threads[0].tid = pid;
+	for (size_t i = 0; i < img->nthreads; i++)
+		if (img->threads[i].f.tid == img->proc.f.pid)
+			a->threads[0].img_idx = (int)i;
+	a->nthreads = 1;
+	return rst_thread_attach_regs(&a->threads[0]);
+}

@@ -1,0 +1,126 @@
+/*
+ * Image reader for restore: opens a ckimg image (docs/FORMAT.md), validates header, trailer
+ * and index, and loads every metadata record restore needs into plain structs. Page data is
+ * not read here: PAGES records are described (area, span, bitmap, where DATA lies) and read
+ * later chunk by chunk with img_read_chunk().
+ *
+ * Images are hostile input: every length, count and offset is checked against the file size
+ * and the spec's limits before it is used or allocated. Errors return -EBADMSG (bad content),
+ * -ENOTSUP (unsupported version/record) or -errno (I/O), and leave a one-line explanation in
+ * img->err naming the record ("THREAD #3 at offset 1234: ...").
+ */
+#ifndef RST_IMAGE_H
+#define RST_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "ckimg_format.h"
+
+struct img_str {
+	char *s;            /* NUL-terminated copy (the image string has no NUL) */
+	uint32_t len;
+};
+
+struct img_process {
+	struct ckimg_process_fixed f;
+	struct img_str comm, exe, cwd, root, kernel;
+};
+
+struct img_thread {
+	struct ckimg_thread_fixed f;
+	uint64_t regs[27];          /* struct user_regs_struct order (FORMAT.md 4.6) */
+	uint8_t *xstate;
+	uint32_t xstate_size;
+	uint32_t seq;               /* record sequence, for messages */
+};
+
+struct img_area {
+	struct ckimg_area_fixed f;
+	struct img_str path, vmflags;
+	uint32_t seq;
+	int file_idx;               /* index into img.files, -1 if none */
+	/* filled by restore */
+	int has_pages;
+};
+
+struct img_file {
+	struct ckimg_mapped_file_fixed f;
+	struct img_str path, build_id;
+	uint32_t seq;
+};
+
+struct img_fd {
+	struct ckimg_fd_fixed f;
+	struct img_str path;
+	uint32_t seq;
+};
+
+struct img_chunk {
+	uint32_t area_id;
+	int area_idx;
+	uint64_t first_page;
+	uint32_t span_pages, stored_pages;
+	uint8_t codec;
+	uint32_t stored_size, raw_crc, payload_crc;
+	uint64_t rec_offset;        /* file offset of the record header */
+	uint64_t payload_offset;    /* file offset of the payload */
+	uint64_t payload_length;
+	uint64_t data_offset;       /* absolute file offset of DATA */
+	uint8_t *bitmap;            /* ceil(span_pages / 8) bytes */
+	uint32_t seq;
+};
+
+struct img {
+	const char *path;
+	int fd;
+	uint64_t size;
+	struct ckimg_header hdr;
+	uint32_t page_size;
+
+	struct ckimg_index_entry *ents;
+	uint64_t nents;
+
+	int have_process;
+	struct img_process proc;
+	uint64_t (*auxv)[2];
+	uint32_t nauxv;
+	struct ckimg_rlimit_entry *rlimits;
+	uint32_t nrlimits;
+	struct ckimg_sigactions_fixed sigf;
+	struct ckimg_sigaction_entry *sigs;
+	uint32_t nsigs;
+
+	struct img_thread *threads;
+	size_t nthreads;
+	struct img_area *areas;
+	size_t nareas;
+	struct img_file *files;
+	size_t nfiles;
+	struct img_fd *fds;
+	size_t nfds;
+	struct img_chunk *chunks;
+	size_t nchunks;
+
+	char err[512];
+};
+
+/* Open and validate path; load all metadata. Returns 0 or -errno with img->err set. */
+int img_open(struct img *img, const char *path);
+void img_close(struct img *img);
+
+/*
+ * Read chunk c: payload into `payload` (c->payload_length bytes, caller-sized), verify the
+ * payload CRC, decompress DATA into `raw` (c->stored_pages * page_size bytes) and verify the
+ * raw CRC. For codec NONE `raw` may be NULL: the raw pages are then at payload + (data_offset -
+ * payload_offset). Thread-safe (pread only). Returns 0 or -EBADMSG/-errno, message in errbuf.
+ */
+int img_read_chunk(const struct img *img, const struct img_chunk *c, uint8_t *payload,
+		   uint8_t *raw, char *errbuf, size_t errlen);
+
+/* Decompress one block; 0 when exactly dlen bytes came out, else -EBADMSG. (codec.c) */
+int rst_decompress(uint8_t codec, const uint8_t *src, size_t slen, uint8_t *dst, size_t dlen);
+
+const char *img_type_name(uint16_t type);
+int img_area_by_id(const struct img *img, uint32_t area_id);
+
+#endif /* RST_IMAGE_H */

@@ -1,0 +1,158 @@
+/*
+ * ckimg-restore IMG [--detach] [--force] [--new-pid] [--lazy] [--no-verify] [--pid-fd N] [-v]
+ *
+ * Rebuilds the process recorded in IMG and lets it run on (see restore.h for the steps).
+ *   default      wait for the restored process (it is our child) and exit with its status
+ *                (128 + signal when it was killed); SIGINT/SIGTERM/SIGHUP are forwarded.
+ *   --detach     print the PID and exit 0 as soon as it runs.
+ *   --pid-fd N   also write "PID\n" to fd N once the process runs (used by `ckimg restore`).
+ * Failure: exit 2 and one line on stderr, "ckimg: IMG: what", naming the record; the
+ * half-built child is killed.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "restore.h"
+
+static struct restore_args args;
+
+int rst_err(struct restore_args *a, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(a->err, sizeof(a->err), fmt, ap);
+	va_end(ap);
+	return err ? err : -EIO;
+}
+
+void rst_warn(const char *fmt, ...)
+{
+	char buf[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "ckimg: %s: warning: %s\n", args.image_path, buf);
+}
+
+uint64_t rst_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void rst_trace(struct restore_args *a, const char *what)
+{
+	if (a->verbose)
+		fprintf(stderr, "ckimg-restore: %8.2f ms  %s\n", (double)(rst_now_ns() - a->t0) / 1e6, what);
+}
+
+static volatile sig_atomic_t fwd_pid;
+
+static void forward(int sig)
+{
+	if (fwd_pid > 0)
+		kill(fwd_pid, sig);
+}
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: ckimg-restore IMG [--detach] [--force] [--new-pid] [--lazy] [--no-verify] "
+		"[--pid-fd N] [-v]\n");
+	return 2;
+}
+
+static int wait_restored(pid_t pid)
+{
+	struct sigaction sa;
+	int st;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = forward;
+	fwd_pid = pid;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGQUIT, &sa, NULL);
+	for (;;) {
+		pid_t w = waitpid(pid, &st, 0);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return 2;
+		}
+		if (WIFEXITED(st))
+			return WEXITSTATUS(st);
+		if (WIFSIGNALED(st))
+			return 128 + WTERMSIG(st);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct restore_args *a = &args;
+	struct img img;
+	int err, pid_fd = -1;
+
+	signal(SIGPIPE, SIG_IGN);
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--detach"))
+			a->detach = 1;
+		else if (!strcmp(argv[i], "--force"))
+			a->force = 1;
+		else if (!strcmp(argv[i], "--new-pid"))
+			a->new_pid = 1;
+		else if (!strcmp(argv[i], "--lazy"))
+			a->lazy = 1;
+		else if (!strcmp(argv[i], "--no-verify"))
+			a->no_verify = 1;
+		else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose"))
+			a->verbose = 1;
+		else if (!strcmp(argv[i], "--pid-fd") && i + 1 < argc)
+			pid_fd = atoi(argv[++i]);
+		else if (argv[i][0] == '-' || a->image_path)
+			return usage();
+		else
+			a->image_path = argv[i];
+	}
+	if (!a->image_path)
+		return usage();
+	a->t0 = rst_now_ns();
+	a->img = &img;
+
+	err = img_open(&img, a->image_path);
+	if (err) {
+		fprintf(stderr, "ckimg: %s: %s\n", a->image_path, img.err);
+		return 2;
+	}
+	rst_trace(a, "image read");
+	if ((err = restore_check_files(a)) || (err = restore_fork(a)) || (err = restore_mm(a)) ||
+	    (err = restore_threads(a)) || (err = restore_mm_wait(a)) || (err = restore_creds(a)) ||
+	    (err = restore_finish(a))) {
+		restore_abort(a);
+		fprintf(stderr, "ckimg: %s: %s\n", a->image_path, a->err[0] ? a->err : strerror(-err));
+		return 2;
+	}
+	rst_trace(a, "running");
+	if (pid_fd >= 0) {
+		dprintf(pid_fd, "%d\n", a->pid);
+		close(pid_fd);
+	}
+	if (a->detach) {
+		printf("%d\n", a->pid);
+		return 0;
+	}
+	img_close(&img);
+	return wait_restored(a->pid);
+}

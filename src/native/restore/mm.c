@@ -1,0 +1,545 @@
+/*
+ * restore_mm: replace the child's address space with the recorded one.
+ *
+ *   1. unmap everything the child inherited from us, except the trampoline and the kernel's
+ *      special mappings (vdso, vvar, vvar_vclock);
+ *   2. move those specials to their recorded addresses (mremap; same kernel => same sizes),
+ *      parking them first so a move never lands on another special;
+ *   3. map every AREA at its address (file-backed ones from the recorded file at the recorded
+ *      offset; writable while pages are filled);
+ *   4. --lazy: codec-NONE chunks whose DATA is page-aligned in the image are mapped straight
+ *      from the image file (MAP_PRIVATE: copy-on-write, read on first touch);
+ *   5. fill the other stored pages with worker threads (read, verify CRCs, decompress,
+ *      process_vm_writev) while the tracer goes on with threads;
+ *   restore_mm_wait: join, then final protections, madvise flags, PR_SET_MM_MAP.
+ */
+#include <errno.h>
+#include <linux/prctl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "crc32.h"
+#include "restore.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+struct rst_fill {
+	struct restore_args *a;
+	atomic_size_t next;
+	atomic_int failed;
+	uint8_t *mapped;            /* per chunk: 1 = mapped lazily from the image */
+	size_t max_payload, max_raw;
+	int nthreads;
+	pthread_t th[16];
+	pthread_mutex_t lock;
+	char err[512];
+	uint64_t bytes_written;
+};
+
+static int is_special_name(const char *p)
+{
+	return !strcmp(p, "[vdso]") || !strcmp(p, "[vvar]") || !strcmp(p, "[vvar_vclock]") ||
+	       !strcmp(p, "[vsyscall]");
+}
+
+static int area_is_special(const struct img_area *ar)
+{
+	return ar->f.kind == CKIMG_KIND_VDSO || ar->f.kind == CKIMG_KIND_VVAR ||
+	       ar->f.kind == CKIMG_KIND_VSYSCALL || is_special_name(ar->path.s);
+}
+
+/* Pages of a SHARED file mapping live in the file: never written back from the image. */
+static int area_fill_skipped(const struct restore_args *a, const struct img_area *ar)
+{
+	return (ar->f.flags & CKIMG_AREA_SHARED) && ar->file_idx >= 0 && a->file_ok[ar->file_idx];
+}
+
+struct cmap {
+	uint64_t s, e;
+	char name[32];
+};
+
+static int child_maps(pid_t pid, struct cmap **out, size_t *n)
+{
+	char path[64], line[512];
+	size_t cap = 64;
+	FILE *f;
+
+	*n = 0;
+	*out = malloc(cap * sizeof(**out));
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	f = fopen(path, "re");
+	if (!f || !*out)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long s, e;
+		int pos = 0;
+		char *name;
+		if (sscanf(line, "%llx-%llx %*s %*s %*s %*s%n", &s, &e, &pos) < 2)
+			continue;
+		if (*n == cap) {
+			cap *= 2;
+			void *nn = realloc(*out, cap * sizeof(**out));
+			if (!nn)
+				break;
+			*out = nn;
+		}
+		name = line + pos;
+		while (*name == ' ')
+			name++;
+		name[strcspn(name, "\n")] = 0;
+		(*out)[*n].s = s;
+		(*out)[*n].e = e;
+		snprintf((*out)[*n].name, sizeof((*out)[*n].name), "%s", name);
+		(*n)++;
+	}
+	fclose(f);
+	return 0;
+}
+
+static struct img_area *recorded_by_path(struct img *img, const char *p)
+{
+	for (size_t i = 0; i < img->nareas; i++)
+		if (!strcmp(img->areas[i].path.s, p))
+			return &img->areas[i];
+	return NULL;
+}
+
+static int restore_unmap_and_specials(struct restore_args *a)
+{
+	struct rst_thread *m = &a->threads[0];
+	struct img *img = a->img;
+	struct cmap *cm;
+	size_t n;
+	long r;
+	int err = child_maps(a->pid, &cm, &n);
+	struct { uint64_t from, len; struct img_area *to; } sp[8];
+	size_t nsp = 0;
+	uint64_t park = a->park;
+
+	if (err)
+		return rst_err(a, err, "reading the child's maps: %s", strerror(-err));
+	for (size_t i = 0; i < n; i++) {
+		if (cm[i].s == a->tramp || !strcmp(cm[i].name, "[vsyscall]"))
+			continue;
+		if (is_special_name(cm[i].name) && nsp < 8) {
+			struct img_area *to = recorded_by_path(img, cm[i].name);
+			if (to) {
+				if (to->f.end - to->f.start != cm[i].e - cm[i].s) {
+					err = rst_err(a, -EINVAL, "AREA record #%u (%s): %llu bytes here, %llu in the image: "
+						      "the image was captured on kernel %s, this is another kernel",
+						      to->seq, cm[i].name, (unsigned long long)(cm[i].e - cm[i].s),
+						      (unsigned long long)(to->f.end - to->f.start), img->proc.kernel.s);
+					goto out;
+				}
+				sp[nsp].from = cm[i].s;
+				sp[nsp].len = cm[i].e - cm[i].s;
+				sp[nsp].to = to;
+				nsp++;
+				continue;
+			}
+		}
+		r = rst_rsys(a, m, SYS_munmap, cm[i].s, cm[i].e - cm[i].s, 0, 0, 0, 0);
+		if (r < 0) {
+			err = rst_err(a, (int)r, "unmapping %llx-%llx in the child: %s", (unsigned long long)cm[i].s,
+				      (unsigned long long)cm[i].e, strerror((int)-r));
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < img->nareas; i++) {
+		struct img_area *ar = &img->areas[i];
+		int found = 0;
+		if (!area_is_special(ar) || ar->f.kind == CKIMG_KIND_VSYSCALL || !strcmp(ar->path.s, "[vsyscall]"))
+			continue;
+		for (size_t k = 0; k < nsp; k++)
+			found |= sp[k].to == ar;
+		if (!found) {
+			err = rst_err(a, -EINVAL, "AREA record #%u (%s): this kernel has no such mapping; the image "
+				      "was captured on kernel %s", ar->seq, ar->path.s, img->proc.kernel.s);
+			goto out;
+		}
+	}
+	/* park, then move into place: no move can land on a special that has not moved yet */
+	for (size_t k = 0; k < nsp; k++) {
+		r = rst_rsys(a, m, SYS_mremap, sp[k].from, sp[k].len, sp[k].len, MREMAP_MAYMOVE | MREMAP_FIXED,
+			     park, 0);
+		if (r < 0) {
+			err = rst_err(a, (int)r, "AREA record #%u (%s): mremap: %s", sp[k].to->seq, sp[k].to->path.s,
+				      strerror((int)-r));
+			goto out;
+		}
+		sp[k].from = park;
+		park += sp[k].len + 4096;
+	}
+	for (size_t k = 0; k < nsp; k++) {
+		r = rst_rsys(a, m, SYS_mremap, sp[k].from, sp[k].len, sp[k].len, MREMAP_MAYMOVE | MREMAP_FIXED,
+			     sp[k].to->f.start, 0);
+		if (r < 0) {
+			err = rst_err(a, (int)r, "AREA record #%u (%s): mremap to %llx: %s", sp[k].to->seq,
+				      sp[k].to->path.s, (unsigned long long)sp[k].to->f.start, strerror((int)-r));
+			goto out;
+		}
+	}
+out:
+	free(cm);
+	return err;
+}
+
+static int kprot(uint32_t p)
+{
+	return ((p & CKIMG_PROT_READ) ? PROT_READ : 0) | ((p & CKIMG_PROT_WRITE) ? PROT_WRITE : 0) |
+	       ((p & CKIMG_PROT_EXEC) ? PROT_EXEC : 0);
+}
+
+static int fill_prot(const struct restore_args *a, const struct img_area *ar)
+{
+	int p = kprot(ar->f.prot);
+	if (ar->has_pages && !area_fill_skipped(a, ar))
+		p |= PROT_READ | PROT_WRITE;
+	return p;
+}
+
+static int restore_areas(struct restore_args *a)
+{
+	struct rst_thread *m = &a->threads[0];
+	struct img *img = a->img;
+
+	for (size_t i = 0; i < img->nareas; i++) {
+		struct img_area *ar = &img->areas[i];
+		uint64_t len = ar->f.end - ar->f.start;
+		int flags = MAP_FIXED, fd = -1;
+		long r;
+
+		if (area_is_special(ar))
+			continue;
+		flags |= (ar->f.flags & CKIMG_AREA_SHARED) ? MAP_SHARED : MAP_PRIVATE;
+		if (ar->f.flags & CKIMG_AREA_GROWSDOWN)
+			flags |= MAP_GROWSDOWN;
+		if (ar->f.flags & CKIMG_AREA_NORESERVE)
+			flags |= MAP_NORESERVE;
+		if (ar->file_idx >= 0 && a->file_ok[ar->file_idx] && !(ar->f.flags & CKIMG_AREA_DELETED))
+			fd = a->file_fd_child[ar->file_idx];
+		if (fd < 0)
+			flags |= MAP_ANONYMOUS;
+		r = rst_rsys(a, m, SYS_mmap, ar->f.start, len, (uint64_t)fill_prot(a, ar), (uint64_t)flags,
+			     (uint64_t)(int64_t)fd, fd < 0 ? 0 : ar->f.file_offset);
+		if (r != (long)ar->f.start)
+			return rst_err(a, r < 0 ? (int)r : -EFAULT, "AREA record #%u (%llx-%llx %s): mmap: %s", ar->seq,
+				       (unsigned long long)ar->f.start, (unsigned long long)ar->f.end, ar->path.s,
+				       r < 0 ? strerror((int)-r) : "mapped elsewhere");
+		if (ar->f.flags & CKIMG_AREA_HUGEPAGE)
+			rst_rsys(a, m, SYS_madvise, ar->f.start, len, MADV_HUGEPAGE, 0, 0, 0);
+		if (ar->f.flags & CKIMG_AREA_NOHUGEPAGE)
+			rst_rsys(a, m, SYS_madvise, ar->f.start, len, MADV_NOHUGEPAGE, 0, 0, 0);
+	}
+	return 0;
+}
+
+/* Lazy: codec-NONE, page-aligned chunks of private non-stack areas become file mappings of
+ * the image; their pages are read from the page cache on first touch. */
+static int restore_lazy(struct restore_args *a, uint8_t *mapped)
+{
+	struct rst_thread *m = &a->threads[0];
+	struct img *img = a->img;
+	uint64_t ps = img->page_size;
+
+	for (size_t i = 0; i < img->nchunks; i++) {
+		struct img_chunk *c = &img->chunks[i];
+		struct img_area *ar = &img->areas[c->area_idx];
+		uint64_t k = 0, fileoff = c->data_offset;
+
+		if (c->codec != CKIMG_CODEC_NONE || (c->data_offset % ps) ||
+		    (ar->f.flags & (CKIMG_AREA_SHARED | CKIMG_AREA_GROWSDOWN)) ||
+		    ar->f.kind == CKIMG_KIND_STACK || ar->f.kind == CKIMG_KIND_HEAP)
+			continue;
+		while (k < c->span_pages) {
+			uint64_t run;
+			long r;
+			if (!(c->bitmap[k / 8] & (1u << (k % 8)))) {
+				k++;
+				continue;
+			}
+			for (run = 1; k + run < c->span_pages && (c->bitmap[(k + run) / 8] & (1u << ((k + run) % 8))); run++)
+				;
+			r = rst_rsys(a, m, SYS_mmap, c->first_page + k * ps, run * ps, (uint64_t)fill_prot(a, ar),
+				     MAP_PRIVATE | MAP_FIXED, (uint64_t)a->img_fd_child, fileoff);
+			if (r != (long)(c->first_page + k * ps))
+				return rst_err(a, r < 0 ? (int)r : -EFAULT, "PAGES record #%u: mapping from the image: %s",
+					       c->seq, r < 0 ? strerror((int)-r) : "mapped elsewhere");
+			fileoff += run * ps;
+			k += run;
+		}
+		mapped[i] = 1;
+	}
+	return 0;
+}
+
+static void fill_fail(struct rst_fill *f, const char *msg)
+{
+	pthread_mutex_lock(&f->lock);
+	if (!atomic_load(&f->failed))
+		snprintf(f->err, sizeof(f->err), "%s", msg);
+	atomic_store(&f->failed, 1);
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* Write the stored pages of chunk c (raw pages in `data`) into the child. */
+static int fill_write(struct rst_fill *f, const struct img_chunk *c, const uint8_t *data, char *eb, size_t el)
+{
+	struct restore_args *a = f->a;
+	uint64_t ps = a->img->page_size;
+	struct iovec lv[512], rv[512];
+	size_t nv = 0, k = 0, idx = 0;
+
+	while (k < c->span_pages || nv) {
+		if (k < c->span_pages && nv < 512) {
+			uint64_t run;
+			if (!(c->bitmap[k / 8] & (1u << (k % 8)))) {
+				k++;
+				continue;
+			}
+			for (run = 1; k + run < c->span_pages && (c->bitmap[(k + run) / 8] & (1u << ((k + run) % 8))); run++)
+				;
+			lv[nv].iov_base = (void *)(data + idx * ps);
+			lv[nv].iov_len = run * ps;
+			rv[nv].iov_base = (void *)(c->first_page + k * ps);
+			rv[nv].iov_len = run * ps;
+			nv++;
+			idx += run;
+			k += run;
+			continue;
+		}
+		ssize_t w = process_vm_writev(a->pid, lv, nv, rv, nv, 0);
+		size_t want = 0;
+		for (size_t v = 0; v < nv; v++)
+			want += lv[v].iov_len;
+		if (w != (ssize_t)want) {
+			/* slow path, one run at a time through /proc/PID/mem */
+			for (size_t v = 0; v < nv; v++) {
+				int e = rst_write(a, (uint64_t)rv[v].iov_base, lv[v].iov_base, lv[v].iov_len);
+				if (e) {
+					snprintf(eb, el, "PAGES record #%u: writing %zu bytes at %p: %s", c->seq,
+						 lv[v].iov_len, rv[v].iov_base, strerror(-e));
+					return e;
+				}
+			}
+		}
+		nv = 0;
+	}
+	return 0;
+}
+
+static void *fill_worker(void *arg)
+{
+	struct rst_fill *f = arg;
+	struct restore_args *a = f->a;
+	struct img *img = a->img;
+	uint8_t *payload = malloc(f->max_payload + 1), *raw = malloc(f->max_raw + 1);
+	char eb[512];
+
+	if (!payload || !raw) {
+		fill_fail(f, "out of memory for page buffers");
+		goto out;
+	}
+	for (;;) {
+		size_t i = atomic_fetch_add(&f->next, 1);
+		if (i >= img->nchunks || atomic_load(&f->failed))
+			break;
+		const struct img_chunk *c = &img->chunks[i];
+		const struct img_area *ar = &img->areas[c->area_idx];
+		int skip_write = f->mapped[i] || area_fill_skipped(a, ar);
+		if (skip_write && a->no_verify)
+			continue;
+		if (img_read_chunk(img, c, payload, c->codec == CKIMG_CODEC_NONE ? NULL : raw, eb, sizeof(eb))) {
+			fill_fail(f, eb);
+			break;
+		}
+		if (skip_write)
+			continue;
+		const uint8_t *data = c->codec == CKIMG_CODEC_NONE ? payload + (c->data_offset - c->payload_offset) : raw;
+		if (fill_write(f, c, data, eb, sizeof(eb))) {
+			fill_fail(f, eb);
+			break;
+		}
+	}
+out:
+	free(payload);
+	free(raw);
+	return NULL;
+}
+
+static int fill_start(struct restore_args *a, uint8_t *mapped)
+{
+	struct rst_fill *f = calloc(1, sizeof(*f));
+	struct img *img = a->img;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (!f)
+		return -ENOMEM;
+	f->a = a;
+	f->mapped = mapped;
+	pthread_mutex_init(&f->lock, NULL);
+	for (size_t i = 0; i < img->nchunks; i++) {
+		if (img->chunks[i].payload_length > f->max_payload)
+			f->max_payload = img->chunks[i].payload_length;
+		if ((size_t)img->chunks[i].stored_pages * img->page_size > f->max_raw)
+			f->max_raw = (size_t)img->chunks[i].stored_pages * img->page_size;
+	}
+	f->nthreads = ncpu < 1 ? 1 : ncpu > 16 ? 16 : (int)ncpu;
+	if ((size_t)f->nthreads > img->nchunks)
+		f->nthreads = img->nchunks ? (int)img->nchunks : 0;
+	for (int i = 0; i < f->nthreads; i++)
+		if (pthread_create(&f->th[i], NULL, fill_worker, f)) {
+			f->nthreads = i;
+			fill_fail(f, "cannot start page workers");
+			break;
+		}
+	a->fill = f;
+	return 0;
+}
+
+int restore_mm(struct restore_args *a)
+{
+	uint8_t *mapped = calloc(a->img->nchunks + 1, 1);
+	int err;
+
+	if (!mapped)
+		return -ENOMEM;
+	if ((err = restore_unmap_and_specials(a)) || (err = restore_areas(a)) ||
+	    (a->lazy && (err = restore_lazy(a, mapped)))) {
+		free(mapped);
+		return err;
+	}
+	rst_trace(a, "areas mapped");
+	return fill_start(a, mapped);
+}
+
+static int restore_mm_map(struct restore_args *a)
+{
+	struct img *img = a->img;
+	struct prctl_mm_map mm;
+	uint64_t scratch = a->tramp + 4096, mmv[11];
+	uint64_t auxv[2 * 64 + 2];
+	uint32_t nav = img->nauxv > 64 ? 64 : img->nauxv;
+	long r;
+
+	memcpy(mmv, img->proc.f.mm, sizeof(mmv));
+	if (!mmv[0] || !mmv[1] || !mmv[6]) {
+		rst_warn("PROCESS record has no memory layout fields; brk and /proc/PID/cmdline are not restored");
+		return 0;
+	}
+	if (!mmv[5]) {          /* brk unknown: the heap's end (or start_brk) */
+		mmv[5] = mmv[4];
+		for (size_t i = 0; i < img->nareas; i++)
+			if (img->areas[i].f.kind == CKIMG_KIND_HEAP)
+				mmv[5] = img->areas[i].f.end;
+	}
+	memset(&mm, 0, sizeof(mm));
+	mm.start_code = mmv[0];
+	mm.end_code = mmv[1];
+	mm.start_data = mmv[2];
+	mm.end_data = mmv[3];
+	mm.start_brk = mmv[4];
+	mm.brk = mmv[5];
+	mm.start_stack = mmv[6];
+	mm.arg_start = mmv[7];
+	mm.arg_end = mmv[8];
+	mm.env_start = mmv[9];
+	mm.env_end = mmv[10];
+	mm.exe_fd = (uint32_t)a->exe_fd_child;
+	if (nav) {
+		memcpy(auxv, img->auxv, (size_t)nav * 16);
+		auxv[2 * nav] = 0;      /* AT_NULL */
+		auxv[2 * nav + 1] = 0;
+		if (rst_write(a, scratch + 256, auxv, (size_t)(nav + 1) * 16))
+			return rst_err(a, -EIO, "AUXV record: cannot write to the child");
+		mm.auxv = (__u64 *)(uintptr_t)(scratch + 256);
+		mm.auxv_size = (nav + 1) * 16;
+	}
+	if (rst_write(a, scratch, &mm, sizeof(mm)))
+		return rst_err(a, -EIO, "PROCESS record: cannot write to the child");
+	r = rst_rsys(a, &a->threads[0], SYS_prctl, PR_SET_MM, PR_SET_MM_MAP, scratch, sizeof(mm), 0, 0);
+	if (r == -EBADF || r == -EPERM || r == -EACCES) {
+		/* exe replaced or not allowed: keep the rest */
+		mm.exe_fd = (uint32_t)-1;
+		rst_write(a, scratch, &mm, sizeof(mm));
+		r = rst_rsys(a, &a->threads[0], SYS_prctl, PR_SET_MM, PR_SET_MM_MAP, scratch, sizeof(mm), 0, 0);
+		if (!r)
+			rst_warn("PROCESS record: /proc/PID/exe could not be set to %s", img->proc.exe.s);
+	}
+	if (r < 0)
+		return rst_err(a, (int)r, "PROCESS record: PR_SET_MM_MAP (code %llx-%llx brk %llx-%llx stack %llx): %s",
+			       (unsigned long long)mm.start_code, (unsigned long long)mm.end_code,
+			       (unsigned long long)mm.start_brk, (unsigned long long)mm.brk,
+			       (unsigned long long)mm.start_stack, strerror((int)-r));
+	return 0;
+}
+
+int restore_mm_wait(struct restore_args *a)
+{
+	struct rst_fill *f = a->fill;
+	struct rst_thread *m = &a->threads[0];
+	struct img *img = a->img;
+	int err = 0;
+
+	if (f) {
+		for (int i = 0; i < f->nthreads; i++)
+			pthread_join(f->th[i], NULL);
+		f->nthreads = 0;
+		if (atomic_load(&f->failed))
+			return rst_err(a, -EBADMSG, "%s", f->err);
+	}
+	rst_trace(a, "pages filled");
+	for (size_t i = 0; i < img->nareas; i++) {
+		struct img_area *ar = &img->areas[i];
+		uint64_t len = ar->f.end - ar->f.start;
+		long r;
+
+		if (area_is_special(ar))
+			continue;
+		if (fill_prot(a, ar) != kprot(ar->f.prot)) {
+			r = rst_rsys(a, m, SYS_mprotect, ar->f.start, len, (uint64_t)kprot(ar->f.prot), 0, 0, 0);
+			if (r < 0)
+				return rst_err(a, (int)r, "AREA record #%u: mprotect: %s", ar->seq, strerror((int)-r));
+		}
+		if (ar->f.flags & CKIMG_AREA_DONTFORK)
+			rst_rsys(a, m, SYS_madvise, ar->f.start, len, MADV_DONTFORK, 0, 0, 0);
+		if (ar->f.flags & CKIMG_AREA_WIPEONFORK)
+			rst_rsys(a, m, SYS_madvise, ar->f.start, len, MADV_WIPEONFORK, 0, 0, 0);
+		if (ar->f.flags & CKIMG_AREA_DONTDUMP)
+			rst_rsys(a, m, SYS_madvise, ar->f.start, len, MADV_DONTDUMP, 0, 0, 0);
+		if (ar->f.flags & CKIMG_AREA_MERGEABLE)
+			rst_rsys(a, m, SYS_madvise, ar->f.start, len, MADV_MERGEABLE, 0, 0, 0);
+		if ((ar->f.flags & CKIMG_AREA_LOCKED) &&
+		    rst_rsys(a, m, SYS_mlock, ar->f.start, len, 0, 0, 0, 0) < 0)
+			rst_warn("AREA record #%u: mlock failed; the area is not locked", ar->seq);
+	}
+	if ((err = restore_mm_map(a)))
+		return err;
+	/* the aux fds (image, mapped files, exe) are not the process's */
+	rst_rsys(a, m, SYS_close_range, (uint64_t)a->hi_fd, ~0u, 0, 0, 0, 0);
+	return 0;
+}
+
+void rst_fill_abort(struct restore_args *a)
+{
+	struct rst_fill *f = a->fill;
+
+	if (!f)
+		return;
+	atomic_store(&f->failed, 1);
+	for (int i = 0; i < f->nthreads; i++)
+		pthread_join(f->th[i], NULL);
+	f->nthreads = 0;
+}

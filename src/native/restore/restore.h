@@ -1,0 +1,85 @@
+/*
+ * ckimg-restore: rebuild a process from an image so that it carries on.
+ *
+ * Shape (after CRIU's restorer, done from the outside with ptrace): main.c validates the
+ * image and the files it maps, then a list of small restore_* steps runs, each fed the one
+ * struct restore_args and returning 0 or -errno with a message in args->err naming the record
+ * that failed. There is one failure path: the half-built child is killed and reaped.
+ *
+ *   restore_fork         clone3 with set_tid = recorded PID; the child (still our code) sets
+ *                        up what it can by itself: fds, cwd, umask, personality, sigactions,
+ *                        opens the image and the mapped files on high fds, maps a 2-page
+ *                        trampoline ("syscall; int3" + scratch) and stops (PTRACE_TRACEME).
+ *   restore_mm           remote syscalls: unmap our own binary, move vdso/vvar to their
+ *                        recorded addresses, map every AREA, fill pages (workers), protect,
+ *                        PR_SET_MM_MAP (brk, arg/env, auxv, exe).
+ *   restore_threads      remote clone3 (set_tid) per recorded thread, per-thread state.
+ *   restore_finish       registers + xstate + sigmask per thread, syscall restart, rlimits,
+ *                        drop the trampoline, detach, re-raise pending signals.
+ */
+#ifndef RST_RESTORE_H
+#define RST_RESTORE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include "image.h"
+
+#define RST_TRAMP_SIZE   (2 * 4096)       /* page 0: code (RX), page 1: scratch (RW) */
+
+struct rst_thread {
+	pid_t tid;          /* live tid in the child (== recorded unless --new-pid) */
+	int img_idx;        /* index into img.threads */
+	int stopped;        /* we hold it in a ptrace stop */
+	uint64_t base_regs[27]; /* template registers for remote syscalls */
+};
+
+struct restore_args {
+	struct img *img;
+	const char *image_path;
+	int detach, force, new_pid, lazy, verbose, no_verify;
+
+	/* the child */
+	pid_t pid;
+	uint64_t tramp;             /* trampoline address in the child */
+	uint64_t park;              /* free range where vdso/vvar wait while they move */
+	int *file_ok;               /* per img.files: identity verified, map it by path */
+	struct rst_fill *fill;      /* page-fill workers (mm.c) */
+	uint32_t kuid[4], kgid[4];  /* creds to set (recorded) */
+	int img_fd_child;           /* image fd number inside the child */
+	int *file_fd_child;         /* per img.files: fd number inside the child, -1 none */
+	int exe_fd_child;
+	int hi_fd;                  /* first "aux" fd number in the child */
+	struct rst_thread *threads;
+	size_t nthreads;
+	char *child_err;            /* MAP_SHARED page: the child's error message */
+
+	/* timings (ns since start) for --verbose */
+	uint64_t t0;
+
+	char err[768];
+};
+
+int rst_err(struct restore_args *a, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void rst_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+uint64_t rst_now_ns(void);
+void rst_trace(struct restore_args *a, const char *what);
+
+/* remote.c */
+long rst_rsys(struct restore_args *a, struct rst_thread *t, long nr, uint64_t a1, uint64_t a2,
+	      uint64_t a3, uint64_t a4, uint64_t a5, uint64_t a6);
+int rst_thread_attach_regs(struct rst_thread *t);
+int rst_write(struct restore_args *a, uint64_t addr, const void *buf, size_t len);
+pid_t rst_last_clone_tid(void);
+
+/* steps */
+int restore_check_files(struct restore_args *a);
+int restore_fork(struct restore_args *a);
+int restore_mm(struct restore_args *a);
+int restore_threads(struct restore_args *a);
+int restore_mm_wait(struct restore_args *a);
+int restore_creds(struct restore_args *a);
+int restore_finish(struct restore_args *a);
+void restore_abort(struct restore_args *a);
+
+#endif /* RST_RESTORE_H */
