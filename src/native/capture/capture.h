@@ -1,0 +1,158 @@
+/*
+ * ckimg-capture internals: what the freeze collects, the image writer, the page pipeline.
+ * Every function returns 0 or -errno and on failure leaves its outputs safe to free; the
+ * failing step records a human-readable reason with cap_fail() (first reason wins).
+ */
+#ifndef CK_CAPTURE_H
+#define CK_CAPTURE_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+
+#include "ckimg_format.h"
+#include "ptrace_util.h"
+
+#define PAGE_SIZE_4K 4096u
+#define CHUNK_BYTES  (CKIMG_SPAN_GRID_PAGES * PAGE_SIZE_4K)
+
+extern volatile sig_atomic_t cap_abort;   /* set by SIGINT/SIGTERM/SIGHUP */
+int cap_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *cap_fail_reason(void);
+uint64_t now_ns(int clock);
+int proc_status_value(const char *status, const char *name, int base, unsigned long long *v);
+
+/* Growable byte buffer for record payloads. */
+struct buf {
+	uint8_t *p;
+	size_t len, cap;
+};
+int buf_put(struct buf *b, const void *data, size_t len);
+int buf_put_str(struct buf *b, const void *s, size_t len);   /* u32 length + bytes */
+int buf_put_cstr(struct buf *b, const char *s);
+void buf_free(struct buf *b);
+
+/* Whole small /proc file (NUL-terminated); *len excludes the NUL. */
+int read_file(const char *path, char **out, size_t *len);
+int read_link(const char *path, char **out);
+
+struct thread_info {
+	pid_t tid;
+	uint32_t flags, state;
+	uint64_t sigmask, pending, clear_child_tid, robust_list, robust_len;
+	uint64_t ss_sp, ss_size;
+	uint32_t ss_flags;
+	struct user_regs_struct regs;
+	uint8_t *xstate;
+	uint32_t xstate_size;
+};
+
+struct area {
+	uint32_t id;
+	uint64_t start, end, file_offset, inode;
+	uint32_t dev_major, dev_minor, prot, flags, kind, file_id;
+	char *path, *vmflags;
+	int shared;
+	int any_rss;                   /* smaps Rss or Swap > 0 */
+};
+
+struct mapped_file {
+	uint32_t id;
+	uint32_t dev_major, dev_minor, mode, flags;
+	uint64_t inode, size, mtime_ns, ctime_ns;
+	uint8_t sha256[32];
+	char *path;
+	uint64_t map_start, map_end;   /* one area mapping it, for /proc/PID/map_files */
+	uint8_t build_id[64];
+	uint32_t build_id_len;
+};
+
+struct chunk {
+	uint32_t area;                 /* index into areas[] */
+	uint64_t first_page;
+	uint32_t span_pages;
+	uint32_t cand_pages;           /* pages read into the slot, packed in address order */
+	uint64_t bits[CKIMG_SPAN_GRID_PAGES / 64];
+	int zero_filter;               /* anonymous memory: drop all-zero pages */
+};
+
+struct capture {
+	pid_t pid;
+	const char *out_path;
+	int codec, kill_after, progress_stdout, progress_tty, use_hash_cache;
+	struct pt_process pt;
+	int frozen;
+	uint64_t syscall_ip;
+
+	/* PROCESS */
+	struct ckimg_process_fixed proc;
+	char *comm, *exe, *cwd, *root, *kernel;
+	struct buf argv, environ, auxv, rlimits, sigactions, fds;
+	uint32_t argc, envc, auxc, nrlimits, nsigactions, nfds;
+
+	struct thread_info *threads;
+	size_t nthreads;
+	pid_t *pre_tid;                /* thread states seen just before the freeze */
+	char *pre_state;
+	size_t npre;
+	struct area *areas;
+	size_t nareas;
+	struct mapped_file *files;
+	size_t nfiles;
+	struct chunk *chunks;
+	size_t nchunks;
+	uint64_t cand_bytes;           /* bytes the page reader will read */
+
+	/* results */
+	uint64_t freeze_ns, total_ns, image_bytes, stored_pages, stored_bytes;
+};
+
+/* proc.c: process-wide state from /proc and prlimit (freeze phase). */
+int collect_process(struct capture *c);
+int collect_fds(struct capture *c);
+/* threads.c: per-thread state and remote syscalls (freeze phase). */
+int collect_prefreeze_states(struct capture *c);
+int collect_threads(struct capture *c);
+int collect_sigactions_and_tls(struct capture *c);
+/* mm.c: areas from smaps, page candidates from pagemap, chunk plan (freeze phase). */
+int collect_areas(struct capture *c);
+int plan_chunks(struct capture *c);
+/* files.c: identity of mapped files (after the freeze). */
+int collect_mapped_files(struct capture *c);
+int hash_mapped_files(struct capture *c);
+
+/* image.c: the atomic, streaming image file. */
+struct image {
+	int fd, dirfd, tmpfile;        /* tmpfile: O_TMPFILE (no name until finish) */
+	char *final_path, *tmp_path, *dir_path;
+	uint64_t off;                  /* next record offset */
+	uint32_t seq;
+	struct ckimg_index_entry *index;
+	size_t nindex, index_cap;
+	pthread_mutex_t lock;
+	uint64_t synced_to;            /* writeback started up to here (sync_file_range) */
+};
+int image_open(struct image *im, const char *path);
+/* Reserve space for the next record (thread-safe, in call order); fills the index entry. */
+int image_reserve(struct image *im, uint16_t type, uint64_t payload_len, uint32_t key32,
+		  uint64_t key64, uint32_t aux_a, uint32_t aux_b, uint64_t *off, uint32_t *seq);
+/* Write a record header + payload pieces at a reserved offset. */
+int image_write_at(struct image *im, uint64_t off, uint16_t type, uint32_t seq,
+		   const struct iovec *iov, int iovcnt, uint64_t payload_len, uint32_t payload_crc);
+int image_record(struct image *im, uint16_t type, const struct buf *payload, uint32_t key32,
+		 uint64_t key64);
+int image_finish(struct image *im);   /* index, trailer, fsync, link/rename */
+void image_abort(struct image *im);   /* remove every trace of the temp file */
+void image_writeback(struct image *im, uint64_t upto); /* start writeback of written data */
+
+/* pages.c: read memory (frozen) and compress/write it (pipeline). */
+struct pipeline;
+int pages_start(struct capture *c, struct image *im, struct pipeline **out);
+int pages_read_all(struct pipeline *pl);     /* main thread, while frozen */
+int pages_finish(struct pipeline *pl, void (*tick)(struct pipeline *)); /* join, free */
+void pages_progress(struct pipeline *pl, uint64_t *done, uint64_t *total);
+
+#endif /* CK_CAPTURE_H */

@@ -1,0 +1,253 @@
+/*
+ * The image file (FORMAT.md sections 1-3), written streaming and atomically: an unnamed
+ * O_TMPFILE in the destination directory (or a hidden temp name where O_TMPFILE is not
+ * supported), mode 0600; records are appended at offsets reserved in order (several threads
+ * may then pwrite their records concurrently); image_finish() writes INDEX and TRAILER, fsyncs,
+ * gives the file a temp name with linkat, renames it over the destination and fsyncs the
+ * directory. Until then nothing is visible under the destination name.
+ */
+#include "capture.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "crc32.h"
+
+static int pwrite_all(int fd, const struct iovec *iov_in, int iovcnt, uint64_t off)
+{
+	struct iovec iov[16];
+	if (iovcnt > 16)
+		return -EINVAL;
+	memcpy(iov, iov_in, sizeof(*iov) * (size_t)iovcnt);
+	struct iovec *v = iov;
+	while (iovcnt > 0) {
+		ssize_t n = pwritev(fd, v, iovcnt, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		off += (uint64_t)n;
+		while (iovcnt > 0 && (size_t)n >= v->iov_len) {
+			n -= (ssize_t)v->iov_len;
+			v++;
+			iovcnt--;
+		}
+		if (iovcnt > 0) {
+			v->iov_base = (char *)v->iov_base + n;
+			v->iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+int image_open(struct image *im, const char *path)
+{
+	struct ckimg_header h;
+	char *d = NULL;
+	int err;
+
+	memset(im, 0, sizeof(*im));
+	im->fd = im->dirfd = -1;
+	pthread_mutex_init(&im->lock, NULL);
+	im->final_path = strdup(path);
+	d = strdup(path);
+	if (!im->final_path || !d)
+		return -ENOMEM;
+	im->dir_path = strdup(dirname(d));
+	free(d);
+	if (!im->dir_path)
+		return -ENOMEM;
+	im->dirfd = open(im->dir_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (im->dirfd < 0)
+		return cap_fail(-errno, "%s", im->dir_path);
+	im->fd = open(im->dir_path, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (im->fd >= 0) {
+		im->tmpfile = 1;
+	} else {
+		char *b = strdup(path), tmp[4200];
+		if (!b)
+			return -ENOMEM;
+		snprintf(tmp, sizeof(tmp), "%s/.%s.ckimg-tmp-%d", im->dir_path, basename(b), (int)getpid());
+		free(b);
+		im->tmp_path = strdup(tmp);
+		if (!im->tmp_path)
+			return -ENOMEM;
+		im->fd = open(tmp, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+		if (im->fd < 0) {
+			free(im->tmp_path);
+			im->tmp_path = NULL;
+			return cap_fail(-errno, "create %s", tmp);
+		}
+	}
+	fchmod(im->fd, 0600);
+
+	memset(&h, 0, sizeof(h));
+	memcpy(h.magic, CKIMG_MAGIC, 8);
+	h.version_major = CKIMG_VERSION_MAJOR;
+	h.version_minor = CKIMG_VERSION_MINOR;
+	h.header_size = CKIMG_HEADER_SIZE;
+	h.page_size = PAGE_SIZE_4K;
+	h.machine = CKIMG_EM_X86_64;
+	h.created_ns = now_ns(CLOCK_REALTIME);
+	if (getrandom(h.image_id, sizeof(h.image_id), 0) != (ssize_t)sizeof(h.image_id))
+		memset(h.image_id, 0, sizeof(h.image_id));
+	h.header_crc = ck_crc32(0, &h, 60);
+	struct iovec iov = { &h, sizeof(h) };
+	err = pwrite_all(im->fd, &iov, 1, 0);
+	if (err)
+		return cap_fail(err, "write %s", path);
+	im->off = sizeof(h);
+	return 0;
+}
+
+int image_reserve(struct image *im, uint16_t type, uint64_t payload_len, uint32_t key32,
+		  uint64_t key64, uint32_t aux_a, uint32_t aux_b, uint64_t *off, uint32_t *seq)
+{
+	int err = 0;
+	pthread_mutex_lock(&im->lock);
+	if (im->nindex == im->index_cap) {
+		size_t cap = im->index_cap ? im->index_cap * 2 : 1024;
+		struct ckimg_index_entry *n = realloc(im->index, cap * sizeof(*n));
+		if (!n) {
+			err = -ENOMEM;
+			goto out;
+		}
+		im->index = n;
+		im->index_cap = cap;
+	}
+	*off = im->off;
+	*seq = im->seq++;
+	im->index[im->nindex++] = (struct ckimg_index_entry){
+		.type = type, .flags = 0, .key32 = key32, .offset = im->off,
+		.payload_length = payload_len, .key64 = key64, .aux_a = aux_a, .aux_b = aux_b,
+	};
+	im->off += CKIMG_RECORD_HDR_SIZE + payload_len;
+out:
+	pthread_mutex_unlock(&im->lock);
+	return err;
+}
+
+int image_write_at(struct image *im, uint64_t off, uint16_t type, uint32_t seq,
+		   const struct iovec *iov, int iovcnt, uint64_t payload_len, uint32_t payload_crc)
+{
+	struct ckimg_record_header rh;
+	struct iovec v[16];
+
+	if (iovcnt > 15)
+		return -EINVAL;
+	memset(&rh, 0, sizeof(rh));
+	memcpy(rh.magic, CKIMG_RECORD_MAGIC, 4);
+	rh.type = type;
+	rh.payload_length = payload_len;
+	rh.payload_crc = payload_crc;
+	rh.sequence = seq;
+	rh.header_crc = ck_crc32(0, &rh, 28);
+	v[0] = (struct iovec){ &rh, sizeof(rh) };
+	memcpy(v + 1, iov, sizeof(*iov) * (size_t)iovcnt);
+	int err = pwrite_all(im->fd, v, iovcnt + 1, off);
+	return err ? cap_fail(err, "write image") : 0;
+}
+
+int image_record(struct image *im, uint16_t type, const struct buf *payload, uint32_t key32,
+		 uint64_t key64)
+{
+	uint64_t off;
+	uint32_t seq;
+	int err = image_reserve(im, type, payload->len, key32, key64, 0, 0, &off, &seq);
+	if (err)
+		return err;
+	struct iovec iov = { payload->p, payload->len };
+	return image_write_at(im, off, type, seq, &iov, 1, payload->len,
+			      ck_crc32(0, payload->p, payload->len));
+}
+
+void image_writeback(struct image *im, uint64_t upto)
+{
+	/* Start writeback of what is written so far, so the final fsync has little left. */
+	uint64_t from = im->synced_to;
+	if (upto > from + (8u << 20)) {
+		sync_file_range(im->fd, (off_t)from, (off_t)(upto - from), SYNC_FILE_RANGE_WRITE);
+		im->synced_to = upto;
+	}
+}
+
+int image_finish(struct image *im)
+{
+	struct ckimg_index_fixed ix = { sizeof(ix), sizeof(struct ckimg_index_entry), im->nindex };
+	size_t ilen = sizeof(struct ckimg_index_entry) * im->nindex;
+	uint64_t off = im->off, payload = sizeof(ix) + ilen;
+	uint32_t crc = ck_crc32(ck_crc32(0, &ix, sizeof(ix)), im->index, ilen);
+	struct iovec iov[2] = { { &ix, sizeof(ix) }, { im->index, ilen } };
+	int err;
+
+	err = image_write_at(im, off, CKIMG_REC_INDEX, im->seq, iov, 2, payload, crc);
+	if (err)
+		return err;
+	struct ckimg_trailer t;
+	memset(&t, 0, sizeof(t));
+	memcpy(t.magic, CKIMG_TRAILER_MAGIC, 8);
+	t.index_offset = off;
+	t.record_count = im->nindex;
+	t.trailer_crc = ck_crc32(0, &t, 28);
+	struct iovec tv = { &t, sizeof(t) };
+	uint64_t toff = off + CKIMG_RECORD_HDR_SIZE + payload;
+	err = pwrite_all(im->fd, &tv, 1, toff);
+	if (err)
+		return cap_fail(err, "write image");
+	if (fsync(im->fd) < 0)
+		return cap_fail(-errno, "fsync image");
+	if (im->tmpfile) {
+		char proc[64], tmp[4200], *b = strdup(im->final_path);
+		if (!b)
+			return -ENOMEM;
+		snprintf(tmp, sizeof(tmp), "%s/.%s.ckimg-tmp-%d", im->dir_path, basename(b), (int)getpid());
+		free(b);
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", im->fd);
+		unlink(tmp);
+		if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) < 0)
+			return cap_fail(-errno, "link %s", tmp);
+		im->tmp_path = strdup(tmp);
+		if (!im->tmp_path) {
+			unlink(tmp);
+			return -ENOMEM;
+		}
+	}
+	if (rename(im->tmp_path, im->final_path) < 0)
+		return cap_fail(-errno, "rename to %s", im->final_path);
+	free(im->tmp_path);
+	im->tmp_path = NULL;
+	fsync(im->dirfd);
+	im->off = toff + sizeof(t);
+	close(im->fd);
+	close(im->dirfd);
+	im->fd = im->dirfd = -1;
+	return 0;
+}
+
+void image_abort(struct image *im)
+{
+	if (im->tmp_path)
+		unlink(im->tmp_path);
+	if (im->fd >= 0)
+		close(im->fd);
+	if (im->dirfd >= 0)
+		close(im->dirfd);
+	im->fd = im->dirfd = -1;
+	free(im->tmp_path);
+	free(im->final_path);
+	free(im->dir_path);
+	free(im->index);
+	im->tmp_path = im->final_path = im->dir_path = NULL;
+	im->index = NULL;
+}

@@ -1,0 +1,347 @@
+/*
+ * ckimg-capture PID -o IMAGE [--compress none|lz4|lzf|gzip] [--kill] [--progress]
+ *                            [--no-hash-cache]
+ *
+ * Freezes every thread of PID, collects what the freeze must see (threads, signal state, fds,
+ * memory map, memory), lets the target go as soon as its memory is read, then finishes the
+ * image (compression, file identities, index) and publishes it atomically.
+ *
+ * Output: stderr carries one line "ckimg-capture: <reason>" on failure (exit 2; usage errors
+ * exit 1) and, when it is a terminal, a progress line. stdout carries, with --progress,
+ * "progress DONE TOTAL" lines (bytes), and on success one JSON summary line.
+ * The target is never left stopped, traced or changed: every failure path and SIGINT/SIGTERM/
+ * SIGHUP detach it first.
+ */
+#include "capture.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct capture cap;
+static uint64_t t_start, t_progress, t_tty;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	cap_abort = 1;
+}
+
+static int usage(const char *why)
+{
+	fprintf(stderr, "ckimg-capture: %s\nusage: ckimg-capture PID -o IMAGE "
+		"[--compress none|lz4|lzf|gzip] [--kill] [--progress] [--no-hash-cache]\n", why);
+	return 1;
+}
+
+static int parse_args(int argc, char **argv)
+{
+	cap.codec = CKIMG_CODEC_LZ4;
+	cap.use_hash_cache = 1;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+			if (++i >= argc)
+				return usage("-o needs a path");
+			cap.out_path = argv[i];
+		} else if (!strcmp(a, "--compress") || !strncmp(a, "--compress=", 11)) {
+			const char *v = a[10] == '=' ? a + 11 : (++i < argc ? argv[i] : NULL);
+			if (!v)
+				return usage("--compress needs a codec");
+			if (!strcmp(v, "none"))
+				cap.codec = CKIMG_CODEC_NONE;
+			else if (!strcmp(v, "lz4"))
+				cap.codec = CKIMG_CODEC_LZ4;
+			else if (!strcmp(v, "lzf"))
+				cap.codec = CKIMG_CODEC_LZF;
+			else if (!strcmp(v, "gzip") || !strcmp(v, "deflate"))
+				cap.codec = CKIMG_CODEC_DEFLATE;
+			else
+				return usage("unknown codec (none, lz4, lzf, gzip)");
+		} else if (!strcmp(a, "--kill")) {
+			cap.kill_after = 1;
+		} else if (!strcmp(a, "--progress")) {
+			cap.progress_stdout = 1;
+		} else if (!strcmp(a, "--no-hash-cache")) {
+			cap.use_hash_cache = 0;
+		} else if (a[0] >= '1' && a[0] <= '9' && !cap.pid) {
+			char *end;
+			long v = strtol(a, &end, 10);
+			if (*end || v <= 0 || v > 0x3fffffff)
+				return usage("bad PID");
+			cap.pid = (pid_t)v;
+		} else {
+			return usage("unexpected argument");
+		}
+	}
+	if (!cap.pid)
+		return usage("missing PID");
+	if (!cap.out_path)
+		return usage("missing -o IMAGE");
+	return 0;
+}
+
+static void tick(struct pipeline *pl)
+{
+	uint64_t done, total, now = now_ns(CLOCK_MONOTONIC);
+	pages_progress(pl, &done, &total);
+	if (cap.progress_stdout && now - t_progress >= 200000000ull) {
+		t_progress = now;
+		printf("progress %llu %llu\n", (unsigned long long)done, (unsigned long long)total);
+		fflush(stdout);
+	}
+	if (cap.progress_tty && now - t_tty >= 200000000ull) {
+		t_tty = now;
+		double s = (double)(now - t_start) / 1e9;
+		fprintf(stderr, "\rckimg-capture: %llu/%llu MiB  %.0f MB/s   ",
+			(unsigned long long)(done >> 20), (unsigned long long)(total >> 20),
+			s > 0 ? (double)done / 1e6 / s : 0.0);
+	}
+}
+
+static int put_thread(struct image *im, const struct thread_info *t)
+{
+	struct ckimg_thread_fixed f = {
+		.fixed_size = sizeof(f), .tid = (uint32_t)t->tid, .flags = t->flags, .state = t->state,
+		.sigmask = t->sigmask, .pending = t->pending, .clear_child_tid = t->clear_child_tid,
+		.robust_list = t->robust_list, .robust_list_len = t->robust_len,
+		.altstack_sp = t->ss_sp, .altstack_size = t->ss_size, .altstack_flags = t->ss_flags,
+		.regs_size = sizeof(t->regs), .xstate_size = t->xstate_size,
+	};
+	struct buf b = { 0 };
+	int err = buf_put(&b, &f, sizeof(f));
+	if (!err)
+		err = buf_put(&b, &t->regs, sizeof(t->regs));
+	if (!err)
+		err = buf_put(&b, t->xstate, t->xstate_size);
+	if (!err)
+		err = image_record(im, CKIMG_REC_THREAD, &b, (uint32_t)t->tid, 0);
+	buf_free(&b);
+	return err;
+}
+
+static int put_process(struct image *im)
+{
+	struct buf b = { 0 };
+	int err = buf_put(&b, &cap.proc, sizeof(cap.proc));
+	const char *s[5] = { cap.comm, cap.exe, cap.cwd, cap.root, cap.kernel };
+	for (int i = 0; !err && i < 5; i++)
+		err = buf_put_cstr(&b, s[i]);
+	if (!err)
+		err = image_record(im, CKIMG_REC_PROCESS, &b, 0, 0);
+	buf_free(&b);
+	return err;
+}
+
+/* Records that need only what the freeze collected: before the page data. */
+static int put_metadata(struct image *im)
+{
+	int err = put_process(im);
+	if (!err)
+		err = image_record(im, CKIMG_REC_ARGV, &cap.argv, 0, 0);
+	if (!err)
+		err = image_record(im, CKIMG_REC_ENVIRON, &cap.environ, 0, 0);
+	if (!err)
+		err = image_record(im, CKIMG_REC_AUXV, &cap.auxv, 0, 0);
+	if (!err)
+		err = image_record(im, CKIMG_REC_RLIMITS, &cap.rlimits, 0, 0);
+	if (!err)
+		err = image_record(im, CKIMG_REC_SIGACTIONS, &cap.sigactions, 0, 0);
+	for (size_t i = 0; !err && i < cap.nthreads; i++)
+		err = put_thread(im, &cap.threads[i]);
+	for (size_t o = 0; !err && o + 8 <= cap.fds.len;) {
+		uint64_t l;
+		uint32_t fd;
+		memcpy(&l, cap.fds.p + o, 8);
+		memcpy(&fd, cap.fds.p + o + 8 + 4, 4);
+		struct buf one = { cap.fds.p + o + 8, l, l };
+		err = image_record(im, CKIMG_REC_FD, &one, fd, 0);
+		o += 8 + l;
+	}
+	return err;
+}
+
+/* Records known only after the pages are read (UNREADABLE) and files hashed. */
+static int put_files_and_areas(struct image *im)
+{
+	int err = 0;
+	for (size_t i = 0; !err && i < cap.nfiles; i++) {
+		const struct mapped_file *f = &cap.files[i];
+		struct ckimg_mapped_file_fixed x = {
+			.fixed_size = sizeof(x), .file_id = f->id, .dev_major = f->dev_major,
+			.dev_minor = f->dev_minor, .inode = f->inode, .size = f->size,
+			.mtime_ns = f->mtime_ns, .mode = f->mode, .flags = f->flags,
+		};
+		memcpy(x.sha256, f->sha256, 32);
+		struct buf b = { 0 };
+		err = buf_put(&b, &x, sizeof(x));
+		if (!err)
+			err = buf_put_cstr(&b, f->path);
+		if (!err)
+			err = buf_put_str(&b, f->build_id, f->build_id_len);
+		if (!err)
+			err = image_record(im, CKIMG_REC_MAPPED_FILE, &b, f->id, 0);
+		buf_free(&b);
+	}
+	for (size_t i = 0; !err && i < cap.nareas; i++) {
+		const struct area *a = &cap.areas[i];
+		struct ckimg_area_fixed x = {
+			.fixed_size = sizeof(x), .area_id = a->id, .start = a->start, .end = a->end,
+			.file_offset = a->file_offset, .dev_major = a->dev_major, .dev_minor = a->dev_minor,
+			.inode = a->inode, .prot = a->prot, .flags = a->flags, .kind = a->kind,
+			.file_id = a->file_id,
+		};
+		struct buf b = { 0 };
+		err = buf_put(&b, &x, sizeof(x));
+		if (!err)
+			err = buf_put_cstr(&b, a->path);
+		if (!err)
+			err = buf_put_cstr(&b, a->vmflags);
+		if (!err)
+			err = image_record(im, CKIMG_REC_AREA, &b, a->id, a->start);
+		buf_free(&b);
+	}
+	return err;
+}
+
+static int check_abort(void)
+{
+	return cap_abort ? cap_fail(-EINTR, "interrupted") : 0;
+}
+
+/* Everything that needs the target stopped, in order; memory last. */
+static int frozen_steps(struct image *im, struct pipeline **pl)
+{
+	int err = collect_process(&cap);
+	if (!err)
+		err = collect_threads(&cap);
+	if (!err)
+		err = collect_sigactions_and_tls(&cap);
+	if (!err)
+		err = collect_fds(&cap);
+	if (!err)
+		err = collect_areas(&cap);
+	if (!err)
+		err = collect_mapped_files(&cap);
+	if (!err)
+		err = plan_chunks(&cap);
+	if (!err)
+		err = check_abort();
+	if (!err)
+		err = put_metadata(im);
+	if (!err)
+		err = pages_start(&cap, im, pl);
+	if (!err)
+		err = pages_read_all(*pl);
+	return err;
+}
+
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; s && *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20)
+			printf("\\u%04x", ch);
+		else
+			putchar(ch);
+	}
+	putchar('"');
+}
+
+static void print_summary(void)
+{
+	static const char *codecs[] = { "none", "lz4", "lzf", "gzip" };
+	printf("{\"pid\":%d,\"image\":", cap.pid);
+	json_str(cap.out_path);
+	printf(",\"codec\":\"%s\",\"image_bytes\":%llu,\"memory_bytes\":%llu,\"stored_pages\":%llu,"
+	       "\"stored_bytes\":%llu,\"threads\":%zu,\"areas\":%zu,\"files\":%zu,\"fds\":%u,"
+	       "\"freeze_ms\":%.3f,\"total_ms\":%.3f,\"killed\":%s}\n",
+	       codecs[cap.codec], (unsigned long long)cap.image_bytes,
+	       (unsigned long long)cap.cand_bytes, (unsigned long long)cap.stored_pages,
+	       (unsigned long long)cap.stored_bytes, cap.nthreads, cap.nareas, cap.nfiles, cap.nfds,
+	       (double)cap.freeze_ns / 1e6, (double)cap.total_ns / 1e6, cap.kill_after ? "true" : "false");
+	fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+	struct image im;
+	struct pipeline *pl = NULL;
+	struct sigaction sa;
+	uint64_t t_freeze = 0;
+	int err;
+
+	if (parse_args(argc, argv))
+		return 1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;           /* no SA_RESTART: blocking calls return EINTR */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	cap.progress_tty = isatty(2);
+	t_start = now_ns(CLOCK_MONOTONIC);
+
+	err = image_open(&im, cap.out_path);
+	if (!err)
+		err = collect_prefreeze_states(&cap);
+	if (!err) {
+		err = pt_freeze(&cap.pt, cap.pid);
+		if (err)
+			cap_fail(err, err == -ESRCH ? "process %d is gone" : "cannot freeze process %d", cap.pid);
+	}
+	if (!err) {
+		cap.frozen = 1;
+		t_freeze = now_ns(CLOCK_MONOTONIC);
+		cap.proc.capture_ns = now_ns(CLOCK_REALTIME);
+		err = frozen_steps(&im, &pl);
+	}
+	if (cap.frozen && (err || !cap.kill_after)) {
+		pt_release(&cap.pt);       /* the target runs on */
+		cap.frozen = 0;
+		cap.freeze_ns = now_ns(CLOCK_MONOTONIC) - t_freeze;
+	}
+	if (!err)
+		err = hash_mapped_files(&cap);
+	if (pl) {
+		if (err)
+			cap_abort = 1;     /* stop the writers */
+		int e = pages_finish(pl, tick);
+		if (!err)
+			err = e;
+	}
+	if (!err)
+		err = put_files_and_areas(&im);
+	if (!err)
+		err = check_abort();
+	if (!err)
+		err = image_finish(&im);
+	if (!err)
+		cap.image_bytes = im.off;
+	if (cap.frozen) {
+		/* --kill: the target never ran past the capture point */
+		if (!err)
+			kill(cap.pid, SIGKILL);
+		pt_release(&cap.pt);
+		cap.frozen = 0;
+		cap.freeze_ns = now_ns(CLOCK_MONOTONIC) - t_freeze;
+	}
+	image_abort(&im);
+	cap.total_ns = now_ns(CLOCK_MONOTONIC) - t_start;
+	if (cap.progress_tty && cap.cand_bytes >= (64u << 20))
+		fprintf(stderr, "\r\033[K");
+	if (err) {
+		const char *why = cap_fail_reason();
+		fprintf(stderr, "ckimg-capture: %s\n", why[0] ? why : strerror(-err));
+		return 2;
+	}
+	print_summary();
+	return 0;
+}

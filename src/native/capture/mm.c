@@ -1,0 +1,335 @@
+/*
+ * The memory map: areas from /proc/PID/smaps (maps columns + Rss/Swap + VmFlags), and which of
+ * their pages must be stored, from /proc/PID/pagemap (bit 63 present, 62 swapped, 61 file page
+ * or shared-anon; Documentation/admin-guide/mm/pagemap.rst) and, for shared memory, the data
+ * extents of its shmem file (SEEK_DATA/SEEK_HOLE on /proc/PID/map_files/...).
+ *
+ * Which pages are candidates (FORMAT.md 4.7 "Pages not stored"):
+ *   ANON/HEAP/STACK private  present or swapped (all-zero ones are dropped after reading)
+ *   FILE private             present anonymous copies (bit 61 clear) or swapped; a present
+ *                            page with bit 61 set is still the file's page-cache page
+ *   FILE shared              none: the file holds the content
+ *   FILE deleted             every page inside the file: it cannot be re-mapped at restore
+ *   SHMEM                    present, swapped, or allocated in the shmem object (zero dropped)
+ *   VDSO/VVAR/VSYSCALL/other [special] areas, VM_IO/VM_PFNMAP areas: none
+ */
+#include "capture.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PM_PRESENT (1ull << 63)
+#define PM_SWAP    (1ull << 62)
+#define PM_FILE    (1ull << 61)
+
+struct vmflag_bit {
+	char name[3];
+	uint32_t bit;
+};
+static const struct vmflag_bit vmflag_bits[] = {
+	{ "gd", CKIMG_AREA_GROWSDOWN }, { "dd", CKIMG_AREA_DONTDUMP }, { "hg", CKIMG_AREA_HUGEPAGE },
+	{ "nh", CKIMG_AREA_NOHUGEPAGE }, { "lo", CKIMG_AREA_LOCKED }, { "nr", CKIMG_AREA_NORESERVE },
+	{ "dc", CKIMG_AREA_DONTFORK }, { "wf", CKIMG_AREA_WIPEONFORK }, { "mg", CKIMG_AREA_MERGEABLE },
+};
+
+static int has_vmflag(const char *vmflags, const char *f)
+{
+	for (const char *p = vmflags; p && *p;) {
+		while (*p == ' ')
+			p++;
+		if (p[0] == f[0] && p[1] == f[1] && (p[2] == ' ' || p[2] == 0))
+			return 1;
+		while (*p && *p != ' ')
+			p++;
+	}
+	return 0;
+}
+
+static uint32_t area_kind(const struct area *a)
+{
+	const char *p = a->path;
+	if (!p[0] || !strncmp(p, "[anon:", 6))
+		return CKIMG_KIND_ANON;
+	if (!strncmp(p, "[anon_shmem:", 12))
+		return CKIMG_KIND_SHMEM;
+	if (!strcmp(p, "[heap]"))
+		return CKIMG_KIND_HEAP;
+	if (!strcmp(p, "[stack]") || !strncmp(p, "[stack:", 7))
+		return CKIMG_KIND_STACK;
+	if (!strcmp(p, "[vdso]"))
+		return CKIMG_KIND_VDSO;
+	if (!strncmp(p, "[vvar", 5))       /* [vvar], [vvar_vclock] */
+		return CKIMG_KIND_VVAR;
+	if (!strcmp(p, "[vsyscall]"))
+		return CKIMG_KIND_VSYSCALL;
+	if (p[0] == '[')
+		return CKIMG_KIND_SPECIAL;
+	if (!strcmp(p, "/dev/zero"))
+		return a->shared ? CKIMG_KIND_SHMEM : CKIMG_KIND_ANON;
+	if (a->shared && (a->flags & CKIMG_AREA_DELETED) && !strncmp(p, "/SYSV", 5))
+		return CKIMG_KIND_SHMEM;
+	return CKIMG_KIND_FILE;
+}
+
+static int add_area(struct capture *c, size_t *cap, const char *line)
+{
+	unsigned long long s, e, off, ino;
+	unsigned maj, min;
+	char perms[8];
+	int pos = 0;
+
+	if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu %n", &s, &e, perms, &off, &maj, &min, &ino, &pos) < 7)
+		return -EINVAL;
+	if (c->nareas == *cap) {
+		*cap = *cap ? *cap * 2 : 64;
+		struct area *n = realloc(c->areas, *cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		c->areas = n;
+	}
+	struct area *a = &c->areas[c->nareas];
+	memset(a, 0, sizeof(*a));
+	a->id = (uint32_t)c->nareas;
+	a->start = s;
+	a->end = e;
+	a->file_offset = off;
+	a->dev_major = maj;
+	a->dev_minor = min;
+	a->inode = ino;
+	a->prot = (perms[0] == 'r' ? CKIMG_PROT_READ : 0) | (perms[1] == 'w' ? CKIMG_PROT_WRITE : 0) |
+		  (perms[2] == 'x' ? CKIMG_PROT_EXEC : 0);
+	a->shared = perms[3] == 's';
+	a->flags = a->shared ? CKIMG_AREA_SHARED : 0;
+	a->file_id = CKIMG_NO_FILE;
+	const char *path = pos ? line + pos : "";
+	size_t l = strlen(path);
+	while (l && (path[l - 1] == '\n' || path[l - 1] == ' '))
+		l--;
+	if (l >= 10 && !memcmp(path + l - 10, " (deleted)", 10) && path[0] == '/') {
+		l -= 10;
+		a->flags |= CKIMG_AREA_DELETED;
+	}
+	a->path = strndup(path, l);
+	if (!a->path)
+		return -ENOMEM;
+	a->kind = area_kind(a);
+	c->nareas++;
+	return 0;
+}
+
+int collect_areas(struct capture *c)
+{
+	char path[64], *smaps = NULL;
+	size_t cap = 0;
+	int err;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps", c->pid);
+	err = read_file(path, &smaps, NULL);
+	if (err)
+		return cap_fail(err, "read %s", path);
+	for (char *line = smaps, *next; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = 0;
+		if ((*line >= '0' && *line <= '9') || (*line >= 'a' && *line <= 'f')) {
+			err = add_area(c, &cap, line);
+			if (err) {
+				cap_fail(err, "parse %s", path);
+				break;
+			}
+		} else if (c->nareas && !strncmp(line, "VmFlags:", 8)) {
+			struct area *a = &c->areas[c->nareas - 1];
+			const char *v = line + 8;
+			while (*v == ' ')
+				v++;
+			size_t l = strlen(v);
+			while (l && v[l - 1] == ' ')
+				l--;
+			free(a->vmflags);
+			a->vmflags = strndup(v, l);
+			for (size_t i = 0; i < sizeof(vmflag_bits) / sizeof(vmflag_bits[0]); i++)
+				if (has_vmflag(a->vmflags, vmflag_bits[i].name))
+					a->flags |= vmflag_bits[i].bit;
+			if (has_vmflag(a->vmflags, "io") || has_vmflag(a->vmflags, "pf"))
+				a->flags |= CKIMG_AREA_UNREADABLE;
+		} else if (c->nareas && (!strncmp(line, "Rss:", 4) || !strncmp(line, "Swap:", 5))) {
+			/* Rss + Swap == 0: nothing present, no pagemap walk needed (this keeps
+			 * huge PROT_NONE reservations cheap). */
+			if (strtoull(strchr(line, ':') + 1, NULL, 10))
+				c->areas[c->nareas - 1].any_rss = 1;
+		}
+	}
+	free(smaps);
+	return err;
+}
+
+/* Data extents of the shmem object behind a shared-memory area, as [start,end) file offsets. */
+struct extents {
+	uint64_t (*r)[2];
+	size_t n, cap;
+};
+
+static void shmem_extents(struct capture *c, const struct area *a, struct extents *ex)
+{
+	char path[96];
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", c->pid,
+		 (unsigned long long)a->start, (unsigned long long)a->end);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	off_t pos = (off_t)a->file_offset, lim = (off_t)(a->file_offset + (a->end - a->start));
+	while (pos < lim) {
+		off_t d = lseek(fd, pos, SEEK_DATA);
+		if (d < 0 || d >= lim)
+			break;
+		off_t h = lseek(fd, d, SEEK_HOLE);
+		if (h < 0 || h > lim)
+			h = lim;
+		if (ex->n == ex->cap) {
+			size_t cap = ex->cap ? ex->cap * 2 : 16;
+			void *q = realloc(ex->r, cap * sizeof(*ex->r));
+			if (!q)
+				break;
+			ex->r = q;
+			ex->cap = cap;
+		}
+		ex->r[ex->n][0] = (uint64_t)d;
+		ex->r[ex->n][1] = (uint64_t)h;
+		ex->n++;
+		pos = h;
+	}
+	close(fd);
+}
+
+static int add_chunk(struct capture *c, size_t *cap, const struct chunk *ch)
+{
+	if (c->nchunks == *cap) {
+		*cap = *cap ? *cap * 2 : 256;
+		struct chunk *n = realloc(c->chunks, *cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		c->chunks = n;
+	}
+	c->chunks[c->nchunks++] = *ch;
+	c->cand_bytes += (uint64_t)ch->cand_pages * PAGE_SIZE_4K;
+	return 0;
+}
+
+enum plan_mode { PLAN_NONE, PLAN_PAGEMAP_ANON, PLAN_PAGEMAP_PRIVATE_FILE, PLAN_ALL, PLAN_SHMEM };
+
+static enum plan_mode area_plan(const struct capture *c, const struct area *a, int any_rss)
+{
+	if (a->flags & CKIMG_AREA_UNREADABLE)
+		return PLAN_NONE;
+	switch (a->kind) {
+	case CKIMG_KIND_ANON: case CKIMG_KIND_HEAP: case CKIMG_KIND_STACK:
+		return any_rss ? PLAN_PAGEMAP_ANON : PLAN_NONE;
+	case CKIMG_KIND_SHMEM:
+		return PLAN_SHMEM;
+	case CKIMG_KIND_FILE:
+		if (a->flags & CKIMG_AREA_DELETED)
+			return PLAN_ALL;
+		if (a->file_id == CKIMG_NO_FILE ||
+		    (c->files[a->file_id - 1].flags & CKIMG_FILE_UNREADABLE))
+			return PLAN_ALL;        /* identity unknown: cannot rely on the file */
+		if (a->shared)
+			return PLAN_NONE;
+		return any_rss ? PLAN_PAGEMAP_PRIVATE_FILE : PLAN_NONE;
+	}
+	return PLAN_NONE;
+}
+
+static int plan_area(struct capture *c, struct area *a, int pm_fd, size_t *cap, uint64_t *pm)
+{
+	enum plan_mode mode = area_plan(c, a, a->any_rss);
+	struct extents ex = { 0 };
+	uint64_t all_end = a->end;
+	int err = 0;
+
+	if (mode == PLAN_NONE)
+		return 0;
+	if (mode == PLAN_SHMEM)
+		shmem_extents(c, a, &ex);
+	if (mode == PLAN_ALL && a->file_id != CKIMG_NO_FILE) {
+		/* pages past the end of the file do not exist (SIGBUS); stop there */
+		uint64_t size = c->files[a->file_id - 1].size;
+		uint64_t in_file = size > a->file_offset ? size - a->file_offset : 0;
+		in_file = (in_file + PAGE_SIZE_4K - 1) & ~(uint64_t)(PAGE_SIZE_4K - 1);
+		if (a->start + in_file < all_end)
+			all_end = a->start + in_file;
+	}
+	const uint64_t grid = CHUNK_BYTES;
+	for (uint64_t cell = a->start & ~(grid - 1); cell < a->end && !err; cell += grid) {
+		uint64_t s = cell < a->start ? a->start : cell;
+		uint64_t e = cell + grid > a->end ? a->end : cell + grid;
+		uint32_t np = (uint32_t)((e - s) / PAGE_SIZE_4K);
+		struct chunk ch = { .area = (uint32_t)(a - c->areas), .first_page = s, .span_pages = np };
+		ch.zero_filter = a->kind != CKIMG_KIND_FILE;
+		if (mode != PLAN_ALL) {
+			ssize_t want = (ssize_t)np * 8;
+			ssize_t got = pread(pm_fd, pm, (size_t)want, (off_t)(s / PAGE_SIZE_4K * 8));
+			if (got != want) {
+				err = cap_fail(got < 0 ? -errno : -EIO, "read pagemap");
+				break;
+			}
+		}
+		for (uint32_t i = 0; i < np; i++) {
+			uint64_t addr = s + (uint64_t)i * PAGE_SIZE_4K, e8 = mode == PLAN_ALL ? 0 : pm[i];
+			int take = 0;
+			switch (mode) {
+			case PLAN_ALL:
+				take = addr < all_end;
+				break;
+			case PLAN_PAGEMAP_ANON:
+				take = (e8 & (PM_PRESENT | PM_SWAP)) != 0;
+				break;
+			case PLAN_PAGEMAP_PRIVATE_FILE:
+				take = (e8 & PM_SWAP) || ((e8 & PM_PRESENT) && !(e8 & PM_FILE));
+				break;
+			case PLAN_SHMEM: {
+				take = (e8 & (PM_PRESENT | PM_SWAP)) != 0;
+				uint64_t fo = a->file_offset + (addr - a->start);
+				for (size_t k = 0; !take && k < ex.n; k++)
+					take = fo >= ex.r[k][0] && fo < ex.r[k][1];
+				break;
+			}
+			default:
+				break;
+			}
+			if (take) {
+				ch.bits[i / 64] |= 1ull << (i % 64);
+				ch.cand_pages++;
+			}
+		}
+		if (ch.cand_pages)
+			err = add_chunk(c, cap, &ch);
+	}
+	free(ex.r);
+	return err;
+}
+
+int plan_chunks(struct capture *c)
+{
+	char path[64];
+	size_t cap = 0;
+	int err = 0;
+	uint64_t *pm = malloc(CKIMG_SPAN_GRID_PAGES * 8);
+
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", c->pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || !pm) {
+		err = cap_fail(fd < 0 ? -errno : -ENOMEM, "open %s", path);
+		goto out;
+	}
+	for (size_t i = 0; !err && i < c->nareas; i++)
+		err = plan_area(c, &c->areas[i], fd, &cap, pm);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(pm);
+	return err;
+}

@@ -1,0 +1,356 @@
+/*
+ * Process-wide state: /proc/PID/{stat,status,personality,comm,exe,cwd,root,cmdline,environ,
+ * auxv}, prlimit, and the open file descriptors (/proc/PID/fd, fdinfo). See proc(5).
+ */
+#include "capture.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+/* Field n (1-based, as proc(5) numbers them) of a /proc stat line. */
+static int stat_fields(const char *stat, unsigned long long *f, int maxf)
+{
+	const char *p = strrchr(stat, ')');   /* comm may hold spaces and ')' */
+	int n = 3;
+	if (!p)
+		return -EINVAL;
+	p += 2;
+	memset(f, 0, sizeof(*f) * (size_t)maxf);
+	f[3] = (unsigned char)*p;              /* state letter */
+	p++;
+	while (*p && n + 1 < maxf) {
+		char *end;
+		n++;
+		f[n] = strtoull(p, &end, 10);
+		if (end == p)
+			break;
+		p = end;
+	}
+	return 0;
+}
+
+/* "Name:\tv1\tv2..." in a status file: up to max numbers in the given base. */
+static int status_nums(const char *status, const char *name, int base, unsigned long long *v, int max)
+{
+	size_t nl = strlen(name);
+	for (const char *p = status; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		if (strncmp(p, name, nl) || p[nl] != ':')
+			continue;
+		const char *q = p + nl + 1;
+		int i;
+		for (i = 0; i < max; i++) {
+			char *end;
+			v[i] = strtoull(q, &end, base);
+			if (end == q)
+				break;
+			q = end;
+		}
+		return i;
+	}
+	return 0;
+}
+
+int proc_status_value(const char *status, const char *name, int base, unsigned long long *v)
+{
+	return status_nums(status, name, base, v, 1) == 1 ? 0 : -ENOENT;
+}
+
+/* NUL-separated /proc strings into count × STR. */
+static int put_nul_strings(struct buf *b, uint32_t *count, const char *data, size_t len)
+{
+	uint32_t n = 0;
+	int err = buf_put(b, &(struct ckimg_list_fixed){ 8, 0 }, 8);
+	for (size_t i = 0; !err && i < len;) {
+		size_t l = strnlen(data + i, len - i);
+		err = buf_put_str(b, data + i, l);
+		n++;
+		i += l + 1;
+	}
+	if (!err)
+		memcpy(b->p + 4, &n, 4);
+	*count = n;
+	return err;
+}
+
+static int collect_strings(struct capture *c)
+{
+	char path[64], *data = NULL;
+	size_t len;
+	int err;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", c->pid);
+	err = read_file(path, &data, &len);
+	if (err)
+		return cap_fail(err, "read %s", path);
+	err = put_nul_strings(&c->argv, &c->argc, data, len);
+	free(data);
+	if (err)
+		return err;
+	snprintf(path, sizeof(path), "/proc/%d/environ", c->pid);
+	err = read_file(path, &data, &len);
+	if (err)
+		return cap_fail(err, "read %s", path);
+	err = put_nul_strings(&c->environ, &c->envc, data, len);
+	free(data);
+	return err;
+}
+
+static int collect_auxv(struct capture *c)
+{
+	char path[64], *data = NULL;
+	size_t len;
+	uint32_t n = 0;
+	int err;
+
+	snprintf(path, sizeof(path), "/proc/%d/auxv", c->pid);
+	err = read_file(path, &data, &len);
+	if (err)
+		return cap_fail(err, "read %s", path);
+	err = buf_put(&c->auxv, &(struct ckimg_list_fixed){ 8, 0 }, 8);
+	for (size_t i = 0; !err && i + 16 <= len; i += 16) {
+		uint64_t type;
+		memcpy(&type, data + i, 8);
+		if (type == 0)  /* AT_NULL */
+			break;
+		err = buf_put(&c->auxv, data + i, 16);
+		n++;
+	}
+	free(data);
+	if (!err)
+		memcpy(c->auxv.p + 4, &n, 4);
+	c->auxc = n;
+	return err;
+}
+
+static int collect_rlimits(struct capture *c)
+{
+	uint32_t n = 0;
+	int err = buf_put(&c->rlimits, &(struct ckimg_list_fixed){ 8, 0 }, 8);
+	for (int r = 0; !err && r < RLIM_NLIMITS; r++) {
+		struct rlimit rl;
+		if (prlimit(c->pid, r, NULL, &rl) < 0)
+			return cap_fail(-errno, "prlimit %d", r);
+		struct ckimg_rlimit_entry e = { (uint32_t)r, 0, rl.rlim_cur, rl.rlim_max };
+		err = buf_put(&c->rlimits, &e, sizeof(e));
+		n++;
+	}
+	if (!err)
+		memcpy(c->rlimits.p + 4, &n, 4);
+	c->nrlimits = n;
+	return err;
+}
+
+static char *trim_nl(char *s)
+{
+	size_t l = s ? strlen(s) : 0;
+	if (l && s[l - 1] == '\n')
+		s[l - 1] = 0;
+	return s;
+}
+
+int collect_process(struct capture *c)
+{
+	char path[64], *stat = NULL, *status = NULL, *pers = NULL;
+	unsigned long long f[53], v[4];
+	struct ckimg_process_fixed *p = &c->proc;
+	struct utsname u;
+	int err;
+
+	p->fixed_size = sizeof(*p);
+	p->pid = (uint32_t)c->pid;
+	snprintf(path, sizeof(path), "/proc/%d/stat", c->pid);
+	err = read_file(path, &stat, NULL);
+	if (err) {
+		cap_fail(err, "read %s", path);
+		goto out;
+	}
+	err = stat_fields(stat, f, 53);
+	if (err) {
+		cap_fail(err, "parse %s", path);
+		goto out;
+	}
+	p->ppid = (uint32_t)f[4];
+	p->pgid = (uint32_t)f[5];
+	p->sid = (uint32_t)f[6];
+	p->start_time = f[22];
+	/* start_code end_code start_data end_data start_brk brk start_stack arg_start arg_end
+	 * env_start env_end; brk is not in stat: a remote brk(0) fills it in (threads.c). */
+	const int idx[11] = { 26, 27, 45, 46, 47, 0, 28, 48, 49, 50, 51 };
+	for (int i = 0; i < 11; i++)
+		p->mm[i] = idx[i] ? f[idx[i]] : 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", c->pid);
+	err = read_file(path, &status, NULL);
+	if (err) {
+		cap_fail(err, "read %s", path);
+		goto out;
+	}
+	if (status_nums(status, "Uid", 10, v, 4) == 4)
+		for (int i = 0; i < 4; i++)
+			p->uid[i] = (uint32_t)v[i];
+	if (status_nums(status, "Gid", 10, v, 4) == 4)
+		for (int i = 0; i < 4; i++)
+			p->gid[i] = (uint32_t)v[i];
+	p->umask = status_nums(status, "Umask", 8, v, 1) == 1 ? (uint32_t)v[0] : 0xFFFFFFFFu;
+
+	snprintf(path, sizeof(path), "/proc/%d/personality", c->pid);
+	if (!read_file(path, &pers, NULL))
+		p->personality = (uint32_t)strtoul(pers, NULL, 16);
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", c->pid);
+	if (read_file(path, &c->comm, NULL) == 0)
+		trim_nl(c->comm);
+	snprintf(path, sizeof(path), "/proc/%d/exe", c->pid);
+	read_link(path, &c->exe);
+	snprintf(path, sizeof(path), "/proc/%d/cwd", c->pid);
+	read_link(path, &c->cwd);
+	snprintf(path, sizeof(path), "/proc/%d/root", c->pid);
+	read_link(path, &c->root);
+	c->kernel = strdup(uname(&u) == 0 ? u.release : "");
+
+	err = collect_strings(c);
+	if (!err)
+		err = collect_auxv(c);
+	if (!err)
+		err = collect_rlimits(c);
+out:
+	free(stat);
+	free(status);
+	free(pers);
+	return err;
+}
+
+/* FD.kind from the fd's stat and link text. */
+static uint32_t fd_kind(const struct stat *st, const char *link)
+{
+	if (!strncmp(link, "anon_inode:", 11))
+		return CKIMG_FD_ANON_INODE;
+	switch (st->st_mode & S_IFMT) {
+	case S_IFREG: return CKIMG_FD_REGULAR;
+	case S_IFDIR: return CKIMG_FD_DIRECTORY;
+	case S_IFBLK: return CKIMG_FD_BLOCKDEV;
+	case S_IFIFO: return CKIMG_FD_FIFO;
+	case S_IFSOCK: return CKIMG_FD_SOCKET;
+	case S_IFCHR: {
+		unsigned maj = major(st->st_rdev), min = minor(st->st_rdev);
+		/* devices.txt: 4 tty/ttyS, 5:0 /dev/tty, 5:1 console, 136-143 pts */
+		if (maj == 4 || (maj == 5 && min <= 1) || (maj >= 136 && maj <= 143))
+			return CKIMG_FD_TTY;
+		return CKIMG_FD_CHARDEV;
+	}
+	}
+	return CKIMG_FD_UNKNOWN;
+}
+
+struct fd_ent {
+	int fd;
+	struct buf rec;
+};
+
+static int cmp_fd(const void *a, const void *b)
+{
+	return ((const struct fd_ent *)a)->fd - ((const struct fd_ent *)b)->fd;
+}
+
+static int one_fd(struct capture *c, int fd, struct buf *rec)
+{
+	char path[96], *link = NULL, *info = NULL;
+	struct ckimg_fd_fixed f = { .fixed_size = sizeof(f), .fd = (uint32_t)fd };
+	struct stat st;
+	unsigned long long v;
+	int err;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", c->pid, fd);
+	err = read_link(path, &link);
+	if (err)
+		return err;
+	if (stat(path, &st) == 0) {
+		f.mode = st.st_mode;
+		f.dev_major = major(st.st_dev);
+		f.dev_minor = minor(st.st_dev);
+		f.inode = st.st_ino;
+		f.rdev_major = major(st.st_rdev);
+		f.rdev_minor = minor(st.st_rdev);
+		f.kind = fd_kind(&st, link);
+	} else if (!strncmp(link, "anon_inode:", 11)) {
+		f.kind = CKIMG_FD_ANON_INODE;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", c->pid, fd);
+	if (read_file(path, &info, NULL) == 0) {
+		if (proc_status_value(info, "pos", 10, &v) == 0)
+			f.pos = v;
+		if (proc_status_value(info, "flags", 8, &v) == 0) {
+			f.open_flags = (uint32_t)v;
+			f.fd_flags = (v & O_CLOEXEC) ? CKIMG_FD_CLOEXEC : 0;
+		}
+	}
+	err = buf_put(rec, &f, sizeof(f));
+	if (!err)
+		err = buf_put_cstr(rec, link);
+	free(link);
+	free(info);
+	return err;
+}
+
+int collect_fds(struct capture *c)
+{
+	char path[64];
+	struct fd_ent *ents = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	int err = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", c->pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return cap_fail(-errno, "open %s", path);
+	while ((de = readdir(d))) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			struct fd_ent *q = realloc(ents, cap * sizeof(*q));
+			if (!q) {
+				err = -ENOMEM;
+				break;
+			}
+			ents = q;
+		}
+		ents[n].fd = atoi(de->d_name);
+		memset(&ents[n].rec, 0, sizeof(ents[n].rec));
+		int e = one_fd(c, ents[n].fd, &ents[n].rec);
+		if (e == -ENOENT)         /* closed meanwhile (another process sharing the table) */
+			continue;
+		if (e) {
+			err = cap_fail(e, "fd %d", ents[n].fd);
+			n++;
+			break;
+		}
+		n++;
+	}
+	closedir(d);
+	if (!err) {
+		qsort(ents, n, sizeof(*ents), cmp_fd);
+		/* All FD records back to back in c->fds, each prefixed by its u64 length. */
+		for (size_t i = 0; !err && i < n; i++) {
+			uint64_t l = ents[i].rec.len;
+			err = buf_put(&c->fds, &l, 8);
+			if (!err)
+				err = buf_put(&c->fds, ents[i].rec.p, ents[i].rec.len);
+		}
+		c->nfds = (uint32_t)n;
+	}
+	for (size_t i = 0; i < n; i++)
+		buf_free(&ents[i].rec);
+	free(ents);
+	return err;
+}

@@ -1,0 +1,267 @@
+/*
+ * Per-thread state (registers, xstate, signal state, robust list) and the state only the
+ * target itself can report, read with remote syscalls: sigactions (rt_sigaction), altstacks
+ * (sigaltstack), clear_child_tid (prctl PR_GET_TID_ADDRESS) and the current brk (brk(0)).
+ */
+#include "capture.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define XSTATE_MAX (64u << 10)
+/* include/linux/errno.h (kernel-internal restart codes) */
+#define ERESTARTSYS           512
+#define ERESTARTNOINTR        513
+#define ERESTARTNOHAND        514
+#define ERESTART_RESTARTBLOCK 516
+
+/* State letters before ptrace turns them all into 't'. */
+int collect_prefreeze_states(struct capture *c)
+{
+	char path[96], *stat;
+	struct dirent *de;
+	size_t cap = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", c->pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return cap_fail(errno == ENOENT ? -ESRCH : -errno, "process %d", c->pid);
+	while ((de = readdir(d))) {
+		pid_t tid = (pid_t)atoi(de->d_name);
+		if (tid <= 0)
+			continue;
+		if (c->npre == cap) {
+			cap = cap ? cap * 2 : 16;
+			pid_t *t = realloc(c->pre_tid, cap * sizeof(*t));
+			char *s = t ? realloc(c->pre_state, cap) : NULL;
+			if (t)
+				c->pre_tid = t;
+			if (!s) {
+				closedir(d);
+				return -ENOMEM;
+			}
+			c->pre_state = s;
+		}
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", c->pid, tid);
+		char st = 'R';
+		if (read_file(path, &stat, NULL) == 0) {
+			char *rp = strrchr(stat, ')');
+			if (rp && rp[1] == ' ' && rp[2])
+				st = rp[2];
+			free(stat);
+		}
+		c->pre_tid[c->npre] = tid;
+		c->pre_state[c->npre++] = st;
+	}
+	closedir(d);
+	return 0;
+}
+
+static uint32_t prefreeze_state(const struct capture *c, pid_t tid)
+{
+	for (size_t i = 0; i < c->npre; i++)
+		if (c->pre_tid[i] == tid)
+			return (uint32_t)(unsigned char)c->pre_state[i];
+	return 'R';
+}
+
+static int in_interrupted_syscall(const struct user_regs_struct *r)
+{
+	long ax = (long)r->rax;
+	if ((long)r->orig_rax < 0)
+		return 0;
+	return ax == -ERESTARTSYS || ax == -ERESTARTNOINTR || ax == -ERESTARTNOHAND ||
+	       ax == -ERESTART_RESTARTBLOCK || ax == -EINTR;
+}
+
+static int one_thread(struct capture *c, pid_t tid, struct thread_info *t, uint8_t *xbuf)
+{
+	char path[96], *status = NULL;
+	unsigned long long v;
+	int err;
+
+	t->tid = tid;
+	t->state = prefreeze_state(c, tid);
+	t->ss_flags = SS_DISABLE;
+	err = pt_get_regs(tid, &t->regs);
+	if (err)
+		return cap_fail(err, "thread %d: PTRACE_GETREGS", tid);
+	long xs = pt_get_xstate(tid, xbuf, XSTATE_MAX);
+	if (xs < 0) {
+		/* No XSAVE support in this kernel/CPU: the 512-byte FXSAVE area. */
+		err = pt_get_fpregs(tid, xbuf);
+		if (err)
+			return cap_fail(err, "thread %d: PTRACE_GETREGSET", tid);
+		xs = 512;
+		t->flags |= CKIMG_THREAD_FPREGS_ONLY;
+	}
+	t->xstate = malloc((size_t)xs);
+	if (!t->xstate)
+		return -ENOMEM;
+	memcpy(t->xstate, xbuf, (size_t)xs);
+	t->xstate_size = (uint32_t)xs;
+	err = pt_get_sigmask(tid, &t->sigmask);
+	if (err)
+		return cap_fail(err, "thread %d: PTRACE_GETSIGMASK", tid);
+	if (tid == c->pid)
+		t->flags |= CKIMG_THREAD_MAIN;
+	if (in_interrupted_syscall(&t->regs))
+		t->flags |= CKIMG_THREAD_IN_SYSCALL;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", c->pid, tid);
+	if (read_file(path, &status, NULL) == 0) {
+		if (proc_status_value(status, "SigPnd", 16, &v) == 0)
+			t->pending = v;
+		free(status);
+	}
+	uint64_t head = 0;
+	size_t len = 0;
+	if (syscall(SYS_get_robust_list, tid, &head, &len) == 0) {
+		t->robust_list = head;
+		t->robust_len = len;
+	}
+	return 0;
+}
+
+int collect_threads(struct capture *c)
+{
+	int err = 0;
+	uint8_t *xbuf = aligned_alloc(64, XSTATE_MAX);
+
+	c->threads = calloc(c->pt.nthreads, sizeof(*c->threads));
+	if (!xbuf || !c->threads) {
+		free(xbuf);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; !err && i < c->pt.nthreads; i++) {
+		err = one_thread(c, c->pt.threads[i].tid, &c->threads[i], xbuf);
+		c->nthreads = i + 1;
+		if (c->pt.threads[i].group_stop)
+			c->proc.flags |= CKIMG_PROCESS_STOPPED;
+	}
+	c->proc.thread_count = (uint32_t)c->nthreads;
+	free(xbuf);
+	return err;
+}
+
+/* Scratch page layout for the remote calls (addresses in the target). */
+#define SCR_SIGACT   0          /* 64 × struct kernel_sigaction (32 bytes) */
+#define SCR_ALTSTACK 2048       /* stack_t: ss_sp u64, ss_flags i32, pad, ss_size u64 */
+#define SCR_TIDADDR  2080       /* int * */
+
+static int remote(struct capture *c, pid_t tid, struct pt_syscall sc, int64_t *ret)
+{
+	int err = pt_remote_syscall(tid, c->syscall_ip, &sc);
+	if (err)
+		return cap_fail(err, "thread %d: remote syscall %ld", tid, sc.nr);
+	*ret = sc.ret;
+	return 0;
+}
+
+static int remote_sigactions(struct capture *c, uint64_t scr)
+{
+	uint64_t raw[64][4];
+	char path[64], *status = NULL;
+	unsigned long long v;
+	uint32_t n = 0;
+	int64_t ret = 0;
+	pid_t tid = c->pt.threads[0].tid;
+	int err = 0;
+
+	for (int sig = 1; sig <= 64; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		err = remote(c, tid, REMOTE_SYSCALL(__NR_rt_sigaction, (uint64_t)sig, 0,
+						    scr + SCR_SIGACT + (uint64_t)(sig - 1) * 32, 8), &ret);
+		if (err)
+			return err;
+		if (ret < 0)
+			return cap_fail((int)ret, "remote rt_sigaction(%d)", sig);
+	}
+	if (pt_read_mem(c->pid, scr + SCR_SIGACT, raw, sizeof(raw)) != (long)sizeof(raw))
+		return cap_fail(-EIO, "read sigactions");
+
+	struct ckimg_sigactions_fixed fx = { sizeof(fx), 0, 0 };
+	snprintf(path, sizeof(path), "/proc/%d/status", c->pid);
+	if (read_file(path, &status, NULL) == 0) {
+		if (proc_status_value(status, "ShdPnd", 16, &v) == 0)
+			fx.shared_pending = v;
+		free(status);
+	}
+	err = buf_put(&c->sigactions, &fx, sizeof(fx));
+	for (int sig = 1; !err && sig <= 64; sig++) {
+		uint64_t *k = raw[sig - 1];  /* kernel order: handler, flags, restorer, mask */
+		if (sig == SIGKILL || sig == SIGSTOP || (!k[0] && !k[1] && !k[3]))
+			continue;
+		struct ckimg_sigaction_entry e = { (uint32_t)sig, 0, k[0], k[1], k[2], k[3] };
+		err = buf_put(&c->sigactions, &e, sizeof(e));
+		n++;
+	}
+	if (!err)
+		memcpy(c->sigactions.p + 4, &n, 4);
+	c->nsigactions = n;
+	return err;
+}
+
+static int remote_thread_state(struct capture *c, struct thread_info *t, uint64_t scr)
+{
+	uint8_t b[40];
+	int64_t ret = 0;
+	int err;
+
+	memset(b, 0, sizeof(b));
+	pt_write_mem(c->pid, scr + SCR_ALTSTACK, b, sizeof(b));
+	err = remote(c, t->tid, REMOTE_SYSCALL(__NR_sigaltstack, 0, scr + SCR_ALTSTACK), &ret);
+	if (err)
+		return err;
+	int alt_ok = ret == 0;
+	err = remote(c, t->tid, REMOTE_SYSCALL(__NR_prctl, PR_GET_TID_ADDRESS, scr + SCR_TIDADDR), &ret);
+	if (err)
+		return err;
+	int tid_ok = ret == 0;   /* needs CONFIG_CHECKPOINT_RESTORE */
+	if (pt_read_mem(c->pid, scr + SCR_ALTSTACK, b, sizeof(b)) != (long)sizeof(b))
+		return cap_fail(-EIO, "read remote results");
+	if (alt_ok) {
+		int32_t fl;
+		memcpy(&t->ss_sp, b, 8);
+		memcpy(&fl, b + 8, 4);
+		memcpy(&t->ss_size, b + 16, 8);
+		t->ss_flags = (uint32_t)fl;
+	}
+	if (tid_ok)
+		memcpy(&t->clear_child_tid, b + (SCR_TIDADDR - SCR_ALTSTACK), 8);
+	return 0;
+}
+
+int collect_sigactions_and_tls(struct capture *c)
+{
+	uint64_t scr = 0;
+	pid_t tid = c->pt.threads[0].tid;
+	int64_t ret = 0;
+	int err;
+
+	err = pt_find_syscall_ip(c->pid, &c->syscall_ip);
+	if (err)
+		return cap_fail(err, "no syscall instruction found in the target");
+	err = pt_remote_mmap(tid, c->syscall_ip, 4096, &scr);
+	if (err)
+		return cap_fail(err, "remote mmap of a scratch page");
+	err = remote_sigactions(c, scr);
+	for (size_t i = 0; !err && i < c->nthreads; i++)
+		err = remote_thread_state(c, &c->threads[i], scr);
+	if (!err)
+		err = remote(c, tid, REMOTE_SYSCALL(__NR_brk, 0), &ret);
+	if (!err)
+		c->proc.mm[5] = (uint64_t)ret;
+	int e2 = pt_remote_munmap(tid, c->syscall_ip, scr, 4096);
+	if (!err && e2)
+		err = cap_fail(e2, "remote munmap of the scratch page");
+	return err;
+}

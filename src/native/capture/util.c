@@ -1,0 +1,131 @@
+/* Small helpers: payload buffers, /proc file reading, the failure reason, clocks. */
+#include "capture.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+volatile sig_atomic_t cap_abort;
+static char fail_reason[512];
+
+/* Record why the capture failed (first caller wins); returns err for `return cap_fail(...)`. */
+int cap_fail(int err, const char *fmt, ...)
+{
+	if (!fail_reason[0]) {
+		va_list ap;
+		va_start(ap, fmt);
+		int n = vsnprintf(fail_reason, sizeof(fail_reason), fmt, ap);
+		va_end(ap);
+		if (err && n > 0 && (size_t)n < sizeof(fail_reason))
+			snprintf(fail_reason + n, sizeof(fail_reason) - (size_t)n, ": %s", strerror(-err));
+	}
+	return err;
+}
+
+const char *cap_fail_reason(void)
+{
+	return fail_reason;
+}
+
+uint64_t now_ns(int clock)
+{
+	struct timespec ts;
+	clock_gettime(clock, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int buf_put(struct buf *b, const void *data, size_t len)
+{
+	if (b->len + len > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		while (cap < b->len + len)
+			cap *= 2;
+		uint8_t *p = realloc(b->p, cap);
+		if (!p)
+			return -ENOMEM;
+		b->p = p;
+		b->cap = cap;
+	}
+	if (len)
+		memcpy(b->p + b->len, data, len);
+	b->len += len;
+	return 0;
+}
+
+int buf_put_str(struct buf *b, const void *s, size_t len)
+{
+	uint32_t l = (uint32_t)len;
+	int err = buf_put(b, &l, 4);
+	return err ? err : buf_put(b, s, len);
+}
+
+int buf_put_cstr(struct buf *b, const char *s)
+{
+	return buf_put_str(b, s ? s : "", s ? strlen(s) : 0);
+}
+
+void buf_free(struct buf *b)
+{
+	free(b->p);
+	memset(b, 0, sizeof(*b));
+}
+
+int read_file(const char *path, char **out, size_t *len)
+{
+	size_t cap = 4096, n = 0;
+	int err = 0;
+	char *p = malloc(cap);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || !p) {
+		err = fd < 0 ? -errno : -ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		if (n + 1 >= cap) {
+			char *q = realloc(p, cap * 2);
+			if (!q) {
+				err = -ENOMEM;
+				goto out;
+			}
+			p = q;
+			cap *= 2;
+		}
+		ssize_t r = read(fd, p + n, cap - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			err = -errno;
+			goto out;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	p[n] = 0;
+	*out = p;
+	if (len)
+		*len = n;
+	p = NULL;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(p);
+	return err;
+}
+
+int read_link(const char *path, char **out)
+{
+	char buf[4096];
+	ssize_t n = readlink(path, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	*out = strdup(buf);
+	return *out ? 0 : -ENOMEM;
+}
