@@ -130,129 +130,127 @@ export function symbolsJson(elf: ElfFile): Uint8Array {
   return out.finish();
 }
 
+/** Copy small constant byte strings without TypedArray#set's per-call overhead. */
+function put(b: Uint8Array, p: number, src: Uint8Array): number {
+  for (let k = 0; k < src.length; k++) b[p + k] = src[k];
+  return p + src.length;
+}
+
+/**
+ * One table's symbols. A hot loop over the raw entries: name bytes are copied straight from
+ * the string table, and every other field's JSON text is cached per distinct value (st_info ×
+ * visibility, section index, versym), so a symbol costs a few dozen byte stores.
+ */
 function writeTable(out: ByteSink, t: SymbolTable, first: boolean): boolean {
   const v = t.view;
   const dv = v.dv;
+  const bytes = v.bytes;
   const le = v.le;
   const is64 = v.is64;
   const F = t.fieldOffsets;
   const str = t.strtab.bytes;
   const strLen = str.length;
-  const head = enc.encode(`{"table":"${t.kind}","name":"`);
-  const infoCache = new Map<number, Uint8Array>();
+  const headFirst = enc.encode(`\n{"table":"${t.kind}","name":"`);
+  const headNext = enc.encode(`,\n{"table":"${t.kind}","name":"`);
+  const infoCache: (Uint8Array | undefined)[] = new Array(1024);
   const secCache = new Map<number, Uint8Array>();
-  const verCache = new Map<string, Uint8Array>();
-  const VALUE = enc.encode(`,"value":"0x`);
+  const verCache = new Map<number, Uint8Array>();
+  const NONE: Uint8Array = new Uint8Array(0);
+  const VALUE = enc.encode(`","value":"0x`);
+  const VALUE_NOVER = VALUE;
   const SIZE = enc.encode(`","size":`);
   const versions = t.versions;
-  for (let i = 0; i < t.count; i++) {
-    const e = t.offset + i * t.entsize;
-    out.reserve(512);
-    const b = out.buf;
-    let p = out.pos;
-    if (!first) {
-      b[p++] = 44; // ,
-    }
-    b[p++] = 10;
+  const versymView = versions?.versym;
+  const versymOff = versions?.versymOffset ?? 0;
+  const versymCount = versions?.versymCount ?? 0;
+  const valueLo = F.value + (is64 && !le ? 4 : 0);
+  const valueHi = F.value + (le ? 4 : 0);
+  const sizeLo = F.size_ + (is64 && !le ? 4 : 0);
+  const sizeHi = F.size_ + (le ? 4 : 0);
+  const count = t.count;
+  const entsize = t.entsize;
+  let e = t.offset - entsize;
+  for (let i = 0; i < count; i++) {
+    e += entsize;
+    if (out.pos + 1024 > out.buf.length) out.reserve(1024);
+    let b = out.buf;
+    let p = put(b, out.pos, first ? headFirst : headNext);
     first = false;
-    b.set(head, p);
-    p += head.length;
     // Name: copy bytes from the string table, escaping what JSON requires.
     const nameOff = dv.getUint32(e + F.name, le);
-    let slow = false;
-    if (nameOff < strLen) {
-      let q = nameOff;
+    let slow = nameOff >= strLen && nameOff !== 0;
+    if (!slow) {
       const start = p;
-      for (;;) {
-        if (q >= strLen) break;
+      const room = b.length - 512;
+      for (let q = nameOff; q < strLen; q++) {
         const c = str[q];
         if (c === 0) break;
-        if (c < 0x20 || c === 34 || c === 92 || c >= 0x80) {
+        if (c < 0x20 || c === 34 || c === 92 || c >= 0x80 || p >= room) {
           slow = true;
           break;
         }
-        if (p >= b.length - 256) {
-          out.pos = p;
-          out.reserve(4096);
-          p = out.pos;
-          slow = true; // buffer moved: redo this name on the slow path
-          break;
-        }
         b[p++] = c;
-        q++;
       }
       if (slow) p = start;
-    } else if (nameOff !== 0) {
-      slow = true;
     }
-    out.pos = p;
     if (slow) {
       const j = jsonBytes(t.name(i));
+      out.pos = p;
       out.bytes(j.subarray(1, j.length - 1));
-      out.reserve(512);
+      out.reserve(1024);
+      b = out.buf;
       p = out.pos;
     }
-    const bb = out.buf;
-    bb[p++] = 34; // "
-    // Version.
-    const shndx = t.shndx(i);
-    if (versions) {
-      const ver = versions.resolve(i, shndx, nameOff);
-      if (ver) {
-        let vb = verCache.get(ver.name);
-        if (!vb) {
-          vb = enc.encode(`,"version":${JSON.stringify(ver.name)}`);
-          verCache.set(ver.name, vb);
+    // Version: by versym value and defined-ness; the symbol naming its own version has none.
+    let shndx = dv.getUint16(e + F.shndx, le);
+    if (shndx === 0xffff) shndx = t.shndx(i);
+    let vb: Uint8Array = NONE;
+    if (versymView !== undefined && i < versymCount) {
+      const rawVer = versymView.dv.getUint16(versymOff + 2 * i, le);
+      if (rawVer > 1) {
+        const key = rawVer * 2 + (shndx !== 0 ? 1 : 0);
+        let c = verCache.get(key);
+        if (c === undefined) {
+          const ver = versions!.resolve(i, shndx, -1);
+          c = ver ? enc.encode(`","version":${JSON.stringify(ver.name).slice(0, -1)}`) : NONE;
+          verCache.set(key, c);
         }
-        out.pos = p;
-        out.bytes(vb);
-        out.reserve(512);
-        p = out.pos;
+        vb = c;
+        if (c !== NONE && shndx !== 0) {
+          const def = versions!.definition(rawVer & 0x7fff);
+          if (def && def.nameOffset === nameOff && rawVer !== 0x8001) vb = NONE;
+        }
       }
     }
-    const ob = out.buf;
-    ob.set(VALUE, p);
-    p += VALUE.length;
+    if (vb.length) p = put(b, p, vb);
+    p = put(b, p, vb.length ? VALUE : VALUE_NOVER);
     // Value as hex without leading zeros.
-    let hi = 0;
-    let lo: number;
-    if (is64) {
-      lo = dv.getUint32(e + F.value + (le ? 0 : 4), le);
-      hi = dv.getUint32(e + F.value + (le ? 4 : 0), le);
-    } else lo = dv.getUint32(e + F.value, le);
-    p = writeHex64(ob, p, hi, lo);
-    ob.set(SIZE, p);
-    p += SIZE.length;
-    let shi = 0;
-    let slo: number;
-    if (is64) {
-      slo = dv.getUint32(e + F.size_ + (le ? 0 : 4), le);
-      shi = dv.getUint32(e + F.size_ + (le ? 4 : 0), le);
-    } else slo = dv.getUint32(e + F.size_, le);
-    if (shi === 0) p = writeDec(ob, p, slo);
+    const lo = dv.getUint32(e + valueLo, le);
+    const hi = is64 ? dv.getUint32(e + valueHi, le) : 0;
+    p = writeHex64(b, p, hi, lo);
+    p = put(b, p, SIZE);
+    const slo = dv.getUint32(e + sizeLo, le);
+    const shi = is64 ? dv.getUint32(e + sizeHi, le) : 0;
+    if (shi === 0) p = writeDec(b, p, slo);
     else {
       const s = (BigInt(shi) * 4294967296n + BigInt(slo)).toString();
-      for (let k = 0; k < s.length; k++) ob[p++] = s.charCodeAt(k);
+      for (let k = 0; k < s.length; k++) b[p++] = s.charCodeAt(k);
     }
-    // type/bind/visibility: cached per (info, other & 3).
-    const info = v.bytes[e + F.info];
-    const other = v.bytes[e + F.other] & 3;
-    const key = info * 4 + other;
-    let ib = infoCache.get(key);
-    if (!ib) {
-      const s = t.symbol(i);
-      ib = enc.encode(`,"type":${JSON.stringify(s.type)},"bind":${JSON.stringify(s.bind)},"visibility":${JSON.stringify(s.visibility)},"section":`);
-      infoCache.set(key, ib);
+    // type/bind/visibility: cached per (st_info, visibility).
+    const key = bytes[e + F.info] * 4 + (bytes[e + F.other] & 3);
+    let ib = infoCache[key];
+    if (ib === undefined) {
+      const sym = t.symbol(i);
+      ib = enc.encode(`,"type":${JSON.stringify(sym.type)},"bind":${JSON.stringify(sym.bind)},"visibility":${JSON.stringify(sym.visibility)},"section":`);
+      infoCache[key] = ib;
     }
-    ob.set(ib, p);
-    p += ib.length;
+    p = put(b, p, ib);
     let sb = secCache.get(shndx);
-    if (!sb) {
+    if (sb === undefined) {
       sb = enc.encode(JSON.stringify(t.sectionText(shndx)) + "}");
       secCache.set(shndx, sb);
     }
-    out.pos = p;
-    out.bytes(sb);
+    out.pos = put(b, p, sb);
   }
   return first;
 }
