@@ -3,11 +3,15 @@
  * Keep this file a plain table so adding a verb touches one line here.
  */
 import type { Verb } from "./common.js";
+import { CAPTURE_VERB } from "./capture.js";
 import { ELF_VERB } from "./elf.js";
 import { INSPECT_VERB, VERIFY_VERB } from "./image.js";
+import { RESTORE_VERB } from "./restore.js";
 
 export const VERBS: Record<string, Verb> = {
+  capture: CAPTURE_VERB,
   elf: ELF_VERB,
   inspect: INSPECT_VERB,
   verify: VERIFY_VERB,
+  restore: RESTORE_VERB,
 };

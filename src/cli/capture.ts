@@ -1,0 +1,186 @@
+/**
+ * `ckimg capture PID -o IMAGE`: runs the native capturer (build/ckimg-capture), forwards its
+ * progress, and reports what it wrote. The native program does all the work; this verb only
+ * validates options, maps its failure line to one `ckimg: <what>` line (exit 2) and formats
+ * the summary. `runCapture` is the library form (tests and benchmarks call it directly).
+ */
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { EXIT_OK, UsageError, parseVerbArgs, toJson, type CliContext, type Verb } from "./common.js";
+import { progressPrinter } from "./progress.js";
+
+export type CaptureCodec = "none" | "lz4" | "lzf" | "gzip";
+const CODECS: readonly CaptureCodec[] = ["none", "lz4", "lzf", "gzip"];
+
+export interface CaptureOptions {
+  pid: number;
+  output: string;
+  compress?: CaptureCodec;
+  /** Kill the target once the image is durable (it never runs past the capture point). */
+  kill?: boolean;
+  /** Rehash every mapped file instead of using the SHA-256 cache. */
+  noHashCache?: boolean;
+  /** Called with bytes of memory processed so far and the total to process. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** What the native capturer reports on success (its JSON line, camel-cased). */
+export interface CaptureSummary {
+  pid: number;
+  image: string;
+  codec: CaptureCodec;
+  /** Size of the image file. */
+  imageBytes: number;
+  /** Bytes of memory read from the target (before zero-page dropping and compression). */
+  memoryBytes: number;
+  storedPages: number;
+  /** Bytes of page data as stored (compressed). */
+  storedBytes: number;
+  threads: number;
+  areas: number;
+  files: number;
+  fds: number;
+  /** How long the target was stopped. */
+  freezeMs: number;
+  totalMs: number;
+  killed: boolean;
+}
+
+/** Failure of the native capturer: `message` is its one-line reason. */
+export class CaptureError extends Error {
+  override name = "CaptureError";
+}
+
+/** build/ckimg-capture of this package (from src/cli or dist/cli), or $CKIMG_CAPTURE_BIN. */
+export function captureBinary(): string {
+  const env = process.env.CKIMG_CAPTURE_BIN;
+  if (env) return env;
+  return fileURLToPath(new URL("../../build/ckimg-capture", import.meta.url));
+}
+
+/** Run one capture; resolves with the summary, rejects with CaptureError. */
+export function runCapture(opts: CaptureOptions): Promise<CaptureSummary> {
+  const bin = captureBinary();
+  if (!existsSync(bin)) {
+    return Promise.reject(new CaptureError(`${bin} is missing: run npm run build`));
+  }
+  const args = [String(opts.pid), "-o", opts.output, "--compress", opts.compress ?? "lz4"];
+  if (opts.kill) args.push("--kill");
+  if (opts.noHashCache) args.push("--no-hash-cache");
+  if (opts.onProgress) args.push("--progress");
+
+  return new Promise((resolve, reject) => {
+    // stderr is piped, not inherited: the capturer's own tty progress stays off and its
+    // failure line becomes ours.
+    const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let stdoutBuf = "";
+    let stderrText = "";
+    let summary: CaptureSummary | undefined;
+    // Ctrl-C reaches the whole process group: the capturer detaches and exits by itself;
+    // a SIGTERM aimed at us alone is passed on. Either way we wait for it.
+    const onInt = () => {};
+    const onTerm = () => child.kill("SIGTERM");
+    process.on("SIGINT", onInt);
+    process.on("SIGTERM", onTerm);
+    const cleanup = () => {
+      process.off("SIGINT", onInt);
+      process.off("SIGTERM", onTerm);
+    };
+    child.stdout.setEncoding("utf8");
+    child.stderr.setEncoding("utf8");
+    child.stdout.on("data", (text: string) => {
+      stdoutBuf += text;
+      let nl: number;
+      while ((nl = stdoutBuf.indexOf("\n")) >= 0) {
+        const line = stdoutBuf.slice(0, nl);
+        stdoutBuf = stdoutBuf.slice(nl + 1);
+        const m = /^progress (\d+) (\d+)$/.exec(line);
+        if (m) opts.onProgress?.(Number(m[1]), Number(m[2]));
+        else if (line.startsWith("{")) summary = parseSummary(line);
+      }
+    });
+    child.stderr.on("data", (text: string) => {
+      stderrText += text;
+    });
+    child.on("error", (err) => {
+      cleanup();
+      reject(new CaptureError(`cannot run ${bin}: ${err.message}`));
+    });
+    child.on("close", (code, signal) => {
+      cleanup();
+      if (code === 0 && summary) return resolve(summary);
+      const line = stderrText.split("\n").map((l) => l.trim()).filter(Boolean).pop();
+      const why = line?.replace(/^ckimg-capture: /, "") ?? (signal ? `capturer killed by ${signal}` : `capturer exited with ${code}`);
+      reject(new CaptureError(why));
+    });
+  });
+}
+
+function parseSummary(line: string): CaptureSummary {
+  const j = JSON.parse(line) as Record<string, unknown>;
+  return {
+    pid: Number(j.pid), image: String(j.image), codec: j.codec as CaptureCodec,
+    imageBytes: Number(j.image_bytes), memoryBytes: Number(j.memory_bytes),
+    storedPages: Number(j.stored_pages), storedBytes: Number(j.stored_bytes),
+    threads: Number(j.threads), areas: Number(j.areas), files: Number(j.files), fds: Number(j.fds),
+    freezeMs: Number(j.freeze_ms), totalMs: Number(j.total_ms), killed: j.killed === true,
+  };
+}
+
+function size(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1 << 20) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1 << 30) return `${(n / (1 << 20)).toFixed(1)} MiB`;
+  return `${(n / (1 << 30)).toFixed(2)} GiB`;
+}
+
+/** The text form of a capture summary. */
+export function captureText(s: CaptureSummary): string {
+  return (
+    `captured pid ${s.pid} into ${s.image}: ${size(s.imageBytes)} ` +
+    `(${s.storedPages} pages of ${size(s.memoryBytes)} read, ${s.codec}), ` +
+    `${s.threads} threads, ${s.areas} areas, ${s.fds} fds; ` +
+    `frozen ${s.freezeMs.toFixed(1)} ms, total ${s.totalMs.toFixed(1)} ms` +
+    (s.killed ? "; target killed" : "") + "\n"
+  );
+}
+
+/** Validated options from the command line (UsageError otherwise). */
+export function parseCaptureArgs(args: string[]): CaptureOptions & { json: boolean } {
+  const { values, positionals } = parseVerbArgs(args, {
+    output: { type: "string", short: "o" },
+    compress: { type: "string" },
+    kill: { type: "boolean" },
+    json: { type: "boolean" },
+    "no-hash-cache": { type: "boolean" },
+  });
+  if (positionals.length !== 1) throw new UsageError("capture takes exactly one PID");
+  const pidText = positionals[0];
+  if (!/^[1-9][0-9]*$/.test(pidText) || Number(pidText) > 0x3fffffff) throw new UsageError(`not a PID: '${pidText}'`);
+  const output = values.output;
+  if (typeof output !== "string" || output === "") throw new UsageError("missing -o IMAGE");
+  const compress = (values.compress ?? "lz4") as string;
+  if (!CODECS.includes(compress as CaptureCodec)) throw new UsageError(`unknown codec '${compress}' (none, lz4, lzf, gzip)`);
+  return {
+    pid: Number(pidText), output, compress: compress as CaptureCodec,
+    kill: values.kill === true, noHashCache: values["no-hash-cache"] === true, json: values.json === true,
+  };
+}
+
+export const CAPTURE_VERB: Verb = {
+  summary: "freeze a running process and write its checkpoint image",
+  usage: "PID -o IMAGE [--compress none|lz4|lzf|gzip] [--kill] [--no-hash-cache] [--json]",
+  async run(args: string[], ctx: CliContext): Promise<number> {
+    const opts = parseCaptureArgs(args);
+    const progress = progressPrinter(ctx, "capture");
+    let summary: CaptureSummary;
+    try {
+      summary = await runCapture({ ...opts, onProgress: ctx.stderrIsTty ? (d, t) => progress.update(d, t) : undefined });
+    } finally {
+      progress.done();
+    }
+    ctx.stdout(opts.json ? toJson(summary) : captureText(summary));
+    return EXIT_OK;
+  },
+};
