@@ -1,11 +1,17 @@
 /*
- * ckimg-restore IMG [--detach] [--force] [--new-pid] [--lazy] [--no-verify] [--pid-fd N] [-v]
+ * ckimg-restore IMG [--detach] [--force] [--new-pid] [--lazy] [--no-verify] [--check]
+ *               [--pid-fd N] [--msg-fd N] [-v]
  *
  * Rebuilds the process recorded in IMG and lets it run on (see restore.h for the steps).
  *   default      wait for the restored process (it is our child) and exit with its status
  *                (128 + signal when it was killed); SIGINT/SIGTERM/SIGHUP are forwarded.
  *   --detach     print the PID and exit 0 as soon as it runs.
- *   --pid-fd N   also write "PID\n" to fd N once the process runs (used by `ckimg restore`).
+ *   --check      only verify: structure, every chunk's CRCs, mapped files; no process.
+ *   --lazy       map page-aligned uncompressed chunks straight from the image (copy-on-write)
+ *   --no-verify  do not read chunks that need no copying (--lazy) just to check their CRCs
+ *   --pid-fd N   write "PID\n" to fd N (instead of stdout) once the process runs.
+ *   --msg-fd N   errors and warnings go to fd N instead of stderr (the restored process keeps
+ *                our stderr).
  * Failure: exit 2 and one line on stderr, "ckimg: IMG: what", naming the record; the
  * half-built child is killed.
  */
@@ -22,6 +28,7 @@
 #include "restore.h"
 
 static struct restore_args args;
+static FILE *msg;       /* errors and warnings: stderr, or --msg-fd */
 
 int rst_err(struct restore_args *a, int err, const char *fmt, ...)
 {
@@ -41,7 +48,8 @@ void rst_warn(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "ckimg: %s: warning: %s\n", args.image_path, buf);
+	fprintf(msg, "ckimg: %s: warning: %s\n", args.image_path, buf);
+	fflush(msg);
 }
 
 uint64_t rst_now_ns(void)
@@ -64,6 +72,44 @@ static void forward(int sig)
 {
 	if (fwd_pid > 0)
 		kill(fwd_pid, sig);
+}
+
+/* --check: everything restore verifies, without building a process: structure, every chunk's
+ * CRCs and decompression, the mapped files' identity. */
+static int check_image(struct restore_args *a)
+{
+	struct img *img = a->img;
+	size_t maxp = 0, maxr = 0;
+	uint64_t pages = 0;
+	uint8_t *p, *r;
+	char eb[512];
+	int err;
+
+	for (size_t i = 0; i < img->nchunks; i++) {
+		if (img->chunks[i].payload_length > maxp)
+			maxp = img->chunks[i].payload_length;
+		if ((size_t)img->chunks[i].stored_pages * img->page_size > maxr)
+			maxr = (size_t)img->chunks[i].stored_pages * img->page_size;
+	}
+	p = malloc(maxp + 1);
+	r = malloc(maxr + 1);
+	if (!p || !r)
+		return 2;
+	for (size_t i = 0; i < img->nchunks; i++) {
+		if (img_read_chunk(img, &img->chunks[i], p, r, eb, sizeof(eb))) {
+			fprintf(msg, "ckimg: %s: %s\n", a->image_path, eb);
+			return 2;
+		}
+		pages += img->chunks[i].stored_pages;
+	}
+	if ((err = restore_check_files(a))) {
+		fprintf(msg, "ckimg: %s: %s\n", a->image_path, a->err);
+		return 2;
+	}
+	printf("ok: pid %u, %zu threads, %zu areas, %zu files, %zu fds, %zu chunks, %llu pages\n",
+	       img->proc.f.pid, img->nthreads, img->nareas, img->nfiles, img->nfds, img->nchunks,
+	       (unsigned long long)pages);
+	return 0;
 }
 
 static int usage(void)
@@ -103,7 +149,7 @@ int main(int argc, char **argv)
 {
 	struct restore_args *a = &args;
 	struct img img;
-	int err, pid_fd = -1;
+	int err, pid_fd = -1, check_only = 0, msg_fd = -1;
 
 	signal(SIGPIPE, SIG_IGN);
 	for (int i = 1; i < argc; i++) {
@@ -117,8 +163,12 @@ int main(int argc, char **argv)
 			a->lazy = 1;
 		else if (!strcmp(argv[i], "--no-verify"))
 			a->no_verify = 1;
+		else if (!strcmp(argv[i], "--check"))
+			check_only = 1;
 		else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose"))
 			a->verbose = 1;
+		else if (!strcmp(argv[i], "--msg-fd") && i + 1 < argc)
+			msg_fd = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--pid-fd") && i + 1 < argc)
 			pid_fd = atoi(argv[++i]);
 		else if (argv[i][0] == '-' || a->image_path)
@@ -126,6 +176,9 @@ int main(int argc, char **argv)
 		else
 			a->image_path = argv[i];
 	}
+	msg = msg_fd >= 0 ? fdopen(msg_fd, "w") : NULL;
+	if (!msg)
+		msg = stderr;
 	if (!a->image_path)
 		return usage();
 	a->t0 = rst_now_ns();
@@ -133,26 +186,30 @@ int main(int argc, char **argv)
 
 	err = img_open(&img, a->image_path);
 	if (err) {
-		fprintf(stderr, "ckimg: %s: %s\n", a->image_path, img.err);
+		fprintf(msg, "ckimg: %s: %s\n", a->image_path, img.err);
 		return 2;
 	}
 	rst_trace(a, "image read");
+	if (check_only)
+		return check_image(a);
 	if ((err = restore_check_files(a)) || (err = restore_fork(a)) || (err = restore_mm(a)) ||
 	    (err = restore_threads(a)) || (err = restore_mm_wait(a)) || (err = restore_creds(a)) ||
 	    (err = restore_finish(a))) {
 		restore_abort(a);
-		fprintf(stderr, "ckimg: %s: %s\n", a->image_path, a->err[0] ? a->err : strerror(-err));
+		fprintf(msg, "ckimg: %s: %s\n", a->image_path, a->err[0] ? a->err : strerror(-err));
 		return 2;
 	}
 	rst_trace(a, "running");
 	if (pid_fd >= 0) {
 		dprintf(pid_fd, "%d\n", a->pid);
 		close(pid_fd);
-	}
-	if (a->detach) {
+	} else if (a->detach) {
 		printf("%d\n", a->pid);
-		return 0;
 	}
+	if (msg != stderr)
+		fclose(msg);
+	if (a->detach)
+		return 0;
 	img_close(&img);
 	return wait_restored(a->pid);
 }
