@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# One-step set-up on a fresh Debian machine (run as root, or with the packages already there):
+# installs the Debian packages the build and tests need when missing, the npm packages from
+# package-lock.json, and builds everything (TypeScript + the C capture/restore binaries).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# gcc/make/libc6-dev + codec headers build the C binaries; binutils (readelf/objdump) and gdb
+# are test oracles; python3/perl are real interpreters the capture/restore tests freeze.
+pkgs=(gcc make libc6-dev liblz4-dev zlib1g-dev binutils gdb python3 perl)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing Debian packages: ${missing[*]} (run as root or install them)" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+npm run build
