@@ -6,10 +6,12 @@ import type { Verb } from "./common.js";
 import { CAPTURE_VERB } from "./capture.js";
 import { ELF_VERB } from "./elf.js";
 import { INSPECT_VERB, VERIFY_VERB } from "./image.js";
+import { RESTORE_VERB } from "./restore.js";
 
 export const VERBS: Record<string, Verb> = {
   capture: CAPTURE_VERB,
   elf: ELF_VERB,
   inspect: INSPECT_VERB,
   verify: VERIFY_VERB,
+  restore: RESTORE_VERB,
 };
