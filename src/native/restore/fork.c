@@ -19,6 +19,7 @@
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
+#include <sys/rseq.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -231,6 +232,20 @@ static void child_signals(struct restore_args *a)
 	}
 }
 
+/*
+ * glibc registered an rseq area for us inside our TLS. Once restore_mm unmaps it, every
+ * return to user mode would make the kernel fail to update it and force SIGSEGV: unregister.
+ * The registration length must match; glibc has used __rseq_size and 32.
+ */
+static void child_rseq_off(void)
+{
+	if (__rseq_size == 0)
+		return;
+	void *area = (char *)__builtin_thread_pointer() + __rseq_offset;
+	if (syscall(SYS_rseq, area, __rseq_size, 1 /* RSEQ_FLAG_UNREGISTER */, RSEQ_SIG) < 0)
+		syscall(SYS_rseq, area, 32, 1, RSEQ_SIG);
+}
+
 static void __attribute__((noreturn)) child_main(struct restore_args *a)
 {
 	struct img *img = a->img;
@@ -266,6 +281,7 @@ static void __attribute__((noreturn)) child_main(struct restore_args *a)
 	((uint8_t *)t)[1] = 0x05;
 	((uint8_t *)t)[2] = 0xcc;       /* int3: never reached (we stop at syscall exit) */
 
+	child_rseq_off();
 	if (ptrace(PTRACE_TRACEME, 0, 0, 0) < 0)
 		child_fail(a, "PTRACE_TRACEME: %s", strerror(errno));
 	syscall(SYS_kill, syscall(SYS_getpid), SIGSTOP);
