@@ -41,6 +41,17 @@ const SKIP_TRIGGER = 6;
 /** Copies shorter than this go byte by byte: cheaper than a call into a builtin. */
 const SHORT_COPY = 32;
 
+/** Blocks up to this bound are built in a reused scratch buffer, then copied out exactly. */
+const SCRATCH_LIMIT = 4 << 20;
+let scratch = new Uint8Array(0);
+
+/** A buffer of exactly `size` bytes: a view of the shared scratch when small enough. */
+function scratchFor(size: number): Uint8Array {
+  if (size > SCRATCH_LIMIT) return new Uint8Array(size);
+  if (scratch.length < size) scratch = new Uint8Array(Math.max(size, 64 << 10));
+  return scratch.subarray(0, size);
+}
+
 /** Position table of the compressor, built once and cleared per block (deterministic output). */
 const positions = new Int32Array(1 << HASH_LOG);
 
@@ -52,6 +63,20 @@ export function lz4CompressBound(rawSize: number): number {
 
 function hash32(sequence: number): number {
   return Math.imul(sequence, HASH_PRIME) >>> HASH_SHIFT;
+}
+
+/**
+ * Extends a match of `length` equal bytes at `ref` and `at` (ref < at) up to `maxLength`,
+ * a word at a time; the first differing byte of a word is the lowest set byte of a XOR b.
+ */
+function matchLength(view: DataView, ref: number, at: number, length: number, maxLength: number): number {
+  while (length + 4 <= maxLength) {
+    const diff = view.getInt32(ref + length, true) ^ view.getInt32(at + length, true);
+    if (diff !== 0) return length + ((31 - Math.clz32(diff & -diff)) >>> 3);
+    length += 4;
+  }
+  while (length < maxLength && view.getUint8(ref + length) === view.getUint8(at + length)) length++;
+  return length;
 }
 
 /** Writes the 255-continued remainder of a length whose nibble was 15; returns the new position. */
@@ -129,16 +154,7 @@ export function lz4CompressBlockInto(src: Uint8Array, dst: Uint8Array): number {
         const offset = ip - match;
         dst[op++] = offset & 0xff;
         dst[op++] = offset >>> 8;
-        let end = ip + MIN_MATCH;
-        let from = match + MIN_MATCH;
-        while (end <= matchEndLimit - 4 && srcView.getInt32(end, true) === srcView.getInt32(from, true)) {
-          end += 4;
-          from += 4;
-        }
-        while (end < matchEndLimit && src[end] === src[from]) {
-          end++;
-          from++;
-        }
+        const end = ip + matchLength(srcView, match, ip, MIN_MATCH, matchEndLimit - ip);
         const extra = end - ip - MIN_MATCH;
         if (extra >= 15) {
           dst[tokenAt] |= 15;
@@ -172,7 +188,7 @@ export function lz4CompressBlockInto(src: Uint8Array, dst: Uint8Array): number {
 
 /** Compresses `src` as one LZ4 block (the bytes `LZ4_compress_default` would accept back). */
 export function lz4CompressBlock(src: Uint8Array): Uint8Array {
-  const dst = new Uint8Array(lz4CompressBound(src.length));
+  const dst = scratchFor(lz4CompressBound(src.length));
   const length = lz4CompressBlockInto(src, dst);
   return dst.slice(0, length);
 }

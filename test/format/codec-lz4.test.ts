@@ -1,0 +1,466 @@
+/**
+ * LZ4 block codec: hand-made vectors, round trips, the reference liblz4 as oracle both ways
+ * (through a tiny C program built here, and through the `lz4` CLI's legacy frame), and
+ * hostile input.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import fc from "fast-check";
+import { describe, expect, test } from "vitest";
+import { CodecError } from "../../src/format/codec-error.js";
+import { lz4CompressBlock, lz4CompressBlockInto, lz4CompressBound, lz4DecompressBlock, lz4DecompressBlockInto } from "../../src/format/codec-lz4.js";
+import { tempDir } from "../support/tmp.js";
+
+// ---------------------------------------------------------------------------------------------
+// Data: arbitrary bytes and memory-like structure (zeros, runs, repeated words, random, copies).
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+const segment = fc.oneof(
+  fc.integer({ min: 1, max: 4096 }).map((n) => new Uint8Array(n)),
+  fc.tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 1, max: 3000 })).map(([b, n]) => new Uint8Array(n).fill(b)),
+  fc.tuple(fc.uint8Array({ minLength: 1, maxLength: 24 }), fc.integer({ min: 1, max: 200 })).map(([w, n]) => concat(Array(n).fill(w))),
+  fc.uint8Array({ maxLength: 1500 }),
+);
+
+/** Segments, some followed by a copy of earlier output (matches at every distance). */
+const structured = fc
+  .array(fc.tuple(segment, fc.option(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 600 })), { nil: undefined })), { maxLength: 20 })
+  .map((items) => {
+    const parts: Uint8Array[] = [];
+    for (const [seg, copy] of items) {
+      parts.push(seg);
+      if (copy) {
+        const sofar = concat(parts);
+        const from = copy[0] % Math.max(1, sofar.length);
+        parts.push(sofar.slice(from, from + copy[1]));
+      }
+    }
+    return concat(parts);
+  });
+
+const anyData = fc.oneof(fc.uint8Array({ maxLength: 3000 }), structured);
+
+/** Byte equality through Buffer.compare: vitest's deep equality is slow on megabytes. */
+function expectSameBytes(actual: unknown, expected: Uint8Array): void {
+  expect(actual).toBeInstanceOf(Uint8Array);
+  const a = actual as Uint8Array;
+  if (Buffer.compare(a, expected) === 0) return;
+  let i = 0;
+  while (i < a.length && i < expected.length && a[i] === expected[i]) i++;
+  expect.fail(`bytes differ at offset ${i} (lengths ${a.length} and ${expected.length})`);
+}
+
+/** A deterministic pseudo-random buffer (xorshift32), for inputs fast-check need not shrink. */
+function noise(length: number, seed: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < length; i++) {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    out[i] = s & 0xff;
+  }
+  return out;
+}
+
+/** The start of a real binary: code, tables and strings, as pages of a process would hold. */
+function realBinary(length: number): Uint8Array {
+  return new Uint8Array(readFileSync(process.execPath).subarray(0, length));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile-input helpers.
+
+const mutation = fc.oneof(
+  fc.record({ kind: fc.constant("flip" as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }),
+  fc.record({ kind: fc.constant("set" as const), at: fc.nat(), value: fc.constantFrom(0, 1, 0x0f, 0xf0, 0xff, 0x7f, 0x80) }),
+  fc.record({ kind: fc.constant("truncate" as const), at: fc.nat() }),
+  fc.record({ kind: fc.constant("insert" as const), at: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 8 }) }),
+  fc.record({ kind: fc.constant("delete" as const), at: fc.nat(), count: fc.integer({ min: 1, max: 8 }) }),
+);
+type Mutation = typeof mutation extends fc.Arbitrary<infer T> ? T : never;
+
+function mutate(data: Uint8Array, ops: Mutation[]): Uint8Array {
+  let out = data.slice();
+  for (const op of ops) {
+    const at = out.length === 0 ? 0 : op.at % out.length;
+    if (op.kind === "flip" && out.length > 0) out[at] ^= 1 << op.bit;
+    else if (op.kind === "set" && out.length > 0) out[at] = op.value;
+    else if (op.kind === "truncate") out = out.slice(0, at);
+    else if (op.kind === "insert") out = concat([out.subarray(0, at), op.bytes, out.subarray(at)]);
+    else if (op.kind === "delete") out = concat([out.subarray(0, at), out.subarray(at + op.count)]);
+  }
+  return out;
+}
+
+/** Decoding hostile input gives exactly rawSize bytes or a CodecError — nothing else. */
+function decodeHostile(block: Uint8Array, rawSize: number): Uint8Array | CodecError {
+  try {
+    const out = lz4DecompressBlock(block, rawSize);
+    expect(out.length).toBe(rawSize);
+    return out;
+  } catch (error) {
+    if (error instanceof CodecError) {
+      expect(error.code).toBe("BAD_CODEC");
+      if (error.inputOffset !== undefined) expect(error.inputOffset).toBeGreaterThanOrEqual(0);
+      return error;
+    }
+    throw error;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe("LZ4 block: hand-made vectors", () => {
+  const text = (s: string) => new TextEncoder().encode(s);
+  const bytes = (...parts: (number | string)[]) => concat(parts.map((p) => (typeof p === "number" ? Uint8Array.of(p) : text(p))));
+
+  test("empty block is one zero token", () => {
+    expectSameBytes(lz4DecompressBlock(Uint8Array.of(0x00), 0), new Uint8Array(0));
+    expectSameBytes(lz4CompressBlock(new Uint8Array(0)), Uint8Array.of(0x00));
+  });
+
+  test("literals only", () => {
+    expectSameBytes(lz4DecompressBlock(bytes(0x50, "hello"), 5), text("hello"));
+    expectSameBytes(lz4CompressBlock(text("hello")), bytes(0x50, "hello"));
+    // Under 13 bytes nothing may be matched (end-of-block rules): twelve equal bytes stay literals.
+    expectSameBytes(lz4CompressBlock(text("aaaaaaaaaaaa")), bytes(0xc0, "aaaaaaaaaaaa"));
+  });
+
+  test("overlapping match repeats the last bytes", () => {
+    // "abcd", then 8 bytes from 4 back, then "efghi".
+    expectSameBytes(lz4DecompressBlock(bytes(0x44, "abcd", 0x04, 0x00, 0x50, "efghi"), 17), text("abcdabcdabcdefghi"));
+    // 'z', then 4 + 15 + 10 = 29 bytes from 1 back.
+    expectSameBytes(lz4DecompressBlock(bytes(0x1f, "z", 0x01, 0x00, 10, 0x50, "12345"), 35), text("z".repeat(30) + "12345"));
+  });
+
+  test("long non-overlapping and long overlapping matches", () => {
+    // 40 literals, then 4 + 15 + 81 = 100 bytes from 40 back (period 40, overlapping).
+    const head = noise(40, 7);
+    const out = lz4DecompressBlock(concat([Uint8Array.of(0xff, 40 - 15), head, Uint8Array.of(40, 0, 81, 0x00)]), 140);
+    const expected = new Uint8Array(140);
+    for (let i = 0; i < 140; i++) expected[i] = head[i % 40];
+    expectSameBytes(out, expected);
+  });
+
+  test("literal length continues through 255 bytes", () => {
+    const payload = noise(300, 3);
+    expectSameBytes(lz4DecompressBlock(concat([Uint8Array.of(0xf0, 255, 30), payload]), 300), payload);
+    const block = lz4CompressBlock(payload);
+    expect(Array.from(block.subarray(0, 3))).toEqual([0xf0, 255, 30]);
+  });
+
+  test("thirteen zero bytes: the first match the end-of-block rules allow", () => {
+    // 1 literal, a 7-byte match at offset 1, then the 5 mandatory last literals.
+    expectSameBytes(lz4CompressBlock(new Uint8Array(13)), Uint8Array.of(0x13, 0, 1, 0, 0x50, 0, 0, 0, 0, 0));
+  });
+
+  test.each([
+    ["empty input", new Uint8Array(0), 0, /empty/, 0],
+    ["literals past the end", bytes(0x50, "he"), 5, /literal run of 5 bytes runs past the end/, 1],
+    ["literal length past the end", Uint8Array.of(0xf0), 15, /literal length runs past the end/, 1],
+    ["offset before the output start", bytes(0x10, "a", 0x05, 0x00, 0x10, "b"), 10, /offset 5 points before the output start/, 2],
+    ["offset zero", bytes(0x10, "a", 0x00, 0x00, 0x10, "b"), 10, /offset 0/, 2],
+    ["offset cut off", bytes(0x10, "a", 0x01), 10, /offset cut off/, 2],
+    ["block ends with a match", bytes(0x10, "a", 0x01, 0x00), 5, /ends with a match/, 4],
+    ["match length past the end", bytes(0x1f, "a", 0x01, 0x00), 50, /match length runs past the end/, 4],
+    ["output longer than the raw size", bytes(0x50, "hello"), 4, /overflows the 4-byte output/, 1],
+    ["output shorter than the raw size", bytes(0x50, "hello"), 6, /decodes to 5 bytes, expected 6/, 6],
+    ["match overflows the output", bytes(0x14, "a", 0x01, 0x00, 0x10, "b"), 5, /match of 8 bytes overflows/, 2],
+  ])("%s is a CodecError", (_name, block, rawSize, message, inputOffset) => {
+    let caught: unknown;
+    try {
+      lz4DecompressBlock(block, rawSize);
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(CodecError);
+    expect((caught as CodecError).detail).toMatch(message);
+    expect((caught as CodecError).inputOffset).toBe(inputOffset);
+  });
+
+  test("bad raw sizes are CodecErrors, not RangeErrors", () => {
+    expect(() => lz4DecompressBlock(Uint8Array.of(0), -1)).toThrow(CodecError);
+    expect(() => lz4DecompressBlock(Uint8Array.of(0), 1.5)).toThrow(CodecError);
+    expect(() => lz4DecompressBlock(Uint8Array.of(0), Number.NaN)).toThrow(CodecError);
+  });
+});
+
+describe("LZ4 block: round trips", () => {
+  test("arbitrary and structured data", () => {
+    fc.assert(
+      fc.property(anyData, (raw) => {
+        const block = lz4CompressBlock(raw);
+        expect(block.length).toBeLessThanOrEqual(lz4CompressBound(raw.length));
+        expectSameBytes(lz4DecompressBlock(block, raw.length), raw);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("the Into forms agree with the allocating ones", () => {
+    fc.assert(
+      fc.property(structured, fc.integer({ min: 0, max: 64 }), (raw, slack) => {
+        const block = new Uint8Array(lz4CompressBound(raw.length) + slack);
+        const blockLength = lz4CompressBlockInto(raw, block);
+        expectSameBytes(block.slice(0, blockLength), lz4CompressBlock(raw));
+        const out = new Uint8Array(raw.length + slack);
+        expect(lz4DecompressBlockInto(block.subarray(0, blockLength), out)).toBe(raw.length);
+        expectSameBytes(out.subarray(0, raw.length), raw);
+      }),
+    );
+  });
+
+  test("compressing into less than the bound is refused", () => {
+    expect(() => lz4CompressBlockInto(new Uint8Array(100), new Uint8Array(100))).toThrow(CodecError);
+  });
+
+  test("matches never reach back more than 65535 bytes", () => {
+    const repeated = noise(1000, 11);
+    const raw = concat([repeated, noise(70_000, 12), repeated, new Uint8Array(100)]);
+    const block = lz4CompressBlock(raw);
+    expectSameBytes(lz4DecompressBlock(block, raw.length), raw);
+    // The second copy of `repeated` is 71 000 bytes back: it must have gone out as literals.
+    expect(block.length).toBeGreaterThan(71_000);
+  });
+
+  test("a megabyte of a real binary, of zeros and of noise", () => {
+    for (const raw of [realBinary(1 << 20), new Uint8Array(1 << 20), noise(1 << 20, 5)]) {
+      expectSameBytes(lz4DecompressBlock(lz4CompressBlock(raw), raw.length), raw);
+    }
+  });
+
+  test("output is deterministic across calls", () => {
+    const raw = realBinary(200_000);
+    const first = lz4CompressBlock(raw);
+    lz4CompressBlock(noise(50_000, 9)); // leaves other positions in the shared table
+    expectSameBytes(lz4CompressBlock(raw), first);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Oracle 1: liblz4 itself, through a ten-line C program compiled for this run.
+
+const HARNESS_C = `
+#include <lz4.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+/* harness c < raw > block            LZ4_compress_default
+ * harness d RAWSIZE < block > raw    LZ4_decompress_safe; exit 3 when it refuses the block */
+int main(int argc, char **argv) {
+  size_t cap = 1 << 16, n = 0, got;
+  char *in = malloc(cap);
+  while ((got = fread(in + n, 1, cap - n, stdin)) > 0) {
+    n += got;
+    if (n == cap) in = realloc(in, cap *= 2);
+  }
+  if (argc == 2 && strcmp(argv[1], "c") == 0) {
+    int bound = LZ4_compressBound((int)n);
+    char *out = malloc(bound);
+    int len = LZ4_compress_default(in, out, (int)n, bound);
+    if (len <= 0) return 2;
+    fwrite(out, 1, len, stdout);
+    return 0;
+  }
+  if (argc == 3 && strcmp(argv[1], "d") == 0) {
+    int raw = atoi(argv[2]);
+    char *out = malloc(raw > 0 ? raw : 1);
+    int len = LZ4_decompress_safe(in, out, (int)n, raw);
+    if (len < 0) return 3;
+    fwrite(out, 1, len, stdout);
+    return 0;
+  }
+  return 1;
+}
+`;
+
+/** Builds the harness; returns its path, or why it cannot be built here. */
+function buildHarness(): { path: string } | { skip: string } {
+  if (!existsSync("/usr/include/lz4.h")) return { skip: "liblz4 headers absent (apt-get install liblz4-dev)" };
+  const dir = tempDir("ckimg-lz4-");
+  const source = join(dir, "harness.c");
+  const binary = join(dir, "harness");
+  writeFileSync(source, HARNESS_C);
+  try {
+    execFileSync("gcc", ["-O2", "-o", binary, source, "-llz4"], { stdio: "pipe" });
+  } catch (error) {
+    const e = error as { code?: string; stderr?: Buffer };
+    return { skip: e.code === "ENOENT" ? "no C compiler (gcc)" : `harness does not build: ${String(e.stderr ?? error).split("\n")[0]}` };
+  }
+  return { path: binary };
+}
+
+const harness = buildHarness();
+const harnessPath = "path" in harness ? harness.path : "";
+
+function referenceCompress(raw: Uint8Array): Uint8Array {
+  const r = spawnSync(harnessPath, ["c"], { input: raw, maxBuffer: 1 << 30 });
+  if (r.status !== 0) throw new Error(`LZ4_compress_default failed (${r.status})`);
+  return new Uint8Array(r.stdout);
+}
+
+/** LZ4_decompress_safe's output, or undefined when it refuses the block. */
+function referenceDecompress(block: Uint8Array, rawSize: number): Uint8Array | undefined {
+  const r = spawnSync(harnessPath, ["d", String(rawSize)], { input: block, maxBuffer: 1 << 30 });
+  if (r.status === 3) return undefined;
+  if (r.status !== 0) throw new Error(`harness failed (${r.status})`);
+  return new Uint8Array(r.stdout);
+}
+
+describe.skipIf(!("path" in harness))(`LZ4 block against liblz4${"skip" in harness ? ` — skipped: ${harness.skip}` : ""}`, () => {
+  test("liblz4 decodes our blocks", () => {
+    fc.assert(
+      fc.property(anyData, (raw) => {
+        expectSameBytes(referenceDecompress(lz4CompressBlock(raw), raw.length), raw);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  test("we decode liblz4's blocks", () => {
+    fc.assert(
+      fc.property(anyData, (raw) => {
+        expectSameBytes(lz4DecompressBlock(referenceCompress(raw), raw.length), raw);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  test("the end-of-block rules at every short length", () => {
+    // Lengths around the 12/5-byte limits, each filled so that matches are everywhere.
+    for (let n = 0; n <= 40; n++) {
+      for (const raw of [new Uint8Array(n), noise(n, n + 1).map((b) => b & 1)]) {
+        expectSameBytes(referenceDecompress(lz4CompressBlock(raw), n), raw);
+      }
+    }
+  });
+
+  test("a real binary, both ways, with a ratio in the reference's league", () => {
+    const raw = realBinary(4 << 20);
+    let ours = 0;
+    let reference = 0;
+    for (let at = 0; at < raw.length; at += 1 << 20) {
+      const chunk = raw.subarray(at, at + (1 << 20));
+      const block = lz4CompressBlock(chunk);
+      expectSameBytes(referenceDecompress(block, chunk.length), chunk);
+      const theirs = referenceCompress(chunk);
+      expectSameBytes(lz4DecompressBlock(theirs, chunk.length), chunk);
+      ours += block.length;
+      reference += theirs.length;
+    }
+    expect(ours).toBeLessThan(reference * 1.1);
+  });
+
+  test("where liblz4 accepts a damaged block, we decode the same bytes", () => {
+    fc.assert(
+      fc.property(structured, fc.array(mutation, { minLength: 1, maxLength: 4 }), fc.integer({ min: -8, max: 8 }), (raw, ops, sizeDelta) => {
+        const block = mutate(lz4CompressBlock(raw), ops);
+        const rawSize = Math.max(0, raw.length + sizeDelta);
+        const theirs = referenceDecompress(block, rawSize);
+        const ours = decodeHostile(block, rawSize);
+        if (theirs !== undefined && theirs.length === rawSize) expectSameBytes(ours, theirs);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Oracle 2: the `lz4` CLI. Its legacy frame is a magic number and then blocks, each a u32 size
+// and one LZ4 block of up to 8 MiB raw: exactly our blocks, with no checksum to compute.
+
+const LEGACY_MAGIC = 0x184c2102;
+const lz4Cli = ["/usr/bin/lz4", "/usr/local/bin/lz4"].find((p) => existsSync(p));
+
+describe.skipIf(!lz4Cli)(`LZ4 block against the lz4 CLI (legacy frame)${lz4Cli ? "" : " — skipped: no lz4 binary"}`, () => {
+  test("lz4 -d reads our blocks", () => {
+    for (const raw of [realBinary(3 << 20), concat([new Uint8Array(100_000), noise(50_000, 1), realBinary(200_000)])]) {
+      const block = lz4CompressBlock(raw);
+      const frame = new Uint8Array(8 + block.length);
+      const view = new DataView(frame.buffer);
+      view.setUint32(0, LEGACY_MAGIC, true);
+      view.setUint32(4, block.length, true);
+      frame.set(block, 8);
+      const out = execFileSync(lz4Cli!, ["-d", "-c"], { input: frame, maxBuffer: 1 << 30 });
+      expectSameBytes(new Uint8Array(out), raw);
+    }
+  });
+
+  test("we read lz4 -l's blocks", () => {
+    const raw = realBinary(3 << 20);
+    const frame = new Uint8Array(execFileSync(lz4Cli!, ["-l", "-1", "-c"], { input: raw, maxBuffer: 1 << 30 }));
+    const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+    expect(view.getUint32(0, true)).toBe(LEGACY_MAGIC);
+    const blockLength = view.getUint32(4, true);
+    const block = frame.subarray(8, 8 + blockLength);
+    expectSameBytes(lz4DecompressBlock(block, raw.length), raw);
+  });
+});
+
+describe("LZ4 block: hostile input", () => {
+  test("random bytes decode to exactly rawSize or a CodecError", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 2000 }), fc.integer({ min: 0, max: 1 << 16 }), (block, rawSize) => {
+        decodeHostile(block, rawSize);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  test("random bytes behind a plausible token decode to exactly rawSize or a CodecError", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 255 }), fc.uint8Array({ maxLength: 200 }), fc.nat({ max: 5000 }), (token, rest, rawSize) => {
+        decodeHostile(concat([Uint8Array.of(token), rest]), rawSize);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  test("damaged valid blocks decode to exactly rawSize or a CodecError", () => {
+    fc.assert(
+      fc.property(anyData, fc.array(mutation, { minLength: 1, maxLength: 6 }), fc.integer({ min: -16, max: 16 }), (raw, ops, sizeDelta) => {
+        decodeHostile(mutate(lz4CompressBlock(raw), ops), Math.max(0, raw.length + sizeDelta));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  test("huge claimed lengths fail without allocating them", () => {
+    // A literal length of 15 + 255 × 100 000 in a 100 KB block, and a huge match length.
+    const longLiterals = concat([Uint8Array.of(0xf0), new Uint8Array(100_000).fill(255), Uint8Array.of(0)]);
+    expect(decodeHostile(longLiterals, 1 << 20)).toBeInstanceOf(CodecError);
+    const longMatch = concat([Uint8Array.of(0x1f, 0x41, 0x01, 0x00), new Uint8Array(100_000).fill(255), Uint8Array.of(0, 0x00)]);
+    expect(decodeHostile(longMatch, 1 << 20)).toBeInstanceOf(CodecError);
+  });
+
+  test("the Into form never writes past its buffer", () => {
+    fc.assert(
+      fc.property(structured, fc.array(mutation, { maxLength: 3 }), fc.nat({ max: 4096 }), (raw, ops, capacity) => {
+        const block = mutate(lz4CompressBlock(raw), ops);
+        const backing = new Uint8Array(capacity + 64).fill(0xa5);
+        const window = backing.subarray(32, 32 + capacity);
+        try {
+          expect(lz4DecompressBlockInto(block, window)).toBeLessThanOrEqual(capacity);
+        } catch (error) {
+          if (!(error instanceof CodecError)) throw error;
+        }
+        expect(backing.subarray(0, 32).every((b) => b === 0xa5)).toBe(true);
+        expect(backing.subarray(32 + capacity).every((b) => b === 0xa5)).toBe(true);
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
