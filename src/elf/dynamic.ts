@@ -217,11 +217,35 @@ export class DynamicTables {
     return this.#sysv ?? undefined;
   }
 
-  /** Number of dynamic symbols as the dynamic linker knows it: DT_HASH nchain, else the GNU hash walk. */
+  /**
+   * Number of dynamic symbols: DT_HASH's nchain, else the GNU hash walk. A GNU hash with no
+   * hashed symbol at all (every bucket empty: an executable that defines nothing dynamic)
+   * says nothing about the undefined ones before symoffset, and GNU ld then writes
+   * symoffset 1; the table is then bounded by the next dynamic table after it (ld lays out
+   * .dynsym, .dynstr, .gnu.version... back to back), and at least by the relocations' symbol
+   * indexes.
+   */
   get symbolCount(): number | undefined {
     if (this.get(DT_HASH) !== undefined) return this.sysvHash!.symbolCount;
-    if (this.get(DT_GNU_HASH) !== undefined) return this.gnuHash!.symbolCount;
-    return undefined;
+    if (this.get(DT_GNU_HASH) === undefined) return undefined;
+    const g = this.gnuHash!;
+    const n = g.symbolCount;
+    if (!g.isEmpty) return n;
+    const sym = this.ptr(DT_SYMTAB);
+    if (sym === undefined) return n;
+    const L = this.#is64 ? SYM64 : SYM32;
+    const entsize = Number((this.get(DT_SYMENT) ?? BigInt(L.size)) & 0xffffn) || L.size;
+    let next: bigint | undefined;
+    for (const t of [DT_STRTAB, DT_VERSYM, DT_VERDEF, DT_VERNEED, DT_GNU_HASH, DT_RELA, DT_REL, DT_JMPREL, DT_RELR]) {
+      const a = this.ptr(t);
+      if (a !== undefined && a > sym && (next === undefined || a < next)) next = a;
+    }
+    let count = n;
+    if (next !== undefined) {
+      const bytes = Math.min(Number(next - sym > BigInt(MAX_ENTRIES) ? BigInt(MAX_ENTRIES) : next - sym), this.space.extent(sym));
+      count = Math.max(count, Math.floor(bytes / entsize));
+    }
+    return count;
   }
 
   get versions(): VersionTable | undefined {

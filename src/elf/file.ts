@@ -6,7 +6,7 @@
 import { ElfError } from "./errors.js";
 import {
   EHDR32, EHDR64, EI_ABIVERSION, EI_CLASS, EI_DATA, EI_OSABI, EI_VERSION, ELFCLASS32, ELFCLASS64,
-  ELFDATA2LSB, ELFDATA2MSB, ELFMAG, ET_NAMES, EM_NAMES, PT_DYNAMIC, PT_INTERP, PT_LOAD, PT_NOTE,
+  ELFDATA2LSB, ELFDATA2MSB, ELFMAG, ET_CORE, ET_NAMES, EM_NAMES, PT_DYNAMIC, PT_INTERP, PT_LOAD, PT_NOTE,
   SHN_LORESERVE, SHN_UNDEF, SHN_XINDEX, SHT_DYNAMIC, SHT_DYNSYM, SHT_GNU_HASH, SHT_GNU_VERDEF,
   SHT_GNU_VERNEED, SHT_GNU_VERSYM, SHT_HASH, SHT_NOBITS, SHT_NOTE, SHT_REL, SHT_RELA, SHT_RELR,
   SHT_STRTAB, SHT_SYMTAB, SHT_SYMTAB_SHNDX, NT_GNU_BUILD_ID, NT_GNU_PROPERTY_TYPE_0,
@@ -426,13 +426,16 @@ export class ElfFile {
   }
 
   // ---- Notes ---------------------------------------------------------------------------------
-  /** Notes by SHT_NOTE section, or by PT_NOTE segment when there are no section headers. */
+  /**
+   * Notes by SHT_NOTE section, or by PT_NOTE segment for core files and files without section
+   * headers (a core's notes are defined by its segments; gdb's "note0" sections are a view).
+   */
   notes(): NoteGroup[] {
     if (this.#notes === undefined) {
       this.#notes = this.#guard(() => {
         const out: NoteGroup[] = [];
         const secs = this.sections.filter((s) => s.type === SHT_NOTE);
-        if (this.sections.length > 0) {
+        if (this.sections.length > 0 && this.header.type !== ET_CORE) {
           for (const s of secs) {
             const { offset, size } = s.range();
             out.push({ name: s.name, offset, size, notes: readNotes(this.view, offset, size, Number(s.addralign)) });

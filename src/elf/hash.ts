@@ -105,6 +105,12 @@ export class GnuHashTable {
     this.#v = v;
   }
 
+  /** No bucket holds a symbol: the table hashes nothing (symbolCount is then just symoffset). */
+  get isEmpty(): boolean {
+    for (let b = 0; b < this.nbuckets; b++) if (this.#v.u32(this.#buckets + 4 * b) !== 0) return false;
+    return true;
+  }
+
   /**
    * Number of dynamic symbols: one past the highest symbol any bucket chain reaches (the
    * dynamic linker's own method; symbols below symoffset are not hashed). Bounded by the bytes

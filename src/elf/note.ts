@@ -74,6 +74,7 @@ export function noteTypeName(note: { owner: string; type: number }, elfType: num
   if (note.owner === "stapsdt") return t === 3 ? "NT_STAPSDT (SystemTap probe descriptors)" : unknownNote(t);
   if (note.owner === "FDO" && t === 0xcafe1a7e) return "FDO_PACKAGING_METADATA";
   if (note.owner === "Go" && t === 4) return "GO BUILDID";
+  if (note.owner === "GDB" && t === 0xff000000) return "NT_GDB_TDESC (GDB XML target description)";
   if (note.owner.startsWith("GA$")) return t === 0x100 ? "OPEN" : t === 0x101 ? "func" : unknownNote(t);
   if (elfType === ET_CORE || note.owner === "CORE" || note.owner === "LINUX") {
     switch (t) {
@@ -86,6 +87,9 @@ export function noteTypeName(note: { owner: string; type: number }, elfType: num
       case NT_X86_XSTATE: return "NT_X86_XSTATE (x86 XSAVE extended state)";
       case NT_SIGINFO: return "NT_SIGINFO (siginfo_t data)";
       case NT_FILE: return "NT_FILE (mapped files)";
+      case 0x200: return "NT_386_TLS (x86 TLS information)";
+      case 0x201: return "NT_386_IOPERM (x86 I/O permissions)";
+      case 0x203: return "NT_X86_CET (x86 CET state)";
     }
     return unknownNote(t);
   }

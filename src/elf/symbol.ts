@@ -255,7 +255,12 @@ export class SymbolTable implements Iterable<ElfSymbol> {
     };
     if (this.gnuHash) {
       const i = this.gnuHash.find(name, this, matches);
-      return i < 0 ? undefined : this.symbol(i);
+      if (i >= 0) return this.symbol(i);
+      // Symbols below symoffset (the undefined ones) are not hashed: scan just those.
+      const want = new TextEncoder().encode(name);
+      const end = Math.min(this.gnuHash.symoffset, this.count);
+      for (let k = 1; k < end; k++) if (this.nameEquals(k, want) && matches(k)) return this.symbol(k);
+      return undefined;
     }
     if (this.sysvHash) {
       const i = this.sysvHash.find(name, this, matches);

@@ -113,7 +113,8 @@ export function readelfRelocs(text: string): ReadelfRelocs {
     if (isRelr || !section) continue;
     const m = /^([0-9a-f]{8,16}) +([0-9a-f]{8,16}) (\S+) *(.*)$/.exec(line);
     if (!m) continue;
-    const rest = m[4].trimEnd();
+    // Quirk: readelf shows a relocation against an IFUNC symbol as "name()" in the value column.
+    const rest = m[4].trimEnd().replace(/^\S+\(\) +/, "0000000000000000 ");
     let symbol = "";
     let addend: bigint | undefined;
     const withSym = /^([0-9a-f]{8,16}) +(.*?)(?: ([+-]) ([0-9a-f]+))?$/.exec(rest);
