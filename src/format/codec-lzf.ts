@@ -111,9 +111,9 @@ export function lzfCompressInto(src: Uint8Array, dst: Uint8Array): number {
       length = matchLength(srcView, ref, ip, length, maxLength);
 
       op = writeLiterals(src, literalStart, ip, dst, op);
-      if (op < 0 || op + 3 > dstEnd) return 0;
       const lengthCode = length - 2;
       const offsetCode = distance - 1;
+      if (op < 0 || op + (lengthCode < 7 ? 2 : 3) > dstEnd) return 0;
       if (lengthCode < 7) {
         dst[op++] = (lengthCode << 5) | (offsetCode >>> 8);
       } else {

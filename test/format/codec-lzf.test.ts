@@ -1,0 +1,345 @@
+/**
+ * LZF codec: hand-made vectors in liblzf's format, round trips, lzfjs (the user's library) as
+ * oracle both ways and as a differential decoder on arbitrary bytes, and hostile input.
+ */
+import { createRequire } from "node:module";
+import { readFileSync } from "node:fs";
+import fc from "fast-check";
+import { describe, expect, test } from "vitest";
+import { CodecError } from "../../src/format/codec-error.js";
+import { lzfCompress, lzfCompressInto, lzfDecompress, lzfDecompressInto } from "../../src/format/codec-lzf.js";
+
+/** lzfjs 1.0.1 (CommonJS, untyped): compress/decompress take and return bytes. */
+const lzfjs = createRequire(import.meta.url)("lzfjs") as {
+  compress(data: Uint8Array): Uint8Array;
+  decompress(data: Uint8Array): Uint8Array;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Data: arbitrary bytes and memory-like structure (zeros, runs, repeated words, random, copies).
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+const segment = fc.oneof(
+  fc.integer({ min: 1, max: 4096 }).map((n) => new Uint8Array(n)),
+  fc.tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 1, max: 3000 })).map(([b, n]) => new Uint8Array(n).fill(b)),
+  fc.tuple(fc.uint8Array({ minLength: 1, maxLength: 24 }), fc.integer({ min: 1, max: 200 })).map(([w, n]) => concat(Array(n).fill(w))),
+  fc.uint8Array({ maxLength: 1500 }),
+);
+
+/** Segments, some followed by a copy of earlier output (matches at every distance). */
+const structured = fc
+  .array(fc.tuple(segment, fc.option(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 600 })), { nil: undefined })), { maxLength: 20 })
+  .map((items) => {
+    const parts: Uint8Array[] = [];
+    for (const [seg, copy] of items) {
+      parts.push(seg);
+      if (copy) {
+        const sofar = concat(parts);
+        const from = copy[0] % Math.max(1, sofar.length);
+        parts.push(sofar.slice(from, from + copy[1]));
+      }
+    }
+    return concat(parts);
+  });
+
+const anyData = fc.oneof(fc.uint8Array({ maxLength: 3000 }), structured);
+
+/** Byte equality through Buffer.compare: vitest's deep equality is slow on megabytes. */
+function expectSameBytes(actual: unknown, expected: Uint8Array): void {
+  expect(actual).toBeInstanceOf(Uint8Array);
+  const a = actual as Uint8Array;
+  if (Buffer.compare(a, expected) === 0) return;
+  let i = 0;
+  while (i < a.length && i < expected.length && a[i] === expected[i]) i++;
+  expect.fail(`bytes differ at offset ${i} (lengths ${a.length} and ${expected.length})`);
+}
+
+/** A deterministic pseudo-random buffer (xorshift32), for inputs fast-check need not shrink. */
+function noise(length: number, seed: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < length; i++) {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    out[i] = s & 0xff;
+  }
+  return out;
+}
+
+/** The start of a real binary: code, tables and strings, as pages of a process would hold. */
+function realBinary(length: number): Uint8Array {
+  return new Uint8Array(readFileSync(process.execPath).subarray(0, length));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile-input helpers.
+
+const mutation = fc.oneof(
+  fc.record({ kind: fc.constant("flip" as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }),
+  fc.record({ kind: fc.constant("set" as const), at: fc.nat(), value: fc.constantFrom(0, 1, 0x0f, 0xf0, 0xff, 0x7f, 0x80) }),
+  fc.record({ kind: fc.constant("truncate" as const), at: fc.nat() }),
+  fc.record({ kind: fc.constant("insert" as const), at: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 8 }) }),
+  fc.record({ kind: fc.constant("delete" as const), at: fc.nat(), count: fc.integer({ min: 1, max: 8 }) }),
+);
+type Mutation = typeof mutation extends fc.Arbitrary<infer T> ? T : never;
+
+function mutate(data: Uint8Array, ops: Mutation[]): Uint8Array {
+  let out = data.slice();
+  for (const op of ops) {
+    const at = out.length === 0 ? 0 : op.at % out.length;
+    if (op.kind === "flip" && out.length > 0) out[at] ^= 1 << op.bit;
+    else if (op.kind === "set" && out.length > 0) out[at] = op.value;
+    else if (op.kind === "truncate") out = out.slice(0, at);
+    else if (op.kind === "insert") out = concat([out.subarray(0, at), op.bytes, out.subarray(at)]);
+    else if (op.kind === "delete") out = concat([out.subarray(0, at), out.subarray(at + op.count)]);
+  }
+  return out;
+}
+
+/** Decoding hostile input gives exactly rawSize bytes or a CodecError — nothing else. */
+function decodeHostile(data: Uint8Array, rawSize: number): Uint8Array | CodecError {
+  try {
+    const out = lzfDecompress(data, rawSize);
+    expect(out.length).toBe(rawSize);
+    return out;
+  } catch (error) {
+    if (error instanceof CodecError) {
+      expect(error.code).toBe("BAD_CODEC");
+      return error;
+    }
+    throw error;
+  }
+}
+
+/** Our compressor with room for any output, so that it never declines. */
+function compressAlways(raw: Uint8Array): Uint8Array {
+  const dst = new Uint8Array(raw.length + Math.ceil(raw.length / 32) + 1);
+  const length = lzfCompressInto(raw, dst);
+  expect(length > 0 || raw.length === 0).toBe(true);
+  return dst.slice(0, length);
+}
+
+/** lzfjs's output, or undefined when it throws on the input. */
+function lzfjsDecompress(data: Uint8Array): Uint8Array | undefined {
+  try {
+    return new Uint8Array(lzfjs.decompress(data));
+  } catch {
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const text = (s: string) => new TextEncoder().encode(s);
+const bytes = (...parts: (number | string)[]) => concat(parts.map((p) => (typeof p === "number" ? Uint8Array.of(p) : text(p))));
+
+describe("LZF: hand-made vectors", () => {
+  test("a literal run", () => {
+    expectSameBytes(lzfDecompress(bytes(0x02, "abc"), 3), text("abc"));
+    expectSameBytes(lzfDecompress(new Uint8Array(0), 0), new Uint8Array(0));
+  });
+
+  test("a back-reference overlapping its output", () => {
+    // "abc", then (4 + 2) bytes from 3 back.
+    expectSameBytes(lzfDecompress(bytes(0x02, "abc", 0x80, 0x02), 9), text("abcabcabc"));
+    expectSameBytes(compressAlways(text("abcabcabc")), bytes(0x02, "abc", 0x80, 0x02));
+    expectSameBytes(lzfCompress(text("abcabcabc")), bytes(0x02, "abc", 0x80, 0x02));
+  });
+
+  test("an extended length: 7 in the control byte plus the next byte", () => {
+    // 'a', then 7 + 91 + 2 = 100 bytes from 1 back.
+    expectSameBytes(lzfDecompress(bytes(0x00, "a", 0xe0, 91, 0x00), 101), new Uint8Array(101).fill(0x61));
+  });
+
+  test("the longest distance, 8192", () => {
+    const head = noise(8192, 4);
+    const out = lzfDecompress(concat([...chunks(head, 32).flatMap((c) => [Uint8Array.of(c.length - 1), c]), Uint8Array.of(0x3f, 0xff)]), 8195);
+    expectSameBytes(out.subarray(8192), head.subarray(0, 3));
+  });
+
+  test("a 32-byte literal run is the longest", () => {
+    const raw = noise(33, 8);
+    expectSameBytes(compressAlways(raw), concat([Uint8Array.of(31), raw.subarray(0, 32), Uint8Array.of(0), raw.subarray(32)]));
+  });
+
+  test("lzfCompress declines what does not shrink, as lzf_compress returns 0", () => {
+    expect(lzfCompress(new Uint8Array(0))).toBeUndefined();
+    expect(lzfCompress(Uint8Array.of(7))).toBeUndefined();
+    expect(lzfCompress(noise(1000, 2))).toBeUndefined();
+    expect(lzfCompressInto(noise(1000, 2), new Uint8Array(999))).toBe(0);
+    expect(lzfCompress(new Uint8Array(1000))?.length).toBeLessThan(20);
+  });
+
+  test.each([
+    ["a literal run past the end", bytes(0x05, "a"), 6, /literal run of 6 bytes runs past the end/, 0],
+    ["a back-reference offset cut off", bytes(0x00, "a", 0x20), 5, /offset cut off/, 2],
+    ["a back-reference length cut off", bytes(0x00, "a", 0xe0), 5, /length cut off/, 2],
+    ["a distance before the output start", bytes(0x00, "a", 0x20, 0x01), 5, /distance 2 points before the output start/, 2],
+    ["a literal run past the raw size", bytes(0x02, "abc"), 2, /overflows the 2-byte output/, 0],
+    ["a back-reference past the raw size", bytes(0x00, "a", 0x20, 0x00), 3, /back-reference of 3 bytes overflows/, 2],
+    ["output shorter than the raw size", bytes(0x02, "abc"), 4, /decodes to 3 bytes, expected 4/, 4],
+    ["empty input for a non-empty raw size", new Uint8Array(0), 5, /decodes to 0 bytes, expected 5/, 0],
+  ])("%s is a CodecError", (_name, data, rawSize, message, inputOffset) => {
+    let caught: unknown;
+    try {
+      lzfDecompress(data, rawSize);
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(CodecError);
+    expect((caught as CodecError).detail).toMatch(message);
+    expect((caught as CodecError).inputOffset).toBe(inputOffset);
+  });
+
+  test("bad raw sizes are CodecErrors, not RangeErrors", () => {
+    expect(() => lzfDecompress(Uint8Array.of(0, 1), -1)).toThrow(CodecError);
+    expect(() => lzfDecompress(Uint8Array.of(0, 1), 0.5)).toThrow(CodecError);
+  });
+});
+
+function chunks(data: Uint8Array, size: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let at = 0; at < data.length; at += size) out.push(data.subarray(at, at + size));
+  return out;
+}
+
+describe("LZF: round trips", () => {
+  test("arbitrary and structured data", () => {
+    fc.assert(
+      fc.property(anyData, (raw) => {
+        expectSameBytes(lzfDecompress(compressAlways(raw), raw.length), raw);
+        const packed = lzfCompress(raw);
+        if (packed !== undefined) {
+          expect(packed.length).toBeLessThan(raw.length);
+          expectSameBytes(lzfDecompress(packed, raw.length), raw);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("the Into forms: exact-fit output, any larger decode buffer", () => {
+    fc.assert(
+      fc.property(structured, fc.integer({ min: 0, max: 64 }), (raw, slack) => {
+        const packed = compressAlways(raw);
+        if (raw.length > 0) {
+          expect(lzfCompressInto(raw, new Uint8Array(packed.length))).toBe(packed.length);
+          if (packed.length > 0) expect(lzfCompressInto(raw, new Uint8Array(packed.length - 1))).toBe(0);
+        }
+        const out = new Uint8Array(raw.length + slack);
+        expect(lzfDecompressInto(packed, out)).toBe(raw.length);
+        expectSameBytes(out.subarray(0, raw.length), raw);
+      }),
+    );
+  });
+
+  test("back-references never reach more than 8192 bytes back", () => {
+    const repeated = noise(300, 11);
+    const raw = concat([repeated, noise(9000, 12), repeated]);
+    expectSameBytes(lzfDecompress(compressAlways(raw), raw.length), raw);
+    expect(compressAlways(raw).length).toBeGreaterThan(9300);
+  });
+
+  test("a megabyte of a real binary, of zeros and of noise", () => {
+    for (const raw of [realBinary(1 << 20), new Uint8Array(1 << 20), noise(1 << 20, 5)]) {
+      expectSameBytes(lzfDecompress(compressAlways(raw), raw.length), raw);
+    }
+  });
+});
+
+describe("LZF against lzfjs", () => {
+  test("lzfjs decodes what we encode", () => {
+    fc.assert(
+      fc.property(anyData.filter((d) => d.length > 0), (raw) => {
+        expectSameBytes(lzfjsDecompress(compressAlways(raw)), raw);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("we decode what lzfjs encodes", () => {
+    fc.assert(
+      fc.property(anyData.filter((d) => d.length > 0), (raw) => {
+        expectSameBytes(lzfDecompress(new Uint8Array(lzfjs.compress(raw)), raw.length), raw);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("a real binary both ways, with a ratio at least lzfjs's", () => {
+    const raw = realBinary(1 << 20);
+    const ours = compressAlways(raw);
+    expectSameBytes(lzfjsDecompress(ours), raw);
+    const theirs = new Uint8Array(lzfjs.compress(raw));
+    expectSameBytes(lzfDecompress(theirs, raw.length), raw);
+    expect(ours.length).toBeLessThan(theirs.length * 1.02);
+  });
+
+  test("on arbitrary bytes we decode exactly what lzfjs decodes, and refuse what it refuses", () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.uint8Array({ minLength: 1, maxLength: 400 }), anyData.filter((d) => d.length > 0).map(compressAlways)), fc.array(mutation, { maxLength: 4 }), (data, ops) => {
+        const input = mutate(data, ops);
+        if (input.length === 0) return;
+        const theirs = lzfjsDecompress(input);
+        if (theirs === undefined) {
+          expect(decodeHostile(input, 1 << 20)).toBeInstanceOf(CodecError);
+        } else {
+          expectSameBytes(decodeHostile(input, theirs.length), theirs);
+          if (theirs.length > 0) expect(decodeHostile(input, theirs.length - 1)).toBeInstanceOf(CodecError);
+          expect(decodeHostile(input, theirs.length + 1)).toBeInstanceOf(CodecError);
+        }
+      }),
+      { numRuns: 1000 },
+    );
+  });
+});
+
+describe("LZF: hostile input", () => {
+  test("random bytes decode to exactly rawSize or a CodecError", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 2000 }), fc.integer({ min: 0, max: 1 << 16 }), (data, rawSize) => {
+        decodeHostile(data, rawSize);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  test("damaged valid streams decode to exactly rawSize or a CodecError", () => {
+    fc.assert(
+      fc.property(anyData, fc.array(mutation, { minLength: 1, maxLength: 6 }), fc.integer({ min: -16, max: 16 }), (raw, ops, sizeDelta) => {
+        decodeHostile(mutate(compressAlways(raw), ops), Math.max(0, raw.length + sizeDelta));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  test("the Into form never writes past its buffer", () => {
+    fc.assert(
+      fc.property(structured, fc.array(mutation, { maxLength: 3 }), fc.nat({ max: 4096 }), (raw, ops, capacity) => {
+        const data = mutate(compressAlways(raw), ops);
+        const backing = new Uint8Array(capacity + 64).fill(0xa5);
+        const window = backing.subarray(32, 32 + capacity);
+        try {
+          expect(lzfDecompressInto(data, window)).toBeLessThanOrEqual(capacity);
+        } catch (error) {
+          if (!(error instanceof CodecError)) throw error;
+        }
+        expect(backing.subarray(0, 32).every((b) => b === 0xa5)).toBe(true);
+        expect(backing.subarray(32 + capacity).every((b) => b === 0xa5)).toBe(true);
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
