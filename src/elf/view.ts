@@ -24,7 +24,8 @@ export class ByteView {
   /** Throw ELF_TRUNCATED unless [off, off+len) lies inside the data. */
   need(off: number, len: number, what: string): void {
     if (!(off >= 0 && len >= 0 && off + len <= this.length)) {
-      throw new ElfError("ELF_TRUNCATED", `${what} (${len} bytes) runs past end of data (${this.length} bytes)`, off);
+      const left = Math.max(0, this.length - Math.max(0, off));
+      throw new ElfError("ELF_TRUNCATED", `${what} needs ${len} bytes, only ${left} left in ${this.length}`, off);
     }
   }
   has(off: number, len: number): boolean {
