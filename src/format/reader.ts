@@ -122,10 +122,16 @@ export function recordTypeName(type: number): string {
 export async function openImage(path: string, opts: OpenOptions = {}): Promise<CheckpointImage> {
   let handle: FileHandle;
   try {
+    // Check the kind first: opening a FIFO for reading would block forever.
+    const st = await stat(path);
+    if (st.isDirectory()) throw new ImageError("IO", "is a directory, not an image", { file: path });
+    if (!st.isFile()) throw new ImageError("IO", "not a regular file", { file: path });
     handle = await open(path, "r");
   } catch (err) {
+    if (err instanceof ImageError) throw err;
     const e = err as NodeJS.ErrnoException;
-    throw new ImageError("IO", `cannot open: ${e.code === "ENOENT" ? "no such file" : e.code === "EACCES" ? "permission denied" : e.message}`, { file: path });
+    const why = e.code === "ENOENT" ? "no such file" : e.code === "EACCES" ? "permission denied" : e.code === "ENOTDIR" ? "a path component is not a directory" : e.message;
+    throw new ImageError("IO", `cannot open: ${why}`, { file: path });
   }
   const image = new CheckpointImage(path, handle, opts);
   try {
