@@ -75,7 +75,8 @@ export function noteTypeName(note: { owner: string; type: number }, elfType: num
   if (note.owner === "FDO" && t === 0xcafe1a7e) return "FDO_PACKAGING_METADATA";
   if (note.owner === "Go" && t === 4) return "GO BUILDID";
   if (note.owner === "GDB" && t === 0xff000000) return "NT_GDB_TDESC (GDB XML target description)";
-  if (note.owner.startsWith("GA$")) return t === 0x100 ? "OPEN" : t === 0x101 ? "func" : unknownNote(t);
+  // GNU build attribute notes (annobin): the owner is "GA" + an encoded attribute.
+  if (note.owner.startsWith("GA")) return t === 0x100 ? "OPEN" : t === 0x101 ? "func" : unknownNote(t);
   if (elfType === ET_CORE || note.owner === "CORE" || note.owner === "LINUX") {
     switch (t) {
       case NT_PRSTATUS: return "NT_PRSTATUS (prstatus structure)";

@@ -61,19 +61,23 @@ export interface SymbolTableInit {
   sysvHash?: SysvHashTable;
 }
 
-/** readelf's type name (get_symbol_type). */
+/**
+ * readelf's type name (get_symbol_type). Like readelf, STT_GNU_IFUNC reads "IFUNC" only
+ * under ELFOSABI_GNU/FREEBSD (GNU ld sets ELFOSABI_GNU when it emits one); the number is in
+ * `info` either way.
+ */
 export function symbolTypeName(type: number, osabi: number): string {
   if (type < STT_NAMES.length) return STT_NAMES[type];
-  if (type === 10 && (osabi === 0 || osabi === 3 || osabi === 9)) return "IFUNC";
+  if (type === 10 && (osabi === 3 || osabi === 9)) return "IFUNC";
   if (type >= 13) return `<processor specific>: ${type}`;
   if (type >= 10) return `<OS specific>: ${type}`;
   return `<unknown>: ${type}`;
 }
 
-/** readelf's binding name (get_symbol_binding). */
+/** readelf's binding name (get_symbol_binding): STB_GNU_UNIQUE reads "UNIQUE" only under ELFOSABI_GNU. */
 export function symbolBindName(bind: number, osabi: number): string {
   if (bind < STB_NAMES.length) return STB_NAMES[bind];
-  if (bind === 10 && (osabi === 0 || osabi === 3)) return "UNIQUE";
+  if (bind === 10 && osabi === 3) return "UNIQUE";
   if (bind >= 13) return `<processor specific>: ${bind}`;
   if (bind >= 10) return `<OS specific>: ${bind}`;
   return `<unknown>: ${bind}`;

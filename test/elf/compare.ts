@@ -158,7 +158,10 @@ export function compareNotes(elf: ElfFile, file: string): string[] {
   for (let i = 0; i < Math.min(theirs.length, ours.length); i++) {
     const a = theirs[i];
     const b = ours[i];
-    if (a.section !== b.section || a.owner !== b.owner || a.size !== b.size || a.type !== b.type) {
+    // Quirk: readelf decodes GNU build-attribute (annobin, owner "GA…") names into a display
+    // form ("GA$<tool>gcc…", "GA*GOW:0x2052a"); we keep the raw name, so only the prefix compares.
+    const owner = b.owner.startsWith("GA") && a.owner.startsWith("GA") ? b.owner : a.owner;
+    if (a.section !== b.section || owner !== b.owner || a.size !== b.size || a.type !== b.type) {
       diffs.push(`note ${i}: readelf ${a.section} ${a.owner} ${a.size} '${a.type}' ours ${b.section} ${b.owner} ${b.size} '${b.type}'`);
     } else if (b.description !== undefined && a.description !== b.description) {
       diffs.push(`note ${i} description: readelf '${a.description}' ours '${b.description}'`);
