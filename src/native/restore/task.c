@@ -214,6 +214,8 @@ int restore_finish(struct restore_args *a)
 	int err;
 
 	restore_rlimits(a);
+	/* the child asked for SIGKILL on our death until now (fork.c); --detach means we go first */
+	rst_rsys(a, m, SYS_prctl, PR_SET_PDEATHSIG, 0, 0, 0, 0, 0);
 	for (size_t i = 1; i < a->nthreads; i++)
 		if ((err = set_thread_regs(a, &a->threads[i])))
 			return err;
