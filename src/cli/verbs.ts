@@ -6,6 +6,7 @@ import type { Verb } from "./common.js";
 import { CAPTURE_VERB } from "./capture.js";
 import { ELF_VERB } from "./elf.js";
 import { INSPECT_VERB, VERIFY_VERB } from "./image.js";
+import { MEM_VERB, STRINGS_VERB } from "./memory.js";
 import { RESTORE_VERB } from "./restore.js";
 
 export const VERBS: Record<string, Verb> = {
@@ -14,4 +15,6 @@ export const VERBS: Record<string, Verb> = {
   inspect: INSPECT_VERB,
   verify: VERIFY_VERB,
   restore: RESTORE_VERB,
+  mem: MEM_VERB,
+  strings: STRINGS_VERB,
 };

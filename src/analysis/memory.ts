@@ -1,0 +1,253 @@
+/**
+ * Reading an image's memory for people: regions with their unavailable parts marked, an
+ * xxd-style hexdump at the process's own addresses, and printable strings of the stored pages
+ * (ASCII, optionally UTF-16LE) with the address each one sits at.
+ *
+ * @example
+ * ```ts
+ * import { openImage } from "ckimg";
+ * import { readRegion, hexdump, readStrings } from "ckimg/analysis";
+ * const img = await openImage("counter.img");
+ * const region = await readRegion(img, img.threads[0].regs!.rsp, 64);
+ * process.stdout.write(hexdump(region));
+ * for await (const s of readStrings(img, { areas: ["heap"], minLength: 8 })) console.log(s.address, s.text);
+ * await img.close();
+ * ```
+ */
+import { AREA_KINDS, ImageError, type AreaRecord, type CheckpointImage } from "../format/index.js";
+
+/** Bytes of process memory; `unavailable` lists the [start, end) address ranges the image cannot supply. */
+export interface MemoryRegion {
+  address: bigint;
+  bytes: Uint8Array;
+  unavailable: { start: bigint; end: bigint }[];
+}
+
+/** Upper bound of one readRegion call (the reader refuses more than 1 GiB at once too). */
+export const MAX_REGION_BYTES = 1 << 30;
+
+/**
+ * Read `length` bytes at `address` page by page: pages the image cannot supply (vdso, a mapped
+ * file changed on disk) become zero bytes listed in `unavailable`, so one missing page does
+ * not hide the rest. An unmapped address is an error (ImageError NOT_MAPPED).
+ */
+export async function readRegion(image: CheckpointImage, address: bigint, length: number): Promise<MemoryRegion> {
+  if (!Number.isSafeInteger(length) || length < 0 || length > MAX_REGION_BYTES) {
+    throw new ImageError("BAD_FIELD", `length ${length} is outside 0..${MAX_REGION_BYTES}`, { file: image.path });
+  }
+  const bytes = new Uint8Array(length);
+  const unavailable: MemoryRegion["unavailable"] = [];
+  const ps = BigInt(image.pageSize);
+  let done = 0;
+  while (done < length) {
+    const at = address + BigInt(done);
+    const pageEnd = at - (at % ps) + ps;
+    const n = Math.min(length - done, Number(pageEnd - at));
+    try {
+      bytes.set(await image.readMemory(at, n), done);
+    } catch (err) {
+      if (!(err instanceof ImageError) || err.code !== "UNAVAILABLE") throw err;
+      const last = unavailable[unavailable.length - 1];
+      if (last && last.end === at) last.end = at + BigInt(n);
+      else unavailable.push({ start: at, end: at + BigInt(n) });
+    }
+    done += n;
+  }
+  return { address, bytes, unavailable };
+}
+
+export interface HexdumpOptions {
+  /** bytes per line (default 16, like xxd) */
+  width?: number;
+  /** bytes per group of hex digits (default 2, like xxd) */
+  group?: number;
+}
+
+/**
+ * xxd's layout with the process's addresses: `addr: 4865 6c6c 6f0a ...  Hello.`.
+ * Unavailable bytes print as `--` in the hex column and a space in the text column.
+ * Addresses are zero-padded to one width for the whole dump so columns line up.
+ */
+export function hexdump(region: MemoryRegion, opts: HexdumpOptions = {}): string {
+  const width = opts.width ?? 16;
+  const group = opts.group ?? 2;
+  const { address, bytes } = region;
+  const missing = (i: number) => {
+    const a = address + BigInt(i);
+    return region.unavailable.some((r) => a >= r.start && a < r.end);
+  };
+  const lastAddr = address + BigInt(Math.max(0, bytes.length - 1));
+  const addrWidth = Math.max(8, lastAddr.toString(16).length);
+  const hexWidth = width * 2 + Math.ceil(width / group) - 1;
+  const lines: string[] = [];
+  for (let off = 0; off < bytes.length; off += width) {
+    let hexPart = "";
+    let text = "";
+    const n = Math.min(width, bytes.length - off);
+    for (let i = 0; i < n; i++) {
+      if (i > 0 && i % group === 0) hexPart += " ";
+      if (missing(off + i)) {
+        hexPart += "--";
+        text += " ";
+      } else {
+        const b = bytes[off + i];
+        hexPart += (b < 16 ? "0" : "") + b.toString(16);
+        text += b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : ".";
+      }
+    }
+    lines.push(`${(address + BigInt(off)).toString(16).padStart(addrWidth, "0")}: ${hexPart.padEnd(hexWidth)}  ${text}`);
+  }
+  return lines.length ? lines.join("\n") + "\n" : "";
+}
+
+// ---------------------------------------------------------------------------------------
+// Areas by selector
+
+/**
+ * Select areas by "0xADDR" (the area containing it), a kind ("heap", "stack", "anon", …), or a
+ * path (exact, or its last component: "libc.so.6"). No selector: every area.
+ */
+export function selectAreas(image: CheckpointImage, selectors: readonly string[] | undefined): AreaRecord[] {
+  if (!selectors || selectors.length === 0) return image.areas;
+  const picked = new Set<AreaRecord>();
+  for (const sel of selectors) {
+    let matched: AreaRecord[];
+    if (/^0x[0-9a-fA-F]+$/.test(sel)) {
+      const a = image.areaAt(BigInt(sel));
+      matched = a ? [a] : [];
+    } else if ((AREA_KINDS as readonly string[]).includes(sel)) {
+      matched = image.areas.filter((a) => a.kind === sel);
+    } else {
+      matched = image.areas.filter((a) => a.path === sel || (a.path !== "" && a.path.endsWith("/" + sel)));
+    }
+    if (matched.length === 0) throw new ImageError("NOT_MAPPED", `no area matches '${sel}'`, { file: image.path });
+    for (const a of matched) picked.add(a);
+  }
+  return image.areas.filter((a) => picked.has(a));
+}
+
+// ---------------------------------------------------------------------------------------
+// Strings
+
+export type StringEncoding = "ascii" | "utf16le";
+
+export interface FoundString {
+  /** process address of the first byte */
+  address: bigint;
+  areaId: number;
+  encoding: StringEncoding;
+  text: string;
+}
+
+export interface StringsOptions {
+  /** area selectors (see selectAreas); default all areas */
+  areas?: readonly string[];
+  /** minimum length in characters (default 4, like strings(1)) */
+  minLength?: number;
+  /** default ["ascii"] */
+  encodings?: readonly StringEncoding[];
+  /** longest string kept whole; longer runs are cut into pieces of this length (default 4096) */
+  maxLength?: number;
+}
+
+/** strings(1)'s "printable": graphic ASCII, space and tab. */
+function printable(b: number): boolean {
+  return (b >= 0x20 && b < 0x7f) || b === 0x09;
+}
+
+/**
+ * Incremental scanner for one encoding: fed pages in address order, it carries a partial run
+ * across contiguous pages and ends it at a gap.
+ */
+class RunScanner {
+  private start = 0n;
+  private chars: number[] = [];
+  /** utf16le: a low byte waiting for its high byte */
+  private pendingLow = -1;
+  private next = -1n;
+
+  constructor(
+    private readonly encoding: StringEncoding,
+    private readonly minLength: number,
+    private readonly maxLength: number,
+    private readonly areaId: number,
+    private readonly out: FoundString[],
+  ) {}
+
+  feed(address: bigint, data: Uint8Array): void {
+    if (address !== this.next) this.flush();
+    if (this.encoding === "ascii") this.feedAscii(address, data);
+    else this.feedUtf16(address, data);
+    this.next = address + BigInt(data.length);
+  }
+
+  flush(): void {
+    if (this.chars.length >= this.minLength) {
+      this.out.push({ address: this.start, areaId: this.areaId, encoding: this.encoding, text: String.fromCharCode(...this.chars) });
+    }
+    this.chars = [];
+    this.pendingLow = -1;
+  }
+
+  private push(at: bigint, c: number): void {
+    if (this.chars.length === 0) this.start = at;
+    this.chars.push(c);
+    if (this.chars.length >= this.maxLength) this.flush();
+  }
+
+  private feedAscii(address: bigint, data: Uint8Array): void {
+    for (let i = 0; i < data.length; i++) {
+      const b = data[i];
+      if (printable(b)) this.push(address + BigInt(i), b);
+      else if (this.chars.length) this.flush();
+    }
+  }
+
+  /** UTF-16LE restricted to the printable ASCII range (what `strings -e l` finds), at even addresses. */
+  private feedUtf16(address: bigint, data: Uint8Array): void {
+    let i = 0;
+    if (this.pendingLow >= 0 && data.length) {
+      const low = this.pendingLow;
+      this.pendingLow = -1;
+      if (data[0] === 0) this.push(address - 1n, low);
+      else this.flush();
+      i = 1;
+    }
+    // Pages start at even addresses, so pairs start at even offsets.
+    for (; i + 1 < data.length; i += 2) {
+      const lo = data[i], hi = data[i + 1];
+      if (hi === 0 && printable(lo)) this.push(address + BigInt(i), lo);
+      else if (this.chars.length) this.flush();
+    }
+    if (i < data.length) {
+      if (printable(data[i])) this.pendingLow = data[i];
+      else this.flush();
+    }
+  }
+}
+
+/**
+ * Printable strings in the stored pages of the selected areas, in address order. Unstored pages
+ * (zero or file content by definition) are not scanned: the strings there are the file's own.
+ * Yields area by area so a caller can stop early; memory stays bounded by one chunk.
+ */
+export async function* readStrings(image: CheckpointImage, opts: StringsOptions = {}): AsyncGenerator<FoundString> {
+  const minLength = Math.max(1, opts.minLength ?? 4);
+  const maxLength = Math.max(minLength, opts.maxLength ?? 4096);
+  const encodings = opts.encodings?.length ? opts.encodings : (["ascii"] as const);
+  for (const area of selectAreas(image, opts.areas)) {
+    const found: FoundString[] = [];
+    const scanners = encodings.map((e) => new RunScanner(e, minLength, maxLength, area.id, found));
+    for await (const page of image.pages(area)) {
+      for (const s of scanners) s.feed(page.address, page.data);
+      if (found.length > 1024) yield* drain(found);
+    }
+    for (const s of scanners) s.flush();
+    yield* drain(found);
+  }
+}
+
+function* drain(found: FoundString[]): Generator<FoundString> {
+  found.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+  yield* found.splice(0, found.length);
+}
