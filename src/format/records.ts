@@ -172,63 +172,49 @@ export function decodeProcess(payload: Uint8Array, base: number, where: ImageErr
   };
 }
 
-/** ARGV / ENVIRON: the strings, decoded as UTF-8. */
-export function decodeStringList(payload: Uint8Array, base: number, where: ImageErrorWhere, typeName: string): string[] {
+/**
+ * The shape shared by ARGV, ENVIRON, AUXV, RLIMITS and SIGACTIONS: FIXED starts with
+ * `u32 fixed_size, u32 count`, VARIABLE holds `count` entries of at least `minEntrySize`
+ * bytes each. The count is bounded by the payload before any entry is read.
+ */
+function decodeCountedList<T>(
+  payload: Uint8Array, base: number, where: ImageErrorWhere, typeName: string,
+  fixedMin: number, minEntrySize: number, readEntry: (r: ByteReader, i: number) => T,
+): { reader: ByteReader; entries: T[] } {
   const r = new ByteReader(payload, base, where);
-  const fixed = r.fixedSize(FIXED_SIZE.LIST, typeName);
-  r.pos = 4;
-  const count = r.u32();
-  // Each STR needs at least its 4-byte length: bound the count before looping.
-  if (count * 4 > payload.length - fixed) r.fail("BAD_FIELD", `${typeName} count ${count} exceeds the payload`, 4);
+  const fixed = r.fixedSize(fixedMin, typeName);
+  const count = r.u32At(4);
+  if (count * minEntrySize > payload.length - fixed) r.fail("BAD_FIELD", `${typeName} count ${count} exceeds the payload`, 4);
   r.pos = fixed;
-  const out: string[] = [];
-  for (let i = 0; i < count; i++) out.push(r.str(`${typeName} string ${i}`));
-  return out;
+  const entries: T[] = [];
+  for (let i = 0; i < count; i++) entries.push(readEntry(r, i));
+  return { reader: r, entries };
+}
+
+/** ARGV / ENVIRON: the strings, decoded as UTF-8 (each STR needs at least its 4-byte length). */
+export function decodeStringList(payload: Uint8Array, base: number, where: ImageErrorWhere, typeName: string): string[] {
+  return decodeCountedList(payload, base, where, typeName, FIXED_SIZE.LIST, 4, (r, i) => r.str(`${typeName} string ${i}`)).entries;
 }
 
 export function decodeAuxv(payload: Uint8Array, base: number, where: ImageErrorWhere): AuxvEntry[] {
-  const r = new ByteReader(payload, base, where);
-  const fixed = r.fixedSize(FIXED_SIZE.LIST, "AUXV");
-  r.pos = 4;
-  const count = r.u32();
-  if (count * AUXV_ENTRY_SIZE > payload.length - fixed) r.fail("BAD_FIELD", `AUXV count ${count} exceeds the payload`, 4);
-  r.pos = fixed;
-  const out: AuxvEntry[] = [];
-  for (let i = 0; i < count; i++) out.push({ type: r.u64(), value: r.u64() });
-  return out;
+  return decodeCountedList(payload, base, where, "AUXV", FIXED_SIZE.LIST, AUXV_ENTRY_SIZE, (r) => ({ type: r.u64(), value: r.u64() })).entries;
 }
 
 export function decodeRlimits(payload: Uint8Array, base: number, where: ImageErrorWhere): RlimitEntry[] {
-  const r = new ByteReader(payload, base, where);
-  const fixed = r.fixedSize(FIXED_SIZE.LIST, "RLIMITS");
-  r.pos = 4;
-  const count = r.u32();
-  if (count * RLIMIT_ENTRY_SIZE > payload.length - fixed) r.fail("BAD_FIELD", `RLIMITS count ${count} exceeds the payload`, 4);
-  r.pos = fixed;
-  const out: RlimitEntry[] = [];
-  for (let i = 0; i < count; i++) {
+  return decodeCountedList(payload, base, where, "RLIMITS", FIXED_SIZE.LIST, RLIMIT_ENTRY_SIZE, (r) => {
     const resource = r.u32();
-    r.u32();
-    out.push({ resource, cur: r.u64(), max: r.u64() });
-  }
-  return out;
+    r.u32(); // reserved
+    return { resource, cur: r.u64(), max: r.u64() };
+  }).entries;
 }
 
 export function decodeSigactions(payload: Uint8Array, base: number, where: ImageErrorWhere): SigactionsRecord {
-  const r = new ByteReader(payload, base, where);
-  const fixed = r.fixedSize(FIXED_SIZE.SIGACTIONS, "SIGACTIONS");
-  r.pos = 4;
-  const count = r.u32();
-  const sharedPending = r.u64();
-  if (count * SIGACTION_ENTRY_SIZE > payload.length - fixed) r.fail("BAD_FIELD", `SIGACTIONS count ${count} exceeds the payload`, 4);
-  r.pos = fixed;
-  const actions: SigactionEntry[] = [];
-  for (let i = 0; i < count; i++) {
+  const { reader, entries } = decodeCountedList(payload, base, where, "SIGACTIONS", FIXED_SIZE.SIGACTIONS, SIGACTION_ENTRY_SIZE, (r) => {
     const signo = r.u32();
-    r.u32();
-    actions.push({ signo, handler: r.u64(), flags: r.u64(), restorer: r.u64(), mask: r.u64() });
-  }
-  return { sharedPending, actions };
+    r.u32(); // reserved
+    return { signo, handler: r.u64(), flags: r.u64(), restorer: r.u64(), mask: r.u64() };
+  });
+  return { sharedPending: reader.u64At(8), actions: entries };
 }
 
 export function decodeRegs(raw: Uint8Array): X86Regs | undefined {
