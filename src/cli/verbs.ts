@@ -4,6 +4,7 @@
  */
 import type { Verb } from "./common.js";
 import { CAPTURE_VERB } from "./capture.js";
+import { TO_CORE_VERB } from "./core.js";
 import { ELF_VERB } from "./elf.js";
 import { INSPECT_VERB, VERIFY_VERB } from "./image.js";
 import { MEM_VERB, STRINGS_VERB } from "./memory.js";
@@ -17,4 +18,5 @@ export const VERBS: Record<string, Verb> = {
   restore: RESTORE_VERB,
   mem: MEM_VERB,
   strings: STRINGS_VERB,
+  "to-core": TO_CORE_VERB,
 };
