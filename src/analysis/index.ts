@@ -18,3 +18,6 @@
 export * from "./modules.js";
 export * from "./symbolize.js";
 export * from "./got.js";
+export * from "./diff.js";
+export * from "./memory.js";
+export * from "./core.js";

@@ -5,6 +5,7 @@
 import type { Verb } from "./common.js";
 import { CAPTURE_VERB } from "./capture.js";
 import { TO_CORE_VERB } from "./core.js";
+import { DIFF_VERB } from "./diff.js";
 import { ELF_VERB } from "./elf.js";
 import { INSPECT_VERB, VERIFY_VERB } from "./image.js";
 import { MEM_VERB, STRINGS_VERB } from "./memory.js";
@@ -16,6 +17,7 @@ export const VERBS: Record<string, Verb> = {
   inspect: INSPECT_VERB,
   verify: VERIFY_VERB,
   restore: RESTORE_VERB,
+  diff: DIFF_VERB,
   mem: MEM_VERB,
   strings: STRINGS_VERB,
   "to-core": TO_CORE_VERB,
