@@ -29,3 +29,44 @@ function crc32Portable(data: Uint8Array, initial = 0): number {
 /** CRC-32 of `data`, continuing from `initial` (the CRC of the bytes before it). */
 export const crc32: Crc32Fn = nativeCrc32 ? (d, i = 0) => nativeCrc32(d, i) >>> 0 : crc32Portable;
 export { crc32Portable };
+
+// --- crc32Combine: CRC of A‖B from crc(A), crc(B) and |B|, without touching the bytes. -----
+// Polynomial arithmetic modulo the CRC polynomial (reflected bit order), as zlib ≥ 1.2.12
+// does it: multiply crc(A) by x^(8·|B|) mod P, then add crc(B). Used where one pass over the
+// data already produced crc(B) (uncompressed chunks: DATA is the raw pages).
+const POLY = 0xedb88320;
+
+function multModP(a: number, b: number): number {
+  let m = 0x80000000;
+  let p = 0;
+  for (;;) {
+    if (a & m) {
+      p ^= b;
+      if ((a & (m - 1)) === 0) break;
+    }
+    m >>>= 1;
+    b = b & 1 ? (b >>> 1) ^ POLY : b >>> 1;
+  }
+  return p >>> 0;
+}
+
+/** X2N[k] = x^(2^k) mod P. */
+const X2N = new Uint32Array(32);
+X2N[0] = 0x40000000; // x^1
+for (let k = 1; k < 32; k++) X2N[k] = multModP(X2N[k - 1], X2N[k - 1]);
+
+/** x^(n·2^k) mod P */
+function x2nModP(n: number, k: number): number {
+  let p = 0x80000000; // x^0
+  while (n) {
+    if (n & 1) p = multModP(X2N[k & 31], p);
+    n = Math.floor(n / 2);
+    k++;
+  }
+  return p;
+}
+
+/** crc32(A‖B) given crc32(A), crc32(B) and the length of B in bytes (any safe integer). */
+export function crc32Combine(crcA: number, crcB: number, lengthB: number): number {
+  return (multModP(x2nModP(lengthB, 3), crcA >>> 0) ^ crcB) >>> 0;
+}

@@ -9,9 +9,9 @@
  * falls back to scanning records when the trailer or index is damaged.
  */
 import { open, stat, type FileHandle } from "node:fs/promises";
-import { crc32 } from "./checksum.js";
+import { crc32, crc32Combine } from "./checksum.js";
 import { CodecError } from "./codec-error.js";
-import { decompressChunk } from "./codecs.js";
+import { CODEC, decompressChunk } from "./codecs.js";
 import { ImageError, type ImageErrorCode } from "./errors.js";
 import {
   HDR, HEADER_SIZE, IDX, IMAGE_MAGIC, INDEX_ENTRY_SIZE, INDEX_FIXED_SIZE, MAX_CHUNK_RAW,
@@ -435,17 +435,30 @@ export class CheckpointImage {
 
   /** Validate a whole record (header + payload bytes) against its index entry; returns the payload. */
   private checkRecord(e: IndexEntry, bytes: Uint8Array): Uint8Array {
+    const payload = this.checkRecordHeader(e, bytes);
+    if (crc32(payload) !== this.payloadCrcOf(bytes)) throw this.payloadCrcError(e);
+    return payload;
+  }
+
+  /** Header checks (magic, CRC, agreement with the index entry); returns the payload view. */
+  private checkRecordHeader(e: IndexEntry, bytes: Uint8Array): Uint8Array {
     const rh = this.parseRecordHeader(bytes.subarray(0, RECORD_HEADER_SIZE), e.offset);
-    const where = { offset: e.offset, recordType: recordTypeName(e.type), sequence: e.sequence };
+    const where = { file: this.path, offset: e.offset, recordType: recordTypeName(e.type), sequence: e.sequence };
     if (rh.type !== e.type || rh.flags !== e.flags || rh.payloadLength !== e.payloadLength) {
       throw new ImageError("BAD_INDEX", `record header (type ${recordTypeName(rh.type)}, length ${rh.payloadLength}) disagrees with its index entry`, where);
     }
     if (rh.sequence !== e.sequence) {
       throw new ImageError("BAD_RECORD", `record sequence ${rh.sequence} where ${e.sequence} was expected (records reordered or duplicated)`, where);
     }
-    const payload = bytes.subarray(RECORD_HEADER_SIZE);
-    if (crc32(payload) !== rh.payloadCrc) throw new ImageError("BAD_CHECKSUM", "payload checksum mismatch", { ...where, offset: e.offset + RECORD_HEADER_SIZE });
-    return payload;
+    return bytes.subarray(RECORD_HEADER_SIZE);
+  }
+
+  private payloadCrcOf(recordBytes: Uint8Array): number {
+    return view(recordBytes).getUint32(REC.payloadCrc, true);
+  }
+
+  private payloadCrcError(e: IndexEntry): ImageError {
+    return new ImageError("BAD_CHECKSUM", "payload checksum mismatch", { file: this.path, offset: e.offset + RECORD_HEADER_SIZE, recordType: recordTypeName(e.type), sequence: e.sequence });
   }
 
   private decodeRecord(e: IndexEntry, payload: Uint8Array, seen: Set<number>): void {
@@ -554,12 +567,14 @@ export class CheckpointImage {
       sequence: ref.sequence, type: RecordType.PAGES, flags: view(bytes).getUint16(REC.flags, true), key32: ref.areaId,
       offset: ref.offset, payloadLength: ref.payloadLength, key64: ref.firstPage, auxA: ref.spanPages, auxB: ref.storedPages,
     };
-    let payload: Uint8Array;
-    try {
-      payload = this.checkRecord(entry, bytes);
-    } catch (err) {
-      if (err instanceof ImageError && !err.file) err.file = this.path;
-      throw err;
+    const payload = this.checkRecordHeader(entry, bytes);
+    // One pass over DATA: the payload CRC is combined from the CRC of the bytes before DATA and
+    // the CRC of DATA, which for uncompressed chunks is also the raw_crc to check. The split
+    // point is read before it is trusted, which is fine: the combination is exact for any split.
+    const split = payload.length >= PAGES.dataOffset + 4 ? Math.min(view(payload).getUint32(PAGES.dataOffset, true), payload.length) : payload.length;
+    const dataCrc = crc32(payload.subarray(split));
+    if (crc32Combine(crc32(payload.subarray(0, split)), dataCrc, payload.length - split) !== this.payloadCrcOf(bytes)) {
+      throw this.payloadCrcError(entry);
     }
     const header = decodePagesHeader(payload, ref.offset + RECORD_HEADER_SIZE, where);
     if (header.areaId !== ref.areaId || header.firstPage !== ref.firstPage || header.spanPages !== ref.spanPages || header.storedPages !== ref.storedPages) {
@@ -576,7 +591,8 @@ export class CheckpointImage {
       }
       throw err;
     }
-    if (crc32(raw) !== header.rawCrc) throw new ImageError("BAD_CHECKSUM", "decompressed pages do not match raw_crc", where);
+    const rawCrc = header.codec === CODEC.NONE ? dataCrc : crc32(raw);
+    if (rawCrc !== header.rawCrc) throw new ImageError("BAD_CHECKSUM", "decompressed pages do not match raw_crc", where);
     return { header, raw };
   }
 

@@ -6,7 +6,7 @@
 import { open, rename, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { crc32 } from "./checksum.js";
+import { crc32, crc32Combine } from "./checksum.js";
 import { compressChunk, CODEC, type CodecId } from "./codecs.js";
 import {
   HDR, HEADER_SIZE, IDX, IMAGE_MAGIC, INDEX_ENTRY_SIZE, INDEX_FIXED_SIZE, MAX_CHUNK_RAW, PAGES,
@@ -34,6 +34,8 @@ export interface ImageWriterOptions {
 
 export interface RecordKeys {
   flags?: number;
+  /** CRC-32 of the payload when the caller already has it (saves a pass over big payloads) */
+  payloadCrc?: number;
   key32?: number;
   key64?: bigint;
   auxA?: number;
@@ -92,7 +94,7 @@ export class ImageWriter {
     if (this.done) throw new Error("image writer already finished");
     const at = this.offset;
     const flags = keys.flags ?? 0;
-    this.push(encodeRecordHeader(type, flags, payload, this.entries.length));
+    this.push(encodeRecordHeader(type, flags, payload, this.entries.length, keys.payloadCrc));
     this.push(payload);
     this.entries.push({
       type, flags, key32: keys.key32 ?? 0, offset: at, payloadLength: payload.length,
@@ -139,13 +141,16 @@ export class ImageWriter {
     v.setUint32(PAGES.storedPages, storedPages, true);
     payload[PAGES.codec] = packed.codec;
     v.setUint32(PAGES.storedSize, packed.data.length, true);
-    v.setUint32(PAGES.rawCrc, crc32(raw), true);
+    const rawCrc = crc32(raw);
+    v.setUint32(PAGES.rawCrc, rawCrc, true);
     v.setUint32(PAGES.dataOffset, dataOffset, true);
     payload.set(bitmap.subarray(0, bitmapLen), FIXED_SIZE.PAGES);
     payload.set(packed.data, dataOffset);
     this.rawPageBytes += raw.length;
     this.storedPageBytes += payload.length;
-    return this.writeRecord(RecordType.PAGES, payload, { key32: areaId, key64: firstPage, auxA: spanPages, auxB: storedPages });
+    // Uncompressed DATA is the raw pages: derive the payload CRC instead of a second pass.
+    const payloadCrc = packed.codec === CODEC.NONE ? crc32Combine(crc32(payload.subarray(0, dataOffset)), rawCrc, raw.length) : undefined;
+    return this.writeRecord(RecordType.PAGES, payload, { key32: areaId, key64: firstPage, auxA: spanPages, auxB: storedPages, payloadCrc });
   }
 
   /**
@@ -286,14 +291,14 @@ function encodeHeader(pageSize: number, createdNs: bigint, imageId: Uint8Array):
   return h;
 }
 
-export function encodeRecordHeader(type: number, flags: number, payload: Uint8Array, sequence: number): Uint8Array {
+export function encodeRecordHeader(type: number, flags: number, payload: Uint8Array, sequence: number, payloadCrc = crc32(payload)): Uint8Array {
   const h = new Uint8Array(RECORD_HEADER_SIZE);
   const v = new DataView(h.buffer);
   h.set(RECORD_MAGIC, REC.magic);
   v.setUint16(REC.type, type, true);
   v.setUint16(REC.flags, flags, true);
   v.setBigUint64(REC.payloadLength, BigInt(payload.length), true);
-  v.setUint32(REC.payloadCrc, crc32(payload), true);
+  v.setUint32(REC.payloadCrc, payloadCrc, true);
   v.setUint32(REC.sequence, sequence, true);
   v.setUint32(REC.crc, crc32(h.subarray(0, REC.crc)), true);
   return h;
