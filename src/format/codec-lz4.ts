@@ -38,6 +38,12 @@ const HASH_PRIME = -1640531535;
  */
 const SKIP_TRIGGER = 6;
 
+/**
+ * The decoder's fast path runs while this many bytes remain in both buffers: room for 14
+ * literals, a 2-byte offset and a 20-byte word copy of an 18-byte match, with slack.
+ */
+const FAST_MARGIN = 40;
+
 /** Copies shorter than this go byte by byte: cheaper than a call into a builtin. */
 const SHORT_COPY = 32;
 
@@ -208,6 +214,41 @@ export function lz4DecompressBlockInto(src: Uint8Array, dst: Uint8Array): number
   for (;;) {
     const token = src[ip++];
 
+    if ((token & 0xf0) !== 0xf0 && (token & 15) !== 15 && srcEnd - ip >= FAST_MARGIN && dstEnd - op >= FAST_MARGIN) {
+      // Fast path, the common sequence: ≤ 14 literals and a match of ≤ 18 bytes, far enough
+      // from both ends that fixed-size word copies stay inside the buffers and the block
+      // cannot end here. Only the offset needs checking.
+      const literals = token >>> 4;
+      dstView.setInt32(op, srcView.getInt32(ip, true), true);
+      dstView.setInt32(op + 4, srcView.getInt32(ip + 4, true), true);
+      if (literals > 8) {
+        dstView.setInt32(op + 8, srcView.getInt32(ip + 8, true), true);
+        dstView.setInt32(op + 12, srcView.getInt32(ip + 12, true), true);
+      }
+      ip += literals;
+      op += literals;
+      const offset = srcView.getUint16(ip, true);
+      ip += 2;
+      if (offset === 0 || offset > op) throw badOffset(offset, op, ip - 2);
+      const length = (token & 15) + MIN_MATCH;
+      let from = op - offset;
+      if (offset >= 4) {
+        // In order, 4 bytes at a time: with offset ≥ 4 each word's source is already written.
+        dstView.setInt32(op, dstView.getInt32(from, true), true);
+        dstView.setInt32(op + 4, dstView.getInt32(from + 4, true), true);
+        if (length > 8) {
+          dstView.setInt32(op + 8, dstView.getInt32(from + 8, true), true);
+          dstView.setInt32(op + 12, dstView.getInt32(from + 12, true), true);
+          if (length > 16) dstView.setInt32(op + 16, dstView.getInt32(from + 16, true), true);
+        }
+        op += length;
+      } else {
+        const matchEnd = op + length;
+        while (op < matchEnd) dst[op++] = dst[from++];
+      }
+      continue;
+    }
+
     let literals = token >>> 4;
     if (literals === 15) {
       let more: number;
@@ -248,10 +289,7 @@ export function lz4DecompressBlockInto(src: Uint8Array, dst: Uint8Array): number
     const offsetAt = ip;
     const offset = srcView.getUint16(ip, true);
     ip += 2;
-    if (offset === 0) throw new CodecError("LZ4 match offset 0", offsetAt);
-    if (offset > op) {
-      throw new CodecError(`LZ4 match offset ${offset} points before the output start (${op} bytes written)`, offsetAt);
-    }
+    if (offset === 0 || offset > op) throw badOffset(offset, op, offsetAt);
 
     let length = (token & 15) + MIN_MATCH;
     if (length === 15 + MIN_MATCH) {
@@ -300,6 +338,11 @@ export function lz4DecompressBlockInto(src: Uint8Array, dst: Uint8Array): number
     }
     if (ip >= srcEnd) throw new CodecError("LZ4 block ends with a match instead of literals", ip);
   }
+}
+
+function badOffset(offset: number, written: number, offsetAt: number): CodecError {
+  if (offset === 0) return new CodecError("LZ4 match offset 0", offsetAt);
+  return new CodecError(`LZ4 match offset ${offset} points before the output start (${written} bytes written)`, offsetAt);
 }
 
 /**

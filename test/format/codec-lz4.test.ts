@@ -173,6 +173,9 @@ describe("LZ4 block: hand-made vectors", () => {
     ["literal length past the end", Uint8Array.of(0xf0), 15, /literal length runs past the end/, 1],
     ["offset before the output start", bytes(0x10, "a", 0x05, 0x00, 0x10, "b"), 10, /offset 5 points before the output start/, 2],
     ["offset zero", bytes(0x10, "a", 0x00, 0x00, 0x10, "b"), 10, /offset 0/, 2],
+    // The same two, far from the block's end (the decoder's fast path).
+    ["offset before the output start, mid-block", concat([bytes(0x10, "a", 0x05, 0x00), new Uint8Array(60)]), 100, /offset 5 points before/, 2],
+    ["offset zero, mid-block", concat([bytes(0x10, "a", 0x00, 0x00), new Uint8Array(60)]), 100, /offset 0/, 2],
     ["offset cut off", bytes(0x10, "a", 0x01), 10, /offset cut off/, 2],
     ["block ends with a match", bytes(0x10, "a", 0x01, 0x00), 5, /ends with a match/, 4],
     ["match length past the end", bytes(0x1f, "a", 0x01, 0x00), 50, /match length runs past the end/, 4],
