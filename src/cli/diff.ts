@@ -17,14 +17,17 @@ export async function imageSymbolizer(img: CheckpointImage): Promise<Symbolizer 
   }
 }
 
-function val(v: FieldChange["a"]): string {
+/** Addresses and masks in hex; file positions, inodes and ids in decimal. */
+const DECIMAL_FIELDS = new Set(["pos", "inode", "pid", "ppid", "pgid", "sid", "startTime"]);
+
+function val(v: FieldChange["a"], field = ""): string {
   if (v === null) return "-";
-  if (typeof v === "bigint") return hex(v);
+  if (typeof v === "bigint") return DECIMAL_FIELDS.has(field) ? v.toString() : hex(v);
   return String(v);
 }
 
 function fields(list: FieldChange[]): string {
-  return list.map((f) => `${f.field} ${val(f.a)} → ${val(f.b)}`).join(", ");
+  return list.map((f) => `${f.field} ${val(f.a, f.field)} → ${val(f.b, f.field)}`).join(", ");
 }
 
 function range(start: bigint, end: bigint): string {
@@ -42,7 +45,7 @@ export function diffText(d: ImageDiff): string {
   }
   if (d.process.length) {
     out.push("", "process");
-    for (const f of d.process) out.push(`  ${f.field.padEnd(14)} ${val(f.a)} → ${val(f.b)}`);
+    for (const f of d.process) out.push(`  ${f.field.padEnd(14)} ${val(f.a, f.field)} → ${val(f.b, f.field)}`);
   }
   if (d.argv) out.push("", "argv", `  a: ${JSON.stringify(d.argv.a)}`, `  b: ${JSON.stringify(d.argv.b)}`);
   const env = d.environ;
@@ -101,7 +104,7 @@ export function diffText(d: ImageDiff): string {
     out.push("", "files");
     for (const x of f.closed) out.push(`  - fd ${x.fd} ${x.kind} ${x.path}`);
     for (const x of f.opened) out.push(`  + fd ${x.fd} ${x.kind} ${x.path}`);
-    for (const c of f.changed) out.push(`  ~ fd ${c.fd} ${c.path}: ${c.changes.map((x) => `${x.field} ${val(x.a)} → ${val(x.b)}`).join(", ")}`);
+    for (const c of f.changed) out.push(`  ~ fd ${c.fd} ${c.path}: ${c.changes.map((x) => `${x.field} ${val(x.a, x.field)} → ${val(x.b, x.field)}`).join(", ")}`);
   }
   const s = d.stats;
   out.push("", `compared ${s.chunksA}+${s.chunksB} chunks (${s.chunksEqualByCrc} pairs equal by CRC), read ${s.chunksRead}, ${s.pagesCompared} pages compared in ${(s.seconds * 1000).toFixed(0)} ms`);
