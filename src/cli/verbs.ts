@@ -7,6 +7,8 @@ import { CAPTURE_VERB } from "./capture.js";
 import { TO_CORE_VERB } from "./core.js";
 import { DIFF_VERB } from "./diff.js";
 import { ELF_VERB } from "./elf.js";
+import { GOT_VERB } from "./got.js";
+import { BT_VERB, SYM_VERB } from "./symbols.js";
 import { INSPECT_VERB, VERIFY_VERB } from "./image.js";
 import { MEM_VERB, STRINGS_VERB } from "./memory.js";
 import { RESTORE_VERB } from "./restore.js";
@@ -21,4 +23,7 @@ export const VERBS: Record<string, Verb> = {
   mem: MEM_VERB,
   strings: STRINGS_VERB,
   "to-core": TO_CORE_VERB,
+  got: GOT_VERB,
+  sym: SYM_VERB,
+  bt: BT_VERB,
 };
