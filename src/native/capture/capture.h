@@ -139,6 +139,9 @@ int image_open(struct image *im, const char *path);
 /* Reserve space for the next record (thread-safe, in call order); fills the index entry. */
 int image_reserve(struct image *im, uint16_t type, uint64_t payload_len, uint32_t key32,
 		  uint64_t key64, uint32_t aux_a, uint32_t aux_b, uint64_t *off, uint32_t *seq);
+/* The same at a chosen offset >= the current end (leaves a gap; used for in-place pages). */
+int image_reserve_at(struct image *im, uint64_t at, uint16_t type, uint64_t payload_len,
+		     uint32_t key32, uint64_t key64, uint32_t aux_a, uint32_t aux_b, uint32_t *seq);
 /* Write a record header + payload pieces at a reserved offset. */
 int image_write_at(struct image *im, uint64_t off, uint16_t type, uint32_t seq,
 		   const struct iovec *iov, int iovcnt, uint64_t payload_len, uint32_t payload_crc);
@@ -150,6 +153,7 @@ void image_writeback(struct image *im, uint64_t upto); /* start writeback of wri
 
 /* pages.c: read memory (frozen) and compress/write it (pipeline). */
 struct pipeline;
+void pages_prealloc(struct capture *c, struct image *im);   /* before the freeze */
 int pages_start(struct capture *c, struct image *im, struct pipeline **out);
 int pages_read_all(struct pipeline *pl);     /* main thread, while frozen */
 int pages_finish(struct pipeline *pl, void (*tick)(struct pipeline *)); /* join, free */

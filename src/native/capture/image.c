@@ -111,11 +111,15 @@ int image_open(struct image *im, const char *path)
 	return 0;
 }
 
-int image_reserve(struct image *im, uint16_t type, uint64_t payload_len, uint32_t key32,
-		  uint64_t key64, uint32_t aux_a, uint32_t aux_b, uint64_t *off, uint32_t *seq)
+int image_reserve_at(struct image *im, uint64_t at, uint16_t type, uint64_t payload_len,
+		     uint32_t key32, uint64_t key64, uint32_t aux_a, uint32_t aux_b, uint32_t *seq)
 {
 	int err = 0;
 	pthread_mutex_lock(&im->lock);
+	if (at < im->off) {
+		err = -EINVAL;          /* records go to the file in order */
+		goto out;
+	}
 	if (im->nindex == im->index_cap) {
 		size_t cap = im->index_cap ? im->index_cap * 2 : 1024;
 		struct ckimg_index_entry *n = realloc(im->index, cap * sizeof(*n));
@@ -126,16 +130,24 @@ int image_reserve(struct image *im, uint16_t type, uint64_t payload_len, uint32_
 		im->index = n;
 		im->index_cap = cap;
 	}
-	*off = im->off;
 	*seq = im->seq++;
 	im->index[im->nindex++] = (struct ckimg_index_entry){
-		.type = type, .flags = 0, .key32 = key32, .offset = im->off,
+		.type = type, .flags = 0, .key32 = key32, .offset = at,
 		.payload_length = payload_len, .key64 = key64, .aux_a = aux_a, .aux_b = aux_b,
 	};
-	im->off += CKIMG_RECORD_HDR_SIZE + payload_len;
+	im->off = at + CKIMG_RECORD_HDR_SIZE + payload_len;
 out:
 	pthread_mutex_unlock(&im->lock);
 	return err;
+}
+
+int image_reserve(struct image *im, uint16_t type, uint64_t payload_len, uint32_t key32,
+		  uint64_t key64, uint32_t aux_a, uint32_t aux_b, uint64_t *off, uint32_t *seq)
+{
+	pthread_mutex_lock(&im->lock);
+	*off = im->off;
+	pthread_mutex_unlock(&im->lock);
+	return image_reserve_at(im, *off, type, payload_len, key32, key64, aux_a, aux_b, seq);
 }
 
 int image_write_at(struct image *im, uint64_t off, uint16_t type, uint32_t seq,
@@ -205,6 +217,8 @@ int image_finish(struct image *im)
 	err = pwrite_all(im->fd, &tv, 1, toff);
 	if (err)
 		return cap_fail(err, "write image");
+	if (ftruncate(im->fd, (off_t)(toff + sizeof(t))) < 0)   /* drop any preallocated tail */
+		return cap_fail(-errno, "truncate image");
 	if (fsync(im->fd) < 0)
 		return cap_fail(-errno, "fsync image");
 	if (im->tmpfile) {

@@ -214,29 +214,46 @@ static int check_abort(void)
 }
 
 /* Everything that needs the target stopped, in order; memory last. */
+static uint64_t t_phase;
+static int debug_times;
+
+static void phase(const char *name)
+{
+	uint64_t t = now_ns(CLOCK_MONOTONIC);
+	if (debug_times)
+		fprintf(stderr, "ckimg-capture: %-12s %8.3f ms\n", name, (double)(t - t_phase) / 1e6);
+	t_phase = t;
+}
+
 static int frozen_steps(struct image *im, struct pipeline **pl)
 {
+	phase("freeze");
 	int err = collect_process(&cap);
 	if (!err)
 		err = collect_threads(&cap);
 	if (!err)
 		err = collect_sigactions_and_tls(&cap);
+	phase("threads");
 	if (!err)
 		err = collect_fds(&cap);
 	if (!err)
 		err = collect_areas(&cap);
 	if (!err)
 		err = collect_mapped_files(&cap);
+	phase("fds+areas");
 	if (!err)
 		err = plan_chunks(&cap);
+	phase("pagemap");
 	if (!err)
 		err = check_abort();
 	if (!err)
 		err = put_metadata(im);
 	if (!err)
 		err = pages_start(&cap, im, pl);
+	phase("start");
 	if (!err)
 		err = pages_read_all(*pl);
+	phase("read");
 	return err;
 }
 
@@ -287,9 +304,13 @@ int main(int argc, char **argv)
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	cap.progress_tty = isatty(2);
-	t_start = now_ns(CLOCK_MONOTONIC);
+	debug_times = getenv("CKIMG_DEBUG_TIMES") != NULL;
+	t_start = t_phase = now_ns(CLOCK_MONOTONIC);
 
 	err = image_open(&im, cap.out_path);
+	if (!err)
+		pages_prealloc(&cap, &im);
+	phase("prealloc");
 	if (!err)
 		err = collect_prefreeze_states(&cap);
 	if (!err) {
@@ -308,8 +329,10 @@ int main(int argc, char **argv)
 		cap.frozen = 0;
 		cap.freeze_ns = now_ns(CLOCK_MONOTONIC) - t_freeze;
 	}
+	phase("release");
 	if (!err)
 		err = hash_mapped_files(&cap);
+	phase("hash");
 	if (pl) {
 		if (err)
 			cap_abort = 1;     /* stop the writers */
@@ -321,8 +344,10 @@ int main(int argc, char **argv)
 		err = put_files_and_areas(&im);
 	if (!err)
 		err = check_abort();
+	phase("write");
 	if (!err)
 		err = image_finish(&im);
+	phase("fsync");
 	if (!err)
 		cap.image_bytes = im.off;
 	if (cap.frozen) {

@@ -30,6 +30,14 @@ struct pipeline {
 	struct image *im;
 	uint8_t *pool;
 	size_t pool_bytes, nslots, n;
+	size_t *buf_off;               /* compact mode: where chunk i's pages go in the pool */
+	int ring;                      /* ring mode: chunk i uses 1 MiB slot i % nslots */
+	/* direct mode (codec NONE): pages are read straight into a shared mapping of the image
+	 * file; chunk i's record starts at region[i], its data one page later. */
+	int direct;
+	uint8_t *map;
+	size_t map_len;
+	uint64_t *region;
 	int mem_fd;
 	uint64_t (*bad)[CKIMG_SPAN_GRID_PAGES / 64];  /* pages that could not be read */
 	uint8_t *written;
@@ -41,6 +49,13 @@ struct pipeline {
 	int nth;
 	uint64_t bytes_done, stored_pages, stored_bytes;
 };
+
+static uint8_t *chunk_buf(struct pipeline *pl, size_t i)
+{
+	if (pl->direct)
+		return pl->map + pl->region[i] + PAGE_SIZE_4K;
+	return pl->pool + (pl->ring ? (i % pl->nslots) * CHUNK_BYTES : pl->buf_off[i]);
+}
 
 static int page_is_zero(const uint8_t *p)
 {
@@ -118,7 +133,7 @@ int pages_read_all(struct pipeline *pl)
 	int err = 0;
 	for (size_t i = 0; i < pl->n; i++) {
 		pthread_mutex_lock(&pl->mu);
-		while (!pl->err && i >= pl->nslots && pl->written_low + pl->nslots <= i)
+		while (pl->ring && !pl->err && i >= pl->nslots && pl->written_low + pl->nslots <= i)
 			pthread_cond_wait(&pl->cv, &pl->mu);
 		err = pl->err;
 		pthread_mutex_unlock(&pl->mu);
@@ -126,7 +141,7 @@ int pages_read_all(struct pipeline *pl)
 			err = cap_fail(-EINTR, "interrupted");
 		if (err)
 			break;
-		err = read_chunk(pl, i, pl->pool + (i % pl->nslots) * CHUNK_BYTES);
+		err = read_chunk(pl, i, chunk_buf(pl, i));
 		if (err)
 			break;
 		pthread_mutex_lock(&pl->mu);
@@ -223,12 +238,14 @@ static void mark_written(struct pipeline *pl, size_t i, uint64_t raw_bytes, uint
 	pthread_mutex_unlock(&pl->mu);
 }
 
+static int finish_direct(struct pipeline *pl, size_t i, uint32_t stored, const uint64_t *final);
+
 static int write_chunk(struct worker *w, size_t i)
 {
 	struct pipeline *pl = w->pl;
 	struct capture *c = pl->c;
 	const struct chunk *ch = &c->chunks[i];
-	uint8_t *slot = pl->pool + (i % pl->nslots) * CHUNK_BYTES;
+	uint8_t *slot = chunk_buf(pl, i);
 	uint8_t head[48 + CKIMG_SPAN_GRID_PAGES / 8 + PAGE_SIZE_4K];
 	uint64_t final[CKIMG_SPAN_GRID_PAGES / 64] = { 0 };
 	uint64_t off;
@@ -237,6 +254,8 @@ static int write_chunk(struct worker *w, size_t i)
 
 	uint32_t stored = filter_chunk(pl, i, slot, final);
 	size_t raw_len = (size_t)stored * PAGE_SIZE_4K;
+	if (pl->direct)
+		return finish_direct(pl, i, stored, final);
 	if (!stored) {
 		err = wait_turn(pl, i);
 		if (!err)
@@ -292,6 +311,66 @@ static int write_chunk(struct worker *w, size_t i)
 	return 0;
 }
 
+/*
+ * Direct mode: the data is already in place one page after region[i]; write the record
+ * header, FIXED and bitmap into that first page (data_offset = page - 32, so DATA is
+ * page-aligned) and punch out the pages that zero-filtering freed (a gap between records).
+ */
+static int finish_direct(struct pipeline *pl, size_t i, uint32_t stored, const uint64_t *final)
+{
+	struct capture *c = pl->c;
+	const struct chunk *ch = &c->chunks[i];
+	uint64_t at = pl->region[i], next = pl->region[i + 1];
+	uint64_t used = stored ? PAGE_SIZE_4K + (uint64_t)stored * PAGE_SIZE_4K : 0;
+	uint8_t *rec = pl->map + at;
+	uint32_t seq;
+	int err;
+
+	if (used < next - at)
+		fallocate(pl->im->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(at + used),
+			  (off_t)(next - at - used));
+	err = wait_turn(pl, i);
+	if (err)
+		return err;
+	if (!stored) {
+		end_turn(pl);
+		mark_written(pl, i, (uint64_t)ch->cand_pages * PAGE_SIZE_4K, 0, 0);
+		return 0;
+	}
+	size_t raw_len = (size_t)stored * PAGE_SIZE_4K, bm_len = (ch->span_pages + 7) / 8;
+	uint64_t payload_len = PAGE_SIZE_4K - CKIMG_RECORD_HDR_SIZE + raw_len;
+	uint32_t raw_crc = ck_crc32(0, rec + PAGE_SIZE_4K, raw_len);
+	struct ckimg_pages_fixed fx = {
+		.fixed_size = sizeof(fx), .area_id = c->areas[ch->area].id, .first_page = ch->first_page,
+		.span_pages = ch->span_pages, .stored_pages = stored, .codec = CKIMG_CODEC_NONE,
+		.stored_size = (uint32_t)raw_len, .raw_crc = raw_crc,
+		.data_offset = PAGE_SIZE_4K - CKIMG_RECORD_HDR_SIZE,
+	};
+	err = image_reserve_at(pl->im, at, CKIMG_REC_PAGES, payload_len, fx.area_id, fx.first_page,
+			       fx.span_pages, stored, &seq);
+	end_turn(pl);
+	if (err)
+		return cap_fail(err, "image layout");
+	uint8_t *payload = rec + CKIMG_RECORD_HDR_SIZE;
+	memset(payload, 0, PAGE_SIZE_4K - CKIMG_RECORD_HDR_SIZE);
+	memcpy(payload, &fx, sizeof(fx));
+	memcpy(payload + sizeof(fx), final, bm_len);
+	uint32_t crc = ck_crc32(0, payload, PAGE_SIZE_4K - CKIMG_RECORD_HDR_SIZE);
+	crc = (uint32_t)crc32_combine(crc, raw_crc, (z_off_t)raw_len);
+	struct ckimg_record_header rh;
+	memset(&rh, 0, sizeof(rh));
+	memcpy(rh.magic, CKIMG_RECORD_MAGIC, 4);
+	rh.type = CKIMG_REC_PAGES;
+	rh.payload_length = payload_len;
+	rh.payload_crc = crc;
+	rh.sequence = seq;
+	rh.header_crc = ck_crc32(0, &rh, 28);
+	memcpy(rec, &rh, sizeof(rh));
+	sync_file_range(pl->im->fd, (off_t)at, (off_t)used, SYNC_FILE_RANGE_WRITE);
+	mark_written(pl, i, (uint64_t)ch->cand_pages * PAGE_SIZE_4K, stored, raw_len);
+	return 0;
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -322,10 +401,8 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-static size_t pool_slots(const struct capture *c)
+static uint64_t memory_budget(void)
 {
-	/* Every chunk when memory allows (the freeze then ends when reading ends); otherwise a
-	 * ring, and the target stays frozen until the writers have drained it. */
 	unsigned long long avail_kb = 0;
 	char *mi = NULL;
 	if (read_file("/proc/meminfo", &mi, NULL) == 0) {
@@ -333,10 +410,138 @@ static size_t pool_slots(const struct capture *c)
 		free(mi);
 	}
 	uint64_t budget = avail_kb ? avail_kb * 1024 / 2 : (1ull << 30);
-	if (budget < (256ull << 20))
-		budget = 256ull << 20;
-	size_t slots = (size_t)(budget / CHUNK_BYTES);
-	return c->nchunks < slots ? c->nchunks : slots;
+	return budget < (256ull << 20) ? 256ull << 20 : budget;
+}
+
+static uint8_t *prealloc_pool, *prealloc_map;
+static size_t prealloc_bytes, prealloc_map_len;
+
+/*
+ * Before the freeze: make the memory the pages will be read into exist, sized from
+ * smaps_rollup (Rss + Swap). First touch of fresh memory (page allocation, zeroing; much
+ * slower still in some VMs) is the slowest part of reading; done here it stays out of the
+ * freeze. MADV_POPULATE_WRITE faults it in bulk; transparent huge pages are kept off (their
+ * allocation stalls cost more than they save).
+ * Codec NONE: the memory is the image file itself (fallocate + shared mapping), so pages go
+ * from the target to the page cache in one copy. Other codecs: an anonymous buffer.
+ */
+void pages_prealloc(struct capture *c, struct image *im)
+{
+	char path[64], *r = NULL;
+	unsigned long long rss = 0, swap = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", c->pid);
+	if (read_file(path, &r, NULL) == 0) {
+		proc_status_value(r, "Rss", 10, &rss);
+		proc_status_value(r, "Swap", 10, &swap);
+		free(r);
+	}
+	uint64_t want = (rss + swap) * 1024;
+	if (c->codec == CKIMG_CODEC_NONE) {
+		/* + one header page per 1 MiB chunk + room for the metadata records */
+		want += want / 256 + (4u << 20);
+		want = (want + CHUNK_BYTES - 1) & ~(uint64_t)(CHUNK_BYTES - 1);
+		if (fallocate(im->fd, 0, 0, (off_t)want) < 0 && ftruncate(im->fd, (off_t)want) < 0)
+			return;
+		void *p = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_SHARED, im->fd, 0);
+		if (p == MAP_FAILED)
+			return;
+		madvise(p, want, MADV_NOHUGEPAGE);
+#ifdef MADV_POPULATE_WRITE
+		madvise(p, want, MADV_POPULATE_WRITE);
+#endif
+		prealloc_map = p;
+		prealloc_map_len = want;
+		return;
+	}
+	uint64_t budget = memory_budget();
+	want += 4u << 20;
+	if (want > budget)
+		want = budget;
+	want = (want + CHUNK_BYTES - 1) & ~(uint64_t)(CHUNK_BYTES - 1);
+	void *p = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return;
+	madvise(p, want, MADV_NOHUGEPAGE);
+#ifdef MADV_POPULATE_WRITE
+	madvise(p, want, MADV_POPULATE_WRITE);
+#endif
+	prealloc_pool = p;
+	prealloc_bytes = want;
+}
+
+/* Direct mode layout: after the metadata records, one region per chunk (header page + data). */
+static int setup_direct(struct pipeline *pl)
+{
+	struct capture *c = pl->c;
+	uint64_t at = (pl->im->off + PAGE_SIZE_4K - 1) & ~(uint64_t)(PAGE_SIZE_4K - 1);
+
+	pl->region = calloc(pl->n + 1, sizeof(*pl->region));
+	if (!pl->region)
+		return -ENOMEM;
+	for (size_t i = 0; i < pl->n; i++) {
+		pl->region[i] = at;
+		at += PAGE_SIZE_4K + (uint64_t)c->chunks[i].cand_pages * PAGE_SIZE_4K;
+	}
+	pl->region[pl->n] = at;
+	pl->map = prealloc_map;
+	pl->map_len = prealloc_map_len;
+	prealloc_map = NULL;
+	prealloc_map_len = 0;
+	if (at > pl->map_len) {
+		/* more than smaps_rollup promised: grow (the new part faults in while reading) */
+		if (fallocate(pl->im->fd, 0, 0, (off_t)at) < 0 && ftruncate(pl->im->fd, (off_t)at) < 0)
+			return cap_fail(-errno, "extend image");
+		void *p = pl->map ? mremap(pl->map, pl->map_len, at, MREMAP_MAYMOVE)
+				  : mmap(NULL, at, PROT_READ | PROT_WRITE, MAP_SHARED, pl->im->fd, 0);
+		if (p == MAP_FAILED)
+			return cap_fail(-errno, "map image");
+		pl->map = p;
+		pl->map_len = at;
+	}
+	pl->direct = 1;
+	return 0;
+}
+
+/* The pool for the planned chunks: every chunk packed (compact) when memory allows, else a
+ * ring of 1 MiB slots, and the target stays frozen until the writers have drained it. */
+static int setup_pool(struct pipeline *pl)
+{
+	struct capture *c = pl->c;
+	uint64_t budget = memory_budget(), need = c->cand_bytes;
+
+	if (c->codec == CKIMG_CODEC_NONE && prealloc_map)
+		return setup_direct(pl);
+	pl->pool = prealloc_pool;
+	pl->pool_bytes = prealloc_bytes;
+	prealloc_pool = NULL;
+	prealloc_bytes = 0;
+	if (need > budget) {
+		pl->ring = 1;
+		need = budget & ~(uint64_t)(CHUNK_BYTES - 1);
+	}
+	if (need > pl->pool_bytes) {
+		void *p = pl->pool ? mremap(pl->pool, pl->pool_bytes, need, MREMAP_MAYMOVE)
+				   : mmap(NULL, need, PROT_READ | PROT_WRITE,
+					  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p == MAP_FAILED)
+			return cap_fail(-errno, "allocate %llu MiB page buffer", (unsigned long long)(need >> 20));
+		pl->pool = p;
+		pl->pool_bytes = need;
+	}
+	if (pl->ring) {
+		pl->nslots = pl->pool_bytes / CHUNK_BYTES;
+		return 0;
+	}
+	pl->buf_off = calloc(pl->n ? pl->n : 1, sizeof(*pl->buf_off));
+	if (!pl->buf_off)
+		return -ENOMEM;
+	size_t off = 0;
+	for (size_t i = 0; i < pl->n; i++) {
+		pl->buf_off[i] = off;
+		off += (size_t)c->chunks[i].cand_pages * PAGE_SIZE_4K;
+	}
+	return 0;
 }
 
 int pages_start(struct capture *c, struct image *im, struct pipeline **out)
@@ -355,21 +560,13 @@ int pages_start(struct capture *c, struct image *im, struct pipeline **out)
 	pl->mem_fd = -1;
 	pthread_mutex_init(&pl->mu, NULL);
 	pthread_cond_init(&pl->cv, NULL);
-	pl->nslots = pool_slots(c);
 	pl->bad = calloc(pl->n ? pl->n : 1, sizeof(*pl->bad));
 	pl->written = calloc(pl->n ? pl->n : 1, 1);
 	if (!pl->bad || !pl->written)
 		return -ENOMEM;
-	if (pl->nslots) {
-		pl->pool_bytes = pl->nslots * CHUNK_BYTES;
-		pl->pool = mmap(NULL, pl->pool_bytes, PROT_READ | PROT_WRITE,
-				MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (pl->pool == MAP_FAILED) {
-			pl->pool = NULL;
-			return cap_fail(-errno, "allocate %zu MiB page buffer", pl->pool_bytes >> 20);
-		}
-		madvise(pl->pool, pl->pool_bytes, MADV_HUGEPAGE);
-	}
+	err = setup_pool(pl);
+	if (err)
+		return err;
 	snprintf(path, sizeof(path), "/proc/%d/mem", c->pid);
 	pl->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
 
@@ -448,6 +645,11 @@ int pages_finish(struct pipeline *pl, void (*tick)(struct pipeline *))
 	for (int t = 0; t < pl->nth; t++)
 		pthread_join(pl->th[t], NULL);
 	err = pl->err;
+	if (pl->direct) {
+		if (!err && pl->region[pl->n] > pl->im->off)
+			pl->im->off = pl->region[pl->n];   /* next records after the last region */
+		munmap(pl->map, pl->map_len);
+	}
 	pl->c->stored_pages = pl->stored_pages;
 	pl->c->stored_bytes = pl->stored_bytes;
 	if (pl->pool)
@@ -456,6 +658,8 @@ int pages_finish(struct pipeline *pl, void (*tick)(struct pipeline *))
 		close(pl->mem_fd);
 	free(pl->bad);
 	free(pl->written);
+	free(pl->buf_off);
+	free(pl->region);
 	free(pl);
 	return err;
 }
