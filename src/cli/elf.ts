@@ -152,8 +152,7 @@ function writeTable(out: ByteSink, t: SymbolTable, first: boolean): boolean {
   const strLen = str.length;
   const headFirst = enc.encode(`\n{"table":"${t.kind}","name":"`);
   const headNext = enc.encode(`,\n{"table":"${t.kind}","name":"`);
-  const infoCache: (Uint8Array | undefined)[] = new Array(1024);
-  const secCache = new Map<number, Uint8Array>();
+  const tailCache = new Map<number, Uint8Array>();
   const verCache = new Map<number, Uint8Array>();
   const NONE: Uint8Array = new Uint8Array(0);
   const VALUE = enc.encode(`","value":"0x`);
@@ -174,7 +173,9 @@ function writeTable(out: ByteSink, t: SymbolTable, first: boolean): boolean {
     e += entsize;
     if (out.pos + 1024 > out.buf.length) out.reserve(1024);
     let b = out.buf;
-    let p = put(b, out.pos, first ? headFirst : headNext);
+    const hd = first ? headFirst : headNext;
+    b.set(hd, out.pos);
+    let p = out.pos + hd.length;
     first = false;
     // Name: copy bytes from the string table, escaping what JSON requires.
     const nameOff = dv.getUint32(e + F.name, le);
@@ -222,7 +223,10 @@ function writeTable(out: ByteSink, t: SymbolTable, first: boolean): boolean {
         }
       }
     }
-    if (vb.length) p = put(b, p, vb);
+    if (vb.length) {
+      b.set(vb, p);
+      p += vb.length;
+    }
     p = put(b, p, vb.length ? VALUE : VALUE_NOVER);
     // Value as hex without leading zeros.
     const lo = dv.getUint32(e + valueLo, le);
@@ -237,41 +241,38 @@ function writeTable(out: ByteSink, t: SymbolTable, first: boolean): boolean {
       for (let k = 0; k < s.length; k++) b[p++] = s.charCodeAt(k);
     }
     // type/bind/visibility: cached per (st_info, visibility).
-    const key = bytes[e + F.info] * 4 + (bytes[e + F.other] & 3);
-    let ib = infoCache[key];
-    if (ib === undefined) {
+    // type/bind/visibility/section: one cached tail per (st_info, visibility, section index).
+    const key = (bytes[e + F.info] * 4 + (bytes[e + F.other] & 3)) * 65536 + (shndx & 0xffff);
+    let tail = shndx <= 0xffff ? tailCache.get(key) : undefined;
+    if (tail === undefined) {
       const sym = t.symbol(i);
-      ib = enc.encode(`,"type":${JSON.stringify(sym.type)},"bind":${JSON.stringify(sym.bind)},"visibility":${JSON.stringify(sym.visibility)},"section":`);
-      infoCache[key] = ib;
+      tail = enc.encode(`,"type":${JSON.stringify(sym.type)},"bind":${JSON.stringify(sym.bind)},"visibility":${JSON.stringify(sym.visibility)},"section":${JSON.stringify(t.sectionText(shndx))}}`);
+      if (shndx <= 0xffff) tailCache.set(key, tail);
     }
-    p = put(b, p, ib);
-    let sb = secCache.get(shndx);
-    if (sb === undefined) {
-      sb = enc.encode(JSON.stringify(t.sectionText(shndx)) + "}");
-      secCache.set(shndx, sb);
-    }
-    out.pos = put(b, p, sb);
+    // TypedArray#set (a memcpy) beats a JS byte loop for pieces this long.
+    b.set(tail, p);
+    out.pos = p + tail.length;
   }
   return first;
 }
 
 function writeHex64(b: Uint8Array, p: number, hi: number, lo: number): number {
-  let started = false;
-  for (let s = 28; s >= 0; s -= 4) {
-    const d = (hi >>> s) & 15;
-    if (d || started) {
-      b[p++] = HEX[d];
-      started = true;
-    }
+  // Digits needed, then written from the right: no per-nibble branching.
+  let n = hi !== 0 ? 8 + ((39 - Math.clz32(hi)) >> 2) : Math.max(1, (35 - Math.clz32(lo)) >> 2);
+  const end = p + n;
+  let q = end;
+  let x = lo;
+  const lowDigits = n > 8 ? 8 : n;
+  for (let k = 0; k < lowDigits; k++) {
+    b[--q] = HEX[x & 15];
+    x >>>= 4;
   }
-  for (let s = 28; s >= 0; s -= 4) {
-    const d = (lo >>> s) & 15;
-    if (d || started || s === 0) {
-      b[p++] = HEX[d];
-      started = true;
-    }
+  x = hi;
+  for (n -= lowDigits; n > 0; n--) {
+    b[--q] = HEX[x & 15];
+    x >>>= 4;
   }
-  return p;
+  return end;
 }
 
 function writeDec(b: Uint8Array, p: number, n: number): number {

@@ -108,6 +108,10 @@ export class DynamicTables {
   }
 
   #need(vaddr: bigint, len: number, what: string): { view: ByteView; offset: number } {
+    // Bounded by the segment before anything is read: a hostile size never reaches `read`.
+    if (len > this.space.extent(vaddr)) {
+      throw new ElfError("ELF_TRUNCATED", `${what} (${len} bytes at 0x${vaddr.toString(16)}) runs past its segment`, this.space.where(vaddr));
+    }
     const r = this.space.read(vaddr, len);
     if (!r) throw new ElfError("ELF_UNMAPPED", `${what} (${len} bytes at 0x${vaddr.toString(16)}) not in any loaded segment`, this.space.where(vaddr));
     return r;
@@ -273,7 +277,7 @@ export class DynamicTables {
     for (let size = Math.min(ext, 1 << 14); ; size = Math.min(ext, size * 8)) {
       const r = this.#need(a, size, "version table");
       try {
-        return read(r.view.sub(r.offset, size), 0, size, num, st);
+        return read(r.view, r.offset, size, num, st);
       } catch (e) {
         if (!(e instanceof ElfError) || size >= ext) throw e;
       }

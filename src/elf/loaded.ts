@@ -46,6 +46,9 @@ export interface LoadedElf {
 }
 
 const MAX_PHDR_BYTES = 0xffff * 64;
+/** 64 Ki dynamic entries: far more than any linker writes. */
+const MAX_DYNAMIC_BYTES = 65536 * 16;
+const at0 = (v: bigint): bigint => v;
 
 export function parseLoadedElf(read: MemoryReader, loadBase: bigint, opts: LoadedElfOptions = {}): LoadedElf {
   const ident = read(loadBase, 64) ?? read(loadBase, 52);
@@ -103,6 +106,7 @@ export function parseLoadedElf(read: MemoryReader, loadBase: bigint, opts: Loade
   const dseg = segments.find((s) => s.type === PT_DYNAMIC);
   if (dseg) {
     const size = toIndex(dseg.memsz < dseg.filesz ? dseg.memsz : dseg.filesz);
+    if (size > MAX_DYNAMIC_BYTES) throw new ElfError("ELF_LIMIT", `PT_DYNAMIC of ${size} bytes`, at0(dseg.vaddr + bias));
     const at = dseg.vaddr + bias;
     const b = read(at, size);
     if (!b) throw new ElfError("ELF_UNMAPPED", `PT_DYNAMIC (${size} bytes) not readable`, at);

@@ -7,6 +7,21 @@ import { ElfError } from "./errors.js";
 
 const utf8 = new TextDecoder("utf-8");
 
+/** Node's Buffer when present: its utf8Slice decodes a range without a subarray. */
+interface NodeBufferLike extends Uint8Array {
+  utf8Slice(start: number, end: number): string;
+}
+const NodeBuffer = (globalThis as unknown as { Buffer?: { from(b: ArrayBufferLike, off: number, len: number): NodeBufferLike } }).Buffer;
+
+/** A decoder bound to one byte array (the string table): native slicing when on Node. */
+export function makeDecoder(bytes: Uint8Array): (start: number, end: number) => string {
+  if (NodeBuffer) {
+    const b = NodeBuffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (typeof b.utf8Slice === "function") return (start, end) => (end > start ? b.utf8Slice(start, end) : "");
+  }
+  return (start, end) => decodeString(bytes, start, end);
+}
+
 /** Decode bytes [start, end) as UTF-8, with an allocation-light path for short ASCII names. */
 export function decodeString(bytes: Uint8Array, start: number, end: number): string {
   const len = end - start;
@@ -30,9 +45,12 @@ export class StringTable {
   /** File offset (or vaddr) of byte 0, for error offsets. */
   readonly origin: number | bigint;
 
+  readonly #decode: (start: number, end: number) => string;
+
   constructor(bytes: Uint8Array, origin: number | bigint = 0) {
     this.bytes = bytes;
     this.origin = origin;
+    this.#decode = makeDecoder(bytes);
   }
 
   get size(): number {
@@ -41,8 +59,12 @@ export class StringTable {
 
   /** End (exclusive) of the string at `off`: the NUL, or the table end if unterminated. */
   end(off: number): number {
-    const e = this.bytes.indexOf(0, off);
-    return e < 0 ? this.bytes.length : e;
+    // A plain loop: names are short, and TypedArray#indexOf costs more to call than to scan.
+    const b = this.bytes;
+    const n = b.length;
+    let e = off;
+    while (e < n && b[e] !== 0) e++;
+    return e;
   }
 
   /** The string at byte offset `off`; ELF_BAD_INDEX when `off` is outside the table. */
@@ -52,12 +74,12 @@ export class StringTable {
       const o = typeof this.origin === "bigint" ? this.origin + BigInt(off >>> 0) : this.origin + off;
       throw new ElfError("ELF_BAD_INDEX", `string offset ${off} outside string table of ${this.bytes.length} bytes`, o);
     }
-    return decodeString(this.bytes, off, this.end(off));
+    return this.#decode(off, this.end(off));
   }
 
   /** Like get(), but returns `fallback` (readelf prints "<corrupt>") instead of throwing. */
   getOr(off: number, fallback = "<corrupt>"): string {
     if (!(off >= 0 && off < this.bytes.length)) return off === 0 ? "" : fallback;
-    return decodeString(this.bytes, off, this.end(off));
+    return this.#decode(off, this.end(off));
   }
 }
