@@ -327,7 +327,7 @@ export async function writeCore(image: CheckpointImage, path: string, opts: Core
     hv.setBigUint64(o + raw.PHDR64.memsz, memsz, true);
     hv.setBigUint64(o + raw.PHDR64.align, BigInt(alignment), true);
   };
-  ph(0, raw.PT_NOTE, 0, noteOffset, 0n, BigInt(noteBytes.length), 0n, 0);
+  ph(0, raw.PT_NOTE, 0, noteOffset, 0n, BigInt(noteBytes.length), 0n, 4);
   plans.forEach((p, i) => ph(i + 1, raw.PT_LOAD, p.flags, p.offset, p.vaddr, p.filesz, p.memsz, image.pageSize));
   head.set(noteBytes, noteOffset);
 
