@@ -19,6 +19,7 @@ export * from "./modules.js";
 export * from "./symbolize.js";
 export * from "./got.js";
 export * from "./backtrace.js";
+export * from "./against-disk.js";
 export * from "./diff.js";
 export * from "./memory.js";
 export * from "./core.js";

@@ -6,6 +6,7 @@ import {
   areaFlagNames, areaPerms, openImage, verifyImage, THREAD_IN_SYSCALL,
   type CheckpointImage, type VerifyReport,
 } from "../format/index.js";
+import { againstDiskText, verifyAgainstDisk } from "../analysis/against-disk.js";
 import { EXIT_FINDING, EXIT_OK, UsageError, hex, parseVerbArgs, toJson, type CliContext, type Verb } from "./common.js";
 import { progressPrinter } from "./progress.js";
 
@@ -155,16 +156,26 @@ export const INSPECT_VERB: Verb = {
 };
 
 export const VERIFY_VERB: Verb = {
-  summary: "check an image's structure and every checksum; exit 1 if damaged",
-  usage: "[--json] IMG",
+  summary: "check an image's structure and every checksum (--against-disk: code vs files on disk); exit 1 if damaged or patched",
+  usage: "[--json] [--against-disk] IMG",
   async run(args, ctx: CliContext) {
-    const { values, positionals } = parseVerbArgs(args, { json: { type: "boolean" } });
+    const { values, positionals } = parseVerbArgs(args, { json: { type: "boolean" }, "against-disk": { type: "boolean" } });
     if (positionals.length !== 1) throw new UsageError("verify takes one image");
     const progress = progressPrinter(ctx, "verify");
     const report = await verifyImage(positionals[0], { onProgress: progress.update });
     progress.done();
-    ctx.stdout(values.json ? toJson(report) : verifyText(report));
-    return report.ok ? EXIT_OK : EXIT_FINDING;
+    if (!values["against-disk"]) {
+      ctx.stdout(values.json ? toJson(report) : verifyText(report));
+      return report.ok ? EXIT_OK : EXIT_FINDING;
+    }
+    const img = await openImage(positionals[0], { tolerant: !report.ok });
+    try {
+      const disk = await verifyAgainstDisk(img);
+      ctx.stdout(values.json ? toJson({ ...report, againstDisk: disk }) : verifyText(report) + againstDiskText(disk));
+      return report.ok && disk.ok ? EXIT_OK : EXIT_FINDING;
+    } finally {
+      await img.close();
+    }
   },
 };
 
