@@ -204,7 +204,8 @@ function writeTable(out: ByteSink, t: SymbolTable, first: boolean): boolean {
     }
     // Version: by versym value and defined-ness; the symbol naming its own version has none.
     let shndx = dv.getUint16(e + F.shndx, le);
-    if (shndx === 0xffff) shndx = t.shndx(i);
+    const extended = shndx === 0xffff;
+    if (extended) shndx = t.shndx(i);
     let vb: Uint8Array = NONE;
     if (versymView !== undefined && i < versymCount) {
       const rawVer = versymView.dv.getUint16(versymOff + 2 * i, le);
@@ -243,11 +244,11 @@ function writeTable(out: ByteSink, t: SymbolTable, first: boolean): boolean {
     // type/bind/visibility: cached per (st_info, visibility).
     // type/bind/visibility/section: one cached tail per (st_info, visibility, section index).
     const key = (bytes[e + F.info] * 4 + (bytes[e + F.other] & 3)) * 65536 + (shndx & 0xffff);
-    let tail = shndx <= 0xffff ? tailCache.get(key) : undefined;
+    let tail = extended ? undefined : tailCache.get(key);
     if (tail === undefined) {
       const sym = t.symbol(i);
-      tail = enc.encode(`,"type":${JSON.stringify(sym.type)},"bind":${JSON.stringify(sym.bind)},"visibility":${JSON.stringify(sym.visibility)},"section":${JSON.stringify(t.sectionText(shndx))}}`);
-      if (shndx <= 0xffff) tailCache.set(key, tail);
+      tail = enc.encode(`,"type":${JSON.stringify(sym.type)},"bind":${JSON.stringify(sym.bind)},"visibility":${JSON.stringify(sym.visibility)},"section":${JSON.stringify(t.sectionText(shndx, extended))}}`);
+      if (!extended) tailCache.set(key, tail);
     }
     // TypedArray#set (a memcpy) beats a JS byte loop for pieces this long.
     b.set(tail, p);

@@ -340,7 +340,7 @@ export class ElfFile {
     return new SymbolTable({
       kind, view: this.view, offset, count, entsize, strtab, origin: offset,
       machine: this.header.machine, osabi: this.header.osabi, versions, shndxTable, gnuHash, sysvHash,
-      sectionName: (i) => (i < this.sections.length && i < SHN_LORESERVE ? this.sections[i].name : undefined),
+      sectionName: (i) => (i < this.sections.length ? this.sections[i].name : undefined),
     });
   }
 

@@ -194,12 +194,17 @@ export class SymbolTable implements Iterable<ElfSymbol> {
     return this.versions.resolve(i, this.shndx(i), this.nameOffset(i));
   }
 
-  /** Section name, or readelf's Ndx text for special indexes and files without section headers. */
-  sectionText(shndx: number): string {
-    if (shndx !== SHN_UNDEF && shndx < SHN_LORESERVE && this.#sectionName) {
+  /**
+   * Section name, or readelf's Ndx text for special indexes and files without section headers.
+   * `extended`: the index came through SHT_SYMTAB_SHNDX, so it is a real section index even
+   * inside the reserved range.
+   */
+  sectionText(shndx: number, extended = false): string {
+    if (shndx !== SHN_UNDEF && (extended || shndx < SHN_LORESERVE) && this.#sectionName) {
       const n = this.#sectionName(shndx);
       if (n !== undefined) return n;
     }
+    if (extended) return String(shndx);
     return sectionIndexText(shndx, this.machine);
   }
 
@@ -224,7 +229,7 @@ export class SymbolTable implements Iterable<ElfSymbol> {
       info,
       other,
       shndx,
-      section: this.sectionText(shndx),
+      section: this.sectionText(shndx, v.u16(off + L.shndx) === SHN_XINDEX),
     };
     if (this.versions) {
       const ver = this.versions.resolve(i, shndx, nameOff);

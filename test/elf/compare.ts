@@ -42,7 +42,8 @@ export function compareSymbols(elf: ElfFile, file: string, limit = 20): string[]
         const idx = t.versions!.raw(i) & 0x7fff;
         name += s.versionFile !== undefined ? `@${s.version} (${idx})` : s.versionHidden ? `@${s.version}` : `@@${s.version}`;
       }
-      const ndx = /^[0-9]+$/.test(String(s.shndx)) && s.shndx > 0 && s.shndx < 0xff00 ? String(s.shndx) : s.section;
+      const extended = t.rawShndx(i) === raw.SHN_XINDEX;
+      const ndx = s.shndx > 0 && (s.shndx < 0xff00 || extended) ? String(s.shndx) : s.section;
       ours.push({ table: secName, index: i, line: `${hexs(s.value)} ${s.size} ${s.type} ${s.bind} ${s.visibility} ${ndx} ${name}` });
     }
   }

@@ -15,6 +15,7 @@ import {
 } from "../../src/elf/index.js";
 import { compareDynamic, compareNotes, comparePlt, compareRelocs, compareSymbols } from "./compare.js";
 import { hasTool, run } from "./oracle.js";
+import { renderElf } from "../../src/cli/elf.js";
 
 const PROG = `#include <stdio.h>
 #include <stdlib.h>
@@ -242,7 +243,7 @@ describe.skipIf(!gcc)("gcc-built fixtures", () => {
       }
       const bare = parseElf(copy);
       expect(bare.numSections).toBe(0);
-      expect(bare.dynsym!.symbols()).toEqual(elf.dynsym!.symbols().map((s) => ({ ...s, section: bare.dynsym!.sectionText(s.shndx) })));
+      expect(bare.dynsym!.symbols()).toEqual(elf.dynsym!.symbols().map((s) => ({ ...s, section: bare.dynsym!.sectionText(s.shndx, bare.dynsym!.rawShndx(s.index) === raw.SHN_XINDEX) })));
       expect(bare.needed).toEqual(elf.needed);
       const slots = (e: ElfFile) => gotSlots(e).map((s) => `${s.address} ${s.typeName} ${s.symbol} ${s.version} ${s.addend}`).sort();
       expect(slots(bare)).toEqual(slots(elf));
@@ -324,6 +325,30 @@ const hasGcore = (() => {
     return false;
   }
 })();
+
+describe.skipIf(!gcc)("extended section numbering", () => {
+  it("66000 sections: e_shnum 0, e_shstrndx SHN_XINDEX, st_shndx through SHT_SYMTAB_SHNDX", () => {
+    const d = mkdtempSync(join(tmpdir(), "ckimg-many-"));
+    try {
+      const lines: string[] = [];
+      for (let i = 0; i < 66000; i++) lines.push(`.section .s${i},"a"\n.globl sym${i}\nsym${i}: .byte ${i % 256}`);
+      writeFileSync(join(d, "many.s"), lines.join("\n") + "\n");
+      execFileSync("as", ["-o", join(d, "many.o"), join(d, "many.s")]);
+      const file = join(d, "many.o");
+      const elf = parseElf(new Uint8Array(readFileSync(file)), { file });
+      expect(elf.header.shnum).toBe(elf.numSections);
+      expect(elf.numSections).toBeGreaterThan(0xff00);
+      expect(elf.sectionName(elf.header.shstrndx)).toBe(".shstrtab");
+      const last = elf.symtab!.lookup("sym65999")!;
+      expect(last.section).toBe(".s65999");
+      expect(compareSymbols(elf, file)).toEqual([]);
+      const json = JSON.parse(new TextDecoder().decode(renderElf("syms", elf, file, true) as Uint8Array)) as { name: string; section: string }[];
+      expect(json.find((r) => r.name === "sym65999")?.section).toBe(".s65999");
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+});
 
 describe.skipIf(!gcc || !hasGcore)("core files", () => {
   it("reads NT_PRSTATUS, NT_PRPSINFO, NT_FILE, NT_AUXV and NT_X86_XSTATE of a gcore dump", async () => {
