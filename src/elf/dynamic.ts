@@ -338,6 +338,29 @@ export class DynamicTables {
   }
 }
 
+/** A dynamic relocation table found through DT_* tags. */
+export interface DynamicRelocationTable {
+  /** "DT_RELA", "DT_REL", "DT_JMPREL". */
+  name: string;
+  table: RelocationTable;
+  symbols?: SymbolTable;
+  /** The table's address (as `space.read` takes it). */
+  address: bigint;
+}
+
+/** DT_RELA, DT_REL and DT_JMPREL tables, in that order (the dynamic linker's order). */
+export function dynamicRelocationTables(d: DynamicTables): DynamicRelocationTable[] {
+  const out: DynamicRelocationTable[] = [];
+  const sym = d.symbols;
+  const add = (name: string, tag: number, t: RelocationTable | undefined) => {
+    if (t) out.push({ name, table: t, symbols: sym, address: d.ptr(tag)! });
+  };
+  add("DT_RELA", DT_RELA, d.rela);
+  add("DT_REL", DT_REL, d.rel);
+  add("DT_JMPREL", DT_JMPREL, d.jmprel);
+  return out;
+}
+
 /** Flags text as readelf prints DT_FLAGS ("BIND_NOW") and DT_FLAGS_1 ("NOW PIE"). */
 export function flagsText(tag: number, value: bigint): string {
   const table = tag === DT_FLAGS ? DF_NAMES : DF_1_NAMES;

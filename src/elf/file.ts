@@ -18,7 +18,7 @@ import { StringTable, decodeString } from "./strtab.js";
 import { SymbolTable } from "./symbol.js";
 import { VersionTable, readVerdef, readVerneed } from "./version.js";
 import { GnuHashTable, SysvHashTable } from "./hash.js";
-import { AddressSpace, DynamicEntry, DynamicTables, readDynamicEntries } from "./dynamic.js";
+import { AddressSpace, DynamicEntry, DynamicTables, dynamicRelocationTables, readDynamicEntries } from "./dynamic.js";
 import { RelocationTable, decodeRelr } from "./relocation.js";
 import { ElfNote, GnuProperty, buildIdOf, gnuPropertiesOf, readNotes, x86Features } from "./note.js";
 
@@ -411,16 +411,9 @@ export class ElfFile {
       }
       const d = this.dynamic;
       if (!d) return out;
-      const sym = d.symbols;
-      const at = (tag: number) => this.vaddrToOffset(d.get(tag) ?? 0n) ?? 0;
-      const rela = d.rela;
-      if (rela) out.push({ name: "DT_RELA", table: rela, symbols: sym, offset: at(7) });
-      const rel = d.rel;
-      if (rel) out.push({ name: "DT_REL", table: rel, symbols: sym, offset: at(17) });
+      for (const t of dynamicRelocationTables(d)) out.push({ name: t.name, table: t.table, symbols: t.symbols, offset: this.vaddrToOffset(t.address) ?? 0 });
       const relr = d.relr;
-      if (relr.length) out.push({ name: "DT_RELR", relr, offset: at(36) });
-      const jmp = d.jmprel;
-      if (jmp) out.push({ name: "DT_JMPREL", table: jmp, symbols: sym, offset: at(23) });
+      if (relr.length) out.push({ name: "DT_RELR", relr, offset: this.vaddrToOffset(d.get(36) ?? 0n) ?? 0 });
       return out;
     });
   }

@@ -35,7 +35,8 @@ export { VersionTable } from "./version.js";
 export type { SymbolVersion, VersionDefinition, VersionRequirement } from "./version.js";
 export { GnuHashTable, SysvHashTable, elfHash, gnuHash } from "./hash.js";
 export { DynamicTables, dynamicTagName, flagsText, readDynamicEntries, STRING_TAGS } from "./dynamic.js";
-export type { DynamicEntry, AddressSpace } from "./dynamic.js";
+export { dynamicRelocationTables } from "./dynamic.js";
+export type { DynamicEntry, AddressSpace, DynamicRelocationTable } from "./dynamic.js";
 export { RelocationTable, decodeRelr, relocationTypeName } from "./relocation.js";
 export type { Relocation } from "./relocation.js";
 export {

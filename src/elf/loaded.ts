@@ -15,7 +15,7 @@ import { PT_DYNAMIC, PT_INTERP, PT_LOAD, PT_PHDR } from "./raw.js";
 import { ByteView, toIndex } from "./view.js";
 import { ElfHeader, readHeader } from "./file.js";
 import { Segment, readProgramHeaders } from "./segment.js";
-import { AddressSpace, DynamicTables, readDynamicEntries } from "./dynamic.js";
+import { AddressSpace, DynamicRelocationTable, DynamicTables, dynamicRelocationTables, readDynamicEntries } from "./dynamic.js";
 import { decodeString } from "./strtab.js";
 import type { SymbolTable } from "./symbol.js";
 
@@ -43,6 +43,8 @@ export interface LoadedElf {
   soname: string | undefined;
   bindNow: boolean;
   interp: string | undefined;
+  /** DT_RELA, DT_REL and DT_JMPREL tables (for gotSlots()). */
+  relocationTables(): DynamicRelocationTable[];
 }
 
 const MAX_PHDR_BYTES = 0xffff * 64;
@@ -130,6 +132,7 @@ export function parseLoadedElf(read: MemoryReader, loadBase: bigint, opts: Loade
     soname: dynamic?.soname,
     bindNow: dynamic?.bindNow ?? false,
     interp,
+    relocationTables: () => (dynamic ? dynamicRelocationTables(dynamic) : []),
   };
 }
 

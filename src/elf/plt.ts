@@ -7,6 +7,7 @@
  */
 import { EM_386, EM_X86_64, R_386_GLOB_DAT, R_386_IRELATIVE, R_386_JUMP_SLOT, R_386_RELATIVE, R_X86_64_GLOB_DAT, R_X86_64_IRELATIVE, R_X86_64_JUMP_SLOT, R_X86_64_RELATIVE, SHF_ALLOC, SHT_DYNSYM } from "./raw.js";
 import type { ElfFile, RelocationSection } from "./file.js";
+import type { LoadedElf } from "./loaded.js";
 import { relocationTypeName } from "./relocation.js";
 import type { Section } from "./section.js";
 import { toIndex } from "./view.js";
@@ -78,11 +79,16 @@ function dynamicRelocations(elf: ElfFile): RelocationSection[] {
   });
 }
 
-/** Every dynamic relocation as a GOT/data slot with its symbol, version and kind. */
-export function gotSlots(elf: ElfFile): GotSlot[] {
+/**
+ * Every dynamic relocation as a GOT/data slot with its symbol, version and kind. Works on a
+ * file (its dynamic relocation sections, or DT_RELA/DT_REL/DT_JMPREL without section headers)
+ * and on an image read from memory (addresses stay unrelocated: add `bias`).
+ */
+export function gotSlots(elf: ElfFile | LoadedElf): GotSlot[] {
   const out: GotSlot[] = [];
-  const m = elf.machine;
-  for (const r of dynamicRelocations(elf)) {
+  const m = elf.header.machine;
+  const tables = "sections" in elf ? dynamicRelocations(elf) : elf.relocationTables();
+  for (const r of tables) {
     const t = r.table!;
     const syms = r.symbols;
     for (let i = 0; i < t.count; i++) {

@@ -282,6 +282,9 @@ describe.skipIf(!gcc)("gcc-built fixtures", () => {
         expect(loaded.dynsym!.symbols().map(strip)).toEqual(elf.dynsym!.symbols().map(strip));
         const jmp = loaded.dynamic!.jmprel;
         expect(jmp?.count ?? 0).toBe(elf.relocationSections().find((r) => r.name.endsWith(".plt"))?.table?.count ?? 0);
+        // GOT slots of the image are the file's, relocation for relocation.
+        const slotText = (x: ReturnType<typeof gotSlots>) => x.map((q) => `${q.address} ${q.typeName} ${q.symbol} ${q.version} ${q.addend}`).sort();
+        expect(slotText(gotSlots(loaded))).toEqual(slotText(gotSlots(elf)));
         // Names of addresses in the running image: symbol value + bias.
         const idx = buildSymbolIndex(loaded.dynsym!, loaded.bias);
         const bar = loaded.dynsym!.lookup(name.startsWith("libv") ? "bar" : "_IO_stdin_used");
