@@ -201,7 +201,9 @@ export function lz4CompressBlock(src: Uint8Array): Uint8Array {
 
 /**
  * Decodes one LZ4 block into `dst`; returns the number of bytes written (≤ dst.length).
- * Throws CodecError on any malformed input, including output that would not fit in `dst`.
+ * Bytes of `dst` past the returned count may have been overwritten (copies go a word at a
+ * time). Throws CodecError on any malformed input, including output that would not fit in
+ * `dst`; `dst` then holds partial output.
  */
 export function lz4DecompressBlockInto(src: Uint8Array, dst: Uint8Array): number {
   const srcEnd = src.length;

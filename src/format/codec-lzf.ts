@@ -86,8 +86,9 @@ function writeLiterals(src: Uint8Array, from: number, to: number, dst: Uint8Arra
 
 /**
  * Compresses `src` into `dst`; returns the compressed length, or 0 when it does not fit in
- * `dst` — liblzf's `lzf_compress` contract. Pass a `dst` of `src.length − 1` bytes to ask for
- * "only if it shrinks".
+ * `dst` — liblzf's `lzf_compress` contract (an empty `src` also gives 0). Pass a `dst` of
+ * `src.length − 1` bytes to ask for "only if it shrinks"; `src.length + ⌈src.length / 32⌉`
+ * bytes always suffice.
  */
 export function lzfCompressInto(src: Uint8Array, dst: Uint8Array): number {
   const end = src.length;
