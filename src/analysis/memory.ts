@@ -61,6 +61,8 @@ export interface HexdumpOptions {
   width?: number;
   /** bytes per group of hex digits (default 2, like xxd) */
   group?: number;
+  /** hex digits of the address column (default: enough for the region's last address, at least 8) */
+  addressWidth?: number;
 }
 
 /**
@@ -77,7 +79,7 @@ export function hexdump(region: MemoryRegion, opts: HexdumpOptions = {}): string
     return region.unavailable.some((r) => a >= r.start && a < r.end);
   };
   const lastAddr = address + BigInt(Math.max(0, bytes.length - 1));
-  const addrWidth = Math.max(8, lastAddr.toString(16).length);
+  const addrWidth = opts.addressWidth ?? Math.max(8, lastAddr.toString(16).length);
   const hexWidth = width * 2 + Math.ceil(width / group) - 1;
   const lines: string[] = [];
   for (let off = 0; off < bytes.length; off += width) {

@@ -6,7 +6,7 @@
 import { open, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { openImage } from "../format/index.js";
+import { openImage, type CheckpointImage } from "../format/index.js";
 import { hexdump, readRegion, readStrings, type FoundString, type MemoryRegion, type StringEncoding } from "../analysis/memory.js";
 import { EXIT_OK, UsageError, hex, parseAddress, parseVerbArgs, toJson, type Verb } from "./common.js";
 
@@ -28,12 +28,12 @@ export function stringsText(found: readonly FoundString[], showEncoding: boolean
   return found.map((s) => `0x${s.address.toString(16).padStart(width, "0")}  ${showEncoding ? `[${s.encoding}] ` : ""}${s.text}\n`).join("");
 }
 
-/** Write `bytes` to `path` atomically (temp file 0600 beside it, fsync, rename). */
-export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+/** Write `pieces` to `path` atomically (temp file 0600 beside it, fsync, rename). */
+export async function writeFileAtomic(path: string, pieces: AsyncIterable<Uint8Array>): Promise<void> {
   const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
   const fh = await open(temp, "wx", 0o600);
   try {
-    await fh.writeFile(bytes);
+    for await (const bytes of pieces) await fh.write(bytes);
     await fh.sync();
     await fh.close();
     await rename(temp, path);
@@ -41,6 +41,15 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<
     await fh.close().catch(() => {});
     await unlink(temp).catch(() => {});
     throw err;
+  }
+}
+
+/** A long read, one piece at a time (memory stays bounded whatever LEN is). */
+const PIECE = 1 << 20;
+
+async function* regions(img: CheckpointImage, address: bigint, length: number): AsyncGenerator<MemoryRegion> {
+  for (let done = 0; done < length; done += PIECE) {
+    yield await readRegion(img, address + BigInt(done), Math.min(PIECE, length - done));
   }
 }
 
@@ -61,15 +70,21 @@ export const MEM_VERB: Verb = {
     const length = parseLength(positionals[2]);
     const img = await openImage(positionals[0]);
     try {
-      const region = await readRegion(img, address, length);
       if (typeof values.out === "string") {
-        await writeFileAtomic(values.out, region.bytes);
-        if (values.json) ctx.stdout(toJson({ ...memJson(region), hex: undefined, out: values.out }));
-        else if (region.unavailable.length) {
-          ctx.stderr(`ckimg: ${positionals[0]}: ${region.unavailable.length} range(s) not in the image written as zero bytes\n`);
-        }
+        const unavailable: MemoryRegion["unavailable"] = [];
+        await writeFileAtomic(values.out, (async function* () {
+          for await (const r of regions(img, address, length)) {
+            unavailable.push(...r.unavailable);
+            yield r.bytes;
+          }
+        })());
+        if (values.json) ctx.stdout(toJson({ address: hex(address), length, out: values.out, unavailable: unavailable.map((r) => ({ start: hex(r.start), end: hex(r.end) })) }));
+        else if (unavailable.length) ctx.stderr(`ckimg: ${positionals[0]}: ${unavailable.length} range(s) not in the image written as zero bytes\n`);
+      } else if (values.json) {
+        ctx.stdout(toJson(memJson(await readRegion(img, address, length))));
       } else {
-        ctx.stdout(values.json ? toJson(memJson(region)) : hexdump(region));
+        const addressWidth = Math.max(8, (address + BigInt(Math.max(0, length - 1))).toString(16).length);
+        for await (const r of regions(img, address, length)) ctx.stdout(hexdump(r, { addressWidth }));
       }
     } finally {
       await img.close();

@@ -1,7 +1,8 @@
 /** `mem` / `strings`: readRegion, hexdump, readStrings, selectAreas, and the two verbs through main(). */
 import { describe, expect, test } from "vitest";
 import fc from "fast-check";
-import { readFileSync, statSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { ImageError, ImageWriter, encodeRegs, openImage, writeSyntheticImage, X86_64_REG_NAMES, type AreaRecord, type X86Regs } from "../../src/format/index.js";
 import { hexdump, readRegion, readStrings, selectAreas, type FoundString } from "../../src/analysis/memory.js";
@@ -9,6 +10,7 @@ import { main } from "../../src/cli/main.js";
 import { tempDir } from "../support/tmp.js";
 
 const dir = tempDir("ckimg-mem-test-");
+const root = new URL("../../", import.meta.url).pathname;
 const PAGE = 4096;
 
 async function run(args: string[]) {
@@ -230,5 +232,40 @@ describe("mem and strings verbs", () => {
     expect(bad).toMatchObject({ code: 2, stderr: `ckimg: ${synthetic}: no area matches 'nosuch'\n` });
     expect((await run(["strings", synthetic, "-n", "0"])).code).toBe(2);
     expect((await run(["strings", synthetic, "--encoding", "ebcdic"])).code).toBe(2);
+  });
+});
+
+describe("mem over many pieces", () => {
+  test("a long hexdump and --out stream piece by piece and equal one readMemory", async () => {
+    const big = join(dir, "big.img");
+    await writeSyntheticImage(big, { seed: 5, heapBytes: 3 << 20 });
+    const img = await openImage(big);
+    const heap = img.areas.find((a) => a.kind === "heap")!;
+    const len = Number(heap.end - heap.start);
+    const whole = await img.readMemory(heap.start, len);
+    await img.close();
+    expect(len).toBeGreaterThan(1 << 20); // more than one piece
+    const out = join(dir, "heap.bin");
+    const r = await run(["mem", big, `0x${heap.start.toString(16)}`, String(len), "-o", out]);
+    expect(r.code).toBe(0);
+    expect(Buffer.compare(readFileSync(out), Buffer.from(whole))).toBe(0);
+    const dump = await run(["mem", big, `0x${heap.start.toString(16)}`, String(len)]);
+    const lines = dump.stdout.split("\n").filter(Boolean);
+    expect(lines.length).toBe(len / 16);
+    const k = (1 << 20) / 16; // first line of the second piece
+    expect(lines[k].slice(0, 14)).toBe(`${(heap.start + (1n << 20n)).toString(16)}: `);
+    expect(lines[k]).toBe(hexdump({ address: heap.start + (1n << 20n), bytes: whole.subarray(1 << 20, (1 << 20) + 16), unavailable: [] }).trimEnd());
+  });
+});
+
+describe.skipIf(!existsSync(join(root, "dist/analysis/index.js")))("examples (against the built dist/)", () => {
+  test("strings-in-area.mjs counts strings per area and dumps the first match", async () => {
+    await ready;
+    const r = spawnSync(process.execPath, [join(root, "examples/strings-in-area.mjs"), synthetic, "synthetic-app", "counter_total"], { encoding: "utf8" });
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^\s+1 strings in \/usr\/bin\/synthetic-app 0x555555557000-0x555555558000\n/);
+    expect(r.stdout).toContain('first with "counter_total": 0x555555557010 (ascii) "synthetic .data: counter_total=42"');
+    expect(r.stdout).toContain("555555557010: 7379 6e74 6865 7469 6320 2e64 6174 613a  synthetic .data:");
   });
 });
