@@ -17,7 +17,7 @@ import { diffText } from "../../src/cli/diff.js";
 import { main } from "../../src/cli/main.js";
 import { runCapture } from "../../src/cli/capture.js";
 import { tempDir } from "../support/tmp.js";
-import { compileC, haveCaptureBinary, removeTempDirs, withProcess } from "../native/helpers.js";
+import { REPO, compileC, haveCaptureBinary, removeTempDirs, sleep, startProcess, withProcess } from "../native/helpers.js";
 
 const dir = tempDir("ckimg-diff-test-");
 afterAll(removeTempDirs);
@@ -434,8 +434,57 @@ describe.skipIf(!haveCaptureBinary())("diff of real captures", () => {
     expect(data).toBeDefined();
     expect(data.label).toMatch(/^counter \.(data|bss)/);
     expect(data.area.path).toBe(exe);
+    // counter_total is initialised (.data), g_state is not (.bss); both belong to the executable.
+    const byName = new Map(data.symbols.map((s: { name: string }) => [s.name, s]));
+    expect(byName.get("counter_total")).toMatchObject({ module: exe, section: ".data" });
+    expect(byName.get("g_state")).toMatchObject({ module: exe, section: ".bss" });
     const text = await run(["diff", a, b]);
     expect(text.stdout).toMatch(/counter \.data.*counter_total/);
     expect(await run(["diff", a, a])).toMatchObject({ code: 0, stderr: "" });
+  });
+});
+
+/** Wait (pacing only) until no process has `pid`, so a restore can take it again. */
+async function pidFree(pid: number): Promise<void> {
+  for (let i = 0; i < 500 && existsSync(`/proc/${pid}`); i++) await sleep(10);
+}
+
+const canRestore = haveCaptureBinary() && existsSync(join(REPO, "build/ckimg-restore")) && existsSync(join(REPO, "dist/cli/main.js"));
+
+describe.skipIf(!canRestore)("diff against a restored process", () => {
+  test("capture, kill, restore, capture again: same pid and map, the counter moved on", async () => {
+    const exe = compileC(COUNTER, "counter-r", ["-O0"]);
+    const a = join(dir, "before.img"), b = join(dir, "after.img");
+    const p = startProcess([exe]);
+    try {
+      await p.waitForLine(/^\d+$/);
+      await runCapture({ pid: p.pid, output: a });
+    } finally {
+      await p.kill();
+    }
+    await pidFree(p.pid);
+    const r = startProcess([process.execPath, join(REPO, "bin/ckimg"), "restore", a]);
+    try {
+      await r.waitForLines(3); // the restored counter prints on
+      await runCapture({ pid: p.pid, output: b });
+    } finally {
+      try {
+        process.kill(p.pid, "SIGKILL");
+      } catch {
+        /* already gone */
+      }
+      await Promise.race([r.exited, sleep(10_000)]);
+      await r.kill();
+      await pidFree(p.pid);
+    }
+    const res = await run(["diff", "--json", a, b]);
+    expect(res.stderr).toBe("");
+    expect(res.code).toBe(1);
+    const d = JSON.parse(res.stdout);
+    expect(d.a.pid).toBe(d.b.pid);
+    expect(d.process.map((f: { field: string }) => f.field)).not.toContain("exe");
+    expect(d.areas.added.filter((x: { kind: string }) => x.kind === "file")).toEqual([]);
+    const data = d.memory.find((m: { symbols: { name: string }[] }) => m.symbols.some((s) => s.name === "counter_total"));
+    expect(data?.area.path, res.stdout).toBe(exe);
   });
 });
