@@ -1,8 +1,12 @@
 /**
  * ckimg — capture, restore and understand Linux x86-64 process checkpoint images.
  *
- * The library entry point re-exports the image format (`openImage`, `ImageWriter`,
- * `verifyImage`, …). ELF analysis lives in "ckimg/elf" and image forensics in
- * "ckimg/analysis"; both are re-exported here when they do not clash.
+ * The main entry re-exports the image format (`openImage`, `ImageWriter`, `verifyImage`, …)
+ * and image forensics (`loadModules`, `auditGot`, `diffImages`, `backtrace`, `writeCore`, …).
+ * The ELF reader is the `elf` namespace here and the "ckimg/elf" entry point
+ * (`import { parseElf } from "ckimg/elf"`), because some of its names (e.g. `AuxvEntry` of
+ * core notes) differ from the image's.
  */
 export * from "./format/index.js";
+export * from "./analysis/index.js";
+export * as elf from "./elf/index.js";
