@@ -1,0 +1,25 @@
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+static volatile int stop;
+__attribute__((noinline)) void wait_here(int n) {
+  if (n < 5) write(1, "ready\n", 6);
+  while (!stop) pause();
+  __asm__ volatile("" ::: "memory");
+}
+__attribute__((noinline)) void spin_here(int n) {
+  if (n < 5) write(1, "ready\n", 6);
+  while (!stop) __asm__ volatile("" ::: "memory");
+}
+__attribute__((noinline)) void level2(int n, int spin) {
+  if (spin) spin_here(n + 1); else wait_here(n + 1);
+  __asm__ volatile("" ::: "memory");
+}
+__attribute__((noinline)) void *thread_main(void *a) { (void)a; level2(10, 0); return 0; }
+int main(int argc, char **argv) {
+  int spin = argc > 1 && !strcmp(argv[1], "spin");
+  pthread_t t;
+  pthread_create(&t, 0, thread_main, 0);
+  level2(1, spin);
+  return 0;
+}
