@@ -7,7 +7,8 @@ import { afterAll, describe, expect, test } from "vitest";
 import { spawnSync } from "node:child_process";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { openImage, writeSyntheticImage } from "../../src/format/index.js";
+import fc from "fast-check";
+import { ImageWriter, X86_64_REG_NAMES, encodeRegs, openImage, writeSyntheticImage, type AreaRecord, type X86Regs } from "../../src/format/index.js";
 import { auxvOf, mappedFilesOf, parseElf, prpsinfoOf, prstatusOf, raw, xstateOf, type ElfNote } from "../../src/elf/index.js";
 import { writeCore } from "../../src/analysis/core.js";
 import { main } from "../../src/cli/main.js";
@@ -116,6 +117,72 @@ describe("writeCore on a synthetic image", () => {
     expect(j).toMatchObject({ threads: 2, loadSegments: 7, unavailablePages: 3, vdso: false });
     expect((await run(["to-core", imgPath])).stderr.split("\n")[0]).toBe("ckimg: to-core needs -o CORE");
     expect((await run(["to-core", "/nonexistent.img", "-o", out])).stderr).toBe("ckimg: /nonexistent.img: cannot open: no such file\n");
+  });
+});
+
+describe("writeCore property", () => {
+  test("every PT_LOAD holds exactly the area's memory as the image defines it (stored, zero, holes)", async () => {
+    let round = 0;
+    const arbArea = fc.record({
+      pages: fc.integer({ min: 1, max: 700 }),
+      kind: fc.constantFrom("anon", "heap", "stack", "shmem") as fc.Arbitrary<AreaRecord["kind"]>,
+      prot: fc.integer({ min: 0, max: 7 }),
+      // stored pages: index → fill byte
+      stored: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })), { maxLength: 12 }),
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.array(arbArea, { minLength: 1, maxLength: 5 }), async (specs) => {
+        const path = join(dir, `prop-${round}.img`), core = join(dir, `prop-${round++}.core`);
+        const w = await ImageWriter.create(path, { durable: false });
+        const regs = Object.fromEntries(X86_64_REG_NAMES.map((n) => [n, 1n])) as X86Regs;
+        await w.addProcess({
+          pid: 1, ppid: 0, pgid: 1, sid: 1, uid: [0, 0, 0, 0], gid: [0, 0, 0, 0], personality: 0, umask: 0, threadCount: 1, captureNs: 0n, startTime: 0n, flags: 0,
+          comm: "p", exe: "/p", cwd: "/", root: "/", kernel: "k",
+          mm: { startCode: 0n, endCode: 0n, startData: 0n, endData: 0n, startBrk: 0n, brk: 0n, startStack: 0n, argStart: 0n, argEnd: 0n, envStart: 0n, envEnd: 0n },
+        });
+        await w.addThread({
+          tid: 1, flags: 1, state: "R", sigmask: 0n, pending: 0n, clearChildTid: 0n, robustList: 0n, robustListLen: 0n, altstack: { sp: 0n, size: 0n, flags: 2 },
+          regs, regsRaw: encodeRegs(regs), xstate: new Uint8Array(512),
+        });
+        let start = 0x100000000n;
+        const areas: AreaRecord[] = [];
+        const mems: Uint8Array[] = [];
+        for (const [i, sp] of specs.entries()) {
+          const a: AreaRecord = {
+            id: i, start, end: start + BigInt(sp.pages * 4096), fileOffset: 0n, devMajor: 0, devMinor: 0, inode: 0n, prot: sp.prot, flags: 0,
+            kind: sp.kind, fileId: undefined, path: "", vmflags: "",
+          };
+          const mem = new Uint8Array(sp.pages * 4096);
+          for (const [k, fill] of sp.stored) mem.fill(fill, (k % sp.pages) * 4096 + 100, (k % sp.pages) * 4096 + 300);
+          areas.push(a);
+          mems.push(mem);
+          start = a.end + 0x10000n;
+          await w.addArea(a);
+        }
+        for (const [i, a] of areas.entries()) await w.addAreaMemory(a, mems[i]);
+        await w.finish();
+        const img = await openImage(path);
+        try {
+          await writeCore(img, core, { durable: false });
+          const bytes = readFileSync(core);
+          const loads = parseElf(new Uint8Array(bytes)).segments.filter((x) => x.type === raw.PT_LOAD);
+          expect(loads.length).toBe(areas.length);
+          for (const [i, a] of areas.entries()) {
+            const seg = loads[i];
+            expect([seg.vaddr, seg.memsz]).toEqual([a.start, a.end - a.start]);
+            if (!(a.prot & 1)) {
+              expect(seg.filesz).toBe(0n); // PROT_NONE: no content, as the kernel writes it
+              continue;
+            }
+            const o = Number(seg.offset);
+            expect(Buffer.compare(bytes.subarray(o, o + mems[i].length), Buffer.from(mems[i]))).toBe(0);
+          }
+        } finally {
+          await img.close();
+        }
+      }),
+      { numRuns: 15 },
+    );
   });
 });
 
