@@ -21,6 +21,12 @@ export interface CaptureOptions {
   kill?: boolean;
   /** Rehash every mapped file instead of using the SHA-256 cache. */
   noHashCache?: boolean;
+  /**
+   * Page buffer: a ring of this many MiB (default 16: little fresh memory, the target stays
+   * stopped until all but the last ring is written), or "all" (as large as the memory read:
+   * the target is released as soon as its memory is read).
+   */
+  bufferMb?: number | "all";
   /** Called with bytes of memory processed so far and the total to process. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -68,6 +74,7 @@ export function runCapture(opts: CaptureOptions): Promise<CaptureSummary> {
   const args = [String(opts.pid), "-o", opts.output, "--compress", opts.compress ?? "lz4"];
   if (opts.kill) args.push("--kill");
   if (opts.noHashCache) args.push("--no-hash-cache");
+  if (opts.bufferMb !== undefined) args.push("--buffer-mb", String(opts.bufferMb));
   if (opts.onProgress) args.push("--progress");
 
   return new Promise((resolve, reject) => {
@@ -154,6 +161,7 @@ export function parseCaptureArgs(args: string[]): CaptureOptions & { json: boole
     kill: { type: "boolean" },
     json: { type: "boolean" },
     "no-hash-cache": { type: "boolean" },
+    "buffer-mb": { type: "string" },
   });
   if (positionals.length !== 1) throw new UsageError("capture takes exactly one PID");
   const pidText = positionals[0];
@@ -162,15 +170,21 @@ export function parseCaptureArgs(args: string[]): CaptureOptions & { json: boole
   if (typeof output !== "string" || output === "") throw new UsageError("missing -o IMAGE");
   const compress = (values.compress ?? "lz4") as string;
   if (!CODECS.includes(compress as CaptureCodec)) throw new UsageError(`unknown codec '${compress}' (none, lz4, lzf, gzip)`);
+  const buf = values["buffer-mb"];
+  let bufferMb: number | "all" | undefined;
+  if (typeof buf === "string") {
+    if (buf !== "all" && !/^[1-9][0-9]{0,6}$/.test(buf)) throw new UsageError(`--buffer-mb takes a size in MiB or 'all', not '${buf}'`);
+    bufferMb = buf === "all" ? "all" : Number(buf);
+  }
   return {
-    pid: Number(pidText), output, compress: compress as CaptureCodec,
+    pid: Number(pidText), output, compress: compress as CaptureCodec, bufferMb,
     kill: values.kill === true, noHashCache: values["no-hash-cache"] === true, json: values.json === true,
   };
 }
 
 export const CAPTURE_VERB: Verb = {
   summary: "freeze a running process and write its checkpoint image",
-  usage: "PID -o IMAGE [--compress none|lz4|lzf|gzip] [--kill] [--no-hash-cache] [--json]",
+  usage: "PID -o IMAGE [--compress none|lz4|lzf|gzip] [--kill] [--buffer-mb N|all] [--no-hash-cache] [--json]",
   async run(args: string[], ctx: CliContext): Promise<number> {
     const opts = parseCaptureArgs(args);
     const progress = progressPrinter(ctx, "capture");

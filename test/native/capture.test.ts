@@ -54,9 +54,9 @@ async function expectTicksGoOn(p: Started): Promise<void> {
 }
 
 /** Capture, then the checks every image gets: verify, inspect, reader vs /proc. */
-async function captureAndCheck(p: Started, codec: CaptureCodec = "lz4"): Promise<{ img: CheckpointImage; path: string }> {
+async function captureAndCheck(p: Started, codec: CaptureCodec = "lz4", bufferMb?: number | "all"): Promise<{ img: CheckpointImage; path: string }> {
   const path = imagePath(codec);
-  const summary = await runCapture({ pid: p.pid, output: path, compress: codec });
+  const summary = await runCapture({ pid: p.pid, output: path, compress: codec, bufferMb });
   assertUntraced(p.pid);
   expect(summary.pid).toBe(p.pid);
   expect(summary.imageBytes).toBe(statSync(path).size);
@@ -138,13 +138,19 @@ async function memEquals(img: CheckpointImage, at: bigint, expected: Uint8Array)
 }
 
 describe("capture: counter", () => {
-  for (const codec of ["none", "lz4", "lzf", "gzip"] as const) {
-    it(`captures a counter with ${codec}; the target counts on`, async () => {
+  // codec × page buffer: the default 16 MiB ring, a 1 MiB ring that wraps around many times,
+  // a buffer holding everything (target released when read)
+  const cases: [CaptureCodec, number | "all" | undefined][] = [
+    ["none", undefined], ["lz4", undefined], ["lzf", undefined], ["gzip", undefined],
+    ["none", 1], ["lz4", 1], ["none", "all"], ["lzf", "all"],
+  ];
+  for (const [codec, bufferMb] of cases) {
+    it(`captures a counter with ${codec}, buffer ${bufferMb ?? "default"}; the target counts on`, async () => {
       await withProcess([exe.counter], async (p) => {
         const ready = await p.waitForLine(/^ready/);
         await p.waitForLine(/^tick 3$/);
         const before = Math.max(...p.lines.filter((l) => l.startsWith("tick ")).map((l) => Number(l.slice(5))));
-        const { img, path } = await captureAndCheck(p, codec);
+        const { img, path } = await captureAndCheck(p, codec, bufferMb);
         const after = await p.waitForLine(/^tick /, { from: p.lines.length });
         // the counter in the image is one the program really had around the capture
         const c = await img.readMemory(addr(ready, "counter"), 8);
@@ -178,6 +184,25 @@ describe("capture: counter", () => {
       });
     });
   }
+});
+
+describe("capture: without O_DIRECT", () => {
+  it("writes the same kind of image through the page cache (filesystems without O_DIRECT)", async () => {
+    process.env.CKIMG_NO_DIRECT = "1";
+    try {
+      await withProcess([exe.counter], async (p) => {
+        const ready = await p.waitForLine(/^ready/);
+        const { img } = await captureAndCheck(p, "none");
+        const heap = Buffer.alloc(1 << 20);
+        for (let i = 0; i < heap.length; i++) heap[i] = (i * 7 + 1) & 0xff;
+        await memEquals(img, addr(ready, "heap"), heap);
+        await img.close();
+        await expectTicksGoOn(p);
+      });
+    } finally {
+      delete process.env.CKIMG_NO_DIRECT;
+    }
+  });
 });
 
 describe("capture: threads", () => {

@@ -82,7 +82,8 @@ struct chunk {
 struct capture {
 	pid_t pid;
 	const char *out_path;
-	int codec, kill_after, progress_stdout, progress_tty, use_hash_cache;
+	int codec, kill_after, progress_stdout, progress_tty, use_hash_cache, direct_io;
+	uint64_t buffer_bytes;         /* page buffer (ring) size; 0: as large as the memory */
 	struct pt_process pt;
 	int frozen;
 	uint64_t syscall_ip;
@@ -134,6 +135,7 @@ struct image {
 	size_t nindex, index_cap;
 	pthread_mutex_t lock;
 	uint64_t synced_to;            /* writeback started up to here (sync_file_range) */
+	uint64_t prealloc;             /* bytes fallocated ahead (truncated at finish) */
 };
 int image_open(struct image *im, const char *path);
 /* Reserve space for the next record (thread-safe, in call order); fills the index entry. */

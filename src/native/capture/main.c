@@ -1,6 +1,6 @@
 /*
- * ckimg-capture PID -o IMAGE [--compress none|lz4|lzf|gzip] [--kill] [--progress]
- *                            [--no-hash-cache]
+ * ckimg-capture PID -o IMAGE [--compress none|lz4|lzf|gzip] [--buffer-mb N|all] [--kill]
+ *                            [--progress] [--no-hash-cache]
  *
  * Freezes every thread of PID, collects what the freeze must see (threads, signal state, fds,
  * memory map, memory), lets the target go as soon as its memory is read, then finishes the
@@ -34,7 +34,7 @@ static void on_signal(int sig)
 static int usage(const char *why)
 {
 	fprintf(stderr, "ckimg-capture: %s\nusage: ckimg-capture PID -o IMAGE "
-		"[--compress none|lz4|lzf|gzip] [--kill] [--progress] [--no-hash-cache]\n", why);
+		"[--compress none|lz4|lzf|gzip] [--buffer-mb N|all] [--kill] [--progress] [--no-hash-cache]\n", why);
 	return 1;
 }
 
@@ -42,6 +42,7 @@ static int parse_args(int argc, char **argv)
 {
 	cap.codec = CKIMG_CODEC_LZ4;
 	cap.use_hash_cache = 1;
+	cap.buffer_bytes = 16ull << 20;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
@@ -62,6 +63,18 @@ static int parse_args(int argc, char **argv)
 				cap.codec = CKIMG_CODEC_DEFLATE;
 			else
 				return usage("unknown codec (none, lz4, lzf, gzip)");
+		} else if (!strcmp(a, "--buffer-mb")) {
+			if (++i >= argc)
+				return usage("--buffer-mb needs a size in MiB or 'all'");
+			if (!strcmp(argv[i], "all")) {
+				cap.buffer_bytes = 0;
+			} else {
+				char *end;
+				unsigned long long mb = strtoull(argv[i], &end, 10);
+				if (*end || mb < 1 || mb > (1ull << 30))
+					return usage("--buffer-mb needs a size in MiB or 'all'");
+				cap.buffer_bytes = mb << 20;
+			}
 		} else if (!strcmp(a, "--kill")) {
 			cap.kill_after = 1;
 		} else if (!strcmp(a, "--progress")) {
@@ -279,11 +292,12 @@ static void print_summary(void)
 	json_str(cap.out_path);
 	printf(",\"codec\":\"%s\",\"image_bytes\":%llu,\"memory_bytes\":%llu,\"stored_pages\":%llu,"
 	       "\"stored_bytes\":%llu,\"threads\":%zu,\"areas\":%zu,\"files\":%zu,\"fds\":%u,"
-	       "\"freeze_ms\":%.3f,\"total_ms\":%.3f,\"killed\":%s}\n",
+	       "\"freeze_ms\":%.3f,\"total_ms\":%.3f,\"killed\":%s,\"direct_io\":%s}\n",
 	       codecs[cap.codec], (unsigned long long)cap.image_bytes,
 	       (unsigned long long)cap.cand_bytes, (unsigned long long)cap.stored_pages,
 	       (unsigned long long)cap.stored_bytes, cap.nthreads, cap.nareas, cap.nfiles, cap.nfds,
-	       (double)cap.freeze_ns / 1e6, (double)cap.total_ns / 1e6, cap.kill_after ? "true" : "false");
+	       (double)cap.freeze_ns / 1e6, (double)cap.total_ns / 1e6, cap.kill_after ? "true" : "false",
+	       cap.direct_io ? "true" : "false");
 	fflush(stdout);
 }
 

@@ -1,11 +1,21 @@
 /*
- * Page data (FORMAT.md 4.8): the main thread reads the planned pages of each 256-page grid
- * cell with process_vm_readv (one call per chunk, one remote iovec per run of pages; the pages
- * process_vm_readv cannot reach are retried through /proc/PID/mem) into a pool of 1 MiB slots,
- * while the target is frozen. Worker threads (one per core) take the chunks in order, drop
- * all-zero pages of anonymous memory, compute raw_crc, compress, reserve the next file offset
- * in chunk order and pwrite their records concurrently, starting writeback as they go.
- * The pool holds every chunk when memory allows, so the freeze ends when reading ends.
+ * Page data (FORMAT.md 4.8). The main thread reads the planned pages of each 256-page grid
+ * cell with process_vm_readv (one call per chunk, one remote iovec per run of pages; pages it
+ * cannot reach are retried through /proc/PID/mem) into a buffer, while the target is frozen.
+ * Worker threads take the chunks in order, drop all-zero pages of anonymous memory, compute
+ * raw_crc, compress, reserve the next file offset in chunk order and write their records
+ * concurrently.
+ *
+ * Why this shape (measured on 2-core VMs where first touch of fresh memory is the slowest
+ * thing there is): page data is written with O_DIRECT from the buffer, so no page cache is
+ * allocated for the image and the final fsync has almost nothing to flush; every PAGES record
+ * therefore starts at a 4 KiB-aligned offset (the spec allows gaps between records), and codec
+ * NONE data is page-aligned in the file as the spec recommends. The buffer is faulted in
+ * before the freeze. By default it is a ring of 1 MiB slots (--buffer-mb, 16 MiB) that the
+ * reader refills as the writers drain it: the target stays frozen until all but the last ring
+ * of pages is written, and the capture touches little fresh memory. With a buffer as large as
+ * the memory to read (--buffer-mb all, or when the memory fits), the target is released as
+ * soon as its memory is read.
  */
 #include "capture.h"
 
@@ -24,21 +34,16 @@
 #include "lzf.h"
 
 #define MAX_WORKERS 8
+#define ALIGN       4096u
 
 struct pipeline {
 	struct capture *c;
 	struct image *im;
 	uint8_t *pool;
 	size_t pool_bytes, nslots, n;
-	size_t *buf_off;               /* compact mode: where chunk i's pages go in the pool */
-	int ring;                      /* ring mode: chunk i uses 1 MiB slot i % nslots */
-	/* direct mode (codec NONE): pages are read straight into a shared mapping of the image
-	 * file; chunk i's record starts at region[i], its data one page later. */
-	int direct;
-	uint8_t *map;
-	size_t map_len;
-	uint64_t *region;
-	int mem_fd;
+	int ring;                      /* ring: chunk i uses 1 MiB slot i % nslots */
+	size_t *buf_off;               /* compact: where chunk i's pages go in the pool */
+	int mem_fd, out_fd, direct;    /* out_fd: O_DIRECT when direct */
 	uint64_t (*bad)[CKIMG_SPAN_GRID_PAGES / 64];  /* pages that could not be read */
 	uint8_t *written;
 	pthread_mutex_t mu;
@@ -50,10 +55,13 @@ struct pipeline {
 	uint64_t bytes_done, stored_pages, stored_bytes;
 };
 
+static inline uint64_t align_up(uint64_t v)
+{
+	return (v + ALIGN - 1) & ~(uint64_t)(ALIGN - 1);
+}
+
 static uint8_t *chunk_buf(struct pipeline *pl, size_t i)
 {
-	if (pl->direct)
-		return pl->map + pl->region[i] + PAGE_SIZE_4K;
 	return pl->pool + (pl->ring ? (i % pl->nslots) * CHUNK_BYTES : pl->buf_off[i]);
 }
 
@@ -160,7 +168,7 @@ struct worker {
 	struct lzf_state *lzf;
 	z_stream z;
 	int z_ok;
-	uint8_t *out;
+	uint8_t *out;                  /* ALIGN-aligned: a whole record, padded */
 	size_t out_cap;
 };
 
@@ -183,23 +191,24 @@ static uint32_t filter_chunk(struct pipeline *pl, size_t i, uint8_t *slot, uint6
 	return j;
 }
 
-static size_t compress_chunk(struct worker *w, int codec, const uint8_t *raw, size_t len)
+/* Compress raw into dst (at most cap bytes); 0 when it does not fit. */
+static size_t compress_chunk(struct worker *w, int codec, const uint8_t *raw, size_t len,
+			     uint8_t *dst, size_t cap)
 {
-	size_t cap = len - 1 < w->out_cap ? len - 1 : w->out_cap;   /* must shrink */
 	switch (codec) {
 	case CKIMG_CODEC_LZ4: {
-		int r = LZ4_compress_fast_extState(w->lz4_state, (const char *)raw, (char *)w->out,
+		int r = LZ4_compress_fast_extState(w->lz4_state, (const char *)raw, (char *)dst,
 						   (int)len, (int)cap, 1);
 		return r > 0 ? (size_t)r : 0;
 	}
 	case CKIMG_CODEC_LZF:
-		return lzf_compress(raw, len, w->out, cap, w->lzf);
+		return lzf_compress(raw, len, dst, cap, w->lzf);
 	case CKIMG_CODEC_DEFLATE:
 		if (!w->z_ok || deflateReset(&w->z) != Z_OK)
 			return 0;
 		w->z.next_in = (Bytef *)raw;
 		w->z.avail_in = (uInt)len;
-		w->z.next_out = w->out;
+		w->z.next_out = dst;
 		w->z.avail_out = (uInt)cap;
 		return deflate(&w->z, Z_FINISH) == Z_STREAM_END ? cap - w->z.avail_out : 0;
 	}
@@ -238,136 +247,125 @@ static void mark_written(struct pipeline *pl, size_t i, uint64_t raw_bytes, uint
 	pthread_mutex_unlock(&pl->mu);
 }
 
-static int finish_direct(struct pipeline *pl, size_t i, uint32_t stored, const uint64_t *final);
+static int pwritev_all(int fd, struct iovec *v, int cnt, uint64_t off)
+{
+	while (cnt > 0) {
+		ssize_t n = pwritev(fd, v, cnt, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		off += (uint64_t)n;
+		while (cnt > 0 && (size_t)n >= v->iov_len) {
+			n -= (ssize_t)v->iov_len;
+			v++;
+			cnt--;
+		}
+		if (cnt > 0) {
+			v->iov_base = (char *)v->iov_base + n;
+			v->iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
 
+static void put_record_header(uint8_t *at, uint64_t payload_len, uint32_t payload_crc, uint32_t seq)
+{
+	struct ckimg_record_header rh;
+	memset(&rh, 0, sizeof(rh));
+	memcpy(rh.magic, CKIMG_RECORD_MAGIC, 4);
+	rh.type = CKIMG_REC_PAGES;
+	rh.payload_length = payload_len;
+	rh.payload_crc = payload_crc;
+	rh.sequence = seq;
+	rh.header_crc = ck_crc32(0, &rh, 28);
+	memcpy(at, &rh, sizeof(rh));
+}
+
+/*
+ * One PAGES record at the next ALIGN-aligned offset. Layout in w->out:
+ *   [record header 32][FIXED 48][bitmap][pad][DATA][zero pad to ALIGN]
+ * NONE: header+FIXED+bitmap padded to one 4 KiB page (data_offset = 4064) and DATA written
+ * straight from the buffer; compressed: DATA follows the bitmap, compressed into w->out.
+ */
 static int write_chunk(struct worker *w, size_t i)
 {
 	struct pipeline *pl = w->pl;
 	struct capture *c = pl->c;
 	const struct chunk *ch = &c->chunks[i];
 	uint8_t *slot = chunk_buf(pl, i);
-	uint8_t head[48 + CKIMG_SPAN_GRID_PAGES / 8 + PAGE_SIZE_4K];
 	uint64_t final[CKIMG_SPAN_GRID_PAGES / 64] = { 0 };
 	uint64_t off;
 	uint32_t seq;
 	int err;
 
 	uint32_t stored = filter_chunk(pl, i, slot, final);
-	size_t raw_len = (size_t)stored * PAGE_SIZE_4K;
-	if (pl->direct)
-		return finish_direct(pl, i, stored, final);
+	uint64_t raw_bytes = (uint64_t)ch->cand_pages * PAGE_SIZE_4K;
 	if (!stored) {
 		err = wait_turn(pl, i);
 		if (!err)
 			end_turn(pl);
-		mark_written(pl, i, (uint64_t)ch->cand_pages * PAGE_SIZE_4K, 0, 0);
+		mark_written(pl, i, raw_bytes, 0, 0);
 		return err;
 	}
+	size_t raw_len = (size_t)stored * PAGE_SIZE_4K, bm_len = (ch->span_pages + 7) / 8;
+	size_t head = CKIMG_RECORD_HDR_SIZE + sizeof(struct ckimg_pages_fixed) + bm_len;
 	uint32_t raw_crc = ck_crc32(0, slot, raw_len);
 	int codec = c->codec;
-	size_t clen = codec == CKIMG_CODEC_NONE ? 0 : compress_chunk(w, codec, slot, raw_len);
-	const uint8_t *data = clen ? w->out : slot;
+	size_t clen = 0;
+	if (codec != CKIMG_CODEC_NONE)
+		clen = compress_chunk(w, codec, slot, raw_len, w->out + head, raw_len - ALIGN);
 	if (!clen) {
 		codec = CKIMG_CODEC_NONE;
+		head = ALIGN;             /* DATA page-aligned in the file (4.8) */
 		clen = raw_len;
 	}
-	size_t bm_len = (ch->span_pages + 7) / 8;
 	struct ckimg_pages_fixed fx = {
 		.fixed_size = sizeof(fx), .area_id = c->areas[ch->area].id, .first_page = ch->first_page,
 		.span_pages = ch->span_pages, .stored_pages = stored, .codec = (uint8_t)codec,
 		.stored_size = (uint32_t)clen, .raw_crc = raw_crc,
+		.data_offset = (uint32_t)(head - CKIMG_RECORD_HDR_SIZE),
 	};
+	uint64_t payload_len = head - CKIMG_RECORD_HDR_SIZE + clen;
+	size_t rec_len = head + clen, padded = (size_t)align_up(rec_len);
 
 	err = wait_turn(pl, i);
-	if (err)
-		return err;
-	size_t head_len = sizeof(fx) + bm_len;
-	if (codec == CKIMG_CODEC_NONE) {
-		/* DATA at a page-aligned file offset, so a restorer can mmap it (4.8). */
-		uint64_t data_at = pl->im->off + CKIMG_RECORD_HDR_SIZE + head_len;
-		head_len += (size_t)(((data_at + PAGE_SIZE_4K - 1) & ~(uint64_t)(PAGE_SIZE_4K - 1)) - data_at);
-	}
-	fx.data_offset = (uint32_t)head_len;
-	uint64_t payload_len = head_len + clen;
-	err = image_reserve(pl->im, CKIMG_REC_PAGES, payload_len, fx.area_id, fx.first_page,
-			    fx.span_pages, stored, &off, &seq);
-	end_turn(pl);
-	if (err)
-		return err;
-
-	memset(head, 0, head_len);
-	memcpy(head, &fx, sizeof(fx));
-	memcpy(head + sizeof(fx), final, bm_len);
-	uint32_t crc = ck_crc32(0, head, head_len);
-	crc = codec == CKIMG_CODEC_NONE ? (uint32_t)crc32_combine(crc, raw_crc, (z_off_t)clen)
-					: ck_crc32(crc, data, clen);
-	struct iovec iov[2] = { { head, head_len }, { (void *)data, clen } };
-	err = image_write_at(pl->im, off, CKIMG_REC_PAGES, seq, iov, 2, payload_len, crc);
-	if (err)
-		return err;
-	sync_file_range(pl->im->fd, (off_t)off, (off_t)(CKIMG_RECORD_HDR_SIZE + payload_len),
-			SYNC_FILE_RANGE_WRITE);
-	mark_written(pl, i, (uint64_t)ch->cand_pages * PAGE_SIZE_4K, stored, clen);
-	return 0;
-}
-
-/*
- * Direct mode: the data is already in place one page after region[i]; write the record
- * header, FIXED and bitmap into that first page (data_offset = page - 32, so DATA is
- * page-aligned) and punch out the pages that zero-filtering freed (a gap between records).
- */
-static int finish_direct(struct pipeline *pl, size_t i, uint32_t stored, const uint64_t *final)
-{
-	struct capture *c = pl->c;
-	const struct chunk *ch = &c->chunks[i];
-	uint64_t at = pl->region[i], next = pl->region[i + 1];
-	uint64_t used = stored ? PAGE_SIZE_4K + (uint64_t)stored * PAGE_SIZE_4K : 0;
-	uint8_t *rec = pl->map + at;
-	uint32_t seq;
-	int err;
-
-	if (used < next - at)
-		fallocate(pl->im->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(at + used),
-			  (off_t)(next - at - used));
-	err = wait_turn(pl, i);
-	if (err)
-		return err;
-	if (!stored) {
+	if (!err) {
+		off = align_up(pl->im->off);
+		err = image_reserve_at(pl->im, off, CKIMG_REC_PAGES, payload_len, fx.area_id,
+				       fx.first_page, fx.span_pages, stored, &seq);
+		if (!err)
+			pl->im->off = off + padded;   /* keep the next record aligned, padding written */
 		end_turn(pl);
-		mark_written(pl, i, (uint64_t)ch->cand_pages * PAGE_SIZE_4K, 0, 0);
-		return 0;
 	}
-	size_t raw_len = (size_t)stored * PAGE_SIZE_4K, bm_len = (ch->span_pages + 7) / 8;
-	uint64_t payload_len = PAGE_SIZE_4K - CKIMG_RECORD_HDR_SIZE + raw_len;
-	uint32_t raw_crc = ck_crc32(0, rec + PAGE_SIZE_4K, raw_len);
-	struct ckimg_pages_fixed fx = {
-		.fixed_size = sizeof(fx), .area_id = c->areas[ch->area].id, .first_page = ch->first_page,
-		.span_pages = ch->span_pages, .stored_pages = stored, .codec = CKIMG_CODEC_NONE,
-		.stored_size = (uint32_t)raw_len, .raw_crc = raw_crc,
-		.data_offset = PAGE_SIZE_4K - CKIMG_RECORD_HDR_SIZE,
-	};
-	err = image_reserve_at(pl->im, at, CKIMG_REC_PAGES, payload_len, fx.area_id, fx.first_page,
-			       fx.span_pages, stored, &seq);
-	end_turn(pl);
 	if (err)
 		return cap_fail(err, "image layout");
-	uint8_t *payload = rec + CKIMG_RECORD_HDR_SIZE;
-	memset(payload, 0, PAGE_SIZE_4K - CKIMG_RECORD_HDR_SIZE);
-	memcpy(payload, &fx, sizeof(fx));
-	memcpy(payload + sizeof(fx), final, bm_len);
-	uint32_t crc = ck_crc32(0, payload, PAGE_SIZE_4K - CKIMG_RECORD_HDR_SIZE);
-	crc = (uint32_t)crc32_combine(crc, raw_crc, (z_off_t)raw_len);
-	struct ckimg_record_header rh;
-	memset(&rh, 0, sizeof(rh));
-	memcpy(rh.magic, CKIMG_RECORD_MAGIC, 4);
-	rh.type = CKIMG_REC_PAGES;
-	rh.payload_length = payload_len;
-	rh.payload_crc = crc;
-	rh.sequence = seq;
-	rh.header_crc = ck_crc32(0, &rh, 28);
-	memcpy(rec, &rh, sizeof(rh));
-	sync_file_range(pl->im->fd, (off_t)at, (off_t)used, SYNC_FILE_RANGE_WRITE);
-	mark_written(pl, i, (uint64_t)ch->cand_pages * PAGE_SIZE_4K, stored, raw_len);
+
+	uint8_t *rec = w->out;
+	memset(rec + CKIMG_RECORD_HDR_SIZE, 0, (codec == CKIMG_CODEC_NONE ? ALIGN : head) - CKIMG_RECORD_HDR_SIZE);
+	memcpy(rec + CKIMG_RECORD_HDR_SIZE, &fx, sizeof(fx));
+	memcpy(rec + CKIMG_RECORD_HDR_SIZE + sizeof(fx), final, bm_len);
+	uint32_t crc = ck_crc32(0, rec + CKIMG_RECORD_HDR_SIZE, head - CKIMG_RECORD_HDR_SIZE);
+	struct iovec iov[2];
+	int cnt;
+	if (codec == CKIMG_CODEC_NONE) {
+		crc = (uint32_t)crc32_combine(crc, raw_crc, (z_off_t)raw_len);
+		iov[0] = (struct iovec){ rec, ALIGN };
+		iov[1] = (struct iovec){ slot, raw_len };
+		cnt = 2;
+	} else {
+		crc = ck_crc32(crc, rec + head, clen);
+		memset(rec + rec_len, 0, padded - rec_len);
+		iov[0] = (struct iovec){ rec, padded };
+		cnt = 1;
+	}
+	put_record_header(rec, payload_len, crc, seq);
+	err = pwritev_all(pl->out_fd, iov, cnt, off);
+	if (err)
+		return cap_fail(err, "write image");
+	if (!pl->direct)
+		sync_file_range(pl->out_fd, (off_t)off, (off_t)padded, SYNC_FILE_RANGE_WRITE);
+	mark_written(pl, i, raw_bytes, stored, clen);
 	return 0;
 }
 
@@ -410,20 +408,35 @@ static uint64_t memory_budget(void)
 		free(mi);
 	}
 	uint64_t budget = avail_kb ? avail_kb * 1024 / 2 : (1ull << 30);
-	return budget < (256ull << 20) ? 256ull << 20 : budget;
+	return budget < (64ull << 20) ? 64ull << 20 : budget;
 }
 
-static uint8_t *prealloc_pool, *prealloc_map;
-static size_t prealloc_bytes, prealloc_map_len;
+static uint8_t *prealloc_pool;
+static size_t prealloc_bytes;
+
+static void *alloc_buffer(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	madvise(p, len, MADV_NOHUGEPAGE);  /* THP allocation stalls cost more than they save */
+	return p;
+}
+
+/* Buffer size wanted: the ring (c->buffer_bytes) or, for "all" (0), the memory to read. */
+static uint64_t wanted_buffer(const struct capture *c, uint64_t need)
+{
+	uint64_t budget = memory_budget(), want = need;
+	if (c->buffer_bytes && want > c->buffer_bytes)
+		want = c->buffer_bytes;
+	if (want > budget)
+		want = budget;
+	return (want + CHUNK_BYTES - 1) & ~(uint64_t)(CHUNK_BYTES - 1);
+}
 
 /*
- * Before the freeze: make the memory the pages will be read into exist, sized from
- * smaps_rollup (Rss + Swap). First touch of fresh memory (page allocation, zeroing; much
- * slower still in some VMs) is the slowest part of reading; done here it stays out of the
- * freeze. MADV_POPULATE_WRITE faults it in bulk; transparent huge pages are kept off (their
- * allocation stalls cost more than they save).
- * Codec NONE: the memory is the image file itself (fallocate + shared mapping), so pages go
- * from the target to the page cache in one copy. Other codecs: an anonymous buffer.
+ * Before the freeze: fault the buffer in (MADV_POPULATE_WRITE, in bulk), sized from
+ * smaps_rollup (Rss + Swap) or the ring size, so first touch stays out of the freeze.
  */
 void pages_prealloc(struct capture *c, struct image *im)
 {
@@ -436,33 +449,17 @@ void pages_prealloc(struct capture *c, struct image *im)
 		proc_status_value(r, "Swap", 10, &swap);
 		free(r);
 	}
-	uint64_t want = (rss + swap) * 1024;
-	if (c->codec == CKIMG_CODEC_NONE) {
-		/* + one header page per 1 MiB chunk + room for the metadata records */
-		want += want / 256 + (4u << 20);
-		want = (want + CHUNK_BYTES - 1) & ~(uint64_t)(CHUNK_BYTES - 1);
-		if (fallocate(im->fd, 0, 0, (off_t)want) < 0 && ftruncate(im->fd, (off_t)want) < 0)
-			return;
-		void *p = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_SHARED, im->fd, 0);
-		if (p == MAP_FAILED)
-			return;
-		madvise(p, want, MADV_NOHUGEPAGE);
-#ifdef MADV_POPULATE_WRITE
-		madvise(p, want, MADV_POPULATE_WRITE);
-#endif
-		prealloc_map = p;
-		prealloc_map_len = want;
+	/* Allocate the file's blocks up front (and set its size): O_DIRECT writes inside the
+	 * file then run concurrently instead of serialising on extending the file. The image is
+	 * truncated to its real size at the end. */
+	uint64_t est = (rss + swap) * 1024;
+	est += est / 256 + (4u << 20);
+	if (fallocate(im->fd, 0, 0, (off_t)est) == 0)
+		im->prealloc = est;
+	uint64_t want = wanted_buffer(c, (rss + swap) * 1024 + (4u << 20));
+	uint8_t *p = alloc_buffer(want);
+	if (!p)
 		return;
-	}
-	uint64_t budget = memory_budget();
-	want += 4u << 20;
-	if (want > budget)
-		want = budget;
-	want = (want + CHUNK_BYTES - 1) & ~(uint64_t)(CHUNK_BYTES - 1);
-	void *p = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED)
-		return;
-	madvise(p, want, MADV_NOHUGEPAGE);
 #ifdef MADV_POPULATE_WRITE
 	madvise(p, want, MADV_POPULATE_WRITE);
 #endif
@@ -470,66 +467,28 @@ void pages_prealloc(struct capture *c, struct image *im)
 	prealloc_bytes = want;
 }
 
-/* Direct mode layout: after the metadata records, one region per chunk (header page + data). */
-static int setup_direct(struct pipeline *pl)
-{
-	struct capture *c = pl->c;
-	uint64_t at = (pl->im->off + PAGE_SIZE_4K - 1) & ~(uint64_t)(PAGE_SIZE_4K - 1);
-
-	pl->region = calloc(pl->n + 1, sizeof(*pl->region));
-	if (!pl->region)
-		return -ENOMEM;
-	for (size_t i = 0; i < pl->n; i++) {
-		pl->region[i] = at;
-		at += PAGE_SIZE_4K + (uint64_t)c->chunks[i].cand_pages * PAGE_SIZE_4K;
-	}
-	pl->region[pl->n] = at;
-	pl->map = prealloc_map;
-	pl->map_len = prealloc_map_len;
-	prealloc_map = NULL;
-	prealloc_map_len = 0;
-	if (at > pl->map_len) {
-		/* more than smaps_rollup promised: grow (the new part faults in while reading) */
-		if (fallocate(pl->im->fd, 0, 0, (off_t)at) < 0 && ftruncate(pl->im->fd, (off_t)at) < 0)
-			return cap_fail(-errno, "extend image");
-		void *p = pl->map ? mremap(pl->map, pl->map_len, at, MREMAP_MAYMOVE)
-				  : mmap(NULL, at, PROT_READ | PROT_WRITE, MAP_SHARED, pl->im->fd, 0);
-		if (p == MAP_FAILED)
-			return cap_fail(-errno, "map image");
-		pl->map = p;
-		pl->map_len = at;
-	}
-	pl->direct = 1;
-	return 0;
-}
-
-/* The pool for the planned chunks: every chunk packed (compact) when memory allows, else a
- * ring of 1 MiB slots, and the target stays frozen until the writers have drained it. */
+/* Compact when every planned chunk fits, else a ring of 1 MiB slots. */
 static int setup_pool(struct pipeline *pl)
 {
 	struct capture *c = pl->c;
-	uint64_t budget = memory_budget(), need = c->cand_bytes;
+	uint64_t need = (c->cand_bytes + CHUNK_BYTES - 1) & ~(uint64_t)(CHUNK_BYTES - 1);
+	uint64_t want = wanted_buffer(c, need);
 
-	if (c->codec == CKIMG_CODEC_NONE && prealloc_map)
-		return setup_direct(pl);
 	pl->pool = prealloc_pool;
 	pl->pool_bytes = prealloc_bytes;
 	prealloc_pool = NULL;
 	prealloc_bytes = 0;
-	if (need > budget) {
-		pl->ring = 1;
-		need = budget & ~(uint64_t)(CHUNK_BYTES - 1);
-	}
-	if (need > pl->pool_bytes) {
-		void *p = pl->pool ? mremap(pl->pool, pl->pool_bytes, need, MREMAP_MAYMOVE)
-				   : mmap(NULL, need, PROT_READ | PROT_WRITE,
-					  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (p == MAP_FAILED)
-			return cap_fail(-errno, "allocate %llu MiB page buffer", (unsigned long long)(need >> 20));
+	if (want < CHUNK_BYTES)
+		want = CHUNK_BYTES;
+	if (want > pl->pool_bytes) {
+		void *p = pl->pool ? mremap(pl->pool, pl->pool_bytes, want, MREMAP_MAYMOVE) : alloc_buffer(want);
+		if (!p || p == MAP_FAILED)
+			return cap_fail(-ENOMEM, "allocate %llu MiB page buffer", (unsigned long long)(want >> 20));
 		pl->pool = p;
-		pl->pool_bytes = need;
+		pl->pool_bytes = want;
 	}
-	if (pl->ring) {
+	if (c->cand_bytes > pl->pool_bytes) {
+		pl->ring = 1;
 		pl->nslots = pl->pool_bytes / CHUNK_BYTES;
 		return 0;
 	}
@@ -542,6 +501,17 @@ static int setup_pool(struct pipeline *pl)
 		off += (size_t)c->chunks[i].cand_pages * PAGE_SIZE_4K;
 	}
 	return 0;
+}
+
+/* A second descriptor of the image for page data: O_DIRECT where the filesystem allows. */
+static void open_output(struct pipeline *pl)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", pl->im->fd);
+	pl->out_fd = getenv("CKIMG_NO_DIRECT") ? -1 : open(path, O_RDWR | O_DIRECT | O_CLOEXEC);
+	pl->direct = pl->out_fd >= 0;
+	if (!pl->direct)
+		pl->out_fd = pl->im->fd;
 }
 
 int pages_start(struct capture *c, struct image *im, struct pipeline **out)
@@ -557,7 +527,7 @@ int pages_start(struct capture *c, struct image *im, struct pipeline **out)
 	pl->c = c;
 	pl->im = im;
 	pl->n = c->nchunks;
-	pl->mem_fd = -1;
+	pl->mem_fd = pl->out_fd = -1;
 	pthread_mutex_init(&pl->mu, NULL);
 	pthread_cond_init(&pl->cv, NULL);
 	pl->bad = calloc(pl->n ? pl->n : 1, sizeof(*pl->bad));
@@ -567,11 +537,16 @@ int pages_start(struct capture *c, struct image *im, struct pipeline **out)
 	err = setup_pool(pl);
 	if (err)
 		return err;
+	open_output(pl);
 	snprintf(path, sizeof(path), "/proc/%d/mem", c->pid);
 	pl->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
 
+	/* Compression keeps every core busy; plain writes wait on the device, so more of them
+	 * keep more requests in flight. */
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	int nth = ncpu < 1 ? 1 : ncpu > MAX_WORKERS ? MAX_WORKERS : (int)ncpu;
+	int nth = c->codec == CKIMG_CODEC_NONE ? 4 : (ncpu < 1 ? 1 : (int)ncpu);
+	if (nth > MAX_WORKERS)
+		nth = MAX_WORKERS;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);  /* signals go to the main thread only */
 	for (int t = 0; t < nth; t++) {
@@ -581,8 +556,8 @@ int pages_start(struct capture *c, struct image *im, struct pipeline **out)
 			break;
 		}
 		w->pl = pl;
-		w->out_cap = (size_t)LZ4_compressBound(CHUNK_BYTES) + 4096;
-		w->out = malloc(w->out_cap);
+		w->out_cap = (size_t)align_up((uint64_t)LZ4_compressBound(CHUNK_BYTES) + 2 * ALIGN);
+		w->out = aligned_alloc(ALIGN, w->out_cap);
 		w->lz4_state = malloc((size_t)LZ4_sizeofState());
 		w->lzf = calloc(1, sizeof(*w->lzf));
 		if (deflateInit2(&w->z, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK)
@@ -645,21 +620,18 @@ int pages_finish(struct pipeline *pl, void (*tick)(struct pipeline *))
 	for (int t = 0; t < pl->nth; t++)
 		pthread_join(pl->th[t], NULL);
 	err = pl->err;
-	if (pl->direct) {
-		if (!err && pl->region[pl->n] > pl->im->off)
-			pl->im->off = pl->region[pl->n];   /* next records after the last region */
-		munmap(pl->map, pl->map_len);
-	}
 	pl->c->stored_pages = pl->stored_pages;
 	pl->c->stored_bytes = pl->stored_bytes;
+	pl->c->direct_io = pl->direct;
 	if (pl->pool)
 		munmap(pl->pool, pl->pool_bytes);
 	if (pl->mem_fd >= 0)
 		close(pl->mem_fd);
+	if (pl->direct)
+		close(pl->out_fd);
 	free(pl->bad);
 	free(pl->written);
 	free(pl->buf_off);
-	free(pl->region);
 	free(pl);
 	return err;
 }

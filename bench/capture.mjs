@@ -1,0 +1,285 @@
+#!/usr/bin/env node
+/**
+ * Capture benchmark: one process with N MiB (default 1024) of touched, varied heap, captured
+ * again and again by
+ *   ckimg none / lz4 / lzf   build/ckimg-capture (fsync included: the image is durable)
+ *   criu+sync                `criu dump --leave-running --shell-job`, then `sync -f` on the
+ *                            image directory (same durability as our fsync)
+ *   gcore                    gdb's core dump (not synced)
+ * in alternating order over >= 5 rounds after a warm-up round; medians are compared.
+ * Image size, wall time and freeze time (how long the target was stopped, measured inside the
+ * target by a thread that notes the largest gap between its 100 µs heartbeats) for each.
+ *
+ * CRIU is taken from $CRIU or PATH and never built here; without it the CRIU rows are skipped
+ * with a note. Options: --mb N, --rounds N, --json.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, openSync, readSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const MB = Number(opt("mb", process.env.CKIMG_BENCH_MB ?? "1024"));
+const ROUNDS = Math.max(5, Number(opt("rounds", process.env.CKIMG_BENCH_ROUNDS ?? "5")));
+const JSON_OUT = args.includes("--json");
+
+// The target: MB MiB of heap in a mix seen in real processes (pointer-rich structs, log-like
+// text, some incompressible bytes, sparsely used allocations), deterministic; a heartbeat
+// thread; "g" on stdin prints and resets the largest heartbeat gap (= longest stop).
+const TARGET_C = String.raw`
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+static volatile uint64_t maxgap;
+static uint64_t now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1000000000ull + t.tv_nsec; }
+static void *beat(void *a) {
+  uint64_t last = now();
+  for (;;) {
+    struct timespec d = { 0, 100000 };
+    nanosleep(&d, 0);
+    uint64_t n = now();
+    if (n - last > maxgap) maxgap = n - last;
+    last = n;
+  }
+  return a;
+}
+int main(int argc, char **argv) {
+  size_t n = (size_t)atol(argv[1]) << 20;
+  uint8_t *p = malloc(n);
+  uint64_t x = 88172645463325252ull;
+  static const char *words[] = { "GET /api/v1/items ", "200 ", "user=", "session ", "ok ", "timeout=30 ", "INFO ", "cache hit ", "\n" };
+  for (size_t pg = 0; pg < n / 4096; pg++) {
+    uint8_t *q = p + pg * 4096;
+    unsigned t = (unsigned)((pg * 2654435761u) >> 9) % 20;
+    if (t < 3) {                       /* 15%: incompressible (hashes, compressed data) */
+      for (int i = 0; i < 4096; i += 8) { x ^= x << 13; x ^= x >> 7; x ^= x << 17; memcpy(q + i, &x, 8); }
+    } else if (t < 7) {                /* 20%: log-like text */
+      size_t o = 0; unsigned k = 0;
+      while (o < 4096) {
+        char tmp[64]; x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        int l = snprintf(tmp, sizeof tmp, "%s%u ", words[x % 9], (unsigned)(pg * 64 + k++) % 100000);
+        if (o + (size_t)l > 4096) l = (int)(4096 - o);
+        memcpy(q + o, tmp, (size_t)l); o += (size_t)l;
+      }
+    } else if (t < 15) {               /* 40%: structs: pointers, small ints, flags */
+      uint64_t *v = (uint64_t *)q;
+      for (int i = 0; i < 512; i += 4) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        v[i] = (uint64_t)(uintptr_t)(p + ((x >> 16) % n & ~(uint64_t)15));
+        v[i + 1] = pg * 128 + (unsigned)i;
+        v[i + 2] = x & 0xff;
+        v[i + 3] = (i & 8) ? 0 : 0x100000001ull;
+      }
+    } else {                           /* 25%: allocated, sparsely used */
+      memset(q, 0, 4096);
+      memcpy(q, &pg, 8);
+      q[2048] = 1;
+    }
+  }
+  pthread_t th;
+  pthread_create(&th, 0, beat, 0);
+  /* commands and replies through FIFOs, not the stdio sockets node makes (CRIU cannot dump
+   * half of a unix stream connection) */
+  FILE *cmd = fopen(argv[2], "r+"), *reply = fopen(argv[3], "r+");
+  if (!cmd || !reply) return 1;
+  setvbuf(reply, 0, _IOLBF, 0);
+  fprintf(reply, "ready\n");
+  char line[64];
+  while (fgets(line, sizeof line, cmd)) { fprintf(reply, "gap %llu\n", (unsigned long long)maxgap); maxgap = 0; }
+  return 0;
+}
+`;
+
+function which(cmd) {
+  const r = spawnSync("sh", ["-c", `command -v ${cmd}`], { encoding: "utf8" });
+  return r.status === 0 ? r.stdout.trim() : undefined;
+}
+
+function dirBytes(d) {
+  let n = 0;
+  for (const f of readdirSync(d)) n += statSync(join(d, f)).size;
+  return n;
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function startTarget(exe, work) {
+  const cmdPath = join(work, "cmd.fifo"), replyPath = join(work, "reply.fifo");
+  spawnSync("mkfifo", [cmdPath, replyPath]);
+  const child = spawn(exe, [String(MB), cmdPath, replyPath], { stdio: "ignore" });
+  // The target opens both FIFOs read-write, so these opens do not block once it runs;
+  // open them only after it is up (openSync on a FIFO waits for the other end).
+  let cmdFd, replyFd;
+  const readLine = () => {
+    let line = "";
+    const b = Buffer.alloc(1);
+    for (;;) {
+      const n = readSync(replyFd, b, 0, 1, null);
+      if (n === 0) throw new Error("target closed its reply FIFO");
+      if (b[0] === 10) return line;
+      line += String.fromCharCode(b[0]);
+    }
+  };
+  return {
+    child,
+    ready() {
+      replyFd = openSync(replyPath, "r");
+      cmdFd = openSync(cmdPath, "w");
+      const l = readLine();
+      if (l !== "ready") throw new Error(`target said '${l}'`);
+    },
+    /** largest stop of the target since the last call, ms */
+    gapMs() {
+      writeSync(cmdFd, "g\n");
+      return Number(readLine().split(" ")[1]) / 1e6;
+    },
+  };
+}
+
+function timed(cmd, argv, env) {
+  const t0 = performance.now();
+  const r = spawnSync(cmd, argv, { encoding: "utf8", env: env ?? process.env, maxBuffer: 16 << 20 });
+  const ms = performance.now() - t0;
+  if (r.status !== 0) throw new Error(`${cmd} ${argv.join(" ")} failed (${r.status}): ${(r.stderr || r.stdout || "").trim().split("\n").slice(-3).join(" | ")}`);
+  return { ms, stdout: r.stdout };
+}
+
+async function main() {
+  const capture = join(REPO, "build/ckimg-capture");
+  if (!existsSync(capture)) {
+    console.log("capture bench: build/ckimg-capture missing (npm run build)");
+    return;
+  }
+  const work = mkdtempSync(join(tmpdir(), "ckimg-bench-"));
+  const outDir = join(work, "out");
+  const src = join(work, "heap.c");
+  const exe = join(work, "heap");
+  writeFileSync(src, TARGET_C);
+  const cc = spawnSync("gcc", ["-O2", "-pthread", "-o", exe, src], { encoding: "utf8" });
+  if (cc.status !== 0) throw new Error(cc.stderr);
+
+  const criu = process.env.CRIU || which("criu");
+  const gcore = which("gcore");
+  const notes = [];
+  const target = startTarget(exe, work);
+  const cleanDir = () => {
+    rmSync(outDir, { recursive: true, force: true });
+    spawnSync("mkdir", ["-p", outDir]);
+  };
+  try {
+    target.ready();
+    const pid = target.child.pid;
+    const tools = [];
+    for (const codec of ["none", "lz4", "lzf"]) {
+      tools.push({
+        name: `ckimg ${codec}`,
+        run() {
+          const img = join(outDir, "img.ckimg");
+          const r = timed(capture, [String(pid), "-o", img, "--compress", codec]);
+          const j = JSON.parse(r.stdout.trim().split("\n").pop());
+          return { ms: r.ms, bytes: statSync(img).size, selfFreezeMs: j.freeze_ms };
+        },
+      });
+    }
+    if (criu) {
+      tools.push({
+        name: "criu+sync",
+        run() {
+          const d = timed(criu, ["dump", "-t", String(pid), "-D", outDir, "--leave-running", "--shell-job", "-o", "dump.log"]);
+          const s = timed("sync", ["-f", outDir]);
+          return { ms: d.ms + s.ms, bytes: dirBytes(outDir), dumpMs: d.ms };
+        },
+      });
+    } else {
+      notes.push("CRIU not available: set CRIU=/path/to/criu (v4.2 or later on this kernel) to compare");
+    }
+    if (gcore) {
+      tools.push({
+        name: "gcore",
+        run() {
+          const r = timed(gcore, ["-o", join(outDir, "core"), String(pid)]);
+          return { ms: r.ms, bytes: dirBytes(outDir) };
+        },
+      });
+    } else {
+      notes.push("gcore not available (apt-get install gdb) to compare");
+    }
+
+    const results = Object.fromEntries(tools.map((t) => [t.name, []]));
+    for (let round = -1; round < ROUNDS; round++) {
+      // rotate the order each round so no tool always runs after the same one
+      const order = tools.map((_, i) => tools[(i + Math.max(round, 0)) % tools.length]);
+      for (const t of order) {
+        cleanDir();
+        target.gapMs(); // reset
+        let r;
+        try {
+          r = t.run();
+        } catch (err) {
+          if (t.name === "criu+sync") {
+            notes.push(`CRIU failed, skipped: ${err.message}`);
+            tools.splice(tools.indexOf(t), 1);
+            delete results[t.name];
+            continue;
+          }
+          throw err;
+        }
+        r.freezeMs = target.gapMs();
+        if (round >= 0) results[t.name].push(r);
+      }
+    }
+    cleanDir();
+
+    const rows = Object.entries(results).map(([name, rs]) => ({
+      tool: name,
+      imageMiB: median(rs.map((r) => r.bytes)) / (1 << 20),
+      wallMs: median(rs.map((r) => r.ms)),
+      wallMinMs: Math.min(...rs.map((r) => r.ms)),
+      wallMaxMs: Math.max(...rs.map((r) => r.ms)),
+      freezeMs: median(rs.map((r) => r.freezeMs)),
+      ...(rs[0]?.selfFreezeMs !== undefined ? { selfReportedFreezeMs: median(rs.map((r) => r.selfFreezeMs)) } : {}),
+      ...(rs[0]?.dumpMs !== undefined ? { dumpOnlyMs: median(rs.map((r) => r.dumpMs)) } : {}),
+    }));
+    const row = (n) => rows.find((r) => r.tool === n);
+    const ratios = {};
+    if (row("criu+sync")) ratios["ckimg none / criu+sync (wall, goal <= 0.5)"] = row("ckimg none").wallMs / row("criu+sync").wallMs;
+    ratios["ckimg lz4 / ckimg none (wall, goal <= 1.5)"] = row("ckimg lz4").wallMs / row("ckimg none").wallMs;
+    ratios["ckimg lzf / ckimg none (wall)"] = row("ckimg lzf").wallMs / row("ckimg none").wallMs;
+    if (row("criu+sync")) ratios["ckimg lz4 / criu+sync (wall)"] = row("ckimg lz4").wallMs / row("criu+sync").wallMs;
+    if (row("gcore")) ratios["ckimg none / gcore (wall)"] = row("ckimg none").wallMs / row("gcore").wallMs;
+    if (row("criu+sync")) ratios["ckimg none / criu+sync (freeze)"] = row("ckimg none").freezeMs / row("criu+sync").freezeMs;
+
+    if (JSON_OUT) {
+      console.log(JSON.stringify({ bench: "capture", heapMiB: MB, rounds: ROUNDS, rows, ratios, notes }, null, 2));
+      return;
+    }
+    console.log(`capture bench: ${MB} MiB varied heap, ${ROUNDS} rounds (+1 warm-up), medians; load ${spawnSync("cat", ["/proc/loadavg"], { encoding: "utf8" }).stdout.split(" ").slice(0, 3).join(" ")}`);
+    console.log("  tool          image MiB   wall ms (min-max)        freeze ms");
+    for (const r of rows) {
+      const range = `${r.wallMinMs.toFixed(0)}-${r.wallMaxMs.toFixed(0)}`;
+      console.log(`  ${r.tool.padEnd(12)}  ${r.imageMiB.toFixed(0).padStart(9)}   ${r.wallMs.toFixed(0).padStart(6)} (${range.padEnd(11)})   ${r.freezeMs.toFixed(0).padStart(9)}` +
+        (r.dumpOnlyMs !== undefined ? `   (dump ${r.dumpOnlyMs.toFixed(0)} ms + sync)` : "") +
+        (r.selfReportedFreezeMs !== undefined ? `   (self-reported ${r.selfReportedFreezeMs.toFixed(0)})` : ""));
+    }
+    for (const [k, v] of Object.entries(ratios)) console.log(`  ratio ${k}: ${v.toFixed(2)}`);
+    for (const n of notes) console.log(`  note: ${n}`);
+  } finally {
+    target.child.kill("SIGKILL");
+    await new Promise((r) => (target.child.exitCode !== null || target.child.signalCode !== null ? r() : target.child.on("exit", r)));
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+await main();
