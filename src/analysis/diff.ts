@@ -244,7 +244,9 @@ export async function diffImages(a: CheckpointImage, b: CheckpointImage, opts: D
 
   const areaMatch = matchAreas(a, b);
   const memory: AreaMemoryDiff[] = [];
-  for (const [x, y] of areaMatch.pairs) {
+  // Memory is compared wherever an area of A overlaps an area of B, matched or not: an area
+  // split by mprotect or merged back still has its bytes compared.
+  for (const [x, y] of overlappingAreas(a.areas, b.areas)) {
     const d = await diffAreaMemory(a, b, x, y, opts, stats);
     if (d.pagesDiffering || d.pagesUnknown) {
       memory.push(attribute(d, symA, opts.maxRanges ?? 64));
@@ -495,6 +497,17 @@ function matchAreas(a: CheckpointImage, b: CheckpointImage): AreaMatch {
     if (changes.length) changes.sort(), changed.push({ a: areaRef(x), b: areaRef(y), changes });
   }
   return { pairs, added, removed, changed };
+}
+
+/** Every (x, y) with x of `xs` and y of `ys` overlapping, by a sweep over both sorted lists. */
+function overlappingAreas(xs: readonly AreaRecord[], ys: readonly AreaRecord[]): [AreaRecord, AreaRecord][] {
+  const out: [AreaRecord, AreaRecord][] = [];
+  let j = 0;
+  for (const x of xs) {
+    while (j < ys.length && ys[j].end <= x.start) j++;
+    for (let k = j; k < ys.length && ys[k].start < x.end; k++) out.push([x, ys[k]]);
+  }
+  return out;
 }
 
 function sameFile(f: MappedFileRecord | undefined, g: MappedFileRecord | undefined): boolean {

@@ -324,6 +324,25 @@ describe("diffImages: map, threads, process, files", () => {
     expect(text).toContain("  + 0x7f0000200000-0x7f0000203000 rw-p [anon]");
   });
 
+  test("an area split in two (mprotect) still has its memory compared across both parts", async () => {
+    const mem = pattern(8, 5);
+    const changed = mem.slice();
+    changed[6 * PAGE + 1] ^= 1;
+    const a = await build({ areas: [{ id: 1, start: 0x7f0000000000n, pages: 8, memory: mem }] });
+    const b = await build({
+      areas: [
+        { id: 1, start: 0x7f0000000000n, pages: 4, memory: changed.slice(0, 4 * PAGE) },
+        { id: 2, start: 0x7f0000004000n, pages: 4, prot: 1, memory: changed.slice(4 * PAGE) },
+      ],
+    });
+    const d = await diffPaths(a, b);
+    expect(d.areas.changed.map((c) => c.changes)).toEqual([["resized"]]);
+    expect(d.areas.added.map((x) => x.perms)).toEqual(["r--p"]);
+    expect(d.memory.map((m) => [m.area.start, m.areaB?.start, m.ranges.map((r) => r.start)])).toEqual([
+      [0x7f0000000000n, 0x7f0000004000n, [0x7f0000000000n + BigInt(6 * PAGE + 1)]],
+    ]);
+  });
+
   test("threads: registers with symbolized rip, added and removed; paired in order when no tid is shared", async () => {
     const sym: Symbolizer = (addr) => (addr >= 0x401000n && addr < 0x401100n ? { symbol: "worker_loop", offset: addr - 0x401000n } : undefined);
     const a = await build({ threads: [{ tid: 500, main: true, regs: { rip: 0x401010n } }, { tid: 501 }], areas: [] });
