@@ -70,7 +70,7 @@ enum ckimg_codec {
 #define CKIMG_AREA_DONTFORK    (1u << 8)
 #define CKIMG_AREA_WIPEONFORK  (1u << 9)
 #define CKIMG_AREA_MERGEABLE   (1u << 10)
-#define CKIMG_AREA_UNREADABLE  (1u << 11)
+#define CKIMG_AREA_UNREADABLE  (1u << 11)  /* some/all pages unreadable: those are not stored, content unknown */
 
 /* AREA.kind */
 enum ckimg_area_kind {
@@ -168,7 +168,8 @@ struct ckimg_process_fixed {
 	uint64_t capture_ns;
 	uint64_t start_time;
 	uint64_t mm[11];            /* start_code end_code start_data end_data start_brk brk
-	                               start_stack arg_start arg_end env_start env_end */
+	                               start_stack arg_start arg_end env_start env_end
+	                               (stat fields 26 27 45 46 47, brk from brk(0), 28 48-51) */
 	uint32_t flags;
 	uint32_t reserved;
 } __attribute__((packed));
@@ -205,7 +206,7 @@ struct ckimg_thread_fixed {
 	uint32_t fixed_size;        /* 88 */
 	uint32_t tid;
 	uint32_t flags;
-	uint32_t state;
+	uint32_t state;             /* stat state letter from before the freeze */
 	uint64_t sigmask;
 	uint64_t pending;
 	uint64_t clear_child_tid;
