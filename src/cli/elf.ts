@@ -358,7 +358,7 @@ export function dynamicRows(elf: ElfFile): DynamicRow[] {
   if (!d) return [];
   const st = d.strtab;
   return d.entries.map((e) => {
-    const row: DynamicRow = { tag: dynamicTagName(e.tag), value: hex(e.value) };
+    const row: DynamicRow = { tag: dynamicTagName(e.tag, elf.machine), value: hex(e.value) };
     if (STRING_TAGS.has(e.tag) && st) row.text = st.getOr(e.value > 0xffffffffn ? -1 : Number(e.value));
     else if (e.tag === raw.DT_FLAGS || e.tag === raw.DT_FLAGS_1) row.text = flagsText(e.tag, e.value);
     return row;

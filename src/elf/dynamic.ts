@@ -10,7 +10,7 @@ import {
   DT_HASH, DT_JMPREL, DT_NAMES, DT_NEEDED, DT_NULL, DT_PLTREL, DT_PLTRELSZ, DT_REL, DT_RELA,
   DT_RELAENT, DT_RELASZ, DT_RELENT, DT_RELR, DT_RELRSZ, DT_RELSZ, DT_RPATH, DT_RUNPATH, DT_SONAME,
   DT_STRSZ, DT_STRTAB, DT_SYMENT, DT_SYMTAB, DT_VERDEF, DT_VERDEFNUM, DT_VERNEED, DT_VERNEEDNUM,
-  DT_VERSYM, DYN32, DYN64, SYM32, SYM64, DT_AUXILIARY, DT_FILTER, DT_CONFIG, DT_DEPAUDIT, DT_AUDIT,
+  DT_VERSYM, DYN32, DYN64, SYM32, SYM64, DT_MIPS_NAMES, EM_MIPS, DT_AUXILIARY, DT_FILTER, DT_CONFIG, DT_DEPAUDIT, DT_AUDIT,
 } from "./raw.js";
 import { StringTable } from "./strtab.js";
 import { SymbolTable } from "./symbol.js";
@@ -26,9 +26,9 @@ export interface DynamicEntry {
   value: bigint;
 }
 
-/** readelf's tag spelling ("NEEDED", "GNU_HASH", ...) or its fallback text for unknown tags. */
-export function dynamicTagName(tag: number): string {
-  const n = DT_NAMES[tag];
+/** readelf's tag spelling ("NEEDED", "GNU_HASH", "MIPS_FLAGS"...) or its fallback text for unknown tags. */
+export function dynamicTagName(tag: number, machine = 0): string {
+  const n = DT_NAMES[tag] ?? (machine === EM_MIPS ? DT_MIPS_NAMES[tag] : undefined);
   if (n !== undefined) return n;
   const h = tag.toString(16);
   if (tag >= 0x70000000 && tag <= 0x7fffffff) return `Processor Specific: ${h}`;

@@ -9,7 +9,7 @@ import {
   ELFDATA2LSB, ELFDATA2MSB, ELFMAG, ET_CORE, ET_NAMES, EM_NAMES, PT_DYNAMIC, PT_INTERP, PT_LOAD, PT_NOTE,
   SHN_LORESERVE, SHN_UNDEF, SHN_XINDEX, SHT_DYNAMIC, SHT_DYNSYM, SHT_GNU_HASH, SHT_GNU_VERDEF,
   SHT_GNU_VERNEED, SHT_GNU_VERSYM, SHT_HASH, SHT_NOBITS, SHT_NOTE, SHT_REL, SHT_RELA, SHT_RELR,
-  SHT_STRTAB, SHT_SYMTAB, SHT_SYMTAB_SHNDX, NT_GNU_BUILD_ID, NT_GNU_PROPERTY_TYPE_0,
+  SHT_STRTAB, SHT_SYMTAB, SHT_SYMTAB_SHNDX, NT_GNU_BUILD_ID, NT_GNU_PROPERTY_TYPE_0, DT_VERSYM,
 } from "./raw.js";
 import { ByteView, toIndex } from "./view.js";
 import { Section, readSectionHeaders } from "./section.js";
@@ -267,11 +267,16 @@ export class ElfFile {
     if (this.#dynamic === undefined) {
       this.#dynamic = null;
       try {
+        // As the dynamic linker (and readelf) see it: PT_DYNAMIC decides whether there is one,
+        // the .dynamic section header (when present) gives its exact extent. Without program
+        // headers (relocatable objects), the section alone.
         let entries: DynamicEntry[] | undefined;
         const seg = this.segments.find((s) => s.type === PT_DYNAMIC);
         const sec = this.sections.find((s) => s.type === SHT_DYNAMIC);
-        if (sec) entries = readDynamicEntries(this.view, toIndex(sec.offset), toIndex(sec.size));
-        else if (seg) entries = readDynamicEntries(this.view, toIndex(seg.offset), toIndex(seg.filesz));
+        if (seg || this.segments.length === 0) {
+          if (sec) entries = readDynamicEntries(this.view, toIndex(sec.offset), toIndex(sec.size));
+          else if (seg) entries = readDynamicEntries(this.view, toIndex(seg.offset), toIndex(seg.filesz));
+        }
         if (entries) this.#dynamic = new DynamicTables(entries, this.addressSpace(), this.header.machine, this.header.osabi, this.is64);
       } catch (e) {
         throw this.#tag(e);
@@ -328,7 +333,8 @@ export class ElfFile {
     let gnuHash: GnuHashTable | undefined;
     let sysvHash: SysvHashTable | undefined;
     if (kind === "dynsym") {
-      versions = this.#sectionVersions(count, strtab);
+      // Versions apply when the dynamic linker would see them: DT_VERSYM (or no program headers).
+      if (this.segments.length === 0 || this.dynamic?.get(DT_VERSYM) !== undefined) versions = this.#sectionVersions(count, strtab);
       const g = this.sections.find((q) => q.type === SHT_GNU_HASH && q.link === s.index);
       if (g) {
         const r = g.range();
@@ -420,15 +426,16 @@ export class ElfFile {
 
   // ---- Notes ---------------------------------------------------------------------------------
   /**
-   * Notes by SHT_NOTE section, or by PT_NOTE segment for core files and files without section
-   * headers (a core's notes are defined by its segments; gdb's "note0" sections are a view).
+   * Notes by SHT_NOTE section, or by PT_NOTE segment for core files and files without note
+   * sections (a core's notes are defined by its segments; gdb's "note0" sections are a view).
    */
   notes(): NoteGroup[] {
     if (this.#notes === undefined) {
       this.#notes = this.#guard(() => {
         const out: NoteGroup[] = [];
+        // readelf's rule: note sections, except for core files, or when there are none.
         const secs = this.sections.filter((s) => s.type === SHT_NOTE);
-        if (this.sections.length > 0 && this.header.type !== ET_CORE) {
+        if (secs.length > 0 && this.header.type !== ET_CORE) {
           for (const s of secs) {
             const { offset, size } = s.range();
             out.push({ name: s.name, offset, size, notes: readNotes(this.view, offset, size, Number(s.addralign)) });

@@ -1,10 +1,11 @@
 /**
  * Relocations: REL and RELA tables (gABI "Relocation") and RELR (gABI 2022 "Relative
  * relocation", DT_RELR / SHT_RELR): a compact list of addresses to which the load bias is added.
- * Type names follow binutils 2.40 for x86-64 and i386; other machines get "R_<n>"-style numbers.
+ * Type names follow binutils 2.40 for x86-64 and i386 (all), AArch64 (dynamic and common
+ * static ones); other types are undefined (callers print the number).
  */
 import { ElfError, MAX_ENTRIES } from "./errors.js";
-import { EM_386, EM_X86_64, REL32, REL64, R_386_NAMES, R_X86_64_NAMES } from "./raw.js";
+import { EM_386, EM_AARCH64, EM_X86_64, REL32, REL64, R_386_NAMES, R_AARCH64_NAMES, R_X86_64_NAMES } from "./raw.js";
 import type { ByteView } from "./view.js";
 
 export interface Relocation {
@@ -24,6 +25,7 @@ export interface Relocation {
 export function relocationTypeName(machine: number, type: number): string | undefined {
   if (machine === EM_X86_64) return R_X86_64_NAMES[type] ?? (type === 250 ? "R_X86_64_GNU_VTINHERIT" : type === 251 ? "R_X86_64_GNU_VTENTRY" : undefined);
   if (machine === EM_386) return R_386_NAMES[type];
+  if (machine === EM_AARCH64) return R_AARCH64_NAMES[type];
   return undefined;
 }
 

@@ -14,8 +14,12 @@ function hexs(v: bigint): string {
   return "0x" + v.toString(16);
 }
 
-/** readelf prints control characters as ^X (and DEL as ^?); we return the raw name. */
-function readelfEscape(s: string): string {
+/**
+ * readelf prints control characters as ^X (and DEL as ^?) and other bytes raw; the oracle reads
+ * its output as latin1, so compare UTF-8 names as their bytes.
+ */
+function readelfEscape(name: string): string {
+  const s = Buffer.from(name, "utf8").toString("latin1");
   let out = "";
   for (const ch of s) {
     const c = ch.charCodeAt(0);
@@ -72,7 +76,7 @@ export function compareDynamic(elf: ElfFile, file: string): string[] {
     const e = ours[i];
     const r = theirs[i];
     if (BigInt.asUintN(64, BigInt(e.tag)) !== r.tag) diffs.push(`[${i}] tag readelf ${r.tag} ours ${e.tag}`);
-    if (dynamicTagName(e.tag) !== r.name) diffs.push(`[${i}] tag name readelf '${r.name}' ours '${dynamicTagName(e.tag)}'`);
+    if (dynamicTagName(e.tag, elf.machine) !== r.name) diffs.push(`[${i}] tag name readelf '${r.name}' ours '${dynamicTagName(e.tag, elf.machine)}'`);
     // Values: strings in brackets, sizes "N (bytes)", counts decimal, flags as words, else hex.
     const text = r.text;
     let m: RegExpExecArray | null;

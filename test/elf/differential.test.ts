@@ -4,6 +4,7 @@
  * CKIMG_FULL_SWEEP=1; those matching the regex CKIMG_SWEEP_FILTER) must read exactly as readelf -W (symbols with versions, dynamic
  * entries, relocations, notes) and objdump -d (PLT labels) show it.
  */
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseElf } from "../../src/elf/index.js";
 import { compareDynamic, compareNotes, comparePlt, compareRelocs, compareSymbols, loadElf } from "./compare.js";
@@ -30,6 +31,24 @@ describe.skipIf(!tools)(`ELF files of this machine vs readelf/objdump (${files.l
         ...comparePlt(elf, file),
       ];
       expect(diffs).toEqual([]);
+    });
+  }
+});
+
+/** The committed corpus (big-endian AArch64, MIPS, i386, cores, odd layouts) against the same oracles. */
+const CORPUS_FILES = [
+  "pyelftools-aarch64_be_gnu_hash.so.elf", "pyelftools-android_dyntags.so.elf", "pyelftools-core_linux32.elf",
+  "pyelftools-core_linux64.elf", "pyelftools-debuglink", "pyelftools-lib_relro.so.elf", "pyelftools-simple_mipsel.elf",
+  "pyelftools-unicode_symbols.elf", "pyelftools-note_with_segment_padding.elf", "pyelftools-x64_bad_sections.elf",
+  "ckimg-ibt-now-relr", "ckimg-m32-pie", "ckimg-libv.so",
+];
+
+describe.skipIf(!tools)("corpus/elf vs readelf/objdump", () => {
+  for (const name of CORPUS_FILES) {
+    it(name, () => {
+      const file = join(__dirname, "../../corpus/elf", name);
+      const elf = parseElf(loadElf(file), { file });
+      expect([...compareSymbols(elf, file), ...compareDynamic(elf, file), ...compareRelocs(elf, file), ...compareNotes(elf, file), ...comparePlt(elf, file)]).toEqual([]);
     });
   }
 });
