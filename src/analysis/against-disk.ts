@@ -99,18 +99,19 @@ export async function verifyAgainstDisk(source: CheckpointImage | ModuleMap, opt
       identicalPages: 0, differingPages: 0, status: "checked", reason: undefined,
     };
     report.areas.push(check);
-    if (stored === 0) {
+    const m = map.moduleAt(area.start);
+    const fromDisk = m !== undefined && m.elf !== undefined && m.file?.id === area.fileId;
+    if (stored === 0 && fromDisk) {
       check.status = "clean";
       check.reason = "no stored pages: the area is the file's content";
       continue;
     }
-    const m = map.moduleAt(area.start);
-    if (!m || !m.elf || m.file?.id !== area.fileId) {
+    if (!fromDisk) {
       check.status = "skipped";
       check.reason = m?.notes[0] ?? (m ? "module not read from disk" : "not an ELF module");
       continue;
     }
-    await compareArea(map, m, area, check, report, gap);
+    await compareArea(map, m!, area, check, report, gap);
   }
   return report;
 }
