@@ -8,8 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <zlib.h>
 
 #include "crc32.h"
 #include "image.h"
@@ -804,6 +807,9 @@ static void str_free(struct img_str *s)
 
 void img_close(struct img *img)
 {
+	if (img->map)
+		munmap((void *)img->map, img->size);
+	img->map = NULL;
 	if (img->fd > 0)
 		close(img->fd);
 	img->fd = -1;
@@ -837,31 +843,54 @@ void img_close(struct img *img)
 	free(img->sigs);
 }
 
-int img_read_chunk(const struct img *img, const struct img_chunk *c, uint8_t *payload,
-		   uint8_t *raw, char *errbuf, size_t errlen)
+int img_map(struct img *img)
+{
+	void *m;
+
+	if (img->map)
+		return 0;
+	m = mmap(NULL, img->size, PROT_READ, MAP_SHARED, img->fd, 0);
+	if (m == MAP_FAILED)
+		return -errno;
+	madvise(m, img->size, MADV_SEQUENTIAL);
+	img->map = m;
+	return 0;
+}
+
+int img_read_chunk(const struct img *img, const struct img_chunk *c, uint8_t *buf, uint8_t *raw,
+		   const uint8_t **data_out, char *errbuf, size_t errlen)
 {
 	uint64_t raw_len = (uint64_t)c->stored_pages * img->page_size;
-	const uint8_t *data = payload + (c->data_offset - c->payload_offset);
+	uint64_t drel = c->data_offset - c->payload_offset;
+	const uint8_t *payload, *data;
+	uint32_t crc;
 	int err;
 
-	err = read_exact(img->fd, payload, c->payload_length, c->payload_offset);
-	if (err) {
-		snprintf(errbuf, errlen, "IO: " RECFMT ": %s", RECARG(CKIMG_REC_PAGES, c->seq, c->rec_offset),
-			 strerror(-err));
-		return err;
+	if (img->map) {
+		payload = img->map + c->payload_offset;
+	} else {
+		err = read_exact(img->fd, buf, c->payload_length, c->payload_offset);
+		if (err) {
+			snprintf(errbuf, errlen, "IO: " RECFMT ": %s", RECARG(CKIMG_REC_PAGES, c->seq, c->rec_offset),
+				 strerror(-err));
+			return err;
+		}
+		payload = buf;
 	}
-	if (ck_crc32(0, payload, c->payload_length) != c->payload_crc) {
-		snprintf(errbuf, errlen, "BAD_CHECKSUM: " RECFMT ": payload CRC mismatch",
-			 RECARG(CKIMG_REC_PAGES, c->seq, c->rec_offset));
-		return -EBADMSG;
-	}
+	data = payload + drel;
 	if (c->codec == CKIMG_CODEC_NONE) {
-		if (raw)
-			memcpy(raw, data, raw_len);
-		if (ck_crc32(0, data, raw_len) != c->raw_crc)
+		/* one pass over the pages: the payload CRC is the prefix's combined with the data's */
+		uint32_t dcrc = ck_crc32(0, data, raw_len);
+		crc = (uint32_t)crc32_combine(ck_crc32(0, payload, drel), dcrc, (z_off_t)raw_len);
+		if (crc != c->payload_crc)
+			goto bad_payload;
+		if (dcrc != c->raw_crc)
 			goto bad_raw;
+		*data_out = data;
 		return 0;
 	}
+	if (ck_crc32(0, payload, c->payload_length) != c->payload_crc)
+		goto bad_payload;
 	if (rst_decompress(c->codec, data, c->stored_size, raw, raw_len)) {
 		snprintf(errbuf, errlen, "BAD_CODEC: " RECFMT ": data does not decompress to %llu bytes",
 			 RECARG(CKIMG_REC_PAGES, c->seq, c->rec_offset), (unsigned long long)raw_len);
@@ -869,7 +898,12 @@ int img_read_chunk(const struct img *img, const struct img_chunk *c, uint8_t *pa
 	}
 	if (ck_crc32(0, raw, raw_len) != c->raw_crc)
 		goto bad_raw;
+	*data_out = raw;
 	return 0;
+bad_payload:
+	snprintf(errbuf, errlen, "BAD_CHECKSUM: " RECFMT ": payload CRC mismatch",
+		 RECARG(CKIMG_REC_PAGES, c->seq, c->rec_offset));
+	return -EBADMSG;
 bad_raw:
 	snprintf(errbuf, errlen, "BAD_CHECKSUM: " RECFMT ": raw CRC mismatch",
 		 RECARG(CKIMG_REC_PAGES, c->seq, c->rec_offset));

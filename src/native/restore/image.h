@@ -74,6 +74,7 @@ struct img {
 	const char *path;
 	int fd;
 	uint64_t size;
+	const uint8_t *map;         /* whole image, read-only, after img_map() (else pread) */
 	struct ckimg_header hdr;
 	uint32_t page_size;
 
@@ -108,14 +109,19 @@ struct img {
 int img_open(struct img *img, const char *path);
 void img_close(struct img *img);
 
+/* Map the whole image read-only: chunks are then checked and copied from the page cache
+ * without an intermediate read. */
+int img_map(struct img *img);
+
 /*
- * Read chunk c: payload into `payload` (c->payload_length bytes, caller-sized), verify the
- * payload CRC, decompress DATA into `raw` (c->stored_pages * page_size bytes) and verify the
- * raw CRC. For codec NONE `raw` may be NULL: the raw pages are then at payload + (data_offset -
- * payload_offset). Thread-safe (pread only). Returns 0 or -EBADMSG/-errno, message in errbuf.
+ * Check chunk c (payload CRC, then raw CRC after decompression) and point *data_out at its
+ * raw pages (stored_pages * page_size bytes). The payload comes from the mapping when there
+ * is one, else is read into `buf` (c->payload_length bytes). Compressed chunks decompress
+ * into `raw` (stored_pages * page_size bytes); codec NONE points into the payload. Thread-safe.
+ * Returns 0 or -EBADMSG/-errno with a message in errbuf naming the record.
  */
-int img_read_chunk(const struct img *img, const struct img_chunk *c, uint8_t *payload,
-		   uint8_t *raw, char *errbuf, size_t errlen);
+int img_read_chunk(const struct img *img, const struct img_chunk *c, uint8_t *buf, uint8_t *raw,
+		   const uint8_t **data_out, char *errbuf, size_t errlen);
 
 /* Decompress one block; 0 when exactly dlen bytes came out, else -EBADMSG. (codec.c) */
 int rst_decompress(uint8_t codec, const uint8_t *src, size_t slen, uint8_t *dst, size_t dlen);

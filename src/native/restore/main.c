@@ -96,7 +96,8 @@ static int check_image(struct restore_args *a)
 	if (!p || !r)
 		return 2;
 	for (size_t i = 0; i < img->nchunks; i++) {
-		if (img_read_chunk(img, &img->chunks[i], p, r, eb, sizeof(eb))) {
+		const uint8_t *data;
+		if (img_read_chunk(img, &img->chunks[i], p, r, &data, eb, sizeof(eb))) {
 			fprintf(msg, "ckimg: %s: %s\n", a->image_path, eb);
 			return 2;
 		}

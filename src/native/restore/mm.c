@@ -345,10 +345,10 @@ static void *fill_worker(void *arg)
 	struct rst_fill *f = arg;
 	struct restore_args *a = f->a;
 	struct img *img = a->img;
-	uint8_t *payload = malloc(f->max_payload + 1), *raw = malloc(f->max_raw + 1);
+	uint8_t *payload = img->map ? NULL : malloc(f->max_payload + 1), *raw = malloc(f->max_raw + 1);
 	char eb[512];
 
-	if (!payload || !raw) {
+	if ((!payload && !img->map) || !raw) {
 		fill_fail(f, "out of memory for page buffers");
 		goto out;
 	}
@@ -361,13 +361,13 @@ static void *fill_worker(void *arg)
 		int skip_write = f->mapped[i] || area_fill_skipped(a, ar);
 		if (skip_write && a->no_verify)
 			continue;
-		if (img_read_chunk(img, c, payload, c->codec == CKIMG_CODEC_NONE ? NULL : raw, eb, sizeof(eb))) {
+		const uint8_t *data;
+		if (img_read_chunk(img, c, payload, raw, &data, eb, sizeof(eb))) {
 			fill_fail(f, eb);
 			break;
 		}
 		if (skip_write)
 			continue;
-		const uint8_t *data = c->codec == CKIMG_CODEC_NONE ? payload + (c->data_offset - c->payload_offset) : raw;
 		if (fill_write(f, c, data, eb, sizeof(eb))) {
 			fill_fail(f, eb);
 			break;
@@ -387,6 +387,8 @@ static int fill_start(struct restore_args *a, uint8_t *mapped)
 
 	if (!f)
 		return -ENOMEM;
+	if (img_map(img))
+		rst_warn("cannot map the image; reading it instead");
 	f->a = a;
 	f->mapped = mapped;
 	pthread_mutex_init(&f->lock, NULL);
