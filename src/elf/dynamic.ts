@@ -65,6 +65,9 @@ export interface AddressSpace {
   where(vaddr: bigint): number | bigint;
 }
 
+/** Cap for the dynamic string table. */
+const MAX_STRTAB = 1 << 26;
+
 /** Cap for tables of unknown size (verdef/verneed) read out of an address space. */
 const MAX_VERSION_TABLE = 1 << 20;
 
@@ -124,7 +127,8 @@ export class DynamicTables {
       const a = this.ptr(DT_STRTAB);
       const sz = this.get(DT_STRSZ);
       if (a !== undefined && sz !== undefined) {
-        const n = sz > BigInt(MAX_ENTRIES * 4) ? MAX_ENTRIES * 4 : Number(sz);
+        // Capped (64 MiB, 12x node's .dynstr) so a hostile DT_STRSZ cannot ask a memory reader for more.
+        const n = sz > BigInt(MAX_STRTAB) ? MAX_STRTAB : Number(sz);
         const r = this.#need(a, n, "dynamic string table");
         this.#strtab = new StringTable(r.view.bytes.subarray(r.offset, r.offset + n), this.space.where(a));
       }

@@ -99,8 +99,11 @@ export class RelocationTable {
 /**
  * Decode a RELR table: an even entry is an address (the next word to relocate); an odd entry
  * is a bitmap of the (wordsize*8 - 1) words following the last address, bit i+1 ⇒ word i.
- * Returns the addresses, unrelocated. Bounded by MAX_ENTRIES addresses.
+ * Returns the addresses, unrelocated. Bounded by MAX_RELR_ADDRESSES.
  */
+/** RELR expands up to 63 addresses per word: cap the expansion, not just the table. */
+export const MAX_RELR_ADDRESSES = 1 << 23;
+
 export function decodeRelr(v: ByteView, off: number, size: number, origin: number | bigint): bigint[] {
   const w = v.is64 ? 8 : 4;
   const n = Math.floor(size / w);
@@ -134,7 +137,7 @@ export function decodeRelr(v: ByteView, off: number, size: number, origin: numbe
         base += BigInt(bitsPerEntry) * W;
       }
     }
-    if (out.length > MAX_ENTRIES) throw new ElfError("ELF_LIMIT", `RELR table expands past ${MAX_ENTRIES} addresses`, origin);
+    if (out.length > MAX_RELR_ADDRESSES) throw new ElfError("ELF_LIMIT", `RELR table expands past ${MAX_RELR_ADDRESSES} addresses`, origin);
   }
   return out;
 }
