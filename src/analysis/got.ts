@@ -73,6 +73,8 @@ export interface GotAudit {
   suspicious: GotSlotReport[];
   /** Libraries named by LD_PRELOAD in the image's environment (part of the global scope). */
   preload: string[];
+  /** The global scope could not be computed (a module's DT_NEEDED unreadable): every module counted in it. */
+  scopeWidened: boolean;
 }
 
 export interface AuditGotOptions extends LoadModulesOptions {
@@ -158,7 +160,11 @@ export function preloadList(environ: readonly string[]): string[] {
   return e.slice("LD_PRELOAD=".length).split(/[\s:]+/).filter(Boolean);
 }
 
-/** Modules reachable from `roots` through DT_NEEDED (names resolved by soname, file name or path). */
+/**
+ * Modules reachable from `roots` through DT_NEEDED (names resolved by soname, file name or path).
+ * A module whose dynamic section could not be read hides its dependencies: then every module
+ * is taken as reachable (no false positives for want of a file).
+ */
 function closure(map: ModuleMap, roots: Module[]): Set<Module> {
   const seen = new Set<Module>();
   const stack = [...roots];
@@ -166,6 +172,7 @@ function closure(map: ModuleMap, roots: Module[]): Set<Module> {
     const m = stack.pop()!;
     if (seen.has(m)) continue;
     seen.add(m);
+    if (m.source === "none" && m.kind !== "vdso") return new Set(map.modules);
     for (const n of m.needed) for (const d of map.byName(n)) if (!seen.has(d)) stack.push(d);
   }
   return seen;
@@ -181,11 +188,13 @@ export async function auditGot(source: CheckpointImage | ModuleMap, opts: AuditG
   if (exe) roots.push(exe);
   for (const p of preload) for (const m of map.byName(p.includes("/") ? p : p)) roots.push(m);
   for (const p of preload) if (!p.includes("/")) continue; else for (const m of map.byName(p.slice(p.lastIndexOf("/") + 1))) if (!roots.includes(m)) roots.push(m);
-  const globalScope = closure(map, roots);
+  // Without a known executable (its file changed and its headers are not in the image) the
+  // global scope is unknown: take every module.
+  const globalScope = exe ? closure(map, roots) : new Set(map.modules);
   const interp = map.interpreter;
   if (interp) globalScope.add(interp);
 
-  const audit: GotAudit = { modules: [], slots: [], suspicious: [], preload };
+  const audit: GotAudit = { modules: [], slots: [], suspicious: [], preload, scopeWidened: globalScope.size === map.modules.length && map.modules.some((m) => m.source === "none" && m.kind !== "vdso") };
   for (const m of map.modules) {
     if (m.kind === "vdso") continue;
     const summary: GotModuleSummary = { name: m.name, path: m.path, source: m.source, bindNow: m.bindNow, slots: 0, suspicious: 0, notes: [...m.notes] };

@@ -7,7 +7,7 @@ import { appendFileSync, copyFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { openImage, type CheckpointImage } from "../../src/format/index.js";
-import { loadModules, symbolize, symbolizedReport, type ModuleMap } from "../../src/analysis/index.js";
+import { auditGot, loadModules, symbolize, symbolizedReport, type ModuleMap } from "../../src/analysis/index.js";
 import { tempDir } from "../support/tmp.js";
 import { captureProcess, compileC, procImage, startProgram } from "./support/programs.js";
 
@@ -16,8 +16,8 @@ let pie: string, nopie: string;
 
 interface Captured { img: string; maps: string[] }
 
-async function run(bin: string, name: string, how: "capture" | "proc" = "capture", after?: () => void): Promise<Captured> {
-  const r = await startProgram(bin, []);
+async function run(bin: string, name: string, how: "capture" | "proc" = "capture", after?: () => void, args: string[] = []): Promise<Captured> {
+  const r = await startProgram(bin, args);
   try {
     const maps = readFileSync(`/proc/${r.pid}/maps`, "utf8").trim().split("\n");
     const img = join(dir, `${name}.img`);
@@ -151,6 +151,16 @@ describe("modules", () => {
       expect(exe.notes.join(" ")).toMatch(/changed on disk \(size/);
       // libc is unchanged: still from disk.
       expect(map.byName("libc.so.6")[0].source).toBe("disk");
+    });
+    // patch-libc calls dlsym, which binds ld.so's own PLT slots into libc: with the executable's
+    // DT_NEEDED unknown, the GOT audit must widen the scope rather than flag them.
+    const copy2 = join(dir, "prog-copy2");
+    copyFileSync(pie, copy2);
+    const r = await run(copy2, "changed-dlsym", "capture", () => appendFileSync(copy2, "x"), ["patch-libc"]);
+    await withMap(r.img, async (map) => {
+      const audit = await auditGot(map);
+      expect(audit.scopeWidened).toBe(true);
+      expect(audit.suspicious).toEqual([]);
     });
   });
 
