@@ -455,6 +455,8 @@ export interface Frame {
   /** the stack pointer in this frame */
   sp: bigint;
   method: FrameMethod;
+  /** this frame is the kernel's signal trampoline (__restore_rt): the caller was interrupted, not calling */
+  signal: boolean;
   location: Symbolized;
   /** "pause+0x13 (libc.so.6)" */
   text: string;
@@ -527,7 +529,7 @@ async function unwindThread(map: ModuleMap, t: ThreadRecord, opts: BacktraceOpti
   for (const [n, name] of REG_ORDER) regs.set(n, t.regs[name]);
   const push = (pc: bigint, sp: bigint, method: FrameMethod) => {
     const location = map.symbolize(pc);
-    bt.frames.push({ index: bt.frames.length, pc, sp, method, location, text: formatSymbolized(location) });
+    bt.frames.push({ index: bt.frames.length, pc, sp, method, signal: false, location, text: formatSymbolized(location) });
   };
   push(t.regs.rip, t.regs.rsp, "regs");
 
@@ -546,18 +548,23 @@ async function unwindThread(map: ModuleMap, t: ThreadRecord, opts: BacktraceOpti
     return area !== undefined && (area.prot & PROT_EXEC) !== 0;
   };
 
+  let afterSignal = false;
+  let signalFrame = false;
   while (bt.frames.length < maxFrames) {
+    signalFrame = false;
     const pc = regs.get(DWARF_RA)!;
     const sp = regs.get(DWARF_RSP)!;
     // Callers' pcs are return addresses: look up the call instruction (pc − 1), which may be the
     // last byte of a function whose call never returns.
-    const lookup = bt.frames.length === 1 ? pc : pc - 1n;
+    // After a signal frame the pc is the interrupted instruction itself, not a return address.
+    const lookup = bt.frames.length === 1 || afterSignal ? pc : pc - 1n;
+    afterSignal = false;
     let next: Map<number, bigint> | undefined;
     let method: FrameMethod | undefined;
     let failure = "";
     for (const m of methods) {
       if (m === "cfi") {
-        const r = cfiStep(map, regs, lookup, load);
+        const r = cfiStep(map, regs, lookup, load, (sig) => (signalFrame = sig));
         if (r === "end") {
           bt.end = "outermost frame (CFI marks the return address undefined)";
           return bt;
@@ -593,6 +600,8 @@ async function unwindThread(map: ModuleMap, t: ThreadRecord, opts: BacktraceOpti
       bt.end = "return address 0 (outermost frame)";
       return bt;
     }
+    afterSignal = method === "cfi" && signalFrame;
+    if (afterSignal) bt.frames[bt.frames.length - 1].signal = true;
     push(ra, next.get(DWARF_RSP)!, method);
     regs = next;
   }
@@ -611,12 +620,15 @@ function valid(next: Map<number, bigint>, sp: bigint, isCode: (a: bigint) => boo
   return ra === 0n || isCode(ra);
 }
 
-function cfiStep(map: ModuleMap, regs: Map<number, bigint>, pc: bigint, load: (a: bigint) => bigint | undefined): Map<number, bigint> | "end" | undefined {
+function cfiStep(
+  map: ModuleMap, regs: Map<number, bigint>, pc: bigint, load: (a: bigint) => bigint | undefined, onSignal: (signal: boolean) => void,
+): Map<number, bigint> | "end" | undefined {
   const m = map.moduleAt(pc);
   if (!m?.elf) return undefined;
   const eh = ehFrameOf(m.elf);
   const row = eh?.rowAt(BigInt.asUintN(64, pc - m.bias));
   if (!row) return undefined;
+  onSignal(row.signalFrame);
   const get = (n: number) => regs.get(n);
   let cfa: bigint | undefined;
   if ("expr" in row.cfa) cfa = evalExpression(row.cfa.expr, undefined, get, load);
@@ -734,6 +746,6 @@ class CodeReader {
 /** Text form: one block per thread, gdb-like frame lines with how each frame was found. */
 export function formatBacktrace(bt: ThreadBacktrace): string {
   const head = `thread ${bt.tid}${bt.main ? " (main)" : ""} state ${bt.state}${bt.inSyscall ? ", in syscall" : ""}`;
-  const lines = bt.frames.map((f) => `  #${String(f.index).padEnd(3)} 0x${f.pc.toString(16).padStart(16, "0")} in ${f.text}  [${f.method}]`);
+  const lines = bt.frames.map((f) => `  #${String(f.index).padEnd(3)} 0x${f.pc.toString(16).padStart(16, "0")} in ${f.signal ? "<signal handler called> " : ""}${f.text}  [${f.method}]`);
   return [head, ...lines, `  (${bt.end})`].join("\n") + "\n";
 }

@@ -35,6 +35,7 @@ beforeAll(async () => {
     images[name] = await captureRun(bins[name], [], name);
   }
   images.spin = await captureRun(bins["O0-fp"], ["spin"], "spin");
+  images.signal = await captureRun(bins.O2, ["signal"], "signal");
 });
 
 function names(bt: ThreadBacktrace): string[] {
@@ -80,6 +81,19 @@ describe("bt", () => {
     const got = names(bts.find((b) => b.main)!);
     expect(got.slice(0, 3)).toEqual(["spin_here", "level2", "main"]);
     expect(bts.find((b) => b.main)!.frames.slice(1).every((f) => f.method === "fp")).toBe(true);
+  });
+
+  it("unwinds through a signal handler's frame (__restore_rt CFI expressions) back to main", async () => {
+    const bts = await traces("signal");
+    const t = bts.find((b) => b.main)!;
+    expect(inOrder(names(t), ["wait_here", "raise", "level2", "main", "__libc_start_main"])).toBe(true);
+    const sig = t.frames.filter((f) => f.signal);
+    expect(sig).toHaveLength(1);
+    // The trampoline sits between the handler's frames and the interrupted raise().
+    const k = sig[0].index;
+    expect(names(t).indexOf("wait_here")).toBeLessThan(k);
+    expect(names(t).indexOf("raise")).toBeGreaterThan(k);
+    expect(formatBacktrace(t)).toContain("<signal handler called>");
   });
 
   it("finds return addresses by scanning the stack when asked to (marked scan)", async () => {
