@@ -96,6 +96,23 @@ describe("bt", () => {
     expect(formatBacktrace(t)).toContain("<signal handler called>");
   });
 
+  for (const [name, bin, args, want] of [
+    ["python3 in time.sleep", "python3", ["-c", "import time; print('ready', flush=True); time.sleep(1000)"], ["clock_nanosleep", "time_sleep", "Py_BytesMain", "__libc_start_main", "_start"]],
+    ["perl in sleep", "perl", ["-e", "$| = 1; print qq(ready\\n); sleep 1000"], ["clock_nanosleep", "sleep", "Perl_pp_sleep", "perl_run", "main", "__libc_start_main"]],
+  ] as const) {
+    it(`unwinds ${name} through stripped, -O2 distribution binaries down to _start`, async () => {
+      const img = await captureRun(bin, [...args], name.replace(/\W/g, "_"));
+      const image = await openImage(img);
+      try {
+        const [t] = await backtrace(image);
+        expect(inOrder(names(t), [...want])).toBe(true);
+        expect(t.end).toMatch(/outermost/);
+      } finally {
+        await image.close();
+      }
+    });
+  }
+
   it("finds return addresses by scanning the stack when asked to (marked scan)", async () => {
     const bts = await traces("O2", ["scan"]);
     const t = bts.find((b) => b.main)!;
