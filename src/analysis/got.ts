@@ -180,7 +180,8 @@ function closure(map: ModuleMap, roots: Module[]): Set<Module> {
 
 /** Audit every GOT slot of every module of the image. */
 export async function auditGot(source: CheckpointImage | ModuleMap, opts: AuditGotOptions = {}): Promise<GotAudit> {
-  const map = "modules" in source ? source : await loadModules(source, opts);
+  // Debug files only add local names, which the audit does not need.
+  const map = "modules" in source ? source : await loadModules(source, { debugSymbols: false, ...opts });
   const image = map.image;
   const preload = preloadList(image.environ);
   const roots: Module[] = [];

@@ -43,6 +43,8 @@ export interface Module {
   notes: string[];
   /** The ELF file from disk (source "disk"). */
   elf?: ElfFile;
+  /** A separate debug file (by build-id) whose .symtab names what the stripped file does not. */
+  debug?: ElfFile;
   /** The ELF as read from the image's memory (source "memory"). */
   loaded?: LoadedElf;
   /** e_type (ET_EXEC, ET_DYN), 0 when unknown. */
@@ -85,6 +87,12 @@ export interface LoadModulesOptions {
   checkSha256?: boolean;
   /** Never read files from disk: parse every module from the image's memory. */
   memoryOnly?: boolean;
+  /**
+   * Look for separate debug files of stripped modules, `DIR/.build-id/xx/yyyy.debug` (GDB's
+   * layout, what Debian's *-dbg packages install); default true, dirs default ["/usr/lib/debug"].
+   */
+  debugSymbols?: boolean;
+  debugDirs?: string[];
 }
 
 /** Parsed ELF files by path + identity, shared by every ModuleMap of this process. */
@@ -304,6 +312,7 @@ async function fileModule(
     else elf = r;
   }
   if (elf && elf.header.type !== ET_EXEC && elf.header.type !== 3) return undefined;
+  const debug = elf && opts.debugSymbols !== false ? await debugFileFor(elf, opts.debugDirs ?? ["/usr/lib/debug"]) : undefined;
   let loaded: LoadedElf | undefined;
   let segments: Segment[];
   let bias: bigint;
@@ -350,6 +359,7 @@ async function fileModule(
     source: elf ? "disk" : loaded ? "memory" : "none",
     notes,
     ...(elf ? { elf } : {}),
+    ...(debug ? { debug } : {}),
     ...(loaded ? { loaded } : {}),
     elfType: elf?.header.type ?? loaded?.header.type ?? 0,
     segments,
@@ -365,6 +375,35 @@ function safe<T>(f: () => T, fallback: T): T {
   } catch {
     return fallback;
   }
+}
+
+/** The separate debug file of a stripped ELF, found by build-id and checked to carry the same one. */
+async function debugFileFor(elf: ElfFile, dirs: string[]): Promise<ElfFile | undefined> {
+  if (safe(() => elf.symtab, undefined)) return undefined;
+  const id = safe(() => elf.buildId, undefined);
+  if (!id || id.length < 4) return undefined;
+  for (const dir of dirs) {
+    const path = `${dir}/.build-id/${id.slice(0, 2)}/${id.slice(2)}.debug`;
+    let st;
+    try {
+      st = await stat(path, { bigint: true });
+    } catch {
+      continue;
+    }
+    const key = cacheKey(path, st.ino, st.size, st.mtimeNs);
+    let dbg = elfCache.get(key);
+    if (!dbg) {
+      try {
+        dbg = parseElf(await readFile(path), { file: path });
+      } catch {
+        continue;
+      }
+      if (elfCache.size >= ELF_CACHE_LIMIT) elfCache.delete(elfCache.keys().next().value as string);
+      elfCache.set(key, dbg);
+    }
+    if (safe(() => dbg!.buildId, undefined) === id && safe(() => dbg!.symtab, undefined)) return dbg;
+  }
+  return undefined;
 }
 
 /** bias = where the file's first page is mapped − the vaddr the PT_LOAD covering offset 0 gives it. */
@@ -491,7 +530,7 @@ export class ModuleMap {
     const out: ElfSymbol[] = [];
     const tables: SymbolTable[] = [];
     if (module.elf) {
-      const st = safe(() => module.elf!.symtab, undefined);
+      const st = safe(() => module.elf!.symtab ?? module.debug?.symtab, undefined);
       const ds = safe(() => module.elf!.dynsym, undefined);
       if (st) tables.push(st);
       if (ds) tables.push(ds);
@@ -567,6 +606,12 @@ function symbolInfo(s: ElfSymbol, address: bigint, offset: bigint): SymbolInfo {
     name: s.name, address, size: s.size, offset, type: plt ? "PLT" : s.type, table: plt ? "plt" : s.table,
   };
   if (s.version && !plt) info.version = s.version;
+  // .symtab spells versioned definitions into the name ("__libc_start_main@@GLIBC_2.34").
+  const at = s.table === "symtab" ? s.name.indexOf("@", 1) : -1;
+  if (at > 0) {
+    info.name = s.name.slice(0, at);
+    info.version ??= s.name.slice(at).replace(/^@+/, "");
+  }
   return info;
 }
 

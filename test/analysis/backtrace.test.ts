@@ -2,6 +2,8 @@
  * Backtraces of real captured threads: a program sleeping in pause() inside wait_here, called
  * from level2 ← main, and a second thread ← thread_main; built with and without frame pointers.
  */
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { openImage } from "../../src/format/index.js";
@@ -130,6 +132,43 @@ describe("bt", () => {
     } finally {
       await img.close();
     }
+  });
+});
+
+describe("separate debug files (by build-id)", () => {
+  it("name the functions of a stripped program", async () => {
+    const bin = compileC(dir, "bt-stripped", "bt", ["-O2", "-Wl,--build-id"]);
+    const id = /Build ID: ([0-9a-f]+)/.exec(execFileSync("readelf", ["-n", bin], { encoding: "utf8" }))![1];
+    const dbgDir = join(dir, "debug");
+    mkdirSync(join(dbgDir, ".build-id", id.slice(0, 2)), { recursive: true });
+    execFileSync("objcopy", ["--only-keep-debug", bin, join(dbgDir, ".build-id", id.slice(0, 2), `${id.slice(2)}.debug`)]);
+    execFileSync("strip", ["--strip-all", bin]);
+    const path = await captureRun(bin, [], "stripped");
+    const img = await openImage(path);
+    try {
+      const without = await backtrace(await loadModules(img, { debugSymbols: false }));
+      expect(names(without.find((b) => b.main)!)).not.toContain("wait_here");
+      const map = await loadModules(img, { debugDirs: [dbgDir] });
+      expect(map.executable?.debug).toBeDefined();
+      const t = (await backtrace(map)).find((b) => b.main)!;
+      expect(inOrder(names(t), ["wait_here", "level2", "main"])).toBe(true);
+    } finally {
+      await img.close();
+    }
+  });
+
+  const libcDebug = (() => {
+    try {
+      const id = /Build ID: ([0-9a-f]+)/.exec(execFileSync("readelf", ["-n", "/usr/lib/x86_64-linux-gnu/libc.so.6"], { encoding: "utf8" }))![1];
+      return existsSync(`/usr/lib/debug/.build-id/${id.slice(0, 2)}/${id.slice(2)}.debug`);
+    } catch {
+      return false;
+    }
+  })();
+  it.skipIf(!libcDebug)("name libc's local functions when libc6-dbg is installed (start_thread, __libc_start_call_main)", async () => {
+    const bts = await traces("O2");
+    expect(names(bts.find((b) => b.main)!)).toContain("__libc_start_call_main");
+    expect(inOrder(names(bts.find((b) => !b.main)!), ["thread_main", "start_thread", "clone3"])).toBe(true);
   });
 });
 
