@@ -254,7 +254,8 @@ static int plan_area(struct capture *c, struct area *a, int pm_fd, size_t *cap, 
 		return 0;
 	if (mode == PLAN_SHMEM)
 		shmem_extents(c, a, &ex);
-	if (mode == PLAN_ALL && a->file_id != CKIMG_NO_FILE) {
+	if (mode == PLAN_ALL && a->file_id != CKIMG_NO_FILE &&
+	    !(c->files[a->file_id - 1].flags & CKIMG_FILE_UNREADABLE)) {
 		/* pages past the end of the file do not exist (SIGBUS); stop there */
 		uint64_t size = c->files[a->file_id - 1].size;
 		uint64_t in_file = size > a->file_offset ? size - a->file_offset : 0;

@@ -544,7 +544,9 @@ int pages_start(struct capture *c, struct image *im, struct pipeline **out)
 	/* Compression keeps every core busy; plain writes wait on the device, so more of them
 	 * keep more requests in flight. */
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	int nth = c->codec == CKIMG_CODEC_NONE ? 4 : (ncpu < 1 ? 1 : (int)ncpu);
+	int nth = c->codec == CKIMG_CODEC_NONE ? 4 : (ncpu < 1 ? 1 : (int)ncpu) + 2;
+	if (getenv("CKIMG_WORKERS"))
+		nth = atoi(getenv("CKIMG_WORKERS")) > 0 ? atoi(getenv("CKIMG_WORKERS")) : 1;
 	if (nth > MAX_WORKERS)
 		nth = MAX_WORKERS;
 	sigfillset(&all);
