@@ -105,4 +105,23 @@ describe("buildSymbolIndex", () => {
       expect(hit.offset).toBe(s.size - 1n);
     }
   });
+
+  it("built from whole tables (no symbol objects) it answers exactly as from materialized symbols", () => {
+    for (const f of ["ckimg-libv.so", "ckimg-ibt-now-relr", "ckimg-m32-pie", "pyelftools-aarch64_be_gnu_hash.so.elf"]) {
+      const elf = parseElf(new Uint8Array(readFileSync(join(__dirname, "../../corpus/elf", f))));
+      const tables = elf.symbolTables();
+      const bias = elf.header.type === 3 ? 0x7f0000000000n : 0n;
+      const a = buildSymbolIndex(tables, bias);
+      const b = buildSymbolIndex(tables.flatMap((t) => t.symbols()), bias);
+      expect(a.size).toBe(b.size);
+      const text = elf.sectionByName(".text")!;
+      for (let x = text.addr - 16n; x < text.addr + text.size + 16n; x += 3n) {
+        const ha = a.lookup(x + bias);
+        const hb = b.lookup(x + bias);
+        expect(ha?.symbol.name).toBe(hb?.symbol.name);
+        expect(ha?.offset).toBe(hb?.offset);
+      }
+    }
+  });
 });
+
