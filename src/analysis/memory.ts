@@ -152,9 +152,17 @@ export interface StringsOptions {
   maxLength?: number;
 }
 
-/** strings(1)'s "printable": graphic ASCII, space and tab. */
+/** strings(1)'s "printable": graphic ASCII, space and tab. A table, built once: the scan is the hot loop. */
+const PRINTABLE = new Uint8Array(256);
+for (let b = 0x20; b < 0x7f; b++) PRINTABLE[b] = 1;
+PRINTABLE[0x09] = 1;
+
 function printable(b: number): boolean {
-  return (b >= 0x20 && b < 0x7f) || b === 0x09;
+  return PRINTABLE[b] === 1;
+}
+
+function latin1(data: Uint8Array, start: number, end: number): string {
+  return Buffer.from(data.buffer, data.byteOffset + start, end - start).toString("latin1");
 }
 
 /**
@@ -162,7 +170,10 @@ function printable(b: number): boolean {
  * across contiguous pages and ends it at a gap.
  */
 class RunScanner {
+  /** the run so far (ASCII: text carried over from earlier pages) */
   private start = 0n;
+  private text = "";
+  /** utf16le: characters of the current run */
   private chars: number[] = [];
   /** utf16le: a low byte waiting for its high byte */
   private pendingLow = -1;
@@ -184,25 +195,62 @@ class RunScanner {
   }
 
   flush(): void {
-    if (this.chars.length >= this.minLength) {
-      this.out.push({ address: this.start, areaId: this.areaId, encoding: this.encoding, text: String.fromCharCode(...this.chars) });
-    }
+    if (this.chars.length) this.text = String.fromCharCode(...this.chars);
+    this.emit(this.start, this.text);
+    this.text = "";
     this.chars = [];
     this.pendingLow = -1;
+  }
+
+  /** Report `text` at `at` if long enough, cut into pieces of maxLength. */
+  private emit(at: bigint, text: string): void {
+    if (text.length < this.minLength) return;
+    const step = this.encoding === "ascii" ? 1n : 2n;
+    for (let i = 0; i < text.length; i += this.maxLength) {
+      const piece = text.slice(i, i + this.maxLength);
+      if (piece.length >= this.minLength) this.out.push({ address: at + BigInt(i) * step, areaId: this.areaId, encoding: this.encoding, text: piece });
+    }
+  }
+
+  private feedAscii(address: bigint, data: Uint8Array): void {
+    const n = data.length;
+    let i = 0;
+    if (this.text.length) {
+      // A run carried from the page before continues here until its first unprintable byte.
+      while (i < n && PRINTABLE[data[i]] === 1) i++;
+      this.text += latin1(data, 0, i);
+      if (i === n) return this.trimCarry();
+      this.emit(this.start, this.text);
+      this.text = "";
+    }
+    while (i < n) {
+      while (i < n && PRINTABLE[data[i]] !== 1) i++;
+      const s = i;
+      while (i < n && PRINTABLE[data[i]] === 1) i++;
+      if (i === s) break;
+      if (i === n) {
+        // Runs into the next page: carry it.
+        this.start = address + BigInt(s);
+        this.text = latin1(data, s, n);
+        return this.trimCarry();
+      }
+      if (i - s >= this.minLength) this.emit(address + BigInt(s), latin1(data, s, i));
+    }
+  }
+
+  /** Bound the carried text: emit whole maxLength pieces of it, keep the rest. */
+  private trimCarry(): void {
+    if (this.text.length < this.maxLength) return;
+    const whole = this.text.length - (this.text.length % this.maxLength);
+    this.emit(this.start, this.text.slice(0, whole));
+    this.start += BigInt(whole);
+    this.text = this.text.slice(whole);
   }
 
   private push(at: bigint, c: number): void {
     if (this.chars.length === 0) this.start = at;
     this.chars.push(c);
     if (this.chars.length >= this.maxLength) this.flush();
-  }
-
-  private feedAscii(address: bigint, data: Uint8Array): void {
-    for (let i = 0; i < data.length; i++) {
-      const b = data[i];
-      if (printable(b)) this.push(address + BigInt(i), b);
-      else if (this.chars.length) this.flush();
-    }
   }
 
   /** UTF-16LE restricted to the printable ASCII range (what `strings -e l` finds), at even addresses. */
@@ -229,11 +277,20 @@ class RunScanner {
 }
 
 /**
- * Printable strings in the stored pages of the selected areas, in address order. Unstored pages
+ * Printable strings in the stored pages of the selected areas, in address order within each
+ * encoding (with several encodings, batches may interleave). Unstored pages
  * (zero or file content by definition) are not scanned: the strings there are the file's own.
  * Yields area by area so a caller can stop early; memory stays bounded by one chunk.
  */
 export async function* readStrings(image: CheckpointImage, opts: StringsOptions = {}): AsyncGenerator<FoundString> {
+  for await (const batch of readStringBatches(image, opts)) yield* batch;
+}
+
+/**
+ * readStrings in batches (each in address order): one await per batch instead of per string,
+ * for callers that print or count hundreds of thousands of strings.
+ */
+export async function* readStringBatches(image: CheckpointImage, opts: StringsOptions = {}): AsyncGenerator<FoundString[]> {
   const minLength = Math.max(1, opts.minLength ?? 4);
   const maxLength = Math.max(minLength, opts.maxLength ?? 4096);
   const encodings = opts.encodings?.length ? opts.encodings : (["ascii"] as const);
@@ -242,14 +299,16 @@ export async function* readStrings(image: CheckpointImage, opts: StringsOptions 
     const scanners = encodings.map((e) => new RunScanner(e, minLength, maxLength, area.id, found));
     for await (const page of image.pages(area)) {
       for (const s of scanners) s.feed(page.address, page.data);
-      if (found.length > 1024) yield* drain(found);
+      if (found.length > 4096) yield drain(found);
     }
     for (const s of scanners) s.flush();
-    yield* drain(found);
+    if (found.length) yield drain(found);
   }
 }
 
-function* drain(found: FoundString[]): Generator<FoundString> {
-  found.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
-  yield* found.splice(0, found.length);
+function drain(found: FoundString[]): FoundString[] {
+  const batch = found.splice(0, found.length);
+  // One encoding's scanner emits in address order already; sort only when several interleave.
+  if (batch.some((f) => f.encoding !== batch[0].encoding)) batch.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+  return batch;
 }

@@ -7,7 +7,7 @@ import { open, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { openImage, type CheckpointImage } from "../format/index.js";
-import { hexdump, readRegion, readStrings, type FoundString, type MemoryRegion, type StringEncoding } from "../analysis/memory.js";
+import { hexdump, readRegion, readStringBatches, type FoundString, type MemoryRegion, type StringEncoding } from "../analysis/memory.js";
 import { EXIT_OK, UsageError, hex, parseAddress, parseVerbArgs, toJson, type Verb } from "./common.js";
 
 /** JSON form of `mem --json`: the bytes as hex, with the unavailable ranges. */
@@ -111,20 +111,15 @@ export const STRINGS_VERB: Verb = {
     if (!encodings.length) throw new UsageError(`--encoding is ascii, utf16le or both, not '${enc}'`);
     const img = await openImage(positionals[0]);
     try {
-      const strings = readStrings(img, { areas: values.area as string[] | undefined, minLength, encodings });
+      const batches = readStringBatches(img, { areas: values.area as string[] | undefined, minLength, encodings });
       if (values.json) {
         const found: FoundString[] = [];
-        for await (const s of strings) found.push(s);
+        for await (const batch of batches) found.push(...batch);
         ctx.stdout(toJson(found.map((s) => ({ address: s.address, area: s.areaId, encoding: s.encoding, text: s.text }))));
       } else {
-        // Text streams in batches: a big image's strings never sit in memory all at once.
+        // Text streams batch by batch: a big image's strings never sit in memory all at once.
         const width = Math.max(12, ...img.areas.map((a) => (a.end - 1n).toString(16).length));
-        let batch: FoundString[] = [];
-        for await (const s of strings) {
-          batch.push(s);
-          if (batch.length >= 4096) ctx.stdout(stringsText(batch, encodings.length > 1, width)), (batch = []);
-        }
-        ctx.stdout(stringsText(batch, encodings.length > 1, width));
+        for await (const batch of batches) ctx.stdout(stringsText(batch, encodings.length > 1, width));
       }
     } finally {
       await img.close();
