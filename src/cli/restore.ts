@@ -1,5 +1,5 @@
 /**
- * `ckimg restore IMG [--detach] [--force] [--new-pid] [--lazy] [--no-verify] [--check]`:
+ * `ckimg restore IMG [--detach] [--force] [--new-pid] [--lazy] [--thp] [--no-verify] [--check]`:
  * bring a captured process back to life. The work is done by the native build/ckimg-restore
  * (ptrace-driven, see src/native/restore/restore.h); this verb only runs it.
  *
@@ -19,6 +19,7 @@ export interface RestoreOptions {
   force?: boolean;
   newPid?: boolean;
   lazy?: boolean;
+  thp?: boolean;
   noVerify?: boolean;
   check?: boolean;
   verbose?: boolean;
@@ -36,6 +37,7 @@ export function restoreArgv(image: string, o: RestoreOptions): string[] {
   if (o.force) argv.push("--force");
   if (o.newPid) argv.push("--new-pid");
   if (o.lazy) argv.push("--lazy");
+  if (o.thp) argv.push("--thp");
   if (o.noVerify) argv.push("--no-verify");
   if (o.check) argv.push("--check");
   if (o.verbose) argv.push("-v");
@@ -95,13 +97,14 @@ export async function runRestore(image: string, o: RestoreOptions, ctx: CliConte
 
 export const RESTORE_VERB: Verb = {
   summary: "bring a captured process back to life from an image",
-  usage: "IMG [--detach] [--force] [--new-pid] [--lazy] [--no-verify] [--check] [-v]",
+  usage: "IMG [--detach] [--force] [--new-pid] [--lazy] [--thp] [--no-verify] [--check] [-v]",
   async run(args: string[], ctx: CliContext): Promise<number> {
     const { values, positionals } = parseVerbArgs(args, {
       detach: { type: "boolean" },
       force: { type: "boolean" },
       "new-pid": { type: "boolean" },
       lazy: { type: "boolean" },
+      thp: { type: "boolean" },
       "no-verify": { type: "boolean" },
       check: { type: "boolean" },
       verbose: { type: "boolean", short: "v" },
@@ -112,6 +115,7 @@ export const RESTORE_VERB: Verb = {
       force: values.force === true,
       newPid: values["new-pid"] === true,
       lazy: values.lazy === true,
+      thp: values.thp === true,
       noVerify: values["no-verify"] === true,
       check: values.check === true,
       verbose: values.verbose === true,

@@ -8,6 +8,8 @@
  *   --detach     print the PID and exit 0 as soon as it runs.
  *   --check      only verify: structure, every chunk's CRCs, mapped files; no process.
  *   --lazy       map page-aligned uncompressed chunks straight from the image (copy-on-write)
+ *   --thp        fill large private anonymous areas with transparent huge pages (faster
+ *                first touch; the areas keep MADV_HUGEPAGE)
  *   --no-verify  do not read chunks that need no copying (--lazy) just to check their CRCs
  *   --pid-fd N   write "PID\n" to fd N (instead of stdout) once the process runs.
  *   --msg-fd N   errors and warnings go to fd N instead of stderr (the restored process keeps
@@ -115,7 +117,7 @@ static int check_image(struct restore_args *a)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: ckimg-restore IMG [--detach] [--force] [--new-pid] [--lazy] [--no-verify] "
+	fprintf(stderr, "usage: ckimg-restore IMG [--detach] [--force] [--new-pid] [--lazy] [--thp] [--no-verify] "
 		"[--pid-fd N] [-v]\n");
 	return 2;
 }
@@ -162,6 +164,8 @@ int main(int argc, char **argv)
 			a->new_pid = 1;
 		else if (!strcmp(argv[i], "--lazy"))
 			a->lazy = 1;
+		else if (!strcmp(argv[i], "--thp"))
+			a->thp = 1;
 		else if (!strcmp(argv[i], "--no-verify"))
 			a->no_verify = 1;
 		else if (!strcmp(argv[i], "--check"))

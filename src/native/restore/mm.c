@@ -238,7 +238,11 @@ static int restore_areas(struct restore_args *a)
 			return rst_err(a, r < 0 ? (int)r : -EFAULT, "AREA record #%u (%llx-%llx %s): mmap: %s", ar->seq,
 				       (unsigned long long)ar->f.start, (unsigned long long)ar->f.end, ar->path.s,
 				       r < 0 ? strerror((int)-r) : "mapped elsewhere");
-		if (ar->f.flags & CKIMG_AREA_HUGEPAGE)
+		/* --thp: fill large private anonymous areas with huge pages (the area keeps
+		 * MADV_HUGEPAGE afterwards: Linux has no way back to "neither") */
+		if ((ar->f.flags & CKIMG_AREA_HUGEPAGE) ||
+		    (a->thp && fd < 0 && !(ar->f.flags & (CKIMG_AREA_SHARED | CKIMG_AREA_NOHUGEPAGE | CKIMG_AREA_GROWSDOWN)) &&
+		     ar->has_pages && len >= (2u << 20)))
 			rst_rsys(a, m, SYS_madvise, ar->f.start, len, MADV_HUGEPAGE, 0, 0, 0);
 		if (ar->f.flags & CKIMG_AREA_NOHUGEPAGE)
 			rst_rsys(a, m, SYS_madvise, ar->f.start, len, MADV_NOHUGEPAGE, 0, 0, 0);

@@ -36,7 +36,7 @@ struct rst_thread {
 struct restore_args {
 	struct img *img;
 	const char *image_path;
-	int detach, force, new_pid, lazy, verbose, no_verify;
+	int detach, force, new_pid, lazy, verbose, no_verify, thp;
 
 	/* the child */
 	pid_t pid;

@@ -1,0 +1,167 @@
+#!/usr/bin/env node
+// Restore benchmark: a process with a touched, varied heap (default 1 GiB) is captured once
+// by ckimg (none, lz4, lzf, gzip) and dumped once by CRIU (same process state), then restored
+// over and over, tools alternating, ≥ 5 rounds, medians. Measured: wall time of the restore
+// command in detached mode, i.e. until the process runs again and the command returns
+// (`ckimg-restore IMG --detach` / `criu restore -d`). Every restore runs under a small child
+// subreaper that times its direct child and reaps what the detached restore leaves behind.
+//
+// CRIU is taken from $CRIU or PATH (never built here). Options: --mb N (heap size),
+// --rounds N, --only ckimg (skip CRIU).
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { median, table, fmt } from "./_util.mjs";
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), "..");
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const MB = Number(opt("mb", "1024"));
+const ROUNDS = Math.max(5, Number(opt("rounds", "5")));
+const ONLY = opt("only", "");
+const RESTORE = join(REPO, "build/ckimg-restore");
+const CAPTURE = join(REPO, "build/ckimg-capture");
+
+function findCriu() {
+  if (process.env.CRIU) return existsSync(process.env.CRIU) ? process.env.CRIU : null;
+  const r = spawnSync("sh", ["-c", "command -v criu"], { encoding: "utf8" });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+async function gone(pid) {
+  for (let i = 0; i < 1000 && existsSync(`/proc/${pid}`); i++) await sleep(10);
+  if (existsSync(`/proc/${pid}`)) throw new Error(`pid ${pid} stays taken`);
+}
+
+const PROGRAM = `
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+/* N MiB heap of varied words (compresses ~4x with LZ4), then idles. */
+int main(int argc, char **argv) {
+	size_t n = strtoul(argv[1], 0, 10) << 17;
+	uint64_t *p = malloc(n * 8), x = 88172645463325252ull;
+	for (size_t i = 0; i < n; i++) {
+		if ((i & 511) == 0) { x ^= x << 13; x ^= x >> 7; x ^= x << 17; }
+		p[i] = x + (i & 0xff);
+	}
+	printf("ready\\n");
+	fflush(stdout);
+	for (;;) pause();
+}
+`;
+
+function cc(src, out) {
+  writeFileSync(out + ".c", src);
+  const r = spawnSync("gcc", ["-O2", "-o", out, out + ".c"], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return out;
+}
+
+/** Run argv under the subreaper; resolve with the direct child's wall time (s) and status. */
+function timed(reaper, argv, pidOf) {
+  return new Promise((resolve, reject) => {
+    const c = spawn(reaper, argv, { stdio: ["ignore", "pipe", "pipe"] });
+    let err = "", out = "";
+    c.stdout.on("data", (d) => (out += d));
+    c.stderr.on("data", (d) => {
+      err += d;
+      const m = /child-exit (\d+) (\d+)/.exec(err);
+      if (m && !c.reported) {
+        c.reported = true;
+        resolve({ seconds: Number(m[2]) / 1e9, status: Number(m[1]), child: c, out: () => out, err: () => err });
+      }
+    });
+    c.on("error", reject);
+    c.on("exit", () => { if (!c.reported) reject(new Error(`restore under subreaper failed: ${err}`)); });
+  });
+}
+
+async function finish(run, pid) {
+  try { process.kill(pid, "SIGKILL"); } catch { /* gone */ }
+  await new Promise((r) => (run.child.exitCode !== null ? r() : run.child.on("exit", r)));
+  await gone(pid);
+}
+
+async function main() {
+  for (const b of [RESTORE, CAPTURE]) if (!existsSync(b)) throw new Error(`${b} missing: npm run build`);
+  const criu = ONLY === "ckimg" ? null : findCriu();
+  const dir = mkdtempSync(join(tmpdir(), "ckimg-bench-restore-"));
+  try {
+    const prog = cc(PROGRAM, join(dir, "heap"));
+    const reaper = cc(readFileSync(join(REPO, "test/native/restore-programs/subreaper.c"), "utf8"), join(dir, "subreaper"));
+    const outFile = join(dir, "heap.out");
+    // its own session, stdio on files: a process CRIU dumps without --shell-job
+    // (setsid(1) execs in place: not a group leader, so sh.pid is the program's PID)
+    const sh = spawn("sh", ["-c", `exec setsid ${prog} ${MB} > ${outFile} 2>&1 < /dev/null`], { stdio: "ignore" });
+    for (let i = 0; i < 6000 && !(existsSync(outFile) && readFileSync(outFile, "utf8").includes("ready")); i++) await sleep(10);
+    const pid = sh.pid;
+    if (!readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith(prog)) throw new Error("heap program did not start");
+    console.log(`process ${pid}: ${MB} MiB touched heap; ${ROUNDS} rounds, medians; restore = until the command returns with the process running`);
+
+    const imgs = {};
+    for (const codec of ["none", "lz4", "lzf", "gzip"]) {
+      const img = join(dir, `heap-${codec}.img`);
+      const r = spawnSync(CAPTURE, [String(pid), "-o", img, "--compress", codec], { encoding: "utf8" });
+      if (r.status !== 0) throw new Error(`capture ${codec}: ${r.stderr}`);
+      imgs[codec] = img;
+    }
+    let criuDir = null;
+    if (criu) {
+      criuDir = join(dir, "criu");
+      mkdirSync(criuDir);
+      const r = spawnSync(criu, ["dump", "-t", String(pid), "-D", criuDir, "-o", "dump.log"], { encoding: "utf8" });
+      if (r.status !== 0) {
+        console.log(`CRIU dump failed (${r.status}); see ${criuDir}/dump.log — CRIU left out`);
+        criuDir = null;
+      }
+    }
+    try { process.kill(pid, "SIGKILL"); } catch { /* dumped and gone */ }
+    await new Promise((r) => (sh.exitCode !== null ? r() : sh.on("exit", r)));
+    await gone(pid);
+    if (!criu) console.log("CRIU not available: set CRIU=/path/to/criu (v4.2) to compare");
+
+    const modes = [
+      ["ckimg eager, none", [RESTORE, imgs.none, "--detach"], imgs.none],
+      ["ckimg eager --thp, none", [RESTORE, imgs.none, "--detach", "--thp"], imgs.none],
+      ["ckimg lazy, none (CRCs checked)", [RESTORE, imgs.none, "--detach", "--lazy"], imgs.none],
+      ["ckimg lazy, none, --no-verify", [RESTORE, imgs.none, "--detach", "--lazy", "--no-verify"], imgs.none],
+      ["ckimg eager, lz4", [RESTORE, imgs.lz4, "--detach"], imgs.lz4],
+      ["ckimg eager, lzf", [RESTORE, imgs.lzf, "--detach"], imgs.lzf],
+      ["ckimg eager, gzip", [RESTORE, imgs.gzip, "--detach"], imgs.gzip],
+      ["ckimg CLI, lazy none", [process.execPath, join(REPO, "bin/ckimg"), "restore", "--detach", "--lazy", imgs.none], imgs.none],
+    ];
+    if (criuDir) modes.push(["criu restore -d", [criu, "restore", "-d", "-D", criuDir, "-o", "restore.log"], null]);
+    const times = Object.fromEntries(modes.map(([n]) => [n, []]));
+    // warm-up round (page cache, first-touch of guest memory), not counted
+    for (let round = -1; round < ROUNDS; round++) {
+      for (const [name, argv] of modes) {
+        const run = await timed(reaper, argv);
+        if (run.status !== 0) throw new Error(`${name}: exit ${run.status}: ${run.err()}`);
+        await finish(run, pid);
+        if (round >= 0) times[name].push(run.seconds);
+      }
+    }
+    const ref = criuDir ? median(times["criu restore -d"]) : null;
+    const rows = modes.map(([name, , img]) => {
+      const m = median(times[name]);
+      return [name, fmt.ms(m), img ? `${(statSync(img).size / 2 ** 20).toFixed(0)} MiB` : "-", ref ? fmt.x(m / ref) : "-"];
+    });
+    table(["restore", "median", "image", "vs criu -d"], rows);
+    if (ref) console.log(`goal: ≤ 0.50x CRIU (${fmt.ms(ref)})`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(e.message);
+  process.exitCode = 1;
+});
