@@ -187,8 +187,12 @@ export async function auditGot(source: CheckpointImage | ModuleMap, opts: AuditG
   const roots: Module[] = [];
   const exe = map.executable;
   if (exe) roots.push(exe);
-  for (const p of preload) for (const m of map.byName(p.includes("/") ? p : p)) roots.push(m);
-  for (const p of preload) if (!p.includes("/")) continue; else for (const m of map.byName(p.slice(p.lastIndexOf("/") + 1))) if (!roots.includes(m)) roots.push(m);
+  for (const p of preload) {
+    // By path as written, else (a symlinked or relative path) by file name.
+    const hits = map.byName(p);
+    const found = hits.length || !p.includes("/") ? hits : map.byName(p.slice(p.lastIndexOf("/") + 1));
+    for (const m of found) if (!roots.includes(m)) roots.push(m);
+  }
   // Without a known executable (its file changed and its headers are not in the image) the
   // global scope is unknown: take every module.
   const globalScope = exe ? closure(map, roots) : new Set(map.modules);

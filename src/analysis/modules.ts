@@ -292,6 +292,7 @@ export async function loadModules(image: CheckpointImage, opts: LoadModulesOptio
     }
     mod.areas = claimed;
     if (fileEnd > mod.end) mod.end = fileEnd;
+    if (j < areas.length && areas[j].start < mod.end) mod.end = areas[j].start;
     if (interpBase !== undefined && mod.start === interpBase) mod.kind = "interpreter";
     else if (image.process.exe && mod.path === image.process.exe) mod.kind = "executable";
     modules.push(mod);
@@ -333,7 +334,7 @@ async function fileModule(
     bias = loaded?.bias ?? first.start;
   }
   const loads = segments.filter((s) => s.type === PT_LOAD);
-  let start = first.start;
+  const start = first.start;
   let end = first.end;
   if (loads.length) {
     let lo = loads[0].vaddr, hi = loads[0].vaddr + loads[0].memsz;
@@ -341,9 +342,8 @@ async function fileModule(
       if (s.vaddr < lo) lo = s.vaddr;
       if (s.vaddr + s.memsz > hi) hi = s.vaddr + s.memsz;
     }
-    start = pageDown(lo + bias, ps);
-    if (start > first.start) start = first.start;
     end = pageUp(hi + bias, ps);
+    if (end <= first.start) end = first.end;
   }
   const soname = elf?.soname ?? loaded?.soname;
   return {
@@ -351,7 +351,9 @@ async function fileModule(
     name: soname ?? baseName(first.path),
     path: first.path,
     kind: "library",
-    start: first.start < start ? first.start : start,
+    // The module begins at the file's first page; its end is where its PT_LOADs end (clipped to
+    // the next module's first area by loadModules, so modules never overlap).
+    start,
     end,
     bias,
     areas: [first],

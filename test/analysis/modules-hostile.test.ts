@@ -127,6 +127,9 @@ describe("hostile images", () => {
           const img = await openImage(p);
           try {
             const map = await loadModules(img);
+            // Whatever the headers claim, modules stay disjoint and sorted (moduleAt's binary search).
+            for (let i = 1; i < map.modules.length; i++) expect(map.modules[i].start >= map.modules[i - 1].end).toBe(true);
+            for (const m of map.modules) expect(m.end > m.start).toBe(true);
             for (const a of [...stackWords, ...regs]) map.symbolize(a);
             for (const m of map.modules) map.symbolsOf(m);
             await auditGot(map);
