@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openImage, verifyImage, type CheckpointImage } from "../../src/format/index.js";
 import { runCapture, CaptureError, type CaptureCodec } from "../../src/cli/capture.js";
 import {
-  assertUntraced, compileProgram, makeTempDir, procCmdline, procFds, procMaps, procStatus, procThreads,
+  assertUntraced, compileC, compileProgram, makeTempDir, procCmdline, procFds, procMaps, procStatus, procThreads,
   removeTempDirs, runCli, sha256File, startProcess, withProcess, type Started, REPO,
 } from "./helpers.js";
 
@@ -383,6 +383,34 @@ describe("capture: states and failures", () => {
       const usage = runCli(["capture", String(p.pid), "-o", join(sub, "x.img"), "--compress", "zstd"]);
       expect(usage.status).toBe(2);
       expect(usage.stderr).toMatch(/unknown codec/);
+      assertUntraced(p.pid);
+      await expectTicksGoOn(p);
+    });
+  });
+
+  it("refuses a process another tracer holds, and leaves it to that tracer", async () => {
+    const tracer = compileC(`
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/ptrace.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  if (ptrace(PTRACE_SEIZE, atoi(argv[1]), 0, 0) < 0) { perror("seize"); return 1; }
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  printf("seized\\n");
+  pause();
+  return 0;
+}`, "tracer");
+    await withProcess([exe.counter], async (p) => {
+      await p.waitForLine(/^tick 1$/);
+      await withProcess([tracer, String(p.pid)], async (t) => {
+        await t.waitForLine(/^seized$/);
+        const r = runCli(["capture", String(p.pid), "-o", join(dir, "traced.img")]);
+        expect(r.status).toBe(2);
+        expect(r.stderr).toBe(`ckimg: cannot freeze process ${p.pid}: it is already traced by process ${t.pid}\n`);
+        expect(procStatus(p.pid).TracerPid).toBe(String(t.pid));
+        expect(existsSync(join(dir, "traced.img"))).toBe(false);
+      });
       assertUntraced(p.pid);
       await expectTicksGoOn(p);
     });

@@ -158,6 +158,10 @@ describe("ckimg restore: programs carry on", () => {
     }, async (r) => {
       r.write("two\n");
       await r.waitForLine(/^got 2 two$/);
+      // EOF on the new stdin: the program exits 3, and `ckimg restore` exits with its status
+      r.child.stdin!.end();
+      await r.waitForLine(/^eof 0$/);
+      expect((await r.exited).code).toBe(3);
     });
   });
 

@@ -221,6 +221,27 @@ static int put_files_and_areas(struct image *im)
 	return err;
 }
 
+/* Why PTRACE_SEIZE failed, in words: a tracer (debugger, another capture) is the usual case. */
+static void freeze_failed(int err)
+{
+	char path[64], *status = NULL;
+	unsigned long long tracer = 0;
+
+	if (err == -ESRCH) {
+		cap_fail(err, "process %d is gone", cap.pid);
+		return;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/status", cap.pid);
+	if (err == -EPERM && read_file(path, &status, NULL) == 0) {
+		proc_status_value(status, "TracerPid", 10, &tracer);
+		free(status);
+	}
+	if (tracer)
+		cap_fail(0, "cannot freeze process %d: it is already traced by process %llu", cap.pid, tracer);
+	else
+		cap_fail(err, "cannot freeze process %d", cap.pid);
+}
+
 static int check_abort(void)
 {
 	return cap_abort ? cap_fail(-EINTR, "interrupted") : 0;
@@ -330,7 +351,7 @@ int main(int argc, char **argv)
 	if (!err) {
 		err = pt_freeze(&cap.pt, cap.pid);
 		if (err)
-			cap_fail(err, err == -ESRCH ? "process %d is gone" : "cannot freeze process %d", cap.pid);
+			freeze_failed(err);
 	}
 	if (!err) {
 		cap.frozen = 1;
@@ -381,6 +402,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ckimg-capture: %s\n", why[0] ? why : strerror(-err));
 		return 2;
 	}
+	if (cap.progress_stdout)
+		printf("progress %llu %llu\n", (unsigned long long)cap.cand_bytes, (unsigned long long)cap.cand_bytes);
 	print_summary();
 	return 0;
 }
