@@ -18,7 +18,7 @@ import { PROT_EXEC } from "../format/raw.js";
 import type { CheckpointImage } from "../format/index.js";
 import type { ElfSymbol, GotSlot, GotSlotKind, RelocationTable, SymbolTable } from "../elf/index.js";
 import { SHT_DYNSYM } from "../elf/raw.js";
-import { formatSymbolized, loadModules, readWindow, type LoadModulesOptions, type Module, type ModuleMap } from "./modules.js";
+import { formatSymbolized, loadModules, readWindow, type LoadModulesOptions, type MemoryWindow, type Module, type ModuleMap } from "./modules.js";
 
 export type SlotStatus =
   /** resolved to the symbol's definition in a library of the lookup scope */
@@ -200,6 +200,8 @@ export async function auditGot(source: CheckpointImage | ModuleMap, opts: AuditG
   if (interp) globalScope.add(interp);
 
   const audit: GotAudit = { modules: [], slots: [], suspicious: [], preload, scopeWidened: globalScope.size === map.modules.length && map.modules.some((m) => m.source === "none" && m.kind !== "vdso") };
+  // Slots first (no I/O), then every module's GOT pages read concurrently (chunk reads overlap).
+  const work: { m: Module; summary: GotModuleSummary; slots: Slot[]; win: Promise<MemoryWindow | undefined> }[] = [];
   for (const m of map.modules) {
     if (m.kind === "vdso") continue;
     const summary: GotModuleSummary = { name: m.name, path: m.path, source: m.source, bindNow: m.bindNow, slots: 0, suspicious: 0, notes: [...m.notes] };
@@ -211,21 +213,34 @@ export async function auditGot(source: CheckpointImage | ModuleMap, opts: AuditG
     const slots = slotsOf(m);
     summary.slots = slots.length;
     if (!slots.length) continue;
-    const scope = new Set(globalScope);
-    for (const d of closure(map, [m])) scope.add(d);
     // One window over the module's GOT (slots sit in .got/.got.plt, a few pages).
     let lo = slots[0].address, hi = slots[0].address;
     for (const s of slots) {
       if (s.address < lo) lo = s.address;
       if (s.address > hi) hi = s.address;
     }
-    const span = hi - lo;
-    const win = span < 64n << 20n ? await readWindow(image, lo + m.bias, hi + m.bias + 8n) : undefined;
+    const win = hi - lo < 64n << 20n ? readWindow(image, lo + m.bias, hi + m.bias + 8n) : Promise.resolve(undefined);
+    work.push({ m, summary, slots, win });
+  }
+  const defs = new Map<string, ElfSymbol[]>();
+  const ctx: JudgeContext = {
+    find: (t, name, version) => {
+      const key = `${t.index}\0${name}\0${version ?? ""}`;
+      let d = defs.get(key);
+      if (!d) defs.set(key, (d = findExport(t, name, version)));
+      return d;
+    },
+    scope: globalScope,
+  };
+  for (const { m, summary, slots, win: pending } of work) {
+    const win = await pending;
+    ctx.scope = new Set(globalScope);
+    for (const d of closure(map, [m])) ctx.scope.add(d);
     for (const s of slots) {
       const at = BigInt.asUintN(64, s.address + m.bias);
       let value = win?.u64(at);
       if (value === undefined && !win) value = await image.readMemory(at, 8, { unavailable: "zero" }).then((b) => new DataView(b.buffer).getBigUint64(0, true)).catch(() => undefined);
-      const r = await judge(map, m, s, at, value, scope);
+      const r = await judge(map, m, s, at, value, ctx);
       if (r.status === "suspicious") {
         summary.suspicious++;
         audit.suspicious.push(r);
@@ -236,7 +251,15 @@ export async function auditGot(source: CheckpointImage | ModuleMap, opts: AuditG
   return audit;
 }
 
-async function judge(map: ModuleMap, m: Module, s: Slot, at: bigint, value: bigint | undefined, scope: Set<Module>): Promise<GotSlotReport> {
+interface JudgeContext {
+  /** findExport, memoized over the whole audit (hundreds of modules import the same names) */
+  find(t: Module, name: string, version: string | undefined): ElfSymbol[];
+  /** the lookup scope of the module being audited */
+  scope: Set<Module>;
+}
+
+async function judge(map: ModuleMap, m: Module, s: Slot, at: bigint, value: bigint | undefined, ctx: JudgeContext): Promise<GotSlotReport> {
+  const scope = ctx.scope;
   const report: GotSlotReport = {
     module: m.name, modulePath: m.path, slot: at, kind: s.kind, type: s.typeName, symbol: s.symbol, version: s.version,
     value, target: undefined, status: "ok", reason: undefined,
@@ -280,13 +303,13 @@ async function judge(map: ModuleMap, m: Module, s: Slot, at: bigint, value: bigi
     return bad(`${what} slot points into ${t.name}, not into ${m.name}'s own code`);
   }
   // glibc's time/gettimeofday/clock_gettime are IFUNCs whose resolvers return the vDSO's function.
-  if (t.kind === "vdso" && ifuncInScope(scope, s.symbol, s.version)) return good("ifunc");
+  if (t.kind === "vdso" && ifuncInScope(ctx, s.symbol, s.version)) return good("ifunc");
   if (!scope.has(t)) {
     describe();
     return bad(`${what} resolves into ${t.name}, which is not in ${m.name}'s lookup scope (DT_NEEDED closure, executable, LD_PRELOAD)`);
   }
   if (t.source === "none") return good("unverified");
-  const defs = findExport(t, s.symbol, s.version);
+  const defs = ctx.find(t, s.symbol, s.version);
   if (!defs.length) {
     describe();
     return bad(`${what} points into ${t.name}, which does not export it`);
@@ -327,8 +350,8 @@ function dynsymOf(m: Module): SymbolTable | undefined {
   return undefined;
 }
 
-function ifuncInScope(scope: Set<Module>, name: string, version: string | undefined): boolean {
-  for (const m of scope) for (const d of findExport(m, name, version)) if ((d.info & 0xf) === STT_GNU_IFUNC) return true;
+function ifuncInScope(ctx: JudgeContext, name: string, version: string | undefined): boolean {
+  for (const m of ctx.scope) for (const d of ctx.find(m, name, version)) if ((d.info & 0xf) === STT_GNU_IFUNC) return true;
   return false;
 }
 
