@@ -9,7 +9,8 @@
  * GOT audit, the disk comparison and the diff's byte attribution all go through `symbolize`.
  */
 import { createHash } from "node:crypto";
-import { readFile, stat } from "node:fs/promises";
+import { open, readFile, stat } from "node:fs/promises";
+import { release } from "node:os";
 import type { AreaRecord, CheckpointImage, MappedFileRecord } from "../format/index.js";
 import { MFILE_ELF, PROT_EXEC } from "../format/raw.js";
 import {
@@ -19,8 +20,11 @@ import {
 import { ET_EXEC, PT_LOAD } from "../elf/raw.js";
 
 export type ModuleKind = "executable" | "interpreter" | "library" | "vdso";
-/** Where a module's ELF structures were read from. */
-export type ModuleSource = "disk" | "memory" | "none";
+/**
+ * Where a module's ELF structures were read from: the file on disk, the image's memory, the
+ * running kernel's vDSO (same kernel release and size as the captured one), or nowhere.
+ */
+export type ModuleSource = "disk" | "memory" | "none" | "kernel";
 
 export interface Module {
   /** Index in ModuleMap.modules (address order). */
@@ -437,6 +441,32 @@ async function loadFromMemory(image: CheckpointImage, first: AreaRecord, ps: big
   }
 }
 
+let ownVdso: Promise<ElfFile | undefined> | undefined;
+
+/** This process's vDSO, when the kernel is the one the image was captured on and the size agrees. */
+async function runningVdso(kernel: string, size: bigint): Promise<ElfFile | undefined> {
+  if (!kernel || kernel !== release()) return undefined;
+  ownVdso ??= (async () => {
+    try {
+      const line = (await readFile("/proc/self/maps", "utf8")).split("\n").find((l) => l.endsWith("[vdso]"));
+      if (!line) return undefined;
+      const [lo, hi] = line.split(" ")[0].split("-").map((x) => parseInt(x, 16));
+      const fh = await open("/proc/self/mem", "r");
+      try {
+        const buf = new Uint8Array(hi - lo);
+        const { bytesRead } = await fh.read(buf, 0, buf.length, lo);
+        return bytesRead === buf.length ? parseElf(buf, { file: "[vdso]" }) : undefined;
+      } finally {
+        await fh.close();
+      }
+    } catch {
+      return undefined;
+    }
+  })();
+  const elf = await ownVdso;
+  return elf && BigInt(elf.data.length) === size ? elf : undefined;
+}
+
 async function vdsoModule(image: CheckpointImage, area: AreaRecord): Promise<Module> {
   const mod: Module = {
     index: 0, name: "[vdso]", path: area.path || "[vdso]", kind: "vdso", start: area.start, end: area.end,
@@ -444,7 +474,12 @@ async function vdsoModule(image: CheckpointImage, area: AreaRecord): Promise<Mod
     soname: undefined, needed: [], bindNow: false,
   };
   if (image.storedPages(area.id) === 0) {
-    mod.notes.push("vDSO pages not stored in the image (kernel-provided)");
+    const own = await runningVdso(image.process.kernel, area.end - area.start);
+    if (own) {
+      Object.assign(mod, { elf: own, source: "kernel", segments: own.segments, elfType: own.header.type, soname: own.soname });
+      mod.bias = biasFor(area, own.segments, BigInt(image.pageSize));
+      mod.notes.push("vDSO not stored in the image: symbols and CFI from the running kernel's (same release)");
+    } else mod.notes.push("vDSO pages not stored in the image (kernel-provided)");
     return mod;
   }
   const win = await readWindow(image, area.start, area.end);

@@ -66,9 +66,13 @@ describe("modules", () => {
       expect(libc.kind).toBe("library");
       expect(libc.bias).toBe(firstMapping(maps, LIBC));
       expect(map.interpreter?.name).toBe("ld-linux-x86-64.so.2");
+      // The capturer does not store the vDSO; the running kernel is the captured one, so its
+      // vDSO stands in (symbols and CFI).
       const vdso = map.modules.find((m) => m.kind === "vdso")!;
-      expect(vdso.source).toBe("none");
-      expect(vdso.notes[0]).toMatch(/not stored/);
+      expect(vdso.source).toBe("kernel");
+      expect(vdso.notes[0]).toMatch(/not stored in the image: symbols and CFI from the running kernel/);
+      const cg = map.symbolsOf(vdso).find((x) => x.name === "__vdso_clock_gettime")!;
+      expect(map.symbolize(cg.value + vdso.bias + 1n).symbol).toMatchObject({ name: "__vdso_clock_gettime", offset: 1n });
       // Modules are disjoint and sorted; moduleAt answers at both edges.
       for (let i = 1; i < map.modules.length; i++) expect(map.modules[i].start).toBeGreaterThanOrEqual(map.modules[i - 1].end);
       for (const m of map.modules) {
@@ -77,6 +81,19 @@ describe("modules", () => {
         expect(map.moduleAt(m.end)).not.toBe(m);
       }
     });
+  });
+
+  it("an image from another kernel gets no vDSO symbols", async () => {
+    const { img } = await run(pie, "other-kernel");
+    const image = await openImage(img);
+    try {
+      image.process.kernel = "0.0.0-elsewhere";
+      const vdso = (await loadModules(image)).modules.find((m) => m.kind === "vdso")!;
+      expect(vdso.source).toBe("none");
+      expect(vdso.notes[0]).toMatch(/not stored in the image \(kernel-provided\)/);
+    } finally {
+      await image.close();
+    }
   });
 
   it("non-PIE executable: bias 0", async () => {
