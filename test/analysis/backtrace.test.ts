@@ -38,6 +38,7 @@ beforeAll(async () => {
   }
   images.spin = await captureRun(bins["O0-fp"], ["spin"], "spin");
   images.signal = await captureRun(bins.O2, ["signal"], "signal");
+  images.vdso = await captureRun(bins.O2, ["vdso"], "vdso");
 });
 
 function names(bt: ThreadBacktrace): string[] {
@@ -114,6 +115,13 @@ describe("bt", () => {
       }
     });
   }
+
+  it("unwinds out of the vDSO (CFI from the running kernel's vDSO) to clock_here ← level2 ← main", async () => {
+    const t = (await traces("vdso")).find((b) => b.main)!;
+    expect(inOrder(names(t), ["clock_here", "level2", "main", "__libc_start_main"])).toBe(true);
+    // Wherever the thread was caught (vDSO, libc's clock_gettime, the loop), every frame is CFI's.
+    expect(t.frames.slice(1).every((f) => f.method === "cfi")).toBe(true);
+  });
 
   it("finds return addresses by scanning the stack when asked to (marked scan)", async () => {
     const bts = await traces("O2", ["scan"]);
