@@ -2,7 +2,9 @@
 /**
  * Capture benchmark: one process with N MiB (default 1024) of touched, varied heap, captured
  * again and again by
- *   ckimg none / lz4 / lzf   build/ckimg-capture (fsync included: the image is durable)
+ *   ckimg none / lz4 / lzf   build/ckimg-capture (fsync included: the image is durable),
+ *                            default 16 MiB page ring
+ *   ckimg none all           the same with --buffer-mb all (target released once read)
  *   criu+sync                `criu dump --leave-running --shell-job`, then `sync -f` on the
  *                            image directory (same durability as our fsync)
  *   gcore                    gdb's core dump (not synced)
@@ -182,12 +184,13 @@ async function main() {
     target.ready();
     const pid = target.child.pid;
     const tools = [];
-    for (const codec of ["none", "lz4", "lzf"]) {
+    // default 16 MiB ring, and "none all": a buffer for all the memory (shortest freeze)
+    for (const [codec, buffer] of [["none", null], ["lz4", null], ["lzf", null], ["none", "all"]]) {
       tools.push({
-        name: `ckimg ${codec}`,
+        name: `ckimg ${codec}${buffer ? " " + buffer : ""}`,
         run() {
           const img = join(outDir, "img.ckimg");
-          const r = timed(capture, [String(pid), "-o", img, "--compress", codec]);
+          const r = timed(capture, [String(pid), "-o", img, "--compress", codec, ...(buffer ? ["--buffer-mb", buffer] : [])]);
           const j = JSON.parse(r.stdout.trim().split("\n").pop());
           return { ms: r.ms, bytes: statSync(img).size, selfFreezeMs: j.freeze_ms };
         },
@@ -260,16 +263,17 @@ async function main() {
     if (row("criu+sync")) ratios["ckimg lz4 / criu+sync (wall)"] = row("ckimg lz4").wallMs / row("criu+sync").wallMs;
     if (row("gcore")) ratios["ckimg none / gcore (wall)"] = row("ckimg none").wallMs / row("gcore").wallMs;
     if (row("criu+sync")) ratios["ckimg none / criu+sync (freeze)"] = row("ckimg none").freezeMs / row("criu+sync").freezeMs;
+    if (row("criu+sync")) ratios["ckimg none all / criu+sync (freeze)"] = row("ckimg none all").freezeMs / row("criu+sync").freezeMs;
 
     if (JSON_OUT) {
       console.log(JSON.stringify({ bench: "capture", heapMiB: MB, rounds: ROUNDS, rows, ratios, notes }, null, 2));
       return;
     }
     console.log(`capture bench: ${MB} MiB varied heap, ${ROUNDS} rounds (+1 warm-up), medians; load ${spawnSync("cat", ["/proc/loadavg"], { encoding: "utf8" }).stdout.split(" ").slice(0, 3).join(" ")}`);
-    console.log("  tool          image MiB   wall ms (min-max)        freeze ms");
+    console.log("  tool            image MiB   wall ms (min-max)        freeze ms");
     for (const r of rows) {
       const range = `${r.wallMinMs.toFixed(0)}-${r.wallMaxMs.toFixed(0)}`;
-      console.log(`  ${r.tool.padEnd(12)}  ${r.imageMiB.toFixed(0).padStart(9)}   ${r.wallMs.toFixed(0).padStart(6)} (${range.padEnd(11)})   ${r.freezeMs.toFixed(0).padStart(9)}` +
+      console.log(`  ${r.tool.padEnd(14)}  ${r.imageMiB.toFixed(0).padStart(9)}   ${r.wallMs.toFixed(0).padStart(6)} (${range.padEnd(11)})   ${r.freezeMs.toFixed(0).padStart(9)}` +
         (r.dumpOnlyMs !== undefined ? `   (dump ${r.dumpOnlyMs.toFixed(0)} ms + sync)` : "") +
         (r.selfReportedFreezeMs !== undefined ? `   (self-reported ${r.selfReportedFreezeMs.toFixed(0)})` : ""));
     }
