@@ -3,7 +3,9 @@
  * puts is found, byte-exact and attributed to the function; clean processes (including a
  * whole-memory image where every code page is stored) compare equal; GOT hooks are not code.
  */
+import { execFileSync } from "node:child_process";
 import { appendFileSync, copyFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { openImage } from "../../src/format/index.js";
@@ -100,6 +102,26 @@ describe("verify --against-disk", () => {
   it("a GOT hook is not a code patch", async () => {
     const { img } = await captured(["hook"], "hook");
     expect((await check(img)).ok).toBe(true);
+  });
+
+  it("DT_TEXTREL: bytes ld.so relocated in code are left out; a real patch beside them is still found", async () => {
+    const src = (f: string) => fileURLToPath(new URL(`./support/${f}`, import.meta.url));
+    const lib = join(dir, "libtextrel.so");
+    execFileSync("gcc", ["-O2", "-fno-pic", "-mcmodel=large", "-shared", "-Wl,-z,notext", "-o", lib, src("textrel-lib.c")]);
+    const prog = join(dir, "textrel");
+    execFileSync("gcc", ["-O2", "-o", prog, src("textrel-main.c"), lib, `-Wl,-rpath,${dir}`]);
+    const clean = await captured([], "textrel", "capture", prog);
+    const r = await check(clean.img);
+    const area = r.areas.find((a) => a.path === lib && a.status === "checked")!;
+    expect(area.storedPages).toBeGreaterThanOrEqual(1); // ld.so wrote into the page
+    expect(r.relocatedBytesSkipped).toBe(16); // two R_X86_64_64 immediates
+    expect(r.patches).toEqual([]);
+    expect(r.ok).toBe(true);
+    const patched = await captured(["patch"], "textrel-patch", "capture", prog);
+    const p = await check(patched.img);
+    expect(p.patches).toHaveLength(1);
+    expect(p.patches[0]).toMatchObject({ symbol: "bump", module: "libtextrel.so" });
+    expect([...p.patches[0].memory]).toEqual([0xcc]);
   });
 
   it("a program whose file changed on disk is skipped, not compared", async () => {
