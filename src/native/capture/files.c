@@ -232,5 +232,5 @@ int hash_mapped_files(struct capture *c)
 
 	for (size_t i = 0; i < c->nfiles && !cap_abort; i++)
 		hash_one(c, &c->files[i], have_dir ? dir : NULL);
-	return cap_abort ? cap_fail(-EINTR, "interrupted") : 0;
+	return cap_abort ? (cap_fail(0, "interrupted by a signal; the target was released"), -EINTR) : 0;
 }

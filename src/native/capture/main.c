@@ -244,7 +244,7 @@ static void freeze_failed(int err)
 
 static int check_abort(void)
 {
-	return cap_abort ? cap_fail(-EINTR, "interrupted") : 0;
+	return cap_abort ? (cap_fail(0, "interrupted by a signal; the target was released"), -EINTR) : 0;
 }
 
 /* Everything that needs the target stopped, in order; memory last. */

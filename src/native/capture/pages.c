@@ -146,7 +146,7 @@ int pages_read_all(struct pipeline *pl)
 		err = pl->err;
 		pthread_mutex_unlock(&pl->mu);
 		if (!err && cap_abort)
-			err = cap_fail(-EINTR, "interrupted");
+			err = (cap_fail(0, "interrupted by a signal; the target was released"), -EINTR);
 		if (err)
 			break;
 		err = read_chunk(pl, i, chunk_buf(pl, i));
@@ -607,7 +607,7 @@ int pages_finish(struct pipeline *pl, void (*tick)(struct pipeline *))
 		}
 		pthread_mutex_lock(&pl->mu);
 		if (cap_abort && !pl->err) {
-			pl->err = cap_fail(-EINTR, "interrupted");
+			pl->err = (cap_fail(0, "interrupted by a signal; the target was released"), -EINTR);
 			pthread_cond_broadcast(&pl->cv);
 		}
 		int done = pl->err || pl->written_low >= pl->n;
