@@ -19,6 +19,8 @@ export const EXIT_TROUBLE = 2;
 export interface CliContext {
   stdout(text: string): void;
   stderr(text: string): void;
+  /** Large outputs already encoded (e.g. 37 MB of symbol JSON) skip a string round trip. */
+  stdoutBytes?(bytes: Uint8Array): void;
   /** Progress lines are printed only when a person is watching. */
   stderrIsTty: boolean;
 }

@@ -514,8 +514,7 @@ export const ELF_VERB: Verb = {
 
 /** Bytes go straight to fd 1 when writing to the real stdout; tests' contexts get a string. */
 function writeBytes(ctx: CliContext, b: Uint8Array): void {
-  const direct = (ctx as { stdoutBytes?: (b: Uint8Array) => void }).stdoutBytes;
-  if (direct) direct(b);
+  if (ctx.stdoutBytes) ctx.stdoutBytes(b);
   else {
     // ASCII output (the usual case) becomes a one-byte string by memcpy; UTF-8 needs decoding.
     const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);

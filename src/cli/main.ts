@@ -2,6 +2,7 @@
  * The ckimg command line: parse the verb, dispatch to its handler, map errors to exit codes.
  * Handlers live one file per verb family and are registered in ./verbs.ts.
  */
+import { writeSync } from "node:fs";
 import { VERBS } from "./verbs.js";
 import { CliContext, EXIT_TROUBLE, UsageError, formatTrouble } from "./common.js";
 
@@ -13,26 +14,27 @@ ${"{verbs}"}
 Every verb that reports takes --json. Exit: 0 ok, 1 a finding, 2 trouble.
 `;
 
-export function usageText(): string {
-  const lines = Object.entries(VERBS).map(([name, v]) => `  ${name.padEnd(10)} ${v.summary}`);
+export async function usageText(): Promise<string> {
+  const lines = await Promise.all(Object.entries(VERBS).map(async ([name, load]) => `  ${name.padEnd(10)} ${(await load()).summary}`));
   return USAGE.replace("{verbs}", lines.join("\n"));
 }
 
 export async function main(argv: string[], ctx: CliContext = defaultContext()): Promise<number> {
   const [verb, ...rest] = argv;
   if (verb === undefined || verb === "-h" || verb === "--help" || verb === "help") {
-    ctx.stdout(usageText());
+    ctx.stdout(await usageText());
     return verb === undefined ? EXIT_TROUBLE : 0;
   }
   if (verb === "--version") {
     ctx.stdout("ckimg 0.1.0\n");
     return 0;
   }
-  const handler = VERBS[verb];
-  if (!handler) {
+  const load = Object.hasOwn(VERBS, verb) ? VERBS[verb] : undefined;
+  if (!load) {
     ctx.stderr(`ckimg: unknown verb '${verb}' (try ckimg --help)\n`);
     return EXIT_TROUBLE;
   }
+  const handler = await load();
   try {
     return await handler.run(rest, ctx);
   } catch (err) {
@@ -47,6 +49,21 @@ function defaultContext(): CliContext {
   return {
     stdout: (s) => void process.stdout.write(s),
     stderr: (s) => void process.stderr.write(s),
+    stdoutBytes: (b) => writeAllSync(1, b),
     stderrIsTty: Boolean(process.stderr.isTTY),
   };
+}
+
+/** Write every byte to a file descriptor, retrying on EAGAIN (stdout may be a non-blocking pipe). */
+function writeAllSync(fd: number, bytes: Uint8Array): void {
+  let off = 0;
+  while (off < bytes.length) {
+    try {
+      off += writeSync(fd, bytes, off, bytes.length - off);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "EPIPE") return; // the reader went away (`| head`): not an error
+      if (code !== "EAGAIN") throw err;
+    }
+  }
 }

@@ -1,29 +1,21 @@
 /**
- * The verb table: one line per verb, handlers one file per verb family.
- * Keep this file a plain table so adding a verb touches one line here.
+ * The verb table: one line per verb, handlers one file per verb family. Each verb's module
+ * is imported only when that verb runs, so `ckimg inspect` does not pay for loading the ELF,
+ * analysis and native-launcher code (start-up is most of a small command's time).
  */
 import type { Verb } from "./common.js";
-import { CAPTURE_VERB } from "./capture.js";
-import { TO_CORE_VERB } from "./core.js";
-import { DIFF_VERB } from "./diff.js";
-import { ELF_VERB } from "./elf.js";
-import { GOT_VERB } from "./got.js";
-import { BT_VERB, SYM_VERB } from "./symbols.js";
-import { INSPECT_VERB, VERIFY_VERB } from "./image.js";
-import { MEM_VERB, STRINGS_VERB } from "./memory.js";
-import { RESTORE_VERB } from "./restore.js";
 
-export const VERBS: Record<string, Verb> = {
-  capture: CAPTURE_VERB,
-  elf: ELF_VERB,
-  inspect: INSPECT_VERB,
-  verify: VERIFY_VERB,
-  restore: RESTORE_VERB,
-  diff: DIFF_VERB,
-  mem: MEM_VERB,
-  strings: STRINGS_VERB,
-  "to-core": TO_CORE_VERB,
-  got: GOT_VERB,
-  sym: SYM_VERB,
-  bt: BT_VERB,
+export const VERBS: Record<string, () => Promise<Verb>> = {
+  capture: async () => (await import("./capture.js")).CAPTURE_VERB,
+  restore: async () => (await import("./restore.js")).RESTORE_VERB,
+  inspect: async () => (await import("./image.js")).INSPECT_VERB,
+  verify: async () => (await import("./image.js")).VERIFY_VERB,
+  diff: async () => (await import("./diff.js")).DIFF_VERB,
+  elf: async () => (await import("./elf.js")).ELF_VERB,
+  sym: async () => (await import("./symbols.js")).SYM_VERB,
+  bt: async () => (await import("./symbols.js")).BT_VERB,
+  got: async () => (await import("./got.js")).GOT_VERB,
+  mem: async () => (await import("./memory.js")).MEM_VERB,
+  strings: async () => (await import("./memory.js")).STRINGS_VERB,
+  "to-core": async () => (await import("./core.js")).TO_CORE_VERB,
 };
