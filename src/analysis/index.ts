@@ -18,6 +18,7 @@
 export * from "./modules.js";
 export * from "./symbolize.js";
 export * from "./got.js";
+export * from "./ehframe.js";
 export * from "./backtrace.js";
 export * from "./against-disk.js";
 export * from "./diff.js";
