@@ -20,6 +20,7 @@
  * it never writes past `dst` nor allocates more than the caller's raw size.
  */
 import { CodecError } from "./codec-error.js";
+import { allocOutput, hash32, matchLength, positions, scratchFor } from "./codec-common.js";
 
 const MIN_MATCH = 4;
 /** The last LAST_LITERALS bytes of a block are literals. */
@@ -27,11 +28,6 @@ const LAST_LITERALS = 5;
 /** A match starts at least MATCH_FIND_LIMIT bytes before the end of the block. */
 const MATCH_FIND_LIMIT = 12;
 const MAX_OFFSET = 65535;
-/** 2^14 four-byte entries (64 KiB): fits L2, a little better ratio than the reference's 2^12. */
-const HASH_LOG = 14;
-const HASH_SHIFT = 32 - HASH_LOG;
-/** Knuth's multiplicative constant 2654435761 as an int32, for Math.imul. */
-const HASH_PRIME = -1640531535;
 /**
  * After 2^SKIP_TRIGGER failed probes the search step grows by one: incompressible data is
  * skipped quickly (the reference's "acceleration 1" heuristic).
@@ -47,53 +43,9 @@ const FAST_MARGIN = 40;
 /** Copies shorter than this go byte by byte: cheaper than a call into a builtin. */
 const SHORT_COPY = 32;
 
-/** Blocks up to this bound are built in a reused scratch buffer, then copied out exactly. */
-const SCRATCH_LIMIT = 4 << 20;
-let scratch = new Uint8Array(0);
-
-/** A buffer of exactly `size` bytes: a view of the shared scratch when small enough. */
-function scratchFor(size: number): Uint8Array {
-  if (size > SCRATCH_LIMIT) return new Uint8Array(size);
-  if (scratch.length < size) scratch = new Uint8Array(Math.max(size, 64 << 10));
-  return scratch.subarray(0, size);
-}
-
-/** Position table of the compressor, built once and cleared per block (deterministic output). */
-const positions = new Int32Array(1 << HASH_LOG);
-
-/**
- * A fresh, unzeroed buffer of exactly `size` bytes, as a plain Uint8Array. Measured here:
- * `new Uint8Array(1 MiB)` costs ~300 µs (zeroing and page faults, as long as decoding the
- * megabyte), `Buffer.allocUnsafeSlow` ~30 µs. Safe because every caller fills all `size`
- * bytes before returning it (a decode that succeeds has written [0, rawSize) in order) and
- * drops it on failure.
- */
-function allocOutput(size: number): Uint8Array {
-  return new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size);
-}
-
 /** Largest block `lz4CompressBlockInto` can write for `rawSize` input bytes (LZ4_compressBound). */
 export function lz4CompressBound(rawSize: number): number {
   return rawSize + Math.floor(rawSize / 255) + 16;
-}
-
-
-function hash32(sequence: number): number {
-  return Math.imul(sequence, HASH_PRIME) >>> HASH_SHIFT;
-}
-
-/**
- * Extends a match of `length` equal bytes at `ref` and `at` (ref < at) up to `maxLength`,
- * a word at a time; the first differing byte of a word is the lowest set byte of a XOR b.
- */
-function matchLength(view: DataView, ref: number, at: number, length: number, maxLength: number): number {
-  while (length + 4 <= maxLength) {
-    const diff = view.getInt32(ref + length, true) ^ view.getInt32(at + length, true);
-    if (diff !== 0) return length + ((31 - Math.clz32(diff & -diff)) >>> 3);
-    length += 4;
-  }
-  while (length < maxLength && view.getUint8(ref + length) === view.getUint8(at + length)) length++;
-  return length;
 }
 
 /** Writes the 255-continued remainder of a length whose nibble was 15; returns the new position. */
