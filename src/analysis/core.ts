@@ -29,13 +29,11 @@
  * await img.close();
  * ```
  */
-import { open, readFile, rename, unlink, type FileHandle } from "node:fs/promises";
+import { open, readFile, type FileHandle } from "node:fs/promises";
 import { release } from "node:os";
-import { basename, dirname, join } from "node:path";
-import { randomBytes } from "node:crypto";
 import {
   AREA_DELETED, AREA_UNREADABLE, ImageError, PROT_EXEC, PROT_READ, PROT_WRITE, THREAD_FPREGS_ONLY, THREAD_MAIN,
-  type AreaRecord, type CheckpointImage, type ThreadRecord,
+  writeFileAtomically, type AreaRecord, type CheckpointImage, type ThreadRecord,
 } from "../format/index.js";
 import { raw } from "../elf/index.js";
 
@@ -335,9 +333,7 @@ export async function writeCore(image: CheckpointImage, path: string, opts: Core
     path, bytes: total, threads: image.threads.length, loadSegments: plans.length, notes: notes.map((n) => n.label),
     fromImage: 0, fromFiles: 0, zero: 0, unavailablePages: 0, vdso: vdsoSupplied,
   };
-  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
-  const fh = await open(temp, "wx", 0o600);
-  try {
+  await writeFileAtomically(path, async (fh) => {
     await writeAll(fh, head, 0);
     const memTotal = plans.reduce((n, p) => n + Number(p.filesz), 0);
     let done = 0;
@@ -358,14 +354,7 @@ export async function writeCore(image: CheckpointImage, path: string, opts: Core
       }
     }
     await fh.truncate(total);
-    if (opts.durable ?? true) await fh.sync();
-    await fh.close();
-    await rename(temp, path);
-  } catch (err) {
-    await fh.close().catch(() => {});
-    await unlink(temp).catch(() => {});
-    throw err;
-  }
+  }, { durable: opts.durable });
   return summary;
 }
 

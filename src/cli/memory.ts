@@ -3,10 +3,7 @@
  * The library does the reading (src/analysis/memory.ts); output is formatted by the pure
  * functions below, which tests call.
  */
-import { open, rename, unlink } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
-import { randomBytes } from "node:crypto";
-import { openImage, type CheckpointImage } from "../format/index.js";
+import { openImage, writeFileAtomically, type CheckpointImage } from "../format/index.js";
 import { hexdump, readRegion, readStringBatches, type FoundString, type MemoryRegion, type StringEncoding } from "../analysis/memory.js";
 import { EXIT_OK, UsageError, hex, parseAddress, parseVerbArgs, toJson, type Verb } from "./common.js";
 
@@ -30,18 +27,9 @@ export function stringsText(found: readonly FoundString[], showEncoding: boolean
 
 /** Write `pieces` to `path` atomically (temp file 0600 beside it, fsync, rename). */
 export async function writeFileAtomic(path: string, pieces: AsyncIterable<Uint8Array>): Promise<void> {
-  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
-  const fh = await open(temp, "wx", 0o600);
-  try {
+  await writeFileAtomically(path, async (fh) => {
     for await (const bytes of pieces) await fh.write(bytes);
-    await fh.sync();
-    await fh.close();
-    await rename(temp, path);
-  } catch (err) {
-    await fh.close().catch(() => {});
-    await unlink(temp).catch(() => {});
-    throw err;
-  }
+  });
 }
 
 /** A long read, one piece at a time (memory stays bounded whatever LEN is). */

@@ -21,3 +21,4 @@ export { crc32 } from "./checksum.js";
 export * from "./codecs.js";
 export { CodecError } from "./codec-error.js";
 export * from "./synthetic.js";
+export * from "./atomic.js";

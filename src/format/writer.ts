@@ -4,8 +4,8 @@
  * (mode 0600) in the target directory, fsynced, then renamed. abort() leaves nothing behind.
  */
 import { open, rename, unlink, type FileHandle } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
+import { tempPathBeside } from "./atomic.js";
 import { crc32, crc32Combine } from "./checksum.js";
 import { compressChunk, CODEC, type CodecId } from "./codecs.js";
 import {
@@ -82,7 +82,7 @@ export class ImageWriter {
     if (!Number.isInteger(Math.log2(pageSize)) || pageSize < 4096 || pageSize > 65536) {
       throw new RangeError(`page size ${pageSize} is not a power of two in [4096, 65536]`);
     }
-    const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
+    const temp = tempPathBeside(path);
     const handle = await open(temp, "wx", 0o600);
     const w = new ImageWriter(handle, temp, path, pageSize, opts.codec ?? CODEC.LZ4, opts.durable ?? true);
     w.push(encodeHeader(pageSize, opts.createdNs ?? BigInt(Date.now()) * 1_000_000n, opts.imageId ?? randomBytes(16)));
