@@ -16,6 +16,25 @@
  *   restore_threads      remote clone3 (set_tid) per recorded thread, per-thread state.
  *   restore_finish       registers + xstate + sigmask per thread, syscall restart, rlimits,
  *                        drop the trampoline, detach, re-raise pending signals.
+ *
+ * Pages: eager by default (page workers, one per CPU: CRCs, decompression, process_vm_writev
+ * from a read-only mapping of the image); --lazy maps codec-NONE page-aligned chunks straight
+ * from the image (MAP_PRIVATE, copy-on-write: those ranges show the image as their backing
+ * file in /proc/PID/maps); --thp gives large private anonymous areas MADV_HUGEPAGE first.
+ * Checksums are always verified before the process may run (--no-verify skips only the
+ * chunks --lazy maps without copying).
+ *
+ * Not restored (format 1.0 has no record for it, or the kernel offers no way):
+ *   - interval timers / alarm() deadlines, POSIX timers: a pending alarm is lost (a program
+ *     that re-arms it in its loop carries on);
+ *   - rseq registration (glibc's cached cpu id goes stale), seccomp, namespaces, cgroups;
+ *   - pipes/sockets to other processes: fds 0-2 that were pipes/sockets are taken over from
+ *     the restorer's own stdio; others become /dev/null (a pipe with both ends inside the
+ *     process is recreated, empty); pipe buffers, socket state, epoll/eventfd/signalfd;
+ *   - SysV/shared anonymous memory is restored as private-to-this-mapping shared memory;
+ *   - supplementary groups and capabilities (uids/gids are set per thread);
+ *   - restart_block: a syscall interrupted with -ERESTART_RESTARTBLOCK (relative sleeps)
+ *     is run again from the start with its original arguments.
  */
 #ifndef RST_RESTORE_H
 #define RST_RESTORE_H
