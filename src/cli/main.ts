@@ -35,6 +35,10 @@ export async function main(argv: string[], ctx: CliContext = defaultContext()): 
     return EXIT_TROUBLE;
   }
   const handler = await load();
+  if (rest.includes("--help") || rest.includes("-h")) {
+    ctx.stdout(`usage: ckimg ${verb} ${handler.usage}\n\n${handler.summary}\n`);
+    return 0;
+  }
   try {
     return await handler.run(rest, ctx);
   } catch (err) {
