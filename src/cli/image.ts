@@ -128,7 +128,7 @@ export function inspectText(r: InspectReport): string {
 
 export function verifyText(r: VerifyReport): string {
   const out: string[] = [];
-  const rate = r.seconds > 0 ? `${(r.bytesChecked / r.seconds / 1e6).toFixed(0)} MB/s` : "";
+  const rate = r.seconds > 0 ? `${(r.rawBytesChecked / r.seconds / 1e6).toFixed(0)} MB/s of pages, ${r.threads} thread${r.threads > 1 ? "s" : ""}` : "";
   if (r.ok) {
     out.push(`${r.path}: ok — ${r.records} records, ${r.chunks} page chunks, ${bytes(r.rawBytesChecked)} of pages checked in ${r.seconds.toFixed(2)} s (${rate})`);
   } else {

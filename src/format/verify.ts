@@ -2,9 +2,17 @@
  * Whole-image verification: structure (header, trailer, index, every record header) and every
  * checksum (metadata payloads, chunk payloads, decompressed pages). Damage is reported record
  * by record with its offset, and one damaged chunk does not hide the rest.
+ *
+ * Checking chunks is CPU-bound (CRC + decompression), so on a machine with several cores the
+ * chunks are shared among worker threads (./verify-worker.ts), each opening the image itself
+ * and taking every n-th chunk; results are merged in file order.
  */
+import { existsSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
 import { ImageError } from "./errors.js";
-import { openImage, type ChunkRef, type ImageProblem } from "./reader.js";
+import { openImage, type ChunkRef, type CheckpointImage, type ImageProblem } from "./reader.js";
 
 export interface VerifyReport {
   path: string;
@@ -19,13 +27,28 @@ export interface VerifyReport {
   /** decompressed page bytes checked */
   rawBytesChecked: number;
   seconds: number;
+  /** threads that checked chunks (1 = the calling thread) */
+  threads: number;
   problems: ImageProblem[];
 }
 
 export interface VerifyOptions {
-  /** called after each chunk with bytes done and total, for progress display */
+  /** called with bytes done and total, for progress display */
   onProgress?: (done: number, total: number) => void;
+  /** worker threads for the chunks (default: the cores available, at most 8; 1 = none) */
+  threads?: number;
 }
+
+/** What checking a share of the chunks found (also what a worker posts back). */
+export interface ChunkShareResult {
+  damaged: number;
+  raw: number;
+  problems: (ImageProblem & { at: number })[];
+}
+
+/** Below this many chunks, starting workers costs more than it saves. */
+const MIN_CHUNKS_FOR_WORKERS = 64;
+const WORKER_URL = new URL("./verify-worker.js", import.meta.url);
 
 export async function verifyImage(path: string, opts: VerifyOptions = {}): Promise<VerifyReport> {
   const started = performance.now();
@@ -34,36 +57,78 @@ export async function verifyImage(path: string, opts: VerifyOptions = {}): Promi
     const problems = [...image.problems];
     const chunks = image.chunks;
     const total = chunks.reduce((n, c) => n + c.payloadLength + 32, 0);
-    let done = 0, raw = 0, damaged = 0;
     if (image.process && image.threads.length !== image.process.threadCount) {
       problems.push({
         code: "BAD_FIELD", detail: `PROCESS says ${image.process.threadCount} threads, image holds ${image.threads.length}`,
         offset: undefined, recordType: "PROCESS", sequence: undefined,
       });
     }
-    // Read the next chunk while checking this one: I/O and CRC/decompression overlap.
-    const read = (c: ChunkRef | undefined) => (c ? image.readChunkBytes(c).catch((e: unknown) => e) : undefined);
-    let next = read(chunks[0]);
-    for (let i = 0; i < chunks.length; i++) {
-      const bytes = await next;
-      next = read(chunks[i + 1]);
-      try {
-        if (!(bytes instanceof Uint8Array)) throw bytes;
-        raw += image.decodeChunk(chunks[i], bytes).raw.length;
-      } catch (err) {
-        if (!(err instanceof ImageError)) throw err;
-        damaged++;
-        problems.push({ code: err.code, detail: err.detail, offset: err.offset, recordType: err.recordType ?? "PAGES", sequence: err.sequence ?? chunks[i].sequence });
-      }
-      done += chunks[i].payloadLength + 32;
-      opts.onProgress?.(done, total);
-    }
+    const wanted = Math.max(1, Math.min(opts.threads ?? availableParallelism(), 8));
+    // Workers run compiled JavaScript; from TypeScript sources (tests) the check stays in-thread.
+    const threads = wanted > 1 && chunks.length >= MIN_CHUNKS_FOR_WORKERS && existsSync(fileURLToPath(WORKER_URL)) ? wanted : 1;
+    const result = threads > 1
+      ? await checkInWorkers(path, threads, total, opts.onProgress)
+      : await checkChunkShare(image, 0, 1, (done) => opts.onProgress?.(done, total));
+    problems.push(...result.problems.sort((a, b) => a.at - b.at).map(({ at: _at, ...p }) => p));
     return {
       path, ok: problems.length === 0, recovered: image.recovered, records: image.entries.length,
-      chunks: chunks.length, damagedChunks: damaged, bytesChecked: done, rawBytesChecked: raw,
-      seconds: (performance.now() - started) / 1000, problems,
+      chunks: chunks.length, damagedChunks: result.damaged, bytesChecked: total, rawBytesChecked: result.raw,
+      seconds: (performance.now() - started) / 1000, threads, problems,
     };
   } finally {
     await image.close();
   }
+}
+
+/**
+ * Check chunks number `share`, `share + of`, `share + 2·of`, … in file order, reading the next
+ * while checking this one so I/O and CRC/decompression overlap. `onProgress` gets bytes done.
+ */
+export async function checkChunkShare(image: CheckpointImage, share: number, of: number, onProgress?: (done: number) => void): Promise<ChunkShareResult> {
+  const mine = image.chunks.filter((_, i) => i % of === share);
+  const out: ChunkShareResult = { damaged: 0, raw: 0, problems: [] };
+  const read = (c: ChunkRef | undefined) => (c ? image.readChunkBytes(c).catch((e: unknown) => e) : undefined);
+  let next = read(mine[0]);
+  let done = 0;
+  for (let i = 0; i < mine.length; i++) {
+    const bytes = await next;
+    next = read(mine[i + 1]);
+    try {
+      if (!(bytes instanceof Uint8Array)) throw bytes;
+      out.raw += image.decodeChunk(mine[i], bytes).raw.length;
+    } catch (err) {
+      if (!(err instanceof ImageError)) throw err;
+      out.damaged++;
+      out.problems.push({
+        code: err.code, detail: err.detail, offset: err.offset, recordType: err.recordType ?? "PAGES",
+        sequence: err.sequence ?? mine[i].sequence, at: mine[i].offset,
+      });
+    }
+    done += mine[i].payloadLength + 32;
+    onProgress?.(done);
+  }
+  return out;
+}
+
+async function checkInWorkers(path: string, threads: number, total: number, onProgress?: (done: number, total: number) => void): Promise<ChunkShareResult> {
+  const doneByWorker = new Array<number>(threads).fill(0);
+  const results = await Promise.all(
+    Array.from({ length: threads }, (_, share) => new Promise<ChunkShareResult>((resolve, reject) => {
+      const worker = new Worker(WORKER_URL, { workerData: { path, share, of: threads } });
+      worker.on("message", (m: { done?: number; result?: ChunkShareResult }) => {
+        if (m.done !== undefined) {
+          doneByWorker[share] = m.done;
+          onProgress?.(doneByWorker.reduce((a, b) => a + b, 0), total);
+        }
+        if (m.result) resolve(m.result);
+      });
+      worker.on("error", reject);
+      worker.on("exit", (code) => code !== 0 && reject(new ImageError("IO", `verify worker exited with code ${code}`, { file: path })));
+    })),
+  );
+  return {
+    damaged: results.reduce((n, r) => n + r.damaged, 0),
+    raw: results.reduce((n, r) => n + r.raw, 0),
+    problems: results.flatMap((r) => r.problems),
+  };
 }
