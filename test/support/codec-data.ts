@@ -124,3 +124,19 @@ export function caught(fn: () => unknown): unknown {
   }
   return undefined;
 }
+
+/**
+ * Decode `data` with an `Into` decoder into a window of `capacity` bytes fenced by guard bytes
+ * on both sides: it returns at most `capacity` or throws CodecError, and never touches a guard.
+ */
+export function expectDecodeIntoStaysInBounds(decodeInto: (src: Uint8Array, dst: Uint8Array) => number, data: Uint8Array, capacity: number): void {
+  const backing = new Uint8Array(capacity + 64).fill(0xa5);
+  const window = backing.subarray(32, 32 + capacity);
+  try {
+    expect(decodeInto(data, window)).toBeLessThanOrEqual(capacity);
+  } catch (error) {
+    if (!(error instanceof CodecError)) throw error;
+  }
+  expect(backing.subarray(0, 32).every((b) => b === 0xa5)).toBe(true);
+  expect(backing.subarray(32 + capacity).every((b) => b === 0xa5)).toBe(true);
+}
