@@ -75,7 +75,11 @@ int pt_seize_one(pid_t tid, struct pt_thread *out)
 {
 	int err;
 
-	if (ptrace(PTRACE_SEIZE, tid, 0, 0) < 0)
+	/* TRACESYSGOOD: remote syscalls stop at syscall entry/exit, never with a real SIGTRAP.
+	 * SUSPEND_SECCOMP (needs CAP_SYS_ADMIN): a seccomp-confined target still runs the
+	 * remote calls; without the capability, seize plainly. */
+	if (ptrace(PTRACE_SEIZE, tid, 0, (void *)(long)(PTRACE_O_TRACESYSGOOD | PTRACE_O_SUSPEND_SECCOMP)) < 0 &&
+	    ptrace(PTRACE_SEIZE, tid, 0, (void *)(long)PTRACE_O_TRACESYSGOOD) < 0)
 		return -errno;
 	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0) {
 		err = -errno;
@@ -341,25 +345,31 @@ int pt_find_syscall_ip(pid_t pid, uint64_t *ip)
 	return err;
 }
 
-/* Step over the syscall; a stop other than our SIGTRAP is noted and stepped past. */
+/*
+ * Run the prepared syscall: PTRACE_SYSCALL to its entry stop, again to its exit stop. Not
+ * PTRACE_SINGLESTEP: the single-step trap is a *forced* SIGTRAP, and forcing a signal the
+ * thread blocks (we block all) resets its handler to SIG_DFL (force_sig_info_to_task), so a
+ * program's SIGTRAP handler would be lost by merely being captured. Syscall stops report
+ * SIGTRAP|0x80 (TRACESYSGOOD) and queue nothing. A signal-delivery-stop in between is noted,
+ * suppressed and re-sent afterwards; event stops are passed through.
+ */
 static int step_syscall(pid_t tid, int *other_sig)
 {
-	int status, err;
+	int status, err, stops = 0;
 
-	if (ptrace(PTRACE_SINGLESTEP, tid, 0, 0) < 0)
-		return -errno;
-	for (;;) {
+	while (stops < 2) {
+		if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
+			return -errno;
 		err = pt_wait_stop(tid, &status);
 		if (err)
 			return err;
 		int sig = WSTOPSIG(status), event = status >> 16;
-		if (sig == SIGTRAP && event == 0)
-			return 0;
-		if (event == 0)
+		if (sig == (SIGTRAP | 0x80))
+			stops++;
+		else if (event == 0)
 			*other_sig = sig; /* signal-delivery-stop: suppressed now, re-sent later */
-		if (ptrace(PTRACE_SINGLESTEP, tid, 0, 0) < 0)
-			return -errno;
 	}
+	return 0;
 }
 
 int pt_remote_syscall(pid_t tid, uint64_t syscall_ip, struct pt_syscall *sc)

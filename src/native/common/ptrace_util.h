@@ -23,11 +23,12 @@
  *      executable in the target: pt_find_syscall_ip() finds one in the vdso, else in another
  *      r-x mapping), rax = nr, rdi rsi rdx r10 r8 r9 = args, orig_rax = -1 (so the kernel's
  *      syscall-restart logic does not touch the injected state on resume);
- *   4. PTRACE_SINGLESTEP: the thread executes exactly the syscall and traps (SIGTRAP) at its exit;
+ *   4. PTRACE_SYSCALL twice: the thread stops at the syscall's entry, then at its exit
+ *      (SIGTRAP|0x80 stops, PTRACE_O_TRACESYSGOOD; no signal is queued or forced);
  *   5. read rax (the raw result, -errno on failure of the remote call);
- *   6. restore the saved registers and mask. The thread is left stopped (in the SIGTRAP stop,
- *      which pt_release() suppresses), and an interrupted syscall of the thread (rax = -ERESTART*)
- *      is still restarted normally after release, because the original orig_rax/rax are back.
+ *   6. restore the saved registers and mask. The thread is left in its syscall-exit-stop
+ *      until pt_release(), and an interrupted syscall of the thread (rax = -ERESTART*) is
+ *      still restarted normally after release, because the original orig_rax/rax are back.
  *   An unblockable signal (SIGSTOP) that arrives during the step is suppressed and re-sent with
  *   kill() afterwards. If the thread dies (SIGKILL) the call returns -ESRCH.
  *   Pointers passed to the remote call must point into the *target's* memory: use
