@@ -77,3 +77,11 @@ describe("signals: capture leaves them as they were", () => {
     expect(verdict).toBe("PASS");
   });
 });
+
+describe("timers", () => {
+  it("itimers and POSIX timers come back with their ids, clocks, values and target thread", async () => {
+    const { verdict, run } = await zdtmRoundTrip([prog("timers", ["-lrt"])]);
+    expect(verdict).toBe("PASS");
+    expect(run.capture.stderr).toBe("");
+  });
+});

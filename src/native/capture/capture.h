@@ -107,6 +107,11 @@ struct capture {
 	size_t nchunks;
 	uint64_t cand_bytes;           /* bytes the page reader will read */
 
+	/* format 1.1 state (state.c): finished payloads, written by put_state_records() */
+	struct buf timers, pstate, seccomp;
+	struct buf tstates;            /* THREAD_STATE payloads back to back, each after a u64 length */
+	uint32_t ntimers, nfilters;
+
 	/* results */
 	uint64_t freeze_ns, total_ns, image_bytes, stored_pages, stored_bytes;
 };
@@ -121,6 +126,14 @@ int collect_sigactions_and_tls(struct capture *c);
 /* mm.c: areas from smaps, page candidates from pagemap, chunk plan (freeze phase). */
 int collect_areas(struct capture *c);
 int plan_chunks(struct capture *c);
+/* state.c: timers, rseq, sched, creds, seccomp, prctl state (freeze phase, after threads;
+ * may fix a thread's rip out of an rseq critical section). */
+int collect_state(struct capture *c);
+struct image;
+int put_state_records(struct capture *c, struct image *im);
+/* Something the image cannot bring back: one "ckimg-capture: warning: ..." line on stderr. */
+void cap_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* files.c: identity of mapped files (after the freeze). */
 int collect_mapped_files(struct capture *c);
 int hash_mapped_files(struct capture *c);

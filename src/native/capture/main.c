@@ -166,6 +166,8 @@ static int put_metadata(struct image *im)
 		err = image_record(im, CKIMG_REC_SIGACTIONS, &cap.sigactions, 0, 0);
 	for (size_t i = 0; !err && i < cap.nthreads; i++)
 		err = put_thread(im, &cap.threads[i]);
+	if (!err)
+		err = put_state_records(&cap, im);
 	for (size_t o = 0; !err && o + 8 <= cap.fds.len;) {
 		uint64_t l;
 		uint32_t fd;
@@ -267,6 +269,8 @@ static int frozen_steps(struct image *im, struct pipeline **pl)
 		err = collect_threads(&cap);
 	if (!err)
 		err = collect_sigactions_and_tls(&cap);
+	if (!err)
+		err = collect_state(&cap);
 	phase("threads");
 	if (!err)
 		err = collect_fds(&cap);

@@ -27,6 +27,17 @@ int cap_fail(int err, const char *fmt, ...)
 	return err;
 }
 
+void cap_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "ckimg-capture: warning: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
 const char *cap_fail_reason(void)
 {
 	return fail_reason;

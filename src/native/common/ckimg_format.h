@@ -14,7 +14,7 @@
 #define CKIMG_RECORD_MAGIC     "CKR1"                /* 4 bytes */
 #define CKIMG_TRAILER_MAGIC    "CKIMGEND"            /* 8 bytes */
 #define CKIMG_VERSION_MAJOR    1
-#define CKIMG_VERSION_MINOR    0
+#define CKIMG_VERSION_MINOR    1
 #define CKIMG_HEADER_SIZE      64
 #define CKIMG_RECORD_HDR_SIZE  32
 #define CKIMG_TRAILER_SIZE     32
@@ -297,5 +297,111 @@ static_assert(sizeof(struct ckimg_area_fixed) == 64, "area layout");
 static_assert(sizeof(struct ckimg_pages_fixed) == 48, "pages layout");
 static_assert(sizeof(struct ckimg_mapped_file_fixed) == 80, "mapped file layout");
 static_assert(sizeof(struct ckimg_fd_fixed) == 56, "fd layout");
+
+/* ===================================================================================== */
+/* Format 1.1, issue 10 "state": per-process and per-thread state (FORMAT.md 4.11-4.14).  */
+/* Types 0x0007-0x000F (per process) and 0x0011-0x0017 (per thread) belong to this block. */
+/* ===================================================================================== */
+
+#define CKIMG_REC_TIMERS         0x0007   /* itimers + POSIX timers, 0-1 */
+#define CKIMG_REC_PROCESS_STATE  0x0008   /* groups, oom_score_adj, prctl process flags, 0-1 */
+#define CKIMG_REC_SECCOMP        0x0009   /* seccomp filter programs, 0-1 */
+#define CKIMG_REC_THREAD_STATE   0x0011   /* rseq, sched, caps, seccomp mode, prctl per thread; key32 = tid */
+
+struct ckimg_timers_fixed {
+	uint32_t fixed_size;        /* 64 */
+	uint32_t count;             /* POSIX timers */
+	uint32_t entry_size;        /* 48 */
+	uint32_t reserved;
+	uint64_t itimer[3][2];      /* ITIMER_REAL, _VIRTUAL, _PROF: interval_ns, value_ns */
+} __attribute__((packed));
+
+/* notify (sigev_notify as the kernel keeps it) */
+#define CKIMG_SIGEV_SIGNAL    0
+#define CKIMG_SIGEV_NONE      1
+#define CKIMG_SIGEV_THREAD_ID 4
+
+struct ckimg_posix_timer {
+	uint32_t timer_id;
+	int32_t  clock_id;          /* raw clockid_t (CPU clocks encode a pid/tid) */
+	uint32_t notify;
+	uint32_t signo;
+	uint32_t notify_tid;        /* SIGEV_THREAD_ID: the thread; else 0 */
+	uint32_t overrun;           /* timer_getoverrun() at capture (not restorable) */
+	uint64_t sival;             /* sigev_value */
+	uint64_t interval_ns;
+	uint64_t value_ns;          /* time to the next expiry; 0 = disarmed */
+} __attribute__((packed));
+
+/* PROCESS_STATE.valid: which fields the capturer could read */
+#define CKIMG_PS_OOM        (1u << 0)
+#define CKIMG_PS_GROUPS     (1u << 1)
+#define CKIMG_PS_PRCTL      (1u << 2)   /* dumpable, child_subreaper, thp_disable */
+
+struct ckimg_process_state_fixed {
+	uint32_t fixed_size;        /* 32 */
+	uint32_t valid;
+	int32_t  oom_score_adj;     /* -1000..1000 */
+	uint32_t dumpable;          /* PR_GET_DUMPABLE: 0, 1 (2 = suid_dumpable mode) */
+	uint32_t child_subreaper;
+	uint32_t thp_disable;
+	uint32_t ngroups;           /* supplementary groups that follow (VARIABLE: u32 each) */
+	uint32_t reserved;
+} __attribute__((packed));
+
+struct ckimg_seccomp_fixed {
+	uint32_t fixed_size;        /* 8 */
+	uint32_t count;             /* filters */
+} __attribute__((packed));
+
+#define CKIMG_NO_FILTER 0xFFFFFFFFu
+#define CKIMG_SECCOMP_MAX_INSNS 4096   /* BPF_MAXINSNS */
+
+struct ckimg_seccomp_filter {   /* VARIABLE entry; insns[ninsns] (struct sock_filter, 8 bytes) follow */
+	uint32_t parent;            /* index of the filter installed before it, CKIMG_NO_FILTER */
+	uint32_t flags;             /* SECCOMP_FILTER_FLAG_* (PTRACE_SECCOMP_GET_METADATA) */
+	uint32_t ninsns;            /* 1..4096 */
+	uint32_t reserved;
+} __attribute__((packed));
+
+/* THREAD_STATE.valid */
+#define CKIMG_TS_RSEQ       (1u << 0)
+#define CKIMG_TS_SCHED      (1u << 1)
+#define CKIMG_TS_CAPS       (1u << 2)
+#define CKIMG_TS_SECCOMP    (1u << 3)
+#define CKIMG_TS_PRCTL      (1u << 4)   /* pdeathsig, timer slack, securebits */
+/* THREAD_STATE.flags */
+#define CKIMG_TS_NO_NEW_PRIVS (1u << 0)
+
+struct ckimg_thread_state_fixed {
+	uint32_t fixed_size;        /* 136 */
+	uint32_t tid;
+	uint32_t valid;
+	uint32_t flags;
+	uint64_t rseq_addr;         /* 0: not registered */
+	uint32_t rseq_len;
+	uint32_t rseq_sig;
+	uint32_t sched_policy;      /* SCHED_* | SCHED_RESET_ON_FORK (0x40000000) */
+	uint32_t sched_priority;
+	int32_t  nice;
+	uint32_t pdeathsig;
+	uint64_t timer_slack_ns;
+	uint64_t cap_inheritable, cap_permitted, cap_effective, cap_bounding, cap_ambient;
+	uint32_t securebits;
+	uint32_t seccomp_mode;      /* 0 off, 1 strict, 2 filter */
+	uint32_t seccomp_filter;    /* newest filter of the thread's chain, CKIMG_NO_FILTER */
+	uint32_t reserved;
+	uint64_t dl_runtime, dl_deadline, dl_period;   /* SCHED_DEADLINE */
+} __attribute__((packed));
+
+static_assert(sizeof(struct ckimg_timers_fixed) == 64, "timers layout");
+static_assert(sizeof(struct ckimg_posix_timer) == 48, "posix timer layout");
+static_assert(sizeof(struct ckimg_process_state_fixed) == 32, "process state layout");
+static_assert(sizeof(struct ckimg_seccomp_fixed) == 8, "seccomp layout");
+static_assert(sizeof(struct ckimg_seccomp_filter) == 16, "seccomp filter layout");
+static_assert(sizeof(struct ckimg_thread_state_fixed) == 136, "thread state layout");
+/* ===================================================================================== */
+/* end of the issue 10 "state" block                                                       */
+/* ===================================================================================== */
 
 #endif /* CKIMG_FORMAT_H */

@@ -418,7 +418,11 @@ int restore_fork(struct restore_args *a)
 			return rst_err(a, -EIO, "%s", a->child_err);
 		return rst_err(a, -EIO, "the restored child died during setup (status 0x%x)", st);
 	}
-	if (ptrace(PTRACE_SETOPTIONS, pid, 0,
+	/* SUSPEND_SECCOMP: seccomp state is installed early (state.c) and must not filter the
+	 * remote calls that follow; threads cloned later inherit the options. */
+	a->seccomp_suspended = ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE |
+				      PTRACE_O_TRACESYSGOOD | PTRACE_O_SUSPEND_SECCOMP) == 0;
+	if (!a->seccomp_suspended && ptrace(PTRACE_SETOPTIONS, pid, 0,
 		   PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE | PTRACE_O_TRACESYSGOOD) < 0)
 		return rst_err(a, -errno, "PTRACE_SETOPTIONS: %s", strerror(errno));
 	a->threads = calloc(img->nthreads, sizeof(*a->threads));

@@ -31,6 +31,10 @@ const char *img_type_name(uint16_t type)
 	case CKIMG_REC_PAGES: return "PAGES";
 	case CKIMG_REC_MAPPED_FILE: return "MAPPED_FILE";
 	case CKIMG_REC_FD: return "FD";
+	case CKIMG_REC_TIMERS: return "TIMERS";
+	case CKIMG_REC_PROCESS_STATE: return "PROCESS_STATE";
+	case CKIMG_REC_SECCOMP: return "SECCOMP";
+	case CKIMG_REC_THREAD_STATE: return "THREAD_STATE";
 	case CKIMG_REC_INDEX: return "INDEX";
 	default: return "record";
 	}
@@ -563,6 +567,9 @@ static int load_records(struct img *img)
 		case CKIMG_REC_RLIMITS: case CKIMG_REC_SIGACTIONS: case CKIMG_REC_THREAD: case CKIMG_REC_AREA:
 		case CKIMG_REC_MAPPED_FILE: case CKIMG_REC_FD:
 			break;
+		case CKIMG_REC_TIMERS: case CKIMG_REC_PROCESS_STATE: case CKIMG_REC_SECCOMP:
+		case CKIMG_REC_THREAD_STATE:
+			break;
 		case CKIMG_REC_INDEX:
 			return fail(img, -EBADMSG, "BAD_INDEX: second INDEX record at offset %llu", (unsigned long long)off);
 		default:
@@ -620,6 +627,10 @@ static int load_records(struct img *img)
 		case CKIMG_REC_MAPPED_FILE:
 			GROW(img->files, img->nfiles, cap_f);
 			err = parse_file(img, &img->files[img->nfiles++], pl, rh.payload_length, rh.sequence, off);
+			break;
+		case CKIMG_REC_TIMERS: case CKIMG_REC_PROCESS_STATE: case CKIMG_REC_SECCOMP:
+		case CKIMG_REC_THREAD_STATE:
+			err = img_parse_state(img, rh.type, pl, rh.payload_length, rh.sequence, off);
 			break;
 		case CKIMG_REC_FD:
 			GROW(img->fds, img->nfds, cap_d);
@@ -794,7 +805,7 @@ int img_open(struct img *img, const char *path)
 		return fail(img, -EINVAL, "IO: not a regular file");
 	img->size = (uint64_t)st.st_size;
 	if ((err = load_header(img)) || (err = load_index(img)) || (err = load_records(img)) ||
-	    (err = cross_check(img)) || (err = check_area_overlap(img)))
+	    (err = cross_check(img)) || (err = check_area_overlap(img)) || (err = img_check_state(img)))
 		return err;
 	return 0;
 }
@@ -841,6 +852,7 @@ void img_close(struct img *img)
 	free(img->auxv);
 	free(img->rlimits);
 	free(img->sigs);
+	img_free_state(img);
 }
 
 int img_map(struct img *img)

@@ -70,6 +70,33 @@ struct img_chunk {
 	uint32_t seq;
 };
 
+/* Format 1.1 "state" records (state-image.c). */
+struct img_thread_state {
+	struct ckimg_thread_state_fixed f;
+	uint32_t seq;
+	int thread_idx;             /* index into img.threads */
+};
+
+struct img_filter {
+	struct ckimg_seccomp_filter h;
+	const uint64_t *insns;      /* into img_state.seccomp_payload */
+};
+
+struct img_state {
+	int have_timers, have_pstate, have_seccomp;
+	struct ckimg_timers_fixed timers;
+	struct ckimg_posix_timer *ptimers;
+	uint32_t nptimers, timers_seq;
+	struct ckimg_process_state_fixed pstate;
+	uint32_t *groups;
+	uint32_t pstate_seq;
+	uint8_t *seccomp_payload;
+	struct img_filter *filters;
+	uint32_t nfilters, seccomp_seq;
+	struct img_thread_state *tstates;
+	size_t ntstates, cap_tstates;
+};
+
 struct img {
 	const char *path;
 	int fd;
@@ -101,6 +128,7 @@ struct img {
 	size_t nfds;
 	struct img_chunk *chunks;
 	size_t nchunks;
+	struct img_state st;
 
 	char err[512];
 };
@@ -127,6 +155,12 @@ int img_read_chunk(const struct img *img, const struct img_chunk *c, uint8_t *bu
 int rst_decompress(uint8_t codec, const uint8_t *src, size_t slen, uint8_t *dst, size_t dlen);
 
 const char *img_type_name(uint16_t type);
+
+/* state-image.c: parse one TIMERS / PROCESS_STATE / SECCOMP / THREAD_STATE payload (owned by
+ * the caller, copied as needed), and the cross-record checks once all records are read. */
+int img_parse_state(struct img *img, uint16_t type, const uint8_t *pl, uint64_t plen, uint32_t seq, uint64_t off);
+int img_check_state(struct img *img);
+void img_free_state(struct img *img);
 int img_area_by_id(const struct img *img, uint32_t area_id);
 
 #endif /* RST_IMAGE_H */

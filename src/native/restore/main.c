@@ -197,8 +197,9 @@ int main(int argc, char **argv)
 	rst_trace(a, "image read");
 	if (check_only)
 		return check_image(a);
-	if ((err = restore_check_files(a)) || (err = restore_fork(a)) || (err = restore_mm(a)) ||
-	    (err = restore_threads(a)) || (err = restore_mm_wait(a)) || (err = restore_creds(a)) ||
+	if ((err = restore_check_files(a)) || (err = restore_state_check(a)) || (err = restore_fork(a)) ||
+	    (err = restore_mm(a)) || (err = restore_threads(a)) || (err = restore_mm_wait(a)) ||
+	    (err = restore_state_early(a)) || (err = restore_creds(a)) || (err = restore_state(a)) ||
 	    (err = restore_finish(a))) {
 		restore_abort(a);
 		fprintf(msg, "ckimg: %s: %s\n", a->image_path, a->err[0] ? a->err : strerror(-err));

@@ -128,3 +128,10 @@ int rst_write(struct restore_args *a, uint64_t addr, const void *buf, size_t len
 		return -errno;
 	return n == (ssize_t)len ? 0 : -EIO;
 }
+
+/* Read a 32-bit value back from the child (a remote call's output). */
+int rst_read_i32(struct restore_args *a, uint64_t addr, int32_t *out)
+{
+	struct iovec l = { out, 4 }, r = { (void *)addr, 4 };
+	return process_vm_readv(a->pid, &l, 1, &r, 1, 0) == 4 ? 0 : -EIO;
+}

@@ -24,15 +24,18 @@
  * Checksums are always verified before the process may run (--no-verify skips only the
  * chunks --lazy maps without copying).
  *
- * Not restored (format 1.0 has no record for it, or the kernel offers no way):
- *   - interval timers / alarm() deadlines, POSIX timers: a pending alarm is lost (a program
- *     that re-arms it in its loop carries on);
- *   - rseq registration (glibc's cached cpu id goes stale), seccomp, namespaces, cgroups;
+ * Format 1.1 state (state.c): interval and POSIX timers (same ids, clocks, targets; armed
+ * last, relative to the restore), rseq per thread, seccomp (strict, filters), no_new_privs,
+ * capabilities, securebits, supplementary groups, scheduler, oom_score_adj, timer slack,
+ * pdeathsig, child subreaper, THP-disable, dumpable.
+ *
+ * Not restored (no record for it, or the kernel offers no way):
+ *   - a POSIX timer's overrun count; absolute (TIMER_ABSTIME) deadlines become relative;
+ *   - namespaces, cgroups;
  *   - pipes/sockets to other processes: fds 0-2 that were pipes/sockets are taken over from
  *     the restorer's own stdio; others become /dev/null (a pipe with both ends inside the
  *     process is recreated, empty); pipe buffers, socket state, epoll/eventfd/signalfd;
  *   - SysV/shared anonymous memory is restored as private-to-this-mapping shared memory;
- *   - supplementary groups and capabilities (uids/gids are set per thread);
  *   - restart_block: a syscall interrupted with -ERESTART_RESTARTBLOCK (relative sleeps)
  *     is run again from the start with its original arguments.
  */
@@ -56,6 +59,7 @@ struct restore_args {
 	struct img *img;
 	const char *image_path;
 	int detach, force, new_pid, lazy, verbose, no_verify, thp;
+	int seccomp_suspended;      /* PTRACE_O_SUSPEND_SECCOMP is set on the child */
 
 	/* the child */
 	pid_t pid;
@@ -89,6 +93,7 @@ long rst_rsys(struct restore_args *a, struct rst_thread *t, long nr, uint64_t a1
 	      uint64_t a3, uint64_t a4, uint64_t a5, uint64_t a6);
 int rst_thread_attach_regs(struct rst_thread *t);
 int rst_write(struct restore_args *a, uint64_t addr, const void *buf, size_t len);
+int rst_read_i32(struct restore_args *a, uint64_t addr, int32_t *out);
 pid_t rst_last_clone_tid(void);
 
 /* steps */
@@ -98,6 +103,13 @@ int restore_mm(struct restore_args *a);
 int restore_threads(struct restore_args *a);
 int restore_mm_wait(struct restore_args *a);
 int restore_creds(struct restore_args *a);
+/* state.c (format 1.1 state records): refusals before anything is built; seccomp + groups
+ * before the credentials change; the rest (caps, rseq, prctl, sched, timers) after it. */
+int restore_state_check(struct restore_args *a);
+int restore_state_early(struct restore_args *a);
+int restore_state(struct restore_args *a);
+int rst_keepcaps(struct restore_args *a);
+uint32_t rst_main_pdeathsig(const struct restore_args *a);
 int restore_finish(struct restore_args *a);
 void restore_abort(struct restore_args *a);
 

@@ -133,6 +133,7 @@ int restore_creds(struct restore_args *a)
 		same &= p->uid[i] == (uint32_t)geteuid() && p->gid[i] == (uint32_t)getegid();
 	if (same)
 		return 0;
+	rst_keepcaps(a);        /* recorded capabilities must outlive the uid change */
 	for (size_t i = 0; i < a->nthreads; i++) {
 		struct rst_thread *t = &a->threads[i];
 		long r = rst_rsys(a, t, SYS_setresgid, p->gid[0], p->gid[1], p->gid[2], 0, 0, 0);
@@ -214,8 +215,9 @@ int restore_finish(struct restore_args *a)
 	int err;
 
 	restore_rlimits(a);
-	/* the child asked for SIGKILL on our death until now (fork.c); --detach means we go first */
-	rst_rsys(a, m, SYS_prctl, PR_SET_PDEATHSIG, 0, 0, 0, 0, 0);
+	/* the child asked for SIGKILL on our death until now (fork.c); now the recorded signal
+	 * (none with --detach: we go first) */
+	rst_rsys(a, m, SYS_prctl, PR_SET_PDEATHSIG, rst_main_pdeathsig(a), 0, 0, 0, 0);
 	for (size_t i = 1; i < a->nthreads; i++)
 		if ((err = set_thread_regs(a, &a->threads[i])))
 			return err;
