@@ -14,7 +14,7 @@ const SP = join(REPO, "test/native/state-programs");
 const CLI = join(REPO, "bin/ckimg");
 const harness = readFileSync(join(SP, "zdtm.h"), "utf8");
 const prog = (name: string, flags: string[] = []) =>
-  compileC(readFileSync(join(SP, `${name}.c`), "utf8").replace('#include "zdtm.h"', harness), name, flags);
+  compileC(readFileSync(join(SP, `${name}.c`), "utf8").replace('#include "zdtm.h"', harness), name, ["-D_GNU_SOURCE", ...flags]);
 
 let tmp = "";
 beforeAll(() => {
@@ -84,4 +84,13 @@ describe("timers", () => {
     expect(verdict).toBe("PASS");
     expect(run.capture.stderr).toBe("");
   });
+});
+
+describe("memory areas", () => {
+  for (const restoreArgs of [[], ["--lazy"]]) {
+    it(`madvise and mapping flags of every area come back (zdtm maps02)${restoreArgs.length ? " with --lazy" : ""}`, async () => {
+      const { verdict } = await zdtmRoundTrip([prog("madvise")], { codec: restoreArgs.length ? "none" : "lz4", restoreArgs });
+      expect(verdict).toBe("PASS");
+    });
+  }
 });

@@ -53,6 +53,28 @@ static int is_special_name(const char *p)
 	       !strcmp(p, "[vsyscall]");
 }
 
+/* A two-letter token of the area's recorded smaps VmFlags ("sr", "dp" ...). */
+static int area_vmflag(const struct img_area *ar, const char *f)
+{
+	for (const char *p = ar->vmflags.s; p && *p;) {
+		while (*p == ' ')
+			p++;
+		if (p[0] == f[0] && p[1] == f[1] && (p[2] == ' ' || p[2] == 0))
+			return 1;
+		while (*p && *p != ' ')
+			p++;
+	}
+	return 0;
+}
+
+#ifndef MAP_DROPPABLE
+#define MAP_DROPPABLE 0x08
+#endif
+#ifndef MLOCK_ONFAULT
+#define MLOCK_ONFAULT 0x01
+#endif
+#define SYS_mseal_ 462
+
 static int area_is_special(const struct img_area *ar)
 {
 	return ar->f.kind == CKIMG_KIND_VDSO || ar->f.kind == CKIMG_KIND_VVAR ||
@@ -223,7 +245,8 @@ static int restore_areas(struct restore_args *a)
 
 		if (area_is_special(ar))
 			continue;
-		flags |= (ar->f.flags & CKIMG_AREA_SHARED) ? MAP_SHARED : MAP_PRIVATE;
+		/* droppable memory (VmFlags "dp", Linux 6.11) is its own mapping type */
+		flags |= (ar->f.flags & CKIMG_AREA_SHARED) ? MAP_SHARED : area_vmflag(ar, "dp") ? MAP_DROPPABLE : MAP_PRIVATE;
 		if (ar->f.flags & CKIMG_AREA_GROWSDOWN)
 			flags |= MAP_GROWSDOWN;
 		if (ar->f.flags & CKIMG_AREA_NORESERVE)
@@ -265,7 +288,9 @@ static int restore_lazy(struct restore_args *a, uint8_t *mapped)
 
 		if (c->codec != CKIMG_CODEC_NONE || (c->data_offset % ps) ||
 		    (ar->f.flags & (CKIMG_AREA_SHARED | CKIMG_AREA_GROWSDOWN)) ||
-		    ar->f.kind == CKIMG_KIND_STACK || ar->f.kind == CKIMG_KIND_HEAP)
+		    ar->f.kind == CKIMG_KIND_STACK || ar->f.kind == CKIMG_KIND_HEAP || area_vmflag(ar, "dp") ||
+		    /* advice a private file mapping cannot carry (anonymous-only) stays eager */
+		    (ar->f.flags & (CKIMG_AREA_WIPEONFORK | CKIMG_AREA_MERGEABLE | CKIMG_AREA_HUGEPAGE | CKIMG_AREA_NOHUGEPAGE)))
 			continue;
 		while (k < c->span_pages) {
 			uint64_t run;
@@ -277,7 +302,8 @@ static int restore_lazy(struct restore_args *a, uint8_t *mapped)
 			for (run = 1; k + run < c->span_pages && (c->bitmap[(k + run) / 8] & (1u << ((k + run) % 8))); run++)
 				;
 			r = rst_rsys(a, m, SYS_mmap, c->first_page + k * ps, run * ps, (uint64_t)fill_prot(a, ar),
-				     MAP_PRIVATE | MAP_FIXED, (uint64_t)a->img_fd_child, fileoff);
+				     MAP_PRIVATE | MAP_FIXED | ((ar->f.flags & CKIMG_AREA_NORESERVE) ? MAP_NORESERVE : 0),
+				     (uint64_t)a->img_fd_child, fileoff);
 			if (r != (long)(c->first_page + k * ps))
 				return rst_err(a, r < 0 ? (int)r : -EFAULT, "PAGES record #%u: mapping from the image: %s",
 					       c->seq, r < 0 ? strerror((int)-r) : "mapped elsewhere");
@@ -527,9 +553,25 @@ int restore_mm_wait(struct restore_args *a)
 			rst_rsys(a, m, SYS_madvise, ar->f.start, len, MADV_DONTDUMP, 0, 0, 0);
 		if (ar->f.flags & CKIMG_AREA_MERGEABLE)
 			rst_rsys(a, m, SYS_madvise, ar->f.start, len, MADV_MERGEABLE, 0, 0, 0);
+		/* read-ahead advice: VmFlags "sr" (MADV_SEQUENTIAL), "rr" (MADV_RANDOM) */
+		if (area_vmflag(ar, "sr"))
+			rst_rsys(a, m, SYS_madvise, ar->f.start, len, MADV_SEQUENTIAL, 0, 0, 0);
+		if (area_vmflag(ar, "rr"))
+			rst_rsys(a, m, SYS_madvise, ar->f.start, len, MADV_RANDOM, 0, 0, 0);
+		/* "lf": locked on fault (mlock2 MLOCK_ONFAULT), else plain mlock */
 		if ((ar->f.flags & CKIMG_AREA_LOCKED) &&
-		    rst_rsys(a, m, SYS_mlock, ar->f.start, len, 0, 0, 0, 0) < 0)
+		    rst_rsys(a, m, SYS_mlock2, ar->f.start, len, area_vmflag(ar, "lf") ? MLOCK_ONFAULT : 0, 0, 0, 0) < 0)
 			rst_warn("AREA record #%u: mlock failed; the area is not locked", ar->seq);
+	}
+	/* sealed areas ("sl", mseal(2)) last: no protection or mapping change is possible after */
+	for (size_t i = 0; i < img->nareas; i++) {
+		struct img_area *ar = &img->areas[i];
+		long r;
+		if (area_is_special(ar) || !area_vmflag(ar, "sl"))
+			continue;
+		r = rst_rsys(a, m, SYS_mseal_, ar->f.start, ar->f.end - ar->f.start, 0, 0, 0, 0);
+		if (r < 0)
+			return rst_err(a, (int)r, "AREA record #%u: mseal: %s", ar->seq, strerror((int)-r));
 	}
 	if ((err = restore_mm_map(a)))
 		return err;
