@@ -94,3 +94,12 @@ describe("memory areas", () => {
     });
   }
 });
+
+describe("credentials and prctl state", () => {
+  for (const mode of ["root", "nonroot"]) {
+    it(`groups, capabilities, securebits, scheduler, timer slack, no_new_privs, pdeathsig, subreaper, THP-disable, dumpable, oom_score_adj (${mode})`, async () => {
+      const { verdict } = await zdtmRoundTrip([prog("creds"), mode]);
+      expect(verdict).toBe("PASS");
+    });
+  }
+});

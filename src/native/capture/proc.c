@@ -131,13 +131,51 @@ static int collect_auxv(struct capture *c)
 	return err;
 }
 
+/* /proc/PID/limits, in RLIMIT_* order: "Name (padded to 26)  soft  hard  units". Used when
+ * prlimit() is refused (another uid and no CAP_SYS_RESOURCE). */
+static int limits_from_proc(struct capture *c, int r, struct rlimit *rl)
+{
+	char path[64], *text = NULL, *line;
+	int idx = -1, err = -ENOENT;
+
+	snprintf(path, sizeof(path), "/proc/%d/limits", c->pid);
+	if (read_file(path, &text, NULL))
+		return -errno;
+	for (line = text; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+		if (idx++ != r || strlen(line) < 27)
+			continue;
+		char *p = line + 26, *end;
+		unsigned long long v[2];
+		for (int k = 0; k < 2; k++) {
+			while (*p == ' ')
+				p++;
+			if (!strncmp(p, "unlimited", 9)) {
+				v[k] = RLIM_INFINITY;
+				p += 9;
+			} else {
+				v[k] = strtoull(p, &end, 10);
+				if (end == p)
+					goto out;
+				p = end;
+			}
+		}
+		rl->rlim_cur = v[0];
+		rl->rlim_max = v[1];
+		err = 0;
+		break;
+	}
+out:
+	free(text);
+	return err;
+}
+
 static int collect_rlimits(struct capture *c)
 {
 	uint32_t n = 0;
 	int err = buf_put(&c->rlimits, &(struct ckimg_list_fixed){ 8, 0 }, 8);
 	for (int r = 0; !err && r < RLIM_NLIMITS; r++) {
 		struct rlimit rl;
-		if (prlimit(c->pid, r, NULL, &rl) < 0)
+		if (prlimit(c->pid, r, NULL, &rl) < 0 && (errno != EPERM || limits_from_proc(c, r, &rl)))
 			return cap_fail(-errno, "prlimit %d", r);
 		struct ckimg_rlimit_entry e = { (uint32_t)r, 0, rl.rlim_cur, rl.rlim_max };
 		err = buf_put(&c->rlimits, &e, sizeof(e));
