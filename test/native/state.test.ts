@@ -103,3 +103,15 @@ describe("credentials and prctl state", () => {
     });
   }
 });
+
+describe("rseq and seccomp", () => {
+  it("every thread's rseq registration comes back and the kernel keeps cpu_id current (zdtm rseq00)", async () => {
+    const { verdict } = await zdtmRoundTrip([prog("rseq")]);
+    expect(verdict).toBe("PASS");
+  });
+
+  it("seccomp filters per thread (stacked and inherited), strict mode and no_new_privs come back", async () => {
+    const { verdict } = await zdtmRoundTrip([prog("seccomp")]);
+    expect(verdict).toBe("PASS");
+  });
+});
