@@ -28,6 +28,7 @@ import {
 } from "../format/index.js";
 import { SHF_ALLOC } from "../elf/raw.js";
 import type { Module, ModuleMap } from "./modules.js";
+import { diffState } from "./diff-state.js";
 
 // ---------------------------------------------------------------------------------------
 // Types
@@ -225,6 +226,8 @@ export interface ImageDiff {
   areas: { added: AreaRef[]; removed: AreaRef[]; changed: AreaChange[] };
   memory: AreaMemoryDiff[];
   files: { opened: FdRef[]; closed: FdRef[]; changed: FdChange[] };
+  /** format 1.1 timers, process and thread state, seccomp (diff-state.ts) */
+  state: FieldChange[];
   stats: DiffStats;
 }
 
@@ -264,6 +267,7 @@ export async function diffImages(a: CheckpointImage, b: CheckpointImage, opts: D
     areas: { added: areaMatch.added.map(areaRef), removed: areaMatch.removed.map(areaRef), changed: areaMatch.changed },
     memory,
     files: diffFds(a.fds, b.fds),
+    state: diffState(a, b),
     stats,
   };
   result.same =
@@ -271,7 +275,7 @@ export async function diffImages(a: CheckpointImage, b: CheckpointImage, opts: D
     !result.environ.changed.length && !result.signals.length && !result.threads.added.length &&
     !result.threads.removed.length && !result.threads.changed.length && !result.areas.added.length &&
     !result.areas.removed.length && !result.areas.changed.length && !memory.length && !result.files.opened.length &&
-    !result.files.closed.length && !result.files.changed.length;
+    !result.files.closed.length && !result.files.changed.length && !result.state.length;
   stats.seconds = (performance.now() - started) / 1000;
   return result;
 }

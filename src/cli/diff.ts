@@ -40,7 +40,7 @@ export function diffText(d: ImageDiff): string {
   out.push(`a  ${d.a.path}  (pid ${d.a.pid} ${d.a.comm})`);
   out.push(`b  ${d.b.path}  (pid ${d.b.pid} ${d.b.comm})`);
   if (d.same) {
-    out.push("same: no difference in process, threads, memory map, memory or files");
+    out.push("same: no difference in process, threads, memory map, memory, files or state");
     return out.join("\n") + "\n";
   }
   if (d.process.length) {
@@ -105,6 +105,10 @@ export function diffText(d: ImageDiff): string {
     for (const x of f.closed) out.push(`  - fd ${x.fd} ${x.kind} ${x.path}`);
     for (const x of f.opened) out.push(`  + fd ${x.fd} ${x.kind} ${x.path}`);
     for (const c of f.changed) out.push(`  ~ fd ${c.fd} ${c.path}: ${c.changes.map((x) => `${x.field} ${val(x.a, x.field)} → ${val(x.b, x.field)}`).join(", ")}`);
+  }
+  if (d.state.length) {
+    out.push("", "state");
+    for (const c of d.state) out.push(`  ${c.field}: ${val(c.a, c.field)} → ${val(c.b, c.field)}`);
   }
   const s = d.stats;
   out.push("", `compared ${s.chunksA}+${s.chunksB} chunks (${s.chunksEqualByCrc} pairs equal by CRC), read ${s.chunksRead}, ${s.pagesCompared} pages compared in ${(s.seconds * 1000).toFixed(0)} ms`);

@@ -9,6 +9,7 @@ import {
 import { againstDiskText, verifyAgainstDisk } from "../analysis/against-disk.js";
 import { EXIT_FINDING, EXIT_OK, UsageError, hex, parseVerbArgs, toJson, type CliContext, type Verb } from "./common.js";
 import { progressPrinter } from "./progress.js";
+import { stateReport, stateText } from "./state-report.js";
 
 const SIGNAL_NAMES = [
   "", "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL",
@@ -83,6 +84,8 @@ export function inspectReport(img: CheckpointImage) {
     signals: img.sigactions.actions.map((a) => ({
       signo: a.signo, name: signalName(a.signo), handler: handlerName(a.handler), flags: hex(a.flags), mask: hex(a.mask), restorer: hex(a.restorer),
     })),
+    /** format 1.1: timers, process and thread state, seccomp (null in 1.0 images) */
+    state: stateReport(img),
   };
 }
 
@@ -123,7 +126,7 @@ export function inspectText(r: InspectReport): string {
   out.push("");
   out.push(`signals  ${r.signals.length} dispositions set`);
   out.push(table(["SIGNAL", "HANDLER", "FLAGS", "MASK"], r.signals.map((s) => [`${s.name} (${s.signo})`, s.handler, s.flags, s.mask])));
-  return out.join("\n") + "\n";
+  return out.join("\n") + "\n" + stateText(r.state);
 }
 
 export function verifyText(r: VerifyReport): string {

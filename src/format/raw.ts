@@ -9,7 +9,7 @@ export const RECORD_MAGIC = Uint8Array.of(0x43, 0x4b, 0x52, 0x31); // "CKR1"
 export const TRAILER_MAGIC = Uint8Array.of(0x43, 0x4b, 0x49, 0x4d, 0x47, 0x45, 0x4e, 0x44); // "CKIMGEND"
 
 export const VERSION_MAJOR = 1;
-export const VERSION_MINOR = 0;
+export const VERSION_MINOR = 1;
 export const HEADER_SIZE = 64;
 export const RECORD_HEADER_SIZE = 32;
 export const TRAILER_SIZE = 32;
@@ -43,7 +43,12 @@ export const RecordType = {
   AUXV: 0x0004,
   RLIMITS: 0x0005,
   SIGACTIONS: 0x0006,
+  // format 1.1, per-process / per-thread state (records-state.ts)
+  TIMERS: 0x0007,
+  PROCESS_STATE: 0x0008,
+  SECCOMP: 0x0009,
   THREAD: 0x0010,
+  THREAD_STATE: 0x0011,
   AREA: 0x0020,
   PAGES: 0x0021,
   MAPPED_FILE: 0x0030,

@@ -24,6 +24,10 @@ import {
   type AreaRecord, type AuxvEntry, type FdRecord, type MappedFileRecord, type PagesChunkHeader,
   type ProcessRecord, type RlimitEntry, type SigactionsRecord, type ThreadRecord,
 } from "./records.js";
+import {
+  decodeProcessState, decodeSeccomp, decodeThreadState, decodeTimers,
+  type ProcessStateRecord, type SeccompFilter, type ThreadStateRecord, type TimersRecord,
+} from "./records-state.js";
 
 export interface ImageHeader {
   versionMajor: number;
@@ -112,6 +116,7 @@ const MAX_PAGES_PAYLOAD = MAX_CHUNK_RAW + MAX_CHUNK_RAW / 255 + 16 + FIXED_SIZE.
 
 const SINGLETONS = new Set<number>([
   RecordType.PROCESS, RecordType.ARGV, RecordType.ENVIRON, RecordType.AUXV, RecordType.RLIMITS, RecordType.SIGACTIONS,
+  RecordType.TIMERS, RecordType.PROCESS_STATE, RecordType.SECCOMP,
 ]);
 
 export function recordTypeName(type: number): string {
@@ -163,6 +168,11 @@ export class CheckpointImage {
   areas: AreaRecord[] = [];
   files: MappedFileRecord[] = [];
   fds: FdRecord[] = [];
+  /** format 1.1 state (undefined / empty in 1.0 images) */
+  timers: TimersRecord | undefined;
+  processState: ProcessStateRecord | undefined;
+  seccompFilters: SeccompFilter[] = [];
+  threadStates: ThreadStateRecord[] = [];
   unknownRecords: UnknownRecord[] = [];
   /** page chunks per area id, sorted by first page */
   readonly chunksByArea = new Map<number, ChunkRef[]>();
@@ -497,6 +507,15 @@ export class CheckpointImage {
         unique(this.fileById, f.id, "mapped file id");
         this.fileById.set(f.id, f);
         this.files.push(f);
+        break;
+      }
+      case RecordType.TIMERS: this.timers = decodeTimers(payload, base, where); break;
+      case RecordType.PROCESS_STATE: this.processState = decodeProcessState(payload, base, where); break;
+      case RecordType.SECCOMP: this.seccompFilters = decodeSeccomp(payload, base, where); break;
+      case RecordType.THREAD_STATE: {
+        const t = decodeThreadState(payload, base, where);
+        unique(new Set(this.threadStates.map((x) => x.tid)), t.tid, "thread state of tid");
+        this.threadStates.push(t);
         break;
       }
       case RecordType.FD: {

@@ -19,6 +19,10 @@ import {
   type AreaRecord, type AuxvEntry, type FdRecord, type MappedFileRecord, type ProcessRecord,
   type RlimitEntry, type SigactionsRecord, type ThreadRecord,
 } from "./records.js";
+import {
+  encodeProcessState, encodeSeccomp, encodeThreadState, encodeTimers,
+  type ProcessStateRecord, type SeccompFilter, type ThreadStateRecord, type TimersRecord,
+} from "./records-state.js";
 
 export interface ImageWriterOptions {
   pageSize?: number;
@@ -114,6 +118,10 @@ export class ImageWriter {
   addArea(a: AreaRecord) { return this.writeRecord(RecordType.AREA, encodeArea(a), { key32: a.id, key64: a.start }); }
   addMappedFile(f: MappedFileRecord) { return this.writeRecord(RecordType.MAPPED_FILE, encodeMappedFile(f), { key32: f.id }); }
   addFd(f: FdRecord) { return this.writeRecord(RecordType.FD, encodeFd(f), { key32: f.fd }); }
+  addTimers(t: TimersRecord) { return this.writeRecord(RecordType.TIMERS, encodeTimers(t)); }
+  addProcessState(p: ProcessStateRecord) { return this.writeRecord(RecordType.PROCESS_STATE, encodeProcessState(p)); }
+  addSeccomp(f: readonly SeccompFilter[]) { return this.writeRecord(RecordType.SECCOMP, encodeSeccomp(f)); }
+  addThreadState(t: ThreadStateRecord) { return this.writeRecord(RecordType.THREAD_STATE, encodeThreadState(t), { key32: t.tid }); }
 
   /**
    * One PAGES chunk: `raw` holds the stored pages (bits set in `bitmap`) back to back.
