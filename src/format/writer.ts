@@ -34,6 +34,8 @@ export interface ImageWriterOptions {
   codec?: CodecId;
   /** fsync before rename (default true) */
   durable?: boolean;
+  /** header version_minor (default: this library's, 1); an image holding only 1.0 records may say 0 */
+  versionMinor?: number;
 }
 
 export interface RecordKeys {
@@ -89,7 +91,7 @@ export class ImageWriter {
     const temp = tempPathBeside(path);
     const handle = await open(temp, "wx", 0o600);
     const w = new ImageWriter(handle, temp, path, pageSize, opts.codec ?? CODEC.LZ4, opts.durable ?? true);
-    w.push(encodeHeader(pageSize, opts.createdNs ?? BigInt(Date.now()) * 1_000_000n, opts.imageId ?? randomBytes(16)));
+    w.push(encodeHeader(pageSize, opts.createdNs ?? BigInt(Date.now()) * 1_000_000n, opts.imageId ?? randomBytes(16), opts.versionMinor));
     return w;
   }
 
@@ -284,12 +286,12 @@ export function isZeroPage(page: Uint8Array): boolean {
   return true;
 }
 
-function encodeHeader(pageSize: number, createdNs: bigint, imageId: Uint8Array): Uint8Array {
+function encodeHeader(pageSize: number, createdNs: bigint, imageId: Uint8Array, versionMinor = VERSION_MINOR): Uint8Array {
   const h = new Uint8Array(HEADER_SIZE);
   const v = new DataView(h.buffer);
   h.set(IMAGE_MAGIC, HDR.magic);
   v.setUint16(HDR.versionMajor, VERSION_MAJOR, true);
-  v.setUint16(HDR.versionMinor, VERSION_MINOR, true);
+  v.setUint16(HDR.versionMinor, versionMinor, true);
   v.setUint32(HDR.headerSize, HEADER_SIZE, true);
   v.setUint32(HDR.pageSize, pageSize, true);
   v.setUint16(HDR.machine, EM_X86_64, true);
