@@ -51,6 +51,15 @@ export interface CaptureSummary {
   freezeMs: number;
   totalMs: number;
   killed: boolean;
+  /** What the image cannot bring back, and why (one line each, e.g. a timer's overrun count). */
+  warnings: string[];
+}
+
+const WARNING = /^ckimg-capture: warning: (.*)$/;
+
+/** The capturer's "warning:" lines (pure). */
+export function captureWarnings(stderr: string): string[] {
+  return stderr.split("\n").map((l) => WARNING.exec(l.trim())?.[1]).filter((w): w is string => w !== undefined);
 }
 
 /** Failure of the native capturer: `message` is its one-line reason. */
@@ -116,8 +125,8 @@ export function runCapture(opts: CaptureOptions): Promise<CaptureSummary> {
     });
     child.on("close", (code, signal) => {
       cleanup();
-      if (code === 0 && summary) return resolve(summary);
-      const line = stderrText.split("\n").map((l) => l.trim()).filter(Boolean).pop();
+      if (code === 0 && summary) return resolve({ ...summary, warnings: captureWarnings(stderrText) });
+      const line = stderrText.split("\n").map((l) => l.trim()).filter((l) => l && !WARNING.test(l)).pop();
       const why = line?.replace(/^ckimg-capture: /, "") ?? (signal ? `capturer killed by ${signal}` : `capturer exited with ${code}`);
       reject(new CaptureError(why));
     });
@@ -131,7 +140,7 @@ function parseSummary(line: string): CaptureSummary {
     imageBytes: Number(j.image_bytes), memoryBytes: Number(j.memory_bytes),
     storedPages: Number(j.stored_pages), storedBytes: Number(j.stored_bytes),
     threads: Number(j.threads), areas: Number(j.areas), files: Number(j.files), fds: Number(j.fds),
-    freezeMs: Number(j.freeze_ms), totalMs: Number(j.total_ms), killed: j.killed === true,
+    freezeMs: Number(j.freeze_ms), totalMs: Number(j.total_ms), killed: j.killed === true, warnings: [],
   };
 }
 
@@ -194,6 +203,7 @@ export const CAPTURE_VERB: Verb = {
     } finally {
       progress.done();
     }
+    if (!opts.json) for (const w of summary.warnings) ctx.stderr(`ckimg: ${opts.output}: warning: ${w}\n`);
     ctx.stdout(opts.json ? toJson(summary) : captureText(summary));
     return EXIT_OK;
   },

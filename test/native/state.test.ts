@@ -6,7 +6,8 @@
  * the restorer's stdio (its own fds 0-2 were pipes to this test).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { crc32 } from "node:zlib";
 import { join } from "node:path";
 import { REPO, compileC, makeTempDir, removeTempDirs, runCli, sleep, startProcess, type Started } from "./helpers.js";
 
@@ -113,5 +114,104 @@ describe("rseq and seccomp", () => {
   it("seccomp filters per thread (stacked and inherited), strict mode and no_new_privs come back", async () => {
     const { verdict } = await zdtmRoundTrip([prog("seccomp")]);
     expect(verdict).toBe("PASS");
+  });
+});
+
+describe("what cannot come back is said, and refused unless --force", () => {
+  it("capture names a timer's overrun count; restore --detach refuses a parent-death signal in one line, --force restores with a warning", async () => {
+    const exe = prog("lost", ["-lrt"]);
+    const img = join(tmp, "lost.img");
+    const p = startProcess([exe], { cwd: tmp });
+    let cap;
+    try {
+      await p.waitForLine(/^ready$/);
+      cap = runCli(["capture", String(p.pid), "-o", img, "--kill"]);
+    } finally {
+      await p.kill();
+      await gone(p.pid);
+    }
+    expect(cap.status).toBe(0);
+    expect(cap.stderr).toMatch(/^ckimg: .*lost\.img: warning: POSIX timer 0: overrun count \d+ cannot be restored/m);
+    const json = JSON.parse(runCli(["inspect", "--json", img]).stdout);
+    expect(json.state.timers.posix[0].overrun).toBeGreaterThanOrEqual(20);
+    expect(json.state.threads[0].pdeathsig).toBe("SIGUSR1");
+
+    const r = runCli(["restore", "--detach", img]);
+    expect(r.status).toBe(2);
+    const lines = r.stderr.trim().split("\n").filter((l) => !/warning: TIMERS record/.test(l));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/THREAD_STATE record #\d+: a parent-death signal cannot be kept with --detach .*use --force/);
+    expect(existsSync(`/proc/${p.pid}`)).toBe(false);
+
+    const reaper = compileC(readFileSync(join(REPO, "test/native/restore-programs/subreaper.c"), "utf8"), "subreaper");
+    const s = startProcess([reaper, process.execPath, CLI, "restore", "--detach", "--force", img]);
+    try {
+      await s.waitForLine(new RegExp(`^${p.pid}$`));
+      expect(s.stderr()).toMatch(/parent-death signal .*--force: restoring without it/);
+      const st = readFileSync(`/proc/${p.pid}/status`, "utf8");
+      expect(st).toMatch(/State:\s+[SR]/);
+    } finally {
+      try { process.kill(p.pid, "SIGKILL"); } catch { /* gone */ }
+      await Promise.race([s.exited, sleep(10_000)]);
+      await s.kill();
+      await gone(p.pid);
+    }
+  });
+
+  it("the restorer refuses a damaged state record in one line and leaves no process", async () => {
+    const exe = prog("timers", ["-lrt"]);
+    const img = join(tmp, "damaged-state.img");
+    const p = startProcess([exe], { cwd: tmp });
+    try {
+      await p.waitForLine(/^ready$/);
+      expect(runCli(["capture", String(p.pid), "-o", img, "--kill"]).status).toBe(0);
+    } finally {
+      await p.kill();
+      await gone(p.pid);
+    }
+    const { openImage, RecordType } = await import("../../src/format/index.js");
+    const image = await openImage(img);
+    const e = image.entries.find((x) => x.type === RecordType.TIMERS)!;
+    await image.close();
+    const buf = readFileSync(img);
+    const payload = e.offset + 32;
+    buf.writeUInt32LE(9, payload + 64 + 8);            // first POSIX timer: notify 9 (no such type)
+    buf.writeUInt32LE(crc32(buf.subarray(payload, payload + e.payloadLength)), e.offset + 16);
+    buf.writeUInt32LE(crc32(buf.subarray(e.offset, e.offset + 28)), e.offset + 28);
+    writeFileSync(img, buf);
+    const r = runCli(["restore", img]);
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toMatch(new RegExp(`^ckimg: ${img}: BAD_FIELD: TIMERS record #${e.sequence} at offset ${e.offset}: timer \\d+: notify 9`));
+    expect(existsSync(`/proc/${p.pid}`)).toBe(false);
+    // the TS reader names it too
+    await expect(openImage(img)).rejects.toThrow(/notify 9/);
+  });
+});
+
+describe("inspect and diff show the state of real captures", () => {
+  it("inspect lists timers and thread state; diff of two captures names what changed", async () => {
+    const exe = prog("creds");
+    const a = join(tmp, "creds-a.img"), b = join(tmp, "creds-b.img");
+    const p = startProcess([exe, "root"], { cwd: tmp });
+    try {
+      await p.waitForLine(/^ready$/);
+      expect(runCli(["capture", String(p.pid), "-o", a]).status).toBe(0);
+      writeFileSync(`/proc/${p.pid}/oom_score_adj`, "500\n");
+      expect(runCli(["capture", String(p.pid), "-o", b]).status).toBe(0);
+    } finally {
+      await p.kill();
+      await gone(p.pid);
+    }
+    const text = runCli(["inspect", a]).stdout;
+    expect(text).toMatch(/^state {4}oom_score_adj 321 {2}dumpable 0 {2}child-subreaper {2}thp-disabled {2}groups 42,1234,5678$/m);
+    expect(text).toMatch(/ rr:3 /);          // the worker's SCHED_RR priority 3
+    expect(text).toMatch(/ambient net_admin/);
+    expect(text).toMatch(/no_new_privs/);
+    const d = runCli(["diff", a, b]);
+    expect(d.status).toBe(1);
+    expect(d.stdout).toMatch(/^state\n {2}oom_score_adj: 321 → 500$/m);
+    const dj = JSON.parse(runCli(["diff", "--json", a, b]).stdout);
+    expect(dj.state).toEqual([{ field: "oom_score_adj", a: 321, b: 500 }]);
   });
 });
