@@ -3,6 +3,7 @@
  * 40-byte index entries are kept), and the image appears atomically — written to a temp file
  * (mode 0600) in the target directory, fsynced, then renamed. abort() leaves nothing behind.
  */
+import { encodeFdState, type FdStateRecord } from "./records-fd.js";
 import { open, rename, unlink, type FileHandle } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { tempPathBeside } from "./atomic.js";
@@ -114,6 +115,11 @@ export class ImageWriter {
   addArea(a: AreaRecord) { return this.writeRecord(RecordType.AREA, encodeArea(a), { key32: a.id, key64: a.start }); }
   addMappedFile(f: MappedFileRecord) { return this.writeRecord(RecordType.MAPPED_FILE, encodeMappedFile(f), { key32: f.id }); }
   addFd(f: FdRecord) { return this.writeRecord(RecordType.FD, encodeFd(f), { key32: f.fd }); }
+  /** A format 1.1 fd kind state record (pipe, socket, …). */
+  addFdState(s: FdStateRecord) {
+    const e = encodeFdState(s);
+    return this.writeRecord(e.type, e.payload, { key32: e.key32, key64: e.key64 });
+  }
 
   /**
    * One PAGES chunk: `raw` holds the stored pages (bits set in `bitmap`) back to back.

@@ -25,7 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "restore.h"
+#include "fds.h"
 
 static struct restore_args args;
 static volatile sig_atomic_t fwd_pid;
@@ -65,7 +65,7 @@ static int check_image(struct restore_args *a)
 		}
 		pages += img->chunks[i].stored_pages;
 	}
-	if ((err = restore_check_files(a))) {
+	if ((err = restore_check_files(a)) || (err = restore_fds_check(a))) {
 		rst_log_error("%s", a->err);
 		return 2;
 	}
@@ -155,7 +155,7 @@ int main(int argc, char **argv)
 	rst_trace(a, "image read");
 	if (check_only)
 		return check_image(a);
-	if ((err = restore_check_files(a)) || (err = restore_fork(a)) || (err = restore_mm(a)) ||
+	if ((err = restore_check_files(a)) || (err = restore_fds_check(a)) || (err = restore_fork(a)) || (err = restore_mm(a)) ||
 	    (err = restore_threads(a)) || (err = restore_mm_wait(a)) || (err = restore_creds(a)) ||
 	    (err = restore_finish(a))) {
 		restore_abort(a);
