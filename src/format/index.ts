@@ -15,6 +15,7 @@ export * from "./errors.js";
 export * from "./raw.js";
 export * from "./records.js";
 export * from "./records-state.js";
+export * from "./records-fd.js";
 export * from "./reader.js";
 export * from "./writer.js";
 export * from "./verify.js";

@@ -3,6 +3,7 @@
  * 40-byte index entries are kept), and the image appears atomically — written to a temp file
  * (mode 0600) in the target directory, fsynced, then renamed. abort() leaves nothing behind.
  */
+import { encodeFdState, type FdStateRecord } from "./records-fd.js";
 import { open, rename, unlink, type FileHandle } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { tempPathBeside } from "./atomic.js";
@@ -124,6 +125,11 @@ export class ImageWriter {
   addProcessState(p: ProcessStateRecord) { return this.writeRecord(RecordType.PROCESS_STATE, encodeProcessState(p)); }
   addSeccomp(f: readonly SeccompFilter[]) { return this.writeRecord(RecordType.SECCOMP, encodeSeccomp(f)); }
   addThreadState(t: ThreadStateRecord) { return this.writeRecord(RecordType.THREAD_STATE, encodeThreadState(t), { key32: t.tid }); }
+  /** A format 1.1 fd kind state record (pipe, socket, …). */
+  addFdState(s: FdStateRecord) {
+    const e = encodeFdState(s);
+    return this.writeRecord(e.type, e.payload, { key32: e.key32, key64: e.key64 });
+  }
 
   /**
    * One PAGES chunk: `raw` holds the stored pages (bits set in `bitmap`) back to back.

@@ -279,8 +279,15 @@ struct ckimg_fd_fixed {
 	uint64_t inode;
 	uint32_t rdev_major;
 	uint32_t rdev_minor;
+	/* format 1.1 (fixed_size 80; a 1.0 record has 56 and these read as 0) */
+	uint32_t file_id;           /* open file description: fds with one non-zero id share it */
+	uint32_t owner_type;        /* F_GETOWN_EX type: 0 F_OWNER_TID, 1 F_OWNER_PID, 2 F_OWNER_PGRP */
+	uint32_t owner_id;          /* F_GETOWN_EX pid (0: no owner) */
+	uint32_t owner_signal;      /* F_GETSIG (0: SIGIO) */
+	uint32_t state;             /* CKIMG_FDS_* */
+	uint32_t reserved;
 } __attribute__((packed));
-/* VARIABLE: STR path */
+/* VARIABLE: STR path, STR note (1.1: why the fd cannot be brought back, empty if it can) */
 
 static_assert(sizeof(struct ckimg_header) == 64, "header layout");
 static_assert(sizeof(struct ckimg_record_header) == 32, "record header layout");
@@ -296,7 +303,38 @@ static_assert(sizeof(struct ckimg_thread_fixed) == 88, "thread layout");
 static_assert(sizeof(struct ckimg_area_fixed) == 64, "area layout");
 static_assert(sizeof(struct ckimg_pages_fixed) == 48, "pages layout");
 static_assert(sizeof(struct ckimg_mapped_file_fixed) == 80, "mapped file layout");
-static_assert(sizeof(struct ckimg_fd_fixed) == 56, "fd layout");
+static_assert(sizeof(struct ckimg_fd_fixed) == 80, "fd layout");
+
+
+/* ---------------------------------------------------------------------------------------
+ * Format 1.1, issue 10 "fd": per-fd kind state (FORMAT.md 4.11-4.16), types 0x0041-0x004F.
+ * Shared kernel objects carry an object id (the inode): several fds, descriptions or (later)
+ * processes refer to one object, which is recorded once.
+ */
+#define CKIMG_FD_MIN_FIXED_1_0  56
+#define CKIMG_FDS_UNRESTORABLE  (1u << 0)   /* FD.state: cannot be brought back (note says why) */
+#define CKIMG_FDS_PEER_OUTSIDE  (1u << 1)   /* FD.state: its other end is in a process outside the
+                                              * image; it comes back detached (note says how) */
+
+enum ckimg_fd_record_type {
+	CKIMG_REC_PIPE        = 0x0041,
+};
+
+/* PIPE (0x0041): one per pipe or FIFO whose buffer is recorded; key32 = first fd, key64 = pipe_id */
+struct ckimg_pipe_fixed {
+	uint32_t fixed_size;        /* 32 */
+	uint32_t flags;             /* CKIMG_PIPE_* */
+	uint64_t pipe_id;           /* the pipe's inode (pipefs, or the FIFO's inode) */
+	uint32_t pipe_size;         /* F_GETPIPE_SZ, bytes */
+	uint32_t data_length;       /* buffered bytes that follow */
+	uint32_t dev_major;         /* st_dev of the inode */
+	uint32_t dev_minor;
+} __attribute__((packed));
+/* VARIABLE: DATA[data_length] (the bytes waiting in the pipe, oldest first) */
+#define CKIMG_PIPE_FIFO         (1u << 0)   /* a named FIFO (reopened by the FD record's path) */
+#define CKIMG_PIPE_HAS_READER   (1u << 1)   /* a reading end is among the recorded fds */
+#define CKIMG_PIPE_HAS_WRITER   (1u << 2)   /* a writing end is among the recorded fds */
+static_assert(sizeof(struct ckimg_pipe_fixed) == 32, "pipe layout");
 
 /* ===================================================================================== */
 /* Format 1.1, issue 10 "state": per-process and per-thread state (FORMAT.md 4.11-4.14).  */

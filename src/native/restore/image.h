@@ -51,9 +51,21 @@ struct img_file {
 
 struct img_fd {
 	struct ckimg_fd_fixed f;
-	struct img_str path;
+	struct img_str path, note;  /* note: 1.1, why it cannot come back (empty: it can) */
 	uint32_t seq;
 };
+
+/* A record of an fd kind (types 0x0041-0x005F), kept whole for its kind to decode; the kind
+ * checks it before the fork (restore_fds_check) so damage is refused with no process made. */
+struct img_fdrec {
+	uint16_t type;
+	uint32_t seq, key32;
+	uint64_t key64, off;
+	uint8_t *p;
+	uint64_t len;
+};
+#define IMG_FDREC_FIRST 0x0041
+#define IMG_FDREC_LAST  0x005F
 
 struct img_chunk {
 	uint32_t area_id;
@@ -126,6 +138,8 @@ struct img {
 	size_t nfiles;
 	struct img_fd *fds;
 	size_t nfds;
+	struct img_fdrec *fdrecs;
+	size_t nfdrecs;
 	struct img_chunk *chunks;
 	size_t nchunks;
 	struct img_state st;
@@ -155,6 +169,10 @@ int img_read_chunk(const struct img *img, const struct img_chunk *c, uint8_t *bu
 int rst_decompress(uint8_t codec, const uint8_t *src, size_t slen, uint8_t *dst, size_t dlen);
 
 const char *img_type_name(uint16_t type);
+/* The kind record of `type` keyed by fd `key32` (the first fd of its description), or NULL. */
+const struct img_fdrec *img_fdrec_by_fd(const struct img *img, uint16_t type, uint32_t key32);
+/* ... or by object id (key64). */
+const struct img_fdrec *img_fdrec_by_id(const struct img *img, uint16_t type, uint64_t key64);
 
 /* state-image.c: parse one TIMERS / PROCESS_STATE / SECCOMP / THREAD_STATE payload (owned by
  * the caller, copied as needed), and the cross-record checks once all records are read. */

@@ -1,0 +1,83 @@
+/**
+ * Format 1.1 fd state records (records-fd.ts): round trips, forward compatibility, and hostile
+ * payloads (fast-check): a damaged record is refused with an ImageError naming the offset,
+ * never a crash, a hang or an allocation beyond the payload.
+ */
+import { describe, expect, test } from "vitest";
+import fc from "fast-check";
+import { FD_STATE_CODECS, FdRecordType, ImageError, encodeFdState, type FdStateRecord, type PipeState } from "../../src/format/index.js";
+import { u32, u64 } from "../support/arbitraries.js";
+
+const where = { recordType: "TEST" };
+
+export const arbPipe: fc.Arbitrary<PipeState> = fc.record({
+  type: fc.constant("pipe" as const), fd: u32, pipeId: u64, devMajor: u32, devMinor: u32,
+  fifo: fc.boolean(), hasReader: fc.boolean(), hasWriter: fc.boolean(),
+  pipeSize: fc.constantFrom(4096, 65536, 1 << 20), data: fc.uint8Array({ maxLength: 4096 }),
+});
+
+export const arbFdState: fc.Arbitrary<FdStateRecord> = fc.oneof(arbPipe);
+
+function decode(type: number, payload: Uint8Array, key32: number, key64: bigint): FdStateRecord {
+  const codec = FD_STATE_CODECS.get(type);
+  if (!codec) throw new Error(`no codec for ${type}`);
+  return codec.decode(payload, 1000, where, key32, key64);
+}
+
+describe("fd state records", () => {
+  test("round trip through encodeFdState and the reader's codec", () => {
+    fc.assert(fc.property(arbFdState, (s) => {
+      const e = encodeFdState(s);
+      expect(decode(e.type, e.payload, e.key32, e.key64)).toEqual(s);
+    }));
+  });
+
+  test("a larger fixed_size (fields of a later minor version) is skipped", () => {
+    fc.assert(fc.property(arbFdState, fc.uint8Array({ minLength: 1, maxLength: 32 }), (s, extra) => {
+      const e = encodeFdState(s);
+      const fixed = new DataView(e.payload.buffer).getUint32(0, true);
+      const grown = new Uint8Array(e.payload.length + extra.length);
+      grown.set(e.payload.subarray(0, fixed));
+      grown.set(extra, fixed);
+      grown.set(e.payload.subarray(fixed), fixed + extra.length);
+      new DataView(grown.buffer).setUint32(0, fixed + extra.length, true);
+      expect(decode(e.type, grown, e.key32, e.key64)).toEqual(s);
+    }));
+  });
+
+  test("hostile payloads: only ImageError (BAD_FIELD or TRUNCATED) with an offset inside the record", () => {
+    const types = [...FD_STATE_CODECS.keys()];
+    fc.assert(fc.property(fc.constantFrom(...types), fc.uint8Array({ maxLength: 200 }), (type, junk) => {
+      try {
+        decode(type, junk, 3, 0n);
+      } catch (err) {
+        expect(err).toBeInstanceOf(ImageError);
+        expect(["BAD_FIELD", "TRUNCATED"]).toContain((err as ImageError).code);
+        expect((err as ImageError).offset).toBeGreaterThanOrEqual(1000);
+        expect((err as ImageError).offset).toBeLessThanOrEqual(1000 + Math.max(junk.length, 4));
+      }
+    }), { numRuns: 2000 });
+  });
+
+  test("mutations of valid records: decoded or refused, never anything else", () => {
+    fc.assert(fc.property(arbFdState, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }), fc.nat(), (s, flips, cut) => {
+      const e = encodeFdState(s);
+      const bad = e.payload.slice(0, e.payload.length - (cut % 8));
+      for (const [at, v] of flips) if (bad.length) bad[at % bad.length] = v;
+      try {
+        decode(e.type, bad, e.key32, e.key64);
+      } catch (err) {
+        expect(err).toBeInstanceOf(ImageError);
+      }
+    }), { numRuns: 2000 });
+  });
+
+  test("PIPE: data longer than the pipe is refused naming data_length", () => {
+    const e = encodeFdState({ type: "pipe", fd: 3, pipeId: 9n, devMajor: 0, devMinor: 14, fifo: false, hasReader: true, hasWriter: true, pipeSize: 4096, data: new Uint8Array(10) });
+    const v = new DataView(e.payload.buffer);
+    v.setUint32(16, 0, true);           // pipe_size 0: 10 bytes still fit the 64 KiB default
+    expect(() => decode(FdRecordType.PIPE, e.payload, 3, 9n)).not.toThrow();
+    v.setUint32(20, 1 << 20, true);     // data_length beyond the payload
+    expect(() => decode(FdRecordType.PIPE, e.payload, 3, 9n)).toThrow(/data_length|PIPE data/);
+  });
+});
