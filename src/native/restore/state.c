@@ -80,6 +80,13 @@ int restore_state_check(struct restore_args *a)
 	const struct img_state *st = &img->st;
 	int err;
 
+	/* warnings first: a refusal below ends the run */
+	for (uint32_t i = 0; i < st->nptimers; i++)
+		if (st->ptimers[i].overrun)
+			rst_warn("TIMERS record #%u: timer %u had an overrun count of %u, which cannot be restored",
+				 st->timers_seq, st->ptimers[i].timer_id, st->ptimers[i].overrun);
+	if (st->have_pstate && (st->pstate.valid & CKIMG_PS_PRCTL) && st->pstate.dumpable == 2)
+		rst_warn("PROCESS_STATE record #%u: dumpable 2 (suid_dumpable) is restored as 0", st->pstate_seq);
 	if (st->ntstates) {
 		for (size_t k = 0; k < img->nthreads; k++) {
 			int found = 0;
@@ -107,12 +114,6 @@ int restore_state_check(struct restore_args *a)
 				  "(the restorer, its parent, exits at once)", t->seq)))
 			return err;
 	}
-	for (uint32_t i = 0; i < st->nptimers; i++)
-		if (st->ptimers[i].overrun)
-			rst_warn("TIMERS record #%u: timer %u had an overrun count of %u, which cannot be restored",
-				 st->timers_seq, st->ptimers[i].timer_id, st->ptimers[i].overrun);
-	if (st->have_pstate && (st->pstate.valid & CKIMG_PS_PRCTL) && st->pstate.dumpable == 2)
-		rst_warn("PROCESS_STATE record #%u: dumpable 2 (suid_dumpable) is restored as 0", st->pstate_seq);
 	return 0;
 }
 
