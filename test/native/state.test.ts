@@ -216,3 +216,13 @@ describe("inspect and diff show the state of real captures", () => {
     expect(dj.state).toEqual([{ field: "oom_score_adj", a: 321, b: 500 }]);
   });
 });
+
+describe("anon-inode fds", () => {
+  for (const [codec, restoreArgs] of [["lz4", []], ["none", ["--lazy"]]] as const) {
+    it(`eventfd, timerfd, signalfd and an epoll set over them come back (${codec}${restoreArgs.length ? ", --lazy" : ""})`, async () => {
+      const { verdict, run } = await zdtmRoundTrip([prog("anonfds")], { codec, restoreArgs: [...restoreArgs] });
+      expect(verdict).toBe("PASS");
+      expect(run.capture.stderr).not.toMatch(/eventfd|timerfd|signalfd|eventpoll/);
+    });
+  }
+});

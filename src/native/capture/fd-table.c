@@ -7,10 +7,15 @@
 #include "fds.h"
 
 extern const struct fd_ops pipe_ops, fifo_ops, reg_ops, other_ops;
+extern const struct fd_ops eventfd_ops, timerfd_ops, signalfd_ops, epoll_ops;
 
 const struct fd_ops *const fd_ops_table[] = {
 	&pipe_ops,              /* pipes.c: anonymous pipes */
 	&fifo_ops,              /* pipes.c: named FIFOs */
+	&eventfd_ops,           /* anon-fds.c: eventfd (count, semaphore) */
+	&timerfd_ops,           /* anon-fds.c: timerfd (clock, value, interval, ticks) */
+	&signalfd_ops,          /* anon-fds.c: signalfd (mask) */
+	&epoll_ops,             /* anon-fds.c: epoll (watched fds, events, data) */
 	&reg_ops,               /* files-reg.c: files, directories, devices reopened by path */
 	&other_ops,             /* files-reg.c: the rest (FD record only) */
 	NULL,

@@ -438,6 +438,58 @@ static_assert(sizeof(struct ckimg_process_state_fixed) == 32, "process state lay
 static_assert(sizeof(struct ckimg_seccomp_fixed) == 8, "seccomp layout");
 static_assert(sizeof(struct ckimg_seccomp_filter) == 16, "seccomp filter layout");
 static_assert(sizeof(struct ckimg_thread_state_fixed) == 136, "thread state layout");
+
+/* ----- issue 10 "state", anon-inode fds (FORMAT.md 4.17-4.20), types 0x0050-0x0057 ------ */
+/* Keyed like every fd kind record: INDEX key32 = the first fd of the open file description. */
+#define CKIMG_REC_EVENTFD   0x0050
+#define CKIMG_REC_TIMERFD   0x0051
+#define CKIMG_REC_SIGNALFD  0x0052
+#define CKIMG_REC_EPOLL     0x0053
+
+#define CKIMG_EVENTFD_SEMAPHORE (1u << 0)
+
+struct ckimg_eventfd_fixed {
+	uint32_t fixed_size;        /* 24 */
+	uint32_t flags;             /* CKIMG_EVENTFD_SEMAPHORE */
+	uint64_t count;             /* < 0xFFFFFFFFFFFFFFFF */
+	uint64_t id;                /* fdinfo eventfd-id (informational) */
+} __attribute__((packed));
+
+struct ckimg_timerfd_fixed {
+	uint32_t fixed_size;        /* 40 */
+	int32_t  clock_id;          /* CLOCK_REALTIME, MONOTONIC, BOOTTIME, *_ALARM */
+	uint32_t settime_flags;     /* TFD_TIMER_ABSTIME 1, TFD_TIMER_CANCEL_ON_SET 2 (as set; restored relative) */
+	uint32_t reserved;
+	uint64_t ticks;             /* expirations not yet read */
+	uint64_t value_ns;          /* time to the next expiry; 0 = disarmed */
+	uint64_t interval_ns;
+} __attribute__((packed));
+
+struct ckimg_signalfd_fixed {
+	uint32_t fixed_size;        /* 16 */
+	uint32_t reserved;
+	uint64_t sigmask;           /* bit n-1 = signal n */
+} __attribute__((packed));
+
+struct ckimg_epoll_fixed {
+	uint32_t fixed_size;        /* 16 */
+	uint32_t count;             /* watched fds */
+	uint32_t entry_size;        /* 24 */
+	uint32_t reserved;
+} __attribute__((packed));
+
+struct ckimg_epoll_entry {
+	uint32_t tfd;               /* the watched fd number (an FD record) */
+	uint32_t events;            /* EPOLL* event mask as registered (EPOLLET, EPOLLONESHOT, ... included) */
+	uint64_t data;              /* epoll_data */
+	uint64_t inode;             /* inode of the watched file, to check tfd still names it */
+} __attribute__((packed));
+
+static_assert(sizeof(struct ckimg_eventfd_fixed) == 24, "eventfd layout");
+static_assert(sizeof(struct ckimg_timerfd_fixed) == 40, "timerfd layout");
+static_assert(sizeof(struct ckimg_signalfd_fixed) == 16, "signalfd layout");
+static_assert(sizeof(struct ckimg_epoll_fixed) == 16, "epoll layout");
+static_assert(sizeof(struct ckimg_epoll_entry) == 24, "epoll entry layout");
 /* ===================================================================================== */
 /* end of the issue 10 "state" block                                                       */
 /* ===================================================================================== */

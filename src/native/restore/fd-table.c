@@ -7,10 +7,19 @@
 
 extern const struct rst_fd_ops pipe_ops, fifo_ops, reg_ops, null_ops;
 int pipe_record_check(const struct img_fdrec *r, char *err, size_t errlen);
+extern const struct rst_fd_ops eventfd_ops, timerfd_ops, signalfd_ops, epoll_ops;
+int eventfd_record_check(const struct img_fdrec *r, char *err, size_t errlen);
+int timerfd_record_check(const struct img_fdrec *r, char *err, size_t errlen);
+int signalfd_record_check(const struct img_fdrec *r, char *err, size_t errlen);
+int epoll_record_check(const struct img_fdrec *r, char *err, size_t errlen);
 
 const struct rst_fd_ops *const rst_fd_ops_table[] = {
 	&pipe_ops,              /* pipes.c: anonymous pipes */
 	&fifo_ops,              /* pipes.c: named FIFOs, reopened without blocking */
+	&eventfd_ops,           /* anon-fds.c: eventfd with its count */
+	&timerfd_ops,           /* anon-fds.c: timerfd armed as it was */
+	&signalfd_ops,          /* anon-fds.c: signalfd with its mask */
+	&epoll_ops,             /* anon-fds.c: epoll, watches added once every fd is placed */
 	&reg_ops,               /* files-reg.c: files, directories, devices by path */
 	&null_ops,              /* files-reg.c: the rest keep their number on /dev/null */
 	NULL,
@@ -19,5 +28,9 @@ const struct rst_fd_ops *const rst_fd_ops_table[] = {
 /* Every kind record type restore understands, with its checker. */
 const struct rst_fd_record rst_fd_records[] = {
 	{ CKIMG_REC_PIPE, "PIPE", pipe_record_check },
+	{ CKIMG_REC_EVENTFD, "EVENTFD", eventfd_record_check },
+	{ CKIMG_REC_TIMERFD, "TIMERFD", timerfd_record_check },
+	{ CKIMG_REC_SIGNALFD, "SIGNALFD", signalfd_record_check },
+	{ CKIMG_REC_EPOLL, "EPOLL", epoll_record_check },
 	{ 0, NULL, NULL },
 };

@@ -35,6 +35,10 @@ const char *img_type_name(uint16_t type)
 	case CKIMG_REC_PROCESS_STATE: return "PROCESS_STATE";
 	case CKIMG_REC_SECCOMP: return "SECCOMP";
 	case CKIMG_REC_THREAD_STATE: return "THREAD_STATE";
+	case CKIMG_REC_EVENTFD: return "EVENTFD";
+	case CKIMG_REC_TIMERFD: return "TIMERFD";
+	case CKIMG_REC_SIGNALFD: return "SIGNALFD";
+	case CKIMG_REC_EPOLL: return "EPOLL";
 	case CKIMG_REC_PIPE: return "PIPE";
 	case CKIMG_REC_INDEX: return "INDEX";
 	default: return "record";
