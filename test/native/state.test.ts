@@ -226,3 +226,39 @@ describe("anon-inode fds", () => {
     });
   }
 });
+
+describe("a real event loop", () => {
+  it("asyncio (epoll, timers, a timerfd, an eventfd self-pipe woken from a thread) carries on after restore", async () => {
+    const img = join(tmp, "asyncio.img");
+    const p = startProcess(["/usr/bin/python3", join(SP, "asyncio_loop.py")], { cwd: tmp });
+    let last: number[] = [];
+    const nums = (l: string) => l.split(" ").filter((w) => /^\d+$/.test(w)).map(Number);
+    try {
+      await p.waitForLines(8);
+      const cap = runCli(["capture", String(p.pid), "-o", img, "--kill"]);
+      expect(cap.status, cap.stderr).toBe(0);
+      expect(cap.stderr).not.toMatch(/eventfd|timerfd|eventpoll/);
+    } finally {
+      await p.kill();
+      await gone(p.pid);
+    }
+    last = nums(p.lines[p.lines.length - 1]);
+    const r = startProcess([process.execPath, CLI, "restore", img], { cwd: tmp });
+    try {
+      await r.waitForLines(10);
+      const got = r.lines.slice(0, 10).map(nums);
+      // ticks go on from where they were, one by one
+      expect(got[0][0]).toBeGreaterThanOrEqual(last[0]);
+      expect(got[0][0]).toBeLessThanOrEqual(last[0] + 2);
+      got.forEach((g, k) => expect(g[0]).toBe(got[0][0] + k));
+      // the timerfd and the thread's wakeups through the eventfd keep counting past their values
+      expect(got[9][1]).toBeGreaterThan(last[1] + 3);
+      expect(got[9][2]).toBeGreaterThan(last[2] + 5);
+    } finally {
+      try { process.kill(p.pid, "SIGKILL"); } catch { /* gone */ }
+      await Promise.race([r.exited, sleep(10_000)]);
+      await r.kill();
+      await gone(p.pid);
+    }
+  });
+});
