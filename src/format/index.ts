@@ -16,6 +16,7 @@ export * from "./raw.js";
 export * from "./records.js";
 export * from "./records-state.js";
 export * from "./records-fd.js";
+export * from "./records-anon.js";
 export * from "./reader.js";
 export * from "./writer.js";
 export * from "./verify.js";

@@ -11,6 +11,10 @@
 import { createHash } from "node:crypto";
 import { ByteReader, ByteWriter } from "./bytes.js";
 import type { ImageErrorWhere } from "./errors.js";
+import {
+  AnonFdRecordType, anonFdFields, decodeEpoll, decodeEventfd, decodeSignalfd, decodeTimerfd, describeAnonFd, encodeAnonFd,
+  type AnonFdState,
+} from "./records-anon.js";
 
 export const FdRecordType = {
   PIPE: 0x0041,
@@ -35,7 +39,7 @@ export interface PipeState {
   data: Uint8Array;
 }
 
-export type FdStateRecord = PipeState;
+export type FdStateRecord = PipeState | AnonFdState;
 
 /** PIPE FIXED layout. */
 export const PIPE_FIXED = { size: 32, flags: 4, pipeId: 8, pipeSize: 16, dataLength: 20, devMajor: 24, devMinor: 28 } as const;
@@ -76,12 +80,17 @@ export interface FdStateCodec {
 
 export const FD_STATE_CODECS: ReadonlyMap<number, FdStateCodec> = new Map<number, FdStateCodec>([
   [FdRecordType.PIPE, { name: "PIPE", decode: (p, b, w, k) => decodePipe(p, b, w, k) }],
+  [AnonFdRecordType.EVENTFD, { name: "EVENTFD", decode: (p, b, w, k) => decodeEventfd(p, b, w, k) }],
+  [AnonFdRecordType.TIMERFD, { name: "TIMERFD", decode: (p, b, w, k) => decodeTimerfd(p, b, w, k) }],
+  [AnonFdRecordType.SIGNALFD, { name: "SIGNALFD", decode: (p, b, w, k) => decodeSignalfd(p, b, w, k) }],
+  [AnonFdRecordType.EPOLL, { name: "EPOLL", decode: (p, b, w, k) => decodeEpoll(p, b, w, k) }],
 ]);
 
 /** Record type, payload and index keys of one state record (what the writer emits). */
 export function encodeFdState(s: FdStateRecord): { type: number; payload: Uint8Array; key32: number; key64: bigint } {
   switch (s.type) {
     case "pipe": return { type: FdRecordType.PIPE, payload: encodePipe(s), key32: s.fd, key64: s.pipeId };
+    default: return encodeAnonFd(s);
   }
 }
 
@@ -92,6 +101,7 @@ export function describeFdState(s: FdStateRecord): string {
       const ends = s.hasReader && s.hasWriter ? "both ends" : s.hasReader ? "read end only" : s.hasWriter ? "write end only" : "no end";
       return `${s.fifo ? "fifo" : "pipe"} ${s.pipeId}: ${s.data.length} of ${s.pipeSize} bytes queued, ${ends}`;
     }
+    default: return describeAnonFd(s);
   }
 }
 
@@ -99,6 +109,7 @@ export function describeFdState(s: FdStateRecord): string {
 export function fdStateObjectId(s: FdStateRecord): bigint {
   switch (s.type) {
     case "pipe": return s.pipeId;
+    default: return 0n;   // anon-inode fds share one inode: no object identity
   }
 }
 
@@ -121,6 +132,7 @@ export function fdStateFields(s: FdStateRecord): Record<string, string | number 
         // a short look at what waits, to tell two captures apart without a hex dump
         queuedSha256: s.data.length ? sha256Hex(s.data) : "",
       };
+    default: return anonFdFields(s);
   }
 }
 

@@ -223,6 +223,18 @@ describe("anon-inode fds", () => {
       const { verdict, run } = await zdtmRoundTrip([prog("anonfds")], { codec, restoreArgs: [...restoreArgs] });
       expect(verdict).toBe("PASS");
       expect(run.capture.stderr).not.toMatch(/eventfd|timerfd|signalfd|eventpoll/);
+      // inspect shows each fd's state, --json carries it
+      const text = runCli(["inspect", run.img]).stdout;
+      expect(text).toMatch(/eventfd count 5\b/);
+      expect(text).toMatch(/eventfd count 3 \(semaphore\)/);
+      expect(text).toMatch(/timerfd clock 7: next in (7[01]\d\d\.\d+s|7200s)/);
+      expect(text).toMatch(/timerfd clock 1: (next in [\d.]+m?s|expired) every 300ms/);
+      expect(text).toMatch(/signalfd mask 0x200/);
+      expect(text).toMatch(/epoll: .*fd 3 in\|err\|hup data 0x1111\b/);
+      expect(text).toMatch(/epoll: .*fd \d+ in\|err\|hup\|et data 0x4444\b/);
+      const j = JSON.parse(runCli(["inspect", "--json", run.img]).stdout);
+      const ev = j.files.find((f: { fd: number }) => f.fd === 3);
+      expect(ev.state[0]).toMatchObject({ type: "eventfd", count: "5", semaphore: false });
     });
   }
 });
