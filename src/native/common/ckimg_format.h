@@ -439,7 +439,7 @@ static_assert(sizeof(struct ckimg_seccomp_fixed) == 8, "seccomp layout");
 static_assert(sizeof(struct ckimg_seccomp_filter) == 16, "seccomp filter layout");
 static_assert(sizeof(struct ckimg_thread_state_fixed) == 136, "thread state layout");
 
-/* ----- issue 10 "state", anon-inode fds (FORMAT.md 4.17-4.20), types 0x0050-0x0057 ------ */
+/* ----- issue 10 "state", anon-inode fds (FORMAT.md 4.17-4.20), types 0x0050-0x0057 -- */
 /* Keyed like every fd kind record: INDEX key32 = the first fd of the open file description. */
 #define CKIMG_REC_EVENTFD   0x0050
 #define CKIMG_REC_TIMERFD   0x0051
