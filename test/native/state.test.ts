@@ -190,6 +190,38 @@ describe("what cannot come back is said, and refused unless --force", () => {
   });
 });
 
+describe("damaged anon-inode fd state", () => {
+  it("an EPOLL record with a bad entry size is refused before any process exists", async () => {
+    const exe = prog("anonfds");
+    const img = join(tmp, "damaged-epoll.img");
+    const p = startProcess([exe], { cwd: tmp });
+    try {
+      await p.waitForLine(/^ready$/);
+      expect(runCli(["capture", String(p.pid), "-o", img, "--kill"]).status).toBe(0);
+    } finally {
+      await p.kill();
+      await gone(p.pid);
+    }
+    const { openImage } = await import("../../src/format/index.js");
+    const image = await openImage(img);
+    const e = image.entries.find((x) => x.type === 0x0053)!;
+    await image.close();
+    const buf = readFileSync(img);
+    const payload = e.offset + 32;
+    buf.writeUInt32LE(3, payload + 8);                 // entry_size 3
+    buf.writeUInt32LE(crc32(buf.subarray(payload, payload + e.payloadLength)), e.offset + 16);
+    buf.writeUInt32LE(crc32(buf.subarray(e.offset, e.offset + 28)), e.offset + 28);
+    writeFileSync(img, buf);
+    const r = runCli(["restore", img]);
+    expect(r.status).toBe(2);
+    const lines = r.stderr.trim().split("\n").filter((l) => !/: warning: /.test(l));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/BAD_FIELD: EPOLL #\d+ at offset \d+ \(fd 7\): entry_size 3/);
+    expect(existsSync(`/proc/${p.pid}`)).toBe(false);
+    await expect(openImage(img)).rejects.toThrow(/EPOLL entry_size 3/);
+  });
+});
+
 describe("inspect and diff show the state of real captures", () => {
   it("inspect lists timers and thread state; diff of two captures names what changed", async () => {
     const exe = prog("creds");
