@@ -148,6 +148,8 @@ describe("what cannot come back is said, and refused unless --force", () => {
     const s = startProcess([reaper, process.execPath, CLI, "restore", "--detach", "--force", img]);
     try {
       await s.waitForLine(new RegExp(`^${p.pid}$`));
+      // the warning and the PID travel on different pipes: either may come first
+      for (let i = 0; i < 100 && !/--force: restoring without it/.test(s.stderr()); i++) await sleep(50);
       expect(s.stderr()).toMatch(/parent-death signal .*--force: restoring without it/);
       const st = readFileSync(`/proc/${p.pid}/status`, "utf8");
       expect(st).toMatch(/State:\s+[SR]/);
