@@ -14,6 +14,7 @@ import type { ImageErrorWhere } from "./errors.js";
 
 export const FdRecordType = {
   PIPE: 0x0041,
+  UNIX_SOCKET: 0x0042,
 } as const;
 
 /** PIPE (0x0041): one per pipe or FIFO, its identity, size and the bytes waiting in it. */
@@ -35,7 +36,97 @@ export interface PipeState {
   data: Uint8Array;
 }
 
-export type FdStateRecord = PipeState;
+/** UNIX_SOCKET (0x0042): one per unix socket. */
+export interface UnixSocketState {
+  type: "unix";
+  fd: number;
+  /** the socket's inode (object id) */
+  inode: bigint;
+  socketType: "stream" | "dgram" | "seqpacket";
+  /** kernel state: 1 connected, 7 unconnected, 10 listening */
+  state: number;
+  /** peer socket's inode, 0n when none */
+  peerInode: bigint;
+  /** the peer is one of the recorded sockets (a pair inside the process) */
+  peerInside: boolean;
+  shutRd: boolean; shutWr: boolean; passcred: boolean;
+  backlog: number;
+  sndbuf: number; rcvbuf: number;
+  /** listening: connections waiting for accept(), not brought back */
+  pending: number;
+  /** bound name (sun_path bytes; an abstract name begins with NUL), empty if unbound */
+  name: Uint8Array;
+  /** the peer's name when the peer is outside the image */
+  peerName: Uint8Array;
+  /** the receive queue, oldest message first */
+  queue: Uint8Array[];
+}
+
+export type FdStateRecord = PipeState | UnixSocketState;
+
+export const UNIX_FIXED = {
+  size: 64, type: 4, state: 8, flags: 12, inode: 16, peerInode: 24, backlog: 32, sndbuf: 36, rcvbuf: 40,
+  queueCount: 44, pending: 48, queueBytes: 56,
+} as const;
+export const UNIX_PEER_INSIDE = 1 << 0;
+export const UNIX_SHUT_RD = 1 << 1;
+export const UNIX_SHUT_WR = 1 << 2;
+export const UNIX_PASSCRED = 1 << 3;
+const SOCK_TYPES: Record<number, UnixSocketState["socketType"]> = { 1: "stream", 2: "dgram", 5: "seqpacket" };
+const SOCK_TYPE_CODES = { stream: 1, dgram: 2, seqpacket: 5 } as const;
+/** sun_path holds 108 bytes */
+const UNIX_NAME_MAX = 108;
+
+export function decodeUnixSocket(payload: Uint8Array, base: number, where: ImageErrorWhere, fd: number): UnixSocketState {
+  const r = new ByteReader(payload, base, where);
+  const fixed = r.fixedSize(UNIX_FIXED.size, "UNIX_SOCKET");
+  const typeCode = r.u32At(UNIX_FIXED.type);
+  const socketType = SOCK_TYPES[typeCode];
+  if (!socketType) r.fail("BAD_FIELD", `socket type ${typeCode}`, UNIX_FIXED.type);
+  const flags = r.u32At(UNIX_FIXED.flags);
+  const count = r.u32At(UNIX_FIXED.queueCount);
+  const queueBytes = r.u64At(UNIX_FIXED.queueBytes);
+  r.pos = fixed;
+  const name = r.strBytes("name").slice();
+  if (name.length > UNIX_NAME_MAX) r.fail("BAD_FIELD", `name of ${name.length} bytes exceeds sun_path`);
+  const peerName = r.strBytes("peer_name").slice();
+  if (peerName.length > UNIX_NAME_MAX) r.fail("BAD_FIELD", `peer_name of ${peerName.length} bytes exceeds sun_path`);
+  // every message needs at least its 4-byte length: a count beyond that is refused before any loop
+  if (count * 4 > r.remaining) r.fail("BAD_FIELD", `queue_count ${count} exceeds the payload`, UNIX_FIXED.queueCount);
+  const queue: Uint8Array[] = [];
+  let total = 0n;
+  for (let i = 0; i < count; i++) {
+    const m = r.strBytes(`queue message ${i}`).slice();
+    total += BigInt(m.length);
+    queue.push(m);
+  }
+  if (total !== queueBytes) r.fail("BAD_FIELD", `queue holds ${total} bytes, queue_bytes says ${queueBytes}`, UNIX_FIXED.queueBytes);
+  return {
+    type: "unix", fd, inode: r.u64At(UNIX_FIXED.inode), socketType, state: r.u32At(UNIX_FIXED.state),
+    peerInode: r.u64At(UNIX_FIXED.peerInode), peerInside: (flags & UNIX_PEER_INSIDE) !== 0,
+    shutRd: (flags & UNIX_SHUT_RD) !== 0, shutWr: (flags & UNIX_SHUT_WR) !== 0, passcred: (flags & UNIX_PASSCRED) !== 0,
+    backlog: r.u32At(UNIX_FIXED.backlog), sndbuf: r.u32At(UNIX_FIXED.sndbuf), rcvbuf: r.u32At(UNIX_FIXED.rcvbuf),
+    pending: r.u32At(UNIX_FIXED.pending), name, peerName, queue,
+  };
+}
+
+export function encodeUnixSocket(u: UnixSocketState): Uint8Array {
+  const flags = (u.peerInside ? UNIX_PEER_INSIDE : 0) | (u.shutRd ? UNIX_SHUT_RD : 0) | (u.shutWr ? UNIX_SHUT_WR : 0) | (u.passcred ? UNIX_PASSCRED : 0);
+  const bytes = u.queue.reduce((n, m) => n + m.length, 0);
+  const w = new ByteWriter();
+  w.u32(UNIX_FIXED.size).u32(SOCK_TYPE_CODES[u.socketType]).u32(u.state).u32(flags).u64(u.inode).u64(u.peerInode);
+  w.u32(u.backlog).u32(u.sndbuf).u32(u.rcvbuf).u32(u.queue.length).u32(u.pending).u32(0).u64(bytes);
+  w.str(u.name).str(u.peerName);
+  for (const m of u.queue) w.str(m);
+  return w.finish();
+}
+
+/** A unix socket name for people: a path, or "@name" for an abstract one. */
+export function unixNameText(name: Uint8Array): string {
+  if (!name.length) return "";
+  const t = new TextDecoder().decode(name[0] === 0 ? name.subarray(1) : name).replace(/\0+$/, "");
+  return name[0] === 0 ? `@${t}` : t;
+}
 
 /** PIPE FIXED layout. */
 export const PIPE_FIXED = { size: 32, flags: 4, pipeId: 8, pipeSize: 16, dataLength: 20, devMajor: 24, devMinor: 28 } as const;
@@ -76,12 +167,14 @@ export interface FdStateCodec {
 
 export const FD_STATE_CODECS: ReadonlyMap<number, FdStateCodec> = new Map<number, FdStateCodec>([
   [FdRecordType.PIPE, { name: "PIPE", decode: (p, b, w, k) => decodePipe(p, b, w, k) }],
+  [FdRecordType.UNIX_SOCKET, { name: "UNIX_SOCKET", decode: (p, b, w, k) => decodeUnixSocket(p, b, w, k) }],
 ]);
 
 /** Record type, payload and index keys of one state record (what the writer emits). */
 export function encodeFdState(s: FdStateRecord): { type: number; payload: Uint8Array; key32: number; key64: bigint } {
   switch (s.type) {
     case "pipe": return { type: FdRecordType.PIPE, payload: encodePipe(s), key32: s.fd, key64: s.pipeId };
+    case "unix": return { type: FdRecordType.UNIX_SOCKET, payload: encodeUnixSocket(s), key32: s.fd, key64: s.inode };
   }
 }
 
@@ -92,6 +185,15 @@ export function describeFdState(s: FdStateRecord): string {
       const ends = s.hasReader && s.hasWriter ? "both ends" : s.hasReader ? "read end only" : s.hasWriter ? "write end only" : "no end";
       return `${s.fifo ? "fifo" : "pipe"} ${s.pipeId}: ${s.data.length} of ${s.pipeSize} bytes queued, ${ends}`;
     }
+    case "unix": {
+      const bytes = s.queue.reduce((n, m) => n + m.length, 0);
+      const name = unixNameText(s.name);
+      const what = s.state === 10 ? `listening (backlog ${s.backlog}${s.pending ? `, ${s.pending} waiting` : ""})`
+        : s.peerInode ? `peer ${s.peerInside ? `socket ${s.peerInode} (ours)` : unixNameText(s.peerName) || `socket ${s.peerInode} (another process)`}`
+        : "unconnected";
+      return `unix ${s.socketType}${name ? ` ${name}` : ""}: ${what}, ${s.queue.length} message(s) / ${bytes} bytes queued` +
+        (s.shutRd || s.shutWr ? `, shut down ${[s.shutRd ? "rd" : "", s.shutWr ? "wr" : ""].filter(Boolean).join("+")}` : "");
+    }
   }
 }
 
@@ -99,6 +201,7 @@ export function describeFdState(s: FdStateRecord): string {
 export function fdStateObjectId(s: FdStateRecord): bigint {
   switch (s.type) {
     case "pipe": return s.pipeId;
+    case "unix": return s.inode;
   }
 }
 
@@ -121,6 +224,19 @@ export function fdStateFields(s: FdStateRecord): Record<string, string | number 
         // a short look at what waits, to tell two captures apart without a hex dump
         queuedSha256: s.data.length ? sha256Hex(s.data) : "",
       };
+    case "unix": {
+      const all = new Uint8Array(s.queue.reduce((n, m) => n + m.length, 0));
+      let at = 0;
+      for (const m of s.queue) { all.set(m, at); at += m.length; }
+      return {
+        type: "unix", socketType: s.socketType, object: s.inode.toString(),
+        state: s.state === 10 ? "listening" : s.peerInode ? "connected" : "unconnected",
+        name: unixNameText(s.name), peer: s.peerInside ? "inside" : s.peerInode ? unixNameText(s.peerName) || "outside" : "",
+        backlog: s.backlog, pending: s.pending, queuedMessages: s.queue.length, queuedBytes: all.length,
+        queuedSha256: all.length ? sha256Hex(all) : "", shutdown: [s.shutRd ? "rd" : "", s.shutWr ? "wr" : ""].filter(Boolean).join("+"),
+        sndbuf: s.sndbuf, rcvbuf: s.rcvbuf,
+      };
+    }
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from "vitest";
 import fc from "fast-check";
-import { FD_STATE_CODECS, FdRecordType, ImageError, encodeFdState, type FdStateRecord, type PipeState } from "../../src/format/index.js";
+import { FD_STATE_CODECS, FdRecordType, ImageError, encodeFdState, type FdStateRecord, type PipeState, type UnixSocketState } from "../../src/format/index.js";
 import { u32, u64 } from "../support/arbitraries.js";
 
 const where = { recordType: "TEST" };
@@ -16,7 +16,15 @@ export const arbPipe: fc.Arbitrary<PipeState> = fc.record({
   pipeSize: fc.constantFrom(4096, 65536, 1 << 20), data: fc.uint8Array({ maxLength: 4096 }),
 });
 
-export const arbFdState: fc.Arbitrary<FdStateRecord> = fc.oneof(arbPipe);
+const sunName = fc.uint8Array({ maxLength: 108 });
+export const arbUnix: fc.Arbitrary<UnixSocketState> = fc.record({
+  type: fc.constant("unix" as const), fd: u32, inode: u64, socketType: fc.constantFrom("stream" as const, "dgram" as const, "seqpacket" as const),
+  state: fc.constantFrom(1, 7, 10), peerInode: u64, peerInside: fc.boolean(), shutRd: fc.boolean(), shutWr: fc.boolean(),
+  passcred: fc.boolean(), backlog: u32, sndbuf: u32, rcvbuf: u32, pending: u32, name: sunName, peerName: sunName,
+  queue: fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 8 }),
+});
+
+export const arbFdState: fc.Arbitrary<FdStateRecord> = fc.oneof(arbPipe, arbUnix);
 
 function decode(type: number, payload: Uint8Array, key32: number, key64: bigint): FdStateRecord {
   const codec = FD_STATE_CODECS.get(type);
@@ -30,6 +38,12 @@ describe("fd state records", () => {
       const e = encodeFdState(s);
       expect(decode(e.type, e.payload, e.key32, e.key64)).toEqual(s);
     }));
+  });
+
+  test("UNIX_SOCKET: a queue_count beyond the payload is refused before any allocation", () => {
+    const e = encodeFdState({ type: "unix", fd: 3, inode: 5n, socketType: "dgram", state: 7, peerInode: 0n, peerInside: false, shutRd: false, shutWr: false, passcred: false, backlog: 0, sndbuf: 0, rcvbuf: 0, pending: 0, name: new Uint8Array(0), peerName: new Uint8Array(0), queue: [] });
+    new DataView(e.payload.buffer).setUint32(44, 0xffffffff, true);
+    expect(() => decode(FdRecordType.UNIX_SOCKET, e.payload, 3, 5n)).toThrow(/queue_count/);
   });
 
   test("a larger fixed_size (fields of a later minor version) is skipped", () => {

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { openImage, type PipeState } from "../../src/format/index.js";
+import { openImage, type PipeState, type UnixSocketState } from "../../src/format/index.js";
 import { REPO, compileC, makeTempDir, removeTempDirs, runCli, sleep, startProcess, type Started } from "./helpers.js";
 
 const FP = join(REPO, "test/native/fd-programs");
@@ -100,6 +100,30 @@ describe("pipes, FIFOs and shared open file descriptions", () => {
         // file): none of the program's own fds (3-63; higher ones are inherited) is marked
         const own = img.fds.filter((f) => f.fd >= 3 && f.fd < 64);
         expect(own.filter((f) => f.unrestorable !== undefined || f.peerOutside !== undefined)).toEqual([]);
+      } finally {
+        await img.close();
+      }
+    });
+    expect(verdict).toEqual(["ok"]);
+  });
+});
+
+describe("unix sockets", () => {
+  it("bring back pairs with half-read queues (stream, dgram, seqpacket), listeners on paths and abstract names, bound datagram queues, shutdowns", async () => {
+    const dir = makeTempDir("ckimg-unix-");
+    const verdict = await roundTrip("unix", [dir], async (path) => {
+      const img = await openImage(path);
+      try {
+        const socks = img.fdState.filter((s): s is UnixSocketState => s.type === "unix");
+        const listening = socks.filter((s) => s.state === 10);
+        expect(listening.map((s) => s.backlog).sort()).toEqual([3, 7]);
+        expect(listening.some((s) => s.name[0] === 0)).toBe(true);     // the abstract one
+        const dgram = socks.find((s) => s.socketType === "dgram" && s.queue.length === 2 && s.peerInside);
+        expect(dgram?.queue.map((m) => Buffer.from(m).toString())).toEqual(["dgram-A", "dgram-BB"]);
+        // inspect names each socket's state
+        const r = runCli(["inspect", path]);
+        expect(r.stdout).toMatch(/unix stream .*listen\.sock: listening \(backlog 7\)/);
+        expect(r.stdout).toMatch(/unix dgram: peer socket \d+ \(ours\), 2 message\(s\) \/ 15 bytes queued/);
       } finally {
         await img.close();
       }

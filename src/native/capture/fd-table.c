@@ -6,11 +6,12 @@
  */
 #include "fds.h"
 
-extern const struct fd_ops pipe_ops, fifo_ops, reg_ops, other_ops;
+extern const struct fd_ops pipe_ops, fifo_ops, unix_ops, reg_ops, other_ops;
 
 const struct fd_ops *const fd_ops_table[] = {
 	&pipe_ops,              /* pipes.c: anonymous pipes */
 	&fifo_ops,              /* pipes.c: named FIFOs */
+	&unix_ops,              /* sk-unix.c: unix sockets */
 	&reg_ops,               /* files-reg.c: files, directories, devices reopened by path */
 	&other_ops,             /* files-reg.c: the rest (FD record only) */
 	NULL,

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -316,6 +317,16 @@ int fd_local(struct capture *c, struct cap_fd *d)
 	}
 	d->local = (int)syscall(SYS_pidfd_getfd, t->pidfd, d->fd, 0);
 	return d->local < 0 ? -errno : d->local;
+}
+
+int fd_socket_family(struct capture *c, struct cap_fd *d)
+{
+	int fd = fd_local(c, d), v = 0;
+	socklen_t l = sizeof(v);
+
+	if (fd < 0)
+		return fd;
+	return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &l) < 0 ? -errno : v;
 }
 
 int fd_emit(struct capture *c, uint16_t type, uint32_t key32, uint64_t key64, const struct buf *payload)

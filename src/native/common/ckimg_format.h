@@ -318,6 +318,7 @@ static_assert(sizeof(struct ckimg_fd_fixed) == 80, "fd layout");
 
 enum ckimg_fd_record_type {
 	CKIMG_REC_PIPE        = 0x0041,
+	CKIMG_REC_UNIX_SOCKET = 0x0042,
 };
 
 /* PIPE (0x0041): one per pipe or FIFO whose buffer is recorded; key32 = first fd, key64 = pipe_id */
@@ -335,5 +336,29 @@ struct ckimg_pipe_fixed {
 #define CKIMG_PIPE_HAS_READER   (1u << 1)   /* a reading end is among the recorded fds */
 #define CKIMG_PIPE_HAS_WRITER   (1u << 2)   /* a writing end is among the recorded fds */
 static_assert(sizeof(struct ckimg_pipe_fixed) == 32, "pipe layout");
+
+/* UNIX_SOCKET (0x0042): one per unix socket; key32 = first fd, key64 = inode */
+struct ckimg_unix_fixed {
+	uint32_t fixed_size;        /* 64 */
+	uint32_t type;              /* SOCK_STREAM 1, SOCK_DGRAM 2, SOCK_SEQPACKET 5 */
+	uint32_t state;             /* kernel socket state: 1 connected, 7 unconnected, 10 listening */
+	uint32_t flags;             /* CKIMG_UNIX_* */
+	uint64_t inode;
+	uint64_t peer_inode;        /* 0: none */
+	uint32_t backlog;           /* listen(2) backlog */
+	uint32_t sndbuf;            /* SO_SNDBUF as getsockopt gives it (doubled by the kernel) */
+	uint32_t rcvbuf;
+	uint32_t queue_count;       /* messages in QUEUE */
+	uint32_t pending;           /* listening: connections waiting for accept (not brought back) */
+	uint32_t reserved;
+	uint64_t queue_bytes;       /* bytes in QUEUE */
+} __attribute__((packed));
+/* VARIABLE: STR name (sun_path bytes; abstract names begin with NUL; empty: unbound),
+ *           STR peer_name, queue_count × (u32 length, bytes): the receive queue, oldest first */
+#define CKIMG_UNIX_PEER_INSIDE  (1u << 0)   /* the peer is a recorded socket */
+#define CKIMG_UNIX_SHUT_RD      (1u << 1)
+#define CKIMG_UNIX_SHUT_WR      (1u << 2)
+#define CKIMG_UNIX_PASSCRED     (1u << 3)
+static_assert(sizeof(struct ckimg_unix_fixed) == 64, "unix layout");
 
 #endif /* CKIMG_FORMAT_H */

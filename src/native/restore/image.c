@@ -32,6 +32,7 @@ const char *img_type_name(uint16_t type)
 	case CKIMG_REC_MAPPED_FILE: return "MAPPED_FILE";
 	case CKIMG_REC_FD: return "FD";
 	case CKIMG_REC_PIPE: return "PIPE";
+	case CKIMG_REC_UNIX_SOCKET: return "UNIX_SOCKET";
 	case CKIMG_REC_INDEX: return "INDEX";
 	default: return "record";
 	}
