@@ -131,3 +131,30 @@ describe("unix sockets", () => {
     expect(verdict).toEqual(["ok"]);
   });
 });
+
+describe("TCP and UDP", () => {
+  it("bring back listeners (v4, v6-only), an established connection with unread bytes both ways (TCP repair), bound and connected UDP", async () => {
+    const exe = prog("inet");
+    const img = join(tmp, `inet-${Math.random().toString(36).slice(2)}.img`);
+    const p = startProcess([exe], { cwd: tmp });
+    await p.waitForLine(/^ready/);
+    await captureKill(p, img);
+    const im = await openImage(img);
+    try {
+      const tcp = im.fdState.filter((s) => s.type === "tcp");
+      expect(tcp.length).toBe(2);                 // both ends of the connection
+      const r = runCli(["inspect", img]);
+      expect(r.stdout).toMatch(/tcp 127\.0\.0\.1:\d+: listening \(backlog 5\)/);
+      expect(r.stdout).toMatch(/tcp \[::1\]:\d+: listening \(backlog 9\)/);
+      expect(r.stdout).toMatch(/tcp 127\.0\.0\.1:\d+ → 127\.0\.0\.1:\d+: established; 9 bytes unread/);
+    } finally {
+      await im.close();
+    }
+    const rs = restore(img);
+    try {
+      expect(await selfCheck(rs)).toEqual(["ok"]);
+    } finally {
+      await stopRestored(p.pid, rs);
+    }
+  });
+});

@@ -6,12 +6,13 @@
  */
 #include "fds.h"
 
-extern const struct fd_ops pipe_ops, fifo_ops, unix_ops, reg_ops, other_ops;
+extern const struct fd_ops pipe_ops, fifo_ops, unix_ops, inet_ops, reg_ops, other_ops;
 
 const struct fd_ops *const fd_ops_table[] = {
 	&pipe_ops,              /* pipes.c: anonymous pipes */
 	&fifo_ops,              /* pipes.c: named FIFOs */
 	&unix_ops,              /* sk-unix.c: unix sockets */
+	&inet_ops,              /* sk-inet.c: TCP and UDP over IPv4/IPv6 */
 	&reg_ops,               /* files-reg.c: files, directories, devices reopened by path */
 	&other_ops,             /* files-reg.c: the rest (FD record only) */
 	NULL,

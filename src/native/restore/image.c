@@ -33,6 +33,8 @@ const char *img_type_name(uint16_t type)
 	case CKIMG_REC_FD: return "FD";
 	case CKIMG_REC_PIPE: return "PIPE";
 	case CKIMG_REC_UNIX_SOCKET: return "UNIX_SOCKET";
+	case CKIMG_REC_INET_SOCKET: return "INET_SOCKET";
+	case CKIMG_REC_TCP_STREAM: return "TCP_STREAM";
 	case CKIMG_REC_INDEX: return "INDEX";
 	default: return "record";
 	}
