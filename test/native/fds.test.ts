@@ -46,6 +46,25 @@ export function restore(img: string, extra: string[] = []): Started {
   return startProcess([process.execPath, CLI, "restore", img, ...extra]);
 }
 
+/**
+ * Wait until the restored process runs on its own (exists, no longer traced by the restorer).
+ * A peer that sends to a TCP connection before it is rebuilt gets a reset (nothing holds the
+ * connection between the kill and the restore; see the notes), so the clients wait for this.
+ */
+export async function restoredRunning(pid: number, r: Started): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    try {
+      const st = readFileSync(`/proc/${pid}/status`, "utf8");
+      if (/^TracerPid:\s+0$/m.test(st)) return;
+    } catch {
+      /* not there yet */
+    }
+    if (r.child.exitCode !== null) throw new Error(`restore exited ${r.child.exitCode}: ${r.stderr()}`);
+    await sleep(20);
+  }
+  throw new Error(`process ${pid} was not restored: ${r.stderr()}`);
+}
+
 export async function stopRestored(pid: number, r: Started): Promise<void> {
   try {
     process.kill(pid, "SIGKILL");
@@ -155,6 +174,137 @@ describe("TCP and UDP", () => {
       expect(await selfCheck(rs)).toEqual(["ok"]);
     } finally {
       await stopRestored(p.pid, rs);
+    }
+  });
+});
+
+/** A loopback port nobody listens on right now (bound by us, then released). */
+async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once("error", rej);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => res(port));
+    });
+  });
+}
+
+async function httpGet(port: number, path = "/"): Promise<{ status: number; body: string }> {
+  const http = await import("node:http");
+  return new Promise((res, rej) => {
+    const req = http.get({ host: "127.0.0.1", port, path, agent: false }, (r) => {
+      let body = "";
+      r.setEncoding("utf8");
+      r.on("data", (t: string) => (body += t));
+      r.on("end", () => res({ status: r.statusCode ?? 0, body }));
+    });
+    req.setTimeout(10_000, () => req.destroy(new Error("HTTP request timed out")));
+    req.on("error", rej);
+  });
+}
+
+describe("real servers", () => {
+  it("python3 -m http.server: its listening socket answers after capture --kill → restore", async () => {
+    const dir = makeTempDir("ckimg-http-");
+    const { writeFileSync } = await import("node:fs");
+    writeFileSync(join(dir, "hello.txt"), "served from a restored process\n");
+    const port = await freePort();
+    const img = join(tmp, `http-${port}.img`);
+    const p = startProcess(["python3", "-u", "-m", "http.server", String(port), "--bind", "127.0.0.1"], { cwd: dir });
+    await p.waitForLine(/Serving HTTP/);
+    expect((await httpGet(port, "/hello.txt")).body).toBe("served from a restored process\n");
+    await captureKill(p, img);
+    await expect(httpGet(port, "/hello.txt")).rejects.toThrow();     // nobody listens now
+    const r = restore(img);
+    try {
+      let got: { status: number; body: string } | undefined;
+      for (let i = 0; i < 100 && !got; i++) {
+        got = await httpGet(port, "/hello.txt").catch(async () => { await sleep(100); return undefined; });
+      }
+      expect(got?.status).toBe(200);
+      expect(got?.body).toBe("served from a restored process\n");
+    } finally {
+      await stopRestored(p.pid, r);
+    }
+  });
+});
+
+/** A minimal RESP client on one TCP connection (the one that must survive the restore). */
+class RedisConn {
+  private buf = "";
+  private waiters: (() => void)[] = [];
+  closed = false;
+  constructor(private readonly sock: import("node:net").Socket) {
+    sock.setEncoding("utf8");
+    sock.on("data", (t: string) => { this.buf += t; this.waiters.splice(0).forEach((w) => w()); });
+    sock.on("close", () => { this.closed = true; this.waiters.splice(0).forEach((w) => w()); });
+    sock.on("error", () => {});
+  }
+  static async connect(port: number): Promise<RedisConn> {
+    const net = await import("node:net");
+    return new Promise((res, rej) => {
+      const s = net.connect(port, "127.0.0.1", () => res(new RedisConn(s)));
+      s.once("error", rej);
+    });
+  }
+  /** Send one command, resolve with its one-line (or bulk) reply. */
+  async cmd(...args: string[]): Promise<string> {
+    this.buf = "";
+    this.sock.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join("")}`);
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const m = /^([+:-][^\r]*)\r\n|^\$(-?\d+)\r\n/.exec(this.buf);
+      if (m?.[1] !== undefined) return m[1];
+      if (m?.[2] !== undefined) {
+        const n = Number(m[2]);
+        if (n < 0) return "(nil)";
+        const start = m[0].length;
+        if (this.buf.length >= start + n + 2) return this.buf.slice(start, start + n);
+      }
+      if (this.closed) throw new Error(`connection closed; got ${JSON.stringify(this.buf)}`);
+      if (Date.now() > deadline) throw new Error(`no reply to ${args[0]}; got ${JSON.stringify(this.buf)}`);
+      await new Promise<void>((r) => { this.waiters.push(r); setTimeout(r, 200); });
+    }
+  }
+  end(): void { this.sock.destroy(); }
+}
+
+describe("real servers: redis", () => {
+  const haveRedis = existsSync("/usr/bin/redis-server");
+  it.skipIf(!haveRedis)("redis-server: the same client connection goes on after capture --kill → restore, data intact", async () => {
+    const dir = makeTempDir("ckimg-redis-");
+    const port = await freePort();
+    const img = join(tmp, `redis-${port}.img`);
+    const p = startProcess(["/usr/bin/redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+      "--protected-mode", "no", "--daemonize", "no", "--dir", dir, "--logfile", ""], { cwd: dir });
+    let conn: RedisConn | undefined;
+    try {
+      await p.waitForLine(/Ready to accept connections/);
+      conn = await RedisConn.connect(port);
+      expect(await conn.cmd("SET", "greeting", "hello from before the capture")).toBe("+OK");
+      for (let i = 0; i < 200; i++) await conn.cmd("RPUSH", "list", `item-${i}`);
+      await captureKill(p, img);
+      const r = restore(img);
+      try {
+        await restoredRunning(p.pid, r);
+        // the same socket: no reconnect, no reset
+        expect(await conn.cmd("GET", "greeting")).toBe("hello from before the capture");
+        expect(await conn.cmd("LLEN", "list")).toBe(":200");
+        expect(await conn.cmd("SET", "after", "restore")).toBe("+OK");
+        expect(await conn.cmd("GET", "after")).toBe("restore");
+        expect(conn.closed).toBe(false);
+        // and it still accepts new clients on its listening socket
+        const other = await RedisConn.connect(port);
+        expect(await other.cmd("DBSIZE")).toBe(":3");
+        other.end();
+      } finally {
+        await stopRestored(p.pid, r);
+      }
+    } finally {
+      conn?.end();
+      await p.kill();
     }
   });
 });
