@@ -6,7 +6,7 @@
  * command's stdio, so "check" goes to the restore command's stdin.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { openImage, type PipeState, type UnixSocketState } from "../../src/format/index.js";
 import { REPO, compileC, makeTempDir, removeTempDirs, runCli, sleep, startProcess, type Started } from "./helpers.js";
@@ -54,8 +54,9 @@ export function restore(img: string, extra: string[] = []): Started {
 export async function restoredRunning(pid: number, r: Started): Promise<void> {
   for (let i = 0; i < 500; i++) {
     try {
+      // while the restorer builds it, the child runs ckimg-restore's code (its exe) or is traced
       const st = readFileSync(`/proc/${pid}/status`, "utf8");
-      if (/^TracerPid:\s+0$/m.test(st)) return;
+      if (/^TracerPid:\s+0$/m.test(st) && !readlinkSync(`/proc/${pid}/exe`).endsWith("ckimg-restore")) return;
     } catch {
       /* not there yet */
     }
@@ -263,7 +264,7 @@ class RedisConn {
         const start = m[0].length;
         if (this.buf.length >= start + n + 2) return this.buf.slice(start, start + n);
       }
-      if (this.closed) throw new Error(`connection closed; got ${JSON.stringify(this.buf)}`);
+      if (this.closed) throw new Error(`connection closed before the reply to ${args[0]}; got ${JSON.stringify(this.buf)}`);
       if (Date.now() > deadline) throw new Error(`no reply to ${args[0]}; got ${JSON.stringify(this.buf)}`);
       await new Promise<void>((r) => { this.waiters.push(r); setTimeout(r, 200); });
     }
