@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
-import { openImage, type PipeState, type UnixSocketState } from "../../src/format/index.js";
+import { crc32, openImage, type PipeState, type UnixSocketState } from "../../src/format/index.js";
 import { REPO, compileC, makeTempDir, removeTempDirs, runCli, sleep, startProcess, type Started } from "./helpers.js";
 
 const FP = join(REPO, "test/native/fd-programs");
@@ -306,6 +306,62 @@ describe("real servers: redis", () => {
     } finally {
       conn?.end();
       await p.kill();
+    }
+  });
+});
+
+/** Rewrite one record's payload in place (same length) and fix its checksums, as damage that a
+ * CRC cannot catch would look (a writer's bug, a crafted image). */
+async function patchRecord(img: string, type: number, patch: (payload: Buffer) => void): Promise<void> {
+  const im = await openImage(img);
+  const e = im.entries.find((x) => x.type === type);
+  await im.close();
+  if (!e) throw new Error(`no record of type ${type}`);
+  const { openSync, readSync, writeSync, closeSync } = await import("node:fs");
+  const fd = openSync(img, "r+");
+  try {
+    const hdr = Buffer.alloc(32);
+    readSync(fd, hdr, 0, 32, e.offset);
+    const payload = Buffer.alloc(e.payloadLength);
+    readSync(fd, payload, 0, e.payloadLength, e.offset + 32);
+    patch(payload);
+    hdr.writeUInt32LE(crc32(payload), 16);
+    hdr.writeUInt32LE(crc32(hdr.subarray(0, 28)), 28);
+    writeSync(fd, payload, 0, payload.length, e.offset + 32);
+    writeSync(fd, hdr, 0, 32, e.offset);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+describe("damaged fd state", () => {
+  it("restore refuses a PIPE or UNIX_SOCKET record that does not add up, with one line naming it, and leaves no process", async () => {
+    const { copyFileSync } = await import("node:fs");
+    const images: Record<string, { img: string; pid: number }> = {};
+    for (const name of ["pipes", "unix"]) {
+      const p = startProcess([prog(name), makeTempDir(`ckimg-damaged-${name}-`)], { cwd: tmp });
+      await p.waitForLine(/^ready/);
+      images[name] = { img: join(tmp, `damaged-${name}-${p.pid}.img`), pid: p.pid };
+      await captureKill(p, images[name].img);
+    }
+    const cases: [string, number, (b: Buffer) => void, RegExp][] = [
+      // PIPE data_length beyond the payload
+      ["pipes", 0x0041, (b) => b.writeUInt32LE(0x7fffffff, 20), /PIPE #\d+ at offset \d+ \(fd \d+\): data_length/],
+      // UNIX_SOCKET queue_bytes that the queue does not hold
+      ["unix", 0x0042, (b) => b.writeBigUInt64LE(123456n, 56), /UNIX_SOCKET #\d+ at offset \d+ \(fd \d+\): queue holds/],
+      // UNIX_SOCKET socket type 9
+      ["unix", 0x0042, (b) => b.writeUInt32LE(9, 4), /UNIX_SOCKET #\d+ .*socket type 9/],
+    ];
+    for (const [name, type, patch, want] of cases) {
+      const img = join(tmp, `damaged-${type}-${Math.random().toString(36).slice(2)}.img`);
+      copyFileSync(images[name].img, img);
+      await patchRecord(img, type, patch);
+      const r = runCli(["restore", img]);
+      expect(r.status).toBe(2);
+      const lines = r.stderr.split("\n").filter((l) => l && !l.includes("warning:"));
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(want);
+      expect(existsSync(`/proc/${images[name].pid}`)).toBe(false);
     }
   });
 });
