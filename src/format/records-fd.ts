@@ -17,6 +17,7 @@ export const FdRecordType = {
   UNIX_SOCKET: 0x0042,
   INET_SOCKET: 0x0043,
   TCP_STREAM: 0x0044,
+  FILE_LOCK: 0x0045,
 } as const;
 
 /** PIPE (0x0041): one per pipe or FIFO, its identity, size and the bytes waiting in it. */
@@ -100,7 +101,40 @@ export interface TcpStreamState {
   inq: Uint8Array;
 }
 
-export type FdStateRecord = PipeState | UnixSocketState | InetSocketState | TcpStreamState;
+/** FILE_LOCK (0x0045): a lock or lease the process holds on the file of fd `fd`. */
+export interface FileLockState {
+  type: "lock";
+  fd: number;
+  /** the locked file's inode */
+  inode: bigint;
+  kind: "flock" | "posix" | "ofd" | "lease";
+  write: boolean;
+  start: bigint;
+  /** last byte (inclusive); undefined: to the end of the file */
+  end: bigint | undefined;
+}
+
+export type FdStateRecord = PipeState | UnixSocketState | InetSocketState | TcpStreamState | FileLockState;
+
+const LOCK_KINDS = ["", "flock", "posix", "ofd", "lease"] as const;
+const LOCK_EOF = (1n << 64n) - 1n;
+
+export function decodeFileLock(payload: Uint8Array, base: number, where: ImageErrorWhere, fd: number, inode: bigint): FileLockState {
+  const r = new ByteReader(payload, base, where);
+  r.fixedSize(32, "FILE_LOCK");
+  const k = r.u32At(4), t = r.u32At(8);
+  if (k < 1 || k > 4) r.fail("BAD_FIELD", `lock kind ${k}`, 4);
+  if (t > 1) r.fail("BAD_FIELD", `lock type ${t}`, 8);
+  const start = r.u64At(16), end = r.u64At(24);
+  if (start > end) r.fail("BAD_FIELD", `lock range ${start}-${end}`, 16);
+  return { type: "lock", fd, inode, kind: LOCK_KINDS[k] as FileLockState["kind"], write: t === 1, start, end: end === LOCK_EOF ? undefined : end };
+}
+
+export function encodeFileLock(l: FileLockState): Uint8Array {
+  const w = new ByteWriter();
+  w.u32(32).u32(LOCK_KINDS.indexOf(l.kind)).u32(l.write ? 1 : 0).u32(0).u64(l.start).u64(l.end ?? LOCK_EOF);
+  return w.finish();
+}
 
 export const UNIX_FIXED = {
   size: 64, type: 4, state: 8, flags: 12, inode: 16, peerInode: 24, backlog: 32, sndbuf: 36, rcvbuf: 40,
@@ -324,6 +358,7 @@ export const FD_STATE_CODECS: ReadonlyMap<number, FdStateCodec> = new Map<number
   [FdRecordType.UNIX_SOCKET, { name: "UNIX_SOCKET", decode: (p, b, w, k) => decodeUnixSocket(p, b, w, k) }],
   [FdRecordType.INET_SOCKET, { name: "INET_SOCKET", decode: (p, b, w, k) => decodeInetSocket(p, b, w, k) }],
   [FdRecordType.TCP_STREAM, { name: "TCP_STREAM", decode: (p, b, w, k, id) => decodeTcpStream(p, b, w, k, id) }],
+  [FdRecordType.FILE_LOCK, { name: "FILE_LOCK", decode: (p, b, w, k, id) => decodeFileLock(p, b, w, k, id) }],
 ]);
 
 /** Record type, payload and index keys of one state record (what the writer emits). */
@@ -333,6 +368,7 @@ export function encodeFdState(s: FdStateRecord): { type: number; payload: Uint8A
     case "unix": return { type: FdRecordType.UNIX_SOCKET, payload: encodeUnixSocket(s), key32: s.fd, key64: s.inode };
     case "inet": return { type: FdRecordType.INET_SOCKET, payload: encodeInetSocket(s), key32: s.fd, key64: s.inode };
     case "tcp": return { type: FdRecordType.TCP_STREAM, payload: encodeTcpStream(s), key32: s.fd, key64: s.inode };
+    case "lock": return { type: FdRecordType.FILE_LOCK, payload: encodeFileLock(s), key32: s.fd, key64: s.inode };
   }
 }
 
@@ -358,6 +394,8 @@ export function describeFdState(s: FdStateRecord): string {
       const state = s.protocol === "udp" ? (s.state === 1 ? "connected" : "bound") : TCP_STATES[s.state] ?? `state ${s.state}`;
       return `${s.protocol} ${local}${peer}: ${state}${s.protocol === "tcp" && s.state === 10 ? ` (backlog ${s.backlog})` : ""}`;
     }
+    case "lock":
+      return `${s.kind} ${s.write ? "write" : "read"} lock${s.kind === "posix" || s.kind === "ofd" ? ` on bytes ${s.start}-${s.end ?? "EOF"}` : ""}`;
     case "tcp":
       return `${s.inq.length} bytes unread, ${s.outq.length} unacknowledged (${s.unsent} unsent); mss ${s.mss}` +
         `${s.wscale ? `, wscale ${s.sndWscale}/${s.rcvWscale}` : ""}${s.sack ? ", sack" : ""}${s.timestamps ? ", timestamps" : ""}`;
@@ -368,7 +406,7 @@ export function describeFdState(s: FdStateRecord): string {
 export function fdStateObjectId(s: FdStateRecord): bigint {
   switch (s.type) {
     case "pipe": return s.pipeId;
-    case "unix": case "inet": case "tcp": return s.inode;
+    case "unix": case "inet": case "tcp": case "lock": return s.inode;
   }
 }
 
@@ -377,7 +415,7 @@ export function fdStateObjectId(s: FdStateRecord): bigint {
  * open file description) and those of the object it is an end of (both ends of a pipe show it).
  */
 export function fdStateOf(states: readonly FdStateRecord[], f: { fd: number; inode: bigint; kind: string }): FdStateRecord[] {
-  return states.filter((s) => s.fd === f.fd || ((f.kind === "fifo" || f.kind === "socket") && fdStateObjectId(s) === f.inode));
+  return states.filter((s) => s.fd === f.fd || ((f.kind === "fifo" || f.kind === "socket") && s.type !== "lock" && fdStateObjectId(s) === f.inode));
 }
 
 /** Flat, JSON-friendly fields of a state record (bigints as decimal strings): what `inspect
@@ -410,6 +448,8 @@ export function fdStateFields(s: FdStateRecord): Record<string, string | number 
         local: endpoint(s.localAddress, s.localPort, s.family), peer: s.peerPort ? endpoint(s.peerAddress, s.peerPort, s.family) : "",
         backlog: s.backlog, options: INET_FLAGS.filter((k) => s[k]).join(","), linger: s.linger ?? -1, sndbuf: s.sndbuf, rcvbuf: s.rcvbuf,
       };
+    case "lock":
+      return { type: "lock", kind: s.kind, mode: s.write ? "write" : "read", range: `${s.start}-${s.end ?? "EOF"}` };
     case "tcp":
       return {
         type: "tcp-stream", object: s.inode.toString(), unreadBytes: s.inq.length, unackedBytes: s.outq.length, unsentBytes: s.unsent,

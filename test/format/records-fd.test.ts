@@ -43,7 +43,12 @@ export const arbTcp: fc.Arbitrary<TcpStreamState> = fc.record({
   rcvWnd: u32, rcvWup: u32, outq: fc.uint8Array({ maxLength: 2000 }), inq: fc.uint8Array({ maxLength: 2000 }), unsent: fc.nat(),
 }).map((t) => ({ ...t, unsent: t.unsent % (t.outq.length + 1) }));
 
-export const arbFdState: fc.Arbitrary<FdStateRecord> = fc.oneof(arbPipe, arbUnix, arbInet, arbTcp);
+export const arbLock = fc.record({
+  type: fc.constant("lock" as const), fd: u32, inode: u64, kind: fc.constantFrom("flock" as const, "posix" as const, "ofd" as const, "lease" as const),
+  write: fc.boolean(), start: fc.bigInt({ min: 0n, max: 1n << 40n }), len: fc.option(fc.bigInt({ min: 0n, max: 1n << 40n }), { nil: undefined }),
+}).map(({ len, ...l }) => ({ ...l, end: len === undefined ? undefined : l.start + len }));
+
+export const arbFdState: fc.Arbitrary<FdStateRecord> = fc.oneof(arbPipe, arbUnix, arbInet, arbTcp, arbLock);
 
 function decode(type: number, payload: Uint8Array, key32: number, key64: bigint): FdStateRecord {
   const codec = FD_STATE_CODECS.get(type);

@@ -128,6 +128,22 @@ describe("pipes, FIFOs and shared open file descriptions", () => {
   });
 });
 
+describe("file locks", () => {
+  it("flock, POSIX and OFD locks are held again after restore (another process cannot take them)", async () => {
+    const dir = makeTempDir("ckimg-locks-");
+    const verdict = await roundTrip("locks", [dir], async (path) => {
+      const img = await openImage(path);
+      try {
+        const locks = img.fdState.filter((s) => s.type === "lock").map((l) => l.type === "lock" ? `${l.kind} ${l.write ? "write" : "read"} ${l.start}-${l.end ?? "EOF"}` : "");
+        expect(locks.sort()).toEqual(["flock write 0-EOF", "ofd read 0-EOF", "posix write 10-29"]);
+      } finally {
+        await img.close();
+      }
+    });
+    expect(verdict).toEqual(["ok"]);
+  });
+});
+
 describe("unix sockets", () => {
   it("bring back pairs with half-read queues (stream, dgram, seqpacket), listeners on paths and abstract names, bound datagram queues, shutdowns", async () => {
     const dir = makeTempDir("ckimg-unix-");

@@ -293,6 +293,8 @@ int collect_fds(struct capture *c)
 		if (d->file == d && d->ops->dump && (err = d->ops->dump(c, d)))
 			cap_fail(err, "fd %d (%s, %s)", d->fd, d->link, d->ops->name);
 	}
+	if (!err)
+		err = collect_locks(c);
 	c->nfds = (uint32_t)t->n;
 	return err;
 }

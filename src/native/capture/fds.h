@@ -63,4 +63,7 @@ int fd_socket_family(struct capture *c, struct cap_fd *d);
 /* Every fd of the target (sorted by number) for kinds that pair descriptions (pipes, socketpairs). */
 struct cap_fd *fd_all(struct capture *c, size_t *n);
 
+/* locks.c: FILE_LOCK records of the locks and leases the process holds (after the kinds). */
+int collect_locks(struct capture *c);
+
 #endif /* CK_FDS_H */

@@ -321,6 +321,7 @@ enum ckimg_fd_record_type {
 	CKIMG_REC_UNIX_SOCKET = 0x0042,
 	CKIMG_REC_INET_SOCKET = 0x0043,
 	CKIMG_REC_TCP_STREAM  = 0x0044,
+	CKIMG_REC_FILE_LOCK   = 0x0045,
 };
 
 /* PIPE (0x0041): one per pipe or FIFO whose buffer is recorded; key32 = first fd, key64 = pipe_id */
@@ -421,5 +422,22 @@ struct ckimg_tcp_fixed {
 #define CKIMG_TCP_OPT_WSCALE     (1u << 2)
 #define CKIMG_TCP_MAX_QUEUE      (64u << 20)
 static_assert(sizeof(struct ckimg_tcp_fixed) == 64, "tcp layout");
+
+/* FILE_LOCK (0x0045): one per lock or lease the process holds (fdinfo "lock:" lines);
+ * key32 = an fd of the locked description, key64 = the file's inode */
+struct ckimg_lock_fixed {
+	uint32_t fixed_size;        /* 32 */
+	uint32_t kind;              /* CKIMG_LOCK_* */
+	uint32_t type;              /* 0 read (shared), 1 write (exclusive) */
+	uint32_t reserved;
+	uint64_t start;             /* byte range (POSIX, OFD); 0 for flock and leases */
+	uint64_t end;               /* last byte, inclusive; CKIMG_LOCK_EOF: to the end of file */
+} __attribute__((packed));
+#define CKIMG_LOCK_FLOCK 1
+#define CKIMG_LOCK_POSIX 2
+#define CKIMG_LOCK_OFD   3
+#define CKIMG_LOCK_LEASE 4
+#define CKIMG_LOCK_EOF   UINT64_MAX
+static_assert(sizeof(struct ckimg_lock_fixed) == 32, "lock layout");
 
 #endif /* CKIMG_FORMAT_H */

@@ -8,6 +8,7 @@
 extern const struct rst_fd_ops pipe_ops, fifo_ops, unix_ops, inet_ops, reg_ops, null_ops;
 int inet_record_check(const struct img_fdrec *r, char *err, size_t errlen);
 int tcp_record_check(const struct img_fdrec *r, char *err, size_t errlen);
+int lock_record_check(const struct img_fdrec *r, char *err, size_t errlen);
 int pipe_record_check(const struct img_fdrec *r, char *err, size_t errlen);
 int unix_record_check(const struct img_fdrec *r, char *err, size_t errlen);
 
@@ -27,5 +28,6 @@ const struct rst_fd_record rst_fd_records[] = {
 	{ CKIMG_REC_UNIX_SOCKET, "UNIX_SOCKET", unix_record_check },
 	{ CKIMG_REC_INET_SOCKET, "INET_SOCKET", inet_record_check },
 	{ CKIMG_REC_TCP_STREAM, "TCP_STREAM", tcp_record_check },
+	{ CKIMG_REC_FILE_LOCK, "FILE_LOCK", lock_record_check },
 	{ 0, NULL, NULL },
 };
