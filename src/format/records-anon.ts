@@ -1,5 +1,5 @@
 /**
- * Format 1.1 anon-inode fd records (docs/FORMAT.md 4.17–4.20, types 0x0050–0x0053): eventfd,
+ * Format 1.1 anon-inode fd records (docs/FORMAT.md 4.21–4.24, types 0x0050–0x0053): eventfd,
  * timerfd, signalfd and epoll. Keyed like every fd kind record by the first fd of the open
  * file description (INDEX key32). Members of the FdStateRecord union (records-fd.ts).
  */

@@ -5,7 +5,10 @@
  */
 import { describe, expect, test } from "vitest";
 import fc from "fast-check";
-import { FD_STATE_CODECS, FdRecordType, ImageError, encodeFdState, type FdStateRecord, type PipeState } from "../../src/format/index.js";
+import {
+  FD_STATE_CODECS, FdRecordType, ImageError, addrText, encodeFdState, type FdStateRecord, type InetSocketState, type PipeState,
+  type TcpStreamState, type UnixSocketState,
+} from "../../src/format/index.js";
 import { u32, u64 } from "../support/arbitraries.js";
 
 const where = { recordType: "TEST" };
@@ -16,7 +19,36 @@ export const arbPipe: fc.Arbitrary<PipeState> = fc.record({
   pipeSize: fc.constantFrom(4096, 65536, 1 << 20), data: fc.uint8Array({ maxLength: 4096 }),
 });
 
-export const arbFdState: fc.Arbitrary<FdStateRecord> = fc.oneof(arbPipe);
+const sunName = fc.uint8Array({ maxLength: 108 });
+export const arbUnix: fc.Arbitrary<UnixSocketState> = fc.record({
+  type: fc.constant("unix" as const), fd: u32, inode: u64, socketType: fc.constantFrom("stream" as const, "dgram" as const, "seqpacket" as const),
+  state: fc.constantFrom(1, 7, 10), peerInode: u64, peerInside: fc.boolean(), shutRd: fc.boolean(), shutWr: fc.boolean(),
+  passcred: fc.boolean(), backlog: u32, sndbuf: u32, rcvbuf: u32, pending: u32, name: sunName, peerName: sunName,
+  queue: fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 8 }),
+});
+
+const u16 = fc.integer({ min: 0, max: 0xffff });
+export const arbInet: fc.Arbitrary<InetSocketState> = fc.constantFrom("ipv4" as const, "ipv6" as const).chain((family) => {
+  const addr = fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) => addrText(family === "ipv4" ? Uint8Array.from([...b.subarray(0, 4), ...new Uint8Array(12)]) : b, family));
+  return fc.record({
+    type: fc.constant("inet" as const), fd: u32, inode: u64, family: fc.constant(family), protocol: fc.constantFrom("tcp" as const, "udp" as const),
+    state: fc.constantFrom(1, 7, 10), localAddress: addr, localPort: u16, peerAddress: addr, peerPort: u16,
+    reuseAddr: fc.boolean(), reusePort: fc.boolean(), keepAlive: fc.boolean(), noDelay: fc.boolean(), v6Only: fc.boolean(), broadcast: fc.boolean(),
+    linger: fc.option(u32, { nil: undefined }), backlog: u32, sndbuf: u32, rcvbuf: u32, keepIdle: u32, keepIntvl: u32, keepCnt: u32,
+  });
+});
+export const arbTcp: fc.Arbitrary<TcpStreamState> = fc.record({
+  type: fc.constant("tcp" as const), fd: u32, inode: u64, timestamps: fc.boolean(), sack: fc.boolean(), wscale: fc.boolean(),
+  sndSeq: u32, rcvSeq: u32, mss: u32, sndWscale: u32, rcvWscale: u32, timestamp: u32, sndWl1: u32, sndWnd: u32, maxWindow: u32,
+  rcvWnd: u32, rcvWup: u32, outq: fc.uint8Array({ maxLength: 2000 }), inq: fc.uint8Array({ maxLength: 2000 }), unsent: fc.nat(),
+}).map((t) => ({ ...t, unsent: t.unsent % (t.outq.length + 1) }));
+
+export const arbLock = fc.record({
+  type: fc.constant("lock" as const), fd: u32, inode: u64, kind: fc.constantFrom("flock" as const, "posix" as const, "ofd" as const, "lease" as const),
+  write: fc.boolean(), start: fc.bigInt({ min: 0n, max: 1n << 40n }), len: fc.option(fc.bigInt({ min: 0n, max: 1n << 40n }), { nil: undefined }),
+}).map(({ len, ...l }) => ({ ...l, end: len === undefined ? undefined : l.start + len }));
+
+export const arbFdState: fc.Arbitrary<FdStateRecord> = fc.oneof(arbPipe, arbUnix, arbInet, arbTcp, arbLock);
 
 function decode(type: number, payload: Uint8Array, key32: number, key64: bigint): FdStateRecord {
   const codec = FD_STATE_CODECS.get(type);
@@ -30,6 +62,19 @@ describe("fd state records", () => {
       const e = encodeFdState(s);
       expect(decode(e.type, e.payload, e.key32, e.key64)).toEqual(s);
     }));
+  });
+
+  test("INET_SOCKET: addresses print as people write them", () => {
+    expect(addrText(Uint8Array.from([127, 0, 0, 1, ...new Uint8Array(12)]), "ipv4")).toBe("127.0.0.1");
+    expect(addrText(Uint8Array.from([...new Uint8Array(15), 1]), "ipv6")).toBe("::1");
+    expect(addrText(Uint8Array.from([0x20, 0x01, 0x0d, 0xb8, ...new Uint8Array(11), 1]), "ipv6")).toBe("2001:db8::1");
+    expect(addrText(new Uint8Array(16), "ipv6")).toBe("::");
+  });
+
+  test("UNIX_SOCKET: a queue_count beyond the payload is refused before any allocation", () => {
+    const e = encodeFdState({ type: "unix", fd: 3, inode: 5n, socketType: "dgram", state: 7, peerInode: 0n, peerInside: false, shutRd: false, shutWr: false, passcred: false, backlog: 0, sndbuf: 0, rcvbuf: 0, pending: 0, name: new Uint8Array(0), peerName: new Uint8Array(0), queue: [] });
+    new DataView(e.payload.buffer).setUint32(44, 0xffffffff, true);
+    expect(() => decode(FdRecordType.UNIX_SOCKET, e.payload, 3, 5n)).toThrow(/queue_count/);
   });
 
   test("a larger fixed_size (fields of a later minor version) is skipped", () => {

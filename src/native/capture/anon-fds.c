@@ -1,5 +1,5 @@
 /*
- * Anon-inode fds (FORMAT.md 4.17-4.20): eventfd, timerfd, signalfd, epoll. Their state is in
+ * Anon-inode fds (FORMAT.md 4.21-4.24): eventfd, timerfd, signalfd, epoll. Their state is in
  * /proc/PID/fdinfo/N (proc(5)), which the generic code has read already:
  *   eventfd   "eventfd-count: %16llx", "eventfd-id: %d", "eventfd-semaphore: %d"
  *   timerfd   "clockid: %d", "ticks: %llu", "settime flags: 0%o", "it_value: (%llu, %llu)",

@@ -6,12 +6,14 @@
  */
 #include "fds.h"
 
-extern const struct fd_ops pipe_ops, fifo_ops, reg_ops, other_ops;
+extern const struct fd_ops pipe_ops, fifo_ops, unix_ops, inet_ops, reg_ops, other_ops;
 extern const struct fd_ops eventfd_ops, timerfd_ops, signalfd_ops, epoll_ops;
 
 const struct fd_ops *const fd_ops_table[] = {
 	&pipe_ops,              /* pipes.c: anonymous pipes */
 	&fifo_ops,              /* pipes.c: named FIFOs */
+	&unix_ops,              /* sk-unix.c: unix sockets */
+	&inet_ops,              /* sk-inet.c: TCP and UDP over IPv4/IPv6 */
 	&eventfd_ops,           /* anon-fds.c: eventfd (count, semaphore) */
 	&timerfd_ops,           /* anon-fds.c: timerfd (clock, value, interval, ticks) */
 	&signalfd_ops,          /* anon-fds.c: signalfd (mask) */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -292,6 +293,8 @@ int collect_fds(struct capture *c)
 		if (d->file == d && d->ops->dump && (err = d->ops->dump(c, d)))
 			cap_fail(err, "fd %d (%s, %s)", d->fd, d->link, d->ops->name);
 	}
+	if (!err)
+		err = collect_locks(c);
 	c->nfds = (uint32_t)t->n;
 	return err;
 }
@@ -316,6 +319,16 @@ int fd_local(struct capture *c, struct cap_fd *d)
 	}
 	d->local = (int)syscall(SYS_pidfd_getfd, t->pidfd, d->fd, 0);
 	return d->local < 0 ? -errno : d->local;
+}
+
+int fd_socket_family(struct capture *c, struct cap_fd *d)
+{
+	int fd = fd_local(c, d), v = 0;
+	socklen_t l = sizeof(v);
+
+	if (fd < 0)
+		return fd;
+	return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &l) < 0 ? -errno : v;
 }
 
 int fd_emit(struct capture *c, uint16_t type, uint32_t key32, uint64_t key64, const struct buf *payload)

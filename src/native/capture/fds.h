@@ -58,7 +58,12 @@ int fd_cannot(struct capture *c, struct cap_fd *d, const char *fmt, ...) __attri
 /* Its other end (pipe, socket peer) is in a process outside the image: FD.state PEER_OUTSIDE,
  * the note says what restore will give it, and a warning (fds > 2). */
 int fd_peer_outside(struct capture *c, struct cap_fd *d, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* SO_DOMAIN of a socket fd (AF_UNIX, AF_INET, …), -errno if it cannot be asked. */
+int fd_socket_family(struct capture *c, struct cap_fd *d);
 /* Every fd of the target (sorted by number) for kinds that pair descriptions (pipes, socketpairs). */
 struct cap_fd *fd_all(struct capture *c, size_t *n);
+
+/* locks.c: FILE_LOCK records of the locks and leases the process holds (after the kinds). */
+int collect_locks(struct capture *c);
 
 #endif /* CK_FDS_H */

@@ -318,6 +318,10 @@ static_assert(sizeof(struct ckimg_fd_fixed) == 80, "fd layout");
 
 enum ckimg_fd_record_type {
 	CKIMG_REC_PIPE        = 0x0041,
+	CKIMG_REC_UNIX_SOCKET = 0x0042,
+	CKIMG_REC_INET_SOCKET = 0x0043,
+	CKIMG_REC_TCP_STREAM  = 0x0044,
+	CKIMG_REC_FILE_LOCK   = 0x0045,
 };
 
 /* PIPE (0x0041): one per pipe or FIFO whose buffer is recorded; key32 = first fd, key64 = pipe_id */
@@ -336,6 +340,105 @@ struct ckimg_pipe_fixed {
 #define CKIMG_PIPE_HAS_WRITER   (1u << 2)   /* a writing end is among the recorded fds */
 static_assert(sizeof(struct ckimg_pipe_fixed) == 32, "pipe layout");
 
+/* UNIX_SOCKET (0x0042): one per unix socket; key32 = first fd, key64 = inode */
+struct ckimg_unix_fixed {
+	uint32_t fixed_size;        /* 64 */
+	uint32_t type;              /* SOCK_STREAM 1, SOCK_DGRAM 2, SOCK_SEQPACKET 5 */
+	uint32_t state;             /* kernel socket state: 1 connected, 7 unconnected, 10 listening */
+	uint32_t flags;             /* CKIMG_UNIX_* */
+	uint64_t inode;
+	uint64_t peer_inode;        /* 0: none */
+	uint32_t backlog;           /* listen(2) backlog */
+	uint32_t sndbuf;            /* SO_SNDBUF as getsockopt gives it (doubled by the kernel) */
+	uint32_t rcvbuf;
+	uint32_t queue_count;       /* messages in QUEUE */
+	uint32_t pending;           /* listening: connections waiting for accept (not brought back) */
+	uint32_t reserved;
+	uint64_t queue_bytes;       /* bytes in QUEUE */
+} __attribute__((packed));
+/* VARIABLE: STR name (sun_path bytes; abstract names begin with NUL; empty: unbound),
+ *           STR peer_name, queue_count × (u32 length, bytes): the receive queue, oldest first */
+#define CKIMG_UNIX_PEER_INSIDE  (1u << 0)   /* the peer is a recorded socket */
+#define CKIMG_UNIX_SHUT_RD      (1u << 1)
+#define CKIMG_UNIX_SHUT_WR      (1u << 2)
+#define CKIMG_UNIX_PASSCRED     (1u << 3)
+static_assert(sizeof(struct ckimg_unix_fixed) == 64, "unix layout");
+
+/* INET_SOCKET (0x0043): one per IPv4/IPv6 TCP or UDP socket; key32 = first fd, key64 = inode */
+struct ckimg_inet_fixed {
+	uint32_t fixed_size;        /* 96 */
+	uint32_t family;            /* AF_INET 2, AF_INET6 10 */
+	uint32_t type;              /* SOCK_STREAM 1, SOCK_DGRAM 2 */
+	uint32_t protocol;          /* IPPROTO_TCP 6, IPPROTO_UDP 17 */
+	uint32_t state;             /* TCP state (1 ESTABLISHED, 7 CLOSE, 10 LISTEN); UDP: 1 connected, 7 not */
+	uint32_t flags;             /* CKIMG_INET_* */
+	uint64_t inode;
+	uint8_t  local_addr[16];    /* network order; IPv4 in the first 4 bytes */
+	uint8_t  peer_addr[16];
+	uint16_t local_port;        /* host order */
+	uint16_t peer_port;
+	uint32_t backlog;           /* listening: listen(2) backlog */
+	uint32_t sndbuf;            /* SO_SNDBUF / SO_RCVBUF as getsockopt gives them */
+	uint32_t rcvbuf;
+	uint32_t linger;            /* SO_LINGER seconds (with CKIMG_INET_LINGER) */
+	uint32_t keepidle;          /* TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT */
+	uint32_t keepintvl;
+	uint32_t keepcnt;
+} __attribute__((packed));
+#define CKIMG_INET_REUSEADDR    (1u << 0)
+#define CKIMG_INET_REUSEPORT    (1u << 1)
+#define CKIMG_INET_KEEPALIVE    (1u << 2)
+#define CKIMG_INET_NODELAY      (1u << 3)
+#define CKIMG_INET_V6ONLY       (1u << 4)
+#define CKIMG_INET_BROADCAST    (1u << 5)
+#define CKIMG_INET_LINGER       (1u << 6)
+#define CKIMG_INET_SHUT_RD      (1u << 7)
+#define CKIMG_INET_SHUT_WR      (1u << 8)
+static_assert(sizeof(struct ckimg_inet_fixed) == 96, "inet layout");
+
+/* TCP_STREAM (0x0044): an established TCP connection's repair state (TCP_REPAIR, tcp(7));
+ * key32 = first fd, key64 = inode (its INET_SOCKET) */
+struct ckimg_tcp_fixed {
+	uint32_t fixed_size;        /* 64 */
+	uint32_t options;           /* CKIMG_TCP_OPT_* negotiated (TCP_INFO tcpi_options) */
+	uint32_t snd_seq;           /* TCP_QUEUE_SEQ of the send queue: write_seq (after outq) */
+	uint32_t rcv_seq;           /* TCP_QUEUE_SEQ of the receive queue: rcv_nxt (after inq) */
+	uint32_t mss;               /* TCP_MAXSEG */
+	uint32_t snd_wscale;
+	uint32_t rcv_wscale;
+	uint32_t timestamp;         /* TCP_TIMESTAMP */
+	uint32_t snd_wl1;           /* TCP_REPAIR_WINDOW */
+	uint32_t snd_wnd;
+	uint32_t max_window;
+	uint32_t rcv_wnd;
+	uint32_t rcv_wup;
+	uint32_t inq_len;           /* bytes received, not yet read by the program */
+	uint32_t outq_len;          /* bytes written, not yet acknowledged (incl. unsent) */
+	uint32_t unsent_len;        /* of outq, not yet sent */
+} __attribute__((packed));
+/* VARIABLE: OUTQ[outq_len], INQ[inq_len] */
+#define CKIMG_TCP_OPT_TIMESTAMPS (1u << 0)
+#define CKIMG_TCP_OPT_SACK       (1u << 1)
+#define CKIMG_TCP_OPT_WSCALE     (1u << 2)
+#define CKIMG_TCP_MAX_QUEUE      (64u << 20)
+static_assert(sizeof(struct ckimg_tcp_fixed) == 64, "tcp layout");
+
+/* FILE_LOCK (0x0045): one per lock or lease the process holds (fdinfo "lock:" lines);
+ * key32 = an fd of the locked description, key64 = the file's inode */
+struct ckimg_lock_fixed {
+	uint32_t fixed_size;        /* 32 */
+	uint32_t kind;              /* CKIMG_LOCK_* */
+	uint32_t type;              /* 0 read (shared), 1 write (exclusive) */
+	uint32_t reserved;
+	uint64_t start;             /* byte range (POSIX, OFD); 0 for flock and leases */
+	uint64_t end;               /* last byte, inclusive; CKIMG_LOCK_EOF: to the end of file */
+} __attribute__((packed));
+#define CKIMG_LOCK_FLOCK 1
+#define CKIMG_LOCK_POSIX 2
+#define CKIMG_LOCK_OFD   3
+#define CKIMG_LOCK_LEASE 4
+#define CKIMG_LOCK_EOF   UINT64_MAX
+static_assert(sizeof(struct ckimg_lock_fixed) == 32, "lock layout");
 /* ===================================================================================== */
 /* Format 1.1, issue 10 "state": per-process and per-thread state (FORMAT.md 4.11-4.14).  */
 /* Types 0x0007-0x000F (per process) and 0x0011-0x0017 (per thread) belong to this block. */
@@ -439,7 +542,7 @@ static_assert(sizeof(struct ckimg_seccomp_fixed) == 8, "seccomp layout");
 static_assert(sizeof(struct ckimg_seccomp_filter) == 16, "seccomp filter layout");
 static_assert(sizeof(struct ckimg_thread_state_fixed) == 136, "thread state layout");
 
-/* ----- issue 10 "state", anon-inode fds (FORMAT.md 4.17-4.20), types 0x0050-0x0057 -- */
+/* ----- issue 10 "state", anon-inode fds (FORMAT.md 4.21-4.24), types 0x0050-0x0057 -- */
 /* Keyed like every fd kind record: INDEX key32 = the first fd of the open file description. */
 #define CKIMG_REC_EVENTFD   0x0050
 #define CKIMG_REC_TIMERFD   0x0051

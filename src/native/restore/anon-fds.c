@@ -1,5 +1,5 @@
 /*
- * Anon-inode fds (FORMAT.md 4.17-4.20), made again in the new child from their records:
+ * Anon-inode fds (FORMAT.md 4.21-4.24), made again in the new child from their records:
  *   eventfd   eventfd(0, flags) then write(count) (the initial value is only 32 bits wide)
  *   timerfd   timerfd_create(clock), timerfd_settime relative to now, TFD_IOC_SET_TICKS for
  *             expirations not yet read

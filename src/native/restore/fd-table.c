@@ -5,8 +5,12 @@
  */
 #include "fds.h"
 
-extern const struct rst_fd_ops pipe_ops, fifo_ops, reg_ops, null_ops;
+extern const struct rst_fd_ops pipe_ops, fifo_ops, unix_ops, inet_ops, reg_ops, null_ops;
+int inet_record_check(const struct img_fdrec *r, char *err, size_t errlen);
+int tcp_record_check(const struct img_fdrec *r, char *err, size_t errlen);
+int lock_record_check(const struct img_fdrec *r, char *err, size_t errlen);
 int pipe_record_check(const struct img_fdrec *r, char *err, size_t errlen);
+int unix_record_check(const struct img_fdrec *r, char *err, size_t errlen);
 extern const struct rst_fd_ops eventfd_ops, timerfd_ops, signalfd_ops, epoll_ops;
 int eventfd_record_check(const struct img_fdrec *r, char *err, size_t errlen);
 int timerfd_record_check(const struct img_fdrec *r, char *err, size_t errlen);
@@ -16,6 +20,8 @@ int epoll_record_check(const struct img_fdrec *r, char *err, size_t errlen);
 const struct rst_fd_ops *const rst_fd_ops_table[] = {
 	&pipe_ops,              /* pipes.c: anonymous pipes */
 	&fifo_ops,              /* pipes.c: named FIFOs, reopened without blocking */
+	&unix_ops,              /* sk-unix.c: unix sockets, pairs joined again */
+	&inet_ops,              /* sk-inet.c: TCP (listening, established via repair) and UDP */
 	&eventfd_ops,           /* anon-fds.c: eventfd with its count */
 	&timerfd_ops,           /* anon-fds.c: timerfd armed as it was */
 	&signalfd_ops,          /* anon-fds.c: signalfd with its mask */
@@ -28,6 +34,10 @@ const struct rst_fd_ops *const rst_fd_ops_table[] = {
 /* Every kind record type restore understands, with its checker. */
 const struct rst_fd_record rst_fd_records[] = {
 	{ CKIMG_REC_PIPE, "PIPE", pipe_record_check },
+	{ CKIMG_REC_UNIX_SOCKET, "UNIX_SOCKET", unix_record_check },
+	{ CKIMG_REC_INET_SOCKET, "INET_SOCKET", inet_record_check },
+	{ CKIMG_REC_TCP_STREAM, "TCP_STREAM", tcp_record_check },
+	{ CKIMG_REC_FILE_LOCK, "FILE_LOCK", lock_record_check },
 	{ CKIMG_REC_EVENTFD, "EVENTFD", eventfd_record_check },
 	{ CKIMG_REC_TIMERFD, "TIMERFD", timerfd_record_check },
 	{ CKIMG_REC_SIGNALFD, "SIGNALFD", signalfd_record_check },

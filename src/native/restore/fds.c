@@ -302,6 +302,7 @@ int restore_fds_child(struct restore_args *a, char *err, size_t errlen)
 			goto out;
 		}
 	}
+	ret = restore_locks_child(&s);
 out:
 	for (size_t i = 0; i < s.nfiles; i++)
 		if (s.files && s.files[i].fd >= 0)

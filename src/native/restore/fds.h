@@ -68,6 +68,9 @@ struct rst_obj *rst_obj_get(struct rst_fds *s, uint32_t tag, uint64_t id);   /* 
 int rst_fd_scratch(struct rst_fds *s, int fd);   /* move fd above every recorded number */
 int rst_fds_fail(struct rst_fds *s, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* locks.c: take the recorded locks and leases again (child, every fd in place). */
+int restore_locks_child(struct rst_fds *s);
+
 /* Child side of restore_fork: rebuild every recorded fd. 0, or -errno with the message in err. */
 int restore_fds_child(struct restore_args *a, char *err, size_t errlen);
 /* Parent side, before the fork: every kind record checked, and fds that capture marked as not

@@ -40,6 +40,10 @@ const char *img_type_name(uint16_t type)
 	case CKIMG_REC_SIGNALFD: return "SIGNALFD";
 	case CKIMG_REC_EPOLL: return "EPOLL";
 	case CKIMG_REC_PIPE: return "PIPE";
+	case CKIMG_REC_UNIX_SOCKET: return "UNIX_SOCKET";
+	case CKIMG_REC_INET_SOCKET: return "INET_SOCKET";
+	case CKIMG_REC_TCP_STREAM: return "TCP_STREAM";
+	case CKIMG_REC_FILE_LOCK: return "FILE_LOCK";
 	case CKIMG_REC_INDEX: return "INDEX";
 	default: return "record";
 	}

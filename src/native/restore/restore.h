@@ -31,10 +31,14 @@
  *
  * Not restored (no record for it, or the kernel offers no way):
  *   - a POSIX timer's overrun count; absolute (TIMER_ABSTIME) deadlines become relative;
- *   - namespaces, cgroups;
- *   - pipes/sockets to other processes: fds 0-2 that were pipes/sockets are taken over from
- *     the restorer's own stdio; others become /dev/null (a pipe with both ends inside the
- *     process is recreated, empty); pipe buffers, socket state, epoll/eventfd/signalfd;
+ *   - namespaces, cgroups; inotify watches;
+ *   - the other end of a pipe or socket held by another process: fds 0-2 of that kind are
+ *     taken over from the restorer's own stdio; others come back detached (a reading end gets
+ *     the buffered bytes then end of file, a writing end /dev/null, a unix socket whose peer
+ *     was named reconnects by name) with a warning; pipes, FIFOs, unix and TCP/UDP sockets
+ *     inside the process come back with their state (fds.c and one file per kind);
+ *   - TCP traffic from a peer between the kill and the restore meets no socket and resets
+ *     the connection (nothing holds the connection in between, unlike CRIU's network lock);
  *   - SysV/shared anonymous memory is restored as private-to-this-mapping shared memory;
  *   - restart_block: a syscall interrupted with -ERESTART_RESTARTBLOCK (relative sleeps)
  *     is run again from the start with its original arguments.

@@ -1,0 +1,171 @@
+#!/usr/bin/env node
+// Fd restore benchmark: a process holding 1,000 open fds of mixed kinds — 200 pipes with bytes
+// in them (400 fds), 150 unix socket pairs with a queued message each (300), 100 regular files
+// each dup'ed once (200), 100 /dev/null opens — is captured once by ckimg and dumped once by
+// CRIU (same process state), then restored over and over, tools alternating, ≥ 5 rounds,
+// medians. Measured: wall time of the restore command in detached mode, until the process runs
+// again and the command returns (`ckimg-restore IMG --detach` / `criu restore -d`), under a
+// small child subreaper that reaps what the detached restore leaves behind.
+//
+// CRIU is taken from $CRIU, /work/tools/criu/criu/criu or PATH (never built here).
+// Options: --rounds N, --only ckimg (skip CRIU).
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { median, table, fmt } from "./_util.mjs";
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), "..");
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const ROUNDS = Math.max(5, Number(opt("rounds", "5")));
+const ONLY = opt("only", "");
+const RESTORE = join(REPO, "build/ckimg-restore");
+const CAPTURE = join(REPO, "build/ckimg-capture");
+
+function findCriu() {
+  for (const c of [process.env.CRIU, "/work/tools/criu/criu/criu"]) if (c && existsSync(c)) return c;
+  const r = spawnSync("sh", ["-c", "command -v criu"], { encoding: "utf8" });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+async function gone(pid) {
+  for (let i = 0; i < 1000 && existsSync(`/proc/${pid}`); i++) await sleep(10);
+  if (existsSync(`/proc/${pid}`)) throw new Error(`pid ${pid} stays taken`);
+}
+
+const PROGRAM = `
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+/* 1,000 fds of mixed kinds with state in them, then idles. argv[1]: a scratch dir. */
+int main(int argc, char **argv) {
+	struct rlimit rl = { 4096, 4096 };
+	setrlimit(RLIMIT_NOFILE, &rl);
+	char path[4096];
+	for (int i = 0; i < 200; i++) {
+		int p[2];
+		if (pipe(p) || write(p[1], "bytes waiting in a pipe", 23) != 23) return 1;
+	}
+	for (int i = 0; i < 150; i++) {
+		int s[2];
+		if (socketpair(AF_UNIX, SOCK_STREAM, 0, s) || write(s[0], "queued", 6) != 6) return 2;
+	}
+	for (int i = 0; i < 100; i++) {
+		snprintf(path, sizeof(path), "%s/f%d", argv[1], i);
+		int fd = open(path, O_RDWR | O_CREAT, 0600);
+		if (fd < 0 || write(fd, "x", 1) != 1 || dup(fd) < 0) return 3;
+	}
+	for (int i = 0; i < 100; i++)
+		if (open("/dev/null", O_RDONLY) < 0) return 4;
+	printf("ready\\n");
+	fflush(stdout);
+	for (;;) pause();
+}
+`;
+
+function cc(src, out) {
+  writeFileSync(out + ".c", src);
+  const r = spawnSync("gcc", ["-O2", "-o", out, out + ".c"], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return out;
+}
+
+/** Run argv under the subreaper; resolve with the direct child's wall time (s) and status. */
+function timed(reaper, argv) {
+  return new Promise((resolve, reject) => {
+    const c = spawn(reaper, argv, { stdio: ["ignore", "pipe", "pipe"] });
+    let err = "";
+    c.stdout.on("data", () => {});
+    c.stderr.on("data", (d) => {
+      err += d;
+      const m = /child-exit (\d+) (\d+)/.exec(err);
+      if (m && !c.reported) {
+        c.reported = true;
+        resolve({ seconds: Number(m[2]) / 1e9, status: Number(m[1]), child: c, err: () => err });
+      }
+    });
+    c.on("error", reject);
+    c.on("exit", () => { if (!c.reported) reject(new Error(`restore under subreaper failed: ${err}`)); });
+  });
+}
+
+async function finish(run, pid) {
+  try { process.kill(pid, "SIGKILL"); } catch { /* gone */ }
+  await new Promise((r) => (run.child.exitCode !== null ? r() : run.child.on("exit", r)));
+  await gone(pid);
+}
+
+async function main() {
+  for (const b of [RESTORE, CAPTURE]) if (!existsSync(b)) throw new Error(`${b} missing: npm run build`);
+  const criu = ONLY === "ckimg" ? null : findCriu();
+  const dir = mkdtempSync(join(tmpdir(), "ckimg-bench-fds-"));
+  try {
+    const prog = cc(PROGRAM, join(dir, "fds"));
+    const reaper = cc(readFileSync(join(REPO, "test/native/restore-programs/subreaper.c"), "utf8"), join(dir, "subreaper"));
+    const files = join(dir, "files");
+    mkdirSync(files);
+    const outFile = join(dir, "fds.out");
+    const sh = spawn("sh", ["-c", `exec setsid ${prog} ${files} > ${outFile} 2>&1 < /dev/null`], { stdio: "ignore" });
+    for (let i = 0; i < 6000 && !(existsSync(outFile) && readFileSync(outFile, "utf8").includes("ready")); i++) await sleep(10);
+    const pid = sh.pid;
+    const nfds = spawnSync("sh", ["-c", `ls /proc/${pid}/fd | wc -l`], { encoding: "utf8" }).stdout.trim();
+    console.log(`process ${pid}: ${nfds} open fds (pipes with bytes, unix pairs with a queue, files + dups, /dev/null); ${ROUNDS} rounds, medians`);
+
+    const img = join(dir, "fds.img");
+    const t0 = process.hrtime.bigint();
+    const c = spawnSync(CAPTURE, [String(pid), "-o", img], { encoding: "utf8" });
+    const captureS = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (c.status !== 0) throw new Error(`capture: ${c.stderr}`);
+    let criuDir = null, dumpS = 0;
+    if (criu) {
+      criuDir = join(dir, "criu");
+      mkdirSync(criuDir);
+      const t1 = process.hrtime.bigint();
+      const r = spawnSync(criu, ["dump", "-t", String(pid), "-D", criuDir, "-o", "dump.log"], { encoding: "utf8" });
+      dumpS = Number(process.hrtime.bigint() - t1) / 1e9;
+      if (r.status !== 0) {
+        console.log(`CRIU dump failed (${r.status}); see ${criuDir}/dump.log — CRIU left out`);
+        criuDir = null;
+      }
+    }
+    try { process.kill(pid, "SIGKILL"); } catch { /* dumped and gone */ }
+    await new Promise((r) => (sh.exitCode !== null ? r() : sh.on("exit", r)));
+    await gone(pid);
+    if (!criu) console.log("CRIU not available: set CRIU=/path/to/criu (v4.2) to compare");
+
+    const modes = [["ckimg-restore --detach", [RESTORE, img, "--detach"]]];
+    if (criuDir) modes.push(["criu restore -d", [criu, "restore", "-d", "-D", criuDir, "-o", "restore.log"]]);
+    const times = Object.fromEntries(modes.map(([n]) => [n, []]));
+    for (let round = -1; round < ROUNDS; round++) {       // round -1: warm-up, not counted
+      for (const [name, argv] of modes) {
+        const run = await timed(reaper, argv);
+        if (run.status !== 0) throw new Error(`${name}: exit ${run.status}: ${run.err()}`);
+        await finish(run, pid);
+        if (round >= 0) times[name].push(run.seconds);
+      }
+    }
+    const ref = criuDir ? median(times["criu restore -d"]) : null;
+    table(["restore (1,000 fds)", "median", "vs criu -d"], modes.map(([name]) => {
+      const m = median(times[name]);
+      return [name, fmt.ms(m), ref ? fmt.x(m / ref) : "-"];
+    }));
+    console.log(`capture once: ckimg ${fmt.ms(captureS)}${criuDir ? `, criu dump ${fmt.ms(dumpS)}` : ""}`);
+    if (ref) console.log(`goal: ≤ 1.00x CRIU (${fmt.ms(ref)})`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(e.message);
+  process.exitCode = 1;
+});
