@@ -19,6 +19,8 @@ import {
   type AreaRecord, type AuxvEntry, type FdRecord, type MappedFileRecord, type ProcessRecord,
   type RlimitEntry, type SigactionsRecord, type ThreadRecord,
 } from "./records.js";
+import { encodeFdFile, encodeFileContent, encodeFileData, encodeTty, type FdFileRecord, type FileContentRecord, type TtyRecord } from "./records-files.js";
+import { MAX_FILE_RUN } from "./raw-files.js";
 
 export interface ImageWriterOptions {
   pageSize?: number;
@@ -114,6 +116,17 @@ export class ImageWriter {
   addArea(a: AreaRecord) { return this.writeRecord(RecordType.AREA, encodeArea(a), { key32: a.id, key64: a.start }); }
   addMappedFile(f: MappedFileRecord) { return this.writeRecord(RecordType.MAPPED_FILE, encodeMappedFile(f), { key32: f.id }); }
   addFd(f: FdRecord) { return this.writeRecord(RecordType.FD, encodeFd(f), { key32: f.fd }); }
+  addFileContent(c: FileContentRecord) { return this.writeRecord(RecordType.FILE_CONTENT, encodeFileContent(c), { key32: c.id, key64: c.inode }); }
+  addFdFile(f: FdFileRecord) { return this.writeRecord(RecordType.FD_FILE, encodeFdFile(f), { key32: f.fd }); }
+  addTty(t: TtyRecord) { return this.writeRecord(RecordType.TTY, encodeTty(t), { key32: t.fd }); }
+
+  /** One FILE_DATA run of a FILE_CONTENT: `raw` (1 byte to 16 MiB) at file `offset`, compressed with `codec`. */
+  addFileData(contentId: number, offset: bigint, raw: Uint8Array, codec: CodecId = this.codec): Promise<number> {
+    if (raw.length < 1 || raw.length > MAX_FILE_RUN) throw new RangeError(`file run of ${raw.length} bytes is not 1..${MAX_FILE_RUN}`);
+    const packed = compressChunk(codec, raw);
+    const payload = encodeFileData({ contentId, offset, length: raw.length, codec: packed.codec, storedSize: packed.data.length, rawCrc: crc32(raw) }, packed.data);
+    return this.writeRecord(RecordType.FILE_DATA, payload, { key32: contentId, key64: offset, auxA: raw.length });
+  }
 
   /**
    * One PAGES chunk: `raw` holds the stored pages (bits set in `bitmap`) back to back.
