@@ -70,6 +70,16 @@ struct mapped_file {
 	uint32_t build_id_len;
 };
 
+/* A file whose bytes go into the image: an unlinked file or a memfd (FILE_CONTENT). */
+struct file_content {
+	uint32_t id, flags;
+	dev_t dev;
+	ino_t inode;
+	int memfd;
+	char *path;                    /* former path, or the memfd name */
+	char src[96];                  /* /proc/PID/fd/N or /proc/PID/map_files/S-E to read it */
+};
+
 struct chunk {
 	uint32_t area;                 /* index into areas[] */
 	uint64_t first_page;
@@ -107,6 +117,15 @@ struct capture {
 	size_t nchunks;
 	uint64_t cand_bytes;           /* bytes the page reader will read */
 
+	/* files and terminals (files-content.c, tty.c) */
+	struct file_content *contents;
+	size_t ncontents;
+	struct buf fd_files;           /* struct ckimg_fd_file_fixed, back to back */
+	size_t nfd_files;
+	struct buf ttys;               /* TTY records, each prefixed by its u64 length */
+	uint32_t nttys;
+	uint64_t content_bytes;
+
 	/* results */
 	uint64_t freeze_ns, total_ns, image_bytes, stored_pages, stored_bytes;
 };
@@ -124,6 +143,14 @@ int plan_chunks(struct capture *c);
 /* files.c: identity of mapped files (after the freeze). */
 int collect_mapped_files(struct capture *c);
 int hash_mapped_files(struct capture *c);
+
+/* files-content.c: FD_FILE, FILE_CONTENT, FILE_DATA (freeze phase, after fds and areas). */
+int collect_file_contents(struct capture *c);
+struct image;
+int put_file_contents(struct capture *c, struct image *im);
+/* tty.c: TTY records (freeze phase, after fds). */
+int collect_ttys(struct capture *c);
+int put_ttys(struct capture *c, struct image *im);
 
 /* image.c: the atomic, streaming image file. */
 struct image {

@@ -274,6 +274,10 @@ static int frozen_steps(struct image *im, struct pipeline **pl)
 		err = collect_areas(&cap);
 	if (!err)
 		err = collect_mapped_files(&cap);
+	if (!err)
+		err = collect_file_contents(&cap);
+	if (!err)
+		err = collect_ttys(&cap);
 	phase("fds+areas");
 	if (!err)
 		err = plan_chunks(&cap);
@@ -282,6 +286,11 @@ static int frozen_steps(struct image *im, struct pipeline **pl)
 		err = check_abort();
 	if (!err)
 		err = put_metadata(im);
+	if (!err)
+		err = put_ttys(&cap, im);
+	if (!err)
+		err = put_file_contents(&cap, im);    /* file bytes as the frozen process left them */
+	phase("files");
 	if (!err)
 		err = pages_start(&cap, im, pl);
 	phase("start");
