@@ -101,8 +101,9 @@ struct capture {
 	/* PROCESS */
 	struct ckimg_process_fixed proc;
 	char *comm, *exe, *cwd, *root, *kernel;
-	struct buf argv, environ, auxv, rlimits, sigactions, fds;
+	struct buf argv, environ, auxv, rlimits, sigactions;
 	uint32_t argc, envc, auxc, nrlimits, nsigactions, nfds;
+	struct cap_fdtab *fdt;          /* open fds (fds.c) */
 
 	struct thread_info *threads;
 	size_t nthreads;
@@ -132,7 +133,6 @@ struct capture {
 
 /* proc.c: process-wide state from /proc and prlimit (freeze phase). */
 int collect_process(struct capture *c);
-int collect_fds(struct capture *c);
 /* threads.c: per-thread state and remote syscalls (freeze phase). */
 int collect_prefreeze_states(struct capture *c);
 int collect_threads(struct capture *c);
@@ -140,6 +140,12 @@ int collect_sigactions_and_tls(struct capture *c);
 /* mm.c: areas from smaps, page candidates from pagemap, chunk plan (freeze phase). */
 int collect_areas(struct capture *c);
 int plan_chunks(struct capture *c);
+/* fds.c: open fds, one handler per kind (fds.h, fd-table.c). */
+struct image;
+int collect_fds(struct capture *c);                       /* freeze phase */
+int fds_write(struct capture *c, struct image *im);       /* FD + kind records */
+void fds_release(struct capture *c, int killed);          /* the target is let go */
+void fds_free(struct capture *c);
 /* files.c: identity of mapped files (after the freeze). */
 int collect_mapped_files(struct capture *c);
 int hash_mapped_files(struct capture *c);

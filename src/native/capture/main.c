@@ -166,15 +166,8 @@ static int put_metadata(struct image *im)
 		err = image_record(im, CKIMG_REC_SIGACTIONS, &cap.sigactions, 0, 0);
 	for (size_t i = 0; !err && i < cap.nthreads; i++)
 		err = put_thread(im, &cap.threads[i]);
-	for (size_t o = 0; !err && o + 8 <= cap.fds.len;) {
-		uint64_t l;
-		uint32_t fd;
-		memcpy(&l, cap.fds.p + o, 8);
-		memcpy(&fd, cap.fds.p + o + 8 + 4, 4);
-		struct buf one = { cap.fds.p + o + 8, l, l };
-		err = image_record(im, CKIMG_REC_FD, &one, fd, 0);
-		o += 8 + l;
-	}
+	if (!err)
+		err = fds_write(&cap, im);
 	return err;
 }
 
@@ -369,6 +362,7 @@ int main(int argc, char **argv)
 		err = frozen_steps(&im, &pl);
 	}
 	if (cap.frozen && (err || !cap.kill_after)) {
+		fds_release(&cap, 0);
 		pt_release(&cap.pt);       /* the target runs on */
 		cap.frozen = 0;
 		cap.freeze_ns = now_ns(CLOCK_MONOTONIC) - t_freeze;
@@ -398,11 +392,13 @@ int main(int argc, char **argv)
 		/* --kill: the target never ran past the capture point */
 		if (!err)
 			kill(cap.pid, SIGKILL);
+		fds_release(&cap, !err);
 		pt_release(&cap.pt);
 		cap.frozen = 0;
 		cap.freeze_ns = now_ns(CLOCK_MONOTONIC) - t_freeze;
 	}
 	image_abort(&im);
+	fds_free(&cap);
 	cap.total_ns = now_ns(CLOCK_MONOTONIC) - t_start;
 	if (cap.progress_tty && cap.cand_bytes >= (64u << 20))
 		fprintf(stderr, "\r\033[K");

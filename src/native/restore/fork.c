@@ -25,7 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "restore.h"
+#include "fds.h"
 
 #define CHILD_ERR_SIZE 4096
 
@@ -42,142 +42,6 @@ child_fail(struct restore_args *a, const char *fmt, ...)
 	vsnprintf(a->child_err, CHILD_ERR_SIZE, fmt, ap);
 	va_end(ap);
 	_exit(100);
-}
-
-static int fd_is_open(int fd)
-{
-	return fcntl(fd, F_GETFD) >= 0;
-}
-
-/* Put `fd` at number `target` (closing fd), with FD_CLOEXEC as recorded. */
-static int place_fd(int fd, int target, int cloexec)
-{
-	if (fd != target) {
-		if (dup3(fd, target, cloexec ? O_CLOEXEC : 0) < 0)
-			return -errno;
-		close(fd);
-	} else if (fcntl(fd, F_SETFD, cloexec ? FD_CLOEXEC : 0) < 0) {
-		return -errno;
-	}
-	return 0;
-}
-
-static int is_anon_pipe(const struct img_fd *d)
-{
-	return d->f.kind == CKIMG_FD_FIFO && strncmp(d->path.s, "pipe:[", 6) == 0;
-}
-
-/* Can this recorded fd be opened again by path? */
-static int reopenable(const struct img_fd *d)
-{
-	switch (d->f.kind) {
-	case CKIMG_FD_REGULAR: case CKIMG_FD_DIRECTORY: case CKIMG_FD_CHARDEV: case CKIMG_FD_BLOCKDEV:
-	case CKIMG_FD_TTY:
-		return d->path.s[0] == '/';
-	case CKIMG_FD_FIFO:
-		return d->path.s[0] == '/';
-	default:
-		return 0;
-	}
-}
-
-static int open_recorded(const struct img_fd *d)
-{
-	int flags = (int)d->f.open_flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC);
-	int fd;
-
-	flags |= O_NOCTTY;
-	if (d->f.kind == CKIMG_FD_FIFO) {
-		/* A FIFO opened for reading alone must not wait for a writer. */
-		fd = open(d->path.s, flags | O_NONBLOCK);
-		if (fd < 0 && errno == ENXIO)
-			fd = open(d->path.s, (flags & ~O_ACCMODE) | O_RDWR | O_NONBLOCK);
-		if (fd >= 0 && !(d->f.open_flags & O_NONBLOCK))
-			fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-		return fd < 0 ? -errno : fd;
-	}
-	fd = open(d->path.s, flags);
-	if (fd < 0)
-		return -errno;
-	if ((d->f.kind == CKIMG_FD_REGULAR || d->f.kind == CKIMG_FD_BLOCKDEV) &&
-	    lseek(fd, (off_t)d->f.pos, SEEK_SET) < 0) {
-		int e = -errno;
-		close(fd);
-		return e;
-	}
-	return fd;
-}
-
-static void child_fds(struct restore_args *a)
-{
-	struct img *img = a->img;
-	int scratch = a->hi_fd + 4 + (int)img->nfiles + 16;
-	char inherit[3] = { 0, 0, 0 };
-
-	/* fds 0-2 that cannot be reopened (pipes, sockets, a vanished tty) are taken over from
-	 * ckimg-restore itself, like a shell job: the restored process talks to our stdio. */
-	for (size_t i = 0; i < img->nfds; i++) {
-		const struct img_fd *d = &img->fds[i];
-		if (d->f.fd > 2 || !fd_is_open((int)d->f.fd))
-			continue;
-		if (!reopenable(d) || access(d->path.s, F_OK) != 0)
-			inherit[d->f.fd] = 1;
-	}
-	for (int fd = 0; fd < a->hi_fd; fd++)
-		if (fd > 2 || !inherit[fd])
-			close(fd);
-
-	for (size_t i = 0; i < img->nfds; i++) {
-		const struct img_fd *d = &img->fds[i];
-		int target = (int)d->f.fd, fd, cloexec = d->f.fd_flags & CKIMG_FD_CLOEXEC;
-
-		if (target <= 2 && inherit[target]) {
-			fcntl(target, F_SETFD, cloexec ? FD_CLOEXEC : 0);
-			continue;
-		}
-		if (fd_is_open(target))
-			continue;       /* placed already as the peer of a pipe */
-		if (reopenable(d)) {
-			fd = open_recorded(d);
-			if (fd < 0)
-				child_fail(a, "FD record #%u (fd %d, %s): cannot reopen: %s", d->seq, target,
-					   d->path.s, strerror(-fd));
-		} else if (is_anon_pipe(d)) {
-			/* both ends of a pipe inside the process: one new pipe for the pair */
-			const struct img_fd *peer = NULL;
-			int p[2];
-			for (size_t j = 0; j < img->nfds; j++)
-				if (j != i && is_anon_pipe(&img->fds[j]) && img->fds[j].f.inode == d->f.inode &&
-				    (img->fds[j].f.open_flags & O_ACCMODE) != (d->f.open_flags & O_ACCMODE))
-					peer = &img->fds[j];
-			if (!peer)
-				goto devnull;
-			if (pipe2(p, O_CLOEXEC) < 0)
-				child_fail(a, "FD record #%u: pipe: %s", d->seq, strerror(errno));
-			int r = fcntl(p[0], F_DUPFD_CLOEXEC, scratch), w = fcntl(p[1], F_DUPFD_CLOEXEC, scratch);
-			close(p[0]);
-			close(p[1]);
-			int rd_is_d = (d->f.open_flags & O_ACCMODE) == O_RDONLY;
-			const struct img_fd *rdr = rd_is_d ? d : peer, *wrr = rd_is_d ? peer : d;
-			if (place_fd(r, (int)rdr->f.fd, rdr->f.fd_flags & CKIMG_FD_CLOEXEC) ||
-			    place_fd(w, (int)wrr->f.fd, wrr->f.fd_flags & CKIMG_FD_CLOEXEC))
-				child_fail(a, "FD record #%u: placing a pipe: %s", d->seq, strerror(errno));
-			fcntl(target, F_SETFL, d->f.open_flags & (O_NONBLOCK | O_APPEND));
-			fcntl((int)peer->f.fd, F_SETFL, peer->f.open_flags & (O_NONBLOCK | O_APPEND));
-			continue;
-		} else {
-devnull:
-			/* not restorable in format 1.0 (socket, anon inode, pipe to another process):
-			 * keep the number taken so the program's later opens do not land on it */
-			fd = open("/dev/null", ((int)d->f.open_flags & O_ACCMODE) | O_NOCTTY);
-			if (fd < 0)
-				child_fail(a, "FD record #%u: /dev/null: %s", d->seq, strerror(errno));
-		}
-		int moved = fcntl(fd, F_DUPFD_CLOEXEC, scratch);
-		close(fd);
-		if (moved < 0 || place_fd(moved, target, cloexec))
-			child_fail(a, "FD record #%u (fd %d): cannot place: %s", d->seq, target, strerror(errno));
-	}
 }
 
 static void child_aux_fds(struct restore_args *a)
@@ -262,7 +126,8 @@ static void __attribute__((noreturn)) child_main(struct restore_args *a)
 		setpgid(0, 0);
 
 	child_aux_fds(a);
-	child_fds(a);
+	if (restore_fds_child(a, a->child_err, CHILD_ERR_SIZE))
+		_exit(100);
 	if (p->umask != 0xFFFFFFFFu)
 		umask(p->umask & 0777);
 	if (personality(p->personality) < 0)
@@ -377,7 +242,7 @@ int restore_fork(struct restore_args *a)
 		if (a->file_fd_child[i] >= 0)
 			a->file_fd_child[i] = a->hi_fd + 2 + (int)i;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-		rlim_t need = (rlim_t)(a->hi_fd + 2 + (int)img->nfiles + 64);
+		rlim_t need = (rlim_t)(a->hi_fd + 4 + (int)img->nfiles + 16) + restore_fds_scratch_need(img);
 		if (rl.rlim_cur < need) {
 			rl.rlim_cur = need;
 			if (rl.rlim_max < need)

@@ -19,55 +19,15 @@
  */
 #include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "restore.h"
 
 static struct restore_args args;
-static FILE *msg;       /* errors and warnings: stderr, or --msg-fd */
-
-int rst_err(struct restore_args *a, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(a->err, sizeof(a->err), fmt, ap);
-	va_end(ap);
-	return err ? err : -EIO;
-}
-
-void rst_warn(const char *fmt, ...)
-{
-	char buf[600];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	fprintf(msg, "ckimg: %s: warning: %s\n", args.image_path, buf);
-	fflush(msg);
-}
-
-uint64_t rst_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-void rst_trace(struct restore_args *a, const char *what)
-{
-	if (a->verbose)
-		fprintf(stderr, "ckimg-restore: %8.2f ms  %s\n", (double)(rst_now_ns() - a->t0) / 1e6, what);
-}
-
 static volatile sig_atomic_t fwd_pid;
 
 static void forward(int sig)
@@ -100,13 +60,13 @@ static int check_image(struct restore_args *a)
 	for (size_t i = 0; i < img->nchunks; i++) {
 		const uint8_t *data;
 		if (img_read_chunk(img, &img->chunks[i], p, r, &data, eb, sizeof(eb))) {
-			fprintf(msg, "ckimg: %s: %s\n", a->image_path, eb);
+			rst_log_error("%s", eb);
 			return 2;
 		}
 		pages += img->chunks[i].stored_pages;
 	}
 	if ((err = restore_check_files(a))) {
-		fprintf(msg, "ckimg: %s: %s\n", a->image_path, a->err);
+		rst_log_error("%s", a->err);
 		return 2;
 	}
 	printf("ok: pid %u, %zu threads, %zu areas, %zu files, %zu fds, %zu chunks, %llu pages\n",
@@ -181,17 +141,15 @@ int main(int argc, char **argv)
 		else
 			a->image_path = argv[i];
 	}
-	msg = msg_fd >= 0 ? fdopen(msg_fd, "w") : NULL;
-	if (!msg)
-		msg = stderr;
 	if (!a->image_path)
 		return usage();
+	rst_log_open(a->image_path, msg_fd);
 	a->t0 = rst_now_ns();
 	a->img = &img;
 
 	err = img_open(&img, a->image_path);
 	if (err) {
-		fprintf(msg, "ckimg: %s: %s\n", a->image_path, img.err);
+		rst_log_error("%s", img.err);
 		return 2;
 	}
 	rst_trace(a, "image read");
@@ -201,7 +159,7 @@ int main(int argc, char **argv)
 	    (err = restore_threads(a)) || (err = restore_mm_wait(a)) || (err = restore_creds(a)) ||
 	    (err = restore_finish(a))) {
 		restore_abort(a);
-		fprintf(msg, "ckimg: %s: %s\n", a->image_path, a->err[0] ? a->err : strerror(-err));
+		rst_log_error("%s", a->err[0] ? a->err : strerror(-err));
 		return 2;
 	}
 	rst_trace(a, "running");
@@ -211,8 +169,7 @@ int main(int argc, char **argv)
 	} else if (a->detach) {
 		printf("%d\n", a->pid);
 	}
-	if (msg != stderr)
-		fclose(msg);
+	rst_log_close();
 	if (a->detach)
 		return 0;
 	img_close(&img);

@@ -78,6 +78,10 @@ struct restore_args {
 	char err[768];
 };
 
+/* log.c: the one error line, warnings (stderr or --msg-fd), the -v trace */
+void rst_log_open(const char *image_path, int msg_fd);
+void rst_log_close(void);
+void rst_log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int rst_err(struct restore_args *a, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void rst_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

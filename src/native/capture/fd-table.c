@@ -1,0 +1,17 @@
+/*
+ * The one table of fd kinds (capture side). Rows are tried in order and the first whose
+ * match() accepts the fd handles it, so specific kinds come before general ones; the last
+ * row takes anything. A new kind: its own file exporting `const struct fd_ops NAME_ops`, one
+ * extern line and one row here.
+ */
+#include "fds.h"
+
+extern const struct fd_ops pipe_ops, fifo_ops, reg_ops, other_ops;
+
+const struct fd_ops *const fd_ops_table[] = {
+	&pipe_ops,              /* pipes.c: anonymous pipes */
+	&fifo_ops,              /* pipes.c: named FIFOs */
+	&reg_ops,               /* files-reg.c: files, directories, devices reopened by path */
+	&other_ops,             /* files-reg.c: the rest (FD record only) */
+	NULL,
+};

@@ -1,0 +1,66 @@
+/*
+ * Open file descriptors, restore side.
+ *
+ * The generic code (fds.c) runs in the new child before its memory is replaced: it groups the
+ * recorded fds into open file descriptions, asks the handler of each description's kind to
+ * open it (on a scratch number above every recorded fd), then moves it to every number that
+ * shared it with the recorded FD_CLOEXEC and status flags, and finally lets each kind finish
+ * (post_open: queued data, connections, locks). Kinds live in their own files (files-reg.c,
+ * pipes.c, …) and are listed in fd-table.c; adding a kind is adding a file and a table row.
+ *
+ * Kernel objects that several descriptions share (a pipe's two ends, a socket pair) are
+ * made once: the first description of the object creates it and keeps the other ends in an
+ * rst_obj (by kind tag and recorded object id) for the descriptions that come later.
+ */
+#ifndef RST_FDS_H
+#define RST_FDS_H
+
+#include "restore.h"
+
+struct rst_fds;
+
+/* One open file description to bring back. */
+struct rst_file {
+	const struct img_fd *d;         /* its first (lowest) recorded fd */
+	const struct rst_fd_ops *ops;
+	int fd;                         /* opened, on a scratch number; -1 until then */
+	void *priv;                     /* the kind's own state */
+};
+
+struct rst_fd_ops {
+	const char *name;
+	/* Is this recorded fd of my kind? Rows are tried in table order; first match wins. */
+	int (*match)(struct rst_fds *s, const struct img_fd *d);
+	/* Open the description; return an fd (any number: the generic code moves it) or -errno
+	 * after rst_fds_fail() said why. */
+	int (*open)(struct rst_fds *s, struct rst_file *f);
+	/* Every description is open and at its numbers: finish (queues, connections). May be NULL. */
+	int (*post_open)(struct rst_fds *s, struct rst_file *f);
+	/* The handler only keeps the number taken (the fd does not come back): fds 0-2 of this
+	 * kind are taken over from ckimg-restore's own stdio instead. */
+	unsigned placeholder:1;
+};
+
+/* Something several descriptions share, made by the first that needs it. */
+struct rst_obj {
+	uint32_t tag;                   /* kind-chosen tag ('pipe', …) */
+	uint64_t id;                    /* recorded object id (e.g. the pipe's inode) */
+	int fd[2];                      /* kept ends (scratch numbers), -1 if none; closed at the end */
+	void *priv;
+};
+
+/* fd-table.c */
+extern const struct rst_fd_ops *const rst_fd_ops_table[];
+
+/* fds.c: services for the kinds. */
+struct img *rst_fds_img(struct rst_fds *s);
+struct rst_obj *rst_obj_get(struct rst_fds *s, uint32_t tag, uint64_t id);   /* find or add */
+int rst_fd_scratch(struct rst_fds *s, int fd);   /* move fd above every recorded number */
+int rst_fds_fail(struct rst_fds *s, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Child side of restore_fork: rebuild every recorded fd. 0, or -errno with the message in err. */
+int restore_fds_child(struct restore_args *a, char *err, size_t errlen);
+/* Parent side, before the fork: highest scratch fd count the child may need. */
+size_t restore_fds_scratch_need(const struct img *img);
+
+#endif /* RST_FDS_H */
