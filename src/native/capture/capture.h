@@ -121,10 +121,6 @@ struct capture {
 	/* files and terminals (files-content.c, tty.c) */
 	struct file_content *contents;
 	size_t ncontents;
-	struct buf fd_files;           /* struct ckimg_fd_file_fixed, back to back */
-	size_t nfd_files;
-	struct buf ttys;               /* TTY records, each prefixed by its u64 length */
-	uint32_t nttys;
 	uint64_t content_bytes;
 
 	/* results */
@@ -150,13 +146,11 @@ void fds_free(struct capture *c);
 int collect_mapped_files(struct capture *c);
 int hash_mapped_files(struct capture *c);
 
-/* files-content.c: FD_FILE, FILE_CONTENT, FILE_DATA (freeze phase, after fds and areas). */
+/* files-content.c: contents of mapped deleted files/memfds (after fds and areas), then every
+ * FILE_CONTENT with its FILE_DATA (still frozen). The fd kinds themselves are in fd-table.c. */
 int collect_file_contents(struct capture *c);
 struct image;
 int put_file_contents(struct capture *c, struct image *im);
-/* tty.c: TTY records (freeze phase, after fds). */
-int collect_ttys(struct capture *c);
-int put_ttys(struct capture *c, struct image *im);
 
 /* image.c: the atomic, streaming image file. */
 struct image {

@@ -1,12 +1,12 @@
 /*
- * Files the image must carry (FORMAT.md "Files and terminals"): an fd on a regular file gets
- * an FD_FILE record (size, mtime, ctime: restore warns when the file changed); an fd on an
+ * Files the image must carry (FORMAT.md "Files and terminals"), two fd kinds and the mapped
+ * files: an fd on a regular file gets an FD_FILE record (size, mtime, ctime: restore warns when the file changed); an fd on an
  * unlinked file or a memfd, and a mapping of either, make one FILE_CONTENT per (dev, inode)
  * whose bytes go into FILE_DATA runs. Content is read while the target is frozen, through
  * /proc/PID/fd/N or /proc/PID/map_files/S-E (both name the inode even without a path), and
  * only where lseek(SEEK_DATA/SEEK_HOLE) finds data: holes stay holes.
  */
-#include "capture.h"
+#include "fds.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -70,55 +70,74 @@ static struct file_content *content_for(struct capture *c, const struct stat *st
 	return x;
 }
 
-/* Walk the FD records collected by collect_fds (u64 length + payload, back to back). */
-static int fd_files(struct capture *c)
+static int is_content_link(const struct cap_fd *d)
 {
-	for (size_t o = 0; o + 8 <= c->fds.len;) {
-		uint64_t l;
-		struct ckimg_fd_fixed f;
-		char path[96];
-		struct stat st;
+	return !strncmp(d->link, "/memfd:", 7) || ends_with_deleted(d->link) ||
+	       (d->have_stat && d->st.st_nlink == 0);
+}
 
-		memcpy(&l, c->fds.p + o, 8);
-		memcpy(&f, c->fds.p + o + 8, sizeof(f));
-		const uint8_t *var = c->fds.p + o + 8 + sizeof(f);
-		uint32_t slen;
-		memcpy(&slen, var, 4);
-		char *link = strndup((const char *)var + 4, slen);
-		o += 8 + l;
-		if (!link)
-			return -ENOMEM;
-		if (f.kind != CKIMG_FD_REGULAR) {
-			free(link);
+/* FD_FILE for every fd of description d (they share the file; each fd is keyed alone). */
+static int emit_fd_files(struct capture *c, struct cap_fd *d, uint32_t content_id, uint32_t flags)
+{
+	size_t n;
+	struct cap_fd *all = fd_all(c, &n);
+
+	for (size_t i = 0; i < n; i++) {
+		struct cap_fd *e = &all[i];
+		if (e->file != d)
 			continue;
-		}
-		snprintf(path, sizeof(path), "/proc/%d/fd/%u", c->pid, f.fd);
-		if (stat(path, &st) < 0) {
-			free(link);
-			continue;        /* closed meanwhile: restore reopens by path as before */
-		}
 		struct ckimg_fd_file_fixed x = {
-			.fixed_size = sizeof(x), .fd = f.fd, .size = (uint64_t)st.st_size,
-			.mtime_ns = ts_ns(&st.st_mtim), .ctime_ns = ts_ns(&st.st_ctim),
+			.fixed_size = sizeof(x), .fd = (uint32_t)e->fd, .content_id = content_id, .flags = flags,
+			.size = (uint64_t)d->st.st_size, .mtime_ns = ts_ns(&d->st.st_mtim),
+			.ctime_ns = ts_ns(&d->st.st_ctim),
 		};
-		int memfd = !strncmp(link, "/memfd:", 7);
-		if (memfd || ends_with_deleted(link) || st.st_nlink == 0) {
-			struct file_content *fc = content_for(c, &st, link, path);
-			if (!fc) {
-				free(link);
-				return -ENOMEM;
-			}
-			x.content_id = fc->id;
-			x.flags = memfd ? CKIMG_FDFILE_MEMFD : CKIMG_FDFILE_DELETED;
-		}
-		free(link);
-		int err = buf_put(&c->fd_files, &x, sizeof(x));
+		struct buf b = { (uint8_t *)&x, sizeof(x), sizeof(x) };
+		int err = fd_emit(c, CKIMG_REC_FD_FILE, x.fd, 0, &b);
 		if (err)
 			return err;
-		c->nfd_files++;
 	}
 	return 0;
 }
+
+/* fd kind "deleted": an unlinked regular file or a memfd; its bytes go into the image. */
+static int deleted_match(struct capture *c, struct cap_fd *d)
+{
+	return d->f.kind == CKIMG_FD_REGULAR && d->have_stat && is_content_link(d);
+}
+
+static int deleted_dump(struct capture *c, struct cap_fd *d)
+{
+	char path[96];
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", c->pid, d->fd);
+	struct file_content *fc = content_for(c, &d->st, d->link, path);
+	if (!fc)
+		return -ENOMEM;
+	return emit_fd_files(c, d, fc->id, fc->memfd ? CKIMG_FDFILE_MEMFD : CKIMG_FDFILE_DELETED);
+}
+
+const struct fd_ops deleted_ops = {
+	.name = "deleted file",
+	.match = deleted_match,
+	.dump = deleted_dump,
+};
+
+/* fd kind "regular file on disk": identity only (restore warns when it changed). */
+static int regfile_match(struct capture *c, struct cap_fd *d)
+{
+	return d->f.kind == CKIMG_FD_REGULAR && d->have_stat && d->link[0] == '/';
+}
+
+static int regfile_dump(struct capture *c, struct cap_fd *d)
+{
+	return emit_fd_files(c, d, 0, 0);
+}
+
+const struct fd_ops regfile_ops = {
+	.name = "file",
+	.match = regfile_match,
+	.dump = regfile_dump,
+};
 
 /* Areas mapping a deleted file or a memfd share the content of the fds on the same inode. */
 static int mapped_contents(struct capture *c)
@@ -151,10 +170,8 @@ static int mapped_contents(struct capture *c)
 
 int collect_file_contents(struct capture *c)
 {
-	int err = fd_files(c);
-	if (!err)
-		err = mapped_contents(c);
-	return err ? cap_fail(err, "files held by the process") : 0;
+	int err = mapped_contents(c);
+	return err ? cap_fail(err, "files mapped by the process") : 0;
 }
 
 /* Compress one run with the image's codec; 0 (store raw) when it does not shrink. */
@@ -316,20 +333,14 @@ out:
 	return err;
 }
 
-/* While frozen: FD_FILE records, then each FILE_CONTENT with its FILE_DATA runs. */
+/* While frozen: each FILE_CONTENT with its FILE_DATA runs. */
 int put_file_contents(struct capture *c, struct image *im)
 {
 	int err = 0;
 	size_t packed_cap = (size_t)LZ4_compressBound(RUN_BYTES) + 64;
 
-	for (size_t i = 0; !err && i < c->nfd_files; i++) {
-		struct ckimg_fd_file_fixed x;
-		memcpy(&x, c->fd_files.p + i * sizeof(x), sizeof(x));
-		struct buf one = { (uint8_t *)c->fd_files.p + i * sizeof(x), sizeof(x), sizeof(x) };
-		err = image_record(im, CKIMG_REC_FD_FILE, &one, x.fd, 0);
-	}
-	if (err || !c->ncontents)
-		return err;
+	if (!c->ncontents)
+		return 0;
 	uint8_t *raw = malloc(RUN_BYTES), *packed = malloc(packed_cap);
 	if (!raw || !packed)
 		err = -ENOMEM;

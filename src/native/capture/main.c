@@ -269,8 +269,6 @@ static int frozen_steps(struct image *im, struct pipeline **pl)
 		err = collect_mapped_files(&cap);
 	if (!err)
 		err = collect_file_contents(&cap);
-	if (!err)
-		err = collect_ttys(&cap);
 	phase("fds+areas");
 	if (!err)
 		err = plan_chunks(&cap);
@@ -279,8 +277,6 @@ static int frozen_steps(struct image *im, struct pipeline **pl)
 		err = check_abort();
 	if (!err)
 		err = put_metadata(im);
-	if (!err)
-		err = put_ttys(&cap, im);
 	if (!err)
 		err = put_file_contents(&cap, im);    /* file bytes as the frozen process left them */
 	phase("files");

@@ -7,7 +7,7 @@
  * The ioctls run on a duplicate of the target's fd taken with pidfd_getfd(2): opening
  * /proc/PID/fd/N of /dev/ptmx would make a new pty instead of reaching this one.
  */
-#include "capture.h"
+#include "fds.h"
 
 #include <asm/termbits.h>
 #include <errno.h>
@@ -52,171 +52,116 @@ static int read_stat_tty(pid_t pid, struct stat_tty *t)
 	return err;
 }
 
-struct tty_ent {
-	struct ckimg_tty_fixed f;
-	char *name;
-	uint32_t rdev_major, rdev_minor, dev_major, dev_minor;
-};
-
-static int fill_one(struct capture *c, int pidfd, const struct ckimg_fd_fixed *fd,
-		    const struct stat_tty *st, struct tty_ent *e)
+/* The pty number behind a master fd (TIOCGPTN on our copy), or CKIMG_TTY_NONE. */
+static uint32_t master_index(struct capture *c, struct cap_fd *d)
 {
+	unsigned int n;
+	int local = fd_local(c, d);
+	return local >= 0 && ioctl(local, TIOCGPTN, &n) == 0 ? n : CKIMG_TTY_NONE;
+}
+
+static int tty_match(struct capture *c, struct cap_fd *d)
+{
+	return d->f.kind == CKIMG_FD_TTY ||
+	       (d->f.kind == CKIMG_FD_CHARDEV && is_ptmx(d->f.rdev_major, d->f.rdev_minor));
+}
+
+static int tty_dump(struct capture *c, struct cap_fd *d)
+{
+	struct ckimg_tty_fixed t = { .fixed_size = sizeof(t), .fd = (uint32_t)d->fd,
+				     .index = CKIMG_TTY_NONE, .peer_fd = CKIMG_TTY_NONE };
+	struct stat_tty st = { 0 };
 	struct termios2 tm;
 	struct winsize ws;
-	int v, err = 0;
-	int local = (int)syscall(SYS_pidfd_getfd, pidfd, (int)fd->fd, 0);
+	int v, err, local = fd_local(c, d);
 
 	if (local < 0)
-		return cap_fail(-errno, "fd %u (%s): pidfd_getfd", fd->fd, e->name);
-	e->f.fixed_size = sizeof(e->f);
-	e->f.fd = fd->fd;
-	e->f.index = CKIMG_TTY_NONE;
-	e->f.peer_fd = CKIMG_TTY_NONE;
-	if (ioctl(local, TCGETS2, &tm) < 0) {
-		err = cap_fail(-errno, "fd %u (%s): TCGETS2", fd->fd, e->name);
-		goto out;
-	}
-	e->f.c_iflag = tm.c_iflag;
-	e->f.c_oflag = tm.c_oflag;
-	e->f.c_cflag = tm.c_cflag;
-	e->f.c_lflag = tm.c_lflag;
-	e->f.c_line = tm.c_line;
-	memcpy(e->f.c_cc, tm.c_cc, CKIMG_TTY_NCCS);
-	e->f.ispeed = tm.c_ispeed;
-	e->f.ospeed = tm.c_ospeed;
+		return cap_fail(local, "fd %d (%s): pidfd_getfd", d->fd, d->link);
+	if ((err = read_stat_tty(c->pid, &st)))
+		return cap_fail(err, "/proc/%d/stat", c->pid);
+	if (ioctl(local, TCGETS2, &tm) < 0)
+		return cap_fail(-errno, "fd %d (%s): TCGETS2", d->fd, d->link);
+	t.c_iflag = tm.c_iflag;
+	t.c_oflag = tm.c_oflag;
+	t.c_cflag = tm.c_cflag;
+	t.c_lflag = tm.c_lflag;
+	t.c_line = tm.c_line;
+	memcpy(t.c_cc, tm.c_cc, CKIMG_TTY_NCCS);
+	t.ispeed = tm.c_ispeed;
+	t.ospeed = tm.c_ospeed;
 	if (ioctl(local, TIOCGWINSZ, &ws) == 0) {
-		e->f.ws_row = ws.ws_row;
-		e->f.ws_col = ws.ws_col;
-		e->f.ws_xpixel = ws.ws_xpixel;
-		e->f.ws_ypixel = ws.ws_ypixel;
+		t.ws_row = ws.ws_row;
+		t.ws_col = ws.ws_col;
+		t.ws_xpixel = ws.ws_xpixel;
+		t.ws_ypixel = ws.ws_ypixel;
 	}
 	if (ioctl(local, FIONREAD, &v) == 0)
-		e->f.in_queued = (uint32_t)v;
+		t.in_queued = (uint32_t)v;
 	if (ioctl(local, TIOCOUTQ, &v) == 0)
-		e->f.out_queued = (uint32_t)v;
+		t.out_queued = (uint32_t)v;
 	if (ioctl(local, TIOCGEXCL, &v) == 0 && v)
-		e->f.flags |= CKIMG_TTY_EXCLUSIVE;
-	if (is_ptmx(fd->rdev_major, fd->rdev_minor)) {
-		unsigned int n;
-		e->f.flags |= CKIMG_TTY_PTY_MASTER;
-		if (ioctl(local, TIOCGPTN, &n) == 0)
-			e->f.index = n;
+		t.flags |= CKIMG_TTY_EXCLUSIVE;
+	if (is_ptmx(d->f.rdev_major, d->f.rdev_minor)) {
+		t.flags |= CKIMG_TTY_PTY_MASTER;
+		t.index = master_index(c, d);
 		if (ioctl(local, TIOCGPTLCK, &v) == 0 && v)
-			e->f.flags |= CKIMG_TTY_LOCKED;
+			t.flags |= CKIMG_TTY_LOCKED;
 		if (ioctl(local, TIOCGPKT, &v) == 0 && v)
-			e->f.flags |= CKIMG_TTY_PACKET;
-	} else if (is_pts(fd->rdev_major)) {
-		e->f.flags |= CKIMG_TTY_PTY_SLAVE;
-		e->f.index = (fd->rdev_major - 136) * 256 + fd->rdev_minor;
+			t.flags |= CKIMG_TTY_PACKET;
+	} else if (is_pts(d->f.rdev_major)) {
+		t.flags |= CKIMG_TTY_PTY_SLAVE;
+		t.index = (d->f.rdev_major - 136) * 256 + d->f.rdev_minor;
 	}
 	/* tty_nr: major in bits 15..8, minor in bits 31..20 and 7..0 (proc(5)) */
-	unsigned tmaj = (unsigned)((st->tty_nr >> 8) & 0xfff);
-	unsigned tmin = (unsigned)((st->tty_nr & 0xff) | ((st->tty_nr >> 12) & 0xfff00));
-	if (st->tty_nr && !(e->f.flags & CKIMG_TTY_PTY_MASTER) && tmaj == fd->rdev_major &&
-	    tmin == fd->rdev_minor) {
-		e->f.flags |= CKIMG_TTY_CONTROLLING;
-		e->f.sid = (uint32_t)st->session;
-		e->f.fg_pgrp = st->tpgid > 0 ? (uint32_t)st->tpgid : 0;
-		if (st->tpgid == st->pgrp)
-			e->f.flags |= CKIMG_TTY_FOREGROUND;
+	unsigned tmaj = (unsigned)((st.tty_nr >> 8) & 0xfff);
+	unsigned tmin = (unsigned)((st.tty_nr & 0xff) | ((st.tty_nr >> 12) & 0xfff00));
+	if (st.tty_nr && !(t.flags & CKIMG_TTY_PTY_MASTER) && tmaj == d->f.rdev_major && tmin == d->f.rdev_minor) {
+		t.flags |= CKIMG_TTY_CONTROLLING;
+		t.sid = (uint32_t)st.session;
+		t.fg_pgrp = st.tpgid > 0 ? (uint32_t)st.tpgid : 0;
+		if (st.tpgid == st.pgrp)
+			t.flags |= CKIMG_TTY_FOREGROUND;
 	}
-out:
-	close(local);
-	(void)c;
-	return err;
-}
-
-int collect_ttys(struct capture *c)
-{
-	struct tty_ent *ents = NULL;
-	size_t n = 0;
-	struct stat_tty st = { 0 };
-	int err = 0, pidfd = -1;
-
-	for (size_t o = 0; !err && o + 8 <= c->fds.len;) {
-		uint64_t l;
-		struct ckimg_fd_fixed f;
-		uint32_t slen;
-		memcpy(&l, c->fds.p + o, 8);
-		memcpy(&f, c->fds.p + o + 8, sizeof(f));
-		memcpy(&slen, c->fds.p + o + 8 + sizeof(f), 4);
-		const char *link = (const char *)c->fds.p + o + 8 + sizeof(f) + 4;
-		o += 8 + l;
-		if (f.kind != CKIMG_FD_TTY && !(f.kind == CKIMG_FD_CHARDEV && is_ptmx(f.rdev_major, f.rdev_minor)))
+	/* A pair: the other side of the same pty number, also held by the process. */
+	size_t n;
+	struct cap_fd *all = fd_all(c, &n);
+	for (size_t i = 0; t.index != CKIMG_TTY_NONE && i < n; i++) {
+		struct cap_fd *e = &all[i];
+		if (e->fd == d->fd || !tty_match(c, e))
 			continue;
-		if (pidfd < 0) {
-			pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
-			if (pidfd < 0 || (err = read_stat_tty(c->pid, &st))) {
-				err = cap_fail(pidfd < 0 ? -errno : err, "terminal state of process %d", c->pid);
-				break;
-			}
-		}
-		struct tty_ent *q = realloc(ents, (n + 1) * sizeof(*q));
-		if (!q) {
-			err = -ENOMEM;
-			break;
-		}
-		ents = q;
-		memset(&ents[n], 0, sizeof(ents[n]));
-		ents[n].name = strndup(link, slen);
-		ents[n].dev_major = f.dev_major;
-		ents[n].dev_minor = f.dev_minor;
-		ents[n].rdev_major = f.rdev_major;
-		ents[n].rdev_minor = f.rdev_minor;
-		if (!ents[n].name) {
-			err = -ENOMEM;
-			break;
-		}
-		n++;
-		err = fill_one(c, pidfd, &f, &st, &ents[n - 1]);
-	}
-	if (pidfd >= 0)
-		close(pidfd);
-	/* pairs: a master and a slave with the master's pty number (both ends held here) */
-	for (size_t i = 0; !err && i < n; i++) {
-		if (!(ents[i].f.flags & CKIMG_TTY_PTY_MASTER) || ents[i].f.index == CKIMG_TTY_NONE)
+		int other_master = is_ptmx(e->f.rdev_major, e->f.rdev_minor);
+		if ((t.flags & CKIMG_TTY_PTY_MASTER) && !other_master && is_pts(e->f.rdev_major) &&
+		    (e->f.rdev_major - 136) * 256 + e->f.rdev_minor == t.index)
+			;
+		else if ((t.flags & CKIMG_TTY_PTY_SLAVE) && other_master && master_index(c, e) == t.index)
+			;
+		else
 			continue;
-		for (size_t k = 0; k < n; k++) {
-			if (!(ents[k].f.flags & CKIMG_TTY_PTY_SLAVE) || ents[k].f.index != ents[i].f.index)
-				continue;
-			ents[i].f.flags |= CKIMG_TTY_PAIRED;
-			ents[k].f.flags |= CKIMG_TTY_PAIRED;
-			if (ents[k].f.fd < ents[i].f.peer_fd)
-				ents[i].f.peer_fd = ents[k].f.fd;
-			if (ents[i].f.fd < ents[k].f.peer_fd)
-				ents[k].f.peer_fd = ents[i].f.fd;
-		}
+		t.flags |= CKIMG_TTY_PAIRED;
+		if ((uint32_t)e->fd < t.peer_fd)
+			t.peer_fd = (uint32_t)e->fd;
 	}
-	for (size_t i = 0; !err && i < n; i++) {
+	/* one TTY record per fd of this description */
+	for (size_t i = 0; i < n; i++) {
+		struct cap_fd *e = &all[i];
+		if (e->file != d)
+			continue;
 		struct buf b = { 0 };
-		err = buf_put(&b, &ents[i].f, sizeof(ents[i].f));
+		t.fd = (uint32_t)e->fd;
+		err = buf_put(&b, &t, sizeof(t));
 		if (!err)
-			err = buf_put_cstr(&b, ents[i].name);
-		uint64_t l = b.len;
+			err = buf_put_cstr(&b, d->link);
 		if (!err)
-			err = buf_put(&c->ttys, &l, 8);
-		if (!err)
-			err = buf_put(&c->ttys, b.p, b.len);
+			err = fd_emit(c, CKIMG_REC_TTY, t.fd, 0, &b);
 		buf_free(&b);
-		c->nttys++;
+		if (err)
+			return err;
 	}
-	for (size_t i = 0; i < n; i++)
-		free(ents[i].name);
-	free(ents);
-	return err;
+	return 0;
 }
 
-int put_ttys(struct capture *c, struct image *im)
-{
-	int err = 0;
-	for (size_t o = 0; !err && o + 8 <= c->ttys.len;) {
-		uint64_t l;
-		uint32_t fd;
-		memcpy(&l, c->ttys.p + o, 8);
-		memcpy(&fd, c->ttys.p + o + 8 + 4, 4);
-		struct buf one = { c->ttys.p + o + 8, l, l };
-		err = image_record(im, CKIMG_REC_TTY, &one, fd, 0);
-		o += 8 + l;
-	}
-	return err;
-}
+const struct fd_ops tty_ops = {
+	.name = "tty",
+	.match = tty_match,
+	.dump = tty_dump,
+};

@@ -31,6 +31,10 @@ const char *img_type_name(uint16_t type)
 	case CKIMG_REC_PAGES: return "PAGES";
 	case CKIMG_REC_MAPPED_FILE: return "MAPPED_FILE";
 	case CKIMG_REC_FD: return "FD";
+	case CKIMG_REC_FILE_CONTENT: return "FILE_CONTENT";
+	case CKIMG_REC_FILE_DATA: return "FILE_DATA";
+	case CKIMG_REC_FD_FILE: return "FD_FILE";
+	case CKIMG_REC_TTY: return "TTY";
 	case CKIMG_REC_INDEX: return "INDEX";
 	default: return "record";
 	}
@@ -558,10 +562,16 @@ static int load_records(struct img *img)
 				return err;
 			continue;
 		}
+		if (rh.type == CKIMG_REC_FILE_DATA) {
+			if ((err = img_files_data_ref(img, off, &rh)))
+				return err;
+			continue;
+		}
 		switch (rh.type) {
 		case CKIMG_REC_PROCESS: case CKIMG_REC_ARGV: case CKIMG_REC_ENVIRON: case CKIMG_REC_AUXV:
 		case CKIMG_REC_RLIMITS: case CKIMG_REC_SIGACTIONS: case CKIMG_REC_THREAD: case CKIMG_REC_AREA:
 		case CKIMG_REC_MAPPED_FILE: case CKIMG_REC_FD:
+		case CKIMG_REC_FILE_CONTENT: case CKIMG_REC_FD_FILE: case CKIMG_REC_TTY:
 			break;
 		case CKIMG_REC_INDEX:
 			return fail(img, -EBADMSG, "BAD_INDEX: second INDEX record at offset %llu", (unsigned long long)off);
@@ -624,6 +634,9 @@ static int load_records(struct img *img)
 		case CKIMG_REC_FD:
 			GROW(img->fds, img->nfds, cap_d);
 			err = parse_fd(img, &img->fds[img->nfds++], pl, rh.payload_length, rh.sequence, off);
+			break;
+		case CKIMG_REC_FILE_CONTENT: case CKIMG_REC_FD_FILE: case CKIMG_REC_TTY:
+			err = img_files_parse(img, rh.type, pl, rh.payload_length, rh.sequence, off);
 			break;
 		}
 #undef GROW
@@ -794,7 +807,7 @@ int img_open(struct img *img, const char *path)
 		return fail(img, -EINVAL, "IO: not a regular file");
 	img->size = (uint64_t)st.st_size;
 	if ((err = load_header(img)) || (err = load_index(img)) || (err = load_records(img)) ||
-	    (err = cross_check(img)) || (err = check_area_overlap(img)))
+	    (err = cross_check(img)) || (err = check_area_overlap(img)) || (err = img_files_check(img)))
 		return err;
 	return 0;
 }
@@ -837,6 +850,7 @@ void img_close(struct img *img)
 	free(img->files);
 	free(img->fds);
 	free(img->chunks);
+	img_files_free(img);
 	free(img->ents);
 	free(img->auxv);
 	free(img->rlimits);
