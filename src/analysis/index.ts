@@ -24,3 +24,4 @@ export * from "./against-disk.js";
 export * from "./diff.js";
 export * from "./memory.js";
 export * from "./core.js";
+export * from "./fd-state.js";

@@ -7,6 +7,7 @@ import {
   type CheckpointImage, type VerifyReport,
 } from "../format/index.js";
 import { againstDiskText, verifyAgainstDisk } from "../analysis/against-disk.js";
+import { fdState, fdStateText } from "../analysis/fd-state.js";
 import { EXIT_FINDING, EXIT_OK, UsageError, hex, parseVerbArgs, toJson, type CliContext, type Verb } from "./common.js";
 import { progressPrinter } from "./progress.js";
 
@@ -73,6 +74,7 @@ export function inspectReport(img: CheckpointImage) {
     }),
     files: img.fds.map((f) => ({
       fd: f.fd, kind: f.kind, path: f.path, pos: f.pos.toString(), flags: "0" + f.openFlags.toString(8), cloexec: (f.fdFlags & 1) !== 0,
+      state: fdState(img, f.fd),
     })),
     mappedFiles: img.files.map((f) => ({
       id: f.id, path: f.path, size: f.size.toString(), inode: f.inode.toString(),
@@ -119,7 +121,7 @@ export function inspectText(r: InspectReport): string {
   ));
   out.push("");
   out.push(`files    ${r.files.length} open descriptors`);
-  out.push(table(["FD", "KIND", "FLAGS", "POS", "PATH"], r.files.map((f) => [String(f.fd), f.kind, f.flags + (f.cloexec ? ",cloexec" : ""), f.pos, f.path])));
+  out.push(table(["FD", "KIND", "FLAGS", "POS", "PATH", "STATE"], r.files.map((f) => [String(f.fd), f.kind, f.flags + (f.cloexec ? ",cloexec" : ""), f.pos, f.path, fdStateText(f.state)])));
   out.push("");
   out.push(`signals  ${r.signals.length} dispositions set`);
   out.push(table(["SIGNAL", "HANDLER", "FLAGS", "MASK"], r.signals.map((s) => [`${s.name} (${s.signo})`, s.handler, s.flags, s.mask])));

@@ -223,7 +223,11 @@ describe("terminals", () => {
     expect([...im.ttys.values()].filter((t) => t.flags & 8)).toHaveLength(2); // the pair
     await im.close();
     const shown = runCli(["inspect", img]);
-    expect(shown.stdout).toMatch(/\/dev\/pts\/\d+ raw 30x100 controlling pty-slave foreground/);
+    expect(shown.stdout).toMatch(/\/dev\/pts\/\d+\s+raw 30x100 controlling foreground\n/);
+    expect(shown.stdout).toMatch(/\/dev\/ptmx\s+icanon -echo isig 10x20 paired\(fd \d+\) ptmx #\d+\n/);
+    const json = JSON.parse(runCli(["inspect", "--json", img]).stdout);
+    const fd0 = json.files.find((f: { fd: number }) => f.fd === 0);
+    expect(fd0.state.tty).toMatchObject({ mode: "raw", rows: 30, cols: 100, flags: ["controlling", "pty_slave", "foreground"] });
 
     const r = startProcess(["python3", PTYRUN, "40", "120", process.execPath, CLI, "restore", img], { cwd: tmp });
     try {
