@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # gcc/make/libc6-dev + codec/checksum headers (lz4, libdeflate, zlib) build the C binaries; binutils (readelf/objdump) and gdb
-# are test oracles (gcc-multilib builds the 32-bit ELF fixtures, elfutils gives eu-readelf to the bench); python3/perl are real interpreters the capture/restore tests freeze.
-pkgs=(gcc gcc-multilib make libc6-dev liblz4-dev libdeflate-dev zlib1g-dev binutils elfutils gdb python3 perl)
+# are test oracles (gcc-multilib builds the 32-bit ELF fixtures, elfutils gives eu-readelf to the bench); python3/perl are real interpreters the capture/restore tests freeze;
+# tmux hosts the terminal test (a Python REPL captured in one pane, restored in another).
+pkgs=(gcc gcc-multilib make libc6-dev liblz4-dev libdeflate-dev zlib1g-dev binutils elfutils gdb python3 perl tmux)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
