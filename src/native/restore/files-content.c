@@ -4,7 +4,8 @@
  *   restore_check_fd_files   parent, before the fork: a regular file an fd had open that is
  *                            still on disk (FD_FILE, content_id 0) is compared with what the
  *                            capture saw (identity, size, mtime); each changed file gets one
- *                            warning, --strict refuses. Picks the names --deleted-dir uses.
+ *                            warning (restore_fd_files_report, once the process is built),
+ *                            --strict refuses. Picks the names --deleted-dir uses.
  *   restore_contents_child   child, before any fd or mapping: every FILE_CONTENT becomes a file
  *                            again — a memfd (name, content, seals) or a regular file created
  *                            where the deleted one was and unlinked at once (or kept in
@@ -66,7 +67,17 @@ int restore_check_fd_files(struct restore_args *a)
 		if (a->strict)
 			return rst_err(a, -ESTALE, "FD_FILE record #%u: fd %u (%s) changed since the capture: %s; "
 				       "refusing to restore (--strict)", x->seq, x->f.fd, d->path.s, what);
-		rst_warn("fd %u (%s) changed since the capture: %s", x->f.fd, d->path.s, what);
+		/* said once the process is built: a restore refused for another reason says only why */
+		char *w = NULL;
+		if (asprintf(&w, "fd %u (%s) changed since the capture: %s", x->f.fd, d->path.s, what) < 0)
+			return -ENOMEM;
+		char **q = realloc(a->fd_warnings, (a->nfd_warnings + 1) * sizeof(*q));
+		if (!q) {
+			free(w);
+			return -ENOMEM;
+		}
+		a->fd_warnings = q;
+		a->fd_warnings[a->nfd_warnings++] = w;
 	}
 	if (!a->deleted_dir || !img->ncontents)
 		return 0;
@@ -91,6 +102,18 @@ int restore_check_fd_files(struct restore_args *a)
 			return -ENOMEM;
 		rst_warn("deleted file %s is re-created as %s (--deleted-dir)", c->path.s, name);
 	}
+	return 0;
+}
+
+int restore_fd_files_report(struct restore_args *a)
+{
+	for (size_t i = 0; i < a->nfd_warnings; i++) {
+		rst_warn("%s", a->fd_warnings[i]);
+		free(a->fd_warnings[i]);
+	}
+	free(a->fd_warnings);
+	a->fd_warnings = NULL;
+	a->nfd_warnings = 0;
 	return 0;
 }
 

@@ -81,6 +81,7 @@ static int check_image(struct restore_args *a)
 		rst_log_error("%s", a->err);
 		return 2;
 	}
+	restore_fd_files_report(a);
 	printf("ok: pid %u, %zu threads, %zu areas, %zu files, %zu fds, %zu chunks, %llu pages\n",
 	       img->proc.f.pid, img->nthreads, img->nareas, img->nfiles, img->nfds, img->nchunks,
 	       (unsigned long long)pages);
@@ -174,7 +175,7 @@ int main(int argc, char **argv)
 	if ((err = restore_check_files(a)) || (err = restore_check_fd_files(a)) || (err = restore_tty_prepare(a)) ||
 	    (err = restore_fork(a)) || (err = restore_mm(a)) ||
 	    (err = restore_threads(a)) || (err = restore_mm_wait(a)) || (err = restore_creds(a)) ||
-	    (err = restore_tty_parent(a)) || (err = restore_finish(a))) {
+	    (err = restore_fd_files_report(a)) || (err = restore_tty_parent(a)) || (err = restore_finish(a))) {
 		restore_abort(a);
 		restore_tty_done(a);
 		rst_log_error("%s", a->err[0] ? a->err : strerror(-err));

@@ -75,7 +75,9 @@ struct restore_args {
 	/* files and terminals (files-content.c, tty.c) */
 	int strict;                 /* --strict: a file changed since the capture is refused */
 	const char *deleted_dir;    /* --deleted-dir: deleted files are re-created here, kept */
-	char **content_paths;       /* per img.contents: the --deleted-dir name, NULL otherwise */
+	char **content_paths;
+	char **fd_warnings;         /* changed files, said once the process is built */
+	size_t nfd_warnings;       /* per img.contents: the --deleted-dir name, NULL otherwise */
 	int content_fd_base;        /* img.contents[i] is held on content_fd_base + i in the child */
 	int shell_job;              /* the process gets our terminal */
 	int tty_fd;                 /* our terminal (0-2), -1 */
@@ -108,6 +110,7 @@ pid_t rst_last_clone_tid(void);
 
 /* files-content.c, tty.c */
 int restore_check_fd_files(struct restore_args *a);
+int restore_fd_files_report(struct restore_args *a);
 int restore_contents_child(struct restore_args *a, char *err, size_t errlen);
 int restore_tty_prepare(struct restore_args *a);
 int restore_tty_parent(struct restore_args *a);
