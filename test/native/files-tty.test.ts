@@ -7,6 +7,7 @@
  * own, restored on another terminal of another size (ttyraw.c under ptyrun.py).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
 import { appendFileSync, existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openImage } from "../../src/format/index.js";
@@ -241,5 +242,45 @@ describe("terminals", () => {
     } finally {
       await stop(pid, r);
     }
+  });
+});
+
+describe("hostile file and terminal records reach the C restorer", () => {
+  it("mutated FILE_CONTENT/FILE_DATA/FD_FILE/TTY payloads (CRCs fixed up) give a restore or one line, never a crash", async () => {
+    const { crc32 } = await import("../../src/format/index.js");
+    const dir = makeTempDir("ckimg-unl-");
+    const img = join(tmp, "hostile-base.img");
+    await captureKilled([unlinked, dir], img, ["--compress", "none"]);
+    const im = await openImage(img);
+    const targets = im.entries.filter((e) => [0x31, 0x32, 0x33, 0x58].includes(e.type));
+    await im.close();
+    expect(targets.length).toBeGreaterThanOrEqual(5);
+    const base = readFileSync(img);
+    let seed = 12345;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) % n);
+    const outcomes = new Map<string, number>();
+    for (let i = 0; i < 120; i++) {
+      const b = Buffer.from(base);
+      const e = targets[rnd(targets.length)];
+      const p0 = e.offset + 32;
+      const len = Math.min(e.payloadLength, 128);
+      const at = p0 + rnd(len);
+      if (rnd(2)) b[at] ^= 1 << rnd(8);
+      else b.writeUInt32LE([0, 1, 0xffffffff, 0x7fffffff, 4096, rnd(1 << 24)][rnd(6)], p0 + (rnd(Math.max(1, len - 4)) & ~3));
+      b.writeUInt32LE(crc32(b.subarray(p0, p0 + e.payloadLength)), e.offset + 16);
+      b.writeUInt32LE(crc32(b.subarray(e.offset, e.offset + 28)), e.offset + 28);
+      const bad = join(tmp, `hostile-${i}.img`);
+      writeFileSync(bad, b, { mode: 0o600 });
+      const c = spawnSync(join(REPO, "build/ckimg-restore"), [bad, "--check"], { encoding: "utf8" });
+      const r = { status: c.status, stderr: c.stderr };
+      expect(r.status === 0 || r.status === 2, `exit ${r.status} ${r.stderr}`).toBe(true);
+      if (r.status === 2) {
+        expect(r.stderr.trim().split("\n")).toHaveLength(1);
+        expect(r.stderr).toMatch(/^ckimg: /);
+      }
+      const key = r.status === 0 ? "ok" : r.stderr.replace(/^.*?: (\w+).*\n?$/s, "$1");
+      outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
+    }
+    expect(outcomes.size).toBeGreaterThan(1); // the mutations did reach the checks
   });
 });
