@@ -57,6 +57,7 @@ struct area {
 	char *path, *vmflags;
 	int shared;
 	int any_rss;                   /* smaps Rss or Swap > 0 */
+	int has_content;               /* maps a file the image stores (files-content.c) */
 };
 
 struct mapped_file {
@@ -68,6 +69,7 @@ struct mapped_file {
 	uint64_t map_start, map_end;   /* one area mapping it, for /proc/PID/map_files */
 	uint8_t build_id[64];
 	uint32_t build_id_len;
+	int has_content;               /* a deleted file or memfd the image stores (files-content.c) */
 };
 
 /* A file whose bytes go into the image: an unlinked file or a memfd (FILE_CONTENT). */

@@ -9,6 +9,7 @@
 #include "fds.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <lz4.h>
 #include <stdio.h>
@@ -162,6 +163,9 @@ static int mapped_contents(struct capture *c)
 		if (!fc)
 			return -ENOMEM;
 		fc->flags |= CKIMG_CONTENT_MAPPED;
+		a->has_content = 1;
+		if (a->file_id != CKIMG_NO_FILE)
+			c->files[a->file_id - 1].has_content = 1;   /* no SHA-256: the bytes are stored */
 		if ((a->flags & CKIMG_AREA_SHARED) && (a->prot & CKIMG_PROT_WRITE))
 			fc->flags |= CKIMG_CONTENT_WRITE_SHARED;
 	}
@@ -175,19 +179,16 @@ int collect_file_contents(struct capture *c)
 }
 
 /* Compress one run with the image's codec; 0 (store raw) when it does not shrink. */
-static size_t compress_run(int codec, const uint8_t *raw, size_t len, uint8_t *dst, size_t cap)
+static size_t compress_run(int codec, const uint8_t *raw, size_t len, uint8_t *dst, size_t cap,
+			   struct lzf_state *lzf)
 {
 	switch (codec) {
 	case CKIMG_CODEC_LZ4: {
 		int r = LZ4_compress_default((const char *)raw, (char *)dst, (int)len, (int)cap);
 		return r > 0 ? (size_t)r : 0;
 	}
-	case CKIMG_CODEC_LZF: {
-		static struct lzf_state *lzf;     /* zeroed once, reused (as pages.c does) */
-		if (!lzf && !(lzf = calloc(1, sizeof(*lzf))))
-			return 0;
+	case CKIMG_CODEC_LZF:
 		return lzf_compress(raw, len, dst, cap, lzf);
-	}
 	case CKIMG_CODEC_DEFLATE: {
 		z_stream z;
 		memset(&z, 0, sizeof(z));
@@ -254,36 +255,81 @@ fail:;
 	return e;
 }
 
-static int put_data(struct capture *c, struct image *im, const struct file_content *fc, int fd,
-		    const struct run *r, uint8_t *raw, uint8_t *packed, size_t packed_cap)
+/* One run to write: which content, its fd here, where. */
+struct job {
+	const struct file_content *fc;
+	int fd;
+	struct run r;
+};
+
+struct jobs {
+	struct capture *c;
+	struct image *im;
+	struct job *v;
+	size_t n;
+	size_t next;                   /* next job to take (under lock) */
+	pthread_mutex_t lock;
+	int err;                       /* first error */
+};
+
+static int put_data(struct capture *c, struct image *im, const struct job *j, uint8_t *raw, uint8_t *packed,
+		    size_t packed_cap, struct lzf_state *lzf)
 {
-	ssize_t got = pread(fd, raw, r->len, (off_t)r->off);
+	const struct run *r = &j->r;
+	ssize_t got = pread(j->fd, raw, r->len, (off_t)r->off);
 	if (got < 0)
-		return cap_fail(-errno, "reading %s (file content %u) at %llu", fc->path, fc->id,
+		return cap_fail(-errno, "reading %s (file content %u) at %llu", j->fc->path, j->fc->id,
 				(unsigned long long)r->off);
 	if ((size_t)got < r->len)           /* shrunk by someone else: the rest reads as zero */
 		memset(raw + got, 0, r->len - (size_t)got);
-	size_t plen = c->codec == CKIMG_CODEC_NONE ? 0 : compress_run(c->codec, raw, r->len, packed, packed_cap);
+	size_t plen = c->codec == CKIMG_CODEC_NONE ? 0 : compress_run(c->codec, raw, r->len, packed, packed_cap, lzf);
 	int codec = plen && plen < r->len ? c->codec : CKIMG_CODEC_NONE;
 	const uint8_t *data = codec == CKIMG_CODEC_NONE ? raw : packed;
 	size_t dlen = codec == CKIMG_CODEC_NONE ? r->len : plen;
 	struct ckimg_file_data_fixed x = {
-		.fixed_size = sizeof(x), .content_id = fc->id, .offset = r->off, .length = r->len,
+		.fixed_size = sizeof(x), .content_id = j->fc->id, .offset = r->off, .length = r->len,
 		.codec = (uint8_t)codec, .stored_size = (uint32_t)dlen, .raw_crc = ck_crc32(0, raw, r->len),
 	};
 	uint64_t off;
 	uint32_t seq;
 	uint64_t plen_total = sizeof(x) + dlen;
-	int err = image_reserve(im, CKIMG_REC_FILE_DATA, plen_total, fc->id, r->off, r->len, 0, &off, &seq);
+	int err = image_reserve(im, CKIMG_REC_FILE_DATA, plen_total, j->fc->id, r->off, r->len, 0, &off, &seq);
 	if (err)
 		return err;
 	struct iovec iov[2] = { { &x, sizeof(x) }, { (void *)data, dlen } };
+	/* DATA is raw for codec NONE, so its CRC combines with the header's (one pass) */
+	uint32_t dcrc = codec == CKIMG_CODEC_NONE ? x.raw_crc : ck_crc32(0, data, dlen);
 	return image_write_at(im, off, CKIMG_REC_FILE_DATA, seq, iov, 2, plen_total,
-			      ck_crc32(ck_crc32(0, &x, sizeof(x)), data, dlen));
+			      (uint32_t)crc32_combine(ck_crc32(0, &x, sizeof(x)), dcrc, (z_off_t)dlen));
 }
 
-static int put_content(struct capture *c, struct image *im, struct file_content *fc,
-		       uint8_t *raw, uint8_t *packed, size_t packed_cap)
+/* Worker: take runs until none is left (records may land in any order: FORMAT.md). */
+static void *data_worker(void *arg)
+{
+	struct jobs *js = arg;
+	size_t packed_cap = (size_t)LZ4_compressBound(RUN_BYTES) + 64;
+	uint8_t *raw = malloc(RUN_BYTES), *packed = malloc(packed_cap);
+	struct lzf_state *lzf = calloc(1, sizeof(*lzf));
+	int err = raw && packed && lzf ? 0 : -ENOMEM;
+
+	for (;;) {
+		pthread_mutex_lock(&js->lock);
+		if (err && !js->err)
+			js->err = err;
+		size_t i = js->err || cap_abort ? js->n : js->next++;
+		pthread_mutex_unlock(&js->lock);
+		if (i >= js->n)
+			break;
+		err = put_data(js->c, js->im, &js->v[i], raw, packed, packed_cap, lzf);
+	}
+	free(raw);
+	free(packed);
+	free(lzf);
+	return NULL;
+}
+
+/* Open one content, find its data, write FILE_CONTENT, queue its runs. */
+static int plan_content(struct capture *c, struct image *im, struct file_content *fc, struct jobs *js, int *fd_out)
 {
 	struct run *runs = NULL;
 	size_t nruns = 0;
@@ -295,10 +341,9 @@ static int put_content(struct capture *c, struct image *im, struct file_content 
 		fd = open(fc->src, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return cap_fail(-errno, "cannot open %s to store %s", fc->src, fc->path);
-	if (fstat(fd, &st) < 0) {
-		err = cap_fail(-errno, "fstat %s", fc->src);
-		goto out;
-	}
+	*fd_out = fd;
+	if (fstat(fd, &st) < 0)
+		return cap_fail(-errno, "fstat %s", fc->src);
 	struct ckimg_file_content_fixed x = {
 		.fixed_size = sizeof(x), .content_id = fc->id,
 		.kind = fc->memfd ? CKIMG_CONTENT_MEMFD : CKIMG_CONTENT_DELETED, .flags = fc->flags,
@@ -309,44 +354,67 @@ static int put_content(struct capture *c, struct image *im, struct file_content 
 		int s = fcntl(fd, F_GET_SEALS);
 		x.seals = s > 0 ? (uint32_t)s : 0;
 	}
-	if ((err = find_runs(fd, x.size, &runs, &nruns))) {
-		cap_fail(err, "finding the data of %s", fc->path);
-		goto out;
+	if ((err = find_runs(fd, x.size, &runs, &nruns)))
+		return cap_fail(err, "finding the data of %s", fc->path);
+	struct job *q = realloc(js->v, (js->n + nruns + 1) * sizeof(*q));
+	if (!q) {
+		free(runs);
+		return -ENOMEM;
 	}
-	for (size_t i = 0; i < nruns; i++)
+	js->v = q;
+	for (size_t i = 0; i < nruns; i++) {
 		x.data_bytes += runs[i].len;
+		js->v[js->n++] = (struct job){ .fc = fc, .fd = fd, .r = runs[i] };
+	}
+	free(runs);
 	x.run_count = (uint32_t)nruns;
+	c->content_bytes += x.data_bytes;
 	err = buf_put(&b, &x, sizeof(x));
 	if (!err)
 		err = buf_put_cstr(&b, fc->path);
 	if (!err)
 		err = image_record(im, CKIMG_REC_FILE_CONTENT, &b, fc->id, x.inode);
-	for (size_t i = 0; !err && i < nruns && !cap_abort; i++)
-		err = put_data(c, im, fc, fd, &runs[i], raw, packed, packed_cap);
-	if (!err && cap_abort)
-		err = cap_fail(-EINTR, "interrupted by a signal; the target was released");
-	c->content_bytes += x.data_bytes;
-out:
 	buf_free(&b);
-	free(runs);
-	close(fd);
 	return err;
 }
 
-/* While frozen: each FILE_CONTENT with its FILE_DATA runs. */
+/* While frozen: each FILE_CONTENT, then its FILE_DATA runs read and compressed on every core. */
 int put_file_contents(struct capture *c, struct image *im)
 {
-	int err = 0;
-	size_t packed_cap = (size_t)LZ4_compressBound(RUN_BYTES) + 64;
+	struct jobs js = { .c = c, .im = im };
+	int *fds, err = 0;
+	pthread_t th[8];
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int nth = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (int)ncpu, started = 0;
 
 	if (!c->ncontents)
 		return 0;
-	uint8_t *raw = malloc(RUN_BYTES), *packed = malloc(packed_cap);
-	if (!raw || !packed)
-		err = -ENOMEM;
+	fds = malloc(c->ncontents * sizeof(*fds));
+	if (!fds)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->ncontents; i++)
+		fds[i] = -1;
 	for (size_t i = 0; !err && i < c->ncontents; i++)
-		err = put_content(c, im, &c->contents[i], raw, packed, packed_cap);
-	free(raw);
-	free(packed);
+		err = plan_content(c, im, &c->contents[i], &js, &fds[i]);
+	pthread_mutex_init(&js.lock, NULL);
+	if ((size_t)nth > js.n)
+		nth = js.n ? (int)js.n : 1;
+	for (int i = 0; !err && i < nth; i++)
+		if (pthread_create(&th[i], NULL, data_worker, &js) == 0)
+			started++;
+	if (!err && !started)
+		data_worker(&js);
+	for (int i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_destroy(&js.lock);
+	if (!err)
+		err = js.err;
+	if (!err && cap_abort)
+		err = cap_fail(-EINTR, "interrupted by a signal; the target was released");
+	for (size_t i = 0; i < c->ncontents; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(fds);
+	free(js.v);
 	return err;
 }
