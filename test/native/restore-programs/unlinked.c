@@ -2,6 +2,8 @@
  * Files that exist only inside the process (after CRIU zdtm's unlink_fstat00, plus memfd):
  *   fd A: a sparse file in DIR (argv[1]), 4 KiB of data, a 1 MiB hole, 4 KiB more, then
  *         unlinked while open, offset left at 1234;
+ *         mapped twice: its first page MAP_SHARED (a byte written through it), its last
+ *         page MAP_PRIVATE (a byte changed: the copy differs from the file);
  *   fd B: a memfd "ckimg-memfd" with 8 KiB, sealed against shrinking and growing, mapped
  *         MAP_SHARED read-write; a byte written through the mapping before the capture.
  * Prints "ready", waits for SIGUSR1 (sent after the restore), then checks that everything is
@@ -50,6 +52,16 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	unsigned char *fmap = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	unsigned char *fpriv = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, HOLE);
+	if (fmap == MAP_FAILED || fpriv == MAP_FAILED) {
+		perror("mapping the file");
+		return 2;
+	}
+	fmap[10] = 0x5A;        /* lands in the file */
+	a[10] = 0x5A;
+	fpriv[20] = 0xA5;       /* private copy only */
+
 	int mfd = memfd_create("ckimg-memfd", MFD_ALLOW_SEALING);
 	pattern(mbuf, sizeof(mbuf), 3);
 	if (mfd < 0 || write(mfd, mbuf, sizeof(mbuf)) != sizeof(mbuf)) {
@@ -81,6 +93,12 @@ int main(int argc, char **argv)
 	ssize_t n = readlink(self, link, sizeof(link) - 1);
 	link[n > 0 ? n : 0] = 0;
 	CHECK(n > 10 && strstr(link, " (deleted)"), "unlinked: link %s", link);
+	CHECK(fmap[10] == 0x5A && !memcmp(fmap, a, 4096), "unlinked: shared mapping content");
+	fmap[11] = 0x77;
+	CHECK(pread(fd, got, 1, 11) == 1 && got[0] == 0x77, "unlinked: a write through the shared mapping reaches the file");
+	a[11] = 0x77;
+	CHECK(fpriv[20] == 0xA5 && fpriv[21] == b[21], "unlinked: private mapping keeps its changed page");
+	CHECK(pread(fd, got, 1, HOLE + 20) == 1 && got[0] == b[20], "unlinked: the private change is not in the file");
 	lseek(fd, 1234, SEEK_SET);
 	CHECK(write(fd, "hello", 5) == 5 && pread(fd, got, 5, 1234) == 5 && !memcmp(got, "hello", 5) &&
 	      lseek(fd, 0, SEEK_CUR) == 1239, "unlinked: write at the offset");
