@@ -246,6 +246,38 @@ describe("terminals", () => {
   });
 });
 
+describe("what cannot come back", () => {
+  it("a pty master whose slave the process did not hold: refused with one line, --force gives a new pty", async () => {
+    const exe = compileC(`
+#define _XOPEN_SOURCE 600
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(void) {
+  int m = posix_openpt(O_RDWR | O_NOCTTY);
+  if (m < 0 || grantpt(m) || unlockpt(m)) return 2;
+  printf("ready %d\\n", m); fflush(stdout);
+  for (;;) usleep(10000);
+}`, "ptmaster");
+    const img = join(tmp, "ptmaster.img");
+    const p = await captureKilled([exe], img);
+    const r = runCli(["restore", img]);
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toMatch(/TTY record #\d+: fd 3 is a pty master \(pty \d+\) whose slave the process did not hold.*--force/);
+    expect(existsSync(`/proc/${p.pid}`)).toBe(false);
+    const f = startProcess([process.execPath, CLI, "restore", img, "--force"]);
+    try {
+      await running(p.pid);
+      expect(readlinkSync(`/proc/${p.pid}/fd/3`)).toMatch(/ptmx$/);
+      expect(f.stderr()).toMatch(/gets a new pty/);
+    } finally {
+      await stop(p.pid, f);
+    }
+  });
+});
+
 describe("hostile file and terminal records reach the C restorer", () => {
   it("mutated FILE_CONTENT/FILE_DATA/FD_FILE/TTY payloads (CRCs fixed up) give a restore or one line, never a crash", async () => {
     const { crc32 } = await import("../../src/format/index.js");

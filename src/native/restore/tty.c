@@ -49,6 +49,24 @@ int restore_tty_prepare(struct restore_args *a)
 	int gone = 0;
 
 	a->tty_fd = -1;
+	/* the kernel has no way to read a tty's queues without taking the bytes: they stay behind */
+	for (size_t i = 0; i < a->img->nttys; i++) {
+		const struct img_tty *q = &a->img->ttys[i];
+		if ((q->f.in_queued || q->f.out_queued) && !q->f.data_length)
+			rst_warn("fd %u (%s): %u bytes queued for reading and %u for writing at the capture are "
+				 "not in the image", q->f.fd, q->name.s, q->f.in_queued, q->f.out_queued);
+	}
+	/* a pty master whose slave is not ours (another process's terminal) cannot be joined to it again */
+	for (size_t i = 0; i < a->img->nttys; i++) {
+		const struct img_tty *q = &a->img->ttys[i];
+		if (!(q->f.flags & CKIMG_TTY_PTY_MASTER) || (q->f.flags & CKIMG_TTY_PAIRED))
+			continue;
+		if (!a->force)
+			return rst_err(a, -EXDEV, "TTY record #%u: fd %u is a pty master (pty %d) whose slave the process did "
+				       "not hold; it cannot be reconnected (--force gives it a new pty)", q->seq,
+				       q->f.fd, (int)q->f.index);
+		rst_warn("fd %u: a pty master whose slave the process did not hold gets a new pty", q->f.fd);
+	}
 	if (!t)
 		return 0;
 	gone = t->name.s[0] != '/' || access(t->name.s, F_OK) != 0;
