@@ -179,3 +179,30 @@ describe("an image holding a sparse file", () => {
     await tolerant.close();
   });
 });
+
+describe("an image written by the C capture (corpus/images/captured-files-lz4.img)", () => {
+  const path = new URL("../../corpus/images/captured-files-lz4.img", import.meta.url).pathname;
+  test("its files and terminal read back as the program left them", async () => {
+    const img = await openImage(path);
+    const file = img.fileContents.find((c) => c.kind === "deleted")!;
+    expect(file).toMatchObject({ path: "/tmp/ckimg-corpus/unlinked.dat", size: (1n << 20n) + 4096n, dataBytes: 8192n, runCount: 2, mode: 0o100640 });
+    // unlinked.c: pattern(a, 4096, 1) at 0 with byte 10 written through a shared mapping, pattern(b, 4096, 2) at 1 MiB
+    const head = await img.readFileContent(file.id, 0n, 16);
+    expect([...head.subarray(0, 4)]).toEqual([1, 32, 63, 94]);
+    expect(head[10]).toBe(0x5a);
+    expect(await img.readFileContent(file.id, 4096n, 4096)).toEqual(new Uint8Array(4096)); // the hole
+    expect((await img.readFileContent(file.id, 1n << 20n, 2))[1]).toBe(33);
+    const memfd = img.fileContents.find((c) => c.kind === "memfd")!;
+    expect(memfd).toMatchObject({ path: "ckimg-memfd", size: 8192n, seals: 6 });
+    expect((await img.readFileContent(memfd.id, 100n, 1))[0]).toBe(0xab);
+    expect(img.fdFiles.get(3)?.contentId).toBe(file.id);
+    expect(img.fdFiles.get(4)?.contentId).toBe(memfd.id);
+    const t = img.ttys.get(0)!;
+    expect(ttySummary(t)).toBe("/dev/pts/0 cooked 24x80 controlling pty-slave foreground");
+    // the mapped memfd and the mapped file are backed by their stored content, no pages twice
+    const areas = img.areas.filter((a) => a.path.startsWith("/memfd:") || a.path.includes("unlinked.dat"));
+    expect(areas.length).toBe(3);
+    for (const a of areas.filter((x) => x.flags & 1)) expect(img.storedPages(a.id)).toBe(0);
+    await img.close();
+  });
+});
