@@ -271,6 +271,7 @@ int main(void) {
     try {
       await running(p.pid);
       expect(readlinkSync(`/proc/${p.pid}/fd/3`)).toMatch(/ptmx$/);
+      for (let i = 0; i < 250 && !/gets a new pty/.test(f.stderr()); i++) await sleep(20); // relayed by the CLI
       expect(f.stderr()).toMatch(/gets a new pty/);
     } finally {
       await stop(p.pid, f);
