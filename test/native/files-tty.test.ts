@@ -156,6 +156,25 @@ describe("deleted files and memfds", () => {
     expect(readdirSync(dir)).toEqual([]); // nothing re-created and left behind
     expect(runCli(["restore", "--check", bad]).status).toBe(2);
   });
+
+  it("a restore that fails after the files were re-created leaves none of them in --deleted-dir", async () => {
+    const dir = makeTempDir("ckimg-unl-");
+    const keep = makeTempDir("ckimg-keep-");
+    const img = join(tmp, "unl-badpages.img");
+    const p = await captureKilled([unlinked, dir], img, ["--compress", "none"]);
+    const im = await openImage(img);
+    const chunk = im.chunks[im.chunks.length - 1];
+    await im.close();
+    const bytes = readFileSync(img);
+    bytes[chunk.offset + chunk.payloadLength + 32 - 10] ^= 0x55; // inside the last chunk's pages
+    const bad = join(tmp, "unl-badpages2.img");
+    writeFileSync(bad, bytes, { mode: 0o600 });
+    const r = runCli(["restore", bad, "--deleted-dir", keep]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/PAGES record/);
+    expect(existsSync(`/proc/${p.pid}`)).toBe(false);
+    expect(readdirSync(keep)).toEqual([]);
+  });
 });
 
 describe("files changed on disk since the capture", () => {

@@ -117,6 +117,14 @@ int restore_fd_files_report(struct restore_args *a)
 	return 0;
 }
 
+/* The restore failed: the --deleted-dir files it made go again (nothing half-made is left). */
+void restore_contents_abort(struct restore_args *a)
+{
+	for (size_t i = 0; a->content_paths && i < a->img->ncontents; i++)
+		if (a->content_paths[i] && a->contents_made)
+			unlink(a->content_paths[i]);
+}
+
 /* A new file for content c: memfd, the --deleted-dir name, or the old name (unlinked after). */
 static int create_one(struct restore_args *a, const struct img_content *c, size_t ci, int *unlink_after,
 		      char *err, size_t errlen)

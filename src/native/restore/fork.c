@@ -251,6 +251,7 @@ int restore_fork(struct restore_args *a)
 		if (a->file_fd_child[i] >= 0)
 			a->file_fd_child[i] = a->hi_fd + 2 + (int)i;
 	a->content_fd_base = a->hi_fd + 2 + (int)img->nfiles;   /* below the scratch numbers (fds.c) */
+	a->contents_made = 1;   /* from the fork on, the child may have created --deleted-dir files */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
 		rlim_t need = (rlim_t)(a->hi_fd + 4 + (int)img->nfiles + (int)img->ncontents + 16) +
 			      restore_fds_scratch_need(img);

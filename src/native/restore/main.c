@@ -178,6 +178,7 @@ int main(int argc, char **argv)
 	    (err = restore_fd_files_report(a)) || (err = restore_tty_parent(a)) || (err = restore_finish(a))) {
 		restore_abort(a);
 		restore_tty_done(a);
+		restore_contents_abort(a);
 		rst_log_error("%s", a->err[0] ? a->err : strerror(-err));
 		return 2;
 	}

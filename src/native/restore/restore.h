@@ -76,6 +76,7 @@ struct restore_args {
 	int strict;                 /* --strict: a file changed since the capture is refused */
 	const char *deleted_dir;    /* --deleted-dir: deleted files are re-created here, kept */
 	char **content_paths;
+	int contents_made;          /* the child got as far as creating them */
 	char **fd_warnings;         /* changed files, said once the process is built */
 	size_t nfd_warnings;       /* per img.contents: the --deleted-dir name, NULL otherwise */
 	int content_fd_base;        /* img.contents[i] is held on content_fd_base + i in the child */
@@ -111,6 +112,7 @@ pid_t rst_last_clone_tid(void);
 /* files-content.c, tty.c */
 int restore_check_fd_files(struct restore_args *a);
 int restore_fd_files_report(struct restore_args *a);
+void restore_contents_abort(struct restore_args *a);
 int restore_contents_child(struct restore_args *a, char *err, size_t errlen);
 int restore_tty_prepare(struct restore_args *a);
 int restore_tty_parent(struct restore_args *a);
