@@ -23,7 +23,7 @@
  */
 import {
   ImageError, PAGES, RECORD_HEADER_SIZE, RECORD_MAGIC, RecordType, areaPerms, bitmapIndex, crc32,
-  X86_64_REG_NAMES, type AreaRecord, type ChunkRef, type CheckpointImage, type FdRecord, type MappedFileRecord,
+  X86_64_REG_NAMES, fdStateFields, fdStateOf, type AreaRecord, type ChunkRef, type CheckpointImage, type FdRecord, type FdStateRecord, type MappedFileRecord,
   type ThreadRecord, type X86RegName,
 } from "../format/index.js";
 import { SHF_ALLOC } from "../elf/raw.js";
@@ -392,7 +392,7 @@ function diffThreads(a: CheckpointImage, b: CheckpointImage, symA?: Symbolizer, 
       for (const name of X86_64_REG_NAMES) if (x.regs[name] !== y.regs[name]) registers.push({ name, a: x.regs[name], b: y.regs[name] });
     }
     const fields: FieldChange[] = [];
-    const cmp = (field: string, p: string | number | bigint, q: string | number | bigint) => {
+    const cmp = (field: string, p: string | number | bigint | boolean, q: string | number | bigint | boolean) => {
       if (p !== q) fields.push({ field, a: p, b: q });
     };
     cmp("state", x.state, y.state);
@@ -422,7 +422,7 @@ function diffThreads(a: CheckpointImage, b: CheckpointImage, symA?: Symbolizer, 
 }
 
 function diffFds(a: CheckpointImage, b: CheckpointImage): ImageDiff["files"] {
-  const x = a.fds, y = b.fds;
+  const x = a.fds, y = b.fds, sx = a.fdState, sy = b.fdState;
   const my = new Map(y.map((f) => [f.fd, f]));
   const mx = new Map(x.map((f) => [f.fd, f]));
   const ref = (f: FdRecord): FdRef => ({ fd: f.fd, kind: f.kind, path: f.path, pos: f.pos });
@@ -434,7 +434,7 @@ function diffFds(a: CheckpointImage, b: CheckpointImage): ImageDiff["files"] {
       continue;
     }
     const changes: FieldChange[] = [];
-    const cmp = (field: string, p: string | number | bigint, q: string | number | bigint) => {
+    const cmp = (field: string, p: string | number | bigint | boolean, q: string | number | bigint | boolean) => {
       if (p !== q) changes.push({ field, a: p, b: q });
     };
     cmp("path", f.path, g.path);
@@ -443,6 +443,17 @@ function diffFds(a: CheckpointImage, b: CheckpointImage): ImageDiff["files"] {
     cmp("openFlags", f.openFlags, g.openFlags);
     cmp("cloexec", f.fdFlags & 1, g.fdFlags & 1);
     cmp("inode", f.inode, g.inode);
+    cmp("restorable", f.unrestorable === undefined ? "yes" : `no (${f.unrestorable})`, g.unrestorable === undefined ? "yes" : `no (${g.unrestorable})`);
+    cmp("peer", f.peerOutside === undefined ? "inside" : "outside", g.peerOutside === undefined ? "inside" : "outside");
+    // kind state (format 1.1): queue sizes, addresses, peers, field by field
+    const fx = fdStateOf(sx, f).map(fdStateFields), fy = fdStateOf(sy, g).map(fdStateFields);
+    for (let i = 0; i < Math.max(fx.length, fy.length); i++) {
+      const p = fx[i] ?? {}, q = fy[i] ?? {};
+      for (const k of new Set([...Object.keys(p), ...Object.keys(q)])) {
+        // object ids (inodes) differ between any two captures; they only pair ends up
+        if (k !== "object") cmp(`state.${k}`, p[k] ?? "-", q[k] ?? "-");
+      }
+    }
     changes.push(...diffFdState(a, b, f.fd)); // terminal state, file content and identity (1.1)
     if (changes.length) out.changed.push({ fd: f.fd, path: f.path, changes });
   }

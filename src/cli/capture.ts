@@ -51,6 +51,8 @@ export interface CaptureSummary {
   freezeMs: number;
   totalMs: number;
   killed: boolean;
+  /** what the capture could not record so that restore brings it back ("fd 5 (socket:[…]): why") */
+  warnings: string[];
 }
 
 /** Failure of the native capturer: `message` is its one-line reason. */
@@ -116,7 +118,11 @@ export function runCapture(opts: CaptureOptions): Promise<CaptureSummary> {
     });
     child.on("close", (code, signal) => {
       cleanup();
-      if (code === 0 && summary) return resolve(summary);
+      if (code === 0 && summary) {
+        summary.warnings = stderrText.split("\n").filter((l) => l.startsWith("ckimg-capture: warning: "))
+          .map((l) => l.slice("ckimg-capture: warning: ".length));
+        return resolve(summary);
+      }
       const line = stderrText.split("\n").map((l) => l.trim()).filter(Boolean).pop();
       const why = line?.replace(/^ckimg-capture: /, "") ?? (signal ? `capturer killed by ${signal}` : `capturer exited with ${code}`);
       reject(new CaptureError(why));
@@ -132,6 +138,7 @@ function parseSummary(line: string): CaptureSummary {
     storedPages: Number(j.stored_pages), storedBytes: Number(j.stored_bytes),
     threads: Number(j.threads), areas: Number(j.areas), files: Number(j.files), fds: Number(j.fds),
     freezeMs: Number(j.freeze_ms), totalMs: Number(j.total_ms), killed: j.killed === true,
+    warnings: [],
   };
 }
 
@@ -194,6 +201,7 @@ export const CAPTURE_VERB: Verb = {
     } finally {
       progress.done();
     }
+    if (!opts.json) for (const w of summary.warnings) ctx.stderr(`ckimg: ${opts.output}: warning: ${w}\n`);
     ctx.stdout(opts.json ? toJson(summary) : captureText(summary));
     return EXIT_OK;
   },

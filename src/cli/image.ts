@@ -3,7 +3,7 @@
  * Output is computed by pure functions (inspectReport, inspectText, verifyText) that tests call.
  */
 import {
-  areaFlagNames, areaPerms, openImage, verifyImage, THREAD_IN_SYSCALL,
+  areaFlagNames, areaPerms, describeFdState, fdStateFields, fdStateOf, openImage, verifyImage, THREAD_IN_SYSCALL,
   type CheckpointImage, type VerifyReport,
 } from "../format/index.js";
 import { againstDiskText, verifyAgainstDisk } from "../analysis/against-disk.js";
@@ -74,7 +74,13 @@ export function inspectReport(img: CheckpointImage) {
     }),
     files: img.fds.map((f) => ({
       fd: f.fd, kind: f.kind, path: f.path, pos: f.pos.toString(), flags: "0" + f.openFlags.toString(8), cloexec: (f.fdFlags & 1) !== 0,
-      state: fdState(img, f.fd),
+      fileId: f.fileId ?? null,
+      owner: f.owner ?? null, ownerSignal: f.ownerSignal ?? null,
+      unrestorable: f.unrestorable ?? null, peerOutside: f.peerOutside ?? null,
+      state: fdStateOf(img.fdState, f).map(fdStateFields),
+      // terminal, stored file content, on-disk identity (records-files.ts)
+      ...fdState(img, f.fd),
+      summary: [...fdStateOf(img.fdState, f).map(describeFdState), fdStateText(fdState(img, f.fd))].filter(Boolean).join("; "),
     })),
     mappedFiles: img.files.map((f) => ({
       id: f.id, path: f.path, size: f.size.toString(), inode: f.inode.toString(),
@@ -121,7 +127,13 @@ export function inspectText(r: InspectReport): string {
   ));
   out.push("");
   out.push(`files    ${r.files.length} open descriptors`);
-  out.push(table(["FD", "KIND", "FLAGS", "POS", "PATH", "STATE"], r.files.map((f) => [String(f.fd), f.kind, f.flags + (f.cloexec ? ",cloexec" : ""), f.pos, f.path, fdStateText(f.state)])));
+  const firstOfDescription = new Map<number, number>();
+  for (const f of r.files) if (f.fileId !== null && !firstOfDescription.has(f.fileId)) firstOfDescription.set(f.fileId, f.fd);
+  out.push(table(["FD", "KIND", "FLAGS", "POS", "PATH", "STATE"], r.files.map((f) => [
+    String(f.fd), f.kind, f.flags + (f.cloexec ? ",cloexec" : ""), f.pos, f.path,
+    [f.fileId !== null && firstOfDescription.get(f.fileId) !== f.fd ? `dup of fd ${firstOfDescription.get(f.fileId)}` : "", f.summary, f.unrestorable !== null ? `NOT RESTORABLE: ${f.unrestorable}` : "", f.peerOutside !== null ? `peer outside: ${f.peerOutside}` : ""]
+      .filter(Boolean).join("; "),
+  ])));
   out.push("");
   out.push(`signals  ${r.signals.length} dispositions set`);
   out.push(table(["SIGNAL", "HANDLER", "FLAGS", "MASK"], r.signals.map((s) => [`${s.name} (${s.signo})`, s.handler, s.flags, s.mask])));

@@ -14,6 +14,7 @@
 export * from "./errors.js";
 export * from "./raw.js";
 export * from "./records.js";
+export * from "./records-fd.js";
 export * from "./raw-files.js";
 export * from "./records-files.js";
 export * from "./reader.js";

@@ -9,7 +9,7 @@ export const RECORD_MAGIC = Uint8Array.of(0x43, 0x4b, 0x52, 0x31); // "CKR1"
 export const TRAILER_MAGIC = Uint8Array.of(0x43, 0x4b, 0x49, 0x4d, 0x47, 0x45, 0x4e, 0x44); // "CKIMGEND"
 
 export const VERSION_MAJOR = 1;
-export const VERSION_MINOR = 0;
+export const VERSION_MINOR = 1;
 export const HEADER_SIZE = 64;
 export const RECORD_HEADER_SIZE = 32;
 export const TRAILER_SIZE = 32;
@@ -148,7 +148,15 @@ export const MFILE_UNREADABLE = 1 << 4;
 export const FDR = {
   fd: 4, kind: 8, openFlags: 12, fdFlags: 16, mode: 20, pos: 24, devMajor: 32, devMinor: 36,
   inode: 40, rdevMajor: 48, rdevMinor: 52,
+  // format 1.1 (fixed_size 80)
+  fileId: 56, ownerType: 60, ownerId: 64, ownerSignal: 68, state: 72,
 } as const;
+/** FD FIXED size written by format 1.1 writers (readers accept the 1.0 size, 56). */
+export const FD_FIXED_SIZE_1_1 = 80;
+/** FD.state bit: the fd cannot be brought back; the note says why. */
+export const FD_STATE_UNRESTORABLE = 0x1;
+/** FD.state bit: its other end is in a process outside the image; it comes back detached. */
+export const FD_STATE_PEER_OUTSIDE = 0x2;
 export const FD_CLOEXEC = 0x1;
 export const FD_KINDS = ["unknown", "regular", "directory", "chardev", "blockdev", "fifo", "socket", "tty", "anon_inode"] as const;
 export type FdKind = (typeof FD_KINDS)[number];

@@ -8,6 +8,7 @@
  * by verify and by forensics on damaged images) records problems, skips the bad records, and
  * falls back to scanning records when the trailer or index is damaged.
  */
+import { FD_STATE_CODECS, type FdStateRecord } from "./records-fd.js";
 import { open, stat, type FileHandle } from "node:fs/promises";
 import { crc32, crc32Combine } from "./checksum.js";
 import { CodecError } from "./codec-error.js";
@@ -134,7 +135,7 @@ const SINGLETONS = new Set<number>([
 ]);
 
 export function recordTypeName(type: number): string {
-  return RECORD_TYPE_NAMES[type] ?? `0x${type.toString(16).padStart(4, "0")}`;
+  return RECORD_TYPE_NAMES[type] ?? FD_STATE_CODECS.get(type)?.name ?? `0x${type.toString(16).padStart(4, "0")}`;
 }
 
 /** Open an image for reading. Close it with `close()` (or `await using`). */
@@ -190,6 +191,8 @@ export class CheckpointImage {
   ttys = new Map<number, TtyRecord>();
   /** FILE_DATA runs per content id, sorted by file offset */
   readonly fileRunsByContent = new Map<number, FileDataRef[]>();
+  /** format 1.1 kind state of fds (pipes, sockets, …), in file order; see records-fd.ts */
+  fdState: FdStateRecord[] = [];
   unknownRecords: UnknownRecord[] = [];
   /** page chunks per area id, sorted by first page */
   readonly chunksByArea = new Map<number, ChunkRef[]>();
@@ -428,7 +431,7 @@ export class CheckpointImage {
       if (e.type === RecordType.PAGES) this.addChunkRef(e);
       else if (e.type === RecordType.FILE_DATA) this.addFileDataRef(e);
       else if (e.type === RecordType.INDEX) this.fail("BAD_INDEX", "INDEX listed as a record", { offset: e.offset, sequence: e.sequence });
-      else if (!RECORD_TYPE_NAMES[e.type]) {
+      else if (!RECORD_TYPE_NAMES[e.type] && !FD_STATE_CODECS.has(e.type)) {
         if (e.flags & RECORD_FLAG_MUST_UNDERSTAND) {
           this.fail("UNSUPPORTED_RECORD", `record type ${recordTypeName(e.type)} must be understood but is unknown to this reader`, { offset: e.offset, sequence: e.sequence });
         }
@@ -565,6 +568,10 @@ export class CheckpointImage {
         unique(this.ttys, t.fd, "TTY for fd");
         this.ttys.set(t.fd, t);
         break;
+      }
+      default: {
+        const codec = FD_STATE_CODECS.get(e.type);
+        if (codec) this.fdState.push(codec.decode(payload, base, { ...where, recordType: codec.name }, e.key32, e.key64));
       }
     }
   }

@@ -6,7 +6,7 @@
 import { ByteReader, ByteWriter } from "./bytes.js";
 import type { ImageErrorWhere } from "./errors.js";
 import {
-  AREA, AREA_FLAG_NAMES, AREA_KINDS, AUXV_ENTRY_SIZE, FDR, FD_KINDS, FIXED_SIZE, MFILE,
+  AREA, AREA_FLAG_NAMES, AREA_KINDS, AUXV_ENTRY_SIZE, FDR, FD_FIXED_SIZE_1_1, FD_KINDS, FD_STATE_PEER_OUTSIDE, FD_STATE_UNRESTORABLE, FIXED_SIZE, MFILE,
   MFILE_BUILD_ID, MFILE_SHA256, NO_FILE, PAGES, PROC, PROT_EXEC, PROT_READ, PROT_WRITE,
   RLIMIT_ENTRY_SIZE, SIGACTION_ENTRY_SIZE, THR, X86_64_REG_NAMES, X86_64_REGS_SIZE,
   type AreaFlagName, type AreaKind, type FdKind,
@@ -121,6 +121,16 @@ export interface FdRecord {
   inode: bigint;
   rdevMajor: number; rdevMinor: number;
   path: string;
+  /** format 1.1: open file description; fds with one id share offset, status flags and locks */
+  fileId?: number;
+  /** format 1.1: F_SETOWN_EX owner (type 0 thread, 1 process, 2 process group) */
+  owner?: { type: number; id: number };
+  /** format 1.1: F_SETSIG signal */
+  ownerSignal?: number;
+  /** format 1.1: why capture says this fd cannot be brought back (absent: it can) */
+  unrestorable?: string;
+  /** format 1.1: its other end is in a process outside the image; how it comes back */
+  peerOutside?: string;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -336,7 +346,7 @@ export function decodeFd(payload: Uint8Array, base: number, where: ImageErrorWhe
   const fixed = r.fixedSize(FIXED_SIZE.FD, "FD");
   const kind = r.u32At(FDR.kind);
   r.pos = fixed;
-  return {
+  const rec: FdRecord = {
     fd: r.u32At(FDR.fd),
     kind: FD_KINDS[kind] ?? "unknown",
     openFlags: r.u32At(FDR.openFlags),
@@ -350,6 +360,17 @@ export function decodeFd(payload: Uint8Array, base: number, where: ImageErrorWhe
     rdevMinor: r.u32At(FDR.rdevMinor),
     path: r.str("path"),
   };
+  if (fixed >= FD_FIXED_SIZE_1_1) {
+    const fileId = r.u32At(FDR.fileId), ownerId = r.u32At(FDR.ownerId), sig = r.u32At(FDR.ownerSignal);
+    if (fileId) rec.fileId = fileId;
+    if (ownerId) rec.owner = { type: r.u32At(FDR.ownerType), id: ownerId };
+    if (sig) rec.ownerSignal = sig;
+    const note = r.remaining >= 4 ? r.str("note") : "";
+    const state = r.u32At(FDR.state);
+    if (state & FD_STATE_UNRESTORABLE) rec.unrestorable = note;
+    else if (state & FD_STATE_PEER_OUTSIDE) rec.peerOutside = note;
+  }
+  return rec;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -429,7 +450,9 @@ export function encodeMappedFile(f: MappedFileRecord): Uint8Array {
 export function encodeFd(f: FdRecord): Uint8Array {
   const kind = FD_KINDS.indexOf(f.kind);
   const w = new ByteWriter();
-  w.u32(FIXED_SIZE.FD).u32(f.fd).u32(kind < 0 ? 0 : kind).u32(f.openFlags).u32(f.fdFlags).u32(f.mode);
+  w.u32(FD_FIXED_SIZE_1_1).u32(f.fd).u32(kind < 0 ? 0 : kind).u32(f.openFlags).u32(f.fdFlags).u32(f.mode);
   w.u64(f.pos).u32(f.devMajor).u32(f.devMinor).u64(f.inode).u32(f.rdevMajor).u32(f.rdevMinor);
-  return w.str(f.path).finish();
+  w.u32(f.fileId ?? 0).u32(f.owner?.type ?? 0).u32(f.owner?.id ?? 0).u32(f.ownerSignal ?? 0);
+  w.u32(f.unrestorable !== undefined ? FD_STATE_UNRESTORABLE : f.peerOutside !== undefined ? FD_STATE_PEER_OUTSIDE : 0).u32(0);
+  return w.str(f.path).str(f.unrestorable ?? f.peerOutside ?? "").finish();
 }

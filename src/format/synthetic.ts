@@ -142,9 +142,17 @@ export async function writeSyntheticImage(path: string, opts: SyntheticOptions =
     for (const [fd, kind, path, pos] of fds) {
       await w.addFd({
         fd, kind, openFlags: fd === 3 ? 0o2002 : 2, fdFlags: fd > 2 ? 1 : 0, mode: kind === "regular" ? 0o100644 : 0o20620,
-        pos, devMajor: 0, devMinor: 25, inode: BigInt(100 + fd), rdevMajor: kind === "tty" ? 136 : 0, rdevMinor: 0, path,
+        pos, devMajor: 0, devMinor: 25, inode: kind === "fifo" ? 8812n : BigInt(100 + fd), rdevMajor: kind === "tty" ? 136 : 0, rdevMinor: 0, path,
+        // format 1.1: the tty's three fds share one open file description
+        fileId: fd <= 2 ? 1 : fd - 1,
+        ...(kind === "fifo" ? { peerOutside: "the pipe's writing end is held by another process; restore gives this end the buffered bytes, then end of file" } : {}),
       });
     }
+    // format 1.1: what waits in the pipe on fd 4
+    await w.addFdState({
+      type: "pipe", fd: 4, pipeId: 8812n, devMajor: 0, devMinor: 14, fifo: false, hasReader: true, hasWriter: false,
+      pipeSize: 65536, data: new TextEncoder().encode("job 17 queued\njob 18 queued\n"),
+    });
     const areas: AreaRecord[] = [
       area(0, text, text + 0x1000n, 5, "file", exe, 0n, 0),
       area(1, text + 0x1000n, text + 0x3000n, 5, "file", exe, 0x1000n, 0),

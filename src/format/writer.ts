@@ -3,6 +3,7 @@
  * 40-byte index entries are kept), and the image appears atomically — written to a temp file
  * (mode 0600) in the target directory, fsynced, then renamed. abort() leaves nothing behind.
  */
+import { encodeFdState, type FdStateRecord } from "./records-fd.js";
 import { open, rename, unlink, type FileHandle } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { tempPathBeside } from "./atomic.js";
@@ -126,6 +127,12 @@ export class ImageWriter {
     const packed = compressChunk(codec, raw);
     const payload = encodeFileData({ contentId, offset, length: raw.length, codec: packed.codec, storedSize: packed.data.length, rawCrc: crc32(raw) }, packed.data);
     return this.writeRecord(RecordType.FILE_DATA, payload, { key32: contentId, key64: offset, auxA: raw.length });
+  }
+
+  /** A format 1.1 fd kind state record (pipe, socket, …). */
+  addFdState(s: FdStateRecord) {
+    const e = encodeFdState(s);
+    return this.writeRecord(e.type, e.payload, { key32: e.key32, key64: e.key64 });
   }
 
   /**

@@ -65,11 +65,12 @@ describe("forward compatibility of payloads", () => {
   test("a larger fixed_size (fields appended by a later minor version) is skipped", () => {
     fc.assert(fc.property(arbFd, bytes(64), (f, extra) => {
       const enc = encodeFd(f);
+      const fixed = new DataView(enc.buffer).getUint32(0, true);
       const grown = new Uint8Array(enc.length + extra.length);
-      grown.set(enc.subarray(0, 56));
-      grown.set(extra, 56);
-      grown.set(enc.subarray(56), 56 + extra.length);
-      new DataView(grown.buffer).setUint32(0, 56 + extra.length, true);
+      grown.set(enc.subarray(0, fixed));
+      grown.set(extra, fixed);
+      grown.set(enc.subarray(fixed), fixed + extra.length);
+      new DataView(grown.buffer).setUint32(0, fixed + extra.length, true);
       expect(decodeFd(grown, 0, where)).toEqual(f);
     }));
   });

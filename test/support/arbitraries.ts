@@ -47,5 +47,10 @@ export const arbMappedFile = fc.record({
 export const arbFd = fc.record({
   fd: u32, kind: fc.constantFrom(...FD_KINDS), openFlags: u32, fdFlags: u32, mode: u32, pos: u64,
   devMajor: u32, devMinor: u32, inode: u64, rdevMajor: u32, rdevMinor: u32, path: text,
-});
+  // format 1.1 fields: absent when zero / not set
+  fileId: fc.integer({ min: 1, max: 0xffffffff }),
+  owner: fc.record({ type: fc.integer({ min: 0, max: 2 }), id: fc.integer({ min: 1, max: 0x3fffffff }) }),
+  ownerSignal: fc.integer({ min: 1, max: 64 }),
+  unrestorable: text,
+}, { requiredKeys: ["fd", "kind", "openFlags", "fdFlags", "mode", "pos", "devMajor", "devMinor", "inode", "rdevMajor", "rdevMinor", "path"] });
 

@@ -6,12 +6,14 @@
  */
 #include "fds.h"
 
-extern const struct fd_ops pipe_ops, fifo_ops, reg_ops, other_ops;
+extern const struct fd_ops pipe_ops, fifo_ops, unix_ops, inet_ops, reg_ops, other_ops;
 extern const struct fd_ops deleted_ops, regfile_ops, tty_ops;
 
 const struct fd_ops *const fd_ops_table[] = {
 	&pipe_ops,              /* pipes.c: anonymous pipes */
 	&fifo_ops,              /* pipes.c: named FIFOs */
+	&unix_ops,              /* sk-unix.c: unix sockets */
+	&inet_ops,              /* sk-inet.c: TCP and UDP over IPv4/IPv6 */
 	&deleted_ops,           /* files-content.c: unlinked files and memfds, content stored */
 	&regfile_ops,           /* files-content.c: regular files on disk (identity: FD_FILE) */
 	&tty_ops,               /* tty.c: terminals and pty masters (TTY) */

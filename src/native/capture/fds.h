@@ -31,6 +31,7 @@ struct cap_fd {
 	const struct fd_ops *ops;       /* handler of its kind (set for every fd) */
 	int local;                      /* copy in ckimg-capture (pidfd_getfd), -1 until fd_local() */
 	void *priv;                     /* the kind's own state, freed by its release() */
+	char *note;                     /* why it cannot be brought back (FD note), or NULL */
 };
 
 struct fd_ops {
@@ -51,6 +52,14 @@ extern const struct fd_ops *const fd_ops_table[];
 int fd_local(struct capture *c, struct cap_fd *d);   /* our copy of the target's fd, or -errno */
 /* Queue one kind record (written after the FD records, in emission order). */
 int fd_emit(struct capture *c, uint16_t type, uint32_t key32, uint64_t key64, const struct buf *payload);
+/* This fd cannot be brought back: FD.state UNRESTORABLE, the note, and a warning on stderr
+ * (fds 0-2 are taken over from restore's stdio instead, so they are marked but not warned). */
+int fd_cannot(struct capture *c, struct cap_fd *d, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Its other end (pipe, socket peer) is in a process outside the image: FD.state PEER_OUTSIDE,
+ * the note says what restore will give it, and a warning (fds > 2). */
+int fd_peer_outside(struct capture *c, struct cap_fd *d, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* SO_DOMAIN of a socket fd (AF_UNIX, AF_INET, …), -errno if it cannot be asked. */
+int fd_socket_family(struct capture *c, struct cap_fd *d);
 /* Every fd of the target (sorted by number) for kinds that pair descriptions (pipes, socketpairs). */
 struct cap_fd *fd_all(struct capture *c, size_t *n);
 

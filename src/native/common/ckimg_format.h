@@ -14,7 +14,7 @@
 #define CKIMG_RECORD_MAGIC     "CKR1"                /* 4 bytes */
 #define CKIMG_TRAILER_MAGIC    "CKIMGEND"            /* 8 bytes */
 #define CKIMG_VERSION_MAJOR    1
-#define CKIMG_VERSION_MINOR    0
+#define CKIMG_VERSION_MINOR    1
 #define CKIMG_HEADER_SIZE      64
 #define CKIMG_RECORD_HDR_SIZE  32
 #define CKIMG_TRAILER_SIZE     32
@@ -279,8 +279,15 @@ struct ckimg_fd_fixed {
 	uint64_t inode;
 	uint32_t rdev_major;
 	uint32_t rdev_minor;
+	/* format 1.1 (fixed_size 80; a 1.0 record has 56 and these read as 0) */
+	uint32_t file_id;           /* open file description: fds with one non-zero id share it */
+	uint32_t owner_type;        /* F_GETOWN_EX type: 0 F_OWNER_TID, 1 F_OWNER_PID, 2 F_OWNER_PGRP */
+	uint32_t owner_id;          /* F_GETOWN_EX pid (0: no owner) */
+	uint32_t owner_signal;      /* F_GETSIG (0: SIGIO) */
+	uint32_t state;             /* CKIMG_FDS_* */
+	uint32_t reserved;
 } __attribute__((packed));
-/* VARIABLE: STR path */
+/* VARIABLE: STR path, STR note (1.1: why the fd cannot be brought back, empty if it can) */
 
 static_assert(sizeof(struct ckimg_header) == 64, "header layout");
 static_assert(sizeof(struct ckimg_record_header) == 32, "record header layout");
@@ -296,7 +303,124 @@ static_assert(sizeof(struct ckimg_thread_fixed) == 88, "thread layout");
 static_assert(sizeof(struct ckimg_area_fixed) == 64, "area layout");
 static_assert(sizeof(struct ckimg_pages_fixed) == 48, "pages layout");
 static_assert(sizeof(struct ckimg_mapped_file_fixed) == 80, "mapped file layout");
-static_assert(sizeof(struct ckimg_fd_fixed) == 56, "fd layout");
+static_assert(sizeof(struct ckimg_fd_fixed) == 80, "fd layout");
+
+
+/* ---------------------------------------------------------------------------------------
+ * Format 1.1, issue 10 "fd": per-fd kind state (FORMAT.md 4.11-4.16), types 0x0041-0x004F.
+ * Shared kernel objects carry an object id (the inode): several fds, descriptions or (later)
+ * processes refer to one object, which is recorded once.
+ */
+#define CKIMG_FD_MIN_FIXED_1_0  56
+#define CKIMG_FDS_UNRESTORABLE  (1u << 0)   /* FD.state: cannot be brought back (note says why) */
+#define CKIMG_FDS_PEER_OUTSIDE  (1u << 1)   /* FD.state: its other end is in a process outside the
+                                              * image; it comes back detached (note says how) */
+
+enum ckimg_fd_record_type {
+	CKIMG_REC_PIPE        = 0x0041,
+	CKIMG_REC_UNIX_SOCKET = 0x0042,
+	CKIMG_REC_INET_SOCKET = 0x0043,
+	CKIMG_REC_TCP_STREAM  = 0x0044,
+};
+
+/* PIPE (0x0041): one per pipe or FIFO whose buffer is recorded; key32 = first fd, key64 = pipe_id */
+struct ckimg_pipe_fixed {
+	uint32_t fixed_size;        /* 32 */
+	uint32_t flags;             /* CKIMG_PIPE_* */
+	uint64_t pipe_id;           /* the pipe's inode (pipefs, or the FIFO's inode) */
+	uint32_t pipe_size;         /* F_GETPIPE_SZ, bytes */
+	uint32_t data_length;       /* buffered bytes that follow */
+	uint32_t dev_major;         /* st_dev of the inode */
+	uint32_t dev_minor;
+} __attribute__((packed));
+/* VARIABLE: DATA[data_length] (the bytes waiting in the pipe, oldest first) */
+#define CKIMG_PIPE_FIFO         (1u << 0)   /* a named FIFO (reopened by the FD record's path) */
+#define CKIMG_PIPE_HAS_READER   (1u << 1)   /* a reading end is among the recorded fds */
+#define CKIMG_PIPE_HAS_WRITER   (1u << 2)   /* a writing end is among the recorded fds */
+static_assert(sizeof(struct ckimg_pipe_fixed) == 32, "pipe layout");
+
+/* UNIX_SOCKET (0x0042): one per unix socket; key32 = first fd, key64 = inode */
+struct ckimg_unix_fixed {
+	uint32_t fixed_size;        /* 64 */
+	uint32_t type;              /* SOCK_STREAM 1, SOCK_DGRAM 2, SOCK_SEQPACKET 5 */
+	uint32_t state;             /* kernel socket state: 1 connected, 7 unconnected, 10 listening */
+	uint32_t flags;             /* CKIMG_UNIX_* */
+	uint64_t inode;
+	uint64_t peer_inode;        /* 0: none */
+	uint32_t backlog;           /* listen(2) backlog */
+	uint32_t sndbuf;            /* SO_SNDBUF as getsockopt gives it (doubled by the kernel) */
+	uint32_t rcvbuf;
+	uint32_t queue_count;       /* messages in QUEUE */
+	uint32_t pending;           /* listening: connections waiting for accept (not brought back) */
+	uint32_t reserved;
+	uint64_t queue_bytes;       /* bytes in QUEUE */
+} __attribute__((packed));
+/* VARIABLE: STR name (sun_path bytes; abstract names begin with NUL; empty: unbound),
+ *           STR peer_name, queue_count × (u32 length, bytes): the receive queue, oldest first */
+#define CKIMG_UNIX_PEER_INSIDE  (1u << 0)   /* the peer is a recorded socket */
+#define CKIMG_UNIX_SHUT_RD      (1u << 1)
+#define CKIMG_UNIX_SHUT_WR      (1u << 2)
+#define CKIMG_UNIX_PASSCRED     (1u << 3)
+static_assert(sizeof(struct ckimg_unix_fixed) == 64, "unix layout");
+
+/* INET_SOCKET (0x0043): one per IPv4/IPv6 TCP or UDP socket; key32 = first fd, key64 = inode */
+struct ckimg_inet_fixed {
+	uint32_t fixed_size;        /* 96 */
+	uint32_t family;            /* AF_INET 2, AF_INET6 10 */
+	uint32_t type;              /* SOCK_STREAM 1, SOCK_DGRAM 2 */
+	uint32_t protocol;          /* IPPROTO_TCP 6, IPPROTO_UDP 17 */
+	uint32_t state;             /* TCP state (1 ESTABLISHED, 7 CLOSE, 10 LISTEN); UDP: 1 connected, 7 not */
+	uint32_t flags;             /* CKIMG_INET_* */
+	uint64_t inode;
+	uint8_t  local_addr[16];    /* network order; IPv4 in the first 4 bytes */
+	uint8_t  peer_addr[16];
+	uint16_t local_port;        /* host order */
+	uint16_t peer_port;
+	uint32_t backlog;           /* listening: listen(2) backlog */
+	uint32_t sndbuf;            /* SO_SNDBUF / SO_RCVBUF as getsockopt gives them */
+	uint32_t rcvbuf;
+	uint32_t linger;            /* SO_LINGER seconds (with CKIMG_INET_LINGER) */
+	uint32_t keepidle;          /* TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT */
+	uint32_t keepintvl;
+	uint32_t keepcnt;
+} __attribute__((packed));
+#define CKIMG_INET_REUSEADDR    (1u << 0)
+#define CKIMG_INET_REUSEPORT    (1u << 1)
+#define CKIMG_INET_KEEPALIVE    (1u << 2)
+#define CKIMG_INET_NODELAY      (1u << 3)
+#define CKIMG_INET_V6ONLY       (1u << 4)
+#define CKIMG_INET_BROADCAST    (1u << 5)
+#define CKIMG_INET_LINGER       (1u << 6)
+#define CKIMG_INET_SHUT_RD      (1u << 7)
+#define CKIMG_INET_SHUT_WR      (1u << 8)
+static_assert(sizeof(struct ckimg_inet_fixed) == 96, "inet layout");
+
+/* TCP_STREAM (0x0044): an established TCP connection's repair state (TCP_REPAIR, tcp(7));
+ * key32 = first fd, key64 = inode (its INET_SOCKET) */
+struct ckimg_tcp_fixed {
+	uint32_t fixed_size;        /* 64 */
+	uint32_t options;           /* CKIMG_TCP_OPT_* negotiated (TCP_INFO tcpi_options) */
+	uint32_t snd_seq;           /* TCP_QUEUE_SEQ of the send queue: write_seq (after outq) */
+	uint32_t rcv_seq;           /* TCP_QUEUE_SEQ of the receive queue: rcv_nxt (after inq) */
+	uint32_t mss;               /* TCP_MAXSEG */
+	uint32_t snd_wscale;
+	uint32_t rcv_wscale;
+	uint32_t timestamp;         /* TCP_TIMESTAMP */
+	uint32_t snd_wl1;           /* TCP_REPAIR_WINDOW */
+	uint32_t snd_wnd;
+	uint32_t max_window;
+	uint32_t rcv_wnd;
+	uint32_t rcv_wup;
+	uint32_t inq_len;           /* bytes received, not yet read by the program */
+	uint32_t outq_len;          /* bytes written, not yet acknowledged (incl. unsent) */
+	uint32_t unsent_len;        /* of outq, not yet sent */
+} __attribute__((packed));
+/* VARIABLE: OUTQ[outq_len], INQ[inq_len] */
+#define CKIMG_TCP_OPT_TIMESTAMPS (1u << 0)
+#define CKIMG_TCP_OPT_SACK       (1u << 1)
+#define CKIMG_TCP_OPT_WSCALE     (1u << 2)
+#define CKIMG_TCP_MAX_QUEUE      (64u << 20)
+static_assert(sizeof(struct ckimg_tcp_fixed) == 64, "tcp layout");
 
 /* ---- format 1.1, issue 10 "tty-files": file contents and terminals (FORMAT.md "Files and
  * terminals"). Record types 0x0031-0x0037 and 0x0058-0x005F belong to this block. ---- */

@@ -5,15 +5,30 @@
  */
 #include "fds.h"
 
-extern const struct rst_fd_ops pipe_ops, fifo_ops, reg_ops, null_ops;
+extern const struct rst_fd_ops pipe_ops, fifo_ops, unix_ops, inet_ops, reg_ops, null_ops;
+int inet_record_check(const struct img_fdrec *r, char *err, size_t errlen);
+int tcp_record_check(const struct img_fdrec *r, char *err, size_t errlen);
+int pipe_record_check(const struct img_fdrec *r, char *err, size_t errlen);
+int unix_record_check(const struct img_fdrec *r, char *err, size_t errlen);
 extern const struct rst_fd_ops deleted_ops, tty_ops;
 
 const struct rst_fd_ops *const rst_fd_ops_table[] = {
 	&pipe_ops,              /* pipes.c: anonymous pipes */
 	&fifo_ops,              /* pipes.c: named FIFOs, reopened without blocking */
+	&unix_ops,              /* sk-unix.c: unix sockets, pairs joined again */
+	&inet_ops,              /* sk-inet.c: TCP (listening, established via repair) and UDP */
 	&deleted_ops,           /* files-content.c: deleted files and memfds, re-created */
 	&tty_ops,               /* tty.c: our terminal for a shell job; pty pairs */
 	&reg_ops,               /* files-reg.c: files, directories, devices by path */
 	&null_ops,              /* files-reg.c: the rest keep their number on /dev/null */
 	NULL,
+};
+
+/* Every kind record type restore understands, with its checker. */
+const struct rst_fd_record rst_fd_records[] = {
+	{ CKIMG_REC_PIPE, "PIPE", pipe_record_check },
+	{ CKIMG_REC_UNIX_SOCKET, "UNIX_SOCKET", unix_record_check },
+	{ CKIMG_REC_INET_SOCKET, "INET_SOCKET", inet_record_check },
+	{ CKIMG_REC_TCP_STREAM, "TCP_STREAM", tcp_record_check },
+	{ 0, NULL, NULL },
 };

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,11 @@ struct rst_fds {
 	char *err;
 	size_t errlen;
 };
+
+int rst_fds_force(struct rst_fds *s)
+{
+	return s->a->force;
+}
 
 struct img *rst_fds_img(struct rst_fds *s)
 {
@@ -100,7 +106,8 @@ static const struct rst_fd_ops *pick_ops(struct rst_fds *s, const struct img_fd 
 	return NULL;
 }
 
-/* Step 1. Format 1.0 records no sharing: each fd is its own description. */
+/* Step 1. Fds with one non-zero FD.file_id share a description (format 1.0 records none:
+ * each fd is then its own). */
 static int group_descriptions(struct rst_fds *s)
 {
 	struct img *img = s->img;
@@ -110,8 +117,18 @@ static int group_descriptions(struct rst_fds *s)
 	if (!s->files || !s->file_of)
 		return rst_fds_fail(s, -ENOMEM, "fds");
 	for (size_t i = 0; i < img->nfds; i++) {
+		const struct img_fd *d = &img->fds[i];
+		size_t same = SIZE_MAX;
+		/* fds are in number order; a description's first fd is its lowest */
+		for (size_t j = 0; d->f.file_id && j < i && same == SIZE_MAX; j++)
+			if (img->fds[j].f.file_id == d->f.file_id)
+				same = (size_t)s->file_of[j];
+		if (same != SIZE_MAX) {
+			s->file_of[i] = (int)same;
+			continue;
+		}
 		struct rst_file *f = &s->files[s->nfiles];
-		f->d = &img->fds[i];
+		f->d = d;
 		f->fd = -1;
 		f->ops = pick_ops(s, f->d);
 		if (!f->ops)
@@ -132,7 +149,8 @@ static void take_stdio(struct rst_fds *s, char inherit[3])
 		const struct rst_file *f = &s->files[s->file_of[i]];
 		if (d->f.fd > 2 || !fd_is_open((int)d->f.fd))
 			continue;
-		if (f->ops->placeholder || (d->path.s[0] == '/' && access(d->path.s, F_OK) != 0))
+		if (f->ops->placeholder || (d->f.state & (CKIMG_FDS_UNRESTORABLE | CKIMG_FDS_PEER_OUTSIDE)) ||
+		    (d->path.s[0] == '/' && access(d->path.s, F_OK) != 0))
 			inherit[d->f.fd] = 1;
 	}
 	for (int fd = 0; fd < s->a->hi_fd; fd++)
@@ -151,7 +169,7 @@ static int place_fd(int fd, int target, int cloexec)
 /* The status flags F_SETFL can change and open() may not have set (pipes, sockets). */
 static int set_status_flags(int fd, uint32_t recorded)
 {
-	const int mask = O_APPEND | O_NONBLOCK;
+	const int mask = O_APPEND | O_NONBLOCK | O_ASYNC;
 	int cur = fcntl(fd, F_GETFL);
 
 	if (cur < 0)
@@ -159,6 +177,22 @@ static int set_status_flags(int fd, uint32_t recorded)
 	if ((cur & mask) == ((int)recorded & mask))
 		return 0;
 	return fcntl(fd, F_SETFL, (cur & ~mask) | ((int)recorded & mask)) < 0 ? -errno : 0;
+}
+
+/* F_SETOWN_EX / F_SETSIG as recorded. The process keeps its PID, so an owner that was the
+ * process (or one of its threads) is still right; with --new-pid it is mapped to the new one. */
+static int set_owner(struct rst_fds *s, int fd, const struct img_fd *d)
+{
+	if (d->f.owner_id) {
+		struct f_owner_ex ow = { .type = (int)d->f.owner_type, .pid = (pid_t)d->f.owner_id };
+		if (s->a->new_pid && d->f.owner_id == s->img->proc.f.pid)
+			ow.pid = getpid();
+		if (fcntl(fd, F_SETOWN_EX, &ow) < 0 && errno != ESRCH)
+			return rst_fds_fail(s, -errno, "F_SETOWN_EX %u", d->f.owner_id);
+	}
+	if (d->f.owner_signal && fcntl(fd, F_SETSIG, (int)d->f.owner_signal) < 0)
+		return rst_fds_fail(s, -errno, "F_SETSIG %u", d->f.owner_signal);
+	return 0;
 }
 
 /* Step 3 for one description. */
@@ -180,6 +214,8 @@ static int open_and_place(struct rst_fds *s, size_t fi, const char inherit[3])
 		err = rst_fds_fail(s, fd, "cannot move to a scratch number");
 		goto named;
 	}
+	if ((err = set_owner(s, fd, d)))
+		goto named;
 	if ((err = set_status_flags(fd, d->f.open_flags))) {
 		rst_fds_fail(s, err, "status flags %#o", d->f.open_flags);
 		goto named;
@@ -202,6 +238,39 @@ named: {
 			 d->path.s, why);
 		return fd < 0 ? fd : -EIO;
 	}
+}
+
+int restore_fds_check(struct restore_args *a)
+{
+	struct img *img = a->img;
+	char why[512];
+
+	for (size_t i = 0; i < img->nfdrecs; i++) {
+		const struct img_fdrec *r = &img->fdrecs[i];
+		for (size_t k = 0; rst_fd_records[k].check; k++) {
+			if (rst_fd_records[k].type != r->type)
+				continue;
+			if (rst_fd_records[k].check(r, why, sizeof(why)))
+				return rst_err(a, -EBADMSG, "BAD_FIELD: %s #%u at offset %llu (fd %u): %s",
+					       rst_fd_records[k].name, r->seq, (unsigned long long)r->off, r->key32, why);
+		}
+		/* types of a later minor version that no row knows are skipped (FORMAT.md 2) */
+	}
+	for (size_t i = 0; i < img->nfds; i++) {
+		const struct img_fd *d = &img->fds[i];
+		if (!(d->f.state & (CKIMG_FDS_UNRESTORABLE | CKIMG_FDS_PEER_OUTSIDE)) || d->f.fd <= 2)
+			continue;       /* 0-2 are taken over from our stdio */
+		if (!(d->f.state & CKIMG_FDS_UNRESTORABLE)) {
+			rst_warn("fd %u (%s): %s", d->f.fd, d->path.s, d->note.s);
+			continue;
+		}
+		if (!a->force)
+			return rst_err(a, -EOPNOTSUPP, "FD record #%u (fd %u, %s) cannot be restored: %s "
+				       "(--force restores the rest and keeps this number on a placeholder)",
+				       d->seq, d->f.fd, d->path.s, d->note.s);
+		rst_warn("fd %u (%s) not brought back: %s", d->f.fd, d->path.s, d->note.s);
+	}
+	return 0;
 }
 
 size_t restore_fds_scratch_need(const struct img *img)

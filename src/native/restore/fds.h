@@ -41,6 +41,15 @@ struct rst_fd_ops {
 	unsigned placeholder:1;
 };
 
+/* Checks one kind record before the fork (lengths, counts, values in range): 0, or -EBADMSG
+ * with one line in err naming what is wrong. Listed per record type in fd-table.c. */
+struct rst_fd_record {
+	uint16_t type;
+	const char *name;
+	int (*check)(const struct img_fdrec *r, char *err, size_t errlen);
+};
+extern const struct rst_fd_record rst_fd_records[];
+
 /* Something several descriptions share, made by the first that needs it. */
 struct rst_obj {
 	uint32_t tag;                   /* kind-chosen tag ('pipe', …) */
@@ -53,6 +62,7 @@ struct rst_obj {
 extern const struct rst_fd_ops *const rst_fd_ops_table[];
 
 /* fds.c: services for the kinds. */
+int rst_fds_force(struct rst_fds *s);            /* --force: unrestorable fds get placeholders */
 struct img *rst_fds_img(struct rst_fds *s);
 struct restore_args *rst_fds_args(struct rst_fds *s);
 struct rst_obj *rst_obj_get(struct rst_fds *s, uint32_t tag, uint64_t id);   /* find or add */
@@ -61,6 +71,9 @@ int rst_fds_fail(struct rst_fds *s, int err, const char *fmt, ...) __attribute__
 
 /* Child side of restore_fork: rebuild every recorded fd. 0, or -errno with the message in err. */
 int restore_fds_child(struct restore_args *a, char *err, size_t errlen);
+/* Parent side, before the fork: every kind record checked, and fds that capture marked as not
+ * restorable refused (one line) unless --force, which warns and keeps a placeholder. */
+int restore_fds_check(struct restore_args *a);
 /* Parent side, before the fork: highest scratch fd count the child may need. */
 size_t restore_fds_scratch_need(const struct img *img);
 

@@ -35,6 +35,10 @@ const char *img_type_name(uint16_t type)
 	case CKIMG_REC_FILE_DATA: return "FILE_DATA";
 	case CKIMG_REC_FD_FILE: return "FD_FILE";
 	case CKIMG_REC_TTY: return "TTY";
+	case CKIMG_REC_PIPE: return "PIPE";
+	case CKIMG_REC_UNIX_SOCKET: return "UNIX_SOCKET";
+	case CKIMG_REC_INET_SOCKET: return "INET_SOCKET";
+	case CKIMG_REC_TCP_STREAM: return "TCP_STREAM";
 	case CKIMG_REC_INDEX: return "INDEX";
 	default: return "record";
 	}
@@ -336,7 +340,11 @@ static int parse_fd(struct img *img, struct img_fd *d, const uint8_t *pl, uint64
 		return err;
 	d->seq = seq;
 	cur_str(&c, &d->path);
-	if (c.bad)
+	if (d->f.fixed_size > CKIMG_FD_MIN_FIXED_1_0 && c.pos < c.len)
+		cur_str(&c, &d->note);
+	else
+		d->note.s = calloc(1, 1);
+	if (c.bad || !d->note.s)
 		return fail(img, -EBADMSG, "BAD_RECORD: " RECFMT ": path runs past the payload",
 			    RECARG(CKIMG_REC_FD, seq, off));
 	if (d->f.fd > (1u << 20))
@@ -527,7 +535,7 @@ static int load_index(struct img *img)
 
 static int load_records(struct img *img)
 {
-	size_t cap_t = 0, cap_a = 0, cap_f = 0, cap_d = 0, cap_c = 0;
+	size_t cap_t = 0, cap_a = 0, cap_f = 0, cap_d = 0, cap_c = 0, cap_r = 0;
 	int seen_argv = 0, seen_env = 0, seen_auxv = 0, seen_rl = 0, seen_sig = 0;
 	int err = 0;
 
@@ -575,6 +583,8 @@ static int load_records(struct img *img)
 			break;
 		case CKIMG_REC_INDEX:
 			return fail(img, -EBADMSG, "BAD_INDEX: second INDEX record at offset %llu", (unsigned long long)off);
+		case IMG_FDREC_FIRST ... IMG_FDREC_LAST:
+			break;          /* kept whole for the fd kinds */
 		default:
 			if (rh.flags & CKIMG_RECF_MUST_UNDERSTAND)
 				return fail(img, -ENOTSUP, "UNSUPPORTED_RECORD: record type 0x%04x at offset %llu must be understood",
@@ -638,6 +648,14 @@ static int load_records(struct img *img)
 		case CKIMG_REC_FILE_CONTENT: case CKIMG_REC_FD_FILE: case CKIMG_REC_TTY:
 			err = img_files_parse(img, rh.type, pl, rh.payload_length, rh.sequence, off);
 			break;
+		default: {
+			GROW(img->fdrecs, img->nfdrecs, cap_r);
+			struct img_fdrec *r = &img->fdrecs[img->nfdrecs++];
+			*r = (struct img_fdrec){ .type = rh.type, .seq = rh.sequence, .key32 = e->key32,
+						 .key64 = e->key64, .off = off, .p = pl, .len = rh.payload_length };
+			pl = NULL;      /* kept */
+			break;
+		}
 		}
 #undef GROW
 		free(pl);
@@ -645,6 +663,22 @@ static int load_records(struct img *img)
 			return err;
 	}
 	return 0;
+}
+
+const struct img_fdrec *img_fdrec_by_fd(const struct img *img, uint16_t type, uint32_t key32)
+{
+	for (size_t i = 0; i < img->nfdrecs; i++)
+		if (img->fdrecs[i].type == type && img->fdrecs[i].key32 == key32)
+			return &img->fdrecs[i];
+	return NULL;
+}
+
+const struct img_fdrec *img_fdrec_by_id(const struct img *img, uint16_t type, uint64_t key64)
+{
+	for (size_t i = 0; i < img->nfdrecs; i++)
+		if (img->fdrecs[i].type == type && img->fdrecs[i].key64 == key64)
+			return &img->fdrecs[i];
+	return NULL;
 }
 
 int img_area_by_id(const struct img *img, uint32_t area_id)
@@ -841,8 +875,13 @@ void img_close(struct img *img)
 		str_free(&img->files[i].path);
 		str_free(&img->files[i].build_id);
 	}
-	for (size_t i = 0; i < img->nfds; i++)
+	for (size_t i = 0; i < img->nfds; i++) {
 		str_free(&img->fds[i].path);
+		str_free(&img->fds[i].note);
+	}
+	for (size_t i = 0; i < img->nfdrecs; i++)
+		free(img->fdrecs[i].p);
+	free(img->fdrecs);
 	for (size_t i = 0; i < img->nchunks; i++)
 		free(img->chunks[i].bitmap);
 	free(img->threads);

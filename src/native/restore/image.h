@@ -51,7 +51,7 @@ struct img_file {
 
 struct img_fd {
 	struct ckimg_fd_fixed f;
-	struct img_str path;
+	struct img_str path, note;  /* note: 1.1, why it cannot come back (empty: it can) */
 	uint32_t seq;
 };
 
@@ -82,6 +82,18 @@ struct img_tty {                /* TTY */
 	uint8_t *data;
 	uint32_t seq;
 };
+
+/* A record of an fd kind (types 0x0041-0x0057; TTY 0x0058-0x005F is image-files.c's), kept whole for its kind to decode; the kind
+ * checks it before the fork (restore_fds_check) so damage is refused with no process made. */
+struct img_fdrec {
+	uint16_t type;
+	uint32_t seq, key32;
+	uint64_t key64, off;
+	uint8_t *p;
+	uint64_t len;
+};
+#define IMG_FDREC_FIRST 0x0041
+#define IMG_FDREC_LAST  0x0057      /* 0x0058-0x005F: TTY (image-files.c) */
 
 struct img_chunk {
 	uint32_t area_id;
@@ -127,6 +139,8 @@ struct img {
 	size_t nfiles;
 	struct img_fd *fds;
 	size_t nfds;
+	struct img_fdrec *fdrecs;
+	size_t nfdrecs;
 	struct img_chunk *chunks;
 	size_t nchunks;
 
@@ -179,6 +193,10 @@ const struct img_tty *img_tty(const struct img *img, uint32_t fd);
 int img_content_for_file(const struct img *img, const struct img_file *f);
 
 const char *img_type_name(uint16_t type);
+/* The kind record of `type` keyed by fd `key32` (the first fd of its description), or NULL. */
+const struct img_fdrec *img_fdrec_by_fd(const struct img *img, uint16_t type, uint32_t key32);
+/* ... or by object id (key64). */
+const struct img_fdrec *img_fdrec_by_id(const struct img *img, uint16_t type, uint64_t key64);
 int img_area_by_id(const struct img *img, uint32_t area_id);
 
 #endif /* RST_IMAGE_H */

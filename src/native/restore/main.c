@@ -28,7 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "restore.h"
+#include "fds.h"
 
 static struct restore_args args;
 static volatile sig_atomic_t fwd_pid;
@@ -77,7 +77,7 @@ static int check_image(struct restore_args *a)
 			return 2;
 		}
 	}
-	if ((err = restore_check_files(a)) || (err = restore_check_fd_files(a))) {
+	if ((err = restore_check_files(a)) || (err = restore_fds_check(a)) || (err = restore_check_fd_files(a))) {
 		rst_log_error("%s", a->err);
 		return 2;
 	}
@@ -172,8 +172,8 @@ int main(int argc, char **argv)
 	rst_trace(a, "image read");
 	if (check_only)
 		return check_image(a);
-	if ((err = restore_check_files(a)) || (err = restore_check_fd_files(a)) || (err = restore_tty_prepare(a)) ||
-	    (err = restore_fork(a)) || (err = restore_mm(a)) ||
+	if ((err = restore_check_files(a)) || (err = restore_fds_check(a)) || (err = restore_check_fd_files(a)) ||
+	    (err = restore_tty_prepare(a)) || (err = restore_fork(a)) || (err = restore_mm(a)) ||
 	    (err = restore_threads(a)) || (err = restore_mm_wait(a)) || (err = restore_creds(a)) ||
 	    (err = restore_fd_files_report(a)) || (err = restore_tty_parent(a)) || (err = restore_finish(a))) {
 		restore_abort(a);

@@ -1,0 +1,424 @@
+/**
+ * Format 1.1 records of issue 10 "fd" (types 0x0041–0x004F, docs/FORMAT.md 4.11–): the state
+ * of pipes, FIFOs and sockets that the FD record alone does not hold. Each record is keyed by
+ * the first fd of the open file description it describes (INDEX key32) and, for kernel objects
+ * that several fds share (a pipe, a socket), carries the object id (INDEX key64, the inode),
+ * so that the two ends of a pipe or a socket pair become one object again.
+ *
+ * Every kind decodes into one member of the `FdStateRecord` union (tag `type`); the reader
+ * finds its codec in FD_STATE_CODECS, the writer in encodeFdState().
+ */
+import { createHash } from "node:crypto";
+import { ByteReader, ByteWriter } from "./bytes.js";
+import type { ImageErrorWhere } from "./errors.js";
+
+export const FdRecordType = {
+  PIPE: 0x0041,
+  UNIX_SOCKET: 0x0042,
+  INET_SOCKET: 0x0043,
+  TCP_STREAM: 0x0044,
+} as const;
+
+/** PIPE (0x0041): one per pipe or FIFO, its identity, size and the bytes waiting in it. */
+export interface PipeState {
+  type: "pipe";
+  /** first fd of the description that recorded it (INDEX key32) */
+  fd: number;
+  /** the pipe's inode: every FD record with this inode (kind fifo) is an end of it */
+  pipeId: bigint;
+  devMajor: number; devMinor: number;
+  /** a named FIFO (reopened by path) rather than an anonymous pipe */
+  fifo: boolean;
+  /** a reading / writing end is among the recorded fds */
+  hasReader: boolean;
+  hasWriter: boolean;
+  /** F_GETPIPE_SZ in bytes */
+  pipeSize: number;
+  /** the bytes waiting in the pipe, oldest first */
+  data: Uint8Array;
+}
+
+/** UNIX_SOCKET (0x0042): one per unix socket. */
+export interface UnixSocketState {
+  type: "unix";
+  fd: number;
+  /** the socket's inode (object id) */
+  inode: bigint;
+  socketType: "stream" | "dgram" | "seqpacket";
+  /** kernel state: 1 connected, 7 unconnected, 10 listening */
+  state: number;
+  /** peer socket's inode, 0n when none */
+  peerInode: bigint;
+  /** the peer is one of the recorded sockets (a pair inside the process) */
+  peerInside: boolean;
+  shutRd: boolean; shutWr: boolean; passcred: boolean;
+  backlog: number;
+  sndbuf: number; rcvbuf: number;
+  /** listening: connections waiting for accept(), not brought back */
+  pending: number;
+  /** bound name (sun_path bytes; an abstract name begins with NUL), empty if unbound */
+  name: Uint8Array;
+  /** the peer's name when the peer is outside the image */
+  peerName: Uint8Array;
+  /** the receive queue, oldest message first */
+  queue: Uint8Array[];
+}
+
+/** INET_SOCKET (0x0043): an IPv4/IPv6 TCP or UDP socket. */
+export interface InetSocketState {
+  type: "inet";
+  fd: number;
+  inode: bigint;
+  family: "ipv4" | "ipv6";
+  protocol: "tcp" | "udp";
+  /** TCP state number (1 established, 7 closed, 10 listening); UDP: 1 connected, 7 not */
+  state: number;
+  /** addresses as text ("127.0.0.1", "::1"), ports in host order */
+  localAddress: string; localPort: number;
+  peerAddress: string; peerPort: number;
+  reuseAddr: boolean; reusePort: boolean; keepAlive: boolean; noDelay: boolean; v6Only: boolean; broadcast: boolean;
+  /** SO_LINGER seconds, undefined when off */
+  linger: number | undefined;
+  backlog: number; sndbuf: number; rcvbuf: number;
+  keepIdle: number; keepIntvl: number; keepCnt: number;
+}
+
+/** TCP_STREAM (0x0044): an established TCP connection's repair state. */
+export interface TcpStreamState {
+  type: "tcp";
+  fd: number;
+  inode: bigint;
+  timestamps: boolean; sack: boolean; wscale: boolean;
+  /** write_seq and rcv_nxt at capture (after the recorded queues) */
+  sndSeq: number; rcvSeq: number;
+  mss: number; sndWscale: number; rcvWscale: number; timestamp: number;
+  sndWl1: number; sndWnd: number; maxWindow: number; rcvWnd: number; rcvWup: number;
+  /** bytes written, not yet acknowledged by the peer (the last `unsent` of them not even sent) */
+  outq: Uint8Array;
+  unsent: number;
+  /** bytes received, not yet read by the program */
+  inq: Uint8Array;
+}
+
+export type FdStateRecord = PipeState | UnixSocketState | InetSocketState | TcpStreamState;
+
+export const UNIX_FIXED = {
+  size: 64, type: 4, state: 8, flags: 12, inode: 16, peerInode: 24, backlog: 32, sndbuf: 36, rcvbuf: 40,
+  queueCount: 44, pending: 48, queueBytes: 56,
+} as const;
+export const UNIX_PEER_INSIDE = 1 << 0;
+export const UNIX_SHUT_RD = 1 << 1;
+export const UNIX_SHUT_WR = 1 << 2;
+export const UNIX_PASSCRED = 1 << 3;
+const SOCK_TYPES: Record<number, UnixSocketState["socketType"]> = { 1: "stream", 2: "dgram", 5: "seqpacket" };
+const SOCK_TYPE_CODES = { stream: 1, dgram: 2, seqpacket: 5 } as const;
+/** sun_path holds 108 bytes */
+const UNIX_NAME_MAX = 108;
+
+export function decodeUnixSocket(payload: Uint8Array, base: number, where: ImageErrorWhere, fd: number): UnixSocketState {
+  const r = new ByteReader(payload, base, where);
+  const fixed = r.fixedSize(UNIX_FIXED.size, "UNIX_SOCKET");
+  const typeCode = r.u32At(UNIX_FIXED.type);
+  const socketType = SOCK_TYPES[typeCode];
+  if (!socketType) r.fail("BAD_FIELD", `socket type ${typeCode}`, UNIX_FIXED.type);
+  const flags = r.u32At(UNIX_FIXED.flags);
+  const count = r.u32At(UNIX_FIXED.queueCount);
+  const queueBytes = r.u64At(UNIX_FIXED.queueBytes);
+  r.pos = fixed;
+  const name = r.strBytes("name").slice();
+  if (name.length > UNIX_NAME_MAX) r.fail("BAD_FIELD", `name of ${name.length} bytes exceeds sun_path`);
+  const peerName = r.strBytes("peer_name").slice();
+  if (peerName.length > UNIX_NAME_MAX) r.fail("BAD_FIELD", `peer_name of ${peerName.length} bytes exceeds sun_path`);
+  // every message needs at least its 4-byte length: a count beyond that is refused before any loop
+  if (count * 4 > r.remaining) r.fail("BAD_FIELD", `queue_count ${count} exceeds the payload`, UNIX_FIXED.queueCount);
+  const queue: Uint8Array[] = [];
+  let total = 0n;
+  for (let i = 0; i < count; i++) {
+    const m = r.strBytes(`queue message ${i}`).slice();
+    total += BigInt(m.length);
+    queue.push(m);
+  }
+  if (total !== queueBytes) r.fail("BAD_FIELD", `queue holds ${total} bytes, queue_bytes says ${queueBytes}`, UNIX_FIXED.queueBytes);
+  return {
+    type: "unix", fd, inode: r.u64At(UNIX_FIXED.inode), socketType, state: r.u32At(UNIX_FIXED.state),
+    peerInode: r.u64At(UNIX_FIXED.peerInode), peerInside: (flags & UNIX_PEER_INSIDE) !== 0,
+    shutRd: (flags & UNIX_SHUT_RD) !== 0, shutWr: (flags & UNIX_SHUT_WR) !== 0, passcred: (flags & UNIX_PASSCRED) !== 0,
+    backlog: r.u32At(UNIX_FIXED.backlog), sndbuf: r.u32At(UNIX_FIXED.sndbuf), rcvbuf: r.u32At(UNIX_FIXED.rcvbuf),
+    pending: r.u32At(UNIX_FIXED.pending), name, peerName, queue,
+  };
+}
+
+export function encodeUnixSocket(u: UnixSocketState): Uint8Array {
+  const flags = (u.peerInside ? UNIX_PEER_INSIDE : 0) | (u.shutRd ? UNIX_SHUT_RD : 0) | (u.shutWr ? UNIX_SHUT_WR : 0) | (u.passcred ? UNIX_PASSCRED : 0);
+  const bytes = u.queue.reduce((n, m) => n + m.length, 0);
+  const w = new ByteWriter();
+  w.u32(UNIX_FIXED.size).u32(SOCK_TYPE_CODES[u.socketType]).u32(u.state).u32(flags).u64(u.inode).u64(u.peerInode);
+  w.u32(u.backlog).u32(u.sndbuf).u32(u.rcvbuf).u32(u.queue.length).u32(u.pending).u32(0).u64(bytes);
+  w.str(u.name).str(u.peerName);
+  for (const m of u.queue) w.str(m);
+  return w.finish();
+}
+
+export const INET_FIXED = {
+  size: 96, family: 4, type: 8, protocol: 12, state: 16, flags: 20, inode: 24, localAddr: 32, peerAddr: 48,
+  localPort: 64, peerPort: 66, backlog: 68, sndbuf: 72, rcvbuf: 76, linger: 80, keepidle: 84, keepintvl: 88, keepcnt: 92,
+} as const;
+const INET_FLAGS = ["reuseAddr", "reusePort", "keepAlive", "noDelay", "v6Only", "broadcast"] as const;
+const INET_LINGER = 1 << 6;
+
+export function addrText(b: Uint8Array, family: "ipv4" | "ipv6"): string {
+  if (family === "ipv4") return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((b[i] << 8) | b[i + 1]).toString(16));
+  // the longest run of zero groups becomes "::" (RFC 5952)
+  let best = -1, bestLen = 1;
+  for (let i = 0; i < 8;) {
+    let j = i;
+    while (j < 8 && groups[j] === "0") j++;
+    if (j - i > bestLen) { best = i; bestLen = j - i; }
+    i = j === i ? i + 1 : j;
+  }
+  if (best < 0) return groups.join(":");
+  return `${groups.slice(0, best).join(":")}::${groups.slice(best + bestLen).join(":")}`;
+}
+
+function addrBytes(text: string, family: "ipv4" | "ipv6"): Uint8Array {
+  const out = new Uint8Array(16);
+  if (family === "ipv4") {
+    text.split(".").forEach((p, i) => (out[i] = Number(p) & 255));
+    return out;
+  }
+  const [head, tail] = text.includes("::") ? text.split("::") : [text, undefined];
+  const h = head ? head.split(":") : [];
+  const t = tail !== undefined && tail !== "" ? tail.split(":") : [];
+  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill("0"), ...t];
+  groups.forEach((g, i) => { const v = parseInt(g, 16); out[2 * i] = v >> 8; out[2 * i + 1] = v & 255; });
+  return out;
+}
+
+export function decodeInetSocket(payload: Uint8Array, base: number, where: ImageErrorWhere, fd: number): InetSocketState {
+  const r = new ByteReader(payload, base, where);
+  r.fixedSize(INET_FIXED.size, "INET_SOCKET");
+  const fam = r.u32At(INET_FIXED.family);
+  if (fam !== 2 && fam !== 10) r.fail("BAD_FIELD", `family ${fam}`, INET_FIXED.family);
+  const proto = r.u32At(INET_FIXED.protocol);
+  if (proto !== 6 && proto !== 17) r.fail("BAD_FIELD", `protocol ${proto}`, INET_FIXED.protocol);
+  const family = fam === 2 ? "ipv4" : "ipv6";
+  const flags = r.u32At(INET_FIXED.flags);
+  const v = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  const rec: InetSocketState = {
+    type: "inet", fd, inode: r.u64At(INET_FIXED.inode), family, protocol: proto === 6 ? "tcp" : "udp",
+    state: r.u32At(INET_FIXED.state),
+    localAddress: addrText(payload.subarray(INET_FIXED.localAddr, INET_FIXED.localAddr + 16), family),
+    localPort: v.getUint16(INET_FIXED.localPort, true),
+    peerAddress: addrText(payload.subarray(INET_FIXED.peerAddr, INET_FIXED.peerAddr + 16), family),
+    peerPort: v.getUint16(INET_FIXED.peerPort, true),
+    reuseAddr: false, reusePort: false, keepAlive: false, noDelay: false, v6Only: false, broadcast: false,
+    linger: flags & INET_LINGER ? r.u32At(INET_FIXED.linger) : undefined,
+    backlog: r.u32At(INET_FIXED.backlog), sndbuf: r.u32At(INET_FIXED.sndbuf), rcvbuf: r.u32At(INET_FIXED.rcvbuf),
+    keepIdle: r.u32At(INET_FIXED.keepidle), keepIntvl: r.u32At(INET_FIXED.keepintvl), keepCnt: r.u32At(INET_FIXED.keepcnt),
+  };
+  INET_FLAGS.forEach((k, i) => (rec[k] = (flags & (1 << i)) !== 0));
+  return rec;
+}
+
+export function encodeInetSocket(s: InetSocketState): Uint8Array {
+  let flags = s.linger !== undefined ? INET_LINGER : 0;
+  INET_FLAGS.forEach((k, i) => { if (s[k]) flags |= 1 << i; });
+  const w = new ByteWriter();
+  w.u32(INET_FIXED.size).u32(s.family === "ipv4" ? 2 : 10).u32(s.protocol === "tcp" ? 1 : 2).u32(s.protocol === "tcp" ? 6 : 17);
+  w.u32(s.state).u32(flags).u64(s.inode).bytes(addrBytes(s.localAddress, s.family)).bytes(addrBytes(s.peerAddress, s.family));
+  w.u16(s.localPort).u16(s.peerPort).u32(s.backlog).u32(s.sndbuf).u32(s.rcvbuf).u32(s.linger ?? 0);
+  w.u32(s.keepIdle).u32(s.keepIntvl).u32(s.keepCnt);
+  return w.finish();
+}
+
+export const TCP_FIXED = {
+  size: 64, options: 4, sndSeq: 8, rcvSeq: 12, mss: 16, sndWscale: 20, rcvWscale: 24, timestamp: 28,
+  sndWl1: 32, sndWnd: 36, maxWindow: 40, rcvWnd: 44, rcvWup: 48, inqLen: 52, outqLen: 56, unsentLen: 60,
+} as const;
+const TCP_MAX_QUEUE = 64 * 1024 * 1024;
+
+export function decodeTcpStream(payload: Uint8Array, base: number, where: ImageErrorWhere, fd: number, inode: bigint): TcpStreamState {
+  const r = new ByteReader(payload, base, where);
+  const fixed = r.fixedSize(TCP_FIXED.size, "TCP_STREAM");
+  const inqLen = r.u32At(TCP_FIXED.inqLen), outqLen = r.u32At(TCP_FIXED.outqLen), unsent = r.u32At(TCP_FIXED.unsentLen);
+  if (inqLen > TCP_MAX_QUEUE || outqLen > TCP_MAX_QUEUE) r.fail("BAD_FIELD", `queues of ${outqLen} + ${inqLen} bytes exceed 64 MiB`, TCP_FIXED.inqLen);
+  if (unsent > outqLen) r.fail("BAD_FIELD", `unsent_len ${unsent} exceeds outq_len ${outqLen}`, TCP_FIXED.unsentLen);
+  const o = r.u32At(TCP_FIXED.options);
+  r.pos = fixed;
+  const outq = r.bytesView(outqLen, "TCP_STREAM send queue").slice();
+  const inq = r.bytesView(inqLen, "TCP_STREAM receive queue").slice();
+  return {
+    type: "tcp", fd, inode, timestamps: (o & 1) !== 0, sack: (o & 2) !== 0, wscale: (o & 4) !== 0,
+    sndSeq: r.u32At(TCP_FIXED.sndSeq), rcvSeq: r.u32At(TCP_FIXED.rcvSeq), mss: r.u32At(TCP_FIXED.mss),
+    sndWscale: r.u32At(TCP_FIXED.sndWscale), rcvWscale: r.u32At(TCP_FIXED.rcvWscale), timestamp: r.u32At(TCP_FIXED.timestamp),
+    sndWl1: r.u32At(TCP_FIXED.sndWl1), sndWnd: r.u32At(TCP_FIXED.sndWnd), maxWindow: r.u32At(TCP_FIXED.maxWindow),
+    rcvWnd: r.u32At(TCP_FIXED.rcvWnd), rcvWup: r.u32At(TCP_FIXED.rcvWup), outq, unsent, inq,
+  };
+}
+
+export function encodeTcpStream(t: TcpStreamState): Uint8Array {
+  const w = new ByteWriter();
+  w.u32(TCP_FIXED.size).u32((t.timestamps ? 1 : 0) | (t.sack ? 2 : 0) | (t.wscale ? 4 : 0)).u32(t.sndSeq).u32(t.rcvSeq);
+  w.u32(t.mss).u32(t.sndWscale).u32(t.rcvWscale).u32(t.timestamp).u32(t.sndWl1).u32(t.sndWnd).u32(t.maxWindow);
+  w.u32(t.rcvWnd).u32(t.rcvWup).u32(t.inq.length).u32(t.outq.length).u32(t.unsent);
+  return w.bytes(t.outq).bytes(t.inq).finish();
+}
+
+const TCP_STATES: Record<number, string> = {
+  1: "established", 2: "syn-sent", 3: "syn-recv", 4: "fin-wait1", 5: "fin-wait2", 6: "time-wait", 7: "closed",
+  8: "close-wait", 9: "last-ack", 10: "listening", 11: "closing",
+};
+
+function endpoint(addr: string, port: number, family: "ipv4" | "ipv6"): string {
+  return family === "ipv6" ? `[${addr}]:${port}` : `${addr}:${port}`;
+}
+
+/** A unix socket name for people: a path, or "@name" for an abstract one. */
+export function unixNameText(name: Uint8Array): string {
+  if (!name.length) return "";
+  const t = new TextDecoder().decode(name[0] === 0 ? name.subarray(1) : name).replace(/\0+$/, "");
+  return name[0] === 0 ? `@${t}` : t;
+}
+
+/** PIPE FIXED layout. */
+export const PIPE_FIXED = { size: 32, flags: 4, pipeId: 8, pipeSize: 16, dataLength: 20, devMajor: 24, devMinor: 28 } as const;
+export const PIPE_FIFO = 1 << 0;
+export const PIPE_HAS_READER = 1 << 1;
+export const PIPE_HAS_WRITER = 1 << 2;
+
+export function decodePipe(payload: Uint8Array, base: number, where: ImageErrorWhere, fd: number): PipeState {
+  const r = new ByteReader(payload, base, where);
+  const fixed = r.fixedSize(PIPE_FIXED.size, "PIPE");
+  const flags = r.u32At(PIPE_FIXED.flags);
+  const pipeSize = r.u32At(PIPE_FIXED.pipeSize);
+  const dataLength = r.u32At(PIPE_FIXED.dataLength);
+  r.pos = fixed;
+  if (pipeSize > 1 << 30) r.fail("BAD_FIELD", `pipe_size ${pipeSize} exceeds 1 GiB`, PIPE_FIXED.pipeSize);
+  if (dataLength > Math.max(pipeSize, 65536)) r.fail("BAD_FIELD", `data_length ${dataLength} does not fit pipe_size ${pipeSize}`, PIPE_FIXED.dataLength);
+  const data = r.bytesView(dataLength, "PIPE data").slice();
+  return {
+    type: "pipe", fd, pipeId: r.u64At(PIPE_FIXED.pipeId),
+    devMajor: r.u32At(PIPE_FIXED.devMajor), devMinor: r.u32At(PIPE_FIXED.devMinor),
+    fifo: (flags & PIPE_FIFO) !== 0, hasReader: (flags & PIPE_HAS_READER) !== 0, hasWriter: (flags & PIPE_HAS_WRITER) !== 0,
+    pipeSize, data,
+  };
+}
+
+export function encodePipe(p: PipeState): Uint8Array {
+  const flags = (p.fifo ? PIPE_FIFO : 0) | (p.hasReader ? PIPE_HAS_READER : 0) | (p.hasWriter ? PIPE_HAS_WRITER : 0);
+  const w = new ByteWriter();
+  w.u32(PIPE_FIXED.size).u32(flags).u64(p.pipeId).u32(p.pipeSize).u32(p.data.length).u32(p.devMajor).u32(p.devMinor);
+  return w.bytes(p.data).finish();
+}
+
+/** What the reader needs to decode one fd-state record type. */
+export interface FdStateCodec {
+  name: string;
+  decode(payload: Uint8Array, base: number, where: ImageErrorWhere, key32: number, key64: bigint): FdStateRecord;
+}
+
+export const FD_STATE_CODECS: ReadonlyMap<number, FdStateCodec> = new Map<number, FdStateCodec>([
+  [FdRecordType.PIPE, { name: "PIPE", decode: (p, b, w, k) => decodePipe(p, b, w, k) }],
+  [FdRecordType.UNIX_SOCKET, { name: "UNIX_SOCKET", decode: (p, b, w, k) => decodeUnixSocket(p, b, w, k) }],
+  [FdRecordType.INET_SOCKET, { name: "INET_SOCKET", decode: (p, b, w, k) => decodeInetSocket(p, b, w, k) }],
+  [FdRecordType.TCP_STREAM, { name: "TCP_STREAM", decode: (p, b, w, k, id) => decodeTcpStream(p, b, w, k, id) }],
+]);
+
+/** Record type, payload and index keys of one state record (what the writer emits). */
+export function encodeFdState(s: FdStateRecord): { type: number; payload: Uint8Array; key32: number; key64: bigint } {
+  switch (s.type) {
+    case "pipe": return { type: FdRecordType.PIPE, payload: encodePipe(s), key32: s.fd, key64: s.pipeId };
+    case "unix": return { type: FdRecordType.UNIX_SOCKET, payload: encodeUnixSocket(s), key32: s.fd, key64: s.inode };
+    case "inet": return { type: FdRecordType.INET_SOCKET, payload: encodeInetSocket(s), key32: s.fd, key64: s.inode };
+    case "tcp": return { type: FdRecordType.TCP_STREAM, payload: encodeTcpStream(s), key32: s.fd, key64: s.inode };
+  }
+}
+
+/** One line about a state record, as `ckimg inspect` shows it beside its fd. */
+export function describeFdState(s: FdStateRecord): string {
+  switch (s.type) {
+    case "pipe": {
+      const ends = s.hasReader && s.hasWriter ? "both ends" : s.hasReader ? "read end only" : s.hasWriter ? "write end only" : "no end";
+      return `${s.fifo ? "fifo" : "pipe"} ${s.pipeId}: ${s.data.length} of ${s.pipeSize} bytes queued, ${ends}`;
+    }
+    case "unix": {
+      const bytes = s.queue.reduce((n, m) => n + m.length, 0);
+      const name = unixNameText(s.name);
+      const what = s.state === 10 ? `listening (backlog ${s.backlog}${s.pending ? `, ${s.pending} waiting` : ""})`
+        : s.peerInode ? `peer ${s.peerInside ? `socket ${s.peerInode} (ours)` : unixNameText(s.peerName) || `socket ${s.peerInode} (another process)`}`
+        : "unconnected";
+      return `unix ${s.socketType}${name ? ` ${name}` : ""}: ${what}, ${s.queue.length} message(s) / ${bytes} bytes queued` +
+        (s.shutRd || s.shutWr ? `, shut down ${[s.shutRd ? "rd" : "", s.shutWr ? "wr" : ""].filter(Boolean).join("+")}` : "");
+    }
+    case "inet": {
+      const local = endpoint(s.localAddress, s.localPort, s.family);
+      const peer = s.peerPort ? ` → ${endpoint(s.peerAddress, s.peerPort, s.family)}` : "";
+      const state = s.protocol === "udp" ? (s.state === 1 ? "connected" : "bound") : TCP_STATES[s.state] ?? `state ${s.state}`;
+      return `${s.protocol} ${local}${peer}: ${state}${s.protocol === "tcp" && s.state === 10 ? ` (backlog ${s.backlog})` : ""}`;
+    }
+    case "tcp":
+      return `${s.inq.length} bytes unread, ${s.outq.length} unacknowledged (${s.unsent} unsent); mss ${s.mss}` +
+        `${s.wscale ? `, wscale ${s.sndWscale}/${s.rcvWscale}` : ""}${s.sack ? ", sack" : ""}${s.timestamps ? ", timestamps" : ""}`;
+  }
+}
+
+/** The kernel object a state record describes (pipe inode, socket inode). */
+export function fdStateObjectId(s: FdStateRecord): bigint {
+  switch (s.type) {
+    case "pipe": return s.pipeId;
+    case "unix": case "inet": case "tcp": return s.inode;
+  }
+}
+
+/**
+ * The state records that describe fd `f`: those written for it (or for the first fd of its
+ * open file description) and those of the object it is an end of (both ends of a pipe show it).
+ */
+export function fdStateOf(states: readonly FdStateRecord[], f: { fd: number; inode: bigint; kind: string }): FdStateRecord[] {
+  return states.filter((s) => s.fd === f.fd || ((f.kind === "fifo" || f.kind === "socket") && fdStateObjectId(s) === f.inode));
+}
+
+/** Flat, JSON-friendly fields of a state record (bigints as decimal strings): what `inspect
+ * --json` carries and what `diff` compares field by field. */
+export function fdStateFields(s: FdStateRecord): Record<string, string | number | boolean> {
+  switch (s.type) {
+    case "pipe":
+      return {
+        type: s.fifo ? "fifo" : "pipe", object: s.pipeId.toString(), pipeSize: s.pipeSize, queuedBytes: s.data.length,
+        reader: s.hasReader, writer: s.hasWriter,
+        // a short look at what waits, to tell two captures apart without a hex dump
+        queuedSha256: s.data.length ? sha256Hex(s.data) : "",
+      };
+    case "unix": {
+      const all = new Uint8Array(s.queue.reduce((n, m) => n + m.length, 0));
+      let at = 0;
+      for (const m of s.queue) { all.set(m, at); at += m.length; }
+      return {
+        type: "unix", socketType: s.socketType, object: s.inode.toString(),
+        state: s.state === 10 ? "listening" : s.peerInode ? "connected" : "unconnected",
+        name: unixNameText(s.name), peer: s.peerInside ? "inside" : s.peerInode ? unixNameText(s.peerName) || "outside" : "",
+        backlog: s.backlog, pending: s.pending, queuedMessages: s.queue.length, queuedBytes: all.length,
+        queuedSha256: all.length ? sha256Hex(all) : "", shutdown: [s.shutRd ? "rd" : "", s.shutWr ? "wr" : ""].filter(Boolean).join("+"),
+        sndbuf: s.sndbuf, rcvbuf: s.rcvbuf,
+      };
+    }
+    case "inet":
+      return {
+        type: s.protocol, family: s.family, object: s.inode.toString(), state: s.protocol === "udp" ? (s.state === 1 ? "connected" : "bound") : TCP_STATES[s.state] ?? String(s.state),
+        local: endpoint(s.localAddress, s.localPort, s.family), peer: s.peerPort ? endpoint(s.peerAddress, s.peerPort, s.family) : "",
+        backlog: s.backlog, options: INET_FLAGS.filter((k) => s[k]).join(","), linger: s.linger ?? -1, sndbuf: s.sndbuf, rcvbuf: s.rcvbuf,
+      };
+    case "tcp":
+      return {
+        type: "tcp-stream", object: s.inode.toString(), unreadBytes: s.inq.length, unackedBytes: s.outq.length, unsentBytes: s.unsent,
+        mss: s.mss, wscale: s.wscale ? `${s.sndWscale}/${s.rcvWscale}` : "", sack: s.sack, timestamps: s.timestamps,
+        unreadSha256: s.inq.length ? sha256Hex(s.inq) : "", unackedSha256: s.outq.length ? sha256Hex(s.outq) : "",
+      };
+  }
+}
+
+function sha256Hex(b: Uint8Array): string {
+  return createHash("sha256").update(b).digest("hex").slice(0, 16);
+}

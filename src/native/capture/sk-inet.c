@@ -1,0 +1,288 @@
+/*
+ * IPv4/IPv6 sockets (ip(7), ipv6(7), tcp(7), udp(7)): addresses, state and common options
+ * from our pidfd_getfd copy; a listener's backlog from sock_diag(7). An established TCP
+ * connection is put in repair mode (TCP_REPAIR) on that copy while the target is frozen, so
+ * it stops moving (nothing is sent from it), and its sequence numbers, queues, MSS, window
+ * scale, SACK, timestamps and windows are read as Linux's repair interface gives them. When
+ * the target is let go it leaves repair mode and carries on; when it was killed (--kill),
+ * closing our copy in repair mode ends the socket silently (no FIN, no RST), and restore
+ * rebuilds the same connection, so the peer sees a pause and nothing else.
+ */
+#include "fds.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <linux/sockios.h>
+#include <unistd.h>
+
+static int inet_match(struct capture *c, struct cap_fd *d)
+{
+	int fam;
+
+	if (d->f.kind != CKIMG_FD_SOCKET)
+		return 0;
+	fam = fd_socket_family(c, d);
+	return fam == AF_INET || fam == AF_INET6;
+}
+
+static int geti(int fd, int level, int opt)
+{
+	int v = 0;
+	socklen_t l = sizeof(v);
+
+	return getsockopt(fd, level, opt, &v, &l) < 0 ? -1 : v;
+}
+
+/* Address bytes into addr; returns the port (host order). */
+static uint16_t put_addr(const struct sockaddr_storage *ss, uint8_t addr[16])
+{
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)ss;
+		memcpy(addr, &a->sin_addr, 4);
+		return ntohs(a->sin_port);
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const void *)ss;
+		memcpy(addr, &a->sin6_addr, 16);
+		return ntohs(a->sin6_port);
+	}
+	return 0;
+}
+
+/* A TCP listener's backlog (sk_max_ack_backlog): sock_diag's idiag_wqueue for LISTEN sockets. */
+static uint32_t listen_backlog(int family, uint64_t inode)
+{
+	struct {
+		struct nlmsghdr h;
+		struct inet_diag_req_v2 r;
+	} req = {
+		.h = { .nlmsg_len = sizeof(req), .nlmsg_type = SOCK_DIAG_BY_FAMILY, .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP },
+		.r = { .sdiag_family = (uint8_t)family, .sdiag_protocol = IPPROTO_TCP, .idiag_states = 1u << 10 },
+	};
+	static char buf[32768];
+	uint32_t found = 0;
+	int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG), done = 0;
+
+	if (nl < 0)
+		return 0;
+	if (send(nl, &req, sizeof(req), 0) < 0)
+		goto out;
+	while (!done) {
+		ssize_t n = recv(nl, buf, sizeof(buf), 0);
+		if (n <= 0)
+			break;
+		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+			if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
+				done = 1;
+				break;
+			}
+			struct inet_diag_msg *m = NLMSG_DATA(h);
+			if (m->idiag_inode == (uint32_t)inode)
+				found = m->idiag_wqueue;
+		}
+	}
+out:
+	close(nl);
+	return found;
+}
+
+struct tcp_held {
+	int fd;             /* our copy, in repair mode */
+};
+
+/* The queue selected by TCP_REPAIR_QUEUE, read in place (repair-mode MSG_PEEK). */
+static int peek_tcp_queue(int fd, int queue, uint32_t len, struct buf *out)
+{
+	if (!len)
+		return 0;
+	if (len > CKIMG_TCP_MAX_QUEUE)
+		return -EMSGSIZE;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &queue, sizeof(queue)) < 0)
+		return -errno;
+	uint8_t *p = malloc(len);
+	if (!p)
+		return -ENOMEM;
+	ssize_t n = recv(fd, p, len, MSG_PEEK | MSG_DONTWAIT);
+	int err = n == (ssize_t)len ? buf_put(out, p, len) : (n < 0 ? -errno : -EIO);
+	free(p);
+	return err;
+}
+
+static int dump_established(struct capture *c, struct cap_fd *d, int fd)
+{
+	struct ckimg_tcp_fixed t = { .fixed_size = sizeof(t) };
+	struct tcp_info ti;
+	struct tcp_repair_window w;
+	struct buf inq = { 0 }, outq = { 0 }, b = { 0 };
+	socklen_t l;
+	int on = 1, v, q, err = 0;
+
+	if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on)) < 0)
+		return fd_cannot(c, d, "TCP_REPAIR refused (%s): an established connection needs CAP_NET_ADMIN", strerror(errno));
+	struct tcp_held *h = malloc(sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->fd = fd;
+	d->priv = h;
+	l = sizeof(ti);
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l) < 0)
+		return -errno;
+	if (ti.tcpi_options & TCPI_OPT_TIMESTAMPS)
+		t.options |= CKIMG_TCP_OPT_TIMESTAMPS;
+	if (ti.tcpi_options & TCPI_OPT_SACK)
+		t.options |= CKIMG_TCP_OPT_SACK;
+	if (ti.tcpi_options & TCPI_OPT_WSCALE) {
+		t.options |= CKIMG_TCP_OPT_WSCALE;
+		t.snd_wscale = ti.tcpi_snd_wscale;
+		t.rcv_wscale = ti.tcpi_rcv_wscale;
+	}
+	t.mss = (uint32_t)geti(fd, IPPROTO_TCP, TCP_MAXSEG);
+	t.timestamp = (uint32_t)geti(fd, IPPROTO_TCP, TCP_TIMESTAMP);
+	l = sizeof(w);
+	if (getsockopt(fd, IPPROTO_TCP, TCP_REPAIR_WINDOW, &w, &l) < 0)
+		return -errno;
+	t.snd_wl1 = w.snd_wl1;
+	t.snd_wnd = w.snd_wnd;
+	t.max_window = w.max_window;
+	t.rcv_wnd = w.rcv_wnd;
+	t.rcv_wup = w.rcv_wup;
+	if (ioctl(fd, SIOCINQ, &v) < 0)
+		return -errno;
+	t.inq_len = (uint32_t)v;
+	if (ioctl(fd, SIOCOUTQ, &v) < 0)
+		return -errno;
+	t.outq_len = (uint32_t)v;
+	if (ioctl(fd, SIOCOUTQNSD, &v) < 0)
+		return -errno;
+	t.unsent_len = (uint32_t)v;
+	q = TCP_RECV_QUEUE;
+	setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof(q));
+	t.rcv_seq = (uint32_t)geti(fd, IPPROTO_TCP, TCP_QUEUE_SEQ);
+	q = TCP_SEND_QUEUE;
+	setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof(q));
+	t.snd_seq = (uint32_t)geti(fd, IPPROTO_TCP, TCP_QUEUE_SEQ);
+	if ((err = peek_tcp_queue(fd, TCP_SEND_QUEUE, t.outq_len, &outq)) ||
+	    (err = peek_tcp_queue(fd, TCP_RECV_QUEUE, t.inq_len, &inq)))
+		goto out;
+	q = TCP_NO_QUEUE;
+	setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof(q));
+	if (!(err = buf_put(&b, &t, sizeof(t))) && !(err = buf_put(&b, outq.p, outq.len)) &&
+	    !(err = buf_put(&b, inq.p, inq.len)))
+		err = fd_emit(c, CKIMG_REC_TCP_STREAM, (uint32_t)d->fd, d->f.inode, &b);
+out:
+	buf_free(&inq);
+	buf_free(&outq);
+	buf_free(&b);
+	return err;
+}
+
+static int inet_dump(struct capture *c, struct cap_fd *d)
+{
+	struct ckimg_inet_fixed x = { .fixed_size = sizeof(x), .inode = d->f.inode };
+	struct sockaddr_storage ss;
+	struct linger lg;
+	socklen_t l;
+	int fd = fd_local(c, d), err;
+
+	if (fd < 0)
+		return fd;
+	x.family = (uint32_t)geti(fd, SOL_SOCKET, SO_DOMAIN);
+	x.type = (uint32_t)geti(fd, SOL_SOCKET, SO_TYPE);
+	x.protocol = (uint32_t)geti(fd, SOL_SOCKET, SO_PROTOCOL);
+	if (x.protocol != IPPROTO_TCP && x.protocol != IPPROTO_UDP)
+		return fd_cannot(c, d, "IP protocol %u sockets are not brought back (only TCP and UDP)", x.protocol);
+	l = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &l) == 0)
+		x.local_port = put_addr(&ss, x.local_addr);
+	l = sizeof(ss);
+	int connected = getpeername(fd, (struct sockaddr *)&ss, &l) == 0;
+	if (connected)
+		x.peer_port = put_addr(&ss, x.peer_addr);
+	if (x.protocol == IPPROTO_TCP) {
+		struct tcp_info ti;
+		l = sizeof(ti);
+		x.state = getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l) == 0 ? ti.tcpi_state : 7;
+	} else {
+		x.state = connected ? 1 : 7;
+	}
+	if (geti(fd, SOL_SOCKET, SO_REUSEADDR) > 0)
+		x.flags |= CKIMG_INET_REUSEADDR;
+	if (geti(fd, SOL_SOCKET, SO_REUSEPORT) > 0)
+		x.flags |= CKIMG_INET_REUSEPORT;
+	if (geti(fd, SOL_SOCKET, SO_KEEPALIVE) > 0)
+		x.flags |= CKIMG_INET_KEEPALIVE;
+	if (geti(fd, SOL_SOCKET, SO_BROADCAST) > 0)
+		x.flags |= CKIMG_INET_BROADCAST;
+	if (x.family == AF_INET6 && geti(fd, IPPROTO_IPV6, IPV6_V6ONLY) > 0)
+		x.flags |= CKIMG_INET_V6ONLY;
+	if (x.protocol == IPPROTO_TCP) {
+		if (geti(fd, IPPROTO_TCP, TCP_NODELAY) > 0)
+			x.flags |= CKIMG_INET_NODELAY;
+		x.keepidle = (uint32_t)geti(fd, IPPROTO_TCP, TCP_KEEPIDLE);
+		x.keepintvl = (uint32_t)geti(fd, IPPROTO_TCP, TCP_KEEPINTVL);
+		x.keepcnt = (uint32_t)geti(fd, IPPROTO_TCP, TCP_KEEPCNT);
+	}
+	l = sizeof(lg);
+	if (getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &l) == 0 && lg.l_onoff) {
+		x.flags |= CKIMG_INET_LINGER;
+		x.linger = (uint32_t)lg.l_linger;
+	}
+	x.sndbuf = (uint32_t)geti(fd, SOL_SOCKET, SO_SNDBUF);
+	x.rcvbuf = (uint32_t)geti(fd, SOL_SOCKET, SO_RCVBUF);
+	if (x.protocol == IPPROTO_TCP && x.state == 10)
+		x.backlog = listen_backlog((int)x.family, d->f.inode);
+	if (x.protocol == IPPROTO_TCP && x.state != 10 && x.state != 7 && x.state != 1)
+		return fd_cannot(c, d, "TCP connection in state %u (closing or connecting) is not brought back; "
+				 "only listening and established ones are", x.state);
+	if (x.protocol == IPPROTO_UDP) {
+		int n = 0;
+		if (ioctl(fd, SIOCINQ, &n) == 0 && n > 0)
+			fprintf(stderr, "ckimg-capture: warning: fd %d (%s): datagrams waiting in the UDP receive queue "
+				"are not brought back\n", d->fd, d->link);
+	}
+	/* INET_SOCKET first, then (established) its TCP_STREAM */
+	struct buf b = { 0 };
+	err = buf_put(&b, &x, sizeof(x));
+	if (!err)
+		err = fd_emit(c, CKIMG_REC_INET_SOCKET, (uint32_t)d->fd, d->f.inode, &b);
+	buf_free(&b);
+	if (!err && x.protocol == IPPROTO_TCP && x.state == 1)
+		err = dump_established(c, d, fd);
+	return err;
+}
+
+/* Let the connection go: back to normal when the target runs on; when it was killed, our
+ * copy (the last reference) is closed while still in repair mode, which sends nothing. */
+static void inet_release(struct capture *c, struct cap_fd *d, int killed)
+{
+	struct tcp_held *h = d->priv;
+
+	if (!h)
+		return;
+	if (!killed) {
+		int off = TCP_REPAIR_OFF_NO_WP;
+		if (setsockopt(h->fd, IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off)) < 0) {
+			off = TCP_REPAIR_OFF;
+			setsockopt(h->fd, IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off));
+		}
+	}
+	free(h);
+	d->priv = NULL;
+}
+
+const struct fd_ops inet_ops = {
+	.name = "inet",
+	.match = inet_match,
+	.dump = inet_dump,
+	.release = inet_release,
+};

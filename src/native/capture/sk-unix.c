@@ -1,0 +1,228 @@
+/*
+ * Unix sockets (unix(7)). What a socket is connected to is only told by sock_diag(7): one
+ * NETLINK_SOCK_DIAG query per socket (by inode) gives its type, state, name, peer inode,
+ * listen backlog and shutdown state. The receive queue is read without taking it from the
+ * target: SO_PEEK_OFF + MSG_PEEK on our copy of the fd, message by message, then the peek
+ * offset is switched off again. A peer inside the process is paired again on restore; a peer
+ * outside it is recorded with a warning (a named one is connected to again on restore).
+ */
+#include "fds.h"
+
+#include <errno.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#ifndef SO_PEEK_OFF
+#define SO_PEEK_OFF 42
+#endif
+#define MAX_QUEUE_BYTES (64u << 20)
+
+struct unix_diag {
+	uint32_t type, state, peer, backlog, rqueue, shutdown;
+	char name[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+	size_t name_len;
+};
+
+static int query_diag(uint64_t inode, struct unix_diag *out)
+{
+	struct {
+		struct nlmsghdr h;
+		struct unix_diag_req r;
+	} req = {
+		.h = { .nlmsg_len = sizeof(req), .nlmsg_type = SOCK_DIAG_BY_FAMILY, .nlmsg_flags = NLM_F_REQUEST },
+		.r = { .sdiag_family = AF_UNIX, .udiag_states = ~0u, .udiag_ino = (uint32_t)inode,
+		       .udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN,
+		       .udiag_cookie = { ~0u, ~0u } },
+	};
+	char buf[8192];
+	int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG), err = -ENOENT;
+
+	if (nl < 0)
+		return -errno;
+	if (send(nl, &req, sizeof(req), 0) < 0) {
+		err = -errno;
+		goto out;
+	}
+	ssize_t n = recv(nl, buf, sizeof(buf), 0);
+	if (n < 0) {
+		err = -errno;
+		goto out;
+	}
+	for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+		if (h->nlmsg_type == NLMSG_ERROR) {
+			struct nlmsgerr *e = NLMSG_DATA(h);
+			err = e->error ? e->error : -ENOENT;
+			break;
+		}
+		if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY)
+			continue;
+		struct unix_diag_msg *m = NLMSG_DATA(h);
+		memset(out, 0, sizeof(*out));
+		out->type = m->udiag_type;
+		out->state = m->udiag_state;
+		int alen = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*m)));
+		for (struct rtattr *a = (struct rtattr *)(m + 1); RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
+			size_t l = RTA_PAYLOAD(a);
+			switch (a->rta_type) {
+			case UNIX_DIAG_NAME:
+				out->name_len = l < sizeof(out->name) - 1 ? l : sizeof(out->name) - 1;
+				memcpy(out->name, RTA_DATA(a), out->name_len);
+				break;
+			case UNIX_DIAG_PEER:
+				memcpy(&out->peer, RTA_DATA(a), 4);
+				break;
+			case UNIX_DIAG_RQLEN: {
+				struct unix_diag_rqlen q;
+				memcpy(&q, RTA_DATA(a), sizeof(q));
+				out->rqueue = q.udiag_rqueue;
+				out->backlog = q.udiag_wqueue;     /* listening: max backlog */
+				break;
+			}
+			case UNIX_DIAG_SHUTDOWN:
+				out->shutdown = *(uint8_t *)RTA_DATA(a);
+				break;
+			}
+		}
+		err = 0;
+		break;
+	}
+out:
+	close(nl);
+	return err;
+}
+
+/* The receive queue, message by message, left in place (peek offset on, then off again). */
+static int peek_queue(int fd, uint32_t type, struct buf *q, uint32_t *count, uint64_t *bytes)
+{
+	int zero = 0, off = -1, err = 0;
+	static uint8_t msg[1 << 20];
+
+	if (setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero)) < 0)
+		return -errno;
+	for (;;) {
+		ssize_t n = recv(fd, msg, type == SOCK_STREAM ? 65536 : sizeof(msg), MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC);
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				err = -errno;
+			break;
+		}
+		if (n == 0 && type == SOCK_STREAM)
+			break;
+		if ((size_t)n > sizeof(msg) || *bytes + (uint64_t)n > MAX_QUEUE_BYTES) {
+			err = -EMSGSIZE;
+			break;
+		}
+		uint32_t l = (uint32_t)n;
+		if ((err = buf_put(q, &l, 4)) || (err = buf_put(q, msg, (size_t)n)))
+			break;
+		(*count)++;
+		*bytes += (uint64_t)n;
+		if (n == 0)
+			break;     /* a zero-length datagram does not move the peek offset */
+	}
+	setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off));
+	return err;
+}
+
+static int unix_match(struct capture *c, struct cap_fd *d)
+{
+	return d->f.kind == CKIMG_FD_SOCKET && fd_socket_family(c, d) == AF_UNIX;
+}
+
+/* Is inode one of the target's sockets? */
+static int recorded_socket(struct capture *c, uint64_t inode)
+{
+	size_t n;
+	struct cap_fd *all = fd_all(c, &n);
+
+	for (size_t i = 0; i < n; i++)
+		if (all[i].f.kind == CKIMG_FD_SOCKET && all[i].f.inode == inode)
+			return 1;
+	return 0;
+}
+
+static int unix_dump(struct capture *c, struct cap_fd *d)
+{
+	struct ckimg_unix_fixed x = { .fixed_size = sizeof(x), .inode = d->f.inode };
+	struct unix_diag u;
+	struct buf q = { 0 }, b = { 0 };
+	char peer_name[sizeof(u.name)];
+	size_t peer_len = 0;
+	int fd = fd_local(c, d), err, v;
+	socklen_t sl = sizeof(v);
+
+	if (fd < 0)
+		return fd;
+	if ((err = query_diag(d->f.inode, &u)))
+		return err;
+	x.type = u.type;
+	x.state = u.state;
+	x.peer_inode = u.peer;
+	x.backlog = u.state == 10 ? u.backlog : 0;
+	x.pending = u.state == 10 ? u.rqueue : 0;
+	if (u.shutdown & 1)
+		x.flags |= CKIMG_UNIX_SHUT_RD;
+	if (u.shutdown & 2)
+		x.flags |= CKIMG_UNIX_SHUT_WR;
+	if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, &sl) == 0)
+		x.sndbuf = (uint32_t)v;
+	sl = sizeof(v);
+	if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, &sl) == 0)
+		x.rcvbuf = (uint32_t)v;
+	sl = sizeof(v);
+	if (getsockopt(fd, SOL_SOCKET, SO_PASSCRED, &v, &sl) == 0 && v)
+		x.flags |= CKIMG_UNIX_PASSCRED;
+	if (u.peer) {
+		struct unix_diag pu;
+		if (recorded_socket(c, u.peer))
+			x.flags |= CKIMG_UNIX_PEER_INSIDE;
+		else if (query_diag(u.peer, &pu) == 0) {
+			memcpy(peer_name, pu.name, pu.name_len);
+			peer_len = pu.name_len;
+		}
+	}
+	uint32_t qn = 0;
+	uint64_t qb = 0;
+	if (u.state != 10 && (err = peek_queue(fd, u.type, &q, &qn, &qb)))
+		goto out;
+	x.queue_count = qn;
+	x.queue_bytes = qb;
+	if (u.peer && !(x.flags & CKIMG_UNIX_PEER_INSIDE)) {
+		if (peer_len && peer_name[0])
+			err = fd_peer_outside(c, d, "connected to %.*s in another process; restore connects to it again "
+					      "(a new connection: the peer sees it as a new client)", (int)peer_len, peer_name);
+		else
+			err = fd_peer_outside(c, d, "its peer socket is in another process; restore leaves it unconnected");
+	}
+	if (!err && x.pending)
+		fprintf(stderr, "ckimg-capture: warning: fd %d (%s): %u connection(s) waiting for accept() are not "
+			"brought back (their clients are other processes)\n", d->fd, d->link, x.pending);
+	if (!err)
+		err = buf_put(&b, &x, sizeof(x));
+	if (!err)
+		err = buf_put_str(&b, u.name, u.name_len);
+	if (!err)
+		err = buf_put_str(&b, peer_name, peer_len);
+	if (!err)
+		err = buf_put(&b, q.p, q.len);
+	if (!err)
+		err = fd_emit(c, CKIMG_REC_UNIX_SOCKET, (uint32_t)d->fd, d->f.inode, &b);
+out:
+	buf_free(&q);
+	buf_free(&b);
+	return err;
+}
+
+const struct fd_ops unix_ops = {
+	.name = "unix",
+	.match = unix_match,
+	.dump = unix_dump,
+};

@@ -1,0 +1,259 @@
+/*
+ * Unix sockets (unix(7)). A pair whose two ends are recorded becomes one socketpair(2) again
+ * (rst_obj by the lower inode; both queues are refilled from the opposite end so message
+ * boundaries stay); a socket alone is made, bound to its name (a stale socket file that nobody
+ * listens on is removed first), set listening with its backlog, and, when its peer was a named
+ * socket in another process, connected to that name again. A bound datagram socket gets its
+ * queue back from a temporary sender (the original senders' addresses are not kept).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "fds.h"
+
+#define UNIX_TAG 0x756e6978u    /* 'unix' */
+
+struct unix_rec {
+	struct ckimg_unix_fixed x;
+	const uint8_t *name, *peer_name, *queue;
+	uint32_t name_len, peer_len;
+	uint64_t queue_len;
+};
+
+/* Decode a checked-or-not record; -EBADMSG with why on damage. */
+static int unix_parse(const struct img_fdrec *r, struct unix_rec *u, char *err, size_t errlen)
+{
+	uint64_t pos;
+
+	memset(u, 0, sizeof(*u));
+	if (r->len < 4)
+		return snprintf(err, errlen, "payload shorter than its size field"), -EBADMSG;
+	memcpy(&u->x, r->p, r->len < sizeof(u->x) ? r->len : sizeof(u->x));
+	if (u->x.fixed_size < sizeof(u->x) || u->x.fixed_size > r->len)
+		return snprintf(err, errlen, "fixed_size %u (expected >= %zu, <= %llu)", u->x.fixed_size, sizeof(u->x),
+				(unsigned long long)r->len), -EBADMSG;
+	pos = u->x.fixed_size;
+	for (int k = 0; k < 2; k++) {
+		uint32_t l;
+		if (pos + 4 > r->len)
+			return snprintf(err, errlen, "name runs past the payload"), -EBADMSG;
+		memcpy(&l, r->p + pos, 4);
+		if (l > sizeof(((struct sockaddr_un *)0)->sun_path) || pos + 4 + l > r->len)
+			return snprintf(err, errlen, "%s of %u bytes does not fit", k ? "peer_name" : "name", l), -EBADMSG;
+		if (k) {
+			u->peer_name = r->p + pos + 4;
+			u->peer_len = l;
+		} else {
+			u->name = r->p + pos + 4;
+			u->name_len = l;
+		}
+		pos += 4 + l;
+	}
+	u->queue = r->p + pos;
+	u->queue_len = r->len - pos;
+	uint64_t bytes = 0, at = 0;
+	for (uint32_t i = 0; i < u->x.queue_count; i++) {
+		uint32_t l;
+		if (at + 4 > u->queue_len)
+			return snprintf(err, errlen, "queue message %u runs past the payload", i), -EBADMSG;
+		memcpy(&l, u->queue + at, 4);
+		if (l > u->queue_len - at - 4)
+			return snprintf(err, errlen, "queue message %u of %u bytes runs past the payload", i, l), -EBADMSG;
+		at += 4 + (uint64_t)l;
+		bytes += l;
+	}
+	if (bytes != u->x.queue_bytes)
+		return snprintf(err, errlen, "queue holds %llu bytes, queue_bytes says %llu", (unsigned long long)bytes,
+				(unsigned long long)u->x.queue_bytes), -EBADMSG;
+	if (u->x.type != SOCK_STREAM && u->x.type != SOCK_DGRAM && u->x.type != SOCK_SEQPACKET)
+		return snprintf(err, errlen, "socket type %u", u->x.type), -EBADMSG;
+	if (u->x.inode != r->key64)
+		return snprintf(err, errlen, "inode differs from the index key"), -EBADMSG;
+	return 0;
+}
+
+int unix_record_check(const struct img_fdrec *r, char *err, size_t errlen)
+{
+	struct unix_rec u;
+	return unix_parse(r, &u, err, errlen);
+}
+
+static int unix_get(struct rst_fds *s, uint64_t inode, struct unix_rec *u)
+{
+	char why[256];
+	const struct img_fdrec *r = img_fdrec_by_id(rst_fds_img(s), CKIMG_REC_UNIX_SOCKET, inode);
+
+	return r && unix_parse(r, u, why, sizeof(why)) == 0;
+}
+
+static int unix_match(struct rst_fds *s, const struct img_fd *d)
+{
+	struct unix_rec u;
+	return d->f.kind == CKIMG_FD_SOCKET && unix_get(s, d->f.inode, &u);
+}
+
+static socklen_t make_addr(struct sockaddr_un *a, const uint8_t *name, uint32_t len)
+{
+	memset(a, 0, sizeof(*a));
+	a->sun_family = AF_UNIX;
+	memcpy(a->sun_path, name, len);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+}
+
+/* bind(2), removing a stale socket file of the same name that nobody listens on any more. */
+static int bind_name(struct rst_fds *s, int fd, const struct unix_rec *u)
+{
+	struct sockaddr_un a;
+	socklen_t l = make_addr(&a, u->name, u->name_len);
+	struct stat st;
+
+	if (bind(fd, (struct sockaddr *)&a, l) == 0)
+		return 0;
+	if (errno != EADDRINUSE || u->name[0] == 0 || lstat(a.sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return rst_fds_fail(s, -errno, "bind %.*s", (int)u->name_len, (const char *)u->name);
+	int probe = socket(AF_UNIX, (int)u->x.type | SOCK_CLOEXEC, 0);
+	int live = probe >= 0 && connect(probe, (struct sockaddr *)&a, l) == 0;
+	int refused = !live && (errno == ECONNREFUSED || errno == EPROTOTYPE);
+	if (probe >= 0)
+		close(probe);
+	if (!refused)
+		return rst_fds_fail(s, -EADDRINUSE, "bind %s: a live socket has the name", a.sun_path);
+	unlink(a.sun_path);
+	return bind(fd, (struct sockaddr *)&a, l) < 0 ? rst_fds_fail(s, -errno, "bind %s", a.sun_path) : 0;
+}
+
+/* Send each recorded message of `u` (the queue of the socket at the other end) through `from`. */
+static int refill(struct rst_fds *s, int from, const struct unix_rec *u, const struct sockaddr_un *to, socklen_t tolen)
+{
+	uint64_t at = 0;
+
+	for (uint32_t i = 0; i < u->x.queue_count; i++) {
+		uint32_t l;
+		memcpy(&l, u->queue + at, 4);
+		const uint8_t *m = u->queue + at + 4;
+		for (uint32_t done = 0; done < l || (l == 0 && done == 0);) {
+			ssize_t n = to ? sendto(from, m + done, l - done, MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *)to, tolen)
+				       : send(from, m + done, l - done, MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (n < 0)
+				return rst_fds_fail(s, -errno, "putting message %u (%u bytes) back in the queue", i, l);
+			if (l == 0 || u->x.type != SOCK_STREAM)
+				break;
+			done += (uint32_t)n;
+		}
+		at += 4 + (uint64_t)l;
+	}
+	return 0;
+}
+
+static int set_buffers(int fd, const struct unix_rec *u)
+{
+	int v;
+	/* getsockopt gave the doubled value the kernel keeps; setsockopt doubles what it gets */
+	if (u->x.sndbuf && (v = (int)(u->x.sndbuf / 2)) > 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v));
+	if (u->x.rcvbuf && (v = (int)(u->x.rcvbuf / 2)) > 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof(v));
+	v = 1;
+	if (u->x.flags & CKIMG_UNIX_PASSCRED)
+		setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &v, sizeof(v));
+	return 0;
+}
+
+/* Both ends of a pair: one socketpair, names bound, each queue refilled from the other end. */
+static int make_pair(struct rst_fds *s, struct rst_obj *o, const struct unix_rec *lo, const struct unix_rec *hi)
+{
+	int p[2], err;
+
+	if (socketpair(AF_UNIX, (int)lo->x.type | SOCK_CLOEXEC, 0, p) < 0)
+		return rst_fds_fail(s, -errno, "socketpair");
+	o->fd[0] = rst_fd_scratch(s, p[0]);
+	o->fd[1] = rst_fd_scratch(s, p[1]);
+	if (o->fd[0] < 0 || o->fd[1] < 0)
+		return rst_fds_fail(s, -EMFILE, "socketpair");
+	set_buffers(o->fd[0], lo);
+	set_buffers(o->fd[1], hi);
+	if ((lo->name_len && (err = bind_name(s, o->fd[0], lo))) || (hi->name_len && (err = bind_name(s, o->fd[1], hi))))
+		return err;
+	if ((err = refill(s, o->fd[1], lo, NULL, 0)) || (err = refill(s, o->fd[0], hi, NULL, 0)))
+		return err;
+	return 0;
+}
+
+static int shut(struct rst_fds *s, int fd, const struct unix_rec *u)
+{
+	int how = (u->x.flags & CKIMG_UNIX_SHUT_RD) && (u->x.flags & CKIMG_UNIX_SHUT_WR) ? SHUT_RDWR :
+		  (u->x.flags & CKIMG_UNIX_SHUT_RD) ? SHUT_RD : (u->x.flags & CKIMG_UNIX_SHUT_WR) ? SHUT_WR : -1;
+	if (how >= 0 && shutdown(fd, how) < 0 && errno != ENOTCONN)
+		return rst_fds_fail(s, -errno, "shutdown");
+	return 0;
+}
+
+static int unix_open(struct rst_fds *s, struct rst_file *f)
+{
+	struct unix_rec u, peer;
+	int fd, err;
+
+	if (!unix_get(s, f->d->f.inode, &u))
+		return rst_fds_fail(s, -EBADMSG, "no UNIX_SOCKET record");
+	if ((u.x.flags & CKIMG_UNIX_PEER_INSIDE) && u.x.peer_inode && unix_get(s, u.x.peer_inode, &peer)) {
+		int low = u.x.inode < peer.x.inode;
+		struct rst_obj *o = rst_obj_get(s, UNIX_TAG, low ? u.x.inode : peer.x.inode);
+		if (!o)
+			return rst_fds_fail(s, -ENOMEM, "socket pair");
+		if (o->fd[0] < 0 && (err = make_pair(s, o, low ? &u : &peer, low ? &peer : &u)))
+			return err;
+		fd = fcntl(o->fd[low ? 0 : 1], F_DUPFD_CLOEXEC, 0);
+		if (fd < 0)
+			return rst_fds_fail(s, -errno, "socket pair end");
+		return (err = shut(s, fd, &u)) ? (close(fd), err) : fd;
+	}
+	fd = socket(AF_UNIX, (int)u.x.type | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return rst_fds_fail(s, -errno, "socket");
+	set_buffers(fd, &u);
+	if (u.name_len && (err = bind_name(s, fd, &u)))
+		goto fail;
+	if (u.x.state == 10 && listen(fd, (int)u.x.backlog) < 0) {
+		err = rst_fds_fail(s, -errno, "listen");
+		goto fail;
+	}
+	if (u.x.state != 10 && u.x.queue_count && u.name_len && u.x.type != SOCK_STREAM) {
+		/* a bound datagram socket: its queue comes back from a temporary sender */
+		struct sockaddr_un a;
+		socklen_t l = make_addr(&a, u.name, u.name_len);
+		int tmp = socket(AF_UNIX, (int)u.x.type | SOCK_CLOEXEC, 0);
+		err = tmp < 0 ? rst_fds_fail(s, -errno, "socket") : refill(s, tmp, &u, &a, l);
+		if (tmp >= 0)
+			close(tmp);
+		if (err)
+			goto fail;
+	}
+	if (u.x.peer_inode && u.peer_len) {
+		/* the peer was a named socket of another process: connect to that name again; if
+		 * nobody listens there now, the socket stays unconnected (capture warned) */
+		struct sockaddr_un a;
+		socklen_t l = make_addr(&a, u.peer_name, u.peer_len);
+		int fl = fcntl(fd, F_GETFL);
+		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+		connect(fd, (struct sockaddr *)&a, l);
+		fcntl(fd, F_SETFL, fl);
+	}
+	if ((err = shut(s, fd, &u)))
+		goto fail;
+	return fd;
+fail:
+	close(fd);
+	return err;
+}
+
+const struct rst_fd_ops unix_ops = {
+	.name = "unix",
+	.match = unix_match,
+	.open = unix_open,
+};

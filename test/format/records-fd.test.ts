@@ -1,0 +1,123 @@
+/**
+ * Format 1.1 fd state records (records-fd.ts): round trips, forward compatibility, and hostile
+ * payloads (fast-check): a damaged record is refused with an ImageError naming the offset,
+ * never a crash, a hang or an allocation beyond the payload.
+ */
+import { describe, expect, test } from "vitest";
+import fc from "fast-check";
+import {
+  FD_STATE_CODECS, FdRecordType, ImageError, addrText, encodeFdState, type FdStateRecord, type InetSocketState, type PipeState,
+  type TcpStreamState, type UnixSocketState,
+} from "../../src/format/index.js";
+import { u32, u64 } from "../support/arbitraries.js";
+
+const where = { recordType: "TEST" };
+
+export const arbPipe: fc.Arbitrary<PipeState> = fc.record({
+  type: fc.constant("pipe" as const), fd: u32, pipeId: u64, devMajor: u32, devMinor: u32,
+  fifo: fc.boolean(), hasReader: fc.boolean(), hasWriter: fc.boolean(),
+  pipeSize: fc.constantFrom(4096, 65536, 1 << 20), data: fc.uint8Array({ maxLength: 4096 }),
+});
+
+const sunName = fc.uint8Array({ maxLength: 108 });
+export const arbUnix: fc.Arbitrary<UnixSocketState> = fc.record({
+  type: fc.constant("unix" as const), fd: u32, inode: u64, socketType: fc.constantFrom("stream" as const, "dgram" as const, "seqpacket" as const),
+  state: fc.constantFrom(1, 7, 10), peerInode: u64, peerInside: fc.boolean(), shutRd: fc.boolean(), shutWr: fc.boolean(),
+  passcred: fc.boolean(), backlog: u32, sndbuf: u32, rcvbuf: u32, pending: u32, name: sunName, peerName: sunName,
+  queue: fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 8 }),
+});
+
+const u16 = fc.integer({ min: 0, max: 0xffff });
+export const arbInet: fc.Arbitrary<InetSocketState> = fc.constantFrom("ipv4" as const, "ipv6" as const).chain((family) => {
+  const addr = fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) => addrText(family === "ipv4" ? Uint8Array.from([...b.subarray(0, 4), ...new Uint8Array(12)]) : b, family));
+  return fc.record({
+    type: fc.constant("inet" as const), fd: u32, inode: u64, family: fc.constant(family), protocol: fc.constantFrom("tcp" as const, "udp" as const),
+    state: fc.constantFrom(1, 7, 10), localAddress: addr, localPort: u16, peerAddress: addr, peerPort: u16,
+    reuseAddr: fc.boolean(), reusePort: fc.boolean(), keepAlive: fc.boolean(), noDelay: fc.boolean(), v6Only: fc.boolean(), broadcast: fc.boolean(),
+    linger: fc.option(u32, { nil: undefined }), backlog: u32, sndbuf: u32, rcvbuf: u32, keepIdle: u32, keepIntvl: u32, keepCnt: u32,
+  });
+});
+export const arbTcp: fc.Arbitrary<TcpStreamState> = fc.record({
+  type: fc.constant("tcp" as const), fd: u32, inode: u64, timestamps: fc.boolean(), sack: fc.boolean(), wscale: fc.boolean(),
+  sndSeq: u32, rcvSeq: u32, mss: u32, sndWscale: u32, rcvWscale: u32, timestamp: u32, sndWl1: u32, sndWnd: u32, maxWindow: u32,
+  rcvWnd: u32, rcvWup: u32, outq: fc.uint8Array({ maxLength: 2000 }), inq: fc.uint8Array({ maxLength: 2000 }), unsent: fc.nat(),
+}).map((t) => ({ ...t, unsent: t.unsent % (t.outq.length + 1) }));
+
+export const arbFdState: fc.Arbitrary<FdStateRecord> = fc.oneof(arbPipe, arbUnix, arbInet, arbTcp);
+
+function decode(type: number, payload: Uint8Array, key32: number, key64: bigint): FdStateRecord {
+  const codec = FD_STATE_CODECS.get(type);
+  if (!codec) throw new Error(`no codec for ${type}`);
+  return codec.decode(payload, 1000, where, key32, key64);
+}
+
+describe("fd state records", () => {
+  test("round trip through encodeFdState and the reader's codec", () => {
+    fc.assert(fc.property(arbFdState, (s) => {
+      const e = encodeFdState(s);
+      expect(decode(e.type, e.payload, e.key32, e.key64)).toEqual(s);
+    }));
+  });
+
+  test("INET_SOCKET: addresses print as people write them", () => {
+    expect(addrText(Uint8Array.from([127, 0, 0, 1, ...new Uint8Array(12)]), "ipv4")).toBe("127.0.0.1");
+    expect(addrText(Uint8Array.from([...new Uint8Array(15), 1]), "ipv6")).toBe("::1");
+    expect(addrText(Uint8Array.from([0x20, 0x01, 0x0d, 0xb8, ...new Uint8Array(11), 1]), "ipv6")).toBe("2001:db8::1");
+    expect(addrText(new Uint8Array(16), "ipv6")).toBe("::");
+  });
+
+  test("UNIX_SOCKET: a queue_count beyond the payload is refused before any allocation", () => {
+    const e = encodeFdState({ type: "unix", fd: 3, inode: 5n, socketType: "dgram", state: 7, peerInode: 0n, peerInside: false, shutRd: false, shutWr: false, passcred: false, backlog: 0, sndbuf: 0, rcvbuf: 0, pending: 0, name: new Uint8Array(0), peerName: new Uint8Array(0), queue: [] });
+    new DataView(e.payload.buffer).setUint32(44, 0xffffffff, true);
+    expect(() => decode(FdRecordType.UNIX_SOCKET, e.payload, 3, 5n)).toThrow(/queue_count/);
+  });
+
+  test("a larger fixed_size (fields of a later minor version) is skipped", () => {
+    fc.assert(fc.property(arbFdState, fc.uint8Array({ minLength: 1, maxLength: 32 }), (s, extra) => {
+      const e = encodeFdState(s);
+      const fixed = new DataView(e.payload.buffer).getUint32(0, true);
+      const grown = new Uint8Array(e.payload.length + extra.length);
+      grown.set(e.payload.subarray(0, fixed));
+      grown.set(extra, fixed);
+      grown.set(e.payload.subarray(fixed), fixed + extra.length);
+      new DataView(grown.buffer).setUint32(0, fixed + extra.length, true);
+      expect(decode(e.type, grown, e.key32, e.key64)).toEqual(s);
+    }));
+  });
+
+  test("hostile payloads: only ImageError (BAD_FIELD or TRUNCATED) with an offset inside the record", () => {
+    const types = [...FD_STATE_CODECS.keys()];
+    fc.assert(fc.property(fc.constantFrom(...types), fc.uint8Array({ maxLength: 200 }), (type, junk) => {
+      try {
+        decode(type, junk, 3, 0n);
+      } catch (err) {
+        expect(err).toBeInstanceOf(ImageError);
+        expect(["BAD_FIELD", "TRUNCATED"]).toContain((err as ImageError).code);
+        expect((err as ImageError).offset).toBeGreaterThanOrEqual(1000);
+        expect((err as ImageError).offset).toBeLessThanOrEqual(1000 + Math.max(junk.length, 4));
+      }
+    }), { numRuns: 2000 });
+  });
+
+  test("mutations of valid records: decoded or refused, never anything else", () => {
+    fc.assert(fc.property(arbFdState, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }), fc.nat(), (s, flips, cut) => {
+      const e = encodeFdState(s);
+      const bad = e.payload.slice(0, e.payload.length - (cut % 8));
+      for (const [at, v] of flips) if (bad.length) bad[at % bad.length] = v;
+      try {
+        decode(e.type, bad, e.key32, e.key64);
+      } catch (err) {
+        expect(err).toBeInstanceOf(ImageError);
+      }
+    }), { numRuns: 2000 });
+  });
+
+  test("PIPE: data longer than the pipe is refused naming data_length", () => {
+    const e = encodeFdState({ type: "pipe", fd: 3, pipeId: 9n, devMajor: 0, devMinor: 14, fifo: false, hasReader: true, hasWriter: true, pipeSize: 4096, data: new Uint8Array(10) });
+    const v = new DataView(e.payload.buffer);
+    v.setUint32(16, 0, true);           // pipe_size 0: 10 bytes still fit the 64 KiB default
+    expect(() => decode(FdRecordType.PIPE, e.payload, 3, 9n)).not.toThrow();
+    v.setUint32(20, 1 << 20, true);     // data_length beyond the payload
+    expect(() => decode(FdRecordType.PIPE, e.payload, 3, 9n)).toThrow(/data_length|PIPE data/);
+  });
+});
