@@ -27,6 +27,7 @@ import {
   type ThreadRecord, type X86RegName,
 } from "../format/index.js";
 import { SHF_ALLOC } from "../elf/raw.js";
+import { diffFdState } from "./fd-state.js";
 import type { Module, ModuleMap } from "./modules.js";
 import { diffState } from "./diff-state.js";
 
@@ -266,7 +267,7 @@ export async function diffImages(a: CheckpointImage, b: CheckpointImage, opts: D
     threads: diffThreads(a, b, symA, symB),
     areas: { added: areaMatch.added.map(areaRef), removed: areaMatch.removed.map(areaRef), changed: areaMatch.changed },
     memory,
-    files: diffFds(a.fds, b.fds, a.fdState, b.fdState),
+    files: diffFds(a, b),
     state: diffState(a, b),
     stats,
   };
@@ -424,7 +425,8 @@ function diffThreads(a: CheckpointImage, b: CheckpointImage, symA?: Symbolizer, 
   return { matchedBy, added: added.map((t) => threadRef(t, symB)), removed: removed.map((t) => threadRef(t, symA)), changed };
 }
 
-function diffFds(x: readonly FdRecord[], y: readonly FdRecord[], sx: readonly FdStateRecord[], sy: readonly FdStateRecord[]): ImageDiff["files"] {
+function diffFds(a: CheckpointImage, b: CheckpointImage): ImageDiff["files"] {
+  const x = a.fds, y = b.fds, sx = a.fdState, sy = b.fdState;
   const my = new Map(y.map((f) => [f.fd, f]));
   const mx = new Map(x.map((f) => [f.fd, f]));
   const ref = (f: FdRecord): FdRef => ({ fd: f.fd, kind: f.kind, path: f.path, pos: f.pos });
@@ -456,6 +458,7 @@ function diffFds(x: readonly FdRecord[], y: readonly FdRecord[], sx: readonly Fd
         if (k !== "object") cmp(`state.${k}`, p[k] ?? "-", q[k] ?? "-");
       }
     }
+    changes.push(...diffFdState(a, b, f.fd)); // terminal state, file content and identity (1.1)
     if (changes.length) out.changed.push({ fd: f.fd, path: f.path, changes });
   }
   for (const g of y) if (!mx.has(g.fd)) out.opened.push(ref(g));

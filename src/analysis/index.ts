@@ -25,3 +25,4 @@ export * from "./diff.js";
 export * from "./memory.js";
 export * from "./core.js";
 export * from "./diff-state.js";
+export * from "./fd-state.js";

@@ -7,6 +7,7 @@ import {
   type CheckpointImage, type VerifyReport,
 } from "../format/index.js";
 import { againstDiskText, verifyAgainstDisk } from "../analysis/against-disk.js";
+import { fdState, fdStateText } from "../analysis/fd-state.js";
 import { EXIT_FINDING, EXIT_OK, UsageError, hex, parseVerbArgs, toJson, type CliContext, type Verb } from "./common.js";
 import { progressPrinter } from "./progress.js";
 import { stateReport, stateText } from "./state-report.js";
@@ -78,7 +79,9 @@ export function inspectReport(img: CheckpointImage) {
       owner: f.owner ?? null, ownerSignal: f.ownerSignal ?? null,
       unrestorable: f.unrestorable ?? null, peerOutside: f.peerOutside ?? null,
       state: fdStateOf(img.fdState, f).map(fdStateFields),
-      summary: fdStateOf(img.fdState, f).map(describeFdState).join("; "),
+      // terminal, stored file content, on-disk identity (records-files.ts)
+      ...fdState(img, f.fd),
+      summary: [...fdStateOf(img.fdState, f).map(describeFdState), fdStateText(fdState(img, f.fd))].filter(Boolean).join("; "),
     })),
     mappedFiles: img.files.map((f) => ({
       id: f.id, path: f.path, size: f.size.toString(), inode: f.inode.toString(),

@@ -1,5 +1,6 @@
 /**
- * `ckimg restore IMG [--detach] [--force] [--new-pid] [--lazy] [--thp] [--no-verify] [--check]`:
+ * `ckimg restore IMG [--detach] [--force] [--new-pid] [--lazy] [--thp] [--no-verify] [--check]
+ * [--strict] [--deleted-dir DIR]`:
  * bring a captured process back to life. The work is done by the native build/ckimg-restore
  * (ptrace-driven, see src/native/restore/restore.h); this verb only runs it.
  *
@@ -23,6 +24,10 @@ export interface RestoreOptions {
   noVerify?: boolean;
   check?: boolean;
   verbose?: boolean;
+  /** refuse when a file an fd had open changed since the capture (else a warning per file) */
+  strict?: boolean;
+  /** re-create deleted files in this directory and keep them (else where they were, unlinked) */
+  deletedDir?: string;
 }
 
 /** Path of the native restorer (override with CKIMG_RESTORE_BIN). */
@@ -41,6 +46,8 @@ export function restoreArgv(image: string, o: RestoreOptions): string[] {
   if (o.noVerify) argv.push("--no-verify");
   if (o.check) argv.push("--check");
   if (o.verbose) argv.push("-v");
+  if (o.strict) argv.push("--strict");
+  if (o.deletedDir) argv.push("--deleted-dir", o.deletedDir);
   argv.push("--pid-fd", "3", "--msg-fd", "4");
   return argv;
 }
@@ -97,7 +104,7 @@ export async function runRestore(image: string, o: RestoreOptions, ctx: CliConte
 
 export const RESTORE_VERB: Verb = {
   summary: "bring a captured process back to life from an image",
-  usage: "IMG [--detach] [--force] [--new-pid] [--lazy] [--thp] [--no-verify] [--check] [-v]",
+  usage: "IMG [--detach] [--force] [--new-pid] [--lazy] [--thp] [--no-verify] [--check] [--strict] [--deleted-dir DIR] [-v]",
   async run(args: string[], ctx: CliContext): Promise<number> {
     const { values, positionals } = parseVerbArgs(args, {
       detach: { type: "boolean" },
@@ -108,6 +115,8 @@ export const RESTORE_VERB: Verb = {
       "no-verify": { type: "boolean" },
       check: { type: "boolean" },
       verbose: { type: "boolean", short: "v" },
+      strict: { type: "boolean" },
+      "deleted-dir": { type: "string" },
     });
     if (positionals.length !== 1) throw new UsageError("restore takes exactly one image");
     const code = await runRestore(positionals[0], {
@@ -119,6 +128,8 @@ export const RESTORE_VERB: Verb = {
       noVerify: values["no-verify"] === true,
       check: values.check === true,
       verbose: values.verbose === true,
+      strict: values.strict === true,
+      deletedDir: typeof values["deleted-dir"] === "string" ? values["deleted-dir"] : undefined,
     }, ctx);
     return code === EXIT_OK ? EXIT_OK : code;
   },

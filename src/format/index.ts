@@ -17,6 +17,8 @@ export * from "./records.js";
 export * from "./records-state.js";
 export * from "./records-fd.js";
 export * from "./records-anon.js";
+export * from "./raw-files.js";
+export * from "./records-files.js";
 export * from "./reader.js";
 export * from "./writer.js";
 export * from "./verify.js";

@@ -56,7 +56,12 @@ export const RecordType = {
   AREA: 0x0020,
   PAGES: 0x0021,
   MAPPED_FILE: 0x0030,
+  // format 1.1 files and terminals (raw-files.ts)
+  FILE_CONTENT: 0x0031,
+  FILE_DATA: 0x0032,
+  FD_FILE: 0x0033,
   FD: 0x0040,
+  TTY: 0x0058,
   INDEX: 0x7ffe,
 } as const;
 export type RecordTypeCode = (typeof RecordType)[keyof typeof RecordType];

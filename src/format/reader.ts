@@ -29,6 +29,11 @@ import {
   decodeProcessState, decodeSeccomp, decodeThreadState, decodeTimers,
   type ProcessStateRecord, type SeccompFilter, type ThreadStateRecord, type TimersRecord,
 } from "./records-state.js";
+import { FILE_DATA, FILES_FIXED_SIZE } from "./raw-files.js";
+import {
+  decodeFdFile, decodeFileContent, decodeFileDataHeader, decodeTty,
+  type FdFileRecord, type FileContentRecord, type FileDataHeader, type TtyRecord,
+} from "./records-files.js";
 
 export interface ImageHeader {
   versionMajor: number;
@@ -64,6 +69,18 @@ export interface ChunkRef {
   spanPages: number;
   storedPages: number;
   /** file offset of the PAGES record header */
+  offset: number;
+  payloadLength: number;
+}
+
+/** Where one FILE_DATA run lies (from the index); its bytes are read with readFileData(). */
+export interface FileDataRef {
+  sequence: number;
+  contentId: number;
+  /** file offset of the run's first byte */
+  fileOffset: bigint;
+  length: number;
+  /** image offset of the record header */
   offset: number;
   payloadLength: number;
 }
@@ -114,6 +131,8 @@ const COALESCE_GAP = 64 * 1024;
 const MAX_COALESCED = 8 * 1024 * 1024;
 /** A PAGES payload holds at most the raw size plus header, bitmap, alignment padding and LZ4's worst-case growth. */
 const MAX_PAGES_PAYLOAD = MAX_CHUNK_RAW + MAX_CHUNK_RAW / 255 + 16 + FIXED_SIZE.PAGES + (1 << 17) + 65536;
+
+const MAX_FILE_RUN_BYTES = 16 * 1024 * 1024;
 
 const SINGLETONS = new Set<number>([
   RecordType.PROCESS, RecordType.ARGV, RecordType.ENVIRON, RecordType.AUXV, RecordType.RLIMITS, RecordType.SIGACTIONS,
@@ -174,6 +193,14 @@ export class CheckpointImage {
   processState: ProcessStateRecord | undefined;
   seccompFilters: SeccompFilter[] = [];
   threadStates: ThreadStateRecord[] = [];
+  /** format 1.1: files whose content the image holds (deleted files, memfds) */
+  fileContents: FileContentRecord[] = [];
+  /** format 1.1: identity of the regular file behind an fd, by fd */
+  fdFiles = new Map<number, FdFileRecord>();
+  /** format 1.1: terminal state, by fd */
+  ttys = new Map<number, TtyRecord>();
+  /** FILE_DATA runs per content id, sorted by file offset */
+  readonly fileRunsByContent = new Map<number, FileDataRef[]>();
   /** format 1.1 kind state of fds (pipes, sockets, …), in file order; see records-fd.ts */
   fdState: FdStateRecord[] = [];
   unknownRecords: UnknownRecord[] = [];
@@ -395,6 +422,12 @@ export class CheckpointImage {
         entry.auxA = fixed.getUint32(PAGES.spanPages, true);
         entry.auxB = fixed.getUint32(PAGES.storedPages, true);
       }
+      if (rh.type === RecordType.FILE_DATA && rh.payloadLength >= FILES_FIXED_SIZE.FILE_DATA) {
+        const fixed = view(await this.readAt(at + RECORD_HEADER_SIZE, FILES_FIXED_SIZE.FILE_DATA));
+        entry.key32 = fixed.getUint32(FILE_DATA.contentId, true);
+        entry.key64 = fixed.getBigUint64(FILE_DATA.offset, true);
+        entry.auxA = fixed.getUint32(FILE_DATA.length, true);
+      }
       entries.push(entry);
       at += RECORD_HEADER_SIZE + rh.payloadLength;
     }
@@ -406,6 +439,7 @@ export class CheckpointImage {
     const metadata: IndexEntry[] = [];
     for (const e of entries) {
       if (e.type === RecordType.PAGES) this.addChunkRef(e);
+      else if (e.type === RecordType.FILE_DATA) this.addFileDataRef(e);
       else if (e.type === RecordType.INDEX) this.fail("BAD_INDEX", "INDEX listed as a record", { offset: e.offset, sequence: e.sequence });
       else if (!RECORD_TYPE_NAMES[e.type] && !FD_STATE_CODECS.has(e.type)) {
         if (e.flags & RECORD_FLAG_MUST_UNDERSTAND) {
@@ -434,6 +468,15 @@ export class CheckpointImage {
     if (!this.process) this.fail("MISSING_RECORD", "image has no PROCESS record", { offset: this.header.headerSize });
     this.areas.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
     for (const list of this.chunksByArea.values()) list.sort((a, b) => (a.firstPage < b.firstPage ? -1 : a.firstPage > b.firstPage ? 1 : 0));
+  }
+
+  private addFileDataRef(e: IndexEntry): void {
+    const ref: FileDataRef = {
+      sequence: e.sequence, contentId: e.key32, fileOffset: e.key64, length: e.auxA, offset: e.offset, payloadLength: e.payloadLength,
+    };
+    let list = this.fileRunsByContent.get(ref.contentId);
+    if (!list) this.fileRunsByContent.set(ref.contentId, (list = []));
+    list.push(ref);
   }
 
   private addChunkRef(e: IndexEntry): void {
@@ -527,6 +570,24 @@ export class CheckpointImage {
         this.fds.push(f);
         break;
       }
+      case RecordType.FILE_CONTENT: {
+        const c = decodeFileContent(payload, base, where);
+        unique(new Set(this.fileContents.map((x) => x.id)), c.id, "file content id");
+        this.fileContents.push(c);
+        break;
+      }
+      case RecordType.FD_FILE: {
+        const f = decodeFdFile(payload, base, where);
+        unique(this.fdFiles, f.fd, "FD_FILE for fd");
+        this.fdFiles.set(f.fd, f);
+        break;
+      }
+      case RecordType.TTY: {
+        const t = decodeTty(payload, base, where);
+        unique(this.ttys, t.fd, "TTY for fd");
+        this.ttys.set(t.fd, t);
+        break;
+      }
       default: {
         const codec = FD_STATE_CODECS.get(e.type);
         if (codec) this.fdState.push(codec.decode(payload, base, { ...where, recordType: codec.name }, e.key32, e.key64));
@@ -536,6 +597,7 @@ export class CheckpointImage {
 
   /** Chunks must belong to a known area, lie inside it and not overlap; areas must not overlap. */
   private crossCheck(): void {
+    this.crossCheckFileRuns();
     for (let i = 1; i < this.areas.length; i++) {
       const prev = this.areas[i - 1], a = this.areas[i];
       if (a.start < prev.end) this.fail("BAD_FIELD", `area ${a.id} overlaps area ${prev.id}`, { recordType: "AREA" });
@@ -563,6 +625,86 @@ export class CheckpointImage {
       if (bad.length) this.chunksByArea.set(areaId, list.filter((c) => !bad.includes(c)));
       if (!area) this.chunksByArea.delete(areaId);
     }
+  }
+
+  /** FILE_DATA runs must belong to a FILE_CONTENT, lie inside its size and not overlap. */
+  private crossCheckFileRuns(): void {
+    const contents = new Map(this.fileContents.map((c) => [c.id, c]));
+    for (const [id, list] of this.fileRunsByContent) {
+      list.sort((a, b) => (a.fileOffset < b.fileOffset ? -1 : a.fileOffset > b.fileOffset ? 1 : 0));
+      const content = contents.get(id);
+      const bad: FileDataRef[] = [];
+      let prevEnd = 0n;
+      for (const r of list) {
+        const where = { offset: r.offset, recordType: "FILE_DATA", sequence: r.sequence };
+        const end = r.fileOffset + BigInt(r.length);
+        let problem: string | undefined;
+        if (!content) problem = `run refers to unknown file content ${id}`;
+        else if (r.length < 1 || r.length > MAX_FILE_RUN_BYTES) problem = `run of ${r.length} bytes is not 1..${MAX_FILE_RUN_BYTES}`;
+        else if (end > content.size) problem = `run ${r.fileOffset}+${r.length} lies past the file's size ${content.size}`;
+        else if (r.fileOffset < prevEnd) problem = `run at ${r.fileOffset} overlaps the previous run of file content ${id}`;
+        else if (r.payloadLength > FILES_FIXED_SIZE.FILE_DATA + MAX_FILE_RUN_BYTES + (MAX_FILE_RUN_BYTES >> 4) + 1024) problem = `FILE_DATA payload of ${r.payloadLength} bytes is larger than any valid run`;
+        if (problem) {
+          this.fail("BAD_FIELD", problem, where);
+          bad.push(r);
+        } else prevEnd = end;
+      }
+      if (!content) this.fileRunsByContent.delete(id);
+      else if (bad.length) this.fileRunsByContent.set(id, list.filter((r) => !bad.includes(r)));
+    }
+  }
+
+  /** The content whose (dev, inode) a mapped file or fd names, if the image holds it. */
+  fileContentFor(devMajor: number, devMinor: number, inode: bigint): FileContentRecord | undefined {
+    return this.fileContents.find((c) => c.devMajor === devMajor && c.devMinor === devMinor && c.inode === inode);
+  }
+
+  /** Read, check (header vs index, payload CRC, raw CRC) and decompress one FILE_DATA run. */
+  async readFileData(ref: FileDataRef): Promise<{ header: FileDataHeader; data: Uint8Array }> {
+    const where = { file: this.path, offset: ref.offset, recordType: "FILE_DATA", sequence: ref.sequence };
+    if (ref.payloadLength > MAX_METADATA_PAYLOAD) throw new ImageError("RECORD_TOO_LARGE", `FILE_DATA payload of ${ref.payloadLength} bytes`, where);
+    const entry: IndexEntry = {
+      sequence: ref.sequence, type: RecordType.FILE_DATA, flags: 0, key32: ref.contentId, offset: ref.offset,
+      payloadLength: ref.payloadLength, key64: ref.fileOffset, auxA: ref.length, auxB: 0,
+    };
+    const bytes = await this.readAt(ref.offset, RECORD_HEADER_SIZE + ref.payloadLength);
+    entry.flags = view(bytes).getUint16(REC.flags, true);
+    const payload = this.checkRecord(entry, bytes);
+    const header = decodeFileDataHeader(payload, ref.offset + RECORD_HEADER_SIZE, where);
+    if (header.contentId !== ref.contentId || header.offset !== ref.fileOffset || header.length !== ref.length) {
+      throw new ImageError("BAD_INDEX", "FILE_DATA header disagrees with its index entry", where);
+    }
+    let data: Uint8Array;
+    try {
+      data = decompressChunk(header.codec, payload.subarray(header.dataOffset), header.length);
+    } catch (err) {
+      if (err instanceof CodecError) throw new ImageError("BAD_CODEC", err.detail, { ...where, offset: ref.offset + RECORD_HEADER_SIZE + header.dataOffset + (err.inputOffset ?? 0) });
+      throw err;
+    }
+    if (crc32(data) !== header.rawCrc) throw new ImageError("BAD_CHECKSUM", "file data does not match raw_crc", where);
+    return { header, data };
+  }
+
+  /**
+   * `length` bytes of a stored file's content from `offset` (holes and bytes past the runs read
+   * as zero; past the file's size the result is shorter).
+   */
+  async readFileContent(contentId: number, offset = 0n, length?: number): Promise<Uint8Array> {
+    const content = this.fileContents.find((c) => c.id === contentId);
+    if (!content) throw new ImageError("UNAVAILABLE", `the image holds no file content ${contentId}`, { file: this.path });
+    const end0 = length === undefined ? content.size : offset + BigInt(length);
+    const end = end0 > content.size ? content.size : end0;
+    const n = end > offset ? Number(end - offset) : 0;
+    if (n > MAX_METADATA_PAYLOAD * 16) throw new ImageError("RECORD_TOO_LARGE", `reading ${n} bytes of file content ${contentId} at once`, { file: this.path });
+    const out = new Uint8Array(n);
+    for (const ref of this.fileRunsByContent.get(contentId) ?? []) {
+      const rs = ref.fileOffset, re = rs + BigInt(ref.length);
+      if (re <= offset || rs >= end) continue;
+      const { data } = await this.readFileData(ref);
+      const from = rs > offset ? rs : offset, to = re < end ? re : end;
+      out.set(data.subarray(Number(from - rs), Number(to - rs)), Number(from - offset));
+    }
+    return out;
   }
 
   // -------------------------------------------------------------------------------------

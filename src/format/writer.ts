@@ -24,6 +24,8 @@ import {
   encodeProcessState, encodeSeccomp, encodeThreadState, encodeTimers,
   type ProcessStateRecord, type SeccompFilter, type ThreadStateRecord, type TimersRecord,
 } from "./records-state.js";
+import { encodeFdFile, encodeFileContent, encodeFileData, encodeTty, type FdFileRecord, type FileContentRecord, type TtyRecord } from "./records-files.js";
+import { MAX_FILE_RUN } from "./raw-files.js";
 
 export interface ImageWriterOptions {
   pageSize?: number;
@@ -125,6 +127,18 @@ export class ImageWriter {
   addProcessState(p: ProcessStateRecord) { return this.writeRecord(RecordType.PROCESS_STATE, encodeProcessState(p)); }
   addSeccomp(f: readonly SeccompFilter[]) { return this.writeRecord(RecordType.SECCOMP, encodeSeccomp(f)); }
   addThreadState(t: ThreadStateRecord) { return this.writeRecord(RecordType.THREAD_STATE, encodeThreadState(t), { key32: t.tid }); }
+  addFileContent(c: FileContentRecord) { return this.writeRecord(RecordType.FILE_CONTENT, encodeFileContent(c), { key32: c.id, key64: c.inode }); }
+  addFdFile(f: FdFileRecord) { return this.writeRecord(RecordType.FD_FILE, encodeFdFile(f), { key32: f.fd }); }
+  addTty(t: TtyRecord) { return this.writeRecord(RecordType.TTY, encodeTty(t), { key32: t.fd }); }
+
+  /** One FILE_DATA run of a FILE_CONTENT: `raw` (1 byte to 16 MiB) at file `offset`, compressed with `codec`. */
+  addFileData(contentId: number, offset: bigint, raw: Uint8Array, codec: CodecId = this.codec): Promise<number> {
+    if (raw.length < 1 || raw.length > MAX_FILE_RUN) throw new RangeError(`file run of ${raw.length} bytes is not 1..${MAX_FILE_RUN}`);
+    const packed = compressChunk(codec, raw);
+    const payload = encodeFileData({ contentId, offset, length: raw.length, codec: packed.codec, storedSize: packed.data.length, rawCrc: crc32(raw) }, packed.data);
+    return this.writeRecord(RecordType.FILE_DATA, payload, { key32: contentId, key64: offset, auxA: raw.length });
+  }
+
   /** A format 1.1 fd kind state record (pipe, socket, …). */
   addFdState(s: FdStateRecord) {
     const e = encodeFdState(s);

@@ -57,6 +57,7 @@ struct area {
 	char *path, *vmflags;
 	int shared;
 	int any_rss;                   /* smaps Rss or Swap > 0 */
+	int has_content;               /* maps a file the image stores (files-content.c) */
 };
 
 struct mapped_file {
@@ -68,6 +69,17 @@ struct mapped_file {
 	uint64_t map_start, map_end;   /* one area mapping it, for /proc/PID/map_files */
 	uint8_t build_id[64];
 	uint32_t build_id_len;
+	int has_content;               /* a deleted file or memfd the image stores (files-content.c) */
+};
+
+/* A file whose bytes go into the image: an unlinked file or a memfd (FILE_CONTENT). */
+struct file_content {
+	uint32_t id, flags;
+	dev_t dev;
+	ino_t inode;
+	int memfd;
+	char *path;                    /* former path, or the memfd name */
+	char src[96];                  /* /proc/PID/fd/N or /proc/PID/map_files/S-E to read it */
 };
 
 struct chunk {
@@ -112,6 +124,10 @@ struct capture {
 	struct buf timers, pstate, seccomp;
 	struct buf tstates;            /* THREAD_STATE payloads back to back, each after a u64 length */
 	uint32_t ntimers, nfilters;
+	/* files and terminals (files-content.c, tty.c) */
+	struct file_content *contents;
+	size_t ncontents;
+	uint64_t content_bytes;
 
 	/* results */
 	uint64_t freeze_ns, total_ns, image_bytes, stored_pages, stored_bytes;
@@ -142,6 +158,12 @@ void cap_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* files.c: identity of mapped files (after the freeze). */
 int collect_mapped_files(struct capture *c);
 int hash_mapped_files(struct capture *c);
+
+/* files-content.c: contents of mapped deleted files/memfds (after fds and areas), then every
+ * FILE_CONTENT with its FILE_DATA (still frozen). The fd kinds themselves are in fd-table.c. */
+int collect_file_contents(struct capture *c);
+struct image;
+int put_file_contents(struct capture *c, struct image *im);
 
 /* image.c: the atomic, streaming image file. */
 struct image {

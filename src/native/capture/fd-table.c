@@ -8,6 +8,7 @@
 
 extern const struct fd_ops pipe_ops, fifo_ops, unix_ops, inet_ops, reg_ops, other_ops;
 extern const struct fd_ops eventfd_ops, timerfd_ops, signalfd_ops, epoll_ops;
+extern const struct fd_ops deleted_ops, regfile_ops, tty_ops;
 
 const struct fd_ops *const fd_ops_table[] = {
 	&pipe_ops,              /* pipes.c: anonymous pipes */
@@ -18,6 +19,9 @@ const struct fd_ops *const fd_ops_table[] = {
 	&timerfd_ops,           /* anon-fds.c: timerfd (clock, value, interval, ticks) */
 	&signalfd_ops,          /* anon-fds.c: signalfd (mask) */
 	&epoll_ops,             /* anon-fds.c: epoll (watched fds, events, data) */
+	&deleted_ops,           /* files-content.c: unlinked files and memfds, content stored */
+	&regfile_ops,           /* files-content.c: regular files on disk (identity: FD_FILE) */
+	&tty_ops,               /* tty.c: terminals and pty masters (TTY) */
 	&reg_ops,               /* files-reg.c: files, directories, devices reopened by path */
 	&other_ops,             /* files-reg.c: the rest (FD record only) */
 	NULL,

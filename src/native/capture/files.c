@@ -194,7 +194,7 @@ static void hash_one(struct capture *c, struct mapped_file *f, const char *dir)
 	struct stat st;
 	int fd;
 
-	if (f->flags & CKIMG_FILE_UNREADABLE)
+	if ((f->flags & CKIMG_FILE_UNREADABLE) || f->has_content)
 		return;
 	map_files_path(mf, sizeof(mf), c->pid, f->map_start, f->map_end);
 	fd = open(mf, O_RDONLY | O_CLOEXEC);

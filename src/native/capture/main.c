@@ -271,6 +271,8 @@ static int frozen_steps(struct image *im, struct pipeline **pl)
 		err = collect_areas(&cap);
 	if (!err)
 		err = collect_mapped_files(&cap);
+	if (!err)
+		err = collect_file_contents(&cap);
 	phase("fds+areas");
 	if (!err)
 		err = plan_chunks(&cap);
@@ -279,6 +281,9 @@ static int frozen_steps(struct image *im, struct pipeline **pl)
 		err = check_abort();
 	if (!err)
 		err = put_metadata(im);
+	if (!err)
+		err = put_file_contents(&cap, im);    /* file bytes as the frozen process left them */
+	phase("files");
 	if (!err)
 		err = pages_start(&cap, im, pl);
 	phase("start");

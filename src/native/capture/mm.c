@@ -231,6 +231,8 @@ static enum plan_mode area_plan(const struct capture *c, const struct area *a, i
 	case CKIMG_KIND_SHMEM:
 		return PLAN_SHMEM;
 	case CKIMG_KIND_FILE:
+		if (a->has_content)     /* the file itself is in the image (FILE_CONTENT) */
+			return a->shared ? PLAN_NONE : (any_rss ? PLAN_PAGEMAP_PRIVATE_FILE : PLAN_NONE);
 		if (a->flags & CKIMG_AREA_DELETED)
 			return PLAN_ALL;
 		if (a->file_id == CKIMG_NO_FILE ||

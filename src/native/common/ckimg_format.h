@@ -596,5 +596,103 @@ static_assert(sizeof(struct ckimg_epoll_entry) == 24, "epoll entry layout");
 /* ===================================================================================== */
 /* end of the issue 10 "state" block                                                       */
 /* ===================================================================================== */
+/* ---- format 1.1, issue 10 "tty-files": file contents and terminals (FORMAT.md "Files and
+ * terminals"). Record types 0x0031-0x0037 and 0x0058-0x005F belong to this block. ---- */
+
+#define CKIMG_REC_FILE_CONTENT 0x0031
+#define CKIMG_REC_FILE_DATA    0x0032
+#define CKIMG_REC_FD_FILE      0x0033
+#define CKIMG_REC_TTY          0x0058
+
+/* FILE_CONTENT.kind */
+#define CKIMG_CONTENT_DELETED  1
+#define CKIMG_CONTENT_MEMFD    2
+/* FILE_CONTENT.flags */
+#define CKIMG_CONTENT_MAPPED        (1u << 0)
+#define CKIMG_CONTENT_WRITE_SHARED  (1u << 1)
+/* FILE_DATA.length limit */
+#define CKIMG_MAX_FILE_RUN     (16u << 20)
+
+struct ckimg_file_content_fixed {
+	uint32_t fixed_size;        /* 72 */
+	uint32_t content_id;
+	uint32_t kind;
+	uint32_t flags;
+	uint32_t dev_major;
+	uint32_t dev_minor;
+	uint64_t inode;
+	uint64_t size;
+	uint64_t mtime_ns;
+	uint32_t mode;
+	uint32_t seals;             /* memfd F_GET_SEALS */
+	uint64_t data_bytes;
+	uint32_t run_count;
+	uint32_t reserved;
+} __attribute__((packed));
+/* VARIABLE: STR path (DELETED: former path; MEMFD: memfd name) */
+
+struct ckimg_file_data_fixed {
+	uint32_t fixed_size;        /* 40 */
+	uint32_t content_id;
+	uint64_t offset;
+	uint32_t length;            /* raw bytes, <= CKIMG_MAX_FILE_RUN */
+	uint8_t  codec;
+	uint8_t  reserved0[3];
+	uint32_t stored_size;
+	uint32_t raw_crc;
+	uint64_t reserved1;
+} __attribute__((packed));
+/* VARIABLE: DATA[stored_size] */
+
+/* FD_FILE.flags */
+#define CKIMG_FDFILE_DELETED   (1u << 0)
+#define CKIMG_FDFILE_MEMFD     (1u << 1)
+
+struct ckimg_fd_file_fixed {
+	uint32_t fixed_size;        /* 40 */
+	uint32_t fd;
+	uint32_t content_id;        /* 0: on disk, reopened by path */
+	uint32_t flags;
+	uint64_t size;
+	uint64_t mtime_ns;
+	uint64_t ctime_ns;
+} __attribute__((packed));
+
+/* TTY.flags */
+#define CKIMG_TTY_CONTROLLING  (1u << 0)
+#define CKIMG_TTY_PTY_MASTER   (1u << 1)
+#define CKIMG_TTY_PTY_SLAVE    (1u << 2)
+#define CKIMG_TTY_PAIRED       (1u << 3)
+#define CKIMG_TTY_LOCKED       (1u << 4)
+#define CKIMG_TTY_PACKET       (1u << 5)
+#define CKIMG_TTY_EXCLUSIVE    (1u << 6)
+#define CKIMG_TTY_FOREGROUND   (1u << 7)
+#define CKIMG_TTY_NCCS         19
+#define CKIMG_TTY_NONE         0xFFFFFFFFu
+
+struct ckimg_tty_fixed {
+	uint32_t fixed_size;        /* 96 */
+	uint32_t fd;
+	uint32_t flags;
+	uint32_t index;             /* pty number, CKIMG_TTY_NONE */
+	uint32_t sid;
+	uint32_t fg_pgrp;
+	uint32_t c_iflag, c_oflag, c_cflag, c_lflag;
+	uint8_t  c_line;
+	uint8_t  c_cc[CKIMG_TTY_NCCS];
+	uint32_t ispeed, ospeed;
+	uint16_t ws_row, ws_col, ws_xpixel, ws_ypixel;
+	uint32_t in_queued, out_queued;
+	uint32_t peer_fd;           /* PAIRED: lowest fd on the other side, else CKIMG_TTY_NONE */
+	uint32_t data_length;
+	uint32_t reserved;
+} __attribute__((packed));
+/* VARIABLE: STR name, DATA[data_length] */
+
+static_assert(sizeof(struct ckimg_file_content_fixed) == 72, "file content layout");
+static_assert(sizeof(struct ckimg_file_data_fixed) == 40, "file data layout");
+static_assert(sizeof(struct ckimg_fd_file_fixed) == 40, "fd file layout");
+static_assert(sizeof(struct ckimg_tty_fixed) == 96, "tty layout");
+/* ---- end of the "tty-files" block ---- */
 
 #endif /* CKIMG_FORMAT_H */

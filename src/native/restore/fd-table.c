@@ -16,6 +16,7 @@ int eventfd_record_check(const struct img_fdrec *r, char *err, size_t errlen);
 int timerfd_record_check(const struct img_fdrec *r, char *err, size_t errlen);
 int signalfd_record_check(const struct img_fdrec *r, char *err, size_t errlen);
 int epoll_record_check(const struct img_fdrec *r, char *err, size_t errlen);
+extern const struct rst_fd_ops deleted_ops, tty_ops;
 
 const struct rst_fd_ops *const rst_fd_ops_table[] = {
 	&pipe_ops,              /* pipes.c: anonymous pipes */
@@ -26,6 +27,8 @@ const struct rst_fd_ops *const rst_fd_ops_table[] = {
 	&timerfd_ops,           /* anon-fds.c: timerfd armed as it was */
 	&signalfd_ops,          /* anon-fds.c: signalfd with its mask */
 	&epoll_ops,             /* anon-fds.c: epoll, watches added once every fd is placed */
+	&deleted_ops,           /* files-content.c: deleted files and memfds, re-created */
+	&tty_ops,               /* tty.c: our terminal for a shell job; pty pairs */
 	&reg_ops,               /* files-reg.c: files, directories, devices by path */
 	&null_ops,              /* files-reg.c: the rest keep their number on /dev/null */
 	NULL,

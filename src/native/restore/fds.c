@@ -44,6 +44,11 @@ struct img *rst_fds_img(struct rst_fds *s)
 	return s->img;
 }
 
+struct restore_args *rst_fds_args(struct rst_fds *s)
+{
+	return s->a;
+}
+
 int rst_fds_fail(struct rst_fds *s, int err, const char *fmt, ...)
 {
 	va_list ap;
@@ -280,7 +285,7 @@ int restore_fds_child(struct restore_args *a, char *err, size_t errlen)
 	char inherit[3] = { 0, 0, 0 };
 	int ret;
 
-	s.scratch = a->hi_fd + 4 + (int)a->img->nfiles + 16;
+	s.scratch = a->hi_fd + 4 + (int)a->img->nfiles + (int)a->img->ncontents + 16;
 	if ((ret = group_descriptions(&s)))
 		goto out;
 	take_stdio(&s, inherit);

@@ -64,6 +64,7 @@ extern const struct rst_fd_ops *const rst_fd_ops_table[];
 /* fds.c: services for the kinds. */
 int rst_fds_force(struct rst_fds *s);            /* --force: unrestorable fds get placeholders */
 struct img *rst_fds_img(struct rst_fds *s);
+struct restore_args *rst_fds_args(struct rst_fds *s);
 struct rst_obj *rst_obj_get(struct rst_fds *s, uint32_t tag, uint64_t id);   /* find or add */
 int rst_fd_scratch(struct rst_fds *s, int fd);   /* move fd above every recorded number */
 int rst_fds_fail(struct rst_fds *s, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -66,7 +66,14 @@ static void child_aux_fds(struct restore_args *a)
 			if (img->areas[k].file_idx == (int)i && (img->areas[k].f.flags & CKIMG_AREA_SHARED) &&
 			    (img->areas[k].f.prot & CKIMG_PROT_WRITE))
 				flags = O_RDWR;
-		fd = open(img->files[i].path.s, flags | O_CLOEXEC);
+		const char *path = img->files[i].path.s;
+		char content[64];
+		int ci = img_content_for_file(img, &img->files[i]);
+		if (ci >= 0) {          /* a deleted file or memfd: the one re-created from the image */
+			snprintf(content, sizeof(content), "/proc/self/fd/%d", a->content_fd_base + ci);
+			path = content;
+		}
+		fd = open(path, flags | O_CLOEXEC);
 		if (fd < 0)
 			child_fail(a, "MAPPED_FILE record #%u (%s): cannot open: %s", img->files[i].seq,
 				   img->files[i].path.s, strerror(errno));
@@ -120,11 +127,13 @@ static void __attribute__((noreturn)) child_main(struct restore_args *a)
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (p->sid == p->pid && !a->new_pid)
-		setsid();
+	if (p->sid == p->pid && !a->new_pid && !a->shell_job)
+		setsid();       /* a shell job stays in our session: that is where our terminal is */
 	else if (p->pgid == p->pid && !a->new_pid)
 		setpgid(0, 0);
 
+	if (restore_contents_child(a, a->child_err, CHILD_ERR_SIZE))
+		_exit(100);
 	child_aux_fds(a);
 	if (restore_fds_child(a, a->child_err, CHILD_ERR_SIZE))
 		_exit(100);
@@ -241,8 +250,11 @@ int restore_fork(struct restore_args *a)
 	for (size_t i = 0; i < img->nfiles; i++)
 		if (a->file_fd_child[i] >= 0)
 			a->file_fd_child[i] = a->hi_fd + 2 + (int)i;
+	a->content_fd_base = a->hi_fd + 2 + (int)img->nfiles;   /* below the scratch numbers (fds.c) */
+	a->contents_made = 1;   /* from the fork on, the child may have created --deleted-dir files */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-		rlim_t need = (rlim_t)(a->hi_fd + 4 + (int)img->nfiles + 16) + restore_fds_scratch_need(img);
+		rlim_t need = (rlim_t)(a->hi_fd + 4 + (int)img->nfiles + (int)img->ncontents + 16) +
+			      restore_fds_scratch_need(img);
 		if (rl.rlim_cur < need) {
 			rl.rlim_cur = need;
 			if (rl.rlim_max < need)

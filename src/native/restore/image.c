@@ -39,6 +39,10 @@ const char *img_type_name(uint16_t type)
 	case CKIMG_REC_TIMERFD: return "TIMERFD";
 	case CKIMG_REC_SIGNALFD: return "SIGNALFD";
 	case CKIMG_REC_EPOLL: return "EPOLL";
+	case CKIMG_REC_FILE_CONTENT: return "FILE_CONTENT";
+	case CKIMG_REC_FILE_DATA: return "FILE_DATA";
+	case CKIMG_REC_FD_FILE: return "FD_FILE";
+	case CKIMG_REC_TTY: return "TTY";
 	case CKIMG_REC_PIPE: return "PIPE";
 	case CKIMG_REC_UNIX_SOCKET: return "UNIX_SOCKET";
 	case CKIMG_REC_INET_SOCKET: return "INET_SOCKET";
@@ -575,10 +579,16 @@ static int load_records(struct img *img)
 				return err;
 			continue;
 		}
+		if (rh.type == CKIMG_REC_FILE_DATA) {
+			if ((err = img_files_data_ref(img, off, &rh)))
+				return err;
+			continue;
+		}
 		switch (rh.type) {
 		case CKIMG_REC_PROCESS: case CKIMG_REC_ARGV: case CKIMG_REC_ENVIRON: case CKIMG_REC_AUXV:
 		case CKIMG_REC_RLIMITS: case CKIMG_REC_SIGACTIONS: case CKIMG_REC_THREAD: case CKIMG_REC_AREA:
 		case CKIMG_REC_MAPPED_FILE: case CKIMG_REC_FD:
+		case CKIMG_REC_FILE_CONTENT: case CKIMG_REC_FD_FILE: case CKIMG_REC_TTY:
 			break;
 		case CKIMG_REC_TIMERS: case CKIMG_REC_PROCESS_STATE: case CKIMG_REC_SECCOMP:
 		case CKIMG_REC_THREAD_STATE:
@@ -650,6 +660,9 @@ static int load_records(struct img *img)
 		case CKIMG_REC_FD:
 			GROW(img->fds, img->nfds, cap_d);
 			err = parse_fd(img, &img->fds[img->nfds++], pl, rh.payload_length, rh.sequence, off);
+			break;
+		case CKIMG_REC_FILE_CONTENT: case CKIMG_REC_FD_FILE: case CKIMG_REC_TTY:
+			err = img_files_parse(img, rh.type, pl, rh.payload_length, rh.sequence, off);
 			break;
 		default: {
 			GROW(img->fdrecs, img->nfdrecs, cap_r);
@@ -844,7 +857,8 @@ int img_open(struct img *img, const char *path)
 		return fail(img, -EINVAL, "IO: not a regular file");
 	img->size = (uint64_t)st.st_size;
 	if ((err = load_header(img)) || (err = load_index(img)) || (err = load_records(img)) ||
-	    (err = cross_check(img)) || (err = check_area_overlap(img)) || (err = img_check_state(img)))
+	    (err = cross_check(img)) || (err = check_area_overlap(img)) || (err = img_check_state(img)) ||
+	    (err = img_files_check(img)))
 		return err;
 	return 0;
 }
@@ -892,6 +906,7 @@ void img_close(struct img *img)
 	free(img->files);
 	free(img->fds);
 	free(img->chunks);
+	img_files_free(img);
 	free(img->ents);
 	free(img->auxv);
 	free(img->rlimits);

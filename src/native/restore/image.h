@@ -55,7 +55,35 @@ struct img_fd {
 	uint32_t seq;
 };
 
-/* A record of an fd kind (types 0x0041-0x005F), kept whole for its kind to decode; the kind
+/* ---- format 1.1 files and terminals (image-files.c) ---- */
+struct img_content {            /* FILE_CONTENT: a file whose bytes the image holds */
+	struct ckimg_file_content_fixed f;
+	struct img_str path;
+	uint32_t seq;
+	size_t first_run, nruns;    /* its runs: img.runs[first_run .. +nruns), by offset */
+};
+
+struct img_run {                /* FILE_DATA: described; DATA read by img_read_run() */
+	struct ckimg_file_data_fixed f;
+	int content_idx;
+	uint64_t rec_offset, payload_offset, payload_length;
+	uint32_t payload_crc, seq;
+};
+
+struct img_fd_file {            /* FD_FILE */
+	struct ckimg_fd_file_fixed f;
+	uint32_t seq;
+	int content_idx;            /* -1: the file is on disk */
+};
+
+struct img_tty {                /* TTY */
+	struct ckimg_tty_fixed f;
+	struct img_str name;
+	uint8_t *data;
+	uint32_t seq;
+};
+
+/* A record of an fd kind (types 0x0041-0x0057; TTY 0x0058-0x005F is image-files.c's), kept whole for its kind to decode; the kind
  * checks it before the fork (restore_fds_check) so damage is refused with no process made. */
 struct img_fdrec {
 	uint16_t type;
@@ -65,7 +93,7 @@ struct img_fdrec {
 	uint64_t len;
 };
 #define IMG_FDREC_FIRST 0x0041
-#define IMG_FDREC_LAST  0x005F
+#define IMG_FDREC_LAST  0x0057      /* 0x0058-0x005F: TTY (image-files.c) */
 
 struct img_chunk {
 	uint32_t area_id;
@@ -144,6 +172,16 @@ struct img {
 	size_t nchunks;
 	struct img_state st;
 
+	/* format 1.1 files and terminals (image-files.c) */
+	struct img_content *contents;
+	size_t ncontents, cap_contents;
+	struct img_run *runs;
+	size_t nruns, cap_runs;
+	struct img_fd_file *fd_files;
+	size_t nfd_files, cap_fd_files;
+	struct img_tty *ttys;
+	size_t nttys, cap_ttys;
+
 	char err[512];
 };
 
@@ -167,6 +205,20 @@ int img_read_chunk(const struct img *img, const struct img_chunk *c, uint8_t *bu
 
 /* Decompress one block; 0 when exactly dlen bytes came out, else -EBADMSG. (codec.c) */
 int rst_decompress(uint8_t codec, const uint8_t *src, size_t slen, uint8_t *dst, size_t dlen);
+
+/* image-files.c: FILE_CONTENT, FD_FILE, TTY payloads (CRC checked); FILE_DATA described from
+ * its header; cross checks after every record is in. 0 or -EBADMSG/-errno with img->err set. */
+int img_files_parse(struct img *img, uint16_t type, const uint8_t *pl, uint64_t plen, uint32_t seq,
+		    uint64_t off);
+int img_files_data_ref(struct img *img, uint64_t rec_off, const struct ckimg_record_header *rh);
+int img_files_check(struct img *img);
+void img_files_free(struct img *img);
+/* Check (payload and raw CRC) and decompress run r into out (r->f.length bytes). Thread-safe. */
+int img_read_run(const struct img *img, const struct img_run *r, uint8_t *out, char *errbuf, size_t errlen);
+const struct img_fd_file *img_fd_file(const struct img *img, uint32_t fd);
+const struct img_tty *img_tty(const struct img *img, uint32_t fd);
+/* The content a MAPPED_FILE's (dev, inode) names, or -1. */
+int img_content_for_file(const struct img *img, const struct img_file *f);
 
 const char *img_type_name(uint16_t type);
 /* The kind record of `type` keyed by fd `key32` (the first fd of its description), or NULL. */

@@ -11,6 +11,9 @@
  *   --thp        fill large private anonymous areas with transparent huge pages (faster
  *                first touch; the areas keep MADV_HUGEPAGE)
  *   --no-verify  do not read chunks that need no copying (--lazy) just to check their CRCs
+ *   --strict     refuse when a file an fd had open changed since the capture (else: a warning)
+ *   --deleted-dir DIR  re-create deleted files in DIR and keep them there (else: where they
+ *                were, unlinked again)
  *   --pid-fd N   write "PID\n" to fd N (instead of stdout) once the process runs.
  *   --msg-fd N   errors and warnings go to fd N instead of stderr (the restored process keeps
  *                our stderr).
@@ -65,10 +68,20 @@ static int check_image(struct restore_args *a)
 		}
 		pages += img->chunks[i].stored_pages;
 	}
-	if ((err = restore_check_files(a)) || (err = restore_fds_check(a))) {
+	for (size_t i = 0; i < img->nruns; i++) {
+		uint8_t *buf = malloc(img->runs[i].f.length);
+		err = buf ? img_read_run(img, &img->runs[i], buf, eb, sizeof(eb)) : -ENOMEM;
+		free(buf);
+		if (err) {
+			rst_log_error("%s", eb);
+			return 2;
+		}
+	}
+	if ((err = restore_check_files(a)) || (err = restore_fds_check(a)) || (err = restore_check_fd_files(a))) {
 		rst_log_error("%s", a->err);
 		return 2;
 	}
+	restore_fd_files_report(a);
 	printf("ok: pid %u, %zu threads, %zu areas, %zu files, %zu fds, %zu chunks, %llu pages\n",
 	       img->proc.f.pid, img->nthreads, img->nareas, img->nfiles, img->nfds, img->nchunks,
 	       (unsigned long long)pages);
@@ -78,7 +91,7 @@ static int check_image(struct restore_args *a)
 static int usage(void)
 {
 	fprintf(stderr, "usage: ckimg-restore IMG [--detach] [--force] [--new-pid] [--lazy] [--thp] [--no-verify] "
-		"[--pid-fd N] [-v]\n");
+		"[--strict] [--deleted-dir DIR] [--pid-fd N] [-v]\n");
 	return 2;
 }
 
@@ -128,6 +141,10 @@ int main(int argc, char **argv)
 			a->thp = 1;
 		else if (!strcmp(argv[i], "--no-verify"))
 			a->no_verify = 1;
+		else if (!strcmp(argv[i], "--strict"))
+			a->strict = 1;
+		else if (!strcmp(argv[i], "--deleted-dir") && i + 1 < argc)
+			a->deleted_dir = argv[++i];
 		else if (!strcmp(argv[i], "--check"))
 			check_only = 1;
 		else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose"))
@@ -156,14 +173,18 @@ int main(int argc, char **argv)
 	if (check_only)
 		return check_image(a);
 	if ((err = restore_check_files(a)) || (err = restore_fds_check(a)) || (err = restore_state_check(a)) ||
-	    (err = restore_fork(a)) || (err = restore_mm(a)) || (err = restore_threads(a)) || (err = restore_mm_wait(a)) ||
-	    (err = restore_state_early(a)) || (err = restore_creds(a)) || (err = restore_state(a)) ||
-	    (err = restore_finish(a))) {
+	    (err = restore_check_fd_files(a)) || (err = restore_tty_prepare(a)) || (err = restore_fork(a)) ||
+	    (err = restore_mm(a)) || (err = restore_threads(a)) || (err = restore_mm_wait(a)) ||
+	    (err = restore_state_early(a)) || (err = restore_creds(a)) || (err = restore_fd_files_report(a)) ||
+	    (err = restore_tty_parent(a)) || (err = restore_state(a)) || (err = restore_finish(a))) {
 		restore_abort(a);
+		restore_tty_done(a);
+		restore_contents_abort(a);
 		rst_log_error("%s", a->err[0] ? a->err : strerror(-err));
 		return 2;
 	}
 	rst_trace(a, "running");
+	restore_tty_running(a);
 	if (pid_fd >= 0) {
 		dprintf(pid_fd, "%d\n", a->pid);
 		close(pid_fd);
@@ -174,5 +195,7 @@ int main(int argc, char **argv)
 	if (a->detach)
 		return 0;
 	img_close(&img);
-	return wait_restored(a->pid);
+	err = wait_restored(a->pid);
+	restore_tty_done(a);
+	return err;
 }

@@ -251,7 +251,8 @@ static int restore_areas(struct restore_args *a)
 			flags |= MAP_GROWSDOWN;
 		if (ar->f.flags & CKIMG_AREA_NORESERVE)
 			flags |= MAP_NORESERVE;
-		if (ar->file_idx >= 0 && a->file_ok[ar->file_idx] && !(ar->f.flags & CKIMG_AREA_DELETED))
+		if (ar->file_idx >= 0 && a->file_ok[ar->file_idx] &&
+		    (!(ar->f.flags & CKIMG_AREA_DELETED) || img_content_for_file(img, &img->files[ar->file_idx]) >= 0))
 			fd = a->file_fd_child[ar->file_idx];
 		if (fd < 0)
 			flags |= MAP_ANONYMOUS;

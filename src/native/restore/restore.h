@@ -80,6 +80,20 @@ struct restore_args {
 	size_t nthreads;
 	char *child_err;            /* MAP_SHARED page: the child's error message */
 
+	/* files and terminals (files-content.c, tty.c) */
+	int strict;                 /* --strict: a file changed since the capture is refused */
+	const char *deleted_dir;    /* --deleted-dir: deleted files are re-created here, kept */
+	char **content_paths;
+	int contents_made;          /* the child got as far as creating them */
+	char **fd_warnings;         /* changed files, said once the process is built */
+	size_t nfd_warnings;       /* per img.contents: the --deleted-dir name, NULL otherwise */
+	int content_fd_base;        /* img.contents[i] is held on content_fd_base + i in the child */
+	int shell_job;              /* the process gets our terminal */
+	int tty_fd;                 /* our terminal (0-2), -1 */
+	char tty_path[128];
+	int tty_saved, tty_fg_set;
+	uint8_t saved_termios[64];  /* struct termios2 of our terminal as we found it */
+
 	/* timings (ns since start) for --verbose */
 	uint64_t t0;
 
@@ -103,6 +117,16 @@ int rst_thread_attach_regs(struct rst_thread *t);
 int rst_write(struct restore_args *a, uint64_t addr, const void *buf, size_t len);
 int rst_read_i32(struct restore_args *a, uint64_t addr, int32_t *out);
 pid_t rst_last_clone_tid(void);
+
+/* files-content.c, tty.c */
+int restore_check_fd_files(struct restore_args *a);
+int restore_fd_files_report(struct restore_args *a);
+void restore_contents_abort(struct restore_args *a);
+int restore_contents_child(struct restore_args *a, char *err, size_t errlen);
+int restore_tty_prepare(struct restore_args *a);
+int restore_tty_parent(struct restore_args *a);
+void restore_tty_running(struct restore_args *a);
+void restore_tty_done(struct restore_args *a);
 
 /* steps */
 int restore_check_files(struct restore_args *a);

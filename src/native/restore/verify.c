@@ -91,6 +91,12 @@ int restore_check_files(struct restore_args *a)
 		int used = 0;
 
 		a->file_fd_child[i] = -1;
+		if (img_content_for_file(img, f) >= 0) {
+			/* a deleted file or memfd the image holds: mapped from its re-created copy */
+			a->file_ok[i] = 1;
+			a->file_fd_child[i] = 0;
+			continue;
+		}
 		for (size_t k = 0; k < img->nareas; k++)
 			used |= img->areas[k].file_idx == (int)i && !(img->areas[k].f.flags & CKIMG_AREA_DELETED);
 		if (!used)

@@ -1,0 +1,263 @@
+/*
+ * Terminals (FORMAT.md TTY), restore side.
+ *
+ * Shell job (CRIU's --shell-job, automatic here): when the process had a controlling terminal
+ * and ckimg-restore itself runs on a terminal — or the recorded terminal is gone — the process
+ * gets ours: its terminal fds open our terminal, it stays in our session (a recorded session
+ * leader does not call setsid, it could not take a terminal that is already our session's),
+ * the recorded termios (raw mode, echo …) is applied to our terminal, its process group is
+ * made the foreground group when it was, and it gets SIGWINCH when our window size is not the
+ * recorded one. When it ends, our terminal gets our foreground group and termios back.
+ *
+ * Pty pairs the process held both ends of are made again (posix_openpt + TIOCGPTPEER), with
+ * the slave's termios, the window size and the master's lock and packet modes.
+ */
+#include <asm/termbits.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fds.h"
+
+#define TAG_PTY 0x70747970u    /* 'ptyp' */
+
+static const struct img_tty *controlling(const struct img *img)
+{
+	for (size_t i = 0; i < img->nttys; i++)
+		if (img->ttys[i].f.flags & CKIMG_TTY_CONTROLLING)
+			return &img->ttys[i];
+	return NULL;
+}
+
+static int our_terminal(void)
+{
+	for (int fd = 0; fd <= 2; fd++)
+		if (isatty(fd))
+			return fd;
+	return -1;
+}
+
+int restore_tty_prepare(struct restore_args *a)
+{
+	const struct img_tty *t = controlling(a->img);
+	int gone = 0;
+
+	a->tty_fd = -1;
+	/* the kernel has no way to read a tty's queues without taking the bytes: they stay behind */
+	for (size_t i = 0; i < a->img->nttys; i++) {
+		const struct img_tty *q = &a->img->ttys[i];
+		if ((q->f.in_queued || q->f.out_queued) && !q->f.data_length)
+			rst_warn("fd %u (%s): %u bytes queued for reading and %u for writing at the capture are "
+				 "not in the image", q->f.fd, q->name.s, q->f.in_queued, q->f.out_queued);
+	}
+	/* a pty master whose slave is not ours (another process's terminal) cannot be joined to it again */
+	for (size_t i = 0; i < a->img->nttys; i++) {
+		const struct img_tty *q = &a->img->ttys[i];
+		if (!(q->f.flags & CKIMG_TTY_PTY_MASTER) || (q->f.flags & CKIMG_TTY_PAIRED))
+			continue;
+		if (!a->force)
+			return rst_err(a, -EXDEV, "TTY record #%u: fd %u is a pty master (pty %d) whose slave the process did "
+				       "not hold; it cannot be reconnected (--force gives it a new pty)", q->seq,
+				       q->f.fd, (int)q->f.index);
+		rst_warn("fd %u: a pty master whose slave the process did not hold gets a new pty", q->f.fd);
+	}
+	if (!t)
+		return 0;
+	gone = t->name.s[0] != '/' || access(t->name.s, F_OK) != 0;
+	a->tty_fd = our_terminal();
+	if (a->tty_fd < 0) {
+		if (gone)
+			rst_warn("the terminal %s of the process is gone and ckimg restore runs on none: fds 0-2 "
+				 "take ours", t->name.s);
+		return 0;
+	}
+	if (ttyname_r(a->tty_fd, a->tty_path, sizeof(a->tty_path)) != 0)
+		snprintf(a->tty_path, sizeof(a->tty_path), "/proc/%d/fd/%d", (int)getpid(), a->tty_fd);
+	a->shell_job = 1;
+	if (ioctl(a->tty_fd, TCGETS2, (struct termios2 *)a->saved_termios) == 0)
+		a->tty_saved = 1;
+	return 0;
+}
+
+/* Before the process runs: our terminal gets its termios and, if it had it, the foreground. */
+int restore_tty_parent(struct restore_args *a)
+{
+	const struct img_tty *t = controlling(a->img);
+	struct termios2 tm;
+
+	if (!a->shell_job || !t)
+		return 0;
+	memset(&tm, 0, sizeof(tm));
+	tm.c_iflag = t->f.c_iflag;
+	tm.c_oflag = t->f.c_oflag;
+	tm.c_cflag = t->f.c_cflag;
+	tm.c_lflag = t->f.c_lflag;
+	tm.c_line = t->f.c_line;
+	memcpy(tm.c_cc, t->f.c_cc, CKIMG_TTY_NCCS);
+	tm.c_ispeed = t->f.ispeed;
+	tm.c_ospeed = t->f.ospeed;
+	/* keep our line's speed and line discipline: those belong to the terminal, not the program */
+	if (a->tty_saved) {
+		const struct termios2 *o = (const struct termios2 *)a->saved_termios;
+		tm.c_cflag = (tm.c_cflag & ~(CBAUD | CIBAUD)) | (o->c_cflag & (CBAUD | CIBAUD));
+		tm.c_line = o->c_line;
+		tm.c_ispeed = o->c_ispeed;
+		tm.c_ospeed = o->c_ospeed;
+	}
+	signal(SIGTTOU, SIG_IGN);       /* we may be in a background group ourselves */
+	if (ioctl(a->tty_fd, TCSETS2, &tm) < 0)
+		return rst_err(a, -errno, "TTY record #%u: cannot set the termios of %s: %s", t->seq, a->tty_path,
+			       strerror(errno));
+	if (t->f.flags & CKIMG_TTY_FOREGROUND) {
+		pid_t pg = getpgid(a->pid);
+		if (pg > 0 && tcsetpgrp(a->tty_fd, pg) == 0)
+			a->tty_fg_set = 1;
+		else
+			rst_warn("cannot make process group %d the foreground of %s: %s", (int)pg, a->tty_path,
+				 strerror(errno));
+	}
+	return 0;
+}
+
+/* Once it runs: SIGWINCH when our window is not the size it had. */
+void restore_tty_running(struct restore_args *a)
+{
+	const struct img_tty *t = controlling(a->img);
+	struct winsize ws;
+
+	if (!a->shell_job || !t || ioctl(a->tty_fd, TIOCGWINSZ, &ws) < 0)
+		return;
+	if (ws.ws_row != t->f.ws_row || ws.ws_col != t->f.ws_col)
+		kill(a->pid, SIGWINCH);
+}
+
+/* It ended (or the restore failed): our terminal is ours again. */
+void restore_tty_done(struct restore_args *a)
+{
+	if (!a->shell_job || a->tty_fd < 0)
+		return;
+	signal(SIGTTOU, SIG_IGN);
+	if (a->tty_fg_set)
+		tcsetpgrp(a->tty_fd, getpgrp());
+	if (a->tty_saved)
+		ioctl(a->tty_fd, TCSETS2, (const struct termios2 *)a->saved_termios);
+	a->tty_fg_set = 0;
+}
+
+/* ---- the fd kind ---- */
+
+static int tty_match(struct rst_fds *s, const struct img_fd *d)
+{
+	const struct img_tty *t = img_tty(rst_fds_img(s), d->f.fd);
+
+	if (!t)
+		return 0;
+	if ((t->f.flags & CKIMG_TTY_CONTROLLING) && rst_fds_args(s)->shell_job)
+		return 1;
+	return (t->f.flags & CKIMG_TTY_PAIRED) && t->f.index != CKIMG_TTY_NONE &&
+	       (t->f.flags & (CKIMG_TTY_PTY_MASTER | CKIMG_TTY_PTY_SLAVE));
+}
+
+static void set_termios(int fd, const struct img_tty *t)
+{
+	struct termios2 tm;
+
+	memset(&tm, 0, sizeof(tm));
+	tm.c_iflag = t->f.c_iflag;
+	tm.c_oflag = t->f.c_oflag;
+	tm.c_cflag = t->f.c_cflag;
+	tm.c_lflag = t->f.c_lflag;
+	tm.c_line = t->f.c_line;
+	memcpy(tm.c_cc, t->f.c_cc, CKIMG_TTY_NCCS);
+	tm.c_ispeed = t->f.ispeed;
+	tm.c_ospeed = t->f.ospeed;
+	ioctl(fd, TCSETS2, &tm);
+}
+
+/* Make the pair for pty number `index` once: master in fd[0], slave in fd[1]. */
+static int make_pair(struct rst_fds *s, const struct img_tty *t, struct rst_obj **out)
+{
+	struct img *img = rst_fds_img(s);
+	struct rst_obj *o = rst_obj_get(s, TAG_PTY, t->f.index);
+	const struct img_tty *m = NULL, *sl = NULL;
+	int v;
+
+	if (!o)
+		return rst_fds_fail(s, -ENOMEM, "pty");
+	*out = o;
+	if (o->fd[0] >= 0)
+		return 0;
+	for (size_t i = 0; i < img->nttys; i++) {
+		const struct img_tty *e = &img->ttys[i];
+		if (e->f.index != t->f.index || !(e->f.flags & CKIMG_TTY_PAIRED))
+			continue;
+		if ((e->f.flags & CKIMG_TTY_PTY_MASTER) && !m)
+			m = e;
+		if ((e->f.flags & CKIMG_TTY_PTY_SLAVE) && !sl)
+			sl = e;
+	}
+	int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (master < 0)
+		return rst_fds_fail(s, -errno, "posix_openpt");
+	v = 0;
+	if (ioctl(master, TIOCSPTLCK, &v) < 0) {
+		int e = -errno;
+		close(master);
+		return rst_fds_fail(s, e, "unlocking the new pty");
+	}
+	int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (slave < 0) {
+		int e = -errno;
+		close(master);
+		return rst_fds_fail(s, e, "TIOCGPTPEER");
+	}
+	o->fd[0] = rst_fd_scratch(s, master);
+	o->fd[1] = rst_fd_scratch(s, slave);
+	if (o->fd[0] < 0 || o->fd[1] < 0)
+		return rst_fds_fail(s, o->fd[0] < 0 ? o->fd[0] : o->fd[1], "pty to a scratch number");
+	if (sl) {
+		struct winsize ws = { sl->f.ws_row, sl->f.ws_col, sl->f.ws_xpixel, sl->f.ws_ypixel };
+		set_termios(o->fd[1], sl);
+		ioctl(o->fd[0], TIOCSWINSZ, &ws);
+	}
+	if (m && (m->f.flags & CKIMG_TTY_PACKET)) {
+		v = 1;
+		ioctl(o->fd[0], TIOCPKT, &v);
+	}
+	if (m && (m->f.flags & CKIMG_TTY_LOCKED)) {
+		v = 1;
+		ioctl(o->fd[0], TIOCSPTLCK, &v);
+	}
+	return 0;
+}
+
+static int tty_open(struct rst_fds *s, struct rst_file *f)
+{
+	const struct img_fd *d = f->d;
+	const struct img_tty *t = img_tty(rst_fds_img(s), d->f.fd);
+	struct restore_args *a = rst_fds_args(s);
+	struct rst_obj *o = NULL;
+	int fd, err;
+
+	if ((t->f.flags & CKIMG_TTY_CONTROLLING) && a->shell_job) {
+		int flags = (int)d->f.open_flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC);
+		fd = open(a->tty_path, flags | O_NOCTTY | O_CLOEXEC);
+		return fd < 0 ? rst_fds_fail(s, -errno, "cannot open our terminal %s", a->tty_path) : fd;
+	}
+	if ((err = make_pair(s, t, &o)))
+		return err;
+	fd = fcntl(o->fd[(t->f.flags & CKIMG_TTY_PTY_MASTER) ? 0 : 1], F_DUPFD_CLOEXEC, 0);
+	return fd < 0 ? rst_fds_fail(s, -errno, "dup of the pty") : fd;
+}
+
+const struct rst_fd_ops tty_ops = {
+	.name = "tty",
+	.match = tty_match,
+	.open = tty_open,
+};
