@@ -3,10 +3,11 @@
  * Output is computed by pure functions (inspectReport, inspectText, verifyText) that tests call.
  */
 import {
-  areaFlagNames, areaPerms, openImage, verifyImage, THREAD_IN_SYSCALL,
+  areaFlagNames, areaPerms, verifyImage, THREAD_IN_SYSCALL,
   type CheckpointImage, type VerifyReport,
 } from "../format/index.js";
 import { againstDiskText, verifyAgainstDisk } from "../analysis/against-disk.js";
+import { openImage } from "../open.js";
 import { EXIT_FINDING, EXIT_OK, UsageError, hex, parseVerbArgs, toJson, type CliContext, type Verb } from "./common.js";
 import { progressPrinter } from "./progress.js";
 
@@ -34,7 +35,7 @@ export function inspectReport(img: CheckpointImage) {
     image: {
       path: img.path,
       size: img.size,
-      version: `${img.header.versionMajor}.${img.header.versionMinor}`,
+      version: img.formatVersion,
       pageSize: img.pageSize,
       created: img.header.createdNs ? new Date(Number(img.header.createdNs / 1_000_000n)).toISOString() : null,
       imageId: Buffer.from(img.header.imageId).toString("hex"),

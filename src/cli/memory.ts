@@ -3,7 +3,8 @@
  * The library does the reading (src/analysis/memory.ts); output is formatted by the pure
  * functions below, which tests call.
  */
-import { openImage, writeFileAtomically, type CheckpointImage } from "../format/index.js";
+import { writeFileAtomically, type CheckpointImage } from "../format/index.js";
+import { openImage } from "../open.js";
 import { hexdump, readRegion, readStringBatches, type FoundString, type MemoryRegion, type StringEncoding } from "../analysis/memory.js";
 import { EXIT_OK, UsageError, hex, parseAddress, parseVerbArgs, toJson, type Verb } from "./common.js";
 

@@ -170,8 +170,9 @@ export class CheckpointImage {
   private readonly tolerant: boolean;
   private readonly chunkCache = new Map<number, DecodedChunk>();
   private readonly fileCache = new Map<number, { handle: FileHandle; size: number } | null>();
-  private readonly areaById = new Map<number, AreaRecord>();
-  private readonly fileById = new Map<number, MappedFileRecord>();
+  /** protected: foreign readers (src/criu) fill the model through these too */
+  protected readonly areaById = new Map<number, AreaRecord>();
+  protected readonly fileById = new Map<number, MappedFileRecord>();
 
   constructor(
     readonly path: string,
@@ -183,6 +184,16 @@ export class CheckpointImage {
 
   get pageSize(): number {
     return this.header.pageSize;
+  }
+
+  /** "1.0" for a ckimg image; a foreign reader names its format (e.g. "criu 2"). */
+  get formatVersion(): string {
+    return `${this.header.versionMajor}.${this.header.versionMinor}`;
+  }
+
+  /** Chunks carry raw_crc in a PAGES header (diff compares them by it without decoding). */
+  get chunksHaveCrc(): boolean {
+    return true;
   }
 
   /** All page chunks in file order. */

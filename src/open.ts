@@ -1,0 +1,61 @@
+/**
+ * The package's one opener: a ckimg image file, a CRIU dump directory or a container
+ * checkpoint archive (.tar, .tar.gz, .tar.zst), told apart by what the path is and by its
+ * first bytes, never by its name. `src/format` and `src/analysis` do not know the foreign
+ * readers; they see a CheckpointImage.
+ */
+import { open, stat } from "node:fs/promises";
+import { ImageError } from "./format/errors.js";
+import { openImage as openCkimgImage, type CheckpointImage } from "./format/reader.js";
+import { IMAGE_MAGIC } from "./format/raw.js";
+import { openCriuDirectory } from "./criu/open.js";
+import type { CriuOpenOptions } from "./criu/image.js";
+
+export type AnyOpenOptions = CriuOpenOptions;
+
+export type ImageKind = "ckimg" | "criu-dir" | "archive" | "unknown";
+
+/** What the path holds, from its type and first bytes. */
+export async function imageKind(path: string): Promise<ImageKind> {
+  let st;
+  try {
+    st = await stat(path);
+  } catch {
+    return "unknown";
+  }
+  if (st.isDirectory()) return "criu-dir";
+  if (!st.isFile()) return "unknown";
+  const head = new Uint8Array(512);
+  const fh = await open(path, "r");
+  let n = 0;
+  try {
+    n = (await fh.read(head, 0, 512, 0)).bytesRead;
+  } finally {
+    await fh.close();
+  }
+  if (n >= IMAGE_MAGIC.length && IMAGE_MAGIC.every((b, i) => head[i] === b)) return "ckimg";
+  if (n >= 2 && head[0] === 0x1f && head[1] === 0x8b) return "archive";
+  if (n >= 4 && head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return "archive";
+  if (n >= 262 && String.fromCharCode(...head.subarray(257, 262)) === "ustar") return "archive";
+  return "unknown";
+}
+
+/**
+ * Open a checkpoint of any kind ckimg reads. For CRIU dumps and archives, `pid` picks the
+ * process of the tree (default: the root).
+ */
+export async function openImage(path: string, opts: AnyOpenOptions = {}): Promise<CheckpointImage> {
+  switch (await imageKind(path)) {
+    case "criu-dir":
+      return openCriuDirectory(path, opts);
+    case "archive": {
+      const { openCheckpointArchive } = await import("./criu/archive.js");
+      return openCheckpointArchive(path, opts);
+    }
+    default:
+      // ckimg images and everything unknown: the format reader gives the precise error.
+      return openCkimgImage(path, opts);
+  }
+}
+
+export { ImageError };
