@@ -12,7 +12,7 @@ import { CheckpointImage, type ChunkRef, type DecodedChunk, type OpenOptions } f
 import { ImageError } from "../format/errors.js";
 import { CODEC } from "../format/codecs.js";
 import {
-  AREA_SHARED, MFILE_BUILD_ID, MFILE_ELF, THREAD_FPREGS_ONLY, THREAD_IN_SYSCALL, THREAD_MAIN, X86_64_REG_NAMES, X86_64_REGS_SIZE,
+  MFILE_BUILD_ID, MFILE_ELF, THREAD_FPREGS_ONLY, THREAD_IN_SYSCALL, THREAD_MAIN, X86_64_REG_NAMES, X86_64_REGS_SIZE,
   type AreaKind, type FdKind,
 } from "../format/raw.js";
 import type { AreaRecord, FdRecord, MappedFileRecord, MmLayout, ThreadRecord, X86Regs } from "../format/records.js";
@@ -98,7 +98,9 @@ export class CriuImage extends CheckpointImage {
     this.loadFiles();
     this.loadAreas();
     this.loadPages();
-    this.threads = p.threads.map((tid) => this.thread(tid, p.cores.get(tid)!, tid === p.pid));
+    await this.resolveMappedFiles();
+    const rewound = await this.rewoundThreads();
+    this.threads = p.threads.map((tid) => this.thread(tid, p.cores.get(tid)!, tid === p.pid, rewound));
     const mmLayout: MmLayout = {
       startCode: mm?.mmStartCode ?? 0n, endCode: mm?.mmEndCode ?? 0n, startData: mm?.mmStartData ?? 0n, endData: mm?.mmEndData ?? 0n,
       startBrk: mm?.mmStartBrk ?? 0n, brk: mm?.mmBrk ?? 0n, startStack: mm?.mmStartStack ?? 0n, argStart: mm?.mmArgStart ?? 0n,
@@ -134,7 +136,6 @@ export class CriuImage extends CheckpointImage {
         .filter((a) => a.handler !== 0n || a.flags !== 0n || a.mask !== 0n),
     };
     this.fds = p.fds.map((fd) => this.fdRecord(fd.fd, fd.flags, this.dump.files.get(fd.id), fd.type)).sort((a, b) => a.fd - b.fd);
-    await this.resolveMappedFiles();
     this.argv = await this.stringsAt(mmLayout.argStart, mmLayout.argEnd);
     this.environ = await this.stringsAt(mmLayout.envStart, mmLayout.envEnd);
     this.criuGaps.push(
@@ -218,7 +219,7 @@ export class CriuImage extends CheckpointImage {
       const kind = !isFile && v.start <= startStack && startStack < v.end ? "stack" : vmaKind(v.status, isFile);
       const area: AreaRecord = {
         id: this.areas.length, start: v.start, end: v.end, fileOffset: isFile ? v.pgoff : 0n, devMajor: 0, devMinor: 0, inode: 0n,
-        prot: v.prot & 7, flags: (v.flags & MAP_SHARED ? AREA_SHARED : 0) | (v.flags & MAP_GROWSDOWN ? 2 : 0), kind,
+        prot: v.prot & 7, flags: areaFlags(v.flags, v.madv ?? 0n), kind,
         fileId, path: fileId !== undefined ? this.files[fileId].path : specialPath(kind), vmflags: "",
       };
       this.areas.push(area);
@@ -260,7 +261,23 @@ export class CriuImage extends CheckpointImage {
     }
   }
 
-  private thread(tid: number, core: core_entry, main: boolean): ThreadRecord {
+  /** Threads whose ip is at a `syscall` instruction with ax = orig_ax (or restart_syscall): rewound by CRIU. */
+  private async rewoundThreads(): Promise<Set<number>> {
+    const out = new Set<number>();
+    for (const tid of this.criuProcess.threads) {
+      const g = this.criuProcess.cores.get(tid)?.threadInfo?.gpregs;
+      if (!g || BigInt.asIntN(64, g.origAx) < 0n || (g.ax !== g.origAx && g.ax !== 219n)) continue;
+      try {
+        const insn = await this.readMemory(g.ip, 2);
+        if (insn[0] === 0x0f && insn[1] === 0x05) out.add(tid);
+      } catch {
+        // code not readable from the dump or disk: leave the flag off
+      }
+    }
+    return out;
+  }
+
+  private thread(tid: number, core: core_entry, main: boolean, syscallRewound: Set<number>): ThreadRecord {
     const ti = core.threadInfo;
     const file = this.dump.source.fileName(`core-${tid}.img`);
     if (!ti?.gpregs) throw new ImageError("MISSING_RECORD", "core has no x86 thread_info", { file });
@@ -276,7 +293,10 @@ export class CriuImage extends CheckpointImage {
     const { xstate, fpOnly } = xsaveArea(ti.fpregs);
     const signed = (v: bigint) => BigInt.asIntN(64, v);
     const ax = signed(regs.rax);
-    const inSyscall = signed(regs.orig_rax) >= 0n && (ax === -512n || ax === -513n || ax === -514n || ax === -516n || ax === -4n);
+    // CRIU rewinds an interrupted syscall before dumping (compel's get_task_regs: ip -= 2,
+    // ax = orig_ax or __NR_restart_syscall), so the registers show the `syscall` about to run
+    // again; ckimg images keep the interrupted state (ax = -ERESTART*). Both mean "in a syscall".
+    const inSyscall = signed(regs.orig_rax) >= 0n && (ax === -512n || ax === -513n || ax === -514n || ax === -516n || ax === -4n || syscallRewound.has(tid));
     const state = this.criuProcess.state;
     return {
       tid,
@@ -379,6 +399,23 @@ export async function openCriuDump(dump: CriuDump, placeholder: string, opts: Cr
     await dump.source.close().catch(() => {});
     throw err;
   }
+}
+
+/** AREA flag bits (format/raw.ts AREA_FLAG_NAMES) from CRIU's mmap flags and madvise bitmap (1 << MADV_*). */
+function areaFlags(mapFlags: number, madv: bigint): number {
+  const m = (advice: number) => (madv >> BigInt(advice)) & 1n;
+  let f = 0;
+  if (mapFlags & MAP_SHARED) f |= 1 << 0;
+  if (mapFlags & MAP_GROWSDOWN) f |= 1 << 1;
+  if (m(16)) f |= 1 << 3; // MADV_DONTDUMP
+  if (m(14)) f |= 1 << 4; // MADV_HUGEPAGE
+  if (m(15)) f |= 1 << 5; // MADV_NOHUGEPAGE
+  if (mapFlags & 0x2000) f |= 1 << 6; // MAP_LOCKED
+  if (mapFlags & 0x4000) f |= 1 << 7; // MAP_NORESERVE
+  if (m(10)) f |= 1 << 8; // MADV_DONTFORK
+  if (m(18)) f |= 1 << 9; // MADV_WIPEONFORK
+  if (m(12)) f |= 1 << 10; // MADV_MERGEABLE
+  return f;
 }
 
 /** tc.sigactions holds signals 1..64 without SIGKILL (9) and SIGSTOP (19) (criu/sigact.c). */
