@@ -8,7 +8,10 @@ import { open, stat } from "node:fs/promises";
 import { ImageError } from "./format/errors.js";
 import { openImage as openCkimgImage, type CheckpointImage } from "./format/reader.js";
 import { IMAGE_MAGIC } from "./format/raw.js";
-import { openCriuDirectory } from "./criu/open.js";
+import { openCriuDirectory, readCriuSource } from "./criu/open.js";
+import { DirectorySource } from "./criu/source.js";
+import type { CriuDump } from "./criu/dump.js";
+import { verifyImage, type VerifyOptions, type VerifyReport } from "./format/verify.js";
 import type { CriuOpenOptions } from "./criu/image.js";
 
 export type AnyOpenOptions = CriuOpenOptions;
@@ -55,6 +58,30 @@ export async function openImage(path: string, opts: AnyOpenOptions = {}): Promis
     default:
       // ckimg images and everything unknown: the format reader gives the precise error.
       return openCkimgImage(path, opts);
+  }
+}
+
+/** The decoded metadata of a CRIU directory or archive (every process of the tree). */
+export async function readCriuDumpAt(path: string): Promise<CriuDump> {
+  const kind = await imageKind(path);
+  if (kind === "criu-dir") return readCriuSource(await DirectorySource.open(path));
+  if (kind === "archive") {
+    const { CheckpointArchive } = await import("./criu/archive.js");
+    return readCriuSource((await CheckpointArchive.open(path)).checkpointSource());
+  }
+  throw new ImageError("NOT_AN_IMAGE", "neither a CRIU dump directory nor a container checkpoint archive", { file: path });
+}
+
+/** verify for every kind: checksums for ckimg images, structure and page reads for CRIU dumps. */
+export async function verifyAnyImage(path: string, opts: VerifyOptions = {}): Promise<VerifyReport> {
+  const kind = await imageKind(path);
+  if (kind !== "criu-dir" && kind !== "archive") return verifyImage(path, opts);
+  const { verifyCriuDump } = await import("./criu/verify.js");
+  const dump = await readCriuDumpAt(path);
+  try {
+    return await verifyCriuDump(dump, path, opts);
+  } finally {
+    await dump.source.close();
   }
 }
 

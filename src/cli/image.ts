@@ -3,11 +3,14 @@
  * Output is computed by pure functions (inspectReport, inspectText, verifyText) that tests call.
  */
 import {
-  areaFlagNames, areaPerms, verifyImage, THREAD_IN_SYSCALL,
+  areaFlagNames, areaPerms, THREAD_IN_SYSCALL,
   type CheckpointImage, type VerifyReport,
 } from "../format/index.js";
 import { againstDiskText, verifyAgainstDisk } from "../analysis/against-disk.js";
-import { openImage } from "../open.js";
+import { openImage, verifyAnyImage } from "../open.js";
+import { CriuImage } from "../criu/image.js";
+import { describeCriu, type CriuDescription } from "../criu/describe.js";
+import { criuInspectText } from "./criu.js";
 import { EXIT_FINDING, EXIT_OK, UsageError, hex, parseVerbArgs, toJson, type CliContext, type Verb } from "./common.js";
 import { progressPrinter } from "./progress.js";
 
@@ -141,14 +144,16 @@ export function verifyText(r: VerifyReport): string {
 
 export const INSPECT_VERB: Verb = {
   summary: "show what an image holds (process, threads, memory map, files, signals)",
-  usage: "[--json] [--recover] IMG",
+  usage: "[--json] [--recover] [--pid PID] IMG|CRIU_DIR|ARCHIVE",
   async run(args, ctx) {
-    const { values, positionals } = parseVerbArgs(args, { json: { type: "boolean" }, recover: { type: "boolean" } });
+    const { values, positionals } = parseVerbArgs(args, { json: { type: "boolean" }, recover: { type: "boolean" }, pid: { type: "string" } });
     if (positionals.length !== 1) throw new UsageError("inspect takes one image");
-    const img = await openImage(positionals[0], { tolerant: Boolean(values.recover) });
+    const img = await openImage(positionals[0], { tolerant: Boolean(values.recover), pid: parsePid(values.pid) });
     try {
-      const report = inspectReport(img);
-      ctx.stdout(values.json ? toJson(report) : inspectText(report));
+      const report: InspectReport & { criu?: CriuDescription } = inspectReport(img);
+      // A CRIU dump or container archive adds its tree, files, sockets and container metadata.
+      if (img instanceof CriuImage) report.criu = await describeCriu(img);
+      ctx.stdout(values.json ? toJson(report) : inspectText(report) + (report.criu ? criuInspectText(report.criu) : ""));
     } finally {
       await img.close();
     }
@@ -163,7 +168,7 @@ export const VERIFY_VERB: Verb = {
     const { values, positionals } = parseVerbArgs(args, { json: { type: "boolean" }, "against-disk": { type: "boolean" } });
     if (positionals.length !== 1) throw new UsageError("verify takes one image");
     const progress = progressPrinter(ctx, "verify");
-    const report = await verifyImage(positionals[0], { onProgress: progress.update });
+    const report = await verifyAnyImage(positionals[0], { onProgress: progress.update });
     progress.done();
     if (!values["against-disk"]) {
       ctx.stdout(values.json ? toJson(report) : verifyText(report));
@@ -179,6 +184,14 @@ export const VERIFY_VERB: Verb = {
     }
   },
 };
+
+/** --pid for CRIU dumps and archives: which process of the tree. */
+export function parsePid(v: unknown): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--pid wants a process id, not ${String(v)}`);
+  return n;
+}
 
 function table(head: string[], rows: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));

@@ -107,9 +107,11 @@ function decompressedStream(path: string, compression: Compression): Readable {
 }
 
 /** Names are data, not paths: refuse absolute names and ".." components (never written anyway). */
+/** "" for the archive's root entry ("./"), undefined for an unsafe name. */
 function safeName(raw: string): string | undefined {
   const name = raw.replace(/^(\.\/)+/, "");
-  if (!name || name.startsWith("/") || name.split("/").some((c) => c === "..") || name.includes("\0")) return undefined;
+  if (name === "" || name === ".") return "";
+  if (name.startsWith("/") || name.split("/").some((c) => c === "..") || name.includes("\0")) return undefined;
   return name.replace(/\/+$/, "");
 }
 
@@ -157,6 +159,10 @@ export class CheckpointArchive {
       for await (const entry of extract) {
         const header = entry.header as tar.Header & { byteOffset?: number };
         const name = safeName(header.name);
+        if (name === "") {
+          entry.resume();
+          continue;
+        }
         if (name === undefined) {
           this.rejected.push(header.name);
           entry.resume();
