@@ -23,4 +23,5 @@ export * from "./backtrace.js";
 export * from "./against-disk.js";
 export * from "./diff.js";
 export * from "./memory.js";
+export * from "./search.js";
 export * from "./core.js";
