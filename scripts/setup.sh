@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 # gcc/make/libc6-dev + codec/checksum headers (lz4, libdeflate, zlib) build the C binaries; binutils (readelf/objdump) and gdb
 # are test oracles (gcc-multilib builds the 32-bit ELF fixtures, elfutils gives eu-readelf to the bench); python3/perl are real interpreters the capture/restore tests freeze.
-pkgs=(gcc gcc-multilib make libc6-dev liblz4-dev libdeflate-dev zlib1g-dev binutils elfutils gdb python3 perl)
+# zstd compresses the .tar.zst container checkpoint archives the CRIU reader tests.
+pkgs=(gcc gcc-multilib make libc6-dev liblz4-dev libdeflate-dev zlib1g-dev binutils elfutils gdb python3 perl zstd)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -32,6 +32,9 @@ export class DirectorySource implements DumpSource {
 
   static async open(dir: string): Promise<DirectorySource> {
     const src = new DirectorySource(dir);
+    // Look for the inventory before listing: a big directory that is no dump costs one stat.
+    const inv = await stat(join(dir, "inventory.img")).catch(() => undefined);
+    if (!inv?.isFile()) throw new ImageError("NOT_AN_IMAGE", "is a directory, not an image (and no CRIU dump: no inventory.img)", { file: dir });
     let list;
     try {
       list = await readdir(dir, { withFileTypes: true });
@@ -90,4 +93,39 @@ export class DirectorySource implements DumpSource {
     for (const h of this.handles.values()) await h.close().catch(() => {});
     this.handles.clear();
   }
+}
+
+/** A dump held in memory (tests, and dumps assembled by a program). */
+export class MemorySource implements DumpSource {
+  constructor(readonly path: string, private readonly files: Map<string, Uint8Array>) {}
+
+  names(): string[] {
+    return [...this.files.keys()];
+  }
+
+  size(name: string): number | undefined {
+    return this.files.get(name)?.length;
+  }
+
+  fileName(name: string): string {
+    return `${this.path}/${name}`;
+  }
+
+  async read(name: string): Promise<Uint8Array> {
+    const f = this.files.get(name);
+    if (!f) throw new ImageError("MISSING_RECORD", "file is missing from the CRIU dump", { file: this.fileName(name) });
+    if (f.length > MAX_METADATA_FILE) throw new ImageError("RECORD_TOO_LARGE", `metadata file of ${f.length} bytes exceeds the limit`, { file: this.fileName(name) });
+    return f;
+  }
+
+  async readAt(name: string, offset: number, length: number): Promise<Uint8Array> {
+    const f = this.files.get(name);
+    if (!f) throw new ImageError("MISSING_RECORD", "file is missing from the CRIU dump", { file: this.fileName(name) });
+    if (offset < 0 || length < 0 || offset + length > f.length) {
+      throw new ImageError("TRUNCATED", `read of ${length} bytes runs past the end of the ${f.length}-byte file`, { file: this.fileName(name), offset });
+    }
+    return f.slice(offset, offset + length);
+  }
+
+  async close(): Promise<void> {}
 }
