@@ -7,6 +7,7 @@
  * What CRIU does not record is left empty and said so in `criuGaps` (kernel release, per-thread
  * run state, device and inode numbers of mappings, file mtimes).
  */
+import { readFileSync } from "node:fs";
 import { open, stat, type FileHandle } from "node:fs/promises";
 import { CheckpointImage, type ChunkRef, type DecodedChunk, type OpenOptions } from "../format/reader.js";
 import { ImageError } from "../format/errors.js";
@@ -206,6 +207,7 @@ export class CriuImage extends CheckpointImage {
 
   private loadAreas(): void {
     const vmas = [...(this.criuProcess.mm?.vmas ?? [])].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+    const vvarSplit = hostVvarSplit();
     let prevEnd = 0n;
     for (const v of vmas) {
       const where = { file: this.dump.source.fileName(`mm-${this.criuProcess.pid}.img`), recordType: "vma_entry" };
@@ -222,9 +224,21 @@ export class CriuImage extends CheckpointImage {
         prot: v.prot & 7, flags: areaFlags(v.flags, v.madv ?? 0n), kind,
         fileId, path: fileId !== undefined ? this.files[fileId].path : specialPath(kind), vmflags: "",
       };
-      this.areas.push(area);
-      this.areaById.set(area.id, area);
+      // CRIU dumps the kernel's [vvar] + [vvar_vclock] (Linux ≥ 6.13) as one vvar VMA; when this
+      // host maps them with the same sizes, show them as the kernel does (and as restore maps them).
+      if (kind === "vvar" && vvarSplit && v.end - v.start === vvarSplit[0] + vvarSplit[1]) {
+        const cut = v.start + vvarSplit[0];
+        this.push({ ...area, end: cut });
+        this.push({ ...area, id: this.areas.length, start: cut, path: "[vvar_vclock]" });
+        continue;
+      }
+      this.push(area);
     }
+  }
+
+  private push(area: AreaRecord): void {
+    this.areas.push(area);
+    this.areaById.set(area.id, area);
   }
 
   /** Each pagemap run, cut at area boundaries and into PAGES_PER_CHUNK pieces, becomes a chunk. */
@@ -398,6 +412,18 @@ export async function openCriuDump(dump: CriuDump, placeholder: string, opts: Cr
     await handle.close().catch(() => {});
     await dump.source.close().catch(() => {});
     throw err;
+  }
+}
+
+/** Sizes of this host's [vvar] and [vvar_vclock] when it maps both, back to back. */
+function hostVvarSplit(): [bigint, bigint] | undefined {
+  try {
+    const maps = readFileSync("/proc/self/maps", "utf8");
+    const a = /^([0-9a-f]+)-([0-9a-f]+) .*\[vvar\]$/m.exec(maps), b = /^([0-9a-f]+)-([0-9a-f]+) .*\[vvar_vclock\]$/m.exec(maps);
+    if (!a || !b || a[2] !== b[1]) return undefined;
+    return [BigInt("0x" + a[2]) - BigInt("0x" + a[1]), BigInt("0x" + b[2]) - BigInt("0x" + b[1])];
+  } catch {
+    return undefined;
   }
 }
 

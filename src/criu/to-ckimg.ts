@@ -73,7 +73,8 @@ export function lostInCkimg(img: CriuImage): string[] {
   if (dump.images.some((f) => f.name === "pipes-data.img" && f.size > 8)) lost.push("buffered pipe data (pipes-data.img)");
   if (dump.images.some((f) => f.name === "sk-queues.img" && f.size > 8)) lost.push("queued socket data (sk-queues.img)");
   const tc = p.core.tc;
-  if (tc?.timers && (tc.timers.posix.length || tc.timers.real || tc.timers.virt || tc.timers.prof)) lost.push("interval and POSIX timers");
+  const armed = (t: { isec: bigint; iusec: bigint; vsec: bigint; vusec: bigint } | undefined) => !!t && (t.isec || t.iusec || t.vsec || t.vusec) !== 0n;
+  if (tc?.timers && (tc.timers.posix.length || armed(tc.timers.real) || armed(tc.timers.virt) || armed(tc.timers.prof))) lost.push("armed interval or POSIX timers");
   const creds = p.core.threadCore?.creds;
   if (creds && (creds.capEff.length || creds.groups.length)) lost.push("capabilities, securebits and supplementary groups");
   if (p.core.threadCore?.seccompMode) lost.push("seccomp mode and filters");
