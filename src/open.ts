@@ -8,10 +8,10 @@ import { open, stat } from "node:fs/promises";
 import { ImageError } from "./format/errors.js";
 import { openImage as openCkimgImage, type CheckpointImage } from "./format/reader.js";
 import { IMAGE_MAGIC } from "./format/raw.js";
-import { openCriuDirectory, readCriuSource } from "./criu/open.js";
-import { DirectorySource } from "./criu/source.js";
-import type { CriuDump } from "./criu/dump.js";
 import { verifyImage, type VerifyOptions, type VerifyReport } from "./format/verify.js";
+// Type-only: the CRIU reader (and its generated protobuf descriptors, ~0.1 s to build) loads
+// only when a path turns out to be a CRIU dump or an archive.
+import type { CriuDump } from "./criu/dump.js";
 import type { CriuOpenOptions } from "./criu/image.js";
 
 export type AnyOpenOptions = CriuOpenOptions;
@@ -43,14 +43,21 @@ export async function imageKind(path: string): Promise<ImageKind> {
   return "unknown";
 }
 
+/** Is this image read from a CRIU dump or archive? (without loading the CRIU reader) */
+export function isCriuImage(img: CheckpointImage): img is import("./criu/image.js").CriuImage {
+  return "criuProcess" in img;
+}
+
 /**
  * Open a checkpoint of any kind ckimg reads. For CRIU dumps and archives, `pid` picks the
  * process of the tree (default: the root).
  */
 export async function openImage(path: string, opts: AnyOpenOptions = {}): Promise<CheckpointImage> {
   switch (await imageKind(path)) {
-    case "criu-dir":
+    case "criu-dir": {
+      const { openCriuDirectory } = await import("./criu/open.js");
       return openCriuDirectory(path, opts);
+    }
     case "archive": {
       const { openCheckpointArchive } = await import("./criu/archive.js");
       return openCheckpointArchive(path, opts);
@@ -64,8 +71,12 @@ export async function openImage(path: string, opts: AnyOpenOptions = {}): Promis
 /** The decoded metadata of a CRIU directory or archive (every process of the tree). */
 export async function readCriuDumpAt(path: string): Promise<CriuDump> {
   const kind = await imageKind(path);
-  if (kind === "criu-dir") return readCriuSource(await DirectorySource.open(path));
-  if (kind === "archive") {
+  if (kind === "criu-dir" || kind === "archive") {
+    const { readCriuSource } = await import("./criu/open.js");
+    if (kind === "criu-dir") {
+      const { DirectorySource } = await import("./criu/source.js");
+      return readCriuSource(await DirectorySource.open(path));
+    }
     const { CheckpointArchive } = await import("./criu/archive.js");
     return readCriuSource((await CheckpointArchive.open(path)).checkpointSource());
   }

@@ -49,10 +49,21 @@ export async function searchMemory(img: CheckpointImage, opts: MemorySearchOptio
   const result: MemorySearchResult = { matches: [], truncated: false, bytesSearched: 0 };
   const total = img.areas.reduce((n, a) => n + img.storedPages(a.id) * ps, 0);
   for (const area of img.areas) {
-    // `carry`: the tail of the previous run when the next run continues at its end address.
+    // `carry`: the last `overlap` bytes of the previous run when the next run continues at its
+    // end address; a match across the seam is looked for in carry + the head of the next run.
     let carry: { address: bigint; bytes: Uint8Array } | undefined;
-    for (const ref of img.chunksByArea.get(area.id) ?? []) {
-      const { header, raw } = await img.readChunk(ref);
+    const refs = img.chunksByArea.get(area.id) ?? [];
+    // Read one chunk ahead: the next chunk's I/O overlaps this one's scan.
+    const ahead = (r: number) => {
+      if (r >= refs.length) return undefined;
+      const p = img.readChunk(refs[r]);
+      p.catch(() => {}); // awaited below; a search that stops early must not leave it unhandled
+      return p;
+    };
+    let next = ahead(0);
+    for (let r = 0; r < refs.length; r++) {
+      const { header, raw } = await next!;
+      next = ahead(r + 1);
       let k = 0;
       for (let i = 0; i < header.spanPages;) {
         if (!(header.bitmap[i >> 3] & (1 << (i & 7)))) {
@@ -63,38 +74,39 @@ export async function searchMemory(img: CheckpointImage, opts: MemorySearchOptio
         let j = i;
         while (j < header.spanPages && header.bitmap[j >> 3] & (1 << (j & 7))) j++;
         const address = header.firstPage + BigInt(i * ps);
-        let run = raw.subarray(k * ps, (k + j - i) * ps);
-        let runAddress = address;
-        let skipBefore = 0;
-        if (carry && carry.address + BigInt(carry.bytes.length) === address) {
-          const joined = new Uint8Array(carry.bytes.length + run.length);
-          joined.set(carry.bytes);
-          joined.set(run, carry.bytes.length);
-          runAddress = carry.address;
-          skipBefore = carry.bytes.length;
-          run = joined;
+        const run = raw.subarray(k * ps, (k + j - i) * ps);
+        if (carry && carry.address + BigInt(carry.bytes.length) === address && overlap > 0) {
+          // The seam: matches that start in the carry and end in this run.
+          const head = run.subarray(0, Math.min(overlap, run.length));
+          const seam = new Uint8Array(carry.bytes.length + head.length);
+          seam.set(carry.bytes);
+          seam.set(head, carry.bytes.length);
+          if (searchRun(seam, carry.address, area, opts.needle, regex, context, max, result, carry.bytes.length)) return result;
         }
-        if (searchRun(run, runAddress, skipBefore, area, opts.needle, regex, context, max, result)) return result;
+        if (searchRun(run, address, area, opts.needle, regex, context, max, result)) return result;
         result.bytesSearched += (j - i) * ps;
         opts.onProgress?.(result.bytesSearched, total);
         const keep = Math.min(overlap, run.length);
-        carry = keep > 0 ? { address: runAddress + BigInt(run.length - keep), bytes: run.slice(run.length - keep) } : undefined;
+        carry = keep > 0 ? { address: address + BigInt(run.length - keep), bytes: run.slice(run.length - keep) } : undefined;
         k += j - i;
         i = j;
       }
-      if (ref.spanPages && !(header.bitmap[(header.spanPages - 1) >> 3] & (1 << ((header.spanPages - 1) & 7)))) carry = undefined;
     }
   }
   return result;
 }
 
-/** Matches in one run; those that end inside the carried-over prefix were found before. Returns true when full. */
+/**
+ * Matches in one buffer. For a seam buffer (`seamAt` = where the new run starts in it), only
+ * matches that start before and end after that point count: the others are found in the runs.
+ * Returns true when `max` is reached.
+ */
 function searchRun(
-  run: Uint8Array, runAddress: bigint, carried: number, area: AreaRecord, needle: Uint8Array | undefined, regex: RegExp | undefined,
-  context: number, max: number, result: MemorySearchResult,
+  run: Uint8Array, runAddress: bigint, area: AreaRecord, needle: Uint8Array | undefined, regex: RegExp | undefined,
+  context: number, max: number, result: MemorySearchResult, seamAt?: number,
 ): boolean {
   const add = (at: number, length: number): boolean => {
-    if (at + length <= carried) return false;
+    if (seamAt !== undefined && (at >= seamAt || at + length <= seamAt)) return false;
     if (result.matches.length >= max) {
       result.truncated = true;
       return true;

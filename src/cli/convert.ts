@@ -4,8 +4,7 @@
  * express is listed (and in --json), never dropped silently.
  */
 import { CODEC, type CodecId } from "../format/codecs.js";
-import { openImage } from "../open.js";
-import { CriuImage } from "../criu/image.js";
+import { isCriuImage, openImage } from "../open.js";
 import { criuToCkimg, type ConversionReport } from "../criu/to-ckimg.js";
 import { ckimgToCriu } from "../criu/to-criu.js";
 import { EXIT_OK, UsageError, parseVerbArgs, toJson, type Verb } from "./common.js";
@@ -38,7 +37,7 @@ export const CONVERT_VERB: Verb = {
     try {
       let report: ConversionReport;
       if (to === "ckimg") {
-        if (!(img instanceof CriuImage)) throw new UsageError(`${positionals[0]} is already a ckimg image (convert --to criu makes a CRIU directory of it)`);
+        if (!isCriuImage(img)) throw new UsageError(`${positionals[0]} is already a ckimg image (convert --to criu makes a CRIU directory of it)`);
         report = await criuToCkimg(img, values.out, { codec });
       } else {
         report = await ckimgToCriu(img, values.out);

@@ -7,10 +7,8 @@ import {
   type CheckpointImage, type VerifyReport,
 } from "../format/index.js";
 import { againstDiskText, verifyAgainstDisk } from "../analysis/against-disk.js";
-import { openImage, verifyAnyImage } from "../open.js";
-import { CriuImage } from "../criu/image.js";
-import { describeCriu, type CriuDescription } from "../criu/describe.js";
-import { criuInspectText } from "./criu.js";
+import { isCriuImage, openImage, verifyAnyImage } from "../open.js";
+import type { CriuDescription } from "../criu/describe.js";
 import { EXIT_FINDING, EXIT_OK, UsageError, hex, parseVerbArgs, toJson, type CliContext, type Verb } from "./common.js";
 import { progressPrinter } from "./progress.js";
 
@@ -152,8 +150,13 @@ export const INSPECT_VERB: Verb = {
     try {
       const report: InspectReport & { criu?: CriuDescription } = inspectReport(img);
       // A CRIU dump or container archive adds its tree, files, sockets and container metadata.
-      if (img instanceof CriuImage) report.criu = await describeCriu(img);
-      ctx.stdout(values.json ? toJson(report) : inspectText(report) + (report.criu ? criuInspectText(report.criu) : ""));
+      let criuText = "";
+      if (isCriuImage(img)) {
+        const [{ describeCriu }, { criuInspectText }] = await Promise.all([import("../criu/describe.js"), import("./criu.js")]);
+        report.criu = await describeCriu(img);
+        criuText = criuInspectText(report.criu);
+      }
+      ctx.stdout(values.json ? toJson(report) : inspectText(report) + criuText);
     } finally {
       await img.close();
     }
