@@ -17,13 +17,18 @@ trap 'rm -rf "$tmp"' EXIT
 gcc -O1 -g -pthread -o quiet quiet.c
 rm -rf quiet.criu quiet.ckimg
 mkdir quiet.criu
+# The program runs from a fixed path that the tests recreate (test/criu/fixture.ts), so that
+# its symbols resolve from disk on any machine, CI included.
+RUNDIR=/tmp/ckimg-criu-fixture
+rm -rf "$RUNDIR" && mkdir -p "$RUNDIR" && cp quiet "$RUNDIR/quiet"
 # setsid: the process leads its own session, as CRIU wants without --shell-job.
-setsid env -i PATH=/usr/bin:/bin HOME=/nonexistent LANG=C ./quiet >"$tmp/out" 2>"$tmp/err" </dev/null &
-for _ in $(seq 50); do [ -s "$tmp/out" ] && break; sleep 0.1; done
-pid=$(awk '{print $2}' "$tmp/out")
+(cd "$RUNDIR" && exec setsid env -i PATH=/usr/bin:/bin HOME=/nonexistent LANG=C ./quiet >out 2>err </dev/null) &
+for _ in $(seq 50); do [ -s "$RUNDIR/out" ] && break; sleep 0.1; done
+pid=$(awk '{print $2}' "$RUNDIR/out")
 "$REPO/bin/ckimg" capture "$pid" -o quiet.ckimg --compress lz4
 "$CRIU" dump -t "$pid" -D quiet.criu -o "$tmp/dump.log" --leave-running
 kill -9 "$pid"
+wait || true
 rm -f quiet.criu/stats-dump.log
 # Podman layout: checkpoint/ + config.dump + spec.dump + stats-dump + rootfs-diff.tar + network.status
 mkdir -p "$tmp/arc/checkpoint"

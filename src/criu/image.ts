@@ -275,7 +275,11 @@ export class CriuImage extends CheckpointImage {
     }
   }
 
-  /** Threads whose ip is at a `syscall` instruction with ax = orig_ax (or restart_syscall): rewound by CRIU. */
+  /**
+   * Threads CRIU rewound: stopped in a syscall (orig_ax >= 0, which the kernel sets only on
+   * syscall entry) with ax = orig_ax or restart_syscall. Where the code at ip is readable it
+   * must be the 2-byte `syscall` instruction (0f 05).
+   */
   private async rewoundThreads(): Promise<Set<number>> {
     const out = new Set<number>();
     for (const tid of this.criuProcess.threads) {
@@ -283,10 +287,12 @@ export class CriuImage extends CheckpointImage {
       if (!g || BigInt.asIntN(64, g.origAx) < 0n || (g.ax !== g.origAx && g.ax !== 219n)) continue;
       try {
         const insn = await this.readMemory(g.ip, 2);
-        if (insn[0] === 0x0f && insn[1] === 0x05) out.add(tid);
-      } catch {
-        // code not readable from the dump or disk: leave the flag off
+        if (insn[0] !== 0x0f || insn[1] !== 0x05) continue;
+      } catch (err) {
+        if (!(err instanceof ImageError)) throw err;
+        // code not in the dump nor on disk: the registers alone say it
       }
+      out.add(tid);
     }
     return out;
   }
