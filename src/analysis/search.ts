@@ -44,6 +44,7 @@ export async function searchMemory(img: CheckpointImage, opts: MemorySearchOptio
   const context = opts.context ?? 16;
   const max = opts.maxMatches ?? 10000;
   const overlap = opts.needle ? opts.needle.length - 1 : opts.regexWindow ?? 4096;
+  const needle = opts.needle ? Buffer.from(opts.needle) : undefined;
   const regex = opts.regex ? new RegExp(opts.regex.source, opts.regex.flags.includes("g") ? opts.regex.flags : opts.regex.flags + "g") : undefined;
   const ps = img.pageSize;
   const result: MemorySearchResult = { matches: [], truncated: false, bytesSearched: 0 };
@@ -81,9 +82,9 @@ export async function searchMemory(img: CheckpointImage, opts: MemorySearchOptio
           const seam = new Uint8Array(carry.bytes.length + head.length);
           seam.set(carry.bytes);
           seam.set(head, carry.bytes.length);
-          if (searchRun(seam, carry.address, area, opts.needle, regex, context, max, result, carry.bytes.length)) return result;
+          if (searchRun(seam, carry.address, area, needle, regex, context, max, result, carry.bytes.length)) return result;
         }
-        if (searchRun(run, address, area, opts.needle, regex, context, max, result)) return result;
+        if (searchRun(run, address, area, needle, regex, context, max, result)) return result;
         result.bytesSearched += (j - i) * ps;
         opts.onProgress?.(result.bytesSearched, total);
         const keep = Math.min(overlap, run.length);
@@ -120,6 +121,7 @@ function searchRun(
   };
   if (needle) {
     const buf = Buffer.from(run.buffer, run.byteOffset, run.byteLength);
+    // needle is a Buffer (made once in searchMemory): indexOf takes its fast path.
     for (let at = buf.indexOf(needle); at >= 0; at = buf.indexOf(needle, at + 1)) if (add(at, needle.length)) return true;
     return false;
   }

@@ -20,7 +20,7 @@
  */
 import { createReadStream } from "node:fs";
 import { open, stat } from "node:fs/promises";
-import { Transform, type Readable } from "node:stream";
+import { Readable, Transform } from "node:stream";
 import { createGunzip } from "node:zlib";
 import { Decompress as ZstdDecompress } from "fzstd";
 import tar from "tar-stream";
@@ -106,6 +106,32 @@ function decompressedStream(path: string, compression: Compression): Readable {
   return file.pipe(dec);
 }
 
+const ZEROS = Buffer.alloc(BLOCK);
+
+/** The bytes of a plain tar, except that ranges before `skip.until` come as zeros unread. */
+function plainTarInput(path: string, size: number, skip: { until: number }): Readable {
+  return Readable.from((async function* () {
+    const fh = await open(path, "r");
+    try {
+      for (let pos = 0; pos < size;) {
+        if (skip.until > pos) {
+          const n = Math.min(BLOCK, skip.until - pos);
+          pos += n;
+          yield ZEROS.subarray(0, n);
+          continue;
+        }
+        const buf = Buffer.allocUnsafe(Math.min(BLOCK, size - pos));
+        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+        if (bytesRead === 0) break;
+        pos += bytesRead;
+        yield buf.subarray(0, bytesRead);
+      }
+    } finally {
+      await fh.close();
+    }
+  })(), { objectMode: false });
+}
+
 /** Names are data, not paths: refuse absolute names and ".." components (never written anyway). */
 /** "" for the archive's root entry ("./"), undefined for an unsafe name. */
 function safeName(raw: string): string | undefined {
@@ -152,7 +178,11 @@ export class CheckpointArchive {
 
   private async index(): Promise<void> {
     const extract = tar.extract();
-    const input = decompressedStream(this.path, this.compression);
+    // A plain .tar need not be read through: once an entry's header is seen, its data (the
+    // page files are nearly all of an archive) is fed to the parser as zeros it discards, and
+    // reading resumes after it. Compressed archives must be decompressed through anyway.
+    const skip = { until: 0 };
+    const input = this.compression === "none" ? plainTarInput(this.path, this.size, skip) : decompressedStream(this.path, this.compression);
     input.on("error", (err) => extract.destroy(err));
     input.pipe(extract as unknown as NodeJS.WritableStream);
     try {
@@ -181,6 +211,7 @@ export class CheckpointArchive {
           for await (const chunk of entry) parts.push(chunk as Buffer);
           this.metadata.set(name, new Uint8Array(Buffer.concat(parts)));
         } else {
+          if (header.size > BLOCK) skip.until = Math.min(header.byteOffset + header.size, this.size);
           entry.resume();
           await new Promise<void>((resolve, reject) => {
             entry.on("end", resolve);
@@ -292,7 +323,7 @@ export class CheckpointArchive {
 
   private async readPlain(at: number, length: number): Promise<Uint8Array> {
     this.handle ??= await open(this.path, "r");
-    const buf = new Uint8Array(length);
+    const buf = Buffer.allocUnsafe(length);
     let got = 0;
     while (got < length) {
       const { bytesRead } = await this.handle.read(buf, got, length - got, at + got);

@@ -79,7 +79,8 @@ export class DirectorySource implements DumpSource {
       h = await open(file, "r");
       this.handles.set(name, h);
     }
-    const buf = new Uint8Array(length);
+    // allocUnsafe: every byte is read below (or the read throws), so no zero-fill pass.
+    const buf = Buffer.allocUnsafe(length);
     let got = 0;
     while (got < length) {
       const { bytesRead } = await h.read(buf, got, length - got, offset + got);
