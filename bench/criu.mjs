@@ -19,7 +19,19 @@ import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFi
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { fmt, median, table, timeCommand } from "./_util.mjs";
+import { fmt, median, table, timeCommand as timeWall } from "./_util.mjs";
+
+/**
+ * Wall time plus CPU time (user + sys, from GNU time): on a shared 2-core VM the wall time
+ * mostly measures the other jobs; CPU time is what the tool itself spent.
+ */
+function timeCommand(cmd, argv, opts = {}) {
+  const r = spawnSync("/usr/bin/time", ["-f", "__T__%U %S %M", cmd, ...argv], { encoding: "buffer", maxBuffer: 1 << 30, ...opts });
+  const m = /__T__([\d.]+) ([\d.]+) (\d+)/.exec(r.stderr?.toString() ?? "");
+  if (!m) return { ...timeWall(cmd, argv, opts), cpu: NaN };
+  const wall = timeWall(cmd, argv, opts);
+  return { ...wall, cpu: Number(m[1]) + Number(m[2]), maxRssKiB: Number(m[3]) };
+}
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
@@ -119,25 +131,35 @@ try {
       const a = timeCommand("/usr/bin/python3", ["-m", "crit", "x", dir, "ps"], { env: critEnv });
       const b = timeCommand("/usr/bin/python3", ["-m", "crit", "x", dir, "mems"], { env: critEnv });
       const c = timeCommand("/usr/bin/python3", ["-m", "crit", "x", dir, "fds"], { env: critEnv });
-      return { seconds: a.seconds + b.seconds + c.seconds, status: a.status || b.status || c.status, maxRssKiB: Math.max(a.maxRssKiB ?? 0, b.maxRssKiB ?? 0, c.maxRssKiB ?? 0) };
+      return { seconds: a.seconds + b.seconds + c.seconds, cpu: a.cpu + b.cpu + c.cpu, status: a.status || b.status || c.status, maxRssKiB: Math.max(a.maxRssKiB ?? 0, b.maxRssKiB ?? 0, c.maxRssKiB ?? 0) };
     };
     jobs["crit show pagemap"] = () => timeCommand("/usr/bin/python3", ["-m", "crit", "show", join(dir, pagemap)], { env: critEnv });
   }
   const times = Object.fromEntries(Object.keys(jobs).map((k) => [k, []]));
+  const cpus = Object.fromEntries(Object.keys(jobs).map((k) => [k, []]));
   const rss = {};
   for (let round = 0; round <= ROUNDS; round++) {
     for (const [name, job] of Object.entries(jobs)) {
       const r = job();
       if (r.status !== 0) throw new Error(`${name} failed (${r.status}): ${r.stderr ?? ""}`);
-      if (round > 0) times[name].push(r.seconds);
+      if (round > 0) {
+        times[name].push(r.seconds);
+        cpus[name].push(r.cpu);
+      }
       rss[name] = r.maxRssKiB;
     }
   }
   const med = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
+  const cpu = Object.fromEntries(Object.entries(cpus).map(([k, v]) => [k, median(v)]));
   console.log(`CRIU dump of ${MB} MiB (${readdirSync(dir).length} files, criu dump took ${fmt.s(dump.seconds)}); ${ROUNDS} rounds, medians`);
   const ref = critEnv ? med["crit x ps+mems+fds"] : undefined;
-  table(["job", "median", "peak RSS", "vs crit x ps+mems+fds"], Object.keys(jobs).map((k) => [k, fmt.s(med[k]), fmt.mib(rss[k]), ref && k.startsWith("ckimg inspect") ? fmt.x(med[k] / ref) : "-"]));
-  console.log(`mem --search over ${MB} MiB: ${(MB / med["ckimg mem --search DIR"]).toFixed(0)} MiB/s (dir), ${(MB / med["ckimg mem --search .tar"]).toFixed(0)} MiB/s (.tar); grep floor ${(MB / med["grep -c (byte scan floor)"]).toFixed(0)} MiB/s`);
+  const refCpu = critEnv ? cpu["crit x ps+mems+fds"] : undefined;
+  table(["job", "wall (median)", "cpu user+sys", "peak RSS", "wall vs crit", "cpu vs crit"], Object.keys(jobs).map((k) => [
+    k, fmt.s(med[k]), fmt.s(cpu[k]), fmt.mib(rss[k]),
+    ref && k.startsWith("ckimg inspect") ? fmt.x(med[k] / ref) : "-", refCpu && k.startsWith("ckimg inspect") ? fmt.x(cpu[k] / refCpu) : "-",
+  ]));
+  console.log(`mem --search over ${MB} MiB: ${(MB / med["ckimg mem --search DIR"]).toFixed(0)} MiB/s wall, ${(MB / cpu["ckimg mem --search DIR"]).toFixed(0)} MiB/s of CPU (dir); ${(MB / med["ckimg mem --search .tar"]).toFixed(0)} / ${(MB / cpu["ckimg mem --search .tar"]).toFixed(0)} (.tar); grep floor ${(MB / med["grep -c (byte scan floor)"]).toFixed(0)} / ${(MB / cpu["grep -c (byte scan floor)"]).toFixed(0)}`);
+  console.log(`load average during the run: ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")} (2 cores)`);
   if (!critEnv) console.log("crit: not runnable here (needs CRIU's source tree, protoc and python3-protobuf)");
   console.log("checkpointctl: not measured — a Go module; this machine has no Go toolchain (Debian 12's golang-go is 1.19)");
 } finally {

@@ -297,7 +297,7 @@ export class CheckpointArchive {
   private cursor: DataCursor | undefined;
 
   /** `length` bytes at `offset` of entry `name`. */
-  async readEntry(name: string, offset: number, length: number): Promise<Uint8Array> {
+  async readEntry(name: string, offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
     const e = this.entries.get(name);
     if (!e) throw new ImageError("MISSING_RECORD", "no such entry in the archive", { file: `${this.path}:${name}` });
     if (offset < 0 || length < 0 || offset + length > e.size) {
@@ -305,8 +305,8 @@ export class CheckpointArchive {
     }
     const kept = this.metadata.get(name);
     if (kept) return kept.slice(offset, offset + length);
-    if (this.compression === "none") return this.readPlain(e.dataOffset + offset, length);
-    const out = new Uint8Array(length);
+    if (this.compression === "none") return this.readPlain(e.dataOffset + offset, length, into);
+    const out = into ? into.subarray(0, length) : new Uint8Array(length);
     let done = 0;
     while (done < length) {
       const at = e.dataOffset + offset + done;
@@ -321,9 +321,9 @@ export class CheckpointArchive {
     return out;
   }
 
-  private async readPlain(at: number, length: number): Promise<Uint8Array> {
+  private async readPlain(at: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
     this.handle ??= await open(this.path, "r");
-    const buf = Buffer.allocUnsafe(length);
+    const buf = into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
     let got = 0;
     while (got < length) {
       const { bytesRead } = await this.handle.read(buf, got, length - got, at + got);
@@ -347,8 +347,14 @@ export class CheckpointArchive {
       this.cursor = new DataCursor(decompressedStream(this.path, this.compression));
     }
     await this.cursor.skipTo(start);
-    const block = await this.cursor.take(Math.min(BLOCK, limit - start));
-    if (this.blocks.size >= BLOCK_CACHE) this.blocks.delete(this.blocks.keys().next().value as string);
+    // Reuse the evicted block's memory: fresh pages cost a fault each on first touch.
+    let reuse: Uint8Array | undefined;
+    if (this.blocks.size >= BLOCK_CACHE) {
+      const oldest = this.blocks.keys().next().value as string;
+      reuse = this.blocks.get(oldest);
+      this.blocks.delete(oldest);
+    }
+    const block = await this.cursor.take(Math.min(BLOCK, limit - start), reuse && reuse.buffer.byteLength - reuse.byteOffset >= BLOCK ? new Uint8Array(reuse.buffer, reuse.byteOffset, BLOCK) : undefined);
     this.blocks.set(key, block);
     return block;
   }
@@ -393,10 +399,12 @@ class DataCursor {
     }
   }
 
-  /** Up to `n` bytes (fewer only at the end of the stream). */
-  async take(n: number): Promise<Uint8Array> {
+  /** Up to `n` bytes (fewer only at the end of the stream), into `into` when given. */
+  async take(n: number, into?: Uint8Array): Promise<Uint8Array> {
     while (this.pending.length < n && (await this.fill()));
-    const out = new Uint8Array(this.pending.subarray(0, n));
+    const got = this.pending.subarray(0, n);
+    const out = into ? into.subarray(0, got.length) : new Uint8Array(got.length);
+    out.set(got);
     this.pending = this.pending.subarray(out.length);
     this.position += out.length;
     return out;
@@ -438,8 +446,8 @@ export class ArchiveDumpSource implements DumpSource {
     return this.archive.readEntry(this.prefix + name, 0, size);
   }
 
-  readAt(name: string, offset: number, length: number): Promise<Uint8Array> {
-    return this.archive.readEntry(this.prefix + name, offset, length);
+  readAt(name: string, offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    return this.archive.readEntry(this.prefix + name, offset, length, into);
   }
 
   close(): Promise<void> {

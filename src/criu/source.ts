@@ -17,8 +17,8 @@ export interface DumpSource {
   size(name: string): number | undefined;
   /** a whole metadata file */
   read(name: string): Promise<Uint8Array>;
-  /** `length` bytes at `offset` of a (page) file */
-  readAt(name: string, offset: number, length: number): Promise<Uint8Array>;
+  /** `length` bytes at `offset` of a (page) file; into `into` (≥ length bytes) when given */
+  readAt(name: string, offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
   /** the file a message should name (`DIR/pages-1.img`) */
   fileName(name: string): string;
   close(): Promise<void>;
@@ -67,7 +67,7 @@ export class DirectorySource implements DumpSource {
     return this.readAt(name, 0, size);
   }
 
-  async readAt(name: string, offset: number, length: number): Promise<Uint8Array> {
+  async readAt(name: string, offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
     const size = this.sizes.get(name);
     const file = this.fileName(name);
     if (size === undefined) throw new ImageError("MISSING_RECORD", "file is missing from the CRIU dump", { file });
@@ -79,8 +79,9 @@ export class DirectorySource implements DumpSource {
       h = await open(file, "r");
       this.handles.set(name, h);
     }
-    // allocUnsafe: every byte is read below (or the read throws), so no zero-fill pass.
-    const buf = Buffer.allocUnsafe(length);
+    // Every byte is read below (or the read throws): no zero-fill; a caller's buffer is reused
+    // as is (fresh memory costs a page fault per page here, more than the copy).
+    const buf = into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
     let got = 0;
     while (got < length) {
       const { bytesRead } = await h.read(buf, got, length - got, offset + got);
@@ -119,11 +120,15 @@ export class MemorySource implements DumpSource {
     return f;
   }
 
-  async readAt(name: string, offset: number, length: number): Promise<Uint8Array> {
+  async readAt(name: string, offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
     const f = this.files.get(name);
     if (!f) throw new ImageError("MISSING_RECORD", "file is missing from the CRIU dump", { file: this.fileName(name) });
     if (offset < 0 || length < 0 || offset + length > f.length) {
       throw new ImageError("TRUNCATED", `read of ${length} bytes runs past the end of the ${f.length}-byte file`, { file: this.fileName(name), offset });
+    }
+    if (into) {
+      into.set(f.subarray(offset, offset + length));
+      return into.subarray(0, length);
     }
     return f.slice(offset, offset + length);
   }
