@@ -80,6 +80,7 @@ export async function ckimgToCriu(img: CheckpointImage, out: string): Promise<Co
   if (img.pageSize !== CRIU_PAGE_SIZE) throw new ImageError("UNSUPPORTED_VERSION", `page size ${img.pageSize}: CRIU on x86-64 wants 4096`, { file: img.path });
   if (await stat(out).then(() => true, () => false)) throw new ImageError("IO", "already exists (convert writes a new directory)", { file: out });
   const notCarried: string[] = [];
+  for (const r of img.unknownRecords) notCarried.push(`record type 0x${r.type.toString(16).padStart(4, "0")} at offset ${r.offset}: not known to this converter`);
   const p = img.process;
   const files: file_entry[] = [];
   const regId = new Map<string, number>();
