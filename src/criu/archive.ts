@@ -225,6 +225,40 @@ export class CheckpointArchive {
     }
   }
 
+  private rootfs: Map<string, { offset: number; size: number }> | undefined;
+
+  /**
+   * The regular files of rootfs-diff.tar (the files the container changed), by absolute path,
+   * indexed on first use by streaming the inner tar; their bytes are read by range.
+   */
+  async rootfsFiles(): Promise<Map<string, { offset: number; size: number }>> {
+    if (this.rootfs) return this.rootfs;
+    const files = new Map<string, { offset: number; size: number }>();
+    const e = this.entries.get("rootfs-diff.tar");
+    if (e) {
+      const extract = tar.extract();
+      const self = this;
+      const input = Readable.from((async function* () {
+        for (let o = 0; o < e.size; o += BLOCK) yield Buffer.from(await self.readEntry("rootfs-diff.tar", o, Math.min(BLOCK, e.size - o)));
+      })(), { objectMode: false });
+      input.on("error", (err) => extract.destroy(err));
+      input.pipe(extract as unknown as NodeJS.WritableStream);
+      try {
+        for await (const entry of extract) {
+          const h = entry.header as tar.Header & { byteOffset?: number };
+          const name = safeName(h.name);
+          if (name && (h.type === "file" || h.type === "contiguous-file") && typeof h.byteOffset === "number") files.set("/" + name, { offset: h.byteOffset, size: h.size ?? 0 });
+          entry.resume();
+        }
+      } catch (err) {
+        input.destroy();
+        throw archiveError(`${this.path}:rootfs-diff.tar`, err);
+      }
+    }
+    this.rootfs = files;
+    return files;
+  }
+
   /** The CRIU images of `checkpoint/` as a DumpSource. */
   checkpointSource(): ArchiveDumpSource {
     return new ArchiveDumpSource(this, "checkpoint/");
@@ -465,6 +499,12 @@ export async function openCheckpointArchive(path: string, opts: CriuOpenOptions 
   }
   const dump = await readCriuSource(archive.checkpointSource());
   const img = await openCriuDump(dump, path, opts);
-  img.container = archive.containerInfo();
+  try {
+    img.container = archive.containerInfo();
+    await img.useRootfsDiff(archive);
+  } catch (err) {
+    await img.close();
+    throw err;
+  }
   return img;
 }

@@ -60,6 +60,8 @@ export class CriuImage extends CheckpointImage {
   readonly criuGaps: string[] = [];
   /** set when the dump came from a container checkpoint archive */
   container: import("./archive.js").ContainerInfo | undefined;
+  /** mapped files found in the archive's rootfs-diff.tar (MAPPED_FILE id → where) */
+  private readonly fromRootfs = new Map<number, { archive: import("./archive.js").CheckpointArchive; offset: number; size: number }>();
   private readonly runs: PageRunChunk[] = [];
   private readonly cache = new Map<number, DecodedChunk>();
   /** buffers of chunks evicted from the cache, reused for the next reads (see readChunk) */
@@ -189,6 +191,35 @@ export class CriuImage extends CheckpointImage {
   chunkLocation(ref: ChunkRef): { file: string; offset: number } {
     const run = this.runs[ref.sequence];
     return { file: run.file, offset: run.at };
+  }
+
+  /**
+   * A container's own files come first from its rootfs-diff.tar (they are what the container
+   * mapped); else from disk under fileRoot, as for ckimg images.
+   */
+  protected override async readFromMappedFile(area: AreaRecord, at: bigint, dst: Uint8Array): Promise<boolean> {
+    const inArchive = area.fileId === undefined ? undefined : this.fromRootfs.get(area.fileId);
+    if (!inArchive) return super.readFromMappedFile(area, at, dst);
+    const fileOffset = Number(area.fileOffset + (at - area.start));
+    const n = Math.max(0, Math.min(dst.length, inArchive.size - fileOffset));
+    dst.fill(0);
+    if (n > 0) dst.set(await inArchive.archive.readEntry("rootfs-diff.tar", inArchive.offset + fileOffset, n));
+    return true;
+  }
+
+  /** Called by openCheckpointArchive: mapped files the container changed are in rootfs-diff.tar. */
+  async useRootfsDiff(archive: import("./archive.js").CheckpointArchive): Promise<void> {
+    const files = await archive.rootfsFiles();
+    let found = 0;
+    for (const f of this.files) {
+      const e = files.get(f.path);
+      if (!e || (f.size !== 0n && BigInt(e.size) !== f.size)) continue;
+      this.fromRootfs.set(f.id, { archive, ...e });
+      // identity for the analysis: this is the file the process mapped, read from the archive
+      f.inode = 0n;
+      found++;
+    }
+    if (found) this.criuGaps.push(`${found} mapped file(s) read from the archive's rootfs-diff.tar`);
   }
 
   override async readAt(): Promise<Uint8Array> {

@@ -697,7 +697,8 @@ export class CheckpointImage {
   }
 
   /** Copy bytes of a file-backed area from the mapped file on disk, if its identity still matches. */
-  private async readFromMappedFile(area: AreaRecord, at: bigint, dst: Uint8Array): Promise<boolean> {
+  /** protected: a foreign reader may supply mapped files from elsewhere (a container's root fs diff). */
+  protected async readFromMappedFile(area: AreaRecord, at: bigint, dst: Uint8Array): Promise<boolean> {
     const file = this.mappedFile(area.fileId);
     if (!file) return false;
     let cached = this.fileCache.get(file.id);

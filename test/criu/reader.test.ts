@@ -128,6 +128,30 @@ describe("CRIU dump as an image", () => {
   });
 });
 
+describe("rootfs-diff.tar", () => {
+  test("a library the container changed is read from the archive's rootfs-diff.tar, not the host", async () => {
+    const dir = tempDir("ckimg-criu-rootfs-");
+    const tree = join(dir, "tree");
+    expect(spawnSync("mkdir", ["-p", tree]).status).toBe(0);
+    expect(spawnSync("tar", ["-xzf", TGZ, "-C", tree]).status).toBe(0);
+    // The container "changed" libc: its rootfs-diff.tar holds the one the process mapped.
+    const libc = "usr/lib/x86_64-linux-gnu/libc.so.6";
+    expect(spawnSync("tar", ["-C", "/", "-cf", join(tree, "rootfs-diff.tar"), libc]).status).toBe(0);
+    const arc = join(dir, "with-libc.tar");
+    expect(spawnSync("tar", ["-C", tree, "-cf", arc, "."]).status).toBe(0);
+    // SAME_SOURCES: nothing from the host's disk, so symbols can only come from the archive.
+    const [plain, withLibc] = await Promise.all([openImage(DIR, SAME_SOURCES), openImage(arc, SAME_SOURCES)]);
+    try {
+      const frame0 = async (img: typeof plain) => (await backtrace(img, SAME_SOURCES))[0].frames[0].text;
+      expect(await frame0(plain)).not.toMatch(/pause/);
+      expect(await frame0(withLibc)).toMatch(/^pause\+0x30 \(libc\.so\.6\)/);
+      expect((withLibc as CriuImage).criuGaps.join("\n")).toMatch(/1 mapped file\(s\) read from the archive's rootfs-diff\.tar/);
+    } finally {
+      await Promise.all([plain.close(), withLibc.close()]);
+    }
+  });
+});
+
 describe("CLI on CRIU dumps and archives", () => {
   test("inspect --json keeps the image shape and adds the tree, files, sockets and container", async () => {
     const r = await run(["inspect", "--json", TGZ]);
