@@ -8,6 +8,7 @@ import { open, stat } from "node:fs/promises";
 import { ImageError } from "./format/errors.js";
 import { openImage as openCkimgImage, type CheckpointImage } from "./format/reader.js";
 import { IMAGE_MAGIC } from "./format/raw.js";
+import { defaultProcess } from "./open-defaults.js";
 import { verifyImage, type VerifyOptions, type VerifyReport } from "./format/verify.js";
 // Type-only: the CRIU reader (and its generated protobuf descriptors, ~0.1 s to build) loads
 // only when a path turns out to be a CRIU dump or an archive.
@@ -43,6 +44,8 @@ export async function imageKind(path: string): Promise<ImageKind> {
   return "unknown";
 }
 
+export { setDefaultProcess } from "./open-defaults.js";
+
 /** Is this image read from a CRIU dump or archive? (without loading the CRIU reader) */
 export function isCriuImage(img: CheckpointImage): img is import("./criu/image.js").CriuImage {
   return "criuProcess" in img;
@@ -53,6 +56,7 @@ export function isCriuImage(img: CheckpointImage): img is import("./criu/image.j
  * process of the tree (default: the root).
  */
 export async function openImage(path: string, opts: AnyOpenOptions = {}): Promise<CheckpointImage> {
+  if (opts.pid === undefined && defaultProcess() !== undefined) opts = { ...opts, pid: defaultProcess() };
   switch (await imageKind(path)) {
     case "criu-dir": {
       const { openCriuDirectory } = await import("./criu/open.js");
@@ -62,9 +66,15 @@ export async function openImage(path: string, opts: AnyOpenOptions = {}): Promis
       const { openCheckpointArchive } = await import("./criu/archive.js");
       return openCheckpointArchive(path, opts);
     }
-    default:
+    default: {
       // ckimg images and everything unknown: the format reader gives the precise error.
-      return openCkimgImage(path, opts);
+      const img = await openCkimgImage(path, opts);
+      if (opts.pid !== undefined && opts.pid !== img.process.pid) {
+        await img.close();
+        throw new ImageError("MISSING_RECORD", `process ${opts.pid} is not in the image (it holds ${img.process.pid})`, { file: path });
+      }
+      return img;
+    }
   }
 }
 

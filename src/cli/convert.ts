@@ -8,7 +8,6 @@ import { isCriuImage, openImage } from "../open.js";
 import { criuToCkimg, type ConversionReport } from "../criu/to-ckimg.js";
 import { ckimgToCriu } from "../criu/to-criu.js";
 import { EXIT_OK, UsageError, parseVerbArgs, toJson, type Verb } from "./common.js";
-import { parsePid } from "./image.js";
 
 export function conversionText(r: ConversionReport, from: string): string {
   const out = [`${from} → ${r.output}: ${r.bytes} bytes, ${r.pages} pages`];
@@ -26,14 +25,14 @@ export const CONVERT_VERB: Verb = {
   usage: "[--json] [--pid PID] [--compress none|lz4|lzf|gzip] CRIU_DIR|ARCHIVE -o IMG  |  [--json] --to criu IMG -o DIR",
   async run(args, ctx) {
     const { values, positionals } = parseVerbArgs(args, {
-      json: { type: "boolean" }, out: { type: "string", short: "o" }, to: { type: "string" }, pid: { type: "string" }, compress: { type: "string" },
+      json: { type: "boolean" }, out: { type: "string", short: "o" }, to: { type: "string" }, compress: { type: "string" },
     });
     if (positionals.length !== 1 || typeof values.out !== "string") throw new UsageError("convert takes one source and -o OUTPUT");
     const to = (values.to as string | undefined) ?? "ckimg";
     if (to !== "ckimg" && to !== "criu") throw new UsageError(`--to is ckimg or criu, not '${to}'`);
     const codec = values.compress === undefined ? undefined : CODECS[values.compress as string];
     if (values.compress !== undefined && codec === undefined) throw new UsageError(`--compress is none, lz4, lzf or gzip, not '${values.compress}'`);
-    const img = await openImage(positionals[0], { pid: parsePid(values.pid) });
+    const img = await openImage(positionals[0]); // --pid (any verb) picks the process of a tree
     try {
       let report: ConversionReport;
       if (to === "ckimg") {

@@ -144,9 +144,9 @@ export const INSPECT_VERB: Verb = {
   summary: "show what an image holds (process, threads, memory map, files, signals)",
   usage: "[--json] [--recover] [--pid PID] IMG|CRIU_DIR|ARCHIVE",
   async run(args, ctx) {
-    const { values, positionals } = parseVerbArgs(args, { json: { type: "boolean" }, recover: { type: "boolean" }, pid: { type: "string" } });
+    const { values, positionals } = parseVerbArgs(args, { json: { type: "boolean" }, recover: { type: "boolean" } });
     if (positionals.length !== 1) throw new UsageError("inspect takes one image");
-    const img = await openImage(positionals[0], { tolerant: Boolean(values.recover), pid: parsePid(values.pid) });
+    const img = await openImage(positionals[0], { tolerant: Boolean(values.recover) });
     try {
       const report: InspectReport & { criu?: CriuDescription } = inspectReport(img);
       // A CRIU dump or container archive adds its tree, files, sockets and container metadata.
@@ -187,14 +187,6 @@ export const VERIFY_VERB: Verb = {
     }
   },
 };
-
-/** --pid for CRIU dumps and archives: which process of the tree. */
-export function parsePid(v: unknown): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--pid wants a process id, not ${String(v)}`);
-  return n;
-}
 
 function table(head: string[], rows: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));

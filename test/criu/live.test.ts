@@ -125,6 +125,40 @@ describe.skipIf(SKIP !== "")(`live CRIU v4.2 dumps${SKIP ? ` — skipped: ${SKIP
     expect(inspect.criu.sockets.map((s: { family: string }) => s.family).sort()).toEqual(["INET", "UNIX", "UNIX"]);
   });
 
+  test("a process tree: inspect shows both, --pid picks the child for any verb", async () => {
+    // SIGCHLD ignored: the child is reaped by the kernel when the test kills it (PID 1 here reaps nothing).
+    const exe = compileC(`#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+static char who[32] = "TREE-PARENT";
+int main(void) {
+  signal(SIGCHLD, SIG_IGN);
+  pid_t c = fork();
+  if (c == 0) { snprintf(who, sizeof(who), "TREE-CHILD-%d", getpid()); for (;;) pause(); }
+  printf("ready %d %d\\n", getpid(), c); fflush(stdout);
+  for (;;) pause();
+}
+`, "tree");
+    const p = run([exe], "tree");
+    await waitFor("ready", () => /^ready /m.test(text(p.out)));
+    const child = Number(/^ready \d+ (\d+)/m.exec(text(p.out))![1]);
+    const dir = join(tmp, "tree.criu");
+    mkdirSync(dir);
+    criu(["dump", "-t", String(p.pid), "--leave-running"], dir);
+    const j = JSON.parse(ckimg(["inspect", "--json", dir]));
+    expect(j.criu.tree.map((t: { pid: number; ppid: number }) => [t.pid, t.ppid])).toEqual([[p.pid, 0], [child, p.pid]]);
+    expect(ckimg(["mem", "--search", `TREE-CHILD-${child}`, "--pid", String(child), dir])).toMatch(/^1 match\(es\)/m);
+    expect(JSON.parse(ckimg(["inspect", "--json", "--pid", String(child), dir])).process.pid).toBe(child);
+    const img = join(tmp, "tree-child.img");
+    ckimg(["convert", "--pid", String(child), dir, "-o", img]);
+    expect(JSON.parse(ckimg(["inspect", "--json", img])).process).toMatchObject({ pid: child, ppid: p.pid });
+    try {
+      process.kill(child, "SIGKILL");
+    } catch {
+      // gone with the parent
+    }
+  });
+
   test("python3: argv, environment and the interpreter's heap read from the CRIU dump", async () => {
     const p = run(["python3", "-c", "import time\nmarker = 'PY-CRIU-' * 64\nprint('ready', flush=True)\ntime.sleep(1000)"], "py");
     await waitFor("ready", () => /^ready/m.test(text(p.out)));
