@@ -187,12 +187,6 @@ export class CriuImage extends CheckpointImage {
     return decoded;
   }
 
-  /** The pages file and offset a chunk lives at (for verify and conversion). */
-  chunkLocation(ref: ChunkRef): { file: string; offset: number } {
-    const run = this.runs[ref.sequence];
-    return { file: run.file, offset: run.at };
-  }
-
   /**
    * A container's own files come first from its rootfs-diff.tar (they are what the container
    * mapped); else from disk under fileRoot, as for ckimg images.
