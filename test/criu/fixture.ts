@@ -5,7 +5,7 @@
  * build-id). The ckimg capture matches by inode and mtime too, so a copy never matches it:
  * tests that compare the two use SAME_SOURCES, which keeps both sides to the images' own bytes.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 export const CORPUS = new URL("../../corpus/criu/", import.meta.url).pathname;
@@ -14,7 +14,12 @@ export const RUNDIR = "/tmp/ckimg-criu-fixture";
 export function installFixtureProgram(): void {
   const src = join(CORPUS, "quiet"), dst = join(RUNDIR, "quiet");
   mkdirSync(RUNDIR, { recursive: true });
-  if (!existsSync(dst) || statSync(dst).size !== statSync(src).size || !readFileSync(dst).equals(readFileSync(src))) copyFileSync(src, dst);
+  if (!existsSync(dst) || statSync(dst).size !== statSync(src).size || !readFileSync(dst).equals(readFileSync(src))) {
+    // Test files run in parallel: copy beside, then rename, so nobody sees a half-copied binary.
+    const tmp = `${dst}.${process.pid}`;
+    copyFileSync(src, tmp);
+    renameSync(tmp, dst);
+  }
   for (const f of ["out", "err"]) if (!existsSync(join(RUNDIR, f))) writeFileSync(join(RUNDIR, f), "");
 }
 
