@@ -345,7 +345,7 @@ export class CheckpointArchive {
     while (done < length) {
       const at = e.dataOffset + offset + done;
       const blockStart = at - (at % BLOCK);
-      const block = await this.block(blockStart, e.dataOffset + e.size);
+      const block = await this.block(blockStart);
       const from = at - blockStart;
       const n = Math.min(length - done, block.length - from);
       if (n <= 0) throw new ImageError("TRUNCATED", "archive ended inside an entry", { file: `${this.path}:${name}`, offset: offset + done });
@@ -368,7 +368,7 @@ export class CheckpointArchive {
   }
 
   /** One BLOCK of the decompressed stream, from the cache or the cursor (restarted when behind). */
-  private async block(start: number, limit: number): Promise<Uint8Array> {
+  private async block(start: number): Promise<Uint8Array> {
     const key = String(start);
     const hit = this.blocks.get(key);
     if (hit) {
@@ -388,7 +388,8 @@ export class CheckpointArchive {
       reuse = this.blocks.get(oldest);
       this.blocks.delete(oldest);
     }
-    const block = await this.cursor.take(Math.min(BLOCK, limit - start), reuse && reuse.buffer.byteLength - reuse.byteOffset >= BLOCK ? new Uint8Array(reuse.buffer, reuse.byteOffset, BLOCK) : undefined);
+    // Whole blocks (fewer bytes only at the stream's end): a block serves every entry it overlaps.
+    const block = await this.cursor.take(BLOCK, reuse && reuse.buffer.byteLength - reuse.byteOffset >= BLOCK ? new Uint8Array(reuse.buffer, reuse.byteOffset, BLOCK) : undefined);
     this.blocks.set(key, block);
     return block;
   }
