@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 # gcc/make/libc6-dev + codec/checksum headers (lz4, libdeflate, zlib) build the C binaries; binutils (readelf/objdump) and gdb
 # are test oracles (gcc-multilib builds the 32-bit ELF fixtures, elfutils gives eu-readelf to the bench); python3/perl are real interpreters the capture/restore tests freeze;
 # redis-server is the real server whose established client connection the fd tests carry across capture → restore;
-# tmux hosts the terminal test (a Python REPL captured in one pane, restored in another).
-pkgs=(gcc gcc-multilib make libc6-dev liblz4-dev libdeflate-dev zlib1g-dev binutils elfutils gdb python3 perl redis-server tmux)
+# tmux hosts the terminal test (a Python REPL captured in one pane, restored in another);
+# zstd compresses the .tar.zst container checkpoint archives the CRIU reader tests.
+pkgs=(gcc gcc-multilib make libc6-dev liblz4-dev libdeflate-dev zlib1g-dev binutils elfutils gdb python3 perl redis-server tmux zstd)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

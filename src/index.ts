@@ -10,3 +10,7 @@
 export * from "./format/index.js";
 export * from "./analysis/index.js";
 export * as elf from "./elf/index.js";
+// One opener for every kind ckimg reads (ckimg images, CRIU dumps, container archives);
+// it shadows the format's own openImage, which stays reachable as "ckimg/format". The CRIU
+// reader itself is the "ckimg/criu" entry point (its protobuf descriptors load only there).
+export { openImage, imageKind, type AnyOpenOptions, type ImageKind } from "./open.js";

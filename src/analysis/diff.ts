@@ -663,7 +663,7 @@ async function diffAreaMemory(a: CheckpointImage, b: CheckpointImage, x: AreaRec
 
   // 1. Chunk pairs on the same span: equal raw_crc and bitmap means equal pages.
   const equal: [bigint, bigint][] = [];
-  if (!opts.exact) {
+  if (!opts.exact && a.chunksHaveCrc && b.chunksHaveCrc) {
     const bByFirst = new Map(cb.map((c) => [c.firstPage, c]));
     const pairs: [ChunkRef, ChunkRef][] = [];
     for (const c of ca) {

@@ -23,6 +23,7 @@ export * from "./backtrace.js";
 export * from "./against-disk.js";
 export * from "./diff.js";
 export * from "./memory.js";
+export * from "./search.js";
 export * from "./core.js";
 export * from "./diff-state.js";
 export * from "./fd-state.js";

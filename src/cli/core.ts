@@ -2,7 +2,7 @@
  * `ckimg to-core IMG -o CORE`: an ELF core file of the captured process, for gdb and friends
  * (`gdb EXE CORE`). The writer is src/analysis/core.ts; this verb parses options and reports.
  */
-import { openImage } from "../format/index.js";
+import { openImage } from "../open.js";
 import { writeCore, type CoreSummary } from "../analysis/core.js";
 import { EXIT_OK, UsageError, parseVerbArgs, toJson, type Verb } from "./common.js";
 import { progressPrinter } from "./progress.js";

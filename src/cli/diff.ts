@@ -3,7 +3,8 @@
  * Exit 0 same, 1 different, 2 trouble. The comparison is src/analysis/diff.ts; symbols come from
  * each image's module map; diffText formats (tests call it).
  */
-import { openImage, type CheckpointImage } from "../format/index.js";
+import { type CheckpointImage } from "../format/index.js";
+import { openImage } from "../open.js";
 import { diffImages, moduleSymbolizer, type ImageDiff, type Symbolizer, type FieldChange } from "../analysis/diff.js";
 import { loadModules } from "../analysis/modules.js";
 import { EXIT_FINDING, EXIT_OK, UsageError, hex, parseVerbArgs, toJson, type Verb } from "./common.js";

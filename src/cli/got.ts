@@ -2,7 +2,7 @@
  * `ckimg got IMG [--json] [--all]`: the GOT/PLT hook audit. Exit 1 when a slot is suspicious.
  * Output is computed by pure functions (gotReportJson, gotText) that tests call.
  */
-import { openImage } from "../format/index.js";
+import { openImage } from "../open.js";
 import { auditGot, type GotAudit, type GotSlotReport } from "../analysis/index.js";
 import { EXIT_FINDING, EXIT_OK, UsageError, hex, parseVerbArgs, toJson, type Verb } from "./common.js";
 

@@ -3,11 +3,13 @@
  * Output is computed by pure functions (inspectReport, inspectText, verifyText) that tests call.
  */
 import {
-  areaFlagNames, areaPerms, describeFdState, fdStateFields, fdStateOf, openImage, verifyImage, THREAD_IN_SYSCALL,
+  areaFlagNames, areaPerms, describeFdState, fdStateFields, fdStateOf, THREAD_IN_SYSCALL,
   type CheckpointImage, type VerifyReport,
 } from "../format/index.js";
 import { againstDiskText, verifyAgainstDisk } from "../analysis/against-disk.js";
 import { fdState, fdStateText } from "../analysis/fd-state.js";
+import { isCriuImage, openImage, verifyAnyImage } from "../open.js";
+import type { CriuDescription } from "../criu/describe.js";
 import { EXIT_FINDING, EXIT_OK, UsageError, hex, parseVerbArgs, toJson, type CliContext, type Verb } from "./common.js";
 import { progressPrinter } from "./progress.js";
 import { stateReport, stateText } from "./state-report.js";
@@ -36,7 +38,7 @@ export function inspectReport(img: CheckpointImage) {
     image: {
       path: img.path,
       size: img.size,
-      version: `${img.header.versionMajor}.${img.header.versionMinor}`,
+      version: img.formatVersion,
       pageSize: img.pageSize,
       created: img.header.createdNs ? new Date(Number(img.header.createdNs / 1_000_000n)).toISOString() : null,
       imageId: Buffer.from(img.header.imageId).toString("hex"),
@@ -157,14 +159,21 @@ export function verifyText(r: VerifyReport): string {
 
 export const INSPECT_VERB: Verb = {
   summary: "show what an image holds (process, threads, memory map, files, signals)",
-  usage: "[--json] [--recover] IMG",
+  usage: "[--json] [--recover] [--pid PID] IMG|CRIU_DIR|ARCHIVE",
   async run(args, ctx) {
     const { values, positionals } = parseVerbArgs(args, { json: { type: "boolean" }, recover: { type: "boolean" } });
     if (positionals.length !== 1) throw new UsageError("inspect takes one image");
     const img = await openImage(positionals[0], { tolerant: Boolean(values.recover) });
     try {
-      const report = inspectReport(img);
-      ctx.stdout(values.json ? toJson(report) : inspectText(report));
+      const report: InspectReport & { criu?: CriuDescription } = inspectReport(img);
+      // A CRIU dump or container archive adds its tree, files, sockets and container metadata.
+      let criuText = "";
+      if (isCriuImage(img)) {
+        const [{ describeCriu }, { criuInspectText }] = await Promise.all([import("../criu/describe.js"), import("./criu.js")]);
+        report.criu = await describeCriu(img);
+        criuText = criuInspectText(report.criu);
+      }
+      ctx.stdout(values.json ? toJson(report) : inspectText(report) + criuText);
     } finally {
       await img.close();
     }
@@ -179,7 +188,7 @@ export const VERIFY_VERB: Verb = {
     const { values, positionals } = parseVerbArgs(args, { json: { type: "boolean" }, "against-disk": { type: "boolean" } });
     if (positionals.length !== 1) throw new UsageError("verify takes one image");
     const progress = progressPrinter(ctx, "verify");
-    const report = await verifyImage(positionals[0], { onProgress: progress.update });
+    const report = await verifyAnyImage(positionals[0], { onProgress: progress.update });
     progress.done();
     if (!values["against-disk"]) {
       ctx.stdout(values.json ? toJson(report) : verifyText(report));

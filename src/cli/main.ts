@@ -5,6 +5,7 @@
 import { writeSync } from "node:fs";
 import { VERBS } from "./verbs.js";
 import { CliContext, EXIT_TROUBLE, UsageError, formatTrouble } from "./common.js";
+import { setDefaultProcess } from "../open-defaults.js";
 
 const USAGE = `usage: ckimg <verb> [options] ARGS
 
@@ -12,6 +13,8 @@ verbs:
 ${"{verbs}"}
 
 Every verb that reports takes --json. Exit: 0 ok, 1 a finding, 2 trouble.
+IMG may also be a CRIU image directory or a container checkpoint archive (.tar, .tar.gz,
+.tar.zst); --pid PID picks a process of its tree (default: the root).
 `;
 
 export async function usageText(): Promise<string> {
@@ -40,13 +43,40 @@ export async function main(argv: string[], ctx: CliContext = defaultContext()): 
     return 0;
   }
   try {
-    return await handler.run(rest, ctx);
+    return await handler.run(takePidOption(rest), ctx);
   } catch (err) {
     if (process.env.CKIMG_DEBUG === "1" && err instanceof Error) ctx.stderr(`${err.stack}\n`);
     ctx.stderr(formatTrouble(err) + "\n");
     if (err instanceof UsageError) ctx.stderr(`usage: ckimg ${verb} ${handler.usage}\n`);
     return EXIT_TROUBLE;
   }
+}
+
+/**
+ * `--pid PID` on any verb: which process of a CRIU dump or container archive to show (default:
+ * the tree's root). Taken out here so that every verb has it without parsing it itself.
+ */
+function takePidOption(args: string[]): string[] {
+  setDefaultProcess(undefined);
+  const out: string[] = [];
+  let pid: number | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === "--") {
+      out.push(...args.slice(i));
+      break;
+    }
+    const v = a === "--pid" ? args[++i] : a.startsWith("--pid=") ? a.slice(6) : undefined;
+    if (v === undefined && a !== "--pid") {
+      out.push(a);
+      continue;
+    }
+    const n = Number(v);
+    if (v === undefined || !Number.isInteger(n) || n <= 0) throw new UsageError(`--pid wants a process id, not '${v ?? ""}'`);
+    pid = n;
+  }
+  setDefaultProcess(pid);
+  return out;
 }
 
 function defaultContext(): CliContext {

@@ -3,9 +3,11 @@
  * The library does the reading (src/analysis/memory.ts); output is formatted by the pure
  * functions below, which tests call.
  */
-import { openImage, writeFileAtomically, type CheckpointImage } from "../format/index.js";
+import { writeFileAtomically, type CheckpointImage } from "../format/index.js";
+import { openImage } from "../open.js";
+import { searchMemory, type MemorySearchResult } from "../analysis/search.js";
 import { hexdump, readRegion, readStringBatches, type FoundString, type MemoryRegion, type StringEncoding } from "../analysis/memory.js";
-import { EXIT_OK, UsageError, hex, parseAddress, parseVerbArgs, toJson, type Verb } from "./common.js";
+import { EXIT_FINDING, EXIT_OK, UsageError, hex, parseAddress, parseVerbArgs, toJson, type Verb } from "./common.js";
 
 /** JSON form of `mem --json`: the bytes as hex, with the unavailable ranges. */
 export function memJson(region: MemoryRegion) {
@@ -48,11 +50,57 @@ function parseLength(text: string): number {
   return n;
 }
 
+/** `mem --search` text: one match per line, address, area, and the context with the match in [brackets]. */
+export function searchText(r: MemorySearchResult): string {
+  const show = (b: Uint8Array) => Buffer.from(b).toString("latin1").replace(/[^\x20-\x7e]/g, ".");
+  const lines = r.matches.map((m) => {
+    const c = m.context;
+    return `${hex(m.address)}  ${m.areaPath}  ${show(c.subarray(0, m.contextOffset))}[${show(c.subarray(m.contextOffset, m.contextOffset + m.length))}]${show(c.subarray(m.contextOffset + m.length))}`;
+  });
+  lines.push(`${r.matches.length} match(es)${r.truncated ? " (stopped at --max)" : ""} in ${r.bytesSearched} bytes of stored memory`);
+  return lines.join("\n") + "\n";
+}
+
+async function runSearch(img: CheckpointImage, values: Record<string, unknown>, ctx: Parameters<Verb["run"]>[1]): Promise<number> {
+  const context = values.context === undefined ? 16 : Number(values.context);
+  const max = values.max === undefined ? 10000 : Number(values.max);
+  if (!Number.isInteger(context) || context < 0 || context > 4096) throw new UsageError(`--context wants 0..4096, not '${values.context}'`);
+  if (!Number.isInteger(max) || max < 1) throw new UsageError(`--max wants a positive number, not '${values.max}'`);
+  let regex: RegExp | undefined;
+  if (typeof values.regex === "string") {
+    try {
+      regex = new RegExp(values.regex);
+    } catch (err) {
+      throw new UsageError(`--regex: ${(err as Error).message}`);
+    }
+  }
+  const needle = typeof values.search === "string" ? new TextEncoder().encode(values.search) : undefined;
+  if (needle && !needle.length) throw new UsageError("--search wants a non-empty string");
+  const r = await searchMemory(img, { needle, regex, context, maxMatches: max });
+  ctx.stdout(values.json
+    ? toJson({ matches: r.matches.map((m) => ({ address: hex(m.address), length: m.length, area: m.areaPath, context: Buffer.from(m.context).toString("latin1"), contextOffset: m.contextOffset })), truncated: r.truncated, bytesSearched: r.bytesSearched })
+    : searchText(r));
+  return r.matches.length ? EXIT_OK : EXIT_FINDING;
+}
+
 export const MEM_VERB: Verb = {
-  summary: "dump process memory from an image (hexdump, or raw bytes with --out)",
-  usage: "[--json] [--out FILE] IMG ADDR LEN",
+  summary: "dump process memory from an image (hexdump, raw bytes with --out), or search it (--search STRING, --regex RE)",
+  usage: "[--json] [--out FILE] IMG ADDR LEN  |  [--json] (--search STRING | --regex RE) [--context N] [--max N] IMG",
   async run(args, ctx) {
-    const { values, positionals } = parseVerbArgs(args, { json: { type: "boolean" }, out: { type: "string", short: "o" } });
+    const { values, positionals } = parseVerbArgs(args, {
+      json: { type: "boolean" }, out: { type: "string", short: "o" }, search: { type: "string", short: "s" }, regex: { type: "string" },
+      context: { type: "string" }, max: { type: "string" },
+    });
+    if (values.search !== undefined || values.regex !== undefined) {
+      if (values.search !== undefined && values.regex !== undefined) throw new UsageError("give --search or --regex, not both");
+      if (positionals.length !== 1) throw new UsageError("mem --search/--regex takes one image");
+      const img = await openImage(positionals[0]);
+      try {
+        return await runSearch(img, values, ctx);
+      } finally {
+        await img.close();
+      }
+    }
     if (positionals.length !== 3) throw new UsageError("mem takes an image, an address and a length");
     const address = parseAddress(positionals[1]);
     const length = parseLength(positionals[2]);

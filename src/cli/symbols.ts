@@ -3,7 +3,8 @@
  * (best-effort backtrace per thread). Output comes from pure functions (symText, btText, btJson)
  * that tests call.
  */
-import { areaPerms, openImage } from "../format/index.js";
+import { areaPerms } from "../format/index.js";
+import { openImage } from "../open.js";
 import {
   backtrace, formatBacktrace, loadModules, symbolizedReport,
   type Symbolized, type ThreadBacktrace,

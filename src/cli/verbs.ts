@@ -18,4 +18,5 @@ export const VERBS: Record<string, () => Promise<Verb>> = {
   mem: async () => (await import("./memory.js")).MEM_VERB,
   strings: async () => (await import("./memory.js")).STRINGS_VERB,
   "to-core": async () => (await import("./core.js")).TO_CORE_VERB,
+  convert: async () => (await import("./convert.js")).CONVERT_VERB,
 };

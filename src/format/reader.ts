@@ -210,8 +210,9 @@ export class CheckpointImage {
   private readonly tolerant: boolean;
   private readonly chunkCache = new Map<number, DecodedChunk>();
   private readonly fileCache = new Map<number, { handle: FileHandle; size: number } | null>();
-  private readonly areaById = new Map<number, AreaRecord>();
-  private readonly fileById = new Map<number, MappedFileRecord>();
+  /** protected: foreign readers (src/criu) fill the model through these too */
+  protected readonly areaById = new Map<number, AreaRecord>();
+  protected readonly fileById = new Map<number, MappedFileRecord>();
 
   constructor(
     readonly path: string,
@@ -223,6 +224,16 @@ export class CheckpointImage {
 
   get pageSize(): number {
     return this.header.pageSize;
+  }
+
+  /** "1.0" for a ckimg image; a foreign reader names its format (e.g. "criu 2"). */
+  get formatVersion(): string {
+    return `${this.header.versionMajor}.${this.header.versionMinor}`;
+  }
+
+  /** Chunks carry raw_crc in a PAGES header (diff compares them by it without decoding). */
+  get chunksHaveCrc(): boolean {
+    return true;
   }
 
   /** All page chunks in file order. */
@@ -854,7 +865,8 @@ export class CheckpointImage {
   }
 
   /** Copy bytes of a file-backed area from the mapped file on disk, if its identity still matches. */
-  private async readFromMappedFile(area: AreaRecord, at: bigint, dst: Uint8Array): Promise<boolean> {
+  /** protected: a foreign reader may supply mapped files from elsewhere (a container's root fs diff). */
+  protected async readFromMappedFile(area: AreaRecord, at: bigint, dst: Uint8Array): Promise<boolean> {
     const file = this.mappedFile(area.fileId);
     if (!file) return false;
     let cached = this.fileCache.get(file.id);

@@ -52,7 +52,7 @@ describe("inspect", () => {
     const missing = await run(["inspect", "/nonexistent.img"]);
     expect(missing).toMatchObject({ code: 2, stderr: "ckimg: /nonexistent.img: cannot open: no such file\n" });
     const directory = await run(["verify", "/tmp"]);
-    expect(directory).toMatchObject({ code: 2, stderr: "ckimg: /tmp: is a directory, not an image\n" });
+    expect(directory).toMatchObject({ code: 2, stderr: "ckimg: /tmp: is a directory, not an image (and no CRIU dump: no inventory.img)\n" });
     const usage = await run(["inspect", "--frobnicate", "x"]);
     expect(usage.code).toBe(2);
     expect(usage.stderr.split("\n")[0]).toBe("ckimg: Unknown option '--frobnicate'");

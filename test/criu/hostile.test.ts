@@ -1,0 +1,164 @@
+/**
+ * CRIU dumps and archives are hostile input: damaged protobuf entries, truncated page files,
+ * pagemaps pointing past their pages file, hostile tar headers. A result or an ImageError,
+ * never another exception, a hang or a huge allocation.
+ */
+import { describe, expect, test } from "vitest";
+import fc from "fast-check";
+import { readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { gunzipSync } from "node:zlib";
+import tar from "tar-stream";
+import { ImageError } from "../../src/format/errors.js";
+import { MemorySource } from "../../src/criu/source.js";
+import { openCriuSource } from "../../src/criu/open.js";
+import { openImage } from "../../src/open.js";
+import { searchMemory } from "../../src/analysis/search.js";
+import { tempDir } from "../support/tmp.js";
+
+const DIR = new URL("../../corpus/criu/quiet.criu/", import.meta.url).pathname;
+const TGZ = new URL("../../corpus/criu/quiet-podman.tar.gz", import.meta.url).pathname;
+const original = new Map(readdirSync(DIR).map((n) => [n, new Uint8Array(readFileSync(join(DIR, n)))]));
+const metadataFiles = [...original.keys()].filter((n) => !n.startsWith("pages-")).sort();
+
+/** Open the mutated dump and use it the way the verbs do; only ImageError may escape. */
+async function exercise(files: Map<string, Uint8Array>): Promise<"ok" | ImageError> {
+  try {
+    const img = await openCriuSource(new MemorySource("mutated", files), DIR);
+    try {
+      for (const a of img.areas.slice(0, 8)) await img.readMemory(a.start, Math.min(8192, Number(a.end - a.start)), { unavailable: "zero" }).catch((e) => {
+        if (!(e instanceof ImageError)) throw e;
+      });
+      await searchMemory(img, { needle: Buffer.from("CKIMG") });
+    } finally {
+      await img.close();
+    }
+    return "ok";
+  } catch (err) {
+    if (err instanceof ImageError) return err;
+    throw err;
+  }
+}
+
+describe("hostile CRIU images", () => {
+  test("the fixture itself opens", async () => {
+    expect(await exercise(new Map(original))).toBe("ok");
+  });
+
+  test("flipped, cut and inserted bytes in any metadata file: an ImageError or a result", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...metadataFiles),
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }),
+        fc.option(fc.nat(), { nil: undefined }),
+        async (name, flips, cut) => {
+          const files = new Map(original);
+          let bytes = new Uint8Array(original.get(name)!);
+          for (const [at, v] of flips) if (bytes.length) bytes[at % bytes.length] ^= v || 1;
+          if (cut !== undefined && bytes.length) bytes = bytes.subarray(0, cut % bytes.length);
+          files.set(name, bytes);
+          await exercise(files);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  test("an entry size larger than the file is a TRUNCATED error naming the file and offset", async () => {
+    const files = new Map(original);
+    const core = [...files.keys()].find((n) => n.startsWith("core-"))!;
+    const b = new Uint8Array(files.get(core)!);
+    new DataView(b.buffer).setUint32(8, 0x7fffffff, true);
+    files.set(core, b);
+    const err = await exercise(files);
+    expect(err).toBeInstanceOf(ImageError);
+    expect((err as ImageError).code).toBe("RECORD_TOO_LARGE");
+    expect((err as ImageError).file).toContain(core);
+    expect((err as ImageError).offset).toBe(8);
+  });
+
+  test("a truncated pages file: the pagemap points past it", async () => {
+    const files = new Map(original);
+    files.set("pages-1.img", original.get("pages-1.img")!.subarray(0, 8192));
+    const err = await exercise(files);
+    expect(err).toBeInstanceOf(ImageError);
+    expect((err as ImageError).code).toBe("TRUNCATED");
+    expect((err as ImageError).message).toMatch(/points past the end of pages-1\.img/);
+  });
+
+  test("a missing core or pages file names the file", async () => {
+    for (const gone of ["pages-1.img", [...original.keys()].find((n) => n.startsWith("core-"))!, "pstree.img"]) {
+      const files = new Map(original);
+      files.delete(gone);
+      const err = await exercise(files);
+      expect(err).toBeInstanceOf(ImageError);
+      expect((err as ImageError).message).toContain(gone);
+    }
+  });
+});
+
+async function tarOf(entries: { name: string; data?: Uint8Array; size?: number }[]): Promise<Buffer> {
+  const pack = tar.pack();
+  const chunks: Buffer[] = [];
+  pack.on("data", (c: Buffer) => chunks.push(c));
+  const done = new Promise((r) => pack.on("end", r));
+  for (const e of entries) await new Promise<void>((resolve, reject) => pack.entry({ name: e.name }, Buffer.from(e.data ?? []), (err) => (err ? reject(err) : resolve())));
+  pack.finalize();
+  await done;
+  return Buffer.concat(chunks);
+}
+
+describe("hostile container archives", () => {
+  const dir = tempDir("ckimg-criu-hostile-");
+  const checkpoint = [...original].map(([name, data]) => ({ name: `checkpoint/${name}`, data }));
+
+  test("path traversal and absolute names are listed as rejected, never used", async () => {
+    const path = join(dir, "traversal.tar");
+    writeFileSync(path, await tarOf([{ name: "../../etc/evil", data: Buffer.from("x") }, { name: "/abs/checkpoint/inventory.img", data: Buffer.from("y") }, { name: "checkpoint/../../x", data: Buffer.from("z") }, ...checkpoint]));
+    const img = await openImage(path);
+    try {
+      expect((img as unknown as { container: { rejectedEntries: string[] } }).container.rejectedEntries).toEqual(["../../etc/evil", "/abs/checkpoint/inventory.img", "checkpoint/../../x"]);
+      expect(img.process.comm).toBe("quiet");
+    } finally {
+      await img.close();
+    }
+  });
+
+  test("a header announcing more data than the archive holds is TRUNCATED", async () => {
+    const good = await tarOf(checkpoint.slice(0, 3));
+    // Rewrite the first header's size field (octal, offset 124) to ~8 GiB and fix its checksum.
+    const bad = Buffer.from(good);
+    bad.write("77777777777\0", 124, "latin1");
+    bad.write("        ", 148, "latin1");
+    let sum = 0;
+    for (let i = 0; i < 512; i++) sum += bad[i];
+    bad.write(sum.toString(8).padStart(6, "0") + "\0 ", 148, "latin1");
+    const path = join(dir, "huge.tar");
+    writeFileSync(path, bad);
+    await expect(openImage(path)).rejects.toMatchObject({ name: "ImageError", code: "TRUNCATED" });
+  });
+
+  test("random damage to a .tar.gz or a .tar: an ImageError or a result", async () => {
+    const tgz = readFileSync(TGZ);
+    const plain = gunzipSync(tgz);
+    let n = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.boolean(), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 6 }), async (gz, flips) => {
+        const b = Buffer.from(gz ? tgz : plain);
+        for (const [at, v] of flips) b[at % b.length] ^= v;
+        const path = join(dir, `damaged-${n++}.${gz ? "tar.gz" : "tar"}`);
+        writeFileSync(path, b);
+        try {
+          const img = await openImage(path);
+          await searchMemory(img, { needle: Buffer.from("CKIMG") }).catch((e) => {
+            if (!(e instanceof ImageError)) throw e;
+          });
+          await img.close();
+        } catch (err) {
+          if (!(err instanceof ImageError)) throw err;
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+});
