@@ -420,6 +420,25 @@ function biasFor(first: AreaRecord, segments: Segment[], ps: bigint): bigint {
   return BigInt.asUintN(64, first.start - pageDown(load.vaddr - load.offset + first.fileOffset, ps));
 }
 
+/** The most of a module's memory read into one window (its headers, tables and code). */
+const MAX_MODULE_WINDOW = 1n << 30n;
+
+/**
+ * Where the run of areas that can hold the module starting at `first` ends: in address order,
+ * areas of its file (segments, PROT_NONE alignment gaps) and an anonymous area right after
+ * one of them (.bss); any other area ends the run.
+ */
+function moduleRunEnd(areas: readonly AreaRecord[], first: AreaRecord): bigint {
+  let end = first.end;
+  for (const a of areas) {
+    if (a.start < end) continue;
+    if (a.kind === "file" && a.fileId === first.fileId) end = a.end;
+    else if (a.kind === "anon" && a.start === end) end = a.end;
+    else break;
+  }
+  return end;
+}
+
 /** Parse an ELF from the image's memory: read the whole run of areas the module may span first. */
 async function loadFromMemory(image: CheckpointImage, first: AreaRecord, ps: bigint): Promise<LoadedElf | string> {
   // Headers first (one page), to learn the extent; then the extent.
@@ -433,6 +452,11 @@ async function loadFromMemory(image: CheckpointImage, first: AreaRecord, ps: big
     extentEnd = first.end;
     for (const a of image.areas) if (a.start >= first.start && a.fileId === first.fileId && a.end > extentEnd) extentEnd = a.end;
   }
+  // Headers may claim any extent (damaged, hostile, or a huge PT_LOAD): read no further than
+  // the areas that can hold this module, and never more than MAX_MODULE_WINDOW.
+  const runEnd = moduleRunEnd(image.areas, first);
+  if (extentEnd > runEnd) extentEnd = runEnd;
+  if (extentEnd - first.start > MAX_MODULE_WINDOW) extentEnd = first.start + MAX_MODULE_WINDOW;
   const win = await readWindow(image, first.start, extentEnd);
   try {
     return parseLoadedElf((v, n) => win.read(v, n), first.start);
