@@ -53,6 +53,7 @@ export const RecordType = {
   TIMERFD: 0x0051,
   SIGNALFD: 0x0052,
   EPOLL: 0x0053,
+  INOTIFY: 0x0054,
   AREA: 0x0020,
   PAGES: 0x0021,
   MAPPED_FILE: 0x0030,

@@ -593,6 +593,30 @@ static_assert(sizeof(struct ckimg_timerfd_fixed) == 40, "timerfd layout");
 static_assert(sizeof(struct ckimg_signalfd_fixed) == 16, "signalfd layout");
 static_assert(sizeof(struct ckimg_epoll_fixed) == 16, "epoll layout");
 static_assert(sizeof(struct ckimg_epoll_entry) == 24, "epoll entry layout");
+
+/* INOTIFY (0x0054, FORMAT.md 4.25): FIXED, then `count` watches, each an entry FIXED of
+ * entry_size bytes followed by path_len bytes of its path (no NUL). */
+#define CKIMG_REC_INOTIFY   0x0054
+
+struct ckimg_inotify_fixed {
+	uint32_t fixed_size;        /* 16 */
+	uint32_t count;             /* watches */
+	uint32_t entry_size;        /* 32: bytes of each entry before its path */
+	uint32_t reserved;
+} __attribute__((packed));
+
+struct ckimg_inotify_entry {
+	uint32_t wd;                /* watch descriptor, as inotify_add_watch returned it */
+	uint32_t mask;              /* IN_* events and IN_ONESHOT / IN_EXCL_UNLINK as registered */
+	uint32_t ignored_mask;      /* fdinfo's ignored_mask (0 for inotify) */
+	uint32_t dev;               /* st_dev of the watched inode (kernel encoding major << 20 | minor) */
+	uint64_t inode;             /* the watched inode, to check the path still names it */
+	uint32_t path_len;          /* bytes of path that follow */
+	uint32_t reserved;
+} __attribute__((packed));
+
+static_assert(sizeof(struct ckimg_inotify_fixed) == 16, "inotify layout");
+static_assert(sizeof(struct ckimg_inotify_entry) == 32, "inotify entry layout");
 /* ===================================================================================== */
 /* end of the issue 10 "state" block                                                       */
 /* ===================================================================================== */

@@ -39,6 +39,7 @@ const char *img_type_name(uint16_t type)
 	case CKIMG_REC_TIMERFD: return "TIMERFD";
 	case CKIMG_REC_SIGNALFD: return "SIGNALFD";
 	case CKIMG_REC_EPOLL: return "EPOLL";
+	case CKIMG_REC_INOTIFY: return "INOTIFY";
 	case CKIMG_REC_FILE_CONTENT: return "FILE_CONTENT";
 	case CKIMG_REC_FILE_DATA: return "FILE_DATA";
 	case CKIMG_REC_FD_FILE: return "FD_FILE";
