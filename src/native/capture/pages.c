@@ -269,7 +269,7 @@ static int pwritev_all(int fd, struct iovec *v, int cnt, uint64_t off)
 	return 0;
 }
 
-static void put_record_header(uint8_t *at, uint64_t payload_len, uint32_t payload_crc, uint32_t seq)
+static void put_record_header(uint8_t *at, uint64_t payload_len, uint32_t payload_crc, uint32_t seq, uint32_t owner)
 {
 	struct ckimg_record_header rh;
 	memset(&rh, 0, sizeof(rh));
@@ -278,6 +278,7 @@ static void put_record_header(uint8_t *at, uint64_t payload_len, uint32_t payloa
 	rh.payload_length = payload_len;
 	rh.payload_crc = payload_crc;
 	rh.sequence = seq;
+	rh.owner_pid = owner;       /* format 1.2 trees */
 	rh.header_crc = ck_crc32(0, &rh, 28);
 	memcpy(at, &rh, sizeof(rh));
 }
@@ -359,7 +360,7 @@ static int write_chunk(struct worker *w, size_t i)
 		iov[0] = (struct iovec){ rec, padded };
 		cnt = 1;
 	}
-	put_record_header(rec, payload_len, crc, seq);
+	put_record_header(rec, payload_len, crc, seq, pl->im->owner);
 	err = pwritev_all(pl->out_fd, iov, cnt, off);
 	if (err)
 		return cap_fail(err, "write image");
