@@ -1,0 +1,557 @@
+/*
+ * Restore of a process tree (format 1.2, FORMAT.md "Process trees").
+ *
+ * Every process is rebuilt by the same steps as a single process (fork.c, mm.c, task.c …); what
+ * this file adds is who creates whom. Before any fork, ckimg-restore opens each process's
+ * records, checks them, and makes the objects that several processes share but no one of them
+ * can make for the others (a pipe between siblings: `a | b`). Then it clones the root with its
+ * PID; each new process, still running our code,
+ *   1. joins its session / process group (setsid, setpgid: leaders are created first),
+ *   2. keeps a copy of each open file description it shares with its parent (inherited, as
+ *      fork gave it: one offset, one listening socket for a pre-fork server's workers),
+ *   3. sets up its own fds, cwd, signal dispositions … (restore_child_setup),
+ *   4. clones its children with their PIDs (clone3 set_tid), each doing the same, and its
+ *      zombies (a child that exits at once with the recorded status and is not waited for),
+ *   5. says it is ready (one int on a pipe) and waits, all signals blocked.
+ * ckimg-restore then seizes every process, rebuilds memory, threads and state from outside
+ * with ptrace, and lets them all run in one loop. On any failure every process is killed and
+ * reaped (ckimg-restore is a child subreaper meanwhile) and the error names the process.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fds.h"
+
+#define PIPE_TAG 0x70697065u    /* 'pipe', as pipes.c */
+#define READY_TIMEOUT_MS 120000
+
+static struct {
+	struct restore_args *root;
+	const struct ckimg_tree_entry *e;   /* root->img->tree */
+	uint32_t n;
+	struct img *imgs;                   /* per entry (root: root->img) */
+	struct restore_args **args;         /* per entry, NULL for zombies */
+	int fd_base, ready_wr, ready_rd;
+	struct rst_obj *objs;
+	size_t nobjs;
+} T;
+
+static int is_zombie(uint32_t i)
+{
+	return (T.e[i].flags & CKIMG_TREE_ZOMBIE) != 0;
+}
+
+static long clone_with_pid(pid_t want)
+{
+	struct clone_args ca;
+
+	memset(&ca, 0, sizeof(ca));
+	ca.exit_signal = SIGCHLD;
+	ca.set_tid = (uint64_t)(uintptr_t)&want;
+	ca.set_tid_size = 1;
+	return syscall(SYS_clone3, &ca, sizeof(ca));
+}
+
+/* A zombie: exit at once as recorded; the parent (our code) does not wait for it. */
+static void __attribute__((noreturn)) become_zombie(uint32_t status)
+{
+	if (WIFSIGNALED(status)) {
+		struct rlimit none = { 0, 0 };
+		sigset_t s;
+		setrlimit(RLIMIT_CORE, &none);
+		signal(WTERMSIG(status), SIG_DFL);
+		sigemptyset(&s);
+		sigaddset(&s, WTERMSIG(status));
+		sigprocmask(SIG_UNBLOCK, &s, NULL);
+		raise(WTERMSIG(status));
+	}
+	_exit(WEXITSTATUS(status));
+}
+
+/* Step 1: session and group. Leaders come before members in TREE order. */
+static void join_session(uint32_t i)
+{
+	const struct ckimg_tree_entry *e = &T.e[i];
+	struct restore_args *a = T.args[i];
+
+	if (i == 0) {
+		if (e->sid == e->pid && !a->shell_job)
+			setsid();       /* a shell job stays in our session: our terminal is there */
+		else if (e->pgid == e->pid)
+			setpgid(0, 0);
+		return;
+	}
+	if (e->sid == e->pid)
+		setsid();
+	else if (e->pgid == e->pid)
+		setpgid(0, 0);
+	else
+		for (uint32_t k = 0; k < i; k++)
+			if (T.e[k].pid == e->pgid && (pid_t)e->pgid != getpgrp())
+				setpgid(0, (pid_t)e->pgid);     /* a group led by an earlier process of the tree */
+	/* a group or session outside the tree: the one inherited (ckimg-restore's) */
+}
+
+/* Step 2: copies of the descriptions shared with the parent, above every number in use. */
+static void keep_inherited(struct restore_args *a)
+{
+	int above = T.fd_base + 2 + 2 * (int)T.nobjs + 8;
+
+	for (size_t k = 0; k < a->ninh; k++) {
+		int fd = fcntl(a->inh_fd[k], F_DUPFD_CLOEXEC, above);
+		if (fd < 0)
+			restore_child_fail(a, "keeping a description shared with the parent", errno);
+		a->inh_fd[k] = fd;
+	}
+}
+
+static int is_aux_fd(const struct restore_args *a, int fd)
+{
+	if (fd == a->img_fd_child || fd == a->exe_fd_child)
+		return 1;
+	for (size_t i = 0; i < a->img->nfiles; i++)
+		if (a->file_fd_child[i] == fd)
+			return 1;
+	return fd >= a->content_fd_base && fd < a->content_fd_base + (int)a->img->ncontents;
+}
+
+static void __attribute__((noreturn)) process_main(uint32_t i)
+{
+	struct restore_args *a = T.args[i];
+	sigset_t all;
+
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (i > 0) {
+		/* the parent's trampoline came with fork; ours may want the same address */
+		for (uint32_t p = 0; p < T.n; p++)
+			if (T.e[p].pid == T.e[i].ppid && T.args[p])
+				munmap((void *)T.args[p]->tramp, RST_TRAMP_SIZE);
+	}
+	join_session(i);
+	keep_inherited(a);
+	restore_child_setup(a);
+	for (size_t k = 0; k < a->ninh; k++)
+		close(a->inh_fd[k]);
+	/* what the parent left in the numbers above ours that are not our aux fds */
+	for (int fd = a->hi_fd; fd < T.fd_base; fd++)
+		if (!is_aux_fd(a, fd))
+			close(fd);
+	/* Step 4: children, then zombies, in TREE order */
+	for (uint32_t c = 1; c < T.n; c++) {
+		if (T.e[c].ppid != T.e[i].pid)
+			continue;
+		fflush(NULL);
+		long pid = clone_with_pid((pid_t)T.e[c].pid);
+		if (pid < 0) {
+			char what[96];
+			snprintf(what, sizeof(what), "creating child %u with its PID (clone3 set_tid)", T.e[c].pid);
+			restore_child_fail(a, what, errno == EEXIST ? EEXIST : errno);
+		}
+		if (pid == 0) {
+			if (is_zombie(c))
+				become_zombie(T.e[c].exit_status);
+			process_main(c);
+		}
+		if (is_zombie(c)) {
+			siginfo_t si;
+			while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR)
+				;
+		}
+	}
+	{       /* our zombies' SIGCHLD is not one the process had pending */
+		sigset_t chld;
+		struct timespec zero = { 0, 0 };
+		sigemptyset(&chld);
+		sigaddset(&chld, SIGCHLD);
+		while (sigtimedwait(&chld, NULL, &zero) > 0)
+			;
+	}
+	/* Step 5 */
+	if (write(T.ready_wr, &i, sizeof(i)) != sizeof(i))
+		restore_child_fail(a, "telling ckimg-restore it is ready", errno);
+	syscall(SYS_close_range, T.fd_base, ~0u, 0);
+	for (;;)
+		syscall(SYS_pause);
+}
+
+/* Per process: its records, checked, and a restore_args of its own. */
+static int open_processes(void)
+{
+	struct restore_args *r = T.root;
+
+	T.imgs = calloc(T.n, sizeof(*T.imgs));
+	T.args = calloc(T.n, sizeof(*T.args));
+	if (!T.imgs || !T.args)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < T.n; i++) {
+		struct restore_args *a;
+		int err;
+		if (is_zombie(i))
+			continue;
+		if (T.e[i].pid == r->img->tree_root) {
+			a = r;
+		} else {
+			a = calloc(1, sizeof(*a));
+			if (!a)
+				return -ENOMEM;
+			err = img_open_process(&T.imgs[i], r->image_path, T.e[i].pid);
+			if (err)
+				return rst_err(r, err, "process %u: %s", T.e[i].pid, T.imgs[i].err);
+			a->img = &T.imgs[i];
+			a->image_path = r->image_path;
+			a->detach = r->detach;
+			a->force = r->force;
+			a->lazy = r->lazy;
+			a->verbose = r->verbose;
+			a->no_verify = r->no_verify;
+			a->thp = r->thp;
+			a->strict = r->strict;
+			a->deleted_dir = r->deleted_dir;
+			a->t0 = r->t0;
+			a->tty_fd = -1;
+		}
+		a->tree_entry = &T.e[i];
+		a->hold = 1;
+		T.args[i] = a;
+		if ((err = restore_check_files(a)) || (err = restore_fds_check(a)) || (err = restore_state_check(a)) ||
+		    (err = restore_check_fd_files(a)) || (a == r && (err = restore_tty_prepare(a))) ||
+		    (err = restore_fork_prepare(a)))
+			return err;
+	}
+	return 0;
+}
+
+/* Fds from T.fd_base on are the tree's: above every number any process uses for itself. */
+static int place_tree_fds(void)
+{
+	int base = 0;
+	size_t total_fds = 0;
+	struct rlimit rl;
+
+	for (uint32_t i = 0; i < T.n; i++) {
+		struct restore_args *a = T.args[i];
+		if (!a)
+			continue;
+		int need = a->hi_fd + 4 + (int)a->img->nfiles + (int)a->img->ncontents + 16 +
+			   (int)restore_fds_scratch_need(a->img) + 16;
+		if (need > base)
+			base = need;
+		total_fds += a->img->nfds;
+	}
+	T.fd_base = base + 64;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		rlim_t want = (rlim_t)T.fd_base + 64 + 4 * total_fds;
+		if (rl.rlim_cur < want) {
+			rl.rlim_cur = want;
+			if (rl.rlim_max < want)
+				rl.rlim_max = want;
+			if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+				return rst_err(T.root, -errno, "raising the open-file limit to %llu: %s",
+					       (unsigned long long)want, strerror(errno));
+		}
+	}
+	for (uint32_t i = 0; i < T.n; i++)
+		if (T.args[i]) {
+			T.args[i]->tree_fd_base = T.fd_base;
+			/* each process dups its image fd after its parent has closed what it does not use */
+			int fd = fcntl(T.args[i]->img->fd, F_DUPFD_CLOEXEC, T.fd_base);
+			if (fd < 0)
+				return rst_err(T.root, -errno, "moving the image fd above %d: %s", T.fd_base, strerror(errno));
+			close(T.args[i]->img->fd);
+			T.args[i]->img->fd = fd;
+		}
+	return 0;
+}
+
+static int up_high(int fd)
+{
+	int moved = fcntl(fd, F_DUPFD_CLOEXEC, T.fd_base);
+	close(fd);
+	return moved;
+}
+
+static int is_anon_pipe(const struct img_fd *d)
+{
+	return d->f.kind == CKIMG_FD_FIFO && strncmp(d->path.s, "pipe:[", 6) == 0;
+}
+
+/* A pipe between processes is made once, here, with the bytes the first holder recorded. */
+static int make_shared_objects(void)
+{
+	size_t cap = 0;
+
+	for (uint32_t i = 0; i < T.n; i++) {
+		if (!T.args[i])
+			continue;
+		struct img *img = T.args[i]->img;
+		for (size_t k = 0; k < img->nfds; k++) {
+			const struct img_fd *d = &img->fds[k];
+			int elsewhere = 0, known = 0;
+			if (!is_anon_pipe(d))
+				continue;
+			for (size_t o = 0; o < T.nobjs; o++)
+				known |= T.objs[o].id == d->f.inode;
+			for (uint32_t j = 0; !known && j < T.n; j++)
+				for (size_t m = 0; j != i && T.args[j] && m < T.args[j]->img->nfds; m++)
+					elsewhere |= is_anon_pipe(&T.args[j]->img->fds[m]) &&
+						     T.args[j]->img->fds[m].f.inode == d->f.inode;
+			if (known || !elsewhere)
+				continue;
+			if (T.nobjs == cap) {
+				cap = cap ? cap * 2 : 16;
+				struct rst_obj *n = realloc(T.objs, cap * sizeof(*n));
+				if (!n)
+					return -ENOMEM;
+				T.objs = n;
+			}
+			struct rst_obj *o = &T.objs[T.nobjs];
+			const char *step;
+			int err = rst_pipe_make(img, d->f.inode, o->fd, &step);
+			if (err)
+				return rst_err(T.root, err, "process %u: FD record #%u (fd %u, %s): %s: %s", T.e[i].pid,
+					       d->seq, d->f.fd, d->path.s, step, strerror(-err));
+			o->tag = PIPE_TAG;
+			o->id = d->f.inode;
+			o->priv = NULL;
+			o->fd[0] = up_high(o->fd[0]);
+			o->fd[1] = up_high(o->fd[1]);
+			if (o->fd[0] < 0 || o->fd[1] < 0)
+				return rst_err(T.root, -EMFILE, "moving a shared pipe above fd %d", T.fd_base);
+			T.nobjs++;
+		}
+	}
+	for (uint32_t i = 0; i < T.n; i++)
+		if (T.args[i]) {
+			T.args[i]->tree_objs = T.objs;
+			T.args[i]->ntree_objs = T.nobjs;
+		}
+	return 0;
+}
+
+/* Descriptions a process shares with its parent (same tree-wide FD file_id): inherited. */
+static int plan_inheritance(void)
+{
+	for (uint32_t i = 1; i < T.n; i++) {
+		struct restore_args *a = T.args[i], *p = NULL;
+		if (!a)
+			continue;
+		for (uint32_t j = 0; j < i; j++)
+			if (T.e[j].pid == T.e[i].ppid)
+				p = T.args[j];
+		if (!p)
+			continue;
+		a->inh_id = calloc(a->img->nfds + 1, sizeof(*a->inh_id));
+		a->inh_fd = calloc(a->img->nfds + 1, sizeof(*a->inh_fd));
+		if (!a->inh_id || !a->inh_fd)
+			return -ENOMEM;
+		for (size_t k = 0; k < a->img->nfds; k++) {
+			uint32_t id = a->img->fds[k].f.file_id;
+			int dup = 0;
+			for (size_t m = 0; m < a->ninh; m++)
+				dup |= a->inh_id[m] == id;
+			for (size_t m = 0; id && !dup && m < p->img->nfds; m++)
+				if (p->img->fds[m].f.file_id == id) {
+					a->inh_id[a->ninh] = id;
+					a->inh_fd[a->ninh++] = (int)p->img->fds[m].f.fd;
+					break;
+				}
+		}
+	}
+	return 0;
+}
+
+/* Every process reports ready (or writes its error on its shared page and exits). */
+static int wait_ready(void)
+{
+	uint32_t live = 0, got = 0;
+	char *ready = calloc(T.n, 1);
+	uint64_t deadline = rst_now_ns() + (uint64_t)READY_TIMEOUT_MS * 1000000ull;
+
+	if (!ready)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < T.n; i++)
+		live += T.args[i] != NULL;
+	while (got < live) {
+		struct pollfd p = { .fd = T.ready_rd, .events = POLLIN };
+		uint32_t idx;
+		int st;
+		if (poll(&p, 1, 100) > 0) {
+			ssize_t r = read(T.ready_rd, &idx, sizeof(idx));
+			if (r == sizeof(idx) && idx < T.n && !ready[idx]) {
+				ready[idx] = 1;
+				got++;
+				continue;
+			}
+		}
+		for (uint32_t i = 0; i < T.n; i++)
+			if (T.args[i] && T.args[i]->child_err[0]) {
+				free(ready);
+				return rst_err(T.root, -EIO, "process %u: %s", T.e[i].pid, T.args[i]->child_err);
+			}
+		if (waitpid((pid_t)T.e[0].pid, &st, WNOHANG) == (pid_t)T.e[0].pid) {
+			free(ready);
+			T.root->pid = 0;
+			return rst_err(T.root, -EIO, "the restored root %u died while its tree was being made (status 0x%x)",
+				       T.e[0].pid, st);
+		}
+		if (rst_now_ns() > deadline) {
+			free(ready);
+			return rst_err(T.root, -ETIMEDOUT, "the tree's processes were not all made after %d s",
+				       READY_TIMEOUT_MS / 1000);
+		}
+	}
+	free(ready);
+	return 0;
+}
+
+/* Take a ready process (blocked in pause, signals blocked) under our ptrace. */
+static int seize(struct restore_args *a, pid_t pid)
+{
+	int st;
+	long opts = PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE | PTRACE_O_TRACESYSGOOD;
+
+	a->pid = pid;
+	a->seccomp_suspended = ptrace(PTRACE_SEIZE, pid, 0, opts | PTRACE_O_SUSPEND_SECCOMP) == 0;
+	if (!a->seccomp_suspended && ptrace(PTRACE_SEIZE, pid, 0, opts) < 0)
+		return rst_err(a, -errno, "PTRACE_SEIZE: %s", strerror(errno));
+	if (ptrace(PTRACE_INTERRUPT, pid, 0, 0) < 0)
+		return rst_err(a, -errno, "PTRACE_INTERRUPT: %s", strerror(errno));
+	for (;;) {
+		pid_t w = waitpid(pid, &st, __WALL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return rst_err(a, -errno, "waitpid: %s", strerror(errno));
+		if (WIFSTOPPED(st))
+			break;
+		return rst_err(a, -EIO, "died before it was taken (status 0x%x)", st);
+	}
+	return restore_fork_adopt(a);
+}
+
+static int rebuild(struct restore_args *a)
+{
+	int err;
+	if ((err = restore_mm(a)) || (err = restore_threads(a)) || (err = restore_mm_wait(a)) ||
+	    (err = restore_state_early(a)) || (err = restore_creds(a)) || (err = restore_fd_files_report(a)) ||
+	    (a == T.root && (err = restore_tty_parent(a))) || (err = restore_state(a)) || (err = restore_finish(a)))
+		return err;
+	return 0;
+}
+
+/* Kill every process of the tree and reap them all (we are their subreaper meanwhile). */
+static void abort_all(void)
+{
+	int st;
+
+	for (uint32_t i = 0; i < T.n; i++)
+		kill((pid_t)T.e[i].pid, SIGKILL);
+	for (uint32_t i = 0; i < T.n; i++)
+		if (T.args[i])
+			restore_contents_abort(T.args[i]);
+	for (;;) {
+		pid_t w = waitpid(-1, &st, __WALL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			break;
+	}
+	T.root->pid = 0;
+}
+
+int restore_tree(struct restore_args *r)
+{
+	int p[2], err;
+
+	memset(&T, 0, sizeof(T));
+	T.root = r;
+	T.e = r->img->tree;
+	T.n = r->img->ntree;
+	if (r->new_pid)
+		return rst_err(r, -ENOTSUP, "--new-pid is not supported for a process tree (its %u processes keep "
+			       "their PIDs; wait until they are free)", T.n);
+	if ((err = open_processes()) || (err = place_tree_fds()) || (err = make_shared_objects()) ||
+	    (err = plan_inheritance()))
+		return err;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return rst_err(r, -errno, "pipe: %s", strerror(errno));
+	T.ready_rd = p[0];
+	T.ready_wr = up_high(p[1]);
+	prctl(PR_SET_CHILD_SUBREAPER, 1);   /* orphans of a failed restore come to us */
+	fflush(NULL);
+	long pid = clone_with_pid((pid_t)T.e[0].pid);
+	if (pid < 0) {
+		err = errno;
+		return rst_err(r, -err, err == EEXIST ? "PROCESS record: PID %u is taken by a running process (wait for it "
+			       "to exit)" : "PROCESS record: clone3 with PID %u: %s", T.e[0].pid, strerror(err));
+	}
+	if (pid == 0)
+		process_main(0);
+	r->pid = (pid_t)pid;
+	close(T.ready_wr);
+	err = wait_ready();
+	for (uint32_t i = 0; !err && i < T.n; i++)
+		if (T.args[i] && (err = seize(T.args[i], (pid_t)T.e[i].pid)) == 0)
+			err = rebuild(T.args[i]);
+	if (err) {
+		/* name the process (the root's own messages already say which record) */
+		for (uint32_t i = 0; i < T.n; i++) {
+			struct restore_args *a = T.args[i];
+			if (a && a != r && a->err[0]) {
+				snprintf(r->err, sizeof(r->err), "process %u: %.700s", T.e[i].pid, a->err);
+				break;
+			}
+		}
+		abort_all();
+		return err;
+	}
+	for (uint32_t i = 0; i < T.n; i++)      /* all at once */
+		if (T.args[i])
+			restore_release(T.args[i]);
+	prctl(PR_SET_CHILD_SUBREAPER, 0);
+	r->pid = (pid_t)T.e[0].pid;
+	return 0;
+}
+
+int restore_tree_check(struct restore_args *r, int (*check_one)(struct restore_args *))
+{
+	const struct ckimg_tree_entry *e = r->img->tree;
+
+	for (uint32_t i = 0; i < r->img->ntree; i++) {
+		struct restore_args a;
+		struct img img;
+		int ret;
+		if (e[i].flags & CKIMG_TREE_ZOMBIE) {
+			printf("ok: pid %u, a zombie (exit status 0x%x)\n", e[i].pid, e[i].exit_status);
+			continue;
+		}
+		memset(&a, 0, sizeof(a));
+		a.image_path = r->image_path;
+		a.img = &img;
+		if (img_open_process(&img, r->image_path, e[i].pid)) {
+			rst_log_error("process %u: %s", e[i].pid, img.err);
+			return 2;
+		}
+		ret = check_one(&a);
+		img_close(&img);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
