@@ -1,0 +1,171 @@
+/**
+ * Process trees on real processes (format 1.2): a C program with children of every kind (a
+ * pipe reader, a zombie, a session leader, a process group with a grandchild) and a shell
+ * pipeline are captured with `ckimg capture` (the whole tree, --kill), restored with
+ * `ckimg restore --detach` and checked: same PIDs, parents, groups and sessions, the zombie still
+ * a zombie that its parent reaps with the recorded status, and the pipes between processes
+ * still flowing (the pipeline's checksum equals an uninterrupted run's).
+ * Originals and restored trees run under a child subreaper (test/native/restore-programs/
+ * subreaper.c): PID 1 does not reap orphans here.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { openImage } from "../../src/format/index.js";
+import { REPO, compileC, makeTempDir, removeTempDirs, runCli, sleep, startProcess, type Started } from "./helpers.js";
+
+const CLI = join(REPO, "bin/ckimg");
+const TP = join(REPO, "test/native/tree-programs");
+const prog = (dir: string, name: string) => compileC(readFileSync(join(dir, `${name}.c`), "utf8"), name);
+
+let tmp = "";
+let reaper = "";
+beforeAll(() => {
+  for (const b of ["build/ckimg-restore", "build/ckimg-capture", "dist/cli/main.js"])
+    if (!existsSync(join(REPO, b))) throw new Error(`${b} missing: run npm run build first`);
+  tmp = makeTempDir("ckimg-tree-");
+  reaper = prog(join(REPO, "test/native/restore-programs"), "subreaper");
+});
+afterAll(() => removeTempDirs());
+
+/** /proc/PID/stat: state, ppid, pgrp, session. */
+function stat(pid: number): { state: string; ppid: number; pgid: number; sid: number } {
+  const s = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+  return { state: f[0], ppid: Number(f[1]), pgid: Number(f[2]), sid: Number(f[3]) };
+}
+
+function childrenOf(pid: number): number[] {
+  const t = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim();
+  return t ? t.split(" ").map(Number) : [];
+}
+
+async function gone(pids: number[]): Promise<void> {
+  for (let i = 0; i < 500 && pids.some((p) => existsSync(`/proc/${p}`)); i++) await sleep(20);
+  const left = pids.filter((p) => existsSync(`/proc/${p}`));
+  if (left.length) throw new Error(`processes ${left.join(", ")} did not go away`);
+}
+
+function captureTree(pid: number, img: string): { processes: number; zombies: number; killed: boolean } {
+  const r = runCli(["capture", String(pid), "-o", img, "--kill", "--json"]);
+  if (r.status !== 0) throw new Error(`capture failed (${r.status}): ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+/** Kill what is left of a tree and its reaper, reap all. */
+async function cleanup(s: Started, pids: number[]): Promise<void> {
+  for (const p of pids) {
+    try {
+      process.kill(p, "SIGKILL");
+    } catch {
+      /* gone */
+    }
+  }
+  await Promise.race([s.exited, sleep(10_000)]);
+  await s.kill();
+  await gone(pids);
+}
+
+describe("a process tree", () => {
+  it("comes back with its PIDs, relations, zombie and the pipe between parent and child", async () => {
+    const exe = prog(TP, "family");
+    const img = join(tmp, "family.img");
+    const orig = startProcess([reaper, exe]);
+    let ids: Record<string, number> = {};
+    let lastGot = 0;
+    try {
+      const ready = await orig.waitForLine(/^ready /);
+      const m = /^ready (\d+) reader=(\d+) zombie=(\d+) leader=(\d+) grouper=(\d+) grandchild=(\d+)$/.exec(ready)!;
+      ids = { root: +m[1], reader: +m[2], zombie: +m[3], leader: +m[4], grouper: +m[5], gc: +m[6] };
+      await orig.waitForLine(/^got 5$/);
+      const before = Object.fromEntries(Object.entries(ids).map(([k, p]) => [k, stat(p)]));
+      const summary = captureTree(ids.root, img);
+      expect(summary).toMatchObject({ processes: 5, zombies: 1, killed: true });
+      await Promise.race([orig.exited, sleep(10_000)]);   // (its last lines are in orig.lines by then)
+      lastGot = Math.max(...orig.lines.filter((l) => l.startsWith("got ")).map((l) => Number(l.slice(4))));
+      await gone(Object.values(ids));
+
+      // the library sees the tree
+      const image = await openImage(img);
+      try {
+        expect(image.tree?.processes.map((p) => p.pid)).toEqual([ids.root, ids.reader, ids.zombie, ids.leader, ids.grouper, ids.gc]);
+        expect(image.processes.map((p) => p.process.pid)).toEqual([ids.root, ids.reader, ids.leader, ids.grouper, ids.gc]);
+        expect(image.tree?.processes[2]).toMatchObject({ zombie: true, exitStatus: 7 << 8, ppid: ids.root });
+        for (const [k, p] of Object.entries(ids)) {
+          if (k === "zombie") continue;
+          expect(image.processImage(p).process).toMatchObject({ ppid: before[k].ppid, pgid: before[k].pgid, sid: before[k].sid });
+        }
+        // the pipe between root and reader is one object: one end in each
+        const rootPipes = image.processImage(ids.root).fds.filter((f) => f.path.startsWith("pipe:") && (f.openFlags & 3) === 1);
+        const readerPipes = image.processImage(ids.reader).fds.filter((f) => f.path.startsWith("pipe:") && (f.openFlags & 3) === 0);
+        const rootReads = image.processImage(ids.root).fds.filter((f) => f.path.startsWith("pipe:") && (f.openFlags & 3) === 0);
+        const shared = rootPipes.filter((w) => readerPipes.some((r) => r.inode === w.inode) && !rootReads.some((r) => r.inode === w.inode));
+        expect(shared).toHaveLength(1);
+        expect(shared[0].state ?? 0).toBe(0); // not PEER_OUTSIDE
+      } finally {
+        await image.close();
+      }
+    } finally {
+      await cleanup(orig, Object.values(ids));
+    }
+
+    const s = startProcess([reaper, process.execPath, CLI, "restore", "--detach", img]);
+    try {
+      await s.waitForLine(new RegExp(`^${ids.root}$`), { timeoutMs: 60_000 });
+      // the root's writes reach the reader through the restored pipe
+      await s.waitForLine(new RegExp(`^got ${lastGot + 3}$`), { timeoutMs: 60_000 });
+      // nothing lost, nothing repeated: the bytes in the pipe and the reader's buffer came back
+      expect(s.lines.find((l) => l.startsWith("got "))).toBe(`got ${lastGot + 1}`);
+      const now = Object.fromEntries(Object.entries(ids).map(([k, p]) => [k, stat(p)]));
+      expect(now.root.ppid).toBe(s.pid);
+      for (const k of ["reader", "zombie", "leader", "grouper"]) expect(now[k].ppid).toBe(ids.root);
+      expect(now.gc.ppid).toBe(ids.grouper);
+      expect(now.zombie.state).toBe("Z");
+      expect(now.leader).toMatchObject({ sid: ids.leader, pgid: ids.leader });
+      expect(now.grouper.pgid).toBe(ids.grouper);
+      expect(now.gc.pgid).toBe(ids.grouper);
+      expect(now.reader.pgid).toBe(now.root.pgid);
+      expect(childrenOf(ids.root).sort()).toEqual([ids.reader, ids.zombie, ids.leader, ids.grouper].sort());
+      // the parent still reaps its zombie, with the recorded status
+      process.kill(ids.root, "SIGUSR1");
+      await s.waitForLine(new RegExp(`^reaped ${ids.zombie} status 7$`), { timeoutMs: 30_000 });
+    } finally {
+      await cleanup(s, Object.values(ids));
+    }
+  }, 120_000);
+
+  it("a shell pipeline captured mid-run finishes with the checksum of an uninterrupted run", async () => {
+    const bytes = 1_000_000_000;
+    const out = join(tmp, "pipeline.md5");
+    const img = join(tmp, "pipeline.img");
+    const script = `yes | tr y n | head -c ${bytes} | md5sum > ${out}; echo finished`;
+    const orig = startProcess([reaper, "/bin/sh", "-c", script]);
+    let pids: number[] = [];
+    try {
+      for (let i = 0; i < 500 && childrenOf(orig.pid).length === 0; i++) await sleep(10);
+      const sh = childrenOf(orig.pid)[0];
+      for (let i = 0; i < 500 && childrenOf(sh).length < 4; i++) await sleep(10);
+      await sleep(300);
+      pids = [sh, ...childrenOf(sh)];
+      const summary = captureTree(sh, img);
+      expect(summary.processes).toBe(5);
+      await Promise.race([orig.exited, sleep(10_000)]);
+      await gone(pids);
+    } finally {
+      await cleanup(orig, pids);
+    }
+    expect(existsSync(out) ? readFileSync(out, "utf8") : "").toBe("");   // it did not finish before the capture
+
+    const expected = createHash("md5");
+    const block = Buffer.alloc(1 << 20, "n\n");
+    for (let done = 0; done < bytes; done += block.length) expected.update(block.subarray(0, Math.min(block.length, bytes - done)));
+    const s = startProcess([reaper, process.execPath, CLI, "restore", "--detach", img]);
+    try {
+      await s.waitForLine(/^finished$/, { timeoutMs: 120_000 });
+      expect(readFileSync(out, "utf8")).toBe(`${expected.digest("hex")}  -\n`);
+    } finally {
+      await cleanup(s, pids);
+    }
+  }, 240_000);
+});
