@@ -10,6 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
+import { connect } from "node:net";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { openImage } from "../../src/format/index.js";
@@ -168,4 +169,61 @@ describe("a process tree", () => {
       await cleanup(s, pids);
     }
   }, 240_000);
+
+  it("a pre-fork server: master and workers share one listening socket again and answer", async () => {
+    const exe = prog(TP, "prefork");
+    const img = join(tmp, "prefork.img");
+    const ask = (port: number) => new Promise<string>((res, rej) => {
+      const c = connect(port, "127.0.0.1");
+      let got = "";
+      c.on("data", (d) => (got += d.toString()));
+      c.on("end", () => res(got.trim()));
+      c.on("error", rej);
+    });
+    const orig = startProcess([reaper, exe]);
+    let port = 0, pids: number[] = [];
+    const before = new Map<number, number>();
+    try {
+      const [, p, a, b] = (await orig.waitForLine(/^ready /)).split(" ").map(Number);
+      port = p;
+      const master = childrenOf(orig.pid)[0];
+      pids = [master, a, b];
+      for (let i = 0; i < 6; i++) {
+        const [, pid, n] = (await ask(port)).split(" ").map(Number);
+        before.set(pid, n);
+      }
+      expect(captureTree(master, img)).toMatchObject({ processes: 3, zombies: 0 });
+      await Promise.race([orig.exited, sleep(10_000)]);
+      await gone(pids);
+      const image = await openImage(img);
+      try {
+        // the listening socket is one open file description in all three
+        const ids = image.processes.map((v) => v.fds.find((f) => f.path.startsWith("socket:"))?.fileId);
+        expect(ids[0]).toBeDefined();
+        expect(new Set(ids).size).toBe(1);
+      } finally {
+        await image.close();
+      }
+    } finally {
+      await cleanup(orig, pids);
+    }
+    const s = startProcess([reaper, process.execPath, CLI, "restore", "--detach", img]);
+    try {
+      await s.waitForLine(new RegExp(`^${pids[0]}$`), { timeoutMs: 60_000 });
+      const after = new Map<number, number>();
+      for (let i = 0; i < 8; i++) {
+        const [word, pid, n] = (await ask(port)).split(" ");
+        expect(word).toBe("worker");
+        expect(pids.slice(1)).toContain(Number(pid));
+        // each worker's count goes on from where it was
+        const prev = after.get(Number(pid)) ?? before.get(Number(pid)) ?? 0;
+        expect(Number(n)).toBe(prev + 1);
+        after.set(Number(pid), Number(n));
+      }
+      expect(stat(pids[1]).ppid).toBe(pids[0]);
+      expect(stat(pids[2]).ppid).toBe(pids[0]);
+    } finally {
+      await cleanup(s, pids);
+    }
+  }, 120_000);
 });
