@@ -302,6 +302,7 @@ export class CheckpointImage {
   }
 
   async close(): Promise<void> {
+    if (this.root !== this) return this.root.close();   // a process view closes its image
     for (const p of this.processes) if (p !== this) await p.closeCaches();
     await this.closeCaches();
     if (this.root === this) await this.handle.close();

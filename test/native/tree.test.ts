@@ -11,7 +11,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
 import { connect } from "node:net";
-import { existsSync, readFileSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { openImage } from "../../src/format/index.js";
 import { REPO, compileC, makeTempDir, removeTempDirs, runCli, sleep, startProcess, type Started } from "./helpers.js";
@@ -107,6 +107,22 @@ describe("a process tree", () => {
       } finally {
         await image.close();
       }
+      // the CLI: inspect draws the tree and --pid picks a process; diff pairs processes by PID
+      const ins = runCli(["inspect", img]);
+      expect(ins.status).toBe(0);
+      expect(ins.stdout).toContain(`tree     5 processes and 1 zombie, root ${ids.root}`);
+      expect(ins.stdout).toContain(`  family(${ids.root})\n  ├─family(${ids.reader})\n  ├─?(${ids.zombie}) <defunct>`);
+      expect(ins.stdout).toContain(`  └─family(${ids.grouper})\n    └─family(${ids.gc})`);
+      expect(runCli(["inspect", "--pid", String(ids.gc), img]).stdout).toContain(`process  pid ${ids.gc} (family)  ppid ${ids.grouper}`);
+      const z = runCli(["inspect", "--pid", String(ids.zombie), img]);
+      expect(z.status).toBe(2);
+      expect(z.stderr).toMatch(new RegExp(`process ${ids.zombie} is a zombie`));
+      const copy = join(tmp, "family-copy.img");
+      copyFileSync(img, copy);
+      const d = runCli(["diff", "--json", img, copy]);
+      expect(d.status).toBe(0);
+      expect(JSON.parse(d.stdout)).toMatchObject({ same: true, onlyInA: [], onlyInB: [] });
+      expect(JSON.parse(d.stdout).processes.map((p: { pid: number }) => p.pid)).toEqual([ids.root, ids.reader, ids.leader, ids.grouper, ids.gc]);
     } finally {
       await cleanup(orig, Object.values(ids));
     }
