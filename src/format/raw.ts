@@ -53,6 +53,7 @@ export const RecordType = {
   SECCOMP: 0x0009,
   // format 1.2 process trees (records-tree.ts)
   TREE: 0x000a,
+  SHARED_PAGES: 0x000b,
   THREAD: 0x0010,
   THREAD_STATE: 0x0011,
   EVENTFD: 0x0050,

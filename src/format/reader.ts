@@ -30,7 +30,7 @@ import {
   type ProcessStateRecord, type SeccompFilter, type ThreadStateRecord, type TimersRecord,
 } from "./records-state.js";
 import { FILE_DATA, FILES_FIXED_SIZE } from "./raw-files.js";
-import { decodeTree, type TreeProcess, type TreeRecord } from "./records-tree.js";
+import { decodeSharedPages, decodeTree, sharedRunAt, type SharedPagesRecord, type TreeProcess, type TreeRecord } from "./records-tree.js";
 import {
   decodeFdFile, decodeFileContent, decodeFileDataHeader, decodeTty,
   type FdFileRecord, type FileContentRecord, type FileDataHeader, type TtyRecord,
@@ -142,7 +142,7 @@ const MAX_FILE_RUN_BYTES = 16 * 1024 * 1024;
 
 const SINGLETONS = new Set<number>([
   RecordType.PROCESS, RecordType.ARGV, RecordType.ENVIRON, RecordType.AUXV, RecordType.RLIMITS, RecordType.SIGACTIONS,
-  RecordType.TIMERS, RecordType.PROCESS_STATE, RecordType.SECCOMP,
+  RecordType.TIMERS, RecordType.PROCESS_STATE, RecordType.SECCOMP, RecordType.SHARED_PAGES,
 ]);
 
 export function recordTypeName(type: number): string {
@@ -220,6 +220,8 @@ export class CheckpointImage {
   processes: CheckpointImage[] = [this];
   /** the image this process view belongs to (itself for the root) */
   root: CheckpointImage = this;
+  /** format 1.2: pages still shared copy-on-write with the parent, stored in the parent */
+  sharedPages: SharedPagesRecord | undefined;
   /** page chunks per area id, sorted by first page */
   readonly chunksByArea = new Map<number, ChunkRef[]>();
 
@@ -418,6 +420,9 @@ export class CheckpointImage {
       if (view !== this) this.problems.push(...view.problems);
       if (view.process && view.process.pid !== p.pid) {
         this.fail("BAD_FIELD", `PROCESS record of pid ${view.process.pid} among the records of process ${p.pid}`, { recordType: "PROCESS" });
+      }
+      if (view.sharedPages && (view.sharedPages.parentPid !== p.ppid || p.pid === tree.rootPid)) {
+        this.fail("BAD_FIELD", `SHARED_PAGES of process ${p.pid} names parent ${view.sharedPages.parentPid}, the TREE ${p.ppid}`, { recordType: "SHARED_PAGES" });
       }
       if (view.process && view.threads.length !== p.threadCount) {
         this.fail("BAD_FIELD", `TREE says process ${p.pid} has ${p.threadCount} threads, the image holds ${view.threads.length}`, where);
@@ -682,6 +687,7 @@ export class CheckpointImage {
         break;
       }
       case RecordType.TIMERS: this.timers = decodeTimers(payload, base, where); break;
+      case RecordType.SHARED_PAGES: this.sharedPages = decodeSharedPages(payload, base, where, this.pageSize); break;
       case RecordType.PROCESS_STATE: this.processState = decodeProcessState(payload, base, where); break;
       case RecordType.SECCOMP: this.seccompFilters = decodeSeccomp(payload, base, where); break;
       case RecordType.THREAD_STATE: {
@@ -910,7 +916,9 @@ export class CheckpointImage {
   async pageSource(pageAddr: bigint): Promise<PageSource | undefined> {
     const area = this.areaAt(pageAddr);
     if (!area) return undefined;
-    return (await this.storedPage(area, pageAddr)) ? "image" : this.unstoredSource(area);
+    if (await this.storedPage(area, pageAddr)) return "image";
+    if (this.sharedPages && sharedRunAt(this.sharedPages, pageAddr, this.pageSize)) return this.root.processImage(this.sharedPages.parentPid).pageSource(pageAddr);
+    return this.unstoredSource(area);
   }
 
   /**
@@ -938,8 +946,12 @@ export class CheckpointImage {
       const inPage = Number(at - page);
       const n = Math.min(length - done, this.pageSize - inPage);
       const stored = await this.storedPage(area, page);
+      const shared = !stored && this.sharedPages ? sharedRunAt(this.sharedPages, page, this.pageSize) : undefined;
       if (stored) {
         out.set(stored.subarray(inPage, inPage + n), done);
+      } else if (shared) {
+        // the same page as the parent's (copy-on-write since fork): stored there
+        out.set(await this.root.processImage(this.sharedPages!.parentPid).readMemory(at, n, opts), done);
       } else {
         const source = this.unstoredSource(area);
         if (source === "file") {

@@ -96,3 +96,57 @@ export function formatTree(t: TreeRecord, name: (p: TreeProcess) => string): str
   walk(t.processes[0], "", true, true);
   return lines;
 }
+
+/** SHARED_PAGES: pages of a process still shared copy-on-write with its parent (stored there). */
+export const SHARED_PAGES_FIXED_SIZE = 16;
+export const SHARED_RUN_SIZE = 16;
+
+export interface SharedRun {
+  start: bigint;
+  pages: number;
+  areaId: number;
+}
+
+export interface SharedPagesRecord {
+  parentPid: number;
+  /** sorted by start, not overlapping */
+  runs: SharedRun[];
+}
+
+export function decodeSharedPages(payload: Uint8Array, base: number, where: ImageErrorWhere, pageSize = 4096): SharedPagesRecord {
+  const r = new ByteReader(payload, base, where);
+  const fixed = r.fixedSize(SHARED_PAGES_FIXED_SIZE, "SHARED_PAGES");
+  const count = r.u32At(4);
+  const parentPid = r.u32At(8);
+  if (count * SHARED_RUN_SIZE > payload.length - fixed) r.fail("BAD_FIELD", `SHARED_PAGES count ${count} exceeds the payload`, 4);
+  r.pos = fixed;
+  const runs: SharedRun[] = [];
+  let prevEnd = 0n;
+  for (let i = 0; i < count; i++) {
+    const at = r.pos;
+    const start = r.u64(), pages = r.u32(), areaId = r.u32();
+    if (pages < 1 || start % BigInt(pageSize) !== 0n || start < prevEnd) r.fail("BAD_FIELD", `SHARED_PAGES run ${i} (0x${start.toString(16)}, ${pages} pages) is empty, unaligned or out of order`, at);
+    prevEnd = start + BigInt(pages) * BigInt(pageSize);
+    runs.push({ start, pages, areaId });
+  }
+  return { parentPid, runs };
+}
+
+export function encodeSharedPages(s: SharedPagesRecord): Uint8Array {
+  const w = new ByteWriter();
+  w.u32(SHARED_PAGES_FIXED_SIZE).u32(s.runs.length).u32(s.parentPid).u32(0);
+  for (const run of s.runs) w.u64(run.start).u32(run.pages).u32(run.areaId);
+  return w.finish();
+}
+
+/** The run holding `addr`, by binary search. */
+export function sharedRunAt(s: SharedPagesRecord, addr: bigint, pageSize = 4096): SharedRun | undefined {
+  let lo = 0, hi = s.runs.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1, r = s.runs[mid];
+    if (addr < r.start) hi = mid - 1;
+    else if (addr >= r.start + BigInt(r.pages) * BigInt(pageSize)) lo = mid + 1;
+    else return r;
+  }
+  return undefined;
+}

@@ -26,7 +26,7 @@ import {
 } from "./records-state.js";
 import { encodeFdFile, encodeFileContent, encodeFileData, encodeTty, type FdFileRecord, type FileContentRecord, type TtyRecord } from "./records-files.js";
 import { MAX_FILE_RUN } from "./raw-files.js";
-import { encodeTree, type TreeRecord } from "./records-tree.js";
+import { encodeSharedPages, encodeTree, type SharedPagesRecord, type TreeRecord } from "./records-tree.js";
 
 export interface ImageWriterOptions {
   pageSize?: number;
@@ -127,6 +127,8 @@ export class ImageWriter {
     this.isTree = true;
     return this.writeRecord(RecordType.TREE, encodeTree(t), { flags: RECORD_FLAG_MUST_UNDERSTAND });
   }
+  /** Pages of the current process that are its parent's (copy-on-write since fork). */
+  addSharedPages(s: SharedPagesRecord) { return this.writeRecord(RecordType.SHARED_PAGES, encodeSharedPages(s)); }
   /** Records written from now on belong to process `pid` of the tree. */
   beginProcess(pid: number): void {
     if (!this.isTree) throw new Error("beginProcess before addTree");

@@ -8,10 +8,10 @@ import fc from "fast-check";
 import { join } from "node:path";
 import { readFileSync, writeFileSync } from "node:fs";
 import {
-  ImageError, ImageWriter, RecordType, RECORD_FLAG_MUST_UNDERSTAND, decodeTree, encodeTree, formatTree, openImage,
+  ImageError, ImageWriter, RecordType, RECORD_FLAG_MUST_UNDERSTAND, decodeSharedPages, decodeTree, encodeSharedPages, encodeTree, formatTree, openImage,
   verifyImage, type TreeRecord,
 } from "../../src/format/index.js";
-import { arbProcess, arbThread } from "../support/arbitraries.js";
+import { arbProcess, arbThread, u32 } from "../support/arbitraries.js";
 import { makeTempDir, removeTempDirs } from "../native/helpers.js";
 
 afterAll(removeTempDirs);
@@ -255,3 +255,71 @@ describe("tree images", () => {
     await expect(openImage(path)).rejects.toThrow(/owned by process 500 in an image without a TREE record/);
   });
 });
+
+describe("SHARED_PAGES", () => {
+  const arbShared = fc.array(fc.record({ gap: fc.integer({ min: 0, max: 1000 }), pages: fc.integer({ min: 1, max: 5000 }), areaId: u32 }), { maxLength: 30 })
+    .map((list) => {
+      let at = 0x10000n;
+      const runs = list.map((r) => {
+        const start = at + BigInt(r.gap) * 4096n;
+        at = start + BigInt(r.pages) * 4096n;
+        return { start, pages: r.pages, areaId: r.areaId };
+      });
+      return { parentPid: 42, runs };
+    });
+  test("round-trips and refuses runs out of order", () => {
+    fc.assert(fc.property(arbShared, (s) => {
+      expect(decodeSharedPages(encodeSharedPages(s), 0, where)).toEqual(s);
+    }));
+    const bad = encodeSharedPages({ parentPid: 1, runs: [{ start: 0x20000n, pages: 2, areaId: 1 }, { start: 0x20000n, pages: 1, areaId: 1 }] });
+    expect(() => decodeSharedPages(bad, 0, where)).toThrow(/out of order/);
+    fc.assert(fc.property(arbShared, fc.nat(), (s, cut) => {
+      const b = encodeSharedPages(s);
+      try {
+        decodeSharedPages(b.subarray(0, cut % (b.length + 1)), 0, where);
+      } catch (err) {
+        expect(err).toBeInstanceOf(ImageError);
+      }
+    }));
+  });
+
+  test("a child's shared page reads as its parent's", async () => {
+    const dir = makeTempDir();
+    const path = join(dir, "cow.img");
+    const [p] = fc.sample(arbProcess, 1);
+    const [th] = fc.sample(arbThread, 1);
+    const t: TreeRecord = { rootPid: 10, processes: [
+      { pid: 10, ppid: 1, pgid: 10, sid: 10, zombie: false, exitStatus: 0, threadCount: 1 },
+      { pid: 11, ppid: 10, pgid: 10, sid: 10, zombie: false, exitStatus: 0, threadCount: 1 },
+    ] };
+    const area = { id: 1, start: 0x10000n, end: 0x14000n, fileOffset: 0n, devMajor: 0, devMinor: 0, inode: 0n, prot: 3, flags: 0, kind: "anon" as const, fileId: undefined, path: "", vmflags: "" };
+    const parentMem = new Uint8Array(4 * 4096).map((_, i) => (i * 7) & 0xff);
+    const w = await ImageWriter.create(path, { durable: false });
+    await w.addTree(t);
+    for (const pid of [10, 11]) {
+      w.beginProcess(pid);
+      await w.addProcess({ ...p, pid, ppid: pid === 10 ? 1 : 10, threadCount: 1 });
+      await w.addThread({ ...th, tid: pid });
+      await w.addArea(area);
+      if (pid === 10) await w.addAreaMemory(area, parentMem);
+      else {
+        // the child wrote page 2; pages 0-1 are still the parent's; page 3 is its own zero
+        const mine = new Uint8Array(4 * 4096);
+        mine.fill(0xee, 2 * 4096, 3 * 4096);
+        await w.addAreaMemory(area, mine);
+        await w.addSharedPages({ parentPid: 10, runs: [{ start: 0x10000n, pages: 2, areaId: 1 }] });
+      }
+    }
+    await w.finish();
+    const img = await openImage(path);
+    try {
+      expect(await img.readMemory(11, 0x10000n, 2 * 4096)).toEqual(parentMem.subarray(0, 2 * 4096));
+      expect((await img.readMemory(11, 0x12000n, 4096)).every((b) => b === 0xee)).toBe(true);
+      expect((await img.readMemory(11, 0x13000n, 4096)).every((b) => b === 0)).toBe(true);
+      expect(await img.processImage(11).pageSource(0x10000n)).toBe("image");
+    } finally {
+      await img.close();
+    }
+  });
+});
+

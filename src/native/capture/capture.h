@@ -135,6 +135,9 @@ struct capture {
 	/* format 1.2: the tree this process belongs to (tree.h), NULL for a single process */
 	struct cap_tree *tree;
 	int no_children;               /* --no-children */
+	struct buf shared_runs;        /* SHARED_PAGES runs, 16 bytes each (tree.c) */
+	uint32_t nshared_runs;
+	uint64_t shared_pages;
 };
 
 /* proc.c: process-wide state from /proc and prlimit (freeze phase). */

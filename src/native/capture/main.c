@@ -377,6 +377,8 @@ static int capture_tree(struct image *im, struct cap_tree *t)
 		im->owner = (uint32_t)cap.pid;
 		cap.proc.capture_ns = root.proc.capture_ns;
 		err = frozen_steps(im, &pl);
+		if (!err)
+			err = tree_put_shared_pages(&cap, im);   /* pages stored once, in the parent */
 		if (pl) {
 			if (err)
 				cap_abort = 1;

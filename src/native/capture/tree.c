@@ -340,3 +340,61 @@ int tree_earlier_holds(const struct capture *c, dev_t dev, ino_t ino)
 {
 	return c->tree && holds(c, dev, ino, -1, 1);
 }
+
+int tree_parent_pagemap(const struct capture *c)
+{
+	const struct cap_tree *t = c->tree;
+	size_t me;
+	char path[64];
+
+	if (!t || (me = proc_index(t, c)) == SIZE_MAX || me == 0)
+		return -1;
+	for (size_t i = 0; i < me; i++)
+		if (t->procs[i].e.pid == t->procs[me].e.ppid && t->procs[i].c) {
+			snprintf(path, sizeof(path), "/proc/%u/pagemap", t->procs[i].e.pid);
+			return open(path, O_RDONLY | O_CLOEXEC);
+		}
+	return -1;
+}
+
+struct shared_run {
+	uint64_t start;
+	uint32_t pages, area_id;
+};
+
+int tree_shared_page(struct capture *c, uint32_t area_id, uint64_t addr)
+{
+	struct shared_run *last = c->nshared_runs ?
+		(struct shared_run *)(c->shared_runs.p + (c->nshared_runs - 1) * sizeof(*last)) : NULL;
+
+	c->shared_pages++;
+	if (last && last->area_id == area_id && last->start + (uint64_t)last->pages * PAGE_SIZE_4K == addr) {
+		last->pages++;
+		return 0;
+	}
+	struct shared_run r = { addr, 1, area_id };
+	c->nshared_runs++;
+	return buf_put(&c->shared_runs, &r, sizeof(r));
+}
+
+int tree_put_shared_pages(struct capture *c, struct image *im)
+{
+	struct {
+		uint32_t fixed_size, count, parent_pid, reserved;
+	} f = { 16, c->nshared_runs, 0, 0 };
+	const struct cap_tree *t = c->tree;
+	size_t me = t ? proc_index(t, c) : SIZE_MAX;
+	struct buf b = { 0 };
+	int err;
+
+	if (!c->nshared_runs || me == SIZE_MAX)
+		return 0;
+	f.parent_pid = t->procs[me].e.ppid;
+	err = buf_put(&b, &f, sizeof(f));
+	if (!err)
+		err = buf_put(&b, c->shared_runs.p, c->shared_runs.len);
+	if (!err)
+		err = image_record(im, CKIMG_REC_SHARED_PAGES, &b, 0, 0);
+	buf_free(&b);
+	return err;
+}

@@ -49,4 +49,10 @@ int tree_other_holds(const struct capture *c, dev_t dev, ino_t ino, int acc);
 /* An earlier process of the tree holds (dev, ino): its record carries the object's bytes. */
 int tree_earlier_holds(const struct capture *c, dev_t dev, ino_t ino);
 
+/* Copy-on-write pages shared with the parent (SHARED_PAGES): the parent's pagemap (-1: none,
+ * or the root), one shared page of area `area_id` noted, and the record of them all. */
+int tree_parent_pagemap(const struct capture *c);
+int tree_shared_page(struct capture *c, uint32_t area_id, uint64_t addr);
+int tree_put_shared_pages(struct capture *c, struct image *im);
+
 #endif /* CK_TREE_H */

@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crc32.h"
 #include "fds.h"
 
 #define PIPE_TAG 0x70697065u    /* 'pipe', as pipes.c */
@@ -445,10 +446,79 @@ static int seize(struct restore_args *a, pid_t pid)
 	return restore_fork_adopt(a);
 }
 
-static int rebuild(struct restore_args *a)
+/*
+ * SHARED_PAGES: pages the capture found still shared copy-on-write with the parent are stored
+ * once, in the parent; the parent is rebuilt first, so they are copied from its memory (as
+ * restored, not yet run). They come back as copies: the processes are not forked from each
+ * other's final memory.
+ */
+static int fill_shared_pages(struct restore_args *a, uint32_t i)
+{
+	struct img *img = a->img;
+	uint8_t *pl = NULL, *buf = NULL;
+	int err = 0, mem = -1;
+
+	for (uint64_t k = 0; k < img->nents && !err; k++) {
+		const struct ckimg_index_entry *e = &img->ents[k];
+		struct ckimg_record_header rh;
+		struct { uint32_t fixed_size, count, parent_pid, reserved; } f;
+		if (e->type != CKIMG_REC_SHARED_PAGES || img->owners[k] != img->owner)
+			continue;
+		if (e->payload_length < sizeof(f) || e->payload_length > CKIMG_MAX_METADATA_PAYLOAD)
+			return rst_err(a, -EBADMSG, "BAD_FIELD: SHARED_PAGES at offset %llu: %llu bytes",
+				       (unsigned long long)e->offset, (unsigned long long)e->payload_length);
+		pl = malloc(e->payload_length);
+		if (!pl)
+			return -ENOMEM;
+		if (pread(img->fd, &rh, sizeof(rh), (off_t)e->offset) != sizeof(rh) ||
+		    pread(img->fd, pl, e->payload_length, (off_t)(e->offset + sizeof(rh))) != (ssize_t)e->payload_length ||
+		    ck_crc32(0, pl, e->payload_length) != rh.payload_crc) {
+			free(pl);
+			return rst_err(a, -EBADMSG, "BAD_CHECKSUM: SHARED_PAGES at offset %llu", (unsigned long long)e->offset);
+		}
+		memcpy(&f, pl, sizeof(f));
+		if (f.fixed_size < sizeof(f) || f.fixed_size > e->payload_length ||
+		    f.count > (e->payload_length - f.fixed_size) / 16 || f.parent_pid != T.e[i].ppid) {
+			free(pl);
+			return rst_err(a, -EBADMSG, "BAD_FIELD: SHARED_PAGES at offset %llu: %u runs, parent %u (TREE: %u)",
+				       (unsigned long long)e->offset, f.count, f.parent_pid, T.e[i].ppid);
+		}
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%u/mem", f.parent_pid);
+		mem = open(path, O_RDONLY | O_CLOEXEC);
+		buf = malloc(1 << 20);
+		if (mem < 0 || !buf) {
+			err = rst_err(a, mem < 0 ? -errno : -ENOMEM, "reading the parent's memory: %s", strerror(errno));
+			break;
+		}
+		for (uint32_t r = 0; r < f.count && !err; r++) {
+			uint64_t start;
+			uint32_t pages;
+			memcpy(&start, pl + f.fixed_size + r * 16, 8);
+			memcpy(&pages, pl + f.fixed_size + r * 16 + 8, 4);
+			for (uint64_t off = 0; off < (uint64_t)pages * 4096 && !err; off += 1 << 20) {
+				size_t n = (uint64_t)pages * 4096 - off < (1u << 20) ? (size_t)((uint64_t)pages * 4096 - off) : 1u << 20;
+				if (pread(mem, buf, n, (off_t)(start + off)) != (ssize_t)n)
+					err = rst_err(a, -EIO, "SHARED_PAGES: page %#llx of parent %u cannot be read",
+						      (unsigned long long)(start + off), f.parent_pid);
+				else if ((err = rst_write(a, start + off, buf, n)))
+					rst_err(a, err, "SHARED_PAGES: page %#llx cannot be written: %s",
+						(unsigned long long)(start + off), strerror(-err));
+			}
+		}
+	}
+	if (mem >= 0)
+		close(mem);
+	free(buf);
+	free(pl);
+	return err;
+}
+
+static int rebuild(struct restore_args *a, uint32_t i)
 {
 	int err;
 	if ((err = restore_mm(a)) || (err = restore_threads(a)) || (err = restore_mm_wait(a)) ||
+	    (err = fill_shared_pages(a, i)) ||
 	    (err = restore_state_early(a)) || (err = restore_creds(a)) || (err = restore_fd_files_report(a)) ||
 	    (a == T.root && (err = restore_tty_parent(a))) || (err = restore_state(a)) || (err = restore_finish(a)))
 		return err;
@@ -508,7 +578,7 @@ int restore_tree(struct restore_args *r)
 	err = wait_ready();
 	for (uint32_t i = 0; !err && i < T.n; i++)
 		if (T.args[i] && (err = seize(T.args[i], (pid_t)T.e[i].pid)) == 0)
-			err = rebuild(T.args[i]);
+			err = rebuild(T.args[i], i);
 	if (err) {
 		/* name the process (the root's own messages already say which record) */
 		for (uint32_t i = 0; i < T.n; i++) {
