@@ -242,4 +242,49 @@ describe("a process tree", () => {
       await cleanup(s, pids);
     }
   }, 120_000);
+
+  it("memory a parent shares copy-on-write with 4 forked children is stored once, and reads the same after restore", async () => {
+    const exe = prog(TP, "cow");
+    const img = join(tmp, "cow.img");
+    const mib = 64;
+    const orig = startProcess([reaper, exe, String(mib), "4"]);
+    let pids: number[] = [];
+    const sums = async (p: Started, from: number) => {
+      for (const pid of pids) process.kill(pid, "SIGUSR1");
+      const got = new Map<number, string>();
+      for (const pid of pids) got.set(pid, (await p.waitForLine(new RegExp(`^sum ${pid} `), { from })).split(" ")[2]);
+      return got;
+    };
+    let before = new Map<number, string>();
+    try {
+      pids = (await orig.waitForLine(/^ready /)).split(" ").slice(1).map(Number);
+      before = await sums(orig, 0);
+      const r = runCli(["capture", String(pids[0]), "-o", img, "--kill", "--json"]);
+      expect(r.status, r.stderr).toBe(0);
+      const summary = JSON.parse(r.stdout);
+      expect(summary.processes).toBe(5);
+      // one copy of the 64 MiB, not five (each child wrote one page of its own)
+      const pagesOfBuffer = (mib << 20) / 4096;
+      expect(summary.storedPages).toBeLessThan(pagesOfBuffer * 1.25);
+      expect(summary.imageBytes).toBeLessThan((mib << 20) * 1.3);
+      const image = await openImage(img);
+      try {
+        for (const pid of pids.slice(1)) expect(image.processImage(pid).sharedPages?.parentPid).toBe(pids[0]);
+      } finally {
+        await image.close();
+      }
+      await Promise.race([orig.exited, sleep(10_000)]);
+      await gone(pids);
+    } finally {
+      await cleanup(orig, pids);
+    }
+    const s = startProcess([reaper, process.execPath, CLI, "restore", "--detach", img]);
+    try {
+      await s.waitForLine(new RegExp(`^${pids[0]}$`), { timeoutMs: 60_000 });
+      expect(await sums(s, 0)).toEqual(before);
+    } finally {
+      await cleanup(s, pids);
+    }
+  }, 120_000);
 });
+
