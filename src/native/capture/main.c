@@ -377,8 +377,6 @@ static int capture_tree(struct image *im, struct cap_tree *t)
 		im->owner = (uint32_t)cap.pid;
 		cap.proc.capture_ns = root.proc.capture_ns;
 		err = frozen_steps(im, &pl);
-		if (!err)
-			err = tree_put_shared_pages(&cap, im);   /* pages stored once, in the parent */
 		if (pl) {
 			if (err)
 				cap_abort = 1;
@@ -386,6 +384,8 @@ static int capture_tree(struct image *im, struct cap_tree *t)
 			if (!err)
 				err = e;
 		}
+		if (!err)       /* (after the page writers: they reserve image space in order) */
+			err = tree_put_shared_pages(&cap, im);   /* pages stored once, in the parent */
 		if (!err)
 			err = hash_mapped_files(&cap);
 		if (!err)
