@@ -282,6 +282,9 @@ describe("a process tree", () => {
     try {
       await s.waitForLine(new RegExp(`^${pids[0]}$`), { timeoutMs: 60_000 });
       expect(await sums(s, 0)).toEqual(before);
+      // shared again after restore: the tree's memory (sum of Pss) is about one copy, not five
+      const pss = pids.reduce((n, p) => n + Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${p}/smaps_rollup`, "utf8"))![1]), 0);
+      expect(pss * 1024).toBeLessThan((mib << 20) * 1.5);
     } finally {
       await cleanup(s, pids);
     }

@@ -41,6 +41,8 @@ struct img_area {
 	int file_idx;               /* index into img.files, -1 if none */
 	/* filled by restore */
 	int has_pages;
+	int premapped;              /* tree: 1 mapped and filled before the fork (the parent's),
+				     * 2 inherited from the parent, its shared pages already right */
 };
 
 struct img_file {

@@ -105,6 +105,8 @@ struct restore_args {
 	const struct ckimg_tree_entry *tree_entry;
 	struct rst_obj *tree_objs;  /* objects made once for the whole tree (pipes between processes) */
 	size_t ntree_objs;
+	struct rst_shared_run { uint64_t start; uint32_t pages, area_id; } *shared;  /* SHARED_PAGES */
+	size_t nshared;
 	uint32_t *inh_id;           /* descriptions inherited from the parent: tree file_id ... */
 	int *inh_fd;                /* ... and where the copy waits */
 	size_t ninh;
@@ -164,6 +166,8 @@ int restore_fork_adopt(struct restore_args *a);
 /* tree.c: a tree image, every process; returns the exit code of ckimg-restore */
 int restore_tree(struct restore_args *root);
 int restore_tree_check(struct restore_args *root, int (*check_one)(struct restore_args *));
+/* tree.c, for mm.c: an inherited area's pages that are neither stored nor shared become zero */
+int rst_tree_zero_unshared(struct restore_args *a, const struct img_area *ar);
 void restore_abort(struct restore_args *a);
 
 #endif /* RST_RESTORE_H */

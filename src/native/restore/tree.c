@@ -56,6 +56,8 @@ static int is_zombie(uint32_t i)
 	return (T.e[i].flags & CKIMG_TREE_ZOMBIE) != 0;
 }
 
+static int load_shared_runs(struct restore_args *a, uint32_t i);
+
 static long clone_with_pid(pid_t want)
 {
 	struct clone_args ca;
@@ -232,7 +234,7 @@ static int open_processes(void)
 		T.args[i] = a;
 		if ((err = restore_check_files(a)) || (err = restore_fds_check(a)) || (err = restore_state_check(a)) ||
 		    (err = restore_check_fd_files(a)) || (a == r && (err = restore_tty_prepare(a))) ||
-		    (err = restore_fork_prepare(a)))
+		    (err = restore_fork_prepare(a)) || (err = load_shared_runs(a, i)))
 			return err;
 	}
 	return 0;
@@ -446,26 +448,20 @@ static int seize(struct restore_args *a, pid_t pid)
 	return restore_fork_adopt(a);
 }
 
-/*
- * SHARED_PAGES: pages the capture found still shared copy-on-write with the parent are stored
- * once, in the parent; the parent is rebuilt first, so they are copied from its memory (as
- * restored, not yet run). They come back as copies: the processes are not forked from each
- * other's final memory.
- */
-static int fill_shared_pages(struct restore_args *a, uint32_t i)
+/* SHARED_PAGES of process i (FORMAT.md "Process trees"), checked, into a->shared. */
+static int load_shared_runs(struct restore_args *a, uint32_t i)
 {
 	struct img *img = a->img;
-	uint8_t *pl = NULL, *buf = NULL;
-	int err = 0, mem = -1;
 
-	for (uint64_t k = 0; k < img->nents && !err; k++) {
+	for (uint64_t k = 0; k < img->nents; k++) {
 		const struct ckimg_index_entry *e = &img->ents[k];
 		struct ckimg_record_header rh;
 		struct { uint32_t fixed_size, count, parent_pid, reserved; } f;
+		uint8_t *pl;
 		if (e->type != CKIMG_REC_SHARED_PAGES || img->owners[k] != img->owner)
 			continue;
-		if (e->payload_length < sizeof(f) || e->payload_length > CKIMG_MAX_METADATA_PAYLOAD)
-			return rst_err(a, -EBADMSG, "BAD_FIELD: SHARED_PAGES at offset %llu: %llu bytes",
+		if (a->shared || e->payload_length < sizeof(f) || e->payload_length > CKIMG_MAX_METADATA_PAYLOAD)
+			return rst_err(a, -EBADMSG, "BAD_FIELD: SHARED_PAGES at offset %llu: a second one, or %llu bytes",
 				       (unsigned long long)e->offset, (unsigned long long)e->payload_length);
 		pl = malloc(e->payload_length);
 		if (!pl)
@@ -478,40 +474,244 @@ static int fill_shared_pages(struct restore_args *a, uint32_t i)
 		}
 		memcpy(&f, pl, sizeof(f));
 		if (f.fixed_size < sizeof(f) || f.fixed_size > e->payload_length ||
-		    f.count > (e->payload_length - f.fixed_size) / 16 || f.parent_pid != T.e[i].ppid) {
+		    f.count > (e->payload_length - f.fixed_size) / 16 || f.parent_pid != T.e[i].ppid || i == 0) {
 			free(pl);
 			return rst_err(a, -EBADMSG, "BAD_FIELD: SHARED_PAGES at offset %llu: %u runs, parent %u (TREE: %u)",
 				       (unsigned long long)e->offset, f.count, f.parent_pid, T.e[i].ppid);
 		}
-		char path[64];
-		snprintf(path, sizeof(path), "/proc/%u/mem", f.parent_pid);
-		mem = open(path, O_RDONLY | O_CLOEXEC);
-		buf = malloc(1 << 20);
-		if (mem < 0 || !buf) {
-			err = rst_err(a, mem < 0 ? -errno : -ENOMEM, "reading the parent's memory: %s", strerror(errno));
-			break;
+		a->shared = calloc(f.count + 1, sizeof(*a->shared));
+		if (!a->shared) {
+			free(pl);
+			return -ENOMEM;
 		}
-		for (uint32_t r = 0; r < f.count && !err; r++) {
-			uint64_t start;
-			uint32_t pages;
-			memcpy(&start, pl + f.fixed_size + r * 16, 8);
-			memcpy(&pages, pl + f.fixed_size + r * 16 + 8, 4);
-			for (uint64_t off = 0; off < (uint64_t)pages * 4096 && !err; off += 1 << 20) {
-				size_t n = (uint64_t)pages * 4096 - off < (1u << 20) ? (size_t)((uint64_t)pages * 4096 - off) : 1u << 20;
-				if (pread(mem, buf, n, (off_t)(start + off)) != (ssize_t)n)
-					err = rst_err(a, -EIO, "SHARED_PAGES: page %#llx of parent %u cannot be read",
-						      (unsigned long long)(start + off), f.parent_pid);
-				else if ((err = rst_write(a, start + off, buf, n)))
-					rst_err(a, err, "SHARED_PAGES: page %#llx cannot be written: %s",
-						(unsigned long long)(start + off), strerror(-err));
+		for (uint32_t r = 0; r < f.count; r++) {
+			struct rst_shared_run *run = &a->shared[r];
+			memcpy(&run->start, pl + f.fixed_size + r * 16, 8);
+			memcpy(&run->pages, pl + f.fixed_size + r * 16 + 8, 4);
+			memcpy(&run->area_id, pl + f.fixed_size + r * 16 + 12, 4);
+			int ai = img_area_by_id(img, run->area_id);
+			if (ai < 0 || run->pages == 0 || run->start < img->areas[ai].f.start ||
+			    run->start + (uint64_t)run->pages * 4096 > img->areas[ai].f.end) {
+				free(pl);
+				return rst_err(a, -EBADMSG, "BAD_FIELD: SHARED_PAGES at offset %llu: run %u is not inside area %u",
+					       (unsigned long long)e->offset, r, run->area_id);
 			}
+		}
+		a->nshared = f.count;
+		free(pl);
+	}
+	return 0;
+}
+
+static int in_premapped(const struct restore_args *a, uint64_t addr)
+{
+	for (size_t i = 0; i < a->img->nareas; i++) {
+		const struct img_area *ar = &a->img->areas[i];
+		if (ar->premapped == 2 && addr >= ar->f.start && addr < ar->f.end)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Shared pages that did not come by inheritance (premap below) are copied from the parent's
+ * memory as restored (the parent is rebuilt first and has not run yet).
+ */
+static int fill_shared_pages(struct restore_args *a, uint32_t i)
+{
+	uint8_t *buf = NULL;
+	int err = 0, mem = -1;
+	char path[64];
+
+	for (size_t r = 0; r < a->nshared && !err; r++) {
+		const struct rst_shared_run *run = &a->shared[r];
+		if (in_premapped(a, run->start))
+			continue;       /* already the parent's pages, shared */
+		if (mem < 0) {
+			snprintf(path, sizeof(path), "/proc/%u/mem", T.e[i].ppid);
+			mem = open(path, O_RDONLY | O_CLOEXEC);
+			buf = malloc(1 << 20);
+			if (mem < 0 || !buf) {
+				err = rst_err(a, mem < 0 ? -errno : -ENOMEM, "reading the parent's memory: %s", strerror(errno));
+				break;
+			}
+		}
+		for (uint64_t off = 0; off < (uint64_t)run->pages * 4096 && !err; off += 1 << 20) {
+			size_t n = (uint64_t)run->pages * 4096 - off < (1u << 20) ? (size_t)((uint64_t)run->pages * 4096 - off) : 1u << 20;
+			if (pread(mem, buf, n, (off_t)(run->start + off)) != (ssize_t)n)
+				err = rst_err(a, -EIO, "SHARED_PAGES: page %#llx of parent %u cannot be read",
+					      (unsigned long long)(run->start + off), T.e[i].ppid);
+			else if ((err = rst_write(a, run->start + off, buf, n)))
+				rst_err(a, err, "SHARED_PAGES: page %#llx cannot be written: %s",
+					(unsigned long long)(run->start + off), strerror(-err));
 		}
 	}
 	if (mem >= 0)
 		close(mem);
 	free(buf);
-	free(pl);
 	return err;
+}
+
+/* An inherited area: pages neither stored by this process nor shared with its parent were
+ * zero (or never touched) here; they hold the parent's bytes now: MADV_DONTNEED them. */
+int rst_tree_zero_unshared(struct restore_args *a, const struct img_area *ar)
+{
+	struct img *img = a->img;
+	uint64_t npages = (ar->f.end - ar->f.start) / 4096;
+	uint8_t *keep = calloc(npages + 1, 1);
+	long r = 0;
+
+	if (!keep)
+		return -ENOMEM;
+	for (size_t c = 0; c < img->nchunks; c++) {
+		const struct img_chunk *ch = &img->chunks[c];
+		if (&img->areas[ch->area_idx] != ar)
+			continue;
+		for (uint32_t p = 0; p < ch->span_pages; p++)
+			if (ch->bitmap[p / 8] & (1u << (p % 8)))
+				keep[(ch->first_page - ar->f.start) / 4096 + p] = 1;
+	}
+	for (size_t k = 0; k < a->nshared; k++)
+		if (a->shared[k].area_id == ar->f.area_id)
+			memset(keep + (a->shared[k].start - ar->f.start) / 4096, 1, a->shared[k].pages);
+	for (uint64_t p = 0; p < npages && r >= 0;) {
+		if (keep[p]) {
+			p++;
+			continue;
+		}
+		uint64_t q = p;
+		while (q < npages && !keep[q])
+			q++;
+		r = rst_rsys(a, &a->threads[0], SYS_madvise, ar->f.start + p * 4096, (q - p) * 4096, MADV_DONTNEED, 0, 0, 0);
+		p = q;
+	}
+	free(keep);
+	return r < 0 ? rst_err(a, (int)r, "AREA record #%u: MADV_DONTNEED: %s", ar->seq, strerror((int)-r)) : 0;
+}
+
+static int plain_private_anon(const struct img_area *ar)
+{
+	return ar->f.kind == CKIMG_KIND_ANON && !(ar->f.flags & (CKIMG_AREA_SHARED | CKIMG_AREA_GROWSDOWN)) &&
+	       ar->file_idx < 0;
+}
+
+static int is_leaf(uint32_t i)
+{
+	for (uint32_t c = 1; c < T.n; c++)
+		if (T.e[c].ppid == T.e[i].pid && !is_zombie(c))
+			return 0;
+	return 1;
+}
+
+/* Fill a premapped area (mapped in us, ckimg-restore) with process a's stored pages. */
+static int fill_premap(struct restore_args *a, const struct img_area *ar)
+{
+	struct img *img = a->img;
+	size_t maxp = 0, maxr = 0;
+	uint8_t *p, *r;
+	char eb[256];
+	int err = 0;
+
+	for (size_t c = 0; c < img->nchunks; c++)
+		if (&img->areas[img->chunks[c].area_idx] == ar) {
+			if (img->chunks[c].payload_length > maxp)
+				maxp = img->chunks[c].payload_length;
+			if ((size_t)img->chunks[c].stored_pages * 4096 > maxr)
+				maxr = (size_t)img->chunks[c].stored_pages * 4096;
+		}
+	p = malloc(maxp + 1);
+	r = malloc(maxr + 1);
+	for (size_t c = 0; p && r && !err && c < img->nchunks; c++) {
+		const struct img_chunk *ch = &img->chunks[c];
+		const uint8_t *data;
+		if (&img->areas[ch->area_idx] != ar)
+			continue;
+		if (img_read_chunk(img, ch, p, r, &data, eb, sizeof(eb))) {
+			err = rst_err(a, -EBADMSG, "%s", eb);
+			break;
+		}
+		for (uint32_t k = 0, n = 0; k < ch->span_pages; k++)
+			if (ch->bitmap[k / 8] & (1u << (k % 8)))
+				memcpy((void *)(uintptr_t)(ch->first_page + (uint64_t)k * 4096), data + (size_t)n++ * 4096, 4096);
+	}
+	if (!p || !r)
+		err = -ENOMEM;
+	free(p);
+	free(r);
+	return err;
+}
+
+/*
+ * Pages shared copy-on-write between a parent and its children, shared again: an area of the
+ * parent whose pages leaf children share is mapped here, in ckimg-restore, at its address,
+ * and filled before the root is cloned; every process of the tree inherits it through its
+ * fork, the parent and those children keep it (mm.c leaves premapped areas alone), the others
+ * unmap it. A range that ckimg-restore itself uses cannot be premapped: its pages are copied.
+ */
+static int premap_shared_areas(uint64_t (**ranges)[2], size_t *nranges)
+{
+	size_t cap = 0;
+
+	*ranges = NULL;
+	*nranges = 0;
+	for (uint32_t i = 0; i < T.n; i++) {
+		struct restore_args *pa = T.args[i];
+		if (!pa)
+			continue;
+		for (size_t k = 0; k < pa->img->nareas; k++) {
+			struct img_area *ar = &pa->img->areas[k];
+			int sharers = 0, clash = 0;
+			if (!plain_private_anon(ar))
+				continue;
+			for (size_t q = 0; q < *nranges; q++)
+				clash |= ar->f.start < (*ranges)[q][1] && ar->f.end > (*ranges)[q][0];
+			for (uint32_t c = 1; !clash && c < T.n; c++) {
+				struct restore_args *ca = T.args[c];
+				if (!ca || T.e[c].ppid != T.e[i].pid || !is_leaf(c))
+					continue;
+				for (size_t m = 0; m < ca->img->nareas; m++) {
+					struct img_area *cr = &ca->img->areas[m];
+					int used = 0;
+					if (cr->f.start != ar->f.start || cr->f.end != ar->f.end || !plain_private_anon(cr))
+						continue;
+					for (size_t s = 0; s < ca->nshared; s++)
+						used |= ca->shared[s].area_id == cr->f.area_id;
+					if (used) {
+						cr->premapped = 2;
+						sharers++;
+					}
+				}
+			}
+			if (!sharers)
+				continue;
+			void *m = mmap((void *)(uintptr_t)ar->f.start, ar->f.end - ar->f.start, PROT_READ | PROT_WRITE,
+				       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_NORESERVE, -1, 0);
+			if (m != (void *)(uintptr_t)ar->f.start) {
+				if (m != MAP_FAILED)
+					munmap(m, ar->f.end - ar->f.start);
+				for (uint32_t c = 1; c < T.n; c++)      /* we use that range: copy instead */
+					for (size_t q = 0; T.args[c] && T.e[c].ppid == T.e[i].pid && q < T.args[c]->img->nareas; q++)
+						if (T.args[c]->img->areas[q].f.start == ar->f.start)
+							T.args[c]->img->areas[q].premapped = 0;
+				continue;
+			}
+			ar->premapped = 1;
+			if (*nranges == cap) {
+				cap = cap ? cap * 2 : 8;
+				void *n = realloc(*ranges, cap * sizeof(**ranges));
+				if (!n)
+					return -ENOMEM;
+				*ranges = n;
+			}
+			(*ranges)[*nranges][0] = ar->f.start;
+			(*ranges)[*nranges][1] = ar->f.end;
+			(*nranges)++;
+			int err = fill_premap(pa, ar);
+			if (err)
+				return err;
+		}
+	}
+	return 0;
 }
 
 static int rebuild(struct restore_args *a, uint32_t i)
@@ -564,8 +764,21 @@ int restore_tree(struct restore_args *r)
 	T.ready_rd = p[0];
 	T.ready_wr = up_high(p[1]);
 	prctl(PR_SET_CHILD_SUBREAPER, 1);   /* orphans of a failed restore come to us */
+	uint64_t (*premaps)[2] = NULL;
+	size_t npremaps = 0;
+	if ((err = premap_shared_areas(&premaps, &npremaps))) {
+		for (size_t k = 0; k < npremaps; k++)
+			munmap((void *)(uintptr_t)premaps[k][0], premaps[k][1] - premaps[k][0]);
+		free(premaps);
+		return err;
+	}
 	fflush(NULL);
 	long pid = clone_with_pid((pid_t)T.e[0].pid);
+	if (pid != 0) {         /* the tree has them now (or nobody will) */
+		for (size_t k = 0; k < npremaps; k++)
+			munmap((void *)(uintptr_t)premaps[k][0], premaps[k][1] - premaps[k][0]);
+		free(premaps);
+	}
 	if (pid < 0) {
 		err = errno;
 		return rst_err(r, -err, err == EEXIST ? "PROCESS record: PID %u is taken by a running process (wait for it "
