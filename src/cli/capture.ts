@@ -21,6 +21,8 @@ export interface CaptureOptions {
   kill?: boolean;
   /** Rehash every mapped file instead of using the SHA-256 cache. */
   noHashCache?: boolean;
+  /** Capture PID alone, not its descendants (default: the whole tree, format 1.2). */
+  noChildren?: boolean;
   /**
    * Page buffer: a ring of this many MiB (default 16: little fresh memory, the target stays
    * stopped until all but the last ring is written), or "all" (as large as the memory read:
@@ -47,6 +49,9 @@ export interface CaptureSummary {
   areas: number;
   files: number;
   fds: number;
+  /** Live processes captured (1 without descendants) and zombies among their children. */
+  processes: number;
+  zombies: number;
   /** How long the target was stopped. */
   freezeMs: number;
   totalMs: number;
@@ -83,6 +88,7 @@ export function runCapture(opts: CaptureOptions): Promise<CaptureSummary> {
   const args = [String(opts.pid), "-o", opts.output, "--compress", opts.compress ?? "lz4"];
   if (opts.kill) args.push("--kill");
   if (opts.noHashCache) args.push("--no-hash-cache");
+  if (opts.noChildren) args.push("--no-children");
   if (opts.bufferMb !== undefined) args.push("--buffer-mb", String(opts.bufferMb));
   if (opts.onProgress) args.push("--progress");
 
@@ -140,6 +146,7 @@ function parseSummary(line: string): CaptureSummary {
     imageBytes: Number(j.image_bytes), memoryBytes: Number(j.memory_bytes),
     storedPages: Number(j.stored_pages), storedBytes: Number(j.stored_bytes),
     threads: Number(j.threads), areas: Number(j.areas), files: Number(j.files), fds: Number(j.fds),
+    processes: Number(j.processes ?? 1), zombies: Number(j.zombies ?? 0),
     freezeMs: Number(j.freeze_ms), totalMs: Number(j.total_ms), killed: j.killed === true, warnings: [],
   };
 }
@@ -156,6 +163,7 @@ export function captureText(s: CaptureSummary): string {
   return (
     `captured pid ${s.pid} into ${s.image}: ${size(s.imageBytes)} ` +
     `(${s.storedPages} pages of ${size(s.memoryBytes)} read, ${s.codec}), ` +
+    (s.processes > 1 ? `${s.processes} processes${s.zombies ? ` (+${s.zombies} zombies)` : ""}, ` : "") +
     `${s.threads} threads, ${s.areas} areas, ${s.fds} fds; ` +
     `frozen ${s.freezeMs.toFixed(1)} ms, total ${s.totalMs.toFixed(1)} ms` +
     (s.killed ? "; target killed" : "") + "\n"
@@ -170,6 +178,7 @@ export function parseCaptureArgs(args: string[]): CaptureOptions & { json: boole
     kill: { type: "boolean" },
     json: { type: "boolean" },
     "no-hash-cache": { type: "boolean" },
+    "no-children": { type: "boolean" },
     "buffer-mb": { type: "string" },
   });
   if (positionals.length !== 1) throw new UsageError("capture takes exactly one PID");
@@ -187,13 +196,14 @@ export function parseCaptureArgs(args: string[]): CaptureOptions & { json: boole
   }
   return {
     pid: Number(pidText), output, compress: compress as CaptureCodec, bufferMb,
-    kill: values.kill === true, noHashCache: values["no-hash-cache"] === true, json: values.json === true,
+    kill: values.kill === true, noHashCache: values["no-hash-cache"] === true, noChildren: values["no-children"] === true,
+    json: values.json === true,
   };
 }
 
 export const CAPTURE_VERB: Verb = {
   summary: "freeze a running process and write its checkpoint image",
-  usage: "PID -o IMAGE [--compress none|lz4|lzf|gzip] [--kill] [--buffer-mb N|all] [--no-hash-cache] [--json]",
+  usage: "PID -o IMAGE [--compress none|lz4|lzf|gzip] [--kill] [--no-children] [--buffer-mb N|all] [--no-hash-cache] [--json]",
   async run(args: string[], ctx: CliContext): Promise<number> {
     const opts = parseCaptureArgs(args);
     const progress = progressPrinter(ctx, "capture");

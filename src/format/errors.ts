@@ -22,7 +22,8 @@ export type ImageErrorCode =
   | "BAD_CODEC"
   | "NOT_MAPPED"
   | "UNAVAILABLE"
-  | "IO";
+  | "IO"
+  | "NO_SUCH_PROCESS";
 
 export interface ImageErrorWhere {
   file?: string;

@@ -19,6 +19,7 @@ export * from "./records-fd.js";
 export * from "./records-anon.js";
 export * from "./raw-files.js";
 export * from "./records-files.js";
+export * from "./records-tree.js";
 export * from "./reader.js";
 export * from "./writer.js";
 export * from "./verify.js";

@@ -9,12 +9,14 @@ export const RECORD_MAGIC = Uint8Array.of(0x43, 0x4b, 0x52, 0x31); // "CKR1"
 export const TRAILER_MAGIC = Uint8Array.of(0x43, 0x4b, 0x49, 0x4d, 0x47, 0x45, 0x4e, 0x44); // "CKIMGEND"
 
 export const VERSION_MAJOR = 1;
-export const VERSION_MINOR = 1;
+export const VERSION_MINOR = 2;
 export const HEADER_SIZE = 64;
 export const RECORD_HEADER_SIZE = 32;
 export const TRAILER_SIZE = 32;
 export const INDEX_FIXED_SIZE = 16;
 export const INDEX_ENTRY_SIZE = 40;
+/** format 1.2: a tree image's INDEX entries carry owner_pid at offset 40 (entry_size 48). */
+export const INDEX_ENTRY_SIZE_TREE = 48;
 export const EM_X86_64 = 62;
 
 /** HEADER field offsets (section 1). */
@@ -25,7 +27,7 @@ export const HDR = {
 
 /** RECORD_HEADER field offsets (section 2). */
 export const REC = {
-  magic: 0, type: 4, flags: 6, payloadLength: 8, payloadCrc: 16, sequence: 20, crc: 28,
+  magic: 0, type: 4, flags: 6, payloadLength: 8, payloadCrc: 16, sequence: 20, ownerPid: 24, crc: 28,
 } as const;
 
 /** TRAILER field offsets (section 3). */
@@ -34,6 +36,8 @@ export const TRL = { magic: 0, indexOffset: 8, recordCount: 16, flags: 24, crc: 
 /** INDEX entry field offsets (section 3). */
 export const IDX = {
   type: 0, flags: 2, key32: 4, offset: 8, payloadLength: 16, key64: 24, auxA: 32, auxB: 36,
+  /** format 1.2, entry_size ≥ 48 */
+  ownerPid: 40,
 } as const;
 
 export const RecordType = {
@@ -47,6 +51,9 @@ export const RecordType = {
   TIMERS: 0x0007,
   PROCESS_STATE: 0x0008,
   SECCOMP: 0x0009,
+  // format 1.2 process trees (records-tree.ts)
+  TREE: 0x000a,
+  SHARED_PAGES: 0x000b,
   THREAD: 0x0010,
   THREAD_STATE: 0x0011,
   EVENTFD: 0x0050,

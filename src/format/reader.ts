@@ -15,7 +15,7 @@ import { CodecError } from "./codec-error.js";
 import { CODEC, decompressChunk } from "./codecs.js";
 import { ImageError, type ImageErrorCode } from "./errors.js";
 import {
-  HDR, HEADER_SIZE, IDX, IMAGE_MAGIC, INDEX_ENTRY_SIZE, INDEX_FIXED_SIZE, MAX_CHUNK_RAW,
+  HDR, HEADER_SIZE, IDX, IMAGE_MAGIC, INDEX_ENTRY_SIZE, INDEX_ENTRY_SIZE_TREE, INDEX_FIXED_SIZE, MAX_CHUNK_RAW,
   MAX_METADATA_PAYLOAD, PAGES, REC, RECORD_FLAG_MUST_UNDERSTAND, RECORD_HEADER_SIZE, RECORD_MAGIC,
   RECORD_TYPE_NAMES, RecordType, TRAILER_MAGIC, TRAILER_SIZE, TRL, VERSION_MAJOR, FIXED_SIZE,
 } from "./raw.js";
@@ -30,6 +30,7 @@ import {
   type ProcessStateRecord, type SeccompFilter, type ThreadStateRecord, type TimersRecord,
 } from "./records-state.js";
 import { FILE_DATA, FILES_FIXED_SIZE } from "./raw-files.js";
+import { decodeSharedPages, decodeTree, sharedRunAt, type SharedPagesRecord, type TreeProcess, type TreeRecord } from "./records-tree.js";
 import {
   decodeFdFile, decodeFileContent, decodeFileDataHeader, decodeTty,
   type FdFileRecord, type FileContentRecord, type FileDataHeader, type TtyRecord,
@@ -59,6 +60,8 @@ export interface IndexEntry {
   key64: bigint;
   auxA: number;
   auxB: number;
+  /** format 1.2: pid of the process the record belongs to in a tree image, else 0 */
+  ownerPid: number;
 }
 
 /** A chunk of page data, as the index describes it. */
@@ -71,6 +74,8 @@ export interface ChunkRef {
   /** file offset of the PAGES record header */
   offset: number;
   payloadLength: number;
+  /** format 1.2: the owning process in a tree image (0 or absent otherwise) */
+  ownerPid?: number;
 }
 
 /** Where one FILE_DATA run lies (from the index); its bytes are read with readFileData(). */
@@ -83,6 +88,7 @@ export interface FileDataRef {
   /** image offset of the record header */
   offset: number;
   payloadLength: number;
+  ownerPid?: number;
 }
 
 export interface DecodedChunk {
@@ -136,7 +142,7 @@ const MAX_FILE_RUN_BYTES = 16 * 1024 * 1024;
 
 const SINGLETONS = new Set<number>([
   RecordType.PROCESS, RecordType.ARGV, RecordType.ENVIRON, RecordType.AUXV, RecordType.RLIMITS, RecordType.SIGACTIONS,
-  RecordType.TIMERS, RecordType.PROCESS_STATE, RecordType.SECCOMP,
+  RecordType.TIMERS, RecordType.PROCESS_STATE, RecordType.SECCOMP, RecordType.SHARED_PAGES,
 ]);
 
 export function recordTypeName(type: number): string {
@@ -204,6 +210,18 @@ export class CheckpointImage {
   /** format 1.1 kind state of fds (pipes, sockets, …), in file order; see records-fd.ts */
   fdState: FdStateRecord[] = [];
   unknownRecords: UnknownRecord[] = [];
+  /** format 1.2: the TREE record of a process-tree image (undefined: a single process) */
+  tree: TreeRecord | undefined;
+  /**
+   * Every live process of the image, root first, parents before children: each a view with its
+   * own process, threads, areas, fds … (a single-process image: just this one). Zombies are in
+   * `tree.processes` only (they have no records).
+   */
+  processes: CheckpointImage[] = [this];
+  /** the image this process view belongs to (itself for the root) */
+  root: CheckpointImage = this;
+  /** format 1.2: pages still shared copy-on-write with the parent, stored in the parent */
+  sharedPages: SharedPagesRecord | undefined;
   /** page chunks per area id, sorted by first page */
   readonly chunksByArea = new Map<number, ChunkRef[]>();
 
@@ -243,6 +261,12 @@ export class CheckpointImage {
     return all.sort((a, b) => a.offset - b.offset);
   }
 
+  /** Page chunks of every process of the image (a tree's descendants too), in file order. */
+  get allChunks(): ChunkRef[] {
+    if (this.root.processes.length <= 1) return this.chunks;
+    return this.root.processes.flatMap((p) => p.chunks).sort((a, b) => a.offset - b.offset);
+  }
+
   area(id: number): AreaRecord | undefined {
     return this.areaById.get(id);
   }
@@ -280,10 +304,32 @@ export class CheckpointImage {
   }
 
   async close(): Promise<void> {
+    if (this.root !== this) return this.root.close();   // a process view closes its image
+    for (const p of this.processes) if (p !== this) await p.closeCaches();
+    await this.closeCaches();
+    if (this.root === this) await this.handle.close();
+  }
+
+  private async closeCaches(): Promise<void> {
     this.chunkCache.clear();
     for (const f of this.fileCache.values()) await f?.handle.close().catch(() => {});
     this.fileCache.clear();
-    await this.handle.close();
+  }
+
+  /** The view of process `pid` (a tree image's root or one of its descendants). */
+  processImage(pid: number): CheckpointImage {
+    const p = this.root.processes.find((x) => x.process?.pid === pid);
+    if (p) return p;
+    const zombie = this.root.tree?.processes.find((x) => x.pid === pid && x.zombie);
+    throw new ImageError("NO_SUCH_PROCESS", zombie ? `process ${pid} is a zombie: it has no memory, threads or fds` :
+      `the image holds no process ${pid} (it holds ${this.root.processes.map((x) => x.process?.pid).join(", ")})`, { file: this.path });
+  }
+
+  /** The TREE entry of this process (a synthetic one for a single-process image). */
+  get treeEntry(): TreeProcess {
+    const p = this.process;
+    return this.root.tree?.processes.find((x) => x.pid === p.pid) ??
+      { pid: p.pid, ppid: p.ppid, pgid: p.pgid, sid: p.sid, zombie: false, exitStatus: 0, threadCount: this.threads.length };
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -309,8 +355,80 @@ export class CheckpointImage {
       entries = await this.scanRecords();
     }
     this.entries = entries;
-    await this.loadRecords(entries);
-    this.crossCheck();
+    const treeEntries = entries.filter((e) => e.type === RecordType.TREE);
+    if (!treeEntries.length) {
+      const owned = entries.find((e) => e.ownerPid !== 0);
+      if (owned) this.fail("BAD_FIELD", `record owned by process ${owned.ownerPid} in an image without a TREE record`, { offset: owned.offset, recordType: recordTypeName(owned.type), sequence: owned.sequence });
+      await this.loadRecords(entries);
+      this.crossCheck();
+      return;
+    }
+    await this.loadTree(entries, treeEntries);
+  }
+
+  /**
+   * A process-tree image (format 1.2): the TREE record, then each live process's records as
+   * its own view (this one is the root). Every record but TREE belongs to a listed live process.
+   */
+  private async loadTree(entries: IndexEntry[], treeEntries: IndexEntry[]): Promise<void> {
+    const te = treeEntries[0];
+    const where = { offset: te.offset, recordType: "TREE", sequence: te.sequence };
+    if (treeEntries.length > 1) throw new ImageError("DUPLICATE_RECORD", "second TREE record", { ...where, offset: treeEntries[1].offset, sequence: treeEntries[1].sequence });
+    if (te.ownerPid !== 0) throw new ImageError("BAD_FIELD", `TREE record owned by process ${te.ownerPid}`, where);
+    if (te.payloadLength > MAX_METADATA_PAYLOAD) throw new ImageError("RECORD_TOO_LARGE", `TREE payload of ${te.payloadLength} bytes`, where);
+    let tree: TreeRecord;
+    try {
+      const payload = this.checkRecord(te, await this.readAt(te.offset, RECORD_HEADER_SIZE + te.payloadLength));
+      tree = decodeTree(payload, te.offset + RECORD_HEADER_SIZE, where);
+    } catch (err) {
+      if (!this.tolerant || !(err instanceof ImageError)) throw err;
+      // Forensics on a damaged tree: show the process of the first owned record.
+      this.note(err);
+      const owner = entries.find((e) => e.ownerPid !== 0)?.ownerPid ?? 0;
+      await this.loadRecords(entries.filter((e) => e !== te && e.ownerPid === owner));
+      this.crossCheck();
+      return;
+    }
+    const live = new Map<number, IndexEntry[]>();
+    for (const p of tree.processes) if (!p.zombie) live.set(p.pid, []);
+    for (const e of entries) {
+      if (e === te) continue;
+      const list = live.get(e.ownerPid);
+      if (!list) {
+        this.fail("BAD_FIELD", e.ownerPid === 0 ? "record of no process in a tree image" :
+          `record owned by process ${e.ownerPid}, which the TREE does not list as a live process`,
+          { offset: e.offset, recordType: recordTypeName(e.type), sequence: e.sequence });
+        continue;
+      }
+      list.push(e);
+    }
+    this.tree = tree;
+    this.processes = [];
+    for (const p of tree.processes) {
+      if (p.zombie) continue;
+      const view = p.pid === tree.rootPid ? this : new CheckpointImage(this.path, this.handle, this.opts);
+      if (view !== this) {
+        view.size = this.size;
+        view.header = this.header;
+        view.entries = live.get(p.pid)!;
+        view.recovered = this.recovered;
+        view.tree = tree;
+        view.root = this;
+      }
+      await view.loadRecords(live.get(p.pid)!);
+      view.crossCheck();
+      if (view !== this) this.problems.push(...view.problems);
+      if (view.process && view.process.pid !== p.pid) {
+        this.fail("BAD_FIELD", `PROCESS record of pid ${view.process.pid} among the records of process ${p.pid}`, { recordType: "PROCESS" });
+      }
+      if (view.sharedPages && (view.sharedPages.parentPid !== p.ppid || p.pid === tree.rootPid)) {
+        this.fail("BAD_FIELD", `SHARED_PAGES of process ${p.pid} names parent ${view.sharedPages.parentPid}, the TREE ${p.ppid}`, { recordType: "SHARED_PAGES" });
+      }
+      if (view.process && view.threads.length !== p.threadCount) {
+        this.fail("BAD_FIELD", `TREE says process ${p.pid} has ${p.threadCount} threads, the image holds ${view.threads.length}`, where);
+      }
+      if (view.process) this.processes.push(view);
+    }
   }
 
   private async readHeader(): Promise<ImageHeader> {
@@ -395,6 +513,7 @@ export class CheckpointImage {
         sequence: i, type: pv.getUint16(o + IDX.type, true), flags: pv.getUint16(o + IDX.flags, true),
         key32: pv.getUint32(o + IDX.key32, true), offset, payloadLength, key64: pv.getBigUint64(o + IDX.key64, true),
         auxA: pv.getUint32(o + IDX.auxA, true), auxB: pv.getUint32(o + IDX.auxB, true),
+        ownerPid: entrySize >= INDEX_ENTRY_SIZE_TREE ? pv.getUint32(o + IDX.ownerPid, true) : 0,
       });
     }
     return entries;
@@ -423,7 +542,7 @@ export class CheckpointImage {
       }
       const entry: IndexEntry = {
         sequence: entries.length, type: rh.type, flags: rh.flags, key32: 0, offset: at,
-        payloadLength: rh.payloadLength, key64: 0n, auxA: 0, auxB: 0,
+        payloadLength: rh.payloadLength, key64: 0n, auxA: 0, auxB: 0, ownerPid: rh.ownerPid,
       };
       if (rh.type === RecordType.PAGES && rh.payloadLength >= FIXED_SIZE.PAGES) {
         // The index keys of a chunk live in its fixed header: read just that.
@@ -484,6 +603,7 @@ export class CheckpointImage {
   private addFileDataRef(e: IndexEntry): void {
     const ref: FileDataRef = {
       sequence: e.sequence, contentId: e.key32, fileOffset: e.key64, length: e.auxA, offset: e.offset, payloadLength: e.payloadLength,
+      ownerPid: e.ownerPid,
     };
     let list = this.fileRunsByContent.get(ref.contentId);
     if (!list) this.fileRunsByContent.set(ref.contentId, (list = []));
@@ -493,7 +613,7 @@ export class CheckpointImage {
   private addChunkRef(e: IndexEntry): void {
     const ref: ChunkRef = {
       sequence: e.sequence, areaId: e.key32, firstPage: e.key64, spanPages: e.auxA, storedPages: e.auxB,
-      offset: e.offset, payloadLength: e.payloadLength,
+      offset: e.offset, payloadLength: e.payloadLength, ownerPid: e.ownerPid,
     };
     let list = this.chunksByArea.get(ref.areaId);
     if (!list) this.chunksByArea.set(ref.areaId, (list = []));
@@ -511,8 +631,8 @@ export class CheckpointImage {
   private checkRecordHeader(e: IndexEntry, bytes: Uint8Array): Uint8Array {
     const rh = this.parseRecordHeader(bytes.subarray(0, RECORD_HEADER_SIZE), e.offset);
     const where = { file: this.path, offset: e.offset, recordType: recordTypeName(e.type), sequence: e.sequence };
-    if (rh.type !== e.type || rh.flags !== e.flags || rh.payloadLength !== e.payloadLength) {
-      throw new ImageError("BAD_INDEX", `record header (type ${recordTypeName(rh.type)}, length ${rh.payloadLength}) disagrees with its index entry`, where);
+    if (rh.type !== e.type || rh.flags !== e.flags || rh.payloadLength !== e.payloadLength || rh.ownerPid !== e.ownerPid) {
+      throw new ImageError("BAD_INDEX", `record header (type ${recordTypeName(rh.type)}, length ${rh.payloadLength}, owner ${rh.ownerPid}) disagrees with its index entry`, where);
     }
     if (rh.sequence !== e.sequence) {
       throw new ImageError("BAD_RECORD", `record sequence ${rh.sequence} where ${e.sequence} was expected (records reordered or duplicated)`, where);
@@ -567,6 +687,7 @@ export class CheckpointImage {
         break;
       }
       case RecordType.TIMERS: this.timers = decodeTimers(payload, base, where); break;
+      case RecordType.SHARED_PAGES: this.sharedPages = decodeSharedPages(payload, base, where, this.pageSize); break;
       case RecordType.PROCESS_STATE: this.processState = decodeProcessState(payload, base, where); break;
       case RecordType.SECCOMP: this.seccompFilters = decodeSeccomp(payload, base, where); break;
       case RecordType.THREAD_STATE: {
@@ -676,7 +797,7 @@ export class CheckpointImage {
     if (ref.payloadLength > MAX_METADATA_PAYLOAD) throw new ImageError("RECORD_TOO_LARGE", `FILE_DATA payload of ${ref.payloadLength} bytes`, where);
     const entry: IndexEntry = {
       sequence: ref.sequence, type: RecordType.FILE_DATA, flags: 0, key32: ref.contentId, offset: ref.offset,
-      payloadLength: ref.payloadLength, key64: ref.fileOffset, auxA: ref.length, auxB: 0,
+      payloadLength: ref.payloadLength, key64: ref.fileOffset, auxA: ref.length, auxB: 0, ownerPid: ref.ownerPid ?? 0,
     };
     const bytes = await this.readAt(ref.offset, RECORD_HEADER_SIZE + ref.payloadLength);
     entry.flags = view(bytes).getUint16(REC.flags, true);
@@ -745,6 +866,7 @@ export class CheckpointImage {
     const entry: IndexEntry = {
       sequence: ref.sequence, type: RecordType.PAGES, flags: view(bytes).getUint16(REC.flags, true), key32: ref.areaId,
       offset: ref.offset, payloadLength: ref.payloadLength, key64: ref.firstPage, auxA: ref.spanPages, auxB: ref.storedPages,
+      ownerPid: ref.ownerPid ?? 0,
     };
     const payload = this.checkRecordHeader(entry, bytes);
     // One pass over DATA: the payload CRC is combined from the CRC of the bytes before DATA and
@@ -794,7 +916,9 @@ export class CheckpointImage {
   async pageSource(pageAddr: bigint): Promise<PageSource | undefined> {
     const area = this.areaAt(pageAddr);
     if (!area) return undefined;
-    return (await this.storedPage(area, pageAddr)) ? "image" : this.unstoredSource(area);
+    if (await this.storedPage(area, pageAddr)) return "image";
+    if (this.sharedPages && sharedRunAt(this.sharedPages, pageAddr, this.pageSize)) return this.root.processImage(this.sharedPages.parentPid).pageSource(pageAddr);
+    return this.unstoredSource(area);
   }
 
   /**
@@ -802,7 +926,12 @@ export class CheckpointImage {
    * rest as the format defines them (zero for anonymous memory, the mapped file's bytes for
    * file-backed areas when the file on disk still has the recorded identity).
    */
-  async readMemory(addr: bigint, length: number, opts: ReadMemoryOptions = {}): Promise<Uint8Array> {
+  async readMemory(addr: bigint, length: number, opts?: ReadMemoryOptions): Promise<Uint8Array>;
+  /** The same in process `pid` of a tree image (the root's pid reads the root). */
+  async readMemory(pid: number, addr: bigint, length: number, opts?: ReadMemoryOptions): Promise<Uint8Array>;
+  async readMemory(a: bigint | number, b: bigint | number, c?: number | ReadMemoryOptions, d?: ReadMemoryOptions): Promise<Uint8Array> {
+    if (typeof a === "number") return this.processImage(a).readMemory(b as bigint, c as number, d);
+    const addr = a, length = b as number, opts = (c as ReadMemoryOptions | undefined) ?? {};
     if (!Number.isSafeInteger(length) || length < 0 || length > 1 << 30) {
       throw new ImageError("BAD_FIELD", `read length ${length} out of range`, { file: this.path });
     }
@@ -817,8 +946,12 @@ export class CheckpointImage {
       const inPage = Number(at - page);
       const n = Math.min(length - done, this.pageSize - inPage);
       const stored = await this.storedPage(area, page);
+      const shared = !stored && this.sharedPages ? sharedRunAt(this.sharedPages, page, this.pageSize) : undefined;
       if (stored) {
         out.set(stored.subarray(inPage, inPage + n), done);
+      } else if (shared) {
+        // the same page as the parent's (copy-on-write since fork): stored there
+        out.set(await this.root.processImage(this.sharedPages!.parentPid).readMemory(at, n, opts), done);
       } else {
         const source = this.unstoredSource(area);
         if (source === "file") {
@@ -916,7 +1049,7 @@ export class CheckpointImage {
       throw new ImageError("BAD_RECORD", "record header checksum mismatch", { offset: at, recordType: recordTypeName(type) });
     }
     const payloadLength = safeNumber(v.getBigUint64(REC.payloadLength, true), "payload_length", at + REC.payloadLength, "BAD_RECORD");
-    return { type, flags: v.getUint16(REC.flags, true), payloadLength, payloadCrc: v.getUint32(REC.payloadCrc, true), sequence };
+    return { type, flags: v.getUint16(REC.flags, true), payloadLength, payloadCrc: v.getUint32(REC.payloadCrc, true), sequence, ownerPid: v.getUint32(REC.ownerPid, true) };
   }
 
   /** Strict: throw. Tolerant: remember and carry on. */

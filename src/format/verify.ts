@@ -55,13 +55,15 @@ export async function verifyImage(path: string, opts: VerifyOptions = {}): Promi
   const image = await openImage(path, { tolerant: true });
   try {
     const problems = [...image.problems];
-    const chunks = image.chunks;
+    const chunks = image.allChunks;
     const total = chunks.reduce((n, c) => n + c.payloadLength + 32, 0);
-    if (image.process && image.threads.length !== image.process.threadCount) {
-      problems.push({
-        code: "BAD_FIELD", detail: `PROCESS says ${image.process.threadCount} threads, image holds ${image.threads.length}`,
-        offset: undefined, recordType: "PROCESS", sequence: undefined,
-      });
+    for (const p of image.processes) {
+      if (p.process && p.threads.length !== p.process.threadCount) {
+        problems.push({
+          code: "BAD_FIELD", detail: `PROCESS of pid ${p.process.pid} says ${p.process.threadCount} threads, image holds ${p.threads.length}`,
+          offset: undefined, recordType: "PROCESS", sequence: undefined,
+        });
+      }
     }
     const wanted = Math.max(1, Math.min(opts.threads ?? availableParallelism(), 8));
     // Workers run compiled JavaScript; from TypeScript sources (tests) the check stays in-thread.
@@ -85,7 +87,7 @@ export async function verifyImage(path: string, opts: VerifyOptions = {}): Promi
  * while checking this one so I/O and CRC/decompression overlap. `onProgress` gets bytes done.
  */
 export async function checkChunkShare(image: CheckpointImage, share: number, of: number, onProgress?: (done: number) => void): Promise<ChunkShareResult> {
-  const mine = image.chunks.filter((_, i) => i % of === share);
+  const mine = image.allChunks.filter((_, i) => i % of === share);
   const out: ChunkShareResult = { damaged: 0, raw: 0, problems: [] };
   const read = (c: ChunkRef | undefined) => (c ? image.readChunkBytes(c).catch((e: unknown) => e) : undefined);
   let next = read(mine[0]);

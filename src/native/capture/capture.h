@@ -131,6 +131,13 @@ struct capture {
 
 	/* results */
 	uint64_t freeze_ns, total_ns, image_bytes, stored_pages, stored_bytes;
+
+	/* format 1.2: the tree this process belongs to (tree.h), NULL for a single process */
+	struct cap_tree *tree;
+	int no_children;               /* --no-children */
+	struct buf shared_runs;        /* SHARED_PAGES runs, 16 bytes each (tree.c) */
+	uint32_t nshared_runs;
+	uint64_t shared_pages;
 };
 
 /* proc.c: process-wide state from /proc and prlimit (freeze phase). */
@@ -176,6 +183,11 @@ struct image {
 	pthread_mutex_t lock;
 	uint64_t synced_to;            /* writeback started up to here (sync_file_range) */
 	uint64_t prealloc;             /* bytes fallocated ahead (truncated at finish) */
+	/* format 1.2 trees: records written now belong to `owner` (0: single process); the
+	 * index then has 48-byte entries carrying each record's owner */
+	int tree;
+	uint32_t owner;
+	uint32_t *owners;              /* per index entry */
 };
 int image_open(struct image *im, const char *path);
 /* Reserve space for the next record (thread-safe, in call order); fills the index entry. */

@@ -7,6 +7,7 @@
  * outside it is recorded with a warning (a named one is connected to again on restore).
  */
 #include "fds.h"
+#include "tree.h"
 
 #include <errno.h>
 #include <linux/netlink.h>
@@ -209,7 +210,7 @@ static int unix_dump(struct capture *c, struct cap_fd *d)
 		x.flags |= CKIMG_UNIX_PASSCRED;
 	if (u.peer) {
 		struct unix_diag pu;
-		if (recorded_socket(c, u.peer))
+		if (recorded_socket(c, u.peer) || tree_other_holds(c, d->st.st_dev, u.peer, -1))
 			x.flags |= CKIMG_UNIX_PEER_INSIDE;
 		else if (query_diag(u.peer, &pu) == 0) {
 			memcpy(peer_name, pu.name, pu.name_len);
@@ -218,7 +219,9 @@ static int unix_dump(struct capture *c, struct cap_fd *d)
 	}
 	uint32_t qn = 0, files = 0;
 	uint64_t qb = 0;
-	if (u.state != 10 && (err = peek_queue(fd, u.type, &q, &qn, &qb, &files)))
+	if (tree_earlier_holds(c, d->st.st_dev, d->f.inode))
+		x.flags |= CKIMG_UNIX_QUEUE_ELSEWHERE;  /* one copy of the queue per tree */
+	else if (u.state != 10 && (err = peek_queue(fd, u.type, &q, &qn, &qb, &files)))
 		goto out;
 	if (files && (err = fd_cannot(c, d, "%u file(s) passed in queued messages (SCM_RIGHTS) are not kept; the "
 				      "messages would come back without them", files)))

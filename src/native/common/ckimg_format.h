@@ -14,7 +14,7 @@
 #define CKIMG_RECORD_MAGIC     "CKR1"                /* 4 bytes */
 #define CKIMG_TRAILER_MAGIC    "CKIMGEND"            /* 8 bytes */
 #define CKIMG_VERSION_MAJOR    1
-#define CKIMG_VERSION_MINOR    1
+#define CKIMG_VERSION_MINOR    2
 #define CKIMG_HEADER_SIZE      64
 #define CKIMG_RECORD_HDR_SIZE  32
 #define CKIMG_TRAILER_SIZE     32
@@ -126,7 +126,7 @@ struct ckimg_record_header {
 	uint64_t payload_length;
 	uint32_t payload_crc;
 	uint32_t sequence;
-	uint32_t reserved;
+	uint32_t owner_pid;         /* 1.2 tree images: the process the record belongs to, else 0 */
 	uint32_t header_crc;        /* crc32 of bytes 0..27 */
 } __attribute__((packed));
 
@@ -718,5 +718,32 @@ static_assert(sizeof(struct ckimg_file_data_fixed) == 40, "file data layout");
 static_assert(sizeof(struct ckimg_fd_file_fixed) == 40, "fd file layout");
 static_assert(sizeof(struct ckimg_tty_fixed) == 96, "tty layout");
 /* ---- end of the "tty-files" block ---- */
+
+/* ---- format 1.2: process trees (FORMAT.md "Process trees") ---- */
+#define CKIMG_REC_TREE           0x000A   /* MUST_UNDERSTAND, owner 0, 0-1 */
+#define CKIMG_REC_SHARED_PAGES   0x000B   /* 0-1 per process */
+#define CKIMG_INDEX_ENTRY_SIZE_TREE 48     /* entry + u32 owner_pid + u32 reserved */
+
+struct ckimg_tree_fixed {
+	uint32_t fixed_size;        /* 16 */
+	uint32_t root_pid;
+	uint32_t count;
+	uint32_t entry_size;        /* 32 */
+} __attribute__((packed));
+
+struct ckimg_tree_entry {
+	uint32_t pid, ppid, pgid, sid;
+	uint32_t flags;             /* CKIMG_TREE_* */
+	uint32_t exit_status;       /* zombies: wait(2) status */
+	uint32_t thread_count;      /* 0 for a zombie */
+	uint32_t reserved;
+} __attribute__((packed));
+
+#define CKIMG_TREE_ZOMBIE       (1u << 0)
+#define CKIMG_PIPE_DATA_ELSEWHERE  (1u << 3)   /* tree: the bytes are in an earlier process's PIPE */
+#define CKIMG_UNIX_QUEUE_ELSEWHERE (1u << 4)   /* tree: the queue is in an earlier process's record */
+
+static_assert(sizeof(struct ckimg_tree_fixed) == 16, "tree layout");
+static_assert(sizeof(struct ckimg_tree_entry) == 32, "tree entry layout");
 
 #endif /* CKIMG_FORMAT_H */

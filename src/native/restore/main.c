@@ -171,8 +171,9 @@ int main(int argc, char **argv)
 	}
 	rst_trace(a, "image read");
 	if (check_only)
-		return check_image(a);
-	if ((err = restore_check_files(a)) || (err = restore_fds_check(a)) || (err = restore_state_check(a)) ||
+		return img.tree ? restore_tree_check(a, check_image) : check_image(a);
+	/* format 1.2 trees: the root and its descendants (tree.c) */
+	if (img.tree ? (err = restore_tree(a)) != 0 : (err = restore_check_files(a)) || (err = restore_fds_check(a)) || (err = restore_state_check(a)) ||
 	    (err = restore_check_fd_files(a)) || (err = restore_tty_prepare(a)) || (err = restore_fork(a)) ||
 	    (err = restore_mm(a)) || (err = restore_threads(a)) || (err = restore_mm_wait(a)) ||
 	    (err = restore_state_early(a)) || (err = restore_creds(a)) || (err = restore_fd_files_report(a)) ||
