@@ -26,7 +26,7 @@ export function eventLine(e: JobEvent): string {
     case "launched": return `${p}started pid ${e.pid}`;
     case "restored": return `${p}restored pid ${e.pid} from ${e.checkpoint} in ${e.ms.toFixed(0)} ms (restart ${e.restarts})`;
     case "damaged": return `${p}${e.checkpoint}: damaged (${e.problem}); using the previous checkpoint`;
-    case "restore-failed": return `${p}${e.checkpoint}: restore failed (${e.problem}); trying the previous checkpoint`;
+    case "restore-failed": return `${p}${e.checkpoint}: restore failed (${e.problem})`;
     case "signal": return `${p}${e.signal}: ${e.action}`;
     case "checkpoint": {
       const c = e.entry;

@@ -136,6 +136,16 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
     pendingHeld.add(entry);
   };
 
+  // Signals that arrive while the job is being started are kept and acted on once it runs.
+  const early: NodeJS.Signals[] = [];
+  const earlyListeners = new Map<NodeJS.Signals, () => void>();
+  for (const signal of actions.keys()) {
+    const l = () => { recentOwn.set(signalNumber(signal), Date.now()); early.push(signal); };
+    earlyListeners.set(signal, l);
+    signals.on(signal, l);
+  }
+  const dropEarly = () => { for (const [signal, l] of earlyListeners) signals.off(signal, l); };
+
   // Start: the newest checkpoint that verifies and restores, else a fresh launch.
   let restoredFrom: CheckpointEntry | undefined;
   const t0 = performance.now();
@@ -148,22 +158,34 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
       await dir.quarantine(c);
       continue;
     }
-    const g = JobGuard.restore(restoreBinary(), resolvePath(path), ["--inherit-stdio"], hold, { onHeld });
-    try {
-      await g.running;
-      guard = g;
-      restoredFrom = c;
-      break;
-    } catch (err) {
-      emit({ kind: "restore-failed", checkpoint: path, problem: (err as Error).message });
+    // The job's own PID first (what it was); if another process has it now, a new one.
+    for (const pidArgs of [[], ["--new-pid"]]) {
+      const g = JobGuard.restore(restoreBinary(), resolvePath(path), ["--inherit-stdio", ...pidArgs], hold, { onHeld });
+      try {
+        await g.running;
+        guard = g;
+        restoredFrom = c;
+        break;
+      } catch (err) {
+        emit({ kind: "restore-failed", checkpoint: path, problem: (err as Error).message + (pidArgs.length ? " (with a new PID)" : "") });
+      }
     }
+    if (guard) break;
   }
   if (!guard && dir.manifest.checkpoints.length > 0 && (await dir.candidates()).length > 0) {
+    dropEarly();
     throw new Error(`${o.dir}: no checkpoint could be restored (see above); not starting the job afresh over them`);
   }
-  if (!guard) guard = JobGuard.launch(o.command, hold, { onHeld });
-  const g = guard;
-  const pid = await g.running;
+  let pid: number;
+  let g: JobGuard;
+  try {
+    if (!guard) guard = JobGuard.launch(o.command, hold, { onHeld });
+    g = guard;
+    pid = await g.running;
+  } catch (err) {
+    dropEarly();
+    throw err;
+  }
   if (restoredFrom) {
     dir.manifest.restarts++;
     emit({ kind: "restored", pid, checkpoint: dir.imagePath(restoredFrom.file), ms: performance.now() - t0, restarts: dir.manifest.restarts });
@@ -305,6 +327,8 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
     listeners.set(signal, listener);
     signals.on(signal, listener);
   }
+  dropEarly();
+  for (const signal of early) listeners.get(signal)?.();
 
   let timer: NodeJS.Timeout | undefined;
   const schedule = () => {

@@ -227,8 +227,6 @@ int main(int argc, char **argv)
 	mode = argv[i];
 	ignore_job_signals();
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
-	/* the guard dies with ckimg run: a job nobody watches must not run on untraced */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &chld, NULL);
@@ -255,7 +253,8 @@ int main(int argc, char **argv)
 		if (p[0].revents & (POLLIN | POLLHUP)) {
 			ssize_t r = read(CTL_FD, cmdbuf + cmdlen, sizeof(cmdbuf) - 1 - cmdlen);
 			if (r <= 0) {
-				/* ckimg run is gone: the job goes with it (it would run on unguarded) */
+				/* ckimg run is gone (its end of fd 3 closed, even when it was killed): the job
+				 * goes with it — nobody would checkpoint it, and it would run on unguarded */
 				kill(g.main_pid, SIGKILL);
 				guard_reap_all(&g);
 				return 2;
