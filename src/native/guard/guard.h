@@ -22,6 +22,7 @@ struct guard {
 	pid_t main_pid;
 	int main_status;
 	int main_done;
+	int debug;              /* CKIMG_DEBUG=1: every wait status on stderr */
 };
 
 void guard_event(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -225,6 +225,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	mode = argv[i];
+	g.debug = getenv("CKIMG_DEBUG") && !strcmp(getenv("CKIMG_DEBUG"), "1");
 	ignore_job_signals();
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	sigemptyset(&chld);

@@ -107,6 +107,8 @@ static int handle_status(struct guard *g, pid_t tid, int st, int releasing)
 	int event, sig;
 	unsigned long msg;
 
+	if (g->debug)
+		fprintf(stderr, "ckimg-guard: tid %d status 0x%x%s\n", tid, st, releasing ? " (releasing)" : "");
 	if (WIFEXITED(st) || WIFSIGNALED(st)) {
 		drop_task(g, tid);
 		if (tid == g->main_pid) {
