@@ -31,6 +31,10 @@ export interface CaptureOptions {
   bufferMb?: number | "all";
   /** Called with bytes of memory processed so far and the total to process. */
   onProgress?: (done: number, total: number) => void;
+  /** More capturer options, for callers that probed for them (`ckimg run`: --parent). */
+  extraArgs?: string[];
+  /** The caller handles SIGINT/SIGTERM itself: do not pass them on to the capturer. */
+  ownSignals?: boolean;
 }
 
 /** What the native capturer reports on success (its JSON line, camel-cased). */
@@ -91,6 +95,7 @@ export function runCapture(opts: CaptureOptions): Promise<CaptureSummary> {
   if (opts.noChildren) args.push("--no-children");
   if (opts.bufferMb !== undefined) args.push("--buffer-mb", String(opts.bufferMb));
   if (opts.onProgress) args.push("--progress");
+  if (opts.extraArgs) args.push(...opts.extraArgs);
 
   return new Promise((resolve, reject) => {
     // stderr is piped, not inherited: the capturer's own tty progress stays off and its
@@ -103,8 +108,10 @@ export function runCapture(opts: CaptureOptions): Promise<CaptureSummary> {
     // a SIGTERM aimed at us alone is passed on. Either way we wait for it.
     const onInt = () => {};
     const onTerm = () => child.kill("SIGTERM");
-    process.on("SIGINT", onInt);
-    process.on("SIGTERM", onTerm);
+    if (!opts.ownSignals) {
+      process.on("SIGINT", onInt);
+      process.on("SIGTERM", onTerm);
+    }
     const cleanup = () => {
       process.off("SIGINT", onInt);
       process.off("SIGTERM", onTerm);

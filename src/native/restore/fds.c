@@ -158,7 +158,7 @@ static void take_stdio(struct rst_fds *s, char inherit[3])
 		const struct rst_file *f = &s->files[s->file_of[i]];
 		if (d->f.fd > 2 || !fd_is_open((int)d->f.fd))
 			continue;
-		if (f->ops->placeholder || (d->f.state & (CKIMG_FDS_UNRESTORABLE | CKIMG_FDS_PEER_OUTSIDE)) ||
+		if (s->a->inherit_stdio || f->ops->placeholder || (d->f.state & (CKIMG_FDS_UNRESTORABLE | CKIMG_FDS_PEER_OUTSIDE)) ||
 		    (d->path.s[0] == '/' && access(d->path.s, F_OK) != 0))
 			inherit[d->f.fd] = 1;
 	}

@@ -14,6 +14,8 @@
  *   --strict     refuse when a file an fd had open changed since the capture (else: a warning)
  *   --deleted-dir DIR  re-create deleted files in DIR and keep them there (else: where they
  *                were, unlinked again)
+ *   --inherit-stdio  fds 0-2 are taken over from ours, whatever they were (`ckimg run`: the job
+ *                writes where the restarted run's output goes)
  *   --pid-fd N   write "PID\n" to fd N (instead of stdout) once the process runs.
  *   --msg-fd N   errors and warnings go to fd N instead of stderr (the restored process keeps
  *                our stderr).
@@ -145,6 +147,8 @@ int main(int argc, char **argv)
 			a->strict = 1;
 		else if (!strcmp(argv[i], "--deleted-dir") && i + 1 < argc)
 			a->deleted_dir = argv[++i];
+		else if (!strcmp(argv[i], "--inherit-stdio"))
+			a->inherit_stdio = 1;
 		else if (!strcmp(argv[i], "--check"))
 			check_only = 1;
 		else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose"))

@@ -85,6 +85,7 @@ struct restore_args {
 	/* files and terminals (files-content.c, tty.c) */
 	int strict;                 /* --strict: a file changed since the capture is refused */
 	const char *deleted_dir;    /* --deleted-dir: deleted files are re-created here, kept */
+	int inherit_stdio;          /* --inherit-stdio: fds 0-2 are ours, never reopened (ckimg run) */
 	char **content_paths;
 	int contents_made;          /* the child got as far as creating them */
 	char **fd_warnings;         /* changed files, said once the process is built */
