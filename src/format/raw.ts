@@ -9,13 +9,15 @@ export const RECORD_MAGIC = Uint8Array.of(0x43, 0x4b, 0x52, 0x31); // "CKR1"
 export const TRAILER_MAGIC = Uint8Array.of(0x43, 0x4b, 0x49, 0x4d, 0x47, 0x45, 0x4e, 0x44); // "CKIMGEND"
 
 export const VERSION_MAJOR = 1;
-export const VERSION_MINOR = 1;
+export const VERSION_MINOR = 2;
 export const HEADER_SIZE = 64;
 export const RECORD_HEADER_SIZE = 32;
 export const TRAILER_SIZE = 32;
 export const INDEX_FIXED_SIZE = 16;
 export const INDEX_ENTRY_SIZE = 40;
 export const EM_X86_64 = 62;
+/** Largest header_size a reader accepts (rule H5): bytes 64..header_size are skipped unread. */
+export const MAX_HEADER_SIZE = 65536;
 
 /** HEADER field offsets (section 1). */
 export const HDR = {
@@ -55,6 +57,8 @@ export const RecordType = {
   EPOLL: 0x0053,
   AREA: 0x0020,
   PAGES: 0x0021,
+  // format 1.2: pages of an UNREADABLE area that could not be read (records-unreadable.ts)
+  UNREADABLE_PAGES: 0x0022,
   MAPPED_FILE: 0x0030,
   // format 1.1 files and terminals (raw-files.ts)
   FILE_CONTENT: 0x0031,

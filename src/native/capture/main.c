@@ -1,5 +1,5 @@
 /*
- * ckimg-capture PID -o IMAGE [--compress none|lz4|lzf|gzip] [--buffer-mb N|all] [--kill]
+ * ckimg-capture PID -o IMAGE [--compress none|lz4|lzf|deflate] [--buffer-mb N|all] [--kill]
  *                            [--progress] [--no-hash-cache]
  *
  * Freezes every thread of PID, collects what the freeze must see (threads, signal state, fds,
@@ -34,7 +34,7 @@ static void on_signal(int sig)
 static int usage(const char *why)
 {
 	fprintf(stderr, "ckimg-capture: %s\nusage: ckimg-capture PID -o IMAGE "
-		"[--compress none|lz4|lzf|gzip] [--buffer-mb N|all] [--kill] [--progress] [--no-hash-cache]\n", why);
+		"[--compress none|lz4|lzf|deflate] [--buffer-mb N|all] [--kill] [--progress] [--no-hash-cache]\n", why);
 	return 1;
 }
 
@@ -59,10 +59,10 @@ static int parse_args(int argc, char **argv)
 				cap.codec = CKIMG_CODEC_LZ4;
 			else if (!strcmp(v, "lzf"))
 				cap.codec = CKIMG_CODEC_LZF;
-			else if (!strcmp(v, "gzip") || !strcmp(v, "deflate"))
+			else if (!strcmp(v, "deflate") || !strcmp(v, "gzip"))   /* gzip: old alias */
 				cap.codec = CKIMG_CODEC_DEFLATE;
 			else
-				return usage("unknown codec (none, lz4, lzf, gzip)");
+				return usage("unknown codec (none, lz4, lzf, deflate)");
 		} else if (!strcmp(a, "--buffer-mb")) {
 			if (++i >= argc)
 				return usage("--buffer-mb needs a size in MiB or 'all'");
@@ -310,7 +310,7 @@ static void json_str(const char *s)
 
 static void print_summary(void)
 {
-	static const char *codecs[] = { "none", "lz4", "lzf", "gzip" };
+	static const char *codecs[] = { "none", "lz4", "lzf", "deflate" };
 	printf("{\"pid\":%d,\"image\":", cap.pid);
 	json_str(cap.out_path);
 	printf(",\"codec\":\"%s\",\"image_bytes\":%llu,\"memory_bytes\":%llu,\"stored_pages\":%llu,"

@@ -14,7 +14,7 @@
 #define CKIMG_RECORD_MAGIC     "CKR1"                /* 4 bytes */
 #define CKIMG_TRAILER_MAGIC    "CKIMGEND"            /* 8 bytes */
 #define CKIMG_VERSION_MAJOR    1
-#define CKIMG_VERSION_MINOR    1
+#define CKIMG_VERSION_MINOR    2
 #define CKIMG_HEADER_SIZE      64
 #define CKIMG_RECORD_HDR_SIZE  32
 #define CKIMG_TRAILER_SIZE     32
