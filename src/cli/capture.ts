@@ -10,8 +10,9 @@ import { fileURLToPath } from "node:url";
 import { EXIT_OK, UsageError, parseVerbArgs, toJson, type CliContext, type Verb } from "./common.js";
 import { progressPrinter } from "./progress.js";
 
-export type CaptureCodec = "none" | "lz4" | "lzf" | "gzip";
-const CODECS: readonly CaptureCodec[] = ["none", "lz4", "lzf", "gzip"];
+/** "gzip" is an alias of "deflate" kept for old scripts: the chunks are raw DEFLATE (FORMAT.md 4.8), not gzip. */
+export type CaptureCodec = "none" | "lz4" | "lzf" | "deflate" | "gzip";
+const CODECS: readonly CaptureCodec[] = ["none", "lz4", "lzf", "deflate", "gzip"];
 
 export interface CaptureOptions {
   pid: number;
@@ -89,7 +90,7 @@ export function runCapture(opts: CaptureOptions): Promise<CaptureSummary> {
   if (!existsSync(bin)) {
     return Promise.reject(new CaptureError(`${bin} is missing: run npm run build`));
   }
-  const args = [String(opts.pid), "-o", opts.output, "--compress", opts.compress ?? "lz4"];
+  const args = [String(opts.pid), "-o", opts.output, "--compress", opts.compress === "gzip" ? "deflate" : (opts.compress ?? "lz4")];
   if (opts.kill) args.push("--kill");
   if (opts.noHashCache) args.push("--no-hash-cache");
   if (opts.noChildren) args.push("--no-children");
@@ -194,7 +195,7 @@ export function parseCaptureArgs(args: string[]): CaptureOptions & { json: boole
   const output = values.output;
   if (typeof output !== "string" || output === "") throw new UsageError("missing -o IMAGE");
   const compress = (values.compress ?? "lz4") as string;
-  if (!CODECS.includes(compress as CaptureCodec)) throw new UsageError(`unknown codec '${compress}' (none, lz4, lzf, gzip)`);
+  if (!CODECS.includes(compress as CaptureCodec)) throw new UsageError(`unknown codec '${compress}' (none, lz4, lzf, deflate)`);
   const buf = values["buffer-mb"];
   let bufferMb: number | "all" | undefined;
   if (typeof buf === "string") {
@@ -202,7 +203,7 @@ export function parseCaptureArgs(args: string[]): CaptureOptions & { json: boole
     bufferMb = buf === "all" ? "all" : Number(buf);
   }
   return {
-    pid: Number(pidText), output, compress: compress as CaptureCodec, bufferMb,
+    pid: Number(pidText), output, compress: compress === "gzip" ? "deflate" : (compress as CaptureCodec), bufferMb,
     kill: values.kill === true, noHashCache: values["no-hash-cache"] === true, noChildren: values["no-children"] === true,
     json: values.json === true,
   };
@@ -210,7 +211,7 @@ export function parseCaptureArgs(args: string[]): CaptureOptions & { json: boole
 
 export const CAPTURE_VERB: Verb = {
   summary: "freeze a running process and write its checkpoint image",
-  usage: "PID -o IMAGE [--compress none|lz4|lzf|gzip] [--kill] [--no-children] [--buffer-mb N|all] [--no-hash-cache] [--json]",
+  usage: "PID -o IMAGE [--compress none|lz4|lzf|deflate] [--kill] [--no-children] [--buffer-mb N|all] [--no-hash-cache] [--json]",
   async run(args: string[], ctx: CliContext): Promise<number> {
     const opts = parseCaptureArgs(args);
     const progress = progressPrinter(ctx, "capture");

@@ -18,6 +18,8 @@ export const INDEX_ENTRY_SIZE = 40;
 /** format 1.2: a tree image's INDEX entries carry owner_pid at offset 40 (entry_size 48). */
 export const INDEX_ENTRY_SIZE_TREE = 48;
 export const EM_X86_64 = 62;
+/** Largest header_size a reader accepts (rule H5): bytes 64..header_size are skipped unread. */
+export const MAX_HEADER_SIZE = 65536;
 
 /** HEADER field offsets (section 1). */
 export const HDR = {
@@ -63,6 +65,8 @@ export const RecordType = {
   INOTIFY: 0x0054,
   AREA: 0x0020,
   PAGES: 0x0021,
+  // format 1.2: pages of an UNREADABLE area that could not be read (records-unreadable.ts)
+  UNREADABLE_PAGES: 0x0022,
   MAPPED_FILE: 0x0030,
   // format 1.1 files and terminals (raw-files.ts)
   FILE_CONTENT: 0x0031,

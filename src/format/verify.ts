@@ -57,14 +57,6 @@ export async function verifyImage(path: string, opts: VerifyOptions = {}): Promi
     const problems = [...image.problems];
     const chunks = image.allChunks;
     const total = chunks.reduce((n, c) => n + c.payloadLength + 32, 0);
-    for (const p of image.processes) {
-      if (p.process && p.threads.length !== p.process.threadCount) {
-        problems.push({
-          code: "BAD_FIELD", detail: `PROCESS of pid ${p.process.pid} says ${p.process.threadCount} threads, image holds ${p.threads.length}`,
-          offset: undefined, recordType: "PROCESS", sequence: undefined,
-        });
-      }
-    }
     const wanted = Math.max(1, Math.min(opts.threads ?? availableParallelism(), 8));
     // Workers run compiled JavaScript; from TypeScript sources (tests) the check stays in-thread.
     const threads = wanted > 1 && chunks.length >= MIN_CHUNKS_FOR_WORKERS && existsSync(fileURLToPath(WORKER_URL)) ? wanted : 1;
@@ -103,7 +95,7 @@ export async function checkChunkShare(image: CheckpointImage, share: number, of:
       out.damaged++;
       out.problems.push({
         code: err.code, detail: err.detail, offset: err.offset, recordType: err.recordType ?? "PAGES",
-        sequence: err.sequence ?? mine[i].sequence, at: mine[i].offset,
+        sequence: err.sequence ?? mine[i].sequence, rule: err.rule ?? (err.code === "BAD_FIELD" ? "P3" : undefined), at: mine[i].offset,
       });
     }
     done += mine[i].payloadLength + 32;

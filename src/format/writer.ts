@@ -27,6 +27,7 @@ import {
 import { encodeFdFile, encodeFileContent, encodeFileData, encodeTty, type FdFileRecord, type FileContentRecord, type TtyRecord } from "./records-files.js";
 import { MAX_FILE_RUN } from "./raw-files.js";
 import { encodeSharedPages, encodeTree, type SharedPagesRecord, type TreeRecord } from "./records-tree.js";
+import { encodeUnreadablePages, type UnreadablePagesRecord } from "./records-unreadable.js";
 
 export interface ImageWriterOptions {
   pageSize?: number;
@@ -152,6 +153,8 @@ export class ImageWriter {
   addFileContent(c: FileContentRecord) { return this.writeRecord(RecordType.FILE_CONTENT, encodeFileContent(c), { key32: c.id, key64: c.inode }); }
   addFdFile(f: FdFileRecord) { return this.writeRecord(RecordType.FD_FILE, encodeFdFile(f), { key32: f.fd }); }
   addTty(t: TtyRecord) { return this.writeRecord(RecordType.TTY, encodeTty(t), { key32: t.fd }); }
+  /** Format 1.2: the pages of an UNREADABLE area that could not be read (one record per area). */
+  addUnreadablePages(u: UnreadablePagesRecord) { return this.writeRecord(RecordType.UNREADABLE_PAGES, encodeUnreadablePages(u), { key32: u.areaId }); }
 
   /** One FILE_DATA run of a FILE_CONTENT: `raw` (1 byte to 16 MiB) at file `offset`, compressed with `codec`. */
   addFileData(contentId: number, offset: bigint, raw: Uint8Array, codec: CodecId = this.codec): Promise<number> {

@@ -9,8 +9,8 @@ import fc from "fast-check";
 import { join } from "node:path";
 import { readFileSync, writeFileSync } from "node:fs";
 import {
-  ImageError, ImageWriter, NO_FILTER, decodeProcessState, decodeSeccomp, decodeThreadState, decodeTimers,
-  encodeProcessState, encodeSeccomp, encodeThreadState, encodeTimers, openImage, RecordType, VERSION_MINOR,
+  ImageError, ImageWriter, NO_FILTER, VERSION_MINOR, decodeProcessState, decodeSeccomp, decodeThreadState, decodeTimers,
+  encodeProcessState, encodeSeccomp, encodeThreadState, encodeTimers, openImage, RecordType,
   type PosixTimer, type SeccompFilter, type ThreadStateRecord, type TimersRecord,
 } from "../../src/format/index.js";
 import { diffImages } from "../../src/analysis/index.js";

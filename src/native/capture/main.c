@@ -1,5 +1,5 @@
 /*
- * ckimg-capture PID -o IMAGE [--compress none|lz4|lzf|gzip] [--buffer-mb N|all] [--kill]
+ * ckimg-capture PID -o IMAGE [--compress none|lz4|lzf|deflate] [--buffer-mb N|all] [--kill]
  *                            [--progress] [--no-hash-cache] [--no-children]
  *
  * PID and all its descendants are captured (a tree image, FORMAT.md "Process trees") unless
@@ -38,7 +38,7 @@ static void on_signal(int sig)
 static int usage(const char *why)
 {
 	fprintf(stderr, "ckimg-capture: %s\nusage: ckimg-capture PID -o IMAGE "
-		"[--compress none|lz4|lzf|gzip] [--buffer-mb N|all] [--kill] [--progress] [--no-hash-cache] [--no-children]\n", why);
+		"[--compress none|lz4|lzf|deflate] [--buffer-mb N|all] [--kill] [--progress] [--no-hash-cache] [--no-children]\n", why);
 	return 1;
 }
 
@@ -63,10 +63,10 @@ static int parse_args(int argc, char **argv)
 				cap.codec = CKIMG_CODEC_LZ4;
 			else if (!strcmp(v, "lzf"))
 				cap.codec = CKIMG_CODEC_LZF;
-			else if (!strcmp(v, "gzip") || !strcmp(v, "deflate"))
+			else if (!strcmp(v, "deflate") || !strcmp(v, "gzip"))   /* gzip: old alias */
 				cap.codec = CKIMG_CODEC_DEFLATE;
 			else
-				return usage("unknown codec (none, lz4, lzf, gzip)");
+				return usage("unknown codec (none, lz4, lzf, deflate)");
 		} else if (!strcmp(a, "--buffer-mb")) {
 			if (++i >= argc)
 				return usage("--buffer-mb needs a size in MiB or 'all'");
@@ -335,7 +335,7 @@ static void add_totals(const struct capture *c)
 
 static void print_summary(void)
 {
-	static const char *codecs[] = { "none", "lz4", "lzf", "gzip" };
+	static const char *codecs[] = { "none", "lz4", "lzf", "deflate" };
 	if (!total.processes)
 		add_totals(&cap);
 	printf("{\"pid\":%d,\"image\":", cap.pid);

@@ -63,7 +63,7 @@ static uint32_t area_kind(const struct area *a)
 		return CKIMG_KIND_STACK;
 	if (!strcmp(p, "[vdso]"))
 		return CKIMG_KIND_VDSO;
-	if (!strncmp(p, "[vvar", 5))       /* [vvar], [vvar_vclock] */
+	if (!strcmp(p, "[vvar]"))          /* [vvar_vclock] and other [names] are SPECIAL (4.7) */
 		return CKIMG_KIND_VVAR;
 	if (!strcmp(p, "[vsyscall]"))
 		return CKIMG_KIND_VSYSCALL;

@@ -448,12 +448,13 @@ static int load_header(struct img *img)
 		return fail(img, err, "IO: reading the header: %s", strerror(-err));
 	if (memcmp(h->magic, CKIMG_MAGIC, 8))
 		return fail(img, -EBADMSG, "NOT_AN_IMAGE: bad magic at offset 0");
-	if (ck_crc32(0, h, 60) != h->header_crc)
-		return fail(img, -EBADMSG, "BAD_HEADER: header CRC mismatch at offset 60");
+	/* H3 before H4: a later major version may not keep its CRC at byte 60 */
 	if (h->version_major != CKIMG_VERSION_MAJOR)
 		return fail(img, -ENOTSUP, "UNSUPPORTED_VERSION: image version %u.%u (this reader: 1.x)",
 			    h->version_major, h->version_minor);
-	if (h->header_size < CKIMG_HEADER_SIZE || h->header_size > img->size)
+	if (ck_crc32(0, h, 60) != h->header_crc)
+		return fail(img, -EBADMSG, "BAD_HEADER: header CRC mismatch at offset 60");
+	if (h->header_size < CKIMG_HEADER_SIZE || h->header_size > 65536 || h->header_size > img->size)
 		return fail(img, -EBADMSG, "BAD_HEADER: header_size %u", h->header_size);
 	if (h->page_size < 4096 || h->page_size > 65536 || (h->page_size & (h->page_size - 1)))
 		return fail(img, -EBADMSG, "BAD_HEADER: page_size %u", h->page_size);
@@ -663,9 +664,15 @@ static int load_records(struct img *img)
 		if (memcmp(rh.magic, CKIMG_RECORD_MAGIC, 4) || ck_crc32(0, &rh, 28) != rh.header_crc)
 			return fail(img, -EBADMSG, "BAD_RECORD: bad record header at offset %llu (index entry %llu)",
 				    (unsigned long long)off, (unsigned long long)i);
-		if (rh.type != e->type || rh.payload_length != e->payload_length || rh.owner_pid != img->owners[i])
+		if (rh.type != e->type || rh.flags != e->flags || rh.payload_length != e->payload_length || rh.owner_pid != img->owners[i])
 			return fail(img, -EBADMSG, "BAD_INDEX: index entry %llu disagrees with " RECFMT,
 				    (unsigned long long)i, RECARG(rh.type, rh.sequence, off));
+		if (rh.sequence != i)   /* R3 */
+			return fail(img, -EBADMSG, "BAD_RECORD: " RECFMT ": sequence where %llu was expected",
+				    RECARG(rh.type, rh.sequence, off), (unsigned long long)i);
+		if (rh.type == 0 || rh.type == 0xffff)   /* R5 */
+			return fail(img, -EBADMSG, "BAD_RECORD: record type 0x%04x at offset %llu is not a record type",
+				    rh.type, (unsigned long long)off);
 		if (rh.type == CKIMG_REC_PAGES) {
 			if (img->nchunks == cap_c) {
 				cap_c = cap_c ? cap_c * 2 : 64;
