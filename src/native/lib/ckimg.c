@@ -45,7 +45,8 @@ int ckimg_checkpoint(const char *path, unsigned flags)
 		return -1;
 	}
 	if (child == 0) {
-		char *argv[] = { (char *)bin, pidtext, "-o", (char *)path, NULL };
+		/* the calling process and its threads: its children would include this capturer */
+		char *argv[] = { (char *)bin, pidtext, "-o", (char *)path, "--no-children", NULL };
 		/* wait until the parent allowed us to trace it (Yama) and closed its end of the gate */
 		close(gate[1]);
 		while (read(gate[0], &dummy, 1) < 0 && errno == EINTR)

@@ -4,7 +4,8 @@
  *
  *   int ckimg_checkpoint(const char *path, unsigned flags);
  *
- * Writes an image of the calling process — every thread, whichever thread calls — to `path`
+ * Writes an image of the calling process — every thread, whichever thread calls; not its child
+ * processes (the capturer is one of them) — to `path`
  * (atomically, mode 0600) with ckimg-capture, like fork(2) or setjmp(3) in how it returns:
  *   0   in the original process, once the image is durable;
  *   1   in a process restored from that image (`ckimg restore path`): it carries on from here;
