@@ -268,7 +268,7 @@ export class CriuImage extends CheckpointImage {
       if (kind === "vvar" && vvarSplit && v.end - v.start === vvarSplit[0] + vvarSplit[1]) {
         const cut = v.start + vvarSplit[0];
         this.push({ ...area, end: cut });
-        this.push({ ...area, id: this.areas.length, start: cut, path: "[vvar_vclock]" });
+        this.push({ ...area, id: this.areas.length, start: cut, kind: "special", path: "[vvar_vclock]" });   // as ckimg capture names it (FORMAT.md 4.7)
         continue;
       }
       this.push(area);

@@ -229,7 +229,9 @@ function vmasOf(img: CheckpointImage, fileIdOf: Map<number, number>, notCarried:
     const madv = madvOf(a.flags);
     const base = { start: a.start, end: a.end, pgoff: 0n, shmid: 0n, prot: a.prot, fd: -1n, madv: madv || undefined };
     let v: vma_entry;
-    switch (a.kind) {
+    // [vvar_vclock] is SPECIAL in our images; CRIU knows it as the tail of the vvar VMA
+    const kind = a.kind === "special" && a.path === "[vvar_vclock]" ? "vvar" : a.kind;
+    switch (kind) {
       case "file": {
         const id = a.fileId === undefined ? undefined : fileIdOf.get(a.fileId);
         if (id === undefined) {
@@ -271,7 +273,7 @@ function vmasOf(img: CheckpointImage, fileIdOf: Map<number, number>, notCarried:
     }
     vmas.push(v);
     // vvar and vsyscall have no content to restore; the vdso's pages are written (see below).
-    if (a.kind !== "vvar" && a.kind !== "vsyscall") stored.push({ area: a, from: a.start, to: a.end });
+    if (kind !== "vvar" && kind !== "vsyscall") stored.push({ area: a, from: a.start, to: a.end });
   }
   return { vmas, stored };
 }
