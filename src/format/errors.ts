@@ -22,7 +22,9 @@ export type ImageErrorCode =
   | "BAD_CODEC"
   | "NOT_MAPPED"
   | "UNAVAILABLE"
-  | "IO";
+  | "IO"
+  | "MISSING_PARENT"
+  | "BAD_PARENT";
 
 export interface ImageErrorWhere {
   file?: string;

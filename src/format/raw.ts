@@ -9,7 +9,7 @@ export const RECORD_MAGIC = Uint8Array.of(0x43, 0x4b, 0x52, 0x31); // "CKR1"
 export const TRAILER_MAGIC = Uint8Array.of(0x43, 0x4b, 0x49, 0x4d, 0x47, 0x45, 0x4e, 0x44); // "CKIMGEND"
 
 export const VERSION_MAJOR = 1;
-export const VERSION_MINOR = 1;
+export const VERSION_MINOR = 2;
 export const HEADER_SIZE = 64;
 export const RECORD_HEADER_SIZE = 32;
 export const TRAILER_SIZE = 32;
@@ -47,6 +47,9 @@ export const RecordType = {
   TIMERS: 0x0007,
   PROCESS_STATE: 0x0008,
   SECCOMP: 0x0009,
+  // format 1.2 incremental images (records-chain.ts)
+  PARENT: 0x000e,
+  PAGE_DIGESTS: 0x0023,
   THREAD: 0x0010,
   THREAD_STATE: 0x0011,
   EVENTFD: 0x0050,

@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { ImageError } from "./errors.js";
 import { openImage, type ChunkRef, type CheckpointImage, type ImageProblem } from "./reader.js";
+import { checkInheritedDigests } from "./chain.js";
 
 export interface VerifyReport {
   path: string;
@@ -30,6 +31,8 @@ export interface VerifyReport {
   /** threads that checked chunks (1 = the calling thread) */
   threads: number;
   problems: ImageProblem[];
+  /** format 1.2: the files of the image's chain, this one first (each verified) */
+  chain?: string[];
 }
 
 export interface VerifyOptions {
@@ -55,7 +58,7 @@ export async function verifyImage(path: string, opts: VerifyOptions = {}): Promi
   const image = await openImage(path, { tolerant: true });
   try {
     const problems = [...image.problems];
-    const chunks = image.chunks;
+    const chunks = image.ownChunks;
     const total = chunks.reduce((n, c) => n + c.payloadLength + 32, 0);
     if (image.process && image.threads.length !== image.process.threadCount) {
       problems.push({
@@ -70,10 +73,20 @@ export async function verifyImage(path: string, opts: VerifyOptions = {}): Promi
       ? await checkInWorkers(path, threads, total, opts.onProgress)
       : await checkChunkShare(image, 0, 1, (done) => opts.onProgress?.(done, total));
     problems.push(...result.problems.sort((a, b) => a.at - b.at).map(({ at: _at, ...p }) => p));
+    // A chain: every inherited page's digest against the parent's, then the parent as a whole.
+    const chain = [path];
+    if (image.parent) {
+      for (const p of await checkInheritedDigests(image)) {
+        problems.push({ code: "BAD_PARENT", detail: p.detail, offset: undefined, recordType: "PAGE_DIGESTS", sequence: p.sequence });
+      }
+      const sub = await verifyImage(image.parent.path, { threads: opts.threads });
+      chain.push(...(sub.chain ?? [sub.path]));
+      for (const p of sub.problems) problems.push({ ...p, detail: `parent ${sub.path}: ${p.detail}` });
+    }
     return {
       path, ok: problems.length === 0, recovered: image.recovered, records: image.entries.length,
       chunks: chunks.length, damagedChunks: result.damaged, bytesChecked: total, rawBytesChecked: result.raw,
-      seconds: (performance.now() - started) / 1000, threads, problems,
+      seconds: (performance.now() - started) / 1000, threads, problems, chain,
     };
   } finally {
     await image.close();
@@ -85,7 +98,7 @@ export async function verifyImage(path: string, opts: VerifyOptions = {}): Promi
  * while checking this one so I/O and CRC/decompression overlap. `onProgress` gets bytes done.
  */
 export async function checkChunkShare(image: CheckpointImage, share: number, of: number, onProgress?: (done: number) => void): Promise<ChunkShareResult> {
-  const mine = image.chunks.filter((_, i) => i % of === share);
+  const mine = image.ownChunks.filter((_, i) => i % of === share);
   const out: ChunkShareResult = { damaged: 0, raw: 0, problems: [] };
   const read = (c: ChunkRef | undefined) => (c ? image.readChunkBytes(c).catch((e: unknown) => e) : undefined);
   let next = read(mine[0]);
