@@ -146,7 +146,7 @@ describe("an image with state records", () => {
     await write(b, 77777n, 7);
     const [x, y] = await Promise.all([openImage(a), openImage(b)]);
     try {
-      expect(x.header.versionMinor).toBe(1);
+      expect(x.header.versionMinor).toBe(2);
       expect(x.timers?.posix[0]).toMatchObject({ id: 3, notify: 4, notifyTid: 100, signo: 40 });
       expect(x.processState?.groups).toEqual([42, 1234]);
       expect(x.seccompFilters).toHaveLength(1);
