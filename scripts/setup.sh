@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 # are test oracles (gcc-multilib builds the 32-bit ELF fixtures, elfutils gives eu-readelf to the bench); python3/perl are real interpreters the capture/restore tests freeze;
 # redis-server is the real server whose established client connection the fd tests carry across capture → restore;
 # tmux hosts the terminal test (a Python REPL captured in one pane, restored in another);
-# zstd compresses the .tar.zst container checkpoint archives the CRIU reader tests.
-pkgs=(gcc gcc-multilib make libc6-dev liblz4-dev libdeflate-dev zlib1g-dev binutils elfutils gdb python3 perl redis-server tmux zstd)
+# zstd compresses the .tar.zst container checkpoint archives the CRIU reader tests;
+# slurm-wlm + munge run the one-node Slurm cluster (scripts/slurm-local.sh) the `ckimg run` requeue tests use.
+pkgs=(gcc gcc-multilib make libc6-dev liblz4-dev libdeflate-dev zlib1g-dev binutils elfutils gdb python3 perl redis-server tmux zstd slurm-wlm munge)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

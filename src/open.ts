@@ -69,6 +69,14 @@ export async function openImage(path: string, opts: AnyOpenOptions = {}): Promis
     default: {
       // ckimg images and everything unknown: the format reader gives the precise error.
       const img = await openCkimgImage(path, opts);
+      if (opts.pid !== undefined && opts.pid !== img.process.pid && img.tree) {
+        try {
+          return img.processImage(opts.pid);      // a process of a tree image (format 1.2)
+        } catch (err) {
+          await img.close();
+          throw err;
+        }
+      }
       if (opts.pid !== undefined && opts.pid !== img.process.pid) {
         await img.close();
         throw new ImageError("MISSING_RECORD", `process ${opts.pid} is not in the image (it holds ${img.process.pid})`, { file: path });

@@ -550,7 +550,6 @@ interface RawAreaDiff {
 }
 
 const MAX_RUNS_KEPT = 100_000;
-const ZERO_BACKED = new Set(["anon", "heap", "stack", "shmem"]);
 
 /** The raw_crc and bitmap of a chunk, from its header (no page data read). */
 interface ChunkSummary {
@@ -720,11 +719,12 @@ let zeroPage = new Uint8Array(4096);
 
 /** A page as the format defines it when not stored (4.7); undefined when the image cannot supply it. */
 async function unstoredPage(img: CheckpointImage, area: AreaRecord, addr: bigint): Promise<Uint8Array | undefined> {
-  if (ZERO_BACKED.has(area.kind)) {
+  const source = img.unstoredSource(area, addr).source;
+  if (source === "zero") {
     if (zeroPage.length !== img.pageSize) zeroPage = new Uint8Array(img.pageSize);
     return zeroPage;
   }
-  if (area.kind !== "file") return undefined;
+  if (source === "unavailable") return undefined;
   try {
     return await img.readMemory(addr, img.pageSize);
   } catch (err) {
@@ -737,7 +737,8 @@ async function comparePage(c: PageCompare, addr: bigint): Promise<void> {
   c.stats.pagesCompared++;
   let pa = await c.sa.page(addr);
   let pb = await c.sb.page(addr);
-  if (!pa && !pb && c.x.kind === c.y.kind && c.x.kind !== "file") return; // both unstored, same definition
+  // Both unstored and zero by definition: equal without reading. Unknown content is never compared.
+  if (!pa && !pb && c.a.unstoredSource(c.x, addr).source === "zero" && c.b.unstoredSource(c.y, addr).source === "zero") return;
   pa ??= await unstoredPage(c.a, c.x, addr);
   pb ??= await unstoredPage(c.b, c.y, addr);
   if (!pa || !pb) {

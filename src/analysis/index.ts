@@ -27,3 +27,4 @@ export * from "./search.js";
 export * from "./core.js";
 export * from "./diff-state.js";
 export * from "./fd-state.js";
+export * from "./tree.js";

@@ -16,44 +16,54 @@
  */
 import { AREA_KINDS, ImageError, type AreaRecord, type CheckpointImage } from "../format/index.js";
 
-/** Bytes of process memory; `unavailable` lists the [start, end) address ranges the image cannot supply. */
+/** A run of addresses whose content the image cannot supply, and why. */
+export interface UnknownRange {
+  start: bigint;
+  end: bigint;
+  why?: string;
+}
+
+/** A run of addresses whose bytes came from a file on disk, not from the image. */
+export interface DiskRange {
+  start: bigint;
+  end: bigint;
+  path: string;
+  /** "sha256": the file's digest matched the image's; "stat": only inode, size and mtime did */
+  evidence?: "sha256" | "stat";
+}
+
+/**
+ * Bytes of process memory; `unavailable` lists the [start, end) address ranges the image cannot
+ * supply (their bytes are `fill`, not data), `fromDisk` the ranges read from mapped files.
+ */
 export interface MemoryRegion {
   address: bigint;
   bytes: Uint8Array;
-  unavailable: { start: bigint; end: bigint }[];
+  unavailable: UnknownRange[];
+  /** absent: none */
+  fromDisk?: DiskRange[];
 }
 
 /** Upper bound of one readRegion call (the reader refuses more than 1 GiB at once too). */
 export const MAX_REGION_BYTES = 1 << 30;
 
 /**
- * Read `length` bytes at `address` page by page: pages the image cannot supply (vdso, a mapped
- * file changed on disk) become zero bytes listed in `unavailable`, so one missing page does
- * not hide the rest. An unmapped address is an error (ImageError NOT_MAPPED).
+ * Read `length` bytes at `address`: pages the image cannot supply (vdso, unreadable pages, a
+ * mapped file changed or gone) are listed in `unavailable` and hold `fill` (default 0), so
+ * one missing page does not hide the rest; bytes taken from files on disk are listed in
+ * `fromDisk`. An unmapped address is an error (ImageError NOT_MAPPED).
  */
-export async function readRegion(image: CheckpointImage, address: bigint, length: number): Promise<MemoryRegion> {
+export async function readRegion(image: CheckpointImage, address: bigint, length: number, opts: { fill?: number } = {}): Promise<MemoryRegion> {
   if (!Number.isSafeInteger(length) || length < 0 || length > MAX_REGION_BYTES) {
     throw new ImageError("BAD_FIELD", `length ${length} is outside 0..${MAX_REGION_BYTES}`, { file: image.path });
   }
-  const bytes = new Uint8Array(length);
-  const unavailable: MemoryRegion["unavailable"] = [];
-  const ps = BigInt(image.pageSize);
-  let done = 0;
-  while (done < length) {
-    const at = address + BigInt(done);
-    const pageEnd = at - (at % ps) + ps;
-    const n = Math.min(length - done, Number(pageEnd - at));
-    try {
-      bytes.set(await image.readMemory(at, n), done);
-    } catch (err) {
-      if (!(err instanceof ImageError) || err.code !== "UNAVAILABLE") throw err;
-      const last = unavailable[unavailable.length - 1];
-      if (last && last.end === at) last.end = at + BigInt(n);
-      else unavailable.push({ start: at, end: at + BigInt(n) });
-    }
-    done += n;
-  }
-  return { address, bytes, unavailable };
+  const read = await image.readMemoryMap(address, length, opts);
+  return {
+    address,
+    bytes: read.bytes,
+    unavailable: read.unknown.map((u) => ({ start: u.start, end: u.end, why: u.why })),
+    fromDisk: read.spans.filter((x) => x.source === "file").map((x) => ({ start: x.start, end: x.end, path: x.path ?? "", evidence: x.evidence })),
+  };
 }
 
 export interface HexdumpOptions {

@@ -8,11 +8,11 @@
  * `ModuleMap` is the shared address → (module, symbol) service of src/analysis: backtraces, the
  * GOT audit, the disk comparison and the diff's byte attribution all go through `symbolize`.
  */
-import { createHash } from "node:crypto";
 import { open, readFile, stat } from "node:fs/promises";
 import { release } from "node:os";
 import type { AreaRecord, CheckpointImage, MappedFileRecord } from "../format/index.js";
 import { MFILE_ELF, PROT_EXEC } from "../format/raw.js";
+import { openVerifiedFile } from "../format/file-identity.js";
 import {
   ElfError, buildSymbolIndex, parseElf, parseLoadedElf, pltStubs,
   type ElfFile, type ElfSymbol, type LoadedElf, type Segment, type SymbolIndex, type SymbolTable,
@@ -87,7 +87,7 @@ export interface Symbolized {
 export interface LoadModulesOptions {
   /** Prefix for mapped paths on disk (a sysroot); defaults to the image's own fileRoot use: none. */
   fileRoot?: string;
-  /** Also compare the SHA-256 of files on disk with MAPPED_FILE's (slower; default false). */
+  /** Kept for compatibility: the SHA-256 the image holds is now always compared (FORMAT.md 4.9 rule F1). */
   checkSha256?: boolean;
   /** Never read files from disk: parse every module from the image's memory. */
   memoryOnly?: boolean;
@@ -117,42 +117,36 @@ export function clearElfCache(): void {
  * ELF, or a sentence saying why not.
  */
 export async function elfFromDisk(file: MappedFileRecord, opts: LoadModulesOptions = {}): Promise<ElfFile | string> {
-  const path = (opts.fileRoot ?? "") + file.path;
-  let st;
+  // File identity as FORMAT.md 4.9 defines it: the SHA-256 the image holds decides (never size
+  // and mtime alone); only an image without one falls back to inode, size and mtime.
+  const verified = await openVerifiedFile(file, opts.fileRoot);
+  if ("why" in verified) return verified.why;
+  const key = cacheKey(verified.path, file.inode, file.size, file.sha256 ? BigInt("0x" + Buffer.from(file.sha256).toString("hex")) : file.mtimeNs);
   try {
-    st = await stat(path, { bigint: true });
-  } catch (err) {
-    return `${path}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "no longer on disk" : "cannot stat"}`;
+    const hit = elfCache.get(key);
+    if (hit) {
+      elfCache.delete(key);
+      elfCache.set(key, hit);
+      return hit;
+    }
+    let bytes: Uint8Array;
+    try {
+      bytes = await verified.handle.readFile();
+    } catch {
+      return `${verified.path}: cannot read`;
+    }
+    let elf: ElfFile;
+    try {
+      elf = parseElf(bytes, { file: verified.path });
+    } catch (err) {
+      return err instanceof ElfError ? `${verified.path}: ${err.detail}` : `${verified.path}: not a readable ELF file`;
+    }
+    if (elfCache.size >= ELF_CACHE_LIMIT) elfCache.delete(elfCache.keys().next().value as string);
+    elfCache.set(key, elf);
+    return elf;
+  } finally {
+    await verified.handle.close().catch(() => {});
   }
-  if (st.size !== file.size) return `${path} changed on disk (size ${st.size}, image recorded ${file.size})`;
-  if (st.ino !== file.inode) return `${path} changed on disk (inode ${st.ino}, image recorded ${file.inode})`;
-  if (st.mtimeNs !== file.mtimeNs) return `${path} changed on disk (mtime differs from the image's)`;
-  const key = cacheKey(path, st.ino, st.size, st.mtimeNs);
-  const hit = elfCache.get(key);
-  if (hit && !opts.checkSha256) {
-    elfCache.delete(key);
-    elfCache.set(key, hit);
-    return hit;
-  }
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(path);
-  } catch {
-    return `${path}: cannot read`;
-  }
-  if (opts.checkSha256 && file.sha256) {
-    const digest = createHash("sha256").update(bytes).digest();
-    if (!Buffer.from(file.sha256).equals(digest)) return `${path} changed on disk (SHA-256 differs from the image's)`;
-  }
-  let elf: ElfFile;
-  try {
-    elf = parseElf(bytes, { file: path });
-  } catch (err) {
-    return err instanceof ElfError ? `${path}: ${err.detail}` : `${path}: not a readable ELF file`;
-  }
-  if (elfCache.size >= ELF_CACHE_LIMIT) elfCache.delete(elfCache.keys().next().value as string);
-  elfCache.set(key, elf);
-  return elf;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -420,6 +414,25 @@ function biasFor(first: AreaRecord, segments: Segment[], ps: bigint): bigint {
   return BigInt.asUintN(64, first.start - pageDown(load.vaddr - load.offset + first.fileOffset, ps));
 }
 
+/** The most of a module's memory read into one window (its headers, tables and code). */
+const MAX_MODULE_WINDOW = 1n << 30n;
+
+/**
+ * Where the run of areas that can hold the module starting at `first` ends: in address order,
+ * areas of its file (segments, PROT_NONE alignment gaps) and an anonymous area right after
+ * one of them (.bss); any other area ends the run.
+ */
+function moduleRunEnd(areas: readonly AreaRecord[], first: AreaRecord): bigint {
+  let end = first.end;
+  for (const a of areas) {
+    if (a.start < end) continue;
+    if (a.kind === "file" && a.fileId === first.fileId) end = a.end;
+    else if (a.kind === "anon" && a.start === end) end = a.end;
+    else break;
+  }
+  return end;
+}
+
 /** Parse an ELF from the image's memory: read the whole run of areas the module may span first. */
 async function loadFromMemory(image: CheckpointImage, first: AreaRecord, ps: bigint): Promise<LoadedElf | string> {
   // Headers first (one page), to learn the extent; then the extent.
@@ -433,6 +446,11 @@ async function loadFromMemory(image: CheckpointImage, first: AreaRecord, ps: big
     extentEnd = first.end;
     for (const a of image.areas) if (a.start >= first.start && a.fileId === first.fileId && a.end > extentEnd) extentEnd = a.end;
   }
+  // Headers may claim any extent (damaged, hostile, or a huge PT_LOAD): read no further than
+  // the areas that can hold this module, and never more than MAX_MODULE_WINDOW.
+  const runEnd = moduleRunEnd(image.areas, first);
+  if (extentEnd > runEnd) extentEnd = runEnd;
+  if (extentEnd - first.start > MAX_MODULE_WINDOW) extentEnd = first.start + MAX_MODULE_WINDOW;
   const win = await readWindow(image, first.start, extentEnd);
   try {
     return parseLoadedElf((v, n) => win.read(v, n), first.start);

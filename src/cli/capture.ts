@@ -10,8 +10,9 @@ import { fileURLToPath } from "node:url";
 import { EXIT_OK, UsageError, parseVerbArgs, toJson, type CliContext, type Verb } from "./common.js";
 import { progressPrinter } from "./progress.js";
 
-export type CaptureCodec = "none" | "lz4" | "lzf" | "gzip";
-const CODECS: readonly CaptureCodec[] = ["none", "lz4", "lzf", "gzip"];
+/** "gzip" is an alias of "deflate" kept for old scripts: the chunks are raw DEFLATE (FORMAT.md 4.8), not gzip. */
+export type CaptureCodec = "none" | "lz4" | "lzf" | "deflate" | "gzip";
+const CODECS: readonly CaptureCodec[] = ["none", "lz4", "lzf", "deflate", "gzip"];
 
 export interface CaptureOptions {
   pid: number;
@@ -21,6 +22,8 @@ export interface CaptureOptions {
   kill?: boolean;
   /** Rehash every mapped file instead of using the SHA-256 cache. */
   noHashCache?: boolean;
+  /** Capture PID alone, not its descendants (default: the whole tree, format 1.2). */
+  noChildren?: boolean;
   /**
    * Page buffer: a ring of this many MiB (default 16: little fresh memory, the target stays
    * stopped until all but the last ring is written), or "all" (as large as the memory read:
@@ -34,6 +37,10 @@ export interface CaptureOptions {
   parent?: string;
   /** Called with bytes of memory processed so far and the total to process. */
   onProgress?: (done: number, total: number) => void;
+  /** More capturer options, for callers that probed for them (`ckimg run`: --parent). */
+  extraArgs?: string[];
+  /** The caller handles SIGINT/SIGTERM itself: do not pass them on to the capturer. */
+  ownSignals?: boolean;
 }
 
 /** What the native capturer reports on success (its JSON line, camel-cased). */
@@ -52,6 +59,9 @@ export interface CaptureSummary {
   areas: number;
   files: number;
   fds: number;
+  /** Live processes captured (1 without descendants) and zombies among their children. */
+  processes: number;
+  zombies: number;
   /** How long the target was stopped. */
   freezeMs: number;
   totalMs: number;
@@ -91,12 +101,14 @@ export function runCapture(opts: CaptureOptions): Promise<CaptureSummary> {
   if (!existsSync(bin)) {
     return Promise.reject(new CaptureError(`${bin} is missing: run npm run build`));
   }
-  const args = [String(opts.pid), "-o", opts.output, "--compress", opts.compress ?? "lz4"];
+  const args = [String(opts.pid), "-o", opts.output, "--compress", opts.compress === "gzip" ? "deflate" : (opts.compress ?? "lz4")];
   if (opts.kill) args.push("--kill");
   if (opts.noHashCache) args.push("--no-hash-cache");
+  if (opts.noChildren) args.push("--no-children");
   if (opts.bufferMb !== undefined) args.push("--buffer-mb", String(opts.bufferMb));
   if (opts.parent !== undefined) args.push("--parent", opts.parent);
   if (opts.onProgress) args.push("--progress");
+  if (opts.extraArgs) args.push(...opts.extraArgs);
 
   return new Promise((resolve, reject) => {
     // stderr is piped, not inherited: the capturer's own tty progress stays off and its
@@ -109,8 +121,10 @@ export function runCapture(opts: CaptureOptions): Promise<CaptureSummary> {
     // a SIGTERM aimed at us alone is passed on. Either way we wait for it.
     const onInt = () => {};
     const onTerm = () => child.kill("SIGTERM");
-    process.on("SIGINT", onInt);
-    process.on("SIGTERM", onTerm);
+    if (!opts.ownSignals) {
+      process.on("SIGINT", onInt);
+      process.on("SIGTERM", onTerm);
+    }
     const cleanup = () => {
       process.off("SIGINT", onInt);
       process.off("SIGTERM", onTerm);
@@ -152,6 +166,7 @@ function parseSummary(line: string): CaptureSummary {
     imageBytes: Number(j.image_bytes), memoryBytes: Number(j.memory_bytes),
     storedPages: Number(j.stored_pages), storedBytes: Number(j.stored_bytes),
     threads: Number(j.threads), areas: Number(j.areas), files: Number(j.files), fds: Number(j.fds),
+    processes: Number(j.processes ?? 1), zombies: Number(j.zombies ?? 0),
     freezeMs: Number(j.freeze_ms), totalMs: Number(j.total_ms), killed: j.killed === true, warnings: [],
     heldPages: Number(j.held_pages ?? 0), inheritedPages: Number(j.inherited_pages ?? 0),
     parent: typeof j.parent === "string" ? j.parent : null,
@@ -170,6 +185,7 @@ export function captureText(s: CaptureSummary): string {
   return (
     `captured pid ${s.pid} into ${s.image}: ${size(s.imageBytes)} ` +
     `(${s.storedPages} pages of ${size(s.memoryBytes)} read, ${s.codec}), ` +
+    (s.processes > 1 ? `${s.processes} processes${s.zombies ? ` (+${s.zombies} zombies)` : ""}, ` : "") +
     `${s.threads} threads, ${s.areas} areas, ${s.fds} fds; ` +
     `frozen ${s.freezeMs.toFixed(1)} ms, total ${s.totalMs.toFixed(1)} ms` +
     (s.killed ? "; target killed" : "") +
@@ -185,6 +201,7 @@ export function parseCaptureArgs(args: string[]): CaptureOptions & { json: boole
     kill: { type: "boolean" },
     json: { type: "boolean" },
     "no-hash-cache": { type: "boolean" },
+    "no-children": { type: "boolean" },
     "buffer-mb": { type: "string" },
     parent: { type: "string" },
   });
@@ -194,7 +211,7 @@ export function parseCaptureArgs(args: string[]): CaptureOptions & { json: boole
   const output = values.output;
   if (typeof output !== "string" || output === "") throw new UsageError("missing -o IMAGE");
   const compress = (values.compress ?? "lz4") as string;
-  if (!CODECS.includes(compress as CaptureCodec)) throw new UsageError(`unknown codec '${compress}' (none, lz4, lzf, gzip)`);
+  if (!CODECS.includes(compress as CaptureCodec)) throw new UsageError(`unknown codec '${compress}' (none, lz4, lzf, deflate)`);
   const buf = values["buffer-mb"];
   let bufferMb: number | "all" | undefined;
   if (typeof buf === "string") {
@@ -202,15 +219,16 @@ export function parseCaptureArgs(args: string[]): CaptureOptions & { json: boole
     bufferMb = buf === "all" ? "all" : Number(buf);
   }
   return {
-    pid: Number(pidText), output, compress: compress as CaptureCodec, bufferMb,
-    kill: values.kill === true, noHashCache: values["no-hash-cache"] === true, json: values.json === true,
+    pid: Number(pidText), output, compress: compress === "gzip" ? "deflate" : (compress as CaptureCodec), bufferMb,
+    kill: values.kill === true, noHashCache: values["no-hash-cache"] === true, noChildren: values["no-children"] === true,
+    json: values.json === true,
     parent: typeof values.parent === "string" && values.parent !== "" ? values.parent : undefined,
   };
 }
 
 export const CAPTURE_VERB: Verb = {
   summary: "freeze a running process and write its checkpoint image",
-  usage: "PID -o IMAGE [--parent IMAGE] [--compress none|lz4|lzf|gzip] [--kill] [--buffer-mb N|all] [--no-hash-cache] [--json]",
+  usage: "PID -o IMAGE [--parent IMAGE] [--compress none|lz4|lzf|deflate] [--kill] [--no-children] [--buffer-mb N|all] [--no-hash-cache] [--json]",
   async run(args: string[], ctx: CliContext): Promise<number> {
     const opts = parseCaptureArgs(args);
     const progress = progressPrinter(ctx, "capture");

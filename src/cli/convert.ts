@@ -18,11 +18,12 @@ export function conversionText(r: ConversionReport, from: string): string {
   return out.join("\n") + "\n";
 }
 
-const CODECS: Record<string, CodecId> = { none: CODEC.NONE, lz4: CODEC.LZ4, lzf: CODEC.LZF, gzip: CODEC.DEFLATE };
+/** "gzip" stays as an alias of "deflate" (the chunks are raw DEFLATE, FORMAT.md 4.8). */
+const CODECS: Record<string, CodecId> = { none: CODEC.NONE, lz4: CODEC.LZ4, lzf: CODEC.LZF, deflate: CODEC.DEFLATE, gzip: CODEC.DEFLATE };
 
 export const CONVERT_VERB: Verb = {
   summary: "convert a CRIU dump or container archive to a ckimg image, or (--to criu) an image to a CRIU directory",
-  usage: "[--json] [--pid PID] [--compress none|lz4|lzf|gzip] CRIU_DIR|ARCHIVE -o IMG  |  [--json] --to criu IMG -o DIR",
+  usage: "[--json] [--pid PID] [--compress none|lz4|lzf|deflate] CRIU_DIR|ARCHIVE -o IMG  |  [--json] --to criu IMG -o DIR",
   async run(args, ctx) {
     const { values, positionals } = parseVerbArgs(args, {
       json: { type: "boolean" }, out: { type: "string", short: "o" }, to: { type: "string" }, compress: { type: "string" },
@@ -31,7 +32,7 @@ export const CONVERT_VERB: Verb = {
     const to = (values.to as string | undefined) ?? "ckimg";
     if (to !== "ckimg" && to !== "criu") throw new UsageError(`--to is ckimg or criu, not '${to}'`);
     const codec = values.compress === undefined ? undefined : CODECS[values.compress as string];
-    if (values.compress !== undefined && codec === undefined) throw new UsageError(`--compress is none, lz4, lzf or gzip, not '${values.compress}'`);
+    if (values.compress !== undefined && codec === undefined) throw new UsageError(`--compress is none, lz4, lzf or deflate, not '${values.compress}'`);
     const img = await openImage(positionals[0]); // --pid (any verb) picks the process of a tree
     try {
       let report: ConversionReport;

@@ -3,6 +3,8 @@
  * Exit 0 same, 1 different, 2 trouble. The comparison is src/analysis/diff.ts; symbols come from
  * each image's module map; diffText formats (tests call it).
  */
+import { pairProcesses } from "../analysis/tree.js";
+import { defaultProcess } from "../open-defaults.js";
 import { type CheckpointImage } from "../format/index.js";
 import { openImage } from "../open.js";
 import { diffImages, moduleSymbolizer, type ImageDiff, type Symbolizer, type FieldChange } from "../analysis/diff.js";
@@ -118,7 +120,7 @@ export function diffText(d: ImageDiff): string {
 
 export const DIFF_VERB: Verb = {
   summary: "what changed between two images (process, threads, map, memory with symbols, files); exit 1 if any",
-  usage: "[--json] [--exact] [--no-symbols] [--max-ranges N] A.img B.img",
+  usage: "[--json] [--exact] [--no-symbols] [--max-ranges N] [--pid PID] A.img B.img  (trees: every process paired by PID)",
   async run(args, ctx) {
     const { values, positionals } = parseVerbArgs(args, {
       json: { type: "boolean" },
@@ -134,8 +136,25 @@ export const DIFF_VERB: Verb = {
     try {
       b = await openImage(positionals[1]);
       const symbols = !values["no-symbols"];
-      const [symbolizeA, symbolizeB] = symbols ? await Promise.all([imageSymbolizer(a), imageSymbolizer(b)]) : [undefined, undefined];
-      const d = await diffImages(a, b, { exact: Boolean(values.exact), maxRanges, symbolizeA, symbolizeB });
+      const diffOne = async (x: CheckpointImage, y: CheckpointImage) => {
+        const [symbolizeA, symbolizeB] = symbols ? await Promise.all([imageSymbolizer(x), imageSymbolizer(y)]) : [undefined, undefined];
+        return diffImages(x, y, { exact: Boolean(values.exact), maxRanges, symbolizeA, symbolizeB });
+      };
+      if (defaultProcess() === undefined && (a.root.processes.length > 1 || b.root.processes.length > 1)) {
+        // process trees (format 1.2): processes paired by PID
+        const pairs = pairProcesses(a, b);
+        const processes = [];
+        for (const p of pairs.both) processes.push({ pid: p.pid, diff: await diffOne(p.a, p.b) });
+        const same = !pairs.onlyInA.length && !pairs.onlyInB.length && processes.every((p) => p.diff.same);
+        ctx.stdout(values.json ? toJson({ same, onlyInA: pairs.onlyInA, onlyInB: pairs.onlyInB, processes }) :
+          [
+            ...pairs.onlyInA.map((pid) => `- process ${pid} (only in ${positionals[0]})\n`),
+            ...pairs.onlyInB.map((pid) => `+ process ${pid} (only in ${positionals[1]})\n`),
+            ...processes.map((p) => `== process ${p.pid}\n${diffText(p.diff)}`),
+          ].join("\n"));
+        return same ? EXIT_OK : EXIT_FINDING;
+      }
+      const d = await diffOne(a, b);
       ctx.stdout(values.json ? toJson(d) : diffText(d));
       return d.same ? EXIT_OK : EXIT_FINDING;
     } finally {

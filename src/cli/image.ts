@@ -2,6 +2,7 @@
  * `ckimg inspect` and `ckimg verify`: what an image holds, and whether it is intact.
  * Output is computed by pure functions (inspectReport, inspectText, verifyText) that tests call.
  */
+import { treeReport, treeText } from "../analysis/tree.js";
 import {
   areaFlagNames, areaPerms, describeFdState, fdStateFields, fdStateOf, THREAD_IN_SYSCALL,
   type CheckpointImage, type VerifyReport,
@@ -99,6 +100,8 @@ export function inspectReport(img: CheckpointImage) {
     })),
     /** format 1.1: timers, process and thread state, seccomp (null in 1.0 images) */
     state: stateReport(img),
+    /** format 1.2: the process tree (null for a single process) */
+    tree: treeReport(img),
   };
 }
 
@@ -111,6 +114,7 @@ export function inspectText(r: InspectReport): string {
   if (r.image.recovered) out.push(`         RECOVERED: index damaged, records found by scanning`);
   if (r.image.parent) out.push(parentText(r.image.parent));
   for (const pr of r.image.problems) out.push(`         problem: ${pr.detail}${pr.offset !== undefined ? ` at offset ${pr.offset}` : ""}`);
+  if (r.tree) out.push(treeText(r.tree));
   out.push(`process  pid ${p.pid} (${p.comm})  ppid ${p.ppid}  pgid ${p.pgid}  sid ${p.sid}  uid ${p.uid[0]}/${p.uid[1]}  gid ${p.gid[0]}/${p.gid[1]}${p.stopped ? "  [stopped]" : ""}`);
   out.push(`  exe    ${p.exe}`);
   out.push(`  cwd    ${p.cwd}${p.root !== "/" && p.root ? `  root ${p.root}` : ""}`);

@@ -38,7 +38,8 @@ export async function main(argv: string[], ctx: CliContext = defaultContext()): 
     return EXIT_TROUBLE;
   }
   const handler = await load();
-  if (rest.includes("--help") || rest.includes("-h")) {
+  const own = rest.includes("--") ? rest.slice(0, rest.indexOf("--")) : rest;   // `run -- PROG --help` is PROG's
+  if (own.includes("--help") || own.includes("-h")) {
     ctx.stdout(`usage: ckimg ${verb} ${handler.usage}\n\n${handler.summary}\n`);
     return 0;
   }

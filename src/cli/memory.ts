@@ -9,14 +9,49 @@ import { searchMemory, type MemorySearchResult } from "../analysis/search.js";
 import { hexdump, readRegion, readStringBatches, type FoundString, type MemoryRegion, type StringEncoding } from "../analysis/memory.js";
 import { EXIT_FINDING, EXIT_OK, UsageError, hex, parseAddress, parseVerbArgs, toJson, type Verb } from "./common.js";
 
-/** JSON form of `mem --json`: the bytes as hex, with the unavailable ranges. */
+/** JSON form of `mem --json`: the bytes as hex, the ranges that are unknown (their bytes are the fill byte) and those read from disk. */
 export function memJson(region: MemoryRegion) {
   return {
     address: hex(region.address),
     length: region.bytes.length,
     hex: Buffer.from(region.bytes.buffer, region.bytes.byteOffset, region.bytes.byteLength).toString("hex"),
-    unavailable: region.unavailable.map((r) => ({ start: hex(r.start), end: hex(r.end) })),
+    unavailable: unknownJson(region.unavailable),
+    ...(region.fromDisk?.length ? { fromDisk: diskJson(region.fromDisk) } : {}),
   };
+}
+
+function unknownJson(ranges: MemoryRegion["unavailable"]) {
+  return ranges.map((r) => ({ start: hex(r.start), end: hex(r.end), ...(r.why ? { why: r.why } : {}) }));
+}
+
+function diskJson(ranges: NonNullable<MemoryRegion["fromDisk"]>) {
+  return ranges.map((r) => ({ start: hex(r.start), end: hex(r.end), path: r.path, evidence: r.evidence ?? "archive" }));
+}
+
+/** Append `more` to `into`, joining runs that touch (pieces of one long read). */
+function mergeRanges<T extends { start: bigint; end: bigint }>(into: T[], more: readonly T[], same: (a: T, b: T) => boolean): void {
+  for (const r of more) {
+    const last = into[into.length - 1];
+    if (last && last.end === r.start && same(last, r)) last.end = r.end;
+    else into.push({ ...r });
+  }
+}
+
+/** The stderr lines of `mem`: which bytes are unknown (and how to get them anyway), which came from disk. */
+export function memNotes(image: string, unknown: MemoryRegion["unavailable"], fromDisk: NonNullable<MemoryRegion["fromDisk"]>, fill: number | undefined): string {
+  const lines: string[] = [];
+  for (const d of fromDisk) {
+    lines.push(`ckimg: ${image}: ${hex(d.start)}-${hex(d.end)} read from ${d.path}${d.evidence === "sha256" ? " (SHA-256 matches the image)" : d.evidence === "stat" ? " (inode, size and mtime match; the image holds no SHA-256)" : ""}`);
+  }
+  const shown = unknown.slice(0, 16);
+  for (const u of shown) lines.push(`ckimg: ${image}: ${hex(u.start)}-${hex(u.end)} unknown${u.why ? `: ${u.why}` : ""}`);
+  if (unknown.length > shown.length) lines.push(`ckimg: ${image}: … and ${unknown.length - shown.length} more unknown range(s)`);
+  if (unknown.length) {
+    lines.push(fill === undefined
+      ? `ckimg: ${image}: ${unknown.length} range(s) the image does not hold; --fill BYTE writes them as that byte`
+      : `ckimg: ${image}: ${unknown.length} range(s) the image does not hold were written as 0x${fill.toString(16).padStart(2, "0")}`);
+  }
+  return lines.length ? lines.join("\n") + "\n" : "";
 }
 
 /**
@@ -34,13 +69,22 @@ export async function writeFileAtomic(path: string, pieces: AsyncIterable<Uint8A
   });
 }
 
+/** Thrown inside `mem --out` when a piece holds unknown bytes and no --fill was given. */
+class UnknownContent extends Error {}
+
 /** A long read, one piece at a time (memory stays bounded whatever LEN is). */
 const PIECE = 1 << 20;
 
-async function* regions(img: CheckpointImage, address: bigint, length: number): AsyncGenerator<MemoryRegion> {
+async function* regions(img: CheckpointImage, address: bigint, length: number, fill?: number): AsyncGenerator<MemoryRegion> {
   for (let done = 0; done < length; done += PIECE) {
-    yield await readRegion(img, address + BigInt(done), Math.min(PIECE, length - done));
+    yield await readRegion(img, address + BigInt(done), Math.min(PIECE, length - done), { fill });
   }
+}
+
+function parseFill(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^(0x[0-9a-fA-F]{1,2}|[0-9]{1,3})$/.test(text) || Number(text) > 255) throw new UsageError(`--fill takes a byte (0..255 or 0x00..0xff), not '${text}'`);
+  return Number(text);
 }
 
 function parseLength(text: string): number {
@@ -85,12 +129,13 @@ async function runSearch(img: CheckpointImage, values: Record<string, unknown>, 
 
 export const MEM_VERB: Verb = {
   summary: "dump process memory from an image (hexdump, raw bytes with --out), or search it (--search STRING, --regex RE)",
-  usage: "[--json] [--out FILE] IMG ADDR LEN  |  [--json] (--search STRING | --regex RE) [--context N] [--max N] IMG",
+  usage: "[--json] [--out FILE] [--fill BYTE] IMG ADDR LEN  |  [--json] (--search STRING | --regex RE) [--context N] [--max N] IMG",
   async run(args, ctx) {
     const { values, positionals } = parseVerbArgs(args, {
       json: { type: "boolean" }, out: { type: "string", short: "o" }, search: { type: "string", short: "s" }, regex: { type: "string" },
-      context: { type: "string" }, max: { type: "string" },
+      context: { type: "string" }, max: { type: "string" }, fill: { type: "string" },
     });
+    const fill = parseFill(values.fill as string | undefined);
     if (values.search !== undefined || values.regex !== undefined) {
       if (values.search !== undefined && values.regex !== undefined) throw new UsageError("give --search or --regex, not both");
       if (positionals.length !== 1) throw new UsageError("mem --search/--regex takes one image");
@@ -105,27 +150,48 @@ export const MEM_VERB: Verb = {
     const address = parseAddress(positionals[1]);
     const length = parseLength(positionals[2]);
     const img = await openImage(positionals[0]);
+    // Unknown content is never shown as data: without --fill it is named and the exit is 1.
+    const unknown: MemoryRegion["unavailable"] = [];
+    const fromDisk: NonNullable<MemoryRegion["fromDisk"]> = [];
+    const collect = (r: MemoryRegion) => {
+      mergeRanges(unknown, r.unavailable, (a, b) => a.why === b.why);
+      mergeRanges(fromDisk, r.fromDisk ?? [], (a, b) => a.path === b.path);
+    };
     try {
       if (typeof values.out === "string") {
-        const unavailable: MemoryRegion["unavailable"] = [];
-        await writeFileAtomic(values.out, (async function* () {
-          for await (const r of regions(img, address, length)) {
-            unavailable.push(...r.unavailable);
-            yield r.bytes;
-          }
-        })());
-        if (values.json) ctx.stdout(toJson({ address: hex(address), length, out: values.out, unavailable: unavailable.map((r) => ({ start: hex(r.start), end: hex(r.end) })) }));
-        else if (unavailable.length) ctx.stderr(`ckimg: ${positionals[0]}: ${unavailable.length} range(s) not in the image written as zero bytes\n`);
+        const out = values.out;
+        try {
+          await writeFileAtomic(out, (async function* () {
+            for await (const r of regions(img, address, length, fill)) {
+              collect(r);
+              if (r.unavailable.length && fill === undefined) throw new UnknownContent();
+              yield r.bytes;
+            }
+          })());
+        } catch (err) {
+          if (!(err instanceof UnknownContent)) throw err;
+          // No half-invented file: nothing is written unless the user picks the byte.
+          ctx.stderr(memNotes(positionals[0], unknown, fromDisk, fill) + `ckimg: ${positionals[0]}: nothing written to ${out}\n`);
+          return EXIT_FINDING;
+        }
+        if (values.json) ctx.stdout(toJson({ address: hex(address), length, out, unavailable: unknownJson(unknown), ...(fromDisk.length ? { fromDisk: diskJson(fromDisk) } : {}), ...(fill !== undefined ? { fill } : {}) }));
       } else if (values.json) {
-        ctx.stdout(toJson(memJson(await readRegion(img, address, length))));
+        const region = await readRegion(img, address, length, { fill });
+        collect(region);
+        ctx.stdout(toJson({ ...memJson(region), ...(fill !== undefined ? { fill } : {}) }));
       } else {
         const addressWidth = Math.max(8, (address + BigInt(Math.max(0, length - 1))).toString(16).length);
-        for await (const r of regions(img, address, length)) ctx.stdout(hexdump(r, { addressWidth }));
+        for await (const r of regions(img, address, length, fill)) {
+          collect(r);
+          // With --fill the chosen byte is shown; without, unknown bytes print as "--".
+          ctx.stdout(hexdump(fill === undefined ? r : { ...r, unavailable: [] }, { addressWidth }));
+        }
       }
     } finally {
       await img.close();
     }
-    return EXIT_OK;
+    if (!values.json) ctx.stderr(memNotes(positionals[0], unknown, fromDisk, fill));
+    return unknown.length && fill === undefined ? EXIT_FINDING : EXIT_OK;
   },
 };
 

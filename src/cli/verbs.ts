@@ -19,4 +19,5 @@ export const VERBS: Record<string, () => Promise<Verb>> = {
   strings: async () => (await import("./memory.js")).STRINGS_VERB,
   "to-core": async () => (await import("./core.js")).TO_CORE_VERB,
   convert: async () => (await import("./convert.js")).CONVERT_VERB,
+  run: async () => (await import("./run.js")).RUN_VERB,
 };

@@ -9,7 +9,7 @@
  */
 import { readFileSync } from "node:fs";
 import { open, stat, type FileHandle } from "node:fs/promises";
-import { CheckpointImage, type ChunkRef, type DecodedChunk, type OpenOptions } from "../format/reader.js";
+import { CheckpointImage, type ChunkRef, type DecodedChunk, type MappedFileBytes, type OpenOptions } from "../format/reader.js";
 import { ImageError } from "../format/errors.js";
 import { CODEC } from "../format/codecs.js";
 import {
@@ -191,14 +191,14 @@ export class CriuImage extends CheckpointImage {
    * A container's own files come first from its rootfs-diff.tar (they are what the container
    * mapped); else from disk under fileRoot, as for ckimg images.
    */
-  protected override async readFromMappedFile(area: AreaRecord, at: bigint, dst: Uint8Array): Promise<boolean> {
+  protected override async readFromMappedFile(area: AreaRecord, at: bigint, dst: Uint8Array): Promise<MappedFileBytes> {
     const inArchive = area.fileId === undefined ? undefined : this.fromRootfs.get(area.fileId);
     if (!inArchive) return super.readFromMappedFile(area, at, dst);
     const fileOffset = Number(area.fileOffset + (at - area.start));
     const n = Math.max(0, Math.min(dst.length, inArchive.size - fileOffset));
     dst.fill(0);
     if (n > 0) dst.set(await inArchive.archive.readEntry("rootfs-diff.tar", inArchive.offset + fileOffset, n));
-    return true;
+    return { path: `rootfs-diff.tar:${area.path}`, evidence: "archive" };
   }
 
   /** Called by openCheckpointArchive: mapped files the container changed are in rootfs-diff.tar. */

@@ -2,7 +2,7 @@
  * Bounds-checked little-endian cursors over record payloads. The reader knows the absolute
  * file offset of its first byte so every error names where in the file it happened.
  */
-import { ImageError, type ImageErrorWhere } from "./errors.js";
+import { ImageError, type ImageErrorCode, type ImageErrorWhere } from "./errors.js";
 
 const utf8 = new TextDecoder("utf-8", { fatal: false });
 const utf8Encoder = new TextEncoder();
@@ -24,12 +24,13 @@ export class ByteReader {
     return this.bytes.length - this.pos;
   }
 
-  fail(code: "TRUNCATED" | "BAD_FIELD", detail: string, at = this.pos): never {
-    throw new ImageError(code, detail, { ...this.where, offset: this.base + at });
+  /** A field out of range (rule P3 unless told: P1 fixed_size, P2 a VARIABLE field past the payload). */
+  fail(code: ImageErrorCode, detail: string, at = this.pos, rule = "P3"): never {
+    throw new ImageError(code, detail, { ...this.where, offset: this.base + at, rule });
   }
 
   need(n: number, what: string): void {
-    if (n > this.bytes.length - this.pos) this.fail("TRUNCATED", `${what} needs ${n} bytes, ${this.remaining} left`);
+    if (n > this.bytes.length - this.pos) this.fail("BAD_FIELD", `${what} needs ${n} bytes, ${this.remaining} left in the payload`, this.pos, "P2");
   }
 
   u8(): number {
@@ -75,7 +76,7 @@ export class ByteReader {
   fixedSize(minimum: number, typeName: string): number {
     const size = this.u32();
     if (size < minimum || size > this.bytes.length) {
-      this.fail("BAD_FIELD", `${typeName} fixed_size ${size} outside [${minimum}, ${this.bytes.length}]`, this.pos - 4);
+      this.fail("BAD_FIELD", `${typeName} fixed_size ${size} outside [${minimum}, ${this.bytes.length}]`, this.pos - 4, "P1");
     }
     return size;
   }
@@ -83,7 +84,7 @@ export class ByteReader {
   /** A u32 count of entries of `entrySize` bytes each, checked against what is left. */
   count(entrySize: number, what: string): number {
     const n = this.u32();
-    if (n * entrySize > this.remaining) this.fail("BAD_FIELD", `${what} count ${n} exceeds the payload`, this.pos - 4);
+    if (n * entrySize > this.remaining) this.fail("BAD_FIELD", `${what} count ${n} exceeds the payload`, this.pos - 4, "P2");
     return n;
   }
 

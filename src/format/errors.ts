@@ -24,13 +24,18 @@ export type ImageErrorCode =
   | "UNAVAILABLE"
   | "IO"
   | "MISSING_PARENT"
-  | "BAD_PARENT";
+  | "BAD_PARENT"
+  | "NO_SUCH_PROCESS"
+  // format 1.2
+  | "UNSUPPORTED_MACHINE";
 
 export interface ImageErrorWhere {
   file?: string;
   offset?: number;
   recordType?: string;
   sequence?: number;
+  /** the reader rule broken (docs/FORMAT.md "Reader obligations", src/format/rules.ts) */
+  rule?: string;
 }
 
 export class ImageError extends Error {
@@ -42,6 +47,8 @@ export class ImageError extends Error {
   readonly offset: number | undefined;
   readonly recordType: string | undefined;
   readonly sequence: number | undefined;
+  /** the reader rule broken, e.g. "R8" (docs/FORMAT.md "Reader obligations") */
+  rule: string | undefined;
 
   constructor(code: ImageErrorCode, detail: string, where: ImageErrorWhere = {}) {
     const rec = where.recordType ? ` in ${where.recordType} record${where.sequence !== undefined ? ` #${where.sequence}` : ""}` : "";
@@ -55,6 +62,7 @@ export class ImageError extends Error {
     this.offset = where.offset;
     this.recordType = where.recordType;
     this.sequence = where.sequence;
+    this.rule = where.rule;
   }
 }
 

@@ -15,7 +15,11 @@ export const RECORD_HEADER_SIZE = 32;
 export const TRAILER_SIZE = 32;
 export const INDEX_FIXED_SIZE = 16;
 export const INDEX_ENTRY_SIZE = 40;
+/** format 1.2: a tree image's INDEX entries carry owner_pid at offset 40 (entry_size 48). */
+export const INDEX_ENTRY_SIZE_TREE = 48;
 export const EM_X86_64 = 62;
+/** Largest header_size a reader accepts (rule H5): bytes 64..header_size are skipped unread. */
+export const MAX_HEADER_SIZE = 65536;
 
 /** HEADER field offsets (section 1). */
 export const HDR = {
@@ -25,7 +29,7 @@ export const HDR = {
 
 /** RECORD_HEADER field offsets (section 2). */
 export const REC = {
-  magic: 0, type: 4, flags: 6, payloadLength: 8, payloadCrc: 16, sequence: 20, crc: 28,
+  magic: 0, type: 4, flags: 6, payloadLength: 8, payloadCrc: 16, sequence: 20, ownerPid: 24, crc: 28,
 } as const;
 
 /** TRAILER field offsets (section 3). */
@@ -34,6 +38,8 @@ export const TRL = { magic: 0, indexOffset: 8, recordCount: 16, flags: 24, crc: 
 /** INDEX entry field offsets (section 3). */
 export const IDX = {
   type: 0, flags: 2, key32: 4, offset: 8, payloadLength: 16, key64: 24, auxA: 32, auxB: 36,
+  /** format 1.2, entry_size ≥ 48 */
+  ownerPid: 40,
 } as const;
 
 export const RecordType = {
@@ -47,6 +53,9 @@ export const RecordType = {
   TIMERS: 0x0007,
   PROCESS_STATE: 0x0008,
   SECCOMP: 0x0009,
+  // format 1.2 process trees (records-tree.ts)
+  TREE: 0x000a,
+  SHARED_PAGES: 0x000b,
   // format 1.2 incremental images (records-chain.ts)
   PARENT: 0x000e,
   PAGE_DIGESTS: 0x0023,
@@ -56,8 +65,11 @@ export const RecordType = {
   TIMERFD: 0x0051,
   SIGNALFD: 0x0052,
   EPOLL: 0x0053,
+  INOTIFY: 0x0054,
   AREA: 0x0020,
   PAGES: 0x0021,
+  // format 1.2: pages of an UNREADABLE area that could not be read (records-unreadable.ts)
+  UNREADABLE_PAGES: 0x0022,
   MAPPED_FILE: 0x0030,
   // format 1.1 files and terminals (raw-files.ts)
   FILE_CONTENT: 0x0031,

@@ -15,10 +15,13 @@ import { CodecError } from "./codec-error.js";
 import { CODEC, decompressChunk } from "./codecs.js";
 import { ImageError, type ImageErrorCode } from "./errors.js";
 import {
-  HDR, HEADER_SIZE, IDX, IMAGE_MAGIC, INDEX_ENTRY_SIZE, INDEX_FIXED_SIZE, MAX_CHUNK_RAW,
+  HDR, HEADER_SIZE, IDX, IMAGE_MAGIC, INDEX_ENTRY_SIZE, INDEX_ENTRY_SIZE_TREE, INDEX_FIXED_SIZE, MAX_CHUNK_RAW,
   MAX_METADATA_PAYLOAD, PAGES, REC, RECORD_FLAG_MUST_UNDERSTAND, RECORD_HEADER_SIZE, RECORD_MAGIC,
   RECORD_TYPE_NAMES, RecordType, TRAILER_MAGIC, TRAILER_SIZE, TRL, VERSION_MAJOR, FIXED_SIZE,
+  AREA_DELETED, AREA_UNREADABLE, EM_X86_64, MAX_HEADER_SIZE, MFILE_DELETED,
 } from "./raw.js";
+import { decodeUnreadablePages, type AddressRange } from "./records-unreadable.js";
+import { openVerifiedFile, type IdentityEvidence } from "./file-identity.js";
 import {
   decodeArea, decodeAuxv, decodeFd, decodeMappedFile, decodePagesHeader, decodeProcess,
   decodeRlimits, decodeSigactions, decodeStringList, decodeThread, popcount8,
@@ -32,6 +35,7 @@ import {
 import { FILE_DATA, FILES_FIXED_SIZE } from "./raw-files.js";
 import { attachChain, digestIn, type ChainContext } from "./chain.js";
 import { decodePageDigests, decodeParent, type PageDigestsRecord, type ParentRecord } from "./records-chain.js";
+import { decodeSharedPages, decodeTree, sharedRunAt, type SharedPagesRecord, type TreeProcess, type TreeRecord } from "./records-tree.js";
 import {
   decodeFdFile, decodeFileContent, decodeFileDataHeader, decodeTty,
   type FdFileRecord, type FileContentRecord, type FileDataHeader, type TtyRecord,
@@ -61,6 +65,8 @@ export interface IndexEntry {
   key64: bigint;
   auxA: number;
   auxB: number;
+  /** format 1.2: pid of the process the record belongs to in a tree image, else 0 */
+  ownerPid: number;
 }
 
 /** A chunk of page data, as the index describes it. */
@@ -78,6 +84,8 @@ export interface ChunkRef {
    * parent's (offset is then negative and unique; no record of its own to read).
    */
   resolved?: { rawCrc: number; bitmap: Uint8Array; read(): Promise<DecodedChunk> };
+  /** format 1.2: the owning process in a tree image (0 or absent otherwise) */
+  ownerPid?: number;
 }
 
 /** Where one FILE_DATA run lies (from the index); its bytes are read with readFileData(). */
@@ -90,6 +98,7 @@ export interface FileDataRef {
   /** image offset of the record header */
   offset: number;
   payloadLength: number;
+  ownerPid?: number;
 }
 
 export interface DecodedChunk {
@@ -105,7 +114,12 @@ export interface ImageProblem {
   offset: number | undefined;
   recordType: string | undefined;
   sequence: number | undefined;
+  /** the reader rule broken (docs/FORMAT.md "Reader obligations"), when one applies */
+  rule?: string;
 }
+
+/** Where file-backed bytes came from, or why they could not be had. */
+export type MappedFileBytes = { path: string; evidence: IdentityEvidence | "archive" } | { why: string };
 
 export interface UnknownRecord {
   type: number;
@@ -129,8 +143,31 @@ export interface ReadMemoryOptions {
   unavailable?: "throw" | "zero";
 }
 
-/** Where one page of memory comes from. */
-export type PageSource = "image" | "zero" | "file" | "unavailable";
+/**
+ * Where one page of memory comes from (docs/FORMAT.md 4.7): stored in the image, zero by
+ * definition, the mapped file on disk, a file whose content the image holds (FILE_CONTENT), or
+ * unknown ("unavailable": the image does not have it and nothing may stand in for it).
+ */
+export type PageSource = "image" | "zero" | "file" | "file-content" | "unavailable";
+
+/** A run of addresses with one source (`path` and `evidence` for bytes that came from disk). */
+export interface MemorySpan {
+  start: bigint;
+  end: bigint;
+  source: PageSource;
+  /** "file": the path read; "unavailable": why the content is unknown */
+  path?: string;
+  why?: string;
+  evidence?: IdentityEvidence;
+}
+
+/** Bytes of memory with where each run of them came from; unknown runs hold `fill`. */
+export interface MemoryRead {
+  bytes: Uint8Array;
+  spans: MemorySpan[];
+  /** the runs whose content is unknown (also in `spans`) */
+  unknown: MemorySpan[];
+}
 
 const CHUNK_CACHE_SIZE = 8;
 /** Coalesce metadata reads whose gap is below this, up to MAX_COALESCED per read. */
@@ -141,9 +178,15 @@ const MAX_PAGES_PAYLOAD = MAX_CHUNK_RAW + MAX_CHUNK_RAW / 255 + 16 + FIXED_SIZE.
 
 const MAX_FILE_RUN_BYTES = 16 * 1024 * 1024;
 
-const SINGLETONS = new Set<number>([
+/** Types whose index keys are all 0 (R8). */
+const INDEX_UNKEYED = new Set<number>([
   RecordType.PROCESS, RecordType.ARGV, RecordType.ENVIRON, RecordType.AUXV, RecordType.RLIMITS, RecordType.SIGACTIONS,
   RecordType.TIMERS, RecordType.PROCESS_STATE, RecordType.SECCOMP, RecordType.PARENT,
+]);
+
+const SINGLETONS = new Set<number>([
+  RecordType.PROCESS, RecordType.ARGV, RecordType.ENVIRON, RecordType.AUXV, RecordType.RLIMITS, RecordType.SIGACTIONS,
+  RecordType.TIMERS, RecordType.PROCESS_STATE, RecordType.SECCOMP, RecordType.SHARED_PAGES,
 ]);
 
 export function recordTypeName(type: number): string {
@@ -222,10 +265,27 @@ export class CheckpointImage {
   pageDigests: PageDigestsRecord[] = [];
   /** the opened parent image, when the chain was resolved */
   parent: CheckpointImage | undefined;
+  /** format 1.2: the TREE record of a process-tree image (undefined: a single process) */
+  tree: TreeRecord | undefined;
+  /**
+   * Every live process of the image, root first, parents before children: each a view with its
+   * own process, threads, areas, fds … (a single-process image: just this one). Zombies are in
+   * `tree.processes` only (they have no records).
+   */
+  processes: CheckpointImage[] = [this];
+  /** the image this process view belongs to (itself for the root) */
+  root: CheckpointImage = this;
+  /** format 1.2: pages still shared copy-on-write with the parent, stored in the parent */
+  sharedPages: SharedPagesRecord | undefined;
+  /** format 1.2: per area id, the page ranges the writer could not read (UNREADABLE_PAGES) */
+  readonly unreadablePages = new Map<number, AddressRange[]>();
+  /** the index entry of each AREA, by area id (for error locations) */
+  private readonly areaEntry = new Map<number, IndexEntry>();
+  private readonly unreadableEntry = new Map<number, IndexEntry>();
 
   private readonly tolerant: boolean;
   private readonly chunkCache = new Map<number, DecodedChunk>();
-  private readonly fileCache = new Map<number, { handle: FileHandle; size: number } | null>();
+  private readonly fileCache = new Map<number, { handle: FileHandle; size: number; path: string; evidence: IdentityEvidence } | { why: string }>();
   /** protected: foreign readers (src/criu) fill the model through these too */
   protected readonly areaById = new Map<number, AreaRecord>();
   protected readonly fileById = new Map<number, MappedFileRecord>();
@@ -307,6 +367,12 @@ export class CheckpointImage {
     return all.sort((a, b) => a.offset - b.offset);
   }
 
+  /** This file's page chunks of every process (a tree's descendants too; not a parent image's), in file order. */
+  get allChunks(): ChunkRef[] {
+    if (this.root.processes.length <= 1) return this.ownChunks;
+    return this.root.processes.flatMap((p) => p.ownChunks).sort((a, b) => a.offset - b.offset);
+  }
+
   area(id: number): AreaRecord | undefined {
     return this.areaById.get(id);
   }
@@ -351,11 +417,33 @@ export class CheckpointImage {
   }
 
   async close(): Promise<void> {
+    if (this.root !== this) return this.root.close();   // a process view closes its image
     await this.parent?.close();
+    for (const p of this.processes) if (p !== this) await p.closeCaches();
+    await this.closeCaches();
+    if (this.root === this) await this.handle.close();
+  }
+
+  private async closeCaches(): Promise<void> {
     this.chunkCache.clear();
-    for (const f of this.fileCache.values()) await f?.handle.close().catch(() => {});
+    for (const f of this.fileCache.values()) if ("handle" in f) await f.handle.close().catch(() => {});
     this.fileCache.clear();
-    await this.handle.close();
+  }
+
+  /** The view of process `pid` (a tree image's root or one of its descendants). */
+  processImage(pid: number): CheckpointImage {
+    const p = this.root.processes.find((x) => x.process?.pid === pid);
+    if (p) return p;
+    const zombie = this.root.tree?.processes.find((x) => x.pid === pid && x.zombie);
+    throw new ImageError("NO_SUCH_PROCESS", zombie ? `process ${pid} is a zombie: it has no memory, threads or fds` :
+      `the image holds no process ${pid} (it holds ${this.root.processes.map((x) => x.process?.pid).join(", ")})`, { file: this.path });
+  }
+
+  /** The TREE entry of this process (a synthetic one for a single-process image). */
+  get treeEntry(): TreeProcess {
+    const p = this.process;
+    return this.root.tree?.processes.find((x) => x.pid === p.pid) ??
+      { pid: p.pid, ppid: p.ppid, pgid: p.pgid, sid: p.sid, zombie: false, exitStatus: 0, threadCount: this.threads.length };
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -381,39 +469,116 @@ export class CheckpointImage {
       entries = await this.scanRecords();
     }
     this.entries = entries;
-    await this.loadRecords(entries);
-    this.crossCheck();
+    const treeEntries = entries.filter((e) => e.type === RecordType.TREE);
+    if (!treeEntries.length) {
+      const owned = entries.find((e) => e.ownerPid !== 0);
+      if (owned) this.fail("BAD_FIELD", `record owned by process ${owned.ownerPid} in an image without a TREE record`, { offset: owned.offset, recordType: recordTypeName(owned.type), sequence: owned.sequence });
+      await this.loadRecords(entries);
+      this.crossCheck();
+      return;
+    }
+    await this.loadTree(entries, treeEntries);
   }
 
-  private async readHeader(): Promise<ImageHeader> {
-    if (this.size === 0) throw new ImageError("NOT_AN_IMAGE", "empty file, not a ckimg image", { offset: 0 });
-    const h = await this.readAt(0, Math.min(HEADER_SIZE, this.size));
-    for (let i = 0; i < Math.min(IMAGE_MAGIC.length, h.length); i++) {
-      if (h[i] !== IMAGE_MAGIC[i]) throw new ImageError("NOT_AN_IMAGE", "not a ckimg image (bad magic)", { offset: 0 });
+  /**
+   * A process-tree image (format 1.2): the TREE record, then each live process's records as
+   * its own view (this one is the root). Every record but TREE belongs to a listed live process.
+   */
+  private async loadTree(entries: IndexEntry[], treeEntries: IndexEntry[]): Promise<void> {
+    const te = treeEntries[0];
+    const where = { offset: te.offset, recordType: "TREE", sequence: te.sequence };
+    if (treeEntries.length > 1) throw new ImageError("DUPLICATE_RECORD", "second TREE record", { ...where, offset: treeEntries[1].offset, sequence: treeEntries[1].sequence });
+    if (te.ownerPid !== 0) throw new ImageError("BAD_FIELD", `TREE record owned by process ${te.ownerPid}`, where);
+    if (te.payloadLength > MAX_METADATA_PAYLOAD) throw new ImageError("RECORD_TOO_LARGE", `TREE payload of ${te.payloadLength} bytes`, where);
+    let tree: TreeRecord;
+    try {
+      const payload = this.checkRecord(te, await this.readAt(te.offset, RECORD_HEADER_SIZE + te.payloadLength));
+      tree = decodeTree(payload, te.offset + RECORD_HEADER_SIZE, where);
+    } catch (err) {
+      if (!this.tolerant || !(err instanceof ImageError)) throw err;
+      // Forensics on a damaged tree: show the process of the first owned record.
+      this.note(err);
+      const owner = entries.find((e) => e.ownerPid !== 0)?.ownerPid ?? 0;
+      await this.loadRecords(entries.filter((e) => e !== te && e.ownerPid === owner));
+      this.crossCheck();
+      return;
     }
-    if (h.length < HEADER_SIZE) throw new ImageError("TRUNCATED", "image header is truncated", { offset: h.length });
+    const live = new Map<number, IndexEntry[]>();
+    for (const p of tree.processes) if (!p.zombie) live.set(p.pid, []);
+    for (const e of entries) {
+      if (e === te) continue;
+      const list = live.get(e.ownerPid);
+      if (!list) {
+        this.fail("BAD_FIELD", e.ownerPid === 0 ? "record of no process in a tree image" :
+          `record owned by process ${e.ownerPid}, which the TREE does not list as a live process`,
+          { offset: e.offset, recordType: recordTypeName(e.type), sequence: e.sequence });
+        continue;
+      }
+      list.push(e);
+    }
+    this.tree = tree;
+    this.processes = [];
+    for (const p of tree.processes) {
+      if (p.zombie) continue;
+      const view = p.pid === tree.rootPid ? this : new CheckpointImage(this.path, this.handle, this.opts);
+      if (view !== this) {
+        view.size = this.size;
+        view.header = this.header;
+        view.entries = live.get(p.pid)!;
+        view.recovered = this.recovered;
+        view.tree = tree;
+        view.root = this;
+      }
+      await view.loadRecords(live.get(p.pid)!);
+      view.crossCheck();
+      if (view !== this) this.problems.push(...view.problems);
+      if (view.process && view.process.pid !== p.pid) {
+        this.fail("BAD_FIELD", `PROCESS record of pid ${view.process.pid} among the records of process ${p.pid}`, { recordType: "PROCESS" });
+      }
+      if (view.sharedPages && (view.sharedPages.parentPid !== p.ppid || p.pid === tree.rootPid)) {
+        this.fail("BAD_FIELD", `SHARED_PAGES of process ${p.pid} names parent ${view.sharedPages.parentPid}, the TREE ${p.ppid}`, { recordType: "SHARED_PAGES" });
+      }
+      if (view.process && view.threads.length !== p.threadCount) {
+        this.fail("BAD_FIELD", `TREE says process ${p.pid} has ${p.threadCount} threads, the image holds ${view.threads.length}`, where);
+      }
+      if (view.process) this.processes.push(view);
+    }
+  }
+
+  /** HEADER, rules H1-H7 in that order (the version before the CRC: a later major may move it). */
+  private async readHeader(): Promise<ImageHeader> {
+    const h = await this.readAt(0, Math.min(HEADER_SIZE, this.size));
+    if (h.length < IMAGE_MAGIC.length || !startsWith(h, IMAGE_MAGIC)) {
+      throw new ImageError("NOT_AN_IMAGE", h.length ? "not a ckimg image (bad magic)" : "empty file, not a ckimg image", { offset: 0, rule: "H1" });
+    }
+    if (h.length < HEADER_SIZE) throw new ImageError("TRUNCATED", "image header is truncated", { offset: h.length, rule: "H2" });
     const v = view(h);
     const major = v.getUint16(HDR.versionMajor, true);
     const minor = v.getUint16(HDR.versionMinor, true);
     if (major !== VERSION_MAJOR) {
-      throw new ImageError("UNSUPPORTED_VERSION", `image format version ${major}.${minor} (this reader knows ${VERSION_MAJOR}.x)`, { offset: HDR.versionMajor });
+      throw new ImageError("UNSUPPORTED_VERSION", `image format version ${major}.${minor} (this reader knows ${VERSION_MAJOR}.x)`, { offset: HDR.versionMajor, rule: "H3" });
     }
     if (crc32(h.subarray(0, HDR.crc)) !== v.getUint32(HDR.crc, true)) {
-      this.fail("BAD_HEADER", "header checksum mismatch", { offset: HDR.crc });
+      this.fail("BAD_HEADER", "header checksum mismatch", { offset: HDR.crc, rule: "H4" });
     }
     let headerSize = v.getUint32(HDR.headerSize, true);
-    if (headerSize < HEADER_SIZE || headerSize > this.size) {
-      this.fail("BAD_HEADER", `header_size ${headerSize} is out of range`, { offset: HDR.headerSize });
+    const room = RECORD_HEADER_SIZE + INDEX_FIXED_SIZE + TRAILER_SIZE;
+    if (headerSize < HEADER_SIZE || headerSize > MAX_HEADER_SIZE || headerSize + room > this.size) {
+      this.fail("BAD_HEADER", `header_size ${headerSize} is outside [64, 65536] or leaves no room for the index`, { offset: HDR.headerSize, rule: "H5" });
       headerSize = HEADER_SIZE;
     }
     let pageSize = v.getUint32(HDR.pageSize, true);
     if (pageSize < 4096 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0) {
-      this.fail("BAD_HEADER", `page_size ${pageSize} is not a power of two in [4096, 65536]`, { offset: HDR.pageSize });
+      this.fail("BAD_HEADER", `page_size ${pageSize} is not a power of two in [4096, 65536]`, { offset: HDR.pageSize, rule: "H6" });
       pageSize = 4096;
+    }
+    const machine = v.getUint16(HDR.machine, true);
+    if (machine !== EM_X86_64) {
+      this.fail("UNSUPPORTED_MACHINE", `machine ${machine} is not x86-64 (62)`, { offset: HDR.machine, rule: "H7" });
     }
     return {
       versionMajor: major, versionMinor: minor, headerSize, flags: v.getUint32(HDR.flags, true), pageSize,
-      machine: v.getUint16(HDR.machine, true), createdNs: v.getBigUint64(HDR.createdNs, true),
+      machine, createdNs: v.getBigUint64(HDR.createdNs, true),
       imageId: h.slice(HDR.imageId, HDR.imageId + 16),
     };
   }
@@ -421,52 +586,62 @@ export class CheckpointImage {
   /** TRAILER → INDEX record → entries, each checked against the file (section 3). */
   private async readIndex(): Promise<IndexEntry[]> {
     const minSize = this.header.headerSize + RECORD_HEADER_SIZE + INDEX_FIXED_SIZE + TRAILER_SIZE;
-    if (this.size < minSize) throw new ImageError("TRUNCATED", `file of ${this.size} bytes is too short to hold an index and trailer`, { offset: this.size });
+    if (this.size < minSize) throw new ImageError("TRUNCATED", `file of ${this.size} bytes is too short to hold an index and trailer`, { offset: this.size, rule: "T1" });
     const trailerAt = this.size - TRAILER_SIZE;
     const t = await this.readAt(trailerAt, TRAILER_SIZE);
     const tv = view(t);
-    if (!startsWith(t, TRAILER_MAGIC)) throw new ImageError("BAD_TRAILER", "no trailer (file truncated or not finished)", { offset: trailerAt });
-    if (crc32(t.subarray(0, TRL.crc)) !== tv.getUint32(TRL.crc, true)) throw new ImageError("BAD_TRAILER", "trailer checksum mismatch", { offset: trailerAt + TRL.crc });
-    const indexAt = safeNumber(tv.getBigUint64(TRL.indexOffset, true), "index_offset", trailerAt + TRL.indexOffset, "BAD_TRAILER");
+    if (!startsWith(t, TRAILER_MAGIC)) throw new ImageError("BAD_TRAILER", "no trailer (file truncated or not finished)", { offset: trailerAt, rule: "T2" });
+    if (crc32(t.subarray(0, TRL.crc)) !== tv.getUint32(TRL.crc, true)) throw new ImageError("BAD_TRAILER", "trailer checksum mismatch", { offset: trailerAt + TRL.crc, rule: "T2" });
+    const indexAt = safeNumber(tv.getBigUint64(TRL.indexOffset, true), "index_offset", trailerAt + TRL.indexOffset, "BAD_TRAILER", "T3");
     const recordCount = tv.getBigUint64(TRL.recordCount, true);
     if (indexAt < this.header.headerSize || indexAt + RECORD_HEADER_SIZE + INDEX_FIXED_SIZE > trailerAt) {
-      throw new ImageError("BAD_TRAILER", `index_offset ${indexAt} is outside the file`, { offset: trailerAt + TRL.indexOffset });
+      throw new ImageError("BAD_TRAILER", `index_offset ${indexAt} is outside the file`, { offset: trailerAt + TRL.indexOffset, rule: "T3" });
     }
     const where = { recordType: "INDEX" };
-    const rh = this.parseRecordHeader(await this.readAt(indexAt, RECORD_HEADER_SIZE), indexAt);
-    if (rh.type !== RecordType.INDEX) throw new ImageError("BAD_INDEX", `record at index_offset has type ${recordTypeName(rh.type)}, not INDEX`, { offset: indexAt + REC.type });
+    let rh;
+    try {
+      rh = this.parseRecordHeader(await this.readAt(indexAt, RECORD_HEADER_SIZE), indexAt);
+    } catch (err) {
+      if (err instanceof ImageError && err.code === "BAD_RECORD") throw new ImageError("BAD_INDEX", `INDEX ${err.detail}`, { offset: indexAt, recordType: "INDEX", rule: "I1" });
+      throw err;
+    }
+    if (rh.type !== RecordType.INDEX) throw new ImageError("BAD_INDEX", `record at index_offset has type ${recordTypeName(rh.type)}, not INDEX`, { offset: indexAt + REC.type, rule: "I1" });
     const expectedLength = trailerAt - indexAt - RECORD_HEADER_SIZE;
     if (rh.payloadLength !== expectedLength) {
-      throw new ImageError("BAD_INDEX", `INDEX payload_length ${rh.payloadLength} does not reach the trailer (expected ${expectedLength})`, { ...where, offset: indexAt + REC.payloadLength });
+      throw new ImageError("BAD_INDEX", `INDEX payload_length ${rh.payloadLength} does not reach the trailer (expected ${expectedLength})`, { ...where, offset: indexAt + REC.payloadLength, rule: "I2" });
     }
     const payloadAt = indexAt + RECORD_HEADER_SIZE;
     const payload = await this.readAt(payloadAt, expectedLength);
-    if (crc32(payload) !== rh.payloadCrc) throw new ImageError("BAD_CHECKSUM", "INDEX payload checksum mismatch", { ...where, offset: payloadAt });
+    if (crc32(payload) !== rh.payloadCrc) throw new ImageError("BAD_CHECKSUM", "INDEX payload checksum mismatch", { ...where, offset: payloadAt, rule: "I3" });
     const pv = view(payload);
     const fixedSize = pv.getUint32(0, true);
     const entrySize = pv.getUint32(4, true);
     const count = pv.getBigUint64(8, true);
     if (fixedSize < INDEX_FIXED_SIZE || entrySize < INDEX_ENTRY_SIZE || fixedSize > payload.length) {
-      throw new ImageError("BAD_INDEX", `INDEX fixed_size ${fixedSize} / entry_size ${entrySize} out of range`, { ...where, offset: payloadAt });
+      throw new ImageError("BAD_INDEX", `INDEX fixed_size ${fixedSize} / entry_size ${entrySize} out of range`, { ...where, offset: payloadAt, rule: "I4" });
     }
-    if (BigInt(fixedSize) + count * BigInt(entrySize) !== BigInt(payload.length) || count !== recordCount) {
-      throw new ImageError("BAD_INDEX", `INDEX entry_count ${count} does not match its size or the trailer's record_count ${recordCount}`, { ...where, offset: payloadAt + 8 });
+    if (BigInt(fixedSize) + count * BigInt(entrySize) !== BigInt(payload.length)) {
+      throw new ImageError("BAD_INDEX", `INDEX entry_count ${count} × entry_size ${entrySize} does not fill its payload`, { ...where, offset: payloadAt + 8, rule: "I4" });
+    }
+    if (count !== recordCount || BigInt(rh.sequence) !== count) {
+      throw new ImageError("BAD_INDEX", `INDEX entry_count ${count}, trailer record_count ${recordCount} and INDEX sequence ${rh.sequence} disagree`, { ...where, offset: payloadAt + 8, rule: "I5" });
     }
     const entries: IndexEntry[] = [];
     let previousEnd = this.header.headerSize;
     for (let i = 0; i < Number(count); i++) {
       const o = fixedSize + i * entrySize;
       const entryAt = payloadAt + o;
-      const offset = safeNumber(pv.getBigUint64(o + IDX.offset, true), "entry offset", entryAt + IDX.offset, "BAD_INDEX");
-      const payloadLength = safeNumber(pv.getBigUint64(o + IDX.payloadLength, true), "entry payload_length", entryAt + IDX.payloadLength, "BAD_INDEX");
+      const offset = safeNumber(pv.getBigUint64(o + IDX.offset, true), "entry offset", entryAt + IDX.offset, "BAD_INDEX", "I6");
+      const payloadLength = safeNumber(pv.getBigUint64(o + IDX.payloadLength, true), "entry payload_length", entryAt + IDX.payloadLength, "BAD_INDEX", "I6");
       if (offset < previousEnd || offset + RECORD_HEADER_SIZE + payloadLength > indexAt) {
-        throw new ImageError("BAD_INDEX", `index entry ${i} (offset ${offset}, length ${payloadLength}) overlaps another record or leaves the file`, { ...where, offset: entryAt });
+        throw new ImageError("BAD_INDEX", `index entry ${i} (offset ${offset}, length ${payloadLength}) overlaps another record or leaves the file`, { ...where, offset: entryAt, rule: "I6" });
       }
       previousEnd = offset + RECORD_HEADER_SIZE + payloadLength;
       entries.push({
         sequence: i, type: pv.getUint16(o + IDX.type, true), flags: pv.getUint16(o + IDX.flags, true),
         key32: pv.getUint32(o + IDX.key32, true), offset, payloadLength, key64: pv.getBigUint64(o + IDX.key64, true),
         auxA: pv.getUint32(o + IDX.auxA, true), auxB: pv.getUint32(o + IDX.auxB, true),
+        ownerPid: entrySize >= INDEX_ENTRY_SIZE_TREE ? pv.getUint32(o + IDX.ownerPid, true) : 0,
       });
     }
     return entries;
@@ -490,12 +665,12 @@ export class CheckpointImage {
       }
       if (rh.type === RecordType.INDEX) break;
       if (at + RECORD_HEADER_SIZE + rh.payloadLength > this.size) {
-        this.note(new ImageError("TRUNCATED", `record payload of ${rh.payloadLength} bytes runs past the end of the file`, { offset: at, recordType: recordTypeName(rh.type), sequence: rh.sequence }));
+        this.note(new ImageError("TRUNCATED", `record payload of ${rh.payloadLength} bytes runs past the end of the file; recovery stops here`, { offset: at, recordType: recordTypeName(rh.type), sequence: rh.sequence }));
         break;
       }
       const entry: IndexEntry = {
         sequence: entries.length, type: rh.type, flags: rh.flags, key32: 0, offset: at,
-        payloadLength: rh.payloadLength, key64: 0n, auxA: 0, auxB: 0,
+        payloadLength: rh.payloadLength, key64: 0n, auxA: 0, auxB: 0, ownerPid: rh.ownerPid,
       };
       if (rh.type === RecordType.PAGES && rh.payloadLength >= FIXED_SIZE.PAGES) {
         // The index keys of a chunk live in its fixed header: read just that.
@@ -523,14 +698,16 @@ export class CheckpointImage {
     for (const e of entries) {
       if (e.type === RecordType.PAGES) this.addChunkRef(e);
       else if (e.type === RecordType.FILE_DATA) this.addFileDataRef(e);
-      else if (e.type === RecordType.INDEX) this.fail("BAD_INDEX", "INDEX listed as a record", { offset: e.offset, sequence: e.sequence });
+      else if (e.type === RecordType.INDEX) this.fail("BAD_INDEX", "INDEX listed as a record", { offset: e.offset, sequence: e.sequence, rule: "I7" });
+      else if (e.type === 0 || e.type === 0xffff) this.fail("BAD_RECORD", `record type ${recordTypeName(e.type)} is not a record type`, { offset: e.offset, sequence: e.sequence, rule: "R5" });
       else if (!RECORD_TYPE_NAMES[e.type] && !FD_STATE_CODECS.has(e.type)) {
+        // A known type with MUST_UNDERSTAND is understood; an unknown one is skipped unread (no size limit applies).
         if (e.flags & RECORD_FLAG_MUST_UNDERSTAND) {
-          this.fail("UNSUPPORTED_RECORD", `record type ${recordTypeName(e.type)} must be understood but is unknown to this reader`, { offset: e.offset, sequence: e.sequence });
+          this.fail("UNSUPPORTED_RECORD", `record type ${recordTypeName(e.type)} must be understood but is unknown to this reader`, { offset: e.offset, sequence: e.sequence, rule: "R6" });
         }
         this.unknownRecords.push({ type: e.type, flags: e.flags, offset: e.offset, payloadLength: e.payloadLength });
       } else if (e.payloadLength > MAX_METADATA_PAYLOAD) {
-        this.fail("RECORD_TOO_LARGE", `${recordTypeName(e.type)} payload of ${e.payloadLength} bytes exceeds the 64 MiB limit`, { offset: e.offset, recordType: recordTypeName(e.type), sequence: e.sequence });
+        this.fail("RECORD_TOO_LARGE", `${recordTypeName(e.type)} payload of ${e.payloadLength} bytes exceeds the 64 MiB limit`, { offset: e.offset, recordType: recordTypeName(e.type), sequence: e.sequence, rule: "R7" });
       } else metadata.push(e);
     }
     for (const group of coalesce(metadata)) {
@@ -548,7 +725,7 @@ export class CheckpointImage {
         }
       }
     }
-    if (!this.process) this.fail("MISSING_RECORD", "image has no PROCESS record", { offset: this.header.headerSize });
+    if (!this.process) this.fail("MISSING_RECORD", "image has no PROCESS record", { offset: this.header.headerSize, rule: "C1" });
     this.pageDigests.sort((a, b) => (a.firstPage < b.firstPage ? -1 : a.firstPage > b.firstPage ? 1 : 0));
     this.areas.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
     for (const list of this.chunksByArea.values()) list.sort((a, b) => (a.firstPage < b.firstPage ? -1 : a.firstPage > b.firstPage ? 1 : 0));
@@ -557,6 +734,7 @@ export class CheckpointImage {
   private addFileDataRef(e: IndexEntry): void {
     const ref: FileDataRef = {
       sequence: e.sequence, contentId: e.key32, fileOffset: e.key64, length: e.auxA, offset: e.offset, payloadLength: e.payloadLength,
+      ownerPid: e.ownerPid,
     };
     let list = this.fileRunsByContent.get(ref.contentId);
     if (!list) this.fileRunsByContent.set(ref.contentId, (list = []));
@@ -566,7 +744,7 @@ export class CheckpointImage {
   private addChunkRef(e: IndexEntry): void {
     const ref: ChunkRef = {
       sequence: e.sequence, areaId: e.key32, firstPage: e.key64, spanPages: e.auxA, storedPages: e.auxB,
-      offset: e.offset, payloadLength: e.payloadLength,
+      offset: e.offset, payloadLength: e.payloadLength, ownerPid: e.ownerPid,
     };
     let list = this.chunksByArea.get(ref.areaId);
     if (!list) this.chunksByArea.set(ref.areaId, (list = []));
@@ -584,11 +762,11 @@ export class CheckpointImage {
   private checkRecordHeader(e: IndexEntry, bytes: Uint8Array): Uint8Array {
     const rh = this.parseRecordHeader(bytes.subarray(0, RECORD_HEADER_SIZE), e.offset);
     const where = { file: this.path, offset: e.offset, recordType: recordTypeName(e.type), sequence: e.sequence };
-    if (rh.type !== e.type || rh.flags !== e.flags || rh.payloadLength !== e.payloadLength) {
-      throw new ImageError("BAD_INDEX", `record header (type ${recordTypeName(rh.type)}, length ${rh.payloadLength}) disagrees with its index entry`, where);
+    if (rh.type !== e.type || rh.flags !== e.flags || rh.payloadLength !== e.payloadLength || rh.ownerPid !== e.ownerPid) {
+      throw new ImageError("BAD_INDEX", `record header (type ${recordTypeName(rh.type)}, flags ${rh.flags}, length ${rh.payloadLength}, owner ${rh.ownerPid}) disagrees with its index entry`, { ...where, rule: "R2" });
     }
     if (rh.sequence !== e.sequence) {
-      throw new ImageError("BAD_RECORD", `record sequence ${rh.sequence} where ${e.sequence} was expected (records reordered or duplicated)`, where);
+      throw new ImageError("BAD_RECORD", `record sequence ${rh.sequence} where ${e.sequence} was expected (records reordered or duplicated)`, { ...where, rule: "R3" });
     }
     return bytes.subarray(RECORD_HEADER_SIZE);
   }
@@ -598,7 +776,7 @@ export class CheckpointImage {
   }
 
   private payloadCrcError(e: IndexEntry): ImageError {
-    return new ImageError("BAD_CHECKSUM", "payload checksum mismatch", { file: this.path, offset: e.offset + RECORD_HEADER_SIZE, recordType: recordTypeName(e.type), sequence: e.sequence });
+    return new ImageError("BAD_CHECKSUM", "payload checksum mismatch", { file: this.path, offset: e.offset + RECORD_HEADER_SIZE, recordType: recordTypeName(e.type), sequence: e.sequence, rule: "R4" });
   }
 
   private decodeRecord(e: IndexEntry, payload: Uint8Array, seen: Set<number>): void {
@@ -606,12 +784,19 @@ export class CheckpointImage {
     const typeName = recordTypeName(e.type);
     const where = { recordType: typeName, sequence: e.sequence };
     if (SINGLETONS.has(e.type)) {
-      if (seen.has(e.type)) throw new ImageError("DUPLICATE_RECORD", `second ${typeName} record`, { ...where, offset: e.offset });
+      if (seen.has(e.type)) throw new ImageError("DUPLICATE_RECORD", `second ${typeName} record`, { ...where, offset: e.offset, rule: "C2" });
       seen.add(e.type);
     }
     const unique = <T>(map: Map<number, T> | Set<number>, key: number, what: string) => {
-      if (map.has(key)) throw new ImageError("DUPLICATE_RECORD", `${what} ${key} appears twice`, { ...where, offset: e.offset });
+      if (map.has(key)) throw new ImageError("DUPLICATE_RECORD", `${what} ${key} appears twice`, { ...where, offset: e.offset, rule: "C5" });
     };
+    /** R8: the index keys of a keyed type are fields of its payload. */
+    const keys = (key32: number, key64 = 0n) => {
+      if (e.key32 !== key32 || e.key64 !== key64 || e.auxA !== 0 || e.auxB !== 0) {
+        throw new ImageError("BAD_INDEX", `index keys (${e.key32}, 0x${e.key64.toString(16)}, ${e.auxA}, ${e.auxB}) disagree with the record (${key32}, 0x${key64.toString(16)}, 0, 0)`, { ...where, offset: e.offset, rule: "R8" });
+      }
+    };
+    if (INDEX_UNKEYED.has(e.type)) keys(0);
     switch (e.type) {
       case RecordType.PROCESS: this.process = decodeProcess(payload, base, where); break;
       case RecordType.ARGV: this.argv = decodeStringList(payload, base, where, "ARGV"); break;
@@ -621,47 +806,56 @@ export class CheckpointImage {
       case RecordType.SIGACTIONS: this.sigactions = decodeSigactions(payload, base, where); break;
       case RecordType.THREAD: {
         const t = decodeThread(payload, base, where);
+        keys(t.tid);
         unique(new Set(this.threads.map((x) => x.tid)), t.tid, "thread");
         this.threads.push(t);
         break;
       }
       case RecordType.AREA: {
         const a = decodeArea(payload, base, where);
+        keys(a.id, a.start);
         unique(this.areaById, a.id, "area id");
         this.areaById.set(a.id, a);
+        this.areaEntry.set(a.id, e);
         this.areas.push(a);
         break;
       }
       case RecordType.MAPPED_FILE: {
         const f = decodeMappedFile(payload, base, where);
+        keys(f.id);
         unique(this.fileById, f.id, "mapped file id");
         this.fileById.set(f.id, f);
         this.files.push(f);
         break;
       }
       case RecordType.TIMERS: this.timers = decodeTimers(payload, base, where); break;
+      case RecordType.SHARED_PAGES: this.sharedPages = decodeSharedPages(payload, base, where, this.pageSize); break;
       case RecordType.PROCESS_STATE: this.processState = decodeProcessState(payload, base, where); break;
       case RecordType.SECCOMP: this.seccompFilters = decodeSeccomp(payload, base, where); break;
       case RecordType.THREAD_STATE: {
         const t = decodeThreadState(payload, base, where);
+        keys(t.tid);
         unique(new Set(this.threadStates.map((x) => x.tid)), t.tid, "thread state of tid");
         this.threadStates.push(t);
         break;
       }
       case RecordType.FD: {
         const f = decodeFd(payload, base, where);
+        keys(f.fd);
         unique(new Set(this.fds.map((x) => x.fd)), f.fd, "fd");
         this.fds.push(f);
         break;
       }
       case RecordType.FILE_CONTENT: {
         const c = decodeFileContent(payload, base, where);
+        keys(c.id, c.inode);
         unique(new Set(this.fileContents.map((x) => x.id)), c.id, "file content id");
         this.fileContents.push(c);
         break;
       }
       case RecordType.FD_FILE: {
         const f = decodeFdFile(payload, base, where);
+        keys(f.fd);
         unique(this.fdFiles, f.fd, "FD_FILE for fd");
         this.fdFiles.set(f.fd, f);
         break;
@@ -670,8 +864,17 @@ export class CheckpointImage {
       case RecordType.PAGE_DIGESTS: this.pageDigests.push(decodePageDigests(payload, base, where, e.sequence)); break;
       case RecordType.TTY: {
         const t = decodeTty(payload, base, where);
+        keys(t.fd);
         unique(this.ttys, t.fd, "TTY for fd");
         this.ttys.set(t.fd, t);
+        break;
+      }
+      case RecordType.UNREADABLE_PAGES: {
+        const u = decodeUnreadablePages(payload, base, where);
+        keys(u.areaId);
+        if (this.unreadablePages.has(u.areaId)) throw new ImageError("BAD_FIELD", `second UNREADABLE_PAGES record for area ${u.areaId}`, { ...where, offset: e.offset, rule: "U1" });
+        this.unreadablePages.set(u.areaId, u.ranges);
+        this.unreadableEntry.set(u.areaId, e);
         break;
       }
       default: {
@@ -681,14 +884,44 @@ export class CheckpointImage {
     }
   }
 
-  /** Chunks must belong to a known area, lie inside it and not overlap; areas must not overlap. */
+  /**
+   * Cross-record rules: thread count (C3, C4), areas (A1-A3), chunks in their areas (G9, G10),
+   * unreadable ranges (U1, U2). Strict mode throws the first; tolerant mode drops what breaks them.
+   */
   private crossCheck(): void {
     this.crossCheckFileRuns();
-    for (let i = 1; i < this.areas.length; i++) {
-      const prev = this.areas[i - 1], a = this.areas[i];
-      if (a.start < prev.end) this.fail("BAD_FIELD", `area ${a.id} overlaps area ${prev.id}`, { recordType: "AREA" });
+    if (this.process) {
+      // C3, C4 are "report" rules: an image breaking them can still be inspected; verify reports
+      // them and a restorer refuses (FORMAT.md "Reader obligations").
+      if (this.threads.length === 0) this.note(new ImageError("MISSING_RECORD", "image has no THREAD record", { file: this.path, offset: this.header.headerSize, rule: "C3" }));
+      else if (this.threads.length !== this.process.threadCount) {
+        const pe = this.entries.find((x) => x.type === RecordType.PROCESS);
+        this.report("BAD_FIELD", `PROCESS says ${this.process.threadCount} threads, image holds ${this.threads.length}`, { offset: pe?.offset, recordType: "PROCESS", sequence: pe?.sequence, rule: "C4" });
+      }
     }
     const ps = BigInt(this.pageSize);
+    const areaWhere = (a: AreaRecord) => ({ offset: this.areaEntry.get(a.id)?.offset, recordType: "AREA", sequence: this.areaEntry.get(a.id)?.sequence });
+    const badAreas = new Set<AreaRecord>();
+    for (const a of this.areas) {
+      if (a.start % ps !== 0n || a.end % ps !== 0n) {
+        this.fail("BAD_FIELD", `area ${a.id} 0x${a.start.toString(16)}-0x${a.end.toString(16)} is not page-aligned`, { ...areaWhere(a), rule: "A1" });
+        badAreas.add(a);
+      } else if (a.fileId !== undefined && !this.fileById.has(a.fileId)) {
+        this.fail("BAD_FIELD", `area ${a.id} names MAPPED_FILE ${a.fileId}, which the image does not hold`, { ...areaWhere(a), rule: "A3" });
+        a.fileId = undefined;
+      }
+    }
+    for (let i = 1; i < this.areas.length; i++) {
+      const prev = this.areas[i - 1], a = this.areas[i];
+      if (a.start < prev.end) {
+        this.fail("BAD_FIELD", `area ${a.id} overlaps area ${prev.id}`, { ...areaWhere(a), rule: "A2" });
+        badAreas.add(a);
+      }
+    }
+    if (badAreas.size) {
+      this.areas = this.areas.filter((a) => !badAreas.has(a));
+      for (const a of badAreas) this.areaById.delete(a.id);
+    }
     for (const [areaId, list] of this.chunksByArea) {
       const area = this.areaById.get(areaId);
       const bad: ChunkRef[] = [];
@@ -696,20 +929,49 @@ export class CheckpointImage {
       for (const c of list) {
         const where = { offset: c.offset, recordType: "PAGES", sequence: c.sequence };
         const end = c.firstPage + BigInt(c.spanPages) * ps;
-        let problem: string | undefined;
-        if (!area) problem = `chunk refers to unknown area ${areaId}`;
-        else if (c.spanPages < 1 || c.spanPages > 1 << 20 || c.storedPages < 1 || c.storedPages > c.spanPages) problem = `span of ${c.spanPages} pages with ${c.storedPages} stored is invalid`;
-        else if (c.storedPages * this.pageSize > MAX_CHUNK_RAW) problem = `chunk of ${c.storedPages} pages exceeds the 64 MiB limit`;
-        else if (c.firstPage % ps !== 0n || c.firstPage < area.start || end > area.end) problem = `span 0x${c.firstPage.toString(16)}+${c.spanPages} pages lies outside area ${areaId}`;
-        else if (c.firstPage < prevEnd) problem = `span 0x${c.firstPage.toString(16)} overlaps the previous chunk of area ${areaId}`;
-        else if (c.payloadLength > MAX_PAGES_PAYLOAD) problem = `PAGES payload of ${c.payloadLength} bytes is larger than any valid chunk`;
+        let problem: [string, string] | undefined;
+        if (!area) problem = [`chunk refers to unknown area ${areaId}`, "G9"];
+        else if (c.spanPages < 1 || c.spanPages > 1 << 20) problem = [`span of ${c.spanPages} pages is invalid`, "G1"];
+        else if (c.storedPages < 1 || c.storedPages > c.spanPages) problem = [`span of ${c.spanPages} pages with ${c.storedPages} stored is invalid`, "G2"];
+        else if (c.storedPages * this.pageSize > MAX_CHUNK_RAW) problem = [`chunk of ${c.storedPages} pages exceeds the 64 MiB limit`, "G5"];
+        else if (c.firstPage % ps !== 0n || c.firstPage < area.start || end > area.end) problem = [`span 0x${c.firstPage.toString(16)}+${c.spanPages} pages lies outside area ${areaId}`, "G10"];
+        else if (c.firstPage < prevEnd) problem = [`span 0x${c.firstPage.toString(16)} overlaps the previous chunk of area ${areaId}`, "G10"];
+        else if (c.payloadLength > MAX_PAGES_PAYLOAD) problem = [`PAGES payload of ${c.payloadLength} bytes is larger than any valid chunk`, "G5"];
         if (problem) {
-          this.fail(problem.includes("64 MiB") ? "CHUNK_TOO_LARGE" : "BAD_FIELD", problem, where);
+          this.fail(problem[1] === "G5" ? "CHUNK_TOO_LARGE" : "BAD_FIELD", problem[0], { ...where, rule: problem[1] });
           bad.push(c);
         } else prevEnd = end;
       }
       if (bad.length) this.chunksByArea.set(areaId, list.filter((c) => !bad.includes(c)));
       if (!area) this.chunksByArea.delete(areaId);
+    }
+    this.crossCheckUnreadable();
+  }
+
+  /** U1, U2: unreadable ranges name an UNREADABLE area, lie inside it in order, and hold no stored page. */
+  private crossCheckUnreadable(): void {
+    const ps = BigInt(this.pageSize);
+    for (const [areaId, ranges] of this.unreadablePages) {
+      const e = this.unreadableEntry.get(areaId);
+      const where = { offset: e?.offset, recordType: "UNREADABLE_PAGES", sequence: e?.sequence };
+      const area = this.areaById.get(areaId);
+      let problem: [string, string] | undefined;
+      if (!area) problem = [`UNREADABLE_PAGES names area ${areaId}, which the image does not hold`, "U1"];
+      else if (!(area.flags & AREA_UNREADABLE)) problem = [`UNREADABLE_PAGES names area ${areaId}, which is not flagged UNREADABLE`, "U1"];
+      else {
+        let prevEnd = area.start;
+        for (const r of ranges) {
+          if (r.start % ps !== 0n || r.end % ps !== 0n || r.end <= r.start || r.start < prevEnd || r.end > area.end) {
+            problem = [`unreadable range 0x${r.start.toString(16)}-0x${r.end.toString(16)} is not page-aligned, sorted and inside area ${areaId}`, "U2"];
+            break;
+          }
+          prevEnd = r.end;
+        }
+      }
+      if (problem) {
+        this.fail("BAD_FIELD", problem[0], { ...where, rule: problem[1] });
+        this.unreadablePages.delete(areaId);
+      }
     }
   }
 
@@ -751,7 +1013,7 @@ export class CheckpointImage {
     if (ref.payloadLength > MAX_METADATA_PAYLOAD) throw new ImageError("RECORD_TOO_LARGE", `FILE_DATA payload of ${ref.payloadLength} bytes`, where);
     const entry: IndexEntry = {
       sequence: ref.sequence, type: RecordType.FILE_DATA, flags: 0, key32: ref.contentId, offset: ref.offset,
-      payloadLength: ref.payloadLength, key64: ref.fileOffset, auxA: ref.length, auxB: 0,
+      payloadLength: ref.payloadLength, key64: ref.fileOffset, auxA: ref.length, auxB: 0, ownerPid: ref.ownerPid ?? 0,
     };
     const bytes = await this.readAt(ref.offset, RECORD_HEADER_SIZE + ref.payloadLength);
     entry.flags = view(bytes).getUint16(REC.flags, true);
@@ -809,7 +1071,7 @@ export class CheckpointImage {
   /** The raw bytes of a PAGES record (header + payload), bounds-checked. */
   async readChunkBytes(ref: ChunkRef): Promise<Uint8Array> {
     if (ref.payloadLength > MAX_PAGES_PAYLOAD) {
-      throw new ImageError("CHUNK_TOO_LARGE", `PAGES payload of ${ref.payloadLength} bytes`, { file: this.path, offset: ref.offset, recordType: "PAGES", sequence: ref.sequence });
+      throw new ImageError("CHUNK_TOO_LARGE", `PAGES payload of ${ref.payloadLength} bytes`, { file: this.path, offset: ref.offset, recordType: "PAGES", sequence: ref.sequence, rule: "G5" });
     }
     return this.readAt(ref.offset, RECORD_HEADER_SIZE + ref.payloadLength);
   }
@@ -820,6 +1082,7 @@ export class CheckpointImage {
     const entry: IndexEntry = {
       sequence: ref.sequence, type: RecordType.PAGES, flags: view(bytes).getUint16(REC.flags, true), key32: ref.areaId,
       offset: ref.offset, payloadLength: ref.payloadLength, key64: ref.firstPage, auxA: ref.spanPages, auxB: ref.storedPages,
+      ownerPid: ref.ownerPid ?? 0,
     };
     const payload = this.checkRecordHeader(entry, bytes);
     // One pass over DATA: the payload CRC is combined from the CRC of the bytes before DATA and
@@ -830,23 +1093,34 @@ export class CheckpointImage {
     if (crc32Combine(crc32(payload.subarray(0, split)), dataCrc, payload.length - split) !== this.payloadCrcOf(bytes)) {
       throw this.payloadCrcError(entry);
     }
-    const header = decodePagesHeader(payload, ref.offset + RECORD_HEADER_SIZE, where);
+    const header = decodePagesHeader(payload, ref.offset + RECORD_HEADER_SIZE, where, this.pageSize);
     if (header.areaId !== ref.areaId || header.firstPage !== ref.firstPage || header.spanPages !== ref.spanPages || header.storedPages !== ref.storedPages) {
-      throw new ImageError("BAD_INDEX", "chunk header disagrees with its index entry", where);
+      throw new ImageError("BAD_INDEX", "chunk header disagrees with its index entry", { ...where, rule: "R8" });
     }
     const rawSize = header.storedPages * this.pageSize;
-    if (rawSize > MAX_CHUNK_RAW) throw new ImageError("CHUNK_TOO_LARGE", `chunk raw size ${rawSize} exceeds 64 MiB`, where);
     let raw: Uint8Array;
     try {
       raw = decompressChunk(header.codec, payload.subarray(header.dataOffset, header.dataOffset + header.storedSize), rawSize);
     } catch (err) {
       if (err instanceof CodecError) {
-        throw new ImageError("BAD_CODEC", err.detail, { ...where, offset: ref.offset + RECORD_HEADER_SIZE + header.dataOffset + (err.inputOffset ?? 0) });
+        const at = header.codec > CODEC.DEFLATE ? ref.offset + RECORD_HEADER_SIZE + PAGES.codec : ref.offset + RECORD_HEADER_SIZE + header.dataOffset + (err.inputOffset ?? 0);
+        throw new ImageError("BAD_CODEC", err.detail, { ...where, offset: at, rule: "G7" });
       }
       throw err;
     }
     const rawCrc = header.codec === CODEC.NONE ? dataCrc : crc32(raw);
-    if (rawCrc !== header.rawCrc) throw new ImageError("BAD_CHECKSUM", "decompressed pages do not match raw_crc", where);
+    if (rawCrc !== header.rawCrc) throw new ImageError("BAD_CHECKSUM", "decompressed pages do not match raw_crc", { ...where, rule: "G8" });
+    const unreadable = this.unreadablePages.get(ref.areaId);
+    if (unreadable) {
+      const ps = BigInt(this.pageSize);
+      for (let i = 0; i < header.spanPages; i++) {
+        if (!(header.bitmap[i >> 3] & (1 << (i & 7)))) continue;
+        const page = header.firstPage + BigInt(i) * ps;
+        if (unreadable.some((r) => page >= r.start && page < r.end)) {
+          throw new ImageError("BAD_FIELD", `page 0x${page.toString(16)} is both stored and listed as unreadable`, { ...where, rule: "U2" });
+        }
+      }
+    }
     return { header, raw };
   }
 
@@ -869,19 +1143,48 @@ export class CheckpointImage {
   async pageSource(pageAddr: bigint): Promise<PageSource | undefined> {
     const area = this.areaAt(pageAddr);
     if (!area) return undefined;
-    return (await this.storedPage(area, pageAddr)) ? "image" : this.unstoredSource(area);
+    if (await this.storedPage(area, pageAddr)) return "image";
+    if (this.sharedPages && sharedRunAt(this.sharedPages, pageAddr, this.pageSize)) return this.root.processImage(this.sharedPages.parentPid).pageSource(pageAddr);
+    return this.unstoredSource(area, pageAddr).source;
   }
 
   /**
    * Read `length` bytes of the process's memory at `addr`: stored pages from the image, the
    * rest as the format defines them (zero for anonymous memory, the mapped file's bytes for
-   * file-backed areas when the file on disk still has the recorded identity).
+   * file-backed areas when the file on disk is verifiably the one recorded). Content the image
+   * does not have throws UNAVAILABLE, unless `unavailable: "zero"` asks for zeros in its place;
+   * readMemoryMap() says which bytes are unknown instead.
    */
-  async readMemory(addr: bigint, length: number, opts: ReadMemoryOptions = {}): Promise<Uint8Array> {
+  async readMemory(addr: bigint, length: number, opts?: ReadMemoryOptions): Promise<Uint8Array>;
+  /** The same in process `pid` of a tree image (the root's pid reads the root). */
+  async readMemory(pid: number, addr: bigint, length: number, opts?: ReadMemoryOptions): Promise<Uint8Array>;
+  async readMemory(a: bigint | number, b: bigint | number, c?: number | ReadMemoryOptions, d?: ReadMemoryOptions): Promise<Uint8Array> {
+    if (typeof a === "number") return this.processImage(a).readMemory(b as bigint, c as number, d);
+    const addr = a, length = b as number, opts = (c as ReadMemoryOptions | undefined) ?? {};
+    const read = await this.readMemoryMap(addr, length);
+    if (read.unknown.length && opts.unavailable !== "zero") {
+      const u = read.unknown[0];
+      throw new ImageError("UNAVAILABLE", `0x${u.start.toString(16)}-0x${u.end.toString(16)}: ${u.why ?? "not stored in the image"}`, { file: this.path });
+    }
+    return read.bytes;
+  }
+
+  /**
+   * Read `length` bytes at `addr` with where each run of them came from (`spans`, merged) and
+   * the runs whose content is unknown (`unknown`), which hold `fill` (default 0) — never
+   * presented as data. An unmapped address throws NOT_MAPPED.
+   */
+  async readMemoryMap(addr: bigint, length: number, opts: { fill?: number } = {}): Promise<MemoryRead> {
     if (!Number.isSafeInteger(length) || length < 0 || length > 1 << 30) {
       throw new ImageError("BAD_FIELD", `read length ${length} out of range`, { file: this.path });
     }
     const out = new Uint8Array(length);
+    const spans: MemorySpan[] = [];
+    const add = (span: MemorySpan) => {
+      const last = spans[spans.length - 1];
+      if (last && last.end === span.start && last.source === span.source && last.path === span.path && last.why === span.why) last.end = span.end;
+      else spans.push(span);
+    };
     const ps = BigInt(this.pageSize);
     let done = 0;
     while (done < length) {
@@ -891,31 +1194,61 @@ export class CheckpointImage {
       const page = at - (at % ps);
       const inPage = Number(at - page);
       const n = Math.min(length - done, this.pageSize - inPage);
+      const end = at + BigInt(n);
+      const dst = out.subarray(done, done + n);
       const stored = await this.storedPage(area, page);
+      const shared = !stored && this.sharedPages ? sharedRunAt(this.sharedPages, page, this.pageSize) : undefined;
       if (stored) {
-        out.set(stored.subarray(inPage, inPage + n), done);
+        dst.set(stored.subarray(inPage, inPage + n));
+        add({ start: at, end, source: "image" });
+      } else if (shared) {
+        // the same page as the parent's (copy-on-write since fork): stored there
+        const inParent = await this.root.processImage(this.sharedPages!.parentPid).readMemoryMap(at, n, opts);
+        dst.set(inParent.bytes);
+        for (const span of inParent.spans) add(span);
       } else {
-        const source = this.unstoredSource(area);
-        if (source === "file") {
-          const ok = await this.readFromMappedFile(area, at, out.subarray(done, done + n));
-          if (!ok && opts.unavailable !== "zero") {
-            throw new ImageError("UNAVAILABLE", `page 0x${page.toString(16)} is not stored and ${area.path} is missing or changed on disk`, { file: this.path });
-          }
-        } else if (source === "unavailable" && opts.unavailable !== "zero") {
-          throw new ImageError("UNAVAILABLE", `page 0x${page.toString(16)} of ${area.path || area.kind} is not stored in the image`, { file: this.path });
-        }
-        // "zero": out is already zero-filled.
+        const def = this.unstoredSource(area, page);
+        if (def.source === "file") {
+          const got = await this.readFromMappedFile(area, at, dst);
+          if ("why" in got) add({ start: at, end, source: "unavailable", why: got.why });
+          else add({ start: at, end, source: "file", path: got.path, evidence: got.evidence === "archive" ? undefined : got.evidence });
+        } else if (def.source === "file-content") {
+          const content = this.fileContentFor(area.devMajor, area.devMinor, area.inode)!;
+          dst.set(await this.readFileContent(content.id, area.fileOffset + (at - area.start), n));
+          add({ start: at, end, source: "file-content", path: content.path });
+        } else add({ start: at, end, source: def.source, why: def.why });
       }
       done += n;
     }
-    return out;
+    const unknown = spans.filter((x) => x.source === "unavailable");
+    if (opts.fill) for (const u of unknown) out.fill(opts.fill, Number(u.start - addr), Number(u.end - addr));
+    return { bytes: out, spans, unknown };
   }
 
-  private unstoredSource(area: AreaRecord): PageSource {
+  /**
+   * The content of a page no chunk stores (docs/FORMAT.md 4.7, "Pages not stored"): zero,
+   * the mapped file, a FILE_CONTENT of the image, or unknown — with why it is unknown.
+   */
+  unstoredSource(area: AreaRecord, pageAddr: bigint): { source: PageSource; why?: string } {
+    if (area.flags & AREA_UNREADABLE) {
+      const ranges = this.unreadablePages.get(area.id);
+      if (!ranges) return { source: "unavailable", why: `${area.path || area.kind} could not be read when the image was taken` };
+      if (ranges.some((r) => pageAddr >= r.start && pageAddr < r.end)) return { source: "unavailable", why: `page 0x${pageAddr.toString(16)} could not be read when the image was taken` };
+    }
     switch (area.kind) {
-      case "file": return "file";
-      case "vdso": case "vvar": case "vsyscall": case "special": case "unknown": return "unavailable";
-      default: return "zero";
+      case "anon": case "heap": case "stack": case "shmem":
+        return { source: "zero" };
+      case "file": {
+        if (this.fileContentFor(area.devMajor, area.devMinor, area.inode)) return { source: "file-content" };
+        const file = this.mappedFile(area.fileId);
+        if (area.flags & AREA_DELETED || (file && file.flags & MFILE_DELETED)) {
+          return { source: "unavailable", why: `${area.path} was deleted when the image was taken and the image does not hold its content` };
+        }
+        if (!file) return { source: "unavailable", why: `${area.path} has no MAPPED_FILE record` };
+        return { source: "file" };
+      }
+      default:
+        return { source: "unavailable", why: `${area.path || area.kind} (${area.kind}) is kernel-provided memory the image does not hold` };
     }
   }
 
@@ -939,29 +1272,24 @@ export class CheckpointImage {
     return undefined;
   }
 
-  /** Copy bytes of a file-backed area from the mapped file on disk, if its identity still matches. */
-  /** protected: a foreign reader may supply mapped files from elsewhere (a container's root fs diff). */
-  protected async readFromMappedFile(area: AreaRecord, at: bigint, dst: Uint8Array): Promise<boolean> {
+  /**
+   * Copy bytes of a file-backed area from the mapped file on disk if it verifiably is the file
+   * recorded (docs/FORMAT.md 4.9 "File identity"); else say why not.
+   * protected: a foreign reader may supply mapped files from elsewhere (a container's root fs diff).
+   */
+  protected async readFromMappedFile(area: AreaRecord, at: bigint, dst: Uint8Array): Promise<MappedFileBytes> {
     const file = this.mappedFile(area.fileId);
-    if (!file) return false;
+    if (!file) return { why: `${area.path} has no MAPPED_FILE record` };
     let cached = this.fileCache.get(file.id);
     if (cached === undefined) {
-      cached = null;
-      try {
-        const path = (this.opts.fileRoot ?? "") + file.path;
-        const st = await stat(path, { bigint: true });
-        if (st.size === file.size && st.ino === file.inode && st.mtimeNs === file.mtimeNs) {
-          cached = { handle: await open(path, "r"), size: Number(st.size) };
-        }
-      } catch {
-        cached = null;
-      }
+      cached = await openVerifiedFile(file, this.opts.fileRoot);
       this.fileCache.set(file.id, cached);
     }
-    if (!cached) return false;
+    if ("why" in cached) return cached;
     const fileOffset = Number(area.fileOffset + (at - area.start));
+    dst.fill(0);
     if (fileOffset < cached.size) await cached.handle.read(dst, 0, Math.min(dst.length, cached.size - fileOffset), fileOffset);
-    return true;
+    return { path: cached.path, evidence: cached.evidence };
   }
 
   // -------------------------------------------------------------------------------------
@@ -984,25 +1312,30 @@ export class CheckpointImage {
 
   private parseRecordHeader(h: Uint8Array, at: number) {
     const v = view(h);
-    if (!startsWith(h, RECORD_MAGIC)) throw new ImageError("BAD_RECORD", "no record header here (bad record magic)", { offset: at });
+    if (!startsWith(h, RECORD_MAGIC)) throw new ImageError("BAD_RECORD", "no record header here (bad record magic)", { offset: at, rule: "R1" });
     const type = v.getUint16(REC.type, true);
     const sequence = v.getUint32(REC.sequence, true);
     if (crc32(h.subarray(0, REC.crc)) !== v.getUint32(REC.crc, true)) {
-      throw new ImageError("BAD_RECORD", "record header checksum mismatch", { offset: at, recordType: recordTypeName(type) });
+      throw new ImageError("BAD_RECORD", "record header checksum mismatch", { offset: at, recordType: recordTypeName(type), rule: "R1" });
     }
-    const payloadLength = safeNumber(v.getBigUint64(REC.payloadLength, true), "payload_length", at + REC.payloadLength, "BAD_RECORD");
-    return { type, flags: v.getUint16(REC.flags, true), payloadLength, payloadCrc: v.getUint32(REC.payloadCrc, true), sequence };
+    const payloadLength = safeNumber(v.getBigUint64(REC.payloadLength, true), "payload_length", at + REC.payloadLength, "BAD_RECORD", "R1");
+    return { type, flags: v.getUint16(REC.flags, true), payloadLength, payloadCrc: v.getUint32(REC.payloadCrc, true), sequence, ownerPid: v.getUint32(REC.ownerPid, true) };
+  }
+
+  /** A "report" rule: remembered in both modes (verify fails on it), never thrown. */
+  private report(code: ImageErrorCode, detail: string, where: { offset?: number; recordType?: string; sequence?: number; rule?: string }): void {
+    this.note(new ImageError(code, detail, { file: this.path, ...where }));
   }
 
   /** Strict: throw. Tolerant: remember and carry on. */
-  private fail(code: ImageErrorCode, detail: string, where: { offset?: number; recordType?: string; sequence?: number }): void {
+  private fail(code: ImageErrorCode, detail: string, where: { offset?: number; recordType?: string; sequence?: number; rule?: string }): void {
     const err = new ImageError(code, detail, { file: this.path, ...where });
     if (!this.tolerant) throw err;
     this.note(err);
   }
 
   private note(err: ImageError): void {
-    this.problems.push({ code: err.code, detail: err.detail, offset: err.offset, recordType: err.recordType, sequence: err.sequence });
+    this.problems.push({ code: err.code, detail: err.detail, offset: err.offset, recordType: err.recordType, sequence: err.sequence, rule: err.rule ?? ruleFor(err.code) });
   }
 }
 
@@ -1041,7 +1374,12 @@ function startsWith(b: Uint8Array, magic: Uint8Array): boolean {
   return true;
 }
 
-function safeNumber(v: bigint, what: string, offset: number, code: ImageErrorCode): number {
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new ImageError(code, `${what} ${v} is beyond any file size`, { offset });
+function safeNumber(v: bigint, what: string, offset: number, code: ImageErrorCode, rule: string): number {
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new ImageError(code, `${what} ${v} is beyond any file size`, { offset, rule });
   return Number(v);
+}
+
+/** The rule of an error raised by a record decoder that did not name one (a field out of range). */
+function ruleFor(code: ImageErrorCode): string | undefined {
+  return code === "BAD_FIELD" ? "P3" : undefined;
 }

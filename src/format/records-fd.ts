@@ -12,7 +12,7 @@ import { createHash } from "node:crypto";
 import { ByteReader, ByteWriter } from "./bytes.js";
 import type { ImageErrorWhere } from "./errors.js";
 import {
-  AnonFdRecordType, anonFdFields, decodeEpoll, decodeEventfd, decodeSignalfd, decodeTimerfd, describeAnonFd, encodeAnonFd,
+  AnonFdRecordType, anonFdFields, decodeEpoll, decodeEventfd, decodeInotify, decodeSignalfd, decodeTimerfd, describeAnonFd, encodeAnonFd,
   type AnonFdState,
 } from "./records-anon.js";
 
@@ -367,6 +367,7 @@ export const FD_STATE_CODECS: ReadonlyMap<number, FdStateCodec> = new Map<number
   [AnonFdRecordType.TIMERFD, { name: "TIMERFD", decode: (p, b, w, k) => decodeTimerfd(p, b, w, k) }],
   [AnonFdRecordType.SIGNALFD, { name: "SIGNALFD", decode: (p, b, w, k) => decodeSignalfd(p, b, w, k) }],
   [AnonFdRecordType.EPOLL, { name: "EPOLL", decode: (p, b, w, k) => decodeEpoll(p, b, w, k) }],
+  [AnonFdRecordType.INOTIFY, { name: "INOTIFY", decode: (p, b, w, k) => decodeInotify(p, b, w, k) }],
 ]);
 
 /** Record type, payload and index keys of one state record (what the writer emits). */

@@ -6,7 +6,7 @@
 import { ByteReader, ByteWriter } from "./bytes.js";
 import type { ImageErrorWhere } from "./errors.js";
 import {
-  AREA, AREA_FLAG_NAMES, AREA_KINDS, AUXV_ENTRY_SIZE, FDR, FD_FIXED_SIZE_1_1, FD_KINDS, FD_STATE_PEER_OUTSIDE, FD_STATE_UNRESTORABLE, FIXED_SIZE, MFILE,
+  AREA, AREA_FLAG_NAMES, AREA_KINDS, AUXV_ENTRY_SIZE, MAX_CHUNK_RAW, FDR, FD_FIXED_SIZE_1_1, FD_KINDS, FD_STATE_PEER_OUTSIDE, FD_STATE_UNRESTORABLE, FIXED_SIZE, MFILE,
   MFILE_BUILD_ID, MFILE_SHA256, NO_FILE, PAGES, PROC, PROT_EXEC, PROT_READ, PROT_WRITE,
   RLIMIT_ENTRY_SIZE, SIGACTION_ENTRY_SIZE, THR, X86_64_REG_NAMES, X86_64_REGS_SIZE,
   type AreaFlagName, type AreaKind, type FdKind,
@@ -227,8 +227,9 @@ export function decodeSigactions(payload: Uint8Array, base: number, where: Image
   return { sharedPending: reader.u64At(8), actions: entries };
 }
 
+/** The x86-64 registers: the first 216 bytes (a larger regs_size appends fields a 1.x reader skips). */
 export function decodeRegs(raw: Uint8Array): X86Regs | undefined {
-  if (raw.length !== X86_64_REGS_SIZE) return undefined;
+  if (raw.length < X86_64_REGS_SIZE) return undefined;
   const v = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   const regs = {} as X86Regs;
   X86_64_REG_NAMES.forEach((name, i) => (regs[name] = v.getBigUint64(8 * i, true)));
@@ -241,6 +242,7 @@ export function decodeThread(payload: Uint8Array, base: number, where: ImageErro
   const regsSize = r.u32At(THR.regsSize);
   const xstateSize = r.u32At(THR.xstateSize);
   const state = r.u32At(THR.state);
+  if (regsSize < X86_64_REGS_SIZE) r.fail("BAD_FIELD", `THREAD regs_size ${regsSize} is below ${X86_64_REGS_SIZE}`, THR.regsSize, "C6");
   r.pos = fixed;
   const regsRaw = r.bytesView(regsSize, "regs");
   const xstate = r.bytesView(xstateSize, "xstate");
@@ -265,7 +267,7 @@ export function decodeArea(payload: Uint8Array, base: number, where: ImageErrorW
   const fixed = r.fixedSize(FIXED_SIZE.AREA, "AREA");
   const start = r.u64At(AREA.start);
   const end = r.u64At(AREA.end);
-  if (end <= start) r.fail("BAD_FIELD", `AREA end 0x${end.toString(16)} is not above start 0x${start.toString(16)}`, AREA.end);
+  if (end <= start) r.fail("BAD_FIELD", `AREA end 0x${end.toString(16)} is not above start 0x${start.toString(16)}`, AREA.end, "A1");
   const kind = r.u32At(AREA.kind);
   const fileId = r.u32At(AREA.fileId);
   r.pos = fixed;
@@ -286,31 +288,52 @@ export function decodeArea(payload: Uint8Array, base: number, where: ImageErrorW
   };
 }
 
-export function decodePagesHeader(payload: Uint8Array, base: number, where: ImageErrorWhere): PagesChunkHeader {
+/**
+ * The FIXED part and bitmap of a PAGES payload, with every rule that needs no other record
+ * (G1-G4, G6; G5 when `pageSize` is given). DATA is not looked at.
+ */
+export function decodePagesHeader(payload: Uint8Array, base: number, where: ImageErrorWhere, pageSize?: number): PagesChunkHeader {
   const r = new ByteReader(payload, base, where);
   const fixed = r.fixedSize(FIXED_SIZE.PAGES, "PAGES");
   const spanPages = r.u32At(PAGES.spanPages);
   const storedPages = r.u32At(PAGES.storedPages);
   const storedSize = r.u32At(PAGES.storedSize);
   const dataOffset = r.u32At(PAGES.dataOffset);
-  if (spanPages < 1 || spanPages > 1 << 20) r.fail("BAD_FIELD", `PAGES span_pages ${spanPages} outside [1, 1048576]`, PAGES.spanPages);
+  const codec = payload[PAGES.codec];
+  if (spanPages < 1 || spanPages > 1 << 20) r.fail("BAD_FIELD", `PAGES span_pages ${spanPages} outside [1, 1048576]`, PAGES.spanPages, "G1");
   const bitmapLen = Math.ceil(spanPages / 8);
-  if (dataOffset < fixed + bitmapLen || dataOffset + storedSize !== payload.length) {
-    r.fail("BAD_FIELD", `PAGES data_offset ${dataOffset} + stored_size ${storedSize} does not fit payload of ${payload.length} bytes`, PAGES.dataOffset);
+  if (dataOffset < fixed + bitmapLen) {
+    r.fail("BAD_FIELD", `PAGES data_offset ${dataOffset} lies inside FIXED + bitmap (${fixed + bitmapLen} bytes)`, PAGES.dataOffset, "G3");
+  }
+  if (dataOffset + storedSize !== payload.length) {
+    r.fail("BAD_FIELD", `PAGES data_offset ${dataOffset} + stored_size ${storedSize} is not the payload length ${payload.length}`, PAGES.dataOffset, "G4");
   }
   r.pos = fixed;
   const bitmap = r.bytesView(bitmapLen, "bitmap");
   let set = 0;
   for (let i = 0; i < bitmap.length; i++) set += popcount8(bitmap[i]);
   const tailBits = spanPages & 7;
-  if (tailBits && bitmap[bitmapLen - 1] >> tailBits) r.fail("BAD_FIELD", "PAGES bitmap has bits past span_pages", fixed + bitmapLen - 1);
-  if (set !== storedPages || storedPages === 0) r.fail("BAD_FIELD", `PAGES stored_pages ${storedPages} but bitmap has ${set} pages`, PAGES.storedPages);
+  if (tailBits && bitmap[bitmapLen - 1] >> tailBits) r.fail("BAD_FIELD", "PAGES bitmap has bits past span_pages", fixed + bitmapLen - 1, "G2");
+  if (set !== storedPages || storedPages === 0) r.fail("BAD_FIELD", `PAGES stored_pages ${storedPages} but bitmap has ${set} pages`, PAGES.storedPages, "G2");
+  if (pageSize !== undefined) {
+    if (dataOffset - fixed - bitmapLen >= pageSize) {
+      r.fail("BAD_FIELD", `PAGES padding of ${dataOffset - fixed - bitmapLen} bytes before DATA is not shorter than a page`, PAGES.dataOffset, "G3");
+    }
+    const rawSize = storedPages * pageSize;
+    if (rawSize > MAX_CHUNK_RAW) r.fail("CHUNK_TOO_LARGE", `PAGES raw size ${rawSize} exceeds 64 MiB`, PAGES.storedPages, "G5");
+    if (codec === 0 ? storedSize !== rawSize : storedSize > rawSize) {
+      r.fail("BAD_FIELD", `PAGES stored_size ${storedSize} ${codec === 0 ? "is not" : "exceeds"} the raw size ${rawSize}`, PAGES.storedSize, "G6");
+    }
+  }
+  for (let i = fixed + bitmapLen; i < dataOffset; i++) {
+    if (payload[i] !== 0) r.fail("BAD_FIELD", "PAGES padding before DATA is not zero", i, "G3");
+  }
   return {
     areaId: r.u32At(PAGES.areaId),
     firstPage: r.u64At(PAGES.firstPage),
     spanPages,
     storedPages,
-    codec: payload[PAGES.codec],
+    codec,
     storedSize,
     rawCrc: r.u32At(PAGES.rawCrc),
     dataOffset,
@@ -365,7 +388,7 @@ export function decodeFd(payload: Uint8Array, base: number, where: ImageErrorWhe
     if (fileId) rec.fileId = fileId;
     if (ownerId) rec.owner = { type: r.u32At(FDR.ownerType), id: ownerId };
     if (sig) rec.ownerSignal = sig;
-    const note = r.remaining >= 4 ? r.str("note") : "";
+    const note = r.str("note");
     const state = r.u32At(FDR.state);
     if (state & FD_STATE_UNRESTORABLE) rec.unrestorable = note;
     else if (state & FD_STATE_PEER_OUTSIDE) rec.peerOutside = note;

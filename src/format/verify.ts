@@ -58,14 +58,8 @@ export async function verifyImage(path: string, opts: VerifyOptions = {}): Promi
   const image = await openImage(path, { tolerant: true });
   try {
     const problems = [...image.problems];
-    const chunks = image.ownChunks;
+    const chunks = image.allChunks;
     const total = chunks.reduce((n, c) => n + c.payloadLength + 32, 0);
-    if (image.process && image.threads.length !== image.process.threadCount) {
-      problems.push({
-        code: "BAD_FIELD", detail: `PROCESS says ${image.process.threadCount} threads, image holds ${image.threads.length}`,
-        offset: undefined, recordType: "PROCESS", sequence: undefined,
-      });
-    }
     const wanted = Math.max(1, Math.min(opts.threads ?? availableParallelism(), 8));
     // Workers run compiled JavaScript; from TypeScript sources (tests) the check stays in-thread.
     const threads = wanted > 1 && chunks.length >= MIN_CHUNKS_FOR_WORKERS && existsSync(fileURLToPath(WORKER_URL)) ? wanted : 1;
@@ -98,7 +92,7 @@ export async function verifyImage(path: string, opts: VerifyOptions = {}): Promi
  * while checking this one so I/O and CRC/decompression overlap. `onProgress` gets bytes done.
  */
 export async function checkChunkShare(image: CheckpointImage, share: number, of: number, onProgress?: (done: number) => void): Promise<ChunkShareResult> {
-  const mine = image.ownChunks.filter((_, i) => i % of === share);
+  const mine = image.allChunks.filter((_, i) => i % of === share);
   const out: ChunkShareResult = { damaged: 0, raw: 0, problems: [] };
   const read = (c: ChunkRef | undefined) => (c ? image.readChunkBytes(c).catch((e: unknown) => e) : undefined);
   let next = read(mine[0]);
@@ -114,7 +108,7 @@ export async function checkChunkShare(image: CheckpointImage, share: number, of:
       out.damaged++;
       out.problems.push({
         code: err.code, detail: err.detail, offset: err.offset, recordType: err.recordType ?? "PAGES",
-        sequence: err.sequence ?? mine[i].sequence, at: mine[i].offset,
+        sequence: err.sequence ?? mine[i].sequence, rule: err.rule ?? (err.code === "BAD_FIELD" ? "P3" : undefined), at: mine[i].offset,
       });
     }
     done += mine[i].payloadLength + 32;

@@ -10,9 +10,9 @@ import { tempPathBeside } from "./atomic.js";
 import { crc32, crc32Combine } from "./checksum.js";
 import { compressChunk, CODEC, type CodecId } from "./codecs.js";
 import {
-  HDR, HEADER_SIZE, IDX, IMAGE_MAGIC, INDEX_ENTRY_SIZE, INDEX_FIXED_SIZE, MAX_CHUNK_RAW, PAGES,
+  HDR, HEADER_SIZE, IDX, IMAGE_MAGIC, INDEX_ENTRY_SIZE, INDEX_ENTRY_SIZE_TREE, INDEX_FIXED_SIZE, MAX_CHUNK_RAW, PAGES,
   REC, RECORD_HEADER_SIZE, RECORD_MAGIC, RecordType, SPAN_GRID_PAGES, TRAILER_MAGIC, TRAILER_SIZE, TRL,
-  EM_X86_64, FIXED_SIZE, VERSION_MAJOR, VERSION_MINOR,
+  EM_X86_64, FIXED_SIZE, VERSION_MAJOR, VERSION_MINOR, RECORD_FLAG_MUST_UNDERSTAND,
 } from "./raw.js";
 import {
   encodeArea, encodeAuxv, encodeFd, encodeMappedFile, encodeProcess, encodeRlimits,
@@ -26,6 +26,8 @@ import {
 } from "./records-state.js";
 import { encodeFdFile, encodeFileContent, encodeFileData, encodeTty, type FdFileRecord, type FileContentRecord, type TtyRecord } from "./records-files.js";
 import { MAX_FILE_RUN } from "./raw-files.js";
+import { encodeSharedPages, encodeTree, type SharedPagesRecord, type TreeRecord } from "./records-tree.js";
+import { encodeUnreadablePages, type UnreadablePagesRecord } from "./records-unreadable.js";
 
 export interface ImageWriterOptions {
   pageSize?: number;
@@ -56,6 +58,7 @@ export type AreaMemorySource = (offset: number, length: number) => Uint8Array | 
 
 interface IndexEntry {
   type: number; flags: number; key32: number; offset: number; payloadLength: number; key64: bigint; auxA: number; auxB: number;
+  ownerPid: number;
 }
 
 export interface WriteSummary {
@@ -76,6 +79,9 @@ export class ImageWriter {
   private done = false;
   private rawPageBytes = 0;
   private storedPageBytes = 0;
+  /** format 1.2: the process the next records belong to (0: a single-process image) */
+  private owner = 0;
+  private isTree = false;
 
   private constructor(
     private readonly handle: FileHandle,
@@ -103,14 +109,31 @@ export class ImageWriter {
     if (this.done) throw new Error("image writer already finished");
     const at = this.offset;
     const flags = keys.flags ?? 0;
-    this.push(encodeRecordHeader(type, flags, payload, this.entries.length, keys.payloadCrc));
+    const ownerPid = type === RecordType.TREE ? 0 : this.owner;
+    this.push(encodeRecordHeader(type, flags, payload, this.entries.length, keys.payloadCrc, ownerPid));
     this.push(payload);
     this.entries.push({
       type, flags, key32: keys.key32 ?? 0, offset: at, payloadLength: payload.length,
-      key64: keys.key64 ?? 0n, auxA: keys.auxA ?? 0, auxB: keys.auxB ?? 0,
+      key64: keys.key64 ?? 0n, auxA: keys.auxA ?? 0, auxB: keys.auxB ?? 0, ownerPid,
     });
     if (this.pendingBytes >= FLUSH_BYTES) await this.flush();
     return at;
+  }
+
+  /**
+   * Format 1.2 process tree: the TREE record (MUST_UNDERSTAND, so readers that do not know
+   * trees refuse the image). Then, for each live process, `beginProcess(pid)` and its records.
+   */
+  addTree(t: TreeRecord) {
+    this.isTree = true;
+    return this.writeRecord(RecordType.TREE, encodeTree(t), { flags: RECORD_FLAG_MUST_UNDERSTAND });
+  }
+  /** Pages of the current process that are its parent's (copy-on-write since fork). */
+  addSharedPages(s: SharedPagesRecord) { return this.writeRecord(RecordType.SHARED_PAGES, encodeSharedPages(s)); }
+  /** Records written from now on belong to process `pid` of the tree. */
+  beginProcess(pid: number): void {
+    if (!this.isTree) throw new Error("beginProcess before addTree");
+    this.owner = pid;
   }
 
   addProcess(p: ProcessRecord) { return this.writeRecord(RecordType.PROCESS, encodeProcess(p)); }
@@ -130,6 +153,8 @@ export class ImageWriter {
   addFileContent(c: FileContentRecord) { return this.writeRecord(RecordType.FILE_CONTENT, encodeFileContent(c), { key32: c.id, key64: c.inode }); }
   addFdFile(f: FdFileRecord) { return this.writeRecord(RecordType.FD_FILE, encodeFdFile(f), { key32: f.fd }); }
   addTty(t: TtyRecord) { return this.writeRecord(RecordType.TTY, encodeTty(t), { key32: t.fd }); }
+  /** Format 1.2: the pages of an UNREADABLE area that could not be read (one record per area). */
+  addUnreadablePages(u: UnreadablePagesRecord) { return this.writeRecord(RecordType.UNREADABLE_PAGES, encodeUnreadablePages(u), { key32: u.areaId }); }
 
   /** One FILE_DATA run of a FILE_CONTENT: `raw` (1 byte to 16 MiB) at file `offset`, compressed with `codec`. */
   addFileData(contentId: number, offset: bigint, raw: Uint8Array, codec: CodecId = this.codec): Promise<number> {
@@ -232,13 +257,15 @@ export class ImageWriter {
   async finish(): Promise<WriteSummary> {
     if (this.done) throw new Error("image writer already finished");
     const indexAt = this.offset;
-    const payload = new Uint8Array(INDEX_FIXED_SIZE + this.entries.length * INDEX_ENTRY_SIZE);
+    const entrySize = this.isTree ? INDEX_ENTRY_SIZE_TREE : INDEX_ENTRY_SIZE;
+    const payload = new Uint8Array(INDEX_FIXED_SIZE + this.entries.length * entrySize);
     const v = new DataView(payload.buffer);
     v.setUint32(0, INDEX_FIXED_SIZE, true);
-    v.setUint32(4, INDEX_ENTRY_SIZE, true);
+    v.setUint32(4, entrySize, true);
     v.setBigUint64(8, BigInt(this.entries.length), true);
     this.entries.forEach((e, i) => {
-      const o = INDEX_FIXED_SIZE + i * INDEX_ENTRY_SIZE;
+      const o = INDEX_FIXED_SIZE + i * entrySize;
+      if (this.isTree) v.setUint32(o + IDX.ownerPid, e.ownerPid, true);
       v.setUint16(o + IDX.type, e.type, true);
       v.setUint16(o + IDX.flags, e.flags, true);
       v.setUint32(o + IDX.key32, e.key32, true);
@@ -321,7 +348,7 @@ function encodeHeader(pageSize: number, createdNs: bigint, imageId: Uint8Array, 
   return h;
 }
 
-export function encodeRecordHeader(type: number, flags: number, payload: Uint8Array, sequence: number, payloadCrc = crc32(payload)): Uint8Array {
+export function encodeRecordHeader(type: number, flags: number, payload: Uint8Array, sequence: number, payloadCrc = crc32(payload), ownerPid = 0): Uint8Array {
   const h = new Uint8Array(RECORD_HEADER_SIZE);
   const v = new DataView(h.buffer);
   h.set(RECORD_MAGIC, REC.magic);
@@ -330,6 +357,7 @@ export function encodeRecordHeader(type: number, flags: number, payload: Uint8Ar
   v.setBigUint64(REC.payloadLength, BigInt(payload.length), true);
   v.setUint32(REC.payloadCrc, payloadCrc, true);
   v.setUint32(REC.sequence, sequence, true);
+  v.setUint32(REC.ownerPid, ownerPid, true);
   v.setUint32(REC.crc, crc32(h.subarray(0, REC.crc)), true);
   return h;
 }

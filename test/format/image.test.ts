@@ -96,6 +96,8 @@ describe("arbitrary images", () => {
       fc.asyncProperty(arbImage, async (spec) => {
         const path = join(dir, `arb-${run++}.img`);
         const w = await ImageWriter.create(path, { codec: spec.codec, durable: false });
+        // A writer MUST say how many THREAD records follow (rule C4).
+        spec.process.threadCount = spec.threads.length;
         await w.addProcess(spec.process);
         for (const t of spec.threads) await w.addThread(t);
         for (const f of spec.fds) await w.addFd(f);
@@ -142,8 +144,9 @@ describe("forward compatibility", () => {
     const w = await ImageWriter.create(path, { durable: false });
     await w.addProcess(await (async () => {
       const [p] = fc.sample(arbProcess, { seed: 1, numRuns: 1 });
-      return { ...p, threadCount: 0 };
+      return { ...p, threadCount: 1 };
     })());
+    await w.addThread(fc.sample(arbThread, { seed: 1, numRuns: 1 })[0]);
     await w.writeRecord(0x8123, Uint8Array.of(4, 0, 0, 0, 1, 2, 3), { flags });
     await w.addArgv(["after", "unknown"]);
     await w.finish();

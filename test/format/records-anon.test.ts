@@ -1,5 +1,5 @@
 /**
- * Anon-inode fd records (EVENTFD, TIMERFD, SIGNALFD, EPOLL; format 1.1): round trips through
+ * Anon-inode fd records (EVENTFD, TIMERFD, SIGNALFD, EPOLL, INOTIFY; format 1.1): round trips through
  * encodeFdState / FD_STATE_CODECS, and hostile payloads give a record or an ImageError only.
  */
 import { describe, expect, test } from "vitest";
@@ -15,6 +15,11 @@ const arbAnon: fc.Arbitrary<AnonFdState> = fc.oneof(
   fc.record({ type: fc.constant("timerfd" as const), fd, clockId: fc.constantFrom(0, 1, 7, 8, 9), settimeFlags: fc.integer({ min: 0, max: 3 }), ticks: u64, valueNs: ns, intervalNs: ns }),
   fc.record({ type: fc.constant("signalfd" as const), fd, sigmask: u64 }),
   fc.record({ type: fc.constant("epoll" as const), fd, watches: fc.array(fc.record({ tfd: u32, events: u32, data: u64, inode: u64 }), { maxLength: 20 }) }),
+  fc.record({
+    type: fc.constant("inotify" as const), fd,
+    watches: fc.uniqueArray(fc.integer({ min: 1, max: 1 << 20 }), { maxLength: 12 }).chain((wds) => fc.tuple(...[...wds].sort((a, b) => a - b).map((wd) =>
+      fc.record({ wd: fc.constant(wd), mask: u32, ignoredMask: u32, dev: u32, inode: u64, path: fc.string({ minLength: 1, maxLength: 60, unit: "grapheme-ascii" }) })))),
+  }),
 );
 
 describe("anon-inode fd records", () => {
@@ -26,7 +31,7 @@ describe("anon-inode fd records", () => {
     }));
   });
   test("random and damaged payloads decode or throw ImageError", () => {
-    const types = [0x50, 0x51, 0x52, 0x53];
+    const types = [0x50, 0x51, 0x52, 0x53, 0x54];
     fc.assert(fc.property(fc.constantFrom(...types), fc.uint8Array({ maxLength: 200 }), (t, b) => {
       try {
         FD_STATE_CODECS.get(t)!.decode(b, 0, where, 3, 0n);

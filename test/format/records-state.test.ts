@@ -9,7 +9,7 @@ import fc from "fast-check";
 import { join } from "node:path";
 import { readFileSync, writeFileSync } from "node:fs";
 import {
-  ImageError, ImageWriter, NO_FILTER, decodeProcessState, decodeSeccomp, decodeThreadState, decodeTimers,
+  ImageError, ImageWriter, NO_FILTER, VERSION_MINOR, decodeProcessState, decodeSeccomp, decodeThreadState, decodeTimers,
   encodeProcessState, encodeSeccomp, encodeThreadState, encodeTimers, openImage, RecordType,
   type PosixTimer, type SeccompFilter, type ThreadStateRecord, type TimersRecord,
 } from "../../src/format/index.js";
@@ -146,7 +146,7 @@ describe("an image with state records", () => {
     await write(b, 77777n, 7);
     const [x, y] = await Promise.all([openImage(a), openImage(b)]);
     try {
-      expect(x.header.versionMinor).toBe(2);
+      expect(x.header.versionMinor).toBe(VERSION_MINOR);
       expect(x.timers?.posix[0]).toMatchObject({ id: 3, notify: 4, notifyTid: 100, signo: 40 });
       expect(x.processState?.groups).toEqual([42, 1234]);
       expect(x.seccompFilters).toHaveLength(1);

@@ -168,6 +168,24 @@ describe("unix sockets", () => {
   });
 });
 
+describe("unix sockets: files in flight", () => {
+  it("a queued message carrying a file (SCM_RIGHTS) is named at capture; restore refuses it unless --force", async () => {
+    const exe = prog("unix-rights");
+    const img = join(tmp, "rights.img");
+    const p = startProcess([exe], { cwd: tmp });
+    const fd = Number((await p.waitForLine(/^ready \d+/)).split(" ")[1]);
+    const cap = await captureKill(p, img);
+    expect(cap.stderr).toMatch(new RegExp(`fd ${fd} .*1 file\\(s\\) passed in queued messages \\(SCM_RIGHTS\\)`));
+    const j = JSON.parse(runCli(["inspect", "--json", img]).stdout);
+    expect(j.files.find((f: { fd: number }) => f.fd === fd).summary).toMatch(/1 message\(s\) \/ 12 bytes queued/);
+    const r = runCli(["restore", img]);
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split("\n").filter((l) => !/warning/.test(l))).toHaveLength(1);
+    expect(r.stderr).toMatch(/SCM_RIGHTS/);
+    expect(existsSync(`/proc/${p.pid}`)).toBe(false);
+  });
+});
+
 describe("TCP and UDP", () => {
   it("bring back listeners (v4, v6-only), an established connection with unread bytes both ways (TCP repair), bound and connected UDP", async () => {
     const exe = prog("inet");

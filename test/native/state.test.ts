@@ -273,6 +273,19 @@ describe("anon-inode fds", () => {
   }
 });
 
+describe("inotify", () => {
+  it("watches come back under their own wds and masks; no stray events; new events arrive (zdtm inotify00)", async () => {
+    const { verdict, run } = await zdtmRoundTrip([prog("inotify")]);
+    expect(verdict).toBe("PASS");
+    expect(run.capture.stderr).not.toMatch(/inotify/);
+    const text = runCli(["inspect", run.img]).stdout;
+    expect(text).toMatch(/inotify: wd 2 \/\S+\/inotify-\w+ create\|delete, wd 3 \/\S+\/data modify\|oneshot/);
+    const j = JSON.parse(runCli(["inspect", "--json", run.img]).stdout);
+    const fds = j.files.filter((f: { state?: { type: string }[] }) => f.state?.[0]?.type === "inotify");
+    expect(fds.map((f: { state: { watches: string }[] }) => f.state[0].watches.split(",").length).sort()).toEqual([1, 2]);
+  });
+});
+
 describe("a real event loop", () => {
   it("asyncio (epoll, timers, a timerfd, an eventfd self-pipe woken from a thread) carries on after restore", async () => {
     const img = join(tmp, "asyncio.img");

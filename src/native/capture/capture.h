@@ -140,6 +140,12 @@ struct capture {
 	int no_cow;                    /* --no-cow: stop-and-copy */
 	struct cow_twin *twin;
 	uint64_t cow_written_pages;    /* pages the target wrote while its memory was copied */
+	/* format 1.2: the tree this process belongs to (tree.h), NULL for a single process */
+	struct cap_tree *tree;
+	int no_children;               /* --no-children */
+	struct buf shared_runs;        /* SHARED_PAGES runs, 16 bytes each (tree.c) */
+	uint32_t nshared_runs;
+	uint64_t shared_pages;
 };
 
 /* proc.c: process-wide state from /proc and prlimit (freeze phase). */
@@ -185,6 +191,11 @@ struct image {
 	pthread_mutex_t lock;
 	uint64_t synced_to;            /* writeback started up to here (sync_file_range) */
 	uint64_t prealloc;             /* bytes fallocated ahead (truncated at finish) */
+	/* format 1.2 trees: records written now belong to `owner` (0: single process); the
+	 * index then has 48-byte entries carrying each record's owner */
+	int tree;
+	uint32_t owner;
+	uint32_t *owners;              /* per index entry */
 };
 int image_open(struct image *im, const char *path);
 /* Reserve space for the next record (thread-safe, in call order); fills the index entry. */

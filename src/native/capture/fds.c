@@ -6,6 +6,7 @@
  * kind holds on the target is undone by fds_release().
  */
 #include "fds.h"
+#include "tree.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -276,7 +277,8 @@ int collect_fds(struct capture *c)
 	for (size_t i = 0, next_id = 1; !err && i < t->n; i++) {
 		struct cap_fd *d = &t->v[i];
 		if (d->file == d) {
-			d->f.file_id = (uint32_t)next_id++;
+			/* in a tree, ids are tree-wide: a description shared with an earlier process keeps its id */
+			d->f.file_id = c->tree ? tree_file_id(c, d->fd) : (uint32_t)next_id++;
 			read_owner(c, d);
 		} else {
 			d->f.file_id = d->file->f.file_id;

@@ -128,11 +128,18 @@ int image_reserve_at(struct image *im, uint64_t at, uint16_t type, uint64_t payl
 			goto out;
 		}
 		im->index = n;
+		uint32_t *o = realloc(im->owners, cap * sizeof(*o));
+		if (!o) {
+			err = -ENOMEM;
+			goto out;
+		}
+		im->owners = o;
 		im->index_cap = cap;
 	}
+	im->owners[im->nindex] = im->owner;
 	*seq = im->seq++;
 	im->index[im->nindex++] = (struct ckimg_index_entry){
-		.type = type, .flags = 0, .key32 = key32, .offset = at,
+		.type = type, .flags = type == CKIMG_REC_TREE ? CKIMG_RECF_MUST_UNDERSTAND : 0, .key32 = key32, .offset = at,
 		.payload_length = payload_len, .key64 = key64, .aux_a = aux_a, .aux_b = aux_b,
 	};
 	im->off = at + CKIMG_RECORD_HDR_SIZE + payload_len;
@@ -186,10 +193,11 @@ static int write_record_at(struct image *im, uint64_t off, uint16_t type, uint16
 	memset(&rh, 0, sizeof(rh));
 	memcpy(rh.magic, CKIMG_RECORD_MAGIC, 4);
 	rh.type = type;
-	rh.flags = flags;
+	rh.flags = flags | (type == CKIMG_REC_TREE ? CKIMG_RECF_MUST_UNDERSTAND : 0);
 	rh.payload_length = payload_len;
 	rh.payload_crc = payload_crc;
 	rh.sequence = seq;
+	rh.owner_pid = type == CKIMG_REC_TREE ? 0 : im->owner;
 	rh.header_crc = ck_crc32(0, &rh, 28);
 	v[0] = (struct iovec){ &rh, sizeof(rh) };
 	memcpy(v + 1, iov, sizeof(*iov) * (size_t)iovcnt);
@@ -220,16 +228,44 @@ void image_writeback(struct image *im, uint64_t upto)
 	}
 }
 
+/* A tree image's index: each entry followed by its record's owner (FORMAT.md "Process trees"). */
+static uint8_t *tree_index(struct image *im, size_t *len)
+{
+	const size_t esz = CKIMG_INDEX_ENTRY_SIZE_TREE;
+	uint8_t *p = calloc(im->nindex ? im->nindex : 1, esz);
+
+	if (!p)
+		return NULL;
+	for (size_t i = 0; i < im->nindex; i++) {
+		memcpy(p + i * esz, &im->index[i], sizeof(im->index[i]));
+		uint32_t owner = im->index[i].type == CKIMG_REC_TREE ? 0 : im->owners[i];
+		memcpy(p + i * esz + sizeof(im->index[i]), &owner, 4);
+	}
+	*len = im->nindex * esz;
+	return p;
+}
+
 int image_finish(struct image *im)
 {
 	struct ckimg_index_fixed ix = { sizeof(ix), sizeof(struct ckimg_index_entry), im->nindex };
 	size_t ilen = sizeof(struct ckimg_index_entry) * im->nindex;
-	uint64_t off = im->off, payload = sizeof(ix) + ilen;
-	uint32_t crc = ck_crc32(ck_crc32(0, &ix, sizeof(ix)), im->index, ilen);
-	struct iovec iov[2] = { { &ix, sizeof(ix) }, { im->index, ilen } };
+	uint8_t *entries = (uint8_t *)im->index, *tree_entries = NULL;
 	int err;
 
+	if (im->tree) {
+		tree_entries = tree_index(im, &ilen);
+		if (!tree_entries)
+			return -ENOMEM;
+		entries = tree_entries;
+		ix.entry_size = CKIMG_INDEX_ENTRY_SIZE_TREE;
+	}
+	uint64_t off = im->off, payload = sizeof(ix) + ilen;
+	uint32_t crc = ck_crc32(ck_crc32(0, &ix, sizeof(ix)), entries, ilen);
+	struct iovec iov[2] = { { &ix, sizeof(ix) }, { entries, ilen } };
+
+	im->owner = 0;
 	err = image_write_at(im, off, CKIMG_REC_INDEX, im->seq, iov, 2, payload, crc);
+	free(tree_entries);
 	if (err)
 		return err;
 	struct ckimg_trailer t;
@@ -288,6 +324,8 @@ void image_abort(struct image *im)
 	free(im->final_path);
 	free(im->dir_path);
 	free(im->index);
+	free(im->owners);
 	im->tmp_path = im->final_path = im->dir_path = NULL;
 	im->index = NULL;
+	im->owners = NULL;
 }

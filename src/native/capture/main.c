@@ -1,6 +1,9 @@
 /*
- * ckimg-capture PID -o IMAGE [--compress none|lz4|lzf|gzip] [--buffer-mb N|all] [--kill]
- *                            [--progress] [--no-hash-cache] [--parent IMAGE]
+ * ckimg-capture PID -o IMAGE [--compress none|lz4|lzf|deflate] [--buffer-mb N|all] [--kill]
+ *                            [--progress] [--no-hash-cache] [--no-children] [--parent IMAGE]
+ *
+ * PID and all its descendants are captured (a tree image, FORMAT.md "Process trees") unless
+ * --no-children; a process without children gives a single-process image either way.
  *
  * Freezes every thread of PID, collects what the freeze must see (threads, signal state, fds,
  * memory map, memory), lets the target go as soon as its memory is read, then finishes the
@@ -13,6 +16,7 @@
  * SIGHUP detach it first.
  */
 #include "capture.h"
+#include "tree.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -34,7 +38,7 @@ static void on_signal(int sig)
 static int usage(const char *why)
 {
 	fprintf(stderr, "ckimg-capture: %s\nusage: ckimg-capture PID -o IMAGE "
-		"[--compress none|lz4|lzf|gzip] [--buffer-mb N|all] [--kill] [--progress] [--no-hash-cache] "
+		"[--compress none|lz4|lzf|deflate] [--buffer-mb N|all] [--kill] [--progress] [--no-hash-cache] [--no-children] "
 		"[--parent IMAGE]\n", why);
 	return 1;
 }
@@ -60,10 +64,10 @@ static int parse_args(int argc, char **argv)
 				cap.codec = CKIMG_CODEC_LZ4;
 			else if (!strcmp(v, "lzf"))
 				cap.codec = CKIMG_CODEC_LZF;
-			else if (!strcmp(v, "gzip") || !strcmp(v, "deflate"))
+			else if (!strcmp(v, "deflate") || !strcmp(v, "gzip"))   /* gzip: old alias */
 				cap.codec = CKIMG_CODEC_DEFLATE;
 			else
-				return usage("unknown codec (none, lz4, lzf, gzip)");
+				return usage("unknown codec (none, lz4, lzf, deflate)");
 		} else if (!strcmp(a, "--buffer-mb")) {
 			if (++i >= argc)
 				return usage("--buffer-mb needs a size in MiB or 'all'");
@@ -84,8 +88,11 @@ static int parse_args(int argc, char **argv)
 			if (++i >= argc)
 				return usage("--parent needs an image");
 			cap.parent_path = argv[i];
+			cap.no_children = 1;    /* incremental images hold one process (trees: not yet) */
 		} else if (!strcmp(a, "--no-hash-cache")) {
 			cap.use_hash_cache = 0;
+		} else if (!strcmp(a, "--no-children")) {
+			cap.no_children = 1;
 		} else if (a[0] >= '1' && a[0] <= '9' && !cap.pid) {
 			char *end;
 			long v = strtol(a, &end, 10);
@@ -319,18 +326,41 @@ static void json_str(const char *s)
 	putchar('"');
 }
 
+/* Totals over the processes of a tree capture (the root alone otherwise). */
+static struct {
+	size_t processes, zombies, threads, areas, files;
+	uint64_t cand_bytes, stored_pages, stored_bytes;
+	uint32_t fds;
+} total;
+
+static void add_totals(const struct capture *c)
+{
+	total.processes++;
+	total.threads += c->nthreads;
+	total.areas += c->nareas;
+	total.files += c->nfiles;
+	total.fds += c->nfds;
+	total.cand_bytes += c->cand_bytes;
+	total.stored_pages += c->stored_pages;
+	total.stored_bytes += c->stored_bytes;
+}
+
 static void print_summary(void)
 {
-	static const char *codecs[] = { "none", "lz4", "lzf", "gzip" };
+	static const char *codecs[] = { "none", "lz4", "lzf", "deflate" };
+	if (!total.processes)
+		add_totals(&cap);
 	printf("{\"pid\":%d,\"image\":", cap.pid);
 	json_str(cap.out_path);
 	printf(",\"codec\":\"%s\",\"image_bytes\":%llu,\"memory_bytes\":%llu,\"stored_pages\":%llu,"
 	       "\"stored_bytes\":%llu,\"threads\":%zu,\"areas\":%zu,\"files\":%zu,\"fds\":%u,"
+	       "\"processes\":%zu,\"zombies\":%zu,"
 	       "\"freeze_ms\":%.3f,\"total_ms\":%.3f,\"killed\":%s,\"direct_io\":%s,"
 	       "\"held_pages\":%llu,\"inherited_pages\":%llu,\"parent\":",
 	       codecs[cap.codec], (unsigned long long)cap.image_bytes,
-	       (unsigned long long)cap.cand_bytes, (unsigned long long)cap.stored_pages,
-	       (unsigned long long)cap.stored_bytes, cap.nthreads, cap.nareas, cap.nfiles, cap.nfds,
+	       (unsigned long long)total.cand_bytes, (unsigned long long)total.stored_pages,
+	       (unsigned long long)total.stored_bytes, total.threads, total.areas, total.files, total.fds,
+	       total.processes, total.zombies,
 	       (double)cap.freeze_ns / 1e6, (double)cap.total_ns / 1e6, cap.kill_after ? "true" : "false",
 	       cap.direct_io ? "true" : "false", (unsigned long long)cap.held_pages,
 	       (unsigned long long)cap.inherited_pages);
@@ -342,8 +372,59 @@ static void print_summary(void)
 	fflush(stdout);
 }
 
+/*
+ * A tree, every process frozen: each is captured with the steps above, one after the other,
+ * into the one image under its own owner pid (the steps keep their state in `cap`, so each
+ * process's state is swapped in while its turn lasts). Memory is read and written while the
+ * tree stays frozen: no process runs on before every one is in the image.
+ */
+static int capture_tree(struct image *im, struct cap_tree *t)
+{
+	struct capture root = cap;
+	int err;
+
+	im->tree = 1;
+	err = tree_put_record(t, im);
+	for (size_t i = 0; !err && i < t->n; i++) {
+		struct capture *c = t->procs[i].c;
+		struct pipeline *pl = NULL;
+		if (!c) {
+			total.zombies++;
+			continue;
+		}
+		cap = i == 0 ? root : *c;
+		im->owner = (uint32_t)cap.pid;
+		cap.proc.capture_ns = root.proc.capture_ns;
+		err = frozen_steps(im, &pl);
+		if (pl) {
+			if (err)
+				cap_abort = 1;
+			int e = pages_finish(pl, tick);
+			if (!err)
+				err = e;
+		}
+		if (!err)       /* (after the page writers: they reserve image space in order) */
+			err = tree_put_shared_pages(&cap, im);   /* pages stored once, in the parent */
+		if (!err)
+			err = hash_mapped_files(&cap);
+		if (!err)
+			err = put_files_and_areas(im);
+		if (!err)
+			err = check_abort();
+		add_totals(&cap);
+		if (i == 0)
+			root = cap;
+		else
+			*c = cap;
+	}
+	cap = root;
+	im->owner = 0;
+	return err;
+}
+
 int main(int argc, char **argv)
 {
+	struct cap_tree *tree = NULL;
 	struct image im;
 	struct pipeline *pl = NULL;
 	struct sigaction sa;
@@ -373,15 +454,48 @@ int main(int argc, char **argv)
 	if (!err)
 		err = collect_prefreeze_states(&cap);
 	if (!err) {
-		err = pt_freeze(&cap.pt, cap.pid);
+		err = cap.no_children ? pt_freeze(&cap.pt, cap.pid) : tree_freeze(&cap, &tree);
 		if (err)
 			freeze_failed(err);
+	}
+	if (!err && tree && tree->n == 1) {
+		cap.tree = NULL;        /* no descendants: a single-process image, readable by 1.1 */
+		tree_free(tree);
+		tree = NULL;
 	}
 	if (!err) {
 		cap.frozen = 1;
 		t_freeze = now_ns(CLOCK_MONOTONIC);
 		cap.proc.capture_ns = now_ns(CLOCK_REALTIME);
-		err = frozen_steps(&im, &pl);
+		err = tree ? capture_tree(&im, tree) : frozen_steps(&im, &pl);
+	}
+	if (tree) {
+		if (err || !cap.kill_after) {
+			tree_release(tree, 0);      /* the whole tree runs on, at once */
+			cap.frozen = 0;
+			cap.freeze_ns = now_ns(CLOCK_MONOTONIC) - t_freeze;
+		}
+		phase("release");
+		if (!err)
+			err = image_finish(&im);
+		if (!err)
+			cap.image_bytes = im.off;
+		if (cap.frozen) {       /* --kill: none of them ran past the capture point */
+			tree_release(tree, !err);
+			cap.frozen = 0;
+			cap.freeze_ns = now_ns(CLOCK_MONOTONIC) - t_freeze;
+		}
+		image_abort(&im);
+		fds_free(&cap);
+		tree_free(tree);
+		cap.total_ns = now_ns(CLOCK_MONOTONIC) - t_start;
+		if (err) {
+			const char *why = cap_fail_reason();
+			fprintf(stderr, "ckimg-capture: %s\n", why[0] ? why : strerror(-err));
+			return 2;
+		}
+		print_summary();
+		return 0;
 	}
 	if (cap.frozen && (err || !cap.kill_after)) {
 		fds_release(&cap, 0);

@@ -14,6 +14,7 @@
  *   VDSO/VVAR/VSYSCALL/other [special] areas, VM_IO/VM_PFNMAP areas: none
  */
 #include "capture.h"
+#include "tree.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -62,7 +63,7 @@ static uint32_t area_kind(const struct area *a)
 		return CKIMG_KIND_STACK;
 	if (!strcmp(p, "[vdso]"))
 		return CKIMG_KIND_VDSO;
-	if (!strncmp(p, "[vvar", 5))       /* [vvar], [vvar_vclock] */
+	if (!strcmp(p, "[vvar]"))          /* [vvar_vclock] and other [names] are SPECIAL (4.7) */
 		return CKIMG_KIND_VVAR;
 	if (!strcmp(p, "[vsyscall]"))
 		return CKIMG_KIND_VSYSCALL;
@@ -245,7 +246,16 @@ static enum plan_mode area_plan(const struct capture *c, const struct area *a, i
 	return PLAN_NONE;
 }
 
-static int plan_area(struct capture *c, struct area *a, int pm_fd, size_t *cap, uint64_t *pm)
+/* Same page frame as the parent's page at this address: still shared copy-on-write since fork
+ * (a tree, FORMAT.md SHARED_PAGES). Root sees real PFNs; 0 means "not known". */
+static int shared_with_parent(uint64_t mine, uint64_t parents)
+{
+	const uint64_t pfn = (1ull << 55) - 1;
+	return (mine & PM_PRESENT) && (parents & PM_PRESENT) && !(mine & PM_SWAP) && (mine & pfn) &&
+	       (mine & pfn) == (parents & pfn);
+}
+
+static int plan_area(struct capture *c, struct area *a, int pm_fd, size_t *cap, uint64_t *pm, int ppm_fd, uint64_t *ppm)
 {
 	/* an incremental capture also reads what the parent holds here (it may now be zero) */
 	enum plan_mode mode = area_plan(c, a, a->any_rss || incr_parent_holds_range(c, a->start, a->end));
@@ -280,6 +290,9 @@ static int plan_area(struct capture *c, struct area *a, int pm_fd, size_t *cap, 
 				err = cap_fail(got < 0 ? -errno : -EIO, "read pagemap");
 				break;
 			}
+			if (ppm_fd >= 0 && (mode == PLAN_PAGEMAP_ANON || mode == PLAN_PAGEMAP_PRIVATE_FILE) &&
+			    pread(ppm_fd, ppm, (size_t)want, (off_t)(s / PAGE_SIZE_4K * 8)) != want)
+				memset(ppm, 0, (size_t)want);   /* parent not mapped there: nothing shared */
 		}
 		for (uint32_t i = 0; i < np; i++) {
 			uint64_t addr = s + (uint64_t)i * PAGE_SIZE_4K, e8 = mode == PLAN_ALL ? 0 : pm[i];
@@ -304,6 +317,11 @@ static int plan_area(struct capture *c, struct area *a, int pm_fd, size_t *cap, 
 			default:
 				break;
 			}
+			if (take && ppm_fd >= 0 && (mode == PLAN_PAGEMAP_ANON || mode == PLAN_PAGEMAP_PRIVATE_FILE) &&
+			    shared_with_parent(e8, ppm[i])) {
+				take = 0;       /* stored once, in the parent */
+				err = tree_shared_page(c, a->id, addr);
+			}
 			if (!take && c->parent && (mode != PLAN_ALL || addr < all_end))
 				take = incr_parent_holds(c, addr);
 			if (take) {
@@ -323,7 +341,8 @@ int plan_chunks(struct capture *c)
 	char path[64];
 	size_t cap = 0;
 	int err = 0;
-	uint64_t *pm = malloc(CKIMG_SPAN_GRID_PAGES * 8);
+	uint64_t *pm = malloc(CKIMG_SPAN_GRID_PAGES * 8), *ppm = malloc(CKIMG_SPAN_GRID_PAGES * 8);
+	int ppm_fd = ppm ? tree_parent_pagemap(c) : -1;
 
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", c->pid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -332,10 +351,13 @@ int plan_chunks(struct capture *c)
 		goto out;
 	}
 	for (size_t i = 0; !err && i < c->nareas; i++)
-		err = plan_area(c, &c->areas[i], fd, &cap, pm);
+		err = plan_area(c, &c->areas[i], fd, &cap, pm, ppm_fd, ppm);
 out:
 	if (fd >= 0)
 		close(fd);
+	if (ppm_fd >= 0)
+		close(ppm_fd);
 	free(pm);
+	free(ppm);
 	return err;
 }

@@ -79,6 +79,26 @@ static void set_error(struct pipeline *pl, int err)
 	pthread_mutex_unlock(&pl->mu);
 }
 
+/*
+ * In a tree, pages are read through /proc/PID/mem: process_vm_readv pins them, and pinning a
+ * page still shared copy-on-write with another process unshares it (kernel >= 5.19), so the
+ * capture itself would copy every page a parent shares with its forked children (and they
+ * would no longer be seen as shared, SHARED_PAGES). Bytes read from the first run on.
+ */
+static ssize_t read_runs_unpinned(struct pipeline *pl, uint8_t *dst, const struct iovec *remote, int nr)
+{
+	ssize_t total = 0;
+
+	for (int r = 0; r < nr; r++) {
+		ssize_t n = pread(pl->mem_fd, dst + total, remote[r].iov_len, (off_t)(uintptr_t)remote[r].iov_base);
+		if (n > 0)
+			total += n;
+		if (n != (ssize_t)remote[r].iov_len)
+			break;
+	}
+	return total;
+}
+
 /* Read one chunk's candidate pages, packed, into dst; unreadable pages are marked bad. */
 static int read_chunk(struct pipeline *pl, size_t i, uint8_t *dst)
 {
@@ -98,7 +118,8 @@ static int read_chunk(struct pipeline *pl, size_t i, uint8_t *dst)
 					       (size_t)(q - p) * PAGE_SIZE_4K };
 		p = q;
 	}
-	ssize_t got = process_vm_readv(pl->c->pid, &local, 1, remote, (unsigned long)nr, 0);
+	ssize_t got = pl->c->tree ? read_runs_unpinned(pl, dst, remote, nr) :
+		      process_vm_readv(pl->c->pid, &local, 1, remote, (unsigned long)nr, 0);
 	if (got == (ssize_t)local.iov_len)
 		return 0;
 	if (got < 0)
@@ -237,7 +258,7 @@ static int pwritev_all(int fd, struct iovec *v, int cnt, uint64_t off)
 	return 0;
 }
 
-static void put_record_header(uint8_t *at, uint64_t payload_len, uint32_t payload_crc, uint32_t seq)
+static void put_record_header(uint8_t *at, uint64_t payload_len, uint32_t payload_crc, uint32_t seq, uint32_t owner)
 {
 	struct ckimg_record_header rh;
 	memset(&rh, 0, sizeof(rh));
@@ -246,6 +267,7 @@ static void put_record_header(uint8_t *at, uint64_t payload_len, uint32_t payloa
 	rh.payload_length = payload_len;
 	rh.payload_crc = payload_crc;
 	rh.sequence = seq;
+	rh.owner_pid = owner;       /* format 1.2 trees */
 	rh.header_crc = ck_crc32(0, &rh, 28);
 	memcpy(at, &rh, sizeof(rh));
 }
@@ -328,7 +350,7 @@ static int write_chunk(struct worker *w, size_t i)
 		iov[0] = (struct iovec){ rec, padded };
 		cnt = 1;
 	}
-	put_record_header(rec, payload_len, crc, seq);
+	put_record_header(rec, payload_len, crc, seq, pl->im->owner);
 	err = pwritev_all(pl->out_fd, iov, cnt, off);
 	if (err)
 		return cap_fail(err, "write image");

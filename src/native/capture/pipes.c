@@ -7,6 +7,9 @@
  * a pipe of ours, then read from ours.
  */
 #include "fds.h"
+#include "tree.h"
+
+#include <sys/sysmacros.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -118,11 +121,17 @@ static int pipe_dump(struct capture *c, struct cap_fd *d)
 	if (err)
 		return err;
 	x.pipe_size = size;
+	dev_t dev = makedev(d->f.dev_major, d->f.dev_minor);
+	if (tree_earlier_holds(c, dev, d->f.inode)) {
+		x.flags |= CKIMG_PIPE_DATA_ELSEWHERE;   /* one copy of the bytes per tree */
+		data.len = 0;
+	}
 	x.data_length = (uint32_t)data.len;
 	/* An anonymous pipe with one end in another process comes back detached (that process
 	 * keeps its end); one whose other end is closed everywhere comes back exactly (poll(2) on our copy: POLLHUP, no writer left; POLLERR, no reader). */
 	if (!fifo && (x.flags & (CKIMG_PIPE_HAS_READER | CKIMG_PIPE_HAS_WRITER)) !=
-		     (CKIMG_PIPE_HAS_READER | CKIMG_PIPE_HAS_WRITER) && !other_end_closed(c, d, x.flags)) {
+		     (CKIMG_PIPE_HAS_READER | CKIMG_PIPE_HAS_WRITER) && !other_end_closed(c, d, x.flags) &&
+	    !tree_other_holds(c, dev, d->f.inode, (x.flags & CKIMG_PIPE_HAS_READER) ? O_WRONLY : O_RDONLY)) {
 		const char *why = x.flags & CKIMG_PIPE_HAS_READER ?
 			"the pipe's writing end is held by another process; restore gives this end the buffered bytes, then end of file" :
 			"the pipe's reading end is held by another process; restore sends this end's writes to /dev/null";

@@ -7,6 +7,7 @@
  * outside it is recorded with a warning (a named one is connected to again on restore).
  */
 #include "fds.h"
+#include "tree.h"
 
 #include <errno.h>
 #include <linux/netlink.h>
@@ -99,16 +100,43 @@ out:
 	return err;
 }
 
-/* The receive queue, message by message, left in place (peek offset on, then off again). */
-static int peek_queue(int fd, uint32_t type, struct buf *q, uint32_t *count, uint64_t *bytes)
+/* Files passed in a peeked message (SCM_RIGHTS) land in our table too: count and close them. */
+static uint32_t passed_files(struct msghdr *mh)
+{
+	uint32_t files = 0;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k; i++) {
+			int f;
+			memcpy(&f, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			close(f);
+		}
+		files += (uint32_t)k;
+	}
+	return files;
+}
+
+/*
+ * The receive queue, message by message, left in place (peek offset on, then off again).
+ * *files counts the files messages carry (SCM_RIGHTS), which the image does not hold.
+ */
+static int peek_queue(int fd, uint32_t type, struct buf *q, uint32_t *count, uint64_t *bytes, uint32_t *files)
 {
 	int zero = 0, off = -1, err = 0;
 	static uint8_t msg[1 << 20];
+	/* SCM_MAX_FD (253) files per message */
+	union { struct cmsghdr h; char b[CMSG_SPACE(253 * sizeof(int))]; } ctl;
 
 	if (setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero)) < 0)
 		return -errno;
 	for (;;) {
-		ssize_t n = recv(fd, msg, type == SOCK_STREAM ? 65536 : sizeof(msg), MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC);
+		struct iovec iov = { msg, type == SOCK_STREAM ? 65536 : sizeof(msg) };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof(ctl.b) };
+		ssize_t n = recvmsg(fd, &mh, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC | MSG_CMSG_CLOEXEC);
+		if (n >= 0)
+			*files += passed_files(&mh) + ((mh.msg_flags & MSG_CTRUNC) ? 1 : 0);
 		if (n < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
 				err = -errno;
@@ -182,16 +210,21 @@ static int unix_dump(struct capture *c, struct cap_fd *d)
 		x.flags |= CKIMG_UNIX_PASSCRED;
 	if (u.peer) {
 		struct unix_diag pu;
-		if (recorded_socket(c, u.peer))
+		if (recorded_socket(c, u.peer) || tree_other_holds(c, d->st.st_dev, u.peer, -1))
 			x.flags |= CKIMG_UNIX_PEER_INSIDE;
 		else if (query_diag(u.peer, &pu) == 0) {
 			memcpy(peer_name, pu.name, pu.name_len);
 			peer_len = pu.name_len;
 		}
 	}
-	uint32_t qn = 0;
+	uint32_t qn = 0, files = 0;
 	uint64_t qb = 0;
-	if (u.state != 10 && (err = peek_queue(fd, u.type, &q, &qn, &qb)))
+	if (tree_earlier_holds(c, d->st.st_dev, d->f.inode))
+		x.flags |= CKIMG_UNIX_QUEUE_ELSEWHERE;  /* one copy of the queue per tree */
+	else if (u.state != 10 && (err = peek_queue(fd, u.type, &q, &qn, &qb, &files)))
+		goto out;
+	if (files && (err = fd_cannot(c, d, "%u file(s) passed in queued messages (SCM_RIGHTS) are not kept; the "
+				      "messages would come back without them", files)))
 		goto out;
 	x.queue_count = qn;
 	x.queue_bytes = qb;

@@ -126,7 +126,7 @@ struct ckimg_record_header {
 	uint64_t payload_length;
 	uint32_t payload_crc;
 	uint32_t sequence;
-	uint32_t reserved;
+	uint32_t owner_pid;         /* 1.2 tree images: the process the record belongs to, else 0 */
 	uint32_t header_crc;        /* crc32 of bytes 0..27 */
 } __attribute__((packed));
 
@@ -593,6 +593,30 @@ static_assert(sizeof(struct ckimg_timerfd_fixed) == 40, "timerfd layout");
 static_assert(sizeof(struct ckimg_signalfd_fixed) == 16, "signalfd layout");
 static_assert(sizeof(struct ckimg_epoll_fixed) == 16, "epoll layout");
 static_assert(sizeof(struct ckimg_epoll_entry) == 24, "epoll entry layout");
+
+/* INOTIFY (0x0054, FORMAT.md 4.25): FIXED, then `count` watches, each an entry FIXED of
+ * entry_size bytes followed by path_len bytes of its path (no NUL). */
+#define CKIMG_REC_INOTIFY   0x0054
+
+struct ckimg_inotify_fixed {
+	uint32_t fixed_size;        /* 16 */
+	uint32_t count;             /* watches */
+	uint32_t entry_size;        /* 32: bytes of each entry before its path */
+	uint32_t reserved;
+} __attribute__((packed));
+
+struct ckimg_inotify_entry {
+	uint32_t wd;                /* watch descriptor, as inotify_add_watch returned it */
+	uint32_t mask;              /* IN_* events and IN_ONESHOT / IN_EXCL_UNLINK as registered */
+	uint32_t ignored_mask;      /* fdinfo's ignored_mask (0 for inotify) */
+	uint32_t dev;               /* st_dev of the watched inode (kernel encoding major << 20 | minor) */
+	uint64_t inode;             /* the watched inode, to check the path still names it */
+	uint32_t path_len;          /* bytes of path that follow */
+	uint32_t reserved;
+} __attribute__((packed));
+
+static_assert(sizeof(struct ckimg_inotify_fixed) == 16, "inotify layout");
+static_assert(sizeof(struct ckimg_inotify_entry) == 32, "inotify entry layout");
 /* ===================================================================================== */
 /* end of the issue 10 "state" block                                                       */
 /* ===================================================================================== */
@@ -694,6 +718,33 @@ static_assert(sizeof(struct ckimg_file_data_fixed) == 40, "file data layout");
 static_assert(sizeof(struct ckimg_fd_file_fixed) == 40, "fd file layout");
 static_assert(sizeof(struct ckimg_tty_fixed) == 96, "tty layout");
 /* ---- end of the "tty-files" block ---- */
+
+/* ---- format 1.2: process trees (FORMAT.md "Process trees") ---- */
+#define CKIMG_REC_TREE           0x000A   /* MUST_UNDERSTAND, owner 0, 0-1 */
+#define CKIMG_REC_SHARED_PAGES   0x000B   /* 0-1 per process */
+#define CKIMG_INDEX_ENTRY_SIZE_TREE 48     /* entry + u32 owner_pid + u32 reserved */
+
+struct ckimg_tree_fixed {
+	uint32_t fixed_size;        /* 16 */
+	uint32_t root_pid;
+	uint32_t count;
+	uint32_t entry_size;        /* 32 */
+} __attribute__((packed));
+
+struct ckimg_tree_entry {
+	uint32_t pid, ppid, pgid, sid;
+	uint32_t flags;             /* CKIMG_TREE_* */
+	uint32_t exit_status;       /* zombies: wait(2) status */
+	uint32_t thread_count;      /* 0 for a zombie */
+	uint32_t reserved;
+} __attribute__((packed));
+
+#define CKIMG_TREE_ZOMBIE       (1u << 0)
+#define CKIMG_PIPE_DATA_ELSEWHERE  (1u << 3)   /* tree: the bytes are in an earlier process's PIPE */
+#define CKIMG_UNIX_QUEUE_ELSEWHERE (1u << 4)   /* tree: the queue is in an earlier process's record */
+
+static_assert(sizeof(struct ckimg_tree_fixed) == 16, "tree layout");
+static_assert(sizeof(struct ckimg_tree_entry) == 32, "tree entry layout");
 
 /* ---- incremental images (format 1.2, FORMAT.md "Incremental images") ---- */
 #define CKIMG_REC_PARENT        0x000E   /* MUST_UNDERSTAND: pages come from a parent image */

@@ -72,7 +72,8 @@ static int deflate_decode(const uint8_t *in, size_t ilen, uint8_t *out, size_t o
 	zs.avail_out = (uInt)olen;
 	ret = inflate(&zs, Z_FINISH);
 	inflateEnd(&zs);
-	return (ret == Z_STREAM_END && zs.total_out == olen) ? 0 : -EBADMSG;
+	/* G7: the stream ends exactly at stored_size and yields exactly the raw size */
+	return (ret == Z_STREAM_END && zs.total_out == olen && zs.avail_in == 0) ? 0 : -EBADMSG;
 }
 
 int rst_decompress(uint8_t codec, const uint8_t *src, size_t slen, uint8_t *dst, size_t dlen)

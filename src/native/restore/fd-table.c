@@ -16,6 +16,8 @@ int eventfd_record_check(const struct img_fdrec *r, char *err, size_t errlen);
 int timerfd_record_check(const struct img_fdrec *r, char *err, size_t errlen);
 int signalfd_record_check(const struct img_fdrec *r, char *err, size_t errlen);
 int epoll_record_check(const struct img_fdrec *r, char *err, size_t errlen);
+extern const struct rst_fd_ops inotify_ops;
+int inotify_record_check(const struct img_fdrec *r, char *err, size_t errlen);
 extern const struct rst_fd_ops deleted_ops, tty_ops;
 
 const struct rst_fd_ops *const rst_fd_ops_table[] = {
@@ -27,6 +29,7 @@ const struct rst_fd_ops *const rst_fd_ops_table[] = {
 	&timerfd_ops,           /* anon-fds.c: timerfd armed as it was */
 	&signalfd_ops,          /* anon-fds.c: signalfd with its mask */
 	&epoll_ops,             /* anon-fds.c: epoll, watches added once every fd is placed */
+	&inotify_ops,           /* inotify.c: inotify, watches added again under their numbers */
 	&deleted_ops,           /* files-content.c: deleted files and memfds, re-created */
 	&tty_ops,               /* tty.c: our terminal for a shell job; pty pairs */
 	&reg_ops,               /* files-reg.c: files, directories, devices by path */
@@ -45,5 +48,6 @@ const struct rst_fd_record rst_fd_records[] = {
 	{ CKIMG_REC_TIMERFD, "TIMERFD", timerfd_record_check },
 	{ CKIMG_REC_SIGNALFD, "SIGNALFD", signalfd_record_check },
 	{ CKIMG_REC_EPOLL, "EPOLL", epoll_record_check },
+	{ CKIMG_REC_INOTIFY, "INOTIFY", inotify_record_check },
 	{ 0, NULL, NULL },
 };

@@ -64,9 +64,15 @@ int rst_fds_fail(struct rst_fds *s, int err, const char *fmt, ...)
 
 struct rst_obj *rst_obj_get(struct rst_fds *s, uint32_t tag, uint64_t id)
 {
+	const struct rst_obj *shared = NULL;
+
 	for (size_t i = 0; i < s->nobjs; i++)
 		if (s->objs[i].tag == tag && s->objs[i].id == id)
 			return &s->objs[i];
+	/* a tree: an object between processes was made once, before any of them (tree.c) */
+	for (size_t i = 0; i < s->a->ntree_objs; i++)
+		if (s->a->tree_objs[i].tag == tag && s->a->tree_objs[i].id == id)
+			shared = &s->a->tree_objs[i];
 	if (s->nobjs == s->objcap) {
 		size_t cap = s->objcap ? s->objcap * 2 : 16;
 		struct rst_obj *q = realloc(s->objs, cap * sizeof(*q));
@@ -80,6 +86,9 @@ struct rst_obj *rst_obj_get(struct rst_fds *s, uint32_t tag, uint64_t id)
 	o->tag = tag;
 	o->id = id;
 	o->fd[0] = o->fd[1] = -1;
+	for (int k = 0; shared && k < 2; k++)
+		if (shared->fd[k] >= 0 && (o->fd[k] = fcntl(shared->fd[k], F_DUPFD_CLOEXEC, s->scratch)) < 0)
+			return NULL;
 	return o;
 }
 
@@ -149,7 +158,7 @@ static void take_stdio(struct rst_fds *s, char inherit[3])
 		const struct rst_file *f = &s->files[s->file_of[i]];
 		if (d->f.fd > 2 || !fd_is_open((int)d->f.fd))
 			continue;
-		if (f->ops->placeholder || (d->f.state & (CKIMG_FDS_UNRESTORABLE | CKIMG_FDS_PEER_OUTSIDE)) ||
+		if (s->a->inherit_stdio || f->ops->placeholder || (d->f.state & (CKIMG_FDS_UNRESTORABLE | CKIMG_FDS_PEER_OUTSIDE)) ||
 		    (d->path.s[0] == '/' && access(d->path.s, F_OK) != 0))
 			inherit[d->f.fd] = 1;
 	}
@@ -206,7 +215,12 @@ static int open_and_place(struct rst_fds *s, size_t fi, const char inherit[3])
 	if (d->f.fd <= 2 && inherit[d->f.fd])
 		return fcntl((int)d->f.fd, F_SETFD, (d->f.fd_flags & CKIMG_FD_CLOEXEC) ? FD_CLOEXEC : 0) < 0 ?
 			rst_fds_fail(s, -errno, "FD record #%u (fd %u)", d->seq, d->f.fd) : 0;
-	fd = f->ops->open(s, f);
+	for (size_t i = 0; d->f.file_id && i < s->a->ninh && !f->inherited; i++)
+		if (s->a->inh_id[i] == d->f.file_id)
+			f->inherited = 1 + i;
+	fd = f->inherited ? fcntl(s->a->inh_fd[f->inherited - 1], F_DUPFD_CLOEXEC, s->scratch) : f->ops->open(s, f);
+	if (fd < 0 && f->inherited)
+		rst_fds_fail(s, -errno, "the description shared with the parent process");
 	if (fd < 0)
 		goto named;
 	f->fd = fd = rst_fd_scratch(s, fd);
@@ -293,14 +307,14 @@ int restore_fds_child(struct restore_args *a, char *err, size_t errlen)
 		if ((ret = open_and_place(&s, i, inherit)))
 			goto out;
 		/* a description at its numbers no longer needs its scratch copy */
-		if (s.files[i].fd >= 0 && !s.files[i].ops->post_open) {
+		if (s.files[i].fd >= 0 && (!s.files[i].ops->post_open || s.files[i].inherited)) {
 			close(s.files[i].fd);
 			s.files[i].fd = -1;
 		}
 	}
 	for (size_t i = 0; i < s.nfiles; i++) {
 		struct rst_file *f = &s.files[i];
-		if (f->fd >= 0 && f->ops->post_open && (ret = f->ops->post_open(&s, f))) {
+		if (f->fd >= 0 && !f->inherited && f->ops->post_open && (ret = f->ops->post_open(&s, f))) {
 			char why[512];
 			snprintf(why, sizeof(why), "%s", err);
 			snprintf(err, errlen, "FD record #%u (fd %u, %s): %s", f->d->seq, f->d->f.fd, f->ops->name, why);

@@ -25,6 +25,7 @@ struct rst_file {
 	const struct rst_fd_ops *ops;
 	int fd;                         /* opened, on a scratch number; -1 until then */
 	void *priv;                     /* the kind's own state */
+	int inherited;                  /* a tree: the parent's description, kept (no post_open) */
 };
 
 struct rst_fd_ops {
@@ -68,6 +69,10 @@ struct restore_args *rst_fds_args(struct rst_fds *s);
 struct rst_obj *rst_obj_get(struct rst_fds *s, uint32_t tag, uint64_t id);   /* find or add */
 int rst_fd_scratch(struct rst_fds *s, int fd);   /* move fd above every recorded number */
 int rst_fds_fail(struct rst_fds *s, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* pipes.c: a new pipe with the recorded size and bytes of pipe_id (a tree's pipe between
+ * processes, made before any of them). 0, or -errno with *step naming what failed. */
+int rst_pipe_make(const struct img *img, uint64_t pipe_id, int fd[2], const char **step);
 
 /* locks.c: take the recorded locks and leases again (child, every fd in place). */
 int restore_locks_child(struct rst_fds *s);

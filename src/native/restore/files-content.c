@@ -50,7 +50,7 @@ int restore_check_fd_files(struct restore_args *a)
 		for (size_t k = 0; k < img->nfds; k++)
 			if (img->fds[k].f.fd == x->f.fd)
 				d = &img->fds[k];
-		if (!d || d->path.s[0] != '/' || stat(d->path.s, &st) < 0)
+		if (!d || d->path.s[0] != '/' || (a->inherit_stdio && d->f.fd <= 2) || stat(d->path.s, &st) < 0)
 			continue;       /* a missing file is refused when the fd is reopened */
 		what[0] = 0;
 		if (major(st.st_dev) != d->f.dev_major || minor(st.st_dev) != d->f.dev_minor || st.st_ino != d->f.inode)

@@ -117,20 +117,13 @@ static void child_rseq_off(void)
 		syscall(SYS_rseq, area, 32, 1, RSEQ_SIG);
 }
 
-static void __attribute__((noreturn)) child_main(struct restore_args *a)
+/* In the new process, still running our code: what it sets up for itself (fds, cwd, umask,
+ * personality, name, signal dispositions, aux fds, trampoline). Returns only on success. */
+void restore_child_setup(struct restore_args *a)
 {
 	struct img *img = a->img;
 	const struct ckimg_process_fixed *p = &img->proc.f;
-	sigset_t all;
 	void *t;
-
-	sigfillset(&all);
-	sigprocmask(SIG_SETMASK, &all, NULL);
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (p->sid == p->pid && !a->new_pid && !a->shell_job)
-		setsid();       /* a shell job stays in our session: that is where our terminal is */
-	else if (p->pgid == p->pid && !a->new_pid)
-		setpgid(0, 0);
 
 	if (restore_contents_child(a, a->child_err, CHILD_ERR_SIZE))
 		_exit(100);
@@ -156,6 +149,26 @@ static void __attribute__((noreturn)) child_main(struct restore_args *a)
 	((uint8_t *)t)[2] = 0xcc;       /* int3: never reached (we stop at syscall exit) */
 
 	child_rseq_off();
+}
+
+void restore_child_fail(struct restore_args *a, const char *what, int err)
+{
+	child_fail(a, "%s: %s", what, strerror(err));
+}
+
+static void __attribute__((noreturn)) child_main(struct restore_args *a)
+{
+	const struct ckimg_process_fixed *p = &a->img->proc.f;
+	sigset_t all;
+
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (p->sid == p->pid && !a->new_pid && !a->shell_job)
+		setsid();       /* a shell job stays in our session: that is where our terminal is */
+	else if (p->pgid == p->pid && !a->new_pid)
+		setpgid(0, 0);
+	restore_child_setup(a);
 	if (ptrace(PTRACE_TRACEME, 0, 0, 0) < 0)
 		child_fail(a, "PTRACE_TRACEME: %s", strerror(errno));
 	syscall(SYS_kill, syscall(SYS_getpid), SIGSTOP);
@@ -217,14 +230,14 @@ static size_t busy_ranges(struct restore_args *a, uint64_t (**out)[2])
 	return n;
 }
 
-int restore_fork(struct restore_args *a)
+/* Before any fork: where the trampoline goes, the fd numbers the child uses for itself, the
+ * fd limit, the shared page for the child's error message. */
+int restore_fork_prepare(struct restore_args *a)
 {
 	struct img *img = a->img;
-	struct clone_args ca;
 	uint64_t (*busy)[2] = NULL;
 	size_t nbusy;
-	int max_fd = 2, st;
-	pid_t pid, want = (pid_t)img->proc.f.pid;
+	int max_fd = 2;
 	struct rlimit rl;
 
 	nbusy = busy_ranges(a, &busy);
@@ -267,7 +280,34 @@ int restore_fork(struct restore_args *a)
 	if (a->child_err == MAP_FAILED)
 		return rst_err(a, -errno, "mmap: %s", strerror(errno));
 	a->child_err[0] = 0;
+	return 0;
+}
 
+/* The process is stopped under our ptrace: its threads table, the main thread's registers. */
+int restore_fork_adopt(struct restore_args *a)
+{
+	struct img *img = a->img;
+
+	a->threads = calloc(img->nthreads, sizeof(*a->threads));
+	if (!a->threads)
+		return -ENOMEM;
+	a->threads[0].tid = a->pid;
+	for (size_t i = 0; i < img->nthreads; i++)
+		if (img->threads[i].f.tid == img->proc.f.pid)
+			a->threads[0].img_idx = (int)i;
+	a->nthreads = 1;
+	return rst_thread_attach_regs(&a->threads[0]);
+}
+
+int restore_fork(struct restore_args *a)
+{
+	struct img *img = a->img;
+	struct clone_args ca;
+	int st, err;
+	pid_t pid, want = (pid_t)img->proc.f.pid;
+
+	if ((err = restore_fork_prepare(a)))
+		return err;
 	fflush(NULL);
 	memset(&ca, 0, sizeof(ca));
 	ca.exit_signal = SIGCHLD;
@@ -302,13 +342,5 @@ int restore_fork(struct restore_args *a)
 	if (!a->seccomp_suspended && ptrace(PTRACE_SETOPTIONS, pid, 0,
 		   PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE | PTRACE_O_TRACESYSGOOD) < 0)
 		return rst_err(a, -errno, "PTRACE_SETOPTIONS: %s", strerror(errno));
-	a->threads = calloc(img->nthreads, sizeof(*a->threads));
-	if (!a->threads)
-		return -ENOMEM;
-	a->threads[0].tid = pid;
-	for (size_t i = 0; i < img->nthreads; i++)
-		if (img->threads[i].f.tid == img->proc.f.pid)
-			a->threads[0].img_idx = (int)i;
-	a->nthreads = 1;
-	return rst_thread_attach_regs(&a->threads[0]);
+	return restore_fork_adopt(a);
 }

@@ -39,6 +39,7 @@ const char *img_type_name(uint16_t type)
 	case CKIMG_REC_TIMERFD: return "TIMERFD";
 	case CKIMG_REC_SIGNALFD: return "SIGNALFD";
 	case CKIMG_REC_EPOLL: return "EPOLL";
+	case CKIMG_REC_INOTIFY: return "INOTIFY";
 	case CKIMG_REC_FILE_CONTENT: return "FILE_CONTENT";
 	case CKIMG_REC_FILE_DATA: return "FILE_DATA";
 	case CKIMG_REC_FD_FILE: return "FD_FILE";
@@ -447,12 +448,13 @@ static int load_header(struct img *img)
 		return fail(img, err, "IO: reading the header: %s", strerror(-err));
 	if (memcmp(h->magic, CKIMG_MAGIC, 8))
 		return fail(img, -EBADMSG, "NOT_AN_IMAGE: bad magic at offset 0");
-	if (ck_crc32(0, h, 60) != h->header_crc)
-		return fail(img, -EBADMSG, "BAD_HEADER: header CRC mismatch at offset 60");
+	/* H3 before H4: a later major version may not keep its CRC at byte 60 */
 	if (h->version_major != CKIMG_VERSION_MAJOR)
 		return fail(img, -ENOTSUP, "UNSUPPORTED_VERSION: image version %u.%u (this reader: 1.x)",
 			    h->version_major, h->version_minor);
-	if (h->header_size < CKIMG_HEADER_SIZE || h->header_size > img->size)
+	if (ck_crc32(0, h, 60) != h->header_crc)
+		return fail(img, -EBADMSG, "BAD_HEADER: header CRC mismatch at offset 60");
+	if (h->header_size < CKIMG_HEADER_SIZE || h->header_size > 65536 || h->header_size > img->size)
 		return fail(img, -EBADMSG, "BAD_HEADER: header_size %u", h->header_size);
 	if (h->page_size < 4096 || h->page_size > 65536 || (h->page_size & (h->page_size - 1)))
 		return fail(img, -EBADMSG, "BAD_HEADER: page_size %u", h->page_size);
@@ -522,7 +524,8 @@ static int load_index(struct img *img)
 	}
 	img->nents = ix.entry_count;
 	img->ents = calloc(img->nents + 1, sizeof(*img->ents));
-	if (!img->ents) {
+	img->owners = calloc(img->nents + 1, sizeof(*img->owners));
+	if (!img->ents || !img->owners) {
 		free(pl);
 		return -ENOMEM;
 	}
@@ -530,6 +533,8 @@ static int load_index(struct img *img)
 	for (uint64_t i = 0; i < img->nents; i++) {
 		struct ckimg_index_entry *e = &img->ents[i];
 		memcpy(e, pl + ix.fixed_size + i * esz, sizeof(*e));
+		if (esz >= CKIMG_INDEX_ENTRY_SIZE_TREE)
+			memcpy(&img->owners[i], pl + ix.fixed_size + i * esz + sizeof(*e), 4);
 		if (e->offset < prev_end || e->payload_length > tr.index_offset ||
 		    e->offset + CKIMG_RECORD_HDR_SIZE + e->payload_length > tr.index_offset) {
 			free(pl);
@@ -542,17 +547,116 @@ static int load_index(struct img *img)
 	return 0;
 }
 
+/* Format 1.2: the TREE record (FORMAT.md "Process trees"), checked whole: pids unique,
+ * parents listed first, zombies without threads; then every record's owner is a live process. */
+static int load_tree(struct img *img)
+{
+	const struct ckimg_index_entry *te = NULL;
+	struct ckimg_record_header rh;
+	struct ckimg_tree_fixed f;
+	uint8_t *pl;
+	int err;
+
+	for (uint64_t i = 0; i < img->nents; i++)
+		if (img->ents[i].type == CKIMG_REC_TREE) {
+			if (te)
+				return fail(img, -EBADMSG, "DUPLICATE_RECORD: second TREE record at offset %llu",
+					    (unsigned long long)img->ents[i].offset);
+			te = &img->ents[i];
+			if (img->owners[i])
+				return fail(img, -EBADMSG, "BAD_FIELD: TREE record owned by process %u", img->owners[i]);
+		}
+	if (!te) {
+		for (uint64_t i = 0; i < img->nents; i++)
+			if (img->owners[i])
+				return fail(img, -EBADMSG, "BAD_FIELD: record at offset %llu owned by process %u in an image "
+					    "without a TREE record", (unsigned long long)img->ents[i].offset, img->owners[i]);
+		if (img->owner)
+			return fail(img, -ESRCH, "NO_SUCH_PROCESS: a single-process image has no process %u", img->owner);
+		return 0;
+	}
+	if (te->payload_length > CKIMG_MAX_METADATA_PAYLOAD || te->payload_length < sizeof(f))
+		return fail(img, -EBADMSG, "BAD_FIELD: TREE payload of %llu bytes", (unsigned long long)te->payload_length);
+	pl = malloc(te->payload_length);
+	if (!pl)
+		return -ENOMEM;
+	err = read_exact(img->fd, &rh, sizeof(rh), te->offset);
+	if (!err)
+		err = read_exact(img->fd, pl, te->payload_length, te->offset + CKIMG_RECORD_HDR_SIZE);
+	if (err) {
+		free(pl);
+		return fail(img, err, "IO: TREE record: %s", strerror(-err));
+	}
+	if (memcmp(rh.magic, CKIMG_RECORD_MAGIC, 4) || ck_crc32(0, &rh, 28) != rh.header_crc ||
+	    rh.type != CKIMG_REC_TREE || ck_crc32(0, pl, te->payload_length) != rh.payload_crc) {
+		free(pl);
+		return fail(img, -EBADMSG, "BAD_CHECKSUM: TREE record at offset %llu", (unsigned long long)te->offset);
+	}
+	memcpy(&f, pl, sizeof(f));
+	if (f.fixed_size < sizeof(f) || f.fixed_size > te->payload_length || f.entry_size < sizeof(struct ckimg_tree_entry) ||
+	    f.entry_size > 4096 || f.count < 1 || f.count > (te->payload_length - f.fixed_size) / f.entry_size) {
+		free(pl);
+		return fail(img, -EBADMSG, "BAD_FIELD: TREE record at offset %llu: %u entries of %u bytes do not fit",
+			    (unsigned long long)te->offset, f.count, f.entry_size);
+	}
+	img->tree = calloc(f.count, sizeof(*img->tree));
+	if (!img->tree) {
+		free(pl);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < f.count; i++) {
+		struct ckimg_tree_entry *e = &img->tree[i];
+		int parent_seen = i == 0, dup = 0;
+		memcpy(e, pl + f.fixed_size + (size_t)i * f.entry_size, sizeof(*e));
+		for (uint32_t k = 0; k < i; k++) {
+			dup |= img->tree[k].pid == e->pid;
+			parent_seen |= img->tree[k].pid == e->ppid;
+		}
+		int zombie = (e->flags & CKIMG_TREE_ZOMBIE) != 0;
+		if (dup || !e->pid || e->pid > 0x3fffffff || !parent_seen || (i == 0 && (zombie || e->pid != f.root_pid)) ||
+		    zombie != (e->thread_count == 0)) {
+			free(pl);
+			return fail(img, -EBADMSG, "BAD_FIELD: TREE entry %u (pid %u, parent %u) is not a valid tree entry",
+				    i, e->pid, e->ppid);
+		}
+	}
+	img->ntree = f.count;
+	img->tree_root = f.root_pid;
+	free(pl);
+	if (!img->owner)
+		img->owner = img->tree_root;
+	for (uint64_t i = 0; i < img->nents; i++) {
+		int live = 0;
+		if (&img->ents[i] == te)
+			continue;
+		for (uint32_t k = 0; k < img->ntree; k++)
+			live |= img->tree[k].pid == img->owners[i] && !(img->tree[k].flags & CKIMG_TREE_ZOMBIE);
+		if (!live)
+			return fail(img, -EBADMSG, "BAD_FIELD: record at offset %llu owned by process %u, not a live "
+				    "process of the TREE", (unsigned long long)img->ents[i].offset, img->owners[i]);
+	}
+	for (uint32_t k = 0; k < img->ntree; k++)
+		if (img->tree[k].pid == img->owner && !(img->tree[k].flags & CKIMG_TREE_ZOMBIE))
+			return 0;
+	return fail(img, -ESRCH, "NO_SUCH_PROCESS: the image holds no live process %u", img->owner);
+}
+
 static int load_records(struct img *img)
 {
 	size_t cap_t = 0, cap_a = 0, cap_f = 0, cap_d = 0, cap_c = 0, cap_r = 0;
 	int seen_argv = 0, seen_env = 0, seen_auxv = 0, seen_rl = 0, seen_sig = 0;
-	int err = 0;
+	int err = load_tree(img);
 
+	if (err)
+		return err;
 	for (uint64_t i = 0; i < img->nents; i++) {
 		const struct ckimg_index_entry *e = &img->ents[i];
 		struct ckimg_record_header rh;
 		uint8_t *pl;
 		uint64_t off = e->offset;
+
+		if (e->type == CKIMG_REC_TREE || (img->tree && img->owners[i] != img->owner))
+			continue;       /* another process's record, or the TREE (load_tree) */
 
 		err = read_exact(img->fd, &rh, sizeof(rh), off);
 		if (err)
@@ -560,9 +664,15 @@ static int load_records(struct img *img)
 		if (memcmp(rh.magic, CKIMG_RECORD_MAGIC, 4) || ck_crc32(0, &rh, 28) != rh.header_crc)
 			return fail(img, -EBADMSG, "BAD_RECORD: bad record header at offset %llu (index entry %llu)",
 				    (unsigned long long)off, (unsigned long long)i);
-		if (rh.type != e->type || rh.payload_length != e->payload_length)
+		if (rh.type != e->type || rh.flags != e->flags || rh.payload_length != e->payload_length || rh.owner_pid != img->owners[i])
 			return fail(img, -EBADMSG, "BAD_INDEX: index entry %llu disagrees with " RECFMT,
 				    (unsigned long long)i, RECARG(rh.type, rh.sequence, off));
+		if (rh.sequence != i)   /* R3 */
+			return fail(img, -EBADMSG, "BAD_RECORD: " RECFMT ": sequence where %llu was expected",
+				    RECARG(rh.type, rh.sequence, off), (unsigned long long)i);
+		if (rh.type == 0 || rh.type == 0xffff)   /* R5 */
+			return fail(img, -EBADMSG, "BAD_RECORD: record type 0x%04x at offset %llu is not a record type",
+				    rh.type, (unsigned long long)off);
 		if (rh.type == CKIMG_REC_PAGES) {
 			if (img->nchunks == cap_c) {
 				cap_c = cap_c ? cap_c * 2 : 64;
@@ -848,11 +958,17 @@ static int check_area_overlap(struct img *img)
 
 int img_open(struct img *img, const char *path)
 {
+	return img_open_process(img, path, 0);
+}
+
+int img_open_process(struct img *img, const char *path, uint32_t pid)
+{
 	struct stat st;
 	int err;
 
 	memset(img, 0, sizeof(*img));
 	img->path = path;
+	img->owner = pid;
 	img->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (img->fd < 0)
 		return fail(img, -errno, "IO: %s", strerror(errno));
@@ -914,6 +1030,8 @@ void img_close(struct img *img)
 	free(img->chunks);
 	img_files_free(img);
 	free(img->ents);
+	free(img->owners);
+	free(img->tree);
 	free(img->auxv);
 	free(img->rlimits);
 	free(img->sigs);

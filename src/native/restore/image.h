@@ -43,6 +43,8 @@ struct img_area {
 	int file_idx;               /* index into img.files, -1 if none */
 	/* filled by restore */
 	int has_pages;
+	int premapped;              /* tree: 1 mapped and filled before the fork (the parent's),
+				     * 2 inherited from the parent, its shared pages already right */
 };
 
 struct img_file {
@@ -187,6 +189,12 @@ struct img {
 	size_t nfd_files, cap_fd_files;
 	struct img_tty *ttys;
 	size_t nttys, cap_ttys;
+	/* format 1.2 process trees: only the records of process `owner` are loaded (0: a
+	 * single-process image, or the tree's root) */
+	uint32_t owner;
+	uint32_t *owners;           /* per index entry */
+	struct ckimg_tree_entry *tree;  /* the TREE entries, parents first; NULL: one process */
+	uint32_t ntree, tree_root;
 
 	struct img_chain *chain;    /* format 1.2 PARENT / PAGE_DIGESTS (chain.c) */
 
@@ -195,6 +203,8 @@ struct img {
 
 /* Open and validate path; load all metadata. Returns 0 or -errno with img->err set. */
 int img_open(struct img *img, const char *path);
+/* The same for process `pid` of a tree image (its records only; the TREE in img->tree). */
+int img_open_process(struct img *img, const char *path, uint32_t pid);
 void img_close(struct img *img);
 
 /* Map the whole image read-only: chunks are then checked and copied from the page cache

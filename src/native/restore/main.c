@@ -14,6 +14,8 @@
  *   --strict     refuse when a file an fd had open changed since the capture (else: a warning)
  *   --deleted-dir DIR  re-create deleted files in DIR and keep them there (else: where they
  *                were, unlinked again)
+ *   --inherit-stdio  fds 0-2 are taken over from ours, whatever they were (`ckimg run`: the job
+ *                writes where the restarted run's output goes)
  *   --pid-fd N   write "PID\n" to fd N (instead of stdout) once the process runs.
  *   --msg-fd N   errors and warnings go to fd N instead of stderr (the restored process keeps
  *                our stderr).
@@ -146,6 +148,8 @@ int main(int argc, char **argv)
 			a->strict = 1;
 		else if (!strcmp(argv[i], "--deleted-dir") && i + 1 < argc)
 			a->deleted_dir = argv[++i];
+		else if (!strcmp(argv[i], "--inherit-stdio"))
+			a->inherit_stdio = 1;
 		else if (!strcmp(argv[i], "--check"))
 			check_only = 1;
 		else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose"))
@@ -174,8 +178,9 @@ int main(int argc, char **argv)
 	}
 	rst_trace(a, "image read");
 	if (check_only)
-		return check_image(a);
-	if ((err = restore_check_files(a)) || (err = restore_fds_check(a)) || (err = restore_state_check(a)) ||
+		return img.tree ? restore_tree_check(a, check_image) : check_image(a);
+	/* format 1.2 trees: the root and its descendants (tree.c) */
+	if (img.tree ? (err = restore_tree(a)) != 0 : (err = restore_check_files(a)) || (err = restore_fds_check(a)) || (err = restore_state_check(a)) ||
 	    (err = restore_check_fd_files(a)) || (err = restore_tty_prepare(a)) || (err = restore_fork(a)) ||
 	    (err = restore_mm(a)) || (err = restore_threads(a)) || (err = restore_mm_wait(a)) ||
 	    (err = restore_state_early(a)) || (err = restore_creds(a)) || (err = restore_fd_files_report(a)) ||

@@ -138,6 +138,36 @@ static struct img_area *recorded_by_path(struct img *img, const char *p)
 	return NULL;
 }
 
+/* munmap [s, e) but not the areas a tree restore mapped before the fork (premapped). */
+static long unmap_around_premapped(struct restore_args *a, struct rst_thread *m, uint64_t s, uint64_t e)
+{
+	struct img *img = a->img;
+	uint64_t at = s;
+	long r = 0;
+
+	while (at < e && r >= 0) {
+		uint64_t next = e, skip_to = at;
+		for (size_t i = 0; i < img->nareas; i++) {
+			const struct img_area *ar = &img->areas[i];
+			if (!ar->premapped || ar->f.end <= at || ar->f.start >= e)
+				continue;
+			if (ar->f.start <= at) {
+				skip_to = ar->f.end > skip_to ? ar->f.end : skip_to;
+				next = at;
+			} else if (ar->f.start < next) {
+				next = ar->f.start;
+			}
+		}
+		if (skip_to > at) {
+			at = skip_to;
+			continue;
+		}
+		r = rst_rsys(a, m, SYS_munmap, at, next - at, 0, 0, 0, 0);
+		at = next;
+	}
+	return r;
+}
+
 static int restore_unmap_and_specials(struct restore_args *a)
 {
 	struct rst_thread *m = &a->threads[0];
@@ -172,7 +202,7 @@ static int restore_unmap_and_specials(struct restore_args *a)
 				continue;
 			}
 		}
-		r = rst_rsys(a, m, SYS_munmap, cm[i].s, cm[i].e - cm[i].s, 0, 0, 0, 0);
+		r = unmap_around_premapped(a, m, cm[i].s, cm[i].e);
 		if (r < 0) {
 			err = rst_err(a, (int)r, "unmapping %llx-%llx in the child: %s", (unsigned long long)cm[i].s,
 				      (unsigned long long)cm[i].e, strerror((int)-r));
@@ -245,6 +275,12 @@ static int restore_areas(struct restore_args *a)
 
 		if (area_is_special(ar))
 			continue;
+		if (ar->premapped) {    /* a tree: mapped before the fork, shared with the parent */
+			int err = ar->premapped == 2 ? rst_tree_zero_unshared(a, ar) : 0;
+			if (err)
+				return err;
+			continue;
+		}
 		/* droppable memory (VmFlags "dp", Linux 6.11) is its own mapping type */
 		flags |= (ar->f.flags & CKIMG_AREA_SHARED) ? MAP_SHARED : area_vmflag(ar, "dp") ? MAP_DROPPABLE : MAP_PRIVATE;
 		if (ar->f.flags & CKIMG_AREA_GROWSDOWN)
@@ -461,6 +497,9 @@ int restore_mm(struct restore_args *a)
 		free(mapped);
 		return err;
 	}
+	for (size_t i = 0; i < a->img->nchunks; i++)    /* filled before the fork (tree.c) */
+		if (a->img->areas[a->img->chunks[i].area_idx].premapped == 1)
+			mapped[i] = 1;
 	rst_trace(a, "areas mapped");
 	return fill_start(a, mapped);
 }
@@ -548,7 +587,7 @@ int restore_mm_wait(struct restore_args *a)
 
 		if (area_is_special(ar))
 			continue;
-		if (fill_prot(a, ar) != kprot(ar->f.prot)) {
+		if (ar->premapped || fill_prot(a, ar) != kprot(ar->f.prot)) {
 			r = rst_rsys(a, m, SYS_mprotect, ar->f.start, len, (uint64_t)kprot(ar->f.prot), 0, 0, 0);
 			if (r < 0)
 				return rst_err(a, (int)r, "AREA record #%u: mprotect: %s", ar->seq, strerror((int)-r));

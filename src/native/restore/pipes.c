@@ -89,23 +89,53 @@ static int pipe_match(struct rst_fds *s, const struct img_fd *d)
 	return is_reader(d) || !(d->f.state & CKIMG_FDS_PEER_OUTSIDE);
 }
 
-/* Size the new pipe and put the recorded bytes back (they fit: pipe_size >= data_length). */
-static int refill(struct rst_fds *s, int wr, const struct pipe_state *st)
+/* Size the new pipe and put the recorded bytes back (they fit: pipe_size >= data_length).
+ * 0, or -errno with *step naming what failed. */
+static int put_back(int wr, const struct pipe_state *st, const char **step)
 {
+	*step = "F_SETPIPE_SZ";
 	if (st->x.pipe_size && fcntl(wr, F_SETPIPE_SZ, (int)st->x.pipe_size) < 0)
-		return rst_fds_fail(s, -errno, "F_SETPIPE_SZ %u", st->x.pipe_size);
+		return -errno;
 	int fl = fcntl(wr, F_GETFL);
 	fcntl(wr, F_SETFL, fl | O_NONBLOCK);
+	*step = "writing the buffered bytes back";
 	for (uint32_t done = 0; done < st->x.data_length;) {
 		ssize_t n = write(wr, st->data + done, st->x.data_length - done);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return rst_fds_fail(s, n < 0 ? -errno : -EIO, "writing %u buffered bytes back", st->x.data_length);
+			return n < 0 ? -errno : -EIO;
 		done += (uint32_t)n;
 	}
 	fcntl(wr, F_SETFL, fl);
 	return 0;
+}
+
+static int refill(struct rst_fds *s, int wr, const struct pipe_state *st)
+{
+	const char *step;
+	int err = put_back(wr, st, &step);
+	return err ? rst_fds_fail(s, err, "%s (pipe of %u bytes, %u waiting)", step, st->x.pipe_size, st->x.data_length) : 0;
+}
+
+int rst_pipe_make(const struct img *img, uint64_t pipe_id, int fd[2], const char **step)
+{
+	const struct img_fdrec *r = img_fdrec_by_id(img, CKIMG_REC_PIPE, pipe_id);
+	struct pipe_state st;
+	int err;
+
+	*step = "pipe";
+	if (pipe2(fd, O_CLOEXEC) < 0)
+		return -errno;
+	if (!r)
+		return 0;
+	memcpy(&st.x, r->p, sizeof(st.x));
+	st.data = r->p + st.x.fixed_size;
+	if ((err = put_back(fd[1], &st, step))) {
+		close(fd[0]);
+		close(fd[1]);
+	}
+	return err;
 }
 
 static int pipe_open(struct rst_fds *s, struct rst_file *f)

@@ -50,6 +50,8 @@
 #include <sys/types.h>
 #include "image.h"
 
+struct rst_obj;
+
 #define RST_TRAMP_SIZE   (2 * 4096)       /* page 0: code (RX), page 1: scratch (RW) */
 
 struct rst_thread {
@@ -83,6 +85,7 @@ struct restore_args {
 	/* files and terminals (files-content.c, tty.c) */
 	int strict;                 /* --strict: a file changed since the capture is refused */
 	const char *deleted_dir;    /* --deleted-dir: deleted files are re-created here, kept */
+	int inherit_stdio;          /* --inherit-stdio: fds 0-2 are ours, never reopened (ckimg run) */
 	char **content_paths;
 	int contents_made;          /* the child got as far as creating them */
 	char **fd_warnings;         /* changed files, said once the process is built */
@@ -96,6 +99,18 @@ struct restore_args {
 
 	/* timings (ns since start) for --verbose */
 	uint64_t t0;
+
+	/* format 1.2 process trees (tree.c) */
+	int hold;                   /* restore_finish stops short of letting it run */
+	int tree_fd_base;           /* fds from here on belong to the tree, not to the process */
+	const struct ckimg_tree_entry *tree_entry;
+	struct rst_obj *tree_objs;  /* objects made once for the whole tree (pipes between processes) */
+	size_t ntree_objs;
+	struct rst_shared_run { uint64_t start; uint32_t pages, area_id; } *shared;  /* SHARED_PAGES */
+	size_t nshared;
+	uint32_t *inh_id;           /* descriptions inherited from the parent: tree file_id ... */
+	int *inh_fd;                /* ... and where the copy waits */
+	size_t ninh;
 
 	char err[768];
 };
@@ -143,6 +158,17 @@ int restore_state(struct restore_args *a);
 int rst_keepcaps(struct restore_args *a);
 uint32_t rst_main_pdeathsig(const struct restore_args *a);
 int restore_finish(struct restore_args *a);
+void restore_release(struct restore_args *a);
+/* fork.c pieces a tree restore (tree.c) drives itself */
+int restore_fork_prepare(struct restore_args *a);
+void restore_child_setup(struct restore_args *a);
+void restore_child_fail(struct restore_args *a, const char *what, int err) __attribute__((noreturn));
+int restore_fork_adopt(struct restore_args *a);
+/* tree.c: a tree image, every process; returns the exit code of ckimg-restore */
+int restore_tree(struct restore_args *root);
+int restore_tree_check(struct restore_args *root, int (*check_one)(struct restore_args *));
+/* tree.c, for mm.c: an inherited area's pages that are neither stored nor shared become zero */
+int rst_tree_zero_unshared(struct restore_args *a, const struct img_area *ar);
 void restore_abort(struct restore_args *a);
 
 #endif /* RST_RESTORE_H */

@@ -209,7 +209,6 @@ static void restore_rlimits(struct restore_args *a)
 
 int restore_finish(struct restore_args *a)
 {
-	struct img *img = a->img;
 	struct rst_thread *m = &a->threads[0];
 	long r;
 	int err;
@@ -227,7 +226,16 @@ int restore_finish(struct restore_args *a)
 	if ((err = set_thread_regs(a, m)))
 		return err;
 	rst_trace(a, "registers set");
-	/* the point of no return: everything is in place, let it run */
+	if (!a->hold)
+		restore_release(a);
+	return 0;
+}
+
+/* The point of no return: everything is in place, let it run (with its pending signals). */
+void restore_release(struct restore_args *a)
+{
+	struct img *img = a->img;
+
 	for (size_t i = 0; i < a->nthreads; i++) {
 		ptrace(PTRACE_DETACH, a->threads[i].tid, 0, 0);
 		a->threads[i].stopped = 0;
@@ -243,7 +251,6 @@ int restore_finish(struct restore_args *a)
 	}
 	if (img->proc.f.flags & CKIMG_PROCESS_STOPPED)
 		kill(a->pid, SIGSTOP);
-	return 0;
 }
 
 void rst_fill_abort(struct restore_args *a);

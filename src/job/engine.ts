@@ -1,0 +1,384 @@
+/**
+ * The checkpointed-job engine behind `ckimg run`: a small state machine.
+ *
+ *   start ──(DIR has a good checkpoint)──▶ restore ─┐
+ *         └───────────────────────────────▶ launch ─┴─▶ running ◀──▶ checkpointing
+ *                                                         │               │
+ *                      job exits by itself ◀──────────────┘      kill / stop / requeue ──▶ done
+ *
+ * The job runs under ckimg-guard (./guard.ts), which stays its tracer and holds back the
+ * signals ckimg run acts on: a scheduler that signals every process of the job cannot kill
+ * the program before its checkpoint is written. A held signal that ckimg run did not receive
+ * itself (someone signalled only the program) is delivered after a short grace period.
+ *
+ * Checkpoints are taken one at a time: the guard lets go of the job, the capturer writes the
+ * image (incremental on the previous one when the capturer can), the image is verified, then
+ * committed to the run directory (./run-dir.ts). The engine reports through `onEvent` and
+ * never prints or exits; `runJob` resolves with the status ckimg run should exit with.
+ */
+import { execFile, execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { unlink } from "node:fs/promises";
+import { constants } from "node:os";
+import { resolve as resolvePath } from "node:path";
+import { captureBinary, runCapture, type CaptureCodec, type CaptureSummary } from "../cli/capture.js";
+import { restoreBinary } from "../cli/restore.js";
+import { verifyImage } from "../format/verify.js";
+import { JobGuard, type JobEnd } from "./guard.js";
+import { COME_BACK_STATUS, DEFAULT_ACTIONS, signalNumber, type SignalAction } from "./options.js";
+import { RunDir, checkpointFileName, type CheckpointEntry } from "./run-dir.js";
+
+export interface JobOptions {
+  /** The run directory (created when missing). */
+  dir: string;
+  /** PROGRAM ARGS… */
+  command: string[];
+  /** Periodic checkpoint interval in ms (none when undefined). */
+  everyMs?: number;
+  /** Checkpoints kept (default 2: the newest and one to fall back on). */
+  keep?: number;
+  /** Signal actions on top of DEFAULT_ACTIONS. */
+  actions?: ReadonlyMap<NodeJS.Signals, SignalAction>;
+  /** Exit with this status right after every checkpoint (the job is killed; HTCondor's checkpoint_exit_code). */
+  checkpointExitCode?: number;
+  /** Keep DIR when the job completes successfully (default: remove it). */
+  keepOnSuccess?: boolean;
+  compress?: CaptureCodec;
+  /** Where signals come from (default: this process). */
+  signals?: SignalSource;
+  onEvent?: (event: JobEvent) => void;
+}
+
+/** What the engine reports while it runs (the CLI prints one line each). */
+export type JobEvent =
+  | { kind: "launched"; pid: number }
+  | { kind: "restored"; pid: number; checkpoint: string; ms: number; restarts: number }
+  | { kind: "damaged"; checkpoint: string; problem: string }
+  | { kind: "restore-failed"; checkpoint: string; problem: string }
+  | { kind: "signal"; signal: NodeJS.Signals; action: SignalAction }
+  | { kind: "checkpoint"; entry: CheckpointEntry; path: string; removed: string[] }
+  | { kind: "checkpoint-failed"; reason: string; problem: string }
+  | { kind: "stopped" }
+  | { kind: "continued" }
+  | { kind: "requeue"; jobId: string; ok: boolean; detail: string }
+  | { kind: "warning"; text: string };
+
+export interface JobOutcome {
+  /** The status ckimg run exits with. */
+  exitCode: number;
+  /** completed / failed: the job ended by itself; checkpointed / requeued: it will come back. */
+  state: "completed" | "failed" | "checkpointed" | "requeued";
+  /** The job's own end (exit code or signal), when it ended by itself. */
+  jobEnd?: JobEnd;
+}
+
+export interface SignalSource {
+  on(signal: NodeJS.Signals, listener: () => void): void;
+  off(signal: NodeJS.Signals, listener: () => void): void;
+}
+
+/** A held signal that ckimg run did not receive itself within this time is delivered. */
+const HELD_GRACE_MS = 1000;
+
+/** What this build's capturer can do (probed once from its usage text). */
+export interface CaptureFeatures {
+  /** `--parent IMG`: incremental images (issue 12). */
+  parent: boolean;
+  /** process trees (issue 11): the capturer follows children unless `--no-children`. */
+  tree: boolean;
+}
+
+let features: CaptureFeatures | undefined;
+
+export function captureFeatures(): CaptureFeatures {
+  if (features) return features;
+  let text = "";
+  try {
+    text = execFileSync(captureBinary(), ["--help"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string };
+    text = `${e.stdout ?? ""}${e.stderr ?? ""}`;
+  }
+  features = { parent: text.includes("--parent"), tree: text.includes("--no-children") };
+  return features;
+}
+
+/** The signal numbers the guard holds back for a set of actions. */
+export function heldSignals(actions: ReadonlyMap<NodeJS.Signals, SignalAction>): number[] {
+  const never = new Set<NodeJS.Signals>(["SIGCONT", "SIGWINCH", "SIGCHLD", "SIGURG"]);
+  return [...actions.entries()].filter(([s, a]) => a !== "ignore" && !never.has(s)).map(([s]) => signalNumber(s)).sort((a, b) => a - b);
+}
+
+function describeEnd(end: JobEnd): number {
+  return end.signal !== undefined ? 128 + end.signal : end.code;
+}
+
+type CheckpointMode = "continue" | "stop" | "kill";
+
+export async function runJob(o: JobOptions): Promise<JobOutcome> {
+  const emit = o.onEvent ?? (() => {});
+  const keep = Math.max(1, o.keep ?? 2);
+  const actions = new Map([...DEFAULT_ACTIONS, ...(o.actions ?? [])]);
+  const signals: SignalSource = o.signals ?? process;
+  const comeBack = o.checkpointExitCode ?? COME_BACK_STATUS;
+  const feats = captureFeatures();
+  const dir = await RunDir.open(o.dir, o.command, process.cwd());
+  const hold = heldSignals(actions);
+
+  // Signals: ckimg run's own (recentOwn), and those the guard held back from the job.
+  const recentOwn = new Map<number, number>();
+  const pendingHeld = new Set<{ signal: number; pid: number; timer: NodeJS.Timeout }>();
+  let guard: JobGuard | undefined;
+  const onHeld = (signal: number, pid: number) => {
+    const own = recentOwn.get(signal);
+    if (own !== undefined && Date.now() - own < HELD_GRACE_MS) return;   // the broadcast ckimg run acts on
+    const entry = { signal, pid, timer: setTimeout(() => { pendingHeld.delete(entry); guard?.deliver(signal, pid); }, HELD_GRACE_MS) };
+    pendingHeld.add(entry);
+  };
+
+  // Signals that arrive while the job is being started are kept and acted on once it runs.
+  const early: NodeJS.Signals[] = [];
+  const earlyListeners = new Map<NodeJS.Signals, () => void>();
+  for (const signal of actions.keys()) {
+    const l = () => { recentOwn.set(signalNumber(signal), Date.now()); early.push(signal); };
+    earlyListeners.set(signal, l);
+    signals.on(signal, l);
+  }
+  const dropEarly = () => { for (const [signal, l] of earlyListeners) signals.off(signal, l); };
+
+  // Start: the newest checkpoint that verifies and restores, else a fresh launch.
+  let restoredFrom: CheckpointEntry | undefined;
+  const t0 = performance.now();
+  for (const c of await dir.candidates()) {
+    const path = dir.imagePath(c.file);
+    const report = await verifyImage(path, { threads: 1 }).catch((err: Error) => ({ ok: false, problems: [{ detail: err.message, offset: undefined }] }));
+    if (!report.ok) {
+      const p = report.problems[0];
+      emit({ kind: "damaged", checkpoint: path, problem: p ? `${p.detail}${p.offset !== undefined ? ` at offset ${p.offset}` : ""}` : "damaged" });
+      await dir.quarantine(c);
+      continue;
+    }
+    // The job's own PID first (what it was); if another process has it now, a new one.
+    for (const pidArgs of [[], ["--new-pid"]]) {
+      const g = JobGuard.restore(restoreBinary(), resolvePath(path), ["--inherit-stdio", ...pidArgs], hold, { onHeld });
+      try {
+        await g.running;
+        guard = g;
+        restoredFrom = c;
+        break;
+      } catch (err) {
+        emit({ kind: "restore-failed", checkpoint: path, problem: (err as Error).message + (pidArgs.length ? " (with a new PID)" : "") });
+      }
+    }
+    if (guard) break;
+  }
+  if (!guard && dir.manifest.checkpoints.length > 0 && (await dir.candidates()).length > 0) {
+    dropEarly();
+    throw new Error(`${o.dir}: no checkpoint could be restored (see above); not starting the job afresh over them`);
+  }
+  let pid: number;
+  let g: JobGuard;
+  try {
+    if (!guard) guard = JobGuard.launch(o.command, hold, { onHeld });
+    g = guard;
+    pid = await g.running;
+  } catch (err) {
+    dropEarly();
+    throw err;
+  }
+  if (restoredFrom) {
+    dir.manifest.restarts++;
+    emit({ kind: "restored", pid, checkpoint: dir.imagePath(restoredFrom.file), ms: performance.now() - t0, restarts: dir.manifest.restarts });
+  } else {
+    emit({ kind: "launched", pid });
+  }
+  dir.manifest.state = "running";
+  dir.manifest.jobPid = pid;
+  dir.manifest.exitCode = null;
+  await dir.save();
+
+  let treeWarned = false;
+  let killing = false;
+  let ended = false;
+  let finish!: (o: JobOutcome) => void;
+  const outcome = new Promise<JobOutcome>((res) => { finish = res; });
+  let chain: Promise<unknown> = Promise.resolve();
+  let parentFile: string | null = restoredFrom?.file ?? null;
+
+  /** One checkpoint; true when an image joined the run. */
+  const checkpointOnce = async (reason: string, mode: CheckpointMode): Promise<boolean> => {
+    if (ended) return false;
+    if (!feats.tree && !treeWarned && hasChildren(pid)) {
+      treeWarned = true;
+      emit({ kind: "warning", text: `the job has child processes; this capturer takes one process (process trees not built): checkpoints hold pid ${pid} only` });
+    }
+    const seq = dir.nextSeq();
+    const file = checkpointFileName(seq);
+    const path = dir.imagePath(file);
+    const parent = feats.parent && parentFile ? parentFile : null;
+    await g.release();
+    if (mode === "kill") killing = true;
+    let summary: CaptureSummary;
+    const started = performance.now();
+    try {
+      summary = await runCapture({
+        pid, output: path, compress: o.compress ?? "lz4", kill: mode === "kill", ownSignals: true,
+        extraArgs: parent ? ["--parent", dir.imagePath(parent)] : undefined,
+      });
+      const report = await verifyImage(path, { threads: 1 });
+      if (!report.ok) {
+        await unlink(path).catch(() => {});
+        throw new Error(`the new image did not verify: ${report.problems[0]?.detail ?? "damaged"}`);
+      }
+    } catch (err) {
+      emit({ kind: "checkpoint-failed", reason, problem: (err as Error).message });
+      if (mode === "kill") killing = false;
+      if (!ended) await g.attach();
+      return false;
+    }
+    const entry: CheckpointEntry = {
+      seq, file, time: new Date().toISOString(), bytes: summary.imageBytes, parent, reason,
+      captureMs: Math.round(performance.now() - started), frozenMs: summary.freezeMs,
+    };
+    const removed = await dir.commit(entry, keep);
+    parentFile = file;
+    emit({ kind: "checkpoint", entry, path, removed });
+    if (mode !== "kill" && !ended) await g.attach();
+    return true;
+  };
+
+  const checkpoint = (reason: string, mode: CheckpointMode): Promise<boolean> => {
+    const next = chain.then(() => checkpointOnce(reason, mode));
+    chain = next.catch(() => false);
+    return next;
+  };
+
+  /** After a checkpoint that ends the job for now: make sure it is gone, record, finish. */
+  const leave = async (state: "checkpointed" | "requeued", saved: boolean) => {
+    if (!saved) {
+      killing = true;
+      g.kill();
+    }
+    await g.ended;
+    const anyGood = dir.manifest.checkpoints.length > 0;
+    dir.manifest.state = anyGood ? state : "failed";
+    dir.manifest.exitCode = anyGood ? comeBack : 128 + constants.signals.SIGKILL;
+    finish({ exitCode: dir.manifest.exitCode, state: anyGood ? state : "checkpointed" });
+  };
+
+  const act = async (signal: NodeJS.Signals, action: SignalAction) => {
+    if (ended || killing) return;
+    emit({ kind: "signal", signal, action });
+    const exitAfter = o.checkpointExitCode !== undefined;
+    switch (action) {
+      case "forward":
+        g.deliver(signalNumber(signal), pid);
+        return;
+      case "ignore":
+        return;
+      case "checkpoint":
+        if (exitAfter) return leave("checkpointed", await checkpoint(signal, "kill"));
+        await checkpoint(signal, "continue");
+        return;
+      case "checkpoint-stop": {
+        if (exitAfter) return leave("checkpointed", await checkpoint(signal, "kill"));
+        await checkpoint(signal, "stop");
+        if (ended) return;
+        dir.manifest.state = "stopped";
+        await dir.save();
+        emit({ kind: "stopped" });
+        process.kill(pid, "SIGSTOP");
+        process.kill(process.pid, "SIGSTOP");   // job control: SIGCONT (fg) continues both
+        return;
+      }
+      case "checkpoint-exit":
+        return leave("checkpointed", await checkpoint(signal, "kill"));
+      case "checkpoint-requeue": {
+        const saved = await checkpoint(signal, "kill");
+        const jobId = process.env.SLURM_JOB_ID;
+        if (!jobId) {
+          emit({ kind: "warning", text: "checkpoint-requeue outside Slurm (no SLURM_JOB_ID): exiting without requeue" });
+          return leave("checkpointed", saved);
+        }
+        const r = await requeue(jobId);
+        emit({ kind: "requeue", jobId, ...r });
+        return leave(r.ok ? "requeued" : "checkpointed", saved);
+      }
+    }
+  };
+
+  const listeners = new Map<NodeJS.Signals, () => void>();
+  for (const [signal, action] of actions) {
+    const listener = () => {
+      const n = signalNumber(signal);
+      recentOwn.set(n, Date.now());
+      for (const h of [...pendingHeld]) {
+        if (h.signal !== n) continue;
+        clearTimeout(h.timer);
+        pendingHeld.delete(h);
+      }
+      if (signal === "SIGCONT" && dir.manifest.state === "stopped") {
+        dir.manifest.state = "running";
+        void dir.save();
+        emit({ kind: "continued" });
+      }
+      void act(signal, action);
+    };
+    listeners.set(signal, listener);
+    signals.on(signal, listener);
+  }
+  dropEarly();
+  for (const signal of early) listeners.get(signal)?.();
+
+  let timer: NodeJS.Timeout | undefined;
+  const schedule = () => {
+    if (o.everyMs === undefined || ended || killing) return;
+    timer = setTimeout(async () => {
+      if (o.checkpointExitCode !== undefined) return leave("checkpointed", await checkpoint("periodic", "kill"));
+      await checkpoint("periodic", "continue");
+      schedule();
+    }, o.everyMs);
+  };
+  schedule();
+
+  void g.ended.then(async (end) => {
+    ended = true;
+    if (timer) clearTimeout(timer);
+    if (killing) return;    // ours: leave() finishes
+    await chain;
+    const code = describeEnd(end);
+    const state = code === 0 ? "completed" : "failed";
+    dir.manifest.state = state;
+    dir.manifest.exitCode = code;
+    finish({ exitCode: code, state, jobEnd: end });
+  });
+
+  try {
+    const result = await outcome;
+    await chain;
+    dir.manifest.runner = null;
+    if (result.state === "completed" && !o.keepOnSuccess) await dir.remove();
+    else await dir.save();
+    return result;
+  } finally {
+    if (timer) clearTimeout(timer);
+    for (const h of pendingHeld) clearTimeout(h.timer);
+    for (const [signal, l] of listeners) signals.off(signal, l);
+  }
+}
+
+function hasChildren(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim() !== "";
+  } catch {
+    return false;
+  }
+}
+
+function requeue(jobId: string): Promise<{ ok: boolean; detail: string }> {
+  return new Promise((resolve) => {
+    execFile("scontrol", ["requeue", jobId], { timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ ok: !err, detail: (err ? `${stderr || err.message}` : stdout).trim() });
+    });
+  });
+}

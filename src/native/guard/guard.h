@@ -1,0 +1,36 @@
+/* ckimg-guard: the job's tracer under `ckimg run` (see main.c for the protocol). */
+#ifndef CKIMG_GUARD_H
+#define CKIMG_GUARD_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define GUARD_MAX_TASKS 4096
+
+struct guard_task {
+	pid_t tid;
+	int stopped;            /* in a ptrace-stop we have not resumed (release only) */
+	int pending_sig;        /* a signal to hand over at detach */
+};
+
+struct guard {
+	char hold[NSIG];        /* signals held back from the job */
+	int pass[NSIG];         /* how many of each to let through (deliver) */
+	struct guard_task task[GUARD_MAX_TASKS];
+	size_t ntask;
+	pid_t main_pid;
+	int main_status;
+	int main_done;
+	int debug;              /* CKIMG_DEBUG=1: every wait status on stderr */
+};
+
+void guard_event(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int guard_seize(struct guard *g, pid_t tid);
+int guard_seize_job(struct guard *g);
+int guard_reap(struct guard *g);
+void guard_reap_all(struct guard *g);
+void guard_release(struct guard *g);
+void guard_deliver(struct guard *g, pid_t pid, int sig);
+
+#endif

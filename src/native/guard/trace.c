@@ -1,0 +1,221 @@
+/*
+ * The guard's ptrace half: seize the job's threads and processes, handle their stops (hold
+ * back the held signals, keep group-stops, follow forks and clones), release them all for a
+ * capture and take them back afterwards.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "guard.h"
+
+#define SEIZE_OPTIONS (PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE)
+
+static struct guard_task *find_task(struct guard *g, pid_t tid)
+{
+	for (size_t i = 0; i < g->ntask; i++)
+		if (g->task[i].tid == tid)
+			return &g->task[i];
+	return NULL;
+}
+
+static struct guard_task *add_task(struct guard *g, pid_t tid)
+{
+	struct guard_task *t = find_task(g, tid);
+
+	if (t)
+		return t;
+	if (g->ntask == GUARD_MAX_TASKS)
+		return NULL;
+	t = &g->task[g->ntask++];
+	memset(t, 0, sizeof(*t));
+	t->tid = tid;
+	return t;
+}
+
+static void drop_task(struct guard *g, pid_t tid)
+{
+	struct guard_task *t = find_task(g, tid);
+
+	if (t)
+		*t = g->task[--g->ntask];
+}
+
+int guard_seize(struct guard *g, pid_t tid)
+{
+	if (ptrace(PTRACE_SEIZE, tid, 0, (void *)(long)SEIZE_OPTIONS) < 0)
+		return errno == EPERM && find_task(g, tid) ? 0 : -1;
+	add_task(g, tid);
+	return 0;
+}
+
+/* Every thread of pid, then (as far as /proc/…/children tells) every process below it. */
+static void seize_tree(struct guard *g, pid_t pid, int depth)
+{
+	char path[64];
+	DIR *d;
+	struct dirent *e;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	if (!(d = opendir(path)))
+		return;
+	while ((e = readdir(d))) {
+		pid_t tid = atoi(e->d_name);
+		char cpath[96];
+		FILE *f;
+		int child;
+
+		if (tid <= 0)
+			continue;
+		guard_seize(g, tid);
+		if (depth > 64)
+			continue;
+		snprintf(cpath, sizeof(cpath), "/proc/%d/task/%d/children", pid, tid);
+		if (!(f = fopen(cpath, "r")))
+			continue;
+		while (fscanf(f, "%d", &child) == 1)
+			seize_tree(g, child, depth + 1);
+		fclose(f);
+	}
+	closedir(d);
+}
+
+int guard_seize_job(struct guard *g)
+{
+	memset(g->pass, 0, sizeof(g->pass));
+	seize_tree(g, g->main_pid, 0);
+	return find_task(g, g->main_pid) ? 0 : -1;
+}
+
+static int is_stop_signal(int sig)
+{
+	return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+}
+
+/*
+ * One wait status. `releasing`: leave the task stopped and note a signal to hand over at
+ * detach instead of resuming it. Returns 1 when the job's main process has ended.
+ */
+static int handle_status(struct guard *g, pid_t tid, int st, int releasing)
+{
+	struct guard_task *t;
+	int event, sig;
+	unsigned long msg;
+
+	if (g->debug)
+		fprintf(stderr, "ckimg-guard: tid %d status 0x%x%s\n", tid, st, releasing ? " (releasing)" : "");
+	if (WIFEXITED(st) || WIFSIGNALED(st)) {
+		drop_task(g, tid);
+		if (tid == g->main_pid) {
+			g->main_status = st;
+			g->main_done = 1;
+		}
+		return g->main_done;
+	}
+	if (!WIFSTOPPED(st))
+		return 0;
+	if (!(t = add_task(g, tid))) {
+		ptrace(PTRACE_DETACH, tid, 0, 0);
+		return 0;
+	}
+	event = st >> 16;
+	sig = WSTOPSIG(st);
+	if (event == PTRACE_EVENT_FORK || event == PTRACE_EVENT_VFORK || event == PTRACE_EVENT_CLONE) {
+		if (ptrace(PTRACE_GETEVENTMSG, tid, 0, &msg) == 0 && add_task(g, (pid_t)msg) && releasing)
+			ptrace(PTRACE_INTERRUPT, (pid_t)msg, 0, 0);
+		sig = 0;
+	} else if (event == PTRACE_EVENT_STOP) {
+		if (is_stop_signal(sig) && !releasing) {
+			ptrace(PTRACE_LISTEN, tid, 0, 0);       /* a group-stop stays a stop */
+			return 0;
+		}
+		sig = 0;
+	} else if (event != 0) {
+		sig = 0;
+	} else if (g->hold[sig]) {
+		if (g->pass[sig] > 0) {
+			g->pass[sig]--;
+		} else {
+			guard_event("held %d %d", sig, tid);
+			sig = 0;
+		}
+	}
+	if (releasing) {
+		t->stopped = 1;
+		if (sig)
+			t->pending_sig = sig;
+		return 0;
+	}
+	ptrace(PTRACE_CONT, tid, 0, (void *)(long)sig);
+	return 0;
+}
+
+int guard_reap(struct guard *g)
+{
+	int st;
+	pid_t tid;
+
+	while ((tid = waitpid(-1, &st, __WALL | WNOHANG)) > 0)
+		if (handle_status(g, tid, st, 0))
+			return 1;
+	if (tid < 0 && errno == ECHILD && !g->main_done) {
+		/* nothing left to wait for: the main process is neither our child nor traced */
+		g->main_status = 0;
+		g->main_done = 1;
+	}
+	return g->main_done;
+}
+
+void guard_reap_all(struct guard *g)
+{
+	int st;
+
+	for (size_t i = 0; i < g->ntask; i++)
+		kill(g->task[i].tid, SIGKILL);
+	while (waitpid(-1, &st, __WALL) > 0)
+		;
+}
+
+/* Stop every task (interrupt), then detach each, handing over a signal that arrived meanwhile. */
+void guard_release(struct guard *g)
+{
+	int st;
+	pid_t tid;
+
+	for (size_t i = 0; i < g->ntask; i++) {
+		g->task[i].stopped = 0;
+		g->task[i].pending_sig = 0;
+		if (ptrace(PTRACE_INTERRUPT, g->task[i].tid, 0, 0) < 0 && errno == ESRCH)
+			g->task[i].stopped = -1;        /* gone: its exit status follows */
+	}
+	for (;;) {
+		size_t waiting = 0;
+		for (size_t i = 0; i < g->ntask; i++)
+			waiting += g->task[i].stopped == 0;
+		if (!waiting)
+			break;
+		tid = waitpid(-1, &st, __WALL);
+		if (tid < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		handle_status(g, tid, st, 1);
+	}
+	for (size_t i = 0; i < g->ntask; i++)
+		if (g->task[i].stopped > 0)
+			ptrace(PTRACE_DETACH, g->task[i].tid, 0, (void *)(long)g->task[i].pending_sig);
+	g->ntask = 0;
+}
+
+void guard_deliver(struct guard *g, pid_t pid, int sig)
+{
+	if (find_task(g, pid))
+		g->pass[sig]++;
+	kill(pid, sig);
+}

@@ -1,0 +1,840 @@
+/*
+ * Restore of a process tree (format 1.2, FORMAT.md "Process trees").
+ *
+ * Every process is rebuilt by the same steps as a single process (fork.c, mm.c, task.c …); what
+ * this file adds is who creates whom. Before any fork, ckimg-restore opens each process's
+ * records, checks them, and makes the objects that several processes share but no one of them
+ * can make for the others (a pipe between siblings: `a | b`). Then it clones the root with its
+ * PID; each new process, still running our code,
+ *   1. joins its session / process group (setsid, setpgid: leaders are created first),
+ *   2. keeps a copy of each open file description it shares with its parent (inherited, as
+ *      fork gave it: one offset, one listening socket for a pre-fork server's workers),
+ *   3. sets up its own fds, cwd, signal dispositions … (restore_child_setup),
+ *   4. clones its children with their PIDs (clone3 set_tid), each doing the same, and its
+ *      zombies (a child that exits at once with the recorded status and is not waited for),
+ *   5. says it is ready (one int on a pipe) and waits, all signals blocked.
+ * ckimg-restore then seizes every process, rebuilds memory, threads and state from outside
+ * with ptrace, and lets them all run in one loop. On any failure every process is killed and
+ * reaped (ckimg-restore is a child subreaper meanwhile) and the error names the process.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "crc32.h"
+#include "fds.h"
+
+#define PIPE_TAG 0x70697065u    /* 'pipe', as pipes.c */
+#define READY_TIMEOUT_MS 120000
+
+static struct {
+	struct restore_args *root;
+	const struct ckimg_tree_entry *e;   /* root->img->tree */
+	uint32_t n;
+	struct img *imgs;                   /* per entry (root: root->img) */
+	struct restore_args **args;         /* per entry, NULL for zombies */
+	int fd_base, ready_wr, ready_rd;
+	struct rst_obj *objs;
+	size_t nobjs;
+} T;
+
+static int is_zombie(uint32_t i)
+{
+	return (T.e[i].flags & CKIMG_TREE_ZOMBIE) != 0;
+}
+
+static int load_shared_runs(struct restore_args *a, uint32_t i);
+
+static long clone_with_pid(pid_t want)
+{
+	struct clone_args ca;
+
+	memset(&ca, 0, sizeof(ca));
+	ca.exit_signal = SIGCHLD;
+	ca.set_tid = (uint64_t)(uintptr_t)&want;
+	ca.set_tid_size = 1;
+	return syscall(SYS_clone3, &ca, sizeof(ca));
+}
+
+/* A zombie: exit at once as recorded; the parent (our code) does not wait for it. */
+static void __attribute__((noreturn)) become_zombie(uint32_t status)
+{
+	if (WIFSIGNALED(status)) {
+		struct rlimit none = { 0, 0 };
+		sigset_t s;
+		setrlimit(RLIMIT_CORE, &none);
+		signal(WTERMSIG(status), SIG_DFL);
+		sigemptyset(&s);
+		sigaddset(&s, WTERMSIG(status));
+		sigprocmask(SIG_UNBLOCK, &s, NULL);
+		raise(WTERMSIG(status));
+	}
+	_exit(WEXITSTATUS(status));
+}
+
+/* Step 1: session and group. Leaders come before members in TREE order. */
+static void join_session(uint32_t i)
+{
+	const struct ckimg_tree_entry *e = &T.e[i];
+	struct restore_args *a = T.args[i];
+
+	if (i == 0) {
+		if (e->sid == e->pid && !a->shell_job)
+			setsid();       /* a shell job stays in our session: our terminal is there */
+		else if (e->pgid == e->pid)
+			setpgid(0, 0);
+		return;
+	}
+	if (e->sid == e->pid)
+		setsid();
+	else if (e->pgid == e->pid)
+		setpgid(0, 0);
+	else
+		for (uint32_t k = 0; k < i; k++)
+			if (T.e[k].pid == e->pgid && (pid_t)e->pgid != getpgrp())
+				setpgid(0, (pid_t)e->pgid);     /* a group led by an earlier process of the tree */
+	/* a group or session outside the tree: the one inherited (ckimg-restore's) */
+}
+
+/* Step 2: copies of the descriptions shared with the parent, above every number in use. */
+static void keep_inherited(struct restore_args *a)
+{
+	int above = T.fd_base + 2 + 2 * (int)T.nobjs + 8;
+
+	for (size_t k = 0; k < a->ninh; k++) {
+		int fd = fcntl(a->inh_fd[k], F_DUPFD_CLOEXEC, above);
+		if (fd < 0)
+			restore_child_fail(a, "keeping a description shared with the parent", errno);
+		a->inh_fd[k] = fd;
+	}
+}
+
+static int is_aux_fd(const struct restore_args *a, int fd)
+{
+	if (fd == a->img_fd_child || fd == a->exe_fd_child)
+		return 1;
+	for (size_t i = 0; i < a->img->nfiles; i++)
+		if (a->file_fd_child[i] == fd)
+			return 1;
+	return fd >= a->content_fd_base && fd < a->content_fd_base + (int)a->img->ncontents;
+}
+
+static void __attribute__((noreturn)) process_main(uint32_t i)
+{
+	struct restore_args *a = T.args[i];
+	sigset_t all;
+
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (i > 0) {
+		/* the parent's trampoline came with fork; ours may want the same address */
+		for (uint32_t p = 0; p < T.n; p++)
+			if (T.e[p].pid == T.e[i].ppid && T.args[p])
+				munmap((void *)T.args[p]->tramp, RST_TRAMP_SIZE);
+	}
+	join_session(i);
+	keep_inherited(a);
+	restore_child_setup(a);
+	for (size_t k = 0; k < a->ninh; k++)
+		close(a->inh_fd[k]);
+	/* what the parent left in the numbers above ours that are not our aux fds */
+	for (int fd = a->hi_fd; fd < T.fd_base; fd++)
+		if (!is_aux_fd(a, fd))
+			close(fd);
+	/* Step 4: children, then zombies, in TREE order */
+	for (uint32_t c = 1; c < T.n; c++) {
+		if (T.e[c].ppid != T.e[i].pid)
+			continue;
+		fflush(NULL);
+		long pid = clone_with_pid((pid_t)T.e[c].pid);
+		if (pid < 0) {
+			char what[96];
+			snprintf(what, sizeof(what), "creating child %u with its PID (clone3 set_tid)", T.e[c].pid);
+			restore_child_fail(a, what, errno == EEXIST ? EEXIST : errno);
+		}
+		if (pid == 0) {
+			if (is_zombie(c))
+				become_zombie(T.e[c].exit_status);
+			process_main(c);
+		}
+		if (is_zombie(c)) {
+			siginfo_t si;
+			while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR)
+				;
+		}
+	}
+	{       /* our zombies' SIGCHLD is not one the process had pending */
+		sigset_t chld;
+		struct timespec zero = { 0, 0 };
+		sigemptyset(&chld);
+		sigaddset(&chld, SIGCHLD);
+		while (sigtimedwait(&chld, NULL, &zero) > 0)
+			;
+	}
+	/* Step 5 */
+	if (write(T.ready_wr, &i, sizeof(i)) != sizeof(i))
+		restore_child_fail(a, "telling ckimg-restore it is ready", errno);
+	syscall(SYS_close_range, T.fd_base, ~0u, 0);
+	for (;;)
+		syscall(SYS_pause);
+}
+
+/* Per process: its records, checked, and a restore_args of its own. */
+static int open_processes(void)
+{
+	struct restore_args *r = T.root;
+
+	T.imgs = calloc(T.n, sizeof(*T.imgs));
+	T.args = calloc(T.n, sizeof(*T.args));
+	if (!T.imgs || !T.args)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < T.n; i++) {
+		struct restore_args *a;
+		int err;
+		if (is_zombie(i))
+			continue;
+		if (T.e[i].pid == r->img->tree_root) {
+			a = r;
+		} else {
+			a = calloc(1, sizeof(*a));
+			if (!a)
+				return -ENOMEM;
+			err = img_open_process(&T.imgs[i], r->image_path, T.e[i].pid);
+			if (err)
+				return rst_err(r, err, "process %u: %s", T.e[i].pid, T.imgs[i].err);
+			a->img = &T.imgs[i];
+			a->image_path = r->image_path;
+			a->detach = r->detach;
+			a->force = r->force;
+			a->lazy = r->lazy;
+			a->verbose = r->verbose;
+			a->no_verify = r->no_verify;
+			a->thp = r->thp;
+			a->strict = r->strict;
+			a->deleted_dir = r->deleted_dir;
+			a->t0 = r->t0;
+			a->tty_fd = -1;
+		}
+		a->tree_entry = &T.e[i];
+		a->hold = 1;
+		T.args[i] = a;
+		if ((err = restore_check_files(a)) || (err = restore_fds_check(a)) || (err = restore_state_check(a)) ||
+		    (err = restore_check_fd_files(a)) || (a == r && (err = restore_tty_prepare(a))) ||
+		    (err = restore_fork_prepare(a)) || (err = load_shared_runs(a, i)))
+			return err;
+	}
+	return 0;
+}
+
+/* Fds from T.fd_base on are the tree's: above every number any process uses for itself. */
+static int place_tree_fds(void)
+{
+	int base = 0;
+	size_t total_fds = 0;
+	struct rlimit rl;
+
+	for (uint32_t i = 0; i < T.n; i++) {
+		struct restore_args *a = T.args[i];
+		if (!a)
+			continue;
+		int need = a->hi_fd + 4 + (int)a->img->nfiles + (int)a->img->ncontents + 16 +
+			   (int)restore_fds_scratch_need(a->img) + 16;
+		if (need > base)
+			base = need;
+		total_fds += a->img->nfds;
+	}
+	T.fd_base = base + 64;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		rlim_t want = (rlim_t)T.fd_base + 64 + 4 * total_fds;
+		if (rl.rlim_cur < want) {
+			rl.rlim_cur = want;
+			if (rl.rlim_max < want)
+				rl.rlim_max = want;
+			if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+				return rst_err(T.root, -errno, "raising the open-file limit to %llu: %s",
+					       (unsigned long long)want, strerror(errno));
+		}
+	}
+	for (uint32_t i = 0; i < T.n; i++)
+		if (T.args[i]) {
+			T.args[i]->tree_fd_base = T.fd_base;
+			/* each process dups its image fd after its parent has closed what it does not use */
+			int fd = fcntl(T.args[i]->img->fd, F_DUPFD_CLOEXEC, T.fd_base);
+			if (fd < 0)
+				return rst_err(T.root, -errno, "moving the image fd above %d: %s", T.fd_base, strerror(errno));
+			close(T.args[i]->img->fd);
+			T.args[i]->img->fd = fd;
+		}
+	return 0;
+}
+
+static int up_high(int fd)
+{
+	int moved = fcntl(fd, F_DUPFD_CLOEXEC, T.fd_base);
+	close(fd);
+	return moved;
+}
+
+static int is_anon_pipe(const struct img_fd *d)
+{
+	return d->f.kind == CKIMG_FD_FIFO && strncmp(d->path.s, "pipe:[", 6) == 0;
+}
+
+/* A pipe between processes is made once, here, with the bytes the first holder recorded. */
+static int make_shared_objects(void)
+{
+	size_t cap = 0;
+
+	for (uint32_t i = 0; i < T.n; i++) {
+		if (!T.args[i])
+			continue;
+		struct img *img = T.args[i]->img;
+		for (size_t k = 0; k < img->nfds; k++) {
+			const struct img_fd *d = &img->fds[k];
+			int elsewhere = 0, known = 0;
+			if (!is_anon_pipe(d))
+				continue;
+			for (size_t o = 0; o < T.nobjs; o++)
+				known |= T.objs[o].id == d->f.inode;
+			for (uint32_t j = 0; !known && j < T.n; j++)
+				for (size_t m = 0; j != i && T.args[j] && m < T.args[j]->img->nfds; m++)
+					elsewhere |= is_anon_pipe(&T.args[j]->img->fds[m]) &&
+						     T.args[j]->img->fds[m].f.inode == d->f.inode;
+			if (known || !elsewhere)
+				continue;
+			if (T.nobjs == cap) {
+				cap = cap ? cap * 2 : 16;
+				struct rst_obj *n = realloc(T.objs, cap * sizeof(*n));
+				if (!n)
+					return -ENOMEM;
+				T.objs = n;
+			}
+			struct rst_obj *o = &T.objs[T.nobjs];
+			const char *step;
+			int err = rst_pipe_make(img, d->f.inode, o->fd, &step);
+			if (err)
+				return rst_err(T.root, err, "process %u: FD record #%u (fd %u, %s): %s: %s", T.e[i].pid,
+					       d->seq, d->f.fd, d->path.s, step, strerror(-err));
+			o->tag = PIPE_TAG;
+			o->id = d->f.inode;
+			o->priv = NULL;
+			o->fd[0] = up_high(o->fd[0]);
+			o->fd[1] = up_high(o->fd[1]);
+			if (o->fd[0] < 0 || o->fd[1] < 0)
+				return rst_err(T.root, -EMFILE, "moving a shared pipe above fd %d", T.fd_base);
+			T.nobjs++;
+		}
+	}
+	for (uint32_t i = 0; i < T.n; i++)
+		if (T.args[i]) {
+			T.args[i]->tree_objs = T.objs;
+			T.args[i]->ntree_objs = T.nobjs;
+		}
+	return 0;
+}
+
+/* Descriptions a process shares with its parent (same tree-wide FD file_id): inherited. */
+static int plan_inheritance(void)
+{
+	for (uint32_t i = 1; i < T.n; i++) {
+		struct restore_args *a = T.args[i], *p = NULL;
+		if (!a)
+			continue;
+		for (uint32_t j = 0; j < i; j++)
+			if (T.e[j].pid == T.e[i].ppid)
+				p = T.args[j];
+		if (!p)
+			continue;
+		a->inh_id = calloc(a->img->nfds + 1, sizeof(*a->inh_id));
+		a->inh_fd = calloc(a->img->nfds + 1, sizeof(*a->inh_fd));
+		if (!a->inh_id || !a->inh_fd)
+			return -ENOMEM;
+		for (size_t k = 0; k < a->img->nfds; k++) {
+			uint32_t id = a->img->fds[k].f.file_id;
+			int dup = 0;
+			for (size_t m = 0; m < a->ninh; m++)
+				dup |= a->inh_id[m] == id;
+			for (size_t m = 0; id && !dup && m < p->img->nfds; m++)
+				if (p->img->fds[m].f.file_id == id) {
+					a->inh_id[a->ninh] = id;
+					a->inh_fd[a->ninh++] = (int)p->img->fds[m].f.fd;
+					break;
+				}
+		}
+	}
+	return 0;
+}
+
+/* Every process reports ready (or writes its error on its shared page and exits). */
+static int wait_ready(void)
+{
+	uint32_t live = 0, got = 0;
+	char *ready = calloc(T.n, 1);
+	uint64_t deadline = rst_now_ns() + (uint64_t)READY_TIMEOUT_MS * 1000000ull;
+
+	if (!ready)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < T.n; i++)
+		live += T.args[i] != NULL;
+	while (got < live) {
+		struct pollfd p = { .fd = T.ready_rd, .events = POLLIN };
+		uint32_t idx;
+		int st;
+		if (poll(&p, 1, 100) > 0) {
+			ssize_t r = read(T.ready_rd, &idx, sizeof(idx));
+			if (r == sizeof(idx) && idx < T.n && !ready[idx]) {
+				ready[idx] = 1;
+				got++;
+				continue;
+			}
+		}
+		for (uint32_t i = 0; i < T.n; i++)
+			if (T.args[i] && T.args[i]->child_err[0]) {
+				free(ready);
+				return rst_err(T.root, -EIO, "process %u: %s", T.e[i].pid, T.args[i]->child_err);
+			}
+		if (waitpid((pid_t)T.e[0].pid, &st, WNOHANG) == (pid_t)T.e[0].pid) {
+			free(ready);
+			T.root->pid = 0;
+			return rst_err(T.root, -EIO, "the restored root %u died while its tree was being made (status 0x%x)",
+				       T.e[0].pid, st);
+		}
+		if (rst_now_ns() > deadline) {
+			free(ready);
+			return rst_err(T.root, -ETIMEDOUT, "the tree's processes were not all made after %d s",
+				       READY_TIMEOUT_MS / 1000);
+		}
+	}
+	free(ready);
+	return 0;
+}
+
+/* Take a ready process (blocked in pause, signals blocked) under our ptrace. */
+static int seize(struct restore_args *a, pid_t pid)
+{
+	int st;
+	long opts = PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE | PTRACE_O_TRACESYSGOOD;
+
+	a->pid = pid;
+	a->seccomp_suspended = ptrace(PTRACE_SEIZE, pid, 0, opts | PTRACE_O_SUSPEND_SECCOMP) == 0;
+	if (!a->seccomp_suspended && ptrace(PTRACE_SEIZE, pid, 0, opts) < 0)
+		return rst_err(a, -errno, "PTRACE_SEIZE: %s", strerror(errno));
+	if (ptrace(PTRACE_INTERRUPT, pid, 0, 0) < 0)
+		return rst_err(a, -errno, "PTRACE_INTERRUPT: %s", strerror(errno));
+	for (;;) {
+		pid_t w = waitpid(pid, &st, __WALL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return rst_err(a, -errno, "waitpid: %s", strerror(errno));
+		if (WIFSTOPPED(st))
+			break;
+		return rst_err(a, -EIO, "died before it was taken (status 0x%x)", st);
+	}
+	return restore_fork_adopt(a);
+}
+
+/* SHARED_PAGES of process i (FORMAT.md "Process trees"), checked, into a->shared. */
+static int load_shared_runs(struct restore_args *a, uint32_t i)
+{
+	struct img *img = a->img;
+
+	for (uint64_t k = 0; k < img->nents; k++) {
+		const struct ckimg_index_entry *e = &img->ents[k];
+		struct ckimg_record_header rh;
+		struct { uint32_t fixed_size, count, parent_pid, reserved; } f;
+		uint8_t *pl;
+		if (e->type != CKIMG_REC_SHARED_PAGES || img->owners[k] != img->owner)
+			continue;
+		if (a->shared || e->payload_length < sizeof(f) || e->payload_length > CKIMG_MAX_METADATA_PAYLOAD)
+			return rst_err(a, -EBADMSG, "BAD_FIELD: SHARED_PAGES at offset %llu: a second one, or %llu bytes",
+				       (unsigned long long)e->offset, (unsigned long long)e->payload_length);
+		pl = malloc(e->payload_length);
+		if (!pl)
+			return -ENOMEM;
+		if (pread(img->fd, &rh, sizeof(rh), (off_t)e->offset) != sizeof(rh) ||
+		    pread(img->fd, pl, e->payload_length, (off_t)(e->offset + sizeof(rh))) != (ssize_t)e->payload_length ||
+		    ck_crc32(0, pl, e->payload_length) != rh.payload_crc) {
+			free(pl);
+			return rst_err(a, -EBADMSG, "BAD_CHECKSUM: SHARED_PAGES at offset %llu", (unsigned long long)e->offset);
+		}
+		memcpy(&f, pl, sizeof(f));
+		if (f.fixed_size < sizeof(f) || f.fixed_size > e->payload_length ||
+		    f.count > (e->payload_length - f.fixed_size) / 16 || f.parent_pid != T.e[i].ppid || i == 0) {
+			free(pl);
+			return rst_err(a, -EBADMSG, "BAD_FIELD: SHARED_PAGES at offset %llu: %u runs, parent %u (TREE: %u)",
+				       (unsigned long long)e->offset, f.count, f.parent_pid, T.e[i].ppid);
+		}
+		a->shared = calloc(f.count + 1, sizeof(*a->shared));
+		if (!a->shared) {
+			free(pl);
+			return -ENOMEM;
+		}
+		for (uint32_t r = 0; r < f.count; r++) {
+			struct rst_shared_run *run = &a->shared[r];
+			memcpy(&run->start, pl + f.fixed_size + r * 16, 8);
+			memcpy(&run->pages, pl + f.fixed_size + r * 16 + 8, 4);
+			memcpy(&run->area_id, pl + f.fixed_size + r * 16 + 12, 4);
+			int ai = img_area_by_id(img, run->area_id);
+			if (ai < 0 || run->pages == 0 || run->start < img->areas[ai].f.start ||
+			    run->start + (uint64_t)run->pages * 4096 > img->areas[ai].f.end) {
+				free(pl);
+				return rst_err(a, -EBADMSG, "BAD_FIELD: SHARED_PAGES at offset %llu: run %u is not inside area %u",
+					       (unsigned long long)e->offset, r, run->area_id);
+			}
+		}
+		a->nshared = f.count;
+		free(pl);
+	}
+	return 0;
+}
+
+static int in_premapped(const struct restore_args *a, uint64_t addr)
+{
+	for (size_t i = 0; i < a->img->nareas; i++) {
+		const struct img_area *ar = &a->img->areas[i];
+		if (ar->premapped == 2 && addr >= ar->f.start && addr < ar->f.end)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Shared pages that did not come by inheritance (premap below) are copied from the parent's
+ * memory as restored (the parent is rebuilt first and has not run yet).
+ */
+static int fill_shared_pages(struct restore_args *a, uint32_t i)
+{
+	uint8_t *buf = NULL;
+	int err = 0, mem = -1;
+	char path[64];
+
+	for (size_t r = 0; r < a->nshared && !err; r++) {
+		const struct rst_shared_run *run = &a->shared[r];
+		if (in_premapped(a, run->start))
+			continue;       /* already the parent's pages, shared */
+		if (mem < 0) {
+			snprintf(path, sizeof(path), "/proc/%u/mem", T.e[i].ppid);
+			mem = open(path, O_RDONLY | O_CLOEXEC);
+			buf = malloc(1 << 20);
+			if (mem < 0 || !buf) {
+				err = rst_err(a, mem < 0 ? -errno : -ENOMEM, "reading the parent's memory: %s", strerror(errno));
+				break;
+			}
+		}
+		for (uint64_t off = 0; off < (uint64_t)run->pages * 4096 && !err; off += 1 << 20) {
+			size_t n = (uint64_t)run->pages * 4096 - off < (1u << 20) ? (size_t)((uint64_t)run->pages * 4096 - off) : 1u << 20;
+			if (pread(mem, buf, n, (off_t)(run->start + off)) != (ssize_t)n)
+				err = rst_err(a, -EIO, "SHARED_PAGES: page %#llx of parent %u cannot be read",
+					      (unsigned long long)(run->start + off), T.e[i].ppid);
+			else if ((err = rst_write(a, run->start + off, buf, n)))
+				rst_err(a, err, "SHARED_PAGES: page %#llx cannot be written: %s",
+					(unsigned long long)(run->start + off), strerror(-err));
+		}
+	}
+	if (mem >= 0)
+		close(mem);
+	free(buf);
+	return err;
+}
+
+/* An inherited area: pages neither stored by this process nor shared with its parent were
+ * zero (or never touched) here; they hold the parent's bytes now: MADV_DONTNEED them. */
+int rst_tree_zero_unshared(struct restore_args *a, const struct img_area *ar)
+{
+	struct img *img = a->img;
+	uint64_t npages = (ar->f.end - ar->f.start) / 4096;
+	uint8_t *keep = calloc(npages + 1, 1);
+	long r = 0;
+
+	if (!keep)
+		return -ENOMEM;
+	for (size_t c = 0; c < img->nchunks; c++) {
+		const struct img_chunk *ch = &img->chunks[c];
+		if (&img->areas[ch->area_idx] != ar)
+			continue;
+		for (uint32_t p = 0; p < ch->span_pages; p++)
+			if (ch->bitmap[p / 8] & (1u << (p % 8)))
+				keep[(ch->first_page - ar->f.start) / 4096 + p] = 1;
+	}
+	for (size_t k = 0; k < a->nshared; k++)
+		if (a->shared[k].area_id == ar->f.area_id)
+			memset(keep + (a->shared[k].start - ar->f.start) / 4096, 1, a->shared[k].pages);
+	for (uint64_t p = 0; p < npages && r >= 0;) {
+		if (keep[p]) {
+			p++;
+			continue;
+		}
+		uint64_t q = p;
+		while (q < npages && !keep[q])
+			q++;
+		r = rst_rsys(a, &a->threads[0], SYS_madvise, ar->f.start + p * 4096, (q - p) * 4096, MADV_DONTNEED, 0, 0, 0);
+		p = q;
+	}
+	free(keep);
+	return r < 0 ? rst_err(a, (int)r, "AREA record #%u: MADV_DONTNEED: %s", ar->seq, strerror((int)-r)) : 0;
+}
+
+static int plain_private_anon(const struct img_area *ar)
+{
+	return ar->f.kind == CKIMG_KIND_ANON && !(ar->f.flags & (CKIMG_AREA_SHARED | CKIMG_AREA_GROWSDOWN)) &&
+	       ar->file_idx < 0;
+}
+
+static int is_leaf(uint32_t i)
+{
+	for (uint32_t c = 1; c < T.n; c++)
+		if (T.e[c].ppid == T.e[i].pid && !is_zombie(c))
+			return 0;
+	return 1;
+}
+
+/* Fill a premapped area (mapped in us, ckimg-restore) with process a's stored pages. */
+static int fill_premap(struct restore_args *a, const struct img_area *ar)
+{
+	struct img *img = a->img;
+	size_t maxp = 0, maxr = 0;
+	uint8_t *p, *r;
+	char eb[256];
+	int err = 0;
+
+	for (size_t c = 0; c < img->nchunks; c++)
+		if (&img->areas[img->chunks[c].area_idx] == ar) {
+			if (img->chunks[c].payload_length > maxp)
+				maxp = img->chunks[c].payload_length;
+			if ((size_t)img->chunks[c].stored_pages * 4096 > maxr)
+				maxr = (size_t)img->chunks[c].stored_pages * 4096;
+		}
+	p = malloc(maxp + 1);
+	r = malloc(maxr + 1);
+	for (size_t c = 0; p && r && !err && c < img->nchunks; c++) {
+		const struct img_chunk *ch = &img->chunks[c];
+		const uint8_t *data;
+		if (&img->areas[ch->area_idx] != ar)
+			continue;
+		if (img_read_chunk(img, ch, p, r, &data, eb, sizeof(eb))) {
+			err = rst_err(a, -EBADMSG, "%s", eb);
+			break;
+		}
+		for (uint32_t k = 0, n = 0; k < ch->span_pages; k++)
+			if (ch->bitmap[k / 8] & (1u << (k % 8)))
+				memcpy((void *)(uintptr_t)(ch->first_page + (uint64_t)k * 4096), data + (size_t)n++ * 4096, 4096);
+	}
+	if (!p || !r)
+		err = -ENOMEM;
+	free(p);
+	free(r);
+	return err;
+}
+
+/*
+ * Pages shared copy-on-write between a parent and its children, shared again: an area of the
+ * parent whose pages leaf children share is mapped here, in ckimg-restore, at its address,
+ * and filled before the root is cloned; every process of the tree inherits it through its
+ * fork, the parent and those children keep it (mm.c leaves premapped areas alone), the others
+ * unmap it. A range that ckimg-restore itself uses cannot be premapped: its pages are copied.
+ */
+static int premap_shared_areas(uint64_t (**ranges)[2], size_t *nranges)
+{
+	size_t cap = 0;
+
+	*ranges = NULL;
+	*nranges = 0;
+	for (uint32_t i = 0; i < T.n; i++) {
+		struct restore_args *pa = T.args[i];
+		if (!pa)
+			continue;
+		for (size_t k = 0; k < pa->img->nareas; k++) {
+			struct img_area *ar = &pa->img->areas[k];
+			int sharers = 0, clash = 0;
+			if (!plain_private_anon(ar))
+				continue;
+			for (size_t q = 0; q < *nranges; q++)
+				clash |= ar->f.start < (*ranges)[q][1] && ar->f.end > (*ranges)[q][0];
+			for (uint32_t c = 1; !clash && c < T.n; c++) {
+				struct restore_args *ca = T.args[c];
+				if (!ca || T.e[c].ppid != T.e[i].pid || !is_leaf(c))
+					continue;
+				for (size_t m = 0; m < ca->img->nareas; m++) {
+					struct img_area *cr = &ca->img->areas[m];
+					int used = 0;
+					if (cr->f.start != ar->f.start || cr->f.end != ar->f.end || !plain_private_anon(cr))
+						continue;
+					for (size_t s = 0; s < ca->nshared; s++)
+						used |= ca->shared[s].area_id == cr->f.area_id;
+					if (used) {
+						cr->premapped = 2;
+						sharers++;
+					}
+				}
+			}
+			if (!sharers)
+				continue;
+			void *m = mmap((void *)(uintptr_t)ar->f.start, ar->f.end - ar->f.start, PROT_READ | PROT_WRITE,
+				       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_NORESERVE, -1, 0);
+			if (m != (void *)(uintptr_t)ar->f.start) {
+				if (m != MAP_FAILED)
+					munmap(m, ar->f.end - ar->f.start);
+				for (uint32_t c = 1; c < T.n; c++)      /* we use that range: copy instead */
+					for (size_t q = 0; T.args[c] && T.e[c].ppid == T.e[i].pid && q < T.args[c]->img->nareas; q++)
+						if (T.args[c]->img->areas[q].f.start == ar->f.start)
+							T.args[c]->img->areas[q].premapped = 0;
+				continue;
+			}
+			ar->premapped = 1;
+			if (*nranges == cap) {
+				cap = cap ? cap * 2 : 8;
+				void *n = realloc(*ranges, cap * sizeof(**ranges));
+				if (!n)
+					return -ENOMEM;
+				*ranges = n;
+			}
+			(*ranges)[*nranges][0] = ar->f.start;
+			(*ranges)[*nranges][1] = ar->f.end;
+			(*nranges)++;
+			int err = fill_premap(pa, ar);
+			if (err)
+				return err;
+		}
+	}
+	return 0;
+}
+
+static int rebuild(struct restore_args *a, uint32_t i)
+{
+	int err;
+	if ((err = restore_mm(a)) || (err = restore_threads(a)) || (err = restore_mm_wait(a)) ||
+	    (err = fill_shared_pages(a, i)) ||
+	    (err = restore_state_early(a)) || (err = restore_creds(a)) || (err = restore_fd_files_report(a)) ||
+	    (a == T.root && (err = restore_tty_parent(a))) || (err = restore_state(a)) || (err = restore_finish(a)))
+		return err;
+	return 0;
+}
+
+/* Kill every process of the tree and reap them all (we are their subreaper meanwhile). */
+static void abort_all(void)
+{
+	int st;
+
+	for (uint32_t i = 0; i < T.n; i++)
+		kill((pid_t)T.e[i].pid, SIGKILL);
+	for (uint32_t i = 0; i < T.n; i++)
+		if (T.args[i])
+			restore_contents_abort(T.args[i]);
+	for (;;) {
+		pid_t w = waitpid(-1, &st, __WALL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			break;
+	}
+	T.root->pid = 0;
+}
+
+int restore_tree(struct restore_args *r)
+{
+	int p[2], err;
+
+	memset(&T, 0, sizeof(T));
+	T.root = r;
+	T.e = r->img->tree;
+	T.n = r->img->ntree;
+	if (r->new_pid)
+		return rst_err(r, -ENOTSUP, "--new-pid is not supported for a process tree (its %u processes keep "
+			       "their PIDs; wait until they are free)", T.n);
+	if ((err = open_processes()) || (err = place_tree_fds()) || (err = make_shared_objects()) ||
+	    (err = plan_inheritance()))
+		return err;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return rst_err(r, -errno, "pipe: %s", strerror(errno));
+	T.ready_rd = p[0];
+	T.ready_wr = up_high(p[1]);
+	prctl(PR_SET_CHILD_SUBREAPER, 1);   /* orphans of a failed restore come to us */
+	uint64_t (*premaps)[2] = NULL;
+	size_t npremaps = 0;
+	if ((err = premap_shared_areas(&premaps, &npremaps))) {
+		for (size_t k = 0; k < npremaps; k++)
+			munmap((void *)(uintptr_t)premaps[k][0], premaps[k][1] - premaps[k][0]);
+		free(premaps);
+		return err;
+	}
+	fflush(NULL);
+	long pid = clone_with_pid((pid_t)T.e[0].pid);
+	if (pid != 0) {         /* the tree has them now (or nobody will) */
+		for (size_t k = 0; k < npremaps; k++)
+			munmap((void *)(uintptr_t)premaps[k][0], premaps[k][1] - premaps[k][0]);
+		free(premaps);
+	}
+	if (pid < 0) {
+		err = errno;
+		return rst_err(r, -err, err == EEXIST ? "PROCESS record: PID %u is taken by a running process (wait for it "
+			       "to exit)" : "PROCESS record: clone3 with PID %u: %s", T.e[0].pid, strerror(err));
+	}
+	if (pid == 0)
+		process_main(0);
+	r->pid = (pid_t)pid;
+	close(T.ready_wr);
+	err = wait_ready();
+	for (uint32_t i = 0; !err && i < T.n; i++)
+		if (T.args[i] && (err = seize(T.args[i], (pid_t)T.e[i].pid)) == 0)
+			err = rebuild(T.args[i], i);
+	if (err) {
+		/* name the process (the root's own messages already say which record) */
+		for (uint32_t i = 0; i < T.n; i++) {
+			struct restore_args *a = T.args[i];
+			if (a && a != r && a->err[0]) {
+				snprintf(r->err, sizeof(r->err), "process %u: %.700s", T.e[i].pid, a->err);
+				break;
+			}
+		}
+		abort_all();
+		return err;
+	}
+	for (uint32_t i = 0; i < T.n; i++)      /* all at once */
+		if (T.args[i])
+			restore_release(T.args[i]);
+	prctl(PR_SET_CHILD_SUBREAPER, 0);
+	r->pid = (pid_t)T.e[0].pid;
+	return 0;
+}
+
+int restore_tree_check(struct restore_args *r, int (*check_one)(struct restore_args *))
+{
+	const struct ckimg_tree_entry *e = r->img->tree;
+
+	for (uint32_t i = 0; i < r->img->ntree; i++) {
+		struct restore_args a;
+		struct img img;
+		int ret;
+		if (e[i].flags & CKIMG_TREE_ZOMBIE) {
+			printf("ok: pid %u, a zombie (exit status 0x%x)\n", e[i].pid, e[i].exit_status);
+			continue;
+		}
+		memset(&a, 0, sizeof(a));
+		a.image_path = r->image_path;
+		a.img = &img;
+		if (img_open_process(&img, r->image_path, e[i].pid)) {
+			rst_log_error("process %u: %s", e[i].pid, img.err);
+			return 2;
+		}
+		ret = check_one(&a);
+		img_close(&img);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}

@@ -1,0 +1,219 @@
+/**
+ * `ckimg run` with a real job: a C program hashing a stream of numbers (test/job/programs/
+ * hashjob.c). Periodic checkpoints, signals (SIGUSR2, SIGTSTP, SIGTERM to everyone, SIGTERM to
+ * the program alone), restart from the run directory, a damaged newest checkpoint, the
+ * self-checkpointing exit code. Whatever interrupts it, the job must print what an
+ * uninterrupted run prints.
+ */
+import { existsSync, readFileSync, readlinkSync, readdirSync, writeFileSync, openSync, writeSync, closeSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { verifyImage } from "../../src/format/verify.js";
+import { captureFeatures } from "../../src/job/engine.js";
+import { makeTempDir, removeTempDirs } from "../native/helpers.js";
+import { hashJob, killStarted, procState, referenceOutput, startCkimg } from "./helpers.js";
+
+// ~3.5 s uninterrupted: 350 pauses of 10 ms.
+const STEPS = 350_000;
+const PAUSE_US = "10000";
+let expected: string;
+let job: string;
+
+beforeAll(() => {
+  job = hashJob();
+  expected = referenceOutput(STEPS);
+});
+afterEach(async () => { await killStarted(); });
+afterAll(() => removeTempDirs());
+
+function images(dir: string): string[] {
+  return readdirSync(dir).filter((f) => /^ckpt-\d+\.img$/.test(f)).sort();
+}
+
+/** Run `ckimg run` over DIR until the job completes; returns the outputs and exit codes of each run. */
+async function runToCompletion(cwd: string, args: string[], maxRuns = 10): Promise<{ out: string; codes: number[]; stderr: string }> {
+  const codes: number[] = [];
+  let out = "";
+  let stderr = "";
+  for (let i = 0; i < maxRuns; i++) {
+    const r = startCkimg(["run", ...args], { cwd });
+    const { code } = await r.exited;
+    out += r.stdout();
+    stderr += r.stderr();
+    codes.push(code ?? -1);
+    if (code !== 75 && code !== 85) break;
+  }
+  return { out, codes, stderr };
+}
+
+describe("ckimg run", () => {
+  it("takes periodic checkpoints, keeps --keep of them, each verifies, latest points at the newest", async () => {
+    const cwd = makeTempDir("ckimg-run-");
+    const r = startCkimg(["run", "--dir", "ck", "--every", "400ms", "--keep", "2", "--keep-on-success", "--", job, String(STEPS), PAUSE_US], { cwd });
+    const { code } = await r.exited;
+    expect(code, r.stderr()).toBe(0);
+    expect(r.stdout()).toBe(expected);
+    const lines = r.stderr().split("\n").filter((l) => / checkpoint \d+ \(periodic\)/.test(l));
+    expect(lines.length, r.stderr()).toBeGreaterThanOrEqual(3);
+    const dir = join(cwd, "ck");
+    const kept = images(dir);
+    expect(kept).toHaveLength(2);
+    expect(readlinkSync(join(dir, "latest"))).toBe(kept[1]);
+    for (const f of kept) {
+      const report = await verifyImage(join(dir, f), { threads: 1 });
+      expect(report.ok, JSON.stringify(report.problems)).toBe(true);
+      expect(statSync(join(dir, f)).mode & 0o777).toBe(0o600);
+    }
+    const status = startCkimg(["run", "--status", dir, "--json"]);
+    expect((await status.exited).code).toBe(0);
+    const s = JSON.parse(status.stdout()) as { state: string; checkpoints: { file: string; latest: boolean; bytes: number }[]; exitCode: number };
+    expect(s.state).toBe("completed");
+    expect(s.exitCode).toBe(0);
+    expect(s.checkpoints.map((c) => c.file)).toEqual(kept);
+    expect(s.checkpoints[1].latest).toBe(true);
+    expect(s.checkpoints[0].bytes).toBeGreaterThan(0);
+  });
+
+  it("SIGUSR2: checkpoint and carry on; the run directory is removed on success", async () => {
+    const cwd = makeTempDir("ckimg-run-");
+    const r = startCkimg(["run", "--dir", "ck", "--", job, String(STEPS), PAUSE_US], { cwd });
+    await r.waitForStderr(/started pid \d+/);
+    process.kill(r.pid, "SIGUSR2");
+    await r.waitForStderr(/checkpoint 1 \(SIGUSR2\)/);
+    const { code } = await r.exited;
+    expect(code, r.stderr()).toBe(0);
+    expect(r.stdout()).toBe(expected);
+    expect(existsSync(join(cwd, "ck"))).toBe(false);
+  });
+
+  it("SIGTSTP: checkpoint, then the job and ckimg run stop; SIGCONT carries on", async () => {
+    const cwd = makeTempDir("ckimg-run-");
+    const r = startCkimg(["run", "--dir", "ck", "--keep-on-success", "--", job, String(STEPS), PAUSE_US], { cwd });
+    const jobPid = Number(/started pid (\d+)/.exec(await r.waitForStderr(/started pid \d+/))![1]);
+    process.kill(r.pid, "SIGTSTP");
+    await r.waitForStderr(/job stopped/);
+    // ckimg run stops itself right after its line: poll the states (no fixed sleep)
+    const deadline = Date.now() + 30_000;
+    while ((procState(r.pid) !== "T" || !/^[Tt]$/.test(procState(jobPid) ?? "")) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
+    expect(procState(r.pid)).toBe("T");
+    expect(procState(jobPid)).toMatch(/^[Tt]$/);
+    expect(images(join(cwd, "ck"))).toHaveLength(1);
+    process.kill(r.pid, "SIGCONT");
+    const { code } = await r.exited;
+    expect(code, r.stderr()).toBe(0);
+    expect(r.stdout()).toBe(expected);
+  });
+
+  it("SIGTERM to every process of the job (as a scheduler sends it): checkpoint first, exit 75; the next run restores and finishes with the same result", async () => {
+    const cwd = makeTempDir("ckimg-run-");
+    const args = ["--dir", "ck", "--", job, String(STEPS), PAUSE_US];
+    const r = startCkimg(["run", ...args], { cwd });
+    const jobPid = Number(/started pid (\d+)/.exec(await r.waitForStderr(/started pid \d+/))![1]);
+    await new Promise((res) => setTimeout(res, 800));
+    // the program first: the guard must hold its SIGTERM until ckimg run has the checkpoint
+    process.kill(jobPid, "SIGTERM");
+    process.kill(r.pid, "SIGTERM");
+    const first = await r.exited;
+    expect(first.code, r.stderr()).toBe(75);
+    expect(r.stderr()).toMatch(/checkpoint 1 \(SIGTERM\)/);
+    expect(r.stdout()).toBe("");
+    expect(procState(jobPid)).toBeUndefined();
+    const again = startCkimg(["run", ...args], { cwd });
+    expect((await again.exited).code, again.stderr()).toBe(0);
+    expect(again.stderr()).toMatch(/restored pid \d+ from ck\/ckpt-000001\.img in \d+ ms \(restart 1\)/);
+    expect(again.stdout()).toBe(expected);
+  });
+
+  it("a SIGTERM sent to the program alone is delivered to it (held back only while ckimg run decides)", async () => {
+    const cwd = makeTempDir("ckimg-run-");
+    const r = startCkimg(["run", "--dir", "ck", "--", job, String(STEPS), PAUSE_US], { cwd });
+    const jobPid = Number(/started pid (\d+)/.exec(await r.waitForStderr(/started pid \d+/))![1]);
+    process.kill(jobPid, "SIGTERM");
+    const { code } = await r.exited;
+    expect(code, r.stderr()).toBe(128 + 15);
+    expect(r.stderr()).not.toMatch(/checkpoint \d/);
+    expect(existsSync(join(cwd, "ck", "ckimg-run.json"))).toBe(true);
+    const status = startCkimg(["run", "--status", join(cwd, "ck")]);
+    await status.exited;
+    expect(status.stdout()).toMatch(/: failed \(exit 143\)/);
+  });
+
+  it("a damaged newest checkpoint is reported and the previous one is used", async () => {
+    const cwd = makeTempDir("ckimg-run-");
+    const args = ["--dir", "ck", "--every", "400ms", "--keep", "3", "--", job, String(STEPS), PAUSE_US];
+    const r = startCkimg(["run", ...args], { cwd });
+    await r.waitForStderr(/checkpoint 2 \(periodic\)/);
+    process.kill(r.pid, "SIGUSR1");
+    expect((await r.exited).code, r.stderr()).toBe(75);
+    const dir = join(cwd, "ck");
+    const newest = readlinkSync(join(dir, "latest"));
+    const all = images(dir);
+    expect(newest).toBe(all[all.length - 1]);
+    // flip bytes in the middle of the newest image (page data or records: either fails a CRC)
+    const path = join(dir, newest);
+    const size = statSync(path).size;
+    const fd = openSync(path, "r+");
+    writeSync(fd, Buffer.alloc(64, 0xa5), 0, 64, Math.floor(size / 2));
+    closeSync(fd);
+    const again = startCkimg(["run", ...args], { cwd });
+    expect((await again.exited).code, again.stderr()).toBe(0);
+    expect(again.stderr()).toContain(`ck/${newest}: damaged`);
+    expect(again.stderr()).toContain(`restored pid`);
+    expect(again.stderr()).toContain(`from ck/${all[all.length - 2]}`);
+    expect(again.stdout()).toBe(expected);
+  });
+
+  it("--checkpoint-exit-code: exits with N after each checkpoint; re-running until done gives the uninterrupted result", async () => {
+    const cwd = makeTempDir("ckimg-run-");
+    const { out, codes, stderr } = await runToCompletion(cwd, ["--dir", "ck", "--every", "700ms", "--checkpoint-exit-code", "85", "--", job, String(STEPS), PAUSE_US]);
+    expect(codes.length, stderr).toBeGreaterThanOrEqual(2);
+    expect(codes.slice(0, -1).every((c) => c === 85), stderr).toBe(true);
+    expect(codes[codes.length - 1]).toBe(0);
+    expect(stderr).toMatch(/restart 1\)/);
+    expect(out).toBe(expected);
+  });
+
+  it("a job that forks workers comes back whole", async (ctx) => {
+    if (!captureFeatures().tree) {
+      ctx.skip();
+      console.warn("skipped: this build's capturer takes one process (process trees, issue 11, not built): a job's workers cannot be checkpointed yet");
+      return;
+    }
+    const cwd = makeTempDir("ckimg-run-");
+    const ref = referenceOutput(STEPS, 2);
+    const args = ["--dir", "ck", "--", job, String(STEPS), PAUSE_US, "2"];
+    const r = startCkimg(["run", ...args], { cwd });
+    await r.waitForStderr(/started pid \d+/);
+    await new Promise((res) => setTimeout(res, 800));
+    process.kill(r.pid, "SIGTERM");
+    expect((await r.exited).code, r.stderr()).toBe(75);
+    const again = startCkimg(["run", ...args], { cwd });
+    expect((await again.exited).code, again.stderr()).toBe(0);
+    expect(again.stdout()).toBe(ref);
+  });
+
+  it("refuses bad usage and another job's directory with exit 2 and one line", async () => {
+    const cwd = makeTempDir("ckimg-run-");
+    for (const [args, msg] of [
+      [["run"], /missing -- PROGRAM/],
+      [["run", "--on", "USR1=explode", "--", "true"], /unknown action 'explode'/],
+      [["run", "--on", "KILL=checkpoint", "--", "true"], /SIGKILL cannot be caught/],
+      [["run", "--every", "soon", "--", "true"], /not a duration: 'soon'/],
+      [["run", "--keep", "0", "--", "true"], /--keep wants a count/],
+      [["run", "--status", join(cwd, "nothing")], /not a ckimg run directory/],
+    ] as const) {
+      const r = startCkimg([...args], { cwd });
+      expect((await r.exited).code, r.stderr()).toBe(2);
+      expect(r.stderr()).toMatch(msg);
+      expect(r.stderr()).not.toMatch(/\n\s+at /);
+    }
+    writeFileSync(join(cwd, "marker"), "");
+    const first = startCkimg(["run", "--dir", "ck", "--keep-on-success", "--", "true"], { cwd });
+    expect((await first.exited).code, first.stderr()).toBe(0);
+    const other = startCkimg(["run", "--dir", "ck", "--", "false"], { cwd });
+    expect((await other.exited).code).toBe(2);
+    expect(other.stderr()).toMatch(/holds checkpoints of another job \(true\)/);
+    expect(readFileSync(join(cwd, "ck", "ckimg-run.json"), "utf8")).toContain('"true"');
+  });
+});
+

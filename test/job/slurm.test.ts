@@ -1,0 +1,126 @@
+/**
+ * `ckimg run` under a real Slurm (one node, scripts/slurm-local.sh, started here and stopped
+ * by PID in afterAll even when a test fails):
+ *  - a job whose --time is too short: Slurm's warning signal (--signal=B:USR1@T) makes ckimg
+ *    run checkpoint and `scontrol requeue` at least twice; the job ends COMPLETED with the
+ *    uninterrupted result;
+ *  - `scontrol requeue` mid-run (SIGTERM to every process of the job): the program's SIGTERM is
+ *    held until the checkpoint is written, so the restart continues from that moment.
+ * A requeued job waits for its BeginTime; the poll releases it (StartTime=now).
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync, existsSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { REPO, makeTempDir, removeTempDirs } from "../native/helpers.js";
+import { CKIMG, hashJob, referenceOutput } from "./helpers.js";
+
+const isRoot = process.getuid?.() === 0;
+let cluster: string | undefined;
+const env = () => ({ ...process.env, SLURM_CONF: join(cluster!, "slurm.conf") });
+const jobs: string[] = [];
+
+beforeAll(() => {
+  if (!isRoot) return;
+  const r = spawnSync("bash", [join(REPO, "scripts/slurm-local.sh"), "start"], { encoding: "utf8", timeout: 300_000 });
+  if (r.status !== 0) throw new Error(`slurm-local.sh start failed:\n${r.stderr}`);
+  cluster = r.stdout.trim().split("\n").pop();
+}, 300_000);
+
+afterAll(() => {
+  if (cluster) {
+    for (const j of jobs) spawnSync("scancel", [j], { env: env(), timeout: 30_000 });
+    spawnSync("bash", [join(REPO, "scripts/slurm-local.sh"), "stop", cluster], { timeout: 120_000 });
+  }
+  removeTempDirs();
+}, 180_000);
+
+function scontrol(args: string[]): string {
+  return execFileSync("scontrol", args, { env: env(), encoding: "utf8", timeout: 60_000 });
+}
+
+function jobFields(id: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const m of scontrol(["show", "job", id, "-o"]).matchAll(/(\w+)=(\S*)/g)) out[m[1]] ??= m[2];
+  return out;
+}
+
+function submit(script: string): string {
+  const id = execFileSync("sbatch", ["--parsable", script], { env: env(), encoding: "utf8", timeout: 60_000 }).trim().split(";")[0];
+  jobs.push(id);
+  return id;
+}
+
+/** Poll the job to its end, releasing it whenever it waits for its BeginTime after a requeue. */
+async function followToEnd(id: string, deadlineMs: number, onPoll?: (f: Record<string, string>) => Promise<void>): Promise<Record<string, string>> {
+  const deadline = Date.now() + deadlineMs;
+  for (;;) {
+    const f = jobFields(id);
+    if (["COMPLETED", "FAILED", "TIMEOUT", "CANCELLED", "NODE_FAIL", "OUT_OF_MEMORY"].includes(f.JobState)) return f;
+    if (Date.now() > deadline) throw new Error(`job ${id} still ${f.JobState} (${f.Reason}) after ${deadlineMs / 1000} s`);
+    if (f.JobState === "PENDING" && f.Reason === "BeginTime") scontrol(["update", `JobId=${id}`, "StartTime=now"]);
+    await onPoll?.(f);
+    await new Promise((res) => setTimeout(res, 1500));
+  }
+}
+
+function jobScript(dir: string, sbatch: string[], run: string[], steps: number): string {
+  const script = join(dir, "job.sh");
+  writeFileSync(script, [
+    "#!/bin/bash",
+    ...sbatch.map((o) => `#SBATCH ${o}`),
+    `#SBATCH --output=${join(dir, "out.txt")}`,
+    "#SBATCH --open-mode=append",
+    `exec ${process.execPath} ${CKIMG} run --dir ${join(dir, "ckpt")} ${run.join(" ")} -- ${hashJob()} ${steps} 10000`,
+    "",
+  ].join("\n"));
+  return script;
+}
+
+describe.skipIf(!isRoot)("ckimg run on Slurm", () => {
+  it("the time-limit warning signal checkpoints and requeues the job at least twice; it ends COMPLETED with the uninterrupted result", async () => {
+    // 75 s of work (7500 pauses of 10 ms); --time=1 with the warning 55 s before the end: Slurm
+    // checks time limits every 30 s, so each run gets the signal 5-35 s in — three runs at least.
+    const steps = 7_500_000;
+    const dir = makeTempDir("ckimg-slurm-job-");
+    const id = submit(jobScript(dir, ["--time=1", "--signal=B:USR1@55", "--requeue"], ["--keep-on-success", "--on", "USR1=checkpoint-requeue"], steps));
+    const end = await followToEnd(id, 400_000);
+    const out = readFileSync(join(dir, "out.txt"), "utf8");
+    expect(end.JobState, out).toBe("COMPLETED");
+    expect(Number(end.Restarts), out).toBeGreaterThanOrEqual(2);
+    expect(out.match(/SIGUSR1: checkpoint-requeue/g)?.length ?? 0, out).toBeGreaterThanOrEqual(2);
+    expect(out.match(new RegExp(`scontrol requeue ${id}: ok`, "g"))?.length ?? 0, out).toBeGreaterThanOrEqual(2);
+    expect(out).toMatch(/restored pid \d+ from .*ckpt-000002\.img/);
+    expect(out).not.toMatch(/checkpoint \(\w+\) failed/);
+    expect(out.split("\n").filter((l) => l.startsWith("hash "))).toEqual([referenceOutput(steps).trim()]);
+  }, 600_000);
+
+  it("scontrol requeue mid-run: the program is held until its checkpoint is written, and the restart goes on from there", async () => {
+    const steps = 2_000_000;   // 20 s of work
+    const dir = makeTempDir("ckimg-slurm-job-");
+    const id = submit(jobScript(dir, ["--time=10", "--requeue"], ["--keep-on-success"], steps));
+    let requeuedAt = 0;
+    const end = await followToEnd(id, 300_000, async (f) => {
+      if (requeuedAt || f.JobState !== "RUNNING") return;
+      const out = existsSync(join(dir, "out.txt")) ? readFileSync(join(dir, "out.txt"), "utf8") : "";
+      if (!/started pid/.test(out)) return;
+      await new Promise((res) => setTimeout(res, 4000));
+      requeuedAt = Date.now();
+      scontrol(["requeue", id]);
+    });
+    const out = readFileSync(join(dir, "out.txt"), "utf8");
+    expect(requeuedAt, out).toBeGreaterThan(0);
+    expect(end.JobState, out).toBe("COMPLETED");
+    expect(Number(end.Restarts), out).toBeGreaterThanOrEqual(1);
+    expect(out).toMatch(/SIGTERM: checkpoint-exit/);
+    expect(out).toMatch(/checkpoint 1 \(SIGTERM\)/);
+    expect(out).not.toMatch(/checkpoint \(\w+\) failed/);
+    expect(out).toMatch(/restored pid \d+ from .*ckpt-000001\.img/);
+    // the only checkpoint is the one taken on the requeue's SIGTERM: nothing before it is lost
+    const manifest = JSON.parse(readFileSync(join(dir, "ckpt", "ckimg-run.json"), "utf8")) as { checkpoints: { reason: string; time: string }[]; restarts: number };
+    expect(manifest.checkpoints.map((c) => c.reason)).toEqual(["SIGTERM"]);
+    expect(Date.parse(manifest.checkpoints[0].time)).toBeGreaterThanOrEqual(requeuedAt - 1000);
+    expect(manifest.restarts).toBe(1);
+    expect(out.split("\n").filter((l) => l.startsWith("hash "))).toEqual([referenceOutput(steps).trim()]);
+  }, 400_000);
+});

@@ -1,0 +1,293 @@
+/**
+ * Process trees on real processes (format 1.2): a C program with children of every kind (a
+ * pipe reader, a zombie, a session leader, a process group with a grandchild) and a shell
+ * pipeline are captured with `ckimg capture` (the whole tree, --kill), restored with
+ * `ckimg restore --detach` and checked: same PIDs, parents, groups and sessions, the zombie still
+ * a zombie that its parent reaps with the recorded status, and the pipes between processes
+ * still flowing (the pipeline's checksum equals an uninterrupted run's).
+ * Originals and restored trees run under a child subreaper (test/native/restore-programs/
+ * subreaper.c): PID 1 does not reap orphans here.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createHash } from "node:crypto";
+import { connect } from "node:net";
+import { copyFileSync, existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { openImage } from "../../src/format/index.js";
+import { REPO, compileC, makeTempDir, removeTempDirs, runCli, sleep, startProcess, type Started } from "./helpers.js";
+
+const CLI = join(REPO, "bin/ckimg");
+const TP = join(REPO, "test/native/tree-programs");
+const prog = (dir: string, name: string) => compileC(readFileSync(join(dir, `${name}.c`), "utf8"), name);
+
+let tmp = "";
+let reaper = "";
+beforeAll(() => {
+  for (const b of ["build/ckimg-restore", "build/ckimg-capture", "dist/cli/main.js"])
+    if (!existsSync(join(REPO, b))) throw new Error(`${b} missing: run npm run build first`);
+  tmp = makeTempDir("ckimg-tree-");
+  reaper = prog(join(REPO, "test/native/restore-programs"), "subreaper");
+});
+afterAll(() => removeTempDirs());
+
+/** /proc/PID/stat: state, ppid, pgrp, session. */
+function stat(pid: number): { state: string; ppid: number; pgid: number; sid: number } {
+  const s = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+  return { state: f[0], ppid: Number(f[1]), pgid: Number(f[2]), sid: Number(f[3]) };
+}
+
+function childrenOf(pid: number): number[] {
+  const t = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim();
+  return t ? t.split(" ").map(Number) : [];
+}
+
+async function gone(pids: number[]): Promise<void> {
+  for (let i = 0; i < 500 && pids.some((p) => existsSync(`/proc/${p}`)); i++) await sleep(20);
+  const left = pids.filter((p) => existsSync(`/proc/${p}`));
+  if (left.length) throw new Error(`processes ${left.join(", ")} did not go away`);
+}
+
+function captureTree(pid: number, img: string): { processes: number; zombies: number; killed: boolean } {
+  const r = runCli(["capture", String(pid), "-o", img, "--kill", "--json"]);
+  if (r.status !== 0) throw new Error(`capture failed (${r.status}): ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+/** Kill what is left of a tree and its reaper, reap all. */
+async function cleanup(s: Started, pids: number[]): Promise<void> {
+  for (const p of pids) {
+    try {
+      process.kill(p, "SIGKILL");
+    } catch {
+      /* gone */
+    }
+  }
+  await Promise.race([s.exited, sleep(10_000)]);
+  await s.kill();
+  await gone(pids);
+}
+
+describe("a process tree", () => {
+  it("comes back with its PIDs, relations, zombie and the pipe between parent and child", async () => {
+    const exe = prog(TP, "family");
+    const img = join(tmp, "family.img");
+    const orig = startProcess([reaper, exe]);
+    let ids: Record<string, number> = {};
+    let lastGot = 0;
+    try {
+      const ready = await orig.waitForLine(/^ready /);
+      const m = /^ready (\d+) reader=(\d+) zombie=(\d+) leader=(\d+) grouper=(\d+) grandchild=(\d+)$/.exec(ready)!;
+      ids = { root: +m[1], reader: +m[2], zombie: +m[3], leader: +m[4], grouper: +m[5], gc: +m[6] };
+      await orig.waitForLine(/^got 5$/);
+      const before = Object.fromEntries(Object.entries(ids).map(([k, p]) => [k, stat(p)]));
+      const summary = captureTree(ids.root, img);
+      expect(summary).toMatchObject({ processes: 5, zombies: 1, killed: true });
+      await Promise.race([orig.exited, sleep(10_000)]);   // (its last lines are in orig.lines by then)
+      lastGot = Math.max(...orig.lines.filter((l) => l.startsWith("got ")).map((l) => Number(l.slice(4))));
+      await gone(Object.values(ids));
+
+      // the library sees the tree
+      const image = await openImage(img);
+      try {
+        expect(image.tree?.processes.map((p) => p.pid)).toEqual([ids.root, ids.reader, ids.zombie, ids.leader, ids.grouper, ids.gc]);
+        expect(image.processes.map((p) => p.process.pid)).toEqual([ids.root, ids.reader, ids.leader, ids.grouper, ids.gc]);
+        expect(image.tree?.processes[2]).toMatchObject({ zombie: true, exitStatus: 7 << 8, ppid: ids.root });
+        for (const [k, p] of Object.entries(ids)) {
+          if (k === "zombie") continue;
+          expect(image.processImage(p).process).toMatchObject({ ppid: before[k].ppid, pgid: before[k].pgid, sid: before[k].sid });
+        }
+        // the pipe between root and reader is one object: one end in each
+        const rootPipes = image.processImage(ids.root).fds.filter((f) => f.path.startsWith("pipe:") && (f.openFlags & 3) === 1);
+        const readerPipes = image.processImage(ids.reader).fds.filter((f) => f.path.startsWith("pipe:") && (f.openFlags & 3) === 0);
+        const rootReads = image.processImage(ids.root).fds.filter((f) => f.path.startsWith("pipe:") && (f.openFlags & 3) === 0);
+        const shared = rootPipes.filter((w) => readerPipes.some((r) => r.inode === w.inode) && !rootReads.some((r) => r.inode === w.inode));
+        expect(shared).toHaveLength(1);
+        expect(shared[0].state ?? 0).toBe(0); // not PEER_OUTSIDE
+      } finally {
+        await image.close();
+      }
+      // the CLI: inspect draws the tree and --pid picks a process; diff pairs processes by PID
+      const ins = runCli(["inspect", img]);
+      expect(ins.status).toBe(0);
+      expect(ins.stdout).toContain(`tree     5 processes and 1 zombie, root ${ids.root}`);
+      expect(ins.stdout).toContain(`  family(${ids.root})\n  ├─family(${ids.reader})\n  ├─?(${ids.zombie}) <defunct>`);
+      expect(ins.stdout).toContain(`  └─family(${ids.grouper})\n    └─family(${ids.gc})`);
+      expect(runCli(["inspect", "--pid", String(ids.gc), img]).stdout).toContain(`process  pid ${ids.gc} (family)  ppid ${ids.grouper}`);
+      const z = runCli(["inspect", "--pid", String(ids.zombie), img]);
+      expect(z.status).toBe(2);
+      expect(z.stderr).toMatch(new RegExp(`process ${ids.zombie} is a zombie`));
+      const copy = join(tmp, "family-copy.img");
+      copyFileSync(img, copy);
+      const d = runCli(["diff", "--json", img, copy]);
+      expect(d.status).toBe(0);
+      expect(JSON.parse(d.stdout)).toMatchObject({ same: true, onlyInA: [], onlyInB: [] });
+      expect(JSON.parse(d.stdout).processes.map((p: { pid: number }) => p.pid)).toEqual([ids.root, ids.reader, ids.leader, ids.grouper, ids.gc]);
+    } finally {
+      await cleanup(orig, Object.values(ids));
+    }
+
+    const s = startProcess([reaper, process.execPath, CLI, "restore", "--detach", img]);
+    try {
+      await s.waitForLine(new RegExp(`^${ids.root}$`), { timeoutMs: 60_000 });
+      // the root's writes reach the reader through the restored pipe
+      await s.waitForLine(new RegExp(`^got ${lastGot + 3}$`), { timeoutMs: 60_000 });
+      // nothing lost, nothing repeated: the bytes in the pipe and the reader's buffer came back
+      expect(s.lines.find((l) => l.startsWith("got "))).toBe(`got ${lastGot + 1}`);
+      const now = Object.fromEntries(Object.entries(ids).map(([k, p]) => [k, stat(p)]));
+      expect(now.root.ppid).toBe(s.pid);
+      for (const k of ["reader", "zombie", "leader", "grouper"]) expect(now[k].ppid).toBe(ids.root);
+      expect(now.gc.ppid).toBe(ids.grouper);
+      expect(now.zombie.state).toBe("Z");
+      expect(now.leader).toMatchObject({ sid: ids.leader, pgid: ids.leader });
+      expect(now.grouper.pgid).toBe(ids.grouper);
+      expect(now.gc.pgid).toBe(ids.grouper);
+      expect(now.reader.pgid).toBe(now.root.pgid);
+      expect(childrenOf(ids.root).sort()).toEqual([ids.reader, ids.zombie, ids.leader, ids.grouper].sort());
+      // the parent still reaps its zombie, with the recorded status
+      process.kill(ids.root, "SIGUSR1");
+      await s.waitForLine(new RegExp(`^reaped ${ids.zombie} status 7$`), { timeoutMs: 30_000 });
+    } finally {
+      await cleanup(s, Object.values(ids));
+    }
+  }, 120_000);
+
+  it("a shell pipeline captured mid-run finishes with the checksum of an uninterrupted run", async () => {
+    const bytes = 1_000_000_000;
+    const out = join(tmp, "pipeline.md5");
+    const img = join(tmp, "pipeline.img");
+    const script = `yes | tr y n | head -c ${bytes} | md5sum > ${out}; echo finished`;
+    const orig = startProcess([reaper, "/bin/sh", "-c", script]);
+    let pids: number[] = [];
+    try {
+      for (let i = 0; i < 500 && childrenOf(orig.pid).length === 0; i++) await sleep(10);
+      const sh = childrenOf(orig.pid)[0];
+      for (let i = 0; i < 500 && childrenOf(sh).length < 4; i++) await sleep(10);
+      await sleep(300);
+      pids = [sh, ...childrenOf(sh)];
+      const summary = captureTree(sh, img);
+      expect(summary.processes).toBe(5);
+      await Promise.race([orig.exited, sleep(10_000)]);
+      await gone(pids);
+    } finally {
+      await cleanup(orig, pids);
+    }
+    expect(existsSync(out) ? readFileSync(out, "utf8") : "").toBe("");   // it did not finish before the capture
+
+    const expected = createHash("md5");
+    const block = Buffer.alloc(1 << 20, "n\n");
+    for (let done = 0; done < bytes; done += block.length) expected.update(block.subarray(0, Math.min(block.length, bytes - done)));
+    const s = startProcess([reaper, process.execPath, CLI, "restore", "--detach", img]);
+    try {
+      await s.waitForLine(/^finished$/, { timeoutMs: 120_000 });
+      expect(readFileSync(out, "utf8")).toBe(`${expected.digest("hex")}  -\n`);
+    } finally {
+      await cleanup(s, pids);
+    }
+  }, 240_000);
+
+  it("a pre-fork server: master and workers share one listening socket again and answer", async () => {
+    const exe = prog(TP, "prefork");
+    const img = join(tmp, "prefork.img");
+    const ask = (port: number) => new Promise<string>((res, rej) => {
+      const c = connect(port, "127.0.0.1");
+      let got = "";
+      c.on("data", (d) => (got += d.toString()));
+      c.on("end", () => res(got.trim()));
+      c.on("error", rej);
+    });
+    const orig = startProcess([reaper, exe]);
+    let port = 0, pids: number[] = [];
+    const before = new Map<number, number>();
+    try {
+      const [, p, a, b] = (await orig.waitForLine(/^ready /)).split(" ").map(Number);
+      port = p;
+      const master = childrenOf(orig.pid)[0];
+      pids = [master, a, b];
+      for (let i = 0; i < 6; i++) {
+        const [, pid, n] = (await ask(port)).split(" ").map(Number);
+        before.set(pid, n);
+      }
+      expect(captureTree(master, img)).toMatchObject({ processes: 3, zombies: 0 });
+      await Promise.race([orig.exited, sleep(10_000)]);
+      await gone(pids);
+      const image = await openImage(img);
+      try {
+        // the listening socket is one open file description in all three
+        const ids = image.processes.map((v) => v.fds.find((f) => f.path.startsWith("socket:"))?.fileId);
+        expect(ids[0]).toBeDefined();
+        expect(new Set(ids).size).toBe(1);
+      } finally {
+        await image.close();
+      }
+    } finally {
+      await cleanup(orig, pids);
+    }
+    const s = startProcess([reaper, process.execPath, CLI, "restore", "--detach", img]);
+    try {
+      await s.waitForLine(new RegExp(`^${pids[0]}$`), { timeoutMs: 60_000 });
+      const after = new Map<number, number>();
+      for (let i = 0; i < 8; i++) {
+        const [word, pid, n] = (await ask(port)).split(" ");
+        expect(word).toBe("worker");
+        expect(pids.slice(1)).toContain(Number(pid));
+        // each worker's count goes on from where it was
+        const prev = after.get(Number(pid)) ?? before.get(Number(pid)) ?? 0;
+        expect(Number(n)).toBe(prev + 1);
+        after.set(Number(pid), Number(n));
+      }
+      expect(stat(pids[1]).ppid).toBe(pids[0]);
+      expect(stat(pids[2]).ppid).toBe(pids[0]);
+    } finally {
+      await cleanup(s, pids);
+    }
+  }, 120_000);
+
+  it("memory a parent shares copy-on-write with 4 forked children is stored once, and reads the same after restore", async () => {
+    const exe = prog(TP, "cow");
+    const img = join(tmp, "cow.img");
+    const mib = 64;
+    const orig = startProcess([reaper, exe, String(mib), "4"]);
+    let pids: number[] = [];
+    const sums = async (p: Started, from: number) => {
+      for (const pid of pids) process.kill(pid, "SIGUSR1");
+      const got = new Map<number, string>();
+      for (const pid of pids) got.set(pid, (await p.waitForLine(new RegExp(`^sum ${pid} `), { from })).split(" ")[2]);
+      return got;
+    };
+    let before = new Map<number, string>();
+    try {
+      pids = (await orig.waitForLine(/^ready /)).split(" ").slice(1).map(Number);
+      before = await sums(orig, 0);
+      const r = runCli(["capture", String(pids[0]), "-o", img, "--kill", "--json"]);
+      expect(r.status, r.stderr).toBe(0);
+      const summary = JSON.parse(r.stdout);
+      expect(summary.processes).toBe(5);
+      // one copy of the 64 MiB, not five (each child wrote one page of its own)
+      const pagesOfBuffer = (mib << 20) / 4096;
+      expect(summary.storedPages).toBeLessThan(pagesOfBuffer * 1.25);
+      expect(summary.imageBytes).toBeLessThan((mib << 20) * 1.3);
+      const image = await openImage(img);
+      try {
+        for (const pid of pids.slice(1)) expect(image.processImage(pid).sharedPages?.parentPid).toBe(pids[0]);
+      } finally {
+        await image.close();
+      }
+      await Promise.race([orig.exited, sleep(10_000)]);
+      await gone(pids);
+    } finally {
+      await cleanup(orig, pids);
+    }
+    const s = startProcess([reaper, process.execPath, CLI, "restore", "--detach", img]);
+    try {
+      await s.waitForLine(new RegExp(`^${pids[0]}$`), { timeoutMs: 60_000 });
+      expect(await sums(s, 0)).toEqual(before);
+      // shared again after restore: the tree's memory (sum of Pss) is about one copy, not five
+      const pss = pids.reduce((n, p) => n + Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${p}/smaps_rollup`, "utf8"))![1]), 0);
+      expect(pss * 1024).toBeLessThan((mib << 20) * 1.5);
+    } finally {
+      await cleanup(s, pids);
+    }
+  }, 120_000);
+});
+
