@@ -88,7 +88,6 @@ export async function writeSyntheticImage(path: string, opts: SyntheticOptions =
   new DataView(idBytes.buffer).setUint32(0, seed, true);
   const w = await ImageWriter.create(path, {
     createdNs: 1_763_900_000_000_000_000n + BigInt(seed), imageId: idBytes, codec: opts.codec ?? CODEC.LZ4, durable: opts.durable ?? false,
-    versionMinor: 1, // only 1.1 records: the committed corpus stays byte for byte
   });
   try {
     const pid = 4000 + (seed % 1000);

@@ -9,7 +9,7 @@ import { copyFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import {
   CODEC, ImageWriter, RECORD_FLAG_MUST_UNDERSTAND, RecordType, encodePageDigests, encodeParent, openImage,
-  pageDigest, verifyImage, type AreaRecord,
+  pageDigest, verifyImage, type AreaRecord, encodeRegs, X86_64_REG_NAMES, type X86Regs,
 } from "../../src/format/index.js";
 import { tempDir } from "../support/tmp.js";
 
@@ -33,8 +33,14 @@ async function writeMember(path: string, m: Member): Promise<void> {
   const w = await ImageWriter.create(path, { imageId: idOf(m.id), codec: CODEC.NONE, durable: false });
   await w.addProcess({
     pid: m.pid, ppid: 1, pgid: m.pid, sid: m.pid, uid: [0, 0, 0, 0], gid: [0, 0, 0, 0], personality: 0, umask: 0o22,
-    threadCount: 0, captureNs: 1n, startTime: 777n, flags: 0, comm: "t", exe: "/t", cwd: "/", root: "/", kernel: "k",
+    threadCount: 1, captureNs: 1n, startTime: 777n, flags: 0, comm: "t", exe: "/t", cwd: "/", root: "/", kernel: "k",
     mm: { startCode: 0n, endCode: 0n, startData: 0n, endData: 0n, startBrk: 0n, brk: 0n, startStack: 0n, argStart: 0n, argEnd: 0n, envStart: 0n, envEnd: 0n },
+  });
+  const regs = {} as X86Regs;
+  for (const n of X86_64_REG_NAMES) regs[n] = 0n;
+  await w.addThread({
+    tid: m.pid, flags: 1, state: "S", sigmask: 0n, pending: 0n, clearChildTid: 0n, robustList: 0n, robustListLen: 0n,
+    altstack: { sp: 0n, size: 0n, flags: 2 }, regs, regsRaw: encodeRegs(regs), xstate: new Uint8Array(512),
   });
   if (m.parent) {
     await w.writeRecord(RecordType.PARENT, encodeParent({
