@@ -30,6 +30,11 @@ export interface CaptureOptions {
    * the target is released as soon as its memory is read).
    */
   bufferMb?: number | "all";
+  /**
+   * Incremental capture: store only the pages that differ from this earlier image of the same
+   * process (format 1.2 PARENT); the new image needs it (and its own parents) to be read.
+   */
+  parent?: string;
   /** Called with bytes of memory processed so far and the total to process. */
   onProgress?: (done: number, total: number) => void;
   /** More capturer options, for callers that probed for them (`ckimg run`: --parent). */
@@ -61,6 +66,12 @@ export interface CaptureSummary {
   freezeMs: number;
   totalMs: number;
   killed: boolean;
+  /** Pages the image holds (stored here or inherited from the parent chain). */
+  heldPages: number;
+  /** Pages taken from the parent chain instead of stored (0 without --parent). */
+  inheritedPages: number;
+  /** The parent image given with --parent, or null. */
+  parent: string | null;
   /** What the image cannot bring back, and why (one line each, e.g. a timer's overrun count). */
   warnings: string[];
 }
@@ -95,6 +106,7 @@ export function runCapture(opts: CaptureOptions): Promise<CaptureSummary> {
   if (opts.noHashCache) args.push("--no-hash-cache");
   if (opts.noChildren) args.push("--no-children");
   if (opts.bufferMb !== undefined) args.push("--buffer-mb", String(opts.bufferMb));
+  if (opts.parent !== undefined) args.push("--parent", opts.parent);
   if (opts.onProgress) args.push("--progress");
   if (opts.extraArgs) args.push(...opts.extraArgs);
 
@@ -156,6 +168,8 @@ function parseSummary(line: string): CaptureSummary {
     threads: Number(j.threads), areas: Number(j.areas), files: Number(j.files), fds: Number(j.fds),
     processes: Number(j.processes ?? 1), zombies: Number(j.zombies ?? 0),
     freezeMs: Number(j.freeze_ms), totalMs: Number(j.total_ms), killed: j.killed === true, warnings: [],
+    heldPages: Number(j.held_pages ?? 0), inheritedPages: Number(j.inherited_pages ?? 0),
+    parent: typeof j.parent === "string" ? j.parent : null,
   };
 }
 
@@ -174,7 +188,8 @@ export function captureText(s: CaptureSummary): string {
     (s.processes > 1 ? `${s.processes} processes${s.zombies ? ` (+${s.zombies} zombies)` : ""}, ` : "") +
     `${s.threads} threads, ${s.areas} areas, ${s.fds} fds; ` +
     `frozen ${s.freezeMs.toFixed(1)} ms, total ${s.totalMs.toFixed(1)} ms` +
-    (s.killed ? "; target killed" : "") + "\n"
+    (s.killed ? "; target killed" : "") +
+    (s.parent !== null ? `; incremental on ${s.parent}: ${s.inheritedPages} of ${s.heldPages} pages inherited` : "") + "\n"
   );
 }
 
@@ -188,6 +203,7 @@ export function parseCaptureArgs(args: string[]): CaptureOptions & { json: boole
     "no-hash-cache": { type: "boolean" },
     "no-children": { type: "boolean" },
     "buffer-mb": { type: "string" },
+    parent: { type: "string" },
   });
   if (positionals.length !== 1) throw new UsageError("capture takes exactly one PID");
   const pidText = positionals[0];
@@ -206,12 +222,13 @@ export function parseCaptureArgs(args: string[]): CaptureOptions & { json: boole
     pid: Number(pidText), output, compress: compress === "gzip" ? "deflate" : (compress as CaptureCodec), bufferMb,
     kill: values.kill === true, noHashCache: values["no-hash-cache"] === true, noChildren: values["no-children"] === true,
     json: values.json === true,
+    parent: typeof values.parent === "string" && values.parent !== "" ? values.parent : undefined,
   };
 }
 
 export const CAPTURE_VERB: Verb = {
   summary: "freeze a running process and write its checkpoint image",
-  usage: "PID -o IMAGE [--compress none|lz4|lzf|deflate] [--kill] [--no-children] [--buffer-mb N|all] [--no-hash-cache] [--json]",
+  usage: "PID -o IMAGE [--parent IMAGE] [--compress none|lz4|lzf|deflate] [--kill] [--no-children] [--buffer-mb N|all] [--no-hash-cache] [--json]",
   async run(args: string[], ctx: CliContext): Promise<number> {
     const opts = parseCaptureArgs(args);
     const progress = progressPrinter(ctx, "capture");

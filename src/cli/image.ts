@@ -14,6 +14,7 @@ import type { CriuDescription } from "../criu/describe.js";
 import { EXIT_FINDING, EXIT_OK, UsageError, hex, parseVerbArgs, toJson, type CliContext, type Verb } from "./common.js";
 import { progressPrinter } from "./progress.js";
 import { stateReport, stateText } from "./state-report.js";
+import { parentReport, parentText } from "./chain-report.js";
 
 const SIGNAL_NAMES = [
   "", "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL",
@@ -47,6 +48,8 @@ export function inspectReport(img: CheckpointImage) {
       recovered: img.recovered,
       problems: img.problems,
       unknownRecords: img.unknownRecords.map((r) => ({ type: hex(r.type), offset: r.offset, payloadLength: r.payloadLength })),
+      /** format 1.2: the image this one is a delta of (null for a standalone image) */
+      parent: parentReport(img),
     },
     process: {
       pid: p.pid, ppid: p.ppid, pgid: p.pgid, sid: p.sid, uid: p.uid, gid: p.gid,
@@ -109,6 +112,7 @@ export function inspectText(r: InspectReport): string {
   const p = r.process;
   out.push(`image    ${r.image.path}  (${bytes(r.image.size)}, format ${r.image.version}, page ${r.image.pageSize}${r.image.created ? `, created ${r.image.created}` : ""})`);
   if (r.image.recovered) out.push(`         RECOVERED: index damaged, records found by scanning`);
+  if (r.image.parent) out.push(parentText(r.image.parent));
   for (const pr of r.image.problems) out.push(`         problem: ${pr.detail}${pr.offset !== undefined ? ` at offset ${pr.offset}` : ""}`);
   if (r.tree) out.push(treeText(r.tree));
   out.push(`process  pid ${p.pid} (${p.comm})  ppid ${p.ppid}  pgid ${p.pgid}  sid ${p.sid}  uid ${p.uid[0]}/${p.uid[1]}  gid ${p.gid[0]}/${p.gid[1]}${p.stopped ? "  [stopped]" : ""}`);

@@ -23,6 +23,8 @@ export type ImageErrorCode =
   | "NOT_MAPPED"
   | "UNAVAILABLE"
   | "IO"
+  | "MISSING_PARENT"
+  | "BAD_PARENT"
   | "NO_SUCH_PROCESS"
   // format 1.2
   | "UNSUPPORTED_MACHINE";

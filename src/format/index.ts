@@ -19,6 +19,8 @@ export * from "./records-fd.js";
 export * from "./records-anon.js";
 export * from "./raw-files.js";
 export * from "./records-files.js";
+export * from "./records-chain.js";
+export { checkInheritedDigests, parentCandidates, hexId, type ChainProblem } from "./chain.js";
 export * from "./records-tree.js";
 export * from "./reader.js";
 export * from "./writer.js";

@@ -56,6 +56,9 @@ export const RecordType = {
   // format 1.2 process trees (records-tree.ts)
   TREE: 0x000a,
   SHARED_PAGES: 0x000b,
+  // format 1.2 incremental images (records-chain.ts)
+  PARENT: 0x000e,
+  PAGE_DIGESTS: 0x0023,
   THREAD: 0x0010,
   THREAD_STATE: 0x0011,
   EVENTFD: 0x0050,

@@ -33,6 +33,8 @@ import {
   type ProcessStateRecord, type SeccompFilter, type ThreadStateRecord, type TimersRecord,
 } from "./records-state.js";
 import { FILE_DATA, FILES_FIXED_SIZE } from "./raw-files.js";
+import { attachChain, digestIn, type ChainContext } from "./chain.js";
+import { decodePageDigests, decodeParent, type PageDigestsRecord, type ParentRecord } from "./records-chain.js";
 import { decodeSharedPages, decodeTree, sharedRunAt, type SharedPagesRecord, type TreeProcess, type TreeRecord } from "./records-tree.js";
 import {
   decodeFdFile, decodeFileContent, decodeFileDataHeader, decodeTty,
@@ -77,6 +79,11 @@ export interface ChunkRef {
   /** file offset of the PAGES record header */
   offset: number;
   payloadLength: number;
+  /**
+   * Format 1.2 chains: a chunk of what the image holds, composed from its own PAGES and its
+   * parent's (offset is then negative and unique; no record of its own to read).
+   */
+  resolved?: { rawCrc: number; bitmap: Uint8Array; read(): Promise<DecodedChunk> };
   /** format 1.2: the owning process in a tree image (0 or absent otherwise) */
   ownerPid?: number;
 }
@@ -174,7 +181,7 @@ const MAX_FILE_RUN_BYTES = 16 * 1024 * 1024;
 /** Types whose index keys are all 0 (R8). */
 const INDEX_UNKEYED = new Set<number>([
   RecordType.PROCESS, RecordType.ARGV, RecordType.ENVIRON, RecordType.AUXV, RecordType.RLIMITS, RecordType.SIGACTIONS,
-  RecordType.TIMERS, RecordType.PROCESS_STATE, RecordType.SECCOMP,
+  RecordType.TIMERS, RecordType.PROCESS_STATE, RecordType.SECCOMP, RecordType.PARENT,
 ]);
 
 const SINGLETONS = new Set<number>([
@@ -187,7 +194,7 @@ export function recordTypeName(type: number): string {
 }
 
 /** Open an image for reading. Close it with `close()` (or `await using`). */
-export async function openImage(path: string, opts: OpenOptions = {}): Promise<CheckpointImage> {
+export async function openImage(path: string, opts: OpenOptions = {}, chain: ChainContext = { seen: [] }): Promise<CheckpointImage> {
   let handle: FileHandle;
   try {
     // Check the kind first: opening a FIFO for reading would block forever.
@@ -204,7 +211,9 @@ export async function openImage(path: string, opts: OpenOptions = {}): Promise<C
   const image = new CheckpointImage(path, handle, opts);
   try {
     await image.load();
+    await attachChain(image, opts, chain, openImage);
   } catch (err) {
+    await image.parent?.close().catch(() => {});
     await handle.close().catch(() => {});
     if (err instanceof ImageError && err.file === undefined) err.file = path;
     throw err;
@@ -247,6 +256,15 @@ export class CheckpointImage {
   /** format 1.1 kind state of fds (pipes, sockets, …), in file order; see records-fd.ts */
   fdState: FdStateRecord[] = [];
   unknownRecords: UnknownRecord[] = [];
+  /** page chunks per area id, sorted by first page (for a chain: what the image holds) */
+  readonly chunksByArea = new Map<number, ChunkRef[]>();
+  /** format 1.2: the PAGES records of this file itself (= chunksByArea unless a chain) */
+  ownChunksByArea = this.chunksByArea;
+  /** format 1.2: the image this one is a delta of (PARENT), and what it holds (PAGE_DIGESTS) */
+  parentRecord: ParentRecord | undefined;
+  pageDigests: PageDigestsRecord[] = [];
+  /** the opened parent image, when the chain was resolved */
+  parent: CheckpointImage | undefined;
   /** format 1.2: the TREE record of a process-tree image (undefined: a single process) */
   tree: TreeRecord | undefined;
   /**
@@ -259,8 +277,6 @@ export class CheckpointImage {
   root: CheckpointImage = this;
   /** format 1.2: pages still shared copy-on-write with the parent, stored in the parent */
   sharedPages: SharedPagesRecord | undefined;
-  /** page chunks per area id, sorted by first page */
-  readonly chunksByArea = new Map<number, ChunkRef[]>();
   /** format 1.2: per area id, the page ranges the writer could not read (UNREADABLE_PAGES) */
   readonly unreadablePages = new Map<number, AddressRange[]>();
   /** the index entry of each AREA, by area id (for error locations) */
@@ -296,6 +312,54 @@ export class CheckpointImage {
     return true;
   }
 
+  /** This file's own PAGES records in file order (for a chain, without the parent's). */
+  get ownChunks(): ChunkRef[] {
+    const all: ChunkRef[] = [];
+    for (const list of this.ownChunksByArea.values()) all.push(...list);
+    return all.sort((a, b) => a.offset - b.offset);
+  }
+
+  /** @internal chain.ts: the parent is checked; chunks now describe what the image holds. */
+  attachParent(parent: CheckpointImage, resolved: Map<number, ChunkRef[]>): void {
+    this.parent = parent;
+    this.ownChunksByArea = new Map(this.chunksByArea);
+    this.chunksByArea.clear();
+    for (const [k, v] of resolved) this.chunksByArea.set(k, v);
+  }
+
+  /** The images of the chain, this one first (one entry for a standalone image). */
+  get chain(): CheckpointImage[] {
+    const out: CheckpointImage[] = [];
+    for (let i: CheckpointImage | undefined = this; i; i = i.parent) out.push(i);
+    return out;
+  }
+
+  /** The digest [CRC-32, Adler-32] of a page the image holds (PAGE_DIGESTS), if any. */
+  digestOf(pageAddr: bigint): [number, number] | undefined {
+    return digestIn(this.pageDigests, pageAddr, this.pageSize);
+  }
+
+  /** The bytes of a page the image (or its chain) holds, undefined when it holds none there. */
+  async heldPage(pageAddr: bigint): Promise<Uint8Array | undefined> {
+    const area = this.areaAt(pageAddr);
+    return area ? this.storedPage(area, pageAddr) : undefined;
+  }
+
+  /** Which file of the chain stores the page at `pageAddr` (undefined: none; see pageSource). */
+  async pageOrigin(pageAddr: bigint): Promise<string | undefined> {
+    const ps = BigInt(this.pageSize);
+    const page = pageAddr - (pageAddr % ps);
+    const area = this.areaAt(page);
+    if (!area) return undefined;
+    for (const c of this.ownChunksByArea.get(area.id) ?? []) {
+      if (page >= c.firstPage && page < c.firstPage + BigInt(c.spanPages) * ps) {
+        const { header } = await this.readChunk(c);
+        if (bitmapIndex(header.bitmap, Number((page - c.firstPage) / ps)) !== undefined) return this.path;
+      }
+    }
+    return this.parent && this.digestOf(page) ? this.parent.pageOrigin(page) : undefined;
+  }
+
   /** All page chunks in file order. */
   get chunks(): ChunkRef[] {
     const all: ChunkRef[] = [];
@@ -303,10 +367,10 @@ export class CheckpointImage {
     return all.sort((a, b) => a.offset - b.offset);
   }
 
-  /** Page chunks of every process of the image (a tree's descendants too), in file order. */
+  /** This file's page chunks of every process (a tree's descendants too; not a parent image's), in file order. */
   get allChunks(): ChunkRef[] {
-    if (this.root.processes.length <= 1) return this.chunks;
-    return this.root.processes.flatMap((p) => p.chunks).sort((a, b) => a.offset - b.offset);
+    if (this.root.processes.length <= 1) return this.ownChunks;
+    return this.root.processes.flatMap((p) => p.ownChunks).sort((a, b) => a.offset - b.offset);
   }
 
   area(id: number): AreaRecord | undefined {
@@ -338,15 +402,23 @@ export class CheckpointImage {
     return n;
   }
 
-  /** Bytes the area's chunks take in the file (payloads, as stored). */
+  /** Bytes the area's chunks take in the file (payloads, as stored; a chain: this file's). */
   storedBytes(areaId: number): number {
     let n = 0;
-    for (const c of this.chunksByArea.get(areaId) ?? []) n += c.payloadLength;
+    for (const c of this.ownChunksByArea.get(areaId) ?? []) n += c.payloadLength;
+    return n;
+  }
+
+  /** Pages of the area this file itself stores (= storedPages unless a chain). */
+  ownStoredPages(areaId: number): number {
+    let n = 0;
+    for (const c of this.ownChunksByArea.get(areaId) ?? []) n += c.storedPages;
     return n;
   }
 
   async close(): Promise<void> {
     if (this.root !== this) return this.root.close();   // a process view closes its image
+    await this.parent?.close();
     for (const p of this.processes) if (p !== this) await p.closeCaches();
     await this.closeCaches();
     if (this.root === this) await this.handle.close();
@@ -654,6 +726,7 @@ export class CheckpointImage {
       }
     }
     if (!this.process) this.fail("MISSING_RECORD", "image has no PROCESS record", { offset: this.header.headerSize, rule: "C1" });
+    this.pageDigests.sort((a, b) => (a.firstPage < b.firstPage ? -1 : a.firstPage > b.firstPage ? 1 : 0));
     this.areas.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
     for (const list of this.chunksByArea.values()) list.sort((a, b) => (a.firstPage < b.firstPage ? -1 : a.firstPage > b.firstPage ? 1 : 0));
   }
@@ -787,6 +860,8 @@ export class CheckpointImage {
         this.fdFiles.set(f.fd, f);
         break;
       }
+      case RecordType.PARENT: this.parentRecord = decodeParent(payload, base, where); break;
+      case RecordType.PAGE_DIGESTS: this.pageDigests.push(decodePageDigests(payload, base, where, e.sequence)); break;
       case RecordType.TTY: {
         const t = decodeTty(payload, base, where);
         keys(t.fd);
@@ -987,7 +1062,7 @@ export class CheckpointImage {
   async readChunk(ref: ChunkRef): Promise<DecodedChunk> {
     const cached = this.chunkCache.get(ref.offset);
     if (cached) return cached;
-    const decoded = this.decodeChunk(ref, await this.readChunkBytes(ref));
+    const decoded = ref.resolved ? await ref.resolved.read() : this.decodeChunk(ref, await this.readChunkBytes(ref));
     if (this.chunkCache.size >= CHUNK_CACHE_SIZE) this.chunkCache.delete(this.chunkCache.keys().next().value as number);
     this.chunkCache.set(ref.offset, decoded);
     return decoded;

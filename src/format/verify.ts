@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { ImageError } from "./errors.js";
 import { openImage, type ChunkRef, type CheckpointImage, type ImageProblem } from "./reader.js";
+import { checkInheritedDigests } from "./chain.js";
 
 export interface VerifyReport {
   path: string;
@@ -30,6 +31,8 @@ export interface VerifyReport {
   /** threads that checked chunks (1 = the calling thread) */
   threads: number;
   problems: ImageProblem[];
+  /** format 1.2: the files of the image's chain, this one first (each verified) */
+  chain?: string[];
 }
 
 export interface VerifyOptions {
@@ -64,10 +67,20 @@ export async function verifyImage(path: string, opts: VerifyOptions = {}): Promi
       ? await checkInWorkers(path, threads, total, opts.onProgress)
       : await checkChunkShare(image, 0, 1, (done) => opts.onProgress?.(done, total));
     problems.push(...result.problems.sort((a, b) => a.at - b.at).map(({ at: _at, ...p }) => p));
+    // A chain: every inherited page's digest against the parent's, then the parent as a whole.
+    const chain = [path];
+    if (image.parent) {
+      for (const p of await checkInheritedDigests(image)) {
+        problems.push({ code: "BAD_PARENT", detail: p.detail, offset: undefined, recordType: "PAGE_DIGESTS", sequence: p.sequence });
+      }
+      const sub = await verifyImage(image.parent.path, { threads: opts.threads });
+      chain.push(...(sub.chain ?? [sub.path]));
+      for (const p of sub.problems) problems.push({ ...p, detail: `parent ${sub.path}: ${p.detail}` });
+    }
     return {
       path, ok: problems.length === 0, recovered: image.recovered, records: image.entries.length,
       chunks: chunks.length, damagedChunks: result.damaged, bytesChecked: total, rawBytesChecked: result.raw,
-      seconds: (performance.now() - started) / 1000, threads, problems,
+      seconds: (performance.now() - started) / 1000, threads, problems, chain,
     };
   } finally {
     await image.close();

@@ -132,6 +132,14 @@ struct capture {
 	/* results */
 	uint64_t freeze_ns, total_ns, image_bytes, stored_pages, stored_bytes;
 
+	/* incremental images (incremental.c) and copy-on-write capture (cow.c) */
+	const char *parent_path;       /* --parent: store only what differs from this image */
+	struct parent_image *parent;
+	struct digest_cell *dcells;    /* per chunk: pages the image holds and their digests */
+	uint64_t held_pages, inherited_pages;
+	int no_cow;                    /* --no-cow: stop-and-copy */
+	struct cow_twin *twin;
+	uint64_t cow_written_pages;    /* pages the target wrote while its memory was copied */
 	/* format 1.2: the tree this process belongs to (tree.h), NULL for a single process */
 	struct cap_tree *tree;
 	int no_children;               /* --no-children */
@@ -201,9 +209,26 @@ int image_write_at(struct image *im, uint64_t off, uint16_t type, uint32_t seq,
 		   const struct iovec *iov, int iovcnt, uint64_t payload_len, uint32_t payload_crc);
 int image_record(struct image *im, uint16_t type, const struct buf *payload, uint32_t key32,
 		 uint64_t key64);
+/* The same with record flags (MUST_UNDERSTAND) and the index's aux fields. */
+int image_record_ex(struct image *im, uint16_t type, uint16_t flags, const struct buf *payload,
+		    uint32_t key32, uint64_t key64, uint32_t aux_a, uint32_t aux_b);
 int image_finish(struct image *im);   /* index, trailer, fsync, link/rename */
 void image_abort(struct image *im);   /* remove every trace of the temp file */
 void image_writeback(struct image *im, uint64_t upto); /* start writeback of written data */
+
+/* incremental.c: the parent image (--parent) and the page digests every image carries. */
+int incr_load_parent(struct capture *c);                  /* before the freeze */
+int incr_check_process(struct capture *c);                /* after collect_process */
+int incr_parent_holds(const struct capture *c, uint64_t addr);
+int incr_parent_holds_range(const struct capture *c, uint64_t start, uint64_t end);
+int incr_alloc_cells(struct capture *c);                  /* after plan_chunks */
+/* Decide which read pages chunk i stores (packed to the front of slot; bits in final) and
+ * which it holds (digests); returns the number stored, *raw_crc their CRC. Thread-safe per i. */
+uint32_t incr_filter_chunk(struct capture *c, size_t i, uint8_t *slot, const uint64_t *bad,
+			   uint64_t *final, uint32_t *raw_crc);
+int incr_put_parent(struct capture *c, struct image *im);
+int incr_put_digests(struct capture *c, struct image *im);
+void incr_free(struct capture *c);
 
 /* pages.c: read memory (frozen) and compress/write it (pipeline). */
 struct pipeline;

@@ -157,8 +157,33 @@ int image_reserve(struct image *im, uint16_t type, uint64_t payload_len, uint32_
 	return image_reserve_at(im, *off, type, payload_len, key32, key64, aux_a, aux_b, seq);
 }
 
+static int write_record_at(struct image *im, uint64_t off, uint16_t type, uint16_t flags, uint32_t seq,
+			   const struct iovec *iov, int iovcnt, uint64_t payload_len, uint32_t payload_crc);
+
 int image_write_at(struct image *im, uint64_t off, uint16_t type, uint32_t seq,
 		   const struct iovec *iov, int iovcnt, uint64_t payload_len, uint32_t payload_crc)
+{
+	return write_record_at(im, off, type, 0, seq, iov, iovcnt, payload_len, payload_crc);
+}
+
+int image_record_ex(struct image *im, uint16_t type, uint16_t flags, const struct buf *payload,
+		    uint32_t key32, uint64_t key64, uint32_t aux_a, uint32_t aux_b)
+{
+	uint64_t off;
+	uint32_t seq;
+	int err = image_reserve(im, type, payload->len, key32, key64, aux_a, aux_b, &off, &seq);
+	if (err)
+		return err;
+	pthread_mutex_lock(&im->lock);
+	im->index[seq].flags = flags;    /* entries are appended in sequence order */
+	pthread_mutex_unlock(&im->lock);
+	struct iovec iov = { payload->p, payload->len };
+	return write_record_at(im, off, type, flags, seq, &iov, 1, payload->len,
+			       ck_crc32(0, payload->p, payload->len));
+}
+
+static int write_record_at(struct image *im, uint64_t off, uint16_t type, uint16_t flags, uint32_t seq,
+			   const struct iovec *iov, int iovcnt, uint64_t payload_len, uint32_t payload_crc)
 {
 	struct ckimg_record_header rh;
 	struct iovec v[16];
@@ -168,7 +193,7 @@ int image_write_at(struct image *im, uint64_t off, uint16_t type, uint32_t seq,
 	memset(&rh, 0, sizeof(rh));
 	memcpy(rh.magic, CKIMG_RECORD_MAGIC, 4);
 	rh.type = type;
-	rh.flags = type == CKIMG_REC_TREE ? CKIMG_RECF_MUST_UNDERSTAND : 0;
+	rh.flags = flags | (type == CKIMG_REC_TREE ? CKIMG_RECF_MUST_UNDERSTAND : 0);
 	rh.payload_length = payload_len;
 	rh.payload_crc = payload_crc;
 	rh.sequence = seq;

@@ -1,6 +1,6 @@
 /*
  * ckimg-capture PID -o IMAGE [--compress none|lz4|lzf|deflate] [--buffer-mb N|all] [--kill]
- *                            [--progress] [--no-hash-cache] [--no-children]
+ *                            [--progress] [--no-hash-cache] [--no-children] [--parent IMAGE]
  *
  * PID and all its descendants are captured (a tree image, FORMAT.md "Process trees") unless
  * --no-children; a process without children gives a single-process image either way.
@@ -38,7 +38,8 @@ static void on_signal(int sig)
 static int usage(const char *why)
 {
 	fprintf(stderr, "ckimg-capture: %s\nusage: ckimg-capture PID -o IMAGE "
-		"[--compress none|lz4|lzf|deflate] [--buffer-mb N|all] [--kill] [--progress] [--no-hash-cache] [--no-children]\n", why);
+		"[--compress none|lz4|lzf|deflate] [--buffer-mb N|all] [--kill] [--progress] [--no-hash-cache] [--no-children] "
+		"[--parent IMAGE]\n", why);
 	return 1;
 }
 
@@ -83,6 +84,11 @@ static int parse_args(int argc, char **argv)
 			cap.kill_after = 1;
 		} else if (!strcmp(a, "--progress")) {
 			cap.progress_stdout = 1;
+		} else if (!strcmp(a, "--parent")) {
+			if (++i >= argc)
+				return usage("--parent needs an image");
+			cap.parent_path = argv[i];
+			cap.no_children = 1;    /* incremental images hold one process (trees: not yet) */
 		} else if (!strcmp(a, "--no-hash-cache")) {
 			cap.use_hash_cache = 0;
 		} else if (!strcmp(a, "--no-children")) {
@@ -160,6 +166,8 @@ static int put_process(struct image *im)
 static int put_metadata(struct image *im)
 {
 	int err = put_process(im);
+	if (!err)
+		err = incr_put_parent(&cap, im);
 	if (!err)
 		err = image_record(im, CKIMG_REC_ARGV, &cap.argv, 0, 0);
 	if (!err)
@@ -265,6 +273,8 @@ static int frozen_steps(struct image *im, struct pipeline **pl)
 	phase("freeze");
 	int err = collect_process(&cap);
 	if (!err)
+		err = incr_check_process(&cap);
+	if (!err)
 		err = collect_threads(&cap);
 	if (!err)
 		err = collect_sigactions_and_tls(&cap);
@@ -282,6 +292,8 @@ static int frozen_steps(struct image *im, struct pipeline **pl)
 	phase("fds+areas");
 	if (!err)
 		err = plan_chunks(&cap);
+	if (!err)
+		err = incr_alloc_cells(&cap);
 	phase("pagemap");
 	if (!err)
 		err = check_abort();
@@ -343,13 +355,20 @@ static void print_summary(void)
 	printf(",\"codec\":\"%s\",\"image_bytes\":%llu,\"memory_bytes\":%llu,\"stored_pages\":%llu,"
 	       "\"stored_bytes\":%llu,\"threads\":%zu,\"areas\":%zu,\"files\":%zu,\"fds\":%u,"
 	       "\"processes\":%zu,\"zombies\":%zu,"
-	       "\"freeze_ms\":%.3f,\"total_ms\":%.3f,\"killed\":%s,\"direct_io\":%s}\n",
+	       "\"freeze_ms\":%.3f,\"total_ms\":%.3f,\"killed\":%s,\"direct_io\":%s,"
+	       "\"held_pages\":%llu,\"inherited_pages\":%llu,\"parent\":",
 	       codecs[cap.codec], (unsigned long long)cap.image_bytes,
 	       (unsigned long long)total.cand_bytes, (unsigned long long)total.stored_pages,
 	       (unsigned long long)total.stored_bytes, total.threads, total.areas, total.files, total.fds,
 	       total.processes, total.zombies,
 	       (double)cap.freeze_ns / 1e6, (double)cap.total_ns / 1e6, cap.kill_after ? "true" : "false",
-	       cap.direct_io ? "true" : "false");
+	       cap.direct_io ? "true" : "false", (unsigned long long)cap.held_pages,
+	       (unsigned long long)cap.inherited_pages);
+	if (cap.parent_path)
+		json_str(cap.parent_path);
+	else
+		printf("null");
+	printf("}\n");
 	fflush(stdout);
 }
 
@@ -424,7 +443,11 @@ int main(int argc, char **argv)
 	debug_times = getenv("CKIMG_DEBUG_TIMES") != NULL;
 	t_start = t_phase = now_ns(CLOCK_MONOTONIC);
 
-	err = image_open(&im, cap.out_path);
+	memset(&im, 0, sizeof(im));
+	im.fd = im.dirfd = -1;             /* image_abort is safe before image_open */
+	err = incr_load_parent(&cap);
+	if (!err)
+		err = image_open(&im, cap.out_path);
 	if (!err)
 		pages_prealloc(&cap, &im);
 	phase("prealloc");
@@ -492,6 +515,8 @@ int main(int argc, char **argv)
 			err = e;
 	}
 	if (!err)
+		err = incr_put_digests(&cap, &im);
+	if (!err)
 		err = put_files_and_areas(&im);
 	if (!err)
 		err = check_abort();
@@ -512,6 +537,7 @@ int main(int argc, char **argv)
 	}
 	image_abort(&im);
 	fds_free(&cap);
+	incr_free(&cap);
 	cap.total_ns = now_ns(CLOCK_MONOTONIC) - t_start;
 	if (cap.progress_tty && cap.cand_bytes >= (64u << 20))
 		fprintf(stderr, "\r\033[K");

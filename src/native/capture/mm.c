@@ -257,7 +257,8 @@ static int shared_with_parent(uint64_t mine, uint64_t parents)
 
 static int plan_area(struct capture *c, struct area *a, int pm_fd, size_t *cap, uint64_t *pm, int ppm_fd, uint64_t *ppm)
 {
-	enum plan_mode mode = area_plan(c, a, a->any_rss);
+	/* an incremental capture also reads what the parent holds here (it may now be zero) */
+	enum plan_mode mode = area_plan(c, a, a->any_rss || incr_parent_holds_range(c, a->start, a->end));
 	struct extents ex = { 0 };
 	uint64_t all_end = a->end;
 	int err = 0;
@@ -321,6 +322,8 @@ static int plan_area(struct capture *c, struct area *a, int pm_fd, size_t *cap, 
 				take = 0;       /* stored once, in the parent */
 				err = tree_shared_page(c, a->id, addr);
 			}
+			if (!take && c->parent && (mode != PLAN_ALL || addr < all_end))
+				take = incr_parent_holds(c, addr);
 			if (take) {
 				ch.bits[i / 64] |= 1ull << (i % 64);
 				ch.cand_pages++;

@@ -65,19 +65,6 @@ static uint8_t *chunk_buf(struct pipeline *pl, size_t i)
 	return pl->pool + (pl->ring ? (i % pl->nslots) * CHUNK_BYTES : pl->buf_off[i]);
 }
 
-static int page_is_zero(const uint8_t *p)
-{
-	const uint64_t *q = (const uint64_t *)p;
-	if (q[0] | q[1] | q[2] | q[3])
-		return 0;                  /* most pages with data fail here */
-	for (size_t i = 0; i < PAGE_SIZE_4K / 8; i += 8) {
-		uint64_t acc = q[i] | q[i + 1] | q[i + 2] | q[i + 3] | q[i + 4] | q[i + 5] | q[i + 6] | q[i + 7];
-		if (acc)
-			return 0;
-	}
-	return 1;
-}
-
 static inline int bit(const uint64_t *b, uint32_t i)
 {
 	return (int)((b[i / 64] >> (i % 64)) & 1);
@@ -193,25 +180,6 @@ struct worker {
 	size_t out_cap;
 };
 
-/* Drop zero / unreadable pages, packing the rest to the front; returns pages kept. */
-static uint32_t filter_chunk(struct pipeline *pl, size_t i, uint8_t *slot, uint64_t *final)
-{
-	const struct chunk *ch = &pl->c->chunks[i];
-	uint32_t k = 0, j = 0;
-	for (uint32_t p = 0; p < ch->span_pages; p++) {
-		if (!bit(ch->bits, p))
-			continue;
-		uint8_t *src = slot + (size_t)k++ * PAGE_SIZE_4K;
-		if (bit(pl->bad[i], p) || (ch->zero_filter && page_is_zero(src)))
-			continue;
-		if (j != k - 1)
-			memcpy(slot + (size_t)j * PAGE_SIZE_4K, src, PAGE_SIZE_4K);
-		j++;
-		final[p / 64] |= 1ull << (p % 64);
-	}
-	return j;
-}
-
 /* Compress raw into dst (at most cap bytes); 0 when it does not fit. */
 static size_t compress_chunk(struct worker *w, int codec, const uint8_t *raw, size_t len,
 			     uint8_t *dst, size_t cap)
@@ -321,7 +289,9 @@ static int write_chunk(struct worker *w, size_t i)
 	uint32_t seq;
 	int err;
 
-	uint32_t stored = filter_chunk(pl, i, slot, final);
+	uint32_t raw_crc;
+	/* incremental.c: zero / unreadable / inherited pages dropped, the rest packed; digests */
+	uint32_t stored = incr_filter_chunk(c, i, slot, pl->bad[i], final, &raw_crc);
 	uint64_t raw_bytes = (uint64_t)ch->cand_pages * PAGE_SIZE_4K;
 	if (!stored) {
 		err = wait_turn(pl, i);
@@ -332,7 +302,6 @@ static int write_chunk(struct worker *w, size_t i)
 	}
 	size_t raw_len = (size_t)stored * PAGE_SIZE_4K, bm_len = (ch->span_pages + 7) / 8;
 	size_t head = CKIMG_RECORD_HDR_SIZE + sizeof(struct ckimg_pages_fixed) + bm_len;
-	uint32_t raw_crc = ck_crc32(0, slot, raw_len);
 	int codec = c->codec;
 	size_t clen = 0;
 	if (codec != CKIMG_CODEC_NONE)

@@ -746,4 +746,37 @@ struct ckimg_tree_entry {
 static_assert(sizeof(struct ckimg_tree_fixed) == 16, "tree layout");
 static_assert(sizeof(struct ckimg_tree_entry) == 32, "tree entry layout");
 
+/* ---- incremental images (format 1.2, FORMAT.md "Incremental images") ---- */
+#define CKIMG_REC_PARENT        0x000E   /* MUST_UNDERSTAND: pages come from a parent image */
+#define CKIMG_REC_PAGE_DIGESTS  0x0023   /* pages the image holds, one digest each */
+#define CKIMG_DIGEST_CRC_ADLER  1        /* digest = crc32(page), adler32(page) */
+#define CKIMG_MAX_CHAIN_DEPTH   1024
+
+struct ckimg_parent_fixed {
+	uint32_t fixed_size;        /* 48 */
+	uint32_t depth;             /* 1: the parent is a standalone image; n: n images below */
+	uint8_t  parent_image_id[16];
+	uint32_t parent_pid;
+	uint32_t reserved;
+	uint64_t parent_start_time; /* PROCESS.start_time of the parent */
+	uint64_t parent_created_ns; /* HEADER.created_ns of the parent */
+} __attribute__((packed));
+/* VARIABLE: STR path_hint */
+
+struct ckimg_page_digests_fixed {
+	uint32_t fixed_size;        /* 32 */
+	uint32_t area_id;
+	uint64_t first_page;
+	uint32_t span_pages;
+	uint32_t held_pages;        /* set bits of the bitmap = digests that follow */
+	uint32_t digest_kind;       /* CKIMG_DIGEST_CRC_ADLER */
+	uint32_t reserved;
+} __attribute__((packed));
+/* VARIABLE: bitmap[ceil(span_pages / 8)] zero-padded to a multiple of 8, then held_pages x
+ * { u32 crc32, u32 adler32 } in address order. */
+
+static_assert(sizeof(struct ckimg_parent_fixed) == 48, "parent layout");
+static_assert(sizeof(struct ckimg_page_digests_fixed) == 32, "page digests layout");
+/* ---- end of the incremental block ---- */
+
 #endif /* CKIMG_FORMAT_H */

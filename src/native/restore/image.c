@@ -703,6 +703,8 @@ static int load_records(struct img *img)
 		case CKIMG_REC_TIMERS: case CKIMG_REC_PROCESS_STATE: case CKIMG_REC_SECCOMP:
 		case CKIMG_REC_THREAD_STATE:
 			break;
+		case CKIMG_REC_PARENT: case CKIMG_REC_PAGE_DIGESTS:
+			break;
 		case CKIMG_REC_INDEX:
 			return fail(img, -EBADMSG, "BAD_INDEX: second INDEX record at offset %llu", (unsigned long long)off);
 		case IMG_FDREC_FIRST ... IMG_FDREC_LAST:
@@ -773,6 +775,9 @@ static int load_records(struct img *img)
 			break;
 		case CKIMG_REC_FILE_CONTENT: case CKIMG_REC_FD_FILE: case CKIMG_REC_TTY:
 			err = img_files_parse(img, rh.type, pl, rh.payload_length, rh.sequence, off);
+			break;
+		case CKIMG_REC_PARENT: case CKIMG_REC_PAGE_DIGESTS:
+			err = img_chain_record(img, rh.type, pl, rh.payload_length, rh.sequence, off);
 			break;
 		default: {
 			GROW(img->fdrecs, img->nfdrecs, cap_r);
@@ -987,6 +992,7 @@ static void str_free(struct img_str *s)
 
 void img_close(struct img *img)
 {
+	img_chain_free(img);
 	if (img->map)
 		munmap((void *)img->map, img->size);
 	img->map = NULL;

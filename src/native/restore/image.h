@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include "ckimg_format.h"
 
+struct img_chain;
+
 struct img_str {
 	char *s;            /* NUL-terminated copy (the image string has no NUL) */
 	uint32_t len;
@@ -110,6 +112,10 @@ struct img_chunk {
 	uint64_t data_offset;       /* absolute file offset of DATA */
 	uint8_t *bitmap;            /* ceil(span_pages / 8) bytes */
 	uint32_t seq;
+	/* incremental chains (chain.c): a chunk of an ancestor image, writing only `take` */
+	const struct img *src;      /* NULL: this image */
+	uint8_t *take;              /* NULL: every stored page */
+	uint32_t take_pages;
 };
 
 /* Format 1.1 "state" records (state-image.c). */
@@ -190,6 +196,8 @@ struct img {
 	struct ckimg_tree_entry *tree;  /* the TREE entries, parents first; NULL: one process */
 	uint32_t ntree, tree_root;
 
+	struct img_chain *chain;    /* format 1.2 PARENT / PAGE_DIGESTS (chain.c) */
+
 	char err[512];
 };
 
@@ -229,6 +237,12 @@ const struct img_fd_file *img_fd_file(const struct img *img, uint32_t fd);
 const struct img_tty *img_tty(const struct img *img, uint32_t fd);
 /* The content a MAPPED_FILE's (dev, inode) names, or -1. */
 int img_content_for_file(const struct img *img, const struct img_file *f);
+
+/* chain.c: PARENT and PAGE_DIGESTS payloads (CRC checked) while loading; after img_open,
+ * img_chain_open() opens the parents and appends the chunks the image inherits. */
+int img_chain_record(struct img *img, uint16_t type, const uint8_t *pl, uint64_t len, uint32_t seq, uint64_t off);
+int img_chain_open(struct img *img);
+void img_chain_free(struct img *img);
 
 const char *img_type_name(uint16_t type);
 /* The kind record of `type` keyed by fd `key32` (the first fd of its description), or NULL. */

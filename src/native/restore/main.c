@@ -64,11 +64,12 @@ static int check_image(struct restore_args *a)
 		return 2;
 	for (size_t i = 0; i < img->nchunks; i++) {
 		const uint8_t *data;
-		if (img_read_chunk(img, &img->chunks[i], p, r, &data, eb, sizeof(eb))) {
+		const struct img_chunk *c = &img->chunks[i];
+		if (img_read_chunk(c->src ? c->src : img, c, p, r, &data, eb, sizeof(eb))) {
 			rst_log_error("%s", eb);
 			return 2;
 		}
-		pages += img->chunks[i].stored_pages;
+		pages += img->chunks[i].src ? img->chunks[i].take_pages : img->chunks[i].stored_pages;
 	}
 	for (size_t i = 0; i < img->nruns; i++) {
 		uint8_t *buf = malloc(img->runs[i].f.length);
@@ -169,6 +170,8 @@ int main(int argc, char **argv)
 	a->img = &img;
 
 	err = img_open(&img, a->image_path);
+	if (!err)
+		err = img_chain_open(&img);     /* an incremental image: its parents' pages too */
 	if (err) {
 		rst_log_error("%s", img.err);
 		return 2;

@@ -323,7 +323,7 @@ static int restore_lazy(struct restore_args *a, uint8_t *mapped)
 		struct img_area *ar = &img->areas[c->area_idx];
 		uint64_t k = 0, fileoff = c->data_offset;
 
-		if (c->codec != CKIMG_CODEC_NONE || (c->data_offset % ps) ||
+		if (c->src || c->codec != CKIMG_CODEC_NONE || (c->data_offset % ps) ||
 		    (ar->f.flags & (CKIMG_AREA_SHARED | CKIMG_AREA_GROWSDOWN)) ||
 		    ar->f.kind == CKIMG_KIND_STACK || ar->f.kind == CKIMG_KIND_HEAP || area_vmflag(ar, "dp") ||
 		    /* advice a private file mapping cannot carry (anonymous-only) stays eager */
@@ -376,7 +376,13 @@ static int fill_write(struct rst_fill *f, const struct img_chunk *c, const uint8
 				k++;
 				continue;
 			}
-			for (run = 1; k + run < c->span_pages && (c->bitmap[(k + run) / 8] & (1u << ((k + run) % 8))); run++)
+			if (c->take && !(c->take[k / 8] & (1u << (k % 8)))) {
+				k++;                    /* an ancestor's page the image does not inherit */
+				idx++;
+				continue;
+			}
+			for (run = 1; k + run < c->span_pages && (c->bitmap[(k + run) / 8] & (1u << ((k + run) % 8))) &&
+				      (!c->take || (c->take[(k + run) / 8] & (1u << ((k + run) % 8)))); run++)
 				;
 			lv[nv].iov_base = (void *)(data + idx * ps);
 			lv[nv].iov_len = run * ps;
@@ -412,10 +418,11 @@ static void *fill_worker(void *arg)
 	struct rst_fill *f = arg;
 	struct restore_args *a = f->a;
 	struct img *img = a->img;
-	uint8_t *payload = img->map ? NULL : malloc(f->max_payload + 1), *raw = malloc(f->max_raw + 1);
+	/* a chain's ancestors may be unmapped even when the image is: always a read buffer */
+	uint8_t *payload = malloc(f->max_payload + 1), *raw = malloc(f->max_raw + 1);
 	char eb[512];
 
-	if ((!payload && !img->map) || !raw) {
+	if (!payload || !raw) {
 		fill_fail(f, "out of memory for page buffers");
 		goto out;
 	}
@@ -429,7 +436,7 @@ static void *fill_worker(void *arg)
 		if (skip_write && a->no_verify)
 			continue;
 		const uint8_t *data;
-		if (img_read_chunk(img, c, payload, raw, &data, eb, sizeof(eb))) {
+		if (img_read_chunk(c->src ? c->src : img, c, payload, raw, &data, eb, sizeof(eb))) {
 			fill_fail(f, eb);
 			break;
 		}

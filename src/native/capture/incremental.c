@@ -1,0 +1,556 @@
+/*
+ * Incremental images (FORMAT.md "Incremental images"): every image carries PAGE_DIGESTS, the
+ * pages it holds with a (CRC-32, Adler-32) digest each; `--parent A.img` reads A's digests
+ * (its index and those records only, no page data) and stores in the new image only the pages
+ * whose digest differs from A's, or that A does not hold. Pages A holds and the new image
+ * holds with the same digest are inherited: the reader takes them from A (or A's parents).
+ *
+ * Why digests and not chunk CRCs alone: a chunk covers 256 pages, and a process that writes
+ * 1% of its pages scattered touches nearly every chunk; per-page digests keep the image at
+ * what changed. Why two 32-bit sums: CRC-32 catches every change of up to 32 bits (a counter)
+ * and random changes with 2^-32; Adler-32 is computed differently (not linear in GF(2)), so
+ * a change both miss is ~2^-64 for random data. Both run at memory speed (libdeflate) and a
+ * TypeScript reader has CRC-32 natively and Adler-32 in a few lines.
+ *
+ * The parent must be a capture of the same process: same pid and start time (checked before
+ * the freeze), and its image_id goes into the PARENT record the reader checks the chain by.
+ */
+#include "capture.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "crc32.h"
+
+struct parent_cell {
+	uint64_t first_page;
+	uint32_t span, nheld;
+	const uint8_t *bitmap;         /* into payloads */
+	const uint32_t *dig;           /* 2 per held page */
+	uint32_t *rank;                /* held pages before each 64-page word */
+};
+
+struct parent_image {
+	uint8_t image_id[16];
+	uint64_t created_ns, start_time;
+	uint32_t pid, depth;
+	char *hint;
+	struct parent_cell *cells;     /* sorted by first_page, non-overlapping */
+	size_t ncells;
+	uint8_t **payloads;
+	size_t npayloads;
+};
+
+struct digest_cell {
+	uint64_t bits[CKIMG_SPAN_GRID_PAGES / 64];
+	uint32_t nheld;
+	uint32_t *dig;
+};
+
+static uint32_t zero_crc, zero_adler;
+static unsigned long crc_op_page;  /* crc32_combine_op operator for one page */
+
+static int pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = pread(fd, (uint8_t *)buf + got, len - got, (off_t)(off + got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+/* One record of the parent, whole and checked (header magic/CRC, type, payload CRC). */
+static int read_parent_record(const char *path, int fd, uint64_t size, const struct ckimg_index_entry *e,
+			      uint8_t **out)
+{
+	struct ckimg_record_header rh;
+	*out = NULL;
+	if (e->payload_length > CKIMG_MAX_METADATA_PAYLOAD ||
+	    e->offset + CKIMG_RECORD_HDR_SIZE + e->payload_length > size)
+		return cap_fail(-EBADMSG, "parent %s: record at offset %llu is larger than the file allows", path,
+				(unsigned long long)e->offset);
+	int err = pread_full(fd, &rh, sizeof(rh), e->offset);
+	if (err)
+		return cap_fail(err, "parent %s: read at offset %llu", path, (unsigned long long)e->offset);
+	if (memcmp(rh.magic, CKIMG_RECORD_MAGIC, 4) || rh.header_crc != ck_crc32(0, &rh, 28) ||
+	    rh.type != e->type || rh.payload_length != e->payload_length)
+		return cap_fail(-EBADMSG, "parent %s: damaged record header at offset %llu", path,
+				(unsigned long long)e->offset);
+	uint8_t *p = malloc(e->payload_length ? e->payload_length : 1);
+	if (!p)
+		return -ENOMEM;
+	err = pread_full(fd, p, e->payload_length, e->offset + CKIMG_RECORD_HDR_SIZE);
+	if (!err && ck_crc32(0, p, e->payload_length) != rh.payload_crc)
+		err = cap_fail(-EBADMSG, "parent %s: payload checksum mismatch at offset %llu", path,
+			       (unsigned long long)e->offset);
+	if (err) {
+		free(p);
+		return err;
+	}
+	*out = p;
+	return 0;
+}
+
+static int add_cell(struct parent_image *pi, size_t *cap, const char *path, const uint8_t *p, uint64_t len,
+		    uint64_t off)
+{
+	struct ckimg_page_digests_fixed f;
+	if (len < sizeof(f))
+		return cap_fail(-EBADMSG, "parent %s: PAGE_DIGESTS at offset %llu is too short", path, (unsigned long long)off);
+	memcpy(&f, p, sizeof(f));
+	uint64_t bm = (f.span_pages + 7) / 8, bm8 = (bm + 7) & ~7ull;
+	if (f.fixed_size < sizeof(f) || f.span_pages < 1 || f.span_pages > CKIMG_MAX_SPAN_PAGES ||
+	    f.digest_kind != CKIMG_DIGEST_CRC_ADLER || f.first_page % PAGE_SIZE_4K ||
+	    f.fixed_size + bm8 + (uint64_t)f.held_pages * 8 != len)
+		return cap_fail(-EBADMSG, "parent %s: PAGE_DIGESTS at offset %llu has inconsistent sizes", path,
+				(unsigned long long)off);
+	const uint8_t *bitmap = p + f.fixed_size;
+	uint32_t words = (f.span_pages + 63) / 64, n = 0;
+	uint32_t *rank = malloc(((size_t)words + 1) * sizeof(*rank));
+	if (!rank)
+		return -ENOMEM;
+	for (uint32_t w = 0; w < words; w++) {
+		uint64_t v = 0;
+		memcpy(&v, bitmap + (size_t)w * 8, (size_t)w * 8 + 8 <= bm ? 8 : bm - (size_t)w * 8);
+		if (w == words - 1 && f.span_pages % 64)
+			v &= (1ull << (f.span_pages % 64)) - 1;
+		rank[w] = n;
+		n += (uint32_t)__builtin_popcountll(v);
+	}
+	rank[words] = n;
+	if (n != f.held_pages) {
+		free(rank);
+		return cap_fail(-EBADMSG, "parent %s: PAGE_DIGESTS at offset %llu: bitmap holds %u pages, held_pages %u",
+				path, (unsigned long long)off, n, f.held_pages);
+	}
+	if (pi->ncells == *cap) {
+		*cap = *cap ? *cap * 2 : 256;
+		struct parent_cell *nc = realloc(pi->cells, *cap * sizeof(*nc));
+		if (!nc) {
+			free(rank);
+			return -ENOMEM;
+		}
+		pi->cells = nc;
+	}
+	pi->cells[pi->ncells++] = (struct parent_cell){
+		.first_page = f.first_page, .span = f.span_pages, .nheld = f.held_pages, .bitmap = bitmap,
+		.dig = (const uint32_t *)(p + f.fixed_size + bm8), .rank = rank,
+	};
+	return 0;
+}
+
+static int cmp_cell(const void *a, const void *b)
+{
+	const struct parent_cell *x = a, *y = b;
+	return x->first_page < y->first_page ? -1 : x->first_page > y->first_page;
+}
+
+/* The hint the child records: the parent's name when both live in one directory (a chain can
+ * then be moved as a whole), else its absolute path. */
+static char *path_hint(const char *parent, const char *child)
+{
+	char rp[PATH_MAX], pd[PATH_MAX], cd[PATH_MAX];
+	char *a = strdup(parent), *b = strdup(child), *out = NULL;
+	if (a && b && realpath(parent, rp) && realpath(dirname(a), pd) && realpath(dirname(b), cd)) {
+		free(a);
+		a = strdup(rp);
+		out = strdup(!strcmp(pd, cd) && a ? basename(a) : rp);
+	}
+	free(a);
+	free(b);
+	return out ? out : strdup(parent);
+}
+
+/* Field 22 of /proc/PID/stat (start time in clock ticks), as collect_process reads it. */
+static int live_start_time(pid_t pid, uint64_t *out)
+{
+	char path[64], *stat = NULL;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	int err = read_file(path, &stat, NULL);
+	if (err)
+		return err;
+	char *p = strrchr(stat, ')');
+	int field = 2;
+	err = -EINVAL;
+	for (; p && *p; p++) {
+		if (*p == ' ' && ++field == 22) {
+			*out = strtoull(p + 1, NULL, 10);
+			err = 0;
+			break;
+		}
+	}
+	free(stat);
+	return err;
+}
+
+int incr_load_parent(struct capture *c)
+{
+	const char *path = c->parent_path;
+	struct ckimg_header h;
+	struct ckimg_trailer t;
+	struct stat st;
+	uint8_t *index = NULL;
+	size_t cap = 0;
+	int err = 0, have_process = 0;
+
+	zero_crc = ck_crc32(0, (const uint8_t[PAGE_SIZE_4K]){ 0 }, PAGE_SIZE_4K);
+	zero_adler = libdeflate_adler32(1, (const uint8_t[PAGE_SIZE_4K]){ 0 }, PAGE_SIZE_4K);
+	crc_op_page = crc32_combine_gen(PAGE_SIZE_4K);
+	if (!path)
+		return 0;
+	struct parent_image *pi = calloc(1, sizeof(*pi));
+	if (!pi)
+		return -ENOMEM;
+	c->parent = pi;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return cap_fail(-errno, "parent %s", path);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		err = cap_fail(-EINVAL, "parent %s: not a regular file", path);
+		goto out;
+	}
+	uint64_t size = (uint64_t)st.st_size;
+	if (size < sizeof(h) + sizeof(t) + CKIMG_RECORD_HDR_SIZE ||
+	    pread_full(fd, &h, sizeof(h), 0) || pread_full(fd, &t, sizeof(t), size - sizeof(t))) {
+		err = cap_fail(-EBADMSG, "parent %s: not a ckimg image (too short)", path);
+		goto out;
+	}
+	if (memcmp(h.magic, CKIMG_MAGIC, 8) || h.header_crc != ck_crc32(0, &h, 60) || h.version_major != 1) {
+		err = cap_fail(-EBADMSG, "parent %s: not a ckimg 1.x image (bad header)", path);
+		goto out;
+	}
+	if (memcmp(t.magic, CKIMG_TRAILER_MAGIC, 8) || t.trailer_crc != ck_crc32(0, &t, 28) ||
+	    t.index_offset < h.header_size || t.index_offset + CKIMG_RECORD_HDR_SIZE + sizeof(struct ckimg_index_fixed) > size - sizeof(t)) {
+		err = cap_fail(-EBADMSG, "parent %s: damaged trailer (verify it)", path);
+		goto out;
+	}
+	memcpy(pi->image_id, h.image_id, 16);
+	pi->created_ns = h.created_ns;
+	struct ckimg_index_entry ie = {
+		.type = CKIMG_REC_INDEX, .offset = t.index_offset,
+		.payload_length = size - sizeof(t) - t.index_offset - CKIMG_RECORD_HDR_SIZE,
+	};
+	err = read_parent_record(path, fd, size, &ie, &index);
+	if (err)
+		goto out;
+	struct ckimg_index_fixed ix;
+	memcpy(&ix, index, sizeof(ix));
+	if (ix.fixed_size < sizeof(ix) || ix.entry_size < sizeof(struct ckimg_index_entry) ||
+	    ix.entry_count > (ie.payload_length - ix.fixed_size) / ix.entry_size ||
+	    ix.fixed_size + ix.entry_count * ix.entry_size != ie.payload_length) {
+		err = cap_fail(-EBADMSG, "parent %s: damaged index", path);
+		goto out;
+	}
+	for (uint64_t i = 0; !err && i < ix.entry_count; i++) {
+		struct ckimg_index_entry e;
+		memcpy(&e, index + ix.fixed_size + i * ix.entry_size, sizeof(e));
+		if (e.type != CKIMG_REC_PROCESS && e.type != CKIMG_REC_PARENT && e.type != CKIMG_REC_PAGE_DIGESTS)
+			continue;
+		uint8_t *p;
+		err = read_parent_record(path, fd, size, &e, &p);
+		if (err)
+			break;
+		uint8_t **np = realloc(pi->payloads, (pi->npayloads + 1) * sizeof(*np));
+		if (!np) {
+			free(p);
+			err = -ENOMEM;
+			break;
+		}
+		pi->payloads = np;
+		pi->payloads[pi->npayloads++] = p;
+		if (e.type == CKIMG_REC_PROCESS) {
+			struct ckimg_process_fixed pf;
+			if (e.payload_length < sizeof(pf)) {
+				err = cap_fail(-EBADMSG, "parent %s: PROCESS record too short", path);
+				break;
+			}
+			memcpy(&pf, p, sizeof(pf));
+			pi->pid = pf.pid;
+			pi->start_time = pf.start_time;
+			have_process = 1;
+		} else if (e.type == CKIMG_REC_PARENT) {
+			struct ckimg_parent_fixed pf;
+			if (e.payload_length < sizeof(pf)) {
+				err = cap_fail(-EBADMSG, "parent %s: PARENT record too short", path);
+				break;
+			}
+			memcpy(&pf, p, sizeof(pf));
+			pi->depth = pf.depth;
+		} else {
+			err = add_cell(pi, &cap, path, p, e.payload_length, e.offset);
+		}
+	}
+	if (err)
+		goto out;
+	if (!have_process) {
+		err = cap_fail(-EBADMSG, "parent %s: no PROCESS record", path);
+		goto out;
+	}
+	if (!pi->ncells && h.version_minor < 2) {
+		err = cap_fail(-EINVAL, "parent %s: format %u.%u image without page digests; take a full capture first",
+			       path, h.version_major, h.version_minor);
+		goto out;
+	}
+	if (pi->depth + 1 >= CKIMG_MAX_CHAIN_DEPTH) {
+		err = cap_fail(-EINVAL, "parent %s: chain of %u images is the longest allowed; take a full capture",
+			       path, pi->depth + 1);
+		goto out;
+	}
+	qsort(pi->cells, pi->ncells, sizeof(*pi->cells), cmp_cell);
+	for (size_t i = 1; i < pi->ncells; i++)
+		if (pi->cells[i].first_page < pi->cells[i - 1].first_page + (uint64_t)pi->cells[i - 1].span * PAGE_SIZE_4K) {
+			err = cap_fail(-EBADMSG, "parent %s: overlapping PAGE_DIGESTS spans", path);
+			goto out;
+		}
+	/* Same process: pid and start time (a reused pid has another start time). */
+	uint64_t live = 0;
+	err = live_start_time(c->pid, &live);
+	if (err) {
+		cap_fail(err, "process %d is gone", c->pid);
+		goto out;
+	}
+	if ((pid_t)pi->pid != c->pid || pi->start_time != live) {
+		err = cap_fail(-EINVAL, "parent %s is a capture of another process (pid %u, start time %llu; "
+			       "this is pid %d, start time %llu)", path, pi->pid, (unsigned long long)pi->start_time,
+			       c->pid, (unsigned long long)live);
+		goto out;
+	}
+	pi->hint = path_hint(path, c->out_path);
+	if (!pi->hint)
+		err = -ENOMEM;
+out:
+	free(index);
+	close(fd);
+	return err;
+}
+
+int incr_check_process(struct capture *c)
+{
+	const struct parent_image *pi = c->parent;
+	if (pi && (pi->pid != c->proc.pid || pi->start_time != c->proc.start_time))
+		return cap_fail(-EINVAL, "parent %s is a capture of another process", c->parent_path);
+	return 0;
+}
+
+/* The parent cell holding addr (binary search), or NULL. */
+static const struct parent_cell *cell_at(const struct parent_image *pi, uint64_t addr)
+{
+	size_t lo = 0, hi = pi->ncells;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		const struct parent_cell *pc = &pi->cells[mid];
+		if (addr < pc->first_page)
+			hi = mid;
+		else if (addr >= pc->first_page + (uint64_t)pc->span * PAGE_SIZE_4K)
+			lo = mid + 1;
+		else
+			return pc;
+	}
+	return NULL;
+}
+
+static inline int cell_bit(const struct parent_cell *pc, uint32_t i)
+{
+	return (pc->bitmap[i / 8] >> (i % 8)) & 1;
+}
+
+/* The parent's digest of the page at addr: 1 and dig[2] when the parent holds it. */
+static int parent_digest(const struct parent_image *pi, uint64_t addr, uint32_t dig[2])
+{
+	const struct parent_cell *pc = pi ? cell_at(pi, addr) : NULL;
+	if (!pc)
+		return 0;
+	uint32_t i = (uint32_t)((addr - pc->first_page) / PAGE_SIZE_4K);
+	if (!cell_bit(pc, i))
+		return 0;
+	uint64_t w = 0;
+	size_t bm = (pc->span + 7) / 8, at = (size_t)(i / 64) * 8;
+	memcpy(&w, pc->bitmap + at, at + 8 <= bm ? 8 : bm - at);
+	uint32_t k = pc->rank[i / 64] + (uint32_t)__builtin_popcountll(w & ((1ull << (i % 64)) - 1));
+	dig[0] = pc->dig[2 * (size_t)k];
+	dig[1] = pc->dig[2 * (size_t)k + 1];
+	return 1;
+}
+
+int incr_parent_holds(const struct capture *c, uint64_t addr)
+{
+	uint32_t d[2];
+	return parent_digest(c->parent, addr, d);
+}
+
+int incr_parent_holds_range(const struct capture *c, uint64_t start, uint64_t end)
+{
+	const struct parent_image *pi = c->parent;
+	if (!pi)
+		return 0;
+	for (size_t k = 0; k < pi->ncells; k++) {       /* areas are few: a scan is fine */
+		const struct parent_cell *pc = &pi->cells[k];
+		uint64_t ce = pc->first_page + (uint64_t)pc->span * PAGE_SIZE_4K;
+		if (pc->first_page >= end)
+			break;
+		if (ce <= start || !pc->nheld)
+			continue;
+		for (uint32_t i = 0; i < pc->span; i++) {
+			uint64_t a = pc->first_page + (uint64_t)i * PAGE_SIZE_4K;
+			if (a >= start && a < end && cell_bit(pc, i))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+int incr_alloc_cells(struct capture *c)
+{
+	c->dcells = calloc(c->nchunks ? c->nchunks : 1, sizeof(*c->dcells));
+	return c->dcells ? 0 : cap_fail(-ENOMEM, "page digests");
+}
+
+static int page_is_zero(const uint8_t *p)
+{
+	const uint64_t *q = (const uint64_t *)p;
+	uint64_t acc = 0;
+	for (size_t i = 0; i < PAGE_SIZE_4K / 8; i++)
+		acc |= q[i];
+	return acc == 0;
+}
+
+uint32_t incr_filter_chunk(struct capture *c, size_t i, uint8_t *slot, const uint64_t *bad,
+			   uint64_t *final, uint32_t *raw_crc)
+{
+	const struct chunk *ch = &c->chunks[i];
+	struct digest_cell *dc = &c->dcells[i];
+	uint32_t dig[CKIMG_SPAN_GRID_PAGES * 2];
+	uint32_t k = 0, j = 0, crc_all = 0;
+
+	memset(dc, 0, sizeof(*dc));
+	for (uint32_t p = 0; p < ch->span_pages; p++) {
+		if (!((ch->bits[p / 64] >> (p % 64)) & 1))
+			continue;
+		uint8_t *src = slot + (size_t)k++ * PAGE_SIZE_4K;
+		if ((bad[p / 64] >> (p % 64)) & 1)
+			continue;                          /* unreadable: neither stored nor held */
+		uint32_t crc = ck_crc32(0, src, PAGE_SIZE_4K);
+		uint32_t adl = libdeflate_adler32(1, src, PAGE_SIZE_4K);
+		uint32_t pd[2];
+		int in_parent = parent_digest(c->parent, ch->first_page + (uint64_t)p * PAGE_SIZE_4K, pd);
+		int store;
+		if (in_parent)
+			store = pd[0] != crc || pd[1] != adl;  /* same digest: inherited */
+		else if (ch->zero_filter && crc == zero_crc && adl == zero_adler && page_is_zero(src))
+			continue;                          /* fresh anonymous memory reads as zero */
+		else
+			store = 1;
+		dc->bits[p / 64] |= 1ull << (p % 64);
+		dig[2 * dc->nheld] = crc;
+		dig[2 * dc->nheld + 1] = adl;
+		dc->nheld++;
+		if (!store)
+			continue;
+		if (j != k - 1)
+			memmove(slot + (size_t)j * PAGE_SIZE_4K, src, PAGE_SIZE_4K);
+		crc_all = j ? (uint32_t)crc32_combine_op(crc_all, crc, crc_op_page) : crc;
+		j++;
+		final[p / 64] |= 1ull << (p % 64);
+	}
+	if (dc->nheld) {
+		dc->dig = malloc((size_t)dc->nheld * 8);
+		if (dc->dig)
+			memcpy(dc->dig, dig, (size_t)dc->nheld * 8);
+		else
+			dc->nheld = 0;                     /* put_digests reports it */
+	}
+	*raw_crc = crc_all;
+	return j;
+}
+
+int incr_put_parent(struct capture *c, struct image *im)
+{
+	const struct parent_image *pi = c->parent;
+	if (!pi)
+		return 0;
+	struct ckimg_parent_fixed f = {
+		.fixed_size = sizeof(f), .depth = pi->depth + 1, .parent_pid = pi->pid,
+		.parent_start_time = pi->start_time, .parent_created_ns = pi->created_ns,
+	};
+	memcpy(f.parent_image_id, pi->image_id, 16);
+	struct buf b = { 0 };
+	int err = buf_put(&b, &f, sizeof(f));
+	if (!err)
+		err = buf_put_cstr(&b, pi->hint);
+	if (!err)
+		err = image_record_ex(im, CKIMG_REC_PARENT, CKIMG_RECF_MUST_UNDERSTAND, &b, 0, 0, 0, 0);
+	buf_free(&b);
+	return err;
+}
+
+int incr_put_digests(struct capture *c, struct image *im)
+{
+	int err = 0;
+	c->held_pages = 0;
+	for (size_t i = 0; !err && i < c->nchunks; i++) {
+		const struct chunk *ch = &c->chunks[i];
+		const struct digest_cell *dc = &c->dcells[i];
+		uint32_t n = 0;
+		for (int w = 0; w < CKIMG_SPAN_GRID_PAGES / 64; w++)
+			n += (uint32_t)__builtin_popcountll(dc->bits[w]);
+		if (n != dc->nheld || (n && !dc->dig))
+			return cap_fail(-ENOMEM, "page digests of chunk %zu", i);
+		if (!n)
+			continue;
+		struct ckimg_page_digests_fixed f = {
+			.fixed_size = sizeof(f), .area_id = c->areas[ch->area].id, .first_page = ch->first_page,
+			.span_pages = ch->span_pages, .held_pages = n, .digest_kind = CKIMG_DIGEST_CRC_ADLER,
+		};
+		size_t bm = (ch->span_pages + 7) / 8, bm8 = (bm + 7) & ~(size_t)7;
+		uint8_t bitmap[CKIMG_SPAN_GRID_PAGES / 8] = { 0 };
+		memcpy(bitmap, dc->bits, bm);
+		struct buf b = { 0 };
+		err = buf_put(&b, &f, sizeof(f));
+		if (!err)
+			err = buf_put(&b, bitmap, bm8);
+		if (!err)
+			err = buf_put(&b, dc->dig, (size_t)n * 8);
+		if (!err)
+			err = image_record_ex(im, CKIMG_REC_PAGE_DIGESTS, 0, &b, f.area_id, f.first_page, f.span_pages, n);
+		buf_free(&b);
+		c->held_pages += n;
+	}
+	if (!err)
+		c->inherited_pages = c->held_pages - c->stored_pages;
+	return err;
+}
+
+void incr_free(struct capture *c)
+{
+	struct parent_image *pi = c->parent;
+	if (pi) {
+		for (size_t i = 0; i < pi->ncells; i++)
+			free(pi->cells[i].rank);
+		for (size_t i = 0; i < pi->npayloads; i++)
+			free(pi->payloads[i]);
+		free(pi->payloads);
+		free(pi->cells);
+		free(pi->hint);
+		free(pi);
+		c->parent = NULL;
+	}
+	if (c->dcells) {
+		for (size_t i = 0; i < c->nchunks; i++)
+			free(c->dcells[i].dig);
+		free(c->dcells);
+		c->dcells = NULL;
+	}
+}
