@@ -99,7 +99,10 @@ export function captureFeatures(): CaptureFeatures {
     const e = err as { stdout?: string; stderr?: string };
     text = `${e.stdout ?? ""}${e.stderr ?? ""}`;
   }
-  features = { parent: text.includes("--parent"), tree: text.includes("--no-children") };
+  // Incremental captures (--parent) hold one process and keep their whole chain alive, so
+  // --keep cannot prune it and a job's workers would be left out: full images until chains can
+  // be flattened and hold trees.
+  features = { parent: false, tree: text.includes("--no-children") };
   return features;
 }
 
