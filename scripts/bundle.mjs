@@ -11,10 +11,17 @@
  * from import.meta.url (build/ckimg-capture, build/ckimg-restore) stay true; the verify worker
  * is an entry of its own beside the chunks that start it. The library (dist/index.js …) is
  * not bundled: scripts import it module by module as before.
+ *
+ * Then a V8 start-up snapshot of the reporting verbs (dist/bin/ckimg.blob, see
+ * src/cli/snapshot.ts) with a stamp naming the node binary and this checkout; bin/launch.sh
+ * uses the blob only when the stamp still holds. A failed snapshot build is a warning: the
+ * CLI works without it, only slower to start.
  */
 import { build } from "esbuild";
+import { spawnSync } from "node:child_process";
+import { realpathSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..");
 await build({
@@ -31,3 +38,33 @@ await build({
   sourcemap: "linked",
   logLevel: "warning",
 });
+
+await buildStartupSnapshot();
+
+async function buildStartupSnapshot() {
+  const bin = join(repo, "dist/bin");
+  const blob = join(bin, "ckimg.blob");
+  rmSync(blob, { force: true });
+  rmSync(`${blob}.stamp`, { force: true });
+  // One CommonJS file (a snapshot builder cannot load modules); import.meta.url is where the
+  // ESM bundle lives, so paths computed from it (build/ckimg-*, verify-worker.js) stay true.
+  await build({
+    absWorkingDir: repo,
+    entryPoints: ["dist/cli/snapshot.js"],
+    outfile: join(bin, "snapshot.cjs"),
+    bundle: true,
+    format: "cjs",
+    platform: "node",
+    target: "node20",
+    define: { "import.meta.url": JSON.stringify(pathToFileURL(join(bin, "main.js")).href) },
+    logLevel: "warning",
+  });
+  const r = spawnSync(process.execPath, ["--snapshot-blob", blob, "--build-snapshot", join(bin, "snapshot.cjs"), join(repo, "corpus")], { encoding: "utf8" });
+  if (r.status !== 0) {
+    rmSync(blob, { force: true });
+    console.warn(`bundle: no start-up snapshot (the CLI works without it): ${(r.stderr || r.error?.message || "").trim().split("\n").pop()}`);
+    return;
+  }
+  // bin/launch.sh: the node that built the blob, and the folder of bin/ckimg
+  writeFileSync(`${blob}.stamp`, `${realpathSync(process.execPath)} ${realpathSync(join(repo, "bin"))}\n`);
+}

@@ -8,9 +8,9 @@
  * and taking every n-th chunk; results are merged in file order.
  */
 import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
 import { ImageError } from "./errors.js";
 import { openImage, type ChunkRef, type CheckpointImage, type ImageProblem } from "./reader.js";
 import { checkInheritedDigests } from "./chain.js";
@@ -118,6 +118,9 @@ export async function checkChunkShare(image: CheckpointImage, share: number, of:
 }
 
 async function checkInWorkers(path: string, threads: number, total: number, onProgress?: (done: number, total: number) => void): Promise<ChunkShareResult> {
+  // loaded here, not at module level: the CLI's start-up snapshot (src/cli/snapshot.ts) holds
+  // this module, and worker_threads set up in a snapshot gives workers a broken process state
+  const { Worker } = createRequire(import.meta.url)("node:worker_threads") as typeof import("node:worker_threads");
   const doneByWorker = new Array<number>(threads).fill(0);
   const results = await Promise.all(
     Array.from({ length: threads }, (_, share) => new Promise<ChunkShareResult>((resolve, reject) => {
