@@ -24,7 +24,7 @@ import { decodeUnreadablePages, type AddressRange } from "./records-unreadable.j
 import { openVerifiedFile, type IdentityEvidence } from "./file-identity.js";
 import {
   decodeArea, decodeAuxv, decodeFd, decodeMappedFile, decodePagesHeader, decodeProcess,
-  decodeRlimits, decodeSigactions, decodeStringList, decodeThread, popcount8,
+  decodeRlimits, decodeSigactions, decodeStringList, decodeThread, popcount8, spanAt,
   type AreaRecord, type AuxvEntry, type FdRecord, type MappedFileRecord, type PagesChunkHeader,
   type ProcessRecord, type RlimitEntry, type SigactionsRecord, type ThreadRecord,
 } from "./records.js";
@@ -1254,22 +1254,11 @@ export class CheckpointImage {
 
   /** The stored bytes of one page (a view into the decoded chunk), or undefined if not stored. */
   private async storedPage(area: AreaRecord, pageAddr: bigint): Promise<Uint8Array | undefined> {
-    const list = this.chunksByArea.get(area.id);
-    if (!list) return undefined;
-    const ps = BigInt(this.pageSize);
-    let lo = 0, hi = list.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      const c = list[mid];
-      if (pageAddr < c.firstPage) hi = mid - 1;
-      else if (pageAddr >= c.firstPage + BigInt(c.spanPages) * ps) lo = mid + 1;
-      else {
-        const { header, raw } = await this.readChunk(c);
-        const index = bitmapIndex(header.bitmap, Number((pageAddr - c.firstPage) / ps));
-        return index === undefined ? undefined : raw.subarray(index * this.pageSize, (index + 1) * this.pageSize);
-      }
-    }
-    return undefined;
+    const at = spanAt(this.chunksByArea.get(area.id) ?? [], pageAddr, this.pageSize);
+    if (!at) return undefined;
+    const { header, raw } = await this.readChunk(at.span);
+    const index = bitmapIndex(header.bitmap, at.bit);
+    return index === undefined ? undefined : raw.subarray(index * this.pageSize, (index + 1) * this.pageSize);
   }
 
   /**
