@@ -51,16 +51,17 @@ export function parseVerbArgs(args: string[], options: OptionsConfig): ParsedArg
 }
 
 /** The one stderr line for trouble: `ckimg: <file>: <what> at offset <n>`. */
-export function formatTrouble(err: unknown): string {
+export function formatTrouble(err: unknown, opts: { rule?: boolean } = {}): string {
   if (err instanceof UsageError) return `ckimg: ${err.message}`;
   if (!err || typeof err !== "object") return `ckimg: ${String(err)}`;
-  const e = err as { file?: unknown; offset?: unknown; detail?: unknown; message?: unknown; path?: unknown; syscall?: unknown; code?: unknown };
+  const e = err as { file?: unknown; offset?: unknown; detail?: unknown; message?: unknown; path?: unknown; syscall?: unknown; code?: unknown; rule?: unknown };
   if (typeof e.syscall === "string" && typeof e.path === "string") {
     // Node system errors ("ENOENT: no such file or directory, open 'x'"): keep the reason only.
     const reason = String(e.message ?? "").replace(/^E[A-Z]+: /, "").replace(/, \w+ '.*'$/, "");
     return `ckimg: ${e.path}: ${reason}`;
   }
-  const what = typeof e.detail === "string" ? e.detail : String(e.message ?? err);
+  // `verify` names the reader rule an image breaks (docs/FORMAT.md "Reader obligations").
+  const what = (opts.rule && typeof e.rule === "string" ? `rule ${e.rule}: ` : "") + (typeof e.detail === "string" ? e.detail : String(e.message ?? err));
   const file = typeof e.file === "string" && e.file !== "" ? `${e.file}: ` : "";
   const at = typeof e.offset === "number" || typeof e.offset === "bigint" ? ` at offset ${e.offset}` : "";
   return `ckimg: ${file}${what}${at}`;

@@ -9,9 +9,9 @@ import {
 } from "../format/index.js";
 import { againstDiskText, verifyAgainstDisk } from "../analysis/against-disk.js";
 import { fdState, fdStateText } from "../analysis/fd-state.js";
-import { isCriuImage, openImage, verifyAnyImage } from "../open.js";
+import { ImageError, isCriuImage, openImage, verifyAnyImage } from "../open.js";
 import type { CriuDescription } from "../criu/describe.js";
-import { EXIT_FINDING, EXIT_OK, UsageError, hex, parseVerbArgs, toJson, type CliContext, type Verb } from "./common.js";
+import { EXIT_FINDING, EXIT_OK, EXIT_TROUBLE, UsageError, formatTrouble, hex, parseVerbArgs, toJson, type CliContext, type Verb } from "./common.js";
 import { progressPrinter } from "./progress.js";
 import { stateReport, stateText } from "./state-report.js";
 import { parentReport, parentText } from "./chain-report.js";
@@ -160,7 +160,7 @@ export function verifyText(r: VerifyReport): string {
     out.push(`${r.path}: ok — ${r.records} records, ${r.chunks} page chunks, ${bytes(r.rawBytesChecked)} of pages checked in ${r.seconds.toFixed(2)} s (${rate})`);
   } else {
     out.push(`${r.path}: DAMAGED — ${r.problems.length} problem(s)${r.recovered ? ", index unusable: records recovered by scanning" : ""}; ${r.damagedChunks} of ${r.chunks} page chunks damaged`);
-    for (const p of r.problems) out.push(`  ${p.code.padEnd(18)} ${p.detail}${p.offset !== undefined ? ` at offset ${p.offset}` : ""}`);
+    for (const p of r.problems) out.push(`  ${p.code.padEnd(18)} ${p.rule ? `rule ${p.rule}: ` : ""}${p.detail}${p.offset !== undefined ? ` at offset ${p.offset}` : ""}`);
   }
   return out.join("\n") + "\n";
 }
@@ -196,7 +196,16 @@ export const VERIFY_VERB: Verb = {
     const { values, positionals } = parseVerbArgs(args, { json: { type: "boolean" }, "against-disk": { type: "boolean" } });
     if (positionals.length !== 1) throw new UsageError("verify takes one image");
     const progress = progressPrinter(ctx, "verify");
-    const report = await verifyAnyImage(positionals[0], { onProgress: progress.update });
+    let report;
+    try {
+      report = await verifyAnyImage(positionals[0], { onProgress: progress.update });
+    } catch (err) {
+      // nothing to verify (not an image, unknown major version): one line naming the rule
+      if (!(err instanceof ImageError) || !err.rule) throw err;
+      progress.done();
+      ctx.stderr(formatTrouble(err, { rule: true }) + "\n");
+      return EXIT_TROUBLE;
+    }
     progress.done();
     if (!values["against-disk"]) {
       ctx.stdout(values.json ? toJson(report) : verifyText(report));

@@ -16,7 +16,7 @@ import { crc32Combine } from "./checksum.js";
 import { ImageError } from "./errors.js";
 import type { CheckpointImage, ChunkRef, DecodedChunk, OpenOptions } from "./reader.js";
 import { MAX_CHAIN_DEPTH, heldIndex, type PageDigestsRecord } from "./records-chain.js";
-import { popcount8 } from "./records.js";
+import { popcount8, spanAt } from "./records.js";
 
 export function hexId(id: Uint8Array): string {
   return Array.from(id, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -216,17 +216,7 @@ export async function checkInheritedDigests(image: CheckpointImage, limit = 20):
 
 /** The digest of the page at addr from a list of PAGE_DIGESTS sorted by first page. */
 export function digestIn(sorted: PageDigestsRecord[], addr: bigint, pageSize: number): [number, number] | undefined {
-  const ps = BigInt(pageSize);
-  let lo = 0, hi = sorted.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    const d = sorted[mid];
-    if (addr < d.firstPage) hi = mid - 1;
-    else if (addr >= d.firstPage + BigInt(d.spanPages) * ps) lo = mid + 1;
-    else {
-      const k = heldIndex(d, Number((addr - d.firstPage) / ps));
-      return k === undefined ? undefined : [d.digests[2 * k], d.digests[2 * k + 1]];
-    }
-  }
-  return undefined;
+  const at = spanAt(sorted, addr, pageSize);
+  const k = at && heldIndex(at.span, at.bit);
+  return k === undefined ? undefined : [at!.span.digests[2 * k], at!.span.digests[2 * k + 1]];
 }

@@ -24,7 +24,7 @@ import { decodeUnreadablePages, type AddressRange } from "./records-unreadable.j
 import { openVerifiedFile, type IdentityEvidence } from "./file-identity.js";
 import {
   decodeArea, decodeAuxv, decodeFd, decodeMappedFile, decodePagesHeader, decodeProcess,
-  decodeRlimits, decodeSigactions, decodeStringList, decodeThread, popcount8,
+  decodeRlimits, decodeSigactions, decodeStringList, decodeThread, popcount8, spanAt,
   type AreaRecord, type AuxvEntry, type FdRecord, type MappedFileRecord, type PagesChunkHeader,
   type ProcessRecord, type RlimitEntry, type SigactionsRecord, type ThreadRecord,
 } from "./records.js";
@@ -562,9 +562,9 @@ export class CheckpointImage {
       this.fail("BAD_HEADER", "header checksum mismatch", { offset: HDR.crc, rule: "H4" });
     }
     let headerSize = v.getUint32(HDR.headerSize, true);
-    const room = RECORD_HEADER_SIZE + INDEX_FIXED_SIZE + TRAILER_SIZE;
-    if (headerSize < HEADER_SIZE || headerSize > MAX_HEADER_SIZE || headerSize + room > this.size) {
-      this.fail("BAD_HEADER", `header_size ${headerSize} is outside [64, 65536] or leaves no room for the index`, { offset: HDR.headerSize, rule: "H5" });
+    // Whether the file has room after it for an INDEX and the trailer is T1's question.
+    if (headerSize < HEADER_SIZE || headerSize > MAX_HEADER_SIZE) {
+      this.fail("BAD_HEADER", `header_size ${headerSize} is outside [64, 65536]`, { offset: HDR.headerSize, rule: "H5" });
       headerSize = HEADER_SIZE;
     }
     let pageSize = v.getUint32(HDR.pageSize, true);
@@ -698,12 +698,12 @@ export class CheckpointImage {
     for (const e of entries) {
       if (e.type === RecordType.PAGES) this.addChunkRef(e);
       else if (e.type === RecordType.FILE_DATA) this.addFileDataRef(e);
-      else if (e.type === RecordType.INDEX) this.fail("BAD_INDEX", "INDEX listed as a record", { offset: e.offset, sequence: e.sequence, rule: "I7" });
-      else if (e.type === 0 || e.type === 0xffff) this.fail("BAD_RECORD", `record type ${recordTypeName(e.type)} is not a record type`, { offset: e.offset, sequence: e.sequence, rule: "R5" });
+      else if (e.type === RecordType.INDEX) this.fail("BAD_INDEX", "INDEX listed as a record", { offset: e.offset, recordType: "INDEX", sequence: e.sequence, rule: "I7" });
+      else if (e.type === 0 || e.type === 0xffff) this.fail("BAD_RECORD", `record type ${recordTypeName(e.type)} is not a record type`, { offset: e.offset, recordType: recordTypeName(e.type), sequence: e.sequence, rule: "R5" });
       else if (!RECORD_TYPE_NAMES[e.type] && !FD_STATE_CODECS.has(e.type)) {
         // A known type with MUST_UNDERSTAND is understood; an unknown one is skipped unread (no size limit applies).
         if (e.flags & RECORD_FLAG_MUST_UNDERSTAND) {
-          this.fail("UNSUPPORTED_RECORD", `record type ${recordTypeName(e.type)} must be understood but is unknown to this reader`, { offset: e.offset, sequence: e.sequence, rule: "R6" });
+          this.fail("UNSUPPORTED_RECORD", `record type ${recordTypeName(e.type)} must be understood but is unknown to this reader`, { offset: e.offset, recordType: recordTypeName(e.type), sequence: e.sequence, rule: "R6" });
         }
         this.unknownRecords.push({ type: e.type, flags: e.flags, offset: e.offset, payloadLength: e.payloadLength });
       } else if (e.payloadLength > MAX_METADATA_PAYLOAD) {
@@ -760,8 +760,15 @@ export class CheckpointImage {
 
   /** Header checks (magic, CRC, agreement with the index entry); returns the payload view. */
   private checkRecordHeader(e: IndexEntry, bytes: Uint8Array): Uint8Array {
-    const rh = this.parseRecordHeader(bytes.subarray(0, RECORD_HEADER_SIZE), e.offset);
     const where = { file: this.path, offset: e.offset, recordType: recordTypeName(e.type), sequence: e.sequence };
+    let rh;
+    try {
+      rh = this.parseRecordHeader(bytes.subarray(0, RECORD_HEADER_SIZE), e.offset);
+    } catch (err) {
+      // name the record by its index entry: the header itself is not to be trusted
+      if (err instanceof ImageError) throw new ImageError(err.code, err.detail.replace(/ in \S+ record$/, ""), { ...where, offset: err.offset, rule: err.rule });
+      throw err;
+    }
     if (rh.type !== e.type || rh.flags !== e.flags || rh.payloadLength !== e.payloadLength || rh.ownerPid !== e.ownerPid) {
       throw new ImageError("BAD_INDEX", `record header (type ${recordTypeName(rh.type)}, flags ${rh.flags}, length ${rh.payloadLength}, owner ${rh.ownerPid}) disagrees with its index entry`, { ...where, rule: "R2" });
     }
@@ -1254,22 +1261,11 @@ export class CheckpointImage {
 
   /** The stored bytes of one page (a view into the decoded chunk), or undefined if not stored. */
   private async storedPage(area: AreaRecord, pageAddr: bigint): Promise<Uint8Array | undefined> {
-    const list = this.chunksByArea.get(area.id);
-    if (!list) return undefined;
-    const ps = BigInt(this.pageSize);
-    let lo = 0, hi = list.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      const c = list[mid];
-      if (pageAddr < c.firstPage) hi = mid - 1;
-      else if (pageAddr >= c.firstPage + BigInt(c.spanPages) * ps) lo = mid + 1;
-      else {
-        const { header, raw } = await this.readChunk(c);
-        const index = bitmapIndex(header.bitmap, Number((pageAddr - c.firstPage) / ps));
-        return index === undefined ? undefined : raw.subarray(index * this.pageSize, (index + 1) * this.pageSize);
-      }
-    }
-    return undefined;
+    const at = spanAt(this.chunksByArea.get(area.id) ?? [], pageAddr, this.pageSize);
+    if (!at) return undefined;
+    const { header, raw } = await this.readChunk(at.span);
+    const index = bitmapIndex(header.bitmap, at.bit);
+    return index === undefined ? undefined : raw.subarray(index * this.pageSize, (index + 1) * this.pageSize);
   }
 
   /**

@@ -156,6 +156,29 @@ export function popcount8(b: number): number {
   return (b + (b >> 4)) & 0x0f;
 }
 
+/** A page span: `spanPages` pages from `firstPage` (PAGES chunks, PAGE_DIGESTS spans). */
+export interface PageSpan {
+  firstPage: bigint;
+  spanPages: number;
+}
+
+/**
+ * The span of `sorted` (by first page, not overlapping) that covers `addr`, by binary search,
+ * with the page's bit number in it; undefined when no span covers it.
+ */
+export function spanAt<T extends PageSpan>(sorted: readonly T[], addr: bigint, pageSize: number): { span: T; bit: number } | undefined {
+  const ps = BigInt(pageSize);
+  let lo = 0, hi = sorted.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const s = sorted[mid];
+    if (addr < s.firstPage) hi = mid - 1;
+    else if (addr >= s.firstPage + BigInt(s.spanPages) * ps) lo = mid + 1;
+    else return { span: s, bit: Number((addr - s.firstPage) / ps) };
+  }
+  return undefined;
+}
+
 // ---------------------------------------------------------------------------------------
 // Decoders: payload bytes → record. `base` is the payload's file offset (for errors).
 

@@ -19,11 +19,11 @@ const RULE_LIST = [
   { id: "H2", code: "TRUNCATED", text: "the file holds the 64-byte header" },
   { id: "H3", code: "UNSUPPORTED_VERSION", text: "version_major is 1, checked before the header CRC" },
   { id: "H4", code: "BAD_HEADER", text: "header_crc is the CRC-32 of bytes 0..59" },
-  { id: "H5", code: "BAD_HEADER", text: "header_size is in [64, 65536] and leaves room for the index and trailer" },
+  { id: "H5", code: "BAD_HEADER", text: "header_size is in [64, 65536]" },
   { id: "H6", code: "BAD_HEADER", text: "page_size is a power of two in [4096, 65536]" },
   { id: "H7", code: "UNSUPPORTED_MACHINE", text: "machine is 62 (EM_X86_64)" },
   // Trailer and index (section 3).
-  { id: "T1", code: "TRUNCATED", text: "the file holds header, an INDEX record and the trailer" },
+  { id: "T1", code: "TRUNCATED", text: "the file holds header_size bytes, an INDEX record header with a 16-byte payload and the trailer" },
   { id: "T2", code: "BAD_TRAILER", text: "the trailer magic is CKIMGEND and its CRC matches" },
   { id: "T3", code: "BAD_TRAILER", text: "index_offset lies in [header_size, file size - 80]" },
   { id: "I1", code: "BAD_INDEX", text: "the record at index_offset has a valid header and type INDEX" },
