@@ -175,10 +175,10 @@ describe("ckimg run", () => {
     expect(out).toBe(expected);
   });
 
-  // Known gap (issue 13 note): with tree capture the workers are checkpointed, but the restart
-  // finds a worker's PID still taken (clone3 set_tid: EEXIST) — the guard does not yet reap the
-  // killed tree before ckimg run exits. Skipped until that is fixed, not hidden.
-  it.skip("a job that forks workers comes back whole", async (ctx) => {
+  // The killed job's workers must be reaped before ckimg run exits: the guard is their child
+  // subreaper; when it left first they became zombies of the next subreaper up (here the test
+  // runner, which never reaps them) and the restart found their PIDs taken (clone3 set_tid: EEXIST).
+  it("a job that forks workers comes back whole", async (ctx) => {
     if (!captureFeatures().tree) {
       ctx.skip();
       console.warn("skipped: this build's capturer takes one process (process trees, issue 11, not built): a job's workers cannot be checkpointed yet");
