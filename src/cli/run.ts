@@ -1,6 +1,6 @@
 /**
  * `ckimg run [--dir DIR] [--every DURATION] [--keep N] [--on SIGNAL=ACTION]…
- *            [--checkpoint-exit-code N] [--keep-on-success] [--compress C] -- PROGRAM ARGS…`
+ *            [--checkpoint-exit-code N] [--keep-on-success] [--full] [--compress C] -- PROGRAM ARGS…`
  * `ckimg run --status DIR [--json]`
  * Parses options, runs the job engine (src/job) and prints one stderr line per event.
  */
@@ -31,7 +31,9 @@ export function eventLine(e: JobEvent): string {
     case "checkpoint": {
       const c = e.entry;
       return `${p}checkpoint ${c.seq} (${c.reason}): ${e.path}, ${size(c.bytes)}${c.parent ? ` on ${c.parent}` : ""}, ` +
-        `${c.captureMs} ms (frozen ${c.frozenMs.toFixed(0)} ms)` + (e.removed.length ? `; removed ${e.removed.join(", ")}` : "");
+        `${c.captureMs} ms (frozen ${c.frozenMs.toFixed(0)} ms)` +
+        (e.flattened ? `; flattened ${e.flattened.file} (${size(e.flattened.bytes)}, ${e.flattened.ms} ms)` : "") +
+        (e.removed.length ? `; removed ${e.removed.join(", ")}` : "");
     }
     case "checkpoint-failed": return `${p}checkpoint (${e.reason}) failed: ${e.problem}`;
     case "stopped": return `${p}job stopped (SIGCONT continues it)`;
@@ -59,7 +61,7 @@ export function statusText(s: RunStatus): string {
 export const RUN_VERB: Verb = {
   summary: "run a program as a checkpointed job (periodic, on signals, restarted from DIR)",
   usage: "[--dir DIR] [--every DURATION] [--keep N] [--on SIGNAL=ACTION]… [--checkpoint-exit-code N] " +
-    "[--keep-on-success] [--compress none|lz4|lzf|gzip] -- PROGRAM ARGS… | --status DIR [--json]",
+    "[--keep-on-success] [--full] [--compress none|lz4|lzf|gzip] -- PROGRAM ARGS… | --status DIR [--json]",
   async run(args: string[], ctx: CliContext): Promise<number> {
     const dash = args.indexOf("--");
     const opts = dash >= 0 ? args.slice(0, dash) : args;
@@ -71,6 +73,7 @@ export const RUN_VERB: Verb = {
       on: { type: "string", multiple: true },
       "checkpoint-exit-code": { type: "string" },
       "keep-on-success": { type: "boolean" },
+      full: { type: "boolean" },
       compress: { type: "string" },
       status: { type: "string" },
       json: { type: "boolean" },
@@ -101,6 +104,7 @@ export const RUN_VERB: Verb = {
         actions,
         checkpointExitCode: exitText === undefined ? undefined : Number(exitText),
         keepOnSuccess: values["keep-on-success"] === true,
+        fullImages: values.full === true,
         compress: compress as CaptureCodec,
         onEvent: (e) => ctx.stderr(eventLine(e) + "\n"),
       });

@@ -18,6 +18,7 @@ export const VERBS: Record<string, () => Promise<Verb>> = {
   mem: async () => (await import("./memory.js")).MEM_VERB,
   strings: async () => (await import("./memory.js")).STRINGS_VERB,
   "to-core": async () => (await import("./core.js")).TO_CORE_VERB,
+  flatten: async () => (await import("./flatten.js")).FLATTEN_VERB,
   convert: async () => (await import("./convert.js")).CONVERT_VERB,
   run: async () => (await import("./run.js")).RUN_VERB,
 };

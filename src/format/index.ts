@@ -24,6 +24,7 @@ export { checkInheritedDigests, parentCandidates, hexId, type ChainProblem } fro
 export * from "./records-tree.js";
 export * from "./reader.js";
 export * from "./writer.js";
+export * from "./flatten.js";
 export * from "./verify.js";
 export * from "./rules.js";
 export * from "./records-unreadable.js";

@@ -130,6 +130,10 @@ export class ImageWriter {
   }
   /** Pages of the current process that are its parent's (copy-on-write since fork). */
   addSharedPages(s: SharedPagesRecord) { return this.writeRecord(RecordType.SHARED_PAGES, encodeSharedPages(s)); }
+  /** A TREE record is written through writeRecord (a verbatim copy): owners are set from now on. */
+  markTree(): void {
+    this.isTree = true;
+  }
   /** Records written from now on belong to process `pid` of the tree. */
   beginProcess(pid: number): void {
     if (!this.isTree) throw new Error("beginProcess before addTree");

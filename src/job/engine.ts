@@ -26,7 +26,7 @@ import { restoreBinary } from "../cli/restore.js";
 import { verifyImage } from "../format/verify.js";
 import { JobGuard, type JobEnd } from "./guard.js";
 import { COME_BACK_STATUS, DEFAULT_ACTIONS, signalNumber, type SignalAction } from "./options.js";
-import { RunDir, checkpointFileName, type CheckpointEntry } from "./run-dir.js";
+import { RunDir, checkpointFileName, type CheckpointEntry, type PruneResult } from "./run-dir.js";
 
 export interface JobOptions {
   /** The run directory (created when missing). */
@@ -44,6 +44,8 @@ export interface JobOptions {
   /** Keep DIR when the job completes successfully (default: remove it). */
   keepOnSuccess?: boolean;
   compress?: CaptureCodec;
+  /** Full images only, never incremental (`--full`; benchmarks compare the two). */
+  fullImages?: boolean;
   /** Where signals come from (default: this process). */
   signals?: SignalSource;
   onEvent?: (event: JobEvent) => void;
@@ -56,7 +58,7 @@ export type JobEvent =
   | { kind: "damaged"; checkpoint: string; problem: string }
   | { kind: "restore-failed"; checkpoint: string; problem: string }
   | { kind: "signal"; signal: NodeJS.Signals; action: SignalAction }
-  | { kind: "checkpoint"; entry: CheckpointEntry; path: string; removed: string[] }
+  | { kind: "checkpoint"; entry: CheckpointEntry; path: string; removed: string[]; flattened?: PruneResult["flattened"] }
   | { kind: "checkpoint-failed"; reason: string; problem: string }
   | { kind: "stopped" }
   | { kind: "continued" }
@@ -82,7 +84,7 @@ const HELD_GRACE_MS = 1000;
 
 /** What this build's capturer can do (probed once from its usage text). */
 export interface CaptureFeatures {
-  /** `--parent IMG`: incremental images (issue 12). */
+  /** `--parent IMG`: incremental images (issue 12; one process each). */
   parent: boolean;
   /** process trees (issue 11): the capturer follows children unless `--no-children`. */
   tree: boolean;
@@ -99,10 +101,9 @@ export function captureFeatures(): CaptureFeatures {
     const e = err as { stdout?: string; stderr?: string };
     text = `${e.stdout ?? ""}${e.stderr ?? ""}`;
   }
-  // Incremental captures (--parent) hold one process and keep their whole chain alive, so
-  // --keep cannot prune it and a job's workers would be left out: full images until chains can
-  // be flattened and hold trees.
-  features = { parent: false, tree: text.includes("--no-children") };
+  // Incremental captures (--parent) hold one process (the capturer implies --no-children with
+  // it): the engine uses them only while the job is a single process (see checkpointOnce).
+  features = { parent: text.includes("--parent"), tree: text.includes("--no-children") };
   return features;
 }
 
@@ -206,7 +207,10 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
   let finish!: (o: JobOutcome) => void;
   const outcome = new Promise<JobOutcome>((res) => { finish = res; });
   let chain: Promise<unknown> = Promise.resolve();
-  let parentFile: string | null = restoredFrom?.file ?? null;
+  // The image the next checkpoint may be incremental on: one taken of this very process. A
+  // restored job is a new process (its start time differs; the capturer refuses a parent of
+  // another process), so its first checkpoint is a full image.
+  let parentFile: string | null = null;
 
   /** One checkpoint; true when an image joined the run. */
   const checkpointOnce = async (reason: string, mode: CheckpointMode): Promise<boolean> => {
@@ -218,16 +222,25 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
     const seq = dir.nextSeq();
     const file = checkpointFileName(seq);
     const path = dir.imagePath(file);
-    const parent = feats.parent && parentFile ? parentFile : null;
+    // Incremental on the previous image only while the job is one process: with --parent the
+    // capturer takes the process alone, and a job's workers must be in every image.
+    let parent = feats.parent && parentFile && !(o.fullImages ?? false) && !hasChildren(pid) ? parentFile : null;
     await g.release();
     if (mode === "kill") killing = true;
     let summary: CaptureSummary;
     const started = performance.now();
     try {
-      summary = await runCapture({
+      const capture = (p: string | null) => runCapture({
         pid, output: path, compress: o.compress ?? "lz4", kill: mode === "kill", ownSignals: true,
-        extraArgs: parent ? ["--parent", dir.imagePath(parent)] : undefined,
+        parent: p ? dir.imagePath(p) : undefined,
       });
+      summary = await capture(parent);
+      if (parent && mode !== "kill" && hasChildren(pid)) {
+        // it forked between the check and the freeze: the image may lack a worker; a full one
+        await unlink(path).catch(() => {});
+        parent = null;
+        summary = await capture(null);
+      }
       const report = await verifyImage(path, { threads: 1 });
       if (!report.ok) {
         await unlink(path).catch(() => {});
@@ -243,10 +256,12 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
       seq, file, time: new Date().toISOString(), bytes: summary.imageBytes, parent, reason,
       captureMs: Math.round(performance.now() - started), frozenMs: summary.freezeMs,
     };
-    const removed = await dir.commit(entry, keep);
+    await dir.commit(entry);
     parentFile = file;
-    emit({ kind: "checkpoint", entry, path, removed });
+    // the job is guarded again before the older images are flattened and removed
     if (mode !== "kill" && !ended) await g.attach();
+    const pruned = await dir.prune(keep, (text) => emit({ kind: "warning", text }));
+    emit({ kind: "checkpoint", entry, path, removed: pruned.removed, flattened: pruned.flattened });
     return true;
   };
 

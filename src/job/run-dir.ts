@@ -3,12 +3,17 @@
  * symlink. Images are written by the capturer (atomically); an image becomes part of the run
  * only once it verified: then `latest` is moved to it (symlink + rename, atomic), the manifest
  * is rewritten (atomically) and only after that are checkpoints beyond --keep removed — never
- * the latest one, nor an image a kept one is incremental on.
+ * the latest one, nor an image a kept one is incremental on. When the oldest kept checkpoint is
+ * incremental, it is first flattened (ckimg flatten: same snapshot, same image_id, so the newer
+ * links still find it) into a standalone image that must verify before it replaces the link
+ * and its parents go; if that fails, nothing is removed.
  */
 import { mkdir, readFile, readlink, rename, rm, rmdir, stat, symlink, unlink, readdir } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { writeFileAtomically } from "../format/atomic.js";
+import { flattenImage } from "../format/flatten.js";
+import { verifyImage } from "../format/verify.js";
 
 export const MANIFEST = "ckimg-run.json";
 export const LATEST = "latest";
@@ -27,6 +32,14 @@ export interface CheckpointEntry {
   reason: string;
   captureMs: number;
   frozenMs: number;
+  /** Set when the image was incremental and has been flattened into a standalone one (ms taken). */
+  flattenedMs?: number;
+}
+
+/** What pruning did: files removed, and the link flattened to let them go (if one was). */
+export interface PruneResult {
+  removed: string[];
+  flattened?: { file: string; bytes: number; ms: number };
 }
 
 export type JobState = "starting" | "running" | "stopped" | "checkpointed" | "requeued" | "completed" | "failed";
@@ -157,8 +170,8 @@ export class RunDir {
     return [...first, ...byAge.filter((c, i) => c.file !== latest && exists[i])];
   }
 
-  /** A verified image joins the run: latest moves to it, then old ones beyond `keep` go. */
-  async commit(entry: CheckpointEntry, keep: number): Promise<string[]> {
+  /** A verified image joins the run: latest moves to it (prune() then lets old ones go). */
+  async commit(entry: CheckpointEntry): Promise<void> {
     const link = join(this.path, LATEST);
     const temp = join(this.path, `.${LATEST}.${process.pid}.tmp`);
     await unlink(temp).catch(() => {});
@@ -166,23 +179,48 @@ export class RunDir {
     await rename(temp, link);
     this.manifest.checkpoints.push(entry);
     await this.save();
-    return this.prune(keep);
   }
 
-  /** Keep the newest `keep` checkpoints and every image they are incremental on. */
-  private async prune(keep: number): Promise<string[]> {
+  /**
+   * Keep the newest `keep` checkpoints. The oldest of them, when incremental and older images
+   * are beyond `keep`, is flattened first (verified, then renamed over itself) so that its
+   * parents can go; should that fail, the chain stays whole and `problem` says why.
+   */
+  async prune(keep: number, onProblem: (text: string) => void = () => {}): Promise<PruneResult> {
     const all = [...this.manifest.checkpoints].sort((a, b) => b.seq - a.seq);
-    const kept = new Set(all.slice(0, Math.max(1, keep)).map((c) => c.file));
+    const newest = all.slice(0, Math.max(1, keep));
+    const oldest = newest[newest.length - 1];
+    let flattened: PruneResult["flattened"];
+    if (oldest?.parent && all.length > newest.length) {
+      const path = this.imagePath(oldest.file);
+      const flat = `${path}.flat`;
+      const t0 = performance.now();
+      try {
+        const r = await flattenImage(path, flat);
+        const report = await verifyImage(flat, { threads: 1 });
+        if (!report.ok) throw new Error(`the flattened image did not verify: ${report.problems[0]?.detail ?? "damaged"}`);
+        await rename(flat, path);
+        oldest.parent = null;
+        oldest.bytes = r.bytes;
+        oldest.flattenedMs = Math.round(performance.now() - t0);
+        flattened = { file: oldest.file, bytes: r.bytes, ms: oldest.flattenedMs };
+        await this.save();
+      } catch (err) {
+        await unlink(flat).catch(() => {});
+        onProblem(`could not flatten ${oldest.file} (its parents are kept): ${(err as Error).message}`);
+      }
+    }
+    const kept = new Set(newest.map((c) => c.file));
     const byFile = new Map(all.map((c) => [c.file, c]));
     for (const f of [...kept]) {
       for (let p = byFile.get(f)?.parent; p && !kept.has(p); p = byFile.get(p)?.parent) kept.add(p);
     }
     const gone = all.filter((c) => !kept.has(c.file));
-    if (gone.length === 0) return [];
+    if (gone.length === 0) return { removed: [], flattened };
     this.manifest.checkpoints = this.manifest.checkpoints.filter((c) => kept.has(c.file));
     await this.save();
     for (const c of gone) await unlink(this.imagePath(c.file)).catch(() => {});
-    return gone.map((c) => c.file);
+    return { removed: gone.map((c) => c.file), flattened };
   }
 
   /** Drop a checkpoint that turned out damaged (it stays on disk for a post-mortem, renamed). */
@@ -196,7 +234,7 @@ export class RunDir {
   async remove(): Promise<void> {
     const ours = new Set([MANIFEST, LATEST, ...this.manifest.checkpoints.map((c) => c.file)]);
     for (const name of await readdir(this.path)) {
-      if (ours.has(name) || /^ckpt-\d+\.img(\.damaged)?$/.test(name)) await rm(join(this.path, name), { force: true });
+      if (ours.has(name) || /^ckpt-\d+\.img(\.damaged|\.flat)?$/.test(name)) await rm(join(this.path, name), { force: true });
     }
     await rmdir(this.path).catch(() => {});
   }

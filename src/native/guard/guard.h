@@ -29,7 +29,8 @@ void guard_event(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int guard_seize(struct guard *g, pid_t tid);
 int guard_seize_job(struct guard *g);
 int guard_reap(struct guard *g);
-void guard_reap_all(struct guard *g);
+void guard_end_job(struct guard *g);
+void guard_kill_job(struct guard *g);
 void guard_release(struct guard *g);
 void guard_deliver(struct guard *g, pid_t pid, int sig);
 

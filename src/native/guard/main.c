@@ -191,9 +191,7 @@ static int handle_command(char *line)
 	} else if (sscanf(line, "deliver %d %d", &sig, &pid) == 2 && sig > 0 && sig < NSIG) {
 		guard_deliver(&g, pid, sig);
 	} else if (!strcmp(line, "kill")) {
-		kill(g.main_pid, SIGKILL);
-		for (size_t i = 0; i < g.ntask; i++)
-			kill(g.task[i].tid, SIGKILL);
+		guard_kill_job(&g);
 	} else {
 		fprintf(stderr, "ckimg-guard: unknown command '%s'\n", line);
 	}
@@ -256,8 +254,7 @@ int main(int argc, char **argv)
 			if (r <= 0) {
 				/* ckimg run is gone (its end of fd 3 closed, even when it was killed): the job
 				 * goes with it — nobody would checkpoint it, and it would run on unguarded */
-				kill(g.main_pid, SIGKILL);
-				guard_reap_all(&g);
+				guard_end_job(&g);
 				return 2;
 			}
 			cmdlen += r;
@@ -273,6 +270,8 @@ int main(int argc, char **argv)
 				cmdlen = 0;
 		}
 	}
+	/* the main process ended: the job's other processes end with it, reaped before we say so */
+	guard_end_job(&g);
 	if (WIFSIGNALED(g.main_status))
 		guard_event("signal %d", WTERMSIG(g.main_status));
 	else

@@ -171,14 +171,72 @@ int guard_reap(struct guard *g)
 	return g->main_done;
 }
 
-void guard_reap_all(struct guard *g)
+/* SIGKILL pid and every process below it (children first found, then theirs). */
+static void kill_tree(pid_t pid, int depth);
+
+void guard_kill_job(struct guard *g)
+{
+	for (size_t i = 0; i < g->ntask; i++)
+		kill(g->task[i].tid, SIGKILL);
+	kill_tree(g->main_pid, 0);
+}
+
+static void kill_tree(pid_t pid, int depth)
+{
+	char path[64];
+	DIR *d;
+	struct dirent *e;
+
+	if (pid != getpid())
+		kill(pid, SIGKILL);
+	if (depth > 64)
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	if (!(d = opendir(path)))
+		return;
+	while ((e = readdir(d))) {
+		char cpath[96];
+		FILE *f;
+		int child;
+
+		if (atoi(e->d_name) <= 0)
+			continue;
+		snprintf(cpath, sizeof(cpath), "/proc/%d/task/%d/children", pid, atoi(e->d_name));
+		if (!(f = fopen(cpath, "r")))
+			continue;
+		while (fscanf(f, "%d", &child) == 1)
+			kill_tree(child, depth + 1);
+		fclose(f);
+	}
+	closedir(d);
+}
+
+/*
+ * The job is over: kill whatever of it is left and reap it all. As child subreaper the guard
+ * inherits every orphan of the job; if it exited first, they would go to the next subreaper or
+ * to PID 1, which may never reap them, and their zombies would keep the PIDs a restore needs.
+ * A killed parent's children are ours before its own status is, so ECHILD means nothing is left.
+ */
+void guard_end_job(struct guard *g)
 {
 	int st;
+	pid_t tid;
 
 	for (size_t i = 0; i < g->ntask; i++)
 		kill(g->task[i].tid, SIGKILL);
-	while (waitpid(-1, &st, __WALL) > 0)
-		;
+	g->ntask = 0;
+	for (;;) {
+		kill_tree(getpid(), 0);
+		tid = waitpid(-1, &st, __WALL);
+		if (tid < 0 && errno == EINTR)
+			continue;
+		if (tid < 0)
+			break;
+		if (tid == g->main_pid && !g->main_done) {
+			g->main_status = st;
+			g->main_done = 1;
+		}
+	}
 }
 
 /* Stop every task (interrupt), then detach each, handing over a signal that arrived meanwhile. */
