@@ -207,6 +207,8 @@ export interface DiffStats {
   chunksB: number;
   /** chunk pairs found equal by raw_crc without reading their pages */
   chunksEqualByCrc: number;
+  /** pages found equal by their PAGE_DIGESTS (format 1.2) inside chunk pairs that differ */
+  pagesEqualByDigest: number;
   /** chunks whose pages were read */
   chunksRead: number;
   pagesCompared: number;
@@ -242,7 +244,7 @@ export async function diffImages(a: CheckpointImage, b: CheckpointImage, opts: D
   }
   const symA = opts.symbolizeA;
   const symB = opts.symbolizeB ?? symA;
-  const stats: DiffStats = { chunksA: 0, chunksB: 0, chunksEqualByCrc: 0, chunksRead: 0, pagesCompared: 0, seconds: 0 };
+  const stats: DiffStats = { chunksA: 0, chunksB: 0, chunksEqualByCrc: 0, pagesEqualByDigest: 0, chunksRead: 0, pagesCompared: 0, seconds: 0 };
   for (const l of a.chunksByArea.values()) stats.chunksA += l.length;
   for (const l of b.chunksByArea.values()) stats.chunksB += l.length;
 
@@ -563,6 +565,8 @@ interface ChunkSummary {
  * integrity check, diff trusts raw_crc as the writer's statement of the chunk's content.
  */
 async function chunkSummary(img: CheckpointImage, ref: ChunkRef): Promise<ChunkSummary> {
+  // a chunk of a chain, composed from the image and its parent: its summary comes from the digests
+  if (ref.resolved) return { rawCrc: ref.resolved.rawCrc, bitmap: ref.resolved.bitmap };
   const bitmapLen = Math.ceil(ref.spanPages / 8);
   const want = Math.min(RECORD_HEADER_SIZE + ref.payloadLength, RECORD_HEADER_SIZE + 48 + bitmapLen);
   let bytes = await img.readAt(ref.offset, want);
@@ -587,7 +591,13 @@ async function chunkSummary(img: CheckpointImage, ref: ChunkRef): Promise<ChunkS
 /** Stored pages of one area, looked up by address; decodes each chunk once while walking forward. */
 class StoredPages {
   private readonly chunks: ChunkRef[];
-  private current: { ref: ChunkRef; raw: Uint8Array; index: Int32Array } | undefined;
+  /**
+   * An incremental image's own PAGES (the pages that changed since its parent): a page found
+   * there is read from this file alone, without composing its span from the parent chain.
+   */
+  private readonly own: ChunkRef[];
+  private current: DecodedSpan | undefined;
+  private currentOwn: DecodedSpan | undefined;
 
   constructor(
     private readonly img: CheckpointImage,
@@ -595,6 +605,7 @@ class StoredPages {
     private readonly stats: DiffStats,
   ) {
     this.chunks = img.chunksByArea.get(area.id) ?? [];
+    this.own = img.parent ? img.ownChunksByArea.get(area.id) ?? [] : [];
   }
 
   /** Chunks overlapping [lo, hi). */
@@ -604,35 +615,53 @@ class StoredPages {
   }
 
   async page(addr: bigint): Promise<Uint8Array | undefined> {
-    const ps = BigInt(this.img.pageSize);
-    const cur = this.current;
-    let hit = cur && addr >= cur.ref.firstPage && addr < cur.ref.firstPage + BigInt(cur.ref.spanPages) * ps ? cur : undefined;
-    if (!hit) {
-      const ref = this.find(addr);
-      if (!ref) return undefined;
-      const { header, raw } = await this.img.readChunk(ref);
-      this.stats.chunksRead++;
-      const index = new Int32Array(header.spanPages).fill(-1);
-      for (let i = 0, k = 0; i < header.spanPages; i++) if (header.bitmap[i >> 3] & (1 << (i & 7))) index[i] = k++;
-      hit = this.current = { ref, raw, index };
+    if (this.own.length) {
+      this.currentOwn = await this.decodedAt(this.own, this.currentOwn, addr);
+      const page = this.currentOwn && this.pageIn(this.currentOwn, addr);
+      if (page) return page;
     }
-    const k = hit.index[Number((addr - hit.ref.firstPage) / ps)];
-    const n = this.img.pageSize;
-    return k < 0 ? undefined : hit.raw.subarray(k * n, (k + 1) * n);
+    this.current = await this.decodedAt(this.chunks, this.current, addr);
+    return this.current && this.pageIn(this.current, addr);
   }
 
-  private find(addr: bigint): ChunkRef | undefined {
-    const ps = BigInt(this.img.pageSize);
-    let lo = 0, hi = this.chunks.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      const c = this.chunks[mid];
-      if (addr < c.firstPage) hi = mid - 1;
-      else if (addr >= c.firstPage + BigInt(c.spanPages) * ps) lo = mid + 1;
-      else return c;
-    }
-    return undefined;
+  private pageIn(span: DecodedSpan, addr: bigint): Uint8Array | undefined {
+    const k = span.index[Number((addr - span.ref.firstPage) / BigInt(this.img.pageSize))];
+    const n = this.img.pageSize;
+    return k < 0 ? undefined : span.raw.subarray(k * n, (k + 1) * n);
   }
+
+  /** The decoded chunk of `list` holding addr: `cur` when it does, else read (undefined: none). */
+  private async decodedAt(list: ChunkRef[], cur: DecodedSpan | undefined, addr: bigint): Promise<DecodedSpan | undefined> {
+    const ps = BigInt(this.img.pageSize);
+    if (cur && addr >= cur.ref.firstPage && addr < cur.ref.firstPage + BigInt(cur.ref.spanPages) * ps) return cur;
+    const ref = findChunk(list, addr, ps);
+    if (!ref) return undefined;
+    const { header, raw } = await this.img.readChunk(ref);
+    this.stats.chunksRead++;
+    const index = new Int32Array(header.spanPages).fill(-1);
+    for (let i = 0, k = 0; i < header.spanPages; i++) if (header.bitmap[i >> 3] & (1 << (i & 7))) index[i] = k++;
+    return { ref, raw, index };
+  }
+}
+
+interface DecodedSpan {
+  ref: ChunkRef;
+  raw: Uint8Array;
+  /** page i of the span → its place in raw, -1 where not stored */
+  index: Int32Array;
+}
+
+/** The chunk of a list sorted by first page whose span holds addr. */
+function findChunk(chunks: ChunkRef[], addr: bigint, ps: bigint): ChunkRef | undefined {
+  let lo = 0, hi = chunks.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const c = chunks[mid];
+    if (addr < c.firstPage) hi = mid - 1;
+    else if (addr >= c.firstPage + BigInt(c.spanPages) * ps) lo = mid + 1;
+    else return c;
+  }
+  return undefined;
 }
 
 /** Run `fn` over `items` with at most `limit` in flight (bounded parallel small reads). */
@@ -676,6 +705,17 @@ async function diffAreaMemory(a: CheckpointImage, b: CheckpointImage, x: AreaRec
       if (p.rawCrc === q.rawCrc && bytesEqual(p.bitmap, q.bitmap)) {
         equal.push([c.firstPage, c.firstPage + BigInt(c.spanPages) * ps]);
         stats.chunksEqualByCrc++;
+      } else if (a.pageDigests.length && b.pageDigests.length) {
+        // 1b. Format 1.2 images carry a 64-bit digest per page (PAGE_DIGESTS): inside a span
+        //     that changed, the pages whose digests agree are equal without being read. For a
+        //     parent and its incremental child this leaves only the pages the child stores.
+        for (let addr = c.firstPage, end = addr + BigInt(c.spanPages) * ps; addr < end; addr += ps) {
+          const da = a.digestOf(addr), db = b.digestOf(addr);
+          if (da && db && da[0] === db[0] && da[1] === db[1]) {
+            equal.push([addr, addr + ps]);
+            stats.pagesEqualByDigest++;
+          }
+        }
       }
     });
   }
