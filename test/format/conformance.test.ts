@@ -66,6 +66,7 @@ describe("conformance corpus", () => {
     const names = new Set(built.map((b) => b.c.file));
     expect(manifest.cases.map((c) => c.file)).toEqual(built.map((b) => b.c.file));
     expect(manifest.cases).toEqual(built.map((b) => b.c));
+    expect(manifest.rules).toEqual(READER_RULES);
     for (const b of built) expect(Buffer.from(b.bytes).equals(readFileSync(join(dir, b.c.file))), b.c.file).toBe(true);
     const extra = readdirSync(dir).filter((n) => !names.has(n) && n !== "manifest.json" && n !== "README.md");
     expect(extra).toEqual([]);
