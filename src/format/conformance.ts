@@ -51,7 +51,7 @@ export interface ConformanceCase {
   /** file name in corpus/conformance/ */
   file: string;
   outcome: "accept" | "refuse";
-  /** the reader rule (docs/FORMAT.md "Reader obligations") the image breaks, or the feature an accepted image exercises */
+  /** refuse: the reader rule (docs/FORMAT.md "Reader obligations") the image breaks; absent for chain and tree refusals, whose sections give only the code */
   rule?: RuleId;
   /** refuse: the error code a reader reports */
   code?: ImageErrorCode;
@@ -419,8 +419,8 @@ async function build(dir: string, large: boolean): Promise<Built[]> {
   const out: Built[] = [];
   const accept = (file: string, what: string, bytes: Uint8Array, model: ModelProcess[], extra: Partial<ConformanceCase> = {}) =>
     out.push({ c: { file, outcome: "accept", what, ...extra, processes: expected(model) }, bytes });
-  const refuse = (file: string, rule: RuleId, code: ImageErrorCode, stage: "open" | "read" | "report", what: string, bytes: Uint8Array, extra: Partial<ConformanceCase> = {}) =>
-    out.push({ c: { file, outcome: "refuse", rule, code, stage, what, ...extra }, bytes });
+  const refuse = (file: string, rule: RuleId | undefined, code: ImageErrorCode, stage: "open" | "read" | "report", what: string, bytes: Uint8Array, extra: Partial<ConformanceCase> = {}) =>
+    out.push({ c: { file, outcome: "refuse", ...(rule ? { rule } : {}), code, stage, what, ...extra }, bytes });
 
   // --- Valid images: every codec, a 1.0 image, extensions, unknown records, unreadable pages, a chain, a tree.
   const codecs: [string, CodecId][] = [["none", CODEC.NONE], ["lz4", CODEC.LZ4], ["lzf", CODEC.LZF], ["deflate", CODEC.DEFLATE]];
@@ -667,6 +667,23 @@ async function build(dir: string, large: boolean): Promise<Built[]> {
     const p = parse(chainChild.bytes);
     u32(nth(p, RecordType.PARENT).payload, 4, 0);
     refuse("refuse-P3-parent-depth.img", "P3", "BAD_FIELD", "open", "a PARENT record with depth 0 (allowed: 1..1024)", assemble(p).bytes);
+  }
+  // --- Chains and trees: refused by the codes their sections give (no rule id)
+  const childWithHint = (hint: string) => {
+    const p = parse(chainChild.bytes);
+    const r = nth(p, RecordType.PARENT);
+    const fixed = dv(r.payload).getUint32(0, true);
+    const str = new TextEncoder().encode(hint);
+    r.payload = concat(r.payload.subarray(0, fixed), Uint8Array.of(str.length, 0, 0, 0), str);
+    return assemble(p).bytes;
+  };
+  refuse("refuse-chain-missing-parent.img", undefined, "MISSING_PARENT", "open", "an incremental image whose parent (path_hint missing-parent.img) is not there", childWithHint("missing-parent.img"));
+  refuse("refuse-chain-wrong-parent.img", undefined, "BAD_PARENT", "open", "an incremental image whose path_hint names another image (accept-codec-lz4.img: another image_id and process)", childWithHint("accept-codec-lz4.img"), { needs: ["accept-codec-lz4.img"] });
+  {
+    const tree = parse(out.find((x) => x.c.file === "accept-tree.img")!.bytes);
+    const r = tree.records.filter((x) => x.ownerPid === 610 && x.type === RecordType.FD)[0];
+    r.ownerPid = 611;
+    refuse("refuse-tree-owner.img", undefined, "BAD_FIELD", "open", "a tree image with an FD record (header and index entry) owned by process 611, which the TREE does not list", assemble(tree).bytes);
   }
   // --- Counts and identity (C1-C6)
   refuse("refuse-C1-no-process.img", "C1", "MISSING_RECORD", "open", "no PROCESS record", (() => {
