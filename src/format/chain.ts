@@ -15,7 +15,7 @@ import { basename, dirname, isAbsolute, join } from "node:path";
 import { crc32Combine } from "./checksum.js";
 import { ImageError } from "./errors.js";
 import type { CheckpointImage, ChunkRef, DecodedChunk, OpenOptions } from "./reader.js";
-import { MAX_CHAIN_DEPTH, heldIndex, type PageDigestsRecord } from "./records-chain.js";
+import { CHAIN_RECORD_TYPES, MAX_CHAIN_DEPTH, heldIndex, type PageDigestsRecord } from "./records-chain.js";
 import { popcount8, spanAt } from "./records.js";
 
 export function hexId(id: Uint8Array): string {
@@ -52,7 +52,8 @@ type Opener = (path: string, opts: OpenOptions, ctx: ChainContext) => Promise<Ch
 export async function attachChain(image: CheckpointImage, opts: OpenOptions, ctx: ChainContext, open: Opener): Promise<void> {
   const rec = image.parentRecord;
   if (!rec) return;
-  const where = { file: image.path, recordType: "PARENT" };
+  const pe = image.entries.find((e) => e.type === CHAIN_RECORD_TYPES.PARENT);
+  const where = { file: image.path, recordType: "PARENT", offset: pe?.offset, sequence: pe?.sequence };
   const myId = hexId(image.header.imageId);
   const wantId = hexId(rec.parentImageId);
   try {

@@ -1240,7 +1240,8 @@ export class CheckpointImage {
     if (area.flags & AREA_UNREADABLE) {
       const ranges = this.unreadablePages.get(area.id);
       if (!ranges) return { source: "unavailable", why: `${area.path || area.kind} could not be read when the image was taken` };
-      if (ranges.some((r) => pageAddr >= r.start && pageAddr < r.end)) return { source: "unavailable", why: `page 0x${pageAddr.toString(16)} could not be read when the image was taken` };
+      const r = ranges.find((x) => pageAddr >= x.start && pageAddr < x.end);
+      if (r) return { source: "unavailable", why: `pages 0x${r.start.toString(16)}-0x${r.end.toString(16)} could not be read when the image was taken` };
     }
     switch (area.kind) {
       case "anon": case "heap": case "stack": case "shmem":

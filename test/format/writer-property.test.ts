@@ -1,6 +1,7 @@
 /**
  * Property: every image the TypeScript writer produces keeps every reader rule. Random
- * processes (threads, fds, mapped files, areas of every kind, UNREADABLE areas with ranges),
+ * processes, alone or as a tree (threads, fds, mapped files, areas of every kind, UNREADABLE
+ * areas with ranges),
  * random page content (zero and non-zero pages, sparse and dense) and a random codec: the strict
  * reader opens the image with no problem, `verify` reports nothing, every chunk decodes, and
  * the memory the reader returns is the memory written (unknown exactly where the format says).
@@ -15,6 +16,7 @@ import {
 import { tempDir } from "../support/tmp.js";
 
 const PS = 4096;
+type Infer<A> = A extends fc.Arbitrary<infer T> ? T : never;
 const dir = tempDir("ckimg-writer-prop-");
 
 interface AreaSpec {
@@ -52,12 +54,19 @@ const arbArea: fc.Arbitrary<AreaSpec> = fc
     return spec;
   });
 
-const arbImage = fc.record({
-  pid: fc.integer({ min: 2, max: 1 << 22 }),
+const arbProcess = fc.record({
   threads: fc.integer({ min: 1, max: 4 }),
   fds: fc.integer({ min: 0, max: 5 }),
-  codec: fc.constantFrom<CodecId>(CODEC.NONE, CODEC.LZ4, CODEC.LZF, CODEC.DEFLATE),
   areas: fc.array(arbArea, { minLength: 1, maxLength: 6 }),
+});
+type ProcessSpec = Infer<typeof arbProcess>;
+
+/** A single process, or (format 1.2) a tree: the first process the root, the others its children. */
+const arbImage = fc.record({
+  codec: fc.constantFrom<CodecId>(CODEC.NONE, CODEC.LZ4, CODEC.LZF, CODEC.DEFLATE),
+  tree: fc.boolean(),
+  processes: fc.array(arbProcess, { minLength: 1, maxLength: 3 }),
+  pid: fc.integer({ min: 2, max: 1 << 20 }),
 });
 
 function page(seed: number): Uint8Array {
@@ -68,11 +77,29 @@ function page(seed: number): Uint8Array {
 }
 
 let n = 0;
-async function write(spec: fc.infer<typeof arbImage>): Promise<{ path: string; areas: AreaRecord[] }> {
+async function write(image: Infer<typeof arbImage>): Promise<{ path: string; pids: number[]; areas: AreaRecord[][] }> {
   const path = join(dir, `img-${n++}.img`);
-  const w = await ImageWriter.create(path, { codec: spec.codec, durable: false });
+  const w = await ImageWriter.create(path, { codec: image.codec, durable: false });
+  const procs = image.tree ? image.processes : image.processes.slice(0, 1);
+  const pids = procs.map((_, k) => image.pid + 1000 * k);
+  if (image.tree) {
+    await w.addTree({
+      rootPid: pids[0],
+      processes: procs.map((p, k) => ({ pid: pids[k], ppid: k ? pids[0] : 1, pgid: pids[0], sid: pids[0], zombie: false, exitStatus: 0, threadCount: p.threads })),
+    });
+  }
+  const areas: AreaRecord[][] = [];
+  for (const [k, spec] of procs.entries()) {
+    if (image.tree) w.beginProcess(pids[k]);
+    areas.push(await writeProcess(w, pids[k], spec));
+  }
+  await w.finish();
+  return { path, pids, areas };
+}
+
+async function writeProcess(w: ImageWriter, pid: number, spec: ProcessSpec): Promise<AreaRecord[]> {
   await w.addProcess({
-    pid: spec.pid, ppid: 1, pgid: spec.pid, sid: spec.pid, uid: [0, 0, 0, 0], gid: [0, 0, 0, 0], personality: 0, umask: 0o22,
+    pid: pid, ppid: 1, pgid: pid, sid: pid, uid: [0, 0, 0, 0], gid: [0, 0, 0, 0], personality: 0, umask: 0o22,
     threadCount: spec.threads, captureNs: 1n, startTime: 2n, flags: 0, comm: "prop", exe: "/prop", cwd: "/", root: "/", kernel: "k",
     mm: { startCode: 0n, endCode: 0n, startData: 0n, endData: 0n, startBrk: 0n, brk: 0n, startStack: 0n, argStart: 0n, argEnd: 0n, envStart: 0n, envEnd: 0n },
   });
@@ -80,7 +107,7 @@ async function write(spec: fc.infer<typeof arbImage>): Promise<{ path: string; a
     const regs = {} as X86Regs;
     for (const r of X86_64_REG_NAMES) regs[r] = BigInt(t);
     await w.addThread({
-      tid: spec.pid + t, flags: t === 0 ? 1 : 0, state: "S", sigmask: 0n, pending: 0n, clearChildTid: 0n, robustList: 0n, robustListLen: 0n,
+      tid: pid + t, flags: t === 0 ? 1 : 0, state: "S", sigmask: 0n, pending: 0n, clearChildTid: 0n, robustList: 0n, robustListLen: 0n,
       altstack: { sp: 0n, size: 0n, flags: 2 }, regs, regsRaw: encodeRegs(regs), xstate: new Uint8Array(512 + 64 * t),
     });
   }
@@ -115,32 +142,36 @@ async function write(spec: fc.infer<typeof arbImage>): Promise<{ path: string; a
     a.content.forEach((c, p) => c && mem.set(page(c), p * PS));
     await w.addAreaMemory(areas[i], mem);
   }
-  await w.finish();
-  return { path, areas };
+  return areas;
 }
 
 describe("writer output keeps every reader rule", () => {
   test("random images: strict open, no problem, verify clean, memory as written", async () => {
     await fc.assert(
-      fc.asyncProperty(arbImage, async (spec) => {
-        const { path, areas } = await write(spec);
+      fc.asyncProperty(arbImage, async (image) => {
+        const { path, pids, areas: allAreas } = await write(image);
         const img = await openImage(path);
         try {
           expect(img.problems).toEqual([]);
-          expect(img.threads).toHaveLength(spec.threads);
-          expect(img.fds).toHaveLength(spec.fds);
-          expect(img.areas).toHaveLength(spec.areas.length);
-          for (const c of img.chunks) await img.readChunk(c);
-          for (const [i, a] of spec.areas.entries()) {
-            const read = await img.readMemoryMap(areas[i].start, a.pages * PS);
-            const unknownPages = new Set<number>();
-            for (const u of read.unknown) for (let x = u.start; x < u.end; x += BigInt(PS)) unknownPages.add(Number((x - areas[i].start) / BigInt(PS)));
-            for (let p = 0; p < a.pages; p++) {
-              const stored = a.content[p] !== 0;
-              const unknown = !stored && (a.kind === "file" || a.kind === "vdso" || a.kind === "special" || a.unreadable === "all" ||
-                (a.unreadable !== undefined && a.unreadable !== "all" && a.unreadable.ranges.some(([s, e]) => p >= s && p < e)));
-              expect(unknownPages.has(p), `area ${i} (${a.kind}) page ${p}`).toBe(unknown);
-              if (!unknown) expect(Buffer.from(read.bytes.subarray(p * PS, (p + 1) * PS)).equals(stored ? page(a.content[p]) : Buffer.alloc(PS))).toBe(true);
+          expect(img.processes.map((p) => p.process.pid)).toEqual(pids);
+          for (const c of img.allChunks) await img.processImage(c.ownerPid || pids[0]).readChunk(c);
+          for (const [k, view] of img.processes.entries()) {
+            const spec = image.processes[k], areas = allAreas[k];
+            expect(view.problems).toEqual([]);
+            expect(view.threads).toHaveLength(spec.threads);
+            expect(view.fds).toHaveLength(spec.fds);
+            expect(view.areas).toHaveLength(spec.areas.length);
+            for (const [i, a] of spec.areas.entries()) {
+              const read = await view.readMemoryMap(areas[i].start, a.pages * PS);
+              const unknownPages = new Set<number>();
+              for (const u of read.unknown) for (let x = u.start; x < u.end; x += BigInt(PS)) unknownPages.add(Number((x - areas[i].start) / BigInt(PS)));
+              for (let p = 0; p < a.pages; p++) {
+                const stored = a.content[p] !== 0;
+                const unknown = !stored && (a.kind === "file" || a.kind === "vdso" || a.kind === "special" || a.unreadable === "all" ||
+                  (typeof a.unreadable === "object" && a.unreadable.ranges.some(([s, e]) => p >= s && p < e)));
+                expect(unknownPages.has(p), `process ${k} area ${i} (${a.kind}) page ${p}`).toBe(unknown);
+                if (!unknown) expect(Buffer.from(read.bytes.subarray(p * PS, (p + 1) * PS)).equals(stored ? page(a.content[p]) : Buffer.alloc(PS))).toBe(true);
+              }
             }
           }
         } finally {

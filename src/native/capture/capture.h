@@ -58,6 +58,8 @@ struct area {
 	int shared;
 	int any_rss;                   /* smaps Rss or Swap > 0 */
 	int has_content;               /* maps a file the image stores (files-content.c) */
+	uint64_t (*unreadable)[2];     /* [start, end) runs of pages that failed to read (pages.c) */
+	size_t nunreadable;
 };
 
 struct mapped_file {
@@ -237,5 +239,6 @@ int pages_start(struct capture *c, struct image *im, struct pipeline **out);
 int pages_read_all(struct pipeline *pl);     /* main thread, while frozen */
 int pages_finish(struct pipeline *pl, void (*tick)(struct pipeline *)); /* join, free */
 void pages_progress(struct pipeline *pl, uint64_t *done, uint64_t *total);
+int pages_put_unreadable(struct capture *c, struct image *im); /* UNREADABLE_PAGES records */
 
 #endif /* CK_CAPTURE_H */

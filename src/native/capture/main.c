@@ -410,6 +410,8 @@ static int capture_tree(struct image *im, struct cap_tree *t)
 		if (!err)
 			err = put_files_and_areas(im);
 		if (!err)
+			err = pages_put_unreadable(&cap, im);
+		if (!err)
 			err = check_abort();
 		add_totals(&cap);
 		if (i == 0)
@@ -518,6 +520,8 @@ int main(int argc, char **argv)
 		err = incr_put_digests(&cap, &im);
 	if (!err)
 		err = put_files_and_areas(&im);
+	if (!err)
+		err = pages_put_unreadable(&cap, &im);
 	if (!err)
 		err = check_abort();
 	phase("write");

@@ -582,6 +582,66 @@ void pages_progress(struct pipeline *pl, uint64_t *done, uint64_t *total)
 	*total = pl->c->cand_bytes;
 }
 
+/*
+ * The pages that failed to read (pl->bad), as sorted [start, end) runs per area: chunks are in
+ * address order, so each run either extends the area's last one or starts a new one.
+ */
+static int collect_unreadable(struct pipeline *pl)
+{
+	struct capture *c = pl->c;
+	for (size_t i = 0; i < pl->n; i++) {
+		const struct chunk *ch = &c->chunks[i];
+		struct area *a = &c->areas[ch->area];
+		for (uint32_t p = 0; p < ch->span_pages; p++) {
+			if (!((pl->bad[i][p / 64] >> (p % 64)) & 1))
+				continue;
+			uint64_t s = ch->first_page + (uint64_t)p * PAGE_SIZE_4K;
+			if (a->nunreadable && a->unreadable[a->nunreadable - 1][1] == s) {
+				a->unreadable[a->nunreadable - 1][1] = s + PAGE_SIZE_4K;
+				continue;
+			}
+			void *n = realloc(a->unreadable, (a->nunreadable + 1) * sizeof(*a->unreadable));
+			if (!n)
+				return -ENOMEM;
+			a->unreadable = n;
+			a->unreadable[a->nunreadable][0] = s;
+			a->unreadable[a->nunreadable++][1] = s + PAGE_SIZE_4K;
+		}
+	}
+	return 0;
+}
+
+/*
+ * One UNREADABLE_PAGES record per area some of whose pages failed to read (after the AREA
+ * records: rule U1). An area flagged UNREADABLE from the start (VM_IO, VM_PFNMAP) was not read
+ * at all and gets no record: all its content is unknown.
+ */
+int pages_put_unreadable(struct capture *c, struct image *im)
+{
+	int err = 0;
+	for (size_t i = 0; i < c->nareas; i++) {
+		struct area *a = &c->areas[i];
+		if (!a->nunreadable)
+			continue;
+		struct ckimg_unreadable_fixed f = {
+			.fixed_size = sizeof(f), .area_id = a->id, .count = (uint32_t)a->nunreadable, .entry_size = 16,
+		};
+		struct buf b = { 0 };
+		err = buf_put(&b, &f, sizeof(f));
+		if (!err)
+			err = buf_put(&b, a->unreadable, a->nunreadable * sizeof(*a->unreadable));
+		if (!err)
+			err = image_record(im, CKIMG_REC_UNREADABLE_PAGES, &b, a->id, 0);
+		buf_free(&b);
+		free(a->unreadable);
+		a->unreadable = NULL;
+		a->nunreadable = 0;
+		if (err)
+			break;
+	}
+	return err;
+}
+
 /* Wait for the writers (progress callback every ~200 ms), then free. Returns the first error. */
 int pages_finish(struct pipeline *pl, void (*tick)(struct pipeline *))
 {
@@ -613,6 +673,8 @@ int pages_finish(struct pipeline *pl, void (*tick)(struct pipeline *))
 	for (int t = 0; t < pl->nth; t++)
 		pthread_join(pl->th[t], NULL);
 	err = pl->err;
+	if (!err)
+		err = collect_unreadable(pl);
 	pl->c->stored_pages = pl->stored_pages;
 	pl->c->stored_bytes = pl->stored_bytes;
 	pl->c->direct_io = pl->direct;

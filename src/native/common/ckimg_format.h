@@ -779,4 +779,17 @@ static_assert(sizeof(struct ckimg_parent_fixed) == 48, "parent layout");
 static_assert(sizeof(struct ckimg_page_digests_fixed) == 32, "page digests layout");
 /* ---- end of the incremental block ---- */
 
+/* ---- unreadable pages (format 1.2, FORMAT.md "Unreadable pages") ---- */
+#define CKIMG_REC_UNREADABLE_PAGES 0x0022 /* pages of an UNREADABLE area that failed to read */
+
+struct ckimg_unreadable_fixed {
+	uint32_t fixed_size;        /* 24 */
+	uint32_t area_id;           /* an AREA flagged UNREADABLE; index key32 */
+	uint32_t count;             /* ranges that follow */
+	uint32_t entry_size;        /* 16: { u64 start, u64 end }, page-aligned, sorted, disjoint */
+	uint64_t reserved;
+} __attribute__((packed));
+
+static_assert(sizeof(struct ckimg_unreadable_fixed) == 24, "unreadable pages layout");
+
 #endif /* CKIMG_FORMAT_H */

@@ -49,6 +49,7 @@ const char *img_type_name(uint16_t type)
 	case CKIMG_REC_INET_SOCKET: return "INET_SOCKET";
 	case CKIMG_REC_TCP_STREAM: return "TCP_STREAM";
 	case CKIMG_REC_FILE_LOCK: return "FILE_LOCK";
+	case CKIMG_REC_UNREADABLE_PAGES: return "UNREADABLE_PAGES";
 	case CKIMG_REC_INDEX: return "INDEX";
 	default: return "record";
 	}
@@ -189,7 +190,7 @@ static int parse_process(struct img *img, const uint8_t *pl, uint64_t plen, uint
 	cur_str(&c, &img->proc.root);
 	cur_str(&c, &img->proc.kernel);
 	if (c.bad)
-		return fail(img, -EBADMSG, "BAD_RECORD: " RECFMT ": strings run past the payload",
+		return fail(img, -EBADMSG, "BAD_FIELD: " RECFMT ": strings run past the payload (rule P2)",
 			    RECARG(CKIMG_REC_PROCESS, seq, off));
 	img->have_process = 1;
 	return 0;
@@ -307,7 +308,7 @@ static int parse_area(struct img *img, struct img_area *a, const uint8_t *pl, ui
 	cur_str(&c, &a->path);
 	cur_str(&c, &a->vmflags);
 	if (c.bad)
-		return fail(img, -EBADMSG, "BAD_RECORD: " RECFMT ": strings run past the payload",
+		return fail(img, -EBADMSG, "BAD_FIELD: " RECFMT ": strings run past the payload (rule P2)",
 			    RECARG(CKIMG_REC_AREA, seq, off));
 	if ((a->f.start & pm) || (a->f.end & pm) || a->f.end <= a->f.start ||
 	    a->f.end > 0xfffffffffffff000ull)
@@ -334,7 +335,7 @@ static int parse_file(struct img *img, struct img_file *f, const uint8_t *pl, ui
 	cur_str(&c, &f->path);
 	cur_str(&c, &f->build_id);
 	if (c.bad)
-		return fail(img, -EBADMSG, "BAD_RECORD: " RECFMT ": strings run past the payload",
+		return fail(img, -EBADMSG, "BAD_FIELD: " RECFMT ": strings run past the payload (rule P2)",
 			    RECARG(CKIMG_REC_MAPPED_FILE, seq, off));
 	return 0;
 }
@@ -405,10 +406,18 @@ static int parse_pages(struct img *img, struct img_chunk *ch, uint64_t rec_off,
 		return fail(img, -EBADMSG, "BAD_FIELD: " RECFMT ": data_offset %u + stored_size %u != payload %llu",
 			    RECARG(CKIMG_REC_PAGES, seq, rec_off), pf.data_offset, pf.stored_size,
 			    (unsigned long long)plen);
-	ch->bitmap = malloc(bm_bytes);
+	if ((uint64_t)pf.data_offset - fixed - bm_bytes >= img->page_size)
+		return fail(img, -EBADMSG, "BAD_FIELD: " RECFMT ": %llu bytes of padding before DATA (rule G3)",
+			    RECARG(CKIMG_REC_PAGES, seq, rec_off), (unsigned long long)(pf.data_offset - fixed - bm_bytes));
+	ch->bitmap = malloc(pf.data_offset - fixed);
 	if (!ch->bitmap)
 		return -ENOMEM;
-	err = read_exact(img->fd, ch->bitmap, bm_bytes, poff + fixed);
+	/* the bitmap and the padding after it (G3: zero) */
+	err = read_exact(img->fd, ch->bitmap, pf.data_offset - fixed, poff + fixed);
+	for (uint64_t i = bm_bytes; !err && i < pf.data_offset - fixed; i++)
+		if (ch->bitmap[i])
+			return fail(img, -EBADMSG, "BAD_FIELD: " RECFMT ": padding before DATA is not zero (rule G3)",
+				    RECARG(CKIMG_REC_PAGES, seq, rec_off));
 	if (err)
 		return fail(img, err, "IO: " RECFMT ": %s", RECARG(CKIMG_REC_PAGES, seq, rec_off), strerror(-err));
 	for (uint64_t i = 0; i < bm_bytes; i++)
@@ -440,9 +449,13 @@ static int load_header(struct img *img)
 	struct ckimg_header *h = &img->hdr;
 	int err;
 
-	if (img->size < CKIMG_HEADER_SIZE)
-		return fail(img, -EBADMSG, "NOT_AN_IMAGE: %llu bytes is too short for an image",
-			    (unsigned long long)img->size);
+	if (img->size < CKIMG_HEADER_SIZE) {
+		/* H1 then H2: the magic says whether it is a truncated image or no image at all */
+		uint8_t m[8] = { 0 };
+		int magic = img->size >= 8 && !read_exact(img->fd, m, 8, 0) && !memcmp(m, CKIMG_MAGIC, 8);
+		return fail(img, -EBADMSG, "%s: %llu bytes is too short for an image",
+			    magic ? "TRUNCATED" : "NOT_AN_IMAGE", (unsigned long long)img->size);
+	}
 	err = read_exact(img->fd, h, sizeof(*h), 0);
 	if (err)
 		return fail(img, err, "IO: reading the header: %s", strerror(-err));
@@ -459,7 +472,7 @@ static int load_header(struct img *img)
 	if (h->page_size < 4096 || h->page_size > 65536 || (h->page_size & (h->page_size - 1)))
 		return fail(img, -EBADMSG, "BAD_HEADER: page_size %u", h->page_size);
 	if (h->machine != CKIMG_EM_X86_64)
-		return fail(img, -ENOTSUP, "BAD_HEADER: machine %u is not x86-64", h->machine);
+		return fail(img, -ENOTSUP, "UNSUPPORTED_MACHINE: machine %u is not x86-64 (rule H7)", h->machine);
 	if (h->page_size != (uint32_t)sysconf(_SC_PAGESIZE))
 		return fail(img, -ENOTSUP, "BAD_HEADER: page size %u differs from this machine's", h->page_size);
 	img->page_size = h->page_size;
@@ -521,6 +534,11 @@ static int load_index(struct img *img)
 		free(pl);
 		return fail(img, -EBADMSG, "BAD_INDEX: %llu entries of %llu bytes do not fill the index",
 			    (unsigned long long)ix.entry_count, (unsigned long long)esz);
+	}
+	if (rh.sequence != ix.entry_count) {     /* I5: the INDEX is numbered after every record */
+		free(pl);
+		return fail(img, -EBADMSG, "BAD_INDEX: INDEX sequence %u, %llu records before it (rule I5)",
+			    rh.sequence, (unsigned long long)ix.entry_count);
 	}
 	img->nents = ix.entry_count;
 	img->ents = calloc(img->nents + 1, sizeof(*img->ents));
@@ -978,7 +996,7 @@ int img_open_process(struct img *img, const char *path, uint32_t pid)
 		return fail(img, -EINVAL, "IO: not a regular file");
 	img->size = (uint64_t)st.st_size;
 	if ((err = load_header(img)) || (err = load_index(img)) || (err = load_records(img)) ||
-	    (err = cross_check(img)) || (err = check_area_overlap(img)) || (err = img_check_state(img)) ||
+	    (err = cross_check(img)) || (err = img_check_rules(img)) || (err = check_area_overlap(img)) || (err = img_check_state(img)) ||
 	    (err = img_files_check(img)))
 		return err;
 	return 0;

@@ -254,6 +254,8 @@ const struct img_fdrec *img_fdrec_by_id(const struct img *img, uint16_t type, ui
  * the caller, copied as needed), and the cross-record checks once all records are read. */
 int img_parse_state(struct img *img, uint16_t type, const uint8_t *pl, uint64_t plen, uint32_t seq, uint64_t off);
 int img_check_state(struct img *img);
+/* R8 index keys, C4 thread_count, G6 chunk sizes (verify.c) */
+int img_check_rules(struct img *img);
 void img_free_state(struct img *img);
 int img_area_by_id(const struct img *img, uint32_t area_id);
 
