@@ -1,28 +1,173 @@
-// ckimg run overhead: the hashing job (test/job/programs/hashjob.c) alone vs under `ckimg run
-// --every 10s`, checkpoint volume per hour, and restart-to-running time. DMTCP is not installed
-// here (not packaged in Debian 12; building it from source is not done by the bench): no column.
-import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+// ckimg run on a job: the hashing job (test/job/programs/hashjob.c) with a MEM_MIB table it
+// walks through (a sliding working set of ~800 KB/s) — alone, under `ckimg run --every 10s`
+// with full images (--full) and with incremental ones (the default for a one-process job;
+// --keep 2 flattens the oldest kept link each time), and under DMTCP when it is built at
+// /work/tools/dmtcp (or $DMTCP_BIN, the directory of dmtcp_launch). Medians of ROUNDS
+// alternated rounds. Every run must print the bare run's hash (checked).
+// Reports: wall-time overhead, freeze per checkpoint, checkpoint volume per hour (what the
+// captures write, and what pruning's flatten rewrites), and restart time (spawn of the second
+// `ckimg run` to the job running again).
+// Env: STEPS (default 2500000: ~25 s), MEM_MIB (256), EVERY (10s), ROUNDS (5), RESTARTS (5).
+import { spawn, spawnSync, execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { median, table } from "./_util.mjs";
 
 const repo = new URL("..", import.meta.url).pathname;
+const ckimg = join(repo, "bin/ckimg");
 const dir = mkdtempSync(join(tmpdir(), "ckimg-bench-job-"));
 const exe = join(dir, "hashjob");
 execFileSync("gcc", ["-O2", "-o", exe, join(repo, "test/job/programs/hashjob.c")]);
-const steps = process.env.STEPS ?? "1500000";   // 15 s of 10 ms pauses (checkpoints at 10 s)
-const t = (f) => { const s = performance.now(); const r = f(); return [(performance.now() - s) / 1000, r]; };
-const [bare] = t(() => spawnSync(exe, [steps, "10000"]));
-const [run, r] = t(() => spawnSync(process.execPath, [join(repo, "bin/ckimg"), "run", "--dir", join(dir, "ck"), "--every", "10s", "--keep-on-success", "--", exe, steps, "10000"], { encoding: "utf8" }));
-const sizes = [...r.stderr.matchAll(/checkpoint \d+ \(periodic\): \S+, ([\d.]+) KiB/g)].map((m) => Number(m[1]));
-const perHourMiB = sizes.length ? (sizes.reduce((a, b) => a + b, 0) / sizes.length) * 360 / 1024 : 0;
-// restart: checkpoint on SIGTERM, then time to "restored … in N ms"
-const ck = join(dir, "ck2");
-const p = spawnSync("sh", ["-c", `${process.execPath} ${join(repo, "bin/ckimg")} run --dir ${ck} -- ${exe} ${steps} 10000 & sleep 2; kill -TERM $!; wait`]);
-const again = spawnSync(process.execPath, [join(repo, "bin/ckimg"), "run", "--dir", ck, "--", exe, steps, "10000"], { encoding: "utf8" });
-const restoreMs = /restored pid \d+ .* in (\d+) ms/.exec(again.stderr)?.[1];
-console.log(`job: bare ${bare.toFixed(2)} s, under ckimg run --every 10s ${run.toFixed(2)} s: overhead ${((run / bare - 1) * 100).toFixed(1)}% (${sizes.length} checkpoints, full images: --parent not in this capturer)`);
-console.log(`checkpoint volume: ${sizes.length ? (sizes[0]).toFixed(1) : "?"} KiB each, ${perHourMiB.toFixed(1)} MiB/hour at one per 10 s`);
-console.log(`restart to running: ${restoreMs ?? "?"} ms (restorer start, verify, rebuild, guard adopts)${p.status === null ? "" : ""}`);
-console.log("DMTCP: not installed (not packaged in Debian 12): no comparison");
+const STEPS = process.env.STEPS ?? "2500000";
+const MEM = process.env.MEM_MIB ?? "256";
+const EVERY = process.env.EVERY ?? "10s";
+const everyS = Number(/^(\d+)s$/.exec(EVERY)?.[1] ?? 10);
+const ROUNDS = Number(process.env.ROUNDS ?? 5);
+const RESTARTS = Number(process.env.RESTARTS ?? 5);
+const jobArgs = [STEPS, "10000", "0", MEM];
+const dmtcpBin = process.env.DMTCP_BIN ?? "/work/tools/dmtcp/bin";
+const haveDmtcp = existsSync(join(dmtcpBin, "dmtcp_launch"));
+
+const UNITS = { B: 1, KiB: 1024, MiB: 1 << 20, GiB: 1 << 30 };
+const bytesOf = (n, u) => Number(n) * UNITS[u];
+const mib = (b) => `${(b / (1 << 20)).toFixed(1)} MiB`;
+
+/** Checkpoint lines of ckimg run's stderr. */
+function checkpoints(stderr) {
+  const out = [];
+  for (const m of stderr.matchAll(/checkpoint \d+ \(periodic\): \S+, ([\d.]+) (B|KiB|MiB|GiB)( on \S+)?, (\d+) ms \(frozen (\d+) ms\)(; flattened \S+ \(([\d.]+) (B|KiB|MiB|GiB), (\d+) ms\))?/g)) {
+    out.push({
+      bytes: bytesOf(m[1], m[2]), incremental: m[3] !== undefined, ms: Number(m[4]), frozenMs: Number(m[5]),
+      flattenBytes: m[6] ? bytesOf(m[7], m[8]) : 0, flattenMs: m[6] ? Number(m[9]) : 0,
+    });
+  }
+  return out;
+}
+
+function timed(cmd, args, opts = {}) {
+  const t0 = performance.now();
+  const r = spawnSync(cmd, args, { encoding: "utf8", maxBuffer: 1 << 26, ...opts });
+  return { s: (performance.now() - t0) / 1000, r };
+}
+
+let reference;
+const modes = {
+  bare: () => {
+    const { s, r } = timed(exe, jobArgs);
+    reference ??= r.stdout;
+    return { s, out: r.stdout, cks: [] };
+  },
+  full: (i) => {
+    const { s, r } = timed(process.execPath, [ckimg, "run", "--dir", join(dir, `full-${i}`), "--every", EVERY, "--keep", "2", "--full", "--", exe, ...jobArgs]);
+    return { s, out: r.stdout, cks: checkpoints(r.stderr), err: r.status !== 0 ? r.stderr : undefined };
+  },
+  incremental: (i) => {
+    const { s, r } = timed(process.execPath, [ckimg, "run", "--dir", join(dir, `incr-${i}`), "--every", EVERY, "--keep", "2", "--", exe, ...jobArgs]);
+    return { s, out: r.stdout, cks: checkpoints(r.stderr), err: r.status !== 0 ? r.stderr : undefined };
+  },
+};
+if (haveDmtcp) {
+  modes.dmtcp = (i) => {
+    const ck = join(dir, `dmtcp-${i}`);
+    const { s, r } = timed(join(dmtcpBin, "dmtcp_launch"), ["--new-coordinator", "--coord-port", "0", "--ckptdir", ck, "-i", String(everyS), exe, ...jobArgs], { env: { ...process.env, DMTCP_TMPDIR: dir } });
+    const files = existsSync(ck) ? readdirSync(ck).filter((f) => f.endsWith(".dmtcp")) : [];
+    const cks = files.map((f) => ({ bytes: statSync(join(ck, f)).size, incremental: false, ms: 0, frozenMs: 0, flattenBytes: 0, flattenMs: 0 }));
+    return { s, out: r.stdout, cks, err: r.status !== 0 ? r.stderr : undefined };
+  };
+}
+
+console.log(`ckimg run: hashjob ${STEPS} steps, ${MEM} MiB table, checkpoints every ${EVERY}, --keep 2; ${ROUNDS} alternated rounds (medians)`);
+if (!haveDmtcp) console.log(`  DMTCP: ${join(dmtcpBin, "dmtcp_launch")} not found (not packaged in Debian 12; build it from source there): no DMTCP column`);
+const names = Object.keys(modes);
+const res = Object.fromEntries(names.map((n) => [n, []]));
+for (let round = 0; round < ROUNDS; round++) {
+  const order = names.map((_, k) => names[(k + round) % names.length]);
+  for (const n of order) {
+    const x = modes[n](round);
+    if (x.err) console.log(`  ${n} round ${round}: failed: ${x.err.trim().split("\n").slice(-3).join(" | ")}`);
+    else if (reference !== undefined && x.out !== reference) console.log(`  ${n} round ${round}: WRONG RESULT: ${x.out.trim()} (bare: ${reference.trim()})`);
+    res[n].push(x);
+  }
+}
+const bare = median(res.bare.map((x) => x.s));
+const rows = [];
+const summary = {};
+for (const n of names) {
+  const xs = res[n];
+  const wall = median(xs.map((x) => x.s));
+  const all = xs.flatMap((x) => x.cks);
+  const first = xs.flatMap((x) => x.cks.slice(0, 1));
+  const later = xs.flatMap((x) => x.cks.slice(1));
+  const steady = later.length ? later : first;
+  const perCk = steady.length ? median(steady.map((c) => c.bytes)) : 0;
+  const flattenPerCk = steady.length ? median(steady.map((c) => c.flattenBytes)) : 0;
+  const perHour = (perCk * 3600) / everyS;
+  const flattenPerHour = (flattenPerCk * 3600) / everyS;
+  summary[n] = { wall, perHour, flattenPerHour };
+  rows.push([
+    n, `${wall.toFixed(2)} s`, n === "bare" ? "-" : `${((wall / bare - 1) * 100).toFixed(1)}%`,
+    all.length ? (all.length / xs.length).toFixed(1) : "-",
+    first.length ? mib(median(first.map((c) => c.bytes))) : "-",
+    steady.length ? mib(perCk) : "-",
+    all.length && n !== "dmtcp" ? `${median(all.map((c) => c.frozenMs))} ms` : "-",
+    steady.length && n !== "dmtcp" ? `${median(steady.map((c) => c.ms))} ms` : "-",
+    n === "bare" ? "-" : `${(perHour / (1 << 30)).toFixed(2)} GiB`,
+    flattenPerCk ? `${(flattenPerHour / (1 << 30)).toFixed(2)} GiB (${median(steady.map((c) => c.flattenMs))} ms each)` : "-",
+  ]);
+}
+table(["mode", "wall", "overhead", "ckpts/run", "first image", "later images", "frozen", "capture", "written/hour", "flatten rewrite/hour"], rows);
+if (summary.full && summary.incremental) {
+  console.log(`  incremental vs full: images ${((summary.incremental.perHour / summary.full.perHour) * 100).toFixed(1)}% of the volume; ` +
+    `with pruning's flatten ${(((summary.incremental.perHour + summary.incremental.flattenPerHour) / summary.full.perHour) * 100).toFixed(1)}%`);
+}
+
+// Restart: a run checkpoints (2 periodic, every 3 s) and is SIGTERMed; the next ckimg run's
+// time from spawn to "restored pid" (the job runs again), and the engine's own figure.
+async function restartOnce(kind, i) {
+  const ck = join(dir, `restart-${kind}-${i}`);
+  const extra = kind === "full" ? ["--full"] : [];
+  const args = ["run", "--dir", ck, "--every", "3s", "--keep", "2", ...extra, "--", exe, ...jobArgs];
+  const first = spawn(process.execPath, [ckimg, ...args], { stdio: ["ignore", "ignore", "pipe"] });
+  let err = "";
+  await new Promise((res) => {
+    first.stderr.on("data", (d) => {
+      err += d;
+      if (/checkpoint 2 \(periodic\)/.test(err)) {
+        first.kill("SIGTERM");
+        res();
+      }
+    });
+    first.on("close", res);
+  });
+  await new Promise((res) => (first.exitCode !== null ? res() : first.on("close", res)));
+  const t0 = performance.now();
+  const again = spawn(process.execPath, [ckimg, ...args], { stdio: ["ignore", "ignore", "pipe"] });
+  let err2 = "";
+  const line = await new Promise((res) => {
+    again.stderr.on("data", (d) => {
+      err2 += d;
+      const m = /restored pid \d+ from \S+ in (\d+) ms/.exec(err2);
+      if (m) res({ ms: performance.now() - t0, engineMs: Number(m[1]), chain: / on ckpt-/.test(err) });
+    });
+    again.on("close", () => res(undefined));
+  });
+  again.kill("SIGKILL");   // its guard sees fd 3 close and kills and reaps the job
+  await new Promise((res) => (again.exitCode !== null || again.signalCode !== null ? res() : again.on("close", res)));
+  rmSync(ck, { recursive: true, force: true });
+  if (!line) console.log(`  restart ${kind} ${i}: no restore: ${err2.trim().split("\n").slice(-2).join(" | ")}`);
+  return line;
+}
+const restarts = { full: [], incremental: [] };
+for (let i = 0; i < RESTARTS; i++) {
+  for (const kind of i % 2 ? ["incremental", "full"] : ["full", "incremental"]) {
+    const r = await restartOnce(kind, i);
+    if (r) restarts[kind].push(r);
+  }
+}
+console.log(`restart to running (spawn of ckimg run → job running; engine: verify + restore + adopt), medians of ${RESTARTS}:`);
+table(["from", "spawn → running", "engine"], Object.entries(restarts).map(([k, xs]) => [
+  k === "full" ? "full image" : "incremental chain", xs.length ? `${median(xs.map((x) => x.ms)).toFixed(0)} ms` : "-",
+  xs.length ? `${median(xs.map((x) => x.engineMs))} ms` : "-",
+]));
 rmSync(dir, { recursive: true, force: true });

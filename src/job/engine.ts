@@ -234,7 +234,15 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
         pid, output: path, compress: o.compress ?? "lz4", kill: mode === "kill", ownSignals: true,
         parent: p ? dir.imagePath(p) : undefined,
       });
-      summary = await capture(parent);
+      try {
+        summary = await capture(parent);
+      } catch (err) {
+        if (!parent) throw err;
+        // an incremental capture that fails (e.g. the parent no longer matches): a full one
+        emit({ kind: "warning", text: `incremental checkpoint on ${parent} failed (${(err as Error).message}); taking a full one` });
+        parent = null;
+        summary = await capture(null);
+      }
       if (parent && mode !== "kill" && hasChildren(pid)) {
         // it forked between the check and the freeze: the image may lack a worker; a full one
         await unlink(path).catch(() => {});
