@@ -289,5 +289,55 @@ describe("a process tree", () => {
       await cleanup(s, pids);
     }
   }, 120_000);
+  it("MAP_SHARED|MAP_ANONYMOUS and /dev/zero memory is one object again: stored once, written by both after restore", async () => {
+    const exe = prog(TP, "shmem");
+    const img = join(tmp, "shmem.img");
+    const orig = startProcess([reaper, exe]);
+    let pids: number[] = [];
+    let lastPing = 0;
+    try {
+      const m = /^ready (\d+) child=(\d+) a=0x([0-9a-f]+) z=0x([0-9a-f]+)$/.exec(await orig.waitForLine(/^ready /))!;
+      pids = [Number(m[1]), Number(m[2])];
+      const aAddr = BigInt(`0x${m[3]}`), zAddr = BigInt(`0x${m[4]}`);
+      await orig.waitForLine(/^ping 21$/);
+      expect(captureTree(pids[0], img)).toMatchObject({ processes: 2, zombies: 0 });
+      await Promise.race([orig.exited, sleep(10_000)]);
+      lastPing = Math.max(...orig.lines.filter((l) => l.startsWith("ping ")).map((l) => Number(l.slice(5))));
+      await gone(pids);
+      const image = await openImage(img);
+      try {
+        const [parent, child] = pids.map((p) => image.processImage(p));
+        for (const at of [aAddr, zAddr]) {
+          const pa = parent.areas.find((x) => x.start === at)!, ca = child.areas.find((x) => x.start === at)!;
+          expect(pa.kind).toBe("shmem");
+          expect(ca).toMatchObject({ kind: "shmem", inode: pa.inode, devMinor: pa.devMinor });
+          // one object: its pages are stored by the first process only
+          let inChild = 0;
+          for await (const _ of child.pages(ca)) inChild++;
+          expect(inChild).toBe(0);
+        }
+        // the child's view has what the child wrote (stored in the parent's area) and the parent's fill
+        expect(Buffer.from(await image.readMemory(pids[1], aAddr + 4096n, 16)).toString()).toBe("child wrote this");
+        expect([...await image.readMemory(pids[1], aAddr + 8n * 4096n, 8)]).toEqual(Array(8).fill(0xab));
+        expect(await child.pageSource(aAddr + 4096n)).toBe("image");
+      } finally {
+        await image.close();
+      }
+    } finally {
+      await cleanup(orig, pids);
+    }
+    const s = startProcess([reaper, process.execPath, CLI, "restore", "--detach", img]);
+    try {
+      await s.waitForLine(new RegExp(`^${pids[0]}$`), { timeoutMs: 60_000 });
+      // the ping-pong goes on only if both areas are one memory for parent and child
+      await s.waitForLine(new RegExp(`^ping ${lastPing + 20}$`), { timeoutMs: 30_000 });
+      expect(s.lines.filter((l) => l.startsWith("bad"))).toEqual([]);
+      expect(s.lines.find((l) => l.startsWith("ping "))).toBe(`ping ${lastPing + 2}`);
+      // still shared anonymous memory (a later capture sees it as such)
+      for (const p of pids) expect(readFileSync(`/proc/${p}/maps`, "utf8")).toMatch(/ \/dev\/zero \(deleted\)\n/);
+    } finally {
+      await cleanup(s, pids);
+    }
+  }, 120_000);
 });
 

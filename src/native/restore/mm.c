@@ -290,6 +290,8 @@ static int restore_areas(struct restore_args *a)
 		if (ar->file_idx >= 0 && a->file_ok[ar->file_idx] &&
 		    (!(ar->f.flags & CKIMG_AREA_DELETED) || img_content_for_file(img, &img->files[ar->file_idx]) >= 0))
 			fd = a->file_fd_child[ar->file_idx];
+		if (fd < 0 && ar->shared_fd > 0 && (ar->f.flags & CKIMG_AREA_SHARED))
+			fd = ar->shared_fd;     /* a tree: one object for every sharer */
 		if (fd < 0)
 			flags |= MAP_ANONYMOUS;
 		r = rst_rsys(a, m, SYS_mmap, ar->f.start, len, (uint64_t)fill_prot(a, ar), (uint64_t)flags,

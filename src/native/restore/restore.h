@@ -39,7 +39,8 @@
  *     inside the process come back with their state (fds.c and one file per kind);
  *   - TCP traffic from a peer between the kill and the restore meets no socket and resets
  *     the connection (nothing holds the connection in between, unlike CRIU's network lock);
- *   - SysV/shared anonymous memory is restored as private-to-this-mapping shared memory;
+ *   - SysV/shared anonymous memory is restored as private-to-this-mapping shared memory
+ *     (in a tree image it is one object again for every process that maps it: tree.c);
  *   - restart_block: a syscall interrupted with -ERESTART_RESTARTBLOCK (relative sleeps)
  *     is run again from the start with its original arguments.
  */
