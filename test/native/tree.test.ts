@@ -289,14 +289,14 @@ describe("a process tree", () => {
       await cleanup(s, pids);
     }
   }, 120_000);
-  it("MAP_SHARED|MAP_ANONYMOUS and /dev/zero memory is one object again: stored once, written by both after restore", async () => {
+  it("MAP_SHARED|MAP_ANONYMOUS, /dev/zero and memfd memory is one object again: stored once, written by both after restore", async () => {
     const exe = prog(TP, "shmem");
     const img = join(tmp, "shmem.img");
     const orig = startProcess([reaper, exe]);
     let pids: number[] = [];
     let lastPing = 0;
     try {
-      const m = /^ready (\d+) child=(\d+) a=0x([0-9a-f]+) z=0x([0-9a-f]+)$/.exec(await orig.waitForLine(/^ready /))!;
+      const m = /^ready (\d+) child=(\d+) a=0x([0-9a-f]+) z=0x([0-9a-f]+) m=0x([0-9a-f]+)$/.exec(await orig.waitForLine(/^ready /))!;
       pids = [Number(m[1]), Number(m[2])];
       const aAddr = BigInt(`0x${m[3]}`), zAddr = BigInt(`0x${m[4]}`);
       await orig.waitForLine(/^ping 21$/);
@@ -329,12 +329,16 @@ describe("a process tree", () => {
     const s = startProcess([reaper, process.execPath, CLI, "restore", "--detach", img]);
     try {
       await s.waitForLine(new RegExp(`^${pids[0]}$`), { timeoutMs: 60_000 });
-      // the ping-pong goes on only if both areas are one memory for parent and child
+      // the ping-pong goes on only if all three areas are one memory for parent and child
       await s.waitForLine(new RegExp(`^ping ${lastPing + 20}$`), { timeoutMs: 30_000 });
       expect(s.lines.filter((l) => l.startsWith("bad"))).toEqual([]);
       expect(s.lines.find((l) => l.startsWith("ping "))).toBe(`ping ${lastPing + 2}`);
       // still shared anonymous memory (a later capture sees it as such)
       for (const p of pids) expect(readFileSync(`/proc/${p}/maps`, "utf8")).toMatch(/ \/dev\/zero \(deleted\)\n/);
+      // and the memfd is one file: the same inode in both
+      const memfdIno = pids.map((p) => /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ (\d+)\s+\/memfd:shared-note/m.exec(readFileSync(`/proc/${p}/maps`, "utf8"))?.[1]);
+      expect(memfdIno[0]).toBeDefined();
+      expect(memfdIno[1]).toBe(memfdIno[0]);
     } finally {
       await cleanup(s, pids);
     }

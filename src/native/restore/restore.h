@@ -89,6 +89,8 @@ struct restore_args {
 	int inherit_stdio;          /* --inherit-stdio: fds 0-2 are ours, never reopened (ckimg run) */
 	char **content_paths;
 	int contents_made;          /* the child got as far as creating them */
+	int *content_tree_fd;       /* tree: per FILE_CONTENT, the file made once for every process
+				     * holding it (tree.c), 0: made by this process */
 	char **fd_warnings;         /* changed files, said once the process is built */
 	size_t nfd_warnings;       /* per img.contents: the --deleted-dir name, NULL otherwise */
 	int content_fd_base;        /* img.contents[i] is held on content_fd_base + i in the child */
@@ -139,6 +141,8 @@ int restore_check_fd_files(struct restore_args *a);
 int restore_fd_files_report(struct restore_args *a);
 void restore_contents_abort(struct restore_args *a);
 int restore_contents_child(struct restore_args *a, char *err, size_t errlen);
+/* FILE_CONTENT ci of a, made and filled here (a tree makes a shared one in ckimg-restore): its fd */
+int restore_content_make(struct restore_args *a, size_t ci, char *err, size_t errlen);
 int restore_tty_prepare(struct restore_args *a);
 int restore_tty_parent(struct restore_args *a);
 void restore_tty_running(struct restore_args *a);

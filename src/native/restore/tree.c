@@ -55,6 +55,8 @@ static struct {
 		int fd;
 	} *shm;
 	size_t nshm;
+	int *content_fds;           /* files made once for several processes (make_shared_contents) */
+	size_t ncontent_fds;
 } T;
 
 static int is_zombie(uint32_t i)
@@ -457,6 +459,73 @@ static int make_shared_memory(void)
 		}
 	qsort(T.shm, T.nshm, sizeof(*T.shm), by_fd);
 	return 0;
+}
+
+/*
+ * A file whose content the image holds (memfd, deleted file: FILE_CONTENT) that several
+ * processes hold is one file again: made and filled here once, from the first holder's records,
+ * inherited by all, and each holder's restore_contents_child takes it instead of making its own
+ * (so a MAP_SHARED write or an fd write in one is seen by the others).
+ */
+static int make_shared_contents(void)
+{
+	struct { uint32_t dev_major, dev_minor; uint64_t inode; int fd; } *made = NULL;
+	size_t nmade = 0;
+	int err = 0;
+
+	for (uint32_t i = 0; !err && i < T.n; i++) {
+		struct restore_args *a = T.args[i];
+		if (!a || !a->img->ncontents)
+			continue;
+		a->content_tree_fd = calloc(a->img->ncontents, sizeof(int));
+		if (!a->content_tree_fd) {
+			err = -ENOMEM;
+			break;
+		}
+		for (size_t ci = 0; !err && ci < a->img->ncontents; ci++) {
+			const struct ckimg_file_content_fixed *f = &a->img->contents[ci].f;
+			int holders = 0;
+			for (size_t m = 0; m < nmade; m++)
+				if (made[m].inode == f->inode && made[m].dev_major == f->dev_major && made[m].dev_minor == f->dev_minor)
+					a->content_tree_fd[ci] = made[m].fd;
+			for (uint32_t j = i + 1; !a->content_tree_fd[ci] && j < T.n; j++)
+				for (size_t k = 0; T.args[j] && k < T.args[j]->img->ncontents; k++) {
+					const struct ckimg_file_content_fixed *g = &T.args[j]->img->contents[k].f;
+					holders += g->inode == f->inode && g->dev_major == f->dev_major && g->dev_minor == f->dev_minor;
+				}
+			if (a->content_tree_fd[ci] || !holders)
+				continue;
+			void *n = realloc(made, (nmade + 1) * sizeof(*made));
+			if (!n) {
+				err = -ENOMEM;
+				break;
+			}
+			made = n;
+			char eb[512] = "";
+			int fd = restore_content_make(a, ci, eb, sizeof(eb));
+			if (fd >= 0 && (fd = up_high(fd)) < 0)
+				fd = -errno;
+			if (fd < 0) {
+				err = rst_err(T.root, fd, "process %u: %s", T.e[i].pid, eb[0] ? eb : strerror(-fd));
+				break;
+			}
+			int *keep = realloc(T.content_fds, (T.ncontent_fds + 1) * sizeof(int));
+			if (!keep) {
+				close(fd);
+				err = -ENOMEM;
+				break;
+			}
+			T.content_fds = keep;
+			T.content_fds[T.ncontent_fds++] = fd;
+			made[nmade].dev_major = f->dev_major;
+			made[nmade].dev_minor = f->dev_minor;
+			made[nmade].inode = f->inode;
+			made[nmade++].fd = fd;
+			a->content_tree_fd[ci] = fd;
+		}
+	}
+	free(made);
+	return err;
 }
 
 /* Descriptions a process shares with its parent (same tree-wide FD file_id): inherited. */
@@ -869,7 +938,7 @@ int restore_tree(struct restore_args *r)
 		return rst_err(r, -ENOTSUP, "--new-pid is not supported for a process tree (its %u processes keep "
 			       "their PIDs; wait until they are free)", T.n);
 	if ((err = open_processes()) || (err = place_tree_fds()) || (err = make_shared_objects()) ||
-	    (err = make_shared_memory()) || (err = plan_inheritance()))
+	    (err = make_shared_memory()) || (err = make_shared_contents()) || (err = plan_inheritance()))
 		return err;
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return rst_err(r, -errno, "pipe: %s", strerror(errno));
@@ -892,6 +961,8 @@ int restore_tree(struct restore_args *r)
 		free(premaps);
 		for (size_t k = 0; k < T.nshm; k++)
 			close(T.shm[k].fd);
+		for (size_t k = 0; k < T.ncontent_fds; k++)
+			close(T.content_fds[k]);
 	}
 	if (pid < 0) {
 		err = errno;

@@ -1,9 +1,10 @@
 /* Shared memory between a parent and its child, for tree capture/restore tests:
- *   A = mmap(MAP_SHARED|MAP_ANONYMOUS, 32 pages), Z = mmap of /dev/zero (MAP_SHARED, 4 pages).
+ *   A = mmap(MAP_SHARED|MAP_ANONYMOUS, 32 pages), Z = mmap of /dev/zero (MAP_SHARED, 4 pages),
+ *   M = a memfd ("shared-note", 2 pages) mapped MAP_SHARED, its fd kept open in both.
  * Before the fork the parent fills pages 8-15 of A with 0xab; after it the child writes
  * "child wrote this" at A + 4096. Then they play ping-pong through both areas: the parent
- * moves A's counter from even to odd once Z's counter equals it, the child moves it back to even
- * and copies it to Z. The parent prints "ping N" for each move (and "bad ..." if a byte it
+ * moves A's counter from even to odd once Z's and M's counters equal it, the child moves it back
+ * to even and copies it to Z and M. The parent prints "ping N" for each move (and "bad ..." if a byte it
  * expects is not there), so the output goes on only while both areas are one memory for both.
  * The parent prints "ready PID child=C a=ADDR z=ADDR" first. */
 #include <fcntl.h>
@@ -30,7 +31,12 @@ int main(void)
 	if (a == MAP_FAILED || z == MAP_FAILED)
 		return 1;
 	close(zfd);
-	volatile long *an = (volatile long *)a, *zn = (volatile long *)z;
+	int mfd = memfd_create("shared-note", 0);
+	char *mm = mfd < 0 || ftruncate(mfd, 2 * 4096) < 0 ? MAP_FAILED :
+		   mmap(NULL, 2 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	if (mm == MAP_FAILED)
+		return 1;
+	volatile long *an = (volatile long *)a, *zn = (volatile long *)z, *mn = (volatile long *)mm;
 	memset(a + 8 * 4096, 0xab, 8 * 4096);
 	int go[2];
 	if (pipe(go) < 0)
@@ -45,6 +51,7 @@ int main(void)
 				long n = *an + 1;
 				*an = n;
 				*zn = n;
+				*mn = n;
 			}
 			nap(5);
 		}
@@ -52,9 +59,9 @@ int main(void)
 	char x;
 	if (read(go[0], &x, 1) != 1)
 		return 1;
-	printf("ready %d child=%d a=%p z=%p\n", getpid(), child, (void *)a, (void *)z);
+	printf("ready %d child=%d a=%p z=%p m=%p\n", getpid(), child, (void *)a, (void *)z, (void *)mm);
 	for (;;) {
-		if (*an % 2 == 0 && *zn == *an) {
+		if (*an % 2 == 0 && *zn == *an && *mn == *an) {
 			long n = *an + 1;
 			*an = n;
 			if (strcmp(a + 4096, "child wrote this") != 0)
