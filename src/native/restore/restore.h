@@ -169,6 +169,12 @@ int restore_fork_prepare(struct restore_args *a);
 void restore_child_setup(struct restore_args *a);
 void restore_child_fail(struct restore_args *a, const char *what, int err) __attribute__((noreturn));
 int restore_fork_adopt(struct restore_args *a);
+/* sysv.c: SysV IPC objects with their ids, before any process is made; the areas that attach
+ * a segment made so; removed segments removed again once all attached; abort: all removed */
+int restore_sysv_make(struct restore_args *a);
+int restore_sysv_is_segment(const struct img_area *ar);
+void restore_sysv_finish(void);
+void restore_sysv_abort(void);
 /* tree.c: a tree image, every process; returns the exit code of ckimg-restore */
 int restore_tree(struct restore_args *root);
 int restore_tree_check(struct restore_args *root, int (*check_one)(struct restore_args *));

@@ -940,6 +940,10 @@ int restore_tree(struct restore_args *r)
 	if ((err = open_processes()) || (err = place_tree_fds()) || (err = make_shared_objects()) ||
 	    (err = make_shared_memory()) || (err = make_shared_contents()) || (err = plan_inheritance()))
 		return err;
+	if ((err = restore_sysv_make(r))) {
+		restore_sysv_abort();
+		return err;
+	}
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return rst_err(r, -errno, "pipe: %s", strerror(errno));
 	T.ready_rd = p[0];
@@ -987,8 +991,10 @@ int restore_tree(struct restore_args *r)
 			}
 		}
 		abort_all();
+		restore_sysv_abort();
 		return err;
 	}
+	restore_sysv_finish();
 	for (uint32_t i = 0; i < T.n; i++)      /* all at once */
 		if (T.args[i])
 			restore_release(T.args[i]);
