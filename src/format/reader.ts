@@ -35,6 +35,7 @@ import {
 import { FILE_DATA, FILES_FIXED_SIZE } from "./raw-files.js";
 import { attachChain, digestIn, type ChainContext } from "./chain.js";
 import { decodePageDigests, decodeParent, type PageDigestsRecord, type ParentRecord } from "./records-chain.js";
+import { decodeSysvMsg, decodeSysvSem, decodeSysvShm, type SysvObjects } from "./records-sysv.js";
 import { decodeSharedPages, decodeTree, sharedRunAt, type SharedPagesRecord, type TreeProcess, type TreeRecord } from "./records-tree.js";
 import {
   decodeFdFile, decodeFileContent, decodeFileDataHeader, decodeTty,
@@ -275,6 +276,8 @@ export class CheckpointImage {
   processes: CheckpointImage[] = [this];
   /** the image this process view belongs to (itself for the root) */
   root: CheckpointImage = this;
+  /** format 1.2: SysV IPC objects the processes use (in a tree: the root's records) */
+  sysv: SysvObjects = { shm: [], sem: [], msg: [] };
   /** format 1.2: pages still shared copy-on-write with the parent, stored in the parent */
   sharedPages: SharedPagesRecord | undefined;
   /** format 1.2: per area id, the page ranges the writer could not read (UNREADABLE_PAGES) */
@@ -867,6 +870,27 @@ export class CheckpointImage {
         keys(t.fd);
         unique(this.ttys, t.fd, "TTY for fd");
         this.ttys.set(t.fd, t);
+        break;
+      }
+      case RecordType.SYSV_SHM: {
+        const x = decodeSysvShm(payload, base, where);
+        keys(x.id);
+        unique(new Set(this.sysv.shm.map((y) => y.id)), x.id, "SysV shm id");
+        this.sysv.shm.push(x);
+        break;
+      }
+      case RecordType.SYSV_SEM: {
+        const x = decodeSysvSem(payload, base, where);
+        keys(x.id);
+        unique(new Set(this.sysv.sem.map((y) => y.id)), x.id, "SysV semaphore set id");
+        this.sysv.sem.push(x);
+        break;
+      }
+      case RecordType.SYSV_MSG: {
+        const x = decodeSysvMsg(payload, base, where);
+        keys(x.id);
+        unique(new Set(this.sysv.msg.map((y) => y.id)), x.id, "SysV message queue id");
+        this.sysv.msg.push(x);
         break;
       }
       case RecordType.UNREADABLE_PAGES: {

@@ -11,6 +11,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
 import { connect } from "node:net";
+import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { openImage } from "../../src/format/index.js";
@@ -341,6 +342,74 @@ describe("a process tree", () => {
       expect(memfdIno[1]).toBe(memfdIno[0]);
     } finally {
       await cleanup(s, pids);
+    }
+  }, 120_000);
+  it("SysV shm, semaphores and a message queue between two processes come back with their ids, values and messages", async () => {
+    const exe = prog(TP, "sysv");
+    const img = join(tmp, "sysv.img");
+    const orig = startProcess([reaper, exe]);
+    let pids: number[] = [];
+    let ids = { shm: -1, sem: -1, msg: -1 };
+    let lastPing = 0;
+    const ipcrm = () => {
+      for (const [flag, id] of [["-s", ids.sem], ["-q", ids.msg]] as const) if (id >= 0) spawnSync("ipcrm", [flag, String(id)]);
+    };
+    const listed = (what: string, id: number) => readFileSync(`/proc/sysvipc/${what}`, "utf8").split("\n").slice(1).some((l) => l.trim().split(/\s+/)[1] === String(id));
+    try {
+      const m = /^ready (\d+) child=(\d+) shm=(\d+) sem=(\d+) msg=(\d+)$/.exec(await orig.waitForLine(/^ready /))!;
+      pids = [Number(m[1]), Number(m[2])];
+      ids = { shm: Number(m[3]), sem: Number(m[4]), msg: Number(m[5]) };
+      await orig.waitForLine(/^ping 21$/);
+      expect(captureTree(pids[0], img)).toMatchObject({ processes: 2 });
+      await Promise.race([orig.exited, sleep(10_000)]);
+      lastPing = Math.max(...orig.lines.filter((l) => l.startsWith("ping ")).map((l) => Number(l.slice(5))));
+      await gone(pids);
+      const image = await openImage(img);
+      try {
+        expect(image.sysv.shm).toMatchObject([{ id: ids.shm, key: 0, mode: 0o600, size: 3n * 4096n, removed: true }]);
+        expect(image.sysv.sem).toHaveLength(1);
+        expect(image.sysv.sem[0]).toMatchObject({ id: ids.sem, mode: 0o600 });
+        // the parent is between pings: exactly one of the two turns is open, or none (one is taken)
+        expect(image.sysv.sem[0].sems.map((x) => x.value).reduce((a, b) => a + b)).toBeLessThanOrEqual(1);
+        expect(image.sysv.msg).toHaveLength(1);
+        expect(image.sysv.msg[0].messages.map((x) => [x.type, Buffer.from(x.data).toString()])).toEqual([[7n, "first\0"], [9n, "second\0"]]);
+        // the segment's bytes are one object: the child's area reads what the parent stored
+        const seg = image.processImage(pids[1]).areas.find((a) => a.path.startsWith("/SYSV"))!;
+        expect(Buffer.from(await image.readMemory(pids[1], seg.start + 8192n, 23)).toString()).toBe("written before the fork");
+      } finally {
+        await image.close();
+      }
+      expect(runCli(["inspect", img]).stdout).toContain(`sysv     sem ${ids.sem} (private, mode 0600): values `);
+    } finally {
+      await cleanup(orig, pids);
+    }
+    try {
+      // the semaphore set and the queue outlive their processes: restore refuses to take them over
+      const refused = runCli(["restore", "--detach", img]);
+      expect(refused.status).toBe(2);
+      expect(refused.stderr).toContain(`ipcrm -s ${ids.sem}`);
+      ipcrm();
+      expect(listed("sem", ids.sem) || listed("msg", ids.msg) || listed("shm", ids.shm)).toBe(false);
+      const s = startProcess([reaper, process.execPath, CLI, "restore", "--detach", img]);
+      try {
+        await s.waitForLine(new RegExp(`^${pids[0]}$`), { timeoutMs: 60_000 });
+        // the ping-pong goes on: semaphore values and the counter in the segment are shared again
+        await s.waitForLine(new RegExp(`^ping ${lastPing + 40}$`), { timeoutMs: 30_000 });
+        expect(s.lines.filter((l) => l.startsWith("bad"))).toEqual([]);
+        expect(listed("sem", ids.sem) && listed("msg", ids.msg) && listed("shm", ids.shm)).toBe(true);
+        // removed again: the segment's key is private and it is marked to go (mode 01600)
+        const shmLine = readFileSync("/proc/sysvipc/shm", "utf8").split("\n").find((l) => l.trim().split(/\s+/)[1] === String(ids.shm))!;
+        expect(shmLine.trim().split(/\s+/)[2]).toBe("1600");
+        process.kill(pids[0], "SIGUSR1");
+        await s.waitForLine(/^msg 9 second/, { timeoutMs: 30_000 });
+        expect(s.lines.filter((l) => l.startsWith("msg "))).toEqual(["msg 7 first", "msg 9 second"]);
+      } finally {
+        await cleanup(s, pids);
+      }
+      await sleep(100);
+      expect(listed("shm", ids.shm)).toBe(false);   // it went with its last detach
+    } finally {
+      ipcrm();
     }
   }, 120_000);
 });
