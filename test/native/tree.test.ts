@@ -384,15 +384,27 @@ describe("a process tree", () => {
       await cleanup(orig, pids);
     }
     try {
-      // the semaphore set and the queue outlive their processes: restore refuses to take them over
+      // the semaphore set and the queue outlive their processes; another object with the set's id
+      // (another size) is never taken over
+      expect(listed("sem", ids.sem) && listed("msg", ids.msg)).toBe(true);
+      expect(listed("shm", ids.shm)).toBe(false);     // removed: it went with its processes
+      spawnSync("ipcrm", ["-s", String(ids.sem)]);
+      const mksem = compileC(`#include <stdio.h>
+#include <stdlib.h>
+#include <sys/sem.h>
+int main(int c, char **v) { FILE *f = fopen("/proc/sys/kernel/sem_next_id", "w"); fprintf(f, "%s", v[1]); fclose(f);
+  printf("%d\\n", semget(IPC_PRIVATE, 3, IPC_CREAT | 0600)); return 0; }`, "mksem");
+      expect(spawnSync(mksem, [String(ids.sem)], { encoding: "utf8" }).stdout.trim()).toBe(String(ids.sem));
       const refused = runCli(["restore", "--detach", img]);
       expect(refused.status).toBe(2);
+      expect(refused.stderr).toContain(`SysV sem id ${ids.sem} is in use by another object`);
       expect(refused.stderr).toContain(`ipcrm -s ${ids.sem}`);
-      ipcrm();
-      expect(listed("sem", ids.sem) || listed("msg", ids.msg) || listed("shm", ids.shm)).toBe(false);
+      spawnSync("ipcrm", ["-s", String(ids.sem)]);
+      // the captured queue, still there, is made again from the image
       const s = startProcess([reaper, process.execPath, CLI, "restore", "--detach", img]);
       try {
         await s.waitForLine(new RegExp(`^${pids[0]}$`), { timeoutMs: 60_000 });
+        expect(s.stderr()).toContain(`SysV msg ${ids.msg}: the captured object is still there`);
         // the ping-pong goes on: semaphore values and the counter in the segment are shared again
         await s.waitForLine(new RegExp(`^ping ${lastPing + 40}$`), { timeoutMs: 30_000 });
         expect(s.lines.filter((l) => l.startsWith("bad"))).toEqual([]);

@@ -2,9 +2,9 @@
  * SysV IPC objects (FORMAT.md "SysV IPC": SYSV_SHM, SYSV_SEM, SYSV_MSG), made again with their
  * ids before any process is created: the kernel gives a new object the id written to
  * /proc/sys/kernel/{shm,sem,msg}_next_id (CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE over the IPC
- * namespace), once. An id still taken — most often by the captured object itself, which
- * outlives its processes — is refused with the ipcrm command that frees it: two programs
- * must never share an object by accident. Segments are attached by the processes' areas
+ * namespace), once. An id still held by the captured object itself (it outlives its
+ * processes) is freed first; one held by another object is refused with the ipcrm command
+ * that frees it: two programs must never share an object by accident. Segments are attached by the processes' areas
  * (mm.c, remote shmat at the recorded address); a segment that was removed (IPC_RMID) while
  * attached is removed again once every process has attached it.
  */
@@ -69,6 +69,53 @@ static void set_perm(struct ipc_perm *p, const struct ckimg_sysv_ipc_perm *r)
 	p->mode = (unsigned short)(r->mode & 0777);
 }
 
+/*
+ * The id must be free. An id carries a sequence number the kernel bumps at every creation in
+ * that slot, so an object that still has it, with the recorded key, creator and size, is the
+ * captured object itself, left behind by its processes (SysV objects outlive them): it is
+ * removed and made again from the image (a segment only when nobody attaches it). Anything
+ * else with that id is someone else's: refused.
+ */
+static int take_over_leftover(struct restore_args *a, uint16_t type, const uint8_t *pl,
+			      const struct ckimg_sysv_ipc_perm *p, const char *what)
+{
+	struct ipc_perm *have;
+	struct shmid_ds shm;
+	struct semid_ds sem;
+	struct msqid_ds msg;
+	uint64_t size = 0, want = 0;
+	int busy = 0;
+
+	if (type == CKIMG_REC_SYSV_SHM) {
+		if (shmctl((int)p->id, IPC_STAT, &shm) < 0)
+			return 0;
+		have = &shm.shm_perm;
+		size = shm.shm_segsz;
+		memcpy(&want, pl + 32, 8);
+		busy = shm.shm_nattch != 0;
+	} else if (type == CKIMG_REC_SYSV_SEM) {
+		if (semctl((int)p->id, 0, IPC_STAT, &sem) < 0)
+			return 0;
+		have = &sem.sem_perm;
+		size = sem.sem_nsems;
+		uint32_t n;
+		memcpy(&n, pl + 32, 4);
+		want = n;
+	} else {
+		if (msgctl((int)p->id, IPC_STAT, &msg) < 0)
+			return 0;
+		have = &msg.msg_perm;
+	}
+	if ((uint32_t)have->__key != p->key || have->cuid != p->cuid || have->cgid != p->cgid || size != want || busy)
+		return rst_err(a, -EEXIST, "%s record: SysV %s id %u is in use by another object (key %#x, %s); "
+			       "remove it with `ipcrm -%c %u` if it is no longer needed", kind_name(type), what, p->id,
+			       (unsigned)have->__key, busy ? "attached" : "another key, creator or size",
+			       what[1] == 'h' ? 'm' : what[1] == 'e' ? 's' : 'q', p->id);
+	rst_warn("SysV %s %u: the captured object is still there; it is made again from the image", what, p->id);
+	remove_object(type, (int)p->id);
+	return 0;
+}
+
 static int make_one(struct restore_args *a, uint16_t type, const uint8_t *pl, uint64_t len, uint64_t at)
 {
 	struct ckimg_sysv_ipc_perm p;
@@ -82,13 +129,8 @@ static int make_one(struct restore_args *a, uint16_t type, const uint8_t *pl, ui
 		return rst_err(a, -EBADMSG, "BAD_FIELD: %s record at offset %llu: fixed_size %u of %llu bytes",
 			       kind_name(type), (unsigned long long)at, p.fixed_size, (unsigned long long)len);
 	key = (key_t)p.key;
-	/* the same id must be free: an object of the namespace is never taken over */
-	if ((type == CKIMG_REC_SYSV_SHM && shmctl((int)p.id, IPC_STAT, &(struct shmid_ds){ 0 }) == 0) ||
-	    (type == CKIMG_REC_SYSV_SEM && semctl((int)p.id, 0, IPC_STAT, &(struct semid_ds){ 0 }) == 0) ||
-	    (type == CKIMG_REC_SYSV_MSG && msgctl((int)p.id, IPC_STAT, &(struct msqid_ds){ 0 }) == 0))
-		return rst_err(a, -EEXIST, "%s record: SysV %s id %u is in use (the captured one outlives its processes; "
-			       "remove it with `ipcrm -%c %u` if it is no longer needed)", kind_name(type), what, p.id,
-			       what[1] == 'h' ? 'm' : what[1] == 'e' ? 's' : 'q', p.id);
+	if ((err = take_over_leftover(a, type, pl, &p, what)))
+		return err;
 	if ((err = set_next_id(a, what, p.id)))
 		return err;
 	if (type == CKIMG_REC_SYSV_SHM) {
