@@ -424,5 +424,30 @@ int main(int c, char **v) { FILE *f = fopen("/proc/sys/kernel/sem_next_id", "w")
       ipcrm();
     }
   }, 120_000);
+  it("a Python multiprocessing.Pool captured mid-run finishes with the result of an uninterrupted run", async () => {
+    const img = join(tmp, "pool.img");
+    const n = 400;
+    const orig = startProcess([reaper, "python3", join(TP, "pool.py"), String(n)]);
+    let pids: number[] = [];
+    try {
+      await orig.waitForLine(/^progress 100$/, { timeoutMs: 60_000 });
+      const py = childrenOf(orig.pid)[0];
+      pids = [py, ...childrenOf(py)];
+      expect(pids.length).toBeGreaterThanOrEqual(3);
+      expect(captureTree(py, img).processes).toBe(pids.length);
+      await Promise.race([orig.exited, sleep(10_000)]);
+      await gone(pids);
+    } finally {
+      await cleanup(orig, pids);
+    }
+    expect(orig.lines.some((l) => l.startsWith("result"))).toBe(false);   // captured mid-run
+    const s = startProcess([reaper, process.execPath, CLI, "restore", "--detach", img]);
+    try {
+      const want = Array.from({ length: n }, (_, i) => i * i).reduce((a, b) => a + b);
+      await s.waitForLine(new RegExp(`^result ${want}$`), { timeoutMs: 60_000 });
+    } finally {
+      await cleanup(s, pids);
+    }
+  }, 120_000);
 });
 
