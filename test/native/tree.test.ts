@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
 import { connect } from "node:net";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, readFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openImage } from "../../src/format/index.js";
 import { REPO, compileC, makeTempDir, removeTempDirs, runCli, sleep, startProcess, type Started } from "./helpers.js";
@@ -449,5 +449,44 @@ int main(int c, char **v) { FILE *f = fopen("/proc/sys/kernel/sem_next_id", "w")
       await cleanup(s, pids);
     }
   }, 120_000);
+  it("make -j2 captured mid-build completes with the outputs of an uninterrupted build", async () => {
+    const dir = join(tmp, "make-project");
+    const img = join(tmp, "make.img");
+    const n = 16;
+    mkdirSync(dir, { recursive: true });
+    for (let i = 1; i <= n; i++) writeFileSync(join(dir, `f${i}.c`), `int f${i}(int x) { int s = 0; for (int i = 0; i < x; i++) s += i * ${i}; return s; }\n`);
+    const fs = Array.from({ length: n }, (_, i) => `f${i + 1}`);
+    writeFileSync(join(dir, "main.c"), `#include <stdio.h>\n${fs.map((f) => `int ${f}(int);`).join("\n")}\nint main(void) { long t = 0;\n${fs.map((f) => `t += ${f}(100);`).join("\n")}\nprintf("%ld\\n", t); return 0; }\n`);
+    // each step waits a little so that the capture falls in the middle of the build
+    writeFileSync(join(dir, "Makefile"), "OBJS := $(patsubst %.c,%.o,$(wildcard *.c))\nprog: $(OBJS)\n\tsleep 0.2\n\tgcc -o $@ $(OBJS)\n" +
+      "%.o: %.c\n\tsleep 0.3\n\tgcc -O2 -c -o $@ $<\nclean:\n\trm -f *.o prog\n");
+    const outputs = () => [...fs, "main"].map((f) => `${f}.o`).concat("prog").map((f) => createHash("sha256").update(readFileSync(join(dir, f))).digest("hex"));
+    expect(spawnSync("make", ["-s", "-j2"], { cwd: dir }).status).toBe(0);
+    const want = outputs();
+    expect(spawnSync("make", ["-s", "clean"], { cwd: dir }).status).toBe(0);
+
+    const orig = startProcess([reaper, "make", "-j2"], { cwd: dir });
+    let pids: number[] = [];
+    try {
+      await orig.waitForLine(/^gcc -O2 -c -o f4\.o/, { timeoutMs: 60_000 });
+      const make = childrenOf(orig.pid)[0];
+      pids = [make, ...childrenOf(make)];
+      expect(captureTree(make, img).processes).toBeGreaterThanOrEqual(2);
+      await Promise.race([orig.exited, sleep(10_000)]);
+      await gone([make]);
+    } finally {
+      await cleanup(orig, pids);
+    }
+    expect(existsSync(join(dir, "prog"))).toBe(false);
+    const s = startProcess([reaper, process.execPath, CLI, "restore", "--detach", img], { cwd: dir });
+    try {
+      await s.waitForLine(/^gcc -o prog /, { timeoutMs: 60_000 });
+      await gone([pids[0]]);
+      expect(outputs()).toEqual(want);
+      expect(spawnSync(join(dir, "prog"), { encoding: "utf8" }).stdout.trim()).toBe(String(Array.from({ length: n }, (_, i) => 4950 * (i + 1)).reduce((a, b) => a + b)));
+    } finally {
+      await cleanup(s, pids);
+    }
+  }, 180_000);
 });
 
