@@ -10,7 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
-import { connect } from "node:net";
+import { connect, createServer } from "node:net";
 import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -488,5 +488,78 @@ int main(int c, char **v) { FILE *f = fopen("/proc/sys/kernel/sem_next_id", "w")
       await cleanup(s, pids);
     }
   }, 180_000);
+  it("nginx (master + 2 workers) answers on its loopback port after restore, and reloads", async () => {
+    const dir = join(tmp, "nginx");
+    const img = join(tmp, "nginx.img");
+    mkdirSync(dir, { recursive: true });
+    const port = await new Promise<number>((res) => {
+      const srv = createServer();
+      srv.listen(0, "127.0.0.1", () => {
+        const p = (srv.address() as { port: number }).port;
+        srv.close(() => res(p));
+      });
+    });
+    const temp = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"].map((k) => `  ${k}_temp_path ${dir}/${k};`).join("\n");
+    writeFileSync(join(dir, "nginx.conf"), `daemon off;\nworker_processes 2;\npid ${dir}/nginx.pid;\nerror_log ${dir}/error.log;\n` +
+      `events { worker_connections 64; }\nhttp {\n  access_log off;\n${temp}\n` +
+      `  server { listen 127.0.0.1:${port}; location / { return 200 "hello from $pid\\n"; } }\n}\n`);
+    const get = () => new Promise<number>((res, rej) => {
+      const c = connect(port, "127.0.0.1");
+      let got = "";
+      c.on("connect", () => c.write(`GET / HTTP/1.0\r\nHost: x\r\n\r\n`));
+      c.on("data", (d) => (got += d.toString()));
+      c.on("end", () => {
+        const m = /hello from (\d+)/.exec(got);
+        if (m) res(Number(m[1]));
+        else rej(new Error(`unexpected answer: ${got}`));
+      });
+      c.on("error", rej);
+    });
+    const answering = async () => {
+      for (let i = 0; ; i++) {
+        try {
+          return await get();
+        } catch (err) {
+          if (i > 200) throw err;
+          await sleep(50);
+        }
+      }
+    };
+    const orig = startProcess([reaper, "nginx", "-c", join(dir, "nginx.conf"), "-p", dir]);
+    let pids: number[] = [];
+    try {
+      await answering();
+      const master = childrenOf(orig.pid)[0];
+      pids = [master, ...childrenOf(master)];
+      expect(pids).toHaveLength(3);
+      for (let i = 0; i < 4; i++) expect(pids.slice(1)).toContain(await get());
+      expect(captureTree(master, img)).toMatchObject({ processes: 3, zombies: 0 });
+      await Promise.race([orig.exited, sleep(10_000)]);
+      await gone(pids);
+      await expect(get()).rejects.toThrow();   // nobody listens any more
+    } finally {
+      await cleanup(orig, pids);
+    }
+    const s = startProcess([reaper, process.execPath, CLI, "restore", "--detach", img]);
+    const all = [...pids];
+    try {
+      await s.waitForLine(new RegExp(`^${pids[0]}$`), { timeoutMs: 60_000 });
+      for (let i = 0; i < 8; i++) expect(pids.slice(1)).toContain(await get());
+      expect(stat(pids[1]).ppid).toBe(pids[0]);
+      expect(stat(pids[2]).ppid).toBe(pids[0]);
+      expect(s.stderr()).not.toMatch(/RLIMITS/);
+      // a reload: the master starts new workers and tells the old ones to go (its channels to
+      // them are socketpairs split across the processes)
+      process.kill(pids[0], "SIGHUP");
+      for (let i = 0; i < 200 && childrenOf(pids[0]).some((p) => pids.includes(p)); i++) await sleep(50);
+      const fresh = childrenOf(pids[0]);
+      all.push(...fresh);
+      expect(fresh.filter((p) => pids.includes(p))).toEqual([]);
+      expect(fresh).toHaveLength(2);
+      expect(fresh).toContain(await answering());
+    } finally {
+      await cleanup(s, all);
+    }
+  }, 120_000);
 });
 
