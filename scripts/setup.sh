@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 # redis-server is the real server whose established client connection the fd tests carry across capture → restore;
 # tmux hosts the terminal test (a Python REPL captured in one pane, restored in another);
 # zstd compresses the .tar.zst container checkpoint archives the CRIU reader tests;
-# slurm-wlm + munge run the one-node Slurm cluster (scripts/slurm-local.sh) the `ckimg run` requeue tests use.
-pkgs=(gcc gcc-multilib make libc6-dev liblz4-dev libdeflate-dev zlib1g-dev binutils elfutils gdb python3 perl redis-server tmux zstd slurm-wlm munge)
+# slurm-wlm + munge run the one-node Slurm cluster (scripts/slurm-local.sh) the `ckimg run` requeue tests use;
+# nginx-light is the pre-fork server (master + 2 workers) the process-tree test captures and restores.
+pkgs=(gcc gcc-multilib make libc6-dev liblz4-dev libdeflate-dev zlib1g-dev binutils elfutils gdb python3 perl redis-server tmux zstd slurm-wlm munge nginx-light)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

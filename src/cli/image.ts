@@ -102,7 +102,24 @@ export function inspectReport(img: CheckpointImage) {
     state: stateReport(img),
     /** format 1.2: the process tree (null for a single process) */
     tree: treeReport(img),
+    /** format 1.2: SysV IPC objects the processes use (the root's records in a tree) */
+    sysv: {
+      shm: img.sysv.shm.map((x) => ({ id: x.id, key: hex(BigInt(x.key)), mode: "0" + x.mode.toString(8), uid: x.uid, gid: x.gid, size: x.size.toString(), removed: x.removed })),
+      sem: img.sysv.sem.map((x) => ({ id: x.id, key: hex(BigInt(x.key)), mode: "0" + x.mode.toString(8), uid: x.uid, gid: x.gid, values: x.sems.map((s) => s.value) })),
+      msg: img.sysv.msg.map((x) => ({ id: x.id, key: hex(BigInt(x.key)), mode: "0" + x.mode.toString(8), uid: x.uid, gid: x.gid, qbytes: x.qbytes.toString(),
+        messages: x.messages.length, bytes: x.messages.reduce((n, m) => n + m.data.length, 0) })),
+    },
   };
+}
+
+/** One line per SysV object (none: no lines). */
+function sysvText(s: InspectReport["sysv"]): string[] {
+  const out: string[] = [];
+  const key = (k: string) => (k === "0x0" ? "private" : `key ${k}`);
+  for (const x of s.shm) out.push(`sysv     shm ${x.id} (${key(x.key)}, mode ${x.mode}): ${bytes(Number(x.size))}${x.removed ? ", removed (goes with its last detach)" : ""}`);
+  for (const x of s.sem) out.push(`sysv     sem ${x.id} (${key(x.key)}, mode ${x.mode}): values ${x.values.join(" ")}`);
+  for (const x of s.msg) out.push(`sysv     msg ${x.id} (${key(x.key)}, mode ${x.mode}): ${x.messages} message${x.messages === 1 ? "" : "s"}, ${bytes(x.bytes)}`);
+  return out;
 }
 
 export type InspectReport = ReturnType<typeof inspectReport>;
@@ -120,6 +137,7 @@ export function inspectText(r: InspectReport): string {
   out.push(`  cwd    ${p.cwd}${p.root !== "/" && p.root ? `  root ${p.root}` : ""}`);
   out.push(`  argv   ${r.argv.map(shellQuote).join(" ")}`);
   out.push(`  env    ${r.environ.length} entries, auxv ${r.auxv.length}, rlimits ${r.rlimits.length}, kernel ${p.kernel || "?"}`);
+  out.push(...sysvText(r.sysv));
   out.push("");
   out.push(`threads  ${r.threads.length}`);
   out.push(table(

@@ -22,6 +22,7 @@ export * from "./records-files.js";
 export * from "./records-chain.js";
 export { checkInheritedDigests, parentCandidates, hexId, type ChainProblem } from "./chain.js";
 export * from "./records-tree.js";
+export * from "./records-sysv.js";
 export * from "./reader.js";
 export * from "./writer.js";
 export * from "./flatten.js";

@@ -77,6 +77,10 @@ export const RecordType = {
   FD_FILE: 0x0033,
   FD: 0x0040,
   TTY: 0x0058,
+  // format 1.2 SysV IPC objects (records-sysv.ts)
+  SYSV_SHM: 0x0060,
+  SYSV_SEM: 0x0061,
+  SYSV_MSG: 0x0062,
   INDEX: 0x7ffe,
 } as const;
 export type RecordTypeCode = (typeof RecordType)[keyof typeof RecordType];

@@ -18,7 +18,7 @@ import {
   HDR, HEADER_SIZE, IDX, IMAGE_MAGIC, INDEX_ENTRY_SIZE, INDEX_ENTRY_SIZE_TREE, INDEX_FIXED_SIZE, MAX_CHUNK_RAW,
   MAX_METADATA_PAYLOAD, PAGES, REC, RECORD_FLAG_MUST_UNDERSTAND, RECORD_HEADER_SIZE, RECORD_MAGIC,
   RECORD_TYPE_NAMES, RecordType, TRAILER_MAGIC, TRAILER_SIZE, TRL, VERSION_MAJOR, FIXED_SIZE,
-  AREA_DELETED, AREA_UNREADABLE, EM_X86_64, MAX_HEADER_SIZE, MFILE_DELETED,
+  AREA_DELETED, AREA_SHARED, AREA_UNREADABLE, EM_X86_64, MAX_HEADER_SIZE, MFILE_DELETED,
 } from "./raw.js";
 import { decodeUnreadablePages, type AddressRange } from "./records-unreadable.js";
 import { openVerifiedFile, type IdentityEvidence } from "./file-identity.js";
@@ -35,6 +35,7 @@ import {
 import { FILE_DATA, FILES_FIXED_SIZE } from "./raw-files.js";
 import { attachChain, digestIn, type ChainContext } from "./chain.js";
 import { decodePageDigests, decodeParent, type PageDigestsRecord, type ParentRecord } from "./records-chain.js";
+import { decodeSysvMsg, decodeSysvSem, decodeSysvShm, type SysvObjects } from "./records-sysv.js";
 import { decodeSharedPages, decodeTree, sharedRunAt, type SharedPagesRecord, type TreeProcess, type TreeRecord } from "./records-tree.js";
 import {
   decodeFdFile, decodeFileContent, decodeFileDataHeader, decodeTty,
@@ -275,6 +276,8 @@ export class CheckpointImage {
   processes: CheckpointImage[] = [this];
   /** the image this process view belongs to (itself for the root) */
   root: CheckpointImage = this;
+  /** format 1.2: SysV IPC objects the processes use (in a tree: the root's records) */
+  sysv: SysvObjects = { shm: [], sem: [], msg: [] };
   /** format 1.2: pages still shared copy-on-write with the parent, stored in the parent */
   sharedPages: SharedPagesRecord | undefined;
   /** format 1.2: per area id, the page ranges the writer could not read (UNREADABLE_PAGES) */
@@ -876,6 +879,27 @@ export class CheckpointImage {
         this.ttys.set(t.fd, t);
         break;
       }
+      case RecordType.SYSV_SHM: {
+        const x = decodeSysvShm(payload, base, where);
+        keys(x.id);
+        unique(new Set(this.sysv.shm.map((y) => y.id)), x.id, "SysV shm id");
+        this.sysv.shm.push(x);
+        break;
+      }
+      case RecordType.SYSV_SEM: {
+        const x = decodeSysvSem(payload, base, where);
+        keys(x.id);
+        unique(new Set(this.sysv.sem.map((y) => y.id)), x.id, "SysV semaphore set id");
+        this.sysv.sem.push(x);
+        break;
+      }
+      case RecordType.SYSV_MSG: {
+        const x = decodeSysvMsg(payload, base, where);
+        keys(x.id);
+        unique(new Set(this.sysv.msg.map((y) => y.id)), x.id, "SysV message queue id");
+        this.sysv.msg.push(x);
+        break;
+      }
       case RecordType.UNREADABLE_PAGES: {
         const u = decodeUnreadablePages(payload, base, where);
         keys(u.areaId);
@@ -1150,7 +1174,7 @@ export class CheckpointImage {
   async pageSource(pageAddr: bigint): Promise<PageSource | undefined> {
     const area = this.areaAt(pageAddr);
     if (!area) return undefined;
-    if (await this.storedPage(area, pageAddr)) return "image";
+    if ((await this.storedPage(area, pageAddr)) ?? (await this.sharedMemoryPage(area, pageAddr))) return "image";
     if (this.sharedPages && sharedRunAt(this.sharedPages, pageAddr, this.pageSize)) return this.root.processImage(this.sharedPages.parentPid).pageSource(pageAddr);
     return this.unstoredSource(area, pageAddr).source;
   }
@@ -1203,7 +1227,7 @@ export class CheckpointImage {
       const n = Math.min(length - done, this.pageSize - inPage);
       const end = at + BigInt(n);
       const dst = out.subarray(done, done + n);
-      const stored = await this.storedPage(area, page);
+      const stored = (await this.storedPage(area, page)) ?? (await this.sharedMemoryPage(area, page));
       const shared = !stored && this.sharedPages ? sharedRunAt(this.sharedPages, page, this.pageSize) : undefined;
       if (stored) {
         dst.set(stored.subarray(inPage, inPage + n));
@@ -1258,6 +1282,26 @@ export class CheckpointImage {
       default:
         return { source: "unavailable", why: `${area.path || area.kind} (${area.kind}) is kernel-provided memory the image does not hold` };
     }
+  }
+
+  /**
+   * A page of shared memory (AREA kind SHMEM with SHARED) that another area of a tree image
+   * stores: one object, identified by (dev, inode), whose pages the writer stored once, in the
+   * first area mapping each (docs/FORMAT.md "Process trees", shared memory).
+   */
+  private async sharedMemoryPage(area: AreaRecord, pageAddr: bigint): Promise<Uint8Array | undefined> {
+    if (!this.root.tree || area.kind !== "shmem" || !(area.flags & AREA_SHARED) || area.inode === 0n) return undefined;
+    const offset = area.fileOffset + (pageAddr - area.start);
+    for (const p of this.root.processes) {
+      for (const other of p.areas) {
+        if (other === area || other.kind !== "shmem" || !(other.flags & AREA_SHARED) || other.inode !== area.inode ||
+          other.devMajor !== area.devMajor || other.devMinor !== area.devMinor) continue;
+        if (offset < other.fileOffset || offset >= other.fileOffset + (other.end - other.start)) continue;
+        const page = await p.storedPage(other, other.start + (offset - other.fileOffset));
+        if (page) return page;
+      }
+    }
+    return undefined;
   }
 
   /** The stored bytes of one page (a view into the decoded chunk), or undefined if not stored. */

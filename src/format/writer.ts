@@ -3,6 +3,7 @@
  * 40-byte index entries are kept), and the image appears atomically — written to a temp file
  * (mode 0600) in the target directory, fsynced, then renamed. abort() leaves nothing behind.
  */
+import { encodeSysvMsg, encodeSysvSem, encodeSysvShm, type SysvMsgRecord, type SysvSemRecord, type SysvShmRecord } from "./records-sysv.js";
 import { encodeFdState, type FdStateRecord } from "./records-fd.js";
 import { open, rename, unlink, type FileHandle } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
@@ -167,6 +168,11 @@ export class ImageWriter {
     const payload = encodeFileData({ contentId, offset, length: raw.length, codec: packed.codec, storedSize: packed.data.length, rawCrc: crc32(raw) }, packed.data);
     return this.writeRecord(RecordType.FILE_DATA, payload, { key32: contentId, key64: offset, auxA: raw.length });
   }
+
+  /** Format 1.2 SysV IPC objects (in a tree: written as the root's records). */
+  addSysvShm(x: SysvShmRecord) { return this.writeRecord(RecordType.SYSV_SHM, encodeSysvShm(x), { key32: x.id }); }
+  addSysvSem(x: SysvSemRecord) { return this.writeRecord(RecordType.SYSV_SEM, encodeSysvSem(x), { key32: x.id }); }
+  addSysvMsg(x: SysvMsgRecord) { return this.writeRecord(RecordType.SYSV_MSG, encodeSysvMsg(x), { key32: x.id }); }
 
   /** A format 1.1 fd kind state record (pipe, socket, …). */
   addFdState(s: FdStateRecord) {

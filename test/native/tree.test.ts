@@ -10,8 +10,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
-import { connect } from "node:net";
-import { copyFileSync, existsSync, readFileSync } from "node:fs";
+import { connect, createServer } from "node:net";
+import { spawnSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openImage } from "../../src/format/index.js";
 import { REPO, compileC, makeTempDir, removeTempDirs, runCli, sleep, startProcess, type Started } from "./helpers.js";
@@ -287,6 +288,277 @@ describe("a process tree", () => {
       expect(pss * 1024).toBeLessThan((mib << 20) * 1.5);
     } finally {
       await cleanup(s, pids);
+    }
+  }, 120_000);
+  it("MAP_SHARED|MAP_ANONYMOUS, /dev/zero and memfd memory is one object again: stored once, written by both after restore", async () => {
+    const exe = prog(TP, "shmem");
+    const img = join(tmp, "shmem.img");
+    const orig = startProcess([reaper, exe]);
+    let pids: number[] = [];
+    let lastPing = 0;
+    try {
+      const m = /^ready (\d+) child=(\d+) a=0x([0-9a-f]+) z=0x([0-9a-f]+) m=0x([0-9a-f]+)$/.exec(await orig.waitForLine(/^ready /))!;
+      pids = [Number(m[1]), Number(m[2])];
+      const aAddr = BigInt(`0x${m[3]}`), zAddr = BigInt(`0x${m[4]}`);
+      await orig.waitForLine(/^ping 21$/);
+      expect(captureTree(pids[0], img)).toMatchObject({ processes: 2, zombies: 0 });
+      await Promise.race([orig.exited, sleep(10_000)]);
+      lastPing = Math.max(...orig.lines.filter((l) => l.startsWith("ping ")).map((l) => Number(l.slice(5))));
+      await gone(pids);
+      const image = await openImage(img);
+      try {
+        const [parent, child] = pids.map((p) => image.processImage(p));
+        for (const at of [aAddr, zAddr]) {
+          const pa = parent.areas.find((x) => x.start === at)!, ca = child.areas.find((x) => x.start === at)!;
+          expect(pa.kind).toBe("shmem");
+          expect(ca).toMatchObject({ kind: "shmem", inode: pa.inode, devMinor: pa.devMinor });
+          // one object: its pages are stored by the first process only
+          let inChild = 0;
+          for await (const _ of child.pages(ca)) inChild++;
+          expect(inChild).toBe(0);
+        }
+        // the child's view has what the child wrote (stored in the parent's area) and the parent's fill
+        expect(Buffer.from(await image.readMemory(pids[1], aAddr + 4096n, 16)).toString()).toBe("child wrote this");
+        expect([...await image.readMemory(pids[1], aAddr + 8n * 4096n, 8)]).toEqual(Array(8).fill(0xab));
+        expect(await child.pageSource(aAddr + 4096n)).toBe("image");
+      } finally {
+        await image.close();
+      }
+    } finally {
+      await cleanup(orig, pids);
+    }
+    const s = startProcess([reaper, process.execPath, CLI, "restore", "--detach", img]);
+    try {
+      await s.waitForLine(new RegExp(`^${pids[0]}$`), { timeoutMs: 60_000 });
+      // the ping-pong goes on only if all three areas are one memory for parent and child
+      await s.waitForLine(new RegExp(`^ping ${lastPing + 20}$`), { timeoutMs: 30_000 });
+      expect(s.lines.filter((l) => l.startsWith("bad"))).toEqual([]);
+      expect(s.lines.find((l) => l.startsWith("ping "))).toBe(`ping ${lastPing + 2}`);
+      // still shared anonymous memory (a later capture sees it as such)
+      for (const p of pids) expect(readFileSync(`/proc/${p}/maps`, "utf8")).toMatch(/ \/dev\/zero \(deleted\)\n/);
+      // and the memfd is one file: the same inode in both
+      const memfdIno = pids.map((p) => /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ (\d+)\s+\/memfd:shared-note/m.exec(readFileSync(`/proc/${p}/maps`, "utf8"))?.[1]);
+      expect(memfdIno[0]).toBeDefined();
+      expect(memfdIno[1]).toBe(memfdIno[0]);
+    } finally {
+      await cleanup(s, pids);
+    }
+  }, 120_000);
+  it("SysV shm, semaphores and a message queue between two processes come back with their ids, values and messages", async () => {
+    const exe = prog(TP, "sysv");
+    const img = join(tmp, "sysv.img");
+    const orig = startProcess([reaper, exe]);
+    let pids: number[] = [];
+    let ids = { shm: -1, sem: -1, msg: -1 };
+    let lastPing = 0;
+    const ipcrm = () => {
+      for (const [flag, id] of [["-s", ids.sem], ["-q", ids.msg]] as const) if (id >= 0) spawnSync("ipcrm", [flag, String(id)]);
+    };
+    const listed = (what: string, id: number) => readFileSync(`/proc/sysvipc/${what}`, "utf8").split("\n").slice(1).some((l) => l.trim().split(/\s+/)[1] === String(id));
+    try {
+      const m = /^ready (\d+) child=(\d+) shm=(\d+) sem=(\d+) msg=(\d+)$/.exec(await orig.waitForLine(/^ready /))!;
+      pids = [Number(m[1]), Number(m[2])];
+      ids = { shm: Number(m[3]), sem: Number(m[4]), msg: Number(m[5]) };
+      await orig.waitForLine(/^ping 21$/);
+      expect(captureTree(pids[0], img)).toMatchObject({ processes: 2 });
+      await Promise.race([orig.exited, sleep(10_000)]);
+      lastPing = Math.max(...orig.lines.filter((l) => l.startsWith("ping ")).map((l) => Number(l.slice(5))));
+      await gone(pids);
+      const image = await openImage(img);
+      try {
+        expect(image.sysv.shm).toMatchObject([{ id: ids.shm, key: 0, mode: 0o600, size: 3n * 4096n, removed: true }]);
+        expect(image.sysv.sem).toHaveLength(1);
+        expect(image.sysv.sem[0]).toMatchObject({ id: ids.sem, mode: 0o600 });
+        // the parent is between pings: exactly one of the two turns is open, or none (one is taken)
+        expect(image.sysv.sem[0].sems.map((x) => x.value).reduce((a, b) => a + b)).toBeLessThanOrEqual(1);
+        expect(image.sysv.msg).toHaveLength(1);
+        expect(image.sysv.msg[0].messages.map((x) => [x.type, Buffer.from(x.data).toString()])).toEqual([[7n, "first\0"], [9n, "second\0"]]);
+        // the segment's bytes are one object: the child's area reads what the parent stored
+        const seg = image.processImage(pids[1]).areas.find((a) => a.path.startsWith("/SYSV"))!;
+        expect(Buffer.from(await image.readMemory(pids[1], seg.start + 8192n, 23)).toString()).toBe("written before the fork");
+      } finally {
+        await image.close();
+      }
+      expect(runCli(["inspect", img]).stdout).toContain(`sysv     sem ${ids.sem} (private, mode 0600): values `);
+    } finally {
+      await cleanup(orig, pids);
+    }
+    try {
+      // the semaphore set and the queue outlive their processes; another object with the set's id
+      // (another size) is never taken over
+      expect(listed("sem", ids.sem) && listed("msg", ids.msg)).toBe(true);
+      expect(listed("shm", ids.shm)).toBe(false);     // removed: it went with its processes
+      spawnSync("ipcrm", ["-s", String(ids.sem)]);
+      const mksem = compileC(`#include <stdio.h>
+#include <stdlib.h>
+#include <sys/sem.h>
+int main(int c, char **v) { FILE *f = fopen("/proc/sys/kernel/sem_next_id", "w"); fprintf(f, "%s", v[1]); fclose(f);
+  printf("%d\\n", semget(IPC_PRIVATE, 3, IPC_CREAT | 0600)); return 0; }`, "mksem");
+      expect(spawnSync(mksem, [String(ids.sem)], { encoding: "utf8" }).stdout.trim()).toBe(String(ids.sem));
+      const refused = runCli(["restore", "--detach", img]);
+      expect(refused.status).toBe(2);
+      expect(refused.stderr).toContain(`SysV sem id ${ids.sem} is in use by another object`);
+      expect(refused.stderr).toContain(`ipcrm -s ${ids.sem}`);
+      spawnSync("ipcrm", ["-s", String(ids.sem)]);
+      // the captured queue, still there, is made again from the image
+      const s = startProcess([reaper, process.execPath, CLI, "restore", "--detach", img]);
+      try {
+        await s.waitForLine(new RegExp(`^${pids[0]}$`), { timeoutMs: 60_000 });
+        expect(s.stderr()).toContain(`SysV msg ${ids.msg}: the captured object is still there`);
+        // the ping-pong goes on: semaphore values and the counter in the segment are shared again
+        await s.waitForLine(new RegExp(`^ping ${lastPing + 40}$`), { timeoutMs: 30_000 });
+        expect(s.lines.filter((l) => l.startsWith("bad"))).toEqual([]);
+        expect(listed("sem", ids.sem) && listed("msg", ids.msg) && listed("shm", ids.shm)).toBe(true);
+        // removed again: the segment's key is private and it is marked to go (mode 01600)
+        const shmLine = readFileSync("/proc/sysvipc/shm", "utf8").split("\n").find((l) => l.trim().split(/\s+/)[1] === String(ids.shm))!;
+        expect(shmLine.trim().split(/\s+/)[2]).toBe("1600");
+        process.kill(pids[0], "SIGUSR1");
+        await s.waitForLine(/^msg 9 second/, { timeoutMs: 30_000 });
+        expect(s.lines.filter((l) => l.startsWith("msg "))).toEqual(["msg 7 first", "msg 9 second"]);
+      } finally {
+        await cleanup(s, pids);
+      }
+      await sleep(100);
+      expect(listed("shm", ids.shm)).toBe(false);   // it went with its last detach
+    } finally {
+      ipcrm();
+    }
+  }, 120_000);
+  it("a Python multiprocessing.Pool captured mid-run finishes with the result of an uninterrupted run", async () => {
+    const img = join(tmp, "pool.img");
+    const n = 400;
+    const orig = startProcess([reaper, "python3", join(TP, "pool.py"), String(n)]);
+    let pids: number[] = [];
+    try {
+      await orig.waitForLine(/^progress 100$/, { timeoutMs: 60_000 });
+      const py = childrenOf(orig.pid)[0];
+      pids = [py, ...childrenOf(py)];
+      expect(pids.length).toBeGreaterThanOrEqual(3);
+      expect(captureTree(py, img).processes).toBe(pids.length);
+      await Promise.race([orig.exited, sleep(10_000)]);
+      await gone(pids);
+    } finally {
+      await cleanup(orig, pids);
+    }
+    expect(orig.lines.some((l) => l.startsWith("result"))).toBe(false);   // captured mid-run
+    const s = startProcess([reaper, process.execPath, CLI, "restore", "--detach", img]);
+    try {
+      const want = Array.from({ length: n }, (_, i) => i * i).reduce((a, b) => a + b);
+      await s.waitForLine(new RegExp(`^result ${want}$`), { timeoutMs: 60_000 });
+    } finally {
+      await cleanup(s, pids);
+    }
+  }, 120_000);
+  it("make -j2 captured mid-build completes with the outputs of an uninterrupted build", async () => {
+    const dir = join(tmp, "make-project");
+    const img = join(tmp, "make.img");
+    const n = 16;
+    mkdirSync(dir, { recursive: true });
+    for (let i = 1; i <= n; i++) writeFileSync(join(dir, `f${i}.c`), `int f${i}(int x) { int s = 0; for (int i = 0; i < x; i++) s += i * ${i}; return s; }\n`);
+    const fs = Array.from({ length: n }, (_, i) => `f${i + 1}`);
+    writeFileSync(join(dir, "main.c"), `#include <stdio.h>\n${fs.map((f) => `int ${f}(int);`).join("\n")}\nint main(void) { long t = 0;\n${fs.map((f) => `t += ${f}(100);`).join("\n")}\nprintf("%ld\\n", t); return 0; }\n`);
+    // each step waits a little so that the capture falls in the middle of the build
+    writeFileSync(join(dir, "Makefile"), "OBJS := $(patsubst %.c,%.o,$(wildcard *.c))\nprog: $(OBJS)\n\tsleep 0.2\n\tgcc -o $@ $(OBJS)\n" +
+      "%.o: %.c\n\tsleep 0.3\n\tgcc -O2 -c -o $@ $<\nclean:\n\trm -f *.o prog\n");
+    const outputs = () => [...fs, "main"].map((f) => `${f}.o`).concat("prog").map((f) => createHash("sha256").update(readFileSync(join(dir, f))).digest("hex"));
+    expect(spawnSync("make", ["-s", "-j2"], { cwd: dir }).status).toBe(0);
+    const want = outputs();
+    expect(spawnSync("make", ["-s", "clean"], { cwd: dir }).status).toBe(0);
+
+    const orig = startProcess([reaper, "make", "-j2"], { cwd: dir });
+    let pids: number[] = [];
+    try {
+      await orig.waitForLine(/^gcc -O2 -c -o f4\.o/, { timeoutMs: 60_000 });
+      const make = childrenOf(orig.pid)[0];
+      pids = [make, ...childrenOf(make)];
+      expect(captureTree(make, img).processes).toBeGreaterThanOrEqual(2);
+      await Promise.race([orig.exited, sleep(10_000)]);
+      await gone([make]);
+    } finally {
+      await cleanup(orig, pids);
+    }
+    expect(existsSync(join(dir, "prog"))).toBe(false);
+    const s = startProcess([reaper, process.execPath, CLI, "restore", "--detach", img], { cwd: dir });
+    try {
+      await s.waitForLine(/^gcc -o prog /, { timeoutMs: 60_000 });
+      await gone([pids[0]]);
+      expect(outputs()).toEqual(want);
+      expect(spawnSync(join(dir, "prog"), { encoding: "utf8" }).stdout.trim()).toBe(String(Array.from({ length: n }, (_, i) => 4950 * (i + 1)).reduce((a, b) => a + b)));
+    } finally {
+      await cleanup(s, pids);
+    }
+  }, 180_000);
+  it("nginx (master + 2 workers) answers on its loopback port after restore, and reloads", async () => {
+    const dir = join(tmp, "nginx");
+    const img = join(tmp, "nginx.img");
+    mkdirSync(dir, { recursive: true });
+    const port = await new Promise<number>((res) => {
+      const srv = createServer();
+      srv.listen(0, "127.0.0.1", () => {
+        const p = (srv.address() as { port: number }).port;
+        srv.close(() => res(p));
+      });
+    });
+    const temp = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"].map((k) => `  ${k}_temp_path ${dir}/${k};`).join("\n");
+    writeFileSync(join(dir, "nginx.conf"), `daemon off;\nworker_processes 2;\npid ${dir}/nginx.pid;\nerror_log ${dir}/error.log;\n` +
+      `events { worker_connections 64; }\nhttp {\n  access_log off;\n${temp}\n` +
+      `  server { listen 127.0.0.1:${port}; location / { return 200 "hello from $pid\\n"; } }\n}\n`);
+    const get = () => new Promise<number>((res, rej) => {
+      const c = connect(port, "127.0.0.1");
+      let got = "";
+      c.on("connect", () => c.write(`GET / HTTP/1.0\r\nHost: x\r\n\r\n`));
+      c.on("data", (d) => (got += d.toString()));
+      c.on("end", () => {
+        const m = /hello from (\d+)/.exec(got);
+        if (m) res(Number(m[1]));
+        else rej(new Error(`unexpected answer: ${got}`));
+      });
+      c.on("error", rej);
+    });
+    const answering = async () => {
+      for (let i = 0; ; i++) {
+        try {
+          return await get();
+        } catch (err) {
+          if (i > 200) throw err;
+          await sleep(50);
+        }
+      }
+    };
+    const orig = startProcess([reaper, "nginx", "-c", join(dir, "nginx.conf"), "-p", dir]);
+    let pids: number[] = [];
+    try {
+      await answering();
+      const master = childrenOf(orig.pid)[0];
+      pids = [master, ...childrenOf(master)];
+      expect(pids).toHaveLength(3);
+      for (let i = 0; i < 4; i++) expect(pids.slice(1)).toContain(await get());
+      expect(captureTree(master, img)).toMatchObject({ processes: 3, zombies: 0 });
+      await Promise.race([orig.exited, sleep(10_000)]);
+      await gone(pids);
+      await expect(get()).rejects.toThrow();   // nobody listens any more
+    } finally {
+      await cleanup(orig, pids);
+    }
+    const s = startProcess([reaper, process.execPath, CLI, "restore", "--detach", img]);
+    const all = [...pids];
+    try {
+      await s.waitForLine(new RegExp(`^${pids[0]}$`), { timeoutMs: 60_000 });
+      for (let i = 0; i < 8; i++) expect(pids.slice(1)).toContain(await get());
+      expect(stat(pids[1]).ppid).toBe(pids[0]);
+      expect(stat(pids[2]).ppid).toBe(pids[0]);
+      expect(s.stderr()).not.toMatch(/RLIMITS/);
+      // a reload: the master starts new workers and tells the old ones to go (its channels to
+      // them are socketpairs split across the processes)
+      process.kill(pids[0], "SIGHUP");
+      for (let i = 0; i < 200 && childrenOf(pids[0]).some((p) => pids.includes(p)); i++) await sleep(50);
+      const fresh = childrenOf(pids[0]);
+      all.push(...fresh);
+      expect(fresh.filter((p) => pids.includes(p))).toEqual([]);
+      expect(fresh).toHaveLength(2);
+      expect(fresh).toContain(await answering());
+    } finally {
+      await cleanup(s, all);
     }
   }, 120_000);
 });

@@ -163,6 +163,8 @@ int plan_chunks(struct capture *c);
 struct image;
 int collect_fds(struct capture *c);                       /* freeze phase */
 int fds_write(struct capture *c, struct image *im);       /* FD + kind records */
+/* sysv.c: SysV IPC objects the process (a tree: the tree, written by its root) uses */
+int sysv_put_records(struct capture *c, struct image *im);
 void fds_release(struct capture *c, int killed);          /* the target is let go */
 void fds_free(struct capture *c);
 /* state.c: timers, rseq, sched, creds, seccomp, prctl state (freeze phase, after threads;

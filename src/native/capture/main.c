@@ -184,6 +184,8 @@ static int put_metadata(struct image *im)
 		err = put_state_records(&cap, im);
 	if (!err)
 		err = fds_write(&cap, im);
+	if (!err)
+		err = sysv_put_records(&cap, im);
 	return err;
 }
 

@@ -312,6 +312,8 @@ static int plan_area(struct capture *c, struct area *a, int pm_fd, size_t *cap, 
 				uint64_t fo = a->file_offset + (addr - a->start);
 				for (size_t k = 0; !take && k < ex.n; k++)
 					take = fo >= ex.r[k][0] && fo < ex.r[k][1];
+				if (take && a->shared && tree_shmem_stored(c, a, fo))
+					take = 0;       /* one object, stored by an earlier sharer */
 				break;
 			}
 			default:
@@ -333,6 +335,8 @@ static int plan_area(struct capture *c, struct area *a, int pm_fd, size_t *cap, 
 			err = add_chunk(c, cap, &ch);
 	}
 	free(ex.r);
+	if (!err && mode == PLAN_SHMEM)
+		err = tree_shmem_note(c, a);
 	return err;
 }
 

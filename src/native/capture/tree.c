@@ -263,6 +263,7 @@ void tree_free(struct cap_tree *t)
 		}
 	free(t->procs);
 	free(t->fds);
+	free(t->shm);
 	free(t);
 }
 
@@ -397,4 +398,36 @@ int tree_put_shared_pages(struct capture *c, struct image *im)
 		err = image_record(im, CKIMG_REC_SHARED_PAGES, &b, 0, 0);
 	buf_free(&b);
 	return err;
+}
+
+int tree_shmem_stored(const struct capture *c, const struct area *a, uint64_t off)
+{
+	const struct cap_tree *t = c->tree;
+
+	for (size_t i = 0; t && i < t->nshm; i++) {
+		const struct tree_shm_range *r = &t->shm[i];
+		if (r->inode == a->inode && r->dev_major == a->dev_major && r->dev_minor == a->dev_minor &&
+		    off >= r->start && off < r->end)
+			return 1;
+	}
+	return 0;
+}
+
+int tree_shmem_note(struct capture *c, const struct area *a)
+{
+	struct cap_tree *t = c->tree;
+
+	if (!t || a->kind != CKIMG_KIND_SHMEM || !a->shared)
+		return 0;
+	if (t->nshm == t->shm_cap) {
+		size_t cap = t->shm_cap ? t->shm_cap * 2 : 16;
+		struct tree_shm_range *n = realloc(t->shm, cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		t->shm = n;
+		t->shm_cap = cap;
+	}
+	t->shm[t->nshm++] = (struct tree_shm_range){ a->dev_major, a->dev_minor, a->inode, a->file_offset,
+						     a->file_offset + (a->end - a->start) };
+	return 0;
 }

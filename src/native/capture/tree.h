@@ -25,12 +25,20 @@ struct tree_proc {
 	struct capture *c;          /* NULL for a zombie */
 };
 
+struct tree_shm_range {         /* object offsets [start, end) of a shared-memory object whose
+				 * pages an earlier area (process) of the tree stores */
+	uint32_t dev_major, dev_minor;
+	uint64_t inode, start, end;
+};
+
 struct cap_tree {
 	struct tree_proc *procs;    /* parents before children; procs[0] is the root */
 	size_t n, cap;
 	struct tree_fd *fds;
 	size_t nfds;
 	uint32_t next_file_id;
+	struct tree_shm_range *shm;
+	size_t nshm, shm_cap;
 };
 
 /* Freeze root and its descendants. root->pt holds the root afterwards; on failure nothing is
@@ -54,5 +62,11 @@ int tree_earlier_holds(const struct capture *c, dev_t dev, ino_t ino);
 int tree_parent_pagemap(const struct capture *c);
 int tree_shared_page(struct capture *c, uint32_t area_id, uint64_t addr);
 int tree_put_shared_pages(struct capture *c, struct image *im);
+
+/* Shared memory (AREA kind SHMEM, SHARED) seen by several processes is stored once: the page at
+ * object offset `off` of area a's object is already stored by an earlier area of the tree, and
+ * area a's range noted as stored (after it is planned). No-ops without a tree. */
+int tree_shmem_stored(const struct capture *c, const struct area *a, uint64_t off);
+int tree_shmem_note(struct capture *c, const struct area *a);
 
 #endif /* CK_TREE_H */

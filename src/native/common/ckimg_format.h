@@ -792,4 +792,46 @@ struct ckimg_unreadable_fixed {
 
 static_assert(sizeof(struct ckimg_unreadable_fixed) == 24, "unreadable pages layout");
 
+/* ---- SysV IPC objects (format 1.2, FORMAT.md "SysV IPC"); types 0x0060-0x0067 ---- */
+#define CKIMG_REC_SYSV_SHM   0x0060   /* a shared memory segment a process attaches; key32 = shmid */
+#define CKIMG_REC_SYSV_SEM   0x0061   /* a semaphore set; key32 = semid */
+#define CKIMG_REC_SYSV_MSG   0x0062   /* a message queue and its messages; key32 = msqid */
+#define CKIMG_SYSV_REMOVED   (1u << 0) /* IPC_RMID done: the segment goes with its last detach */
+
+struct ckimg_sysv_ipc_perm {   /* the common head of the three */
+	uint32_t fixed_size;
+	uint32_t id;                /* shmid / semid / msqid */
+	uint32_t key;               /* 0: IPC_PRIVATE */
+	uint32_t mode;              /* permission bits (the low 9 of ipc_perm.mode) */
+	uint32_t uid, gid, cuid, cgid;
+} __attribute__((packed));
+
+struct ckimg_sysv_shm_fixed {
+	struct ckimg_sysv_ipc_perm perm;   /* fixed_size 48 */
+	uint64_t size;              /* shm_segsz */
+	uint32_t flags;             /* CKIMG_SYSV_REMOVED */
+	uint32_t reserved;
+} __attribute__((packed));
+/* no VARIABLE: the content is in the pages of the SHMEM AREAs (inode = shmid) attaching it */
+
+struct ckimg_sysv_sem_fixed {
+	struct ckimg_sysv_ipc_perm perm;   /* fixed_size 40 */
+	uint32_t nsems;
+	uint32_t reserved;
+} __attribute__((packed));
+/* VARIABLE: nsems x { u16 value, u16 reserved, u32 sempid } */
+
+struct ckimg_sysv_msg_fixed {
+	struct ckimg_sysv_ipc_perm perm;   /* fixed_size 48 */
+	uint64_t qbytes;            /* msg_qbytes: the queue's byte limit */
+	uint32_t count;             /* messages that follow, oldest first */
+	uint32_t reserved;
+} __attribute__((packed));
+/* VARIABLE: count x { i64 mtype, u32 length, bytes[length] } */
+
+static_assert(sizeof(struct ckimg_sysv_shm_fixed) == 48, "sysv shm layout");
+static_assert(sizeof(struct ckimg_sysv_sem_fixed) == 40, "sysv sem layout");
+static_assert(sizeof(struct ckimg_sysv_msg_fixed) == 48, "sysv msg layout");
+/* ---- end of the SysV block ---- */
+
 #endif /* CKIMG_FORMAT_H */

@@ -222,12 +222,22 @@ int restore_contents_child(struct restore_args *a, char *err, size_t errlen)
 		return -ENOMEM;
 	for (size_t i = 0; !ret && i < img->ncontents; i++) {
 		const struct img_content *c = &img->contents[i];
-		int unlink_after, fd = create_one(a, c, i, &unlink_after, err, errlen);
-		if (fd < 0) {
-			ret = fd;
-			break;
+		int unlink_after = 0, fd;
+		if (a->content_tree_fd && a->content_tree_fd[i] > 0) {
+			fd = fcntl(a->content_tree_fd[i], F_DUPFD_CLOEXEC, 0);   /* made once for the tree */
+			if (fd < 0) {
+				snprintf(err, errlen, "FILE_CONTENT record #%u: the tree's copy: %s", c->seq, strerror(errno));
+				ret = -errno;
+				break;
+			}
+		} else {
+			fd = create_one(a, c, i, &unlink_after, err, errlen);
+			if (fd < 0) {
+				ret = fd;
+				break;
+			}
+			ret = fill_one(a, c, fd, buf, err, errlen);
 		}
-		ret = fill_one(a, c, fd, buf, err, errlen);
 		if (unlink_after)
 			unlink(c->path.s);
 		if (!ret && dup3(fd, a->content_fd_base + (int)i, O_CLOEXEC) < 0) {
@@ -238,6 +248,28 @@ int restore_contents_child(struct restore_args *a, char *err, size_t errlen)
 	}
 	free(buf);
 	return ret;
+}
+
+int restore_content_make(struct restore_args *a, size_t ci, char *err, size_t errlen)
+{
+	const struct img_content *c = &a->img->contents[ci];
+	uint32_t maxrun = 1;
+	int unlink_after, ret, fd;
+
+	for (size_t k = 0; k < c->nruns; k++)
+		if (a->img->runs[c->first_run + k].f.length > maxrun)
+			maxrun = a->img->runs[c->first_run + k].f.length;
+	uint8_t *buf = malloc(maxrun);
+	if (!buf)
+		return -ENOMEM;
+	fd = create_one(a, c, ci, &unlink_after, err, errlen);
+	ret = fd < 0 ? fd : fill_one(a, c, fd, buf, err, errlen);
+	if (unlink_after)
+		unlink(c->path.s);
+	free(buf);
+	if (ret && fd >= 0)
+		close(fd);
+	return ret ? ret : fd;
 }
 
 /* The fd kind. */

@@ -45,6 +45,8 @@ struct img_area {
 	int has_pages;
 	int premapped;              /* tree: 1 mapped and filled before the fork (the parent's),
 				     * 2 inherited from the parent, its shared pages already right */
+	int shared_fd;              /* tree: fd (in the child) of the one shared-memory object this
+				     * SHMEM area maps with every other sharer (tree.c); 0: none */
 };
 
 struct img_file {

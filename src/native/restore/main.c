@@ -181,16 +181,19 @@ int main(int argc, char **argv)
 		return img.tree ? restore_tree_check(a, check_image) : check_image(a);
 	/* format 1.2 trees: the root and its descendants (tree.c) */
 	if (img.tree ? (err = restore_tree(a)) != 0 : (err = restore_check_files(a)) || (err = restore_fds_check(a)) || (err = restore_state_check(a)) ||
-	    (err = restore_check_fd_files(a)) || (err = restore_tty_prepare(a)) || (err = restore_fork(a)) ||
+	    (err = restore_check_fd_files(a)) || (err = restore_tty_prepare(a)) || (err = restore_sysv_make(a)) ||
+	    (err = restore_fork(a)) ||
 	    (err = restore_mm(a)) || (err = restore_threads(a)) || (err = restore_mm_wait(a)) ||
 	    (err = restore_state_early(a)) || (err = restore_creds(a)) || (err = restore_fd_files_report(a)) ||
 	    (err = restore_tty_parent(a)) || (err = restore_state(a)) || (err = restore_finish(a))) {
 		restore_abort(a);
+		restore_sysv_abort();
 		restore_tty_done(a);
 		restore_contents_abort(a);
 		rst_log_error("%s", a->err[0] ? a->err : strerror(-err));
 		return 2;
 	}
+	restore_sysv_finish();
 	rst_trace(a, "running");
 	restore_tty_running(a);
 	if (pid_fd >= 0) {

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/shm.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -262,6 +263,53 @@ static int fill_prot(const struct restore_args *a, const struct img_area *ar)
 	return p;
 }
 
+/*
+ * A SysV segment area: the one starting at offset 0 attaches the whole segment there (shmat
+ * SHM_REMAP, so shmdt and nattch work as before); areas that continue it (split by mprotect)
+ * are inside that attach; whatever of the attach no area covers is unmapped.
+ */
+static int attach_sysv(struct restore_args *a, size_t idx)
+{
+	struct img *img = a->img;
+	const struct img_area *ar = &img->areas[idx];
+	struct rst_thread *m = &a->threads[0];
+	struct shmid_ds ds;
+	uint64_t covered = ar->f.end;
+	long r;
+
+	if (ar->f.file_offset != 0) {
+		for (size_t k = 0; k < img->nareas; k++) {
+			const struct img_area *p = &img->areas[k];
+			if (p != ar && p->f.inode == ar->f.inode && p->f.end == ar->f.start &&
+			    p->f.file_offset + (p->f.end - p->f.start) == ar->f.file_offset && restore_sysv_is_segment(p))
+				return 0;       /* inside the attach that area made */
+		}
+		return rst_err(a, -ENOTSUP, "AREA record #%u (%s): a part of SysV segment %llu attached alone "
+			       "(offset %#llx) cannot be attached again", ar->seq, ar->path.s,
+			       (unsigned long long)ar->f.inode, (unsigned long long)ar->f.file_offset);
+	}
+	r = rst_rsys(a, m, SYS_shmat, ar->f.inode, ar->f.start, SHM_REMAP, 0, 0, 0);
+	if (r != (long)ar->f.start)
+		return rst_err(a, r < 0 ? (int)r : -EFAULT, "AREA record #%u (%s): shmat %llu at %llx: %s", ar->seq,
+			       ar->path.s, (unsigned long long)ar->f.inode, (unsigned long long)ar->f.start,
+			       r < 0 ? strerror((int)-r) : "attached elsewhere");
+	for (int more = 1; more;) {
+		more = 0;
+		for (size_t k = 0; k < img->nareas; k++)
+			if (img->areas[k].f.inode == ar->f.inode && img->areas[k].f.start == covered &&
+			    img->areas[k].f.file_offset == covered - ar->f.start && restore_sysv_is_segment(&img->areas[k])) {
+				covered = img->areas[k].f.end;
+				more = 1;
+			}
+	}
+	if (shmctl((int)ar->f.inode, IPC_STAT, &ds) == 0) {
+		uint64_t end = ar->f.start + ((ds.shm_segsz + 4095) & ~4095ull);
+		if (end > covered)
+			rst_rsys(a, m, SYS_munmap, covered, end - covered, 0, 0, 0, 0);
+	}
+	return 0;
+}
+
 static int restore_areas(struct restore_args *a)
 {
 	struct rst_thread *m = &a->threads[0];
@@ -275,6 +323,12 @@ static int restore_areas(struct restore_args *a)
 
 		if (area_is_special(ar))
 			continue;
+		if (restore_sysv_is_segment(ar)) {  /* SysV shm: attached, made again with its id */
+			int err = attach_sysv(a, i);
+			if (err)
+				return err;
+			continue;
+		}
 		if (ar->premapped) {    /* a tree: mapped before the fork, shared with the parent */
 			int err = ar->premapped == 2 ? rst_tree_zero_unshared(a, ar) : 0;
 			if (err)
@@ -290,6 +344,8 @@ static int restore_areas(struct restore_args *a)
 		if (ar->file_idx >= 0 && a->file_ok[ar->file_idx] &&
 		    (!(ar->f.flags & CKIMG_AREA_DELETED) || img_content_for_file(img, &img->files[ar->file_idx]) >= 0))
 			fd = a->file_fd_child[ar->file_idx];
+		if (fd < 0 && ar->shared_fd > 0 && (ar->f.flags & CKIMG_AREA_SHARED))
+			fd = ar->shared_fd;     /* a tree: one object for every sharer */
 		if (fd < 0)
 			flags |= MAP_ANONYMOUS;
 		r = rst_rsys(a, m, SYS_mmap, ar->f.start, len, (uint64_t)fill_prot(a, ar), (uint64_t)flags,

@@ -39,7 +39,8 @@
  *     inside the process come back with their state (fds.c and one file per kind);
  *   - TCP traffic from a peer between the kill and the restore meets no socket and resets
  *     the connection (nothing holds the connection in between, unlike CRIU's network lock);
- *   - SysV/shared anonymous memory is restored as private-to-this-mapping shared memory;
+ *   - SysV/shared anonymous memory is restored as private-to-this-mapping shared memory
+ *     (in a tree image it is one object again for every process that maps it: tree.c);
  *   - restart_block: a syscall interrupted with -ERESTART_RESTARTBLOCK (relative sleeps)
  *     is run again from the start with its original arguments.
  */
@@ -88,6 +89,8 @@ struct restore_args {
 	int inherit_stdio;          /* --inherit-stdio: fds 0-2 are ours, never reopened (ckimg run) */
 	char **content_paths;
 	int contents_made;          /* the child got as far as creating them */
+	int *content_tree_fd;       /* tree: per FILE_CONTENT, the file made once for every process
+				     * holding it (tree.c), 0: made by this process */
 	char **fd_warnings;         /* changed files, said once the process is built */
 	size_t nfd_warnings;       /* per img.contents: the --deleted-dir name, NULL otherwise */
 	int content_fd_base;        /* img.contents[i] is held on content_fd_base + i in the child */
@@ -138,6 +141,8 @@ int restore_check_fd_files(struct restore_args *a);
 int restore_fd_files_report(struct restore_args *a);
 void restore_contents_abort(struct restore_args *a);
 int restore_contents_child(struct restore_args *a, char *err, size_t errlen);
+/* FILE_CONTENT ci of a, made and filled here (a tree makes a shared one in ckimg-restore): its fd */
+int restore_content_make(struct restore_args *a, size_t ci, char *err, size_t errlen);
 int restore_tty_prepare(struct restore_args *a);
 int restore_tty_parent(struct restore_args *a);
 void restore_tty_running(struct restore_args *a);
@@ -164,6 +169,12 @@ int restore_fork_prepare(struct restore_args *a);
 void restore_child_setup(struct restore_args *a);
 void restore_child_fail(struct restore_args *a, const char *what, int err) __attribute__((noreturn));
 int restore_fork_adopt(struct restore_args *a);
+/* sysv.c: SysV IPC objects with their ids, before any process is made; the areas that attach
+ * a segment made so; removed segments removed again once all attached; abort: all removed */
+int restore_sysv_make(struct restore_args *a);
+int restore_sysv_is_segment(const struct img_area *ar);
+void restore_sysv_finish(void);
+void restore_sysv_abort(void);
 /* tree.c: a tree image, every process; returns the exit code of ckimg-restore */
 int restore_tree(struct restore_args *root);
 int restore_tree_check(struct restore_args *root, int (*check_one)(struct restore_args *));

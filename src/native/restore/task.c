@@ -124,11 +124,25 @@ int restore_threads(struct restore_args *a)
 	return 0;
 }
 
+/* Before the uid changes: setting another user's limits needs CAP_SYS_RESOURCE, which a
+ * restorer in a container often lacks (prlimit(2)). */
+static void restore_rlimits(struct restore_args *a)
+{
+	struct img *img = a->img;
+
+	for (uint32_t i = 0; i < img->nrlimits; i++) {
+		struct rlimit rl = { img->rlimits[i].cur, img->rlimits[i].max };
+		if (prlimit(a->pid, (__rlimit_resource_t)img->rlimits[i].resource, &rl, NULL) < 0)
+			rst_warn("RLIMITS record: resource %u: %s", img->rlimits[i].resource, strerror(errno));
+	}
+}
+
 int restore_creds(struct restore_args *a)
 {
 	const struct ckimg_process_fixed *p = &a->img->proc.f;
 	int same = 1;
 
+	restore_rlimits(a);
 	for (int i = 0; i < 4; i++)
 		same &= p->uid[i] == (uint32_t)geteuid() && p->gid[i] == (uint32_t)getegid();
 	if (same)
@@ -196,24 +210,12 @@ static int set_thread_regs(struct restore_args *a, struct rst_thread *rt)
 	return 0;
 }
 
-static void restore_rlimits(struct restore_args *a)
-{
-	struct img *img = a->img;
-
-	for (uint32_t i = 0; i < img->nrlimits; i++) {
-		struct rlimit rl = { img->rlimits[i].cur, img->rlimits[i].max };
-		if (prlimit(a->pid, (__rlimit_resource_t)img->rlimits[i].resource, &rl, NULL) < 0)
-			rst_warn("RLIMITS record: resource %u: %s", img->rlimits[i].resource, strerror(errno));
-	}
-}
-
 int restore_finish(struct restore_args *a)
 {
 	struct rst_thread *m = &a->threads[0];
 	long r;
 	int err;
 
-	restore_rlimits(a);
 	/* the child asked for SIGKILL on our death until now (fork.c); now the recorded signal
 	 * (none with --detach: we go first) */
 	rst_rsys(a, m, SYS_prctl, PR_SET_PDEATHSIG, rst_main_pdeathsig(a), 0, 0, 0, 0);

@@ -49,6 +49,14 @@ static struct {
 	int fd_base, ready_wr, ready_rd;
 	struct rst_obj *objs;
 	size_t nobjs;
+	struct tree_shm {           /* one shared-memory object (AREA kind SHMEM, SHARED) */
+		uint32_t dev_major, dev_minor;
+		uint64_t inode, size;
+		int fd;
+	} *shm;
+	size_t nshm;
+	int *content_fds;           /* files made once for several processes (make_shared_contents) */
+	size_t ncontent_fds;
 } T;
 
 static int is_zombie(uint32_t i)
@@ -132,6 +140,24 @@ static int is_aux_fd(const struct restore_args *a, int fd)
 	return fd >= a->content_fd_base && fd < a->content_fd_base + (int)a->img->ncontents;
 }
 
+static int by_fd(const void *x, const void *y)
+{
+	return ((const struct tree_shm *)x)->fd - ((const struct tree_shm *)y)->fd;
+}
+
+/* The tree's fds but the shared-memory objects: mm.c maps those (then closes every aux fd). */
+static void close_tree_fds(void)
+{
+	unsigned lo = (unsigned)T.fd_base;
+
+	for (size_t k = 0; k < T.nshm; k++) {       /* T.shm is sorted by fd */
+		if ((unsigned)T.shm[k].fd > lo)
+			syscall(SYS_close_range, lo, (unsigned)T.shm[k].fd - 1, 0);
+		lo = (unsigned)T.shm[k].fd + 1;
+	}
+	syscall(SYS_close_range, lo, ~0u, 0);
+}
+
 static void __attribute__((noreturn)) process_main(uint32_t i)
 {
 	struct restore_args *a = T.args[i];
@@ -188,7 +214,7 @@ static void __attribute__((noreturn)) process_main(uint32_t i)
 	/* Step 5 */
 	if (write(T.ready_wr, &i, sizeof(i)) != sizeof(i))
 		restore_child_fail(a, "telling ckimg-restore it is ready", errno);
-	syscall(SYS_close_range, T.fd_base, ~0u, 0);
+	close_tree_fds();
 	for (;;)
 		syscall(SYS_pause);
 }
@@ -345,6 +371,161 @@ static int make_shared_objects(void)
 			T.args[i]->ntree_objs = T.nobjs;
 		}
 	return 0;
+}
+
+static int is_shared_memory(const struct img_area *ar)
+{
+	return ar->f.kind == CKIMG_KIND_SHMEM && (ar->f.flags & CKIMG_AREA_SHARED) && ar->f.inode;
+}
+
+/* A shmem object of `size` bytes like the one MAP_SHARED|MAP_ANONYMOUS makes (it shows as
+ * "/dev/zero (deleted)" in maps, so a later capture sees shared anonymous memory again): the
+ * file behind such a mapping, opened through /proc/self/map_files (CAP_SYS_ADMIN or
+ * CAP_CHECKPOINT_RESTORE); a memfd where that is not allowed. */
+static int make_shmem_object(uint64_t size)
+{
+	char path[96];
+	int fd = -1;
+	void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (m != MAP_FAILED) {
+		snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", (unsigned long)(uintptr_t)m,
+			 (unsigned long)((uintptr_t)m + size));
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		munmap(m, size);
+	}
+	if (fd < 0) {
+		fd = (int)syscall(SYS_memfd_create, "ckimg-shmem", MFD_CLOEXEC);
+		if (fd >= 0 && ftruncate(fd, (off_t)size) < 0) {
+			close(fd);
+			fd = -1;
+		}
+	}
+	return fd;
+}
+
+/*
+ * Shared memory held by several processes (FORMAT.md "Process trees", shared memory): one
+ * object per (dev, inode), as large as the largest offset any area maps, made here and
+ * inherited by every process; each sharer's areas map it (mm.c), and each process's stored
+ * pages of it (the writer stored every page once) land in the one object.
+ */
+static int make_shared_memory(void)
+{
+	size_t cap = 0;
+
+	for (uint32_t i = 0; i < T.n; i++) {
+		for (size_t k = 0; T.args[i] && k < T.args[i]->img->nareas; k++) {
+			const struct img_area *ar = &T.args[i]->img->areas[k];
+			uint64_t end = ar->f.file_offset + (ar->f.end - ar->f.start);
+			size_t o = 0;
+			if (!is_shared_memory(ar))
+				continue;
+			while (o < T.nshm && !(T.shm[o].inode == ar->f.inode && T.shm[o].dev_major == ar->f.dev_major &&
+					       T.shm[o].dev_minor == ar->f.dev_minor))
+				o++;
+			if (o == T.nshm) {
+				if (T.nshm == cap) {
+					cap = cap ? cap * 2 : 8;
+					struct tree_shm *n = realloc(T.shm, cap * sizeof(*n));
+					if (!n)
+						return -ENOMEM;
+					T.shm = n;
+				}
+				T.shm[T.nshm++] = (struct tree_shm){ ar->f.dev_major, ar->f.dev_minor, ar->f.inode, 0, -1 };
+			}
+			if (end < ar->f.file_offset)
+				return rst_err(T.root, -EBADMSG, "process %u: AREA record #%u: file_offset %#llx overflows",
+					       T.e[i].pid, ar->seq, (unsigned long long)ar->f.file_offset);
+			if (end > T.shm[o].size)
+				T.shm[o].size = end;
+		}
+	}
+	for (size_t o = 0; o < T.nshm; o++) {
+		int fd = make_shmem_object(T.shm[o].size);
+		if (fd < 0 || (fd = up_high(fd)) < 0)
+			return rst_err(T.root, -errno, "making shared memory %u:%u inode %llu (%llu bytes): %s",
+				       T.shm[o].dev_major, T.shm[o].dev_minor, (unsigned long long)T.shm[o].inode,
+				       (unsigned long long)T.shm[o].size, strerror(errno));
+		T.shm[o].fd = fd;
+	}
+	for (uint32_t i = 0; i < T.n; i++)
+		for (size_t k = 0; T.args[i] && k < T.args[i]->img->nareas; k++) {
+			struct img_area *ar = &T.args[i]->img->areas[k];
+			for (size_t o = 0; is_shared_memory(ar) && o < T.nshm; o++)
+				if (T.shm[o].inode == ar->f.inode && T.shm[o].dev_major == ar->f.dev_major &&
+				    T.shm[o].dev_minor == ar->f.dev_minor)
+					ar->shared_fd = T.shm[o].fd;
+		}
+	qsort(T.shm, T.nshm, sizeof(*T.shm), by_fd);
+	return 0;
+}
+
+/*
+ * A file whose content the image holds (memfd, deleted file: FILE_CONTENT) that several
+ * processes hold is one file again: made and filled here once, from the first holder's records,
+ * inherited by all, and each holder's restore_contents_child takes it instead of making its own
+ * (so a MAP_SHARED write or an fd write in one is seen by the others).
+ */
+static int make_shared_contents(void)
+{
+	struct { uint32_t dev_major, dev_minor; uint64_t inode; int fd; } *made = NULL;
+	size_t nmade = 0;
+	int err = 0;
+
+	for (uint32_t i = 0; !err && i < T.n; i++) {
+		struct restore_args *a = T.args[i];
+		if (!a || !a->img->ncontents)
+			continue;
+		a->content_tree_fd = calloc(a->img->ncontents, sizeof(int));
+		if (!a->content_tree_fd) {
+			err = -ENOMEM;
+			break;
+		}
+		for (size_t ci = 0; !err && ci < a->img->ncontents; ci++) {
+			const struct ckimg_file_content_fixed *f = &a->img->contents[ci].f;
+			int holders = 0;
+			for (size_t m = 0; m < nmade; m++)
+				if (made[m].inode == f->inode && made[m].dev_major == f->dev_major && made[m].dev_minor == f->dev_minor)
+					a->content_tree_fd[ci] = made[m].fd;
+			for (uint32_t j = i + 1; !a->content_tree_fd[ci] && j < T.n; j++)
+				for (size_t k = 0; T.args[j] && k < T.args[j]->img->ncontents; k++) {
+					const struct ckimg_file_content_fixed *g = &T.args[j]->img->contents[k].f;
+					holders += g->inode == f->inode && g->dev_major == f->dev_major && g->dev_minor == f->dev_minor;
+				}
+			if (a->content_tree_fd[ci] || !holders)
+				continue;
+			void *n = realloc(made, (nmade + 1) * sizeof(*made));
+			if (!n) {
+				err = -ENOMEM;
+				break;
+			}
+			made = n;
+			char eb[512] = "";
+			int fd = restore_content_make(a, ci, eb, sizeof(eb));
+			if (fd >= 0 && (fd = up_high(fd)) < 0)
+				fd = -errno;
+			if (fd < 0) {
+				err = rst_err(T.root, fd, "process %u: %s", T.e[i].pid, eb[0] ? eb : strerror(-fd));
+				break;
+			}
+			int *keep = realloc(T.content_fds, (T.ncontent_fds + 1) * sizeof(int));
+			if (!keep) {
+				close(fd);
+				err = -ENOMEM;
+				break;
+			}
+			T.content_fds = keep;
+			T.content_fds[T.ncontent_fds++] = fd;
+			made[nmade].dev_major = f->dev_major;
+			made[nmade].dev_minor = f->dev_minor;
+			made[nmade].inode = f->inode;
+			made[nmade++].fd = fd;
+			a->content_tree_fd[ci] = fd;
+		}
+	}
+	free(made);
+	return err;
 }
 
 /* Descriptions a process shares with its parent (same tree-wide FD file_id): inherited. */
@@ -757,8 +938,12 @@ int restore_tree(struct restore_args *r)
 		return rst_err(r, -ENOTSUP, "--new-pid is not supported for a process tree (its %u processes keep "
 			       "their PIDs; wait until they are free)", T.n);
 	if ((err = open_processes()) || (err = place_tree_fds()) || (err = make_shared_objects()) ||
-	    (err = plan_inheritance()))
+	    (err = make_shared_memory()) || (err = make_shared_contents()) || (err = plan_inheritance()))
 		return err;
+	if ((err = restore_sysv_make(r))) {
+		restore_sysv_abort();
+		return err;
+	}
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return rst_err(r, -errno, "pipe: %s", strerror(errno));
 	T.ready_rd = p[0];
@@ -778,6 +963,10 @@ int restore_tree(struct restore_args *r)
 		for (size_t k = 0; k < npremaps; k++)
 			munmap((void *)(uintptr_t)premaps[k][0], premaps[k][1] - premaps[k][0]);
 		free(premaps);
+		for (size_t k = 0; k < T.nshm; k++)
+			close(T.shm[k].fd);
+		for (size_t k = 0; k < T.ncontent_fds; k++)
+			close(T.content_fds[k]);
 	}
 	if (pid < 0) {
 		err = errno;
@@ -802,8 +991,10 @@ int restore_tree(struct restore_args *r)
 			}
 		}
 		abort_all();
+		restore_sysv_abort();
 		return err;
 	}
+	restore_sysv_finish();
 	for (uint32_t i = 0; i < T.n; i++)      /* all at once */
 		if (T.args[i])
 			restore_release(T.args[i]);
