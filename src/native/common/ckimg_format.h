@@ -638,7 +638,7 @@ static_assert(sizeof(struct ckimg_inotify_entry) == 32, "inotify entry layout");
 #define CKIMG_MAX_FILE_RUN     (16u << 20)
 
 struct ckimg_file_content_fixed {
-	uint32_t fixed_size;        /* 72 */
+	uint32_t fixed_size;        /* 80 (72 in early 1.1 images) */
 	uint32_t content_id;
 	uint32_t kind;
 	uint32_t flags;
@@ -652,8 +652,13 @@ struct ckimg_file_content_fixed {
 	uint64_t data_bytes;
 	uint32_t run_count;
 	uint32_t reserved;
+	/* fixed_size 80 (a 72-byte record reads these as CKIMG_CONTENT_NO_OWNER) */
+	uint32_t uid;               /* owner of the file at capture (fchown on restore) */
+	uint32_t gid;
 } __attribute__((packed));
 /* VARIABLE: STR path (DELETED: former path; MEMFD: memfd name) */
+#define CKIMG_CONTENT_MIN_FIXED 72
+#define CKIMG_CONTENT_NO_OWNER  0xFFFFFFFFu
 
 struct ckimg_file_data_fixed {
 	uint32_t fixed_size;        /* 40 */
@@ -713,7 +718,7 @@ struct ckimg_tty_fixed {
 } __attribute__((packed));
 /* VARIABLE: STR name, DATA[data_length] */
 
-static_assert(sizeof(struct ckimg_file_content_fixed) == 72, "file content layout");
+static_assert(sizeof(struct ckimg_file_content_fixed) == 80, "file content layout");
 static_assert(sizeof(struct ckimg_file_data_fixed) == 40, "file data layout");
 static_assert(sizeof(struct ckimg_fd_file_fixed) == 40, "fd file layout");
 static_assert(sizeof(struct ckimg_tty_fixed) == 96, "tty layout");

@@ -157,7 +157,13 @@ static int pipe_open(struct rst_fds *s, struct rst_file *f)
 		if (pipe_state(s, f->d, &st) && (err = refill(s, o->fd[1], &st)))
 			return err;
 	}
-	int fd = fcntl(o->fd[end], F_DUPFD_CLOEXEC, 0);
+	/* each description on the pipe is its own open (its own O_NONBLOCK): reopening the end
+	 * through /proc gives a new description, a dup would share the first one's flags */
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", o->fd[end]);
+	int fd = open(path, ((int)f->d->f.open_flags & O_ACCMODE) | O_CLOEXEC);
+	if (fd < 0)
+		fd = fcntl(o->fd[end], F_DUPFD_CLOEXEC, 0);
 	return fd < 0 ? rst_fds_fail(s, -errno, "pipe end") : fd;
 }
 

@@ -478,12 +478,17 @@ static int restore_timers(struct restore_args *a)
 	}
 	for (int which = 0; which < 3; which++) {
 		int64_t itv[4];
-		if (!st->timers.itimer[which][1])
+		uint64_t interval = st->timers.itimer[which][0], value = st->timers.itimer[which][1];
+		if (!value && !interval)
 			continue;
-		itv[0] = (int64_t)(st->timers.itimer[which][0] / 1000000000ull);
-		itv[1] = (int64_t)(st->timers.itimer[which][0] % 1000000000ull / 1000);
-		itv[2] = (int64_t)(st->timers.itimer[which][1] / 1000000000ull);
-		itv[3] = (int64_t)(st->timers.itimer[which][1] % 1000000000ull / 1000);
+		/* a periodic ITIMER_REAL that fired while the process was stopped reads 0 left (the
+		 * kernel re-arms it when SIGALRM is dequeued): arm it for one interval */
+		if (!value)
+			value = interval;
+		itv[0] = (int64_t)(interval / 1000000000ull);
+		itv[1] = (int64_t)(interval % 1000000000ull / 1000);
+		itv[2] = (int64_t)(value / 1000000000ull);
+		itv[3] = (int64_t)(value % 1000000000ull / 1000);
 		if (!itv[2] && !itv[3])
 			itv[3] = 1;    /* under a microsecond left: still armed */
 		if (rst_write(a, scr, itv, sizeof(itv)))
