@@ -221,7 +221,8 @@ static int unix_dump(struct capture *c, struct cap_fd *d)
 	uint64_t qb = 0;
 	if (tree_earlier_holds(c, d->st.st_dev, d->f.inode))
 		x.flags |= CKIMG_UNIX_QUEUE_ELSEWHERE;  /* one copy of the queue per tree */
-	else if (u.state != 10 && (err = peek_queue(fd, u.type, &q, &qn, &qb, &files)))
+	else if (u.state != 10 && (u.type == SOCK_DGRAM || u.state == 1) &&   /* an unconnected stream has no queue (recv: EINVAL) */
+		 (err = peek_queue(fd, u.type, &q, &qn, &qb, &files)))
 		goto out;
 	if (files && (err = fd_cannot(c, d, "%u file(s) passed in queued messages (SCM_RIGHTS) are not kept; the "
 				      "messages would come back without them", files)))

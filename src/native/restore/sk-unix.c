@@ -128,6 +128,23 @@ static int bind_name(struct rst_fds *s, int fd, const struct unix_rec *u)
 	return bind(fd, (struct sockaddr *)&a, l) < 0 ? rst_fds_fail(s, -errno, "bind %s", a.sun_path) : 0;
 }
 
+/* Does a recorded listening socket other than u have u's name? (An accepted stream socket
+ * reports its listener's name: the listener binds it, the accepted end must not.) */
+static int name_is_listeners(struct rst_fds *s, const struct unix_rec *u)
+{
+	const struct img *img = rst_fds_img(s);
+	struct unix_rec o;
+
+	for (size_t i = 0; i < img->nfdrecs; i++) {
+		const struct img_fdrec *r = &img->fdrecs[i];
+		if (r->type != CKIMG_REC_UNIX_SOCKET || r->key64 == u->x.inode || !unix_get(s, r->key64, &o))
+			continue;
+		if (o.x.state == 10 && o.name_len == u->name_len && memcmp(o.name, u->name, u->name_len) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 /* Send each recorded message of `u` (the queue of the socket at the other end) through `from`. */
 static int refill(struct rst_fds *s, int from, const struct unix_rec *u, const struct sockaddr_un *to, socklen_t tolen)
 {
@@ -178,7 +195,8 @@ static int make_pair(struct rst_fds *s, struct rst_obj *o, const struct unix_rec
 		return rst_fds_fail(s, -EMFILE, "socketpair");
 	set_buffers(o->fd[0], lo);
 	set_buffers(o->fd[1], hi);
-	if ((lo->name_len && (err = bind_name(s, o->fd[0], lo))) || (hi->name_len && (err = bind_name(s, o->fd[1], hi))))
+	if ((lo->name_len && !name_is_listeners(s, lo) && (err = bind_name(s, o->fd[0], lo))) ||
+	    (hi->name_len && !name_is_listeners(s, hi) && (err = bind_name(s, o->fd[1], hi))))
 		return err;
 	if ((err = refill(s, o->fd[1], lo, NULL, 0)) || (err = refill(s, o->fd[0], hi, NULL, 0)))
 		return err;
@@ -194,6 +212,29 @@ static int shut(struct rst_fds *s, int fd, const struct unix_rec *u)
 	return 0;
 }
 
+static const struct rst_obj *standalone(struct rst_fds *s, const struct unix_rec *up, int *errp);
+
+/* A connected stream socket whose peer was closed (sock_diag shows no peer): one end of a new
+ * pair, its queue written from the other end, which is then closed, so the program reads the
+ * bytes and then end of file as it would have. */
+static int orphan(struct rst_fds *s, const struct unix_rec *u)
+{
+	int p[2], err;
+
+	if (socketpair(AF_UNIX, (int)u->x.type | SOCK_CLOEXEC, 0, p) < 0)
+		return rst_fds_fail(s, -errno, "socketpair");
+	set_buffers(p[0], u);
+	err = refill(s, p[1], u, NULL, 0);
+	close(p[1]);
+	if (!err && (u->x.flags & CKIMG_UNIX_SHUT_WR) && shutdown(p[0], SHUT_WR) < 0 && errno != ENOTCONN)
+		err = rst_fds_fail(s, -errno, "shutdown");
+	if (err) {
+		close(p[0]);
+		return err;
+	}
+	return p[0];
+}
+
 static int unix_open(struct rst_fds *s, struct rst_file *f)
 {
 	struct unix_rec u, peer;
@@ -201,7 +242,8 @@ static int unix_open(struct rst_fds *s, struct rst_file *f)
 
 	if (!unix_get(s, f->d->f.inode, &u))
 		return rst_fds_fail(s, -EBADMSG, "no UNIX_SOCKET record");
-	if ((u.x.flags & CKIMG_UNIX_PEER_INSIDE) && u.x.peer_inode && unix_get(s, u.x.peer_inode, &peer)) {
+	if ((u.x.flags & CKIMG_UNIX_PEER_INSIDE) && u.x.peer_inode && unix_get(s, u.x.peer_inode, &peer) &&
+	    peer.x.peer_inode == u.x.inode && u.x.peer_inode != u.x.inode) {
 		int low = u.x.inode < peer.x.inode;
 		struct rst_obj *o = rst_obj_get(s, UNIX_TAG, low ? u.x.inode : peer.x.inode);
 		if (!o)
@@ -213,9 +255,64 @@ static int unix_open(struct rst_fds *s, struct rst_file *f)
 			return rst_fds_fail(s, -errno, "socket pair end");
 		return (err = shut(s, fd, &u)) ? (close(fd), err) : fd;
 	}
-	fd = socket(AF_UNIX, (int)u.x.type | SOCK_CLOEXEC, 0);
+	if (u.x.type != SOCK_DGRAM && !u.x.peer_inode && u.x.state != 10 && (u.x.queue_count || (u.x.flags & CKIMG_UNIX_SHUT_RD)))
+		return orphan(s, &u);
+	if ((u.x.flags & CKIMG_UNIX_PEER_INSIDE) && u.x.peer_inode && !u.peer_len && unix_get(s, u.x.peer_inode, &peer) &&
+	    peer.name_len && (peer.x.peer_inode != u.x.inode || u.x.peer_inode == u.x.inode)) {
+		/* connected one way to a named socket of ours (datagram clients of a bound server, or
+		 * a socket connected to itself): that socket is made now if it is not yet, and we
+		 * connect to its name */
+		const struct rst_obj *po = standalone(s, &peer, &err);
+		if (!po)
+			return err;
+		u.peer_name = peer.name;
+		u.peer_len = peer.name_len;
+	}
+	const struct rst_obj *so = standalone(s, &u, &err);
+	if (!so)
+		return err;
+	fd = fcntl(so->fd[0], F_DUPFD_CLOEXEC, 0);
 	if (fd < 0)
 		return rst_fds_fail(s, -errno, "socket");
+	if (u.x.peer_inode && u.peer_len) {
+		/* the peer was a named socket (of another process, or one of ours connected one way):
+		 * connect to that name again; if nobody listens there now, the socket stays unconnected
+		 * (capture warned) */
+		struct sockaddr_un a;
+		socklen_t l = make_addr(&a, u.peer_name, u.peer_len);
+		int fl = fcntl(fd, F_GETFL);
+		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+		connect(fd, (struct sockaddr *)&a, l);
+		fcntl(fd, F_SETFL, fl);
+	}
+	if ((err = shut(s, fd, &u)))
+		goto fail;
+	return fd;
+fail:
+	close(fd);
+	return err;
+}
+
+/* A socket that is not one end of a recorded pair, made once (rst_obj by its inode, fd[0]):
+ * bound, listening, its datagram queue refilled. Its fds dup it; a datagram client of ours
+ * may need it bound before its own fd comes. NULL with *err set on failure. */
+static const struct rst_obj *standalone(struct rst_fds *s, const struct unix_rec *up, int *errp)
+{
+	struct unix_rec u = *up;
+	struct rst_obj *o = rst_obj_get(s, UNIX_TAG, u.x.inode);
+	int fd, err;
+
+	if (!o) {
+		*errp = rst_fds_fail(s, -ENOMEM, "socket");
+		return NULL;
+	}
+	if (o->fd[0] >= 0)
+		return o;
+	fd = socket(AF_UNIX, (int)u.x.type | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		*errp = rst_fds_fail(s, -errno, "socket");
+		return NULL;
+	}
 	set_buffers(fd, &u);
 	if (u.name_len && (err = bind_name(s, fd, &u)))
 		goto fail;
@@ -234,22 +331,16 @@ static int unix_open(struct rst_fds *s, struct rst_file *f)
 		if (err)
 			goto fail;
 	}
-	if (u.x.peer_inode && u.peer_len) {
-		/* the peer was a named socket of another process: connect to that name again; if
-		 * nobody listens there now, the socket stays unconnected (capture warned) */
-		struct sockaddr_un a;
-		socklen_t l = make_addr(&a, u.peer_name, u.peer_len);
-		int fl = fcntl(fd, F_GETFL);
-		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-		connect(fd, (struct sockaddr *)&a, l);
-		fcntl(fd, F_SETFL, fl);
+	if ((o->fd[0] = rst_fd_scratch(s, fd)) < 0) {
+		*errp = rst_fds_fail(s, o->fd[0], "socket");
+		o->fd[0] = -1;
+		return NULL;
 	}
-	if ((err = shut(s, fd, &u)))
-		goto fail;
-	return fd;
+	return o;
 fail:
 	close(fd);
-	return err;
+	*errp = err;
+	return NULL;
 }
 
 const struct rst_fd_ops unix_ops = {

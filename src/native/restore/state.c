@@ -54,10 +54,17 @@ static const struct img_thread_state *tstate_of(const struct restore_args *a, co
 	return NULL;
 }
 
+/* --detach ends the restorer at once: a parent-death signal fires for the tree's root (whose
+ * parent is the restorer), not for a process whose parent is restored with it. */
+static int parent_is_restorer(const struct restore_args *a)
+{
+	return !a->tree_entry || a->img->proc.f.pid == a->img->tree_root;
+}
+
 uint32_t rst_main_pdeathsig(const struct restore_args *a)
 {
 	const struct img_thread_state *ts = a->nthreads ? tstate_of(a, &a->threads[0]) : NULL;
-	if (!ts || !(ts->f.valid & CKIMG_TS_PRCTL) || a->detach)
+	if (!ts || !(ts->f.valid & CKIMG_TS_PRCTL) || (a->detach && parent_is_restorer(a)))
 		return 0;
 	return ts->f.pdeathsig;
 }
@@ -109,7 +116,7 @@ int restore_state_check(struct restore_args *a)
 		if (!(t->f.valid & CKIMG_TS_RSEQ) &&
 		    (err = refuse(a, "THREAD_STATE record #%u: %s", "rseq registration was not captured", t->seq)))
 			return err;
-		if ((t->f.valid & CKIMG_TS_PRCTL) && t->f.pdeathsig && a->detach &&
+		if ((t->f.valid & CKIMG_TS_PRCTL) && t->f.pdeathsig && a->detach && parent_is_restorer(a) &&
 		    (err = refuse(a, "THREAD_STATE record #%u: %s", "a parent-death signal cannot be kept with --detach "
 				  "(the restorer, its parent, exits at once)", t->seq)))
 			return err;
@@ -341,7 +348,7 @@ static int restore_thread_misc(struct restore_args *a, struct rst_thread *t, con
 				return rst_err(a, (int)r, "THREAD_STATE record #%u: timer slack: %s", ts->seq, strerror((int)-r));
 		}
 		/* the main thread's parent-death signal is set by restore_finish (fork.c armed SIGKILL) */
-		if (t != &a->threads[0] && f->pdeathsig && !a->detach)
+		if (t != &a->threads[0] && f->pdeathsig && !(a->detach && parent_is_restorer(a)))
 			rst_rsys(a, t, SYS_prctl, PR_SET_PDEATHSIG, f->pdeathsig, 0, 0, 0, 0);
 	}
 	if (f->flags & CKIMG_TS_NO_NEW_PRIVS) {
