@@ -22,6 +22,7 @@ export const FdRecordType = {
   INET_SOCKET: 0x0043,
   TCP_STREAM: 0x0044,
   FILE_LOCK: 0x0045,
+  UNIX_FILES: 0x0046,
 } as const;
 
 /** PIPE (0x0041): one per pipe or FIFO, its identity, size and the bytes waiting in it. */
@@ -118,7 +119,89 @@ export interface FileLockState {
   end: bigint | undefined;
 }
 
-export type FdStateRecord = PipeState | UnixSocketState | InetSocketState | TcpStreamState | FileLockState | AnonFdState;
+/** One file passed (SCM_RIGHTS) in a queued message of a unix socket. */
+export interface PassedFile {
+  /** index of the message in the socket's queue (UnixSocketState.queue) */
+  message: number;
+  /** "fd": the same open file description as fd `fd` of the process; "file": a regular file
+   * reopened by `path` at `pos`; "pipe": a new description on an end of pipe `inode` */
+  kind: "fd" | "file" | "pipe";
+  fd: number;
+  openFlags: number;
+  pos: bigint;
+  inode: bigint;
+  devMajor: number; devMinor: number;
+  /** "file": the path reopened; else the fd link at capture, for people */
+  path: string;
+}
+
+/** UNIX_FILES (0x0046): the files in flight in one unix socket's receive queue. */
+export interface UnixFilesState {
+  type: "scm";
+  /** first fd of the socket (INDEX key32) */
+  fd: number;
+  /** the socket's inode */
+  inode: bigint;
+  /** in queue order */
+  files: PassedFile[];
+}
+
+export type FdStateRecord = PipeState | UnixSocketState | InetSocketState | TcpStreamState | FileLockState | UnixFilesState | AnonFdState;
+
+export const UNIX_FILES_FIXED = { size: 24, count: 4, inode: 8, entrySize: 16 } as const;
+/** size of a UNIX_FILES entry FIXED part as written (readers accept larger ones) */
+export const UNIX_FILE_ENTRY_SIZE = 40;
+const PASSED_KINDS = ["", "fd", "file", "pipe"] as const;
+
+export function decodeUnixFiles(payload: Uint8Array, base: number, where: ImageErrorWhere, fd: number, key64: bigint): UnixFilesState {
+  const r = new ByteReader(payload, base, where);
+  const fixed = r.fixedSize(UNIX_FILES_FIXED.size, "UNIX_FILES");
+  const count = r.u32At(UNIX_FILES_FIXED.count);
+  const inode = r.u64At(UNIX_FILES_FIXED.inode);
+  const entrySize = r.u32At(UNIX_FILES_FIXED.entrySize);
+  if (inode !== key64) r.fail("BAD_FIELD", `inode ${inode} differs from the index key ${key64}`, UNIX_FILES_FIXED.inode);
+  if (entrySize < UNIX_FILE_ENTRY_SIZE || entrySize > 4096) r.fail("BAD_FIELD", `entry_size ${entrySize}`, UNIX_FILES_FIXED.entrySize);
+  r.pos = fixed;
+  if (count === 0 || count * (entrySize + 4) > r.remaining) r.fail("BAD_FIELD", `count ${count} does not fit the payload`, UNIX_FILES_FIXED.count);
+  const files: PassedFile[] = [];
+  let last = 0;
+  for (let i = 0; i < count; i++) {
+    const at = r.pos;
+    r.bytesView(entrySize, `UNIX_FILES entry ${i}`);
+    const v = new DataView(payload.buffer, payload.byteOffset + at, entrySize);
+    const message = v.getUint32(0, true), k = v.getUint32(4, true);
+    if (k < 1 || k > 3) r.fail("BAD_FIELD", `entry ${i}: kind ${k}`, at + 4);
+    if (message < last) r.fail("BAD_FIELD", `entry ${i}: message ${message} after message ${last}`, at);
+    last = message;
+    const path = r.str(`UNIX_FILES entry ${i} path`);
+    if (k === 2 && !path.startsWith("/")) r.fail("BAD_FIELD", `entry ${i}: a passed file needs an absolute path`, at);
+    files.push({
+      message, kind: PASSED_KINDS[k] as PassedFile["kind"], fd: v.getUint32(8, true), openFlags: v.getUint32(12, true),
+      pos: v.getBigUint64(16, true), inode: v.getBigUint64(24, true), devMajor: v.getUint32(32, true), devMinor: v.getUint32(36, true),
+      path,
+    });
+  }
+  if (r.remaining) r.fail("BAD_FIELD", `${r.remaining} bytes after the last entry`);
+  return { type: "scm", fd, inode, files };
+}
+
+export function encodeUnixFiles(s: UnixFilesState): Uint8Array {
+  const w = new ByteWriter();
+  w.u32(UNIX_FILES_FIXED.size).u32(s.files.length).u64(s.inode).u32(UNIX_FILE_ENTRY_SIZE).u32(0);
+  for (const f of s.files) {
+    w.u32(f.message).u32(PASSED_KINDS.indexOf(f.kind)).u32(f.fd).u32(f.openFlags).u64(f.pos).u64(f.inode);
+    w.u32(f.devMajor).u32(f.devMinor).str(f.path);
+  }
+  return w.finish();
+}
+
+function passedText(f: PassedFile): string {
+  switch (f.kind) {
+    case "fd": return `fd ${f.fd}`;
+    case "file": return `${f.path} at ${f.pos}`;
+    default: return `pipe ${f.inode} ${(f.openFlags & 3) === 1 ? "write" : "read"} end`;
+  }
+}
 
 const LOCK_KINDS = ["", "flock", "posix", "ofd", "lease"] as const;
 const LOCK_EOF = (1n << 64n) - 1n;
@@ -363,6 +446,7 @@ export const FD_STATE_CODECS: ReadonlyMap<number, FdStateCodec> = new Map<number
   [FdRecordType.INET_SOCKET, { name: "INET_SOCKET", decode: (p, b, w, k) => decodeInetSocket(p, b, w, k) }],
   [FdRecordType.TCP_STREAM, { name: "TCP_STREAM", decode: (p, b, w, k, id) => decodeTcpStream(p, b, w, k, id) }],
   [FdRecordType.FILE_LOCK, { name: "FILE_LOCK", decode: (p, b, w, k, id) => decodeFileLock(p, b, w, k, id) }],
+  [FdRecordType.UNIX_FILES, { name: "UNIX_FILES", decode: (p, b, w, k, id) => decodeUnixFiles(p, b, w, k, id) }],
   [AnonFdRecordType.EVENTFD, { name: "EVENTFD", decode: (p, b, w, k) => decodeEventfd(p, b, w, k) }],
   [AnonFdRecordType.TIMERFD, { name: "TIMERFD", decode: (p, b, w, k) => decodeTimerfd(p, b, w, k) }],
   [AnonFdRecordType.SIGNALFD, { name: "SIGNALFD", decode: (p, b, w, k) => decodeSignalfd(p, b, w, k) }],
@@ -378,6 +462,7 @@ export function encodeFdState(s: FdStateRecord): { type: number; payload: Uint8A
     case "inet": return { type: FdRecordType.INET_SOCKET, payload: encodeInetSocket(s), key32: s.fd, key64: s.inode };
     case "tcp": return { type: FdRecordType.TCP_STREAM, payload: encodeTcpStream(s), key32: s.fd, key64: s.inode };
     case "lock": return { type: FdRecordType.FILE_LOCK, payload: encodeFileLock(s), key32: s.fd, key64: s.inode };
+    case "scm": return { type: FdRecordType.UNIX_FILES, payload: encodeUnixFiles(s), key32: s.fd, key64: s.inode };
     default: return encodeAnonFd(s);
   }
 }
@@ -406,6 +491,8 @@ export function describeFdState(s: FdStateRecord): string {
     }
     case "lock":
       return `${s.kind} ${s.write ? "write" : "read"} lock${s.kind === "posix" || s.kind === "ofd" ? ` on bytes ${s.start}-${s.end ?? "EOF"}` : ""}`;
+    case "scm":
+      return `${s.files.length} file(s) in flight (${s.files.map((f) => `message ${f.message}: ${passedText(f)}`).join(", ")})`;
     case "tcp":
       return `${s.inq.length} bytes unread, ${s.outq.length} unacknowledged (${s.unsent} unsent); mss ${s.mss}` +
         `${s.wscale ? `, wscale ${s.sndWscale}/${s.rcvWscale}` : ""}${s.sack ? ", sack" : ""}${s.timestamps ? ", timestamps" : ""}`;
@@ -417,7 +504,7 @@ export function describeFdState(s: FdStateRecord): string {
 export function fdStateObjectId(s: FdStateRecord): bigint {
   switch (s.type) {
     case "pipe": return s.pipeId;
-    case "unix": case "inet": case "tcp": case "lock": return s.inode;
+    case "unix": case "inet": case "tcp": case "lock": case "scm": return s.inode;
     default: return 0n;   // anon-inode fds share one inode: no object identity
   }
 }
@@ -459,6 +546,11 @@ export function fdStateFields(s: FdStateRecord): Record<string, string | number 
         type: s.protocol, family: s.family, object: s.inode.toString(), state: s.protocol === "udp" ? (s.state === 1 ? "connected" : "bound") : TCP_STATES[s.state] ?? String(s.state),
         local: endpoint(s.localAddress, s.localPort, s.family), peer: s.peerPort ? endpoint(s.peerAddress, s.peerPort, s.family) : "",
         backlog: s.backlog, options: INET_FLAGS.filter((k) => s[k]).join(","), linger: s.linger ?? -1, sndbuf: s.sndbuf, rcvbuf: s.rcvbuf,
+      };
+    case "scm":
+      return {
+        type: "unix-files", object: s.inode.toString(), files: s.files.length,
+        passed: s.files.map((f) => `${f.message}:${passedText(f)}`).join(", "),
       };
     case "lock":
       return { type: "lock", kind: s.kind, mode: s.write ? "write" : "read", range: `${s.start}-${s.end ?? "EOF"}` };

@@ -7,7 +7,7 @@ import { describe, expect, test } from "vitest";
 import fc from "fast-check";
 import {
   FD_STATE_CODECS, FdRecordType, ImageError, addrText, encodeFdState, type FdStateRecord, type InetSocketState, type PipeState,
-  type TcpStreamState, type UnixSocketState,
+  type TcpStreamState, type UnixFilesState, type UnixSocketState,
 } from "../../src/format/index.js";
 import { u32, u64 } from "../support/arbitraries.js";
 
@@ -48,7 +48,15 @@ export const arbLock = fc.record({
   write: fc.boolean(), start: fc.bigInt({ min: 0n, max: 1n << 40n }), len: fc.option(fc.bigInt({ min: 0n, max: 1n << 40n }), { nil: undefined }),
 }).map(({ len, ...l }) => ({ ...l, end: len === undefined ? undefined : l.start + len }));
 
-export const arbFdState: fc.Arbitrary<FdStateRecord> = fc.oneof(arbPipe, arbUnix, arbInet, arbTcp, arbLock);
+const arbPassed = fc.record({
+  message: fc.integer({ min: 0, max: 1000 }), kind: fc.constantFrom("fd" as const, "file" as const, "pipe" as const), fd: u32, openFlags: u32,
+  pos: u64, inode: u64, devMajor: u32, devMinor: u32, path: fc.string({ maxLength: 40 }),
+}).map((f) => (f.kind === "file" ? { ...f, path: `/${f.path}` } : f));
+export const arbScm: fc.Arbitrary<UnixFilesState> = fc.record({
+  type: fc.constant("scm" as const), fd: u32, inode: u64, files: fc.array(arbPassed, { minLength: 1, maxLength: 6 }),
+}).map((s) => ({ ...s, files: [...s.files].sort((a, b) => a.message - b.message) }));
+
+export const arbFdState: fc.Arbitrary<FdStateRecord> = fc.oneof(arbPipe, arbUnix, arbInet, arbTcp, arbLock, arbScm);
 
 function decode(type: number, payload: Uint8Array, key32: number, key64: bigint): FdStateRecord {
   const codec = FD_STATE_CODECS.get(type);
@@ -115,6 +123,30 @@ describe("fd state records", () => {
         expect(err).toBeInstanceOf(ImageError);
       }
     }), { numRuns: 2000 });
+  });
+
+  test("UNIX_FILES: out-of-order messages, unknown kinds, relative paths, a count beyond the payload and a wrong inode are refused", () => {
+    const s: UnixFilesState = { type: "scm", fd: 4, inode: 77n, files: [
+      { message: 0, kind: "fd", fd: 9, openFlags: 2, pos: 0n, inode: 5n, devMajor: 0, devMinor: 1, path: "/tmp/a" },
+      { message: 2, kind: "file", fd: 0, openFlags: 0, pos: 5n, inode: 6n, devMajor: 0, devMinor: 1, path: "/tmp/b" },
+    ] };
+    const e = encodeFdState(s);
+    expect(e.type).toBe(FdRecordType.UNIX_FILES);
+    expect(decode(e.type, e.payload, 4, 77n)).toEqual(s);
+    expect(() => decode(e.type, e.payload, 4, 78n)).toThrow(/differs from the index key/);
+    const second = 24 + 40 + 4 + 6;          // FIXED, first entry and its path
+    const swapped = e.payload.slice();
+    new DataView(swapped.buffer).setUint32(24, 3, true);
+    expect(() => decode(e.type, swapped, 4, 77n)).toThrow(/message 2 after message 3/);
+    const kind = e.payload.slice();
+    new DataView(kind.buffer).setUint32(second + 4, 9, true);
+    expect(() => decode(e.type, kind, 4, 77n)).toThrow(/kind 9/);
+    const rel = e.payload.slice();
+    rel[second + 40 + 4] = "x".charCodeAt(0);
+    expect(() => decode(e.type, rel, 4, 77n)).toThrow(/absolute path/);
+    const many = e.payload.slice();
+    new DataView(many.buffer).setUint32(4, 1_000_000, true);
+    expect(() => decode(e.type, many, 4, 77n)).toThrow(/count 1000000/);
   });
 
   test("PIPE: data longer than the pipe is refused naming data_length", () => {

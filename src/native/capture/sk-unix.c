@@ -19,6 +19,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <fcntl.h>
+#include <linux/kcmp.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #ifndef SO_PEEK_OFF
@@ -100,10 +105,74 @@ out:
 	return err;
 }
 
-/* Files passed in a peeked message (SCM_RIGHTS) land in our table too: count and close them. */
-static uint32_t passed_files(struct msghdr *mh)
+static int unix_match(struct capture *c, struct cap_fd *d);
+
+/* The files passed in the queue (SCM_RIGHTS): UNIX_FILES entries, and why one cannot be
+ * described (the first such file). */
+struct passed {
+	struct buf entries;
+	uint32_t count;
+	char why[400];
+};
+
+/*
+ * One passed file, which the peek put in our table as `f`: the same open file description
+ * as one of the target's fds (kcmp), a regular file reopened by path, or an end of a pipe
+ * one of the target's fds holds. Anything else cannot be described (p->why says what).
+ */
+static int describe_passed(struct capture *c, int f, uint32_t message, struct passed *p)
 {
-	uint32_t files = 0;
+	struct ckimg_unix_file_entry e = { .message = message };
+	char link[64], path[4096];
+	struct stat st;
+	size_t n;
+	struct cap_fd *all = fd_all(c, &n);
+	ssize_t l;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", f);
+	l = readlink(link, path, sizeof(path) - 1);
+	path[l > 0 ? l : 0] = 0;
+	if (fstat(f, &st) < 0)
+		return -errno;
+	int fl = fcntl(f, F_GETFL);
+	e.open_flags = fl < 0 ? 0 : (uint32_t)fl & ~(uint32_t)O_CLOEXEC;
+	e.inode = st.st_ino;
+	e.dev_major = major(st.st_dev);
+	e.dev_minor = minor(st.st_dev);
+	for (size_t i = 0; i < n && !e.kind; i++)
+		if (all[i].have_stat && all[i].st.st_ino == st.st_ino && all[i].st.st_dev == st.st_dev &&
+		    syscall(SYS_kcmp, getpid(), c->pid, KCMP_FILE, f, all[i].fd) == 0) {
+			e.kind = CKIMG_PASSED_FD;
+			e.fd = (uint32_t)all[i].file->fd;
+		}
+	if (!e.kind && S_ISREG(st.st_mode) && path[0] == '/' && !strstr(path, " (deleted)")) {
+		off_t pos = lseek(f, 0, SEEK_CUR);
+		e.kind = CKIMG_PASSED_FILE;
+		e.pos = pos < 0 ? 0 : (uint64_t)pos;
+	}
+	if (!e.kind && S_ISFIFO(st.st_mode) && strncmp(path, "pipe:[", 6) == 0)
+		for (size_t i = 0; i < n && !e.kind; i++)
+			if (all[i].have_stat && all[i].st.st_ino == st.st_ino && all[i].st.st_dev == st.st_dev)
+				e.kind = CKIMG_PASSED_PIPE;
+	if (!e.kind) {
+		if (!p->why[0])
+			snprintf(p->why, sizeof(p->why), "message %u carries %.160s, which the process holds no other way "
+				 "(only its own files, regular files and ends of its pipes can be passed again)", message,
+				 path[0] ? path : "a file");
+		return 0;
+	}
+	int err = buf_put(&p->entries, &e, sizeof(e));
+	if (!err)
+		err = buf_put_cstr(&p->entries, path);
+	if (!err)
+		p->count++;
+	return err;
+}
+
+/* Files passed in a peeked message land in our table: describe and close them. */
+static int passed_files(struct capture *c, struct msghdr *mh, uint32_t message, struct passed *p)
+{
+	int err = 0;
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
 		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
 			continue;
@@ -111,18 +180,22 @@ static uint32_t passed_files(struct msghdr *mh)
 		for (size_t i = 0; i < k; i++) {
 			int f;
 			memcpy(&f, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			if (!err)
+				err = describe_passed(c, f, message, p);
 			close(f);
 		}
-		files += (uint32_t)k;
 	}
-	return files;
+	if (!err && (mh->msg_flags & MSG_CTRUNC) && !p->why[0])
+		snprintf(p->why, sizeof(p->why), "message %u carries more files than one message can (SCM_MAX_FD)", message);
+	return err;
 }
 
 /*
- * The receive queue, message by message, left in place (peek offset on, then off again).
- * *files counts the files messages carry (SCM_RIGHTS), which the image does not hold.
+ * The receive queue, message by message, left in place (peek offset on, then off again),
+ * with the files messages carry (SCM_RIGHTS) described in p.
  */
-static int peek_queue(int fd, uint32_t type, struct buf *q, uint32_t *count, uint64_t *bytes, uint32_t *files)
+static int peek_queue(struct capture *c, int fd, uint32_t type, struct buf *q, uint32_t *count, uint64_t *bytes,
+		      struct passed *p)
 {
 	int zero = 0, off = -1, err = 0;
 	static uint8_t msg[1 << 20];
@@ -135,8 +208,8 @@ static int peek_queue(int fd, uint32_t type, struct buf *q, uint32_t *count, uin
 		struct iovec iov = { msg, type == SOCK_STREAM ? 65536 : sizeof(msg) };
 		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof(ctl.b) };
 		ssize_t n = recvmsg(fd, &mh, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC | MSG_CMSG_CLOEXEC);
-		if (n >= 0)
-			*files += passed_files(&mh) + ((mh.msg_flags & MSG_CTRUNC) ? 1 : 0);
+		if (n >= 0 && (err = passed_files(c, &mh, *count, p)))
+			break;
 		if (n < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
 				err = -errno;
@@ -158,6 +231,42 @@ static int peek_queue(int fd, uint32_t type, struct buf *q, uint32_t *count, uin
 	}
 	setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off));
 	return err;
+}
+
+/* Is an end of pipe (dev, ino) with access mode acc in flight in a queue of one of the
+ * process's unix sockets? Then that end is the process's (restore passes it again) and the
+ * pipe is not shared with another process. Only asked for a pipe that seems to be. */
+int unix_pipe_in_flight(struct capture *c, dev_t dev, ino_t ino, int acc)
+{
+	size_t n;
+	struct cap_fd *all = fd_all(c, &n);
+	int found = 0;
+
+	for (size_t i = 0; i < n && !found; i++) {
+		struct cap_fd *d = &all[i];
+		struct unix_diag u;
+		struct buf q = { 0 };
+		struct passed p = { .entries = { 0 } };
+		uint32_t qn = 0;
+		uint64_t qb = 0;
+		int fd;
+		if (d->file != d || !unix_match(c, d) || (fd = fd_local(c, d)) < 0 || query_diag(d->f.inode, &u) ||
+		    u.state == 10 || (u.type != SOCK_DGRAM && u.state != 1))
+			continue;
+		if (peek_queue(c, fd, u.type, &q, &qn, &qb, &p) == 0)
+			for (size_t at = 0; at + sizeof(struct ckimg_unix_file_entry) + 4 <= p.entries.len && !found;) {
+				struct ckimg_unix_file_entry e;
+				uint32_t l;
+				memcpy(&e, p.entries.p + at, sizeof(e));
+				memcpy(&l, p.entries.p + at + sizeof(e), 4);
+				found = e.kind == CKIMG_PASSED_PIPE && e.inode == ino && makedev(e.dev_major, e.dev_minor) == dev &&
+					(int)(e.open_flags & O_ACCMODE) == acc;
+				at += sizeof(e) + 4 + l;
+			}
+		buf_free(&q);
+		buf_free(&p.entries);
+	}
+	return found;
 }
 
 static int unix_match(struct capture *c, struct cap_fd *d)
@@ -217,15 +326,16 @@ static int unix_dump(struct capture *c, struct cap_fd *d)
 			peer_len = pu.name_len;
 		}
 	}
-	uint32_t qn = 0, files = 0;
+	uint32_t qn = 0;
 	uint64_t qb = 0;
+	struct passed passed = { .entries = { 0 } };
 	if (tree_earlier_holds(c, d->st.st_dev, d->f.inode))
 		x.flags |= CKIMG_UNIX_QUEUE_ELSEWHERE;  /* one copy of the queue per tree */
 	else if (u.state != 10 && (u.type == SOCK_DGRAM || u.state == 1) &&   /* an unconnected stream has no queue (recv: EINVAL) */
-		 (err = peek_queue(fd, u.type, &q, &qn, &qb, &files)))
+		 (err = peek_queue(c, fd, u.type, &q, &qn, &qb, &passed)))
 		goto out;
-	if (files && (err = fd_cannot(c, d, "%u file(s) passed in queued messages (SCM_RIGHTS) are not kept; the "
-				      "messages would come back without them", files)))
+	if (passed.why[0] && (err = fd_cannot(c, d, "a file passed in its queue (SCM_RIGHTS) cannot be kept: %s",
+					      passed.why)))
 		goto out;
 	x.queue_count = qn;
 	x.queue_bytes = qb;
@@ -249,7 +359,16 @@ static int unix_dump(struct capture *c, struct cap_fd *d)
 		err = buf_put(&b, q.p, q.len);
 	if (!err)
 		err = fd_emit(c, CKIMG_REC_UNIX_SOCKET, (uint32_t)d->fd, d->f.inode, &b);
+	if (!err && passed.count && !passed.why[0]) {
+		struct ckimg_unix_files_fixed ff = { .fixed_size = sizeof(ff), .count = passed.count, .inode = d->f.inode,
+						     .entry_size = sizeof(struct ckimg_unix_file_entry) };
+		struct buf fb = { 0 };
+		if (!(err = buf_put(&fb, &ff, sizeof(ff))) && !(err = buf_put(&fb, passed.entries.p, passed.entries.len)))
+			err = fd_emit(c, CKIMG_REC_UNIX_FILES, (uint32_t)d->fd, d->f.inode, &fb);
+		buf_free(&fb);
+	}
 out:
+	buf_free(&passed.entries);
 	buf_free(&q);
 	buf_free(&b);
 	return err;

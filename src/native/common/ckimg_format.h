@@ -322,6 +322,7 @@ enum ckimg_fd_record_type {
 	CKIMG_REC_INET_SOCKET = 0x0043,
 	CKIMG_REC_TCP_STREAM  = 0x0044,
 	CKIMG_REC_FILE_LOCK   = 0x0045,
+	CKIMG_REC_UNIX_FILES  = 0x0046,
 };
 
 /* PIPE (0x0041): one per pipe or FIFO whose buffer is recorded; key32 = first fd, key64 = pipe_id */
@@ -363,6 +364,34 @@ struct ckimg_unix_fixed {
 #define CKIMG_UNIX_SHUT_WR      (1u << 2)
 #define CKIMG_UNIX_PASSCRED     (1u << 3)
 static_assert(sizeof(struct ckimg_unix_fixed) == 64, "unix layout");
+
+/* UNIX_FILES (0x0046): the files passed (SCM_RIGHTS) in the messages of one unix socket's
+ * receive queue (its UNIX_SOCKET record's QUEUE); key32 = first fd, key64 = the socket's inode.
+ * FIXED, then `count` entries in queue order, each an entry FIXED of entry_size bytes and
+ * STR path. Restore sends each message again with its files (FORMAT.md 4.14a). */
+struct ckimg_unix_files_fixed {
+	uint32_t fixed_size;        /* 24 */
+	uint32_t count;             /* entries */
+	uint64_t inode;             /* the socket (== key64) */
+	uint32_t entry_size;        /* 40 */
+	uint32_t reserved;
+} __attribute__((packed));
+struct ckimg_unix_file_entry {
+	uint32_t message;           /* index of the message in the queue that carries it */
+	uint32_t kind;              /* CKIMG_PASSED_* */
+	uint32_t fd;                /* PASSED_FD: the fd whose open file description it is */
+	uint32_t open_flags;        /* F_GETFL of the passed description */
+	uint64_t pos;               /* PASSED_FILE: its offset */
+	uint64_t inode;             /* PASSED_PIPE: the pipe's inode; PASSED_FILE: st_ino */
+	uint32_t dev_major;         /* st_dev of the passed file */
+	uint32_t dev_minor;
+} __attribute__((packed));
+/* VARIABLE per entry: STR path (PASSED_FILE: the path reopened; else the fd link, for people) */
+#define CKIMG_PASSED_FD    1        /* the same description as one of the process's fds */
+#define CKIMG_PASSED_FILE  2        /* a regular file reopened by path, flags and offset */
+#define CKIMG_PASSED_PIPE  3        /* an end of a pipe the image holds (new description) */
+static_assert(sizeof(struct ckimg_unix_files_fixed) == 24, "unix files layout");
+static_assert(sizeof(struct ckimg_unix_file_entry) == 40, "unix file entry layout");
 
 /* INET_SOCKET (0x0043): one per IPv4/IPv6 TCP or UDP socket; key32 = first fd, key64 = inode */
 struct ckimg_inet_fixed {

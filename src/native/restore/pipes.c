@@ -168,6 +168,19 @@ static int pipe_open(struct rst_fds *s, struct rst_file *f)
 	return fd < 0 ? rst_fds_fail(s, -errno, "pipe end") : fd;
 }
 
+int rst_pipe_end_open(struct rst_fds *s, uint64_t pipe_id, uint32_t open_flags)
+{
+	struct rst_obj *o = rst_obj_get(s, PIPE_TAG, pipe_id);
+	int end = (open_flags & O_ACCMODE) == O_WRONLY ? 1 : 0;
+	char path[64];
+
+	if (!o || o->fd[end] < 0)
+		return -ENOENT;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", o->fd[end]);
+	int fd = open(path, ((int)open_flags & (O_ACCMODE | O_NONBLOCK)) | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
 const struct rst_fd_ops pipe_ops = {
 	.name = "pipe",
 	.match = pipe_match,
