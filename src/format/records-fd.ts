@@ -60,8 +60,14 @@ export interface UnixSocketState {
   shutRd: boolean; shutWr: boolean; passcred: boolean;
   backlog: number;
   sndbuf: number; rcvbuf: number;
-  /** listening: connections waiting for accept(), not brought back */
+  /** listening: connections waiting for accept() (those of other processes' clients are not brought back) */
   pending: number;
+  /** listening: of those, connections whose client was closed (made and closed again on restore); absent: 0 */
+  pendingClosed?: number;
+  /** connected to a listening socket of ours that had not accepted the connection yet (peerName: its name) */
+  inBacklog?: boolean;
+  /** bound to a path: the socket file's mode and owner (1.2 records of 80 bytes; absent: not recorded) */
+  socketFile?: { mode: number; uid: number; gid: number };
   /** bound name (sun_path bytes; an abstract name begins with NUL), empty if unbound */
   name: Uint8Array;
   /** the peer's name when the peer is outside the image */
@@ -225,12 +231,15 @@ export function encodeFileLock(l: FileLockState): Uint8Array {
 
 export const UNIX_FIXED = {
   size: 64, type: 4, state: 8, flags: 12, inode: 16, peerInode: 24, backlog: 32, sndbuf: 36, rcvbuf: 40,
-  queueCount: 44, pending: 48, queueBytes: 56,
+  queueCount: 44, pending: 48, pendingClosed: 52, queueBytes: 56, fileMode: 64, fileUid: 68, fileGid: 72,
 } as const;
+/** UNIX_SOCKET FIXED as written since the socket file fields (readers accept 64) */
+export const UNIX_FIXED_SIZE = 80;
 export const UNIX_PEER_INSIDE = 1 << 0;
 export const UNIX_SHUT_RD = 1 << 1;
 export const UNIX_SHUT_WR = 1 << 2;
 export const UNIX_PASSCRED = 1 << 3;
+export const UNIX_IN_BACKLOG = 1 << 5;
 const SOCK_TYPES: Record<number, UnixSocketState["socketType"]> = { 1: "stream", 2: "dgram", 5: "seqpacket" };
 const SOCK_TYPE_CODES = { stream: 1, dgram: 2, seqpacket: 5 } as const;
 /** sun_path holds 108 bytes */
@@ -260,7 +269,13 @@ export function decodeUnixSocket(payload: Uint8Array, base: number, where: Image
     queue.push(m);
   }
   if (total !== queueBytes) r.fail("BAD_FIELD", `queue holds ${total} bytes, queue_bytes says ${queueBytes}`, UNIX_FIXED.queueBytes);
+  const pendingClosed = r.u32At(UNIX_FIXED.pendingClosed);
+  if (pendingClosed > r.u32At(UNIX_FIXED.pending)) r.fail("BAD_FIELD", `pending_closed ${pendingClosed} exceeds pending`, UNIX_FIXED.pendingClosed);
+  const fileMode = fixed >= UNIX_FIXED_SIZE ? r.u32At(UNIX_FIXED.fileMode) : 0;
   return {
+    ...(pendingClosed ? { pendingClosed } : {}),
+    ...(flags & UNIX_IN_BACKLOG ? { inBacklog: true } : {}),
+    ...(fileMode ? { socketFile: { mode: fileMode, uid: r.u32At(UNIX_FIXED.fileUid), gid: r.u32At(UNIX_FIXED.fileGid) } } : {}),
     type: "unix", fd, inode: r.u64At(UNIX_FIXED.inode), socketType, state: r.u32At(UNIX_FIXED.state),
     peerInode: r.u64At(UNIX_FIXED.peerInode), peerInside: (flags & UNIX_PEER_INSIDE) !== 0,
     shutRd: (flags & UNIX_SHUT_RD) !== 0, shutWr: (flags & UNIX_SHUT_WR) !== 0, passcred: (flags & UNIX_PASSCRED) !== 0,
@@ -270,11 +285,13 @@ export function decodeUnixSocket(payload: Uint8Array, base: number, where: Image
 }
 
 export function encodeUnixSocket(u: UnixSocketState): Uint8Array {
-  const flags = (u.peerInside ? UNIX_PEER_INSIDE : 0) | (u.shutRd ? UNIX_SHUT_RD : 0) | (u.shutWr ? UNIX_SHUT_WR : 0) | (u.passcred ? UNIX_PASSCRED : 0);
+  const flags = (u.peerInside ? UNIX_PEER_INSIDE : 0) | (u.shutRd ? UNIX_SHUT_RD : 0) | (u.shutWr ? UNIX_SHUT_WR : 0) |
+    (u.passcred ? UNIX_PASSCRED : 0) | (u.inBacklog ? UNIX_IN_BACKLOG : 0);
   const bytes = u.queue.reduce((n, m) => n + m.length, 0);
   const w = new ByteWriter();
-  w.u32(UNIX_FIXED.size).u32(SOCK_TYPE_CODES[u.socketType]).u32(u.state).u32(flags).u64(u.inode).u64(u.peerInode);
-  w.u32(u.backlog).u32(u.sndbuf).u32(u.rcvbuf).u32(u.queue.length).u32(u.pending).u32(0).u64(bytes);
+  w.u32(UNIX_FIXED_SIZE).u32(SOCK_TYPE_CODES[u.socketType]).u32(u.state).u32(flags).u64(u.inode).u64(u.peerInode);
+  w.u32(u.backlog).u32(u.sndbuf).u32(u.rcvbuf).u32(u.queue.length).u32(u.pending).u32(u.pendingClosed ?? 0).u64(bytes);
+  w.u32(u.socketFile?.mode ?? 0).u32(u.socketFile?.uid ?? 0).u32(u.socketFile?.gid ?? 0).u32(0);
   w.str(u.name).str(u.peerName);
   for (const m of u.queue) w.str(m);
   return w.finish();
@@ -477,7 +494,8 @@ export function describeFdState(s: FdStateRecord): string {
     case "unix": {
       const bytes = s.queue.reduce((n, m) => n + m.length, 0);
       const name = unixNameText(s.name);
-      const what = s.state === 10 ? `listening (backlog ${s.backlog}${s.pending ? `, ${s.pending} waiting` : ""})`
+      const what = s.state === 10 ? `listening (backlog ${s.backlog}${s.pending ? `, ${s.pending} waiting${s.pendingClosed ? ` (${s.pendingClosed} closed)` : ""}` : ""})`
+        : s.inBacklog ? `waiting in the backlog of ${unixNameText(s.peerName)} (ours)`
         : s.peerInode ? `peer ${s.peerInside ? `socket ${s.peerInode} (ours)` : unixNameText(s.peerName) || `socket ${s.peerInode} (another process)`}`
         : "unconnected";
       return `unix ${s.socketType}${name ? ` ${name}` : ""}: ${what}, ${s.queue.length} message(s) / ${bytes} bytes queued` +
@@ -536,7 +554,9 @@ export function fdStateFields(s: FdStateRecord): Record<string, string | number 
         type: "unix", socketType: s.socketType, object: s.inode.toString(),
         state: s.state === 10 ? "listening" : s.peerInode ? "connected" : "unconnected",
         name: unixNameText(s.name), peer: s.peerInside ? "inside" : s.peerInode ? unixNameText(s.peerName) || "outside" : "",
-        backlog: s.backlog, pending: s.pending, queuedMessages: s.queue.length, queuedBytes: all.length,
+        backlog: s.backlog, pending: s.pending, pendingClosed: s.pendingClosed ?? 0, inBacklog: s.inBacklog ?? false,
+        socketFile: s.socketFile ? `0${(s.socketFile.mode & 0o7777).toString(8)} ${s.socketFile.uid}:${s.socketFile.gid}` : "",
+        queuedMessages: s.queue.length, queuedBytes: all.length,
         queuedSha256: all.length ? sha256Hex(all) : "", shutdown: [s.shutRd ? "rd" : "", s.shutWr ? "wr" : ""].filter(Boolean).join("+"),
         sndbuf: s.sndbuf, rcvbuf: s.rcvbuf,
       };

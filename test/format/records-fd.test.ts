@@ -25,7 +25,10 @@ export const arbUnix: fc.Arbitrary<UnixSocketState> = fc.record({
   state: fc.constantFrom(1, 7, 10), peerInode: u64, peerInside: fc.boolean(), shutRd: fc.boolean(), shutWr: fc.boolean(),
   passcred: fc.boolean(), backlog: u32, sndbuf: u32, rcvbuf: u32, pending: u32, name: sunName, peerName: sunName,
   queue: fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 8 }),
-});
+  pendingClosed: fc.option(fc.integer({ min: 1, max: 1000 }), { nil: undefined }),
+  inBacklog: fc.option(fc.constant(true), { nil: undefined }),
+  socketFile: fc.option(fc.record({ mode: fc.integer({ min: 1, max: 0xffffffff }), uid: u32, gid: u32 }), { nil: undefined }),
+}).map((u) => (u.pendingClosed !== undefined && u.pendingClosed > u.pending ? { ...u, pending: u.pendingClosed } : u));
 
 const u16 = fc.integer({ min: 0, max: 0xffff });
 export const arbInet: fc.Arbitrary<InetSocketState> = fc.constantFrom("ipv4" as const, "ipv6" as const).chain((family) => {
@@ -123,6 +126,19 @@ describe("fd state records", () => {
         expect(err).toBeInstanceOf(ImageError);
       }
     }), { numRuns: 2000 });
+  });
+
+  test("UNIX_SOCKET: a 64-byte record (before the socket file fields) still reads; pending_closed above pending is refused", () => {
+    const s: UnixSocketState = { type: "unix", fd: 3, inode: 5n, socketType: "stream", state: 10, peerInode: 0n, peerInside: false, shutRd: false, shutWr: false, passcred: false, backlog: 4, sndbuf: 0, rcvbuf: 0, pending: 2, pendingClosed: 1, name: Uint8Array.of(47, 120), peerName: new Uint8Array(0), queue: [], socketFile: { mode: 0o140640, uid: 7, gid: 8 } };
+    const e = encodeFdState(s);
+    const old = new Uint8Array(e.payload.length - 16);
+    old.set(e.payload.subarray(0, 64));
+    old.set(e.payload.subarray(80), 64);
+    new DataView(old.buffer).setUint32(0, 64, true);
+    const { socketFile: _f, ...rest } = s;
+    expect(decode(FdRecordType.UNIX_SOCKET, old, 3, 5n)).toEqual(rest);
+    new DataView(e.payload.buffer).setUint32(52, 3, true);
+    expect(() => decode(FdRecordType.UNIX_SOCKET, e.payload, 3, 5n)).toThrow(/pending_closed 3 exceeds pending/);
   });
 
   test("UNIX_FILES: out-of-order messages, unknown kinds, relative paths, a count beyond the payload and a wrong inode are refused", () => {

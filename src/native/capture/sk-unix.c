@@ -31,8 +31,13 @@
 #endif
 #define MAX_QUEUE_BYTES (64u << 20)
 
+#define MAX_ICONS 256
+
 struct unix_diag {
 	uint32_t type, state, peer, backlog, rqueue, shutdown;
+	uint32_t vfs_ino, vfs_dev;      /* bound to a path: the socket file's inode (UNIX_DIAG_VFS) */
+	uint32_t icons[MAX_ICONS];      /* listening: inodes of the connections waiting for accept */
+	uint32_t nicons;
 	char name[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
 	size_t name_len;
 };
@@ -45,7 +50,7 @@ static int query_diag(uint64_t inode, struct unix_diag *out)
 	} req = {
 		.h = { .nlmsg_len = sizeof(req), .nlmsg_type = SOCK_DIAG_BY_FAMILY, .nlmsg_flags = NLM_F_REQUEST },
 		.r = { .sdiag_family = AF_UNIX, .udiag_states = ~0u, .udiag_ino = (uint32_t)inode,
-		       .udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN,
+		       .udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN | UDIAG_SHOW_ICONS | UDIAG_SHOW_VFS,
 		       .udiag_cookie = { ~0u, ~0u } },
 	};
 	char buf[8192];
@@ -92,6 +97,17 @@ static int query_diag(uint64_t inode, struct unix_diag *out)
 				out->backlog = q.udiag_wqueue;     /* listening: max backlog */
 				break;
 			}
+			case UNIX_DIAG_VFS: {
+				struct unix_diag_vfs v;
+				memcpy(&v, RTA_DATA(a), sizeof(v));
+				out->vfs_ino = v.udiag_vfs_ino;
+				out->vfs_dev = v.udiag_vfs_dev;
+				break;
+			}
+			case UNIX_DIAG_ICONS:
+				out->nicons = (uint32_t)(l / 4 < MAX_ICONS ? l / 4 : MAX_ICONS);
+				memcpy(out->icons, RTA_DATA(a), out->nicons * 4);
+				break;
 			case UNIX_DIAG_SHUTDOWN:
 				out->shutdown = *(uint8_t *)RTA_DATA(a);
 				break;
@@ -286,6 +302,60 @@ static int recorded_socket(struct capture *c, uint64_t inode)
 	return 0;
 }
 
+/*
+ * A client whose connection waits in the backlog of a listening socket of ours: sock_diag
+ * shows it connected with no peer (the embryo has no inode), and the listener lists it among
+ * its waiting connections (UNIX_DIAG_ICONS gives the clients' inodes). 1 with the listener's
+ * name in *l, or 0.
+ */
+static int our_listener_holds(struct capture *c, uint64_t client, struct unix_diag *l)
+{
+	size_t n;
+	struct cap_fd *all = fd_all(c, &n);
+
+	for (size_t i = 0; i < n; i++) {
+		if (all[i].file != &all[i] || !unix_match(c, &all[i]) || query_diag(all[i].f.inode, l) || l->state != 10)
+			continue;
+		for (uint32_t k = 0; k < l->nicons; k++)
+			if (l->icons[k] == (uint32_t)client)
+				return l->name_len > 0;
+	}
+	return 0;
+}
+
+/* Of a listener's waiting connections, how many have a client that is one of our sockets
+ * (those come back: the client connects again), and how many a client that was closed (the
+ * embryo's peer has no inode any more: restore makes and closes one each)? */
+static uint32_t own_waiting(struct capture *c, const struct unix_diag *u, uint32_t *closed)
+{
+	uint32_t k = 0;
+
+	*closed = 0;
+	for (uint32_t i = 0; i < u->nicons; i++)
+		if (!u->icons[i])
+			(*closed)++;
+		else if (recorded_socket(c, u->icons[i]))
+			k++;
+	return k;
+}
+
+/* The socket file of a socket bound to a path: its mode and owner, when the file at that
+ * path (from the target's root, or its cwd for a relative name) is still the socket's. */
+static void socket_file(struct capture *c, const struct unix_diag *u, struct ckimg_unix_fixed *x)
+{
+	char path[4400];
+	struct stat st;
+
+	if (!u->name_len || !u->name[0] || !u->vfs_ino)
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/%s/%s", (int)c->pid, u->name[0] == '/' ? "root" : "cwd", u->name);
+	if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == u->vfs_ino) {
+		x->file_mode = st.st_mode;
+		x->file_uid = st.st_uid;
+		x->file_gid = st.st_gid;
+	}
+}
+
 static int unix_dump(struct capture *c, struct cap_fd *d)
 {
 	struct ckimg_unix_fixed x = { .fixed_size = sizeof(x), .inode = d->f.inode };
@@ -293,6 +363,9 @@ static int unix_dump(struct capture *c, struct cap_fd *d)
 	struct buf q = { 0 }, b = { 0 };
 	char peer_name[sizeof(u.name)];
 	size_t peer_len = 0;
+	uint32_t qn = 0;
+	uint64_t qb = 0;
+	struct passed passed = { .entries = { 0 } };
 	int fd = fd_local(c, d), err, v;
 	socklen_t sl = sizeof(v);
 
@@ -325,10 +398,21 @@ static int unix_dump(struct capture *c, struct cap_fd *d)
 			memcpy(peer_name, pu.name, pu.name_len);
 			peer_len = pu.name_len;
 		}
+	} else if (u.type != SOCK_DGRAM && u.state == 1) {
+		struct unix_diag l;
+		if (our_listener_holds(c, d->f.inode, &l)) {
+			/* the client connects to the listener's name again on restore */
+			x.flags |= CKIMG_UNIX_IN_BACKLOG;
+			memcpy(peer_name, l.name, l.name_len);
+			peer_len = l.name_len;
+			/* for a socket that is not listening, sock_diag's wqueue is what it sent and
+			 * nobody read yet: here, bytes in the embryo, which only accept() could reach */
+			if (u.backlog && (err = fd_cannot(c, d, "what it sent before its connection was accepted (%u bytes of "
+							  "buffers) waits in the listener's backlog, where it cannot be read "
+							  "without accepting the connection", u.backlog)))
+				goto out;
+		}
 	}
-	uint32_t qn = 0;
-	uint64_t qb = 0;
-	struct passed passed = { .entries = { 0 } };
 	if (tree_earlier_holds(c, d->st.st_dev, d->f.inode))
 		x.flags |= CKIMG_UNIX_QUEUE_ELSEWHERE;  /* one copy of the queue per tree */
 	else if (u.state != 10 && (u.type == SOCK_DGRAM || u.state == 1) &&   /* an unconnected stream has no queue (recv: EINVAL) */
@@ -339,16 +423,19 @@ static int unix_dump(struct capture *c, struct cap_fd *d)
 		goto out;
 	x.queue_count = qn;
 	x.queue_bytes = qb;
-	if (u.peer && !(x.flags & CKIMG_UNIX_PEER_INSIDE)) {
+	if (u.peer && !(x.flags & (CKIMG_UNIX_PEER_INSIDE | CKIMG_UNIX_IN_BACKLOG))) {
 		if (peer_len && peer_name[0])
 			err = fd_peer_outside(c, d, "connected to %.*s in another process; restore connects to it again "
 					      "(a new connection: the peer sees it as a new client)", (int)peer_len, peer_name);
 		else
 			err = fd_peer_outside(c, d, "its peer socket is in another process; restore leaves it unconnected");
 	}
-	if (!err && x.pending)
+	uint32_t closed = 0, own = x.pending ? own_waiting(c, &u, &closed) : 0;
+	x.pending_closed = closed;
+	socket_file(c, &u, &x);
+	if (!err && x.pending > own + closed)
 		fprintf(stderr, "ckimg-capture: warning: fd %d (%s): %u connection(s) waiting for accept() are not "
-			"brought back (their clients are other processes)\n", d->fd, d->link, x.pending);
+			"brought back (their clients are other processes)\n", d->fd, d->link, x.pending - own - closed);
 	if (!err)
 		err = buf_put(&b, &x, sizeof(x));
 	if (!err)

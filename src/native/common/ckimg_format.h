@@ -343,7 +343,7 @@ static_assert(sizeof(struct ckimg_pipe_fixed) == 32, "pipe layout");
 
 /* UNIX_SOCKET (0x0042): one per unix socket; key32 = first fd, key64 = inode */
 struct ckimg_unix_fixed {
-	uint32_t fixed_size;        /* 64 */
+	uint32_t fixed_size;        /* 80 (64 before file_mode/uid/gid) */
 	uint32_t type;              /* SOCK_STREAM 1, SOCK_DGRAM 2, SOCK_SEQPACKET 5 */
 	uint32_t state;             /* kernel socket state: 1 connected, 7 unconnected, 10 listening */
 	uint32_t flags;             /* CKIMG_UNIX_* */
@@ -353,17 +353,27 @@ struct ckimg_unix_fixed {
 	uint32_t sndbuf;            /* SO_SNDBUF as getsockopt gives it (doubled by the kernel) */
 	uint32_t rcvbuf;
 	uint32_t queue_count;       /* messages in QUEUE */
-	uint32_t pending;           /* listening: connections waiting for accept (not brought back) */
-	uint32_t reserved;
+	uint32_t pending;           /* listening: connections waiting for accept */
+	uint32_t pending_closed;    /* listening: of those, how many lost their client (closed):
+	                             * restore makes as many connections and closes them (was reserved) */
 	uint64_t queue_bytes;       /* bytes in QUEUE */
+	/* fixed_size 80 (a 64-byte record reads these as 0: not recorded) */
+	uint32_t file_mode;         /* bound to a path: st_mode of the socket file (0: not recorded) */
+	uint32_t file_uid;
+	uint32_t file_gid;
+	uint32_t reserved2;
 } __attribute__((packed));
+#define CKIMG_UNIX_MIN_FIXED    64
 /* VARIABLE: STR name (sun_path bytes; abstract names begin with NUL; empty: unbound),
  *           STR peer_name, queue_count × (u32 length, bytes): the receive queue, oldest first */
 #define CKIMG_UNIX_PEER_INSIDE  (1u << 0)   /* the peer is a recorded socket */
 #define CKIMG_UNIX_SHUT_RD      (1u << 1)
 #define CKIMG_UNIX_SHUT_WR      (1u << 2)
 #define CKIMG_UNIX_PASSCRED     (1u << 3)
-static_assert(sizeof(struct ckimg_unix_fixed) == 64, "unix layout");
+/* bit 4: CKIMG_UNIX_QUEUE_ELSEWHERE (process trees, below) */
+#define CKIMG_UNIX_IN_BACKLOG   (1u << 5)   /* connected to a listening socket of ours, not yet
+                                             * accepted: restore connects to its name again */
+static_assert(sizeof(struct ckimg_unix_fixed) == 80, "unix layout");
 
 /* UNIX_FILES (0x0046): the files passed (SCM_RIGHTS) in the messages of one unix socket's
  * receive queue (its UNIX_SOCKET record's QUEUE); key32 = first fd, key64 = the socket's inode.

@@ -36,9 +36,13 @@ static int unix_parse(const struct img_fdrec *r, struct unix_rec *u, char *err, 
 	if (r->len < 4)
 		return snprintf(err, errlen, "payload shorter than its size field"), -EBADMSG;
 	memcpy(&u->x, r->p, r->len < sizeof(u->x) ? r->len : sizeof(u->x));
-	if (u->x.fixed_size < sizeof(u->x) || u->x.fixed_size > r->len)
-		return snprintf(err, errlen, "fixed_size %u (expected >= %zu, <= %llu)", u->x.fixed_size, sizeof(u->x),
+	if (u->x.fixed_size < CKIMG_UNIX_MIN_FIXED || u->x.fixed_size > r->len)
+		return snprintf(err, errlen, "fixed_size %u (expected >= %d, <= %llu)", u->x.fixed_size, CKIMG_UNIX_MIN_FIXED,
 				(unsigned long long)r->len), -EBADMSG;
+	if (u->x.fixed_size < sizeof(u->x))      /* a 64-byte record: no socket file fields */
+		memset((uint8_t *)&u->x + u->x.fixed_size, 0, sizeof(u->x) - u->x.fixed_size);
+	if (u->x.pending_closed > u->x.pending)
+		return snprintf(err, errlen, "pending_closed %u exceeds pending %u", u->x.pending_closed, u->x.pending), -EBADMSG;
 	pos = u->x.fixed_size;
 	for (int k = 0; k < 2; k++) {
 		uint32_t l;
@@ -384,6 +388,20 @@ static int shut(struct rst_fds *s, int fd, const struct unix_rec *u)
 
 static const struct rst_obj *standalone(struct rst_fds *s, const struct unix_rec *up, int *errp);
 
+/* The recorded listening socket bound to `name`, decoded into *out, or NULL. */
+static const struct unix_rec *listener_named(struct rst_fds *s, const uint8_t *name, uint32_t len, struct unix_rec *out)
+{
+	const struct img *img = rst_fds_img(s);
+
+	for (size_t i = 0; i < img->nfdrecs; i++) {
+		const struct img_fdrec *r = &img->fdrecs[i];
+		if (r->type == CKIMG_REC_UNIX_SOCKET && unix_get(s, r->key64, out) && out->x.state == 10 &&
+		    out->name_len == len && memcmp(out->name, name, len) == 0)
+			return out;
+	}
+	return NULL;
+}
+
 /* A connected stream socket whose peer was closed (sock_diag shows no peer): one end of a new
  * pair, its queue written from the other end, which is then closed, so the program reads the
  * bytes and then end of file as it would have. */
@@ -436,7 +454,8 @@ static int unix_open(struct rst_fds *s, struct rst_file *f)
 			return rst_fds_fail(s, -errno, "socket pair end");
 		return (err = shut(s, fd, &u)) ? (close(fd), err) : fd;
 	}
-	if (u.x.type != SOCK_DGRAM && !u.x.peer_inode && u.x.state != 10 && (u.x.queue_count || (u.x.flags & CKIMG_UNIX_SHUT_RD)))
+	if (u.x.type != SOCK_DGRAM && !u.x.peer_inode && !(u.x.flags & CKIMG_UNIX_IN_BACKLOG) && u.x.state != 10 &&
+	    (u.x.queue_count || (u.x.flags & CKIMG_UNIX_SHUT_RD)))
 		return orphan(s, &u);
 	if ((u.x.flags & CKIMG_UNIX_PEER_INSIDE) && u.x.peer_inode && !u.peer_len && unix_get(s, u.x.peer_inode, &peer) &&
 	    peer.name_len && (peer.x.peer_inode != u.x.inode || u.x.peer_inode == u.x.inode)) {
@@ -449,14 +468,22 @@ static int unix_open(struct rst_fds *s, struct rst_file *f)
 		u.peer_name = peer.name;
 		u.peer_len = peer.name_len;
 	}
+	if ((u.x.flags & CKIMG_UNIX_IN_BACKLOG) && u.peer_len) {
+		/* a connection our listener had not accepted: the listener is made first (whatever
+		 * its fd number), the connect below puts the connection in its backlog again */
+		const struct unix_rec *l = listener_named(s, u.peer_name, u.peer_len, &peer);
+		if (l && !standalone(s, l, &err))
+			return err;
+	}
 	const struct rst_obj *so = standalone(s, &u, &err);
 	if (!so)
 		return err;
 	fd = fcntl(so->fd[0], F_DUPFD_CLOEXEC, 0);
 	if (fd < 0)
 		return rst_fds_fail(s, -errno, "socket");
-	if (u.x.peer_inode && u.peer_len) {
-		/* the peer was a named socket (of another process, or one of ours connected one way):
+	if ((u.x.peer_inode || (u.x.flags & CKIMG_UNIX_IN_BACKLOG)) && u.peer_len) {
+		/* the peer was a named socket (of another process, or one of ours connected one way,
+		 * or our listener that had not accepted the connection yet):
 		 * connect to that name again; if nobody listens there now, the socket stays unconnected
 		 * (capture warned) */
 		struct sockaddr_un a;
@@ -497,9 +524,35 @@ static const struct rst_obj *standalone(struct rst_fds *s, const struct unix_rec
 	set_buffers(fd, &u);
 	if (u.name_len && (err = bind_name(s, fd, &u)))
 		goto fail;
+	if (u.name_len && u.name[0] && u.x.file_mode) {
+		/* the socket file's mode and owner as they were (chmod/chown after bind); not root:
+		 * the owner stays ours */
+		char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+		memcpy(path, u.name, u.name_len);
+		path[u.name_len] = 0;
+		(void)!chown(path, u.x.file_uid, u.x.file_gid);
+		(void)!chmod(path, u.x.file_mode & 07777);
+	}
 	if (u.x.state == 10 && listen(fd, (int)u.x.backlog) < 0) {
 		err = rst_fds_fail(s, -errno, "listen");
 		goto fail;
+	}
+	if (u.x.state == 10 && u.name_len) {
+		/* connections whose client had closed before accept(): made and closed again, so
+		 * accept() gives a socket at end of file as it would have */
+		struct sockaddr_un a;
+		socklen_t l = make_addr(&a, u.name, u.name_len);
+		for (uint32_t i = 0; i < u.x.pending_closed && i < u.x.backlog + 1; i++) {
+			int tmp = socket(AF_UNIX, (int)u.x.type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+			int ok = tmp >= 0 && connect(tmp, (struct sockaddr *)&a, l) == 0;
+			int e = -errno;
+			if (tmp >= 0)
+				close(tmp);
+			if (!ok) {
+				err = rst_fds_fail(s, e, "a waiting connection whose client had closed");
+				goto fail;
+			}
+		}
 	}
 	if (u.x.state != 10 && u.x.queue_count && u.name_len && u.x.type != SOCK_STREAM && !has_files(s, u.x.inode)) {
 		/* a bound datagram socket: its queue comes back from a temporary sender */
