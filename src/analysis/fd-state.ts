@@ -33,6 +33,8 @@ export interface FdContentState {
   runs: number;
   seals: string[];
   mode: string;
+  /** owner at capture ("uid:gid"), null when the record has none */
+  owner: string | null;
 }
 
 export interface FdState {
@@ -59,6 +61,7 @@ function contentState(c: FileContentRecord): FdContentState {
   return {
     id: c.id, kind: c.kind, path: c.path, size: c.size.toString(), storedBytes: c.dataBytes.toString(), runs: c.runCount,
     seals: SEAL_NAMES.filter((_, i) => c.seals & (1 << i)), mode: oct(c.mode & 0o7777),
+    owner: c.uid !== undefined || c.gid !== undefined ? `${c.uid ?? "-"}:${c.gid ?? "-"}` : null,
   };
 }
 
@@ -94,6 +97,7 @@ export function fdStateText(s: FdState): string {
   if (s.content) {
     parts.push(s.content.kind, bytesText(s.content.size), `(${bytesText(s.content.storedBytes)} stored)`);
     if (s.content.seals.length) parts.push(`seals ${s.content.seals.join(",")}`);
+    if (s.content.owner) parts.push(`owner ${s.content.owner}`);
   }
   if (s.file) parts.push(`size ${bytesText(s.file.size)}`);
   return parts.join(" ");

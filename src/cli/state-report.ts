@@ -19,7 +19,9 @@ function signalName(signo: number): string {
   return signo ? `SIG${signo}` : "-";
 }
 
-const itimer = (t: IntervalTimer) => ({ value: formatNs(t.valueNs), interval: formatNs(t.intervalNs), armed: t.valueNs !== 0n });
+/** A periodic timer reading 0 left has fired while the process was stopped (ITIMER_REAL re-arms
+ * when SIGALRM is dequeued): still armed, restore arms it for one interval. */
+const itimer = (t: IntervalTimer) => ({ value: formatNs(t.valueNs), interval: formatNs(t.intervalNs), armed: t.valueNs !== 0n || t.intervalNs !== 0n });
 
 /** What of valid's bits was not captured, as words (for "unknown" markers). */
 function missing(valid: number, bits: [number, string][]): string[] {

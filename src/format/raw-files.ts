@@ -15,8 +15,12 @@ export const FILES_FIXED_SIZE = { FILE_CONTENT: 72, FILE_DATA: 40, FD_FILE: 40, 
 /** FILE_CONTENT FIXED offsets. */
 export const FILE_CONTENT = {
   contentId: 4, kind: 8, flags: 12, devMajor: 16, devMinor: 20, inode: 24, size: 32, mtimeNs: 40,
-  mode: 48, seals: 52, dataBytes: 56, runCount: 64,
+  mode: 48, seals: 52, dataBytes: 56, runCount: 64, uid: 72, gid: 76,
 } as const;
+/** FILE_CONTENT written with the owner (uid, gid); a 72-byte record has none. */
+export const FILE_CONTENT_OWNER_FIXED = 80;
+/** FILE_CONTENT uid/gid: not recorded. */
+export const CONTENT_NO_OWNER = 0xffffffff;
 /** FILE_CONTENT.kind: index 1 DELETED, 2 MEMFD (0 is not a kind). */
 export const CONTENT_KINDS = ["none", "deleted", "memfd"] as const;
 export type ContentKind = (typeof CONTENT_KINDS)[number];

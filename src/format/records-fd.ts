@@ -22,6 +22,7 @@ export const FdRecordType = {
   INET_SOCKET: 0x0043,
   TCP_STREAM: 0x0044,
   FILE_LOCK: 0x0045,
+  UNIX_FILES: 0x0046,
 } as const;
 
 /** PIPE (0x0041): one per pipe or FIFO, its identity, size and the bytes waiting in it. */
@@ -59,8 +60,14 @@ export interface UnixSocketState {
   shutRd: boolean; shutWr: boolean; passcred: boolean;
   backlog: number;
   sndbuf: number; rcvbuf: number;
-  /** listening: connections waiting for accept(), not brought back */
+  /** listening: connections waiting for accept() (those of other processes' clients are not brought back) */
   pending: number;
+  /** listening: of those, connections whose client was closed (made and closed again on restore); absent: 0 */
+  pendingClosed?: number;
+  /** connected to a listening socket of ours that had not accepted the connection yet (peerName: its name) */
+  inBacklog?: boolean;
+  /** bound to a path: the socket file's mode and owner (1.2 records of 80 bytes; absent: not recorded) */
+  socketFile?: { mode: number; uid: number; gid: number };
   /** bound name (sun_path bytes; an abstract name begins with NUL), empty if unbound */
   name: Uint8Array;
   /** the peer's name when the peer is outside the image */
@@ -118,7 +125,89 @@ export interface FileLockState {
   end: bigint | undefined;
 }
 
-export type FdStateRecord = PipeState | UnixSocketState | InetSocketState | TcpStreamState | FileLockState | AnonFdState;
+/** One file passed (SCM_RIGHTS) in a queued message of a unix socket. */
+export interface PassedFile {
+  /** index of the message in the socket's queue (UnixSocketState.queue) */
+  message: number;
+  /** "fd": the same open file description as fd `fd` of the process; "file": a regular file
+   * reopened by `path` at `pos`; "pipe": a new description on an end of pipe `inode` */
+  kind: "fd" | "file" | "pipe";
+  fd: number;
+  openFlags: number;
+  pos: bigint;
+  inode: bigint;
+  devMajor: number; devMinor: number;
+  /** "file": the path reopened; else the fd link at capture, for people */
+  path: string;
+}
+
+/** UNIX_FILES (0x0046): the files in flight in one unix socket's receive queue. */
+export interface UnixFilesState {
+  type: "scm";
+  /** first fd of the socket (INDEX key32) */
+  fd: number;
+  /** the socket's inode */
+  inode: bigint;
+  /** in queue order */
+  files: PassedFile[];
+}
+
+export type FdStateRecord = PipeState | UnixSocketState | InetSocketState | TcpStreamState | FileLockState | UnixFilesState | AnonFdState;
+
+export const UNIX_FILES_FIXED = { size: 24, count: 4, inode: 8, entrySize: 16 } as const;
+/** size of a UNIX_FILES entry FIXED part as written (readers accept larger ones) */
+export const UNIX_FILE_ENTRY_SIZE = 40;
+const PASSED_KINDS = ["", "fd", "file", "pipe"] as const;
+
+export function decodeUnixFiles(payload: Uint8Array, base: number, where: ImageErrorWhere, fd: number, key64: bigint): UnixFilesState {
+  const r = new ByteReader(payload, base, where);
+  const fixed = r.fixedSize(UNIX_FILES_FIXED.size, "UNIX_FILES");
+  const count = r.u32At(UNIX_FILES_FIXED.count);
+  const inode = r.u64At(UNIX_FILES_FIXED.inode);
+  const entrySize = r.u32At(UNIX_FILES_FIXED.entrySize);
+  if (inode !== key64) r.fail("BAD_FIELD", `inode ${inode} differs from the index key ${key64}`, UNIX_FILES_FIXED.inode);
+  if (entrySize < UNIX_FILE_ENTRY_SIZE || entrySize > 4096) r.fail("BAD_FIELD", `entry_size ${entrySize}`, UNIX_FILES_FIXED.entrySize);
+  r.pos = fixed;
+  if (count === 0 || count * (entrySize + 4) > r.remaining) r.fail("BAD_FIELD", `count ${count} does not fit the payload`, UNIX_FILES_FIXED.count);
+  const files: PassedFile[] = [];
+  let last = 0;
+  for (let i = 0; i < count; i++) {
+    const at = r.pos;
+    r.bytesView(entrySize, `UNIX_FILES entry ${i}`);
+    const v = new DataView(payload.buffer, payload.byteOffset + at, entrySize);
+    const message = v.getUint32(0, true), k = v.getUint32(4, true);
+    if (k < 1 || k > 3) r.fail("BAD_FIELD", `entry ${i}: kind ${k}`, at + 4);
+    if (message < last) r.fail("BAD_FIELD", `entry ${i}: message ${message} after message ${last}`, at);
+    last = message;
+    const path = r.str(`UNIX_FILES entry ${i} path`);
+    if (k === 2 && !path.startsWith("/")) r.fail("BAD_FIELD", `entry ${i}: a passed file needs an absolute path`, at);
+    files.push({
+      message, kind: PASSED_KINDS[k] as PassedFile["kind"], fd: v.getUint32(8, true), openFlags: v.getUint32(12, true),
+      pos: v.getBigUint64(16, true), inode: v.getBigUint64(24, true), devMajor: v.getUint32(32, true), devMinor: v.getUint32(36, true),
+      path,
+    });
+  }
+  if (r.remaining) r.fail("BAD_FIELD", `${r.remaining} bytes after the last entry`);
+  return { type: "scm", fd, inode, files };
+}
+
+export function encodeUnixFiles(s: UnixFilesState): Uint8Array {
+  const w = new ByteWriter();
+  w.u32(UNIX_FILES_FIXED.size).u32(s.files.length).u64(s.inode).u32(UNIX_FILE_ENTRY_SIZE).u32(0);
+  for (const f of s.files) {
+    w.u32(f.message).u32(PASSED_KINDS.indexOf(f.kind)).u32(f.fd).u32(f.openFlags).u64(f.pos).u64(f.inode);
+    w.u32(f.devMajor).u32(f.devMinor).str(f.path);
+  }
+  return w.finish();
+}
+
+function passedText(f: PassedFile): string {
+  switch (f.kind) {
+    case "fd": return `fd ${f.fd}`;
+    case "file": return `${f.path} at ${f.pos}`;
+    default: return `pipe ${f.inode} ${(f.openFlags & 3) === 1 ? "write" : "read"} end`;
+  }
+}
 
 const LOCK_KINDS = ["", "flock", "posix", "ofd", "lease"] as const;
 const LOCK_EOF = (1n << 64n) - 1n;
@@ -142,12 +231,15 @@ export function encodeFileLock(l: FileLockState): Uint8Array {
 
 export const UNIX_FIXED = {
   size: 64, type: 4, state: 8, flags: 12, inode: 16, peerInode: 24, backlog: 32, sndbuf: 36, rcvbuf: 40,
-  queueCount: 44, pending: 48, queueBytes: 56,
+  queueCount: 44, pending: 48, pendingClosed: 52, queueBytes: 56, fileMode: 64, fileUid: 68, fileGid: 72,
 } as const;
+/** UNIX_SOCKET FIXED as written since the socket file fields (readers accept 64) */
+export const UNIX_FIXED_SIZE = 80;
 export const UNIX_PEER_INSIDE = 1 << 0;
 export const UNIX_SHUT_RD = 1 << 1;
 export const UNIX_SHUT_WR = 1 << 2;
 export const UNIX_PASSCRED = 1 << 3;
+export const UNIX_IN_BACKLOG = 1 << 5;
 const SOCK_TYPES: Record<number, UnixSocketState["socketType"]> = { 1: "stream", 2: "dgram", 5: "seqpacket" };
 const SOCK_TYPE_CODES = { stream: 1, dgram: 2, seqpacket: 5 } as const;
 /** sun_path holds 108 bytes */
@@ -177,7 +269,13 @@ export function decodeUnixSocket(payload: Uint8Array, base: number, where: Image
     queue.push(m);
   }
   if (total !== queueBytes) r.fail("BAD_FIELD", `queue holds ${total} bytes, queue_bytes says ${queueBytes}`, UNIX_FIXED.queueBytes);
+  const pendingClosed = r.u32At(UNIX_FIXED.pendingClosed);
+  if (pendingClosed > r.u32At(UNIX_FIXED.pending)) r.fail("BAD_FIELD", `pending_closed ${pendingClosed} exceeds pending`, UNIX_FIXED.pendingClosed);
+  const fileMode = fixed >= UNIX_FIXED_SIZE ? r.u32At(UNIX_FIXED.fileMode) : 0;
   return {
+    ...(pendingClosed ? { pendingClosed } : {}),
+    ...(flags & UNIX_IN_BACKLOG ? { inBacklog: true } : {}),
+    ...(fileMode ? { socketFile: { mode: fileMode, uid: r.u32At(UNIX_FIXED.fileUid), gid: r.u32At(UNIX_FIXED.fileGid) } } : {}),
     type: "unix", fd, inode: r.u64At(UNIX_FIXED.inode), socketType, state: r.u32At(UNIX_FIXED.state),
     peerInode: r.u64At(UNIX_FIXED.peerInode), peerInside: (flags & UNIX_PEER_INSIDE) !== 0,
     shutRd: (flags & UNIX_SHUT_RD) !== 0, shutWr: (flags & UNIX_SHUT_WR) !== 0, passcred: (flags & UNIX_PASSCRED) !== 0,
@@ -187,11 +285,13 @@ export function decodeUnixSocket(payload: Uint8Array, base: number, where: Image
 }
 
 export function encodeUnixSocket(u: UnixSocketState): Uint8Array {
-  const flags = (u.peerInside ? UNIX_PEER_INSIDE : 0) | (u.shutRd ? UNIX_SHUT_RD : 0) | (u.shutWr ? UNIX_SHUT_WR : 0) | (u.passcred ? UNIX_PASSCRED : 0);
+  const flags = (u.peerInside ? UNIX_PEER_INSIDE : 0) | (u.shutRd ? UNIX_SHUT_RD : 0) | (u.shutWr ? UNIX_SHUT_WR : 0) |
+    (u.passcred ? UNIX_PASSCRED : 0) | (u.inBacklog ? UNIX_IN_BACKLOG : 0);
   const bytes = u.queue.reduce((n, m) => n + m.length, 0);
   const w = new ByteWriter();
-  w.u32(UNIX_FIXED.size).u32(SOCK_TYPE_CODES[u.socketType]).u32(u.state).u32(flags).u64(u.inode).u64(u.peerInode);
-  w.u32(u.backlog).u32(u.sndbuf).u32(u.rcvbuf).u32(u.queue.length).u32(u.pending).u32(0).u64(bytes);
+  w.u32(UNIX_FIXED_SIZE).u32(SOCK_TYPE_CODES[u.socketType]).u32(u.state).u32(flags).u64(u.inode).u64(u.peerInode);
+  w.u32(u.backlog).u32(u.sndbuf).u32(u.rcvbuf).u32(u.queue.length).u32(u.pending).u32(u.pendingClosed ?? 0).u64(bytes);
+  w.u32(u.socketFile?.mode ?? 0).u32(u.socketFile?.uid ?? 0).u32(u.socketFile?.gid ?? 0).u32(0);
   w.str(u.name).str(u.peerName);
   for (const m of u.queue) w.str(m);
   return w.finish();
@@ -363,6 +463,7 @@ export const FD_STATE_CODECS: ReadonlyMap<number, FdStateCodec> = new Map<number
   [FdRecordType.INET_SOCKET, { name: "INET_SOCKET", decode: (p, b, w, k) => decodeInetSocket(p, b, w, k) }],
   [FdRecordType.TCP_STREAM, { name: "TCP_STREAM", decode: (p, b, w, k, id) => decodeTcpStream(p, b, w, k, id) }],
   [FdRecordType.FILE_LOCK, { name: "FILE_LOCK", decode: (p, b, w, k, id) => decodeFileLock(p, b, w, k, id) }],
+  [FdRecordType.UNIX_FILES, { name: "UNIX_FILES", decode: (p, b, w, k, id) => decodeUnixFiles(p, b, w, k, id) }],
   [AnonFdRecordType.EVENTFD, { name: "EVENTFD", decode: (p, b, w, k) => decodeEventfd(p, b, w, k) }],
   [AnonFdRecordType.TIMERFD, { name: "TIMERFD", decode: (p, b, w, k) => decodeTimerfd(p, b, w, k) }],
   [AnonFdRecordType.SIGNALFD, { name: "SIGNALFD", decode: (p, b, w, k) => decodeSignalfd(p, b, w, k) }],
@@ -378,6 +479,7 @@ export function encodeFdState(s: FdStateRecord): { type: number; payload: Uint8A
     case "inet": return { type: FdRecordType.INET_SOCKET, payload: encodeInetSocket(s), key32: s.fd, key64: s.inode };
     case "tcp": return { type: FdRecordType.TCP_STREAM, payload: encodeTcpStream(s), key32: s.fd, key64: s.inode };
     case "lock": return { type: FdRecordType.FILE_LOCK, payload: encodeFileLock(s), key32: s.fd, key64: s.inode };
+    case "scm": return { type: FdRecordType.UNIX_FILES, payload: encodeUnixFiles(s), key32: s.fd, key64: s.inode };
     default: return encodeAnonFd(s);
   }
 }
@@ -392,7 +494,8 @@ export function describeFdState(s: FdStateRecord): string {
     case "unix": {
       const bytes = s.queue.reduce((n, m) => n + m.length, 0);
       const name = unixNameText(s.name);
-      const what = s.state === 10 ? `listening (backlog ${s.backlog}${s.pending ? `, ${s.pending} waiting` : ""})`
+      const what = s.state === 10 ? `listening (backlog ${s.backlog}${s.pending ? `, ${s.pending} waiting${s.pendingClosed ? ` (${s.pendingClosed} closed)` : ""}` : ""})`
+        : s.inBacklog ? `waiting in the backlog of ${unixNameText(s.peerName)} (ours)`
         : s.peerInode ? `peer ${s.peerInside ? `socket ${s.peerInode} (ours)` : unixNameText(s.peerName) || `socket ${s.peerInode} (another process)`}`
         : "unconnected";
       return `unix ${s.socketType}${name ? ` ${name}` : ""}: ${what}, ${s.queue.length} message(s) / ${bytes} bytes queued` +
@@ -406,6 +509,8 @@ export function describeFdState(s: FdStateRecord): string {
     }
     case "lock":
       return `${s.kind} ${s.write ? "write" : "read"} lock${s.kind === "posix" || s.kind === "ofd" ? ` on bytes ${s.start}-${s.end ?? "EOF"}` : ""}`;
+    case "scm":
+      return `${s.files.length} file(s) in flight (${s.files.map((f) => `message ${f.message}: ${passedText(f)}`).join(", ")})`;
     case "tcp":
       return `${s.inq.length} bytes unread, ${s.outq.length} unacknowledged (${s.unsent} unsent); mss ${s.mss}` +
         `${s.wscale ? `, wscale ${s.sndWscale}/${s.rcvWscale}` : ""}${s.sack ? ", sack" : ""}${s.timestamps ? ", timestamps" : ""}`;
@@ -417,7 +522,7 @@ export function describeFdState(s: FdStateRecord): string {
 export function fdStateObjectId(s: FdStateRecord): bigint {
   switch (s.type) {
     case "pipe": return s.pipeId;
-    case "unix": case "inet": case "tcp": case "lock": return s.inode;
+    case "unix": case "inet": case "tcp": case "lock": case "scm": return s.inode;
     default: return 0n;   // anon-inode fds share one inode: no object identity
   }
 }
@@ -449,7 +554,9 @@ export function fdStateFields(s: FdStateRecord): Record<string, string | number 
         type: "unix", socketType: s.socketType, object: s.inode.toString(),
         state: s.state === 10 ? "listening" : s.peerInode ? "connected" : "unconnected",
         name: unixNameText(s.name), peer: s.peerInside ? "inside" : s.peerInode ? unixNameText(s.peerName) || "outside" : "",
-        backlog: s.backlog, pending: s.pending, queuedMessages: s.queue.length, queuedBytes: all.length,
+        backlog: s.backlog, pending: s.pending, pendingClosed: s.pendingClosed ?? 0, inBacklog: s.inBacklog ?? false,
+        socketFile: s.socketFile ? `0${(s.socketFile.mode & 0o7777).toString(8)} ${s.socketFile.uid}:${s.socketFile.gid}` : "",
+        queuedMessages: s.queue.length, queuedBytes: all.length,
         queuedSha256: all.length ? sha256Hex(all) : "", shutdown: [s.shutRd ? "rd" : "", s.shutWr ? "wr" : ""].filter(Boolean).join("+"),
         sndbuf: s.sndbuf, rcvbuf: s.rcvbuf,
       };
@@ -459,6 +566,11 @@ export function fdStateFields(s: FdStateRecord): Record<string, string | number 
         type: s.protocol, family: s.family, object: s.inode.toString(), state: s.protocol === "udp" ? (s.state === 1 ? "connected" : "bound") : TCP_STATES[s.state] ?? String(s.state),
         local: endpoint(s.localAddress, s.localPort, s.family), peer: s.peerPort ? endpoint(s.peerAddress, s.peerPort, s.family) : "",
         backlog: s.backlog, options: INET_FLAGS.filter((k) => s[k]).join(","), linger: s.linger ?? -1, sndbuf: s.sndbuf, rcvbuf: s.rcvbuf,
+      };
+    case "scm":
+      return {
+        type: "unix-files", object: s.inode.toString(), files: s.files.length,
+        passed: s.files.map((f) => `${f.message}:${passedText(f)}`).join(", "),
       };
     case "lock":
       return { type: "lock", kind: s.kind, mode: s.write ? "write" : "read", range: `${s.start}-${s.end ?? "EOF"}` };

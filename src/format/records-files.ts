@@ -6,7 +6,7 @@
 import { ByteReader, ByteWriter } from "./bytes.js";
 import type { ImageErrorWhere } from "./errors.js";
 import {
-  CONTENT_KINDS, FDFILE, FILE_CONTENT, FILE_DATA, FILES_FIXED_SIZE, MAX_FILE_RUN, TTY, TTY_FLAG_NAMES,
+  CONTENT_KINDS, CONTENT_NO_OWNER, FDFILE, FILE_CONTENT, FILE_CONTENT_OWNER_FIXED, FILE_DATA, FILES_FIXED_SIZE, MAX_FILE_RUN, TTY, TTY_FLAG_NAMES,
   TTY_NCCS, TTY_NONE, type ContentKind, type TtyFlagName,
 } from "./raw-files.js";
 
@@ -27,6 +27,9 @@ export interface FileContentRecord {
   seals: number;
   dataBytes: bigint;
   runCount: number;
+  /** owner at capture (format 1.2 records of 80 bytes; absent: not recorded) */
+  uid?: number;
+  gid?: number;
   /** DELETED: the former path; MEMFD: the memfd name */
   path: string;
 }
@@ -80,6 +83,13 @@ export interface TtyRecord {
 // ---------------------------------------------------------------------------------------
 // Decoders
 
+/** uid/gid of an 80-byte FILE_CONTENT; CONTENT_NO_OWNER (or a 72-byte record) leaves them out. */
+function owner(r: ByteReader, fixed: number): { uid?: number; gid?: number } {
+  if (fixed < FILE_CONTENT_OWNER_FIXED) return {};
+  const uid = r.u32At(FILE_CONTENT.uid), gid = r.u32At(FILE_CONTENT.gid);
+  return { ...(uid !== CONTENT_NO_OWNER ? { uid } : {}), ...(gid !== CONTENT_NO_OWNER ? { gid } : {}) };
+}
+
 export function decodeFileContent(payload: Uint8Array, base: number, where: ImageErrorWhere): FileContentRecord {
   const r = new ByteReader(payload, base, where);
   const fixed = r.fixedSize(FILES_FIXED_SIZE.FILE_CONTENT, "FILE_CONTENT");
@@ -100,6 +110,7 @@ export function decodeFileContent(payload: Uint8Array, base: number, where: Imag
     seals: r.u32At(FILE_CONTENT.seals),
     dataBytes: r.u64At(FILE_CONTENT.dataBytes),
     runCount: r.u32At(FILE_CONTENT.runCount),
+    ...owner(r, fixed),
     path: r.str("path"),
   };
 }
@@ -174,9 +185,9 @@ export function decodeTty(payload: Uint8Array, base: number, where: ImageErrorWh
 export function encodeFileContent(c: FileContentRecord): Uint8Array {
   const kind = CONTENT_KINDS.indexOf(c.kind as ContentKind);
   const w = new ByteWriter();
-  w.u32(FILES_FIXED_SIZE.FILE_CONTENT).u32(c.id).u32(kind < 0 ? 0 : kind).u32(c.flags);
+  w.u32(FILE_CONTENT_OWNER_FIXED).u32(c.id).u32(kind < 0 ? 0 : kind).u32(c.flags);
   w.u32(c.devMajor).u32(c.devMinor).u64(c.inode).u64(c.size).u64(c.mtimeNs).u32(c.mode).u32(c.seals);
-  w.u64(c.dataBytes).u32(c.runCount).u32(0);
+  w.u64(c.dataBytes).u32(c.runCount).u32(0).u32(c.uid ?? CONTENT_NO_OWNER).u32(c.gid ?? CONTENT_NO_OWNER);
   return w.str(c.path).finish();
 }
 

@@ -7,7 +7,7 @@ import { describe, expect, test } from "vitest";
 import fc from "fast-check";
 import {
   FD_STATE_CODECS, FdRecordType, ImageError, addrText, encodeFdState, type FdStateRecord, type InetSocketState, type PipeState,
-  type TcpStreamState, type UnixSocketState,
+  type TcpStreamState, type UnixFilesState, type UnixSocketState,
 } from "../../src/format/index.js";
 import { u32, u64 } from "../support/arbitraries.js";
 
@@ -25,7 +25,10 @@ export const arbUnix: fc.Arbitrary<UnixSocketState> = fc.record({
   state: fc.constantFrom(1, 7, 10), peerInode: u64, peerInside: fc.boolean(), shutRd: fc.boolean(), shutWr: fc.boolean(),
   passcred: fc.boolean(), backlog: u32, sndbuf: u32, rcvbuf: u32, pending: u32, name: sunName, peerName: sunName,
   queue: fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 8 }),
-});
+  pendingClosed: fc.option(fc.integer({ min: 1, max: 1000 }), { nil: undefined }),
+  inBacklog: fc.option(fc.constant(true), { nil: undefined }),
+  socketFile: fc.option(fc.record({ mode: fc.integer({ min: 1, max: 0xffffffff }), uid: u32, gid: u32 }), { nil: undefined }),
+}).map((u) => (u.pendingClosed !== undefined && u.pendingClosed > u.pending ? { ...u, pending: u.pendingClosed } : u));
 
 const u16 = fc.integer({ min: 0, max: 0xffff });
 export const arbInet: fc.Arbitrary<InetSocketState> = fc.constantFrom("ipv4" as const, "ipv6" as const).chain((family) => {
@@ -48,7 +51,15 @@ export const arbLock = fc.record({
   write: fc.boolean(), start: fc.bigInt({ min: 0n, max: 1n << 40n }), len: fc.option(fc.bigInt({ min: 0n, max: 1n << 40n }), { nil: undefined }),
 }).map(({ len, ...l }) => ({ ...l, end: len === undefined ? undefined : l.start + len }));
 
-export const arbFdState: fc.Arbitrary<FdStateRecord> = fc.oneof(arbPipe, arbUnix, arbInet, arbTcp, arbLock);
+const arbPassed = fc.record({
+  message: fc.integer({ min: 0, max: 1000 }), kind: fc.constantFrom("fd" as const, "file" as const, "pipe" as const), fd: u32, openFlags: u32,
+  pos: u64, inode: u64, devMajor: u32, devMinor: u32, path: fc.string({ maxLength: 40 }),
+}).map((f) => (f.kind === "file" ? { ...f, path: `/${f.path}` } : f));
+export const arbScm: fc.Arbitrary<UnixFilesState> = fc.record({
+  type: fc.constant("scm" as const), fd: u32, inode: u64, files: fc.array(arbPassed, { minLength: 1, maxLength: 6 }),
+}).map((s) => ({ ...s, files: [...s.files].sort((a, b) => a.message - b.message) }));
+
+export const arbFdState: fc.Arbitrary<FdStateRecord> = fc.oneof(arbPipe, arbUnix, arbInet, arbTcp, arbLock, arbScm);
 
 function decode(type: number, payload: Uint8Array, key32: number, key64: bigint): FdStateRecord {
   const codec = FD_STATE_CODECS.get(type);
@@ -115,6 +126,43 @@ describe("fd state records", () => {
         expect(err).toBeInstanceOf(ImageError);
       }
     }), { numRuns: 2000 });
+  });
+
+  test("UNIX_SOCKET: a 64-byte record (before the socket file fields) still reads; pending_closed above pending is refused", () => {
+    const s: UnixSocketState = { type: "unix", fd: 3, inode: 5n, socketType: "stream", state: 10, peerInode: 0n, peerInside: false, shutRd: false, shutWr: false, passcred: false, backlog: 4, sndbuf: 0, rcvbuf: 0, pending: 2, pendingClosed: 1, name: Uint8Array.of(47, 120), peerName: new Uint8Array(0), queue: [], socketFile: { mode: 0o140640, uid: 7, gid: 8 } };
+    const e = encodeFdState(s);
+    const old = new Uint8Array(e.payload.length - 16);
+    old.set(e.payload.subarray(0, 64));
+    old.set(e.payload.subarray(80), 64);
+    new DataView(old.buffer).setUint32(0, 64, true);
+    const { socketFile: _f, ...rest } = s;
+    expect(decode(FdRecordType.UNIX_SOCKET, old, 3, 5n)).toEqual(rest);
+    new DataView(e.payload.buffer).setUint32(52, 3, true);
+    expect(() => decode(FdRecordType.UNIX_SOCKET, e.payload, 3, 5n)).toThrow(/pending_closed 3 exceeds pending/);
+  });
+
+  test("UNIX_FILES: out-of-order messages, unknown kinds, relative paths, a count beyond the payload and a wrong inode are refused", () => {
+    const s: UnixFilesState = { type: "scm", fd: 4, inode: 77n, files: [
+      { message: 0, kind: "fd", fd: 9, openFlags: 2, pos: 0n, inode: 5n, devMajor: 0, devMinor: 1, path: "/tmp/a" },
+      { message: 2, kind: "file", fd: 0, openFlags: 0, pos: 5n, inode: 6n, devMajor: 0, devMinor: 1, path: "/tmp/b" },
+    ] };
+    const e = encodeFdState(s);
+    expect(e.type).toBe(FdRecordType.UNIX_FILES);
+    expect(decode(e.type, e.payload, 4, 77n)).toEqual(s);
+    expect(() => decode(e.type, e.payload, 4, 78n)).toThrow(/differs from the index key/);
+    const second = 24 + 40 + 4 + 6;          // FIXED, first entry and its path
+    const swapped = e.payload.slice();
+    new DataView(swapped.buffer).setUint32(24, 3, true);
+    expect(() => decode(e.type, swapped, 4, 77n)).toThrow(/message 2 after message 3/);
+    const kind = e.payload.slice();
+    new DataView(kind.buffer).setUint32(second + 4, 9, true);
+    expect(() => decode(e.type, kind, 4, 77n)).toThrow(/kind 9/);
+    const rel = e.payload.slice();
+    rel[second + 40 + 4] = "x".charCodeAt(0);
+    expect(() => decode(e.type, rel, 4, 77n)).toThrow(/absolute path/);
+    const many = e.payload.slice();
+    new DataView(many.buffer).setUint32(4, 1_000_000, true);
+    expect(() => decode(e.type, many, 4, 77n)).toThrow(/count 1000000/);
   });
 
   test("PIPE: data longer than the pipe is refused naming data_length", () => {

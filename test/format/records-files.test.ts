@@ -23,6 +23,8 @@ const arbContent = fc.record({
   kind: fc.constantFrom("deleted" as const, "memfd" as const),
   flags: u32, devMajor: u32, devMinor: u32, inode: u64, size: u64, mtimeNs: u64, mode: u32, seals: u32,
   dataBytes: u64, runCount: u32, path: text,
+  uid: fc.option(fc.integer({ min: 0, max: 0xfffffffe }), { nil: undefined }),
+  gid: fc.option(fc.integer({ min: 0, max: 0xfffffffe }), { nil: undefined }),
 });
 const arbFdFile = fc.record({
   fd: u32, contentId: fc.option(fc.integer({ min: 1, max: 0xffffffff }), { nil: undefined }), flags: u32,
@@ -92,6 +94,21 @@ describe("hostile file and terminal payloads", () => {
       const cut = how === 2 ? b.subarray(0, at % b.length) : b;
       decodesOrImageError(() => dec(cut, 0, where));
     }), { numRuns: 3000 });
+  });
+  test("FILE_CONTENT owner: 80 bytes carry uid/gid, a 72-byte record (early 1.1) has none", () => {
+    const c: FileContentRecord = { id: 1, kind: "deleted", flags: 0, devMajor: 0, devMinor: 1, inode: 5n, size: 10n, mtimeNs: 0n, mode: 0o100600, seals: 0, dataBytes: 0n, runCount: 0, path: "/tmp/x", uid: 1000, gid: 100 };
+    const enc = encodeFileContent(c);
+    expect(new DataView(enc.buffer).getUint32(0, true)).toBe(80);
+    expect(decodeFileContent(enc, 0, where)).toMatchObject({ uid: 1000, gid: 100 });
+    // the same record as a 72-byte FIXED part: path follows at 72
+    const old = new Uint8Array(enc.length - 8);
+    old.set(enc.subarray(0, 72));
+    old.set(enc.subarray(80), 72);
+    new DataView(old.buffer).setUint32(0, 72, true);
+    const d = decodeFileContent(old, 0, where);
+    expect(d.uid).toBeUndefined();
+    expect(d.gid).toBeUndefined();
+    expect(d.path).toBe("/tmp/x");
   });
   test("content id 0 and a FILE_DATA whose DATA does not fill the payload are refused", () => {
     const c: FileContentRecord = { id: 1, kind: "memfd", flags: 0, devMajor: 0, devMinor: 1, inode: 5n, size: 10n, mtimeNs: 0n, mode: 0o100600, seals: 0, dataBytes: 0n, runCount: 0, path: "x" };

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
-import { crc32, openImage, type PipeState, type UnixSocketState } from "../../src/format/index.js";
+import { crc32, openImage, type PipeState, type UnixFilesState, type UnixSocketState } from "../../src/format/index.js";
 import { REPO, compileC, makeTempDir, removeTempDirs, runCli, sleep, startProcess, type Started } from "./helpers.js";
 
 const FP = join(REPO, "test/native/fd-programs");
@@ -169,13 +169,13 @@ describe("unix sockets", () => {
 });
 
 describe("unix sockets: files in flight", () => {
-  it("a queued message carrying a file (SCM_RIGHTS) is named at capture; restore refuses it unless --force", async () => {
+  it("a queued message carrying a file it cannot describe (SCM_RIGHTS) is named at capture; restore refuses it unless --force", async () => {
     const exe = prog("unix-rights");
     const img = join(tmp, "rights.img");
     const p = startProcess([exe], { cwd: tmp });
     const fd = Number((await p.waitForLine(/^ready \d+/)).split(" ")[1]);
     const cap = await captureKill(p, img);
-    expect(cap.stderr).toMatch(new RegExp(`fd ${fd} .*1 file\\(s\\) passed in queued messages \\(SCM_RIGHTS\\)`));
+    expect(cap.stderr).toMatch(new RegExp(`fd ${fd} .*a file passed in its queue \\(SCM_RIGHTS\\) cannot be kept: message 0 carries anon_inode:\\[eventfd\\]`));
     const j = JSON.parse(runCli(["inspect", "--json", img]).stdout);
     expect(j.files.find((f: { fd: number }) => f.fd === fd).summary).toMatch(/1 message\(s\) \/ 12 bytes queued/);
     const r = runCli(["restore", img]);
@@ -183,6 +183,27 @@ describe("unix sockets: files in flight", () => {
     expect(r.stderr.trim().split("\n").filter((l) => !/warning/.test(l))).toHaveLength(1);
     expect(r.stderr).toMatch(/SCM_RIGHTS/);
     expect(existsSync(`/proc/${p.pid}`)).toBe(false);
+  });
+});
+
+describe("unix sockets: files in flight that come back", () => {
+  it("pipe ends (also one held nowhere else), a regular file at its offset and the process's own description are passed again with their messages", async () => {
+    const dir = makeTempDir("ckimg-passed-");
+    const verdict = await roundTrip("unix-passed", [dir], async (path) => {
+      const img = await openImage(path);
+      try {
+        const passed = img.fdState.filter((s): s is UnixFilesState => s.type === "scm");
+        expect(passed.map((s) => s.files.map((f) => `${f.message}:${f.kind}`).join(" ")).sort()).toEqual(["0:file 0:fd", "0:pipe 2:pipe 2:fd"]);
+        // nothing is marked: the pipe whose read end is only in flight is the process's own
+        const own = img.fds.filter((f) => f.fd >= 3 && f.fd < 64);
+        expect(own.filter((f) => f.unrestorable !== undefined || f.peerOutside !== undefined)).toEqual([]);
+        const r = runCli(["inspect", path]);
+        expect(r.stdout).toMatch(/3 message\(s\) \/ 12 bytes queued; 3 file\(s\) in flight/);
+      } finally {
+        await img.close();
+      }
+    });
+    expect(verdict).toEqual(["ok"]);
   });
 });
 

@@ -63,6 +63,10 @@ int fd_socket_family(struct capture *c, struct cap_fd *d);
 /* Every fd of the target (sorted by number) for kinds that pair descriptions (pipes, socketpairs). */
 struct cap_fd *fd_all(struct capture *c, size_t *n);
 
+/* sk-unix.c: is an end (O_RDONLY/O_WRONLY) of pipe dev:ino in flight (SCM_RIGHTS) in a
+ * queue of one of the process's unix sockets? */
+int unix_pipe_in_flight(struct capture *c, dev_t dev, ino_t ino, int acc);
+
 /* locks.c: FILE_LOCK records of the locks and leases the process holds (after the kinds). */
 int collect_locks(struct capture *c);
 

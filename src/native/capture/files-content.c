@@ -349,6 +349,7 @@ static int plan_content(struct capture *c, struct image *im, struct file_content
 		.kind = fc->memfd ? CKIMG_CONTENT_MEMFD : CKIMG_CONTENT_DELETED, .flags = fc->flags,
 		.dev_major = major(st.st_dev), .dev_minor = minor(st.st_dev), .inode = st.st_ino,
 		.size = (uint64_t)st.st_size, .mtime_ns = ts_ns(&st.st_mtim), .mode = st.st_mode,
+		.uid = st.st_uid, .gid = st.st_gid,
 	};
 	if (fc->memfd) {
 		int s = fcntl(fd, F_GET_SEALS);

@@ -131,7 +131,8 @@ static int pipe_dump(struct capture *c, struct cap_fd *d)
 	 * keeps its end); one whose other end is closed everywhere comes back exactly (poll(2) on our copy: POLLHUP, no writer left; POLLERR, no reader). */
 	if (!fifo && (x.flags & (CKIMG_PIPE_HAS_READER | CKIMG_PIPE_HAS_WRITER)) !=
 		     (CKIMG_PIPE_HAS_READER | CKIMG_PIPE_HAS_WRITER) && !other_end_closed(c, d, x.flags) &&
-	    !tree_other_holds(c, dev, d->f.inode, (x.flags & CKIMG_PIPE_HAS_READER) ? O_WRONLY : O_RDONLY)) {
+	    !tree_other_holds(c, dev, d->f.inode, (x.flags & CKIMG_PIPE_HAS_READER) ? O_WRONLY : O_RDONLY) &&
+	    !unix_pipe_in_flight(c, dev, d->f.inode, (x.flags & CKIMG_PIPE_HAS_READER) ? O_WRONLY : O_RDONLY)) {
 		const char *why = x.flags & CKIMG_PIPE_HAS_READER ?
 			"the pipe's writing end is held by another process; restore gives this end the buffered bytes, then end of file" :
 			"the pipe's reading end is held by another process; restore sends this end's writes to /dev/null";

@@ -19,6 +19,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <fcntl.h>
+#include <linux/kcmp.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #ifndef SO_PEEK_OFF
@@ -26,8 +31,13 @@
 #endif
 #define MAX_QUEUE_BYTES (64u << 20)
 
+#define MAX_ICONS 256
+
 struct unix_diag {
 	uint32_t type, state, peer, backlog, rqueue, shutdown;
+	uint32_t vfs_ino, vfs_dev;      /* bound to a path: the socket file's inode (UNIX_DIAG_VFS) */
+	uint32_t icons[MAX_ICONS];      /* listening: inodes of the connections waiting for accept */
+	uint32_t nicons;
 	char name[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
 	size_t name_len;
 };
@@ -40,7 +50,7 @@ static int query_diag(uint64_t inode, struct unix_diag *out)
 	} req = {
 		.h = { .nlmsg_len = sizeof(req), .nlmsg_type = SOCK_DIAG_BY_FAMILY, .nlmsg_flags = NLM_F_REQUEST },
 		.r = { .sdiag_family = AF_UNIX, .udiag_states = ~0u, .udiag_ino = (uint32_t)inode,
-		       .udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN,
+		       .udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN | UDIAG_SHOW_ICONS | UDIAG_SHOW_VFS,
 		       .udiag_cookie = { ~0u, ~0u } },
 	};
 	char buf[8192];
@@ -87,6 +97,17 @@ static int query_diag(uint64_t inode, struct unix_diag *out)
 				out->backlog = q.udiag_wqueue;     /* listening: max backlog */
 				break;
 			}
+			case UNIX_DIAG_VFS: {
+				struct unix_diag_vfs v;
+				memcpy(&v, RTA_DATA(a), sizeof(v));
+				out->vfs_ino = v.udiag_vfs_ino;
+				out->vfs_dev = v.udiag_vfs_dev;
+				break;
+			}
+			case UNIX_DIAG_ICONS:
+				out->nicons = (uint32_t)(l / 4 < MAX_ICONS ? l / 4 : MAX_ICONS);
+				memcpy(out->icons, RTA_DATA(a), out->nicons * 4);
+				break;
 			case UNIX_DIAG_SHUTDOWN:
 				out->shutdown = *(uint8_t *)RTA_DATA(a);
 				break;
@@ -100,10 +121,74 @@ out:
 	return err;
 }
 
-/* Files passed in a peeked message (SCM_RIGHTS) land in our table too: count and close them. */
-static uint32_t passed_files(struct msghdr *mh)
+static int unix_match(struct capture *c, struct cap_fd *d);
+
+/* The files passed in the queue (SCM_RIGHTS): UNIX_FILES entries, and why one cannot be
+ * described (the first such file). */
+struct passed {
+	struct buf entries;
+	uint32_t count;
+	char why[400];
+};
+
+/*
+ * One passed file, which the peek put in our table as `f`: the same open file description
+ * as one of the target's fds (kcmp), a regular file reopened by path, or an end of a pipe
+ * one of the target's fds holds. Anything else cannot be described (p->why says what).
+ */
+static int describe_passed(struct capture *c, int f, uint32_t message, struct passed *p)
 {
-	uint32_t files = 0;
+	struct ckimg_unix_file_entry e = { .message = message };
+	char link[64], path[4096];
+	struct stat st;
+	size_t n;
+	struct cap_fd *all = fd_all(c, &n);
+	ssize_t l;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", f);
+	l = readlink(link, path, sizeof(path) - 1);
+	path[l > 0 ? l : 0] = 0;
+	if (fstat(f, &st) < 0)
+		return -errno;
+	int fl = fcntl(f, F_GETFL);
+	e.open_flags = fl < 0 ? 0 : (uint32_t)fl & ~(uint32_t)O_CLOEXEC;
+	e.inode = st.st_ino;
+	e.dev_major = major(st.st_dev);
+	e.dev_minor = minor(st.st_dev);
+	for (size_t i = 0; i < n && !e.kind; i++)
+		if (all[i].have_stat && all[i].st.st_ino == st.st_ino && all[i].st.st_dev == st.st_dev &&
+		    syscall(SYS_kcmp, getpid(), c->pid, KCMP_FILE, f, all[i].fd) == 0) {
+			e.kind = CKIMG_PASSED_FD;
+			e.fd = (uint32_t)all[i].file->fd;
+		}
+	if (!e.kind && S_ISREG(st.st_mode) && path[0] == '/' && !strstr(path, " (deleted)")) {
+		off_t pos = lseek(f, 0, SEEK_CUR);
+		e.kind = CKIMG_PASSED_FILE;
+		e.pos = pos < 0 ? 0 : (uint64_t)pos;
+	}
+	if (!e.kind && S_ISFIFO(st.st_mode) && strncmp(path, "pipe:[", 6) == 0)
+		for (size_t i = 0; i < n && !e.kind; i++)
+			if (all[i].have_stat && all[i].st.st_ino == st.st_ino && all[i].st.st_dev == st.st_dev)
+				e.kind = CKIMG_PASSED_PIPE;
+	if (!e.kind) {
+		if (!p->why[0])
+			snprintf(p->why, sizeof(p->why), "message %u carries %.160s, which the process holds no other way "
+				 "(only its own files, regular files and ends of its pipes can be passed again)", message,
+				 path[0] ? path : "a file");
+		return 0;
+	}
+	int err = buf_put(&p->entries, &e, sizeof(e));
+	if (!err)
+		err = buf_put_cstr(&p->entries, path);
+	if (!err)
+		p->count++;
+	return err;
+}
+
+/* Files passed in a peeked message land in our table: describe and close them. */
+static int passed_files(struct capture *c, struct msghdr *mh, uint32_t message, struct passed *p)
+{
+	int err = 0;
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
 		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
 			continue;
@@ -111,18 +196,22 @@ static uint32_t passed_files(struct msghdr *mh)
 		for (size_t i = 0; i < k; i++) {
 			int f;
 			memcpy(&f, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			if (!err)
+				err = describe_passed(c, f, message, p);
 			close(f);
 		}
-		files += (uint32_t)k;
 	}
-	return files;
+	if (!err && (mh->msg_flags & MSG_CTRUNC) && !p->why[0])
+		snprintf(p->why, sizeof(p->why), "message %u carries more files than one message can (SCM_MAX_FD)", message);
+	return err;
 }
 
 /*
- * The receive queue, message by message, left in place (peek offset on, then off again).
- * *files counts the files messages carry (SCM_RIGHTS), which the image does not hold.
+ * The receive queue, message by message, left in place (peek offset on, then off again),
+ * with the files messages carry (SCM_RIGHTS) described in p.
  */
-static int peek_queue(int fd, uint32_t type, struct buf *q, uint32_t *count, uint64_t *bytes, uint32_t *files)
+static int peek_queue(struct capture *c, int fd, uint32_t type, struct buf *q, uint32_t *count, uint64_t *bytes,
+		      struct passed *p)
 {
 	int zero = 0, off = -1, err = 0;
 	static uint8_t msg[1 << 20];
@@ -135,8 +224,8 @@ static int peek_queue(int fd, uint32_t type, struct buf *q, uint32_t *count, uin
 		struct iovec iov = { msg, type == SOCK_STREAM ? 65536 : sizeof(msg) };
 		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof(ctl.b) };
 		ssize_t n = recvmsg(fd, &mh, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC | MSG_CMSG_CLOEXEC);
-		if (n >= 0)
-			*files += passed_files(&mh) + ((mh.msg_flags & MSG_CTRUNC) ? 1 : 0);
+		if (n >= 0 && (err = passed_files(c, &mh, *count, p)))
+			break;
 		if (n < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
 				err = -errno;
@@ -160,6 +249,42 @@ static int peek_queue(int fd, uint32_t type, struct buf *q, uint32_t *count, uin
 	return err;
 }
 
+/* Is an end of pipe (dev, ino) with access mode acc in flight in a queue of one of the
+ * process's unix sockets? Then that end is the process's (restore passes it again) and the
+ * pipe is not shared with another process. Only asked for a pipe that seems to be. */
+int unix_pipe_in_flight(struct capture *c, dev_t dev, ino_t ino, int acc)
+{
+	size_t n;
+	struct cap_fd *all = fd_all(c, &n);
+	int found = 0;
+
+	for (size_t i = 0; i < n && !found; i++) {
+		struct cap_fd *d = &all[i];
+		struct unix_diag u;
+		struct buf q = { 0 };
+		struct passed p = { .entries = { 0 } };
+		uint32_t qn = 0;
+		uint64_t qb = 0;
+		int fd;
+		if (d->file != d || !unix_match(c, d) || (fd = fd_local(c, d)) < 0 || query_diag(d->f.inode, &u) ||
+		    u.state == 10 || (u.type != SOCK_DGRAM && u.state != 1))
+			continue;
+		if (peek_queue(c, fd, u.type, &q, &qn, &qb, &p) == 0)
+			for (size_t at = 0; at + sizeof(struct ckimg_unix_file_entry) + 4 <= p.entries.len && !found;) {
+				struct ckimg_unix_file_entry e;
+				uint32_t l;
+				memcpy(&e, p.entries.p + at, sizeof(e));
+				memcpy(&l, p.entries.p + at + sizeof(e), 4);
+				found = e.kind == CKIMG_PASSED_PIPE && e.inode == ino && makedev(e.dev_major, e.dev_minor) == dev &&
+					(int)(e.open_flags & O_ACCMODE) == acc;
+				at += sizeof(e) + 4 + l;
+			}
+		buf_free(&q);
+		buf_free(&p.entries);
+	}
+	return found;
+}
+
 static int unix_match(struct capture *c, struct cap_fd *d)
 {
 	return d->f.kind == CKIMG_FD_SOCKET && fd_socket_family(c, d) == AF_UNIX;
@@ -177,6 +302,60 @@ static int recorded_socket(struct capture *c, uint64_t inode)
 	return 0;
 }
 
+/*
+ * A client whose connection waits in the backlog of a listening socket of ours: sock_diag
+ * shows it connected with no peer (the embryo has no inode), and the listener lists it among
+ * its waiting connections (UNIX_DIAG_ICONS gives the clients' inodes). 1 with the listener's
+ * name in *l, or 0.
+ */
+static int our_listener_holds(struct capture *c, uint64_t client, struct unix_diag *l)
+{
+	size_t n;
+	struct cap_fd *all = fd_all(c, &n);
+
+	for (size_t i = 0; i < n; i++) {
+		if (all[i].file != &all[i] || !unix_match(c, &all[i]) || query_diag(all[i].f.inode, l) || l->state != 10)
+			continue;
+		for (uint32_t k = 0; k < l->nicons; k++)
+			if (l->icons[k] == (uint32_t)client)
+				return l->name_len > 0;
+	}
+	return 0;
+}
+
+/* Of a listener's waiting connections, how many have a client that is one of our sockets
+ * (those come back: the client connects again), and how many a client that was closed (the
+ * embryo's peer has no inode any more: restore makes and closes one each)? */
+static uint32_t own_waiting(struct capture *c, const struct unix_diag *u, uint32_t *closed)
+{
+	uint32_t k = 0;
+
+	*closed = 0;
+	for (uint32_t i = 0; i < u->nicons; i++)
+		if (!u->icons[i])
+			(*closed)++;
+		else if (recorded_socket(c, u->icons[i]))
+			k++;
+	return k;
+}
+
+/* The socket file of a socket bound to a path: its mode and owner, when the file at that
+ * path (from the target's root, or its cwd for a relative name) is still the socket's. */
+static void socket_file(struct capture *c, const struct unix_diag *u, struct ckimg_unix_fixed *x)
+{
+	char path[4400];
+	struct stat st;
+
+	if (!u->name_len || !u->name[0] || !u->vfs_ino)
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/%s/%s", (int)c->pid, u->name[0] == '/' ? "root" : "cwd", u->name);
+	if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == u->vfs_ino) {
+		x->file_mode = st.st_mode;
+		x->file_uid = st.st_uid;
+		x->file_gid = st.st_gid;
+	}
+}
+
 static int unix_dump(struct capture *c, struct cap_fd *d)
 {
 	struct ckimg_unix_fixed x = { .fixed_size = sizeof(x), .inode = d->f.inode };
@@ -184,6 +363,9 @@ static int unix_dump(struct capture *c, struct cap_fd *d)
 	struct buf q = { 0 }, b = { 0 };
 	char peer_name[sizeof(u.name)];
 	size_t peer_len = 0;
+	uint32_t qn = 0;
+	uint64_t qb = 0;
+	struct passed passed = { .entries = { 0 } };
 	int fd = fd_local(c, d), err, v;
 	socklen_t sl = sizeof(v);
 
@@ -216,28 +398,44 @@ static int unix_dump(struct capture *c, struct cap_fd *d)
 			memcpy(peer_name, pu.name, pu.name_len);
 			peer_len = pu.name_len;
 		}
+	} else if (u.type != SOCK_DGRAM && u.state == 1) {
+		struct unix_diag l;
+		if (our_listener_holds(c, d->f.inode, &l)) {
+			/* the client connects to the listener's name again on restore */
+			x.flags |= CKIMG_UNIX_IN_BACKLOG;
+			memcpy(peer_name, l.name, l.name_len);
+			peer_len = l.name_len;
+			/* for a socket that is not listening, sock_diag's wqueue is what it sent and
+			 * nobody read yet: here, bytes in the embryo, which only accept() could reach */
+			if (u.backlog && (err = fd_cannot(c, d, "what it sent before its connection was accepted (%u bytes of "
+							  "buffers) waits in the listener's backlog, where it cannot be read "
+							  "without accepting the connection", u.backlog)))
+				goto out;
+		}
 	}
-	uint32_t qn = 0, files = 0;
-	uint64_t qb = 0;
 	if (tree_earlier_holds(c, d->st.st_dev, d->f.inode))
 		x.flags |= CKIMG_UNIX_QUEUE_ELSEWHERE;  /* one copy of the queue per tree */
-	else if (u.state != 10 && (err = peek_queue(fd, u.type, &q, &qn, &qb, &files)))
+	else if (u.state != 10 && (u.type == SOCK_DGRAM || u.state == 1) &&   /* an unconnected stream has no queue (recv: EINVAL) */
+		 (err = peek_queue(c, fd, u.type, &q, &qn, &qb, &passed)))
 		goto out;
-	if (files && (err = fd_cannot(c, d, "%u file(s) passed in queued messages (SCM_RIGHTS) are not kept; the "
-				      "messages would come back without them", files)))
+	if (passed.why[0] && (err = fd_cannot(c, d, "a file passed in its queue (SCM_RIGHTS) cannot be kept: %s",
+					      passed.why)))
 		goto out;
 	x.queue_count = qn;
 	x.queue_bytes = qb;
-	if (u.peer && !(x.flags & CKIMG_UNIX_PEER_INSIDE)) {
+	if (u.peer && !(x.flags & (CKIMG_UNIX_PEER_INSIDE | CKIMG_UNIX_IN_BACKLOG))) {
 		if (peer_len && peer_name[0])
 			err = fd_peer_outside(c, d, "connected to %.*s in another process; restore connects to it again "
 					      "(a new connection: the peer sees it as a new client)", (int)peer_len, peer_name);
 		else
 			err = fd_peer_outside(c, d, "its peer socket is in another process; restore leaves it unconnected");
 	}
-	if (!err && x.pending)
+	uint32_t closed = 0, own = x.pending ? own_waiting(c, &u, &closed) : 0;
+	x.pending_closed = closed;
+	socket_file(c, &u, &x);
+	if (!err && x.pending > own + closed)
 		fprintf(stderr, "ckimg-capture: warning: fd %d (%s): %u connection(s) waiting for accept() are not "
-			"brought back (their clients are other processes)\n", d->fd, d->link, x.pending);
+			"brought back (their clients are other processes)\n", d->fd, d->link, x.pending - own - closed);
 	if (!err)
 		err = buf_put(&b, &x, sizeof(x));
 	if (!err)
@@ -248,7 +446,16 @@ static int unix_dump(struct capture *c, struct cap_fd *d)
 		err = buf_put(&b, q.p, q.len);
 	if (!err)
 		err = fd_emit(c, CKIMG_REC_UNIX_SOCKET, (uint32_t)d->fd, d->f.inode, &b);
+	if (!err && passed.count && !passed.why[0]) {
+		struct ckimg_unix_files_fixed ff = { .fixed_size = sizeof(ff), .count = passed.count, .inode = d->f.inode,
+						     .entry_size = sizeof(struct ckimg_unix_file_entry) };
+		struct buf fb = { 0 };
+		if (!(err = buf_put(&fb, &ff, sizeof(ff))) && !(err = buf_put(&fb, passed.entries.p, passed.entries.len)))
+			err = fd_emit(c, CKIMG_REC_UNIX_FILES, (uint32_t)d->fd, d->f.inode, &fb);
+		buf_free(&fb);
+	}
 out:
+	buf_free(&passed.entries);
 	buf_free(&q);
 	buf_free(&b);
 	return err;

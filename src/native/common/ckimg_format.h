@@ -322,6 +322,7 @@ enum ckimg_fd_record_type {
 	CKIMG_REC_INET_SOCKET = 0x0043,
 	CKIMG_REC_TCP_STREAM  = 0x0044,
 	CKIMG_REC_FILE_LOCK   = 0x0045,
+	CKIMG_REC_UNIX_FILES  = 0x0046,
 };
 
 /* PIPE (0x0041): one per pipe or FIFO whose buffer is recorded; key32 = first fd, key64 = pipe_id */
@@ -342,7 +343,7 @@ static_assert(sizeof(struct ckimg_pipe_fixed) == 32, "pipe layout");
 
 /* UNIX_SOCKET (0x0042): one per unix socket; key32 = first fd, key64 = inode */
 struct ckimg_unix_fixed {
-	uint32_t fixed_size;        /* 64 */
+	uint32_t fixed_size;        /* 80 (64 before file_mode/uid/gid) */
 	uint32_t type;              /* SOCK_STREAM 1, SOCK_DGRAM 2, SOCK_SEQPACKET 5 */
 	uint32_t state;             /* kernel socket state: 1 connected, 7 unconnected, 10 listening */
 	uint32_t flags;             /* CKIMG_UNIX_* */
@@ -352,17 +353,55 @@ struct ckimg_unix_fixed {
 	uint32_t sndbuf;            /* SO_SNDBUF as getsockopt gives it (doubled by the kernel) */
 	uint32_t rcvbuf;
 	uint32_t queue_count;       /* messages in QUEUE */
-	uint32_t pending;           /* listening: connections waiting for accept (not brought back) */
-	uint32_t reserved;
+	uint32_t pending;           /* listening: connections waiting for accept */
+	uint32_t pending_closed;    /* listening: of those, how many lost their client (closed):
+	                             * restore makes as many connections and closes them (was reserved) */
 	uint64_t queue_bytes;       /* bytes in QUEUE */
+	/* fixed_size 80 (a 64-byte record reads these as 0: not recorded) */
+	uint32_t file_mode;         /* bound to a path: st_mode of the socket file (0: not recorded) */
+	uint32_t file_uid;
+	uint32_t file_gid;
+	uint32_t reserved2;
 } __attribute__((packed));
+#define CKIMG_UNIX_MIN_FIXED    64
 /* VARIABLE: STR name (sun_path bytes; abstract names begin with NUL; empty: unbound),
  *           STR peer_name, queue_count × (u32 length, bytes): the receive queue, oldest first */
 #define CKIMG_UNIX_PEER_INSIDE  (1u << 0)   /* the peer is a recorded socket */
 #define CKIMG_UNIX_SHUT_RD      (1u << 1)
 #define CKIMG_UNIX_SHUT_WR      (1u << 2)
 #define CKIMG_UNIX_PASSCRED     (1u << 3)
-static_assert(sizeof(struct ckimg_unix_fixed) == 64, "unix layout");
+/* bit 4: CKIMG_UNIX_QUEUE_ELSEWHERE (process trees, below) */
+#define CKIMG_UNIX_IN_BACKLOG   (1u << 5)   /* connected to a listening socket of ours, not yet
+                                             * accepted: restore connects to its name again */
+static_assert(sizeof(struct ckimg_unix_fixed) == 80, "unix layout");
+
+/* UNIX_FILES (0x0046): the files passed (SCM_RIGHTS) in the messages of one unix socket's
+ * receive queue (its UNIX_SOCKET record's QUEUE); key32 = first fd, key64 = the socket's inode.
+ * FIXED, then `count` entries in queue order, each an entry FIXED of entry_size bytes and
+ * STR path. Restore sends each message again with its files (FORMAT.md 4.14a). */
+struct ckimg_unix_files_fixed {
+	uint32_t fixed_size;        /* 24 */
+	uint32_t count;             /* entries */
+	uint64_t inode;             /* the socket (== key64) */
+	uint32_t entry_size;        /* 40 */
+	uint32_t reserved;
+} __attribute__((packed));
+struct ckimg_unix_file_entry {
+	uint32_t message;           /* index of the message in the queue that carries it */
+	uint32_t kind;              /* CKIMG_PASSED_* */
+	uint32_t fd;                /* PASSED_FD: the fd whose open file description it is */
+	uint32_t open_flags;        /* F_GETFL of the passed description */
+	uint64_t pos;               /* PASSED_FILE: its offset */
+	uint64_t inode;             /* PASSED_PIPE: the pipe's inode; PASSED_FILE: st_ino */
+	uint32_t dev_major;         /* st_dev of the passed file */
+	uint32_t dev_minor;
+} __attribute__((packed));
+/* VARIABLE per entry: STR path (PASSED_FILE: the path reopened; else the fd link, for people) */
+#define CKIMG_PASSED_FD    1        /* the same description as one of the process's fds */
+#define CKIMG_PASSED_FILE  2        /* a regular file reopened by path, flags and offset */
+#define CKIMG_PASSED_PIPE  3        /* an end of a pipe the image holds (new description) */
+static_assert(sizeof(struct ckimg_unix_files_fixed) == 24, "unix files layout");
+static_assert(sizeof(struct ckimg_unix_file_entry) == 40, "unix file entry layout");
 
 /* INET_SOCKET (0x0043): one per IPv4/IPv6 TCP or UDP socket; key32 = first fd, key64 = inode */
 struct ckimg_inet_fixed {
@@ -638,7 +677,7 @@ static_assert(sizeof(struct ckimg_inotify_entry) == 32, "inotify entry layout");
 #define CKIMG_MAX_FILE_RUN     (16u << 20)
 
 struct ckimg_file_content_fixed {
-	uint32_t fixed_size;        /* 72 */
+	uint32_t fixed_size;        /* 80 (72 in early 1.1 images) */
 	uint32_t content_id;
 	uint32_t kind;
 	uint32_t flags;
@@ -652,8 +691,13 @@ struct ckimg_file_content_fixed {
 	uint64_t data_bytes;
 	uint32_t run_count;
 	uint32_t reserved;
+	/* fixed_size 80 (a 72-byte record reads these as CKIMG_CONTENT_NO_OWNER) */
+	uint32_t uid;               /* owner of the file at capture (fchown on restore) */
+	uint32_t gid;
 } __attribute__((packed));
 /* VARIABLE: STR path (DELETED: former path; MEMFD: memfd name) */
+#define CKIMG_CONTENT_MIN_FIXED 72
+#define CKIMG_CONTENT_NO_OWNER  0xFFFFFFFFu
 
 struct ckimg_file_data_fixed {
 	uint32_t fixed_size;        /* 40 */
@@ -713,7 +757,7 @@ struct ckimg_tty_fixed {
 } __attribute__((packed));
 /* VARIABLE: STR name, DATA[data_length] */
 
-static_assert(sizeof(struct ckimg_file_content_fixed) == 72, "file content layout");
+static_assert(sizeof(struct ckimg_file_content_fixed) == 80, "file content layout");
 static_assert(sizeof(struct ckimg_file_data_fixed) == 40, "file data layout");
 static_assert(sizeof(struct ckimg_fd_file_fixed) == 40, "fd file layout");
 static_assert(sizeof(struct ckimg_tty_fixed) == 96, "tty layout");

@@ -11,6 +11,7 @@ int tcp_record_check(const struct img_fdrec *r, char *err, size_t errlen);
 int lock_record_check(const struct img_fdrec *r, char *err, size_t errlen);
 int pipe_record_check(const struct img_fdrec *r, char *err, size_t errlen);
 int unix_record_check(const struct img_fdrec *r, char *err, size_t errlen);
+int unix_files_record_check(const struct img_fdrec *r, char *err, size_t errlen);
 extern const struct rst_fd_ops eventfd_ops, timerfd_ops, signalfd_ops, epoll_ops;
 int eventfd_record_check(const struct img_fdrec *r, char *err, size_t errlen);
 int timerfd_record_check(const struct img_fdrec *r, char *err, size_t errlen);
@@ -41,6 +42,7 @@ const struct rst_fd_ops *const rst_fd_ops_table[] = {
 const struct rst_fd_record rst_fd_records[] = {
 	{ CKIMG_REC_PIPE, "PIPE", pipe_record_check },
 	{ CKIMG_REC_UNIX_SOCKET, "UNIX_SOCKET", unix_record_check },
+	{ CKIMG_REC_UNIX_FILES, "UNIX_FILES", unix_files_record_check },
 	{ CKIMG_REC_INET_SOCKET, "INET_SOCKET", inet_record_check },
 	{ CKIMG_REC_TCP_STREAM, "TCP_STREAM", tcp_record_check },
 	{ CKIMG_REC_FILE_LOCK, "FILE_LOCK", lock_record_check },

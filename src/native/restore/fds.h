@@ -74,6 +74,10 @@ int rst_fds_fail(struct rst_fds *s, int err, const char *fmt, ...) __attribute__
  * processes, made before any of them). 0, or -errno with *step naming what failed. */
 int rst_pipe_make(const struct img *img, uint64_t pipe_id, int fd[2], const char **step);
 
+/* pipes.c: a new description on an end of a pipe this process made again (the passed files
+ * of a socket queue, sk-unix.c): open_flags' access mode picks the end. fd, or -errno. */
+int rst_pipe_end_open(struct rst_fds *s, uint64_t pipe_id, uint32_t open_flags);
+
 /* locks.c: take the recorded locks and leases again (child, every fd in place). */
 int restore_locks_child(struct rst_fds *s);
 

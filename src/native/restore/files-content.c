@@ -191,6 +191,10 @@ static int fill_one(struct restore_args *a, const struct img_content *c, int fd,
 			done += (uint32_t)n;
 		}
 	}
+	/* owner first: chown clears set-uid/set-gid bits, the mode after it sets them again
+	 * (-1 leaves one unchanged; not root: the file stays ours, without a warning) */
+	if (c->f.uid != CKIMG_CONTENT_NO_OWNER || c->f.gid != CKIMG_CONTENT_NO_OWNER)
+		(void)!fchown(fd, c->f.uid, c->f.gid);
 	fchmod(fd, c->f.mode & 07777);
 	struct timespec ts[2] = { { 0, UTIME_OMIT },
 				  { (time_t)(c->f.mtime_ns / 1000000000ull), (long)(c->f.mtime_ns % 1000000000ull) } };

@@ -98,8 +98,10 @@ int img_files_parse(struct img *img, uint16_t type, const uint8_t *pl, uint64_t 
 		if (!GROW(img->contents, img->ncontents, img->cap_contents))
 			return -ENOMEM;
 		struct img_content *c = &img->contents[img->ncontents];
-		if ((err = fixed(img, pl, plen, 72, &c->f, sizeof(c->f), &var, type, seq, off)))
+		if ((err = fixed(img, pl, plen, CKIMG_CONTENT_MIN_FIXED, &c->f, sizeof(c->f), &var, type, seq, off)))
 			return err;
+		if (c->f.fixed_size < sizeof(c->f))
+			c->f.uid = c->f.gid = CKIMG_CONTENT_NO_OWNER;   /* older record: owner not recorded */
 		img->ncontents++;
 		c->seq = seq;
 		if (str_at(pl, plen, &var, &c->path))

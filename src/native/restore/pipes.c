@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fds.h"
@@ -157,8 +158,27 @@ static int pipe_open(struct rst_fds *s, struct rst_file *f)
 		if (pipe_state(s, f->d, &st) && (err = refill(s, o->fd[1], &st)))
 			return err;
 	}
-	int fd = fcntl(o->fd[end], F_DUPFD_CLOEXEC, 0);
+	/* each description on the pipe is its own open (its own O_NONBLOCK): reopening the end
+	 * through /proc gives a new description, a dup would share the first one's flags */
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", o->fd[end]);
+	int fd = open(path, ((int)f->d->f.open_flags & O_ACCMODE) | O_CLOEXEC);
+	if (fd < 0)
+		fd = fcntl(o->fd[end], F_DUPFD_CLOEXEC, 0);
 	return fd < 0 ? rst_fds_fail(s, -errno, "pipe end") : fd;
+}
+
+int rst_pipe_end_open(struct rst_fds *s, uint64_t pipe_id, uint32_t open_flags)
+{
+	struct rst_obj *o = rst_obj_get(s, PIPE_TAG, pipe_id);
+	int end = (open_flags & O_ACCMODE) == O_WRONLY ? 1 : 0;
+	char path[64];
+
+	if (!o || o->fd[end] < 0)
+		return -ENOENT;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", o->fd[end]);
+	int fd = open(path, ((int)open_flags & (O_ACCMODE | O_NONBLOCK)) | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
 }
 
 const struct rst_fd_ops pipe_ops = {
@@ -172,10 +192,55 @@ static int fifo_match(struct rst_fds *s, const struct img_fd *d)
 	return d->f.kind == CKIMG_FD_FIFO && d->path.s[0] == '/';
 }
 
+#define DELETED_SUFFIX " (deleted)"
+
+static int fifo_deleted(const struct img_fd *d)
+{
+	size_t n = strlen(d->path.s), k = strlen(DELETED_SUFFIX);
+	return n > k && strcmp(d->path.s + n - k, DELETED_SUFFIX) == 0;
+}
+
+/* A FIFO whose name was removed: made again under a temporary name beside the old one, held
+ * open read-write by the object (its fd[0]) and unlinked; each description opens it through
+ * /proc. The path in the FD record is "PATH (deleted)". */
+static int fifo_deleted_fd(struct rst_fds *s, const struct img_fd *d)
+{
+	struct rst_obj *o = rst_obj_get(s, FIFO_TAG, d->f.inode);
+
+	if (!o)
+		return rst_fds_fail(s, -ENOMEM, "fifo");
+	if (o->fd[0] < 0) {
+		char tmp[4200];
+		const char *slash = strrchr(d->path.s, '/');
+		int dirlen = slash ? (int)(slash - d->path.s) : 0;
+		snprintf(tmp, sizeof(tmp), "%.*s/.ckimg-fifo-%llu-%d", dirlen, d->path.s, (unsigned long long)d->f.inode, (int)getpid());
+		unlink(tmp);
+		if (mkfifo(tmp, (mode_t)(d->f.mode & 07777)) < 0)
+			return rst_fds_fail(s, -errno, "cannot make the deleted FIFO again at %s", tmp);
+		int fd = open(tmp, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+		int e = -errno;
+		unlink(tmp);
+		if (fd < 0)
+			return rst_fds_fail(s, e, "cannot open the deleted FIFO made again at %s", tmp);
+		if ((o->fd[0] = rst_fd_scratch(s, fd)) < 0)
+			return rst_fds_fail(s, o->fd[0], "fifo");
+	}
+	return o->fd[0];
+}
+
 static int fifo_open(struct rst_fds *s, struct rst_file *f)
 {
 	const struct img_fd *d = f->d;
 	int flags = ((int)d->f.open_flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC)) | O_NOCTTY | O_CLOEXEC;
+	if (fifo_deleted(d)) {
+		int keep = fifo_deleted_fd(s, d);
+		if (keep < 0)
+			return keep;
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", keep);
+		int fd = open(path, flags | O_NONBLOCK);
+		return fd < 0 ? rst_fds_fail(s, -errno, "cannot reopen the deleted FIFO") : fd;
+	}
 	int fd = open(d->path.s, flags | O_NONBLOCK);
 
 	if (fd < 0 && errno == ENXIO)   /* write end, no reader yet: O_RDWR never blocks (fifo(7)) */
@@ -197,6 +262,8 @@ static int fifo_post_open(struct rst_fds *s, struct rst_file *f)
 	if (o->priv || !pipe_state(s, f->d, &st) || !st.x.data_length)
 		return 0;
 	o->priv = o;
+	if (fifo_deleted(f->d) && o->fd[0] >= 0)
+		return refill(s, o->fd[0], &st);
 	wr = open(f->d->path.s, O_RDWR | O_NONBLOCK | O_CLOEXEC);   /* never blocks, reader or not */
 	if (wr < 0)
 		return rst_fds_fail(s, -errno, "cannot open FIFO %s to write its bytes back", f->d->path.s);

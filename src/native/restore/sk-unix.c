@@ -18,6 +18,7 @@
 #include "fds.h"
 
 #define UNIX_TAG 0x756e6978u    /* 'unix' */
+#define SCM_TAG  0x73636d66u    /* 'scmf': a queue with passed files, refilled in post_open */
 
 struct unix_rec {
 	struct ckimg_unix_fixed x;
@@ -35,9 +36,13 @@ static int unix_parse(const struct img_fdrec *r, struct unix_rec *u, char *err, 
 	if (r->len < 4)
 		return snprintf(err, errlen, "payload shorter than its size field"), -EBADMSG;
 	memcpy(&u->x, r->p, r->len < sizeof(u->x) ? r->len : sizeof(u->x));
-	if (u->x.fixed_size < sizeof(u->x) || u->x.fixed_size > r->len)
-		return snprintf(err, errlen, "fixed_size %u (expected >= %zu, <= %llu)", u->x.fixed_size, sizeof(u->x),
+	if (u->x.fixed_size < CKIMG_UNIX_MIN_FIXED || u->x.fixed_size > r->len)
+		return snprintf(err, errlen, "fixed_size %u (expected >= %d, <= %llu)", u->x.fixed_size, CKIMG_UNIX_MIN_FIXED,
 				(unsigned long long)r->len), -EBADMSG;
+	if (u->x.fixed_size < sizeof(u->x))      /* a 64-byte record: no socket file fields */
+		memset((uint8_t *)&u->x + u->x.fixed_size, 0, sizeof(u->x) - u->x.fixed_size);
+	if (u->x.pending_closed > u->x.pending)
+		return snprintf(err, errlen, "pending_closed %u exceeds pending %u", u->x.pending_closed, u->x.pending), -EBADMSG;
 	pos = u->x.fixed_size;
 	for (int k = 0; k < 2; k++) {
 		uint32_t l;
@@ -128,27 +133,212 @@ static int bind_name(struct rst_fds *s, int fd, const struct unix_rec *u)
 	return bind(fd, (struct sockaddr *)&a, l) < 0 ? rst_fds_fail(s, -errno, "bind %s", a.sun_path) : 0;
 }
 
+/* Does a recorded listening socket other than u have u's name? (An accepted stream socket
+ * reports its listener's name: the listener binds it, the accepted end must not.) */
+static int name_is_listeners(struct rst_fds *s, const struct unix_rec *u)
+{
+	const struct img *img = rst_fds_img(s);
+	struct unix_rec o;
+
+	for (size_t i = 0; i < img->nfdrecs; i++) {
+		const struct img_fdrec *r = &img->fdrecs[i];
+		if (r->type != CKIMG_REC_UNIX_SOCKET || r->key64 == u->x.inode || !unix_get(s, r->key64, &o))
+			continue;
+		if (o.x.state == 10 && o.name_len == u->name_len && memcmp(o.name, u->name, u->name_len) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 /* Send each recorded message of `u` (the queue of the socket at the other end) through `from`. */
+/* UNIX_FILES of one socket: the entries follow the FIXED part. */
+struct unix_files {
+	struct ckimg_unix_files_fixed x;
+	const uint8_t *p;               /* the record payload */
+	uint64_t len;
+};
+
+struct passed_entry {
+	struct ckimg_unix_file_entry e;
+	char path[4097];
+};
+
+/* The entry at *pos (checked by files_parse), *pos moved past it. */
+static void entry_at(const struct unix_files *uf, uint64_t *pos, struct passed_entry *pe)
+{
+	uint32_t l;
+
+	memcpy(&pe->e, uf->p + *pos, sizeof(pe->e));
+	memcpy(&l, uf->p + *pos + uf->x.entry_size, 4);
+	memcpy(pe->path, uf->p + *pos + uf->x.entry_size + 4, l);
+	pe->path[l] = 0;
+	*pos += uf->x.entry_size + 4 + (uint64_t)l;
+}
+
+static int files_parse(const struct img_fdrec *r, struct unix_files *uf, char *err, size_t errlen)
+{
+	memset(uf, 0, sizeof(*uf));
+	if (r->len < 4)
+		return snprintf(err, errlen, "payload shorter than its size field"), -EBADMSG;
+	memcpy(&uf->x, r->p, r->len < sizeof(uf->x) ? r->len : sizeof(uf->x));
+	if (uf->x.fixed_size < sizeof(uf->x) || uf->x.fixed_size > r->len)
+		return snprintf(err, errlen, "fixed_size %u (expected >= %zu, <= %llu)", uf->x.fixed_size, sizeof(uf->x),
+				(unsigned long long)r->len), -EBADMSG;
+	if (uf->x.entry_size < sizeof(struct ckimg_unix_file_entry) || uf->x.entry_size > 4096)
+		return snprintf(err, errlen, "entry_size %u", uf->x.entry_size), -EBADMSG;
+	if (uf->x.inode != r->key64)
+		return snprintf(err, errlen, "inode differs from the index key"), -EBADMSG;
+	if (uf->x.count == 0 || uf->x.count > (r->len - uf->x.fixed_size) / (uf->x.entry_size + 4))
+		return snprintf(err, errlen, "count %u does not fit the payload", uf->x.count), -EBADMSG;
+	uf->p = r->p;
+	uf->len = r->len;
+	uint64_t pos = uf->x.fixed_size;
+	uint32_t last = 0;
+	for (uint32_t i = 0; i < uf->x.count; i++) {
+		struct ckimg_unix_file_entry e;
+		uint32_t l;
+		if (r->len - pos < (uint64_t)uf->x.entry_size + 4)
+			return snprintf(err, errlen, "entry %u runs past the payload", i), -EBADMSG;
+		memcpy(&e, r->p + pos, sizeof(e));
+		memcpy(&l, r->p + pos + uf->x.entry_size, 4);
+		if (l > 4096 || r->len - pos - uf->x.entry_size - 4 < l)
+			return snprintf(err, errlen, "entry %u: path of %u bytes does not fit", i, l), -EBADMSG;
+		if (e.kind < CKIMG_PASSED_FD || e.kind > CKIMG_PASSED_PIPE)
+			return snprintf(err, errlen, "entry %u: kind %u", i, e.kind), -EBADMSG;
+		if (e.message < last)
+			return snprintf(err, errlen, "entry %u: message %u after message %u", i, e.message, last), -EBADMSG;
+		if (e.kind == CKIMG_PASSED_FILE && (l == 0 || r->p[pos + uf->x.entry_size + 4] != '/' ||
+						    memchr(r->p + pos + uf->x.entry_size + 4, 0, l)))
+			return snprintf(err, errlen, "entry %u: a passed file needs an absolute path", i), -EBADMSG;
+		last = e.message;
+		pos += uf->x.entry_size + 4 + (uint64_t)l;
+	}
+	if (pos != r->len)
+		return snprintf(err, errlen, "%llu bytes after the last entry", (unsigned long long)(r->len - pos)), -EBADMSG;
+	return 0;
+}
+
+int unix_files_record_check(const struct img_fdrec *r, char *err, size_t errlen)
+{
+	struct unix_files uf;
+	return files_parse(r, &uf, err, errlen);
+}
+
+/* The UNIX_FILES record of socket `inode`, if it has one. */
+static int files_get(struct rst_fds *s, uint64_t inode, struct unix_files *uf)
+{
+	char why[256];
+	const struct img_fdrec *r = img_fdrec_by_id(rst_fds_img(s), CKIMG_REC_UNIX_FILES, inode);
+
+	return r && files_parse(r, uf, why, sizeof(why)) == 0;
+}
+
+/* A passed file again: the process's own fd (in place by now), the file reopened, or a new
+ * description on a pipe end. *own: the fd is the process's (not closed after sending). */
+static int passed_open(struct rst_fds *s, const struct passed_entry *pe, int *own)
+{
+	const struct ckimg_unix_file_entry *e = &pe->e;
+	int fd;
+
+	*own = 0;
+	switch (e->kind) {
+	case CKIMG_PASSED_FD:
+		if (fcntl((int)e->fd, F_GETFD) < 0)
+			return rst_fds_fail(s, -EBADF, "passed file: fd %u is not open", e->fd);
+		*own = 1;
+		return (int)e->fd;
+	case CKIMG_PASSED_FILE:
+		fd = open(pe->path, ((int)e->open_flags & ~(O_CREAT | O_EXCL | O_TRUNC)) | O_CLOEXEC | O_NOCTTY);
+		if (fd < 0)
+			return rst_fds_fail(s, -errno, "passed file %s", pe->path);
+		if (lseek(fd, (off_t)e->pos, SEEK_SET) < 0) {
+			int err = -errno;
+			close(fd);
+			return rst_fds_fail(s, err, "passed file %s: offset %llu", pe->path, (unsigned long long)e->pos);
+		}
+		return fd;
+	default:
+		fd = rst_pipe_end_open(s, e->inode, e->open_flags);
+		return fd < 0 ? rst_fds_fail(s, fd, "passed pipe end (pipe %llu)", (unsigned long long)e->inode) : fd;
+	}
+}
+
+#define PASS_MAX 253                    /* SCM_MAX_FD */
+
+/* Send each recorded message of `u` (the queue of the socket at the other end) through
+ * `from`, with the files it carried (UNIX_FILES) when it carried some. */
 static int refill(struct rst_fds *s, int from, const struct unix_rec *u, const struct sockaddr_un *to, socklen_t tolen)
 {
-	uint64_t at = 0;
+	struct unix_files uf;
+	int have_files = files_get(s, u->x.inode, &uf);
+	uint64_t at = 0, epos = have_files ? uf.x.fixed_size : 0;
+	uint32_t ei = 0;
+	static struct passed_entry pe;
+	int err = 0;
 
-	for (uint32_t i = 0; i < u->x.queue_count; i++) {
+	for (uint32_t i = 0; i < u->x.queue_count && !err; i++) {
 		uint32_t l;
+		int fds[PASS_MAX], own[PASS_MAX], nfds = 0;
+		union { struct cmsghdr h; char b[CMSG_SPACE(PASS_MAX * sizeof(int))]; } ctl;
+
 		memcpy(&l, u->queue + at, 4);
 		const uint8_t *m = u->queue + at + 4;
-		for (uint32_t done = 0; done < l || (l == 0 && done == 0);) {
-			ssize_t n = to ? sendto(from, m + done, l - done, MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *)to, tolen)
-				       : send(from, m + done, l - done, MSG_DONTWAIT | MSG_NOSIGNAL);
-			if (n < 0)
-				return rst_fds_fail(s, -errno, "putting message %u (%u bytes) back in the queue", i, l);
+		while (have_files && ei < uf.x.count && !err) {
+			uint64_t p = epos;
+			entry_at(&uf, &p, &pe);
+			if (pe.e.message != i)
+				break;
+			if (nfds == PASS_MAX) {
+				err = rst_fds_fail(s, -E2BIG, "message %u carries more than %d files", i, PASS_MAX);
+				break;
+			}
+			int fd = passed_open(s, &pe, &own[nfds]);
+			if (fd < 0)
+				err = fd;
+			else
+				fds[nfds++] = fd;
+			epos = p;
+			ei++;
+		}
+		for (uint32_t done = 0; !err && (done < l || (l == 0 && done == 0));) {
+			struct iovec iov = { (void *)(m + done), l - done };
+			struct msghdr mh = { .msg_name = (void *)to, .msg_namelen = to ? tolen : 0, .msg_iov = &iov, .msg_iovlen = 1 };
+			if (nfds && done == 0) {
+				memset(ctl.b, 0, sizeof(ctl.b));
+				mh.msg_control = ctl.b;
+				mh.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+				struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+				cm->cmsg_level = SOL_SOCKET;
+				cm->cmsg_type = SCM_RIGHTS;
+				cm->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+				memcpy(CMSG_DATA(cm), fds, (size_t)nfds * sizeof(int));
+			}
+			ssize_t n = sendmsg(from, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (n < 0) {
+				err = rst_fds_fail(s, -errno, "putting message %u (%u bytes%s) back in the queue", i, l,
+						   nfds ? ", with its files" : "");
+				break;
+			}
 			if (l == 0 || u->x.type != SOCK_STREAM)
 				break;
 			done += (uint32_t)n;
 		}
+		for (int k = 0; k < nfds; k++)
+			if (!own[k])
+				close(fds[k]);
 		at += 4 + (uint64_t)l;
 	}
-	return 0;
+	if (!err && have_files && ei < uf.x.count)
+		err = rst_fds_fail(s, -EBADMSG, "UNIX_FILES: %u file(s) for messages beyond the %u queued", uf.x.count - ei,
+				   u->x.queue_count);
+	return err;
+}
+
+/* Does socket `inode` have files in its queue? Its queue then goes back in post_open, once
+ * every fd the messages may pass is in place. */
+static int has_files(struct rst_fds *s, uint64_t inode)
+{
+	return img_fdrec_by_id(rst_fds_img(s), CKIMG_REC_UNIX_FILES, inode) != NULL;
 }
 
 static int set_buffers(int fd, const struct unix_rec *u)
@@ -178,9 +368,11 @@ static int make_pair(struct rst_fds *s, struct rst_obj *o, const struct unix_rec
 		return rst_fds_fail(s, -EMFILE, "socketpair");
 	set_buffers(o->fd[0], lo);
 	set_buffers(o->fd[1], hi);
-	if ((lo->name_len && (err = bind_name(s, o->fd[0], lo))) || (hi->name_len && (err = bind_name(s, o->fd[1], hi))))
+	if ((lo->name_len && !name_is_listeners(s, lo) && (err = bind_name(s, o->fd[0], lo))) ||
+	    (hi->name_len && !name_is_listeners(s, hi) && (err = bind_name(s, o->fd[1], hi))))
 		return err;
-	if ((err = refill(s, o->fd[1], lo, NULL, 0)) || (err = refill(s, o->fd[0], hi, NULL, 0)))
+	if ((!has_files(s, lo->x.inode) && (err = refill(s, o->fd[1], lo, NULL, 0))) ||
+	    (!has_files(s, hi->x.inode) && (err = refill(s, o->fd[0], hi, NULL, 0))))
 		return err;
 	return 0;
 }
@@ -194,6 +386,54 @@ static int shut(struct rst_fds *s, int fd, const struct unix_rec *u)
 	return 0;
 }
 
+static const struct rst_obj *standalone(struct rst_fds *s, const struct unix_rec *up, int *errp);
+
+/* The recorded listening socket bound to `name`, decoded into *out, or NULL. */
+static const struct unix_rec *listener_named(struct rst_fds *s, const uint8_t *name, uint32_t len, struct unix_rec *out)
+{
+	const struct img *img = rst_fds_img(s);
+
+	for (size_t i = 0; i < img->nfdrecs; i++) {
+		const struct img_fdrec *r = &img->fdrecs[i];
+		if (r->type == CKIMG_REC_UNIX_SOCKET && unix_get(s, r->key64, out) && out->x.state == 10 &&
+		    out->name_len == len && memcmp(out->name, name, len) == 0)
+			return out;
+	}
+	return NULL;
+}
+
+/* A connected stream socket whose peer was closed (sock_diag shows no peer): one end of a new
+ * pair, its queue written from the other end, which is then closed, so the program reads the
+ * bytes and then end of file as it would have. */
+static int orphan(struct rst_fds *s, const struct unix_rec *u)
+{
+	int p[2], err;
+
+	if (socketpair(AF_UNIX, (int)u->x.type | SOCK_CLOEXEC, 0, p) < 0)
+		return rst_fds_fail(s, -errno, "socketpair");
+	set_buffers(p[0], u);
+	if (has_files(s, u->x.inode)) {
+		/* the other end stays (post_open sends the queue with its files, then it is closed) */
+		struct rst_obj *o = rst_obj_get(s, SCM_TAG, u->x.inode);
+		if (!o || (o->fd[1] = rst_fd_scratch(s, p[1])) < 0) {
+			if (o)
+				o->fd[1] = -1;
+			close(p[0]);
+			return rst_fds_fail(s, -ENOMEM, "socketpair");
+		}
+		return p[0];
+	}
+	err = refill(s, p[1], u, NULL, 0);
+	close(p[1]);
+	if (!err && (u->x.flags & CKIMG_UNIX_SHUT_WR) && shutdown(p[0], SHUT_WR) < 0 && errno != ENOTCONN)
+		err = rst_fds_fail(s, -errno, "shutdown");
+	if (err) {
+		close(p[0]);
+		return err;
+	}
+	return p[0];
+}
+
 static int unix_open(struct rst_fds *s, struct rst_file *f)
 {
 	struct unix_rec u, peer;
@@ -201,7 +441,8 @@ static int unix_open(struct rst_fds *s, struct rst_file *f)
 
 	if (!unix_get(s, f->d->f.inode, &u))
 		return rst_fds_fail(s, -EBADMSG, "no UNIX_SOCKET record");
-	if ((u.x.flags & CKIMG_UNIX_PEER_INSIDE) && u.x.peer_inode && unix_get(s, u.x.peer_inode, &peer)) {
+	if ((u.x.flags & CKIMG_UNIX_PEER_INSIDE) && u.x.peer_inode && unix_get(s, u.x.peer_inode, &peer) &&
+	    peer.x.peer_inode == u.x.inode && u.x.peer_inode != u.x.inode) {
 		int low = u.x.inode < peer.x.inode;
 		struct rst_obj *o = rst_obj_get(s, UNIX_TAG, low ? u.x.inode : peer.x.inode);
 		if (!o)
@@ -213,30 +454,38 @@ static int unix_open(struct rst_fds *s, struct rst_file *f)
 			return rst_fds_fail(s, -errno, "socket pair end");
 		return (err = shut(s, fd, &u)) ? (close(fd), err) : fd;
 	}
-	fd = socket(AF_UNIX, (int)u.x.type | SOCK_CLOEXEC, 0);
+	if (u.x.type != SOCK_DGRAM && !u.x.peer_inode && !(u.x.flags & CKIMG_UNIX_IN_BACKLOG) && u.x.state != 10 &&
+	    (u.x.queue_count || (u.x.flags & CKIMG_UNIX_SHUT_RD)))
+		return orphan(s, &u);
+	if ((u.x.flags & CKIMG_UNIX_PEER_INSIDE) && u.x.peer_inode && !u.peer_len && unix_get(s, u.x.peer_inode, &peer) &&
+	    peer.name_len && (peer.x.peer_inode != u.x.inode || u.x.peer_inode == u.x.inode)) {
+		/* connected one way to a named socket of ours (datagram clients of a bound server, or
+		 * a socket connected to itself): that socket is made now if it is not yet, and we
+		 * connect to its name */
+		const struct rst_obj *po = standalone(s, &peer, &err);
+		if (!po)
+			return err;
+		u.peer_name = peer.name;
+		u.peer_len = peer.name_len;
+	}
+	if ((u.x.flags & CKIMG_UNIX_IN_BACKLOG) && u.peer_len) {
+		/* a connection our listener had not accepted: the listener is made first (whatever
+		 * its fd number), the connect below puts the connection in its backlog again */
+		const struct unix_rec *l = listener_named(s, u.peer_name, u.peer_len, &peer);
+		if (l && !standalone(s, l, &err))
+			return err;
+	}
+	const struct rst_obj *so = standalone(s, &u, &err);
+	if (!so)
+		return err;
+	fd = fcntl(so->fd[0], F_DUPFD_CLOEXEC, 0);
 	if (fd < 0)
 		return rst_fds_fail(s, -errno, "socket");
-	set_buffers(fd, &u);
-	if (u.name_len && (err = bind_name(s, fd, &u)))
-		goto fail;
-	if (u.x.state == 10 && listen(fd, (int)u.x.backlog) < 0) {
-		err = rst_fds_fail(s, -errno, "listen");
-		goto fail;
-	}
-	if (u.x.state != 10 && u.x.queue_count && u.name_len && u.x.type != SOCK_STREAM) {
-		/* a bound datagram socket: its queue comes back from a temporary sender */
-		struct sockaddr_un a;
-		socklen_t l = make_addr(&a, u.name, u.name_len);
-		int tmp = socket(AF_UNIX, (int)u.x.type | SOCK_CLOEXEC, 0);
-		err = tmp < 0 ? rst_fds_fail(s, -errno, "socket") : refill(s, tmp, &u, &a, l);
-		if (tmp >= 0)
-			close(tmp);
-		if (err)
-			goto fail;
-	}
-	if (u.x.peer_inode && u.peer_len) {
-		/* the peer was a named socket of another process: connect to that name again; if
-		 * nobody listens there now, the socket stays unconnected (capture warned) */
+	if ((u.x.peer_inode || (u.x.flags & CKIMG_UNIX_IN_BACKLOG)) && u.peer_len) {
+		/* the peer was a named socket (of another process, or one of ours connected one way,
+		 * or our listener that had not accepted the connection yet):
+		 * connect to that name again; if nobody listens there now, the socket stays unconnected
+		 * (capture warned) */
 		struct sockaddr_un a;
 		socklen_t l = make_addr(&a, u.peer_name, u.peer_len);
 		int fl = fcntl(fd, F_GETFL);
@@ -252,8 +501,127 @@ fail:
 	return err;
 }
 
+/* A socket that is not one end of a recorded pair, made once (rst_obj by its inode, fd[0]):
+ * bound, listening, its datagram queue refilled. Its fds dup it; a datagram client of ours
+ * may need it bound before its own fd comes. NULL with *err set on failure. */
+static const struct rst_obj *standalone(struct rst_fds *s, const struct unix_rec *up, int *errp)
+{
+	struct unix_rec u = *up;
+	struct rst_obj *o = rst_obj_get(s, UNIX_TAG, u.x.inode);
+	int fd, err;
+
+	if (!o) {
+		*errp = rst_fds_fail(s, -ENOMEM, "socket");
+		return NULL;
+	}
+	if (o->fd[0] >= 0)
+		return o;
+	fd = socket(AF_UNIX, (int)u.x.type | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		*errp = rst_fds_fail(s, -errno, "socket");
+		return NULL;
+	}
+	set_buffers(fd, &u);
+	if (u.name_len && (err = bind_name(s, fd, &u)))
+		goto fail;
+	if (u.name_len && u.name[0] && u.x.file_mode) {
+		/* the socket file's mode and owner as they were (chmod/chown after bind); not root:
+		 * the owner stays ours */
+		char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+		memcpy(path, u.name, u.name_len);
+		path[u.name_len] = 0;
+		(void)!chown(path, u.x.file_uid, u.x.file_gid);
+		(void)!chmod(path, u.x.file_mode & 07777);
+	}
+	if (u.x.state == 10 && listen(fd, (int)u.x.backlog) < 0) {
+		err = rst_fds_fail(s, -errno, "listen");
+		goto fail;
+	}
+	if (u.x.state == 10 && u.name_len) {
+		/* connections whose client had closed before accept(): made and closed again, so
+		 * accept() gives a socket at end of file as it would have */
+		struct sockaddr_un a;
+		socklen_t l = make_addr(&a, u.name, u.name_len);
+		for (uint32_t i = 0; i < u.x.pending_closed && i < u.x.backlog + 1; i++) {
+			int tmp = socket(AF_UNIX, (int)u.x.type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+			int ok = tmp >= 0 && connect(tmp, (struct sockaddr *)&a, l) == 0;
+			int e = -errno;
+			if (tmp >= 0)
+				close(tmp);
+			if (!ok) {
+				err = rst_fds_fail(s, e, "a waiting connection whose client had closed");
+				goto fail;
+			}
+		}
+	}
+	if (u.x.state != 10 && u.x.queue_count && u.name_len && u.x.type != SOCK_STREAM && !has_files(s, u.x.inode)) {
+		/* a bound datagram socket: its queue comes back from a temporary sender */
+		struct sockaddr_un a;
+		socklen_t l = make_addr(&a, u.name, u.name_len);
+		int tmp = socket(AF_UNIX, (int)u.x.type | SOCK_CLOEXEC, 0);
+		err = tmp < 0 ? rst_fds_fail(s, -errno, "socket") : refill(s, tmp, &u, &a, l);
+		if (tmp >= 0)
+			close(tmp);
+		if (err)
+			goto fail;
+	}
+	if ((o->fd[0] = rst_fd_scratch(s, fd)) < 0) {
+		*errp = rst_fds_fail(s, o->fd[0], "socket");
+		o->fd[0] = -1;
+		return NULL;
+	}
+	return o;
+fail:
+	close(fd);
+	*errp = err;
+	return NULL;
+}
+
+/* A queue whose messages carried files goes back now that every fd is at its number: from
+ * the other end of its pair, the kept end of an orphan, or a temporary sender to its name. */
+static int unix_post_open(struct rst_fds *s, struct rst_file *f)
+{
+	struct unix_rec u, peer;
+	struct rst_obj *o;
+	int from = -1, err;
+
+	if (!unix_get(s, f->d->f.inode, &u) || !u.x.queue_count || !has_files(s, u.x.inode))
+		return 0;
+	if (!(o = rst_obj_get(s, SCM_TAG, u.x.inode)))
+		return rst_fds_fail(s, -ENOMEM, "socket");
+	if (o->priv)
+		return 0;
+	o->priv = o;
+	if (o->fd[1] >= 0) {
+		err = refill(s, o->fd[1], &u, NULL, 0);
+		close(o->fd[1]);
+		o->fd[1] = -1;
+		return err;
+	}
+	if ((u.x.flags & CKIMG_UNIX_PEER_INSIDE) && u.x.peer_inode && unix_get(s, u.x.peer_inode, &peer) &&
+	    peer.x.peer_inode == u.x.inode && u.x.peer_inode != u.x.inode) {
+		int low = u.x.inode < peer.x.inode;
+		struct rst_obj *pair = rst_obj_get(s, UNIX_TAG, low ? u.x.inode : peer.x.inode);
+		from = pair ? pair->fd[low ? 1 : 0] : -1;
+		if (from < 0)
+			return rst_fds_fail(s, -EBADF, "the other end of the pair is gone before its queue went back");
+		return refill(s, from, &u, NULL, 0);
+	}
+	if (u.name_len && u.x.type != SOCK_STREAM && u.x.state != 10) {
+		struct sockaddr_un a;
+		socklen_t l = make_addr(&a, u.name, u.name_len);
+		int tmp = socket(AF_UNIX, (int)u.x.type | SOCK_CLOEXEC, 0);
+		err = tmp < 0 ? rst_fds_fail(s, -errno, "socket") : refill(s, tmp, &u, &a, l);
+		if (tmp >= 0)
+			close(tmp);
+		return err;
+	}
+	return rst_fds_fail(s, -EOPNOTSUPP, "its queue carries files but the socket has no sender to refill it from");
+}
+
 const struct rst_fd_ops unix_ops = {
 	.name = "unix",
 	.match = unix_match,
 	.open = unix_open,
+	.post_open = unix_post_open,
 };

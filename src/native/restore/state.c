@@ -54,10 +54,17 @@ static const struct img_thread_state *tstate_of(const struct restore_args *a, co
 	return NULL;
 }
 
+/* --detach ends the restorer at once: a parent-death signal fires for the tree's root (whose
+ * parent is the restorer), not for a process whose parent is restored with it. */
+static int parent_is_restorer(const struct restore_args *a)
+{
+	return !a->tree_entry || a->img->proc.f.pid == a->img->tree_root;
+}
+
 uint32_t rst_main_pdeathsig(const struct restore_args *a)
 {
 	const struct img_thread_state *ts = a->nthreads ? tstate_of(a, &a->threads[0]) : NULL;
-	if (!ts || !(ts->f.valid & CKIMG_TS_PRCTL) || a->detach)
+	if (!ts || !(ts->f.valid & CKIMG_TS_PRCTL) || (a->detach && parent_is_restorer(a)))
 		return 0;
 	return ts->f.pdeathsig;
 }
@@ -109,7 +116,7 @@ int restore_state_check(struct restore_args *a)
 		if (!(t->f.valid & CKIMG_TS_RSEQ) &&
 		    (err = refuse(a, "THREAD_STATE record #%u: %s", "rseq registration was not captured", t->seq)))
 			return err;
-		if ((t->f.valid & CKIMG_TS_PRCTL) && t->f.pdeathsig && a->detach &&
+		if ((t->f.valid & CKIMG_TS_PRCTL) && t->f.pdeathsig && a->detach && parent_is_restorer(a) &&
 		    (err = refuse(a, "THREAD_STATE record #%u: %s", "a parent-death signal cannot be kept with --detach "
 				  "(the restorer, its parent, exits at once)", t->seq)))
 			return err;
@@ -341,7 +348,7 @@ static int restore_thread_misc(struct restore_args *a, struct rst_thread *t, con
 				return rst_err(a, (int)r, "THREAD_STATE record #%u: timer slack: %s", ts->seq, strerror((int)-r));
 		}
 		/* the main thread's parent-death signal is set by restore_finish (fork.c armed SIGKILL) */
-		if (t != &a->threads[0] && f->pdeathsig && !a->detach)
+		if (t != &a->threads[0] && f->pdeathsig && !(a->detach && parent_is_restorer(a)))
 			rst_rsys(a, t, SYS_prctl, PR_SET_PDEATHSIG, f->pdeathsig, 0, 0, 0, 0);
 	}
 	if (f->flags & CKIMG_TS_NO_NEW_PRIVS) {
@@ -478,12 +485,17 @@ static int restore_timers(struct restore_args *a)
 	}
 	for (int which = 0; which < 3; which++) {
 		int64_t itv[4];
-		if (!st->timers.itimer[which][1])
+		uint64_t interval = st->timers.itimer[which][0], value = st->timers.itimer[which][1];
+		if (!value && !interval)
 			continue;
-		itv[0] = (int64_t)(st->timers.itimer[which][0] / 1000000000ull);
-		itv[1] = (int64_t)(st->timers.itimer[which][0] % 1000000000ull / 1000);
-		itv[2] = (int64_t)(st->timers.itimer[which][1] / 1000000000ull);
-		itv[3] = (int64_t)(st->timers.itimer[which][1] % 1000000000ull / 1000);
+		/* a periodic ITIMER_REAL that fired while the process was stopped reads 0 left (the
+		 * kernel re-arms it when SIGALRM is dequeued): arm it for one interval */
+		if (!value)
+			value = interval;
+		itv[0] = (int64_t)(interval / 1000000000ull);
+		itv[1] = (int64_t)(interval % 1000000000ull / 1000);
+		itv[2] = (int64_t)(value / 1000000000ull);
+		itv[3] = (int64_t)(value % 1000000000ull / 1000);
 		if (!itv[2] && !itv[3])
 			itv[3] = 1;    /* under a microsecond left: still armed */
 		if (rst_write(a, scr, itv, sizeof(itv)))

@@ -1,7 +1,9 @@
-/* A socketpair with a queued message carrying a pipe's read end (SCM_RIGHTS): a file in
- * flight that the image cannot hold. */
+/* A socketpair with a queued message carrying an eventfd the process then closed (SCM_RIGHTS):
+ * a file in flight that the image cannot describe (only the process's own files, regular files
+ * and ends of its pipes can be passed again). */
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -13,7 +15,7 @@ int main(void)
 	struct iovec iov = { data, sizeof(data) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof(ctl.b) };
 
-	if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) || pipe(p))
+	if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) || (p[0] = eventfd(3, 0)) < 0)
 		return 1;
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
 	cm->cmsg_level = SOL_SOCKET;
