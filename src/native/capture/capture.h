@@ -158,6 +158,7 @@ int collect_sigactions_and_tls(struct capture *c);
 /* mm.c: areas from smaps, page candidates from pagemap, chunk plan (freeze phase). */
 int collect_areas(struct capture *c);
 int plan_chunks(struct capture *c);
+int plan_chunks_part(struct capture *c, pid_t pagemap_pid, int part);   /* cow.c */
 /* fds.c: open fds, one handler per kind (fds.h, fd-table.c). */
 struct image;
 int collect_fds(struct capture *c);                       /* freeze phase */
@@ -237,6 +238,8 @@ void incr_free(struct capture *c);
 int cow_wanted(const struct capture *c);
 int cow_begin(struct capture *c);
 int cow_read_chunk(struct capture *c, size_t i, uint8_t *dst, uint64_t *bad);
+int cow_read_while_frozen(const struct area *a);
+int cow_plan_rest(struct capture *c);         /* after the release: the twin's chunks */
 void cow_end(struct capture *c);
 
 /* pages.c: read memory (frozen) and compress/write it (pipeline). */

@@ -47,6 +47,7 @@
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef PTRACE_O_SUSPEND_SECCOMP
@@ -250,7 +251,7 @@ static int make_twin(struct cow_setup *s)
 }
 
 /* Areas whose pages are read while frozen, from the target (see the top of the file). */
-static int read_while_frozen(const struct area *a)
+int cow_read_while_frozen(const struct area *a)
 {
 	if (a->shared || (a->flags & (CKIMG_AREA_DONTFORK | CKIMG_AREA_WIPEONFORK)))
 		return 1;
@@ -303,7 +304,7 @@ static int pre_read(struct capture *c, struct cow_twin *t)
 	int err = t->pre && t->pre_bad ? 0 : -ENOMEM;
 	for (size_t i = 0; !err && i < c->nchunks; i++) {
 		const struct chunk *ch = &c->chunks[i];
-		if (!ch->cand_pages || !read_while_frozen(&c->areas[ch->area]))
+		if (!ch->cand_pages || !cow_read_while_frozen(&c->areas[ch->area]))
 			continue;
 		t->pre[i] = malloc((size_t)ch->cand_pages * PAGE_SIZE_4K);
 		if (!t->pre[i]) {
@@ -342,9 +343,12 @@ int cow_begin(struct capture *c)
 		return -ENOMEM;
 	t->mem_fd = -1;
 	c->twin = t;
+	uint64_t t0 = now_ns(CLOCK_MONOTONIC);
 	err = pre_read(c, t);
+	uint64_t t1 = now_ns(CLOCK_MONOTONIC);
 	if (!err)
 		err = make_twin(&s);
+	uint64_t t2 = now_ns(CLOCK_MONOTONIC);
 	if (!err) {
 		snprintf(path, sizeof(path), "/proc/%d/mem", s.twin);
 		t->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -352,6 +356,9 @@ int cow_begin(struct capture *c)
 			err = -errno;
 	}
 	undo = setup_cleanup(&s, !err);
+	if (getenv("CKIMG_DEBUG_TIMES"))
+		fprintf(stderr, "cow: pre-read %.3f ms, twin %.3f ms, cleanup %.3f ms\n", (t1 - t0) / 1e6,
+			(t2 - t1) / 1e6, (now_ns(CLOCK_MONOTONIC) - t2) / 1e6);
 	if (!err && undo) {
 		err = undo;
 		kill(s.twin, SIGKILL);
@@ -370,6 +377,47 @@ int cow_begin(struct capture *c)
 	if (undo)
 		return cap_fail(undo, "cannot undo the copy-on-write setup in the target");
 	return 0;
+}
+
+/*
+ * After the release: plan the twin's areas from its own pagemap (the fork copied every page
+ * table entry of private anonymous memory, so it is the target's at the freeze instant);
+ * this walk of the page tables is then out of the freeze. The chunks read while frozen keep
+ * their data, wherever the address order puts them now.
+ */
+int cow_plan_rest(struct capture *c)
+{
+	struct cow_twin *t = c->twin;
+	size_t n0 = c->nchunks;
+	uint64_t *first = malloc((n0 ? n0 : 1) * sizeof(*first));
+	if (!first)
+		return -ENOMEM;
+	for (size_t i = 0; i < n0; i++)
+		first[i] = c->chunks[i].first_page;
+	int err = plan_chunks_part(c, t->twin, 0);
+	uint8_t **pre = calloc(c->nchunks ? c->nchunks : 1, sizeof(*pre));
+	uint64_t (*pre_bad)[CKIMG_SPAN_GRID_PAGES / 64] = calloc(c->nchunks ? c->nchunks : 1, sizeof(*pre_bad));
+	if (!err && (!pre || !pre_bad))
+		err = -ENOMEM;
+	if (err) {
+		free(first);
+		free(pre);
+		free(pre_bad);
+		c->nchunks = n0;        /* free_twin frees what pass 1 read */
+		return err;
+	}
+	for (size_t i = 0, j = 0; i < c->nchunks && j < n0; i++)
+		if (c->chunks[i].first_page == first[j]) {
+			pre[i] = t->pre[j];
+			memcpy(pre_bad[i], t->pre_bad[j], sizeof(pre_bad[i]));
+			j++;
+		}
+	free(first);
+	free(t->pre);
+	free(t->pre_bad);
+	t->pre = pre;
+	t->pre_bad = pre_bad;
+	return incr_alloc_cells(c);
 }
 
 int cow_read_chunk(struct capture *c, size_t i, uint8_t *dst, uint64_t *bad)

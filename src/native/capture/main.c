@@ -299,9 +299,10 @@ static int frozen_steps(struct image *im, struct pipeline **pl)
 	if (!err)
 		err = collect_file_contents(&cap);
 	phase("fds+areas");
-	if (!err)
-		err = plan_chunks(&cap);
-	if (!err)
+	int cow = cow_wanted(&cap);
+	if (!err)               /* copy-on-write: the twin's areas are planned after the release */
+		err = cow ? plan_chunks_part(&cap, cap.pid, 1) : plan_chunks(&cap);
+	if (!err && !cow)
 		err = incr_alloc_cells(&cap);
 	phase("pagemap");
 	if (!err)
@@ -311,13 +312,20 @@ static int frozen_steps(struct image *im, struct pipeline **pl)
 	if (!err)
 		err = put_file_contents(&cap, im);    /* file bytes as the frozen process left them */
 	phase("files");
-	if (!err && cow_wanted(&cap))
+	if (!err && cow) {
 		err = cow_begin(&cap);         /* the memory is then read after the release */
+		if (!err && !cap.twin)         /* no twin after all: stop-and-copy */
+			err = plan_chunks_part(&cap, cap.pid, 0);
+		if (!err && !cap.twin)
+			err = incr_alloc_cells(&cap);
+	}
 	phase("cow");
+	if (cap.twin)
+		return err;
 	if (!err)
 		err = pages_start(&cap, im, pl);
 	phase("start");
-	if (!err && !cap.twin)
+	if (!err)
 		err = pages_read_all(*pl);
 	phase("read");
 	return err;
@@ -518,6 +526,10 @@ int main(int argc, char **argv)
 		cap.freeze_ns = now_ns(CLOCK_MONOTONIC) - t_freeze;
 	}
 	phase("release");
+	if (!err && cap.twin)
+		err = cow_plan_rest(&cap);
+	if (!err && cap.twin)
+		err = pages_start(&cap, &im, &pl);
 	if (!err && cap.twin)
 		err = pages_read_all(pl);       /* from the copy-on-write twin, the target running */
 	phase("twin read");
