@@ -460,8 +460,11 @@ void cow_end(struct capture *c)
 	if (!t)
 		return;
 	c->cow_written_pages = twin_private_pages(t->twin);
+	/* Not waited for: tearing down the twin's page tables takes a while and runs on its own;
+	 * the twin is reaped here if it is done, else its parent (the nearest subreaper or init)
+	 * reaps it once we exit and the kernel detaches it. */
 	kill(t->twin, SIGKILL);
-	reap_traced(t->twin);       /* then its new parent (subreaper or init) reaps it */
+	waitpid(t->twin, NULL, __WALL | WNOHANG);
 	c->cow_twin_pid = t->twin;
 	free_twin(c);
 }

@@ -532,6 +532,7 @@ int main(int argc, char **argv)
 		err = pages_start(&cap, &im, &pl);
 	if (!err && cap.twin)
 		err = pages_read_all(pl);       /* from the copy-on-write twin, the target running */
+	cow_end(&cap);                      /* every page is read: the twin goes (on every path) */
 	phase("twin read");
 	if (!err)
 		err = hash_mapped_files(&cap);
@@ -543,7 +544,6 @@ int main(int argc, char **argv)
 		if (!err)
 			err = e;
 	}
-	cow_end(&cap);                      /* the twin is killed and reaped, on every path */
 	if (!err)
 		err = incr_put_digests(&cap, &im);
 	if (!err)
