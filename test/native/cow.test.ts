@@ -117,6 +117,7 @@ describe("copy-on-write capture", () => {
     const w = await startWatch(8);
     const images: { path: string; seq: number; phase: number; sum: string }[] = [];
     const twins: number[] = [];
+    const written: number[] = [];
     const N = 40;
     try {
       const base = iters(w.p.lines)[0];
@@ -126,6 +127,7 @@ describe("copy-on-write capture", () => {
         expect(s.cow).toBe(true);
         expect(s.twinPid).toBeGreaterThan(0);
         twins.push(s.twinPid);
+        written.push(s.cowWrittenBytes);
         // the image itself: where the loop was, and the heap as it was then
         const img = await openImage(path);
         try {
@@ -158,6 +160,9 @@ describe("copy-on-write capture", () => {
       const settled = images.filter((m) => m.phase !== 1);
       expect(settled.length).toBeGreaterThan(N / 2);
       for (const m of settled) expect({ seq: m.seq, sum: m.sum }).toEqual({ seq: m.seq, sum: bySeq.get(m.seq) });
+      // the program rewrites every heap page each iteration: while a capture read the twin,
+      // the pages it wrote were copied for it (the memory the snapshot cost)
+      expect(Math.max(...written)).toBeGreaterThanOrEqual((w.pages * 4096) / 2);
       // the twins are gone, reaped by the subreaper above the target, never by the target
       for (const t of twins) expect(await gone(t)).toBe(true);
       for (const t of twins) expect(w.p.stderr()).toContain(`reaped ${t}\n`);

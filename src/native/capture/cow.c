@@ -78,7 +78,7 @@ static const uint8_t scratch_code[] = { 0x0f, 0x05, 0xb8, 0x3c, 0x00, 0x00, 0x00
 
 int cow_wanted(const struct capture *c)
 {
-	return !c->no_cow && !c->kill_after && !c->tree && !getenv("CKIMG_NO_COW");
+	return !c->no_cow && !c->kill_after && !c->tree;
 }
 
 static int remote(struct cow_setup *s, pid_t tid, uint64_t ip, struct pt_syscall sc, int64_t *ret)
