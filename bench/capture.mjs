@@ -2,18 +2,23 @@
 /**
  * Capture benchmark: one process with N MiB (default 1024) of touched, varied heap, captured
  * again and again by
- *   ckimg none / lz4 / lzf   build/ckimg-capture (fsync included: the image is durable),
- *                            default 16 MiB page ring
- *   ckimg none all           the same with --buffer-mb all (target released once read)
+ *   ckimg none / lz4         build/ckimg-capture (fsync included: the image is durable),
+ *                            default 16 MiB page ring, copy-on-write (the default: the target
+ *                            runs on while its memory is read from a forked twin)
+ *   ckimg none / lz4 no-cow  the same with --no-cow: stop-and-copy
+ *   ckimg none all no-cow    stop-and-copy with --buffer-mb all (target released once read)
  *   criu+sync                `criu dump --leave-running --shell-job`, then `sync -f` on the
  *                            image directory (same durability as our fsync)
  *   gcore                    gdb's core dump (not synced)
  * in alternating order over >= 5 rounds after a warm-up round; medians are compared.
- * Image size, wall time and freeze time (how long the target was stopped, measured inside the
- * target by a thread that notes the largest gap between its 100 µs heartbeats) for each.
+ * Image size, wall time, freeze time (how long the target was stopped, measured inside the
+ * target by a thread that notes the largest gap between its 100 µs heartbeats) and the extra
+ * memory the capture made the target cost (copy-on-write: pages it wrote while the twin held
+ * the old ones, as ckimg reports it; a stopped target writes nothing) for each.
  *
- * CRIU is taken from $CRIU or PATH and never built here; without it the CRIU rows are skipped
- * with a note. Options: --mb N, --rounds N, --json.
+ * CRIU is taken from $CRIU, PATH or /work/tools/criu/criu/criu and never built here; without
+ * it the CRIU rows are skipped with a note. `criu pre-dump` is tried once and its outcome
+ * noted (it needs soft-dirty tracking). Options: --mb N, --rounds N, --json.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, openSync, readSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
@@ -172,7 +177,7 @@ async function main() {
   const cc = spawnSync("gcc", ["-O2", "-pthread", "-o", exe, src], { encoding: "utf8" });
   if (cc.status !== 0) throw new Error(cc.stderr);
 
-  const criu = process.env.CRIU || which("criu");
+  const criu = process.env.CRIU || which("criu") || (existsSync("/work/tools/criu/criu/criu") ? "/work/tools/criu/criu/criu" : undefined);
   const gcore = which("gcore");
   const notes = [];
   const target = startTarget(exe, work);
@@ -185,14 +190,15 @@ async function main() {
     const pid = target.child.pid;
     const tools = [];
     // default 16 MiB ring, and "none all": a buffer for all the memory (shortest freeze)
-    for (const [codec, buffer] of [["none", null], ["lz4", null], ["lzf", null], ["none", "all"]]) {
+    for (const [codec, buffer, cow] of [["none", null, true], ["lz4", null, true], ["none", null, false], ["lz4", null, false], ["none", "all", false]]) {
       tools.push({
-        name: `ckimg ${codec}${buffer ? " " + buffer : ""}`,
+        name: `ckimg ${codec}${buffer ? " " + buffer : ""}${cow ? "" : " no-cow"}`,
         run() {
           const img = join(outDir, "img.ckimg");
-          const r = timed(capture, [String(pid), "-o", img, "--compress", codec, ...(buffer ? ["--buffer-mb", buffer] : [])]);
+          const r = timed(capture, [String(pid), "-o", img, "--compress", codec, ...(buffer ? ["--buffer-mb", buffer] : []), ...(cow ? [] : ["--no-cow"])]);
           const j = JSON.parse(r.stdout.trim().split("\n").pop());
-          return { ms: r.ms, bytes: statSync(img).size, selfFreezeMs: j.freeze_ms };
+          if (j.cow !== cow) throw new Error(`ckimg capture: cow ${j.cow}, expected ${cow}`);
+          return { ms: r.ms, bytes: statSync(img).size, selfFreezeMs: j.freeze_ms, extraBytes: j.cow_written_bytes ?? 0 };
         },
       });
     }
@@ -202,9 +208,21 @@ async function main() {
         run() {
           const d = timed(criu, ["dump", "-t", String(pid), "-D", outDir, "--leave-running", "--shell-job", "-o", "dump.log"]);
           const s = timed("sync", ["-f", outDir]);
-          return { ms: d.ms + s.ms, bytes: dirBytes(outDir), dumpMs: d.ms };
+          return { ms: d.ms + s.ms, bytes: dirBytes(outDir), dumpMs: d.ms, extraBytes: 0 };
         },
       });
+      cleanDir();
+      const pre = spawnSync(criu, ["pre-dump", "-t", String(pid), "-D", outDir, "--shell-job", "-o", "pre.log"], { encoding: "utf8" });
+      if (pre.status === 0) notes.push("criu pre-dump: works here");
+      else {
+        let why = "";
+        try {
+          why = spawnSync("grep", ["-m1", "-i", "error", join(outDir, "pre.log")], { encoding: "utf8" }).stdout.trim();
+        } catch {
+          /* no log */
+        }
+        notes.push(`criu pre-dump fails here (exit ${pre.status}): ${why || (pre.stderr || "").trim().split("\n").pop()}`);
+      }
     } else {
       notes.push("CRIU not available: set CRIU=/path/to/criu (v4.2 or later on this kernel) to compare");
     }
@@ -213,7 +231,7 @@ async function main() {
         name: "gcore",
         run() {
           const r = timed(gcore, ["-o", join(outDir, "core"), String(pid)]);
-          return { ms: r.ms, bytes: dirBytes(outDir) };
+          return { ms: r.ms, bytes: dirBytes(outDir), extraBytes: 0 };
         },
       });
     } else {
@@ -252,28 +270,31 @@ async function main() {
       wallMinMs: Math.min(...rs.map((r) => r.ms)),
       wallMaxMs: Math.max(...rs.map((r) => r.ms)),
       freezeMs: median(rs.map((r) => r.freezeMs)),
+      extraMiB: median(rs.map((r) => r.extraBytes ?? 0)) / (1 << 20),
       ...(rs[0]?.selfFreezeMs !== undefined ? { selfReportedFreezeMs: median(rs.map((r) => r.selfFreezeMs)) } : {}),
       ...(rs[0]?.dumpMs !== undefined ? { dumpOnlyMs: median(rs.map((r) => r.dumpMs)) } : {}),
     }));
     const row = (n) => rows.find((r) => r.tool === n);
     const ratios = {};
-    if (row("criu+sync")) ratios["ckimg none / criu+sync (wall, goal <= 0.5)"] = row("ckimg none").wallMs / row("criu+sync").wallMs;
-    ratios["ckimg lz4 / ckimg none (wall, goal <= 1.5)"] = row("ckimg lz4").wallMs / row("ckimg none").wallMs;
-    ratios["ckimg lzf / ckimg none (wall)"] = row("ckimg lzf").wallMs / row("ckimg none").wallMs;
+    ratios["ckimg lz4 / ckimg lz4 no-cow (wall, goal <= 1)"] = row("ckimg lz4").wallMs / row("ckimg lz4 no-cow").wallMs;
+    ratios["ckimg none / ckimg none no-cow (wall, goal <= 1)"] = row("ckimg none").wallMs / row("ckimg none no-cow").wallMs;
+    ratios["ckimg lz4 / ckimg lz4 no-cow (freeze)"] = row("ckimg lz4").freezeMs / row("ckimg lz4 no-cow").freezeMs;
+    if (row("criu+sync")) ratios["ckimg lz4 / criu+sync (freeze, goal <= 0.1)"] = row("ckimg lz4").freezeMs / row("criu+sync").freezeMs;
+    if (row("criu+sync")) ratios["ckimg none no-cow / criu+sync (wall, goal <= 0.5)"] = row("ckimg none no-cow").wallMs / row("criu+sync").wallMs;
     if (row("criu+sync")) ratios["ckimg lz4 / criu+sync (wall)"] = row("ckimg lz4").wallMs / row("criu+sync").wallMs;
+    ratios["ckimg lz4 / ckimg none (wall, goal <= 1.5)"] = row("ckimg lz4").wallMs / row("ckimg none").wallMs;
     if (row("gcore")) ratios["ckimg none / gcore (wall)"] = row("ckimg none").wallMs / row("gcore").wallMs;
-    if (row("criu+sync")) ratios["ckimg none / criu+sync (freeze)"] = row("ckimg none").freezeMs / row("criu+sync").freezeMs;
-    if (row("criu+sync")) ratios["ckimg none all / criu+sync (freeze)"] = row("ckimg none all").freezeMs / row("criu+sync").freezeMs;
+    if (row("criu+sync")) ratios["ckimg none all no-cow / criu+sync (freeze)"] = row("ckimg none all no-cow").freezeMs / row("criu+sync").freezeMs;
 
     if (JSON_OUT) {
       console.log(JSON.stringify({ bench: "capture", heapMiB: MB, rounds: ROUNDS, rows, ratios, notes }, null, 2));
       return;
     }
     console.log(`capture bench: ${MB} MiB varied heap, ${ROUNDS} rounds (+1 warm-up), medians; load ${spawnSync("cat", ["/proc/loadavg"], { encoding: "utf8" }).stdout.split(" ").slice(0, 3).join(" ")}`);
-    console.log("  tool            image MiB   wall ms (min-max)        freeze ms");
+    console.log("  tool                    image MiB   wall ms (min-max)        freeze ms   extra MiB");
     for (const r of rows) {
       const range = `${r.wallMinMs.toFixed(0)}-${r.wallMaxMs.toFixed(0)}`;
-      console.log(`  ${r.tool.padEnd(14)}  ${r.imageMiB.toFixed(0).padStart(9)}   ${r.wallMs.toFixed(0).padStart(6)} (${range.padEnd(11)})   ${r.freezeMs.toFixed(0).padStart(9)}` +
+      console.log(`  ${r.tool.padEnd(22)}  ${r.imageMiB.toFixed(0).padStart(9)}   ${r.wallMs.toFixed(0).padStart(6)} (${range.padEnd(11)})   ${r.freezeMs.toFixed(0).padStart(9)}   ${r.extraMiB.toFixed(1).padStart(9)}` +
         (r.dumpOnlyMs !== undefined ? `   (dump ${r.dumpOnlyMs.toFixed(0)} ms + sync)` : "") +
         (r.selfReportedFreezeMs !== undefined ? `   (self-reported ${r.selfReportedFreezeMs.toFixed(0)})` : ""));
     }

@@ -35,6 +35,11 @@ export interface CaptureOptions {
    * process (format 1.2 PARENT); the new image needs it (and its own parents) to be read.
    */
   parent?: string;
+  /**
+   * Stop-and-copy: keep the target stopped while its memory is copied, instead of the default
+   * copy-on-write snapshot (a twin forked inside the frozen target, read after its release).
+   */
+  noCow?: boolean;
   /** Called with bytes of memory processed so far and the total to process. */
   onProgress?: (done: number, total: number) => void;
   /** More capturer options, for callers that probed for them (`ckimg run`: --parent). */
@@ -72,6 +77,12 @@ export interface CaptureSummary {
   inheritedPages: number;
   /** The parent image given with --parent, or null. */
   parent: string | null;
+  /** The memory was read from a copy-on-write twin after the target's release (not --no-cow). */
+  cow: boolean;
+  /** The twin's PID (killed and reaped when the capture ends), 0 without one. */
+  twinPid: number;
+  /** Memory the snapshot cost: pages the target wrote (or dropped) while the twin held them. */
+  cowWrittenBytes: number;
   /** What the image cannot bring back, and why (one line each, e.g. a timer's overrun count). */
   warnings: string[];
 }
@@ -107,6 +118,7 @@ export function runCapture(opts: CaptureOptions): Promise<CaptureSummary> {
   if (opts.noChildren) args.push("--no-children");
   if (opts.bufferMb !== undefined) args.push("--buffer-mb", String(opts.bufferMb));
   if (opts.parent !== undefined) args.push("--parent", opts.parent);
+  if (opts.noCow) args.push("--no-cow");
   if (opts.onProgress) args.push("--progress");
   if (opts.extraArgs) args.push(...opts.extraArgs);
 
@@ -170,6 +182,7 @@ function parseSummary(line: string): CaptureSummary {
     freezeMs: Number(j.freeze_ms), totalMs: Number(j.total_ms), killed: j.killed === true, warnings: [],
     heldPages: Number(j.held_pages ?? 0), inheritedPages: Number(j.inherited_pages ?? 0),
     parent: typeof j.parent === "string" ? j.parent : null,
+    cow: j.cow === true, twinPid: Number(j.twin_pid ?? 0), cowWrittenBytes: Number(j.cow_written_bytes ?? 0),
   };
 }
 
@@ -187,7 +200,7 @@ export function captureText(s: CaptureSummary): string {
     `(${s.storedPages} pages of ${size(s.memoryBytes)} read, ${s.codec}), ` +
     (s.processes > 1 ? `${s.processes} processes${s.zombies ? ` (+${s.zombies} zombies)` : ""}, ` : "") +
     `${s.threads} threads, ${s.areas} areas, ${s.fds} fds; ` +
-    `frozen ${s.freezeMs.toFixed(1)} ms, total ${s.totalMs.toFixed(1)} ms` +
+    `frozen ${s.freezeMs.toFixed(1)} ms${s.cow ? ` (copy-on-write; ${size(s.cowWrittenBytes)} written meanwhile)` : ""}, total ${s.totalMs.toFixed(1)} ms` +
     (s.killed ? "; target killed" : "") +
     (s.parent !== null ? `; incremental on ${s.parent}: ${s.inheritedPages} of ${s.heldPages} pages inherited` : "") + "\n"
   );
@@ -204,6 +217,7 @@ export function parseCaptureArgs(args: string[]): CaptureOptions & { json: boole
     "no-children": { type: "boolean" },
     "buffer-mb": { type: "string" },
     parent: { type: "string" },
+    "no-cow": { type: "boolean" },
   });
   if (positionals.length !== 1) throw new UsageError("capture takes exactly one PID");
   const pidText = positionals[0];
@@ -221,14 +235,14 @@ export function parseCaptureArgs(args: string[]): CaptureOptions & { json: boole
   return {
     pid: Number(pidText), output, compress: compress === "gzip" ? "deflate" : (compress as CaptureCodec), bufferMb,
     kill: values.kill === true, noHashCache: values["no-hash-cache"] === true, noChildren: values["no-children"] === true,
-    json: values.json === true,
+    json: values.json === true, noCow: values["no-cow"] === true,
     parent: typeof values.parent === "string" && values.parent !== "" ? values.parent : undefined,
   };
 }
 
 export const CAPTURE_VERB: Verb = {
   summary: "freeze a running process and write its checkpoint image",
-  usage: "PID -o IMAGE [--parent IMAGE] [--compress none|lz4|lzf|deflate] [--kill] [--no-children] [--buffer-mb N|all] [--no-hash-cache] [--json]",
+  usage: "PID -o IMAGE [--parent IMAGE] [--compress none|lz4|lzf|deflate] [--kill] [--no-children] [--no-cow] [--buffer-mb N|all] [--no-hash-cache] [--json]",
   async run(args: string[], ctx: CliContext): Promise<number> {
     const opts = parseCaptureArgs(args);
     const progress = progressPrinter(ctx, "capture");

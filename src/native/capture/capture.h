@@ -142,6 +142,7 @@ struct capture {
 	int no_cow;                    /* --no-cow: stop-and-copy */
 	struct cow_twin *twin;
 	uint64_t cow_written_pages;    /* pages the target wrote while its memory was copied */
+	pid_t cow_twin_pid;            /* the twin the pages were read from (0: stop-and-copy) */
 	/* format 1.2: the tree this process belongs to (tree.h), NULL for a single process */
 	struct cap_tree *tree;
 	int no_children;               /* --no-children */
@@ -159,6 +160,7 @@ int collect_sigactions_and_tls(struct capture *c);
 /* mm.c: areas from smaps, page candidates from pagemap, chunk plan (freeze phase). */
 int collect_areas(struct capture *c);
 int plan_chunks(struct capture *c);
+int plan_chunks_part(struct capture *c, pid_t pagemap_pid, int part);   /* cow.c */
 /* fds.c: open fds, one handler per kind (fds.h, fd-table.c). */
 struct image;
 int collect_fds(struct capture *c);                       /* freeze phase */
@@ -233,6 +235,16 @@ uint32_t incr_filter_chunk(struct capture *c, size_t i, uint8_t *slot, const uin
 int incr_put_parent(struct capture *c, struct image *im);
 int incr_put_digests(struct capture *c, struct image *im);
 void incr_free(struct capture *c);
+
+/* cow.c: copy-on-write capture. cow_begin (frozen, after plan_chunks): a twin holding the
+ * memory, or stop-and-copy (c->twin stays NULL) when one cannot be made; cow_read_chunk
+ * (pages.c, after the release); cow_end: kill and reap the twin (every path). */
+int cow_wanted(const struct capture *c);
+int cow_begin(struct capture *c);
+int cow_read_chunk(struct capture *c, size_t i, uint8_t *dst, uint64_t *bad);
+int cow_read_while_frozen(const struct area *a);
+int cow_plan_rest(struct capture *c);         /* after the release: the twin's chunks */
+void cow_end(struct capture *c);
 
 /* pages.c: read memory (frozen) and compress/write it (pipeline). */
 struct pipeline;

@@ -1,13 +1,15 @@
 /*
  * ckimg-capture PID -o IMAGE [--compress none|lz4|lzf|deflate] [--buffer-mb N|all] [--kill]
  *                            [--progress] [--no-hash-cache] [--no-children] [--parent IMAGE]
+ *                            [--no-cow]
  *
  * PID and all its descendants are captured (a tree image, FORMAT.md "Process trees") unless
  * --no-children; a process without children gives a single-process image either way.
  *
  * Freezes every thread of PID, collects what the freeze must see (threads, signal state, fds,
- * memory map, memory), lets the target go as soon as its memory is read, then finishes the
- * image (compression, file identities, index) and publishes it atomically.
+ * memory map), takes a copy-on-write snapshot of the memory (cow.c; --no-cow, --kill and trees
+ * of several processes: the memory itself), lets the target go, then reads the memory from the
+ * snapshot, finishes the image (compression, file identities, index) and publishes it atomically.
  *
  * Output: stderr carries one line "ckimg-capture: <reason>" on failure (exit 2; usage errors
  * exit 1) and, when it is a terminal, a progress line. stdout carries, with --progress,
@@ -39,7 +41,7 @@ static int usage(const char *why)
 {
 	fprintf(stderr, "ckimg-capture: %s\nusage: ckimg-capture PID -o IMAGE "
 		"[--compress none|lz4|lzf|deflate] [--buffer-mb N|all] [--kill] [--progress] [--no-hash-cache] [--no-children] "
-		"[--parent IMAGE]\n", why);
+		"[--parent IMAGE] [--no-cow]\n", why);
 	return 1;
 }
 
@@ -91,6 +93,8 @@ static int parse_args(int argc, char **argv)
 			cap.no_children = 1;    /* incremental images hold one process (trees: not yet) */
 		} else if (!strcmp(a, "--no-hash-cache")) {
 			cap.use_hash_cache = 0;
+		} else if (!strcmp(a, "--no-cow")) {
+			cap.no_cow = 1;
 		} else if (!strcmp(a, "--no-children")) {
 			cap.no_children = 1;
 		} else if (a[0] >= '1' && a[0] <= '9' && !cap.pid) {
@@ -274,27 +278,33 @@ static int frozen_steps(struct image *im, struct pipeline **pl)
 {
 	phase("freeze");
 	int err = collect_process(&cap);
+	phase("process");
 	if (!err)
 		err = incr_check_process(&cap);
 	if (!err)
 		err = collect_threads(&cap);
-	if (!err)
-		err = collect_sigactions_and_tls(&cap);
-	if (!err)
-		err = collect_state(&cap);
 	phase("threads");
 	if (!err)
+		err = collect_sigactions_and_tls(&cap);
+	phase("sigactions");
+	if (!err)
+		err = collect_state(&cap);
+	phase("state");
+	if (!err)
 		err = collect_fds(&cap);
+	phase("fds");
 	if (!err)
 		err = collect_areas(&cap);
+	phase("areas");
 	if (!err)
 		err = collect_mapped_files(&cap);
 	if (!err)
 		err = collect_file_contents(&cap);
 	phase("fds+areas");
-	if (!err)
-		err = plan_chunks(&cap);
-	if (!err)
+	int cow = cow_wanted(&cap);
+	if (!err)               /* copy-on-write: the twin's areas are planned after the release */
+		err = cow ? plan_chunks_part(&cap, cap.pid, 1) : plan_chunks(&cap);
+	if (!err && !cow)
 		err = incr_alloc_cells(&cap);
 	phase("pagemap");
 	if (!err)
@@ -304,6 +314,16 @@ static int frozen_steps(struct image *im, struct pipeline **pl)
 	if (!err)
 		err = put_file_contents(&cap, im);    /* file bytes as the frozen process left them */
 	phase("files");
+	if (!err && cow) {
+		err = cow_begin(&cap);         /* the memory is then read after the release */
+		if (!err && !cap.twin)         /* no twin after all: stop-and-copy */
+			err = plan_chunks_part(&cap, cap.pid, 0);
+		if (!err && !cap.twin)
+			err = incr_alloc_cells(&cap);
+	}
+	phase("cow");
+	if (cap.twin)
+		return err;
 	if (!err)
 		err = pages_start(&cap, im, pl);
 	phase("start");
@@ -358,14 +378,16 @@ static void print_summary(void)
 	       "\"stored_bytes\":%llu,\"threads\":%zu,\"areas\":%zu,\"files\":%zu,\"fds\":%u,"
 	       "\"processes\":%zu,\"zombies\":%zu,"
 	       "\"freeze_ms\":%.3f,\"total_ms\":%.3f,\"killed\":%s,\"direct_io\":%s,"
-	       "\"held_pages\":%llu,\"inherited_pages\":%llu,\"parent\":",
+	       "\"held_pages\":%llu,\"inherited_pages\":%llu,\"cow\":%s,\"twin_pid\":%d,"
+	       "\"cow_written_bytes\":%llu,\"parent\":",
 	       codecs[cap.codec], (unsigned long long)cap.image_bytes,
 	       (unsigned long long)total.cand_bytes, (unsigned long long)total.stored_pages,
 	       (unsigned long long)total.stored_bytes, total.threads, total.areas, total.files, total.fds,
 	       total.processes, total.zombies,
 	       (double)cap.freeze_ns / 1e6, (double)cap.total_ns / 1e6, cap.kill_after ? "true" : "false",
 	       cap.direct_io ? "true" : "false", (unsigned long long)cap.held_pages,
-	       (unsigned long long)cap.inherited_pages);
+	       (unsigned long long)cap.inherited_pages, cap.cow_twin_pid ? "true" : "false",
+	       (int)cap.cow_twin_pid, (unsigned long long)cap.cow_written_pages * PAGE_SIZE_4K);
 	if (cap.parent_path)
 		json_str(cap.parent_path);
 	else
@@ -508,6 +530,14 @@ int main(int argc, char **argv)
 		cap.freeze_ns = now_ns(CLOCK_MONOTONIC) - t_freeze;
 	}
 	phase("release");
+	if (!err && cap.twin)
+		err = cow_plan_rest(&cap);
+	if (!err && cap.twin)
+		err = pages_start(&cap, &im, &pl);
+	if (!err && cap.twin)
+		err = pages_read_all(pl);       /* from the copy-on-write twin, the target running */
+	cow_end(&cap);                      /* every page is read: the twin goes (on every path) */
+	phase("twin read");
 	if (!err)
 		err = hash_mapped_files(&cap);
 	phase("hash");

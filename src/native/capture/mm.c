@@ -340,22 +340,38 @@ static int plan_area(struct capture *c, struct area *a, int pm_fd, size_t *cap, 
 	return err;
 }
 
+static int by_address(const void *a, const void *b)
+{
+	const struct chunk *x = a, *y = b;
+	return x->first_page < y->first_page ? -1 : x->first_page > y->first_page;
+}
+
 int plan_chunks(struct capture *c)
 {
+	return plan_chunks_part(c, c->pid, -1);
+}
+
+/* part -1: every area; 1: the areas a copy-on-write capture reads while frozen; 0: the others
+ * (their pagemap read from the twin, pid). Chunks are appended and kept in address order. */
+int plan_chunks_part(struct capture *c, pid_t pid, int part)
+{
 	char path[64];
-	size_t cap = 0;
+	size_t cap = c->nchunks;
 	int err = 0;
 	uint64_t *pm = malloc(CKIMG_SPAN_GRID_PAGES * 8), *ppm = malloc(CKIMG_SPAN_GRID_PAGES * 8);
 	int ppm_fd = ppm ? tree_parent_pagemap(c) : -1;
 
-	snprintf(path, sizeof(path), "/proc/%d/pagemap", c->pid);
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || !pm) {
 		err = cap_fail(fd < 0 ? -errno : -ENOMEM, "open %s", path);
 		goto out;
 	}
 	for (size_t i = 0; !err && i < c->nareas; i++)
-		err = plan_area(c, &c->areas[i], fd, &cap, pm, ppm_fd, ppm);
+		if (part < 0 || cow_read_while_frozen(&c->areas[i]) == part)
+			err = plan_area(c, &c->areas[i], fd, &cap, pm, ppm_fd, ppm);
+	if (!err && part >= 0 && c->nchunks)
+		qsort(c->chunks, c->nchunks, sizeof(*c->chunks), by_address);
 out:
 	if (fd >= 0)
 		close(fd);

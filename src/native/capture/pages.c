@@ -103,6 +103,8 @@ static ssize_t read_runs_unpinned(struct pipeline *pl, uint8_t *dst, const struc
 static int read_chunk(struct pipeline *pl, size_t i, uint8_t *dst)
 {
 	struct chunk *ch = &pl->c->chunks[i];
+	if (pl->c->twin)
+		return cow_read_chunk(pl->c, i, dst, pl->bad[i]);   /* cow.c: from the twin */
 	struct iovec remote[CKIMG_SPAN_GRID_PAGES], local = { dst, (size_t)ch->cand_pages * PAGE_SIZE_4K };
 	int nr = 0;
 

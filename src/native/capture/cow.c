@@ -1,0 +1,470 @@
+/*
+ * Copy-on-write capture: the freeze lasts as long as the small state takes, not the memory.
+ *
+ * While the target is frozen (after the memory map and page plan are taken), a fork is
+ * injected into it with the remote-syscall primitive; the forked copy ("twin") holds the
+ * target's private memory as it was at that instant, copy-on-write. The target is released
+ * and the pages are read from the twin, which never runs a single instruction of its own,
+ * through /proc/TWIN/mem (process_vm_readv would pin the pages, and pinning a page still
+ * shared copy-on-write unshares it: the twin would copy every page read).
+ *
+ * How the twin is made so that the target cannot tell (no child it can wait for, no SIGCHLD,
+ * no extra file reference), in one freeze:
+ *   1. a scratch mapping in the target: a code page "syscall; exit(0)" (anything born on it
+ *      that ever runs untraced exits at once) and a data page;
+ *   2. the target's thread (ptrace option TRACECLONE) runs clone(CLONE_VM|CLONE_FILES,
+ *      exit_signal 0) there: a "helper" sharing the target's memory and fd table, traced by
+ *      us from birth (no page-table copy, cheap);
+ *   3. the helper (options TRACECLONE|EXITKILL) runs clone(CLONE_FILES, exit_signal 0): the
+ *      twin, a copy-on-write copy of the memory sharing the fd table (no file reference of its
+ *      own), traced from birth with EXITKILL: if ckimg dies, however, the kernel kills it;
+ *   4. the helper is killed and reaped (by us as tracer, then by the target with a remote
+ *      wait4(__WCLONE): a clone child with exit_signal 0 sends no SIGCHLD and is invisible
+ *      to wait(-1)); the twin, orphaned, is re-parented to the nearest child subreaper
+ *      above the target or init, never the target (a target that is itself a subreaper is
+ *      captured stop-and-copy);
+ *   5. the scratch mapping is unmapped and the target's ptrace options restored.
+ * Areas the twin cannot hold faithfully are read during the freeze, from the target: shared
+ * mappings (the twin sees later writes), MADV_DONTFORK (absent in the twin), MADV_WIPEONFORK
+ * (zero in the twin), and every file-backed area (its not-yet-copied pages are the file's).
+ * Only private anonymous memory (heap, stacks, anonymous mappings) is read from the twin.
+ *
+ * When a step is not possible (seccomp without CAP_SYS_ADMIN, another PID namespace, a
+ * subreaper target, clone refused by a pids limit...) everything done so far is undone and
+ * the capture goes on stop-and-copy, still frozen.
+ */
+#include "capture.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef PTRACE_O_SUSPEND_SECCOMP
+#define PTRACE_O_SUSPEND_SECCOMP (1 << 21)
+#endif
+
+struct cow_twin {
+	pid_t twin;
+	int mem_fd;                    /* /proc/TWIN/mem */
+	uint8_t **pre;                 /* per chunk: its pages read during the freeze, or NULL */
+	uint64_t (*pre_bad)[CKIMG_SPAN_GRID_PAGES / 64];
+};
+
+/* State of one attempt while the target is frozen. */
+struct cow_setup {
+	struct capture *c;
+	pid_t tid, helper, twin;
+	long base_opts;                /* the target thread's ptrace options as seized */
+	int opts_changed;
+	uint64_t scr;                  /* scratch: code page, then data page */
+};
+
+#define SCR_LEN 8192u
+
+/* syscall; mov eax, 60 (exit); xor edi, edi; syscall; jmp . */
+static const uint8_t scratch_code[] = { 0x0f, 0x05, 0xb8, 0x3c, 0x00, 0x00, 0x00, 0x31, 0xff,
+					0x0f, 0x05, 0xeb, 0xfe };
+
+int cow_wanted(const struct capture *c)
+{
+	return !c->no_cow && !c->kill_after && !c->tree;
+}
+
+static int remote(struct cow_setup *s, pid_t tid, uint64_t ip, struct pt_syscall sc, int64_t *ret)
+{
+	int err = pt_remote_syscall(tid, ip, &sc);
+	if (!err)
+		*ret = sc.ret;
+	return err;
+}
+
+static long set_opts(pid_t tid, long opts)
+{
+	return ptrace(PTRACE_SETOPTIONS, tid, 0, (void *)opts) < 0 ? -errno : 0;
+}
+
+/* Wait for a tracee to exit (we are its tracer); other stops are passed over. */
+static void reap_traced(pid_t pid)
+{
+	int status;
+	for (;;) {
+		pid_t r = waitpid(pid, &status, __WALL);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r != pid || WIFEXITED(status) || WIFSIGNALED(status))
+			return;
+		ptrace(PTRACE_CONT, pid, 0, 0);   /* a stop before SIGKILL takes effect */
+	}
+}
+
+/* A new tracee's first stop (PTRACE_EVENT_STOP of an auto-attached child). */
+static int wait_born(pid_t pid)
+{
+	int status;
+	return pt_wait_stop(pid, &status);
+}
+
+static int same_pid_ns(pid_t pid)
+{
+	char a[64], b[64], path[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/pid", pid);
+	ssize_t n = readlink("/proc/self/ns/pid", a, sizeof(a) - 1), m = readlink(path, b, sizeof(b) - 1);
+	return n > 0 && n == m && !memcmp(a, b, (size_t)n);
+}
+
+static unsigned long long seccomp_mode(pid_t pid)
+{
+	char path[64], *status = NULL;
+	unsigned long long v = 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	if (read_file(path, &status, NULL) == 0) {
+		proc_status_value(status, "Seccomp", 10, &v);
+		free(status);
+	}
+	return v;
+}
+
+/*
+ * Undo a partial setup (or finish a good one, keep_twin): the helper dies and the target
+ * reaps it, the scratch mapping goes, the options come back. Returns 0 or -errno when the
+ * target cannot be put back as it was.
+ */
+static int setup_cleanup(struct cow_setup *s, int keep_twin)
+{
+	int64_t ret = 0;
+	int err = 0;
+
+	if (s->twin > 0 && !keep_twin) {
+		kill(s->twin, SIGKILL);
+		reap_traced(s->twin);
+		s->twin = 0;
+	}
+	if (s->helper > 0) {
+		kill(s->helper, SIGKILL);
+		reap_traced(s->helper);     /* now a zombie child of the target */
+		for (int i = 0; i < 1000; i++) {
+			err = remote(s, s->tid, s->c->syscall_ip,
+				     REMOTE_SYSCALL(__NR_wait4, (uint64_t)s->helper, 0, WNOHANG | __WCLONE, 0), &ret);
+			if (err || ret != 0)
+				break;
+			usleep(100);
+		}
+		if (!err && ret != s->helper)
+			err = ret < 0 ? (int)ret : -ECHILD;
+		if (err)
+			cap_warn("copy-on-write helper %d could not be reaped by the target (%s)",
+				 s->helper, strerror(-err));
+		s->helper = 0;
+	}
+	if (s->scr) {
+		int e = pt_remote_munmap(s->tid, s->c->syscall_ip, s->scr, SCR_LEN);
+		if (!err)
+			err = e;
+		s->scr = 0;
+	}
+	if (s->opts_changed) {
+		int e = (int)set_opts(s->tid, s->base_opts);
+		if (!err)
+			err = e;
+		s->opts_changed = 0;
+	}
+	return err;
+}
+
+/* Steps 1-3 above; on failure the caller runs setup_cleanup(). */
+static int make_twin(struct cow_setup *s)
+{
+	struct capture *c = s->c;
+	int64_t ret = 0;
+	int32_t subreaper = 0;
+	int err;
+
+	if (!same_pid_ns(c->pid))
+		return -EXDEV;            /* the pid clone returns would be in the target's namespace */
+	/* The seize asked for SUSPEND_SECCOMP when allowed; ask the same way. */
+	s->base_opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_SUSPEND_SECCOMP;
+	if (set_opts(s->tid, s->base_opts | PTRACE_O_TRACECLONE)) {
+		s->base_opts = PTRACE_O_TRACESYSGOOD;
+		if (seccomp_mode(c->pid))
+			return -EPERM;    /* a filter might kill the target on clone */
+		err = (int)set_opts(s->tid, s->base_opts | PTRACE_O_TRACECLONE);
+		if (err)
+			return err;
+	}
+	s->opts_changed = 1;
+
+	err = pt_remote_mmap(s->tid, c->syscall_ip, SCR_LEN, &s->scr);
+	if (err)
+		return err;
+	if (pt_write_mem(c->pid, s->scr, scratch_code, sizeof(scratch_code)) != (long)sizeof(scratch_code))
+		return -EIO;
+	err = remote(s, s->tid, c->syscall_ip, REMOTE_SYSCALL(__NR_mprotect, s->scr, 4096, PROT_READ | PROT_EXEC), &ret);
+	if (!err && ret)
+		err = (int)ret;
+	if (err)
+		return err;
+	err = remote(s, s->tid, c->syscall_ip, REMOTE_SYSCALL(__NR_prctl, PR_GET_CHILD_SUBREAPER, s->scr + 4096), &ret);
+	if (!err && ret)
+		err = (int)ret;
+	if (!err && pt_read_mem(c->pid, s->scr + 4096, &subreaper, sizeof(subreaper)) != sizeof(subreaper))
+		err = -EIO;
+	if (err)
+		return err;
+	if (subreaper)
+		return -EBUSY;            /* the twin would be re-parented to the target */
+
+	/* The helper: shares memory and fds with the target, so it costs nothing to make. */
+	err = remote(s, s->tid, s->scr, REMOTE_SYSCALL(__NR_clone, CLONE_VM | CLONE_FILES, 0, 0, 0, 0), &ret);
+	if (!err && ret <= 0)
+		err = ret < 0 ? (int)ret : -ECHILD;
+	if (err)
+		return err;
+	s->helper = (pid_t)ret;
+	err = wait_born(s->helper);
+	if (!err)
+		err = (int)set_opts(s->helper, PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE_O_EXITKILL);
+	if (err)
+		return err;
+
+	/* The twin: the copy-on-write copy, killed by the kernel if we die. */
+	err = remote(s, s->helper, s->scr, REMOTE_SYSCALL(__NR_clone, CLONE_FILES, 0, 0, 0, 0), &ret);
+	if (!err && ret <= 0)
+		err = ret < 0 ? (int)ret : -ECHILD;
+	if (err)
+		return err;
+	s->twin = (pid_t)ret;
+	err = wait_born(s->twin);
+	if (!err)
+		err = (int)set_opts(s->twin, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL);
+	return err;
+}
+
+/* Areas whose pages are read while frozen, from the target (see the top of the file). */
+int cow_read_while_frozen(const struct area *a)
+{
+	if (a->shared || (a->flags & (CKIMG_AREA_DONTFORK | CKIMG_AREA_WIPEONFORK)))
+		return 1;
+	return a->kind != CKIMG_KIND_ANON && a->kind != CKIMG_KIND_HEAP && a->kind != CKIMG_KIND_STACK;
+}
+
+static inline int bit(const uint64_t *b, uint32_t i)
+{
+	return (int)((b[i / 64] >> (i % 64)) & 1);
+}
+
+/* Chunk i's candidate pages, packed, from mem_fd; pages that cannot be read are marked bad. */
+static void read_packed(int mem_fd, const struct chunk *ch, uint8_t *dst, uint64_t *bad)
+{
+	uint32_t k = 0;
+	for (uint32_t p = 0; p < ch->span_pages;) {
+		if (!bit(ch->bits, p)) {
+			p++;
+			continue;
+		}
+		uint32_t q = p;
+		while (q < ch->span_pages && bit(ch->bits, q))
+			q++;
+		size_t len = (size_t)(q - p) * PAGE_SIZE_4K;
+		ssize_t n = pread(mem_fd, dst + (size_t)k * PAGE_SIZE_4K, len,
+				  (off_t)(ch->first_page + (uint64_t)p * PAGE_SIZE_4K));
+		if (n != (ssize_t)len) {
+			/* page by page: a hole or an unreachable page inside the run */
+			for (uint32_t r = p; r < q; r++) {
+				uint64_t addr = ch->first_page + (uint64_t)r * PAGE_SIZE_4K;
+				if (pread(mem_fd, dst + (size_t)(k + r - p) * PAGE_SIZE_4K, PAGE_SIZE_4K,
+					  (off_t)addr) != PAGE_SIZE_4K)
+					bad[r / 64] |= 1ull << (r % 64);
+			}
+		}
+		k += q - p;
+		p = q;
+	}
+}
+
+static int pre_read(struct capture *c, struct cow_twin *t)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/mem", c->pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	t->pre = calloc(c->nchunks ? c->nchunks : 1, sizeof(*t->pre));
+	t->pre_bad = calloc(c->nchunks ? c->nchunks : 1, sizeof(*t->pre_bad));
+	int err = t->pre && t->pre_bad ? 0 : -ENOMEM;
+	for (size_t i = 0; !err && i < c->nchunks; i++) {
+		const struct chunk *ch = &c->chunks[i];
+		if (!ch->cand_pages || !cow_read_while_frozen(&c->areas[ch->area]))
+			continue;
+		t->pre[i] = malloc((size_t)ch->cand_pages * PAGE_SIZE_4K);
+		if (!t->pre[i]) {
+			err = -ENOMEM;
+			break;
+		}
+		read_packed(fd, ch, t->pre[i], t->pre_bad[i]);
+	}
+	close(fd);
+	return err;
+}
+
+static void free_twin(struct capture *c)
+{
+	struct cow_twin *t = c->twin;
+	if (!t)
+		return;
+	if (t->mem_fd >= 0)
+		close(t->mem_fd);
+	for (size_t i = 0; t->pre && i < c->nchunks; i++)
+		free(t->pre[i]);
+	free(t->pre);
+	free(t->pre_bad);
+	free(t);
+	c->twin = NULL;
+}
+
+int cow_begin(struct capture *c)
+{
+	struct cow_setup s = { .c = c, .tid = c->pt.threads[0].tid };
+	char path[64];
+	int err, undo;
+
+	struct cow_twin *t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->mem_fd = -1;
+	c->twin = t;
+	uint64_t t0 = now_ns(CLOCK_MONOTONIC);
+	err = pre_read(c, t);
+	uint64_t t1 = now_ns(CLOCK_MONOTONIC);
+	if (!err)
+		err = make_twin(&s);
+	uint64_t t2 = now_ns(CLOCK_MONOTONIC);
+	if (!err) {
+		snprintf(path, sizeof(path), "/proc/%d/mem", s.twin);
+		t->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (t->mem_fd < 0)
+			err = -errno;
+	}
+	undo = setup_cleanup(&s, !err);
+	if (getenv("CKIMG_DEBUG_TIMES"))
+		fprintf(stderr, "cow: pre-read %.3f ms, twin %.3f ms, cleanup %.3f ms\n", (t1 - t0) / 1e6,
+			(t2 - t1) / 1e6, (now_ns(CLOCK_MONOTONIC) - t2) / 1e6);
+	if (!err && undo) {
+		err = undo;
+		kill(s.twin, SIGKILL);
+		reap_traced(s.twin);
+	}
+	if (!err) {
+		t->twin = s.twin;
+		return 0;
+	}
+	free_twin(c);
+	if (kill(c->pid, 0) && errno == ESRCH)
+		return cap_fail(-ESRCH, "process %d is gone", c->pid);
+	if (err != -EXDEV && err != -EBUSY && err != -EPERM)
+		cap_warn("no copy-on-write snapshot (%s); the process stays stopped while its memory is copied",
+			 strerror(-err));
+	if (undo)
+		return cap_fail(undo, "cannot undo the copy-on-write setup in the target");
+	return 0;
+}
+
+/*
+ * After the release: plan the twin's areas from its own pagemap (the fork copied every page
+ * table entry of private anonymous memory, so it is the target's at the freeze instant);
+ * this walk of the page tables is then out of the freeze. The chunks read while frozen keep
+ * their data, wherever the address order puts them now.
+ */
+int cow_plan_rest(struct capture *c)
+{
+	struct cow_twin *t = c->twin;
+	size_t n0 = c->nchunks;
+	uint64_t *first = malloc((n0 ? n0 : 1) * sizeof(*first));
+	if (!first)
+		return -ENOMEM;
+	for (size_t i = 0; i < n0; i++)
+		first[i] = c->chunks[i].first_page;
+	int err = plan_chunks_part(c, t->twin, 0);
+	uint8_t **pre = calloc(c->nchunks ? c->nchunks : 1, sizeof(*pre));
+	uint64_t (*pre_bad)[CKIMG_SPAN_GRID_PAGES / 64] = calloc(c->nchunks ? c->nchunks : 1, sizeof(*pre_bad));
+	if (!err && (!pre || !pre_bad))
+		err = -ENOMEM;
+	if (err) {
+		free(first);
+		free(pre);
+		free(pre_bad);
+		c->nchunks = n0;        /* free_twin frees what pass 1 read */
+		return err;
+	}
+	for (size_t i = 0, j = 0; i < c->nchunks && j < n0; i++)
+		if (c->chunks[i].first_page == first[j]) {
+			pre[i] = t->pre[j];
+			memcpy(pre_bad[i], t->pre_bad[j], sizeof(pre_bad[i]));
+			j++;
+		}
+	free(first);
+	free(t->pre);
+	free(t->pre_bad);
+	t->pre = pre;
+	t->pre_bad = pre_bad;
+	return incr_alloc_cells(c);
+}
+
+int cow_read_chunk(struct capture *c, size_t i, uint8_t *dst, uint64_t *bad)
+{
+	struct cow_twin *t = c->twin;
+	const struct chunk *ch = &c->chunks[i];
+	if (t->pre[i]) {
+		memcpy(dst, t->pre[i], (size_t)ch->cand_pages * PAGE_SIZE_4K);
+		memcpy(bad, t->pre_bad[i], sizeof(t->pre_bad[i]));
+		free(t->pre[i]);
+		t->pre[i] = NULL;
+	} else {
+		read_packed(t->mem_fd, ch, dst, bad);
+	}
+	for (size_t w = 0; w < CKIMG_SPAN_GRID_PAGES / 64; w++)
+		if (bad[w]) {
+			c->areas[ch->area].flags |= CKIMG_AREA_UNREADABLE;
+			break;
+		}
+	return 0;
+}
+
+/* Pages only the twin still maps: the ones the target wrote (or dropped) since the fork. */
+static uint64_t twin_private_pages(pid_t twin)
+{
+	char path[64], *r = NULL;
+	unsigned long long clean = 0, dirty = 0;
+	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", twin);
+	if (read_file(path, &r, NULL) == 0) {
+		proc_status_value(r, "Private_Clean", 10, &clean);
+		proc_status_value(r, "Private_Dirty", 10, &dirty);
+		free(r);
+	}
+	return (clean + dirty) / 4;
+}
+
+void cow_end(struct capture *c)
+{
+	struct cow_twin *t = c->twin;
+	if (!t)
+		return;
+	c->cow_written_pages = twin_private_pages(t->twin);
+	/* Not waited for: tearing down the twin's page tables takes a while and runs on its own;
+	 * the twin is reaped here if it is done, else its parent (the nearest subreaper or init)
+	 * reaps it once we exit and the kernel detaches it. */
+	kill(t->twin, SIGKILL);
+	waitpid(t->twin, NULL, __WALL | WNOHANG);
+	c->cow_twin_pid = t->twin;
+	free_twin(c);
+}
