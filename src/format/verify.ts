@@ -102,7 +102,9 @@ export async function checkChunkShare(image: CheckpointImage, share: number, of:
     next = read(mine[i + 1]);
     try {
       if (!(bytes instanceof Uint8Array)) throw bytes;
-      out.raw += image.decodeChunk(mine[i], bytes).raw.length;
+      // a tree's chunk is checked against its own process (area ids and unreadable ranges are per process)
+      const owner = mine[i].ownerPid && image.processes.length > 1 ? image.processImage(mine[i].ownerPid!) : image;
+      out.raw += owner.decodeChunk(mine[i], bytes).raw.length;
     } catch (err) {
       if (!(err instanceof ImageError)) throw err;
       out.damaged++;

@@ -181,7 +181,17 @@ describe("writer output keeps every reader rule", () => {
         expect(report.problems).toEqual([]);
         expect(report.ok).toBe(true);
       }),
-      { numRuns: 40 },
+      {
+        numRuns: 40,
+        examples: [[
+          // found by this property: verify checked a child's chunk against the root's unreadable
+          // ranges of the same area id (area ids are per process in a tree)
+          { codec: CODEC.NONE, tree: true, pid: 2, processes: [
+            { threads: 1, fds: 0, areas: [{ kind: "anon", pages: 3, gap: 2, content: [0, 0, 0], unreadable: { ranges: [[1, 2]] } }] },
+            { threads: 1, fds: 0, areas: [{ kind: "anon", pages: 4, gap: 0, content: [0, 0, 0, 124] }, { kind: "anon", pages: 1, gap: 0, content: [0] }] },
+          ] },
+        ]],
+      },
     );
   });
 });
