@@ -53,7 +53,7 @@ export function statusText(s: RunStatus): string {
   ];
   for (const c of s.checkpoints) {
     lines.push(`  ${c.latest ? "*" : " "} ${String(c.seq).padStart(4)}  ${c.time}  ${size(c.bytes).padStart(10)}  ${c.file}` +
-      `  parent ${c.parent ?? "-"}  ${c.reason}${c.present ? "" : "  (file missing)"}`);
+      `  parent ${c.parent ?? "-"}${c.flattenedMs !== undefined ? " (flattened)" : ""}  ${c.reason}${c.present ? "" : "  (file missing)"}`);
   }
   return lines.join("\n") + "\n";
 }

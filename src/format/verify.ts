@@ -40,6 +40,12 @@ export interface VerifyOptions {
   onProgress?: (done: number, total: number) => void;
   /** worker threads for the chunks (default: the cores available, at most 8; 1 = none) */
   threads?: number;
+  /**
+   * A chain whose parents the caller verified already (`ckimg run`: each checkpoint verified
+   * as it joined the run): check this file and its inherited pages' digests against the
+   * parent's, without reading the parents' pages again.
+   */
+  parentsVerified?: boolean;
 }
 
 /** What checking a share of the chunks found (also what a worker posts back). */
@@ -73,9 +79,13 @@ export async function verifyImage(path: string, opts: VerifyOptions = {}): Promi
       for (const p of await checkInheritedDigests(image)) {
         problems.push({ code: "BAD_PARENT", detail: p.detail, offset: undefined, recordType: "PAGE_DIGESTS", sequence: p.sequence });
       }
-      const sub = await verifyImage(image.parent.path, { threads: opts.threads });
-      chain.push(...(sub.chain ?? [sub.path]));
-      for (const p of sub.problems) problems.push({ ...p, detail: `parent ${sub.path}: ${p.detail}` });
+      if (opts.parentsVerified) {
+        chain.push(...image.parent.chain.map((i) => i.path));
+      } else {
+        const sub = await verifyImage(image.parent.path, { threads: opts.threads });
+        chain.push(...(sub.chain ?? [sub.path]));
+        for (const p of sub.problems) problems.push({ ...p, detail: `parent ${sub.path}: ${p.detail}` });
+      }
     }
     return {
       path, ok: problems.length === 0, recovered: image.recovered, records: image.entries.length,

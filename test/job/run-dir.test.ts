@@ -77,11 +77,14 @@ describe("RunDir.prune with incremental checkpoints", () => {
 
   it("keeps the whole chain when the oldest kept link cannot be flattened (a parent is damaged)", async () => {
     const { dir, path, files } = await chainDir(3);
-    // damage the full image at the chain's root: its pages no longer decode
+    // damage the page data of the full image at the chain's root (every PAGES payload)
     const root = dir.imagePath(files[0]);
-    const size = statSync(root).size;
+    const img = await openImage(root);
+    const chunks = img.ownChunks;
+    await img.close();
+    expect(chunks.length).toBeGreaterThan(0);
     const fd = openSync(root, "r+");
-    for (let off = 4096; off < size - 4096; off += 8192) writeSync(fd, Buffer.alloc(32, 0x5a), 0, 32, off);
+    for (const c of chunks) writeSync(fd, Buffer.alloc(16, 0x5a), 0, 16, c.offset + 32 + Math.floor(c.payloadLength / 2));
     closeSync(fd);
     const problems: string[] = [];
     const r = await dir.prune(2, (t) => problems.push(t));
@@ -91,5 +94,12 @@ describe("RunDir.prune with incremental checkpoints", () => {
     expect(readdirSync(path).filter((f) => /\.img(\.flat)?$/.test(f) || f.endsWith(".tmp")).sort()).toEqual(files);
     expect(dir.manifest.checkpoints.map((c) => c.parent)).toEqual([null, files[0], files[1]]);
     expect(existsSync(dir.imagePath(`${files[1]}.flat`))).toBe(false);
+    // verify of the newest: the whole chain finds the damage; parentsVerified (what ckimg run
+    // uses for a new checkpoint whose parents were verified) checks only the new file
+    const newest = dir.imagePath(files[2]);
+    expect((await verifyImage(newest, { threads: 1 })).ok).toBe(false);
+    const quick = await verifyImage(newest, { threads: 1, parentsVerified: true });
+    expect(quick.problems).toEqual([]);
+    expect(quick.chain).toEqual(files.slice().reverse().map((f) => dir.imagePath(f)));
   });
 });
