@@ -226,6 +226,35 @@ describe("copy-on-write capture", () => {
     }
   }, 120_000);
 
+  it("areas a fork cannot hold (MADV_DONTFORK, MADV_WIPEONFORK, shared) are taken as they were at the freeze", async () => {
+    const exe = compileC(readFileSync(join(REPO, "test/native/cow-programs/odd-areas.c"), "utf8"), "odd-areas");
+    const p = startProcess([exe]);
+    try {
+      const areas = (await p.waitForLine(/^ready /)).split(" ").slice(1).map((x) => BigInt(x));
+      const path = join(tmp, "odd.img");
+      const s = await runCapture({ pid: p.pid, output: path });
+      expect(s.cow).toBe(true);
+      p.write("poke\n");                           // the shared area changes after the capture
+      await p.waitForLine(/^poked/);
+      const img = await openImage(path);
+      try {
+        for (let k = 0; k < 3; k++) {
+          const bytes = await img.readMemory(areas[k], 16 * 4096);
+          for (let pg = 0; pg < 16; pg++) {
+            const want = 65 + k + pg;
+            const page = bytes.subarray(pg * 4096, (pg + 1) * 4096);
+            expect({ area: k, page: pg, ok: page.every((b) => b === want) }).toEqual({ area: k, page: pg, ok: true });
+          }
+        }
+      } finally {
+        await img.close();
+      }
+      assertUntraced(p.pid);
+    } finally {
+      await p.kill();
+    }
+  }, 60_000);
+
   it("--no-cow keeps stop-and-copy (no twin)", async () => {
     const w = await startWatch(4);
     try {
