@@ -451,7 +451,9 @@ static uint64_t twin_private_pages(pid_t twin)
 		proc_status_value(r, "Private_Dirty", 10, &dirty);
 		free(r);
 	}
-	return (clean + dirty) / 4;
+	/* less the scratch pages: the twin alone maps them once the target has unmapped them */
+	uint64_t pages = (clean + dirty) / 4, scratch = SCR_LEN / PAGE_SIZE_4K;
+	return pages > scratch ? pages - scratch : 0;
 }
 
 void cow_end(struct capture *c)
