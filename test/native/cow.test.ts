@@ -255,6 +255,47 @@ describe("copy-on-write capture", () => {
     }
   }, 60_000);
 
+  it("a target that is itself a child subreaper is captured stop-and-copy, handlers and all", async () => {
+    const exe = compileC(
+      String.raw`#include <signal.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+static void on_usr1(int s) { (void)s; }
+int main(void) {
+  struct sigaction sa = { 0 };
+  sa.sa_handler = on_usr1;
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGUSR1, &sa, NULL);
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  printf("ready\n");
+  fflush(stdout);
+  for (;;) pause();
+}
+`,
+      "subreaper-target",
+    );
+    const p = startProcess([exe]);
+    try {
+      await p.waitForLine(/^ready/);
+      const path = join(tmp, "subreaper.img");
+      const s = await runCapture({ pid: p.pid, output: path });
+      expect(s.cow).toBe(false);                    // its twin would be re-parented to it
+      expect(s.twinPid).toBe(0);
+      const img = await openImage(path);
+      try {
+        const usr1 = img.sigactions.actions.find((a) => a.signo === 10);
+        expect(usr1?.handler).toBeGreaterThan(1n);
+      } finally {
+        await img.close();
+      }
+      expect(readdirSync(`/proc/${p.pid}/task`).flatMap((t) => readFileSync(`/proc/${p.pid}/task/${t}/children`, "utf8").trim().split(" ").filter(Boolean))).toEqual([]);
+      assertUntraced(p.pid);
+    } finally {
+      await p.kill();
+    }
+  }, 60_000);
+
   it("--no-cow keeps stop-and-copy (no twin)", async () => {
     const w = await startWatch(4);
     try {
