@@ -28,6 +28,9 @@
  * mappings (the twin sees later writes), MADV_DONTFORK (absent in the twin), MADV_WIPEONFORK
  * (zero in the twin), and every file-backed area (its not-yet-copied pages are the file's).
  * Only private anonymous memory (heap, stacks, anonymous mappings) is read from the twin.
+ * Two more things are taken from the twin after the release, out of the freeze: the page
+ * tables of that memory (pagemap: the fork copied every entry) and the signal handlers (a fork
+ * copies them; 62 remote rt_sigaction calls).
  *
  * When a step is not possible (seccomp without CAP_SYS_ADMIN, another PID namespace, a
  * subreaper target, clone refused by a pids limit...) everything done so far is undone and
