@@ -226,6 +226,76 @@ describe("copy-on-write capture", () => {
     }
   }, 120_000);
 
+  it("areas a fork cannot hold (MADV_DONTFORK, MADV_WIPEONFORK, shared) are taken as they were at the freeze", async () => {
+    const exe = compileC(readFileSync(join(REPO, "test/native/cow-programs/odd-areas.c"), "utf8"), "odd-areas");
+    const p = startProcess([exe]);
+    try {
+      const areas = (await p.waitForLine(/^ready /)).split(" ").slice(1).map((x) => BigInt(x));
+      const path = join(tmp, "odd.img");
+      const s = await runCapture({ pid: p.pid, output: path });
+      expect(s.cow).toBe(true);
+      p.write("poke\n");                           // the shared area changes after the capture
+      await p.waitForLine(/^poked/);
+      const img = await openImage(path);
+      try {
+        for (let k = 0; k < 3; k++) {
+          const bytes = await img.readMemory(areas[k], 16 * 4096);
+          for (let pg = 0; pg < 16; pg++) {
+            const want = 65 + k + pg;
+            const page = bytes.subarray(pg * 4096, (pg + 1) * 4096);
+            expect({ area: k, page: pg, ok: page.every((b) => b === want) }).toEqual({ area: k, page: pg, ok: true });
+          }
+        }
+      } finally {
+        await img.close();
+      }
+      assertUntraced(p.pid);
+    } finally {
+      await p.kill();
+    }
+  }, 60_000);
+
+  it("a target that is itself a child subreaper is captured stop-and-copy, handlers and all", async () => {
+    const exe = compileC(
+      String.raw`#include <signal.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+static void on_usr1(int s) { (void)s; }
+int main(void) {
+  struct sigaction sa = { 0 };
+  sa.sa_handler = on_usr1;
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGUSR1, &sa, NULL);
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  printf("ready\n");
+  fflush(stdout);
+  for (;;) pause();
+}
+`,
+      "subreaper-target",
+    );
+    const p = startProcess([exe]);
+    try {
+      await p.waitForLine(/^ready/);
+      const path = join(tmp, "subreaper.img");
+      const s = await runCapture({ pid: p.pid, output: path });
+      expect(s.cow).toBe(false);                    // its twin would be re-parented to it
+      expect(s.twinPid).toBe(0);
+      const img = await openImage(path);
+      try {
+        const usr1 = img.sigactions.actions.find((a) => a.signo === 10);
+        expect(usr1?.handler).toBeGreaterThan(1n);
+      } finally {
+        await img.close();
+      }
+      expect(readdirSync(`/proc/${p.pid}/task`).flatMap((t) => readFileSync(`/proc/${p.pid}/task/${t}/children`, "utf8").trim().split(" ").filter(Boolean))).toEqual([]);
+      assertUntraced(p.pid);
+    } finally {
+      await p.kill();
+    }
+  }, 60_000);
+
   it("--no-cow keeps stop-and-copy (no twin)", async () => {
     const w = await startWatch(4);
     try {

@@ -140,6 +140,8 @@ struct capture {
 	struct digest_cell *dcells;    /* per chunk: pages the image holds and their digests */
 	uint64_t held_pages, inherited_pages;
 	int no_cow;                    /* --no-cow: stop-and-copy */
+	int defer_sigactions;          /* copy-on-write: handlers read in the twin, after release */
+	uint64_t shared_pending;       /* ShdPnd at the freeze */
 	struct cow_twin *twin;
 	uint64_t cow_written_pages;    /* pages the target wrote while its memory was copied */
 	pid_t cow_twin_pid;            /* the twin the pages were read from (0: stop-and-copy) */
@@ -157,6 +159,7 @@ int collect_process(struct capture *c);
 int collect_prefreeze_states(struct capture *c);
 int collect_threads(struct capture *c);
 int collect_sigactions_and_tls(struct capture *c);
+int collect_sigactions_in(struct capture *c, pid_t pid, pid_t tid, uint64_t scr);
 /* mm.c: areas from smaps, page candidates from pagemap, chunk plan (freeze phase). */
 int collect_areas(struct capture *c);
 int plan_chunks(struct capture *c);
@@ -244,6 +247,7 @@ int cow_begin(struct capture *c);
 int cow_read_chunk(struct capture *c, size_t i, uint8_t *dst, uint64_t *bad);
 int cow_read_while_frozen(const struct area *a);
 int cow_plan_rest(struct capture *c);         /* after the release: the twin's chunks */
+int cow_collect_sigactions(struct capture *c); /* from the twin, else (frozen) the target */
 void cow_end(struct capture *c);
 
 /* pages.c: read memory (frozen) and compress/write it (pipeline). */

@@ -28,6 +28,9 @@
  * mappings (the twin sees later writes), MADV_DONTFORK (absent in the twin), MADV_WIPEONFORK
  * (zero in the twin), and every file-backed area (its not-yet-copied pages are the file's).
  * Only private anonymous memory (heap, stacks, anonymous mappings) is read from the twin.
+ * Two more things are taken from the twin after the release, out of the freeze: the page
+ * tables of that memory (pagemap: the fork copied every entry) and the signal handlers (a fork
+ * copies them; 62 remote rt_sigaction calls).
  *
  * When a step is not possible (seccomp without CAP_SYS_ADMIN, another PID namespace, a
  * subreaper target, clone refused by a pids limit...) everything done so far is undone and
@@ -56,6 +59,7 @@
 
 struct cow_twin {
 	pid_t twin;
+	uint64_t scratch_data;         /* the scratch data page, still mapped in the twin */
 	int mem_fd;                    /* /proc/TWIN/mem */
 	uint8_t **pre;                 /* per chunk: its pages read during the freeze, or NULL */
 	uint64_t (*pre_bad)[CKIMG_SPAN_GRID_PAGES / 64];
@@ -348,6 +352,7 @@ int cow_begin(struct capture *c)
 	uint64_t t1 = now_ns(CLOCK_MONOTONIC);
 	if (!err)
 		err = make_twin(&s);
+	uint64_t scratch_data = s.scr + 4096;
 	uint64_t t2 = now_ns(CLOCK_MONOTONIC);
 	if (!err) {
 		snprintf(path, sizeof(path), "/proc/%d/mem", s.twin);
@@ -366,6 +371,7 @@ int cow_begin(struct capture *c)
 	}
 	if (!err) {
 		t->twin = s.twin;
+		t->scratch_data = scratch_data;
 		return 0;
 	}
 	free_twin(c);
@@ -440,6 +446,26 @@ int cow_read_chunk(struct capture *c, size_t i, uint8_t *dst, uint64_t *bad)
 	return 0;
 }
 
+/*
+ * The signal handlers: a fork copies them, so the twin's are the target's at the freeze and
+ * the 62 remote calls run after the release. Without a twin (still frozen): the target's.
+ */
+int cow_collect_sigactions(struct capture *c)
+{
+	struct cow_twin *t = c->twin;
+	uint64_t scr = 0;
+
+	if (t)              /* (after the release: the target's threads are no longer held) */
+		return collect_sigactions_in(c, t->twin, t->twin, t->scratch_data);
+	pid_t tid = c->pt.threads[0].tid;
+	int err = pt_remote_mmap(tid, c->syscall_ip, 4096, &scr);
+	if (err)
+		return cap_fail(err, "remote mmap of a scratch page");
+	err = collect_sigactions_in(c, c->pid, tid, scr);
+	int e2 = pt_remote_munmap(tid, c->syscall_ip, scr, 4096);
+	return err ? err : e2 ? cap_fail(e2, "remote munmap of the scratch page") : 0;
+}
+
 /* Pages only the twin still maps: the ones the target wrote (or dropped) since the fork. */
 static uint64_t twin_private_pages(pid_t twin)
 {
@@ -451,7 +477,9 @@ static uint64_t twin_private_pages(pid_t twin)
 		proc_status_value(r, "Private_Dirty", 10, &dirty);
 		free(r);
 	}
-	return (clean + dirty) / 4;
+	/* less the scratch pages: the twin alone maps them once the target has unmapped them */
+	uint64_t pages = (clean + dirty) / 4, scratch = SCR_LEN / PAGE_SIZE_4K;
+	return pages > scratch ? pages - scratch : 0;
 }
 
 void cow_end(struct capture *c)

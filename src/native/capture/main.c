@@ -180,7 +180,7 @@ static int put_metadata(struct image *im)
 		err = image_record(im, CKIMG_REC_AUXV, &cap.auxv, 0, 0);
 	if (!err)
 		err = image_record(im, CKIMG_REC_RLIMITS, &cap.rlimits, 0, 0);
-	if (!err)
+	if (!err && !cap.defer_sigactions)   /* else written once read from the twin */
 		err = image_record(im, CKIMG_REC_SIGACTIONS, &cap.sigactions, 0, 0);
 	for (size_t i = 0; !err && i < cap.nthreads; i++)
 		err = put_thread(im, &cap.threads[i]);
@@ -277,6 +277,8 @@ static void phase(const char *name)
 static int frozen_steps(struct image *im, struct pipeline **pl)
 {
 	phase("freeze");
+	int cow = cow_wanted(&cap);
+	cap.defer_sigactions = cow;
 	int err = collect_process(&cap);
 	phase("process");
 	if (!err)
@@ -301,7 +303,6 @@ static int frozen_steps(struct image *im, struct pipeline **pl)
 	if (!err)
 		err = collect_file_contents(&cap);
 	phase("fds+areas");
-	int cow = cow_wanted(&cap);
 	if (!err)               /* copy-on-write: the twin's areas are planned after the release */
 		err = cow ? plan_chunks_part(&cap, cap.pid, 1) : plan_chunks(&cap);
 	if (!err && !cow)
@@ -320,6 +321,12 @@ static int frozen_steps(struct image *im, struct pipeline **pl)
 			err = plan_chunks_part(&cap, cap.pid, 0);
 		if (!err && !cap.twin)
 			err = incr_alloc_cells(&cap);
+		if (!err && !cap.twin) {
+			cap.defer_sigactions = 0;
+			err = cow_collect_sigactions(&cap);
+			if (!err)
+				err = image_record(im, CKIMG_REC_SIGACTIONS, &cap.sigactions, 0, 0);
+		}
 	}
 	phase("cow");
 	if (cap.twin)
@@ -530,6 +537,10 @@ int main(int argc, char **argv)
 		cap.freeze_ns = now_ns(CLOCK_MONOTONIC) - t_freeze;
 	}
 	phase("release");
+	if (!err && cap.twin)
+		err = cow_collect_sigactions(&cap);
+	if (!err && cap.twin)
+		err = image_record(&im, CKIMG_REC_SIGACTIONS, &cap.sigactions, 0, 0);
 	if (!err && cap.twin)
 		err = cow_plan_rest(&cap);
 	if (!err && cap.twin)

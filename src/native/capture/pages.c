@@ -1,7 +1,8 @@
 /*
  * Page data (FORMAT.md 4.8). The main thread reads the planned pages of each 256-page grid
  * cell with process_vm_readv (one call per chunk, one remote iovec per run of pages; pages it
- * cannot reach are retried through /proc/PID/mem) into a buffer, while the target is frozen.
+ * cannot reach are retried through /proc/PID/mem) into a buffer, while the target is frozen
+ * (stop-and-copy), or, in a copy-on-write capture, from the twin after the release (cow.c).
  * Worker threads take the chunks in order, drop all-zero pages of anonymous memory, compute
  * raw_crc, compress, reserve the next file offset in chunk order and write their records
  * concurrently.

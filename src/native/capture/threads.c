@@ -165,14 +165,30 @@ static int remote(struct capture *c, pid_t tid, struct pt_syscall sc, int64_t *r
 	return 0;
 }
 
-static int remote_sigactions(struct capture *c, uint64_t scr)
+/* Shared pending signals: the target's own, read while it is frozen. */
+static void read_shared_pending(struct capture *c)
 {
-	uint64_t raw[64][4];
 	char path[64], *status = NULL;
 	unsigned long long v;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", c->pid);
+	if (read_file(path, &status, NULL) == 0) {
+		if (proc_status_value(status, "ShdPnd", 16, &v) == 0)
+			c->shared_pending = v;
+		free(status);
+	}
+}
+
+/*
+ * The signal handlers, read in thread tid of process pid with a scratch area at scr: the
+ * target itself, or (copy-on-write capture, after the release) its twin, whose handlers a
+ * fork copied as they were.
+ */
+int collect_sigactions_in(struct capture *c, pid_t pid, pid_t tid, uint64_t scr)
+{
+	uint64_t raw[64][4];
 	uint32_t n = 0;
 	int64_t ret = 0;
-	pid_t tid = c->pt.threads[0].tid;
 	int err = 0;
 
 	for (int sig = 1; sig <= 64; sig++) {
@@ -185,16 +201,11 @@ static int remote_sigactions(struct capture *c, uint64_t scr)
 		if (ret < 0)
 			return cap_fail((int)ret, "remote rt_sigaction(%d)", sig);
 	}
-	if (pt_read_mem(c->pid, scr + SCR_SIGACT, raw, sizeof(raw)) != (long)sizeof(raw))
+	if (pt_read_mem(pid, scr + SCR_SIGACT, raw, sizeof(raw)) != (long)sizeof(raw))
 		return cap_fail(-EIO, "read sigactions");
 
-	struct ckimg_sigactions_fixed fx = { sizeof(fx), 0, 0 };
-	snprintf(path, sizeof(path), "/proc/%d/status", c->pid);
-	if (read_file(path, &status, NULL) == 0) {
-		if (proc_status_value(status, "ShdPnd", 16, &v) == 0)
-			fx.shared_pending = v;
-		free(status);
-	}
+	struct ckimg_sigactions_fixed fx = { sizeof(fx), 0, c->shared_pending };
+	c->sigactions.len = 0;
 	err = buf_put(&c->sigactions, &fx, sizeof(fx));
 	for (int sig = 1; !err && sig <= 64; sig++) {
 		uint64_t *k = raw[sig - 1];  /* kernel order: handler, flags, restorer, mask */
@@ -253,7 +264,9 @@ int collect_sigactions_and_tls(struct capture *c)
 	err = pt_remote_mmap(tid, c->syscall_ip, 4096, &scr);
 	if (err)
 		return cap_fail(err, "remote mmap of a scratch page");
-	err = remote_sigactions(c, scr);
+	read_shared_pending(c);
+	if (!c->defer_sigactions)      /* copy-on-write: read in the twin after the release */
+		err = collect_sigactions_in(c, c->pid, tid, scr);
 	for (size_t i = 0; !err && i < c->nthreads; i++)
 		err = remote_thread_state(c, &c->threads[i], scr);
 	if (!err)
