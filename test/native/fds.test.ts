@@ -168,6 +168,30 @@ describe("unix sockets", () => {
   });
 });
 
+describe("unix sockets between the usual states", () => {
+  it("a client of ours waiting in a listener's backlog, a connection whose client closed, a pair whose peer closed, datagram clients of a bound server, a self-connected socket, the socket file's mode", async () => {
+    const dir = makeTempDir("ckimg-backlog-");
+    const verdict = await roundTrip("unix-backlog", [dir], async (path) => {
+      const img = await openImage(path);
+      try {
+        const socks = img.fdState.filter((s): s is UnixSocketState => s.type === "unix");
+        const lsn = socks.find((s) => s.state === 10);
+        expect(lsn?.pending).toBe(2);
+        expect(lsn?.pendingClosed).toBe(1);
+        expect((lsn?.socketFile?.mode ?? 0) & 0o7777).toBe(0o640);
+        expect(socks.filter((s) => s.inBacklog).length).toBe(1);
+        // nothing is marked: every peer is the process's own
+        const own = img.fds.filter((f) => f.fd >= 3 && f.fd < 64);
+        expect(own.filter((f) => f.unrestorable !== undefined || f.peerOutside !== undefined)).toEqual([]);
+        expect(runCli(["inspect", path]).stdout).toMatch(/waiting in the backlog of .*backlog\.sock \(ours\)/);
+      } finally {
+        await img.close();
+      }
+    });
+    expect(verdict).toEqual(["ok"]);
+  });
+});
+
 describe("unix sockets: files in flight", () => {
   it("a queued message carrying a file it cannot describe (SCM_RIGHTS) is named at capture; restore refuses it unless --force", async () => {
     const exe = prog("unix-rights");

@@ -537,23 +537,6 @@ static const struct rst_obj *standalone(struct rst_fds *s, const struct unix_rec
 		err = rst_fds_fail(s, -errno, "listen");
 		goto fail;
 	}
-	if (u.x.state == 10 && u.name_len) {
-		/* connections whose client had closed before accept(): made and closed again, so
-		 * accept() gives a socket at end of file as it would have */
-		struct sockaddr_un a;
-		socklen_t l = make_addr(&a, u.name, u.name_len);
-		for (uint32_t i = 0; i < u.x.pending_closed && i < u.x.backlog + 1; i++) {
-			int tmp = socket(AF_UNIX, (int)u.x.type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-			int ok = tmp >= 0 && connect(tmp, (struct sockaddr *)&a, l) == 0;
-			int e = -errno;
-			if (tmp >= 0)
-				close(tmp);
-			if (!ok) {
-				err = rst_fds_fail(s, e, "a waiting connection whose client had closed");
-				goto fail;
-			}
-		}
-	}
 	if (u.x.state != 10 && u.x.queue_count && u.name_len && u.x.type != SOCK_STREAM && !has_files(s, u.x.inode)) {
 		/* a bound datagram socket: its queue comes back from a temporary sender */
 		struct sockaddr_un a;
@@ -585,7 +568,26 @@ static int unix_post_open(struct rst_fds *s, struct rst_file *f)
 	struct rst_obj *o;
 	int from = -1, err;
 
-	if (!unix_get(s, f->d->f.inode, &u) || !u.x.queue_count || !has_files(s, u.x.inode))
+	if (!unix_get(s, f->d->f.inode, &u))
+		return 0;
+	if (u.x.state == 10 && u.name_len && u.x.pending_closed) {
+		/* connections whose client had closed before accept(): made and closed again, so
+		 * accept() gives a socket at end of file as it would have; after every client of
+		 * ours connected again (their connections were the older ones in the tests seen) */
+		struct sockaddr_un a;
+		socklen_t l = make_addr(&a, u.name, u.name_len);
+		for (uint32_t i = 0; i < u.x.pending_closed && i <= u.x.backlog; i++) {
+			int tmp = socket(AF_UNIX, (int)u.x.type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+			int ok = tmp >= 0 && connect(tmp, (struct sockaddr *)&a, l) == 0;
+			int e = -errno;
+			if (tmp >= 0)
+				close(tmp);
+			if (!ok)
+				return rst_fds_fail(s, e, "a waiting connection whose client had closed");
+		}
+		return 0;
+	}
+	if (!u.x.queue_count || !has_files(s, u.x.inode))
 		return 0;
 	if (!(o = rst_obj_get(s, SCM_TAG, u.x.inode)))
 		return rst_fds_fail(s, -ENOMEM, "socket");
