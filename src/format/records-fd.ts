@@ -23,6 +23,7 @@ export const FdRecordType = {
   TCP_STREAM: 0x0044,
   FILE_LOCK: 0x0045,
   UNIX_FILES: 0x0046,
+  UDP_QUEUE: 0x0047,
 } as const;
 
 /** PIPE (0x0041): one per pipe or FIFO, its identity, size and the bytes waiting in it. */
@@ -152,7 +153,65 @@ export interface UnixFilesState {
   files: PassedFile[];
 }
 
-export type FdStateRecord = PipeState | UnixSocketState | InetSocketState | TcpStreamState | FileLockState | UnixFilesState | AnonFdState;
+/** One datagram waiting in a UDP socket. */
+export interface UdpDatagram {
+  /** source address as text ("127.0.0.1", "::1"), port in host order */
+  family: "ipv4" | "ipv6";
+  address: string;
+  port: number;
+  data: Uint8Array;
+}
+
+/** UDP_QUEUE (0x0047): the datagrams waiting in a UDP socket's receive queue, oldest first. */
+export interface UdpQueueState {
+  type: "udpq";
+  fd: number;
+  /** the socket's inode (its INET_SOCKET record) */
+  inode: bigint;
+  datagrams: UdpDatagram[];
+}
+
+export type FdStateRecord = PipeState | UnixSocketState | InetSocketState | TcpStreamState | FileLockState | UnixFilesState | UdpQueueState | AnonFdState;
+
+export const UDP_QUEUE_FIXED = { size: 24, count: 4, inode: 8, entrySize: 16 } as const;
+export const UDP_DATAGRAM_SIZE = 28;
+
+export function decodeUdpQueue(payload: Uint8Array, base: number, where: ImageErrorWhere, fd: number, key64: bigint): UdpQueueState {
+  const r = new ByteReader(payload, base, where);
+  const fixed = r.fixedSize(UDP_QUEUE_FIXED.size, "UDP_QUEUE");
+  const count = r.u32At(UDP_QUEUE_FIXED.count);
+  const inode = r.u64At(UDP_QUEUE_FIXED.inode);
+  const entrySize = r.u32At(UDP_QUEUE_FIXED.entrySize);
+  if (inode !== key64) r.fail("BAD_FIELD", `inode ${inode} differs from the index key ${key64}`, UDP_QUEUE_FIXED.inode);
+  if (entrySize < UDP_DATAGRAM_SIZE || entrySize > 4096) r.fail("BAD_FIELD", `entry_size ${entrySize}`, UDP_QUEUE_FIXED.entrySize);
+  r.pos = fixed;
+  if (count === 0 || count * entrySize > r.remaining) r.fail("BAD_FIELD", `count ${count} does not fit the payload`, UDP_QUEUE_FIXED.count);
+  const datagrams: UdpDatagram[] = [];
+  for (let i = 0; i < count; i++) {
+    const at = r.pos;
+    r.bytesView(entrySize, `UDP_QUEUE datagram ${i}`);
+    const v = new DataView(payload.buffer, payload.byteOffset + at, entrySize);
+    const fam = v.getUint32(0, true), length = v.getUint32(24, true);
+    if (fam !== 2 && fam !== 10) r.fail("BAD_FIELD", `datagram ${i}: source family ${fam}`, at);
+    if (length > 65535) r.fail("BAD_FIELD", `datagram ${i}: length ${length}`, at + 24);
+    const family = fam === 2 ? "ipv4" : "ipv6";
+    datagrams.push({
+      family, address: addrText(payload.subarray(at + 4, at + 20), family), port: v.getUint16(20, true),
+      data: r.bytesView(length, `UDP_QUEUE datagram ${i} data`).slice(),
+    });
+  }
+  if (r.remaining) r.fail("BAD_FIELD", `${r.remaining} bytes after the last datagram`);
+  return { type: "udpq", fd, inode, datagrams };
+}
+
+export function encodeUdpQueue(s: UdpQueueState): Uint8Array {
+  const w = new ByteWriter();
+  w.u32(UDP_QUEUE_FIXED.size).u32(s.datagrams.length).u64(s.inode).u32(UDP_DATAGRAM_SIZE).u32(0);
+  for (const d of s.datagrams) {
+    w.u32(d.family === "ipv4" ? 2 : 10).bytes(addrBytes(d.address, d.family)).u16(d.port).u16(0).u32(d.data.length).bytes(d.data);
+  }
+  return w.finish();
+}
 
 export const UNIX_FILES_FIXED = { size: 24, count: 4, inode: 8, entrySize: 16 } as const;
 /** size of a UNIX_FILES entry FIXED part as written (readers accept larger ones) */
@@ -464,6 +523,7 @@ export const FD_STATE_CODECS: ReadonlyMap<number, FdStateCodec> = new Map<number
   [FdRecordType.TCP_STREAM, { name: "TCP_STREAM", decode: (p, b, w, k, id) => decodeTcpStream(p, b, w, k, id) }],
   [FdRecordType.FILE_LOCK, { name: "FILE_LOCK", decode: (p, b, w, k, id) => decodeFileLock(p, b, w, k, id) }],
   [FdRecordType.UNIX_FILES, { name: "UNIX_FILES", decode: (p, b, w, k, id) => decodeUnixFiles(p, b, w, k, id) }],
+  [FdRecordType.UDP_QUEUE, { name: "UDP_QUEUE", decode: (p, b, w, k, id) => decodeUdpQueue(p, b, w, k, id) }],
   [AnonFdRecordType.EVENTFD, { name: "EVENTFD", decode: (p, b, w, k) => decodeEventfd(p, b, w, k) }],
   [AnonFdRecordType.TIMERFD, { name: "TIMERFD", decode: (p, b, w, k) => decodeTimerfd(p, b, w, k) }],
   [AnonFdRecordType.SIGNALFD, { name: "SIGNALFD", decode: (p, b, w, k) => decodeSignalfd(p, b, w, k) }],
@@ -480,6 +540,7 @@ export function encodeFdState(s: FdStateRecord): { type: number; payload: Uint8A
     case "tcp": return { type: FdRecordType.TCP_STREAM, payload: encodeTcpStream(s), key32: s.fd, key64: s.inode };
     case "lock": return { type: FdRecordType.FILE_LOCK, payload: encodeFileLock(s), key32: s.fd, key64: s.inode };
     case "scm": return { type: FdRecordType.UNIX_FILES, payload: encodeUnixFiles(s), key32: s.fd, key64: s.inode };
+    case "udpq": return { type: FdRecordType.UDP_QUEUE, payload: encodeUdpQueue(s), key32: s.fd, key64: s.inode };
     default: return encodeAnonFd(s);
   }
 }
@@ -509,6 +570,8 @@ export function describeFdState(s: FdStateRecord): string {
     }
     case "lock":
       return `${s.kind} ${s.write ? "write" : "read"} lock${s.kind === "posix" || s.kind === "ofd" ? ` on bytes ${s.start}-${s.end ?? "EOF"}` : ""}`;
+    case "udpq":
+      return `${s.datagrams.length} datagram(s) / ${s.datagrams.reduce((n, d) => n + d.data.length, 0)} bytes queued (from ${[...new Set(s.datagrams.map((d) => endpoint(d.address, d.port, d.family)))].join(", ")})`;
     case "scm":
       return `${s.files.length} file(s) in flight (${s.files.map((f) => `message ${f.message}: ${passedText(f)}`).join(", ")})`;
     case "tcp":
@@ -522,7 +585,7 @@ export function describeFdState(s: FdStateRecord): string {
 export function fdStateObjectId(s: FdStateRecord): bigint {
   switch (s.type) {
     case "pipe": return s.pipeId;
-    case "unix": case "inet": case "tcp": case "lock": case "scm": return s.inode;
+    case "unix": case "inet": case "tcp": case "lock": case "scm": case "udpq": return s.inode;
     default: return 0n;   // anon-inode fds share one inode: no object identity
   }
 }
@@ -567,6 +630,13 @@ export function fdStateFields(s: FdStateRecord): Record<string, string | number 
         local: endpoint(s.localAddress, s.localPort, s.family), peer: s.peerPort ? endpoint(s.peerAddress, s.peerPort, s.family) : "",
         backlog: s.backlog, options: INET_FLAGS.filter((k) => s[k]).join(","), linger: s.linger ?? -1, sndbuf: s.sndbuf, rcvbuf: s.rcvbuf,
       };
+    case "udpq": {
+      const all = Buffer.concat(s.datagrams.map((d) => d.data));
+      return {
+        type: "udp-queue", object: s.inode.toString(), datagrams: s.datagrams.length, queuedBytes: all.length,
+        queuedSha256: all.length ? sha256Hex(all) : "", sources: s.datagrams.map((d) => endpoint(d.address, d.port, d.family)).join(", "),
+      };
+    }
     case "scm":
       return {
         type: "unix-files", object: s.inode.toString(), files: s.files.length,

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
-import { crc32, openImage, type PipeState, type UnixFilesState, type UnixSocketState } from "../../src/format/index.js";
+import { crc32, openImage, type PipeState, type UdpQueueState, type UnixFilesState, type UnixSocketState } from "../../src/format/index.js";
 import { REPO, compileC, makeTempDir, removeTempDirs, runCli, sleep, startProcess, type Started } from "./helpers.js";
 
 const FP = join(REPO, "test/native/fd-programs");
@@ -223,6 +223,22 @@ describe("unix sockets: files in flight that come back", () => {
         expect(own.filter((f) => f.unrestorable !== undefined || f.peerOutside !== undefined)).toEqual([]);
         const r = runCli(["inspect", path]);
         expect(r.stdout).toMatch(/3 message\(s\) \/ 12 bytes queued; 3 file\(s\) in flight/);
+      } finally {
+        await img.close();
+      }
+    });
+    expect(verdict).toEqual(["ok"]);
+  });
+});
+
+describe("UDP receive queues", () => {
+  it("datagrams waiting in UDP sockets come back with their boundaries and loopback sources (a socket of ours, a closed one), IPv4 and IPv6, to a connected socket", async () => {
+    const verdict = await roundTrip("udp-queue", [], async (path) => {
+      const img = await openImage(path);
+      try {
+        const queues = img.fdState.filter((s): s is UdpQueueState => s.type === "udpq");
+        expect(queues.map((q) => q.datagrams.map((d) => Buffer.from(d.data).toString()).join("|")).sort()).toEqual(["from-ours|from-gone|", "six", "to-connected"]);
+        expect(runCli(["inspect", path]).stdout).toMatch(/3 datagram\(s\) \/ 18 bytes queued \(from 127\.0\.0\.1:\d+, 127\.0\.0\.1:\d+\)/);
       } finally {
         await img.close();
       }

@@ -323,6 +323,7 @@ enum ckimg_fd_record_type {
 	CKIMG_REC_TCP_STREAM  = 0x0044,
 	CKIMG_REC_FILE_LOCK   = 0x0045,
 	CKIMG_REC_UNIX_FILES  = 0x0046,
+	CKIMG_REC_UDP_QUEUE   = 0x0047,
 };
 
 /* PIPE (0x0041): one per pipe or FIFO whose buffer is recorded; key32 = first fd, key64 = pipe_id */
@@ -402,6 +403,26 @@ struct ckimg_unix_file_entry {
 #define CKIMG_PASSED_PIPE  3        /* an end of a pipe the image holds (new description) */
 static_assert(sizeof(struct ckimg_unix_files_fixed) == 24, "unix files layout");
 static_assert(sizeof(struct ckimg_unix_file_entry) == 40, "unix file entry layout");
+
+/* UDP_QUEUE (0x0047): the datagrams waiting in a UDP socket's receive queue, oldest first,
+ * with their source addresses; key32 = first fd, key64 = the socket's inode (FORMAT.md 4.18a).
+ * FIXED, then `count` × (entry FIXED of entry_size bytes, DATA[length]). */
+struct ckimg_udp_queue_fixed {
+	uint32_t fixed_size;        /* 24 */
+	uint32_t count;
+	uint64_t inode;
+	uint32_t entry_size;        /* 28 */
+	uint32_t reserved;
+} __attribute__((packed));
+struct ckimg_udp_datagram {
+	uint32_t family;            /* of the source address: AF_INET 2, AF_INET6 10 */
+	uint8_t  addr[16];          /* network order; IPv4 in the first 4 bytes */
+	uint16_t port;              /* host order */
+	uint16_t reserved;
+	uint32_t length;            /* bytes of DATA, <= 65535 */
+} __attribute__((packed));
+static_assert(sizeof(struct ckimg_udp_queue_fixed) == 24, "udp queue layout");
+static_assert(sizeof(struct ckimg_udp_datagram) == 28, "udp datagram layout");
 
 /* INET_SOCKET (0x0043): one per IPv4/IPv6 TCP or UDP socket; key32 = first fd, key64 = inode */
 struct ckimg_inet_fixed {
