@@ -402,7 +402,7 @@ static const struct unix_rec *listener_named(struct rst_fds *s, const uint8_t *n
 	return NULL;
 }
 
-/* A connected stream socket whose peer was closed (sock_diag shows no peer): one end of a new
+/* A connected socket whose peer was closed (sock_diag shows no peer): one end of a new
  * pair, its queue written from the other end, which is then closed, so the program reads the
  * bytes and then end of file as it would have. */
 static int orphan(struct rst_fds *s, const struct unix_rec *u)
@@ -454,8 +454,9 @@ static int unix_open(struct rst_fds *s, struct rst_file *f)
 			return rst_fds_fail(s, -errno, "socket pair end");
 		return (err = shut(s, fd, &u)) ? (close(fd), err) : fd;
 	}
-	if (u.x.type != SOCK_DGRAM && !u.x.peer_inode && !(u.x.flags & CKIMG_UNIX_IN_BACKLOG) && u.x.state != 10 &&
-	    (u.x.queue_count || (u.x.flags & CKIMG_UNIX_SHUT_RD)))
+	/* (an unbound datagram socket with a queue was connected too: nothing else can reach it) */
+	if ((u.x.type != SOCK_DGRAM || !u.name_len) && !u.x.peer_inode && !(u.x.flags & CKIMG_UNIX_IN_BACKLOG) &&
+	    u.x.state != 10 && (u.x.queue_count || (u.x.flags & CKIMG_UNIX_SHUT_RD)))
 		return orphan(s, &u);
 	if ((u.x.flags & CKIMG_UNIX_PEER_INSIDE) && u.x.peer_inode && !u.peer_len && unix_get(s, u.x.peer_inode, &peer) &&
 	    peer.name_len && (peer.x.peer_inode != u.x.inode || u.x.peer_inode == u.x.inode)) {
