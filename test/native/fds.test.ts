@@ -430,10 +430,10 @@ async function patchRecord(img: string, type: number, patch: (payload: Buffer) =
 }
 
 describe("damaged fd state", () => {
-  it("restore refuses a PIPE or UNIX_SOCKET record that does not add up, with one line naming it, and leaves no process", async () => {
+  it("restore refuses a PIPE, UNIX_SOCKET, UNIX_FILES or UDP_QUEUE record that does not add up, with one line naming it, and leaves no process", async () => {
     const { copyFileSync } = await import("node:fs");
     const images: Record<string, { img: string; pid: number }> = {};
-    for (const name of ["pipes", "unix"]) {
+    for (const name of ["pipes", "unix", "unix-passed", "udp-queue"]) {
       const p = startProcess([prog(name), makeTempDir(`ckimg-damaged-${name}-`)], { cwd: tmp });
       await p.waitForLine(/^ready/);
       images[name] = { img: join(tmp, `damaged-${name}-${p.pid}.img`), pid: p.pid };
@@ -446,6 +446,10 @@ describe("damaged fd state", () => {
       ["unix", 0x0042, (b) => b.writeBigUInt64LE(123456n, 56), /UNIX_SOCKET #\d+ at offset \d+ \(fd \d+\): queue holds/],
       // UNIX_SOCKET socket type 9
       ["unix", 0x0042, (b) => b.writeUInt32LE(9, 4), /UNIX_SOCKET #\d+ .*socket type 9/],
+      // UNIX_FILES: the first passed file of an unknown kind
+      ["unix-passed", 0x0046, (b) => b.writeUInt32LE(9, 28), /UNIX_FILES #\d+ .*kind 9/],
+      // UDP_QUEUE: a datagram from an address family that is not IP
+      ["udp-queue", 0x0047, (b) => b.writeUInt32LE(1, 24), /UDP_QUEUE #\d+ .*source family 1/],
     ];
     for (const [name, type, patch, want] of cases) {
       const img = join(tmp, `damaged-${type}-${Math.random().toString(36).slice(2)}.img`);
