@@ -67,6 +67,8 @@ export interface UnixSocketState {
   pendingClosed?: number;
   /** connected to a listening socket of ours that had not accepted the connection yet (peerName: its name) */
   inBacklog?: boolean;
+  /** SO_PASSSEC (absent: off) */
+  passsec?: boolean;
   /** bound to a path: the socket file's mode and owner (1.2 records of 80 bytes; absent: not recorded) */
   socketFile?: { mode: number; uid: number; gid: number };
   /** bound name (sun_path bytes; an abstract name begins with NUL), empty if unbound */
@@ -94,6 +96,10 @@ export interface InetSocketState {
   linger: number | undefined;
   backlog: number; sndbuf: number; rcvbuf: number;
   keepIdle: number; keepIntvl: number; keepCnt: number;
+  /** SO_PRIORITY, SO_RCVLOWAT, SO_MARK, SO_DONTROUTE, SO_NO_CHECK, SO_OOBINLINE (112-byte
+   * records; absent: not recorded or the default) */
+  priority?: number; rcvLowat?: number; mark?: number;
+  dontRoute?: boolean; noCheck?: boolean; oobInline?: boolean;
 }
 
 /** TCP_STREAM (0x0044): an established TCP connection's repair state. */
@@ -299,6 +305,7 @@ export const UNIX_SHUT_RD = 1 << 1;
 export const UNIX_SHUT_WR = 1 << 2;
 export const UNIX_PASSCRED = 1 << 3;
 export const UNIX_IN_BACKLOG = 1 << 5;
+export const UNIX_PASSSEC = 1 << 6;
 const SOCK_TYPES: Record<number, UnixSocketState["socketType"]> = { 1: "stream", 2: "dgram", 5: "seqpacket" };
 const SOCK_TYPE_CODES = { stream: 1, dgram: 2, seqpacket: 5 } as const;
 /** sun_path holds 108 bytes */
@@ -334,6 +341,7 @@ export function decodeUnixSocket(payload: Uint8Array, base: number, where: Image
   return {
     ...(pendingClosed ? { pendingClosed } : {}),
     ...(flags & UNIX_IN_BACKLOG ? { inBacklog: true } : {}),
+    ...(flags & UNIX_PASSSEC ? { passsec: true } : {}),
     ...(fileMode ? { socketFile: { mode: fileMode, uid: r.u32At(UNIX_FIXED.fileUid), gid: r.u32At(UNIX_FIXED.fileGid) } } : {}),
     type: "unix", fd, inode: r.u64At(UNIX_FIXED.inode), socketType, state: r.u32At(UNIX_FIXED.state),
     peerInode: r.u64At(UNIX_FIXED.peerInode), peerInside: (flags & UNIX_PEER_INSIDE) !== 0,
@@ -345,7 +353,7 @@ export function decodeUnixSocket(payload: Uint8Array, base: number, where: Image
 
 export function encodeUnixSocket(u: UnixSocketState): Uint8Array {
   const flags = (u.peerInside ? UNIX_PEER_INSIDE : 0) | (u.shutRd ? UNIX_SHUT_RD : 0) | (u.shutWr ? UNIX_SHUT_WR : 0) |
-    (u.passcred ? UNIX_PASSCRED : 0) | (u.inBacklog ? UNIX_IN_BACKLOG : 0);
+    (u.passcred ? UNIX_PASSCRED : 0) | (u.inBacklog ? UNIX_IN_BACKLOG : 0) | (u.passsec ? UNIX_PASSSEC : 0);
   const bytes = u.queue.reduce((n, m) => n + m.length, 0);
   const w = new ByteWriter();
   w.u32(UNIX_FIXED_SIZE).u32(SOCK_TYPE_CODES[u.socketType]).u32(u.state).u32(flags).u64(u.inode).u64(u.peerInode);
@@ -359,7 +367,11 @@ export function encodeUnixSocket(u: UnixSocketState): Uint8Array {
 export const INET_FIXED = {
   size: 96, family: 4, type: 8, protocol: 12, state: 16, flags: 20, inode: 24, localAddr: 32, peerAddr: 48,
   localPort: 64, peerPort: 66, backlog: 68, sndbuf: 72, rcvbuf: 76, linger: 80, keepidle: 84, keepintvl: 88, keepcnt: 92,
+  priority: 96, rcvlowat: 100, mark: 104, moreFlags: 108,
 } as const;
+/** INET_SOCKET FIXED as written since the option fields (readers accept 96) */
+export const INET_FIXED_SIZE = 112;
+const INET_MORE_FLAGS = ["dontRoute", "noCheck", "oobInline"] as const;
 const INET_FLAGS = ["reuseAddr", "reusePort", "keepAlive", "noDelay", "v6Only", "broadcast"] as const;
 const INET_LINGER = 1 << 6;
 
@@ -395,7 +407,7 @@ function addrBytes(text: string, family: "ipv4" | "ipv6"): Uint8Array {
 
 export function decodeInetSocket(payload: Uint8Array, base: number, where: ImageErrorWhere, fd: number): InetSocketState {
   const r = new ByteReader(payload, base, where);
-  r.fixedSize(INET_FIXED.size, "INET_SOCKET");
+  const fixed = r.fixedSize(INET_FIXED.size, "INET_SOCKET");
   const fam = r.u32At(INET_FIXED.family);
   if (fam !== 2 && fam !== 10) r.fail("BAD_FIELD", `family ${fam}`, INET_FIXED.family);
   const proto = r.u32At(INET_FIXED.protocol);
@@ -416,6 +428,14 @@ export function decodeInetSocket(payload: Uint8Array, base: number, where: Image
     keepIdle: r.u32At(INET_FIXED.keepidle), keepIntvl: r.u32At(INET_FIXED.keepintvl), keepCnt: r.u32At(INET_FIXED.keepcnt),
   };
   INET_FLAGS.forEach((k, i) => (rec[k] = (flags & (1 << i)) !== 0));
+  if (fixed >= INET_FIXED_SIZE) {
+    const priority = r.u32At(INET_FIXED.priority), rcvLowat = r.u32At(INET_FIXED.rcvlowat), mark = r.u32At(INET_FIXED.mark);
+    const more = r.u32At(INET_FIXED.moreFlags);
+    if (priority) rec.priority = priority;
+    if (rcvLowat) rec.rcvLowat = rcvLowat;
+    if (mark) rec.mark = mark;
+    INET_MORE_FLAGS.forEach((k, i) => { if (more & (1 << i)) rec[k] = true; });
+  }
   return rec;
 }
 
@@ -423,10 +443,13 @@ export function encodeInetSocket(s: InetSocketState): Uint8Array {
   let flags = s.linger !== undefined ? INET_LINGER : 0;
   INET_FLAGS.forEach((k, i) => { if (s[k]) flags |= 1 << i; });
   const w = new ByteWriter();
-  w.u32(INET_FIXED.size).u32(s.family === "ipv4" ? 2 : 10).u32(s.protocol === "tcp" ? 1 : 2).u32(s.protocol === "tcp" ? 6 : 17);
+  w.u32(INET_FIXED_SIZE).u32(s.family === "ipv4" ? 2 : 10).u32(s.protocol === "tcp" ? 1 : 2).u32(s.protocol === "tcp" ? 6 : 17);
   w.u32(s.state).u32(flags).u64(s.inode).bytes(addrBytes(s.localAddress, s.family)).bytes(addrBytes(s.peerAddress, s.family));
   w.u16(s.localPort).u16(s.peerPort).u32(s.backlog).u32(s.sndbuf).u32(s.rcvbuf).u32(s.linger ?? 0);
   w.u32(s.keepIdle).u32(s.keepIntvl).u32(s.keepCnt);
+  let more = 0;
+  INET_MORE_FLAGS.forEach((k, i) => { if (s[k]) more |= 1 << i; });
+  w.u32(s.priority ?? 0).u32(s.rcvLowat ?? 0).u32(s.mark ?? 0).u32(more);
   return w.finish();
 }
 
@@ -628,7 +651,8 @@ export function fdStateFields(s: FdStateRecord): Record<string, string | number 
       return {
         type: s.protocol, family: s.family, object: s.inode.toString(), state: s.protocol === "udp" ? (s.state === 1 ? "connected" : "bound") : TCP_STATES[s.state] ?? String(s.state),
         local: endpoint(s.localAddress, s.localPort, s.family), peer: s.peerPort ? endpoint(s.peerAddress, s.peerPort, s.family) : "",
-        backlog: s.backlog, options: INET_FLAGS.filter((k) => s[k]).join(","), linger: s.linger ?? -1, sndbuf: s.sndbuf, rcvbuf: s.rcvbuf,
+        backlog: s.backlog, options: [...INET_FLAGS, ...INET_MORE_FLAGS].filter((k) => s[k]).join(","), linger: s.linger ?? -1, sndbuf: s.sndbuf, rcvbuf: s.rcvbuf,
+        priority: s.priority ?? 0, rcvLowat: s.rcvLowat ?? 0, mark: s.mark ?? 0,
       };
     case "udpq": {
       const all = Buffer.concat(s.datagrams.map((d) => d.data));

@@ -27,6 +27,7 @@ export const arbUnix: fc.Arbitrary<UnixSocketState> = fc.record({
   queue: fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 8 }),
   pendingClosed: fc.option(fc.integer({ min: 1, max: 1000 }), { nil: undefined }),
   inBacklog: fc.option(fc.constant(true), { nil: undefined }),
+  passsec: fc.option(fc.constant(true), { nil: undefined }),
   socketFile: fc.option(fc.record({ mode: fc.integer({ min: 1, max: 0xffffffff }), uid: u32, gid: u32 }), { nil: undefined }),
 }).map((u) => (u.pendingClosed !== undefined && u.pendingClosed > u.pending ? { ...u, pending: u.pendingClosed } : u));
 
@@ -38,6 +39,9 @@ export const arbInet: fc.Arbitrary<InetSocketState> = fc.constantFrom("ipv4" as 
     state: fc.constantFrom(1, 7, 10), localAddress: addr, localPort: u16, peerAddress: addr, peerPort: u16,
     reuseAddr: fc.boolean(), reusePort: fc.boolean(), keepAlive: fc.boolean(), noDelay: fc.boolean(), v6Only: fc.boolean(), broadcast: fc.boolean(),
     linger: fc.option(u32, { nil: undefined }), backlog: u32, sndbuf: u32, rcvbuf: u32, keepIdle: u32, keepIntvl: u32, keepCnt: u32,
+    priority: fc.option(fc.integer({ min: 1, max: 0xffffffff }), { nil: undefined }), rcvLowat: fc.option(fc.integer({ min: 1, max: 0xffffffff }), { nil: undefined }),
+    mark: fc.option(fc.integer({ min: 1, max: 0xffffffff }), { nil: undefined }), dontRoute: fc.option(fc.constant(true), { nil: undefined }),
+    noCheck: fc.option(fc.constant(true), { nil: undefined }), oobInline: fc.option(fc.constant(true), { nil: undefined }),
   });
 });
 export const arbTcp: fc.Arbitrary<TcpStreamState> = fc.record({

@@ -299,6 +299,21 @@ static int inet_dump(struct capture *c, struct cap_fd *d)
 		x.flags |= CKIMG_INET_LINGER;
 		x.linger = (uint32_t)lg.l_linger;
 	}
+	x.priority = (uint32_t)geti(fd, SOL_SOCKET, SO_PRIORITY);
+	x.rcvlowat = (uint32_t)geti(fd, SOL_SOCKET, SO_RCVLOWAT);
+	x.mark = (uint32_t)geti(fd, SOL_SOCKET, SO_MARK);
+	if ((int)x.priority < 0)
+		x.priority = 0;
+	if ((int)x.rcvlowat < 0)
+		x.rcvlowat = 0;
+	if ((int)x.mark < 0)
+		x.mark = 0;
+	if (geti(fd, SOL_SOCKET, SO_DONTROUTE) > 0)
+		x.more_flags |= CKIMG_INET2_DONTROUTE;
+	if (geti(fd, SOL_SOCKET, SO_NO_CHECK) > 0)
+		x.more_flags |= CKIMG_INET2_NO_CHECK;
+	if (geti(fd, SOL_SOCKET, SO_OOBINLINE) > 0)
+		x.more_flags |= CKIMG_INET2_OOBINLINE;
 	x.sndbuf = (uint32_t)geti(fd, SOL_SOCKET, SO_SNDBUF);
 	x.rcvbuf = (uint32_t)geti(fd, SOL_SOCKET, SO_RCVBUF);
 	if (x.protocol == IPPROTO_TCP && x.state == 10)

@@ -372,6 +372,7 @@ struct ckimg_unix_fixed {
 #define CKIMG_UNIX_SHUT_WR      (1u << 2)
 #define CKIMG_UNIX_PASSCRED     (1u << 3)
 /* bit 4: CKIMG_UNIX_QUEUE_ELSEWHERE (process trees, below) */
+#define CKIMG_UNIX_PASSSEC      (1u << 6)
 #define CKIMG_UNIX_IN_BACKLOG   (1u << 5)   /* connected to a listening socket of ours, not yet
                                              * accepted: restore connects to its name again */
 static_assert(sizeof(struct ckimg_unix_fixed) == 80, "unix layout");
@@ -444,7 +445,16 @@ struct ckimg_inet_fixed {
 	uint32_t keepidle;          /* TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT */
 	uint32_t keepintvl;
 	uint32_t keepcnt;
+	/* fixed_size 112 (a 96-byte record reads these as 0: not recorded, defaults kept) */
+	uint32_t priority;          /* SO_PRIORITY */
+	uint32_t rcvlowat;          /* SO_RCVLOWAT (0: not recorded) */
+	uint32_t mark;              /* SO_MARK */
+	uint32_t more_flags;        /* CKIMG_INET2_* */
 } __attribute__((packed));
+#define CKIMG_INET_MIN_FIXED    96
+#define CKIMG_INET2_DONTROUTE   (1u << 0)
+#define CKIMG_INET2_NO_CHECK    (1u << 1)
+#define CKIMG_INET2_OOBINLINE   (1u << 2)
 #define CKIMG_INET_REUSEADDR    (1u << 0)
 #define CKIMG_INET_REUSEPORT    (1u << 1)
 #define CKIMG_INET_KEEPALIVE    (1u << 2)
@@ -454,7 +464,7 @@ struct ckimg_inet_fixed {
 #define CKIMG_INET_LINGER       (1u << 6)
 #define CKIMG_INET_SHUT_RD      (1u << 7)
 #define CKIMG_INET_SHUT_WR      (1u << 8)
-static_assert(sizeof(struct ckimg_inet_fixed) == 96, "inet layout");
+static_assert(sizeof(struct ckimg_inet_fixed) == 112, "inet layout");
 
 /* TCP_STREAM (0x0044): an established TCP connection's repair state (TCP_REPAIR, tcp(7));
  * key32 = first fd, key64 = inode (its INET_SOCKET) */

@@ -54,7 +54,7 @@ static int copy_fixed(const struct img_fdrec *r, void *out, size_t size, char *e
 int inet_record_check(const struct img_fdrec *r, char *err, size_t errlen)
 {
 	struct ckimg_inet_fixed x;
-	int e = copy_fixed(r, &x, sizeof(x), err, errlen);
+	int e = copy_fixed(r, &x, CKIMG_INET_MIN_FIXED, err, errlen);
 
 	if (e)
 		return e;
@@ -93,7 +93,10 @@ static int inet_get(struct rst_fds *s, uint64_t inode, struct inet_rec *u)
 	memset(u, 0, sizeof(*u));
 	if (!r)
 		return 0;
-	memcpy(&u->x, r->p, sizeof(u->x));     /* checked before the fork */
+	/* checked before the fork: fixed_size >= 96; a 96-byte record has no option fields */
+	uint32_t fs;
+	memcpy(&fs, r->p, 4);
+	memcpy(&u->x, r->p, fs < sizeof(u->x) ? fs : sizeof(u->x));
 	t = img_fdrec_by_id(img, CKIMG_REC_TCP_STREAM, inode);
 	if (t) {
 		memcpy(&u->t, t->p, sizeof(u->t));
@@ -282,6 +285,18 @@ static void set_options(int fd, const struct ckimg_inet_fixed *x)
 		struct linger lg = { .l_onoff = 1, .l_linger = (int)x->linger };
 		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	}
+	if (x->priority)
+		seti(fd, SOL_SOCKET, SO_PRIORITY, (int)x->priority);
+	if (x->rcvlowat > 1)
+		seti(fd, SOL_SOCKET, SO_RCVLOWAT, (int)x->rcvlowat);
+	if (x->mark)
+		seti(fd, SOL_SOCKET, SO_MARK, (int)x->mark);
+	if (x->more_flags & CKIMG_INET2_DONTROUTE)
+		seti(fd, SOL_SOCKET, SO_DONTROUTE, 1);
+	if (x->more_flags & CKIMG_INET2_NO_CHECK)
+		seti(fd, SOL_SOCKET, SO_NO_CHECK, 1);
+	if (x->more_flags & CKIMG_INET2_OOBINLINE)
+		seti(fd, SOL_SOCKET, SO_OOBINLINE, 1);
 	/* getsockopt gave the doubled size the kernel keeps; setsockopt doubles what it gets */
 	if (x->sndbuf / 2)
 		seti(fd, SOL_SOCKET, SO_SNDBUFFORCE, (int)(x->sndbuf / 2));

@@ -352,6 +352,8 @@ static int set_buffers(int fd, const struct unix_rec *u)
 	v = 1;
 	if (u->x.flags & CKIMG_UNIX_PASSCRED)
 		setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &v, sizeof(v));
+	if (u->x.flags & CKIMG_UNIX_PASSSEC)
+		setsockopt(fd, SOL_SOCKET, SO_PASSSEC, &v, sizeof(v));
 	return 0;
 }
 
