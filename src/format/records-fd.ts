@@ -23,6 +23,7 @@ export const FdRecordType = {
   TCP_STREAM: 0x0044,
   FILE_LOCK: 0x0045,
   UNIX_FILES: 0x0046,
+  UDP_QUEUE: 0x0047,
 } as const;
 
 /** PIPE (0x0041): one per pipe or FIFO, its identity, size and the bytes waiting in it. */
@@ -66,6 +67,8 @@ export interface UnixSocketState {
   pendingClosed?: number;
   /** connected to a listening socket of ours that had not accepted the connection yet (peerName: its name) */
   inBacklog?: boolean;
+  /** SO_PASSSEC (absent: off) */
+  passsec?: boolean;
   /** bound to a path: the socket file's mode and owner (1.2 records of 80 bytes; absent: not recorded) */
   socketFile?: { mode: number; uid: number; gid: number };
   /** bound name (sun_path bytes; an abstract name begins with NUL), empty if unbound */
@@ -93,6 +96,10 @@ export interface InetSocketState {
   linger: number | undefined;
   backlog: number; sndbuf: number; rcvbuf: number;
   keepIdle: number; keepIntvl: number; keepCnt: number;
+  /** SO_PRIORITY, SO_RCVLOWAT, SO_MARK, SO_DONTROUTE, SO_NO_CHECK, SO_OOBINLINE (112-byte
+   * records; absent: not recorded or the default) */
+  priority?: number; rcvLowat?: number; mark?: number;
+  dontRoute?: boolean; noCheck?: boolean; oobInline?: boolean;
 }
 
 /** TCP_STREAM (0x0044): an established TCP connection's repair state. */
@@ -152,7 +159,65 @@ export interface UnixFilesState {
   files: PassedFile[];
 }
 
-export type FdStateRecord = PipeState | UnixSocketState | InetSocketState | TcpStreamState | FileLockState | UnixFilesState | AnonFdState;
+/** One datagram waiting in a UDP socket. */
+export interface UdpDatagram {
+  /** source address as text ("127.0.0.1", "::1"), port in host order */
+  family: "ipv4" | "ipv6";
+  address: string;
+  port: number;
+  data: Uint8Array;
+}
+
+/** UDP_QUEUE (0x0047): the datagrams waiting in a UDP socket's receive queue, oldest first. */
+export interface UdpQueueState {
+  type: "udpq";
+  fd: number;
+  /** the socket's inode (its INET_SOCKET record) */
+  inode: bigint;
+  datagrams: UdpDatagram[];
+}
+
+export type FdStateRecord = PipeState | UnixSocketState | InetSocketState | TcpStreamState | FileLockState | UnixFilesState | UdpQueueState | AnonFdState;
+
+export const UDP_QUEUE_FIXED = { size: 24, count: 4, inode: 8, entrySize: 16 } as const;
+export const UDP_DATAGRAM_SIZE = 28;
+
+export function decodeUdpQueue(payload: Uint8Array, base: number, where: ImageErrorWhere, fd: number, key64: bigint): UdpQueueState {
+  const r = new ByteReader(payload, base, where);
+  const fixed = r.fixedSize(UDP_QUEUE_FIXED.size, "UDP_QUEUE");
+  const count = r.u32At(UDP_QUEUE_FIXED.count);
+  const inode = r.u64At(UDP_QUEUE_FIXED.inode);
+  const entrySize = r.u32At(UDP_QUEUE_FIXED.entrySize);
+  if (inode !== key64) r.fail("BAD_FIELD", `inode ${inode} differs from the index key ${key64}`, UDP_QUEUE_FIXED.inode);
+  if (entrySize < UDP_DATAGRAM_SIZE || entrySize > 4096) r.fail("BAD_FIELD", `entry_size ${entrySize}`, UDP_QUEUE_FIXED.entrySize);
+  r.pos = fixed;
+  if (count === 0 || count * entrySize > r.remaining) r.fail("BAD_FIELD", `count ${count} does not fit the payload`, UDP_QUEUE_FIXED.count);
+  const datagrams: UdpDatagram[] = [];
+  for (let i = 0; i < count; i++) {
+    const at = r.pos;
+    r.bytesView(entrySize, `UDP_QUEUE datagram ${i}`);
+    const v = new DataView(payload.buffer, payload.byteOffset + at, entrySize);
+    const fam = v.getUint32(0, true), length = v.getUint32(24, true);
+    if (fam !== 2 && fam !== 10) r.fail("BAD_FIELD", `datagram ${i}: source family ${fam}`, at);
+    if (length > 65535) r.fail("BAD_FIELD", `datagram ${i}: length ${length}`, at + 24);
+    const family = fam === 2 ? "ipv4" : "ipv6";
+    datagrams.push({
+      family, address: addrText(payload.subarray(at + 4, at + 20), family), port: v.getUint16(20, true),
+      data: r.bytesView(length, `UDP_QUEUE datagram ${i} data`).slice(),
+    });
+  }
+  if (r.remaining) r.fail("BAD_FIELD", `${r.remaining} bytes after the last datagram`);
+  return { type: "udpq", fd, inode, datagrams };
+}
+
+export function encodeUdpQueue(s: UdpQueueState): Uint8Array {
+  const w = new ByteWriter();
+  w.u32(UDP_QUEUE_FIXED.size).u32(s.datagrams.length).u64(s.inode).u32(UDP_DATAGRAM_SIZE).u32(0);
+  for (const d of s.datagrams) {
+    w.u32(d.family === "ipv4" ? 2 : 10).bytes(addrBytes(d.address, d.family)).u16(d.port).u16(0).u32(d.data.length).bytes(d.data);
+  }
+  return w.finish();
+}
 
 export const UNIX_FILES_FIXED = { size: 24, count: 4, inode: 8, entrySize: 16 } as const;
 /** size of a UNIX_FILES entry FIXED part as written (readers accept larger ones) */
@@ -240,6 +305,7 @@ export const UNIX_SHUT_RD = 1 << 1;
 export const UNIX_SHUT_WR = 1 << 2;
 export const UNIX_PASSCRED = 1 << 3;
 export const UNIX_IN_BACKLOG = 1 << 5;
+export const UNIX_PASSSEC = 1 << 6;
 const SOCK_TYPES: Record<number, UnixSocketState["socketType"]> = { 1: "stream", 2: "dgram", 5: "seqpacket" };
 const SOCK_TYPE_CODES = { stream: 1, dgram: 2, seqpacket: 5 } as const;
 /** sun_path holds 108 bytes */
@@ -275,6 +341,7 @@ export function decodeUnixSocket(payload: Uint8Array, base: number, where: Image
   return {
     ...(pendingClosed ? { pendingClosed } : {}),
     ...(flags & UNIX_IN_BACKLOG ? { inBacklog: true } : {}),
+    ...(flags & UNIX_PASSSEC ? { passsec: true } : {}),
     ...(fileMode ? { socketFile: { mode: fileMode, uid: r.u32At(UNIX_FIXED.fileUid), gid: r.u32At(UNIX_FIXED.fileGid) } } : {}),
     type: "unix", fd, inode: r.u64At(UNIX_FIXED.inode), socketType, state: r.u32At(UNIX_FIXED.state),
     peerInode: r.u64At(UNIX_FIXED.peerInode), peerInside: (flags & UNIX_PEER_INSIDE) !== 0,
@@ -286,7 +353,7 @@ export function decodeUnixSocket(payload: Uint8Array, base: number, where: Image
 
 export function encodeUnixSocket(u: UnixSocketState): Uint8Array {
   const flags = (u.peerInside ? UNIX_PEER_INSIDE : 0) | (u.shutRd ? UNIX_SHUT_RD : 0) | (u.shutWr ? UNIX_SHUT_WR : 0) |
-    (u.passcred ? UNIX_PASSCRED : 0) | (u.inBacklog ? UNIX_IN_BACKLOG : 0);
+    (u.passcred ? UNIX_PASSCRED : 0) | (u.inBacklog ? UNIX_IN_BACKLOG : 0) | (u.passsec ? UNIX_PASSSEC : 0);
   const bytes = u.queue.reduce((n, m) => n + m.length, 0);
   const w = new ByteWriter();
   w.u32(UNIX_FIXED_SIZE).u32(SOCK_TYPE_CODES[u.socketType]).u32(u.state).u32(flags).u64(u.inode).u64(u.peerInode);
@@ -300,7 +367,11 @@ export function encodeUnixSocket(u: UnixSocketState): Uint8Array {
 export const INET_FIXED = {
   size: 96, family: 4, type: 8, protocol: 12, state: 16, flags: 20, inode: 24, localAddr: 32, peerAddr: 48,
   localPort: 64, peerPort: 66, backlog: 68, sndbuf: 72, rcvbuf: 76, linger: 80, keepidle: 84, keepintvl: 88, keepcnt: 92,
+  priority: 96, rcvlowat: 100, mark: 104, moreFlags: 108,
 } as const;
+/** INET_SOCKET FIXED as written since the option fields (readers accept 96) */
+export const INET_FIXED_SIZE = 112;
+const INET_MORE_FLAGS = ["dontRoute", "noCheck", "oobInline"] as const;
 const INET_FLAGS = ["reuseAddr", "reusePort", "keepAlive", "noDelay", "v6Only", "broadcast"] as const;
 const INET_LINGER = 1 << 6;
 
@@ -336,7 +407,7 @@ function addrBytes(text: string, family: "ipv4" | "ipv6"): Uint8Array {
 
 export function decodeInetSocket(payload: Uint8Array, base: number, where: ImageErrorWhere, fd: number): InetSocketState {
   const r = new ByteReader(payload, base, where);
-  r.fixedSize(INET_FIXED.size, "INET_SOCKET");
+  const fixed = r.fixedSize(INET_FIXED.size, "INET_SOCKET");
   const fam = r.u32At(INET_FIXED.family);
   if (fam !== 2 && fam !== 10) r.fail("BAD_FIELD", `family ${fam}`, INET_FIXED.family);
   const proto = r.u32At(INET_FIXED.protocol);
@@ -357,6 +428,14 @@ export function decodeInetSocket(payload: Uint8Array, base: number, where: Image
     keepIdle: r.u32At(INET_FIXED.keepidle), keepIntvl: r.u32At(INET_FIXED.keepintvl), keepCnt: r.u32At(INET_FIXED.keepcnt),
   };
   INET_FLAGS.forEach((k, i) => (rec[k] = (flags & (1 << i)) !== 0));
+  if (fixed >= INET_FIXED_SIZE) {
+    const priority = r.u32At(INET_FIXED.priority), rcvLowat = r.u32At(INET_FIXED.rcvlowat), mark = r.u32At(INET_FIXED.mark);
+    const more = r.u32At(INET_FIXED.moreFlags);
+    if (priority) rec.priority = priority;
+    if (rcvLowat) rec.rcvLowat = rcvLowat;
+    if (mark) rec.mark = mark;
+    INET_MORE_FLAGS.forEach((k, i) => { if (more & (1 << i)) rec[k] = true; });
+  }
   return rec;
 }
 
@@ -364,10 +443,13 @@ export function encodeInetSocket(s: InetSocketState): Uint8Array {
   let flags = s.linger !== undefined ? INET_LINGER : 0;
   INET_FLAGS.forEach((k, i) => { if (s[k]) flags |= 1 << i; });
   const w = new ByteWriter();
-  w.u32(INET_FIXED.size).u32(s.family === "ipv4" ? 2 : 10).u32(s.protocol === "tcp" ? 1 : 2).u32(s.protocol === "tcp" ? 6 : 17);
+  w.u32(INET_FIXED_SIZE).u32(s.family === "ipv4" ? 2 : 10).u32(s.protocol === "tcp" ? 1 : 2).u32(s.protocol === "tcp" ? 6 : 17);
   w.u32(s.state).u32(flags).u64(s.inode).bytes(addrBytes(s.localAddress, s.family)).bytes(addrBytes(s.peerAddress, s.family));
   w.u16(s.localPort).u16(s.peerPort).u32(s.backlog).u32(s.sndbuf).u32(s.rcvbuf).u32(s.linger ?? 0);
   w.u32(s.keepIdle).u32(s.keepIntvl).u32(s.keepCnt);
+  let more = 0;
+  INET_MORE_FLAGS.forEach((k, i) => { if (s[k]) more |= 1 << i; });
+  w.u32(s.priority ?? 0).u32(s.rcvLowat ?? 0).u32(s.mark ?? 0).u32(more);
   return w.finish();
 }
 
@@ -464,6 +546,7 @@ export const FD_STATE_CODECS: ReadonlyMap<number, FdStateCodec> = new Map<number
   [FdRecordType.TCP_STREAM, { name: "TCP_STREAM", decode: (p, b, w, k, id) => decodeTcpStream(p, b, w, k, id) }],
   [FdRecordType.FILE_LOCK, { name: "FILE_LOCK", decode: (p, b, w, k, id) => decodeFileLock(p, b, w, k, id) }],
   [FdRecordType.UNIX_FILES, { name: "UNIX_FILES", decode: (p, b, w, k, id) => decodeUnixFiles(p, b, w, k, id) }],
+  [FdRecordType.UDP_QUEUE, { name: "UDP_QUEUE", decode: (p, b, w, k, id) => decodeUdpQueue(p, b, w, k, id) }],
   [AnonFdRecordType.EVENTFD, { name: "EVENTFD", decode: (p, b, w, k) => decodeEventfd(p, b, w, k) }],
   [AnonFdRecordType.TIMERFD, { name: "TIMERFD", decode: (p, b, w, k) => decodeTimerfd(p, b, w, k) }],
   [AnonFdRecordType.SIGNALFD, { name: "SIGNALFD", decode: (p, b, w, k) => decodeSignalfd(p, b, w, k) }],
@@ -480,6 +563,7 @@ export function encodeFdState(s: FdStateRecord): { type: number; payload: Uint8A
     case "tcp": return { type: FdRecordType.TCP_STREAM, payload: encodeTcpStream(s), key32: s.fd, key64: s.inode };
     case "lock": return { type: FdRecordType.FILE_LOCK, payload: encodeFileLock(s), key32: s.fd, key64: s.inode };
     case "scm": return { type: FdRecordType.UNIX_FILES, payload: encodeUnixFiles(s), key32: s.fd, key64: s.inode };
+    case "udpq": return { type: FdRecordType.UDP_QUEUE, payload: encodeUdpQueue(s), key32: s.fd, key64: s.inode };
     default: return encodeAnonFd(s);
   }
 }
@@ -509,6 +593,8 @@ export function describeFdState(s: FdStateRecord): string {
     }
     case "lock":
       return `${s.kind} ${s.write ? "write" : "read"} lock${s.kind === "posix" || s.kind === "ofd" ? ` on bytes ${s.start}-${s.end ?? "EOF"}` : ""}`;
+    case "udpq":
+      return `${s.datagrams.length} datagram(s) / ${s.datagrams.reduce((n, d) => n + d.data.length, 0)} bytes queued (from ${[...new Set(s.datagrams.map((d) => endpoint(d.address, d.port, d.family)))].join(", ")})`;
     case "scm":
       return `${s.files.length} file(s) in flight (${s.files.map((f) => `message ${f.message}: ${passedText(f)}`).join(", ")})`;
     case "tcp":
@@ -522,7 +608,7 @@ export function describeFdState(s: FdStateRecord): string {
 export function fdStateObjectId(s: FdStateRecord): bigint {
   switch (s.type) {
     case "pipe": return s.pipeId;
-    case "unix": case "inet": case "tcp": case "lock": case "scm": return s.inode;
+    case "unix": case "inet": case "tcp": case "lock": case "scm": case "udpq": return s.inode;
     default: return 0n;   // anon-inode fds share one inode: no object identity
   }
 }
@@ -565,8 +651,16 @@ export function fdStateFields(s: FdStateRecord): Record<string, string | number 
       return {
         type: s.protocol, family: s.family, object: s.inode.toString(), state: s.protocol === "udp" ? (s.state === 1 ? "connected" : "bound") : TCP_STATES[s.state] ?? String(s.state),
         local: endpoint(s.localAddress, s.localPort, s.family), peer: s.peerPort ? endpoint(s.peerAddress, s.peerPort, s.family) : "",
-        backlog: s.backlog, options: INET_FLAGS.filter((k) => s[k]).join(","), linger: s.linger ?? -1, sndbuf: s.sndbuf, rcvbuf: s.rcvbuf,
+        backlog: s.backlog, options: [...INET_FLAGS, ...INET_MORE_FLAGS].filter((k) => s[k]).join(","), linger: s.linger ?? -1, sndbuf: s.sndbuf, rcvbuf: s.rcvbuf,
+        priority: s.priority ?? 0, rcvLowat: s.rcvLowat ?? 0, mark: s.mark ?? 0,
       };
+    case "udpq": {
+      const all = Buffer.concat(s.datagrams.map((d) => d.data));
+      return {
+        type: "udp-queue", object: s.inode.toString(), datagrams: s.datagrams.length, queuedBytes: all.length,
+        queuedSha256: all.length ? sha256Hex(all) : "", sources: s.datagrams.map((d) => endpoint(d.address, d.port, d.family)).join(", "),
+      };
+    }
     case "scm":
       return {
         type: "unix-files", object: s.inode.toString(), files: s.files.length,

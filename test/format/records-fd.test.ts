@@ -7,7 +7,7 @@ import { describe, expect, test } from "vitest";
 import fc from "fast-check";
 import {
   FD_STATE_CODECS, FdRecordType, ImageError, addrText, encodeFdState, type FdStateRecord, type InetSocketState, type PipeState,
-  type TcpStreamState, type UnixFilesState, type UnixSocketState,
+  type TcpStreamState, type UdpQueueState, type UnixFilesState, type UnixSocketState,
 } from "../../src/format/index.js";
 import { u32, u64 } from "../support/arbitraries.js";
 
@@ -27,6 +27,7 @@ export const arbUnix: fc.Arbitrary<UnixSocketState> = fc.record({
   queue: fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 8 }),
   pendingClosed: fc.option(fc.integer({ min: 1, max: 1000 }), { nil: undefined }),
   inBacklog: fc.option(fc.constant(true), { nil: undefined }),
+  passsec: fc.option(fc.constant(true), { nil: undefined }),
   socketFile: fc.option(fc.record({ mode: fc.integer({ min: 1, max: 0xffffffff }), uid: u32, gid: u32 }), { nil: undefined }),
 }).map((u) => (u.pendingClosed !== undefined && u.pendingClosed > u.pending ? { ...u, pending: u.pendingClosed } : u));
 
@@ -38,6 +39,9 @@ export const arbInet: fc.Arbitrary<InetSocketState> = fc.constantFrom("ipv4" as 
     state: fc.constantFrom(1, 7, 10), localAddress: addr, localPort: u16, peerAddress: addr, peerPort: u16,
     reuseAddr: fc.boolean(), reusePort: fc.boolean(), keepAlive: fc.boolean(), noDelay: fc.boolean(), v6Only: fc.boolean(), broadcast: fc.boolean(),
     linger: fc.option(u32, { nil: undefined }), backlog: u32, sndbuf: u32, rcvbuf: u32, keepIdle: u32, keepIntvl: u32, keepCnt: u32,
+    priority: fc.option(fc.integer({ min: 1, max: 0xffffffff }), { nil: undefined }), rcvLowat: fc.option(fc.integer({ min: 1, max: 0xffffffff }), { nil: undefined }),
+    mark: fc.option(fc.integer({ min: 1, max: 0xffffffff }), { nil: undefined }), dontRoute: fc.option(fc.constant(true), { nil: undefined }),
+    noCheck: fc.option(fc.constant(true), { nil: undefined }), oobInline: fc.option(fc.constant(true), { nil: undefined }),
   });
 });
 export const arbTcp: fc.Arbitrary<TcpStreamState> = fc.record({
@@ -59,7 +63,16 @@ export const arbScm: fc.Arbitrary<UnixFilesState> = fc.record({
   type: fc.constant("scm" as const), fd: u32, inode: u64, files: fc.array(arbPassed, { minLength: 1, maxLength: 6 }),
 }).map((s) => ({ ...s, files: [...s.files].sort((a, b) => a.message - b.message) }));
 
-export const arbFdState: fc.Arbitrary<FdStateRecord> = fc.oneof(arbPipe, arbUnix, arbInet, arbTcp, arbLock, arbScm);
+const arbDatagram = fc.constantFrom("ipv4" as const, "ipv6" as const).chain((family) => fc.record({
+  family: fc.constant(family),
+  address: fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) => addrText(family === "ipv4" ? Uint8Array.from([...b.subarray(0, 4), ...new Uint8Array(12)]) : b, family)),
+  port: u16, data: fc.uint8Array({ maxLength: 300 }),
+}));
+export const arbUdpq: fc.Arbitrary<UdpQueueState> = fc.record({
+  type: fc.constant("udpq" as const), fd: u32, inode: u64, datagrams: fc.array(arbDatagram, { minLength: 1, maxLength: 6 }),
+});
+
+export const arbFdState: fc.Arbitrary<FdStateRecord> = fc.oneof(arbPipe, arbUnix, arbInet, arbTcp, arbLock, arbScm, arbUdpq);
 
 function decode(type: number, payload: Uint8Array, key32: number, key64: bigint): FdStateRecord {
   const codec = FD_STATE_CODECS.get(type);
@@ -139,6 +152,22 @@ describe("fd state records", () => {
     expect(decode(FdRecordType.UNIX_SOCKET, old, 3, 5n)).toEqual(rest);
     new DataView(e.payload.buffer).setUint32(52, 3, true);
     expect(() => decode(FdRecordType.UNIX_SOCKET, e.payload, 3, 5n)).toThrow(/pending_closed 3 exceeds pending/);
+  });
+
+  test("UDP_QUEUE: an unknown source family, a datagram past the payload or over 64 KiB, a wrong inode are refused", () => {
+    const s: UdpQueueState = { type: "udpq", fd: 5, inode: 9n, datagrams: [{ family: "ipv4", address: "127.0.0.1", port: 4000, data: Uint8Array.of(1, 2, 3) }] };
+    const e = encodeFdState(s);
+    expect(e.type).toBe(FdRecordType.UDP_QUEUE);
+    expect(decode(e.type, e.payload, 5, 9n)).toEqual(s);
+    expect(() => decode(e.type, e.payload, 5, 8n)).toThrow(/differs from the index key/);
+    const fam = e.payload.slice();
+    new DataView(fam.buffer).setUint32(24, 1, true);
+    expect(() => decode(e.type, fam, 5, 9n)).toThrow(/source family 1/);
+    const long = e.payload.slice();
+    new DataView(long.buffer).setUint32(24 + 24, 4, true);
+    expect(() => decode(e.type, long, 5, 9n)).toThrow(ImageError);
+    new DataView(long.buffer).setUint32(24 + 24, 70000, true);
+    expect(() => decode(e.type, long, 5, 9n)).toThrow(/length 70000/);
   });
 
   test("UNIX_FILES: out-of-order messages, unknown kinds, relative paths, a count beyond the payload and a wrong inode are refused", () => {

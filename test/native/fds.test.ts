@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
-import { crc32, openImage, type PipeState, type UnixFilesState, type UnixSocketState } from "../../src/format/index.js";
+import { crc32, openImage, type PipeState, type UdpQueueState, type UnixFilesState, type UnixSocketState } from "../../src/format/index.js";
 import { REPO, compileC, makeTempDir, removeTempDirs, runCli, sleep, startProcess, type Started } from "./helpers.js";
 
 const FP = join(REPO, "test/native/fd-programs");
@@ -168,6 +168,30 @@ describe("unix sockets", () => {
   });
 });
 
+describe("unix sockets between the usual states", () => {
+  it("a client of ours waiting in a listener's backlog, a connection whose client closed, a pair whose peer closed, datagram clients of a bound server, a self-connected socket, the socket file's mode", async () => {
+    const dir = makeTempDir("ckimg-backlog-");
+    const verdict = await roundTrip("unix-backlog", [dir], async (path) => {
+      const img = await openImage(path);
+      try {
+        const socks = img.fdState.filter((s): s is UnixSocketState => s.type === "unix");
+        const lsn = socks.find((s) => s.state === 10);
+        expect(lsn?.pending).toBe(2);
+        expect(lsn?.pendingClosed).toBe(1);
+        expect((lsn?.socketFile?.mode ?? 0) & 0o7777).toBe(0o640);
+        expect(socks.filter((s) => s.inBacklog).length).toBe(1);
+        // nothing is marked: every peer is the process's own
+        const own = img.fds.filter((f) => f.fd >= 3 && f.fd < 64);
+        expect(own.filter((f) => f.unrestorable !== undefined || f.peerOutside !== undefined)).toEqual([]);
+        expect(runCli(["inspect", path]).stdout).toMatch(/waiting in the backlog of .*backlog\.sock \(ours\)/);
+      } finally {
+        await img.close();
+      }
+    });
+    expect(verdict).toEqual(["ok"]);
+  });
+});
+
 describe("unix sockets: files in flight", () => {
   it("a queued message carrying a file it cannot describe (SCM_RIGHTS) is named at capture; restore refuses it unless --force", async () => {
     const exe = prog("unix-rights");
@@ -199,6 +223,22 @@ describe("unix sockets: files in flight that come back", () => {
         expect(own.filter((f) => f.unrestorable !== undefined || f.peerOutside !== undefined)).toEqual([]);
         const r = runCli(["inspect", path]);
         expect(r.stdout).toMatch(/3 message\(s\) \/ 12 bytes queued; 3 file\(s\) in flight/);
+      } finally {
+        await img.close();
+      }
+    });
+    expect(verdict).toEqual(["ok"]);
+  });
+});
+
+describe("UDP receive queues", () => {
+  it("datagrams waiting in UDP sockets come back with their boundaries and loopback sources (a socket of ours, a closed one), IPv4 and IPv6, to a connected socket", async () => {
+    const verdict = await roundTrip("udp-queue", [], async (path) => {
+      const img = await openImage(path);
+      try {
+        const queues = img.fdState.filter((s): s is UdpQueueState => s.type === "udpq");
+        expect(queues.map((q) => q.datagrams.map((d) => Buffer.from(d.data).toString()).join("|")).sort()).toEqual(["from-ours|from-gone|", "six", "to-connected"]);
+        expect(runCli(["inspect", path]).stdout).toMatch(/3 datagram\(s\) \/ 18 bytes queued \(from 127\.0\.0\.1:\d+, 127\.0\.0\.1:\d+\)/);
       } finally {
         await img.close();
       }
@@ -390,10 +430,10 @@ async function patchRecord(img: string, type: number, patch: (payload: Buffer) =
 }
 
 describe("damaged fd state", () => {
-  it("restore refuses a PIPE or UNIX_SOCKET record that does not add up, with one line naming it, and leaves no process", async () => {
+  it("restore refuses a PIPE, UNIX_SOCKET, UNIX_FILES or UDP_QUEUE record that does not add up, with one line naming it, and leaves no process", async () => {
     const { copyFileSync } = await import("node:fs");
     const images: Record<string, { img: string; pid: number }> = {};
-    for (const name of ["pipes", "unix"]) {
+    for (const name of ["pipes", "unix", "unix-passed", "udp-queue"]) {
       const p = startProcess([prog(name), makeTempDir(`ckimg-damaged-${name}-`)], { cwd: tmp });
       await p.waitForLine(/^ready/);
       images[name] = { img: join(tmp, `damaged-${name}-${p.pid}.img`), pid: p.pid };
@@ -406,6 +446,10 @@ describe("damaged fd state", () => {
       ["unix", 0x0042, (b) => b.writeBigUInt64LE(123456n, 56), /UNIX_SOCKET #\d+ at offset \d+ \(fd \d+\): queue holds/],
       // UNIX_SOCKET socket type 9
       ["unix", 0x0042, (b) => b.writeUInt32LE(9, 4), /UNIX_SOCKET #\d+ .*socket type 9/],
+      // UNIX_FILES: the first passed file of an unknown kind
+      ["unix-passed", 0x0046, (b) => b.writeUInt32LE(9, 28), /UNIX_FILES #\d+ .*kind 9/],
+      // UDP_QUEUE: a datagram from an address family that is not IP
+      ["udp-queue", 0x0047, (b) => b.writeUInt32LE(1, 24), /UDP_QUEUE #\d+ .*source family 1/],
     ];
     for (const [name, type, patch, want] of cases) {
       const img = join(tmp, `damaged-${type}-${Math.random().toString(36).slice(2)}.img`);

@@ -59,6 +59,67 @@ static uint16_t put_addr(const struct sockaddr_storage *ss, uint8_t addr[16])
 	return 0;
 }
 
+#ifndef SO_PEEK_OFF
+#define SO_PEEK_OFF 42
+#endif
+#define MAX_UDP_QUEUE (64u << 20)
+
+/*
+ * The datagrams waiting in a UDP socket, with their sources, read in place (SO_PEEK_OFF +
+ * MSG_PEEK, datagram by datagram; the peek offset is switched off again). A UDP_QUEUE record
+ * when there are any.
+ */
+static int dump_udp_queue(struct capture *c, struct cap_fd *d, int fd)
+{
+	static uint8_t dgram[65536];
+	struct ckimg_udp_queue_fixed q = { .fixed_size = sizeof(q), .inode = d->f.inode, .entry_size = sizeof(struct ckimg_udp_datagram) };
+	struct buf b = { 0 };
+	uint64_t total = 0;
+	int zero = 0, off = -1, n = 0, err = 0;
+
+	if (ioctl(fd, SIOCINQ, &n) < 0 || n <= 0)
+		return 0;       /* SIOCINQ: the first datagram's size; 0 also for an empty one (rare) */
+	if (setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero)) < 0) {
+		fprintf(stderr, "ckimg-capture: warning: fd %d (%s): datagrams waiting in the UDP receive queue are not "
+			"brought back (SO_PEEK_OFF: %s)\n", d->fd, d->link, strerror(errno));
+		return 0;
+	}
+	if ((err = buf_put(&b, &q, sizeof(q))))
+		goto out;
+	for (;;) {
+		struct sockaddr_storage from;
+		struct iovec iov = { dgram, sizeof(dgram) };
+		struct msghdr mh = { .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov, .msg_iovlen = 1 };
+		memset(&from, 0, sizeof(from));
+		ssize_t k = recvmsg(fd, &mh, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC);
+		if (k < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				err = -errno;
+			break;
+		}
+		if ((size_t)k > sizeof(dgram) || total + (uint64_t)k > MAX_UDP_QUEUE) {
+			err = -EMSGSIZE;
+			break;
+		}
+		struct ckimg_udp_datagram e = { .family = from.ss_family, .length = (uint32_t)k };
+		e.port = put_addr(&from, e.addr);
+		if ((err = buf_put(&b, &e, sizeof(e))) || (err = buf_put(&b, dgram, (size_t)k)))
+			break;
+		q.count++;
+		total += (uint64_t)k;
+		if (k == 0)
+			break;      /* a zero-length datagram does not move the peek offset */
+	}
+	setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off));
+	if (!err && q.count) {
+		memcpy(b.p, &q, sizeof(q));
+		err = fd_emit(c, CKIMG_REC_UDP_QUEUE, (uint32_t)d->fd, d->f.inode, &b);
+	}
+out:
+	buf_free(&b);
+	return err;
+}
+
 /* A TCP listener's backlog (sk_max_ack_backlog): sock_diag's idiag_wqueue for LISTEN sockets. */
 static uint32_t listen_backlog(int family, uint64_t inode)
 {
@@ -199,8 +260,9 @@ static int inet_dump(struct capture *c, struct cap_fd *d)
 	x.family = (uint32_t)geti(fd, SOL_SOCKET, SO_DOMAIN);
 	x.type = (uint32_t)geti(fd, SOL_SOCKET, SO_TYPE);
 	x.protocol = (uint32_t)geti(fd, SOL_SOCKET, SO_PROTOCOL);
-	if (x.protocol != IPPROTO_TCP && x.protocol != IPPROTO_UDP)
-		return fd_cannot(c, d, "IP protocol %u sockets are not brought back (only TCP and UDP)", x.protocol);
+	if (!((x.type == SOCK_STREAM && x.protocol == IPPROTO_TCP) || (x.type == SOCK_DGRAM && x.protocol == IPPROTO_UDP)))
+		return fd_cannot(c, d, "IP sockets of type %u, protocol %u are not brought back (only TCP and UDP; raw "
+				 "sockets are not)", x.type, x.protocol);
 	l = sizeof(ss);
 	if (getsockname(fd, (struct sockaddr *)&ss, &l) == 0)
 		x.local_port = put_addr(&ss, x.local_addr);
@@ -237,6 +299,21 @@ static int inet_dump(struct capture *c, struct cap_fd *d)
 		x.flags |= CKIMG_INET_LINGER;
 		x.linger = (uint32_t)lg.l_linger;
 	}
+	x.priority = (uint32_t)geti(fd, SOL_SOCKET, SO_PRIORITY);
+	x.rcvlowat = (uint32_t)geti(fd, SOL_SOCKET, SO_RCVLOWAT);
+	x.mark = (uint32_t)geti(fd, SOL_SOCKET, SO_MARK);
+	if ((int)x.priority < 0)
+		x.priority = 0;
+	if ((int)x.rcvlowat < 0)
+		x.rcvlowat = 0;
+	if ((int)x.mark < 0)
+		x.mark = 0;
+	if (geti(fd, SOL_SOCKET, SO_DONTROUTE) > 0)
+		x.more_flags |= CKIMG_INET2_DONTROUTE;
+	if (geti(fd, SOL_SOCKET, SO_NO_CHECK) > 0)
+		x.more_flags |= CKIMG_INET2_NO_CHECK;
+	if (geti(fd, SOL_SOCKET, SO_OOBINLINE) > 0)
+		x.more_flags |= CKIMG_INET2_OOBINLINE;
 	x.sndbuf = (uint32_t)geti(fd, SOL_SOCKET, SO_SNDBUF);
 	x.rcvbuf = (uint32_t)geti(fd, SOL_SOCKET, SO_RCVBUF);
 	if (x.protocol == IPPROTO_TCP && x.state == 10)
@@ -244,18 +321,14 @@ static int inet_dump(struct capture *c, struct cap_fd *d)
 	if (x.protocol == IPPROTO_TCP && x.state != 10 && x.state != 7 && x.state != 1)
 		return fd_cannot(c, d, "TCP connection in state %u (closing or connecting) is not brought back; "
 				 "only listening and established ones are", x.state);
-	if (x.protocol == IPPROTO_UDP) {
-		int n = 0;
-		if (ioctl(fd, SIOCINQ, &n) == 0 && n > 0)
-			fprintf(stderr, "ckimg-capture: warning: fd %d (%s): datagrams waiting in the UDP receive queue "
-				"are not brought back\n", d->fd, d->link);
-	}
-	/* INET_SOCKET first, then (established) its TCP_STREAM */
+	/* INET_SOCKET first, then (established) its TCP_STREAM, or (UDP) its waiting datagrams */
 	struct buf b = { 0 };
 	err = buf_put(&b, &x, sizeof(x));
 	if (!err)
 		err = fd_emit(c, CKIMG_REC_INET_SOCKET, (uint32_t)d->fd, d->f.inode, &b);
 	buf_free(&b);
+	if (!err && x.protocol == IPPROTO_UDP)
+		err = dump_udp_queue(c, d, fd);
 	if (!err && x.protocol == IPPROTO_TCP && x.state == 1)
 		err = dump_established(c, d, fd);
 	return err;

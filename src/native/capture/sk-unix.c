@@ -390,6 +390,9 @@ static int unix_dump(struct capture *c, struct cap_fd *d)
 	sl = sizeof(v);
 	if (getsockopt(fd, SOL_SOCKET, SO_PASSCRED, &v, &sl) == 0 && v)
 		x.flags |= CKIMG_UNIX_PASSCRED;
+	sl = sizeof(v);
+	if (getsockopt(fd, SOL_SOCKET, SO_PASSSEC, &v, &sl) == 0 && v)
+		x.flags |= CKIMG_UNIX_PASSSEC;
 	if (u.peer) {
 		struct unix_diag pu;
 		if (recorded_socket(c, u.peer) || tree_other_holds(c, d->st.st_dev, u.peer, -1))

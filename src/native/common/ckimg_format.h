@@ -323,6 +323,7 @@ enum ckimg_fd_record_type {
 	CKIMG_REC_TCP_STREAM  = 0x0044,
 	CKIMG_REC_FILE_LOCK   = 0x0045,
 	CKIMG_REC_UNIX_FILES  = 0x0046,
+	CKIMG_REC_UDP_QUEUE   = 0x0047,
 };
 
 /* PIPE (0x0041): one per pipe or FIFO whose buffer is recorded; key32 = first fd, key64 = pipe_id */
@@ -371,6 +372,7 @@ struct ckimg_unix_fixed {
 #define CKIMG_UNIX_SHUT_WR      (1u << 2)
 #define CKIMG_UNIX_PASSCRED     (1u << 3)
 /* bit 4: CKIMG_UNIX_QUEUE_ELSEWHERE (process trees, below) */
+#define CKIMG_UNIX_PASSSEC      (1u << 6)
 #define CKIMG_UNIX_IN_BACKLOG   (1u << 5)   /* connected to a listening socket of ours, not yet
                                              * accepted: restore connects to its name again */
 static_assert(sizeof(struct ckimg_unix_fixed) == 80, "unix layout");
@@ -403,6 +405,26 @@ struct ckimg_unix_file_entry {
 static_assert(sizeof(struct ckimg_unix_files_fixed) == 24, "unix files layout");
 static_assert(sizeof(struct ckimg_unix_file_entry) == 40, "unix file entry layout");
 
+/* UDP_QUEUE (0x0047): the datagrams waiting in a UDP socket's receive queue, oldest first,
+ * with their source addresses; key32 = first fd, key64 = the socket's inode (FORMAT.md 4.18a).
+ * FIXED, then `count` × (entry FIXED of entry_size bytes, DATA[length]). */
+struct ckimg_udp_queue_fixed {
+	uint32_t fixed_size;        /* 24 */
+	uint32_t count;
+	uint64_t inode;
+	uint32_t entry_size;        /* 28 */
+	uint32_t reserved;
+} __attribute__((packed));
+struct ckimg_udp_datagram {
+	uint32_t family;            /* of the source address: AF_INET 2, AF_INET6 10 */
+	uint8_t  addr[16];          /* network order; IPv4 in the first 4 bytes */
+	uint16_t port;              /* host order */
+	uint16_t reserved;
+	uint32_t length;            /* bytes of DATA, <= 65535 */
+} __attribute__((packed));
+static_assert(sizeof(struct ckimg_udp_queue_fixed) == 24, "udp queue layout");
+static_assert(sizeof(struct ckimg_udp_datagram) == 28, "udp datagram layout");
+
 /* INET_SOCKET (0x0043): one per IPv4/IPv6 TCP or UDP socket; key32 = first fd, key64 = inode */
 struct ckimg_inet_fixed {
 	uint32_t fixed_size;        /* 96 */
@@ -423,7 +445,16 @@ struct ckimg_inet_fixed {
 	uint32_t keepidle;          /* TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT */
 	uint32_t keepintvl;
 	uint32_t keepcnt;
+	/* fixed_size 112 (a 96-byte record reads these as 0: not recorded, defaults kept) */
+	uint32_t priority;          /* SO_PRIORITY */
+	uint32_t rcvlowat;          /* SO_RCVLOWAT (0: not recorded) */
+	uint32_t mark;              /* SO_MARK */
+	uint32_t more_flags;        /* CKIMG_INET2_* */
 } __attribute__((packed));
+#define CKIMG_INET_MIN_FIXED    96
+#define CKIMG_INET2_DONTROUTE   (1u << 0)
+#define CKIMG_INET2_NO_CHECK    (1u << 1)
+#define CKIMG_INET2_OOBINLINE   (1u << 2)
 #define CKIMG_INET_REUSEADDR    (1u << 0)
 #define CKIMG_INET_REUSEPORT    (1u << 1)
 #define CKIMG_INET_KEEPALIVE    (1u << 2)
@@ -433,7 +464,7 @@ struct ckimg_inet_fixed {
 #define CKIMG_INET_LINGER       (1u << 6)
 #define CKIMG_INET_SHUT_RD      (1u << 7)
 #define CKIMG_INET_SHUT_WR      (1u << 8)
-static_assert(sizeof(struct ckimg_inet_fixed) == 96, "inet layout");
+static_assert(sizeof(struct ckimg_inet_fixed) == 112, "inet layout");
 
 /* TCP_STREAM (0x0044): an established TCP connection's repair state (TCP_REPAIR, tcp(7));
  * key32 = first fd, key64 = inode (its INET_SOCKET) */

@@ -8,6 +8,7 @@
 extern const struct rst_fd_ops pipe_ops, fifo_ops, unix_ops, inet_ops, reg_ops, null_ops;
 int inet_record_check(const struct img_fdrec *r, char *err, size_t errlen);
 int tcp_record_check(const struct img_fdrec *r, char *err, size_t errlen);
+int udp_queue_record_check(const struct img_fdrec *r, char *err, size_t errlen);
 int lock_record_check(const struct img_fdrec *r, char *err, size_t errlen);
 int pipe_record_check(const struct img_fdrec *r, char *err, size_t errlen);
 int unix_record_check(const struct img_fdrec *r, char *err, size_t errlen);
@@ -45,6 +46,7 @@ const struct rst_fd_record rst_fd_records[] = {
 	{ CKIMG_REC_UNIX_FILES, "UNIX_FILES", unix_files_record_check },
 	{ CKIMG_REC_INET_SOCKET, "INET_SOCKET", inet_record_check },
 	{ CKIMG_REC_TCP_STREAM, "TCP_STREAM", tcp_record_check },
+	{ CKIMG_REC_UDP_QUEUE, "UDP_QUEUE", udp_queue_record_check },
 	{ CKIMG_REC_FILE_LOCK, "FILE_LOCK", lock_record_check },
 	{ CKIMG_REC_EVENTFD, "EVENTFD", eventfd_record_check },
 	{ CKIMG_REC_TIMERFD, "TIMERFD", timerfd_record_check },

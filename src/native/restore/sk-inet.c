@@ -12,6 +12,8 @@
  * written but the kernel had not sent yet are written normally last.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -52,7 +54,7 @@ static int copy_fixed(const struct img_fdrec *r, void *out, size_t size, char *e
 int inet_record_check(const struct img_fdrec *r, char *err, size_t errlen)
 {
 	struct ckimg_inet_fixed x;
-	int e = copy_fixed(r, &x, sizeof(x), err, errlen);
+	int e = copy_fixed(r, &x, CKIMG_INET_MIN_FIXED, err, errlen);
 
 	if (e)
 		return e;
@@ -91,7 +93,10 @@ static int inet_get(struct rst_fds *s, uint64_t inode, struct inet_rec *u)
 	memset(u, 0, sizeof(*u));
 	if (!r)
 		return 0;
-	memcpy(&u->x, r->p, sizeof(u->x));     /* checked before the fork */
+	/* checked before the fork: fixed_size >= 96; a 96-byte record has no option fields */
+	uint32_t fs;
+	memcpy(&fs, r->p, 4);
+	memcpy(&u->x, r->p, fs < sizeof(u->x) ? fs : sizeof(u->x));
 	t = img_fdrec_by_id(img, CKIMG_REC_TCP_STREAM, inode);
 	if (t) {
 		memcpy(&u->t, t->p, sizeof(u->t));
@@ -100,6 +105,139 @@ static int inet_get(struct rst_fds *s, uint64_t inode, struct inet_rec *u)
 		u->inq = u->outq + u->t.outq_len;
 	}
 	return 1;
+}
+
+static socklen_t make_addr(struct sockaddr_storage *ss, uint32_t family, const uint8_t addr[16], uint16_t port);
+
+/* UDP_QUEUE: FIXED, then count × (datagram header, DATA). */
+int udp_queue_record_check(const struct img_fdrec *r, char *err, size_t errlen)
+{
+	struct ckimg_udp_queue_fixed q;
+	int e = copy_fixed(r, &q, sizeof(q), err, errlen);
+
+	if (e)
+		return e;
+	if (q.inode != r->key64)
+		return snprintf(err, errlen, "inode differs from the index key"), -EBADMSG;
+	if (q.entry_size < sizeof(struct ckimg_udp_datagram) || q.entry_size > 4096)
+		return snprintf(err, errlen, "entry_size %u", q.entry_size), -EBADMSG;
+	if (q.count == 0 || q.count > (r->len - q.fixed_size) / q.entry_size)
+		return snprintf(err, errlen, "count %u does not fit the payload", q.count), -EBADMSG;
+	uint64_t pos = q.fixed_size;
+	for (uint32_t i = 0; i < q.count; i++) {
+		struct ckimg_udp_datagram g;
+		if (r->len - pos < q.entry_size)
+			return snprintf(err, errlen, "datagram %u runs past the payload", i), -EBADMSG;
+		memcpy(&g, r->p + pos, sizeof(g));
+		if (g.family != AF_INET && g.family != AF_INET6)
+			return snprintf(err, errlen, "datagram %u: source family %u", i, g.family), -EBADMSG;
+		if (g.length > 65535 || r->len - pos - q.entry_size < g.length)
+			return snprintf(err, errlen, "datagram %u of %u bytes runs past the payload", i, g.length), -EBADMSG;
+		pos += q.entry_size + (uint64_t)g.length;
+	}
+	if (pos != r->len)
+		return snprintf(err, errlen, "%llu bytes after the last datagram", (unsigned long long)(r->len - pos)), -EBADMSG;
+	return 0;
+}
+
+static int is_any(uint32_t family, const uint8_t a[16])
+{
+	static const uint8_t zero[16];
+	return !memcmp(a, zero, family == AF_INET ? 4 : 16);
+}
+
+static int is_v4_mapped(const uint8_t a[16])
+{
+	static const uint8_t pre[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	return !memcmp(a, pre, 12);
+}
+
+/* The fd (placed by now) of a UDP socket of ours bound to the datagram's source, or -1. */
+static int our_udp_sender(struct rst_fds *s, const struct ckimg_udp_datagram *g)
+{
+	const struct img *img = rst_fds_img(s);
+	struct ckimg_inet_fixed x;
+
+	for (size_t i = 0; i < img->nfdrecs; i++) {
+		const struct img_fdrec *r = &img->fdrecs[i];
+		if (r->type != CKIMG_REC_INET_SOCKET)
+			continue;
+		memcpy(&x, r->p, sizeof(x));
+		if (x.protocol == IPPROTO_UDP && x.family == g->family && x.local_port == g->port &&
+		    (is_any(x.family, x.local_addr) || !memcmp(x.local_addr, g->addr, x.family == AF_INET ? 4 : 16)) &&
+		    fcntl((int)r->key32, F_GETFD) >= 0)
+			return (int)r->key32;
+	}
+	return -1;
+}
+
+/*
+ * The datagrams that waited in a UDP socket, sent to it again (every fd is in place). From a
+ * socket of ours bound to the source when there is one (the source is then exact); else from
+ * a temporary socket bound to the source address and port, which works when the port is free
+ * and the address is local (a loopback peer that is gone, typically); else from a temporary
+ * socket on an ephemeral port of that address or of loopback: the bytes come back, the source
+ * port differs (capture warned). The destination is the socket's own address (loopback for a
+ * wildcard one).
+ */
+static int udp_refill(struct rst_fds *s, int fd, const struct inet_rec *u)
+{
+	const struct img_fdrec *r = img_fdrec_by_id(rst_fds_img(s), CKIMG_REC_UDP_QUEUE, u->x.inode);
+	struct ckimg_udp_queue_fixed q;
+	struct sockaddr_storage me;
+	socklen_t ml = sizeof(me);
+
+	if (!r)
+		return 0;
+	memcpy(&q, r->p, sizeof(q));
+	if (getsockname(fd, (struct sockaddr *)&me, &ml) < 0)
+		return rst_fds_fail(s, -errno, "getsockname");
+	uint64_t pos = q.fixed_size;
+	for (uint32_t i = 0; i < q.count; i++) {
+		struct ckimg_udp_datagram g;
+		memcpy(&g, r->p + pos, sizeof(g));
+		const uint8_t *data = r->p + pos + q.entry_size;
+		pos += q.entry_size + (uint64_t)g.length;
+
+		/* where to: our own address, loopback of the source's flavour for a wildcard */
+		struct sockaddr_storage to = me;
+		if (to.ss_family == AF_INET && ((struct sockaddr_in *)&to)->sin_addr.s_addr == htonl(INADDR_ANY))
+			((struct sockaddr_in *)&to)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (to.ss_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&to)->sin6_addr)) {
+			struct in6_addr *a6 = &((struct sockaddr_in6 *)&to)->sin6_addr;
+			if (g.family == AF_INET6 && is_v4_mapped(g.addr)) {
+				static const uint8_t lo4[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1 };
+				memcpy(a6, lo4, 16);
+			} else {
+				*a6 = in6addr_loopback;
+			}
+		}
+		socklen_t tl = to.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+
+		int from = our_udp_sender(s, &g), tmp = -1;
+		if (from < 0) {
+			struct sockaddr_storage src;
+			socklen_t sl = make_addr(&src, g.family, g.addr, g.port);
+			int one = 1;
+			tmp = socket((int)g.family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+			if (tmp < 0)
+				return rst_fds_fail(s, -errno, "socket");
+			setsockopt(tmp, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+			if (bind(tmp, (struct sockaddr *)&src, sl) < 0) {
+				/* the port is taken or the address is not ours: same address, any port */
+				make_addr(&src, g.family, g.addr, 0);
+				bind(tmp, (struct sockaddr *)&src, sl);
+			}
+			from = tmp;
+		}
+		ssize_t n = sendto(from, data, g.length, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&to, tl);
+		int e = -errno;
+		if (tmp >= 0)
+			close(tmp);
+		if (n < 0)
+			return rst_fds_fail(s, e, "putting datagram %u (%u bytes) back in the UDP queue", i, g.length);
+	}
+	return 0;
 }
 
 static int inet_match(struct rst_fds *s, const struct img_fd *d)
@@ -147,6 +285,18 @@ static void set_options(int fd, const struct ckimg_inet_fixed *x)
 		struct linger lg = { .l_onoff = 1, .l_linger = (int)x->linger };
 		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	}
+	if (x->priority)
+		seti(fd, SOL_SOCKET, SO_PRIORITY, (int)x->priority);
+	if (x->rcvlowat > 1)
+		seti(fd, SOL_SOCKET, SO_RCVLOWAT, (int)x->rcvlowat);
+	if (x->mark)
+		seti(fd, SOL_SOCKET, SO_MARK, (int)x->mark);
+	if (x->more_flags & CKIMG_INET2_DONTROUTE)
+		seti(fd, SOL_SOCKET, SO_DONTROUTE, 1);
+	if (x->more_flags & CKIMG_INET2_NO_CHECK)
+		seti(fd, SOL_SOCKET, SO_NO_CHECK, 1);
+	if (x->more_flags & CKIMG_INET2_OOBINLINE)
+		seti(fd, SOL_SOCKET, SO_OOBINLINE, 1);
 	/* getsockopt gave the doubled size the kernel keeps; setsockopt doubles what it gets */
 	if (x->sndbuf / 2)
 		seti(fd, SOL_SOCKET, SO_SNDBUFFORCE, (int)(x->sndbuf / 2));
@@ -247,7 +397,11 @@ static int inet_post_open(struct rst_fds *s, struct rst_file *f)
 	struct inet_rec u;
 	int fd = f->fd;
 
-	if (!inet_get(s, f->d->f.inode, &u) || !u.has_tcp)
+	if (!inet_get(s, f->d->f.inode, &u))
+		return 0;
+	if (u.x.protocol == IPPROTO_UDP)
+		return udp_refill(s, fd, &u);
+	if (!u.has_tcp)
 		return 0;
 	if (repair(fd, TCP_REPAIR_OFF_NO_WP) < 0 && repair(fd, TCP_REPAIR_OFF) < 0)
 		return rst_fds_fail(s, -errno, "leaving TCP repair mode");

@@ -352,6 +352,8 @@ static int set_buffers(int fd, const struct unix_rec *u)
 	v = 1;
 	if (u->x.flags & CKIMG_UNIX_PASSCRED)
 		setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &v, sizeof(v));
+	if (u->x.flags & CKIMG_UNIX_PASSSEC)
+		setsockopt(fd, SOL_SOCKET, SO_PASSSEC, &v, sizeof(v));
 	return 0;
 }
 
@@ -402,7 +404,7 @@ static const struct unix_rec *listener_named(struct rst_fds *s, const uint8_t *n
 	return NULL;
 }
 
-/* A connected stream socket whose peer was closed (sock_diag shows no peer): one end of a new
+/* A connected socket whose peer was closed (sock_diag shows no peer): one end of a new
  * pair, its queue written from the other end, which is then closed, so the program reads the
  * bytes and then end of file as it would have. */
 static int orphan(struct rst_fds *s, const struct unix_rec *u)
@@ -454,8 +456,9 @@ static int unix_open(struct rst_fds *s, struct rst_file *f)
 			return rst_fds_fail(s, -errno, "socket pair end");
 		return (err = shut(s, fd, &u)) ? (close(fd), err) : fd;
 	}
-	if (u.x.type != SOCK_DGRAM && !u.x.peer_inode && !(u.x.flags & CKIMG_UNIX_IN_BACKLOG) && u.x.state != 10 &&
-	    (u.x.queue_count || (u.x.flags & CKIMG_UNIX_SHUT_RD)))
+	/* (an unbound datagram socket with a queue was connected too: nothing else can reach it) */
+	if ((u.x.type != SOCK_DGRAM || !u.name_len) && !u.x.peer_inode && !(u.x.flags & CKIMG_UNIX_IN_BACKLOG) &&
+	    u.x.state != 10 && (u.x.queue_count || (u.x.flags & CKIMG_UNIX_SHUT_RD)))
 		return orphan(s, &u);
 	if ((u.x.flags & CKIMG_UNIX_PEER_INSIDE) && u.x.peer_inode && !u.peer_len && unix_get(s, u.x.peer_inode, &peer) &&
 	    peer.name_len && (peer.x.peer_inode != u.x.inode || u.x.peer_inode == u.x.inode)) {
@@ -537,23 +540,6 @@ static const struct rst_obj *standalone(struct rst_fds *s, const struct unix_rec
 		err = rst_fds_fail(s, -errno, "listen");
 		goto fail;
 	}
-	if (u.x.state == 10 && u.name_len) {
-		/* connections whose client had closed before accept(): made and closed again, so
-		 * accept() gives a socket at end of file as it would have */
-		struct sockaddr_un a;
-		socklen_t l = make_addr(&a, u.name, u.name_len);
-		for (uint32_t i = 0; i < u.x.pending_closed && i < u.x.backlog + 1; i++) {
-			int tmp = socket(AF_UNIX, (int)u.x.type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-			int ok = tmp >= 0 && connect(tmp, (struct sockaddr *)&a, l) == 0;
-			int e = -errno;
-			if (tmp >= 0)
-				close(tmp);
-			if (!ok) {
-				err = rst_fds_fail(s, e, "a waiting connection whose client had closed");
-				goto fail;
-			}
-		}
-	}
 	if (u.x.state != 10 && u.x.queue_count && u.name_len && u.x.type != SOCK_STREAM && !has_files(s, u.x.inode)) {
 		/* a bound datagram socket: its queue comes back from a temporary sender */
 		struct sockaddr_un a;
@@ -585,7 +571,26 @@ static int unix_post_open(struct rst_fds *s, struct rst_file *f)
 	struct rst_obj *o;
 	int from = -1, err;
 
-	if (!unix_get(s, f->d->f.inode, &u) || !u.x.queue_count || !has_files(s, u.x.inode))
+	if (!unix_get(s, f->d->f.inode, &u))
+		return 0;
+	if (u.x.state == 10 && u.name_len && u.x.pending_closed) {
+		/* connections whose client had closed before accept(): made and closed again, so
+		 * accept() gives a socket at end of file as it would have; after every client of
+		 * ours connected again (their connections were the older ones in the tests seen) */
+		struct sockaddr_un a;
+		socklen_t l = make_addr(&a, u.name, u.name_len);
+		for (uint32_t i = 0; i < u.x.pending_closed && i <= u.x.backlog; i++) {
+			int tmp = socket(AF_UNIX, (int)u.x.type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+			int ok = tmp >= 0 && connect(tmp, (struct sockaddr *)&a, l) == 0;
+			int e = -errno;
+			if (tmp >= 0)
+				close(tmp);
+			if (!ok)
+				return rst_fds_fail(s, e, "a waiting connection whose client had closed");
+		}
+		return 0;
+	}
+	if (!u.x.queue_count || !has_files(s, u.x.inode))
 		return 0;
 	if (!(o = rst_obj_get(s, SCM_TAG, u.x.inode)))
 		return rst_fds_fail(s, -ENOMEM, "socket");
