@@ -57,7 +57,24 @@ static struct {
 	size_t nshm;
 	int *content_fds;           /* files made once for several processes (make_shared_contents) */
 	size_t ncontent_fds;
+	int new_pid;                /* --new-pid: every process gets a fresh PID */
+	volatile pid_t *live;       /* per entry, the PID it runs as (a page every process shares) */
 } T;
+
+/* The PID process i runs as: its recorded one, or with --new-pid what the kernel gave it
+ * (0 while not known). */
+static pid_t live_pid(uint32_t i)
+{
+	return T.new_pid ? T.live[i] : (pid_t)T.e[i].pid;
+}
+
+static pid_t live_pid_of(uint32_t pid)
+{
+	for (uint32_t i = 0; i < T.n; i++)
+		if (T.e[i].pid == pid)
+			return live_pid(i);
+	return 0;
+}
 
 static int is_zombie(uint32_t i)
 {
@@ -72,8 +89,10 @@ static long clone_with_pid(pid_t want)
 
 	memset(&ca, 0, sizeof(ca));
 	ca.exit_signal = SIGCHLD;
-	ca.set_tid = (uint64_t)(uintptr_t)&want;
-	ca.set_tid_size = 1;
+	if (!T.new_pid) {
+		ca.set_tid = (uint64_t)(uintptr_t)&want;
+		ca.set_tid_size = 1;
+	}
 	return syscall(SYS_clone3, &ca, sizeof(ca));
 }
 
@@ -100,6 +119,8 @@ static void join_session(uint32_t i)
 	struct restore_args *a = T.args[i];
 
 	if (i == 0) {
+		if (T.new_pid)
+			return;         /* as a single process with --new-pid: in our session and group */
 		if (e->sid == e->pid && !a->shell_job)
 			setsid();       /* a shell job stays in our session: our terminal is there */
 		else if (e->pgid == e->pid)
@@ -112,8 +133,9 @@ static void join_session(uint32_t i)
 		setpgid(0, 0);
 	else
 		for (uint32_t k = 0; k < i; k++)
-			if (T.e[k].pid == e->pgid && (pid_t)e->pgid != getpgrp())
-				setpgid(0, (pid_t)e->pgid);     /* a group led by an earlier process of the tree */
+			if (T.e[k].pid == e->pgid && live_pid(k) > 0 && live_pid(k) != getpgrp() &&
+			    (k > 0 || !T.new_pid))
+				setpgid(0, live_pid(k));        /* a group led by an earlier process of the tree */
 	/* a group or session outside the tree: the one inherited (ckimg-restore's) */
 }
 
@@ -166,6 +188,8 @@ static void __attribute__((noreturn)) process_main(uint32_t i)
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (T.new_pid)
+		T.live[i] = (pid_t)syscall(SYS_getpid);
 	if (i > 0) {
 		/* the parent's trampoline came with fork; ours may want the same address */
 		for (uint32_t p = 0; p < T.n; p++)
@@ -197,6 +221,8 @@ static void __attribute__((noreturn)) process_main(uint32_t i)
 				become_zombie(T.e[c].exit_status);
 			process_main(c);
 		}
+		if (T.new_pid)
+			T.live[c] = (pid_t)pid;         /* before a later sibling may join its group */
 		if (is_zombie(c)) {
 			siginfo_t si;
 			while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR)
@@ -251,6 +277,7 @@ static int open_processes(void)
 			a->no_verify = r->no_verify;
 			a->thp = r->thp;
 			a->strict = r->strict;
+			a->new_pid = r->new_pid;
 			a->deleted_dir = r->deleted_dir;
 			a->t0 = r->t0;
 			a->tty_fd = -1;
@@ -588,7 +615,7 @@ static int wait_ready(void)
 				free(ready);
 				return rst_err(T.root, -EIO, "process %u: %s", T.e[i].pid, T.args[i]->child_err);
 			}
-		if (waitpid((pid_t)T.e[0].pid, &st, WNOHANG) == (pid_t)T.e[0].pid) {
+		if (waitpid(T.root->pid, &st, WNOHANG) == T.root->pid) {
 			free(ready);
 			T.root->pid = 0;
 			return rst_err(T.root, -EIO, "the restored root %u died while its tree was being made (status 0x%x)",
@@ -709,7 +736,7 @@ static int fill_shared_pages(struct restore_args *a, uint32_t i)
 		if (in_premapped(a, run->start))
 			continue;       /* already the parent's pages, shared */
 		if (mem < 0) {
-			snprintf(path, sizeof(path), "/proc/%u/mem", T.e[i].ppid);
+			snprintf(path, sizeof(path), "/proc/%d/mem", live_pid_of(T.e[i].ppid));
 			mem = open(path, O_RDONLY | O_CLOEXEC);
 			buf = malloc(1 << 20);
 			if (mem < 0 || !buf) {
@@ -911,8 +938,9 @@ static void abort_all(void)
 {
 	int st;
 
-	for (uint32_t i = 0; i < T.n; i++)
-		kill((pid_t)T.e[i].pid, SIGKILL);
+	for (uint32_t i = 0; i < T.n; i++)   /* (an unknown one dies with its parent: PDEATHSIG) */
+		if (live_pid(i) > 0)
+			kill(live_pid(i), SIGKILL);
 	for (uint32_t i = 0; i < T.n; i++)
 		if (T.args[i])
 			restore_contents_abort(T.args[i]);
@@ -934,9 +962,13 @@ int restore_tree(struct restore_args *r)
 	T.root = r;
 	T.e = r->img->tree;
 	T.n = r->img->ntree;
-	if (r->new_pid)
-		return rst_err(r, -ENOTSUP, "--new-pid is not supported for a process tree (its %u processes keep "
-			       "their PIDs; wait until they are free)", T.n);
+	T.new_pid = r->new_pid;
+	if (T.new_pid) {
+		T.live = mmap(NULL, ((size_t)T.n * sizeof(pid_t) + 4095) & ~(size_t)4095, PROT_READ | PROT_WRITE,
+			      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (T.live == MAP_FAILED)
+			return rst_err(r, -errno, "mmap: %s", strerror(errno));
+	}
 	if ((err = open_processes()) || (err = place_tree_fds()) || (err = make_shared_objects()) ||
 	    (err = make_shared_memory()) || (err = make_shared_contents()) || (err = plan_inheritance()))
 		return err;
@@ -976,10 +1008,12 @@ int restore_tree(struct restore_args *r)
 	if (pid == 0)
 		process_main(0);
 	r->pid = (pid_t)pid;
+	if (T.new_pid)
+		T.live[0] = (pid_t)pid;
 	close(T.ready_wr);
 	err = wait_ready();
 	for (uint32_t i = 0; !err && i < T.n; i++)
-		if (T.args[i] && (err = seize(T.args[i], (pid_t)T.e[i].pid)) == 0)
+		if (T.args[i] && (err = seize(T.args[i], live_pid(i))) == 0)
 			err = rebuild(T.args[i], i);
 	if (err) {
 		/* name the process (the root's own messages already say which record) */
@@ -999,7 +1033,7 @@ int restore_tree(struct restore_args *r)
 		if (T.args[i])
 			restore_release(T.args[i]);
 	prctl(PR_SET_CHILD_SUBREAPER, 0);
-	r->pid = (pid_t)T.e[0].pid;
+	r->pid = live_pid(0);
 	return 0;
 }
 
