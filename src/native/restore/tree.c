@@ -21,6 +21,8 @@
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +39,9 @@
 #include "crc32.h"
 #include "fds.h"
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 #define PIPE_TAG 0x70697065u    /* 'pipe', as pipes.c */
 #define READY_TIMEOUT_MS 120000
 
@@ -811,42 +816,89 @@ static int is_leaf(uint32_t i)
 	return 1;
 }
 
-/* Fill a premapped area (mapped in us, ckimg-restore) with process a's stored pages. */
+/* Fill a premapped area (mapped in us, ckimg-restore) with process a's stored pages: worker
+ * threads take its chunks in turn, each checked (CRC) and decompressed straight into place. */
+struct premap_fill {
+	struct restore_args *a;
+	const struct img_area *ar;
+	size_t *chunks, nchunks, maxp, maxr;
+	atomic_size_t next;
+	atomic_int failed;
+	pthread_mutex_t lock;
+	char err[256];
+};
+
+static void *premap_worker(void *arg)
+{
+	struct premap_fill *f = arg;
+	struct img *img = f->a->img;
+	uint8_t *p = malloc(f->maxp + 1), *r = malloc(f->maxr + 1);
+	char eb[256];
+
+	for (size_t k; p && r && !atomic_load(&f->failed) && (k = atomic_fetch_add(&f->next, 1)) < f->nchunks;) {
+		const struct img_chunk *ch = &img->chunks[f->chunks[k]];
+		const uint8_t *data;
+		if (img_read_chunk(img, ch, p, r, &data, eb, sizeof(eb))) {
+			pthread_mutex_lock(&f->lock);
+			if (!atomic_exchange(&f->failed, 1))
+				snprintf(f->err, sizeof(f->err), "%s", eb);
+			pthread_mutex_unlock(&f->lock);
+			break;
+		}
+		/* pages allocated in one call per run, not one fault each (costly in a VM) */
+		for (uint32_t b = 0, e; b < ch->span_pages; b = e) {
+			if (!(ch->bitmap[b / 8] & (1u << (b % 8)))) {
+				e = b + 1;
+				continue;
+			}
+			for (e = b + 1; e < ch->span_pages && (ch->bitmap[e / 8] & (1u << (e % 8))); e++)
+				;
+			madvise((void *)(uintptr_t)(ch->first_page + (uint64_t)b * 4096), (size_t)(e - b) * 4096, MADV_POPULATE_WRITE);
+		}
+		for (uint32_t b = 0, n = 0; b < ch->span_pages; b++)
+			if (ch->bitmap[b / 8] & (1u << (b % 8)))
+				memcpy((void *)(uintptr_t)(ch->first_page + (uint64_t)b * 4096), data + (size_t)n++ * 4096, 4096);
+	}
+	if (!p || !r)
+		atomic_store(&f->failed, 1);
+	free(p);
+	free(r);
+	return NULL;
+}
+
 static int fill_premap(struct restore_args *a, const struct img_area *ar)
 {
 	struct img *img = a->img;
-	size_t maxp = 0, maxr = 0;
-	uint8_t *p, *r;
-	char eb[256];
-	int err = 0;
+	struct premap_fill f = { .a = a, .ar = ar };
+	pthread_t th[16];
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int nth = ncpu < 1 ? 1 : ncpu > 16 ? 16 : (int)ncpu, started = 0;
 
+	f.chunks = malloc((img->nchunks + 1) * sizeof(*f.chunks));
+	if (!f.chunks)
+		return -ENOMEM;
 	for (size_t c = 0; c < img->nchunks; c++)
 		if (&img->areas[img->chunks[c].area_idx] == ar) {
-			if (img->chunks[c].payload_length > maxp)
-				maxp = img->chunks[c].payload_length;
-			if ((size_t)img->chunks[c].stored_pages * 4096 > maxr)
-				maxr = (size_t)img->chunks[c].stored_pages * 4096;
+			f.chunks[f.nchunks++] = c;
+			if (img->chunks[c].payload_length > f.maxp)
+				f.maxp = img->chunks[c].payload_length;
+			if ((size_t)img->chunks[c].stored_pages * 4096 > f.maxr)
+				f.maxr = (size_t)img->chunks[c].stored_pages * 4096;
 		}
-	p = malloc(maxp + 1);
-	r = malloc(maxr + 1);
-	for (size_t c = 0; p && r && !err && c < img->nchunks; c++) {
-		const struct img_chunk *ch = &img->chunks[c];
-		const uint8_t *data;
-		if (&img->areas[ch->area_idx] != ar)
-			continue;
-		if (img_read_chunk(img, ch, p, r, &data, eb, sizeof(eb))) {
-			err = rst_err(a, -EBADMSG, "%s", eb);
-			break;
-		}
-		for (uint32_t k = 0, n = 0; k < ch->span_pages; k++)
-			if (ch->bitmap[k / 8] & (1u << (k % 8)))
-				memcpy((void *)(uintptr_t)(ch->first_page + (uint64_t)k * 4096), data + (size_t)n++ * 4096, 4096);
-	}
-	if (!p || !r)
-		err = -ENOMEM;
-	free(p);
-	free(r);
-	return err;
+	pthread_mutex_init(&f.lock, NULL);
+	if ((size_t)nth > f.nchunks)
+		nth = f.nchunks ? (int)f.nchunks : 1;
+	for (int i = 1; i < nth; i++)
+		if (pthread_create(&th[started], NULL, premap_worker, &f) == 0)
+			started++;
+	premap_worker(&f);
+	for (int i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	free(f.chunks);
+	pthread_mutex_destroy(&f.lock);
+	if (atomic_load(&f.failed))
+		return rst_err(a, f.err[0] ? -EBADMSG : -ENOMEM, "%s", f.err[0] ? f.err : "out of memory for page buffers");
+	return 0;
 }
 
 /*
@@ -972,6 +1024,7 @@ int restore_tree(struct restore_args *r)
 	if ((err = open_processes()) || (err = place_tree_fds()) || (err = make_shared_objects()) ||
 	    (err = make_shared_memory()) || (err = make_shared_contents()) || (err = plan_inheritance()))
 		return err;
+	rst_trace(r, "tree: records checked, shared objects made");
 	if ((err = restore_sysv_make(r))) {
 		restore_sysv_abort();
 		return err;
@@ -989,6 +1042,7 @@ int restore_tree(struct restore_args *r)
 		free(premaps);
 		return err;
 	}
+	rst_trace(r, "tree: shared copy-on-write areas premapped");
 	fflush(NULL);
 	long pid = clone_with_pid((pid_t)T.e[0].pid);
 	if (pid != 0) {         /* the tree has them now (or nobody will) */
@@ -1012,6 +1066,7 @@ int restore_tree(struct restore_args *r)
 		T.live[0] = (pid_t)pid;
 	close(T.ready_wr);
 	err = wait_ready();
+	rst_trace(r, "tree: every process made");
 	for (uint32_t i = 0; !err && i < T.n; i++)
 		if (T.args[i] && (err = seize(T.args[i], live_pid(i))) == 0)
 			err = rebuild(T.args[i], i);
