@@ -1,19 +1,20 @@
 #!/usr/bin/env node
 // Process-tree benchmark: a parent with a touched 1 GiB buffer (default) and 8 forked workers
 // that only read it (test/native/tree-programs/cow.c), against the same parent alone. Each
-// round (≥ 5, the two shapes alternating) starts the program under a child subreaper, captures
+// round (≥ 5, the shapes alternating) starts the program under a child subreaper, captures
 // the tree with `ckimg-capture --kill`, restores it with `ckimg-restore --detach` and measures:
 // image size, memory of the original and of the restored tree (sum of Pss over its processes:
 // pages shared between processes count once), capture wall time, freeze time, restore wall
 // time. Medians; ratios tree / single process.
 //
-// CRIU is taken from $CRIU or PATH; when present it is reported as not compared yet (its
-// restore of this tree needs `criu dump -t` + `criu restore -d` with a shell-job setup this
-// bench does not make). On the development VM CRIU is not installed (Debian's 3.17 fails on
-// kernel 6.x): the bench prints ckimg's numbers and says so.
+// CRIU ($CRIU or /work/tools/criu/criu/criu, when present and root) runs the same tree in the
+// same alternation: `criu dump -t ROOT --shell-job` (its freeze time is stats-dump's
+// frozen_time) and `criu restore -d --shell-job` under the same subreaper; the program's
+// stdout goes to a file of its own (CRIU refuses a file whose size changed). Ratios
+// ckimg / CRIU on the tree.
 // Options: --mb N, --workers N, --rounds N.
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, closeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -97,12 +98,71 @@ async function round(workers) {
   return { imageMiB: imageBytes / 2 ** 20, origPss, restoredPss, captureS, freezeS: summary.freeze_ms / 1000, restoreS };
 }
 
-const criu = process.env.CRIU ?? spawnSync("sh", ["-c", "command -v criu"], { encoding: "utf8" }).stdout.trim();
+const criu = [process.env.CRIU, "/work/tools/criu/criu/criu"].find((p) => p && existsSync(p)) && process.getuid?.() === 0
+  ? [process.env.CRIU, "/work/tools/criu/criu/criu"].find((p) => p && existsSync(p)) : undefined;
+
+/** The same tree dumped and restored by CRIU. */
+async function criuRound(workers) {
+  const d = join(dir, `criu-w${workers}`);
+  rmSync(d, { recursive: true, force: true });
+  mkdirSync(d);
+  const outPath = join(dir, "cow-criu.out");
+  const out = openSync(outPath, "w");
+  const child = spawn(reaper, [cow, String(MB), String(workers)], { stdio: ["ignore", out, "ignore"] });
+  closeSync(out);
+  const exited = new Promise((r) => child.on("exit", r));
+  let line;
+  for (let i = 0; i < 6000 && !line; i++) {
+    await sleep(10);
+    line = readFileSync(outPath, "utf8").split("\n").find((l) => l.startsWith("ready "));
+  }
+  if (!line) throw new Error("cow did not start");
+  const pids = line.split(" ").slice(1).map(Number);
+  await sleep(200);
+  const origPss = pssKiB(pids);
+  const t0 = process.hrtime.bigint();
+  const c = spawnSync(criu, ["dump", "-t", String(pids[0]), "-D", d, "-o", "dump.log", "--shell-job"], { encoding: "utf8" });
+  const captureS = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (c.status !== 0) throw new Error(`criu dump failed: ${readFileSync(join(d, "dump.log"), "utf8").split("\n").filter((l) => l.includes("Error")).join("\n")}`);
+  await exited;
+  await gone(pids);
+  const imageBytes = readdirSync(d).filter((f) => !f.endsWith(".log")).reduce((n, f) => n + statSync(join(d, f)).size, 0);
+  const ins = spawnSync(process.execPath, [join(REPO, "bin/ckimg"), "inspect", "--json", d], { encoding: "utf8", maxBuffer: 1 << 28 });
+  const frozenUs = JSON.parse(ins.stdout).criu?.stats?.frozenUs ?? NaN;
+  // criu restore -d returns once the tree runs; the subreaper (which then adopts the tree) says
+  // "child-exit STATUS" on stderr at that moment and stays until the tree is gone
+  const t1 = process.hrtime.bigint();
+  const r = spawn(reaper, [criu, "restore", "-D", d, "-d", "--shell-job", "-o", "restore.log"], { stdio: ["ignore", "ignore", "pipe"] });
+  const rExited = new Promise((res) => r.on("exit", res));
+  const status = await new Promise((res) => {
+    let buf = "";
+    r.stderr.on("data", (x) => {
+      buf += x;
+      const m = /child-exit (\d+)/.exec(buf);
+      if (m) res(Number(m[1]));
+    });
+    r.on("exit", () => res(-1));
+  });
+  const restoreS = Number(process.hrtime.bigint() - t1) / 1e9;
+  if (status !== 0 || !pids.every((p) => existsSync(`/proc/${p}`))) {
+    for (const p of pids) try { process.kill(p, "SIGKILL"); } catch { /* gone */ }
+    throw new Error(`criu restore failed (${status}): ${readFileSync(join(d, "restore.log"), "utf8").split("\n").filter((l) => l.includes("Error")).join("\n")}`);
+  }
+  const restoredPss = pssKiB(pids);
+  for (const p of pids) try { process.kill(p, "SIGKILL"); } catch { /* gone */ }
+  await rExited;
+  await gone(pids);
+  rmSync(d, { recursive: true, force: true });
+  return { imageMiB: imageBytes / 2 ** 20, origPss, restoredPss, captureS, freezeS: frozenUs / 1e6, restoreS };
+}
+
 console.log(`tree bench: parent with ${MB} MiB touched, ${WORKERS} forked readers, vs the parent alone; ${ROUNDS} alternated rounds, medians`);
 const results = { single: [], tree: [] };
+const criuResults = [];
 for (let i = 0; i < ROUNDS; i++) {
   results.single.push(await round(0));
   results.tree.push(await round(WORKERS));
+  if (criu) criuResults.push(await criuRound(WORKERS));
 }
 const med = (list, k) => median(list.map((x) => x[k]));
 const rows = [];
@@ -112,7 +172,13 @@ for (const [name, list] of Object.entries(results)) {
 }
 const ratio = (k) => fmt.x(med(results.tree, k) / med(results.single, k));
 rows.push(["tree / alone", ratio("imageMiB"), ratio("origPss"), ratio("restoredPss"), ratio("captureS"), ratio("freezeS"), ratio("restoreS")]);
-table(["ckimg", "IMAGE", "PSS ORIGINAL", "PSS RESTORED", "CAPTURE", "FREEZE", "RESTORE"], rows);
-console.log(criu ? `CRIU found at ${criu}: not compared by this bench yet` :
-  "CRIU: not installed on this machine (Debian's 3.17 fails on this kernel); no CRIU column");
+if (criu) {
+  const cm = (k) => median(criuResults.map((x) => x[k]));
+  rows.push([`CRIU, parent + ${WORKERS}`, `${cm("imageMiB").toFixed(0)} MiB`, fmt.mib(cm("origPss")), fmt.mib(cm("restoredPss")),
+    fmt.s(cm("captureS")), fmt.ms(cm("freezeS")), fmt.s(cm("restoreS"))]);
+  const vs = (k) => fmt.x(med(results.tree, k) / cm(k));
+  rows.push(["ckimg / CRIU (tree)", vs("imageMiB"), vs("origPss"), vs("restoredPss"), vs("captureS"), vs("freezeS"), vs("restoreS")]);
+}
+table(["", "IMAGE", "PSS ORIGINAL", "PSS RESTORED", "CAPTURE", "FREEZE", "RESTORE"], rows);
+if (!criu) console.log("CRIU: not found ($CRIU, /work/tools/criu/criu/criu) or not root; no CRIU rows");
 rmSync(dir, { recursive: true, force: true });

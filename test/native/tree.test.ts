@@ -561,5 +561,47 @@ int main(int c, char **v) { FILE *f = fopen("/proc/sys/kernel/sem_next_id", "w")
       await cleanup(s, all);
     }
   }, 120_000);
+  it("--new-pid restores a copy of a tree beside the running original: fresh PIDs, the same shape", async () => {
+    const exe = prog(TP, "family");
+    const img = join(tmp, "family-newpid.img");
+    const orig = startProcess([reaper, exe]);
+    let ids: Record<string, number> = {};
+    const copies: number[] = [];
+    let s: Started | undefined;
+    try {
+      const m = /^ready (\d+) reader=(\d+) zombie=(\d+) leader=(\d+) grouper=(\d+) grandchild=(\d+)$/.exec(await orig.waitForLine(/^ready /))!;
+      ids = { root: +m[1], reader: +m[2], zombie: +m[3], leader: +m[4], grouper: +m[5], gc: +m[6] };
+      await orig.waitForLine(/^got 5$/);
+      const r = runCli(["capture", String(ids.root), "-o", img, "--json"]);   // the original runs on
+      expect(r.status, r.stderr).toBe(0);
+      // the original PIDs are all taken: without --new-pid the restore is refused
+      const taken = runCli(["restore", "--detach", img]);
+      expect(taken.status).toBe(2);
+      expect(taken.stderr).toMatch(/PID \d+ is taken/);
+      s = startProcess([reaper, process.execPath, CLI, "restore", "--detach", "--new-pid", img]);
+      const root = Number(await s.waitForLine(/^\d+$/, { timeoutMs: 60_000 }));
+      expect(Object.values(ids)).not.toContain(root);
+      const kids = childrenOf(root);
+      copies.push(root, ...kids);
+      expect(kids).toHaveLength(4);
+      for (const k of kids) expect(Object.values(ids)).not.toContain(k);
+      const st = kids.map((k) => ({ pid: k, ...stat(k) }));
+      // the zombie is still one; one child leads its own session, one its own group with a grandchild in it
+      expect(st.filter((x) => x.state === "Z")).toHaveLength(1);
+      const leader = st.find((x) => x.sid === x.pid)!;
+      const grouper = st.find((x) => x.pgid === x.pid && x.sid !== x.pid)!;
+      expect(leader).toBeDefined();
+      expect(grouper).toBeDefined();
+      const gcs = childrenOf(grouper.pid);
+      copies.push(...gcs);
+      expect(gcs).toHaveLength(1);
+      expect(stat(gcs[0]).pgid).toBe(grouper.pid);
+      // the copy's pipe flows: its reader prints what its root writes
+      await s.waitForLine(/^got \d+$/, { timeoutMs: 30_000 });
+    } finally {
+      await cleanup(orig, Object.values(ids));
+      if (s) await cleanup(s, copies);
+    }
+  }, 120_000);
 });
 

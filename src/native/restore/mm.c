@@ -39,7 +39,8 @@ struct rst_fill {
 	struct restore_args *a;
 	atomic_size_t next;
 	atomic_int failed;
-	uint8_t *mapped;            /* per chunk: 1 = mapped lazily from the image */
+	uint8_t *mapped;            /* per chunk: 1 = mapped lazily from the image, 2 = filled and
+				     * checked before the fork (a tree's premapped area) */
 	size_t max_payload, max_raw;
 	int nthreads;
 	pthread_t th[16];
@@ -489,7 +490,7 @@ static void *fill_worker(void *arg)
 		const struct img_chunk *c = &img->chunks[i];
 		const struct img_area *ar = &img->areas[c->area_idx];
 		int skip_write = f->mapped[i] || area_fill_skipped(a, ar);
-		if (skip_write && a->no_verify)
+		if (skip_write && (a->no_verify || f->mapped[i] == 2))
 			continue;
 		const uint8_t *data;
 		if (img_read_chunk(c->src ? c->src : img, c, payload, raw, &data, eb, sizeof(eb))) {
@@ -553,9 +554,9 @@ int restore_mm(struct restore_args *a)
 		free(mapped);
 		return err;
 	}
-	for (size_t i = 0; i < a->img->nchunks; i++)    /* filled before the fork (tree.c) */
+	for (size_t i = 0; i < a->img->nchunks; i++)    /* filled (and checked) before the fork (tree.c) */
 		if (a->img->areas[a->img->chunks[i].area_idx].premapped == 1)
-			mapped[i] = 1;
+			mapped[i] = 2;
 	rst_trace(a, "areas mapped");
 	return fill_start(a, mapped);
 }

@@ -17,6 +17,7 @@
 #include <sys/msg.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "crc32.h"
@@ -69,12 +70,18 @@ static void set_perm(struct ipc_perm *p, const struct ckimg_sysv_ipc_perm *r)
 	p->mode = (unsigned short)(r->mode & 0777);
 }
 
+/* A process that used the object last still runs (the original beside a --new-pid copy). */
+static int alive(long pid)
+{
+	return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
 /*
  * The id must be free. An id carries a sequence number the kernel bumps at every creation in
  * that slot, so an object that still has it, with the recorded key, creator and size, is the
  * captured object itself, left behind by its processes (SysV objects outlive them): it is
- * removed and made again from the image (a segment only when nobody attaches it). Anything
- * else with that id is someone else's: refused.
+ * removed and made again from the image — unless it is still in use (a segment attached, a
+ * set or queue whose last user runs). Anything else with that id is someone else's: refused.
  */
 static int take_over_leftover(struct restore_args *a, uint16_t type, const uint8_t *pl,
 			      const struct ckimg_sysv_ipc_perm *p, const char *what)
@@ -101,16 +108,22 @@ static int take_over_leftover(struct restore_args *a, uint16_t type, const uint8
 		uint32_t n;
 		memcpy(&n, pl + 32, 4);
 		want = n;
+		for (unsigned long k = 0; k < sem.sem_nsems && !busy; k++)
+			busy = alive(semctl((int)p->id, (int)k, GETPID));
 	} else {
 		if (msgctl((int)p->id, IPC_STAT, &msg) < 0)
 			return 0;
 		have = &msg.msg_perm;
+		busy = alive(msg.msg_lspid) || alive(msg.msg_lrpid);
 	}
-	if ((uint32_t)have->__key != p->key || have->cuid != p->cuid || have->cgid != p->cgid || size != want || busy)
-		return rst_err(a, -EEXIST, "%s record: SysV %s id %u is in use by another object (key %#x, %s); "
-			       "remove it with `ipcrm -%c %u` if it is no longer needed", kind_name(type), what, p->id,
-			       (unsigned)have->__key, busy ? "attached" : "another key, creator or size",
-			       what[1] == 'h' ? 'm' : what[1] == 'e' ? 's' : 'q', p->id);
+	if (busy)
+		return rst_err(a, -EEXIST, "%s record: SysV %s id %u is still in use (%s); remove it with `ipcrm -%c %u` "
+			       "if it is no longer needed", kind_name(type), what, p->id,
+			       type == CKIMG_REC_SYSV_SHM ? "attached" : "its last user runs", what[1] == 'h' ? 'm' : what[1] == 'e' ? 's' : 'q', p->id);
+	if ((uint32_t)have->__key != p->key || have->cuid != p->cuid || have->cgid != p->cgid || size != want)
+		return rst_err(a, -EEXIST, "%s record: SysV %s id %u is in use by another object (key %#x, another key, "
+			       "creator or size); remove it with `ipcrm -%c %u` if it is no longer needed", kind_name(type), what,
+			       p->id, (unsigned)have->__key, what[1] == 'h' ? 'm' : what[1] == 'e' ? 's' : 'q', p->id);
 	rst_warn("SysV %s %u: the captured object is still there; it is made again from the image", what, p->id);
 	remove_object(type, (int)p->id);
 	return 0;

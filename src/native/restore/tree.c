@@ -21,6 +21,8 @@
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +39,9 @@
 #include "crc32.h"
 #include "fds.h"
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 #define PIPE_TAG 0x70697065u    /* 'pipe', as pipes.c */
 #define READY_TIMEOUT_MS 120000
 
@@ -57,7 +62,24 @@ static struct {
 	size_t nshm;
 	int *content_fds;           /* files made once for several processes (make_shared_contents) */
 	size_t ncontent_fds;
+	int new_pid;                /* --new-pid: every process gets a fresh PID */
+	volatile pid_t *live;       /* per entry, the PID it runs as (a page every process shares) */
 } T;
+
+/* The PID process i runs as: its recorded one, or with --new-pid what the kernel gave it
+ * (0 while not known). */
+static pid_t live_pid(uint32_t i)
+{
+	return T.new_pid ? T.live[i] : (pid_t)T.e[i].pid;
+}
+
+static pid_t live_pid_of(uint32_t pid)
+{
+	for (uint32_t i = 0; i < T.n; i++)
+		if (T.e[i].pid == pid)
+			return live_pid(i);
+	return 0;
+}
 
 static int is_zombie(uint32_t i)
 {
@@ -72,8 +94,10 @@ static long clone_with_pid(pid_t want)
 
 	memset(&ca, 0, sizeof(ca));
 	ca.exit_signal = SIGCHLD;
-	ca.set_tid = (uint64_t)(uintptr_t)&want;
-	ca.set_tid_size = 1;
+	if (!T.new_pid) {
+		ca.set_tid = (uint64_t)(uintptr_t)&want;
+		ca.set_tid_size = 1;
+	}
 	return syscall(SYS_clone3, &ca, sizeof(ca));
 }
 
@@ -100,6 +124,8 @@ static void join_session(uint32_t i)
 	struct restore_args *a = T.args[i];
 
 	if (i == 0) {
+		if (T.new_pid)
+			return;         /* as a single process with --new-pid: in our session and group */
 		if (e->sid == e->pid && !a->shell_job)
 			setsid();       /* a shell job stays in our session: our terminal is there */
 		else if (e->pgid == e->pid)
@@ -112,8 +138,9 @@ static void join_session(uint32_t i)
 		setpgid(0, 0);
 	else
 		for (uint32_t k = 0; k < i; k++)
-			if (T.e[k].pid == e->pgid && (pid_t)e->pgid != getpgrp())
-				setpgid(0, (pid_t)e->pgid);     /* a group led by an earlier process of the tree */
+			if (T.e[k].pid == e->pgid && live_pid(k) > 0 && live_pid(k) != getpgrp() &&
+			    (k > 0 || !T.new_pid))
+				setpgid(0, live_pid(k));        /* a group led by an earlier process of the tree */
 	/* a group or session outside the tree: the one inherited (ckimg-restore's) */
 }
 
@@ -166,6 +193,8 @@ static void __attribute__((noreturn)) process_main(uint32_t i)
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (T.new_pid)
+		T.live[i] = (pid_t)syscall(SYS_getpid);
 	if (i > 0) {
 		/* the parent's trampoline came with fork; ours may want the same address */
 		for (uint32_t p = 0; p < T.n; p++)
@@ -197,6 +226,8 @@ static void __attribute__((noreturn)) process_main(uint32_t i)
 				become_zombie(T.e[c].exit_status);
 			process_main(c);
 		}
+		if (T.new_pid)
+			T.live[c] = (pid_t)pid;         /* before a later sibling may join its group */
 		if (is_zombie(c)) {
 			siginfo_t si;
 			while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR)
@@ -251,6 +282,7 @@ static int open_processes(void)
 			a->no_verify = r->no_verify;
 			a->thp = r->thp;
 			a->strict = r->strict;
+			a->new_pid = r->new_pid;
 			a->deleted_dir = r->deleted_dir;
 			a->t0 = r->t0;
 			a->tty_fd = -1;
@@ -588,7 +620,7 @@ static int wait_ready(void)
 				free(ready);
 				return rst_err(T.root, -EIO, "process %u: %s", T.e[i].pid, T.args[i]->child_err);
 			}
-		if (waitpid((pid_t)T.e[0].pid, &st, WNOHANG) == (pid_t)T.e[0].pid) {
+		if (waitpid(T.root->pid, &st, WNOHANG) == T.root->pid) {
 			free(ready);
 			T.root->pid = 0;
 			return rst_err(T.root, -EIO, "the restored root %u died while its tree was being made (status 0x%x)",
@@ -709,7 +741,7 @@ static int fill_shared_pages(struct restore_args *a, uint32_t i)
 		if (in_premapped(a, run->start))
 			continue;       /* already the parent's pages, shared */
 		if (mem < 0) {
-			snprintf(path, sizeof(path), "/proc/%u/mem", T.e[i].ppid);
+			snprintf(path, sizeof(path), "/proc/%d/mem", live_pid_of(T.e[i].ppid));
 			mem = open(path, O_RDONLY | O_CLOEXEC);
 			buf = malloc(1 << 20);
 			if (mem < 0 || !buf) {
@@ -784,42 +816,89 @@ static int is_leaf(uint32_t i)
 	return 1;
 }
 
-/* Fill a premapped area (mapped in us, ckimg-restore) with process a's stored pages. */
+/* Fill a premapped area (mapped in us, ckimg-restore) with process a's stored pages: worker
+ * threads take its chunks in turn, each checked (CRC) and decompressed straight into place. */
+struct premap_fill {
+	struct restore_args *a;
+	const struct img_area *ar;
+	size_t *chunks, nchunks, maxp, maxr;
+	atomic_size_t next;
+	atomic_int failed;
+	pthread_mutex_t lock;
+	char err[256];
+};
+
+static void *premap_worker(void *arg)
+{
+	struct premap_fill *f = arg;
+	struct img *img = f->a->img;
+	uint8_t *p = malloc(f->maxp + 1), *r = malloc(f->maxr + 1);
+	char eb[256];
+
+	for (size_t k; p && r && !atomic_load(&f->failed) && (k = atomic_fetch_add(&f->next, 1)) < f->nchunks;) {
+		const struct img_chunk *ch = &img->chunks[f->chunks[k]];
+		const uint8_t *data;
+		if (img_read_chunk(img, ch, p, r, &data, eb, sizeof(eb))) {
+			pthread_mutex_lock(&f->lock);
+			if (!atomic_exchange(&f->failed, 1))
+				snprintf(f->err, sizeof(f->err), "%s", eb);
+			pthread_mutex_unlock(&f->lock);
+			break;
+		}
+		/* pages allocated in one call per run, not one fault each (costly in a VM) */
+		for (uint32_t b = 0, e; b < ch->span_pages; b = e) {
+			if (!(ch->bitmap[b / 8] & (1u << (b % 8)))) {
+				e = b + 1;
+				continue;
+			}
+			for (e = b + 1; e < ch->span_pages && (ch->bitmap[e / 8] & (1u << (e % 8))); e++)
+				;
+			madvise((void *)(uintptr_t)(ch->first_page + (uint64_t)b * 4096), (size_t)(e - b) * 4096, MADV_POPULATE_WRITE);
+		}
+		for (uint32_t b = 0, n = 0; b < ch->span_pages; b++)
+			if (ch->bitmap[b / 8] & (1u << (b % 8)))
+				memcpy((void *)(uintptr_t)(ch->first_page + (uint64_t)b * 4096), data + (size_t)n++ * 4096, 4096);
+	}
+	if (!p || !r)
+		atomic_store(&f->failed, 1);
+	free(p);
+	free(r);
+	return NULL;
+}
+
 static int fill_premap(struct restore_args *a, const struct img_area *ar)
 {
 	struct img *img = a->img;
-	size_t maxp = 0, maxr = 0;
-	uint8_t *p, *r;
-	char eb[256];
-	int err = 0;
+	struct premap_fill f = { .a = a, .ar = ar };
+	pthread_t th[16];
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int nth = ncpu < 1 ? 1 : ncpu > 16 ? 16 : (int)ncpu, started = 0;
 
+	f.chunks = malloc((img->nchunks + 1) * sizeof(*f.chunks));
+	if (!f.chunks)
+		return -ENOMEM;
 	for (size_t c = 0; c < img->nchunks; c++)
 		if (&img->areas[img->chunks[c].area_idx] == ar) {
-			if (img->chunks[c].payload_length > maxp)
-				maxp = img->chunks[c].payload_length;
-			if ((size_t)img->chunks[c].stored_pages * 4096 > maxr)
-				maxr = (size_t)img->chunks[c].stored_pages * 4096;
+			f.chunks[f.nchunks++] = c;
+			if (img->chunks[c].payload_length > f.maxp)
+				f.maxp = img->chunks[c].payload_length;
+			if ((size_t)img->chunks[c].stored_pages * 4096 > f.maxr)
+				f.maxr = (size_t)img->chunks[c].stored_pages * 4096;
 		}
-	p = malloc(maxp + 1);
-	r = malloc(maxr + 1);
-	for (size_t c = 0; p && r && !err && c < img->nchunks; c++) {
-		const struct img_chunk *ch = &img->chunks[c];
-		const uint8_t *data;
-		if (&img->areas[ch->area_idx] != ar)
-			continue;
-		if (img_read_chunk(img, ch, p, r, &data, eb, sizeof(eb))) {
-			err = rst_err(a, -EBADMSG, "%s", eb);
-			break;
-		}
-		for (uint32_t k = 0, n = 0; k < ch->span_pages; k++)
-			if (ch->bitmap[k / 8] & (1u << (k % 8)))
-				memcpy((void *)(uintptr_t)(ch->first_page + (uint64_t)k * 4096), data + (size_t)n++ * 4096, 4096);
-	}
-	if (!p || !r)
-		err = -ENOMEM;
-	free(p);
-	free(r);
-	return err;
+	pthread_mutex_init(&f.lock, NULL);
+	if ((size_t)nth > f.nchunks)
+		nth = f.nchunks ? (int)f.nchunks : 1;
+	for (int i = 1; i < nth; i++)
+		if (pthread_create(&th[started], NULL, premap_worker, &f) == 0)
+			started++;
+	premap_worker(&f);
+	for (int i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	free(f.chunks);
+	pthread_mutex_destroy(&f.lock);
+	if (atomic_load(&f.failed))
+		return rst_err(a, f.err[0] ? -EBADMSG : -ENOMEM, "%s", f.err[0] ? f.err : "out of memory for page buffers");
+	return 0;
 }
 
 /*
@@ -911,8 +990,9 @@ static void abort_all(void)
 {
 	int st;
 
-	for (uint32_t i = 0; i < T.n; i++)
-		kill((pid_t)T.e[i].pid, SIGKILL);
+	for (uint32_t i = 0; i < T.n; i++)   /* (an unknown one dies with its parent: PDEATHSIG) */
+		if (live_pid(i) > 0)
+			kill(live_pid(i), SIGKILL);
 	for (uint32_t i = 0; i < T.n; i++)
 		if (T.args[i])
 			restore_contents_abort(T.args[i]);
@@ -934,12 +1014,17 @@ int restore_tree(struct restore_args *r)
 	T.root = r;
 	T.e = r->img->tree;
 	T.n = r->img->ntree;
-	if (r->new_pid)
-		return rst_err(r, -ENOTSUP, "--new-pid is not supported for a process tree (its %u processes keep "
-			       "their PIDs; wait until they are free)", T.n);
+	T.new_pid = r->new_pid;
+	if (T.new_pid) {
+		T.live = mmap(NULL, ((size_t)T.n * sizeof(pid_t) + 4095) & ~(size_t)4095, PROT_READ | PROT_WRITE,
+			      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (T.live == MAP_FAILED)
+			return rst_err(r, -errno, "mmap: %s", strerror(errno));
+	}
 	if ((err = open_processes()) || (err = place_tree_fds()) || (err = make_shared_objects()) ||
 	    (err = make_shared_memory()) || (err = make_shared_contents()) || (err = plan_inheritance()))
 		return err;
+	rst_trace(r, "tree: records checked, shared objects made");
 	if ((err = restore_sysv_make(r))) {
 		restore_sysv_abort();
 		return err;
@@ -957,6 +1042,7 @@ int restore_tree(struct restore_args *r)
 		free(premaps);
 		return err;
 	}
+	rst_trace(r, "tree: shared copy-on-write areas premapped");
 	fflush(NULL);
 	long pid = clone_with_pid((pid_t)T.e[0].pid);
 	if (pid != 0) {         /* the tree has them now (or nobody will) */
@@ -976,10 +1062,13 @@ int restore_tree(struct restore_args *r)
 	if (pid == 0)
 		process_main(0);
 	r->pid = (pid_t)pid;
+	if (T.new_pid)
+		T.live[0] = (pid_t)pid;
 	close(T.ready_wr);
 	err = wait_ready();
+	rst_trace(r, "tree: every process made");
 	for (uint32_t i = 0; !err && i < T.n; i++)
-		if (T.args[i] && (err = seize(T.args[i], (pid_t)T.e[i].pid)) == 0)
+		if (T.args[i] && (err = seize(T.args[i], live_pid(i))) == 0)
 			err = rebuild(T.args[i], i);
 	if (err) {
 		/* name the process (the root's own messages already say which record) */
@@ -999,7 +1088,7 @@ int restore_tree(struct restore_args *r)
 		if (T.args[i])
 			restore_release(T.args[i]);
 	prctl(PR_SET_CHILD_SUBREAPER, 0);
-	r->pid = (pid_t)T.e[0].pid;
+	r->pid = live_pid(0);
 	return 0;
 }
 
