@@ -52,6 +52,7 @@ beforeAll(async () => {
   await captureProgram("pipes", join(fp, "pipes.c"), fp);
   await captureProgram("unix", join(fp, "unix.c"), fp);
   await captureProgram("anonfds", join(sp, "anonfds.c"), sp);
+  await captureProgram("timers", join(sp, "timers.c"), sp);      // two threads
 }, 120_000);
 afterAll(() => removeTempDirs());
 
@@ -69,7 +70,7 @@ describe("mutated images against ckimg-restore --check", () => {
       ...readdirSync(CORPUS).filter((f) => f.startsWith("accept-") && f.endsWith(".img")).sort().map((f) => join(CORPUS, f)),
       ...captures.map((c) => c.img),
     ];
-    const perSeed = 24;
+    const perSeed = 18;
     const failures: string[] = [];
     const outcomes = { ok: 0, refused: 0 };
     const path = join(tmp, "case.img");
@@ -99,6 +100,19 @@ describe("mutated images against ckimg-restore --check", () => {
     expect(outcomes.refused).toBeGreaterThan(outcomes.ok);
     expect(outcomes.ok).toBeGreaterThan(0);
   }, 120_000);
+
+  it("a path holding a newline is still refused on one line", () => {
+    const parsed = parseImage(readFileSync(captures[0].img));
+    const file = parsed.records.find((r) => r.type === RECORD.MAPPED_FILE)!;
+    const fixed = file.payload.readUInt32LE(0), length = file.payload.readUInt32LE(fixed);
+    file.payload[fixed + 4 + length - 2] = 0x0a;        // the path now names a file that is not there
+    const path = join(tmp, "newline.img");
+    writeFileSync(path, buildImage(parsed));
+    const r = spawnSync(RESTORE, ["--check", path], { encoding: "utf8", timeout: CHECK_TIMEOUT_MS });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(new RegExp(`^ckimg: ${path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: MAPPED_FILE record #\\d+: .*\\?.*\\n$`));
+    expect(r.stderr.trimEnd().split("\n")).toHaveLength(1);
+  });
 });
 
 /** Run a real restore; kill the process if it comes up; report how it ended. */
@@ -162,4 +176,18 @@ describe("mutated fd/resource records against a real restore", () => {
     expect(failures).toEqual([]);
     expect(refused).toBeGreaterThan(ran);
   }, 240_000);
+});
+
+describe("a restored process that ends at once", () => {
+  it("is waited for, however its threads' detach and its exit interleave (no hang)", async () => {
+    const cap = captures.find((c) => c.name === "timers")!;
+    for (let i = 0; i < 6; i++) {
+      // stdin at EOF: the program (two threads) exits as soon as it runs, racing the restorer's detach
+      const r = spawnSync(RESTORE, [cap.img], { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8", timeout: 20_000, killSignal: "SIGKILL" });
+      expect(r.signal, `run ${i}: the restorer hung`).toBeNull();
+      expect(r.status, r.stderr).not.toBe(2);
+      for (let k = 0; k < 100 && existsSync(`/proc/${cap.pid}`); k++) await sleep(20);
+      expect(existsSync(`/proc/${cap.pid}`)).toBe(false);
+    }
+  }, 180_000);
 });
