@@ -70,7 +70,7 @@ int img_chain_record(struct img *img, uint16_t type, const uint8_t *pl, uint64_t
 			return cfail(img, -EBADMSG, "BAD_FIELD: PARENT record #%u at offset %llu is too short", seq,
 				     (unsigned long long)off);
 		memcpy(&ch->parent, pl, sizeof(ch->parent));
-		if (ch->parent.fixed_size < sizeof(ch->parent) || ch->parent.fixed_size + 4 > len ||
+		if (ch->parent.fixed_size < sizeof(ch->parent) || (uint64_t)ch->parent.fixed_size + 4 > len ||
 		    ch->parent.depth < 1 || ch->parent.depth > CKIMG_MAX_CHAIN_DEPTH)
 			return cfail(img, -EBADMSG, "BAD_FIELD: PARENT record #%u at offset %llu: fixed_size %u, depth %u",
 				     seq, (unsigned long long)off, ch->parent.fixed_size, ch->parent.depth);

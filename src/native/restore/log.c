@@ -29,6 +29,15 @@ void rst_log_close(void)
 	msg = NULL;
 }
 
+/* Paths and names in a message come from the image or the file system and may hold a newline:
+ * show control bytes as '?' so an error or warning stays one line. */
+static void one_line(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+}
+
 /* The one failure line. */
 void rst_log_error(const char *fmt, ...)
 {
@@ -38,6 +47,7 @@ void rst_log_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	one_line(buf);
 	fprintf(msg ? msg : stderr, "ckimg: %s: %s\n", image_name ? image_name : "-", buf);
 	fflush(msg ? msg : stderr);
 }
@@ -60,6 +70,7 @@ void rst_warn(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	one_line(buf);
 	fprintf(msg ? msg : stderr, "ckimg: %s: warning: %s\n", image_name ? image_name : "-", buf);
 	fflush(msg ? msg : stderr);
 }

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ptrace.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -111,12 +112,20 @@ static int wait_restored(pid_t pid)
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGQUIT, &sa, NULL);
 	for (;;) {
-		pid_t w = waitpid(pid, &st, 0);
+		/* __WALL and any child: a thread that exits while its PTRACE_DETACH races its process's
+		 * exit stays traced by us as a zombie, and its leader is not reported until we reap it */
+		pid_t w = waitpid(-1, &st, __WALL);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
 			return 2;
 		}
+		if (WIFSTOPPED(st)) {  /* such a thread in a stop: let it go, with its signal */
+			ptrace(PTRACE_DETACH, w, 0, WSTOPSIG(st));
+			continue;
+		}
+		if (w != pid)
+			continue;
 		if (WIFEXITED(st))
 			return WEXITSTATUS(st);
 		if (WIFSIGNALED(st))
