@@ -245,6 +245,8 @@ void incr_free(struct capture *c);
 int cow_wanted(const struct capture *c);
 int cow_begin(struct capture *c);
 int cow_read_chunk(struct capture *c, size_t i, uint8_t *dst, uint64_t *bad);
+/* pages.c: a chunk's candidate pages from a /proc/PID/mem fd, packed; unreadable ones in bad */
+void pages_read_packed(int mem_fd, const struct chunk *ch, uint8_t *dst, uint64_t *bad);
 int cow_read_while_frozen(const struct area *a);
 int cow_plan_rest(struct capture *c);         /* after the release: the twin's chunks */
 int cow_collect_sigactions(struct capture *c); /* from the twin, else (frozen) the target */

@@ -262,40 +262,6 @@ int cow_read_while_frozen(const struct area *a)
 	return a->kind != CKIMG_KIND_ANON && a->kind != CKIMG_KIND_HEAP && a->kind != CKIMG_KIND_STACK;
 }
 
-static inline int bit(const uint64_t *b, uint32_t i)
-{
-	return (int)((b[i / 64] >> (i % 64)) & 1);
-}
-
-/* Chunk i's candidate pages, packed, from mem_fd; pages that cannot be read are marked bad. */
-static void read_packed(int mem_fd, const struct chunk *ch, uint8_t *dst, uint64_t *bad)
-{
-	uint32_t k = 0;
-	for (uint32_t p = 0; p < ch->span_pages;) {
-		if (!bit(ch->bits, p)) {
-			p++;
-			continue;
-		}
-		uint32_t q = p;
-		while (q < ch->span_pages && bit(ch->bits, q))
-			q++;
-		size_t len = (size_t)(q - p) * PAGE_SIZE_4K;
-		ssize_t n = pread(mem_fd, dst + (size_t)k * PAGE_SIZE_4K, len,
-				  (off_t)(ch->first_page + (uint64_t)p * PAGE_SIZE_4K));
-		if (n != (ssize_t)len) {
-			/* page by page: a hole or an unreachable page inside the run */
-			for (uint32_t r = p; r < q; r++) {
-				uint64_t addr = ch->first_page + (uint64_t)r * PAGE_SIZE_4K;
-				if (pread(mem_fd, dst + (size_t)(k + r - p) * PAGE_SIZE_4K, PAGE_SIZE_4K,
-					  (off_t)addr) != PAGE_SIZE_4K)
-					bad[r / 64] |= 1ull << (r % 64);
-			}
-		}
-		k += q - p;
-		p = q;
-	}
-}
-
 static int pre_read(struct capture *c, struct cow_twin *t)
 {
 	char path[64];
@@ -315,7 +281,7 @@ static int pre_read(struct capture *c, struct cow_twin *t)
 			err = -ENOMEM;
 			break;
 		}
-		read_packed(fd, ch, t->pre[i], t->pre_bad[i]);
+		pages_read_packed(fd, ch, t->pre[i], t->pre_bad[i]);
 	}
 	close(fd);
 	return err;
@@ -436,13 +402,8 @@ int cow_read_chunk(struct capture *c, size_t i, uint8_t *dst, uint64_t *bad)
 		free(t->pre[i]);
 		t->pre[i] = NULL;
 	} else {
-		read_packed(t->mem_fd, ch, dst, bad);
+		pages_read_packed(t->mem_fd, ch, dst, bad);
 	}
-	for (size_t w = 0; w < CKIMG_SPAN_GRID_PAGES / 64; w++)
-		if (bad[w]) {
-			c->areas[ch->area].flags |= CKIMG_AREA_UNREADABLE;
-			break;
-		}
 	return 0;
 }
 

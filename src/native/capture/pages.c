@@ -81,31 +81,43 @@ static void set_error(struct pipeline *pl, int err)
 }
 
 /*
- * In a tree, pages are read through /proc/PID/mem: process_vm_readv pins them, and pinning a
- * page still shared copy-on-write with another process unshares it (kernel >= 5.19), so the
- * capture itself would copy every page a parent shares with its forked children (and they
- * would no longer be seen as shared, SHARED_PAGES). Bytes read from the first run on.
+ * Chunk ch's candidate pages, packed into dst, read from a /proc/PID/mem fd (a run of pages at
+ * a time, page by page inside a run that reads short); pages that cannot be read are marked in
+ * bad. /proc/PID/mem reaches PROT_NONE and other odd areas, and does not pin: the copy-on-write
+ * twin (cow.c) and trees read through it, because process_vm_readv pins pages, and pinning a
+ * page still shared copy-on-write unshares it (kernel >= 5.19) — the capture itself would copy
+ * every page a parent shares with its forked children (no longer seen as SHARED_PAGES).
  */
-static ssize_t read_runs_unpinned(struct pipeline *pl, uint8_t *dst, const struct iovec *remote, int nr)
+void pages_read_packed(int mem_fd, const struct chunk *ch, uint8_t *dst, uint64_t *bad)
 {
-	ssize_t total = 0;
-
-	for (int r = 0; r < nr; r++) {
-		ssize_t n = pread(pl->mem_fd, dst + total, remote[r].iov_len, (off_t)(uintptr_t)remote[r].iov_base);
-		if (n > 0)
-			total += n;
-		if (n != (ssize_t)remote[r].iov_len)
-			break;
+	uint32_t k = 0;
+	for (uint32_t p = 0; p < ch->span_pages;) {
+		if (!bit(ch->bits, p)) {
+			p++;
+			continue;
+		}
+		uint32_t q = p;
+		while (q < ch->span_pages && bit(ch->bits, q))
+			q++;
+		size_t len = (size_t)(q - p) * PAGE_SIZE_4K;
+		ssize_t n = pread(mem_fd, dst + (size_t)k * PAGE_SIZE_4K, len,
+				  (off_t)(ch->first_page + (uint64_t)p * PAGE_SIZE_4K));
+		if (n != (ssize_t)len) {
+			for (uint32_t r = p; r < q; r++) {
+				uint64_t addr = ch->first_page + (uint64_t)r * PAGE_SIZE_4K;
+				if (pread(mem_fd, dst + (size_t)(k + r - p) * PAGE_SIZE_4K, PAGE_SIZE_4K,
+					  (off_t)addr) != PAGE_SIZE_4K)
+					bad[r / 64] |= 1ull << (r % 64);
+			}
+		}
+		k += q - p;
+		p = q;
 	}
-	return total;
 }
 
-/* Read one chunk's candidate pages, packed, into dst; unreadable pages are marked bad. */
-static int read_chunk(struct pipeline *pl, size_t i, uint8_t *dst)
+/* A chunk of a single-process target in one process_vm_readv: true when every page came. */
+static int read_chunk_vm(struct pipeline *pl, const struct chunk *ch, uint8_t *dst)
 {
-	struct chunk *ch = &pl->c->chunks[i];
-	if (pl->c->twin)
-		return cow_read_chunk(pl->c, i, dst, pl->bad[i]);   /* cow.c: from the twin */
 	struct iovec remote[CKIMG_SPAN_GRID_PAGES], local = { dst, (size_t)ch->cand_pages * PAGE_SIZE_4K };
 	int nr = 0;
 
@@ -121,29 +133,24 @@ static int read_chunk(struct pipeline *pl, size_t i, uint8_t *dst)
 					       (size_t)(q - p) * PAGE_SIZE_4K };
 		p = q;
 	}
-	ssize_t got = pl->c->tree ? read_runs_unpinned(pl, dst, remote, nr) :
-		      process_vm_readv(pl->c->pid, &local, 1, remote, (unsigned long)nr, 0);
-	if (got == (ssize_t)local.iov_len)
+	return process_vm_readv(pl->c->pid, &local, 1, remote, (unsigned long)nr, 0) == (ssize_t)local.iov_len;
+}
+
+/* Read one chunk's candidate pages, packed, into dst; unreadable pages are marked bad. */
+static int read_chunk(struct pipeline *pl, size_t i, uint8_t *dst)
+{
+	struct chunk *ch = &pl->c->chunks[i];
+	if (pl->c->twin)
+		cow_read_chunk(pl->c, i, dst, pl->bad[i]);   /* cow.c: from the twin */
+	else if (!pl->c->tree && read_chunk_vm(pl, ch, dst))
 		return 0;
-	if (got < 0)
-		got = 0;
-	if (got % PAGE_SIZE_4K)
-		got -= got % PAGE_SIZE_4K;
-	/* Page by page for the rest: /proc/PID/mem reaches PROT_NONE and other odd areas. */
-	uint32_t k = 0;
-	for (uint32_t p = 0; p < ch->span_pages; p++) {
-		if (!bit(ch->bits, p))
-			continue;
-		if ((uint64_t)k * PAGE_SIZE_4K >= (uint64_t)got) {
-			uint64_t addr = ch->first_page + (uint64_t)p * PAGE_SIZE_4K;
-			ssize_t r = pread(pl->mem_fd, dst + (size_t)k * PAGE_SIZE_4K, PAGE_SIZE_4K, (off_t)addr);
-			if (r != PAGE_SIZE_4K) {
-				pl->bad[i][p / 64] |= 1ull << (p % 64);
-				pl->c->areas[ch->area].flags |= CKIMG_AREA_UNREADABLE;
-			}
+	else   /* a tree (no pinning), or a short read: page by page where needed */
+		pages_read_packed(pl->mem_fd, ch, dst, pl->bad[i]);
+	for (size_t w = 0; w < CKIMG_SPAN_GRID_PAGES / 64; w++)
+		if (pl->bad[i][w]) {
+			pl->c->areas[ch->area].flags |= CKIMG_AREA_UNREADABLE;
+			break;
 		}
-		k++;
-	}
 	return 0;
 }
 
