@@ -22,7 +22,7 @@
  * ```
  */
 import {
-  ImageError, PAGES, RECORD_HEADER_SIZE, RECORD_MAGIC, RecordType, areaPerms, bitmapIndex, crc32,
+  ImageError, PAGES, RECORD_HEADER_SIZE, RECORD_MAGIC, RecordType, areaPerms, bitmapIndex, crc32, spanAt,
   X86_64_REG_NAMES, fdStateFields, fdStateOf, type AreaRecord, type ChunkRef, type CheckpointImage, type FdRecord, type FdStateRecord, type MappedFileRecord,
   type ThreadRecord, type X86RegName,
 } from "../format/index.js";
@@ -634,7 +634,7 @@ class StoredPages {
   private async decodedAt(list: ChunkRef[], cur: DecodedSpan | undefined, addr: bigint): Promise<DecodedSpan | undefined> {
     const ps = BigInt(this.img.pageSize);
     if (cur && addr >= cur.ref.firstPage && addr < cur.ref.firstPage + BigInt(cur.ref.spanPages) * ps) return cur;
-    const ref = findChunk(list, addr, ps);
+    const ref = spanAt(list, addr, this.img.pageSize)?.span;
     if (!ref) return undefined;
     const { header, raw } = await this.img.readChunk(ref);
     this.stats.chunksRead++;
@@ -649,19 +649,6 @@ interface DecodedSpan {
   raw: Uint8Array;
   /** page i of the span → its place in raw, -1 where not stored */
   index: Int32Array;
-}
-
-/** The chunk of a list sorted by first page whose span holds addr. */
-function findChunk(chunks: ChunkRef[], addr: bigint, ps: bigint): ChunkRef | undefined {
-  let lo = 0, hi = chunks.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    const c = chunks[mid];
-    if (addr < c.firstPage) hi = mid - 1;
-    else if (addr >= c.firstPage + BigInt(c.spanPages) * ps) lo = mid + 1;
-    else return c;
-  }
-  return undefined;
 }
 
 /** Run `fn` over `items` with at most `limit` in flight (bounded parallel small reads). */
