@@ -17,6 +17,23 @@
 #include "crc32.h"
 #include "image.h"
 
+int img_read_payload(const struct img *img, const struct ckimg_index_entry *e, uint8_t **out)
+{
+	struct ckimg_record_header rh;
+	uint8_t *pl = malloc(e->payload_length ? e->payload_length : 1);
+
+	if (!pl)
+		return -ENOMEM;
+	if (pread(img->fd, &rh, sizeof(rh), (off_t)e->offset) != sizeof(rh) ||
+	    pread(img->fd, pl, e->payload_length, (off_t)(e->offset + sizeof(rh))) != (ssize_t)e->payload_length ||
+	    ck_crc32(0, pl, e->payload_length) != rh.payload_crc) {
+		free(pl);
+		return -EBADMSG;
+	}
+	*out = pl;
+	return 0;
+}
+
 const char *img_type_name(uint16_t type)
 {
 	switch (type) {

@@ -247,6 +247,9 @@ int img_chain_open(struct img *img);
 void img_chain_free(struct img *img);
 
 const char *img_type_name(uint16_t type);
+/* The payload of the record index entry e points to, read and CRC-checked (malloc'ed into
+ * *out; the caller bounds e->payload_length first): 0, -EBADMSG (damaged), -ENOMEM. */
+int img_read_payload(const struct img *img, const struct ckimg_index_entry *e, uint8_t **out);
 /* The kind record of `type` keyed by fd `key32` (the first fd of its description), or NULL. */
 const struct img_fdrec *img_fdrec_by_fd(const struct img *img, uint16_t type, uint32_t key32);
 /* ... or by object id (key64). */

@@ -262,7 +262,6 @@ int restore_sysv_make(struct restore_args *a)
 
 	for (uint64_t k = 0; k < img->nents; k++) {
 		const struct ckimg_index_entry *e = &img->ents[k];
-		struct ckimg_record_header rh;
 		uint8_t *pl;
 		int err;
 		if (e->type != CKIMG_REC_SYSV_SHM && e->type != CKIMG_REC_SYSV_SEM && e->type != CKIMG_REC_SYSV_MSG)
@@ -272,16 +271,12 @@ int restore_sysv_make(struct restore_args *a)
 		if (e->payload_length < sizeof(struct ckimg_sysv_ipc_perm) || e->payload_length > CKIMG_MAX_METADATA_PAYLOAD)
 			return rst_err(a, -EBADMSG, "BAD_FIELD: %s record at offset %llu: %llu bytes", kind_name(e->type),
 				       (unsigned long long)e->offset, (unsigned long long)e->payload_length);
-		pl = malloc(e->payload_length);
-		if (!pl)
-			return -ENOMEM;
-		if (pread(img->fd, &rh, sizeof(rh), (off_t)e->offset) != sizeof(rh) ||
-		    pread(img->fd, pl, e->payload_length, (off_t)(e->offset + sizeof(rh))) != (ssize_t)e->payload_length ||
-		    ck_crc32(0, pl, e->payload_length) != rh.payload_crc) {
-			free(pl);
-			return rst_err(a, -EBADMSG, "BAD_CHECKSUM: %s record at offset %llu", kind_name(e->type),
+		err = img_read_payload(img, e, &pl);
+		if (err == -EBADMSG)
+			return rst_err(a, err, "BAD_CHECKSUM: %s record at offset %llu", kind_name(e->type),
 				       (unsigned long long)e->offset);
-		}
+		if (err)
+			return err;
 		err = make_one(a, e->type, pl, e->payload_length, e->offset);
 		free(pl);
 		if (err)

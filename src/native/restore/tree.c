@@ -668,7 +668,6 @@ static int load_shared_runs(struct restore_args *a, uint32_t i)
 
 	for (uint64_t k = 0; k < img->nents; k++) {
 		const struct ckimg_index_entry *e = &img->ents[k];
-		struct ckimg_record_header rh;
 		struct { uint32_t fixed_size, count, parent_pid, reserved; } f;
 		uint8_t *pl;
 		if (e->type != CKIMG_REC_SHARED_PAGES || img->owners[k] != img->owner)
@@ -676,15 +675,11 @@ static int load_shared_runs(struct restore_args *a, uint32_t i)
 		if (a->shared || e->payload_length < sizeof(f) || e->payload_length > CKIMG_MAX_METADATA_PAYLOAD)
 			return rst_err(a, -EBADMSG, "BAD_FIELD: SHARED_PAGES at offset %llu: a second one, or %llu bytes",
 				       (unsigned long long)e->offset, (unsigned long long)e->payload_length);
-		pl = malloc(e->payload_length);
-		if (!pl)
-			return -ENOMEM;
-		if (pread(img->fd, &rh, sizeof(rh), (off_t)e->offset) != sizeof(rh) ||
-		    pread(img->fd, pl, e->payload_length, (off_t)(e->offset + sizeof(rh))) != (ssize_t)e->payload_length ||
-		    ck_crc32(0, pl, e->payload_length) != rh.payload_crc) {
-			free(pl);
-			return rst_err(a, -EBADMSG, "BAD_CHECKSUM: SHARED_PAGES at offset %llu", (unsigned long long)e->offset);
-		}
+		int err = img_read_payload(img, e, &pl);
+		if (err == -EBADMSG)
+			return rst_err(a, err, "BAD_CHECKSUM: SHARED_PAGES at offset %llu", (unsigned long long)e->offset);
+		if (err)
+			return err;
 		memcpy(&f, pl, sizeof(f));
 		if (f.fixed_size < sizeof(f) || f.fixed_size > e->payload_length ||
 		    f.count > (e->payload_length - f.fixed_size) / 16 || f.parent_pid != T.e[i].ppid || i == 0) {
