@@ -307,7 +307,7 @@ function readFileSyncSafe(path: string): string {
 /**
  * Every readable page of every non-kernel area: image (or its mapped file) == /proc/PID/mem.
  * Except the kernel's own writes after the capture: each thread's registered rseq area gets
- * cpu_id_start/cpu_id (its first 8 bytes) rewritten whenever the thread moves to another CPU.
+ * cpu_id_start, cpu_id, node_id and mm_cid rewritten whenever the thread moves to another CPU.
  */
 async function compareWithLiveMemory(img: CheckpointImage, pid: number): Promise<void> {
   const { openSync, readSync, closeSync } = await import("node:fs");
@@ -322,10 +322,10 @@ async function compareWithLiveMemory(img: CheckpointImage, pid: number): Promise
       expect(got).toBe(len);
       const mine = Buffer.from(await img.readMemory(a.start, len));
       for (const t of img.threadStates) {
-        const at = t.rseq.addr - a.start;
-        if (t.rseq.len && at >= 0n && at + 8n <= BigInt(len)) {
-          mine.fill(0, Number(at), Number(at) + 8);
-          live.fill(0, Number(at), Number(at) + 8);
+        const at = t.rseq.addr - a.start, n = BigInt(t.rseq.len);
+        if (n && at >= 0n && at + n <= BigInt(len)) {
+          mine.fill(0, Number(at), Number(at + n));
+          live.fill(0, Number(at), Number(at + n));
         }
       }
       expect(mine.equals(live), `area ${a.start.toString(16)} ${a.path}`).toBe(true);
