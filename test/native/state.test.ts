@@ -105,6 +105,15 @@ describe("credentials and prctl state", () => {
   }
 });
 
+describe("a removed cwd", () => {
+  it("comes back removed, at the same path, and relative creates still fail (zdtm cwd01)", async () => {
+    const dir = join(tmp, `gone-${process.pid}`);
+    const { verdict, run } = await zdtmRoundTrip([prog("cwd_deleted"), dir]);
+    expect(verdict).toBe("PASS");
+    expect(run.restored.stderr()).toMatch(/cwd .*gone-\d+ had been removed/);
+  });
+});
+
 describe("rseq and seccomp", () => {
   it("every thread's rseq registration comes back and the kernel keeps cpu_id current (zdtm rseq00)", async () => {
     const { verdict } = await zdtmRoundTrip([prog("rseq")]);

@@ -117,6 +117,43 @@ static void child_rseq_off(void)
 		syscall(SYS_rseq, area, 32, 1, RSEQ_SIG);
 }
 
+/* The kernel names a removed directory "PATH (deleted)". Returns 1 and PATH in out when cwd is
+ * such a name and nothing is at PATH now. */
+static int cwd_is_deleted(const char *cwd, char *out, size_t n)
+{
+	static const char suffix[] = " (deleted)";
+	size_t len = strlen(cwd), sl = sizeof(suffix) - 1;
+	struct stat st;
+
+	if (len <= sl || len - sl >= n || strcmp(cwd + len - sl, suffix) != 0 || stat(cwd, &st) == 0)
+		return 0;
+	memcpy(out, cwd, len - sl);
+	out[len - sl] = 0;
+	return 1;
+}
+
+/* The process's cwd. One that had been removed comes back removed: an empty directory is made
+ * (at its old path where that is free, else in /tmp), entered and removed again, so getcwd()
+ * and relative paths behave as they did before the capture. */
+static void child_chdir(struct restore_args *a)
+{
+	const char *cwd = a->img->proc.cwd.s;
+	char path[4096];
+
+	if (!cwd[0] || chdir(cwd) == 0)
+		return;
+	if (!cwd_is_deleted(cwd, path, sizeof(path)))
+		child_fail(a, "PROCESS record: cwd %s: %s", cwd, strerror(errno));
+	if (mkdir(path, 0755) < 0) {
+		snprintf(path, sizeof(path), "/tmp/.ckimg-cwd-XXXXXX");
+		if (!mkdtemp(path))
+			child_fail(a, "PROCESS record: cwd %s: cannot make a directory to stand for it: %s",
+				   cwd, strerror(errno));
+	}
+	if (chdir(path) < 0 || rmdir(path) < 0)
+		child_fail(a, "PROCESS record: cwd %s: %s: %s", cwd, path, strerror(errno));
+}
+
 /* In the new process, still running our code: what it sets up for itself (fds, cwd, umask,
  * personality, name, signal dispositions, aux fds, trampoline). Returns only on success. */
 void restore_child_setup(struct restore_args *a)
@@ -135,8 +172,7 @@ void restore_child_setup(struct restore_args *a)
 	if (personality(p->personality) < 0)
 		child_fail(a, "PROCESS record: personality 0x%x: %s", p->personality, strerror(errno));
 	prctl(PR_SET_NAME, img->proc.comm.s);
-	if (img->proc.cwd.s[0] && chdir(img->proc.cwd.s) < 0)
-		child_fail(a, "PROCESS record: cwd %s: %s", img->proc.cwd.s, strerror(errno));
+	child_chdir(a);
 	child_signals(a);
 
 	t = mmap((void *)a->tramp, RST_TRAMP_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC,
@@ -265,6 +301,12 @@ int restore_fork_prepare(struct restore_args *a)
 			a->file_fd_child[i] = a->hi_fd + 2 + (int)i;
 	a->content_fd_base = a->hi_fd + 2 + (int)img->nfiles;   /* below the scratch numbers (fds.c) */
 	a->contents_made = 1;   /* from the fork on, the child may have created --deleted-dir files */
+	{
+		char gone[4096];
+		if (cwd_is_deleted(img->proc.cwd.s, gone, sizeof(gone)))
+			rst_warn("PROCESS record: cwd %s had been removed; the process gets an empty, removed "
+				 "directory as its cwd again", gone);
+	}
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
 		rlim_t need = (rlim_t)(a->hi_fd + 4 + (int)img->nfiles + (int)img->ncontents + 16) +
 			      restore_fds_scratch_need(img);
