@@ -1,7 +1,86 @@
-// Shared helpers for the benchmarks: timing child processes (wall time and peak RSS via
-// GNU time), medians, and table printing.
-import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+// Shared helpers for the benchmarks: where the build and CRIU are, options, compiling the C
+// programs under test, timing child processes (wall time and peak RSS via GNU time, or a child
+// subreaper's own clock), medians, and table printing.
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const REPO = join(dirname(fileURLToPath(import.meta.url)), "..");
+export const RESTORE = join(REPO, "build/ckimg-restore");
+export const CAPTURE = join(REPO, "build/ckimg-capture");
+
+/** `--name VALUE` from the command line, else dflt. */
+export function cliOption(name, dflt) {
+  const args = process.argv.slice(2);
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : dflt;
+}
+
+/** CRIU from $CRIU, the source build the benches document (/work/tools/criu), or PATH; null if none. */
+export function findCriu() {
+  for (const c of [process.env.CRIU, "/work/tools/criu/criu/criu"]) if (c && existsSync(c)) return c;
+  const r = spawnSync("sh", ["-c", "command -v criu"], { encoding: "utf8" });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Wait until pid has left /proc (reaped), at most 10 s. */
+export async function gone(pid) {
+  for (let i = 0; i < 1000 && existsSync(`/proc/${pid}`); i++) await sleep(10);
+  if (existsSync(`/proc/${pid}`)) throw new Error(`pid ${pid} stays taken`);
+}
+
+/** Compile C source text to the executable out (-O2). */
+export function compileC(src, out) {
+  writeFileSync(out + ".c", src);
+  const r = spawnSync("gcc", ["-O2", "-o", out, out + ".c"], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return out;
+}
+
+/** The tests' child subreaper (test/native/restore-programs/subreaper.c), built into dir. */
+export function buildSubreaper(dir) {
+  return compileC(readFileSync(join(REPO, "test/native/restore-programs/subreaper.c"), "utf8"), join(dir, "subreaper"));
+}
+
+/** The direct child of pid (the program a subreaper started), from /proc. */
+export function childOf(pid) {
+  const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean);
+  if (kids.length !== 1) throw new Error(`process ${pid} has ${kids.length} children, not one`);
+  return Number(kids[0]);
+}
+
+/**
+ * Run argv under the subreaper; resolve when its direct child exits, with that child's wall
+ * time (s, the subreaper's clock) and status. The subreaper lives on, reaping what a detached
+ * restore leaves behind, until finishUnderReaper.
+ */
+export function timeUnderReaper(reaper, argv) {
+  return new Promise((resolve, reject) => {
+    const c = spawn(reaper, argv, { stdio: ["ignore", "pipe", "pipe"] });
+    let err = "", out = "";
+    c.stdout.on("data", (d) => (out += d));
+    c.stderr.on("data", (d) => {
+      err += d;
+      const m = /child-exit (\d+) (\d+)/.exec(err);
+      if (m && !c.reported) {
+        c.reported = true;
+        resolve({ seconds: Number(m[2]) / 1e9, status: Number(m[1]), child: c, out: () => out, err: () => err });
+      }
+    });
+    c.on("error", reject);
+    c.on("exit", () => { if (!c.reported) reject(new Error(`${argv[0]} under the subreaper failed: ${err}`)); });
+  });
+}
+
+/** Kill the restored pid, let the subreaper of run reap it and exit. */
+export async function finishUnderReaper(run, pid) {
+  try { process.kill(pid, "SIGKILL"); } catch { /* gone */ }
+  await new Promise((r) => (run.child.exitCode !== null ? r() : run.child.on("exit", r)));
+  await gone(pid);
+}
 
 export function median(xs) {
   const s = [...xs].sort((a, b) => a - b);

@@ -10,34 +10,13 @@
 // CRIU is taken from $CRIU, /work/tools/criu/criu/criu or PATH (never built here).
 // Options: --rounds N, --only ckimg (skip CRIU).
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { median, table, fmt } from "./_util.mjs";
+import { join } from "node:path";
+import { CAPTURE, RESTORE, buildSubreaper, cliOption, compileC, findCriu, finishUnderReaper, childOf, fmt, gone, median, sleep, table, timeUnderReaper } from "./_util.mjs";
 
-const REPO = join(dirname(fileURLToPath(import.meta.url)), "..");
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const ROUNDS = Math.max(5, Number(opt("rounds", "5")));
-const ONLY = opt("only", "");
-const RESTORE = join(REPO, "build/ckimg-restore");
-const CAPTURE = join(REPO, "build/ckimg-capture");
-
-function findCriu() {
-  for (const c of [process.env.CRIU, "/work/tools/criu/criu/criu"]) if (c && existsSync(c)) return c;
-  const r = spawnSync("sh", ["-c", "command -v criu"], { encoding: "utf8" });
-  return r.status === 0 ? r.stdout.trim() : null;
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function gone(pid) {
-  for (let i = 0; i < 1000 && existsSync(`/proc/${pid}`); i++) await sleep(10);
-  if (existsSync(`/proc/${pid}`)) throw new Error(`pid ${pid} stays taken`);
-}
+const ROUNDS = Math.max(5, Number(cliOption("rounds", "5")));
+const ONLY = cliOption("only", "");
 
 const PROGRAM = `
 #include <fcntl.h>
@@ -72,51 +51,19 @@ int main(int argc, char **argv) {
 }
 `;
 
-function cc(src, out) {
-  writeFileSync(out + ".c", src);
-  const r = spawnSync("gcc", ["-O2", "-o", out, out + ".c"], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(r.stderr);
-  return out;
-}
-
-/** Run argv under the subreaper; resolve with the direct child's wall time (s) and status. */
-function timed(reaper, argv) {
-  return new Promise((resolve, reject) => {
-    const c = spawn(reaper, argv, { stdio: ["ignore", "pipe", "pipe"] });
-    let err = "";
-    c.stdout.on("data", () => {});
-    c.stderr.on("data", (d) => {
-      err += d;
-      const m = /child-exit (\d+) (\d+)/.exec(err);
-      if (m && !c.reported) {
-        c.reported = true;
-        resolve({ seconds: Number(m[2]) / 1e9, status: Number(m[1]), child: c, err: () => err });
-      }
-    });
-    c.on("error", reject);
-    c.on("exit", () => { if (!c.reported) reject(new Error(`restore under subreaper failed: ${err}`)); });
-  });
-}
-
-async function finish(run, pid) {
-  try { process.kill(pid, "SIGKILL"); } catch { /* gone */ }
-  await new Promise((r) => (run.child.exitCode !== null ? r() : run.child.on("exit", r)));
-  await gone(pid);
-}
-
 async function main() {
   for (const b of [RESTORE, CAPTURE]) if (!existsSync(b)) throw new Error(`${b} missing: npm run build`);
   const criu = ONLY === "ckimg" ? null : findCriu();
   const dir = mkdtempSync(join(tmpdir(), "ckimg-bench-fds-"));
   try {
-    const prog = cc(PROGRAM, join(dir, "fds"));
-    const reaper = cc(readFileSync(join(REPO, "test/native/restore-programs/subreaper.c"), "utf8"), join(dir, "subreaper"));
+    const prog = compileC(PROGRAM, join(dir, "fds"));
     const files = join(dir, "files");
     mkdirSync(files);
     const outFile = join(dir, "fds.out");
-    const sh = spawn("sh", ["-c", `exec setsid ${prog} ${files} > ${outFile} 2>&1 < /dev/null`], { stdio: "ignore" });
+    const reaper = buildSubreaper(dir);
+    const sh = spawn(reaper, ["sh", "-c", `exec setsid ${prog} ${files} > ${outFile} 2>&1 < /dev/null`], { stdio: "ignore" });
     for (let i = 0; i < 6000 && !(existsSync(outFile) && readFileSync(outFile, "utf8").includes("ready")); i++) await sleep(10);
-    const pid = sh.pid;
+    const pid = childOf(sh.pid);
     const nfds = spawnSync("sh", ["-c", `ls /proc/${pid}/fd | wc -l`], { encoding: "utf8" }).stdout.trim();
     console.log(`process ${pid}: ${nfds} open fds (pipes with bytes, unix pairs with a queue, files + dups, /dev/null); ${ROUNDS} rounds, medians`);
 
@@ -147,9 +94,9 @@ async function main() {
     const times = Object.fromEntries(modes.map(([n]) => [n, []]));
     for (let round = -1; round < ROUNDS; round++) {       // round -1: warm-up, not counted
       for (const [name, argv] of modes) {
-        const run = await timed(reaper, argv);
+        const run = await timeUnderReaper(reaper, argv);
         if (run.status !== 0) throw new Error(`${name}: exit ${run.status}: ${run.err()}`);
-        await finish(run, pid);
+        await finishUnderReaper(run, pid);
         if (round >= 0) times[name].push(run.seconds);
       }
     }

@@ -7,34 +7,14 @@
 // Medians of ≥ 3 rounds after a warm-up round. CRIU from $CRIU or /work/tools/criu/criu/criu.
 // Options: --mb N, --rounds N, --only ckimg.
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { median, table, fmt } from "./_util.mjs";
+import { join } from "node:path";
+import { CAPTURE, RESTORE, buildSubreaper, cliOption, compileC, findCriu, finishUnderReaper, childOf, fmt, gone, median, sleep, table, timeUnderReaper } from "./_util.mjs";
 
-const REPO = join(dirname(fileURLToPath(import.meta.url)), "..");
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const MB = Number(opt("mb", "256"));
-const ROUNDS = Math.max(3, Number(opt("rounds", "3")));
-const ONLY = opt("only", "");
-const RESTORE = join(REPO, "build/ckimg-restore");
-const CAPTURE = join(REPO, "build/ckimg-capture");
-
-function findCriu() {
-  for (const c of [process.env.CRIU, "/work/tools/criu/criu/criu"]) if (c && existsSync(c)) return c;
-  return null;
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function gone(pid) {
-  for (let i = 0; i < 1000 && existsSync(`/proc/${pid}`); i++) await sleep(10);
-  if (existsSync(`/proc/${pid}`)) throw new Error(`pid ${pid} stays taken`);
-}
+const MB = Number(cliOption("mb", "256"));
+const ROUNDS = Math.max(3, Number(cliOption("rounds", "3")));
+const ONLY = cliOption("only", "");
 
 const PROGRAM = `
 #define _GNU_SOURCE
@@ -76,36 +56,6 @@ int main(int argc, char **argv) {
 }
 `;
 
-function cc(src, out) {
-  writeFileSync(out + ".c", src);
-  const r = spawnSync("gcc", ["-O2", "-o", out, out + ".c"], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(r.stderr);
-  return out;
-}
-
-function timed(reaper, argv) {
-  return new Promise((resolve, reject) => {
-    const c = spawn(reaper, argv, { stdio: ["ignore", "pipe", "pipe"] });
-    let err = "";
-    c.stderr.on("data", (d) => {
-      err += d;
-      const m = /child-exit (\d+) (\d+)/.exec(err);
-      if (m && !c.reported) {
-        c.reported = true;
-        resolve({ seconds: Number(m[2]) / 1e9, status: Number(m[1]), child: c, err: () => err });
-      }
-    });
-    c.on("error", reject);
-    c.on("exit", () => { if (!c.reported) reject(new Error(`under subreaper failed: ${err}`)); });
-  });
-}
-
-async function finish(run, pid) {
-  try { process.kill(pid, "SIGKILL"); } catch { /* gone */ }
-  await new Promise((r) => (run.child.exitCode !== null ? r() : run.child.on("exit", r)));
-  await gone(pid);
-}
-
 function wall(argv) {
   const t = process.hrtime.bigint();
   const r = spawnSync(argv[0], argv.slice(1), { encoding: "utf8" });
@@ -118,12 +68,12 @@ async function main() {
   const criu = ONLY === "ckimg" ? null : findCriu();
   const dir = mkdtempSync(join(tmpdir(), "ckimg-bench-files-"));
   try {
-    const prog = cc(PROGRAM, join(dir, "files"));
-    const reaper = cc(readFileSync(join(REPO, "test/native/restore-programs/subreaper.c"), "utf8"), join(dir, "subreaper"));
+    const prog = compileC(PROGRAM, join(dir, "files"));
     const outFile = join(dir, "files.out");
-    const sh = spawn("sh", ["-c", `exec setsid ${prog} ${dir} ${MB} > ${outFile} 2>&1 < /dev/null`], { stdio: "ignore" });
+    const reaper = buildSubreaper(dir);
+    const sh = spawn(reaper, ["sh", "-c", `exec setsid ${prog} ${dir} ${MB} > ${outFile} 2>&1 < /dev/null`], { stdio: "ignore" });
     for (let i = 0; i < 6000 && !(existsSync(outFile) && readFileSync(outFile, "utf8").includes("ready")); i++) await sleep(10);
-    const pid = sh.pid;
+    const pid = childOf(sh.pid);
     console.log(`process ${pid}: unlinked ${MB} MiB file, unlinked 1 GiB sparse file (1 MiB data), 64 MiB memfd mapped shared; ${ROUNDS} rounds, medians`);
 
     const caps = { "ckimg capture lz4": [], "ckimg capture none": [], "criu dump --leave-running": [] };
@@ -173,9 +123,9 @@ async function main() {
     const times = Object.fromEntries(modes.map(([n]) => [n, []]));
     for (let round = -1; round < ROUNDS; round++) {
       for (const [name, argv] of modes) {
-        const run = await timed(reaper, argv);
+        const run = await timeUnderReaper(reaper, argv);
         if (run.status !== 0) throw new Error(`${name}: exit ${run.status}: ${run.err()}`);
-        await finish(run, pid);
+        await finishUnderReaper(run, pid);
         if (round >= 0) times[name].push(run.seconds);
       }
     }
