@@ -287,7 +287,7 @@ describe("ckimg restore: refusals leave nothing behind", () => {
       const r = runCli(["restore", img]);
       expect(r.status).toBe(2);
       expect(r.stderr.trim().split("\n")).toHaveLength(1);
-      expect(r.stderr).toMatch(new RegExp(`^ckimg: ${img}: PROCESS record: PID ${p.pid} is taken`));
+      expect(r.stderr).toMatch(new RegExp(`^ckimg: ${img}: PROCESS record: PID ${p.pid} is taken: process ${p.pid} \\(counter\\) runs; `));
     } finally {
       await killOriginal(p);
     }

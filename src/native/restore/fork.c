@@ -5,6 +5,7 @@
  * (the image and every mapped file, on high "aux" numbers). It then maps the trampoline and
  * stops itself under PTRACE_TRACEME. Errors in the child go to a shared page, then _exit().
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
@@ -341,6 +342,61 @@ int restore_fork_adopt(struct restore_args *a)
 	return rst_thread_attach_regs(&a->threads[0]);
 }
 
+/* /proc/N/stat's state, parent, group and session, and comm; 0 when N is gone. */
+static int read_stat(const char *path, char *comm, size_t n, char *state, int *ppid, int *pgrp, int *sid)
+{
+	char buf[512];
+	FILE *f = fopen(path, "re");
+	size_t len = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+	char *open, *close;
+
+	if (f)
+		fclose(f);
+	buf[len] = 0;
+	open = strchr(buf, '(');
+	close = strrchr(buf, ')');
+	if (!len || !open || !close || close < open ||
+	    sscanf(close + 1, " %c %d %d %d", state, ppid, pgrp, sid) != 4)
+		return 0;
+	snprintf(comm, n, "%.*s", (int)(close - open - 1), open + 1);
+	return 1;
+}
+
+/* Why clone3 finds pid taken, for the error: a process that runs, a zombie nobody has reaped,
+ * or — a PID stays in use while it names a process group or session — a process (often a
+ * zombie) still in the group or session it names. */
+void rst_pid_holder(pid_t pid, char *out, size_t n)
+{
+	char path[64], comm[64], state;
+	int ppid, pgrp, sid;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (read_stat(path, comm, sizeof(comm), &state, &ppid, &pgrp, &sid)) {
+		if (state == 'Z')
+			snprintf(out, n, "process %d (%s) is a zombie its parent %d has not reaped", pid, comm, ppid);
+		else
+			snprintf(out, n, "process %d (%s) runs", pid, comm);
+		return;
+	}
+	snprintf(out, n, "in use by a thread or a process group or session");
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		int other = atoi(e->d_name);
+		if (other <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/stat", other);
+		if (read_stat(path, comm, sizeof(comm), &state, &ppid, &pgrp, &sid) && (pgrp == pid || sid == pid)) {
+			snprintf(out, n, "it is still the %s id of process %d (%s%s%d)",
+				 pgrp == pid ? "process group" : "session", other, comm,
+				 state == 'Z' ? ", a zombie not yet reaped by its parent " : ", child of ", ppid);
+			break;
+		}
+	}
+	if (d)
+		closedir(d);
+}
+
 int restore_fork(struct restore_args *a)
 {
 	struct img *img = a->img;
@@ -359,9 +415,12 @@ int restore_fork(struct restore_args *a)
 	}
 	pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
 	if (pid < 0) {
-		if (errno == EEXIST)
-			return rst_err(a, -EEXIST, "PROCESS record: PID %d is taken by a running process "
-				       "(wait for it to exit, or use --new-pid)", want);
+		if (errno == EEXIST) {
+			char who[160];
+			rst_pid_holder(want, who, sizeof(who));
+			return rst_err(a, -EEXIST, "PROCESS record: PID %d is taken: %s; wait for it to go, "
+				       "or use --new-pid", want, who);
+		}
 		return rst_err(a, -errno, "PROCESS record: clone3 with PID %d: %s", want, strerror(errno));
 	}
 	if (pid == 0)

@@ -151,6 +151,7 @@ void restore_tty_done(struct restore_args *a);
 /* steps */
 int restore_check_files(struct restore_args *a);
 int restore_fork(struct restore_args *a);
+void rst_pid_holder(pid_t pid, char *out, size_t n);
 int restore_mm(struct restore_args *a);
 int restore_threads(struct restore_args *a);
 int restore_mm_wait(struct restore_args *a);
