@@ -65,6 +65,7 @@ async function buildStartupSnapshot() {
     console.warn(`bundle: no start-up snapshot (the CLI works without it): ${(r.stderr || r.error?.message || "").trim().split("\n").pop()}`);
     return;
   }
-  // bin/launch.sh: the node that built the blob, and the folder of bin/ckimg
-  writeFileSync(`${blob}.stamp`, `${realpathSync(process.execPath)} ${realpathSync(join(repo, "bin"))}\n`);
+  // bin/launch.sh: the node that built the blob, the folder of bin/ckimg, the verbs it serves
+  const { SNAPSHOT_VERBS } = await import(pathToFileURL(join(repo, "dist/cli/snapshot-verbs.js")).href);
+  writeFileSync(`${blob}.stamp`, `${realpathSync(process.execPath)} ${realpathSync(join(repo, "bin"))} ${SNAPSHOT_VERBS.join(" ")}\n`);
 }

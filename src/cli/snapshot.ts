@@ -16,10 +16,8 @@
 import { startupSnapshot } from "node:v8";
 import { main } from "./main.js";
 import { VERBS } from "./verbs.js";
+import { SNAPSHOT_VERBS } from "./snapshot-verbs.js";
 import type { CliContext } from "./common.js";
-
-/** The verbs bin/launch.sh sends here (keep the two lists equal). */
-const SNAPSHOT_VERBS = ["inspect", "verify", "diff", "sym", "bt", "got", "mem", "strings", "to-core", "elf", "convert"];
 
 /**
  * Loads every reporting verb and runs a few on the corpus, so that their modules are evaluated

@@ -9,6 +9,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, test } from "vitest";
+import { SNAPSHOT_VERBS } from "../../src/cli/snapshot-verbs.js";
+
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const BIN = join(REPO, "bin/ckimg");
@@ -26,11 +28,14 @@ function run(argv: string[], env: NodeJS.ProcessEnv = process.env) {
 }
 
 describe("start-up snapshot", () => {
-  test("the build made the blob, stamped with this node and this checkout", () => {
+  test("the build made the blob, stamped with this node, this checkout and the verbs it serves", () => {
     expect(existsSync(BLOB)).toBe(true);
-    const [node, bin] = readFileSync(`${BLOB}.stamp`, "utf8").trim().split(" ");
+    const [node, bin, ...verbs] = readFileSync(`${BLOB}.stamp`, "utf8").trim().split(" ");
     expect(existsSync(node)).toBe(true);
     expect(bin).toBe(join(REPO, "bin"));
+    expect(verbs).toEqual([...SNAPSHOT_VERBS]);
+    expect(verbs).toContain("inspect");
+    expect(verbs).not.toContain("restore");
   });
 
   test("the launcher starts reporting verbs from the blob and the others as a script", () => {
