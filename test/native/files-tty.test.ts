@@ -230,45 +230,47 @@ int main(int argc, char **argv) {
 });
 
 describe("terminals", () => {
-  it("a raw-mode program with a pty pair, restored on another terminal of another size", async () => {
-    const exe = prog("ttyraw");
-    const img = join(tmp, "tty.img");
-    const orig = startProcess(["python3", PTYRUN, "30", "100", exe], { cwd: tmp });
-    let pid = 0;
-    try {
-      const ready = await orig.waitForLine(/^ready/);
-      pid = Number(ready.split(/\s+/)[1]);
-      capture(pid, img, ["--kill"]);
-    } finally {
-      await orig.kill();
-      if (pid) await gone(pid);
-    }
-    const im = await openImage(img);
-    const ctl = [...im.ttys.values()].find((t) => t.flags & 1)!;
-    expect(ctl.winsize).toMatchObject({ rows: 30, cols: 100 });
-    expect(ctl.termios.lflag & 0o12).toBe(0); // -icanon -echo
-    expect([...im.ttys.values()].filter((t) => t.flags & 8)).toHaveLength(2); // the pair
-    await im.close();
-    const shown = runCli(["inspect", img]);
-    expect(shown.stdout).toMatch(/\/dev\/pts\/\d+\s+raw 30x100 controlling foreground\n/);
-    expect(shown.stdout).toMatch(/\/dev\/ptmx\s+icanon -echo isig 10x20 paired\(fd \d+\) ptmx #\d+\n/);
-    const json = JSON.parse(runCli(["inspect", "--json", img]).stdout);
-    const fd0 = json.files.find((f: { fd: number }) => f.fd === 0);
-    expect(fd0.tty).toMatchObject({ mode: "raw", rows: 30, cols: 100, flags: ["controlling", "pty_slave", "foreground"] });
+  for (const [rows, cols, how] of [[40, 120, "of another size"], [30, 100, "of the same size (it still gets SIGWINCH to redraw)"]] as const) {
+    it(`a raw-mode program with a pty pair, restored on another terminal ${how}`, async () => {
+      const exe = prog("ttyraw");
+      const img = join(tmp, `tty-${rows}.img`);
+      const orig = startProcess(["python3", PTYRUN, "30", "100", exe], { cwd: tmp });
+      let pid = 0;
+      try {
+        const ready = await orig.waitForLine(/^ready/);
+        pid = Number(ready.split(/\s+/)[1]);
+        capture(pid, img, ["--kill"]);
+      } finally {
+        await orig.kill();
+        if (pid) await gone(pid);
+      }
+      const im = await openImage(img);
+      const ctl = [...im.ttys.values()].find((t) => t.flags & 1)!;
+      expect(ctl.winsize).toMatchObject({ rows: 30, cols: 100 });
+      expect(ctl.termios.lflag & 0o12).toBe(0); // -icanon -echo
+      expect([...im.ttys.values()].filter((t) => t.flags & 8)).toHaveLength(2); // the pair
+      await im.close();
+      const shown = runCli(["inspect", img]);
+      expect(shown.stdout).toMatch(/\/dev\/pts\/\d+\s+raw 30x100 controlling foreground\n/);
+      expect(shown.stdout).toMatch(/\/dev\/ptmx\s+icanon -echo isig 10x20 paired\(fd \d+\) ptmx #\d+\n/);
+      const json = JSON.parse(runCli(["inspect", "--json", img]).stdout);
+      const fd0 = json.files.find((f: { fd: number }) => f.fd === 0);
+      expect(fd0.tty).toMatchObject({ mode: "raw", rows: 30, cols: 100, flags: ["controlling", "pty_slave", "foreground"] });
 
-    const r = startProcess(["python3", PTYRUN, "40", "120", process.execPath, CLI, "restore", img], { cwd: tmp });
-    try {
-      await running(pid);
-      process.kill(pid, "SIGUSR1");
-      await r.waitForLine(/^done/);
-      const lines = r.lines.map((l) => l.replace(/\r$/, ""));
-      expect(lines.filter((l) => l.startsWith("FAIL"))).toEqual([]);
-      expect(lines).toContain("ok terminal 40x120 winch 1");
-      expect(lines).toContain("ok pty");
-    } finally {
-      await stop(pid, r);
-    }
-  });
+      const r = startProcess(["python3", PTYRUN, String(rows), String(cols), process.execPath, CLI, "restore", img], { cwd: tmp });
+      try {
+        await running(pid);
+        process.kill(pid, "SIGUSR1");
+        await r.waitForLine(/^done/);
+        const lines = r.lines.map((l) => l.replace(/\r$/, ""));
+        expect(lines.filter((l) => l.startsWith("FAIL"))).toEqual([]);
+        expect(lines).toContain(`ok terminal ${rows}x${cols} winch 1`);
+        expect(lines).toContain("ok pty");
+      } finally {
+        await stop(pid, r);
+      }
+    });
+  }
 });
 
 describe("what cannot come back", () => {

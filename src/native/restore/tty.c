@@ -6,8 +6,8 @@
  * gets ours: its terminal fds open our terminal, it stays in our session (a recorded session
  * leader does not call setsid, it could not take a terminal that is already our session's),
  * the recorded termios (raw mode, echo …) is applied to our terminal, its process group is
- * made the foreground group when it was, and it gets SIGWINCH when our window size is not the
- * recorded one. When it ends, our terminal gets our foreground group and termios back.
+ * made the foreground group when it was, and it gets SIGWINCH so that it redraws on ours.
+ * When it ends, our terminal gets our foreground group and termios back.
  *
  * Pty pairs the process held both ends of are made again (posix_openpt + TIOCGPTPEER), with
  * the slave's termios, the window size and the master's lock and packet modes.
@@ -125,15 +125,20 @@ int restore_tty_parent(struct restore_args *a)
 	return 0;
 }
 
-/* Once it runs: SIGWINCH when our window is not the size it had. */
+/* Once it runs: SIGWINCH to the terminal's foreground group (as a size change would send it),
+ * whether or not the size differs: our terminal does not show what the program drew on its
+ * old one, and full-screen programs (vim, top, less) and readline redraw on SIGWINCH. */
 void restore_tty_running(struct restore_args *a)
 {
 	const struct img_tty *t = controlling(a->img);
-	struct winsize ws;
+	pid_t fg;
 
-	if (!a->shell_job || !t || ioctl(a->tty_fd, TIOCGWINSZ, &ws) < 0)
+	if (!a->shell_job || !t || a->tty_fd < 0)
 		return;
-	if (ws.ws_row != t->f.ws_row || ws.ws_col != t->f.ws_col)
+	fg = a->tty_fg_set ? tcgetpgrp(a->tty_fd) : -1;
+	if (fg > 0)
+		kill(-fg, SIGWINCH);
+	else
 		kill(a->pid, SIGWINCH);
 }
 
