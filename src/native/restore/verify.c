@@ -51,6 +51,8 @@ static const char *file_problem(const struct img_file *f, char *why, size_t wl)
 
 	if (f->f.flags & CKIMG_FILE_DELETED)
 		return "was already deleted at capture";
+	if (!strncmp(f->path.s, "anon_inode:", 11))
+		return "is the memory of a kernel object (no file), which is not brought back";
 	if (stat(f->path.s, &st) < 0)
 		return "is missing";
 	mt = (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec;
