@@ -1,0 +1,169 @@
+/**
+ * Sessions and process groups whose leader has exited (FORMAT.md "Process trees"): a daemon
+ * made the classic way (fork, setsid, fork: its session and group are the PID of a process that
+ * is gone), alone (a single-process image) and with a worker (a tree); and a tree whose root
+ * has children in a group whose leader was reaped, in a group whose leader is a zombie, and in
+ * a session (with a group of its own) whose leaders exited. Each is captured with --kill and
+ * restored with --detach: every process has its PID, parent, group and session again, the
+ * placeholder leaders that rebuilt them are gone, the zombie is still reaped with its status.
+ * Originals and restored trees run under a child subreaper (test/native/restore-programs/
+ * subreaper.c): PID 1 does not reap orphans here.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { openImage } from "../../src/format/index.js";
+import { REPO, compileC, makeTempDir, removeTempDirs, runCli, sleep, startProcess, type Started } from "./helpers.js";
+
+const CLI = join(REPO, "bin/ckimg");
+const TP = join(REPO, "test/native/tree-programs");
+const prog = (dir: string, name: string) => compileC(readFileSync(join(dir, `${name}.c`), "utf8"), name);
+
+let tmp = "";
+let reaper = "";
+beforeAll(() => {
+  for (const b of ["build/ckimg-restore", "build/ckimg-capture", "dist/cli/main.js"])
+    if (!existsSync(join(REPO, b))) throw new Error(`${b} missing: run npm run build first`);
+  tmp = makeTempDir("ckimg-sessions-");
+  reaper = prog(join(REPO, "test/native/restore-programs"), "subreaper");
+});
+afterAll(() => removeTempDirs());
+
+type Stat = { state: string; ppid: number; pgid: number; sid: number };
+/** /proc/PID/stat: state, ppid, pgrp, session. */
+function stat(pid: number): Stat {
+  const s = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+  return { state: f[0], ppid: Number(f[1]), pgid: Number(f[2]), sid: Number(f[3]) };
+}
+
+function childrenOf(pid: number): number[] {
+  const t = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim();
+  return t ? t.split(" ").map(Number) : [];
+}
+
+async function gone(pids: number[]): Promise<void> {
+  for (let i = 0; i < 500 && pids.some((p) => existsSync(`/proc/${p}`)); i++) await sleep(20);
+  const left = pids.filter((p) => existsSync(`/proc/${p}`));
+  if (left.length) throw new Error(`processes ${left.join(", ")} did not go away`);
+}
+
+async function cleanup(s: Started, pids: number[]): Promise<void> {
+  for (const p of pids) {
+    try {
+      process.kill(p, "SIGKILL");
+    } catch {
+      /* gone */
+    }
+  }
+  await Promise.race([s.exited, sleep(10_000)]);
+  await s.kill();
+  await gone(pids);
+}
+
+function capture(pid: number, img: string): { processes: number; zombies: number } {
+  const r = runCli(["capture", String(pid), "-o", img, "--kill", "--json"]);
+  if (r.status !== 0) throw new Error(`capture failed (${r.status}): ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+/** Restore under a subreaper, detached; the restorer's process (the reaper) once the root runs. */
+async function restore(img: string, root: number): Promise<Started> {
+  const s = startProcess([reaper, process.execPath, CLI, "restore", "--detach", img]);
+  await s.waitForLine(new RegExp(`^${root}$`), { timeoutMs: 60_000 });
+  return s;
+}
+
+describe("sessions and groups whose leader has exited", () => {
+  for (const workers of [0, 1]) {
+    it(`a double-forked daemon${workers ? " with a worker (a tree)" : " alone (a single-process image)"} keeps its session and group`, async () => {
+      const exe = prog(TP, "daemon");
+      const img = join(tmp, `daemon${workers}.img`);
+      const orig = startProcess([reaper, exe, String(workers)]);
+      let pids: number[] = [];
+      let sid = 0;
+      try {
+        const m = /^ready (\d+) worker=(\d+) session=(\d+)$/.exec(await orig.waitForLine(/^ready /))!;
+        pids = workers ? [+m[1], +m[2]] : [+m[1]];
+        sid = +m[3];
+        expect(existsSync(`/proc/${sid}`)).toBe(false);  // the session leader is gone
+        for (const p of pids) expect(stat(p)).toMatchObject({ sid, pgid: sid });
+        expect(capture(pids[0], img)).toMatchObject({ processes: workers + 1 });
+        await gone(pids);
+      } finally {
+        await cleanup(orig, pids);
+      }
+      const image = await openImage(img);
+      try {
+        expect(image.processImage(pids[0]).process).toMatchObject({ sid, pgid: sid });
+      } finally {
+        await image.close();
+      }
+
+      const s = await restore(img, pids[0]);
+      try {
+        const from = s.lines.length;
+        await s.waitForLine(/^tick \d+$/, { from, timeoutMs: 30_000 });   // it runs on
+        expect(stat(pids[0])).toMatchObject({ sid, pgid: sid, ppid: s.pid });
+        if (workers) expect(stat(pids[1])).toMatchObject({ sid, pgid: sid, ppid: pids[0] });
+        // the placeholder leader is gone: nothing else is in the session, and it was reaped
+        expect(existsSync(`/proc/${sid}`)).toBe(false);
+        expect(childrenOf(s.pid)).toContain(pids[0]);
+      } finally {
+        await cleanup(s, pids);
+      }
+    }, 120_000);
+  }
+
+  it("groups whose leader was reaped or is a zombie, and a session whose leaders exited, come back inside a tree", async () => {
+    const exe = prog(TP, "orphans");
+    const img = join(tmp, "orphans.img");
+    const orig = startProcess([reaper, exe]);
+    let ids: Record<string, number> = {};
+    let before: Record<string, Stat> = {};
+    const live = () => ["root", "m", "w", "s2", "g2"].map((k) => ids[k]);
+    try {
+      const line = await orig.waitForLine(/^ready /);
+      const m = /^ready (\d+) m=(\d+) l=(\d+) z=(\d+) w=(\d+) s1=(\d+) s2=(\d+) g1=(\d+) g2=(\d+)$/.exec(line)!;
+      ids = { root: +m[1], m: +m[2], l: +m[3], z: +m[4], w: +m[5], s1: +m[6], s2: +m[7], g1: +m[8], g2: +m[9] };
+      before = Object.fromEntries(["root", "m", "z", "w", "s2", "g2"].map((k) => [k, stat(ids[k])]));
+      // what the program set up
+      expect(before.m).toMatchObject({ ppid: ids.root, pgid: ids.l, sid: ids.root });
+      expect(before.z).toMatchObject({ state: "Z", pgid: ids.z });
+      expect(before.w).toMatchObject({ ppid: ids.root, pgid: ids.z, sid: ids.root });
+      expect(before.s2).toMatchObject({ ppid: ids.root, pgid: ids.s1, sid: ids.s1 });
+      expect(before.g2).toMatchObject({ ppid: ids.root, pgid: ids.g1, sid: ids.s1 });
+      for (const k of ["l", "s1", "g1"]) expect(existsSync(`/proc/${ids[k]}`)).toBe(false);
+      expect(capture(ids.root, img)).toMatchObject({ processes: 5, zombies: 1 });
+      await gone(live());
+    } finally {
+      await cleanup(orig, live());
+    }
+
+    const s = await restore(img, ids.root);
+    try {
+      const from = s.lines.length;
+      await s.waitForLine(/^alive \d+$/, { from, timeoutMs: 30_000 });
+      for (const [k, b] of Object.entries(before)) {
+        const { ppid, pgid, sid } = stat(ids[k]);
+        expect({ k, ppid, pgid, sid }).toEqual({ k, ppid: k === "root" ? s.pid : b.ppid, pgid: b.pgid, sid: b.sid });
+      }
+      expect(stat(ids.z).state).toBe("Z");
+      // the placeholders (l, s1, g1) were reaped; the root's children are its own again
+      for (const k of ["l", "s1", "g1"]) expect(existsSync(`/proc/${ids[k]}`)).toBe(false);
+      expect(childrenOf(ids.root).sort()).toEqual([ids.m, ids.z, ids.w, ids.s2, ids.g2].sort());
+      expect(childrenOf(s.pid)).toContain(ids.root);
+      // a signal to a rebuilt group reaches its member only (the group is the kernel's again)
+      process.kill(-ids.g1, "SIGSTOP");
+      for (let i = 0; i < 250 && stat(ids.g2).state !== "T"; i++) await sleep(20);
+      expect(stat(ids.g2).state).toBe("T");
+      expect(stat(ids.s2).state).toBe("S");
+      process.kill(-ids.g1, "SIGCONT");
+      // the zombie is reaped with its status
+      process.kill(ids.root, "SIGUSR1");
+      await s.waitForLine(new RegExp(`^reaped ${ids.z} status 5$`), { timeoutMs: 30_000 });
+    } finally {
+      await cleanup(s, live());
+    }
+  }, 120_000);
+});
