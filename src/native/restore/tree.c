@@ -109,17 +109,23 @@ static int is_zombie(uint32_t i)
 
 static int load_shared_runs(struct restore_args *a, uint32_t i);
 
-static long clone_with_pid(pid_t want)
+static long clone_with_pid_flags(pid_t want, uint64_t flags)
 {
 	struct clone_args ca;
 
 	memset(&ca, 0, sizeof(ca));
+	ca.flags = flags;
 	ca.exit_signal = SIGCHLD;
 	if (!T.new_pid) {
 		ca.set_tid = (uint64_t)(uintptr_t)&want;
 		ca.set_tid_size = 1;
 	}
 	return syscall(SYS_clone3, &ca, sizeof(ca));
+}
+
+static long clone_with_pid(pid_t want)
+{
+	return clone_with_pid_flags(want, 0);
 }
 
 /* A zombie: exit at once as recorded; the parent (our code) does not wait for it. */
@@ -454,7 +460,9 @@ static void __attribute__((noreturn)) process_main(uint32_t i, int32_t via)
 				continue;
 		}
 		fflush(NULL);
-		long pid = clone_with_pid((pid_t)T.e[c].pid);
+		/* one cwd, root and umask with us again (FORMAT.md TREE flags; ours are set by now) */
+		uint64_t share = !is_zombie(c) && (T.e[c].flags & CKIMG_TREE_SHARES_FS) ? CLONE_FS : 0;
+		long pid = clone_with_pid_flags((pid_t)T.e[c].pid, share);
 		if (pid < 0) {
 			char what[96];
 			snprintf(what, sizeof(what), "creating child %u with its PID (clone3 set_tid)", T.e[c].pid);
@@ -1339,6 +1347,18 @@ int restore_tree(struct restore_args *r)
 		int st;
 		while (waitpid((pid_t)helper, &st, __WALL) < 0 && errno == EINTR)
 			;
+	}
+	for (uint32_t i = 1; !err && i < T.n; i++) {
+		uint32_t f = T.e[i].flags;
+		if (is_zombie(i))
+			continue;
+		if (f & (CKIMG_TREE_SHARES_FILES | CKIMG_TREE_SHARES_SIGHAND))
+			rst_warn("process %u shared its %s with its parent %u; it has a copy now", T.e[i].pid,
+				 (f & CKIMG_TREE_SHARES_FILES) && (f & CKIMG_TREE_SHARES_SIGHAND) ? "fd table and signal handlers" :
+				 f & CKIMG_TREE_SHARES_FILES ? "fd table" : "signal handlers", T.e[i].ppid);
+		if ((f & CKIMG_TREE_SHARES_FS) && T.born_of[i] >= 0 && T.hpid[T.born_of[i]] > 0)
+			rst_warn("process %u shared its cwd, root and umask with its parent %u; cloned by the leader of "
+				 "its session, it has a copy now", T.e[i].pid, T.e[i].ppid);
 	}
 	for (uint32_t h = 0; !err && h < T.nhelpers; h++)
 		if (atomic_load(&T.hstate[h]) < 0)
