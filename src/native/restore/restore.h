@@ -114,6 +114,8 @@ struct restore_args {
 	uint32_t *inh_id;           /* descriptions inherited from the parent: tree file_id ... */
 	int *inh_fd;                /* ... and where the copy waits */
 	size_t ninh;
+	int fds_shared;             /* one fd table with its parent (CLONE_FILES): the parent set it up */
+	int aux_close_end;          /* mm.c closes aux fds [hi_fd, aux_close_end); 0: hi_fd and up */
 
 	char err[768];
 };

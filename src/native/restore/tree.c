@@ -83,6 +83,7 @@ static struct {
 	/* shared by every process (one mapping): */
 	atomic_int *joined;         /* entries past step 1 */
 	atomic_int *made;           /* per entry: its own session / group exists (step 1 done) */
+	atomic_int *ready;          /* per entry: it has made its children (step 5) */
 	atomic_int *hstate;         /* per helper: 0 not yet, 1 leads its group, -1 could not be made */
 	volatile pid_t *hpid;       /* per helper: its PID once cloned */
 } T;
@@ -313,14 +314,15 @@ static int plan_helpers(void)
 			return -ENOMEM;
 		T.join_helper[i] = h;
 	}
-	size_t len = (1 + (size_t)T.n + 2 * (size_t)T.nhelpers) * sizeof(int);
+	size_t len = (1 + 2 * (size_t)T.n + 2 * (size_t)T.nhelpers) * sizeof(int);
 	int *sh = mmap(NULL, (len + 4095) & ~(size_t)4095, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sh == MAP_FAILED)
 		return rst_err(T.root, -errno, "mmap: %s", strerror(errno));
 	T.joined = (atomic_int *)sh;
 	T.made = (atomic_int *)sh + 1;
-	T.hstate = (atomic_int *)sh + 1 + T.n;
-	T.hpid = (volatile pid_t *)(sh + 1 + T.n + T.nhelpers);
+	T.ready = (atomic_int *)sh + 1 + T.n;
+	T.hstate = (atomic_int *)sh + 1 + 2 * T.n;
+	T.hpid = (volatile pid_t *)(sh + 1 + 2 * T.n + T.nhelpers);
 	for (uint32_t h = 0; h < T.nhelpers; h++) {
 		char what[128];
 		snprintf(what, sizeof(what), "tree: placeholder leader %u of a %s, cloned by %u", T.helpers[h].id,
@@ -435,14 +437,19 @@ static void __attribute__((noreturn)) process_main(uint32_t i, int32_t via)
 				munmap((void *)T.args[p]->tramp, RST_TRAMP_SIZE);
 	}
 	int later = join_session(i);
-	keep_inherited(a);
-	restore_child_setup(a);
-	for (size_t k = 0; k < a->ninh; k++)
-		close(a->inh_fd[k]);
-	/* what the parent left in the numbers above ours that are not our aux fds */
-	for (int fd = a->hi_fd; fd < T.fd_base; fd++)
-		if (!is_aux_fd(a, fd))
-			close(fd);
+	if (a->fds_shared) {    /* the parent's table, set up: nothing inherited to keep or close */
+		a->ninh = 0;
+		restore_child_setup(a);
+	} else {
+		keep_inherited(a);
+		restore_child_setup(a);
+		for (size_t k = 0; k < a->ninh; k++)
+			close(a->inh_fd[k]);
+		/* what the parent left in the numbers above ours that are not our aux fds */
+		for (int fd = a->hi_fd; fd < T.fd_base; fd++)
+			if (!is_aux_fd(a, fd))
+				close(fd);
+	}
 	/* Step 4: children, then zombies, in TREE order */
 	for (uint32_t c = 1; c < T.n; c++) {
 		if (T.e[c].ppid != T.e[i].pid)
@@ -462,6 +469,8 @@ static void __attribute__((noreturn)) process_main(uint32_t i, int32_t via)
 		fflush(NULL);
 		/* one cwd, root and umask with us again (FORMAT.md TREE flags; ours are set by now) */
 		uint64_t share = !is_zombie(c) && (T.e[c].flags & CKIMG_TREE_SHARES_FS) ? CLONE_FS : 0;
+		if (T.args[c] && T.args[c]->fds_shared)
+			share |= CLONE_FILES;   /* one fd table: ours, set up by now (plan_files) */
 		long pid = clone_with_pid_flags((pid_t)T.e[c].pid, share);
 		if (pid < 0) {
 			char what[96];
@@ -517,7 +526,14 @@ static void __attribute__((noreturn)) process_main(uint32_t i, int32_t via)
 	/* Step 5 */
 	if (write(T.ready_wr, &i, sizeof(i)) != sizeof(i))
 		restore_child_fail(a, "telling ckimg-restore it is ready", errno);
-	close_tree_fds();
+	flag_set(&T.ready[i], 1);
+	/* the tree's fds are in our table; a child sharing it needs them until it is ready, and the
+	 * first process of a table closes them for all */
+	for (uint32_t c = 1; c < T.n; c++)
+		if (T.e[c].ppid == T.e[i].pid && T.args[c] && T.args[c]->fds_shared)
+			wait_set(&T.ready[c]);
+	if (!a->fds_shared)
+		close_tree_fds();
 	for (;;)
 		syscall(SYS_pause);
 }
@@ -567,6 +583,66 @@ static int open_processes(void)
 		    (err = restore_fork_prepare(a)) || (err = load_shared_runs(a, i)))
 			return err;
 	}
+	return 0;
+}
+
+static int aux_end(const struct restore_args *a)
+{
+	return a->hi_fd + 2 + (int)a->img->nfiles + (int)a->img->ncontents;
+}
+
+/*
+ * fd tables shared with the parent (TREE flag SHARES_FILES): the parent clones the process with
+ * CLONE_FILES once its own fds are in place, and the process sets none up (they are the
+ * parent's). Every sharer keeps its aux fds (image, mapped files, contents) on numbers of its
+ * own, above those of the sharers before it (and above the first one's scratch numbers), and
+ * mm.c closes only those; the last sharer rebuilt (TREE order) closes everything above its own
+ * hi_fd: the tree's fds the others left open for it. A process a session helper clones cannot
+ * share its parent's table: it gets a copy (restore_tree warns).
+ */
+static int plan_files(void)
+{
+	int *owner = malloc(T.n * sizeof(*owner)), *next = calloc(T.n, sizeof(*next));
+	int32_t *last = malloc(T.n * sizeof(*last));
+
+	if (!owner || !next || !last) {
+		free(owner);
+		free(next);
+		free(last);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < T.n; i++) {
+		struct restore_args *a = T.args[i];
+		int p = parent_of(i);
+		owner[i] = (int)i;
+		last[i] = -1;
+		if (!a)
+			continue;
+		if (p >= 0 && T.args[p] && (T.e[i].flags & CKIMG_TREE_SHARES_FILES) && T.born_of[i] < 0) {
+			int o = owner[p], hi = next[o] > a->hi_fd ? next[o] : a->hi_fd, d = hi - a->hi_fd;
+			owner[i] = o;
+			a->fds_shared = 1;
+			a->hi_fd = hi;
+			a->img_fd_child += d;
+			if (a->exe_fd_child >= 0)
+				a->exe_fd_child += d;
+			for (size_t k = 0; k < a->img->nfiles; k++)
+				if (a->file_fd_child[k] >= 0)
+					a->file_fd_child[k] += d;
+			a->content_fd_base += d;
+			next[o] = aux_end(a) + 4;
+			last[o] = (int32_t)i;
+		} else {
+			next[i] = a->hi_fd + 4 + (int)a->img->nfiles + (int)a->img->ncontents + 16 +
+				  (int)restore_fds_scratch_need(a->img) + 16;
+		}
+	}
+	for (uint32_t i = 0; i < T.n; i++)      /* all but the last of a table close only theirs */
+		if (T.args[i] && last[owner[i]] >= 0 && last[owner[i]] != (int32_t)i)
+			T.args[i]->aux_close_end = aux_end(T.args[i]);
+	free(owner);
+	free(next);
+	free(last);
 	return 0;
 }
 
@@ -1291,9 +1367,9 @@ int restore_tree(struct restore_args *r)
 		if (T.live == MAP_FAILED)
 			return rst_err(r, -errno, "mmap: %s", strerror(errno));
 	}
-	if ((err = open_processes()) || (err = place_tree_fds()) || (err = make_shared_objects()) ||
-	    (err = make_shared_memory()) || (err = make_shared_contents()) || (err = plan_inheritance()) ||
-	    (err = plan_helpers()))
+	if ((err = open_processes()) || (err = plan_helpers()) || (err = plan_files()) || (err = place_tree_fds()) ||
+	    (err = make_shared_objects()) || (err = make_shared_memory()) || (err = make_shared_contents()) ||
+	    (err = plan_inheritance()))
 		return err;
 	rst_trace(r, "tree: records checked, shared objects made");
 	if ((err = restore_sysv_make(r))) {
@@ -1352,10 +1428,13 @@ int restore_tree(struct restore_args *r)
 		uint32_t f = T.e[i].flags;
 		if (is_zombie(i))
 			continue;
+		if (T.args[i] && T.args[i]->fds_shared)
+			f &= ~CKIMG_TREE_SHARES_FILES;
 		if (f & (CKIMG_TREE_SHARES_FILES | CKIMG_TREE_SHARES_SIGHAND))
 			rst_warn("process %u shared its %s with its parent %u; it has a copy now", T.e[i].pid,
 				 (f & CKIMG_TREE_SHARES_FILES) && (f & CKIMG_TREE_SHARES_SIGHAND) ? "fd table and signal handlers" :
-				 f & CKIMG_TREE_SHARES_FILES ? "fd table" : "signal handlers", T.e[i].ppid);
+				 f & CKIMG_TREE_SHARES_FILES ? "fd table" : "signal handlers (they need one memory too: "
+				 "CLONE_VM)", T.e[i].ppid);
 		if ((f & CKIMG_TREE_SHARES_FS) && T.born_of[i] >= 0 && T.hpid[T.born_of[i]] > 0)
 			rst_warn("process %u shared its cwd, root and umask with its parent %u; cloned by the leader of "
 				 "its session, it has a copy now", T.e[i].pid, T.e[i].ppid);
