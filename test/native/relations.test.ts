@@ -1,16 +1,19 @@
 /**
- * Sessions and process groups whose leader has exited (FORMAT.md "Process trees"): a daemon
+ * Relations between the processes of a tree beyond parent and child. Sessions and process
+ * groups whose leader has exited (FORMAT.md "Process trees"): a daemon
  * made the classic way (fork, setsid, fork: its session and group are the PID of a process that
  * is gone), alone (a single-process image) and with a worker (a tree); and a tree whose root
  * has children in a group whose leader was reaped, in a group whose leader is a zombie, and in
  * a session (with a group of its own) whose leaders exited. Each is captured with --kill and
  * restored with --detach: every process has its PID, parent, group and session again, the
  * placeholder leaders that rebuilt them are gone, the zombie is still reaped with its status.
+ * Then fd tables and cwd/umask shared with the parent (clone CLONE_FILES, CLONE_FS): recorded
+ * (TREE flags) and shared again after restore — a dup or chdir in one shows in the other.
  * Originals and restored trees run under a child subreaper (test/native/restore-programs/
  * subreaper.c): PID 1 does not reap orphans here.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { openImage } from "../../src/format/index.js";
 import { REPO, compileC, makeTempDir, removeTempDirs, runCli, sleep, startProcess, type Started } from "./helpers.js";
@@ -164,6 +167,65 @@ describe("sessions and groups whose leader has exited", () => {
       await s.waitForLine(new RegExp(`^reaped ${ids.z} status 5$`), { timeoutMs: 30_000 });
     } finally {
       await cleanup(s, live());
+    }
+  }, 120_000);
+});
+
+describe("what a process shares with its parent", () => {
+  it("an fd table (CLONE_FILES) and cwd/umask (CLONE_FS) shared with the parent are shared again after restore", async () => {
+    const exe = prog(TP, "share");
+    const img = join(tmp, "share.img");
+    const dir = join(tmp, "share-cwd");
+    mkdirSync(join(dir, "sub"), { recursive: true });
+    const orig = startProcess([reaper, exe], { cwd: dir });
+    let ids: Record<string, number> = {};
+    const all = () => Object.values(ids);
+    try {
+      const m = /^ready (\d+) fs=(\d+) files=(\d+) plain=(\d+)$/.exec(await orig.waitForLine(/^ready /))!;
+      ids = { root: +m[1], fs: +m[2], files: +m[3], plain: +m[4] };
+      expect(capture(ids.root, img)).toMatchObject({ processes: 4 });
+      await gone(all());
+    } finally {
+      await cleanup(orig, all());
+    }
+    const image = await openImage(img);
+    try {
+      expect(image.tree?.processes.map((p) => [p.pid, p.shares ?? []])).toEqual([
+        [ids.root, []], [ids.fs, ["fs"]], [ids.files, ["files", "fs"]], [ids.plain, []],
+      ]);
+    } finally {
+      await image.close();
+    }
+    expect(runCli(["inspect", img]).stdout).toContain(`share(${ids.files}) [shares files,fs]`);
+
+    const s = await restore(img, ids.root);
+    try {
+      const cwd = (p: number) => readlinkSync(`/proc/${p}/cwd`);
+      const umask = (p: number) => /Umask:\s*(\d+)/.exec(readFileSync(`/proc/${p}/status`, "utf8"))![1];
+      const fds = (p: number) => existsSync(`/proc/${p}/fd/42`);
+      const plainUmask = umask(ids.plain);
+      expect(fds(ids.root)).toBe(false);
+      // the files child: dup2(0, 42), chdir sub, umask 077 — seen by the parent and the fs child
+      process.kill(ids.files, "SIGUSR1");
+      for (let i = 0; i < 250 && !fds(ids.root); i++) await sleep(20);
+      expect(fds(ids.root)).toBe(true);
+      expect(existsSync(`/proc/${ids.fs}/fd/42`)).toBe(false);
+      for (const k of ["root", "fs", "files"]) {
+        expect(cwd(ids[k])).toBe(join(dir, "sub"));
+        expect(umask(ids[k])).toBe("0077");
+      }
+      expect(cwd(ids.plain)).toBe(dir);
+      expect(umask(ids.plain)).toBe(plainUmask);
+      // the fs child and the plain child have tables of their own: their dups stay theirs
+      process.kill(ids.fs, "SIGUSR1");
+      process.kill(ids.plain, "SIGUSR1");
+      for (let i = 0; i < 250 && !(existsSync(`/proc/${ids.fs}/fd/41`) && existsSync(`/proc/${ids.plain}/fd/43`)); i++) await sleep(20);
+      expect(cwd(ids.plain)).toBe(join(dir, "sub"));
+      const from = s.lines.length;
+      process.kill(ids.root, "SIGUSR2");
+      expect(await s.waitForLine(/^fds /, { from, timeoutMs: 30_000 })).toBe("fds 0 1 0");
+    } finally {
+      await cleanup(s, all());
     }
   }, 120_000);
 });
