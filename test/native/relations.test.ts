@@ -13,6 +13,7 @@
  * subreaper.c): PID 1 does not reap orphans here.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { openImage } from "../../src/format/index.js";
@@ -228,4 +229,43 @@ describe("what a process shares with its parent", () => {
       await cleanup(s, all());
     }
   }, 120_000);
+});
+
+describe("SEM_UNDO adjustments", () => {
+  const SRC = `#include <stdio.h>
+#include <stdlib.h>
+#include <sys/ipc.h>
+#include <sys/sem.h>
+#include <unistd.h>
+int main(int argc, char **argv)
+{
+	int undo = argc > 1 && atoi(argv[1]);
+	int id = semget(IPC_PRIVATE, 1, 0600);
+	struct sembuf op = { 0, 1, undo ? SEM_UNDO : 0 };
+	if (id < 0 || semop(id, &op, 1) < 0)
+		return 1;
+	printf("ready %d %d\\n", getpid(), id);
+	fflush(stdout);
+	for (;;)
+		pause();
+}
+`;
+  it("cannot be read: a process that did semop with SEM_UNDO gets a capture warning, one without does not", async () => {
+    const exe = compileC(SRC, "semundo");
+    for (const undo of [0, 1]) {
+      const p = startProcess([exe, String(undo)]);
+      let semid = -1;
+      try {
+        const [, pid, id] = (await p.waitForLine(/^ready /)).split(" ").map(Number);
+        semid = id;
+        const { warnings } = capture(pid, join(tmp, `semundo${undo}.img`)) as unknown as { warnings: string[] };
+        const said = warnings.filter((w) => /SEM_UNDO/.test(w));
+        expect(said).toHaveLength(undo);
+        if (undo) expect(said[0]).toContain(`process ${pid} did semop with SEM_UNDO`);
+      } finally {
+        await p.kill();
+        if (semid >= 0) spawnSync("ipcrm", ["-s", String(semid)]);
+      }
+    }
+  }, 60_000);
 });
