@@ -6,7 +6,8 @@
  * has children in a group whose leader was reaped, in a group whose leader is a zombie, and in
  * a session (with a group of its own) whose leaders exited. Each is captured with --kill and
  * restored with --detach: every process has its PID, parent, group and session again, the
- * placeholder leaders that rebuilt them are gone, the zombie is still reaped with its status.
+ * placeholder leaders that rebuilt them are gone, the zombie is still reaped with its status;
+ * with --new-pid the tree keeps the same shape with fresh ids.
  * Then fd tables and cwd/umask shared with the parent (clone CLONE_FILES, CLONE_FS): recorded
  * (TREE flags) and shared again after restore — a dup or chdir in one shows in the other.
  * Originals and restored trees run under a child subreaper (test/native/restore-programs/
@@ -168,6 +169,32 @@ describe("sessions and groups whose leader has exited", () => {
       await s.waitForLine(new RegExp(`^reaped ${ids.z} status 5$`), { timeoutMs: 30_000 });
     } finally {
       await cleanup(s, live());
+    }
+
+    // --new-pid: the root joins our session and group (as a single process does); the rest keeps
+    // its shape with fresh ids: placeholders with fresh PIDs lead the groups and the session
+    const n = startProcess([reaper, process.execPath, CLI, "restore", "--detach", "--new-pid", img]);
+    let fresh: number[] = [];
+    try {
+      const root = Number(await n.waitForLine(/^\d+$/, { timeoutMs: 60_000 }));
+      fresh = [root, ...childrenOf(root)];
+      const kids = childrenOf(root).map((pid) => ({ pid, ...stat(pid) }));
+      expect(kids).toHaveLength(5);
+      const r = stat(root);
+      expect(r.sid).toBe(stat(n.pid).sid);
+      const z = kids.find((k) => k.state === "Z")!;
+      const w = kids.find((k) => k.pgid === z.pid && k.pid !== z.pid)!;
+      const s2 = kids.find((k) => k.sid === k.pgid && k.sid !== r.sid)!;
+      const g2 = kids.find((k) => k.sid === s2.sid && k.pid !== s2.pid)!;
+      const m = kids.find((k) => ![z, w, s2, g2].includes(k))!;
+      for (const k of [z, w, s2, g2, m]) expect(k).toBeDefined();
+      expect(z.pgid).toBe(z.pid);
+      expect(m.sid).toBe(r.sid);
+      expect(m.pgid).not.toBe(r.pgid);
+      expect(g2.pgid).not.toBe(g2.sid);
+      for (const lead of [m.pgid, s2.sid, g2.pgid]) expect(existsSync(`/proc/${lead}`)).toBe(false);  // placeholders gone
+    } finally {
+      await cleanup(n, fresh);
     }
   }, 120_000);
 });
