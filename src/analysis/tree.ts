@@ -2,7 +2,7 @@
  * Process trees (format 1.2) for the analysis verbs: the tree as a report and as `pstree -p`
  * text, and the processes of two images paired by PID (for diff).
  */
-import { formatTree, type CheckpointImage, type TreeProcess } from "../format/index.js";
+import { formatTree, type CheckpointImage, type TreeProcess, type TreeShared } from "../format/index.js";
 
 export interface TreeReportProcess {
   pid: number;
@@ -15,6 +15,8 @@ export interface TreeReportProcess {
   /** zombies: the status wait(2) will report */
   exitStatus: number | null;
   threads: number;
+  /** what it shares with its parent: fd table (CLONE_FILES), cwd/root/umask (CLONE_FS), signal handlers */
+  shares: TreeShared[];
 }
 
 export interface TreeReport {
@@ -34,7 +36,7 @@ export function treeReport(img: CheckpointImage): TreeReport | null {
     shownPid: img.process.pid,
     processes: tree.processes.map((p) => ({
       pid: p.pid, ppid: p.ppid, pgid: p.pgid, sid: p.sid, comm: comm(p), zombie: p.zombie,
-      exitStatus: p.zombie ? p.exitStatus : null, threads: p.threadCount,
+      exitStatus: p.zombie ? p.exitStatus : null, threads: p.threadCount, shares: p.shares ?? [],
     })),
   };
 }

@@ -531,12 +531,12 @@ async function build(dir: string, large: boolean): Promise<Built[]> {
     chainChild.bytes, [{ pid: 777, threads: 1, fds: 0, areas: [{ area: chainArea, stored: childStored, inherited: new Map([[0, parentPages.get(0)!], [2, parentPages.get(2)!]]), unknown: new Set() }] }],
     { needs: ["accept-chain-parent.img"] });
   {
-    // A tree: root 600, child 610 (two threads), zombie 620.
+    // A tree: root 600, child 610 (two threads; one fd table and fs with the root), zombie 620.
     const img = await writeImage(dir, "tree.img", { id: 5 }, async (w) => {
       await w.addTree({
         rootPid: 600, processes: [
           { pid: 600, ppid: 1, pgid: 600, sid: 600, zombie: false, exitStatus: 0, threadCount: 2 },
-          { pid: 610, ppid: 600, pgid: 600, sid: 600, zombie: false, exitStatus: 0, threadCount: 2 },
+          { pid: 610, ppid: 600, pgid: 600, sid: 600, zombie: false, exitStatus: 0, threadCount: 2, shares: ["files", "fs"] },
           { pid: 620, ppid: 600, pgid: 600, sid: 600, zombie: true, exitStatus: 3 << 8, threadCount: 0 },
         ],
       });
@@ -546,7 +546,7 @@ async function build(dir: string, large: boolean): Promise<Built[]> {
       const child = await writeBase(w, { pid: 610 });
       return [root, child];
     });
-    accept("accept-tree.img", "a process tree (TREE, MUST_UNDERSTAND): root 600 and child 610 each a full process, zombie 620 without records; INDEX entry_size 48 with owners", img.bytes, img.model);
+    accept("accept-tree.img", "a process tree (TREE, MUST_UNDERSTAND): root 600 and child 610 each a full process (610's TREE flags SHARES_FILES and SHARES_FS: it shares fd table and fs with 600), zombie 620 without records; INDEX entry_size 48 with owners", img.bytes, img.model);
   }
 
   // --- Header (H1-H7)

@@ -14,6 +14,13 @@ export const TREE_MAX_PROCESSES = 4 * 1024 * 1024;
 
 /** TREE entry flags */
 export const TREE_ZOMBIE = 1 << 0;
+export const TREE_SHARES_FILES = 1 << 1;
+export const TREE_SHARES_FS = 1 << 2;
+export const TREE_SHARES_SIGHAND = 1 << 3;
+
+/** What a process shares with its parent (clone flags CLONE_FILES, CLONE_FS, CLONE_SIGHAND). */
+export type TreeShared = "files" | "fs" | "sighand";
+const SHARED_BITS: [TreeShared, number][] = [["files", TREE_SHARES_FILES], ["fs", TREE_SHARES_FS], ["sighand", TREE_SHARES_SIGHAND]];
 
 export interface TreeProcess {
   pid: number;
@@ -26,6 +33,8 @@ export interface TreeProcess {
   exitStatus: number;
   /** THREAD records of the process (0 for a zombie) */
   threadCount: number;
+  /** what it shares with its parent (fd table, cwd/root/umask, signal handlers); absent: nothing */
+  shares?: TreeShared[];
 }
 
 export interface TreeRecord {
@@ -60,7 +69,8 @@ export function decodeTree(payload: Uint8Array, base: number, where: ImageErrorW
     if (!zombie && threadCount === 0) r.fail("BAD_FIELD", `TREE entry ${i}: live process ${pid} with no threads`, at + 24);
     if (i === 0 && zombie) r.fail("BAD_FIELD", "TREE root is a zombie", at + 16);
     seen.add(pid);
-    processes.push({ pid, ppid, pgid, sid, zombie, exitStatus: zombie ? exitStatus : 0, threadCount });
+    const shares = i > 0 && !zombie ? SHARED_BITS.filter(([, bit]) => flags & bit).map(([name]) => name) : [];
+    processes.push({ pid, ppid, pgid, sid, zombie, exitStatus: zombie ? exitStatus : 0, threadCount, ...(shares.length ? { shares } : {}) });
   }
   return { rootPid, processes };
 }
@@ -69,7 +79,8 @@ export function encodeTree(t: TreeRecord): Uint8Array {
   const w = new ByteWriter();
   w.u32(TREE_FIXED_SIZE).u32(t.rootPid).u32(t.processes.length).u32(TREE_ENTRY_SIZE);
   for (const p of t.processes) {
-    w.u32(p.pid).u32(p.ppid).u32(p.pgid).u32(p.sid).u32(p.zombie ? TREE_ZOMBIE : 0)
+    const shared = p.zombie ? 0 : SHARED_BITS.reduce((f, [name, bit]) => (p.shares?.includes(name) ? f | bit : f), 0);
+    w.u32(p.pid).u32(p.ppid).u32(p.pgid).u32(p.sid).u32(p.zombie ? TREE_ZOMBIE : shared)
       .u32(p.zombie ? p.exitStatus : 0).u32(p.zombie ? 0 : p.threadCount).u32(0);
   }
   return w.finish();
@@ -82,12 +93,13 @@ export function treeChildren(t: TreeRecord, pid: number): TreeProcess[] {
 
 /**
  * The tree drawn like `pstree -p`: `name(pid)` per process, children indented under their
- * parent with ├─ └─ │ guides. `name(pid)` gives the label (zombies get " <defunct>").
+ * parent with ├─ └─ │ guides. `name(pid)` gives the label (zombies get " <defunct>", a process
+ * sharing fd table, fs or signal handlers with its parent " [shares files,fs,sighand]").
  */
 export function formatTree(t: TreeRecord, name: (p: TreeProcess) => string): string[] {
   const lines: string[] = [];
   const walk = (p: TreeProcess, prefix: string, last: boolean, top: boolean) => {
-    const label = `${name(p)}(${p.pid})${p.zombie ? " <defunct>" : ""}`;
+    const label = `${name(p)}(${p.pid})${p.zombie ? " <defunct>" : ""}${p.shares?.length ? ` [shares ${p.shares.join(",")}]` : ""}`;
     lines.push(top ? label : `${prefix}${last ? "└─" : "├─"}${label}`);
     const kids = treeChildren(t, p.pid);
     const next = top ? "" : prefix + (last ? "  " : "│ ");

@@ -19,7 +19,7 @@ const where = { recordType: "TREE" };
 
 /** A random tree: entry i's parent is one of the entries before it. */
 const arbTree: fc.Arbitrary<TreeRecord> = fc.array(
-  fc.record({ parent: fc.nat(), zombie: fc.boolean(), status: fc.integer({ min: 0, max: 0xffff }), threads: fc.integer({ min: 1, max: 3 }), pgidPick: fc.nat(), sidPick: fc.nat() }),
+  fc.record({ parent: fc.nat(), zombie: fc.boolean(), status: fc.integer({ min: 0, max: 0xffff }), threads: fc.integer({ min: 1, max: 3 }), pgidPick: fc.nat(), sidPick: fc.nat(), shares: fc.subarray(["files", "fs", "sighand"] as const) }),
   { minLength: 1, maxLength: 12 },
 ).map((list) => {
   const pids = list.map((_, i) => 1000 + i * 7);
@@ -28,6 +28,7 @@ const arbTree: fc.Arbitrary<TreeRecord> = fc.array(
     processes: list.map((e, i) => ({
       pid: pids[i], ppid: i === 0 ? 1 : pids[e.parent % i], pgid: pids[e.pgidPick % (i + 1)], sid: pids[e.sidPick % (i + 1)],
       zombie: i > 0 && e.zombie, exitStatus: i > 0 && e.zombie ? e.status : 0, threadCount: i > 0 && e.zombie ? 0 : e.threads,
+      ...(i > 0 && !e.zombie && e.shares.length ? { shares: [...e.shares] } : {}),
     })),
   };
 });
@@ -68,6 +69,22 @@ describe("TREE record", () => {
     const zroot = structuredClone(ok);
     zroot.processes[0].zombie = true;
     expect(() => decodeTree(encodeTree(zroot), 0, where)).toThrow(ImageError);
+  });
+
+  test("sharing flags (SHARES_FILES/FS/SIGHAND) are read on children, ignored on the root and on zombies", () => {
+    const t: TreeRecord = { rootPid: 10, processes: [
+      { pid: 10, ppid: 1, pgid: 10, sid: 10, zombie: false, exitStatus: 0, threadCount: 1 },
+      { pid: 11, ppid: 10, pgid: 10, sid: 10, zombie: false, exitStatus: 0, threadCount: 1, shares: ["files", "sighand"] },
+      { pid: 12, ppid: 10, pgid: 10, sid: 10, zombie: true, exitStatus: 0, threadCount: 0 },
+    ] };
+    const b = encodeTree(t);
+    const flagsAt = (i: number) => 16 + i * 32 + 16;
+    const dv = new DataView(b.buffer, b.byteOffset);
+    expect(dv.getUint32(flagsAt(1), true)).toBe(0b1010);
+    dv.setUint32(flagsAt(0), 0b1110, true);                 // on the root
+    dv.setUint32(flagsAt(2), 0b1111 | 0x100, true);         // on a zombie, and an unknown bit
+    expect(decodeTree(b, 0, where)).toEqual(t);
+    expect(formatTree(t, () => "p")[1]).toBe("├─p(11) [shares files,sighand]");
   });
 
   test("is drawn like pstree -p", () => {

@@ -10,6 +10,7 @@
 #include "tree.h"
 
 #include <errno.h>
+#include <linux/kcmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,8 @@
 #include <sys/msg.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #ifndef MSG_COPY
 #define MSG_COPY 040000     /* peek message number msgtyp (CONFIG_CHECKPOINT_RESTORE) */
@@ -209,6 +212,23 @@ static int put_msg(const struct pidset *s, struct image *im)
 	return err;
 }
 
+/*
+ * SEM_UNDO adjustments (semadj) cannot be read: Linux shows a process's undo list nowhere. That
+ * a process has one (it did a semop with SEM_UNDO, in this or a CLONE_SYSVSEM-sharing process)
+ * shows through kcmp KCMP_SYSVSEM, which compares undo-list pointers: ours is none. The image
+ * cannot keep them: after restore, the process's exit undoes nothing. A warning per process.
+ */
+static void warn_sem_undo(const struct pidset *s, const struct cap_tree *t)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		if (t && !t->procs[i].c)
+			continue;       /* a zombie: its exit applied its adjustments */
+		if (syscall(SYS_kcmp, getpid(), s->p[i], KCMP_SYSVSEM, 0, 0) > 0)
+			cap_warn("process %d did semop with SEM_UNDO: its semaphore adjustments cannot be read and are "
+				 "not kept (after restore its exit undoes nothing)", s->p[i]);
+	}
+}
+
 int sysv_put_records(struct capture *c, struct image *im)
 {
 	struct pidset s = { .one = c->pid };
@@ -229,6 +249,7 @@ int sysv_put_records(struct capture *c, struct image *im)
 		s.p = &s.one;
 		s.n = 1;
 	}
+	warn_sem_undo(&s, c->tree);
 	err = put_shm(&s, im);
 	if (!err)
 		err = put_sem(&s, im);

@@ -204,6 +204,43 @@ static int list_tree_fds(struct cap_tree *t)
 	return 0;
 }
 
+static int kcmp_same(uint32_t a, uint32_t b, int type)
+{
+	return syscall(SYS_kcmp, (pid_t)a, (pid_t)b, type, 0, 0) == 0;
+}
+
+/*
+ * fd tables, fs and signal handlers a process shares with its parent (CLONE_FILES, CLONE_FS,
+ * CLONE_SIGHAND; FORMAT.md TREE flags): kcmp on the frozen processes. Sharing with another
+ * process of the tree than the parent cannot be recorded: a warning.
+ */
+static void note_sharing(struct cap_tree *t)
+{
+	static const struct { int kcmp; uint32_t flag; const char *what; } kinds[] = {
+		{ KCMP_FILES, CKIMG_TREE_SHARES_FILES, "fd table" },
+		{ KCMP_FS, CKIMG_TREE_SHARES_FS, "cwd, root and umask" },
+		{ KCMP_SIGHAND, CKIMG_TREE_SHARES_SIGHAND, "signal handlers" },
+	};
+
+	for (size_t i = 1; i < t->n; i++) {
+		struct ckimg_tree_entry *e = &t->procs[i].e;
+		if (!t->procs[i].c)
+			continue;
+		for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+			if (kcmp_same(e->ppid, e->pid, kinds[k].kcmp)) {
+				e->flags |= kinds[k].flag;
+				continue;
+			}
+			for (size_t j = 0; j < i && t->n <= 512; j++)     /* (bounded: n² calls) */
+				if (t->procs[j].c && t->procs[j].e.pid != e->ppid && kcmp_same(t->procs[j].e.pid, e->pid, kinds[k].kcmp)) {
+					cap_warn("process %u shares its %s with process %u, not its parent: restored with a copy",
+						 e->pid, kinds[k].what, t->procs[j].e.pid);
+					break;
+				}
+		}
+	}
+}
+
 int tree_freeze(struct capture *root, struct cap_tree **out)
 {
 	struct cap_tree *t = calloc(1, sizeof(*t));
@@ -228,6 +265,8 @@ int tree_freeze(struct capture *root, struct cap_tree **out)
 	} while (!err && added);
 	if (!err)
 		err = list_tree_fds(t);
+	if (!err)
+		note_sharing(t);
 	if (err)
 		tree_release(t, 0);
 	return err;

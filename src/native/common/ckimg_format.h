@@ -815,6 +815,9 @@ struct ckimg_tree_entry {
 } __attribute__((packed));
 
 #define CKIMG_TREE_ZOMBIE       (1u << 0)
+#define CKIMG_TREE_SHARES_FILES   (1u << 1)   /* one fd table with the parent (CLONE_FILES) */
+#define CKIMG_TREE_SHARES_FS      (1u << 2)   /* one cwd/root/umask with the parent (CLONE_FS) */
+#define CKIMG_TREE_SHARES_SIGHAND (1u << 3)   /* one signal-handler table (CLONE_SIGHAND) */
 #define CKIMG_PIPE_DATA_ELSEWHERE  (1u << 3)   /* tree: the bytes are in an earlier process's PIPE */
 #define CKIMG_UNIX_QUEUE_ELSEWHERE (1u << 4)   /* tree: the queue is in an earlier process's record */
 

@@ -166,7 +166,7 @@ void restore_child_setup(struct restore_args *a)
 	if (restore_contents_child(a, a->child_err, CHILD_ERR_SIZE))
 		_exit(100);
 	child_aux_fds(a);
-	if (restore_fds_child(a, a->child_err, CHILD_ERR_SIZE))
+	if (!a->fds_shared && restore_fds_child(a, a->child_err, CHILD_ERR_SIZE))
 		_exit(100);
 	if (p->umask != 0xFFFFFFFFu)
 		umask(p->umask & 0777);

@@ -189,7 +189,7 @@ int main(int argc, char **argv)
 	if (check_only)
 		return img.tree ? restore_tree_check(a, check_image) : check_image(a);
 	/* format 1.2 trees: the root and its descendants (tree.c) */
-	if (img.tree ? (err = restore_tree(a)) != 0 : (err = restore_check_files(a)) || (err = restore_fds_check(a)) || (err = restore_state_check(a)) ||
+	if (img.tree || restore_tree_of_one(a) ? (err = restore_tree(a)) != 0 : (err = restore_check_files(a)) || (err = restore_fds_check(a)) || (err = restore_state_check(a)) ||
 	    (err = restore_check_fd_files(a)) || (err = restore_tty_prepare(a)) || (err = restore_sysv_make(a)) ||
 	    (err = restore_fork(a)) ||
 	    (err = restore_mm(a)) || (err = restore_threads(a)) || (err = restore_mm_wait(a)) ||

@@ -679,8 +679,10 @@ int restore_mm_wait(struct restore_args *a)
 	}
 	if ((err = restore_mm_map(a)))
 		return err;
-	/* the aux fds (image, mapped files, exe) are not the process's */
-	rst_rsys(a, m, SYS_close_range, (uint64_t)a->hi_fd, ~0u, 0, 0, 0, 0);
+	/* the aux fds (image, mapped files, exe) are not the process's (a table shared with another
+	 * process still being rebuilt: only ours) */
+	rst_rsys(a, m, SYS_close_range, (uint64_t)a->hi_fd, a->aux_close_end ? (uint64_t)a->aux_close_end - 1 : ~0u,
+		 0, 0, 0, 0);
 	return 0;
 }
 

@@ -114,6 +114,8 @@ struct restore_args {
 	uint32_t *inh_id;           /* descriptions inherited from the parent: tree file_id ... */
 	int *inh_fd;                /* ... and where the copy waits */
 	size_t ninh;
+	int fds_shared;             /* one fd table with its parent (CLONE_FILES): the parent set it up */
+	int aux_close_end;          /* mm.c closes aux fds [hi_fd, aux_close_end); 0: hi_fd and up */
 
 	char err[768];
 };
@@ -178,6 +180,9 @@ void restore_sysv_finish(void);
 void restore_sysv_abort(void);
 /* tree.c: a tree image, every process; returns the exit code of ckimg-restore */
 int restore_tree(struct restore_args *root);
+/* A single-process image whose session or group leader had exited (a daemon) is restored as a
+ * tree of one, whose placeholder leaders make them again: 1 if a->img now holds that tree. */
+int restore_tree_of_one(struct restore_args *a);
 int restore_tree_check(struct restore_args *root, int (*check_one)(struct restore_args *));
 /* tree.c, for mm.c: an inherited area's pages that are neither stored nor shared become zero */
 int rst_tree_zero_unshared(struct restore_args *a, const struct img_area *ar);

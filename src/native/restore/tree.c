@@ -6,7 +6,13 @@
  * records, checks them, and makes the objects that several processes share but no one of them
  * can make for the others (a pipe between siblings: `a | b`). Then it clones the root with its
  * PID; each new process, still running our code,
- *   1. joins its session / process group (setsid, setpgid: leaders are created first),
+ *   1. joins its session / process group (setsid, setpgid; a member waits until its leader's
+ *      group exists). A session or group whose leader has exited (every daemon: fork, setsid,
+ *      fork; a shell job whose leader is gone) is led again by a placeholder, as CRIU does: a
+ *      helper process cloned with the leader's PID calls setsid (and clones the session's
+ *      members that were reparented to their parent) or setpgid(0, 0), stays until every
+ *      process has joined, then exits and is reaped by whoever cloned it; members it cloned
+ *      are reparented to their recorded parent, a child subreaper meanwhile,
  *   2. keeps a copy of each open file description it shares with its parent (inherited, as
  *      fork gave it: one offset, one listening socket for a pre-fork server's workers),
  *   3. sets up its own fds, cwd, signal dispositions … (restore_child_setup),
@@ -19,6 +25,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <linux/sched.h>
 #include <poll.h>
 #include <pthread.h>
@@ -64,6 +72,20 @@ static struct {
 	size_t ncontent_fds;
 	int new_pid;                /* --new-pid: every process gets a fresh PID */
 	volatile pid_t *live;       /* per entry, the PID it runs as (a page every process shares) */
+	struct tree_helper {        /* a placeholder leader of a session or group whose leader is gone */
+		uint32_t id;            /* the recorded sid / pgid it stands for */
+		int session;            /* setsid (a session and its group), else setpgid(0, 0) */
+		int32_t creator;        /* the entry that clones it; -1: ckimg-restore (for the root) */
+	} *helpers;
+	uint32_t nhelpers;
+	int32_t *born_of;           /* per entry: the session helper that clones it, or -1 */
+	int32_t *join_helper;       /* per entry: the helper whose group it joins, or -1 */
+	/* shared by every process (one mapping): */
+	atomic_int *joined;         /* entries past step 1 */
+	atomic_int *made;           /* per entry: its own session / group exists (step 1 done) */
+	atomic_int *ready;          /* per entry: it has made its children (step 5) */
+	atomic_int *hstate;         /* per helper: 0 not yet, 1 leads its group, -1 could not be made */
+	volatile pid_t *hpid;       /* per helper: its PID once cloned */
 } T;
 
 /* The PID process i runs as: its recorded one, or with --new-pid what the kernel gave it
@@ -88,17 +110,23 @@ static int is_zombie(uint32_t i)
 
 static int load_shared_runs(struct restore_args *a, uint32_t i);
 
-static long clone_with_pid(pid_t want)
+static long clone_with_pid_flags(pid_t want, uint64_t flags)
 {
 	struct clone_args ca;
 
 	memset(&ca, 0, sizeof(ca));
+	ca.flags = flags;
 	ca.exit_signal = SIGCHLD;
 	if (!T.new_pid) {
 		ca.set_tid = (uint64_t)(uintptr_t)&want;
 		ca.set_tid_size = 1;
 	}
 	return syscall(SYS_clone3, &ca, sizeof(ca));
+}
+
+static long clone_with_pid(pid_t want)
+{
+	return clone_with_pid_flags(want, 0);
 }
 
 /* A zombie: exit at once as recorded; the parent (our code) does not wait for it. */
@@ -117,31 +145,235 @@ static void __attribute__((noreturn)) become_zombie(uint32_t status)
 	_exit(WEXITSTATUS(status));
 }
 
-/* Step 1: session and group. Leaders come before members in TREE order. */
-static void join_session(uint32_t i)
+static void flag_set(atomic_int *p, int v)
+{
+	atomic_store(p, v);
+	syscall(SYS_futex, p, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+static void joined_one(void)
+{
+	atomic_fetch_add(T.joined, 1);
+	syscall(SYS_futex, T.joined, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+/* Wait until *p >= want (at most READY_TIMEOUT_MS); the value seen. */
+static int wait_at_least(atomic_int *p, int want)
+{
+	uint64_t deadline = rst_now_ns() + (uint64_t)READY_TIMEOUT_MS * 1000000ull;
+	int v;
+
+	while ((v = atomic_load(p)) < want && rst_now_ns() < deadline) {
+		struct timespec ts = { 0, 50 * 1000000L };
+		syscall(SYS_futex, p, FUTEX_WAIT, v, &ts, NULL, 0);
+	}
+	return v;
+}
+
+/* Wait until *p is not 0 (a made flag or a helper state); the value seen. */
+static int wait_set(atomic_int *p)
+{
+	uint64_t deadline = rst_now_ns() + (uint64_t)READY_TIMEOUT_MS * 1000000ull;
+	int v;
+
+	while ((v = atomic_load(p)) == 0 && rst_now_ns() < deadline) {
+		struct timespec ts = { 0, 50 * 1000000L };
+		syscall(SYS_futex, p, FUTEX_WAIT, 0, &ts, NULL, 0);
+	}
+	return v;
+}
+
+static int entry_of(uint32_t pid)
+{
+	for (uint32_t k = 0; k < T.n; k++)
+		if (T.e[k].pid == pid)
+			return (int)k;
+	return -1;
+}
+
+static int parent_of(uint32_t i)
+{
+	return i == 0 ? -1 : entry_of(T.e[i].ppid);
+}
+
+static int is_descendant(uint32_t k, uint32_t i)
+{
+	for (int p = parent_of(k); p >= 0; p = parent_of((uint32_t)p))
+		if ((uint32_t)p == i)
+			return 1;
+	return 0;
+}
+
+static void __attribute__((noreturn)) process_main(uint32_t i, int32_t via);
+
+/* A placeholder leader (see the top of the file): lead, clone the members it stands for,
+ * stay until every process has joined its group, exit. */
+static void __attribute__((noreturn)) helper_main(uint32_t h)
+{
+	const struct tree_helper *hp = &T.helpers[h];
+	sigset_t all;
+
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	T.hpid[h] = (pid_t)syscall(SYS_getpid);
+	flag_set(&T.hstate[h], (hp->session ? setsid() : setpgid(0, 0)) < 0 ? -1 : 1);
+	for (uint32_t c = 0; c < T.n; c++) {
+		if (T.born_of[c] != (int32_t)h)
+			continue;
+		fflush(NULL);
+		long pid = clone_with_pid((pid_t)T.e[c].pid);
+		if (pid < 0) {
+			char what[96];
+			snprintf(what, sizeof(what), "creating process %u with its PID (clone3 set_tid) in session %u",
+				 T.e[c].pid, hp->id);
+			restore_child_fail(T.args[c], what, errno);
+		}
+		if (pid == 0)
+			process_main(c, (int32_t)h);
+		if (T.new_pid)
+			T.live[c] = (pid_t)pid;
+	}
+	wait_at_least(T.joined, (int)T.n);
+	_exit(0);
+}
+
+/* Clone helper h (from its creator); its PID, or -1 (errno set, the helper marked failed:
+ * its members are created by the creator and stay in the creator's session / group). */
+static long spawn_helper(uint32_t h)
+{
+	fflush(NULL);
+	long pid = clone_with_pid((pid_t)T.helpers[h].id);
+	if (pid == 0)
+		helper_main(h);
+	if (pid < 0) {
+		int e = errno;
+		flag_set(&T.hstate[h], -1);
+		errno = e;
+		return -1;
+	}
+	T.hpid[h] = (pid_t)pid;
+	return pid;
+}
+
+static int32_t add_helper(uint32_t id, int session, int32_t creator)
+{
+	for (uint32_t h = 0; h < T.nhelpers; h++)
+		if (T.helpers[h].id == id && T.helpers[h].session == session && T.helpers[h].creator == creator)
+			return (int32_t)h;
+	struct tree_helper *n = realloc(T.helpers, (T.nhelpers + 1) * sizeof(*n));
+	if (!n)
+		return -1;
+	T.helpers = n;
+	T.helpers[T.nhelpers] = (struct tree_helper){ id, session, creator };
+	return (int32_t)T.nhelpers++;
+}
+
+/*
+ * Which sessions and groups need a placeholder leader (FORMAT.md "Process trees"), as CRIU
+ * plans them: a process whose session is neither its own, nor its parent's (for the root: ours),
+ * nor led by a process of the tree, is cloned by a session helper with that sid (one per parent
+ * and session; the parent is a child subreaper meanwhile, so that the process comes back to it);
+ * a process whose group is neither its own, nor the one it is born into, nor led by a process
+ * of the tree or a session helper, joins a group helper it (the first such member) clones.
+ * A helper whose PID is taken (the old session still has members, or another process has the
+ * PID) is not made and its members stay where they are born. Zombies get no helpers. With
+ * --new-pid the root stays in our session and group, as a single process does, and helpers
+ * get fresh PIDs: sessions and groups keep their shape, with new ids.
+ */
+static int plan_helpers(void)
+{
+	uint32_t our_sid = (uint32_t)getsid(0), our_pgrp = (uint32_t)getpgrp();
+
+	T.born_of = malloc(T.n * sizeof(*T.born_of));
+	T.join_helper = malloc(T.n * sizeof(*T.join_helper));
+	if (!T.born_of || !T.join_helper)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < T.n; i++)
+		T.born_of[i] = T.join_helper[i] = -1;
+	for (uint32_t i = 0; i < T.n; i++) {
+		const struct ckimg_tree_entry *e = &T.e[i];
+		int p = parent_of(i);
+		int32_t h;
+		if (is_zombie(i) || (i == 0 && T.new_pid) || e->sid == e->pid || (p < 0 && i > 0))
+			continue;
+		uint32_t sid = i == 0 ? our_sid : T.e[p].sid, pgid = i == 0 ? our_pgrp : T.e[p].pgid;
+		if (e->sid != sid && entry_of(e->sid) < 0 && !(i == 0 && T.root->shell_job)) {
+			if ((h = add_helper(e->sid, 1, p)) < 0)
+				return -ENOMEM;
+			T.born_of[i] = h;
+			pgid = e->sid;
+		}
+		if (e->pgid == e->pid || e->pgid == pgid || entry_of(e->pgid) >= 0)
+			continue;
+		h = -1;
+		for (uint32_t k = 0; k < T.nhelpers && h < 0; k++)
+			if (T.helpers[k].id == e->pgid && (!T.helpers[k].session || T.helpers[k].id == e->sid))
+				h = (int32_t)k;
+		if (h < 0 && (h = add_helper(e->pgid, 0, (int32_t)i)) < 0)
+			return -ENOMEM;
+		T.join_helper[i] = h;
+	}
+	size_t len = (1 + 2 * (size_t)T.n + 2 * (size_t)T.nhelpers) * sizeof(int);
+	int *sh = mmap(NULL, (len + 4095) & ~(size_t)4095, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED)
+		return rst_err(T.root, -errno, "mmap: %s", strerror(errno));
+	T.joined = (atomic_int *)sh;
+	T.made = (atomic_int *)sh + 1;
+	T.ready = (atomic_int *)sh + 1 + T.n;
+	T.hstate = (atomic_int *)sh + 1 + 2 * T.n;
+	T.hpid = (volatile pid_t *)(sh + 1 + 2 * T.n + T.nhelpers);
+	for (uint32_t h = 0; h < T.nhelpers; h++) {
+		char what[128];
+		snprintf(what, sizeof(what), "tree: placeholder leader %u of a %s, cloned by %u", T.helpers[h].id,
+			 T.helpers[h].session ? "session" : "group",
+			 T.helpers[h].creator < 0 ? 0 : T.e[T.helpers[h].creator].pid);
+		rst_trace(T.root, what);
+	}
+	return 0;
+}
+
+/* Join the group led by tree entry k (made by now, or soon: it is not our descendant). */
+static void join_leader(uint32_t k)
+{
+	if (wait_set(&T.made[k]) && live_pid(k) > 0 && live_pid(k) != getpgrp())
+		setpgid(0, live_pid(k));
+}
+
+/* Step 1: session and group. Returns a leader to join after our children are made (a group
+ * led by a descendant), else -1. */
+static int join_session(uint32_t i)
 {
 	const struct ckimg_tree_entry *e = &T.e[i];
 	struct restore_args *a = T.args[i];
+	int later = -1;
 
-	if (i == 0) {
-		if (T.new_pid)
-			return;         /* as a single process with --new-pid: in our session and group */
-		if (e->sid == e->pid && !a->shell_job)
-			setsid();       /* a shell job stays in our session: our terminal is there */
-		else if (e->pgid == e->pid)
-			setpgid(0, 0);
-		return;
-	}
-	if (e->sid == e->pid)
-		setsid();
-	else if (e->pgid == e->pid)
+	if (i == 0 && T.new_pid) {
+		/* as a single process with --new-pid: in our session and group */
+	} else if (e->sid == e->pid && !(i == 0 && a && a->shell_job)) {
+		setsid();       /* a shell job stays in our session: our terminal is there */
+	} else if (e->pgid == e->pid) {
 		setpgid(0, 0);
-	else
-		for (uint32_t k = 0; k < i; k++)
-			if (T.e[k].pid == e->pgid && live_pid(k) > 0 && live_pid(k) != getpgrp() &&
-			    (k > 0 || !T.new_pid))
-				setpgid(0, live_pid(k));        /* a group led by an earlier process of the tree */
-	/* a group or session outside the tree: the one inherited (ckimg-restore's) */
+	} else if (T.join_helper[i] >= 0) {
+		uint32_t h = (uint32_t)T.join_helper[i];
+		if (T.helpers[h].creator == (int32_t)i && !T.hpid[h] && atomic_load(&T.hstate[h]) == 0)
+			spawn_helper(h);
+		if (wait_set(&T.hstate[h]) == 1 && T.hpid[h] != getpgrp())
+			setpgid(0, T.hpid[h]);
+	} else {
+		int k = entry_of(e->pgid);
+		if (k >= 0 && (k > 0 || !T.new_pid)) {
+			if (is_descendant((uint32_t)k, i))
+				later = k;
+			else if (!is_zombie(i) || (uint32_t)k < i)
+				join_leader((uint32_t)k);
+		}
+		/* a group or session outside the tree: the one inherited (ckimg-restore's) */
+	}
+	flag_set(&T.made[i], 1);
+	if (later < 0)
+		joined_one();
+	return later;
 }
 
 /* Step 2: copies of the descriptions shared with the parent, above every number in use. */
@@ -185,14 +417,17 @@ static void close_tree_fds(void)
 	syscall(SYS_close_range, lo, ~0u, 0);
 }
 
-static void __attribute__((noreturn)) process_main(uint32_t i)
+/* Process i, cloned by its parent or (via >= 0) by session helper `via`. */
+static void __attribute__((noreturn)) process_main(uint32_t i, int32_t via)
 {
 	struct restore_args *a = T.args[i];
 	sigset_t all;
+	int subreaper = 0;
 
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (via < 0)            /* (a helper's child would get it when the helper exits) */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (T.new_pid)
 		T.live[i] = (pid_t)syscall(SYS_getpid);
 	if (i > 0) {
@@ -201,40 +436,86 @@ static void __attribute__((noreturn)) process_main(uint32_t i)
 			if (T.e[p].pid == T.e[i].ppid && T.args[p])
 				munmap((void *)T.args[p]->tramp, RST_TRAMP_SIZE);
 	}
-	join_session(i);
-	keep_inherited(a);
-	restore_child_setup(a);
-	for (size_t k = 0; k < a->ninh; k++)
-		close(a->inh_fd[k]);
-	/* what the parent left in the numbers above ours that are not our aux fds */
-	for (int fd = a->hi_fd; fd < T.fd_base; fd++)
-		if (!is_aux_fd(a, fd))
-			close(fd);
+	int later = join_session(i);
+	if (a->fds_shared) {    /* the parent's table, set up: nothing inherited to keep or close */
+		a->ninh = 0;
+		restore_child_setup(a);
+	} else {
+		keep_inherited(a);
+		restore_child_setup(a);
+		for (size_t k = 0; k < a->ninh; k++)
+			close(a->inh_fd[k]);
+		/* what the parent left in the numbers above ours that are not our aux fds */
+		for (int fd = a->hi_fd; fd < T.fd_base; fd++)
+			if (!is_aux_fd(a, fd))
+				close(fd);
+	}
 	/* Step 4: children, then zombies, in TREE order */
 	for (uint32_t c = 1; c < T.n; c++) {
 		if (T.e[c].ppid != T.e[i].pid)
 			continue;
+		int32_t h = T.born_of[c];
+		if (h >= 0 && atomic_load(&T.hstate[h]) >= 0) {
+			/* a session whose leader is gone: its helper clones c, then exits; c comes back
+			 * to us, a child subreaper until then */
+			if (!T.hpid[h]) {
+				if (!subreaper)
+					subreaper = prctl(PR_SET_CHILD_SUBREAPER, 1) == 0;
+				spawn_helper((uint32_t)h);
+			}
+			if (T.hpid[h] > 0)
+				continue;
+		}
 		fflush(NULL);
-		long pid = clone_with_pid((pid_t)T.e[c].pid);
+		/* one cwd, root and umask with us again (FORMAT.md TREE flags; ours are set by now) */
+		uint64_t share = !is_zombie(c) && (T.e[c].flags & CKIMG_TREE_SHARES_FS) ? CLONE_FS : 0;
+		if (T.args[c] && T.args[c]->fds_shared)
+			share |= CLONE_FILES;   /* one fd table: ours, set up by now (plan_files) */
+		long pid = clone_with_pid_flags((pid_t)T.e[c].pid, share);
 		if (pid < 0) {
 			char what[96];
 			snprintf(what, sizeof(what), "creating child %u with its PID (clone3 set_tid)", T.e[c].pid);
 			restore_child_fail(a, what, errno == EEXIST ? EEXIST : errno);
 		}
 		if (pid == 0) {
-			if (is_zombie(c))
+			if (is_zombie(c)) {
+				if (T.new_pid)
+					T.live[c] = (pid_t)syscall(SYS_getpid);
+				join_session(c);
 				become_zombie(T.e[c].exit_status);
-			process_main(c);
+			}
+			process_main(c, -1);
 		}
 		if (T.new_pid)
-			T.live[c] = (pid_t)pid;         /* before a later sibling may join its group */
+			T.live[c] = (pid_t)pid;
 		if (is_zombie(c)) {
 			siginfo_t si;
 			while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR)
 				;
 		}
 	}
-	{       /* our zombies' SIGCHLD is not one the process had pending */
+	if (later >= 0) {       /* a group one of our descendants leads */
+		join_leader((uint32_t)later);
+		joined_one();
+	}
+	/* the helpers we cloned leave once every process has joined its group */
+	for (uint32_t h = 0; h < T.nhelpers; h++) {
+		int st;
+		if (T.helpers[h].creator == (int32_t)i && T.hpid[h] > 0)
+			while (waitpid(T.hpid[h], &st, __WALL) < 0 && errno == EINTR)
+				;
+	}
+	if (subreaper)
+		prctl(PR_SET_CHILD_SUBREAPER, 0);       /* the recorded value comes with the state */
+	if (via >= 0) {         /* the helper that cloned us is gone: our parent is the recorded one */
+		uint64_t deadline = rst_now_ns() + (uint64_t)READY_TIMEOUT_MS * 1000000ull;
+		while (getppid() == T.hpid[via] && rst_now_ns() < deadline) {
+			struct timespec ts = { 0, 1000000L };
+			nanosleep(&ts, NULL);
+		}
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+	}
+	{       /* the SIGCHLD of our zombies and helpers is not one the process had pending */
 		sigset_t chld;
 		struct timespec zero = { 0, 0 };
 		sigemptyset(&chld);
@@ -245,7 +526,14 @@ static void __attribute__((noreturn)) process_main(uint32_t i)
 	/* Step 5 */
 	if (write(T.ready_wr, &i, sizeof(i)) != sizeof(i))
 		restore_child_fail(a, "telling ckimg-restore it is ready", errno);
-	close_tree_fds();
+	flag_set(&T.ready[i], 1);
+	/* the tree's fds are in our table; a child sharing it needs them until it is ready, and the
+	 * first process of a table closes them for all */
+	for (uint32_t c = 1; c < T.n; c++)
+		if (T.e[c].ppid == T.e[i].pid && T.args[c] && T.args[c]->fds_shared)
+			wait_set(&T.ready[c]);
+	if (!a->fds_shared)
+		close_tree_fds();
 	for (;;)
 		syscall(SYS_pause);
 }
@@ -295,6 +583,66 @@ static int open_processes(void)
 		    (err = restore_fork_prepare(a)) || (err = load_shared_runs(a, i)))
 			return err;
 	}
+	return 0;
+}
+
+static int aux_end(const struct restore_args *a)
+{
+	return a->hi_fd + 2 + (int)a->img->nfiles + (int)a->img->ncontents;
+}
+
+/*
+ * fd tables shared with the parent (TREE flag SHARES_FILES): the parent clones the process with
+ * CLONE_FILES once its own fds are in place, and the process sets none up (they are the
+ * parent's). Every sharer keeps its aux fds (image, mapped files, contents) on numbers of its
+ * own, above those of the sharers before it (and above the first one's scratch numbers), and
+ * mm.c closes only those; the last sharer rebuilt (TREE order) closes everything above its own
+ * hi_fd: the tree's fds the others left open for it. A process a session helper clones cannot
+ * share its parent's table: it gets a copy (restore_tree warns).
+ */
+static int plan_files(void)
+{
+	int *owner = malloc(T.n * sizeof(*owner)), *next = calloc(T.n, sizeof(*next));
+	int32_t *last = malloc(T.n * sizeof(*last));
+
+	if (!owner || !next || !last) {
+		free(owner);
+		free(next);
+		free(last);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < T.n; i++) {
+		struct restore_args *a = T.args[i];
+		int p = parent_of(i);
+		owner[i] = (int)i;
+		last[i] = -1;
+		if (!a)
+			continue;
+		if (p >= 0 && T.args[p] && (T.e[i].flags & CKIMG_TREE_SHARES_FILES) && T.born_of[i] < 0) {
+			int o = owner[p], hi = next[o] > a->hi_fd ? next[o] : a->hi_fd, d = hi - a->hi_fd;
+			owner[i] = o;
+			a->fds_shared = 1;
+			a->hi_fd = hi;
+			a->img_fd_child += d;
+			if (a->exe_fd_child >= 0)
+				a->exe_fd_child += d;
+			for (size_t k = 0; k < a->img->nfiles; k++)
+				if (a->file_fd_child[k] >= 0)
+					a->file_fd_child[k] += d;
+			a->content_fd_base += d;
+			next[o] = aux_end(a) + 4;
+			last[o] = (int32_t)i;
+		} else {
+			next[i] = a->hi_fd + 4 + (int)a->img->nfiles + (int)a->img->ncontents + 16 +
+				  (int)restore_fds_scratch_need(a->img) + 16;
+		}
+	}
+	for (uint32_t i = 0; i < T.n; i++)      /* all but the last of a table close only theirs */
+		if (T.args[i] && last[owner[i]] >= 0 && last[owner[i]] != (int32_t)i)
+			T.args[i]->aux_close_end = aux_end(T.args[i]);
+	free(owner);
+	free(next);
+	free(last);
 	return 0;
 }
 
@@ -988,6 +1336,9 @@ static void abort_all(void)
 	for (uint32_t i = 0; i < T.n; i++)   /* (an unknown one dies with its parent: PDEATHSIG) */
 		if (live_pid(i) > 0)
 			kill(live_pid(i), SIGKILL);
+	for (uint32_t h = 0; h < T.nhelpers; h++)
+		if (T.hpid[h] > 0)
+			kill(T.hpid[h], SIGKILL);
 	for (uint32_t i = 0; i < T.n; i++)
 		if (T.args[i])
 			restore_contents_abort(T.args[i]);
@@ -1016,8 +1367,9 @@ int restore_tree(struct restore_args *r)
 		if (T.live == MAP_FAILED)
 			return rst_err(r, -errno, "mmap: %s", strerror(errno));
 	}
-	if ((err = open_processes()) || (err = place_tree_fds()) || (err = make_shared_objects()) ||
-	    (err = make_shared_memory()) || (err = make_shared_contents()) || (err = plan_inheritance()))
+	if ((err = open_processes()) || (err = plan_helpers()) || (err = plan_files()) || (err = place_tree_fds()) ||
+	    (err = make_shared_objects()) || (err = make_shared_memory()) || (err = make_shared_contents()) ||
+	    (err = plan_inheritance()))
 		return err;
 	rst_trace(r, "tree: records checked, shared objects made");
 	if ((err = restore_sysv_make(r))) {
@@ -1039,7 +1391,13 @@ int restore_tree(struct restore_args *r)
 	}
 	rst_trace(r, "tree: shared copy-on-write areas premapped");
 	fflush(NULL);
-	long pid = clone_with_pid((pid_t)T.e[0].pid);
+	long pid = -1, helper = -1;
+	if (T.born_of[0] >= 0) {        /* the root's session leader is gone: a helper clones it */
+		helper = spawn_helper((uint32_t)T.born_of[0]);
+		pid = helper;
+	}
+	if (helper < 0)
+		pid = clone_with_pid((pid_t)T.e[0].pid);
 	if (pid != 0) {         /* the tree has them now (or nobody will) */
 		for (size_t k = 0; k < npremaps; k++)
 			munmap((void *)(uintptr_t)premaps[k][0], premaps[k][1] - premaps[k][0]);
@@ -1055,12 +1413,37 @@ int restore_tree(struct restore_args *r)
 			       "to exit)" : "PROCESS record: clone3 with PID %u: %s", T.e[0].pid, strerror(err));
 	}
 	if (pid == 0)
-		process_main(0);
-	r->pid = (pid_t)pid;
+		process_main(0, -1);
+	r->pid = helper > 0 ? (pid_t)T.e[0].pid : (pid_t)pid;  /* (no root helper with --new-pid) */
 	if (T.new_pid)
 		T.live[0] = (pid_t)pid;
 	close(T.ready_wr);
 	err = wait_ready();
+	if (!err && helper > 0) {       /* every process has joined: the helper leaves */
+		int st;
+		while (waitpid((pid_t)helper, &st, __WALL) < 0 && errno == EINTR)
+			;
+	}
+	for (uint32_t i = 1; !err && i < T.n; i++) {
+		uint32_t f = T.e[i].flags;
+		if (is_zombie(i))
+			continue;
+		if (T.args[i] && T.args[i]->fds_shared)
+			f &= ~CKIMG_TREE_SHARES_FILES;
+		if (f & (CKIMG_TREE_SHARES_FILES | CKIMG_TREE_SHARES_SIGHAND))
+			rst_warn("process %u shared its %s with its parent %u; it has a copy now", T.e[i].pid,
+				 (f & CKIMG_TREE_SHARES_FILES) && (f & CKIMG_TREE_SHARES_SIGHAND) ? "fd table and signal handlers" :
+				 f & CKIMG_TREE_SHARES_FILES ? "fd table" : "signal handlers (they need one memory too: "
+				 "CLONE_VM)", T.e[i].ppid);
+		if ((f & CKIMG_TREE_SHARES_FS) && T.born_of[i] >= 0 && T.hpid[T.born_of[i]] > 0)
+			rst_warn("process %u shared its cwd, root and umask with its parent %u; cloned by the leader of "
+				 "its session, it has a copy now", T.e[i].pid, T.e[i].ppid);
+	}
+	for (uint32_t h = 0; !err && h < T.nhelpers; h++)
+		if (atomic_load(&T.hstate[h]) < 0)
+			rst_warn("the %s %u, whose leader had exited, could not be made again (its PID is taken); its "
+				 "members stay in the %s they are born into", T.helpers[h].session ? "session" : "process group",
+				 T.helpers[h].id, T.helpers[h].session ? "session" : "group");
 	rst_trace(r, "tree: every process made");
 	for (uint32_t i = 0; !err && i < T.n; i++)
 		if (T.args[i] && (err = seize(T.args[i], live_pid(i))) == 0)
@@ -1085,6 +1468,31 @@ int restore_tree(struct restore_args *r)
 	prctl(PR_SET_CHILD_SUBREAPER, 0);
 	r->pid = live_pid(0);
 	return 0;
+}
+
+static int pid_free(uint32_t pid)
+{
+	return pid && kill((pid_t)pid, 0) < 0 && errno == ESRCH && kill(-(pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+int restore_tree_of_one(struct restore_args *a)
+{
+	struct img *img = a->img;
+	const struct ckimg_process_fixed *p = &img->proc.f;
+
+	if (img->tree || a->new_pid)
+		return 0;
+	if (!(p->sid != p->pid && p->sid != (uint32_t)getsid(0) && pid_free(p->sid)) &&
+	    !(p->pgid != p->pid && p->pgid != (uint32_t)getpgrp() && pid_free(p->pgid)))
+		return 0;
+	img->tree = calloc(1, sizeof(*img->tree));
+	if (!img->tree)
+		return 0;
+	*img->tree = (struct ckimg_tree_entry){ .pid = p->pid, .ppid = p->ppid, .pgid = p->pgid, .sid = p->sid,
+						 .thread_count = (uint32_t)img->nthreads };
+	img->ntree = 1;
+	img->tree_root = p->pid;
+	return 1;
 }
 
 int restore_tree_check(struct restore_args *r, int (*check_one)(struct restore_args *))
