@@ -296,15 +296,15 @@ static int frozen_steps(struct image *im, struct pipeline **pl)
 		err = collect_fds(&cap);
 	phase("fds");
 	if (!err)
-		err = collect_areas(&cap);
+		err = cow ? cow_collect_areas(&cap) : collect_areas(&cap);
 	phase("areas");
 	if (!err)
 		err = collect_mapped_files(&cap);
 	if (!err)
 		err = collect_file_contents(&cap);
 	phase("fds+areas");
-	if (!err)               /* copy-on-write: the twin's areas are planned after the release */
-		err = cow ? plan_chunks_part(&cap, cap.pid, 1) : plan_chunks(&cap);
+	if (!err && !cow)       /* copy-on-write: planned in cow_begin and after the release */
+		err = plan_chunks(&cap);
 	if (!err && !cow)
 		err = incr_alloc_cells(&cap);
 	phase("pagemap");
@@ -318,7 +318,7 @@ static int frozen_steps(struct image *im, struct pipeline **pl)
 	if (!err && cow) {
 		err = cow_begin(&cap);         /* the memory is then read after the release */
 		if (!err && !cap.twin)         /* no twin after all: stop-and-copy */
-			err = plan_chunks_part(&cap, cap.pid, 0);
+			err = cow_fallback_plan(&cap);
 		if (!err && !cap.twin)
 			err = incr_alloc_cells(&cap);
 		if (!err && !cap.twin) {
