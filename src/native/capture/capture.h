@@ -142,6 +142,8 @@ struct capture {
 	int no_cow;                    /* --no-cow: stop-and-copy */
 	int defer_sigactions;          /* copy-on-write: handlers read in the twin, after release */
 	int vmflags_known;             /* areas have their smaps VmFlags/Rss (else: maps only) */
+	int cow_blocked;               /* a tree process whose twin could be re-parented into the tree */
+	int subreaper_seen;            /* PR_GET_CHILD_SUBREAPER as cow.c saw it: 0 unknown, 1 no, 2 yes */
 	uint64_t shared_pending;       /* ShdPnd at the freeze */
 	struct cow_twin *twin;
 	uint64_t cow_written_pages;    /* pages the target wrote while its memory was copied */
@@ -256,6 +258,7 @@ int cow_fallback_plan(struct capture *c);     /* no twin after all: flags, every
 int cow_plan_rest(struct capture *c);         /* after the release: the twin's chunks */
 int cow_collect_sigactions(struct capture *c); /* from the twin, else (frozen) the target */
 void cow_end(struct capture *c);
+pid_t cow_twin_of(const struct capture *c);   /* the twin's pid, 0: none */
 
 /* pages.c: read memory (frozen) and compress/write it (pipeline). */
 struct pipeline;

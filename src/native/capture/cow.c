@@ -105,7 +105,7 @@ static const uint8_t scratch_code[] = { 0x0f, 0x05, 0xb8, 0x3c, 0x00, 0x00, 0x00
 
 int cow_wanted(const struct capture *c)
 {
-	return !c->no_cow && !c->kill_after && !c->tree;
+	return !c->no_cow && !c->kill_after && !c->cow_blocked;
 }
 
 static int remote(struct cow_setup *s, pid_t tid, uint64_t ip, struct pt_syscall sc, int64_t *ret)
@@ -248,6 +248,7 @@ static int make_twin(struct cow_setup *s)
 		err = -EIO;
 	if (err)
 		return err;
+	c->subreaper_seen = subreaper ? 2 : 1;
 	if (subreaper)
 		return -EBUSY;            /* the twin would be re-parented to the target */
 
@@ -631,6 +632,11 @@ static uint64_t twin_private_pages(pid_t twin)
 	/* less the scratch pages: the twin alone maps them once the target has unmapped them */
 	uint64_t pages = (clean + dirty) / 4, scratch = SCR_LEN / PAGE_SIZE_4K;
 	return pages > scratch ? pages - scratch : 0;
+}
+
+pid_t cow_twin_of(const struct capture *c)
+{
+	return c->twin ? c->twin->twin : 0;
 }
 
 void cow_end(struct capture *c)
