@@ -30,6 +30,7 @@
 
 static struct capture cap;
 static uint64_t t_start, t_progress, t_tty;
+static uint64_t t_seize, t_freeze_at;  /* CLOCK_MONOTONIC: seize began, all seized (+ freeze_ns: released) */
 
 static void on_signal(int sig)
 {
@@ -317,6 +318,7 @@ static int frozen_steps(struct image *im, struct pipeline **pl)
 	phase("files");
 	if (!err && cow) {
 		err = cow_begin(&cap);         /* the memory is then read after the release */
+		cow_boost_self(0);
 		if (!err && !cap.twin)         /* no twin after all: stop-and-copy */
 			err = cow_fallback_plan(&cap);
 		if (!err && !cap.twin)
@@ -328,6 +330,7 @@ static int frozen_steps(struct image *im, struct pipeline **pl)
 				err = image_record(im, CKIMG_REC_SIGACTIONS, &cap.sigactions, 0, 0);
 		}
 	}
+	cow_boost_self(0);
 	phase("cow");
 	if (cap.twin)
 		return err;
@@ -387,7 +390,7 @@ static void print_summary(void)
 	       "\"processes\":%zu,\"zombies\":%zu,\"cow_processes\":%zu,"
 	       "\"freeze_ms\":%.3f,\"total_ms\":%.3f,\"killed\":%s,\"direct_io\":%s,"
 	       "\"held_pages\":%llu,\"inherited_pages\":%llu,\"cow\":%s,\"twin_pid\":%d,"
-	       "\"cow_written_bytes\":%llu,\"parent\":",
+	       "\"cow_written_bytes\":%llu,\"freeze_window_ns\":[%llu,%llu],\"parent\":",
 	       codecs[cap.codec], (unsigned long long)cap.image_bytes,
 	       (unsigned long long)total.cand_bytes, (unsigned long long)total.stored_pages,
 	       (unsigned long long)total.stored_bytes, total.threads, total.areas, total.files, total.fds,
@@ -395,7 +398,8 @@ static void print_summary(void)
 	       (double)cap.freeze_ns / 1e6, (double)cap.total_ns / 1e6, cap.kill_after ? "true" : "false",
 	       cap.direct_io ? "true" : "false", (unsigned long long)cap.held_pages,
 	       (unsigned long long)cap.inherited_pages, cap.cow_twin_pid ? "true" : "false",
-	       (int)cap.cow_twin_pid, (unsigned long long)cap.cow_written_pages * PAGE_SIZE_4K);
+	       (int)cap.cow_twin_pid, (unsigned long long)cap.cow_written_pages * PAGE_SIZE_4K,
+	       (unsigned long long)t_seize, (unsigned long long)(t_freeze_at + cap.freeze_ns));
 	if (cap.parent_path)
 		json_str(cap.parent_path);
 	else
@@ -565,6 +569,9 @@ int main(int argc, char **argv)
 	if (!err)
 		err = collect_prefreeze_states(&cap);
 	if (!err) {
+		if (cow_wanted(&cap))
+			cow_boost_self(1);
+		t_seize = now_ns(CLOCK_MONOTONIC);
 		err = cap.no_children ? pt_freeze(&cap.pt, cap.pid) : tree_freeze(&cap, &tree);
 		if (err)
 			freeze_failed(err);
@@ -576,7 +583,7 @@ int main(int argc, char **argv)
 	}
 	if (!err) {
 		cap.frozen = 1;
-		t_freeze = now_ns(CLOCK_MONOTONIC);
+		t_freeze = t_freeze_at = now_ns(CLOCK_MONOTONIC);
 		cap.proc.capture_ns = now_ns(CLOCK_REALTIME);
 		err = tree ? capture_tree(&im, tree, t_freeze) : frozen_steps(&im, &pl);
 	}
