@@ -50,7 +50,8 @@ const TARGET_C = String.raw`
 #include <string.h>
 #include <time.h>
 static volatile uint64_t maxgap;
-static uint64_t gaps[256][2];           /* the last gaps over 1 ms: [start, end] (CLOCK_MONOTONIC) */
+#define NG 65536
+static uint64_t gaps[NG][2];            /* the last gaps over 1 ms: [start, end] (CLOCK_MONOTONIC) */
 static volatile unsigned ngaps;
 static uint64_t now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1000000000ull + t.tv_nsec; }
 static void *beat(void *a) {
@@ -60,7 +61,7 @@ static void *beat(void *a) {
     nanosleep(&d, 0);
     uint64_t n = now();
     if (n - last > maxgap) maxgap = n - last;
-    if (n - last > 1000000) { gaps[ngaps % 256][0] = last; gaps[ngaps % 256][1] = n; ngaps++; }
+    if (n - last > 1000000) { gaps[ngaps % NG][0] = last; gaps[ngaps % NG][1] = n; ngaps++; }
     last = n;
   }
   return a;
@@ -107,11 +108,13 @@ int main(int argc, char **argv) {
   setvbuf(reply, 0, _IOLBF, 0);
   fprintf(reply, "ready\n");
   char line[64];
-  while (fgets(line, sizeof line, cmd)) {
-    unsigned k = ngaps < 256 ? 0 : ngaps - 256;
-    fprintf(reply, "gap %llu", (unsigned long long)maxgap);
-    for (; k < ngaps; k++) fprintf(reply, " %llu:%llu", (unsigned long long)gaps[k % 256][0], (unsigned long long)gaps[k % 256][1]);
-    fprintf(reply, "\n");
+  while (fgets(line, sizeof line, cmd)) {   /* "g", or "w BEGIN END": also the longest gap overlapping it */
+    unsigned long long b = 0, e = 0, best = 0;
+    if (sscanf(line, "w %llu %llu", &b, &e) == 2)
+      for (unsigned k = ngaps < NG ? 0 : ngaps - NG; k < ngaps; k++)
+        if (gaps[k % NG][0] <= e && gaps[k % NG][1] >= b && gaps[k % NG][1] - gaps[k % NG][0] > best)
+          best = gaps[k % NG][1] - gaps[k % NG][0];
+    fprintf(reply, "gap %llu %llu\n", (unsigned long long)maxgap, best);
     maxgap = 0; ngaps = 0;
   }
   return 0;
@@ -163,17 +166,10 @@ function startTarget(exe, work) {
      * (ns, CLOCK_MONOTONIC) the longest gap overlapping it: the stop as the target saw it,
      * not another stall of a loaded machine during the capture (0: none over 1 ms) */
     gaps(window) {
-      writeSync(cmdFd, "g\n");
+      writeSync(cmdFd, window ? `w ${window[0]} ${window[1]}\n` : "g\n");
       const f = readLine().split(" ");
       const max = Number(f[1]) / 1e6;
-      if (!window) return { max, overlap: max };
-      const [b, e] = window.map(BigInt);
-      let best = 0n;
-      for (const g of f.slice(2)) {
-        const [s0, e0] = g.split(":").map(BigInt);
-        if (s0 <= e && e0 >= b && e0 - s0 > best) best = e0 - s0;
-      }
-      return { max, overlap: Number(best) / 1e6 };
+      return { max, overlap: window ? Number(f[2]) / 1e6 : max };
     },
   };
 }

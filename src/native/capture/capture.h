@@ -259,7 +259,6 @@ int cow_plan_rest(struct capture *c);         /* after the release: the twin's c
 int cow_collect_sigactions(struct capture *c); /* from the twin, else (frozen) the target */
 void cow_end(struct capture *c);
 pid_t cow_twin_of(const struct capture *c);   /* the twin's pid, 0: none */
-void cow_boost_self(int on);                  /* real-time while the twin is made, if allowed */
 
 /* pages.c: read memory (frozen) and compress/write it (pipeline). */
 struct pipeline;

@@ -225,10 +225,10 @@ static void boost(pid_t helper)
 	sched_setscheduler(helper, SCHED_FIFO | SCHED_RESET_ON_FORK, &sp);
 }
 
-/* The same for ckimg's own thread from the freeze until the twin exists (each remote syscall
- * is a round trip between it and the target's thread); back to normal before any page is
- * read (the readers must not starve the machine). */
-void cow_boost_self(int on)
+/* The same for ckimg's own thread while it makes the twin (each remote syscall is a round
+ * trip between it and the target's thread); back to normal before any page is read (a
+ * real-time copy would starve the machine). */
+static void boost_self(int on)
 {
 	static int boosted;
 	struct sched_param sp = { .sched_priority = on };
@@ -525,6 +525,7 @@ int cow_begin(struct capture *c)
 	t->mem_fd = -1;
 	c->twin = t;
 	uint64_t t0 = now_ns(CLOCK_MONOTONIC);
+	boost_self(1);
 	err = make_twin(&s);
 	uint64_t scratch_data = s.scr + 4096;
 	uint64_t t1 = now_ns(CLOCK_MONOTONIC);
@@ -535,6 +536,7 @@ int cow_begin(struct capture *c)
 			err = -errno;
 	}
 	undo = setup_cleanup(&s, !err);
+	boost_self(0);
 	uint64_t t2 = now_ns(CLOCK_MONOTONIC);
 	if (!err && undo) {
 		err = undo;

@@ -318,7 +318,6 @@ static int frozen_steps(struct image *im, struct pipeline **pl)
 	phase("files");
 	if (!err && cow) {
 		err = cow_begin(&cap);         /* the memory is then read after the release */
-		cow_boost_self(0);
 		if (!err && !cap.twin)         /* no twin after all: stop-and-copy */
 			err = cow_fallback_plan(&cap);
 		if (!err && !cap.twin)
@@ -330,7 +329,6 @@ static int frozen_steps(struct image *im, struct pipeline **pl)
 				err = image_record(im, CKIMG_REC_SIGACTIONS, &cap.sigactions, 0, 0);
 		}
 	}
-	cow_boost_self(0);
 	phase("cow");
 	if (cap.twin)
 		return err;
@@ -569,8 +567,6 @@ int main(int argc, char **argv)
 	if (!err)
 		err = collect_prefreeze_states(&cap);
 	if (!err) {
-		if (cow_wanted(&cap))
-			cow_boost_self(1);
 		t_seize = now_ns(CLOCK_MONOTONIC);
 		err = cap.no_children ? pt_freeze(&cap.pt, cap.pid) : tree_freeze(&cap, &tree);
 		if (err)
