@@ -12,7 +12,10 @@
  *   gcore                    gdb's core dump (not synced)
  * in alternating order over >= 5 rounds after a warm-up round; medians are compared.
  * Image size, wall time, freeze time (how long the target was stopped, measured inside the
- * target by a thread that notes the largest gap between its 100 µs heartbeats) and the extra
+ * target by a thread that notes the gaps between its 100 µs heartbeats: for ckimg the gap
+ * overlapping the freeze window ckimg reports (freeze_window_ns), for the others the largest
+ * gap of the run; "max stall" is the largest gap of the run for every tool: on a loaded machine
+ * the target also stalls for tens of ms while the capture runs, frozen or not) and the extra
  * memory the capture made the target cost (copy-on-write: pages it wrote while the twin held
  * the old ones, as ckimg reports it; a stopped target writes nothing) for each.
  *
@@ -47,6 +50,9 @@ const TARGET_C = String.raw`
 #include <string.h>
 #include <time.h>
 static volatile uint64_t maxgap;
+#define NG 65536
+static uint64_t gaps[NG][2];            /* the last gaps over 1 ms: [start, end] (CLOCK_MONOTONIC) */
+static volatile unsigned ngaps;
 static uint64_t now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1000000000ull + t.tv_nsec; }
 static void *beat(void *a) {
   uint64_t last = now();
@@ -55,6 +61,7 @@ static void *beat(void *a) {
     nanosleep(&d, 0);
     uint64_t n = now();
     if (n - last > maxgap) maxgap = n - last;
+    if (n - last > 1000000) { gaps[ngaps % NG][0] = last; gaps[ngaps % NG][1] = n; ngaps++; }
     last = n;
   }
   return a;
@@ -101,7 +108,15 @@ int main(int argc, char **argv) {
   setvbuf(reply, 0, _IOLBF, 0);
   fprintf(reply, "ready\n");
   char line[64];
-  while (fgets(line, sizeof line, cmd)) { fprintf(reply, "gap %llu\n", (unsigned long long)maxgap); maxgap = 0; }
+  while (fgets(line, sizeof line, cmd)) {   /* "g", or "w BEGIN END": also the longest gap overlapping it */
+    unsigned long long b = 0, e = 0, best = 0;
+    if (sscanf(line, "w %llu %llu", &b, &e) == 2)
+      for (unsigned k = ngaps < NG ? 0 : ngaps - NG; k < ngaps; k++)
+        if (gaps[k % NG][0] <= e && gaps[k % NG][1] >= b && gaps[k % NG][1] - gaps[k % NG][0] > best)
+          best = gaps[k % NG][1] - gaps[k % NG][0];
+    fprintf(reply, "gap %llu %llu\n", (unsigned long long)maxgap, best);
+    maxgap = 0; ngaps = 0;
+  }
   return 0;
 }
 `;
@@ -147,10 +162,14 @@ function startTarget(exe, work) {
       const l = readLine();
       if (l !== "ready") throw new Error(`target said '${l}'`);
     },
-    /** largest stop of the target since the last call, ms */
-    gapMs() {
-      writeSync(cmdFd, "g\n");
-      return Number(readLine().split(" ")[1]) / 1e6;
+    /** largest stop of the target since the last call (ms), and with window [begin, end]
+     * (ns, CLOCK_MONOTONIC) the longest gap overlapping it: the stop as the target saw it,
+     * not another stall of a loaded machine during the capture (0: none over 1 ms) */
+    gaps(window) {
+      writeSync(cmdFd, window ? `w ${window[0]} ${window[1]}\n` : "g\n");
+      const f = readLine().split(" ");
+      const max = Number(f[1]) / 1e6;
+      return { max, overlap: window ? Number(f[2]) / 1e6 : max };
     },
   };
 }
@@ -198,7 +217,7 @@ async function main() {
           const r = timed(capture, [String(pid), "-o", img, "--compress", codec, ...(buffer ? ["--buffer-mb", buffer] : []), ...(cow ? [] : ["--no-cow"])]);
           const j = JSON.parse(r.stdout.trim().split("\n").pop());
           if (j.cow !== cow) throw new Error(`ckimg capture: cow ${j.cow}, expected ${cow}`);
-          return { ms: r.ms, bytes: statSync(img).size, selfFreezeMs: j.freeze_ms, extraBytes: j.cow_written_bytes ?? 0 };
+          return { ms: r.ms, bytes: statSync(img).size, selfFreezeMs: j.freeze_ms, extraBytes: j.cow_written_bytes ?? 0, window: j.freeze_window_ns };
         },
       });
     }
@@ -244,7 +263,7 @@ async function main() {
       const order = tools.map((_, i) => tools[(i + Math.max(round, 0)) % tools.length]);
       for (const t of order) {
         cleanDir();
-        target.gapMs(); // reset
+        target.gaps(); // reset
         let r;
         try {
           r = t.run();
@@ -257,7 +276,9 @@ async function main() {
           }
           throw err;
         }
-        r.freezeMs = target.gapMs();
+        const g = target.gaps(r.window);
+        r.freezeMs = g.overlap;
+        r.maxGapMs = g.max;
         if (round >= 0) results[t.name].push(r);
       }
     }
@@ -270,6 +291,7 @@ async function main() {
       wallMinMs: Math.min(...rs.map((r) => r.ms)),
       wallMaxMs: Math.max(...rs.map((r) => r.ms)),
       freezeMs: median(rs.map((r) => r.freezeMs)),
+      maxGapMs: median(rs.map((r) => r.maxGapMs)),
       extraMiB: median(rs.map((r) => r.extraBytes ?? 0)) / (1 << 20),
       ...(rs[0]?.selfFreezeMs !== undefined ? { selfReportedFreezeMs: median(rs.map((r) => r.selfFreezeMs)) } : {}),
       ...(rs[0]?.dumpMs !== undefined ? { dumpOnlyMs: median(rs.map((r) => r.dumpMs)) } : {}),
@@ -291,10 +313,10 @@ async function main() {
       return;
     }
     console.log(`capture bench: ${MB} MiB varied heap, ${ROUNDS} rounds (+1 warm-up), medians; load ${spawnSync("cat", ["/proc/loadavg"], { encoding: "utf8" }).stdout.split(" ").slice(0, 3).join(" ")}`);
-    console.log("  tool                    image MiB   wall ms (min-max)        freeze ms   extra MiB");
+    console.log("  tool                    image MiB   wall ms (min-max)        freeze ms   extra MiB   max stall ms");
     for (const r of rows) {
       const range = `${r.wallMinMs.toFixed(0)}-${r.wallMaxMs.toFixed(0)}`;
-      console.log(`  ${r.tool.padEnd(22)}  ${r.imageMiB.toFixed(0).padStart(9)}   ${r.wallMs.toFixed(0).padStart(6)} (${range.padEnd(11)})   ${r.freezeMs.toFixed(0).padStart(9)}   ${r.extraMiB.toFixed(1).padStart(9)}` +
+      console.log(`  ${r.tool.padEnd(22)}  ${r.imageMiB.toFixed(0).padStart(9)}   ${r.wallMs.toFixed(0).padStart(6)} (${range.padEnd(11)})   ${r.freezeMs.toFixed(0).padStart(9)}   ${r.extraMiB.toFixed(1).padStart(9)}   ${r.maxGapMs.toFixed(0).padStart(12)}` +
         (r.dumpOnlyMs !== undefined ? `   (dump ${r.dumpOnlyMs.toFixed(0)} ms + sync)` : "") +
         (r.selfReportedFreezeMs !== undefined ? `   (self-reported ${r.selfReportedFreezeMs.toFixed(0)})` : ""));
     }

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Incremental capture (--parent) vs a full capture of the same process, 256 MiB varied heap
-// (test/native/cow-programs/heap.c), 1% of its pages touched between captures; 5 alternated
-// rounds, medians. Prints freeze, wall time, image size and their ratios. CRIU is not
+// (test/native/cow-programs/heap.c; --mb N for another size), 1% of its pages touched between
+// captures; 5 alternated rounds (--rounds N, at least 5), medians; extra RSS is what the
+// capture reports (cow_written_bytes: pages the target wrote while its twin held them). Prints freeze, wall time, image size and their ratios. CRIU is not
 // installed on the development machine (Debian's 3.17 fails on this kernel), so no CRIU
 // pre-dump column: its pre-dump also needs soft-dirty, which this kernel lacks.
 import { spawn, spawnSync } from "node:child_process";
@@ -17,7 +18,10 @@ const dir = mkdtempSync(join(tmpdir(), "ckimg-bench-incr-"));
 const exe = join(dir, "heap");
 const cc = spawnSync("gcc", ["-O1", "-pthread", "-o", exe, join(repo, "test/native/cow-programs/heap.c")]);
 if (cc.status !== 0) throw new Error(String(cc.stderr));
-const MIB = 256;
+const argv = process.argv.slice(2);
+const opt = (name, dflt) => (argv.indexOf(`--${name}`) >= 0 ? Number(argv[argv.indexOf(`--${name}`) + 1]) : dflt);
+const MIB = opt("mb", 256);
+const ROUNDS = Math.max(5, opt("rounds", 5));
 const child = spawn(exe, [String(MIB)], { stdio: ["pipe", "pipe", "inherit"] });
 let buf = "";
 const waiters = [];
@@ -41,10 +45,10 @@ try {
     const r = spawnSync(bin, args, { encoding: "utf8" });
     if (r.status !== 0) throw new Error(r.stderr);
     const s = JSON.parse(r.stdout.trim().split("\n").pop());
-    return { freeze: s.freeze_ms, wall: Number(process.hrtime.bigint() - t) / 1e6, size: statSync(out).size };
+    return { freeze: s.freeze_ms, wall: Number(process.hrtime.bigint() - t) / 1e6, size: statSync(out).size, extra: s.cow_written_bytes ?? 0 };
   };
   const full = [], incr = [];
-  for (let round = 0; round < 5; round++) {
+  for (let round = 0; round < ROUNDS; round++) {
     const a = join(dir, "a.img"), b = join(dir, "b.img");
     full.push(capture(a));
     await ask(`touch ${Math.ceil(pages / 100)} ${round + 1}`);
@@ -54,12 +58,13 @@ try {
   }
   const m = (xs, k) => median(xs.map((x) => x[k]));
   const rows = [
-    ["full capture", m(full, "freeze").toFixed(1), m(full, "wall").toFixed(1), (m(full, "size") / 1e6).toFixed(1)],
-    ["incremental, 1% changed", m(incr, "freeze").toFixed(1), m(incr, "wall").toFixed(1), (m(incr, "size") / 1e6).toFixed(2)],
-    ["ratio incremental/full", (m(incr, "freeze") / m(full, "freeze")).toFixed(3), (m(incr, "wall") / m(full, "wall")).toFixed(3), (m(incr, "size") / m(full, "size")).toFixed(4)],
+    ["full capture", m(full, "freeze").toFixed(1), m(full, "wall").toFixed(1), (m(full, "size") / 1e6).toFixed(1), (m(full, "extra") / 1e6).toFixed(2)],
+    ["incremental, 1% changed", m(incr, "freeze").toFixed(1), m(incr, "wall").toFixed(1), (m(incr, "size") / 1e6).toFixed(2), (m(incr, "extra") / 1e6).toFixed(2)],
+    ["ratio incremental/full", (m(incr, "freeze") / m(full, "freeze")).toFixed(3), (m(incr, "wall") / m(full, "wall")).toFixed(3), (m(incr, "size") / m(full, "size")).toFixed(4), ""],
   ];
-  table(["256 MiB heap (median of 5)", "freeze ms", "wall ms", "image MB"], rows);
-  console.log("CRIU: not installed here (Debian's 3.17 fails on kernel 6.18); no CRIU dump/pre-dump column.");
+  table([`${MIB} MiB heap (median of ${ROUNDS})`, "freeze ms", "wall ms", "image MB", "extra RSS MB"], rows);
+  console.log(`load ${spawnSync("cat", ["/proc/loadavg"], { encoding: "utf8" }).stdout.split(" ").slice(0, 3).join(" ")}`);
+  console.log("CRIU: no pre-dump column: it needs soft-dirty tracking, which this kernel lacks (see bench/capture.mjs for CRIU dump).");
 } finally {
   child.kill("SIGKILL");
   await new Promise((r) => child.once("exit", r));

@@ -14,6 +14,7 @@ import { spawn } from "node:child_process";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { openImage } from "../../src/format/index.js";
+import { areaFlagNames } from "../../src/format/records.js";
 import { runCapture } from "../../src/cli/capture.js";
 import { REPO, assertUntraced, compileC, makeTempDir, procStatus, removeTempDirs, sleep, startProcess, type Started } from "./helpers.js";
 
@@ -226,9 +227,12 @@ describe("copy-on-write capture", () => {
     }
   }, 120_000);
 
-  it("areas a fork cannot hold (MADV_DONTFORK, MADV_WIPEONFORK, shared) are taken as they were at the freeze", async () => {
+  it.each([
+    ["VmFlags from the twin after the release", []],
+    ["locked memory: VmFlags from the target while frozen", ["lock"]],
+  ])("areas a fork cannot hold (MADV_DONTFORK, MADV_WIPEONFORK, shared) are taken as they were at the freeze (%s)", async (_what, args) => {
     const exe = compileC(readFileSync(join(REPO, "test/native/cow-programs/odd-areas.c"), "utf8"), "odd-areas");
-    const p = startProcess([exe]);
+    const p = startProcess([exe, ...args]);
     try {
       const areas = (await p.waitForLine(/^ready /)).split(" ").slice(1).map((x) => BigInt(x));
       const path = join(tmp, "odd.img");
@@ -246,6 +250,20 @@ describe("copy-on-write capture", () => {
             expect({ area: k, page: pg, ok: page.every((b) => b === want) }).toEqual({ area: k, page: pg, ok: true });
           }
         }
+        // the areas' VmFlags are read after the release (from the twin; MADV_DONTFORK ones,
+        // which the twin lacks, from the target): they are the target's, all of them
+        const area = (a: bigint) => img.areas.find((x) => x.start === a)!;
+        expect(areaFlagNames(area(areas[0]).flags)).toContain("dontfork");
+        expect(area(areas[0]).vmflags.split(" ")).toContain("dc");
+        expect(areaFlagNames(area(areas[1]).flags)).toContain("wipeonfork");
+        expect(area(areas[1]).vmflags.split(" ")).toContain("wf");
+        expect(areaFlagNames(area(areas[3]).flags)).toContain("wipeonfork");   // (no page: zero)
+        expect(area(areas[3]).vmflags.split(" ")).toContain("wf");
+        const lo = await img.readMemory(areas[3], 4096);
+        expect(lo.every((b) => b === 0)).toBe(true);
+        if (args.length) expect(areaFlagNames(area(areas[1]).flags)).toContain("locked");
+        for (const a of img.areas)
+          expect({ start: a.start.toString(16), vmflags: a.vmflags.length > 0 }).toEqual({ start: a.start.toString(16), vmflags: true });
       } finally {
         await img.close();
       }

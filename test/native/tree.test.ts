@@ -290,6 +290,58 @@ describe("a process tree", () => {
       await cleanup(s, pids);
     }
   }, 120_000);
+  it("copy-on-write (the default): one twin per process, the tree runs on at once, nothing of it left; shared pages still stored once; the restore reads the same", async () => {
+    const exe = prog(TP, "cow");
+    const img = join(tmp, "cow-twins.img");
+    const mib = 32;
+    const orig = startProcess([reaper, exe, String(mib), "3"]);
+    let pids: number[] = [];
+    const sums = async (p: Started, from: number) => {
+      for (const pid of pids) process.kill(pid, "SIGUSR1");
+      const got = new Map<number, string>();
+      for (const pid of pids) got.set(pid, (await p.waitForLine(new RegExp(`^sum ${pid} `), { from })).split(" ")[2]);
+      return got;
+    };
+    const traced = (pid: number) => /^TracerPid:\s+0$/m.test(readFileSync(`/proc/${pid}/status`, "utf8"));
+    let before = new Map<number, string>();
+    try {
+      pids = (await orig.waitForLine(/^ready /)).split(" ").slice(1).map(Number);
+      before = await sums(orig, 0);
+      const kids = pids.map(childrenOf);
+      // under a child subreaper of the tree (here its root), no twin: it could be re-parented
+      // to that subreaper, which could wait for it; the tree is captured stop-and-copy
+      const under = spawnSync(join(REPO, "build/ckimg-capture"), [String(orig.pid), "-o", join(tmp, "reaper.img")], { encoding: "utf8" });
+      expect(under.status, under.stderr).toBe(0);
+      const u = JSON.parse(under.stdout.trim().split("\n").pop()!);
+      expect({ processes: u.processes, twins: u.cow_processes }).toEqual({ processes: 5, twins: 0 });
+      const r = spawnSync(join(REPO, "build/ckimg-capture"), [String(pids[0]), "-o", img], { encoding: "utf8" });
+      expect(r.status, r.stderr).toBe(0);
+      const summary = JSON.parse(r.stdout.trim().split("\n").pop()!);
+      expect({ processes: summary.processes, cow: summary.cow, twins: summary.cow_processes }).toEqual({ processes: 4, cow: true, twins: 4 });
+      expect(summary.stored_pages).toBeLessThan(((mib << 20) / 4096) * 1.25);   // shared: once
+      // untouched: same children, untraced, running; the twins are gone
+      expect(pids.map(childrenOf)).toEqual(kids);
+      for (const pid of pids) expect({ pid, untraced: traced(pid), state: stat(pid).state }).toEqual({ pid, untraced: true, state: "S" });
+      expect(childrenOf(orig.pid).filter((c) => !pids.includes(c))).toEqual([]);
+      expect(existsSync(`/proc/${summary.twin_pid}`) && stat(summary.twin_pid).state !== "Z").toBe(false);
+      const image = await openImage(img);
+      try {
+        for (const pid of pids.slice(1)) expect(image.processImage(pid).sharedPages?.parentPid).toBe(pids[0]);
+      } finally {
+        await image.close();
+      }
+    } finally {
+      await cleanup(orig, pids);
+    }
+    const s = startProcess([reaper, process.execPath, CLI, "restore", "--detach", img]);
+    try {
+      await s.waitForLine(new RegExp(`^${pids[0]}$`), { timeoutMs: 60_000 });
+      expect(await sums(s, 0)).toEqual(before);
+    } finally {
+      await cleanup(s, pids);
+    }
+  }, 120_000);
+
   it("MAP_SHARED|MAP_ANONYMOUS, /dev/zero and memfd memory is one object again: stored once, written by both after restore", async () => {
     const exe = prog(TP, "shmem");
     const img = join(tmp, "shmem.img");

@@ -141,6 +141,9 @@ struct capture {
 	uint64_t held_pages, inherited_pages;
 	int no_cow;                    /* --no-cow: stop-and-copy */
 	int defer_sigactions;          /* copy-on-write: handlers read in the twin, after release */
+	int vmflags_known;             /* areas have their smaps VmFlags/Rss (else: maps only) */
+	int cow_blocked;               /* a tree process whose twin could be re-parented into the tree */
+	int subreaper_seen;            /* PR_GET_CHILD_SUBREAPER as cow.c saw it: 0 unknown, 1 no, 2 yes */
 	uint64_t shared_pending;       /* ShdPnd at the freeze */
 	struct cow_twin *twin;
 	uint64_t cow_written_pages;    /* pages the target wrote while its memory was copied */
@@ -160,8 +163,10 @@ int collect_prefreeze_states(struct capture *c);
 int collect_threads(struct capture *c);
 int collect_sigactions_and_tls(struct capture *c);
 int collect_sigactions_in(struct capture *c, pid_t pid, pid_t tid, uint64_t scr);
-/* mm.c: areas from smaps, page candidates from pagemap, chunk plan (freeze phase). */
-int collect_areas(struct capture *c);
+/* mm.c: areas from maps (+ smaps), page candidates from pagemap, chunk plan (freeze phase). */
+int collect_areas(struct capture *c);                     /* maps + the target's smaps */
+int collect_areas_maps(struct capture *c);                /* maps only: flags unknown */
+int areas_apply_smaps(struct capture *c, pid_t pid, int only_unknown);
 int plan_chunks(struct capture *c);
 int plan_chunks_part(struct capture *c, pid_t pagemap_pid, int part);   /* cow.c */
 /* fds.c: open fds, one handler per kind (fds.h, fd-table.c). */
@@ -239,7 +244,7 @@ int incr_put_parent(struct capture *c, struct image *im);
 int incr_put_digests(struct capture *c, struct image *im);
 void incr_free(struct capture *c);
 
-/* cow.c: copy-on-write capture. cow_begin (frozen, after plan_chunks): a twin holding the
+/* cow.c: copy-on-write capture. cow_begin (frozen, after the areas): a twin holding the
  * memory, or stop-and-copy (c->twin stays NULL) when one cannot be made; cow_read_chunk
  * (pages.c, after the release); cow_end: kill and reap the twin (every path). */
 int cow_wanted(const struct capture *c);
@@ -248,9 +253,12 @@ int cow_read_chunk(struct capture *c, size_t i, uint8_t *dst, uint64_t *bad);
 /* pages.c: a chunk's candidate pages from a /proc/PID/mem fd, packed; unreadable ones in bad */
 void pages_read_packed(int mem_fd, const struct chunk *ch, uint8_t *dst, uint64_t *bad);
 int cow_read_while_frozen(const struct area *a);
+int cow_collect_areas(struct capture *c);     /* freeze: maps; smaps only when needed */
+int cow_fallback_plan(struct capture *c);     /* no twin after all: flags, every chunk */
 int cow_plan_rest(struct capture *c);         /* after the release: the twin's chunks */
 int cow_collect_sigactions(struct capture *c); /* from the twin, else (frozen) the target */
 void cow_end(struct capture *c);
+pid_t cow_twin_of(const struct capture *c);   /* the twin's pid, 0: none */
 
 /* pages.c: read memory (frozen) and compress/write it (pipeline). */
 struct pipeline;

@@ -28,9 +28,19 @@
  * mappings (the twin sees later writes), MADV_DONTFORK (absent in the twin), MADV_WIPEONFORK
  * (zero in the twin), and every file-backed area (its not-yet-copied pages are the file's).
  * Only private anonymous memory (heap, stacks, anonymous mappings) is read from the twin.
- * Two more things are taken from the twin after the release, out of the freeze: the page
- * tables of that memory (pagemap: the fork copied every entry) and the signal handlers (a fork
+ * Three more things are taken from the twin after the release, out of the freeze: the page
+ * tables of that memory (pagemap: the fork copied every entry), the areas' VmFlags and
+ * Rss (smaps walks every page table entry: ~10 ms per GiB), and the signal handlers (a fork
  * copies them; 62 remote rt_sigaction calls).
+ *
+ * Without smaps in the freeze (only /proc/PID/maps, which walks no page), the two kinds of
+ * area a fork does not copy are found by comparing target and twin right after the fork:
+ * an area missing from the twin's maps is MADV_DONTFORK; a private anonymous area where the
+ * target has a page and the twin none (PAGEMAP_SCAN, stopped at the first page) is
+ * MADV_WIPEONFORK (one where the target has no page is zero in both: nothing to take).
+ * smaps is still read while frozen when this is not enough: the kernel has no PAGEMAP_SCAN
+ * (< 6.7), the target has locked memory (a fork drops VM_LOCKED), or maps a device or
+ * special file (VM_IO/VM_PFNMAP areas must not be read; only smaps tells).
  *
  * When a step is not possible (seccomp without CAP_SYS_ADMIN, another PID namespace, a
  * subreaper target, clone refused by a pids limit...) everything done so far is undone and
@@ -45,6 +55,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -56,6 +67,18 @@
 #ifndef PTRACE_O_SUSPEND_SECCOMP
 #define PTRACE_O_SUSPEND_SECCOMP (1 << 21)
 #endif
+
+/* PAGEMAP_SCAN (Linux 6.7, include/uapi/linux/fs.h): Debian 12's headers lack it. */
+struct cow_page_region {
+	uint64_t start, end, categories;
+};
+struct cow_pm_scan_arg {
+	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define COW_PAGEMAP_SCAN _IOWR('f', 16, struct cow_pm_scan_arg)
+#define COW_PAGE_IS_PRESENT (1u << 3)
+#define COW_PAGE_IS_SWAPPED (1u << 4)
 
 struct cow_twin {
 	pid_t twin;
@@ -82,7 +105,7 @@ static const uint8_t scratch_code[] = { 0x0f, 0x05, 0xb8, 0x3c, 0x00, 0x00, 0x00
 
 int cow_wanted(const struct capture *c)
 {
-	return !c->no_cow && !c->kill_after && !c->tree;
+	return !c->no_cow && !c->kill_after && !c->cow_blocked;
 }
 
 static int remote(struct cow_setup *s, pid_t tid, uint64_t ip, struct pt_syscall sc, int64_t *ret)
@@ -186,6 +209,41 @@ static int setup_cleanup(struct cow_setup *s, int keep_twin)
 	return err;
 }
 
+/*
+ * The fork copies every page table entry of the memory (~10-25 ms per GiB of 4 KiB pages on
+ * an idle machine) in the helper's context; on a busy machine the helper is preempted
+ * meanwhile and the copy takes several times that, all of it inside the freeze. The helper is
+ * ours (a process of its own, not one of the target's threads, gone before the release): it
+ * runs the fork as a real-time task (SCHED_RESET_ON_FORK: the twin gets the normal policy),
+ * when we may (CAP_SYS_NICE); else as it is.
+ */
+static void boost(pid_t helper)
+{
+	struct sched_param sp = { .sched_priority = 1 };
+	if (getenv("CKIMG_COW_NO_BOOST"))
+		return;
+	sched_setscheduler(helper, SCHED_FIFO | SCHED_RESET_ON_FORK, &sp);
+}
+
+/* The same for ckimg's own thread while it makes the twin (each remote syscall is a round
+ * trip between it and the target's thread); back to normal before any page is read (a
+ * real-time copy would starve the machine). */
+static void boost_self(int on)
+{
+	static int boosted;
+	struct sched_param sp = { .sched_priority = on };
+	if (on == boosted || (on && getenv("CKIMG_COW_NO_BOOST")))
+		return;
+	if (sched_setscheduler(0, on ? SCHED_FIFO | SCHED_RESET_ON_FORK : SCHED_OTHER, &sp) == 0)
+		boosted = on;
+}
+
+static void unboost(pid_t helper)
+{
+	struct sched_param sp = { .sched_priority = 0 };
+	sched_setscheduler(helper, SCHED_OTHER, &sp);
+}
+
 /* Steps 1-3 above; on failure the caller runs setup_cleanup(). */
 static int make_twin(struct cow_setup *s)
 {
@@ -225,6 +283,7 @@ static int make_twin(struct cow_setup *s)
 		err = -EIO;
 	if (err)
 		return err;
+	c->subreaper_seen = subreaper ? 2 : 1;
 	if (subreaper)
 		return -EBUSY;            /* the twin would be re-parented to the target */
 
@@ -240,6 +299,7 @@ static int make_twin(struct cow_setup *s)
 		err = (int)set_opts(s->helper, PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE_O_EXITKILL);
 	if (err)
 		return err;
+	boost(s->helper);
 
 	/* The twin: the copy-on-write copy, killed by the kernel if we die. */
 	err = remote(s, s->helper, s->scr, REMOTE_SYSCALL(__NR_clone, CLONE_FILES, 0, 0, 0, 0), &ret);
@@ -248,6 +308,7 @@ static int make_twin(struct cow_setup *s)
 	if (err)
 		return err;
 	s->twin = (pid_t)ret;
+	unboost(s->helper);
 	err = wait_born(s->twin);
 	if (!err)
 		err = (int)set_opts(s->twin, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL);
@@ -287,6 +348,156 @@ static int pre_read(struct capture *c, struct cow_twin *t)
 	return err;
 }
 
+/* Whether the area [start, end) of the process behind pagemap fd pm has any page (present,
+ * the zero page included, or swapped): 1, 0, or -errno (no PAGEMAP_SCAN). */
+static int any_page(int pm, uint64_t start, uint64_t end)
+{
+	struct cow_page_region r;
+	struct cow_pm_scan_arg a = {
+		.size = sizeof(a), .start = start, .end = end, .vec = (uint64_t)(uintptr_t)&r, .vec_len = 1,
+		.max_pages = 1, .category_anyof_mask = COW_PAGE_IS_PRESENT | COW_PAGE_IS_SWAPPED,
+		.return_mask = COW_PAGE_IS_PRESENT | COW_PAGE_IS_SWAPPED,
+	};
+	long n = ioctl(pm, COW_PAGEMAP_SCAN, &a);
+	return n < 0 ? -errno : n > 0;
+}
+
+/*
+ * Before the fork, frozen: can the areas' VmFlags wait for the twin's smaps (1), or must the
+ * target's smaps be read now (0)? See the top of the file.
+ */
+static int flags_can_wait(const struct capture *c)
+{
+	char path[64], *status = NULL;
+	unsigned long long locked = 1;
+	snprintf(path, sizeof(path), "/proc/%d/status", c->pid);
+	if (read_file(path, &status, NULL) == 0) {
+		if (proc_status_value(status, "VmLck", 10, &locked))
+			locked = 1;
+		free(status);
+	}
+	if (locked)
+		return 0;
+	for (size_t i = 0; i < c->nareas; i++) {
+		const char *p = c->areas[i].path;
+		if (p[0] == '[' || !p[0])
+			continue;
+		if (p[0] != '/' || !strncmp(p, "/sys/", 5) || !strncmp(p, "/proc/", 6) ||
+		    (!strncmp(p, "/dev/", 5) && strcmp(p, "/dev/zero") && strncmp(p, "/dev/shm/", 9)))
+			return 0;       /* anon_inode:..., devices: maybe VM_IO/VM_PFNMAP */
+	}
+	return 1;
+}
+
+/* Frozen, right after the fork: mark the areas the twin lacks (see the top of the file). */
+static int find_unforked(struct capture *c, pid_t twin)
+{
+	char path[64], *maps = NULL;
+	uint64_t (*tw)[2] = NULL;
+	size_t n = 0, cap = 0;
+	int pm = -1, tpm = -1, err;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", twin);
+	err = read_file(path, &maps, NULL);
+	for (char *line = maps, *next; !err && line && *line; line = next) {
+		unsigned long long s, e;
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = 0;
+		if (sscanf(line, "%llx-%llx", &s, &e) != 2)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 256;
+			void *q = realloc(tw, cap * sizeof(*tw));
+			if (!q) {
+				err = -ENOMEM;
+				break;
+			}
+			tw = q;
+		}
+		tw[n][0] = s;
+		tw[n][1] = e;
+		n++;
+	}
+	free(maps);
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", c->pid);
+	if (!err && (pm = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		err = -errno;
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", twin);
+	if (!err && (tpm = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		err = -errno;
+	size_t j = 0;
+	for (size_t i = 0; !err && i < c->nareas; i++) {
+		struct area *a = &c->areas[i];
+		while (j < n && tw[j][0] < a->start)
+			j++;
+		if (j == n || tw[j][0] != a->start || tw[j][1] != a->end) {
+			a->flags |= CKIMG_AREA_DONTFORK;
+			continue;
+		}
+		if (a->shared || (a->kind != CKIMG_KIND_ANON && a->kind != CKIMG_KIND_HEAP && a->kind != CKIMG_KIND_STACK))
+			continue;
+		int mine = any_page(pm, a->start, a->end), its = mine > 0 ? any_page(tpm, a->start, a->end) : 0;
+		if (mine < 0 || its < 0)
+			err = mine < 0 ? mine : its;
+		else if (mine && !its)
+			a->flags |= CKIMG_AREA_WIPEONFORK;
+	}
+	if (pm >= 0)
+		close(pm);
+	if (tpm >= 0)
+		close(tpm);
+	free(tw);
+	return err;
+}
+
+/*
+ * Frozen, the twin made: which areas are read now (find_unforked, or the target's smaps),
+ * their pages planned and read.
+ */
+static int frozen_part(struct capture *c, pid_t twin)
+{
+	int err = 0;
+	if (!c->vmflags_known && (err = find_unforked(c, twin)) != 0) {
+		if (getenv("CKIMG_DEBUG_TIMES"))
+			fprintf(stderr, "cow: no PAGEMAP_SCAN (%s): smaps while frozen\n", strerror(-err));
+		err = areas_apply_smaps(c, c->pid, 0);
+		c->vmflags_known = !err;
+	}
+	if (!err)
+		err = plan_chunks_part(c, c->pid, 1);
+	if (!err)
+		err = pre_read(c, c->twin);
+	return err;
+}
+
+/*
+ * Freeze phase "areas" of a copy-on-write capture: the areas from maps, VmFlags deferred to
+ * the twin when they can be (flags_can_wait), else from the target's smaps now.
+ */
+int cow_collect_areas(struct capture *c)
+{
+	int err = collect_areas_maps(c);
+	c->vmflags_known = 0;
+	if (!err && !flags_can_wait(c)) {
+		err = areas_apply_smaps(c, c->pid, 0);
+		c->vmflags_known = 1;
+	}
+	return err;
+}
+
+/* Stop-and-copy after all (no twin), still frozen: the VmFlags from the target, every area planned. */
+int cow_fallback_plan(struct capture *c)
+{
+	int err = 0;
+	if (!c->vmflags_known)
+		err = areas_apply_smaps(c, c->pid, 0);
+	c->vmflags_known = 1;
+	if (!err)
+		err = plan_chunks(c);
+	return err;
+}
+
 static void free_twin(struct capture *c)
 {
 	struct cow_twin *t = c->twin;
@@ -314,12 +525,10 @@ int cow_begin(struct capture *c)
 	t->mem_fd = -1;
 	c->twin = t;
 	uint64_t t0 = now_ns(CLOCK_MONOTONIC);
-	err = pre_read(c, t);
-	uint64_t t1 = now_ns(CLOCK_MONOTONIC);
-	if (!err)
-		err = make_twin(&s);
+	boost_self(1);
+	err = make_twin(&s);
 	uint64_t scratch_data = s.scr + 4096;
-	uint64_t t2 = now_ns(CLOCK_MONOTONIC);
+	uint64_t t1 = now_ns(CLOCK_MONOTONIC);
 	if (!err) {
 		snprintf(path, sizeof(path), "/proc/%d/mem", s.twin);
 		t->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -327,15 +536,24 @@ int cow_begin(struct capture *c)
 			err = -errno;
 	}
 	undo = setup_cleanup(&s, !err);
-	if (getenv("CKIMG_DEBUG_TIMES"))
-		fprintf(stderr, "cow: pre-read %.3f ms, twin %.3f ms, cleanup %.3f ms\n", (t1 - t0) / 1e6,
-			(t2 - t1) / 1e6, (now_ns(CLOCK_MONOTONIC) - t2) / 1e6);
+	boost_self(0);
+	uint64_t t2 = now_ns(CLOCK_MONOTONIC);
 	if (!err && undo) {
 		err = undo;
 		kill(s.twin, SIGKILL);
 		reap_traced(s.twin);
 	}
 	if (!err) {
+		err = frozen_part(c, s.twin);
+		if (getenv("CKIMG_DEBUG_TIMES"))
+			fprintf(stderr, "cow: twin %.3f ms, cleanup %.3f ms, frozen areas %.3f ms\n", (t1 - t0) / 1e6,
+				(t2 - t1) / 1e6, (now_ns(CLOCK_MONOTONIC) - t2) / 1e6);
+		if (err) {          /* (memory only) */
+			kill(s.twin, SIGKILL);
+			reap_traced(s.twin);
+			free_twin(c);
+			return cap_fail(err, "copy-on-write: read the areas a fork does not hold");
+		}
 		t->twin = s.twin;
 		t->scratch_data = scratch_data;
 		return 0;
@@ -361,12 +579,24 @@ int cow_plan_rest(struct capture *c)
 {
 	struct cow_twin *t = c->twin;
 	size_t n0 = c->nchunks;
+	int err = 0;
+	if (!c->vmflags_known) {
+		/* the twin's smaps: its areas are the target's at the fork (VM_LOCKED, which a
+		 * fork drops, was ruled out); the areas it lacks (MADV_DONTFORK) from the target's
+		 * own smaps if it still has them as they were */
+		err = areas_apply_smaps(c, t->twin, 0);
+		if (!err)
+			err = areas_apply_smaps(c, c->pid, 1);
+		if (err)
+			return err;
+		c->vmflags_known = 1;
+	}
 	uint64_t *first = malloc((n0 ? n0 : 1) * sizeof(*first));
 	if (!first)
 		return -ENOMEM;
 	for (size_t i = 0; i < n0; i++)
 		first[i] = c->chunks[i].first_page;
-	int err = plan_chunks_part(c, t->twin, 0);
+	err = plan_chunks_part(c, t->twin, 0);
 	uint8_t **pre = calloc(c->nchunks ? c->nchunks : 1, sizeof(*pre));
 	uint64_t (*pre_bad)[CKIMG_SPAN_GRID_PAGES / 64] = calloc(c->nchunks ? c->nchunks : 1, sizeof(*pre_bad));
 	if (!err && (!pre || !pre_bad))
@@ -441,6 +671,11 @@ static uint64_t twin_private_pages(pid_t twin)
 	/* less the scratch pages: the twin alone maps them once the target has unmapped them */
 	uint64_t pages = (clean + dirty) / 4, scratch = SCR_LEN / PAGE_SIZE_4K;
 	return pages > scratch ? pages - scratch : 0;
+}
+
+pid_t cow_twin_of(const struct capture *c)
+{
+	return c->twin ? c->twin->twin : 0;
 }
 
 void cow_end(struct capture *c)

@@ -7,8 +7,8 @@
  * --no-children; a process without children gives a single-process image either way.
  *
  * Freezes every thread of PID, collects what the freeze must see (threads, signal state, fds,
- * memory map), takes a copy-on-write snapshot of the memory (cow.c; --no-cow, --kill and trees
- * of several processes: the memory itself), lets the target go, then reads the memory from the
+ * memory map), takes a copy-on-write snapshot of the memory (cow.c, one twin per process of a
+ * tree; --no-cow and --kill: the memory itself), lets the target go, then reads the memory from the
  * snapshot, finishes the image (compression, file identities, index) and publishes it atomically.
  *
  * Output: stderr carries one line "ckimg-capture: <reason>" on failure (exit 2; usage errors
@@ -30,6 +30,7 @@
 
 static struct capture cap;
 static uint64_t t_start, t_progress, t_tty;
+static uint64_t t_seize, t_freeze_at;  /* CLOCK_MONOTONIC: seize began, all seized (+ freeze_ns: released) */
 
 static void on_signal(int sig)
 {
@@ -296,15 +297,15 @@ static int frozen_steps(struct image *im, struct pipeline **pl)
 		err = collect_fds(&cap);
 	phase("fds");
 	if (!err)
-		err = collect_areas(&cap);
+		err = cow ? cow_collect_areas(&cap) : collect_areas(&cap);
 	phase("areas");
 	if (!err)
 		err = collect_mapped_files(&cap);
 	if (!err)
 		err = collect_file_contents(&cap);
 	phase("fds+areas");
-	if (!err)               /* copy-on-write: the twin's areas are planned after the release */
-		err = cow ? plan_chunks_part(&cap, cap.pid, 1) : plan_chunks(&cap);
+	if (!err && !cow)       /* copy-on-write: planned in cow_begin and after the release */
+		err = plan_chunks(&cap);
 	if (!err && !cow)
 		err = incr_alloc_cells(&cap);
 	phase("pagemap");
@@ -318,7 +319,7 @@ static int frozen_steps(struct image *im, struct pipeline **pl)
 	if (!err && cow) {
 		err = cow_begin(&cap);         /* the memory is then read after the release */
 		if (!err && !cap.twin)         /* no twin after all: stop-and-copy */
-			err = plan_chunks_part(&cap, cap.pid, 0);
+			err = cow_fallback_plan(&cap);
 		if (!err && !cap.twin)
 			err = incr_alloc_cells(&cap);
 		if (!err && !cap.twin) {
@@ -357,7 +358,7 @@ static void json_str(const char *s)
 
 /* Totals over the processes of a tree capture (the root alone otherwise). */
 static struct {
-	size_t processes, zombies, threads, areas, files;
+	size_t processes, zombies, threads, areas, files, cow_processes;
 	uint64_t cand_bytes, stored_pages, stored_bytes;
 	uint32_t fds;
 } total;
@@ -372,6 +373,7 @@ static void add_totals(const struct capture *c)
 	total.cand_bytes += c->cand_bytes;
 	total.stored_pages += c->stored_pages;
 	total.stored_bytes += c->stored_bytes;
+	total.cow_processes += c->cow_twin_pid != 0;
 }
 
 static void print_summary(void)
@@ -383,18 +385,19 @@ static void print_summary(void)
 	json_str(cap.out_path);
 	printf(",\"codec\":\"%s\",\"image_bytes\":%llu,\"memory_bytes\":%llu,\"stored_pages\":%llu,"
 	       "\"stored_bytes\":%llu,\"threads\":%zu,\"areas\":%zu,\"files\":%zu,\"fds\":%u,"
-	       "\"processes\":%zu,\"zombies\":%zu,"
+	       "\"processes\":%zu,\"zombies\":%zu,\"cow_processes\":%zu,"
 	       "\"freeze_ms\":%.3f,\"total_ms\":%.3f,\"killed\":%s,\"direct_io\":%s,"
 	       "\"held_pages\":%llu,\"inherited_pages\":%llu,\"cow\":%s,\"twin_pid\":%d,"
-	       "\"cow_written_bytes\":%llu,\"parent\":",
+	       "\"cow_written_bytes\":%llu,\"freeze_window_ns\":[%llu,%llu],\"parent\":",
 	       codecs[cap.codec], (unsigned long long)cap.image_bytes,
 	       (unsigned long long)total.cand_bytes, (unsigned long long)total.stored_pages,
 	       (unsigned long long)total.stored_bytes, total.threads, total.areas, total.files, total.fds,
-	       total.processes, total.zombies,
+	       total.processes, total.zombies, total.cow_processes,
 	       (double)cap.freeze_ns / 1e6, (double)cap.total_ns / 1e6, cap.kill_after ? "true" : "false",
 	       cap.direct_io ? "true" : "false", (unsigned long long)cap.held_pages,
 	       (unsigned long long)cap.inherited_pages, cap.cow_twin_pid ? "true" : "false",
-	       (int)cap.cow_twin_pid, (unsigned long long)cap.cow_written_pages * PAGE_SIZE_4K);
+	       (int)cap.cow_twin_pid, (unsigned long long)cap.cow_written_pages * PAGE_SIZE_4K,
+	       (unsigned long long)t_seize, (unsigned long long)(t_freeze_at + cap.freeze_ns));
 	if (cap.parent_path)
 		json_str(cap.parent_path);
 	else
@@ -403,54 +406,131 @@ static void print_summary(void)
 	fflush(stdout);
 }
 
+/* After the pages are read (and, copy-on-write, after the release): the process's last records. */
+static int tree_proc_tail(struct image *im)
+{
+	int err = tree_put_shared_pages(&cap, im);   /* pages stored once, in the parent */
+	if (!err)
+		err = hash_mapped_files(&cap);
+	if (!err)
+		err = put_files_and_areas(im);
+	if (!err)
+		err = pages_put_unreadable(&cap, im);
+	if (!err)
+		err = check_abort();
+	return err;
+}
+
+/* Process i of the tree in `cap` (its state swapped in), or back into its place. */
+static void tree_swap_in(struct cap_tree *t, size_t i, struct capture *root, struct image *im)
+{
+	cap = i == 0 ? *root : *t->procs[i].c;
+	im->owner = (uint32_t)cap.pid;
+}
+
+static void tree_swap_out(struct cap_tree *t, size_t i, struct capture *root)
+{
+	if (i == 0)
+		*root = cap;
+	else
+		*t->procs[i].c = cap;
+}
+
 /*
  * A tree, every process frozen: each is captured with the steps above, one after the other,
  * into the one image under its own owner pid (the steps keep their state in `cap`, so each
- * process's state is swapped in while its turn lasts). Memory is read and written while the
- * tree stays frozen: no process runs on before every one is in the image.
+ * process's state is swapped in while its turn lasts). Copy-on-write (one twin per process,
+ * parents first; not below a child subreaper of the tree, whom a twin would be re-parented
+ * to): the tree is released once every process has its twin and its frozen state, then each
+ * process's memory is planned (parents first: a child's pages still shared with its parent
+ * are found against the parent's twin) and read from its twin. Otherwise memory is read and
+ * written while the tree stays frozen: no process runs on before every one is in the image.
  */
-static int capture_tree(struct image *im, struct cap_tree *t)
+static int capture_tree(struct image *im, struct cap_tree *t, uint64_t t_freeze)
 {
 	struct capture root = cap;
+	size_t twins = 0;
 	int err;
 
 	im->tree = 1;
 	err = tree_put_record(t, im);
 	for (size_t i = 0; !err && i < t->n; i++) {
-		struct capture *c = t->procs[i].c;
 		struct pipeline *pl = NULL;
-		if (!c) {
+		if (!t->procs[i].c) {
 			total.zombies++;
 			continue;
 		}
-		cap = i == 0 ? root : *c;
-		im->owner = (uint32_t)cap.pid;
+		tree_swap_in(t, i, &root, im);
 		cap.proc.capture_ns = root.proc.capture_ns;
+		cap.cow_blocked = !tree_cow_allowed(t, i);
 		err = frozen_steps(im, &pl);
-		if (pl) {
-			if (err)
-				cap_abort = 1;
-			int e = pages_finish(pl, tick);
-			if (!err)
-				err = e;
+		t->procs[i].subreaper = cap.subreaper_seen ? cap.subreaper_seen == 2 : -1;
+		t->procs[i].twin = cow_twin_of(&cap);
+		if (t->procs[i].twin) {
+			twins++;
+		} else {
+			if (pl) {
+				if (err)
+					cap_abort = 1;
+				int e = pages_finish(pl, tick);
+				if (!err)
+					err = e;
+			}
+			if (!err)       /* (after the page writers: they reserve image space in order) */
+				err = tree_proc_tail(im);
+			add_totals(&cap);
 		}
-		if (!err)       /* (after the page writers: they reserve image space in order) */
-			err = tree_put_shared_pages(&cap, im);   /* pages stored once, in the parent */
-		if (!err)
-			err = hash_mapped_files(&cap);
-		if (!err)
-			err = put_files_and_areas(im);
-		if (!err)
-			err = pages_put_unreadable(&cap, im);
-		if (!err)
-			err = check_abort();
-		add_totals(&cap);
-		if (i == 0)
-			root = cap;
-		else
-			*c = cap;
+		tree_swap_out(t, i, &root);
 	}
 	cap = root;
+	if (twins && !err) {
+		tree_release(t, 0);             /* the tree runs on; its memory is in the twins */
+		cap.freeze_ns = now_ns(CLOCK_MONOTONIC) - t_freeze;
+		phase("release");
+		root = cap;
+	}
+	for (int pass = 0; pass < 2 && twins && !err; pass++)
+		for (size_t i = 0; !err && i < t->n; i++) {
+			if (!t->procs[i].twin)
+				continue;
+			tree_swap_in(t, i, &root, im);
+			if (pass == 0) {        /* plans, parents first, every twin alive */
+				err = cow_collect_sigactions(&cap);
+				if (!err)
+					err = image_record(im, CKIMG_REC_SIGACTIONS, &cap.sigactions, 0, 0);
+				if (!err)
+					err = cow_plan_rest(&cap);
+			} else {
+				struct pipeline *pl = NULL;
+				err = pages_start(&cap, im, &pl);
+				if (!err)
+					err = pages_read_all(pl);
+				cow_end(&cap);
+				if (pl) {
+					if (err)
+						cap_abort = 1;
+					int e = pages_finish(pl, tick);
+					if (!err)
+						err = e;
+				}
+				if (!err)
+					err = tree_proc_tail(im);
+				add_totals(&cap);
+			}
+			tree_swap_out(t, i, &root);
+		}
+	cap = root;
+	for (size_t i = 0; i < t->n; i++)      /* every twin gone, on every path */
+		if (t->procs[i].twin) {
+			if (i == 0) {
+				cow_end(&cap);
+			} else {
+				cow_end(t->procs[i].c);
+			}
+			t->procs[i].twin = 0;
+		}
+	if (twins)
+		phase("twin read");
 	im->owner = 0;
 	return err;
 }
@@ -487,6 +567,7 @@ int main(int argc, char **argv)
 	if (!err)
 		err = collect_prefreeze_states(&cap);
 	if (!err) {
+		t_seize = now_ns(CLOCK_MONOTONIC);
 		err = cap.no_children ? pt_freeze(&cap.pt, cap.pid) : tree_freeze(&cap, &tree);
 		if (err)
 			freeze_failed(err);
@@ -498,12 +579,12 @@ int main(int argc, char **argv)
 	}
 	if (!err) {
 		cap.frozen = 1;
-		t_freeze = now_ns(CLOCK_MONOTONIC);
+		t_freeze = t_freeze_at = now_ns(CLOCK_MONOTONIC);
 		cap.proc.capture_ns = now_ns(CLOCK_REALTIME);
-		err = tree ? capture_tree(&im, tree) : frozen_steps(&im, &pl);
+		err = tree ? capture_tree(&im, tree, t_freeze) : frozen_steps(&im, &pl);
 	}
 	if (tree) {
-		if (err || !cap.kill_after) {
+		if (cap.frozen && (err || !cap.kill_after)) {
 			tree_release(tree, 0);      /* the whole tree runs on, at once */
 			cap.frozen = 0;
 			cap.freeze_ns = now_ns(CLOCK_MONOTONIC) - t_freeze;

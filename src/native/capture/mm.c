@@ -1,5 +1,6 @@
 /*
- * The memory map: areas from /proc/PID/smaps (maps columns + Rss/Swap + VmFlags), and which of
+ * The memory map: areas from /proc/PID/maps, their VmFlags and Rss/Swap from /proc/PID/smaps
+ * (of the target, or of its copy-on-write twin after the release: cow.c), and which of
  * their pages must be stored, from /proc/PID/pagemap (bit 63 present, 62 swapped, 61 file page
  * or shared-anon; Documentation/admin-guide/mm/pagemap.rst) and, for shared memory, the data
  * extents of its shmem file (SEEK_DATA/SEEK_HOLE on /proc/PID/map_files/...).
@@ -122,13 +123,86 @@ static int add_area(struct capture *c, size_t *cap, const char *line)
 	return 0;
 }
 
+static void set_vmflags(struct area *a, const char *v)
+{
+	while (*v == ' ')
+		v++;
+	size_t l = strlen(v);
+	while (l && v[l - 1] == ' ')
+		l--;
+	char *d = strndup(v, l);
+	if (!d)
+		return;                 /* (flags below still come from v) */
+	free(a->vmflags);
+	a->vmflags = d;
+	for (size_t i = 0; i < sizeof(vmflag_bits) / sizeof(vmflag_bits[0]); i++)
+		if (has_vmflag(d, vmflag_bits[i].name))
+			a->flags |= vmflag_bits[i].bit;
+	if (has_vmflag(d, "io") || has_vmflag(d, "pf"))
+		a->flags |= CKIMG_AREA_UNREADABLE;
+}
+
 int collect_areas(struct capture *c)
 {
-	char path[64], *smaps = NULL;
+	int err = collect_areas_maps(c);
+	return err ? err : areas_apply_smaps(c, c->pid, 0);
+}
+
+/*
+ * The areas from /proc/PID/maps: the same lines as smaps without walking the page tables
+ * (smaps counts every page: ~10 ms per GiB). VmFlags and Rss are not known yet (vmflags NULL,
+ * any_rss 1): areas_apply_smaps fills them in, from the target or from a copy-on-write twin.
+ */
+int collect_areas_maps(struct capture *c)
+{
+	char path[64], *maps = NULL;
 	size_t cap = 0;
 	int err;
 
-	snprintf(path, sizeof(path), "/proc/%d/smaps", c->pid);
+	snprintf(path, sizeof(path), "/proc/%d/maps", c->pid);
+	err = read_file(path, &maps, NULL);
+	if (err)
+		return cap_fail(err, "read %s", path);
+	for (char *line = maps, *next; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = 0;
+		err = add_area(c, &cap, line);
+		if (err) {
+			cap_fail(err, "parse %s", path);
+			break;
+		}
+		c->areas[c->nareas - 1].any_rss = 1;
+	}
+	free(maps);
+	return err;
+}
+
+static struct area *area_at(struct capture *c, uint64_t start, uint64_t end)
+{
+	size_t lo = 0, hi = c->nareas;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (c->areas[mid].start < start)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < c->nareas && c->areas[lo].start == start && c->areas[lo].end == end ? &c->areas[lo] : NULL;
+}
+
+/*
+ * VmFlags and Rss/Swap from /proc/PID/smaps for the areas with the same bounds (pid: the
+ * target, or its copy-on-write twin, whose areas are the target's at the fork instant);
+ * only_unknown: leave areas whose flags are known alone. Areas without a match keep theirs.
+ */
+int areas_apply_smaps(struct capture *c, pid_t pid, int only_unknown)
+{
+	char path[64], *smaps = NULL;
+	struct area *a = NULL;
+	int err;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
 	err = read_file(path, &smaps, NULL);
 	if (err)
 		return cap_fail(err, "read %s", path);
@@ -137,35 +211,23 @@ int collect_areas(struct capture *c)
 		if (next)
 			*next++ = 0;
 		if ((*line >= '0' && *line <= '9') || (*line >= 'a' && *line <= 'f')) {
-			err = add_area(c, &cap, line);
-			if (err) {
-				cap_fail(err, "parse %s", path);
-				break;
-			}
-		} else if (c->nareas && !strncmp(line, "VmFlags:", 8)) {
-			struct area *a = &c->areas[c->nareas - 1];
-			const char *v = line + 8;
-			while (*v == ' ')
-				v++;
-			size_t l = strlen(v);
-			while (l && v[l - 1] == ' ')
-				l--;
-			free(a->vmflags);
-			a->vmflags = strndup(v, l);
-			for (size_t i = 0; i < sizeof(vmflag_bits) / sizeof(vmflag_bits[0]); i++)
-				if (has_vmflag(a->vmflags, vmflag_bits[i].name))
-					a->flags |= vmflag_bits[i].bit;
-			if (has_vmflag(a->vmflags, "io") || has_vmflag(a->vmflags, "pf"))
-				a->flags |= CKIMG_AREA_UNREADABLE;
-		} else if (c->nareas && (!strncmp(line, "Rss:", 4) || !strncmp(line, "Swap:", 5))) {
+			unsigned long long s, e;
+			a = sscanf(line, "%llx-%llx", &s, &e) == 2 ? area_at(c, s, e) : NULL;
+			if (a && only_unknown && a->vmflags)
+				a = NULL;
+			if (a)
+				a->any_rss = 0;
+		} else if (a && !strncmp(line, "VmFlags:", 8)) {
+			set_vmflags(a, line + 8);
+		} else if (a && (!strncmp(line, "Rss:", 4) || !strncmp(line, "Swap:", 5))) {
 			/* Rss + Swap == 0: nothing present, no pagemap walk needed (this keeps
 			 * huge PROT_NONE reservations cheap). */
 			if (strtoull(strchr(line, ':') + 1, NULL, 10))
-				c->areas[c->nareas - 1].any_rss = 1;
+				a->any_rss = 1;
 		}
 	}
 	free(smaps);
-	return err;
+	return 0;
 }
 
 /* Data extents of the shmem object behind a shared-memory area, as [start,end) file offsets. */

@@ -73,7 +73,7 @@ static struct capture *new_capture(const struct capture *root, pid_t pid)
 /* Add pid (a child of parent) to the tree: seized, or recorded as a zombie. */
 static int add_process(struct cap_tree *t, const struct capture *root, pid_t pid, pid_t parent)
 {
-	struct tree_proc p = { .e = { .pid = (uint32_t)pid } };
+	struct tree_proc p = { .e = { .pid = (uint32_t)pid }, .subreaper = -1 };
 	char state;
 	int err;
 
@@ -276,6 +276,7 @@ void tree_release(struct cap_tree *t, int kill_all)
 {
 	if (!t)
 		return;
+	t->released = 1;
 	if (kill_all)   /* all first: none runs on while the others die */
 		for (size_t i = 0; i < t->n; i++)
 			if (t->procs[i].c && t->procs[i].c->frozen)
@@ -391,10 +392,29 @@ int tree_parent_pagemap(const struct capture *c)
 		return -1;
 	for (size_t i = 0; i < me; i++)
 		if (t->procs[i].e.pid == t->procs[me].e.ppid && t->procs[i].c) {
-			snprintf(path, sizeof(path), "/proc/%u/pagemap", t->procs[i].e.pid);
+			if (t->released && !t->procs[i].twin)
+				return -1;      /* it runs on: its page frames tell nothing now */
+			/* the parent's twin when it has one: its page frames are the parent's at
+			 * the freeze, the parent's own change once it runs on */
+			snprintf(path, sizeof(path), "/proc/%u/pagemap",
+				 t->procs[i].twin ? (unsigned)t->procs[i].twin : t->procs[i].e.pid);
 			return open(path, O_RDONLY | O_CLOEXEC);
 		}
 	return -1;
+}
+
+int tree_cow_allowed(const struct cap_tree *t, size_t i)
+{
+	for (pid_t pp = (pid_t)t->procs[i].e.ppid;;) {
+		size_t k = 0;
+		while (k < i && (pid_t)t->procs[k].e.pid != pp)
+			k++;
+		if (k == i)
+			return 1;       /* above the tree: not a target */
+		if (t->procs[k].subreaper)
+			return 0;
+		pp = (pid_t)t->procs[k].e.ppid;
+	}
 }
 
 struct shared_run {
@@ -417,6 +437,12 @@ int tree_shared_page(struct capture *c, uint32_t area_id, uint64_t addr)
 	return buf_put(&c->shared_runs, &r, sizeof(r));
 }
 
+static int run_order(const void *a, const void *b)
+{
+	const struct shared_run *x = a, *y = b;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
 int tree_put_shared_pages(struct capture *c, struct image *im)
 {
 	struct {
@@ -430,6 +456,8 @@ int tree_put_shared_pages(struct capture *c, struct image *im)
 	if (!c->nshared_runs || me == SIZE_MAX)
 		return 0;
 	f.parent_pid = t->procs[me].e.ppid;
+	/* in address order (copy-on-write plans the areas read while frozen first) */
+	qsort(c->shared_runs.p, c->nshared_runs, sizeof(struct shared_run), run_order);
 	err = buf_put(&b, &f, sizeof(f));
 	if (!err)
 		err = buf_put(&b, c->shared_runs.p, c->shared_runs.len);

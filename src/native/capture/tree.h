@@ -23,6 +23,8 @@ struct tree_fd {                /* one fd of one live process, seen right after 
 struct tree_proc {
 	struct ckimg_tree_entry e;
 	struct capture *c;          /* NULL for a zombie */
+	pid_t twin;                 /* its copy-on-write twin (cow.c), 0: none */
+	int subreaper;              /* a child subreaper: 1, or not known (-1); 0: not one */
 };
 
 struct tree_shm_range {         /* object offsets [start, end) of a shared-memory object whose
@@ -39,6 +41,7 @@ struct cap_tree {
 	uint32_t next_file_id;
 	struct tree_shm_range *shm;
 	size_t nshm, shm_cap;
+	int released;               /* tree_release ran: the processes run on */
 };
 
 /* Freeze root and its descendants. root->pt holds the root afterwards; on failure nothing is
@@ -60,6 +63,9 @@ int tree_earlier_holds(const struct capture *c, dev_t dev, ino_t ino);
 /* Copy-on-write pages shared with the parent (SHARED_PAGES): the parent's pagemap (-1: none,
  * or the root), one shared page of area `area_id` noted, and the record of them all. */
 int tree_parent_pagemap(const struct capture *c);
+/* Copy-on-write for process i of the tree: not when an ancestor in the tree is (or may be) a
+ * child subreaper (a twin would be re-parented to it, and it could wait for it). */
+int tree_cow_allowed(const struct cap_tree *t, size_t i);
 int tree_shared_page(struct capture *c, uint32_t area_id, uint64_t addr);
 int tree_put_shared_pages(struct capture *c, struct image *im);
 
