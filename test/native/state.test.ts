@@ -73,6 +73,13 @@ export async function zdtmRoundTrip(
 }
 
 describe("signals: capture leaves them as they were", () => {
+  it("pending signals come back with their siginfo, per queue and in order (zdtm sigpending)", async () => {
+    const { verdict, run } = await zdtmRoundTrip([prog("sigqueue", ["-pthread"])]);
+    expect(verdict).toBe("PASS");
+    const info = JSON.parse(runCli(["inspect", run.img, "--json"]).stdout);
+    expect(info.pendingSignals.map((s: { signo: number }) => s.signo).sort((a: number, b: number) => a - b)).toEqual(
+      [10, 17, 34, 34, 34, 35, 35]);
+  });
   it("a SIGTRAP handler survives (zdtm sigtrap01)", async () => {
     const { verdict } = await zdtmRoundTrip([prog("sigtrap")]);
     expect(verdict).toBe("PASS");

@@ -518,6 +518,21 @@ static_assert(sizeof(struct ckimg_lock_fixed) == 32, "lock layout");
 #define CKIMG_REC_PROCESS_STATE  0x0008   /* groups, oom_score_adj, prctl process flags, 0-1 */
 #define CKIMG_REC_SECCOMP        0x0009   /* seccomp filter programs, 0-1 */
 #define CKIMG_REC_THREAD_STATE   0x0011   /* rseq, sched, caps, seccomp mode, prctl per thread; key32 = tid */
+#define CKIMG_REC_SIGQUEUE       0x0012   /* (1.2) pending signals with their siginfo, 0-1 per process */
+
+/* SIGQUEUE (FORMAT.md 4.14a): FIXED, then count entries, process-wide queue first */
+struct ckimg_sigqueue_fixed {
+	uint32_t fixed_size;        /* 16 */
+	uint32_t count;
+	uint64_t reserved;
+} __attribute__((packed));
+struct ckimg_sigqueue_entry {
+	uint32_t tid;               /* 0 = process-wide queue, else the thread's private queue */
+	uint32_t reserved;
+	uint8_t siginfo[128];       /* kernel siginfo_t: i32 si_signo, si_errno, si_code, fields */
+} __attribute__((packed));
+#define CKIMG_SIGQUEUE_MAX 65536u
+static_assert(sizeof(struct ckimg_sigqueue_entry) == 136, "sigqueue entry layout");
 
 struct ckimg_timers_fixed {
 	uint32_t fixed_size;        /* 64 */
