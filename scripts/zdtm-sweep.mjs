@@ -134,7 +134,9 @@ function reaped(argv, opts) {
     c.on("exit", () => r(-1));
   }) };
 }
-const firstLine = (s) => (s.split("\n").find((l) => l.trim() && !/^child-exit /.test(l)) ?? "").trim().slice(0, 110);
+// the first line that says something, without "ckimg: /path/IMG.img: "
+const firstLine = (s) =>
+  (s.split("\n").find((l) => l.trim() && !/^child-exit /.test(l) && !/: warning: /.test(l)) ?? "").trim().replace(/^ckimg: \S+\.img: /, "").slice(0, 140);
 
 async function runOne(t) {
   const { name } = t;

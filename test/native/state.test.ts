@@ -259,6 +259,15 @@ describe("inspect and diff show the state of real captures", () => {
 });
 
 describe("anon-inode fds", () => {
+  it("epoll watches outlive their number: closed, re-used by another file, or kept (zdtm epoll, epoll01)", async () => {
+    const { verdict, run } = await zdtmRoundTrip([prog("epoll-reused")]);
+    expect(verdict).toBe("PASS");
+    expect(run.capture.stderr).not.toMatch(/eventpoll/);
+    const text = runCli(["inspect", run.img]).stdout;
+    expect(text).toMatch(/fd 500 \(its file now on fd \d+\) in\|err\|hup data 0xa\b/);
+    expect(text).toMatch(/fd 501 \(its file now on fd \d+\) in\|err\|hup\|et data 0xb\b/);
+    expect(text).toMatch(/fd 502 in\|err\|hup data 0xc\b/);
+  });
   for (const [codec, restoreArgs] of [["lz4", []], ["none", ["--lazy"]]] as const) {
     it(`eventfd, timerfd, signalfd and an epoll set over them come back (${codec}${restoreArgs.length ? ", --lazy" : ""})`, async () => {
       const { verdict, run } = await zdtmRoundTrip([prog("anonfds")], { codec, restoreArgs: [...restoreArgs] });

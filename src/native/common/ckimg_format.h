@@ -671,13 +671,16 @@ struct ckimg_epoll_entry {
 	uint32_t events;            /* EPOLL* event mask as registered (EPOLLET, EPOLLONESHOT, ... included) */
 	uint64_t data;              /* epoll_data */
 	uint64_t inode;             /* inode of the watched file, to check tfd still names it */
+	uint32_t via_fd;            /* (1.2, entry_size >= 32) an fd with the watched file open (= tfd when it still names it) */
+	uint32_t reserved;
 } __attribute__((packed));
+#define CKIMG_EPOLL_ENTRY_1_1 24u     /* entry_size without via_fd */
 
 static_assert(sizeof(struct ckimg_eventfd_fixed) == 24, "eventfd layout");
 static_assert(sizeof(struct ckimg_timerfd_fixed) == 40, "timerfd layout");
 static_assert(sizeof(struct ckimg_signalfd_fixed) == 16, "signalfd layout");
 static_assert(sizeof(struct ckimg_epoll_fixed) == 16, "epoll layout");
-static_assert(sizeof(struct ckimg_epoll_entry) == 24, "epoll entry layout");
+static_assert(sizeof(struct ckimg_epoll_entry) == 32, "epoll entry layout");
 
 /* INOTIFY (0x0054, FORMAT.md 4.25): FIXED, then `count` watches, each an entry FIXED of
  * entry_size bytes followed by path_len bytes of its path (no NUL). */
