@@ -373,6 +373,7 @@ struct ckimg_unix_fixed {
 #define CKIMG_UNIX_PASSCRED     (1u << 3)
 /* bit 4: CKIMG_UNIX_QUEUE_ELSEWHERE (process trees, below) */
 #define CKIMG_UNIX_PASSSEC      (1u << 6)
+#define CKIMG_UNIX_SENDERS      (1u << 7)   /* (1.2) queue_count x STR sender follow the QUEUE */
 #define CKIMG_UNIX_IN_BACKLOG   (1u << 5)   /* connected to a listening socket of ours, not yet
                                              * accepted: restore connects to its name again */
 static_assert(sizeof(struct ckimg_unix_fixed) == 80, "unix layout");
