@@ -1,7 +1,7 @@
 /**
  * Format 1.1 state in `diff`: timers, process state (groups, oom_score_adj, prctl flags),
  * per-thread state (rseq, scheduler, capabilities, seccomp, no_new_privs, pdeathsig, timer
- * slack) and seccomp filter programs, as a flat list of field changes ("timer 3 clock",
+ * slack), seccomp filter programs and the pending signal queues (format 1.2), as a flat list of field changes ("timer 3 clock",
  * "thread 1234 sched") that the text and JSON reports print as they are.
  *
  * Timer values count down between two captures, so a timer's remaining time is compared only
@@ -41,6 +41,15 @@ export function diffState(a: CheckpointImage, b: CheckpointImage): FieldChange[]
       cmp(`timer ${id} sival`, x.sival, y.sival);
     }
   }
+  // pending signals: each queue as its list of "signal/code" in order (siginfo values differ run to run)
+  const queues = (img: CheckpointImage) => {
+    const m = new Map<number, string[]>();
+    for (const p of img.pendingSignals) m.set(p.tid, [...(m.get(p.tid) ?? []), `${p.signo}/${p.code}`]);
+    return m;
+  };
+  const qa = queues(a), qb = queues(b);
+  for (const tid of [...new Set([...qa.keys(), ...qb.keys()])].sort((x, y) => x - y))
+    cmp(`pending signals (${tid === 0 ? "process" : `thread ${tid}`})`, qa.get(tid)?.join(" ") ?? "none", qb.get(tid)?.join(" ") ?? "none");
   const s = a.processState, t = b.processState;
   cmp("oom_score_adj", s?.oomScoreAdj, t?.oomScoreAdj);
   cmp("groups", s ? s.groups.join(",") : null, t ? t.groups.join(",") : null);

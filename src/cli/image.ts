@@ -98,6 +98,11 @@ export function inspectReport(img: CheckpointImage) {
     signals: img.sigactions.actions.map((a) => ({
       signo: a.signo, name: signalName(a.signo), handler: handlerName(a.handler), flags: hex(a.flags), mask: hex(a.mask), restorer: hex(a.restorer),
     })),
+    /** format 1.2: pending signals with their siginfo, in queue order (SIGQUEUE; empty when none) */
+    pendingSignals: img.pendingSignals.map((s) => ({
+      queue: s.tid === 0 ? "process" : `thread ${s.tid}`, tid: s.tid, signo: s.signo, name: signalName(s.signo), code: s.code,
+      errno: s.errno, pid: s.pid, uid: s.uid, value: hex(s.value),
+    })),
     /** format 1.1: timers, process and thread state, seccomp (null in 1.0 images) */
     state: stateReport(img),
     /** format 1.2: the process tree (null for a single process) */
@@ -168,6 +173,11 @@ export function inspectText(r: InspectReport): string {
   out.push("");
   out.push(`signals  ${r.signals.length} dispositions set`);
   out.push(table(["SIGNAL", "HANDLER", "FLAGS", "MASK"], r.signals.map((s) => [`${s.name} (${s.signo})`, s.handler, s.flags, s.mask])));
+  if (r.pendingSignals.length) {
+    out.push(`pending  ${r.pendingSignals.length} signal${r.pendingSignals.length === 1 ? "" : "s"} queued`);
+    out.push(table(["QUEUE", "SIGNAL", "CODE", "PID", "UID", "VALUE"], r.pendingSignals.map((s) => [
+      s.queue, `${s.name} (${s.signo})`, String(s.code), String(s.pid), String(s.uid), s.value])));
+  }
   return out.join("\n") + "\n" + stateText(r.state);
 }
 

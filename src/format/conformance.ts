@@ -25,6 +25,7 @@ import {
 } from "./raw.js";
 import { encodeRegs, type AreaRecord, type FdRecord, type X86Regs } from "./records.js";
 import { encodePageDigests, encodeParent, pageDigest } from "./records-chain.js";
+import { encodeSigqueue, makeSiginfo } from "./records-state.js";
 import { READER_RULES, type ReaderRule, type RuleId } from "./rules.js";
 import { ImageWriter, encodeRecordHeader } from "./writer.js";
 
@@ -667,6 +668,13 @@ async function build(dir: string, large: boolean): Promise<Built[]> {
     const p = parse(chainChild.bytes);
     u32(nth(p, RecordType.PARENT).payload, 4, 0);
     refuse("refuse-P3-parent-depth.img", "P3", "BAD_FIELD", "open", "a PARENT record with depth 0 (allowed: 1..1024)", assemble(p).bytes);
+  }
+  {
+    const p = clone(b0);
+    const tids = p.records.filter((r) => r.type === RecordType.THREAD).map((r) => dv(r.payload).getUint32(4, true));
+    const payload = encodeSigqueue([{ tid: 0, siginfo: makeSiginfo(34, -1, 1, 0, 7n) }, { tid: Math.max(...tids) + 1000, siginfo: makeSiginfo(10, -6) }]);
+    p.records.splice(indexOfType(p, RecordType.THREAD) + 1, 0, { type: RecordType.SIGQUEUE, flags: 0, ownerPid: 0, payload, key32: 0, key64: 0n, auxA: 0, auxB: 0 });
+    refuse("refuse-P3-sigqueue-tid.img", "P3", "BAD_FIELD", "open", "a SIGQUEUE entry in the private queue of a tid that no THREAD has", assemble(p).bytes);
   }
   // --- Chains and trees: refused by the codes their sections give (no rule id)
   const childWithHint = (hint: string) => {

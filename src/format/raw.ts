@@ -61,6 +61,8 @@ export const RecordType = {
   PAGE_DIGESTS: 0x0023,
   THREAD: 0x0010,
   THREAD_STATE: 0x0011,
+  // format 1.2: pending signals with their siginfo (records-state.ts)
+  SIGQUEUE: 0x0012,
   EVENTFD: 0x0050,
   TIMERFD: 0x0051,
   SIGNALFD: 0x0052,

@@ -29,8 +29,8 @@ import {
   type ProcessRecord, type RlimitEntry, type SigactionsRecord, type ThreadRecord,
 } from "./records.js";
 import {
-  decodeProcessState, decodeSeccomp, decodeThreadState, decodeTimers,
-  type ProcessStateRecord, type SeccompFilter, type ThreadStateRecord, type TimersRecord,
+  decodeProcessState, decodeSeccomp, decodeSigqueue, decodeThreadState, decodeTimers,
+  type PendingSignal, type ProcessStateRecord, type SeccompFilter, type ThreadStateRecord, type TimersRecord,
 } from "./records-state.js";
 import { FILE_DATA, FILES_FIXED_SIZE } from "./raw-files.js";
 import { attachChain, digestIn, type ChainContext } from "./chain.js";
@@ -182,12 +182,12 @@ const MAX_FILE_RUN_BYTES = 16 * 1024 * 1024;
 /** Types whose index keys are all 0 (R8). */
 const INDEX_UNKEYED = new Set<number>([
   RecordType.PROCESS, RecordType.ARGV, RecordType.ENVIRON, RecordType.AUXV, RecordType.RLIMITS, RecordType.SIGACTIONS,
-  RecordType.TIMERS, RecordType.PROCESS_STATE, RecordType.SECCOMP, RecordType.PARENT,
+  RecordType.TIMERS, RecordType.PROCESS_STATE, RecordType.SECCOMP, RecordType.PARENT, RecordType.SIGQUEUE,
 ]);
 
 const SINGLETONS = new Set<number>([
   RecordType.PROCESS, RecordType.ARGV, RecordType.ENVIRON, RecordType.AUXV, RecordType.RLIMITS, RecordType.SIGACTIONS,
-  RecordType.TIMERS, RecordType.PROCESS_STATE, RecordType.SECCOMP, RecordType.SHARED_PAGES,
+  RecordType.TIMERS, RecordType.PROCESS_STATE, RecordType.SECCOMP, RecordType.SHARED_PAGES, RecordType.SIGQUEUE,
 ]);
 
 export function recordTypeName(type: number): string {
@@ -246,6 +246,8 @@ export class CheckpointImage {
   processState: ProcessStateRecord | undefined;
   seccompFilters: SeccompFilter[] = [];
   threadStates: ThreadStateRecord[] = [];
+  /** format 1.2: pending signals with their siginfo, process-wide queue first (SIGQUEUE) */
+  pendingSignals: PendingSignal[] = [];
   /** format 1.1: files whose content the image holds (deleted files, memfds) */
   fileContents: FileContentRecord[] = [];
   /** format 1.1: identity of the regular file behind an fd, by fd */
@@ -842,6 +844,7 @@ export class CheckpointImage {
       case RecordType.SHARED_PAGES: this.sharedPages = decodeSharedPages(payload, base, where, this.pageSize); break;
       case RecordType.PROCESS_STATE: this.processState = decodeProcessState(payload, base, where); break;
       case RecordType.SECCOMP: this.seccompFilters = decodeSeccomp(payload, base, where); break;
+      case RecordType.SIGQUEUE: this.pendingSignals = decodeSigqueue(payload, base, where); break;
       case RecordType.THREAD_STATE: {
         const t = decodeThreadState(payload, base, where);
         keys(t.tid);
@@ -929,6 +932,12 @@ export class CheckpointImage {
         const pe = this.entries.find((x) => x.type === RecordType.PROCESS);
         this.report("BAD_FIELD", `PROCESS says ${this.process.threadCount} threads, image holds ${this.threads.length}`, { offset: pe?.offset, recordType: "PROCESS", sequence: pe?.sequence, rule: "C4" });
       }
+    }
+    const lost = this.pendingSignals.find((s) => s.tid !== 0 && !this.threads.some((t) => t.tid === s.tid));
+    if (lost) {
+      const se = this.entries.find((x) => x.type === RecordType.SIGQUEUE);
+      this.fail("BAD_FIELD", `SIGQUEUE entry for tid ${lost.tid}, which names no THREAD`, { offset: se?.offset, recordType: "SIGQUEUE", sequence: se?.sequence, rule: "P3" });
+      this.pendingSignals = this.pendingSignals.filter((s) => s !== lost);
     }
     const ps = BigInt(this.pageSize);
     const areaWhere = (a: AreaRecord) => ({ offset: this.areaEntry.get(a.id)?.offset, recordType: "AREA", sequence: this.areaEntry.get(a.id)?.sequence });

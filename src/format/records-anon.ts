@@ -9,7 +9,9 @@ import { formatNs } from "./records-state.js";
 
 export const AnonFdRecordType = { EVENTFD: 0x0050, TIMERFD: 0x0051, SIGNALFD: 0x0052, EPOLL: 0x0053, INOTIFY: 0x0054 } as const;
 export const ANON_FIXED_SIZE = { EVENTFD: 24, TIMERFD: 40, SIGNALFD: 16, EPOLL: 16, INOTIFY: 16 } as const;
-export const EPOLL_ENTRY_SIZE = 24;
+/** 1.1 entries are 24 bytes; 1.2 writes 32 (with via_fd) */
+export const EPOLL_ENTRY_SIZE_1_1 = 24;
+export const EPOLL_ENTRY_SIZE = 32;
 export const INOTIFY_ENTRY_SIZE = 32;
 /** Highest watch descriptor a reader accepts (the kernel's are small, cyclic). */
 export const INOTIFY_MAX_WD = 1 << 20;
@@ -26,7 +28,12 @@ export interface TimerfdState {
   intervalNs: bigint;
 }
 export interface SignalfdState { type: "signalfd"; fd: number; sigmask: bigint }
-export interface EpollWatch { tfd: number; events: number; data: bigint; inode: bigint }
+export interface EpollWatch {
+  /** the number the watch was added under */
+  tfd: number; events: number; data: bigint; inode: bigint;
+  /** an fd on which the watched file is open (= tfd when tfd still names it; 1.1 entries: tfd) */
+  viaFd: number;
+}
 export interface EpollState { type: "epoll"; fd: number; watches: EpollWatch[] }
 /** One inotify watch: the inode it watches, by the path it had at capture. */
 export interface InotifyWatch { wd: number; mask: number; ignoredMask: number; dev: number; inode: bigint; path: string }
@@ -61,12 +68,13 @@ export function decodeEpoll(payload: Uint8Array, base: number, where: ImageError
   const r = new ByteReader(payload, base, where);
   const fixed = r.fixedSize(ANON_FIXED_SIZE.EPOLL, "EPOLL");
   const count = r.u32At(4), entrySize = r.u32At(8);
-  if (entrySize < EPOLL_ENTRY_SIZE || entrySize > 4096) r.fail("BAD_FIELD", `EPOLL entry_size ${entrySize}`, 8);
+  if (entrySize < EPOLL_ENTRY_SIZE_1_1 || entrySize > 4096) r.fail("BAD_FIELD", `EPOLL entry_size ${entrySize}`, 8);
   if (count * entrySize > payload.length - fixed) r.fail("BAD_FIELD", `EPOLL count ${count} exceeds the payload`, 4);
   const watches: EpollWatch[] = [];
   for (let i = 0; i < count; i++) {
     const o = fixed + i * entrySize;
-    watches.push({ tfd: r.u32At(o), events: r.u32At(o + 4), data: r.u64At(o + 8), inode: r.u64At(o + 16) });
+    const tfd = r.u32At(o);
+    watches.push({ tfd, events: r.u32At(o + 4), data: r.u64At(o + 8), inode: r.u64At(o + 16), viaFd: entrySize >= EPOLL_ENTRY_SIZE ? r.u32At(o + 24) : tfd });
   }
   return { type: "epoll", fd, watches };
 }
@@ -107,7 +115,7 @@ export function encodeAnonFd(s: AnonFdState): { type: number; payload: Uint8Arra
       return { type: AnonFdRecordType.SIGNALFD, payload: w.finish(), key32: s.fd, key64: 0n };
     case "epoll":
       w.u32(ANON_FIXED_SIZE.EPOLL).u32(s.watches.length).u32(EPOLL_ENTRY_SIZE).u32(0);
-      for (const e of s.watches) w.u32(e.tfd).u32(e.events).u64(e.data).u64(e.inode);
+      for (const e of s.watches) w.u32(e.tfd).u32(e.events).u64(e.data).u64(e.inode).u32(e.viaFd).u32(0);
       return { type: AnonFdRecordType.EPOLL, payload: w.finish(), key32: s.fd, key64: 0n };
     case "inotify": {
       w.u32(ANON_FIXED_SIZE.INOTIFY).u32(s.watches.length).u32(INOTIFY_ENTRY_SIZE).u32(0);
@@ -147,7 +155,7 @@ export function describeAnonFd(s: AnonFdState): string {
     case "eventfd": return `eventfd count ${s.count}${s.semaphore ? " (semaphore)" : ""}`;
     case "timerfd": return `timerfd clock ${s.clockId}: ${s.valueNs ? `next in ${ns(s.valueNs)}` : s.intervalNs && s.ticks ? "expired" : "disarmed"}${s.intervalNs ? ` every ${ns(s.intervalNs)}` : ""}${s.ticks ? `, ${s.ticks} unread` : ""}`;
     case "signalfd": return `signalfd mask 0x${s.sigmask.toString(16)}`;
-    case "epoll": return `epoll: ${s.watches.map((w) => `fd ${w.tfd} ${epollEventNames(w.events)} data 0x${w.data.toString(16)}`).join(", ") || "no watches"}`;
+    case "epoll": return `epoll: ${s.watches.map((w) => `fd ${w.tfd}${w.viaFd !== w.tfd ? ` (its file now on fd ${w.viaFd})` : ""} ${epollEventNames(w.events)} data 0x${w.data.toString(16)}`).join(", ") || "no watches"}`;
     case "inotify": return `inotify: ${s.watches.map((w) => `wd ${w.wd} ${w.path} ${inotifyMaskNames(w.mask)}`).join(", ") || "no watches"}`;
   }
 }
@@ -157,7 +165,7 @@ export function anonFdFields(s: AnonFdState): Record<string, string | number | b
     case "eventfd": return { type: "eventfd", count: s.count.toString(), semaphore: s.semaphore };
     case "timerfd": return { type: "timerfd", clock: s.clockId, armed: s.valueNs !== 0n || (s.intervalNs !== 0n && s.ticks !== 0n), intervalNs: s.intervalNs.toString(), ticks: s.ticks.toString() };
     case "signalfd": return { type: "signalfd", sigmask: `0x${s.sigmask.toString(16)}` };
-    case "epoll": return { type: "epoll", watches: s.watches.map((w) => `${w.tfd}:${epollEventNames(w.events)}:0x${w.data.toString(16)}`).join(",") };
+    case "epoll": return { type: "epoll", watches: s.watches.map((w) => `${w.tfd}${w.viaFd !== w.tfd ? `(fd ${w.viaFd})` : ""}:${epollEventNames(w.events)}:0x${w.data.toString(16)}`).join(",") };
     case "inotify": return { type: "inotify", watches: s.watches.map((w) => `${w.wd}:${inotifyMaskNames(w.mask)}:${w.path}`).join(",") };
   }
 }

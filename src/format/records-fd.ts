@@ -77,6 +77,8 @@ export interface UnixSocketState {
   peerName: Uint8Array;
   /** the receive queue, oldest message first */
   queue: Uint8Array[];
+  /** (1.2, datagram sockets) each queued message's sender name, empty: unbound sender; absent: not recorded */
+  senders?: Uint8Array[];
 }
 
 /** INET_SOCKET (0x0043): an IPv4/IPv6 TCP or UDP socket. */
@@ -306,6 +308,7 @@ export const UNIX_SHUT_WR = 1 << 2;
 export const UNIX_PASSCRED = 1 << 3;
 export const UNIX_IN_BACKLOG = 1 << 5;
 export const UNIX_PASSSEC = 1 << 6;
+export const UNIX_SENDERS = 1 << 7;
 const SOCK_TYPES: Record<number, UnixSocketState["socketType"]> = { 1: "stream", 2: "dgram", 5: "seqpacket" };
 const SOCK_TYPE_CODES = { stream: 1, dgram: 2, seqpacket: 5 } as const;
 /** sun_path holds 108 bytes */
@@ -335,6 +338,16 @@ export function decodeUnixSocket(payload: Uint8Array, base: number, where: Image
     queue.push(m);
   }
   if (total !== queueBytes) r.fail("BAD_FIELD", `queue holds ${total} bytes, queue_bytes says ${queueBytes}`, UNIX_FIXED.queueBytes);
+  let senders: Uint8Array[] | undefined;
+  if (flags & UNIX_SENDERS) {
+    if (count * 4 > r.remaining) r.fail("BAD_FIELD", `senders of ${count} messages exceed the payload`, UNIX_FIXED.queueCount);
+    senders = [];
+    for (let i = 0; i < count; i++) {
+      const n = r.strBytes(`sender of message ${i}`).slice();
+      if (n.length > UNIX_NAME_MAX) r.fail("BAD_FIELD", `sender of message ${i}: ${n.length} bytes exceed sun_path`);
+      senders.push(n);
+    }
+  }
   const pendingClosed = r.u32At(UNIX_FIXED.pendingClosed);
   if (pendingClosed > r.u32At(UNIX_FIXED.pending)) r.fail("BAD_FIELD", `pending_closed ${pendingClosed} exceeds pending`, UNIX_FIXED.pendingClosed);
   const fileMode = fixed >= UNIX_FIXED_SIZE ? r.u32At(UNIX_FIXED.fileMode) : 0;
@@ -342,6 +355,7 @@ export function decodeUnixSocket(payload: Uint8Array, base: number, where: Image
     ...(pendingClosed ? { pendingClosed } : {}),
     ...(flags & UNIX_IN_BACKLOG ? { inBacklog: true } : {}),
     ...(flags & UNIX_PASSSEC ? { passsec: true } : {}),
+    ...(senders ? { senders } : {}),
     ...(fileMode ? { socketFile: { mode: fileMode, uid: r.u32At(UNIX_FIXED.fileUid), gid: r.u32At(UNIX_FIXED.fileGid) } } : {}),
     type: "unix", fd, inode: r.u64At(UNIX_FIXED.inode), socketType, state: r.u32At(UNIX_FIXED.state),
     peerInode: r.u64At(UNIX_FIXED.peerInode), peerInside: (flags & UNIX_PEER_INSIDE) !== 0,
@@ -353,7 +367,9 @@ export function decodeUnixSocket(payload: Uint8Array, base: number, where: Image
 
 export function encodeUnixSocket(u: UnixSocketState): Uint8Array {
   const flags = (u.peerInside ? UNIX_PEER_INSIDE : 0) | (u.shutRd ? UNIX_SHUT_RD : 0) | (u.shutWr ? UNIX_SHUT_WR : 0) |
-    (u.passcred ? UNIX_PASSCRED : 0) | (u.inBacklog ? UNIX_IN_BACKLOG : 0) | (u.passsec ? UNIX_PASSSEC : 0);
+    (u.passcred ? UNIX_PASSCRED : 0) | (u.inBacklog ? UNIX_IN_BACKLOG : 0) | (u.passsec ? UNIX_PASSSEC : 0) |
+    (u.senders ? UNIX_SENDERS : 0);
+  if (u.senders && u.senders.length !== u.queue.length) throw new RangeError(`${u.senders.length} senders for ${u.queue.length} messages`);
   const bytes = u.queue.reduce((n, m) => n + m.length, 0);
   const w = new ByteWriter();
   w.u32(UNIX_FIXED_SIZE).u32(SOCK_TYPE_CODES[u.socketType]).u32(u.state).u32(flags).u64(u.inode).u64(u.peerInode);
@@ -361,6 +377,7 @@ export function encodeUnixSocket(u: UnixSocketState): Uint8Array {
   w.u32(u.socketFile?.mode ?? 0).u32(u.socketFile?.uid ?? 0).u32(u.socketFile?.gid ?? 0).u32(0);
   w.str(u.name).str(u.peerName);
   for (const m of u.queue) w.str(m);
+  for (const n of u.senders ?? []) w.str(n);
   return w.finish();
 }
 
@@ -582,7 +599,8 @@ export function describeFdState(s: FdStateRecord): string {
         : s.inBacklog ? `waiting in the backlog of ${unixNameText(s.peerName)} (ours)`
         : s.peerInode ? `peer ${s.peerInside ? `socket ${s.peerInode} (ours)` : unixNameText(s.peerName) || `socket ${s.peerInode} (another process)`}`
         : "unconnected";
-      return `unix ${s.socketType}${name ? ` ${name}` : ""}: ${what}, ${s.queue.length} message(s) / ${bytes} bytes queued` +
+      const from = s.senders?.some((n) => n.length) ? ` (from ${s.senders.map((n) => unixNameText(n) || "unnamed").join(", ")})` : "";
+      return `unix ${s.socketType}${name ? ` ${name}` : ""}: ${what}, ${s.queue.length} message(s) / ${bytes} bytes queued${from}` +
         (s.shutRd || s.shutWr ? `, shut down ${[s.shutRd ? "rd" : "", s.shutWr ? "wr" : ""].filter(Boolean).join("+")}` : "");
     }
     case "inet": {

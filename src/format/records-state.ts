@@ -9,7 +9,11 @@ import type { ImageErrorWhere } from "./errors.js";
 // ---------------------------------------------------------------------------------------
 // Layout (offsets in the FIXED parts)
 
-export const STATE_FIXED_SIZE = { TIMERS: 64, PROCESS_STATE: 32, SECCOMP: 8, THREAD_STATE: 136 } as const;
+export const STATE_FIXED_SIZE = { TIMERS: 64, PROCESS_STATE: 32, SECCOMP: 8, THREAD_STATE: 136, SIGQUEUE: 16 } as const;
+/** SIGQUEUE (format 1.2, 4.14a): one entry per queued signal */
+export const SIGQUEUE_ENTRY_SIZE = 136;
+export const SIGINFO_SIZE = 128;
+export const SIGQUEUE_MAX = 65536;
 export const POSIX_TIMER_ENTRY_SIZE = 48;
 export const SECCOMP_FILTER_HEADER_SIZE = 16;
 export const SECCOMP_MAX_INSNS = 4096;
@@ -182,8 +186,68 @@ export function decodeThreadState(payload: Uint8Array, base: number, where: Imag
   };
 }
 
+/**
+ * One pending signal (SIGQUEUE entry): the queue it waits in and its x86-64 `siginfo_t`.
+ * `siginfo` is kept whole (128 bytes); the fields below are read from it.
+ */
+export interface PendingSignal {
+  /** 0 = the process-wide queue, else the tid of the thread whose private queue holds it */
+  tid: number;
+  signo: number;
+  errno: number;
+  code: number;
+  /** si_pid / si_uid (kill, rt, sigchld layouts share them) */
+  pid: number;
+  uid: number;
+  /** the 8 bytes at offset 24: si_value (rt) or si_status + padding (SIGCHLD) */
+  value: bigint;
+  siginfo: Uint8Array;
+}
+
+/** SIGQUEUE: the process-wide queue first, then each thread's, oldest first. */
+export function decodeSigqueue(payload: Uint8Array, base: number, where: ImageErrorWhere): PendingSignal[] {
+  const r = new ByteReader(payload, base, where);
+  const fixed = r.fixedSize(STATE_FIXED_SIZE.SIGQUEUE, "SIGQUEUE");
+  const count = r.u32At(4);
+  if (count > SIGQUEUE_MAX || count * SIGQUEUE_ENTRY_SIZE > payload.length - fixed) r.fail("BAD_FIELD", `SIGQUEUE count ${count} exceeds the payload`, 4);
+  const out: PendingSignal[] = [];
+  for (let i = 0; i < count; i++) {
+    const at = fixed + i * SIGQUEUE_ENTRY_SIZE;
+    const signo = i32(r.u32At(at + 8));
+    if (signo < 1 || signo > 64 || signo === 9 || signo === 19) r.fail("BAD_FIELD", `SIGQUEUE entry ${i}: signal ${signo}`, at + 8);
+    out.push({
+      tid: r.u32At(at), signo, errno: i32(r.u32At(at + 12)), code: i32(r.u32At(at + 16)),
+      pid: i32(r.u32At(at + 24)), uid: r.u32At(at + 28), value: r.u64At(at + 32),
+      siginfo: payload.slice(at + 8, at + 8 + SIGINFO_SIZE),
+    });
+  }
+  return out;
+}
+
+/** A siginfo from its main fields (the rest zero), for writers and tests. */
+export function makeSiginfo(signo: number, code: number, pid = 0, uid = 0, value = 0n): Uint8Array {
+  const b = new Uint8Array(SIGINFO_SIZE);
+  const v = new DataView(b.buffer);
+  v.setInt32(0, signo, true);
+  v.setInt32(8, code, true);
+  v.setInt32(16, pid, true);
+  v.setUint32(20, uid, true);
+  v.setBigUint64(24, value, true);
+  return b;
+}
+
 // ---------------------------------------------------------------------------------------
 // Encoders
+
+/** Entries are written from their `siginfo` bytes (the decoded fields are views of them). */
+export function encodeSigqueue(list: readonly Pick<PendingSignal, "tid" | "siginfo">[]): Uint8Array {
+  const w = new ByteWriter().u32(STATE_FIXED_SIZE.SIGQUEUE).u32(list.length).u64(0n);
+  for (const e of list) {
+    if (e.siginfo.length !== SIGINFO_SIZE) throw new RangeError(`siginfo of ${e.siginfo.length} bytes (expected ${SIGINFO_SIZE})`);
+    w.u32(e.tid).u32(0).bytes(e.siginfo);
+  }
+  return w.finish();
+}
 
 export function encodeTimers(t: TimersRecord): Uint8Array {
   const w = new ByteWriter().u32(STATE_FIXED_SIZE.TIMERS).u32(t.posix.length).u32(POSIX_TIMER_ENTRY_SIZE).u32(0);

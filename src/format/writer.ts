@@ -22,8 +22,8 @@ import {
   type RlimitEntry, type SigactionsRecord, type ThreadRecord,
 } from "./records.js";
 import {
-  encodeProcessState, encodeSeccomp, encodeThreadState, encodeTimers,
-  type ProcessStateRecord, type SeccompFilter, type ThreadStateRecord, type TimersRecord,
+  encodeProcessState, encodeSeccomp, encodeSigqueue, encodeThreadState, encodeTimers,
+  type PendingSignal, type ProcessStateRecord, type SeccompFilter, type ThreadStateRecord, type TimersRecord,
 } from "./records-state.js";
 import { encodeFdFile, encodeFileContent, encodeFileData, encodeTty, type FdFileRecord, type FileContentRecord, type TtyRecord } from "./records-files.js";
 import { MAX_FILE_RUN } from "./raw-files.js";
@@ -154,6 +154,8 @@ export class ImageWriter {
   addTimers(t: TimersRecord) { return this.writeRecord(RecordType.TIMERS, encodeTimers(t)); }
   addProcessState(p: ProcessStateRecord) { return this.writeRecord(RecordType.PROCESS_STATE, encodeProcessState(p)); }
   addSeccomp(f: readonly SeccompFilter[]) { return this.writeRecord(RecordType.SECCOMP, encodeSeccomp(f)); }
+  /** format 1.2: pending signals with their siginfo, in queue order (process-wide queue first) */
+  addSigqueue(list: readonly Pick<PendingSignal, "tid" | "siginfo">[]) { return this.writeRecord(RecordType.SIGQUEUE, encodeSigqueue(list)); }
   addThreadState(t: ThreadStateRecord) { return this.writeRecord(RecordType.THREAD_STATE, encodeThreadState(t), { key32: t.tid }); }
   addFileContent(c: FileContentRecord) { return this.writeRecord(RecordType.FILE_CONTENT, encodeFileContent(c), { key32: c.id, key64: c.inode }); }
   addFdFile(f: FdFileRecord) { return this.writeRecord(RecordType.FD_FILE, encodeFdFile(f), { key32: f.fd }); }

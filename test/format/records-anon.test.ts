@@ -14,7 +14,7 @@ const arbAnon: fc.Arbitrary<AnonFdState> = fc.oneof(
   fc.record({ type: fc.constant("eventfd" as const), fd, count: fc.bigInt({ min: 0n, max: (1n << 64n) - 2n }), semaphore: fc.boolean(), id: u64 }),
   fc.record({ type: fc.constant("timerfd" as const), fd, clockId: fc.constantFrom(0, 1, 7, 8, 9), settimeFlags: fc.integer({ min: 0, max: 3 }), ticks: u64, valueNs: ns, intervalNs: ns }),
   fc.record({ type: fc.constant("signalfd" as const), fd, sigmask: u64 }),
-  fc.record({ type: fc.constant("epoll" as const), fd, watches: fc.array(fc.record({ tfd: u32, events: u32, data: u64, inode: u64 }), { maxLength: 20 }) }),
+  fc.record({ type: fc.constant("epoll" as const), fd, watches: fc.array(fc.record({ tfd: u32, events: u32, data: u64, inode: u64, viaFd: u32 }), { maxLength: 20 }) }),
   fc.record({
     type: fc.constant("inotify" as const), fd,
     watches: fc.uniqueArray(fc.integer({ min: 1, max: 1 << 20 }), { maxLength: 12 }).chain((wds) => fc.tuple(...[...wds].sort((a, b) => a - b).map((wd) =>
@@ -51,6 +51,14 @@ describe("anon-inode fd records", () => {
         }
       }
     }), { numRuns: 2000 });
+  });
+  test("a 1.1 epoll entry (24 bytes, no via_fd) reads as watched through its own number", () => {
+    const p = new Uint8Array(16 + 24);
+    const v = new DataView(p.buffer);
+    v.setUint32(0, 16, true); v.setUint32(4, 1, true); v.setUint32(8, 24, true);
+    v.setUint32(16, 9, true); v.setUint32(20, 1, true); v.setBigUint64(24, 0x55n, true); v.setBigUint64(32, 77n, true);
+    const s = FD_STATE_CODECS.get(0x0053)!.decode(p, 0, where, 7, 0n);
+    expect(s).toEqual({ type: "epoll", fd: 7, watches: [{ tfd: 9, events: 1, data: 0x55n, inode: 77n, viaFd: 9 }] });
   });
   test("an epoll count beyond the payload is refused before reading", () => {
     const e = encodeFdState({ type: "epoll", fd: 7, watches: [] });

@@ -29,7 +29,9 @@ export const arbUnix: fc.Arbitrary<UnixSocketState> = fc.record({
   inBacklog: fc.option(fc.constant(true), { nil: undefined }),
   passsec: fc.option(fc.constant(true), { nil: undefined }),
   socketFile: fc.option(fc.record({ mode: fc.integer({ min: 1, max: 0xffffffff }), uid: u32, gid: u32 }), { nil: undefined }),
-}).map((u) => (u.pendingClosed !== undefined && u.pendingClosed > u.pending ? { ...u, pending: u.pendingClosed } : u));
+  senders: fc.option(fc.array(sunName, { minLength: 8, maxLength: 8 }), { nil: undefined }),
+}).map((u) => (u.pendingClosed !== undefined && u.pendingClosed > u.pending ? { ...u, pending: u.pendingClosed } : u))
+  .map((u) => (u.senders ? { ...u, senders: u.senders.slice(0, u.queue.length) } : u));
 
 const u16 = fc.integer({ min: 0, max: 0xffff });
 export const arbInet: fc.Arbitrary<InetSocketState> = fc.constantFrom("ipv4" as const, "ipv6" as const).chain((family) => {

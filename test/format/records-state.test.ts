@@ -9,9 +9,9 @@ import fc from "fast-check";
 import { join } from "node:path";
 import { readFileSync, writeFileSync } from "node:fs";
 import {
-  ImageError, ImageWriter, NO_FILTER, VERSION_MINOR, decodeProcessState, decodeSeccomp, decodeThreadState, decodeTimers,
-  encodeProcessState, encodeSeccomp, encodeThreadState, encodeTimers, openImage, RecordType,
-  type PosixTimer, type SeccompFilter, type ThreadStateRecord, type TimersRecord,
+  ImageError, ImageWriter, NO_FILTER, VERSION_MINOR, decodeProcessState, decodeSeccomp, decodeSigqueue, decodeThreadState, decodeTimers,
+  encodeProcessState, encodeSeccomp, encodeSigqueue, encodeThreadState, encodeTimers, makeSiginfo, openImage, RecordType,
+  type PendingSignal, type PosixTimer, type SeccompFilter, type ThreadStateRecord, type TimersRecord,
 } from "../../src/format/index.js";
 import { diffImages } from "../../src/analysis/index.js";
 import { arbProcess, arbThread, u32, u64 } from "../support/arbitraries.js";
@@ -47,7 +47,19 @@ const arbThreadState: fc.Arbitrary<ThreadStateRecord> = fc.record({
   seccompFilter: fc.option(fc.integer({ min: 0, max: 0xfffffffe }), { nil: undefined }),
 });
 
+/** A pending signal from arbitrary siginfo bytes (si_signo made valid), its fields read the way the spec places them. */
+const arbPendingSignal: fc.Arbitrary<PendingSignal> = fc.record({
+  tid: u32, signo: fc.integer({ min: 1, max: 64 }).filter((n) => n !== 9 && n !== 19), rest: fc.uint8Array({ minLength: 128, maxLength: 128 }),
+}).map(({ tid, signo, rest }) => {
+  const siginfo = rest.slice();
+  const v = new DataView(siginfo.buffer);
+  v.setInt32(0, signo, true);
+  return { tid, signo, errno: v.getInt32(4, true), code: v.getInt32(8, true), pid: v.getInt32(16, true), uid: v.getUint32(20, true), value: v.getBigUint64(24, true), siginfo };
+});
+const arbSigqueue = fc.array(arbPendingSignal, { maxLength: 10 });
+
 const codecs = [
+  { name: "SIGQUEUE", arb: arbSigqueue, enc: encodeSigqueue, dec: decodeSigqueue },
   { name: "TIMERS", arb: arbTimers, enc: encodeTimers, dec: decodeTimers },
   { name: "PROCESS_STATE", arb: arbProcessState, enc: encodeProcessState, dec: decodeProcessState },
   { name: "SECCOMP", arb: arbFilters, enc: encodeSeccomp, dec: decodeSeccomp },
@@ -115,6 +127,44 @@ describe("state records are hostile input", () => {
       new DataView(grown.buffer).setUint32(0, grown.length, true);
       expect(decodeThreadState(grown, 0, where)).toEqual(t);
     }));
+  });
+});
+
+describe("SIGQUEUE", () => {
+  test("signal numbers outside 1..64, SIGKILL and SIGSTOP are refused; a huge count before allocating", () => {
+    for (const bad of [0, 9, 19, 65, -1]) {
+      const p = encodeSigqueue([{ tid: 0, siginfo: makeSiginfo(10, 0) }]);
+      new DataView(p.buffer).setInt32(16 + 8, bad, true);
+      expect(() => decodeSigqueue(p, 0, where)).toThrow(new RegExp(`signal ${bad}`));
+    }
+    const p = encodeSigqueue([]);
+    new DataView(p.buffer).setUint32(4, 0xffffffff, true);
+    expect(() => decodeSigqueue(p, 0, where)).toThrow(/count 4294967295 exceeds the payload/);
+  });
+  async function write(path: string, queue: { tid: number; siginfo: Uint8Array }[]) {
+    const w = await ImageWriter.create(path, { durable: false });
+    const proc = fc.sample(arbProcess, { seed: 1, numRuns: 1 })[0];
+    await w.addProcess({ ...proc, pid: 100, threadCount: 1 });
+    await w.addThread({ ...fc.sample(arbThread, { seed: 2, numRuns: 1 })[0], tid: 100 });
+    await w.addSigqueue(queue);
+    await w.finish();
+  }
+  test("an image keeps each queue in order; diff names a changed queue; an entry of no thread is refused", async () => {
+    const dir = makeTempDir();
+    const a = join(dir, "a.img"), b = join(dir, "b.img"), c = join(dir, "c.img");
+    const rt = (n: number) => ({ tid: 0, siginfo: makeSiginfo(34, -1, 100, 0, BigInt(n)) });
+    await write(a, [rt(1), rt(2), { tid: 100, siginfo: makeSiginfo(17, 1, 4321, 0, 5n) }]);
+    await write(b, [rt(1), { tid: 100, siginfo: makeSiginfo(17, 1, 4321, 0, 5n) }]);
+    await write(c, [{ tid: 101, siginfo: makeSiginfo(10, 0) }]);
+    const [x, y] = await Promise.all([openImage(a), openImage(b)]);
+    try {
+      expect(x.pendingSignals.map((s) => [s.tid, s.signo, s.code, s.pid, s.value])).toEqual([[0, 34, -1, 100, 1n], [0, 34, -1, 100, 2n], [100, 17, 1, 4321, 5n]]);
+      const d = await diffImages(x, y);
+      expect(d.state).toEqual([{ field: "pending signals (process)", a: "34/-1 34/-1", b: "34/-1" }]);
+    } finally {
+      await Promise.all([x.close(), y.close()]);
+    }
+    await expect(openImage(c)).rejects.toThrow(/SIGQUEUE entry for tid 101, which names no THREAD/);
   });
 });
 

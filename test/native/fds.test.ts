@@ -168,6 +168,25 @@ describe("unix sockets", () => {
   });
 });
 
+describe("unix datagram senders", () => {
+  it("each queued datagram names its sender again: a closed abstract-named client, a closed path-named one, a live one, an unbound one (zdtm socket_snd_addr)", async () => {
+    const dir = makeTempDir("ckimg-senders-");
+    const verdict = await roundTrip("unix-senders", [dir], async (path) => {
+      const img = await openImage(path);
+      try {
+        const srv = img.fdState.find((s): s is UnixSocketState => s.type === "unix" && s.queue.length === 4);
+        expect(srv?.senders?.map((n) => Buffer.from(n).toString("latin1"))).toEqual(
+          ["\0ckimg-sender-gone", `${dir}/sender.sock`, "\0ckimg-sender-live", ""]);
+        expect(runCli(["inspect", path]).stdout).toMatch(/4 message\(s\) \/ \d+ bytes queued \(from @ckimg-sender-gone, /);
+      } finally {
+        await img.close();
+      }
+    });
+    expect(verdict).toEqual(["ok"]);
+    expect(existsSync(join(dir, "sender.sock"))).toBe(false);   // the temporary sender left no file
+  });
+});
+
 describe("unix sockets between the usual states", () => {
   it("a client of ours waiting in a listener's backlog, a connection whose client closed, a pair whose peer closed, datagram clients of a bound server, a self-connected socket, the socket file's mode", async () => {
     const dir = makeTempDir("ckimg-backlog-");

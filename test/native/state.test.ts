@@ -73,6 +73,13 @@ export async function zdtmRoundTrip(
 }
 
 describe("signals: capture leaves them as they were", () => {
+  it("pending signals come back with their siginfo, per queue and in order (zdtm sigpending)", async () => {
+    const { verdict, run } = await zdtmRoundTrip([prog("sigqueue", ["-pthread"])]);
+    expect(verdict).toBe("PASS");
+    const info = JSON.parse(runCli(["inspect", run.img, "--json"]).stdout);
+    expect(info.pendingSignals.map((s: { signo: number }) => s.signo).sort((a: number, b: number) => a - b)).toEqual(
+      [10, 17, 34, 34, 34, 35, 35]);
+  });
   it("a SIGTRAP handler survives (zdtm sigtrap01)", async () => {
     const { verdict } = await zdtmRoundTrip([prog("sigtrap")]);
     expect(verdict).toBe("PASS");
@@ -261,6 +268,15 @@ describe("inspect and diff show the state of real captures", () => {
 });
 
 describe("anon-inode fds", () => {
+  it("epoll watches outlive their number: closed, re-used by another file, or kept (zdtm epoll, epoll01)", async () => {
+    const { verdict, run } = await zdtmRoundTrip([prog("epoll-reused")]);
+    expect(verdict).toBe("PASS");
+    expect(run.capture.stderr).not.toMatch(/eventpoll/);
+    const text = runCli(["inspect", run.img]).stdout;
+    expect(text).toMatch(/fd 500 \(its file now on fd \d+\) in\|err\|hup data 0xa\b/);
+    expect(text).toMatch(/fd 501 \(its file now on fd \d+\) in\|err\|hup\|et data 0xb\b/);
+    expect(text).toMatch(/fd 502 in\|err\|hup data 0xc\b/);
+  });
   for (const [codec, restoreArgs] of [["lz4", []], ["none", ["--lazy"]]] as const) {
     it(`eventfd, timerfd, signalfd and an epoll set over them come back (${codec}${restoreArgs.length ? ", --lazy" : ""})`, async () => {
       const { verdict, run } = await zdtmRoundTrip([prog("anonfds")], { codec, restoreArgs: [...restoreArgs] });

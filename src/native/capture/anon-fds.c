@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 
 static const char *field(const char *info, const char *name)
 {
@@ -96,15 +97,41 @@ static int signalfd_dump(struct capture *c, struct cap_fd *d)
 	return emit(c, d, CKIMG_REC_SIGNALFD, &x, sizeof(x), NULL);
 }
 
-/* The inode of the target's fd n (0 if it is not open). */
-static uint64_t fd_inode(struct capture *c, int n)
+/* kcmp(2) KCMP_EPOLL_TFD: is the file at fd `fd` of pid the one the toff-th watch of epoll
+ * fd efd added under number tfd watches? 1 yes, 0 no, -1 kcmp cannot tell (no kcmp here) */
+struct kcmp_epoll_slot_ { uint32_t efd, tfd, toff; };
+static int same_watched_file(pid_t pid, int fd, int efd, unsigned int tfd, unsigned int toff)
+{
+	struct kcmp_epoll_slot_ slot = { (uint32_t)efd, tfd, toff };
+	long r = syscall(SYS_kcmp, pid, pid, 7 /* KCMP_EPOLL_TFD */, fd, (unsigned long)&slot);
+	if (r < 0 && (errno == ENOSYS || errno == EPERM || errno == EOPNOTSUPP))
+		return -1;
+	return r == 0;
+}
+
+/*
+ * The fd on which the watched file of a watch is open: tfd itself when it still names it,
+ * else another fd with the same inode that kcmp says is that file (the number was closed or
+ * reused since the watch was added); -1 when the file is open under no fd of the process.
+ * toff: how many watches before this one were added under the same number.
+ */
+static int watched_via(struct capture *c, struct cap_fd *d, unsigned int tfd, uint64_t ino, unsigned int toff)
 {
 	size_t cnt;
 	struct cap_fd *all = fd_all(c, &cnt);
-	for (size_t i = 0; i < cnt; i++)
-		if (all[i].fd == n)
-			return all[i].f.inode;
-	return 0;
+	int kcmp_ok = 1;
+
+	for (size_t i = 0; i < cnt; i++)       /* tfd first */
+		if (all[i].fd == (int)tfd && all[i].f.inode == ino) {
+			int same = same_watched_file(c->pid, (int)tfd, d->fd, tfd, toff);
+			if (same > 0 || (same < 0 && toff == 0))
+				return (int)tfd;   /* (no kcmp here: the 1.1 rule, the number names the inode) */
+			kcmp_ok = same >= 0;
+		}
+	for (size_t i = 0; kcmp_ok && i < cnt; i++)
+		if (all[i].fd != (int)tfd && all[i].f.inode == ino && same_watched_file(c->pid, all[i].fd, d->fd, tfd, toff) > 0)
+			return all[i].fd;
+	return -1;
 }
 
 static int epoll_dump(struct capture *c, struct cap_fd *d)
@@ -114,18 +141,26 @@ static int epoll_dump(struct capture *c, struct cap_fd *d)
 	int err = 0, lost = 0;
 
 	for (const char *p = d->fdinfo; p && *p && !err && !lost; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
-		unsigned int tfd, events;
+		unsigned int tfd, events, toff = 0;
 		unsigned long long data, ino;
 		long long pos;
 		if (sscanf(p, "tfd: %u events: %x data: %llx pos:%lli ino:%llx", &tfd, &events, &data, &pos, &ino) != 5)
 			continue;
+		/* earlier watches under the same number (fdinfo lists them in the kernel's order,
+		 * the order kcmp's toff counts in) */
+		for (size_t o = 0; o + sizeof(struct ckimg_epoll_entry) <= ents.len; o += sizeof(struct ckimg_epoll_entry)) {
+			struct ckimg_epoll_entry prev;
+			memcpy(&prev, ents.p + o, sizeof(prev));
+			toff += prev.tfd == tfd;
+		}
 		/* the watch names a file; the number it was added under may since name another */
-		if (fd_inode(c, (int)tfd) != ino) {
-			err = fd_cannot(c, d, "epoll watch of fd %u: that number now names another file (or none)", tfd);
+		int via = watched_via(c, d, tfd, ino, toff);
+		if (via < 0) {
+			err = fd_cannot(c, d, "epoll watch of fd %u: its file is open under no fd of the process", tfd);
 			lost = 1;
 			break;
 		}
-		struct ckimg_epoll_entry e = { tfd, events, data, ino };
+		struct ckimg_epoll_entry e = { tfd, events, data, ino, (uint32_t)via, 0 };
 		err = buf_put(&ents, &e, sizeof(e));
 		x.count++;
 	}

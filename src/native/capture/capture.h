@@ -125,6 +125,7 @@ struct capture {
 	/* format 1.1 state (state.c): finished payloads, written by put_state_records() */
 	struct buf timers, pstate, seccomp;
 	struct buf tstates;            /* THREAD_STATE payloads back to back, each after a u64 length */
+	struct buf sigqueue;           /* SIGQUEUE payload (signals.c) */
 	uint32_t ntimers, nfilters;
 	/* files and terminals (files-content.c, tty.c) */
 	struct file_content *contents;
@@ -181,6 +182,9 @@ void fds_free(struct capture *c);
  * may fix a thread's rip out of an rseq critical section). */
 int collect_state(struct capture *c);
 int put_state_records(struct capture *c, struct image *im);
+/* signals.c: pending signals with their siginfo (SIGQUEUE), read with PTRACE_PEEKSIGINFO */
+int collect_sigqueue(struct capture *c);
+int put_sigqueue(struct capture *c, struct image *im);
 /* Something the image cannot bring back: one "ckimg-capture: warning: ..." line on stderr. */
 void cap_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -188,6 +188,8 @@ static int put_metadata(struct image *im)
 	if (!err)
 		err = put_state_records(&cap, im);
 	if (!err)
+		err = put_sigqueue(&cap, im);
+	if (!err)
 		err = fds_write(&cap, im);
 	if (!err)
 		err = sysv_put_records(&cap, im);
@@ -286,6 +288,8 @@ static int frozen_steps(struct image *im, struct pipeline **pl)
 		err = incr_check_process(&cap);
 	if (!err)
 		err = collect_threads(&cap);
+	if (!err)
+		err = collect_sigqueue(&cap);
 	phase("threads");
 	if (!err)
 		err = collect_sigactions_and_tls(&cap);

@@ -10,6 +10,7 @@
 #include "tree.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
@@ -211,7 +212,7 @@ static int passed_files(struct capture *c, struct msghdr *mh, uint32_t message, 
  * with the files messages carry (SCM_RIGHTS) described in p.
  */
 static int peek_queue(struct capture *c, int fd, uint32_t type, struct buf *q, uint32_t *count, uint64_t *bytes,
-		      struct passed *p)
+		      struct passed *p, struct buf *senders, int *named)
 {
 	int zero = 0, off = -1, err = 0;
 	static uint8_t msg[1 << 20];
@@ -222,7 +223,13 @@ static int peek_queue(struct capture *c, int fd, uint32_t type, struct buf *q, u
 		return -errno;
 	for (;;) {
 		struct iovec iov = { msg, type == SOCK_STREAM ? 65536 : sizeof(msg) };
+		struct sockaddr_un from;
 		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof(ctl.b) };
+		if (type == SOCK_DGRAM) {      /* who sent it (a bound sender's name, else none) */
+			memset(&from, 0, sizeof(from));
+			mh.msg_name = &from;
+			mh.msg_namelen = sizeof(from);
+		}
 		ssize_t n = recvmsg(fd, &mh, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC | MSG_CMSG_CLOEXEC);
 		if (n >= 0 && (err = passed_files(c, &mh, *count, p)))
 			break;
@@ -240,6 +247,17 @@ static int peek_queue(struct capture *c, int fd, uint32_t type, struct buf *q, u
 		uint32_t l = (uint32_t)n;
 		if ((err = buf_put(q, &l, 4)) || (err = buf_put(q, msg, (size_t)n)))
 			break;
+		if (senders) {
+			size_t nl = mh.msg_name && mh.msg_namelen > offsetof(struct sockaddr_un, sun_path) ?
+				    mh.msg_namelen - offsetof(struct sockaddr_un, sun_path) : 0;
+			if (nl > sizeof(from.sun_path))
+				nl = sizeof(from.sun_path);
+			while (nl && from.sun_path[0] && !from.sun_path[nl - 1])   /* a path's trailing NULs */
+				nl--;
+			*named |= nl != 0;
+			if ((err = buf_put_str(senders, from.sun_path, nl)))
+				break;
+		}
 		(*count)++;
 		*bytes += (uint64_t)n;
 		if (n == 0)
@@ -269,7 +287,7 @@ int unix_pipe_in_flight(struct capture *c, dev_t dev, ino_t ino, int acc)
 		if (d->file != d || !unix_match(c, d) || (fd = fd_local(c, d)) < 0 || query_diag(d->f.inode, &u) ||
 		    u.state == 10 || (u.type != SOCK_DGRAM && u.state != 1))
 			continue;
-		if (peek_queue(c, fd, u.type, &q, &qn, &qb, &p) == 0)
+		if (peek_queue(c, fd, u.type, &q, &qn, &qb, &p, NULL, NULL) == 0)
 			for (size_t at = 0; at + sizeof(struct ckimg_unix_file_entry) + 4 <= p.entries.len && !found;) {
 				struct ckimg_unix_file_entry e;
 				uint32_t l;
@@ -360,7 +378,8 @@ static int unix_dump(struct capture *c, struct cap_fd *d)
 {
 	struct ckimg_unix_fixed x = { .fixed_size = sizeof(x), .inode = d->f.inode };
 	struct unix_diag u;
-	struct buf q = { 0 }, b = { 0 };
+	struct buf q = { 0 }, b = { 0 }, snd = { 0 };
+	int named = 0;
 	char peer_name[sizeof(u.name)];
 	size_t peer_len = 0;
 	uint32_t qn = 0;
@@ -419,13 +438,15 @@ static int unix_dump(struct capture *c, struct cap_fd *d)
 	if (tree_earlier_holds(c, d->st.st_dev, d->f.inode))
 		x.flags |= CKIMG_UNIX_QUEUE_ELSEWHERE;  /* one copy of the queue per tree */
 	else if (u.state != 10 && (u.type == SOCK_DGRAM || u.state == 1) &&   /* an unconnected stream has no queue (recv: EINVAL) */
-		 (err = peek_queue(c, fd, u.type, &q, &qn, &qb, &passed)))
+		 (err = peek_queue(c, fd, u.type, &q, &qn, &qb, &passed, &snd, &named)))
 		goto out;
 	if (passed.why[0] && (err = fd_cannot(c, d, "a file passed in its queue (SCM_RIGHTS) cannot be kept: %s",
 					      passed.why)))
 		goto out;
 	x.queue_count = qn;
 	x.queue_bytes = qb;
+	if (named)
+		x.flags |= CKIMG_UNIX_SENDERS;
 	if (u.peer && !(x.flags & (CKIMG_UNIX_PEER_INSIDE | CKIMG_UNIX_IN_BACKLOG))) {
 		if (peer_len && peer_name[0])
 			err = fd_peer_outside(c, d, "connected to %.*s in another process; restore connects to it again "
@@ -447,6 +468,8 @@ static int unix_dump(struct capture *c, struct cap_fd *d)
 		err = buf_put_str(&b, peer_name, peer_len);
 	if (!err)
 		err = buf_put(&b, q.p, q.len);
+	if (!err && named)
+		err = buf_put(&b, snd.p, snd.len);
 	if (!err)
 		err = fd_emit(c, CKIMG_REC_UNIX_SOCKET, (uint32_t)d->fd, d->f.inode, &b);
 	if (!err && passed.count && !passed.why[0]) {
@@ -459,6 +482,7 @@ static int unix_dump(struct capture *c, struct cap_fd *d)
 	}
 out:
 	buf_free(&passed.entries);
+	buf_free(&snd);
 	buf_free(&q);
 	buf_free(&b);
 	return err;

@@ -373,6 +373,7 @@ struct ckimg_unix_fixed {
 #define CKIMG_UNIX_PASSCRED     (1u << 3)
 /* bit 4: CKIMG_UNIX_QUEUE_ELSEWHERE (process trees, below) */
 #define CKIMG_UNIX_PASSSEC      (1u << 6)
+#define CKIMG_UNIX_SENDERS      (1u << 7)   /* (1.2) queue_count x STR sender follow the QUEUE */
 #define CKIMG_UNIX_IN_BACKLOG   (1u << 5)   /* connected to a listening socket of ours, not yet
                                              * accepted: restore connects to its name again */
 static_assert(sizeof(struct ckimg_unix_fixed) == 80, "unix layout");
@@ -518,6 +519,21 @@ static_assert(sizeof(struct ckimg_lock_fixed) == 32, "lock layout");
 #define CKIMG_REC_PROCESS_STATE  0x0008   /* groups, oom_score_adj, prctl process flags, 0-1 */
 #define CKIMG_REC_SECCOMP        0x0009   /* seccomp filter programs, 0-1 */
 #define CKIMG_REC_THREAD_STATE   0x0011   /* rseq, sched, caps, seccomp mode, prctl per thread; key32 = tid */
+#define CKIMG_REC_SIGQUEUE       0x0012   /* (1.2) pending signals with their siginfo, 0-1 per process */
+
+/* SIGQUEUE (FORMAT.md 4.14a): FIXED, then count entries, process-wide queue first */
+struct ckimg_sigqueue_fixed {
+	uint32_t fixed_size;        /* 16 */
+	uint32_t count;
+	uint64_t reserved;
+} __attribute__((packed));
+struct ckimg_sigqueue_entry {
+	uint32_t tid;               /* 0 = process-wide queue, else the thread's private queue */
+	uint32_t reserved;
+	uint8_t siginfo[128];       /* kernel siginfo_t: i32 si_signo, si_errno, si_code, fields */
+} __attribute__((packed));
+#define CKIMG_SIGQUEUE_MAX 65536u
+static_assert(sizeof(struct ckimg_sigqueue_entry) == 136, "sigqueue entry layout");
 
 struct ckimg_timers_fixed {
 	uint32_t fixed_size;        /* 64 */
@@ -656,13 +672,16 @@ struct ckimg_epoll_entry {
 	uint32_t events;            /* EPOLL* event mask as registered (EPOLLET, EPOLLONESHOT, ... included) */
 	uint64_t data;              /* epoll_data */
 	uint64_t inode;             /* inode of the watched file, to check tfd still names it */
+	uint32_t via_fd;            /* (1.2, entry_size >= 32) an fd with the watched file open (= tfd when it still names it) */
+	uint32_t reserved;
 } __attribute__((packed));
+#define CKIMG_EPOLL_ENTRY_1_1 24u     /* entry_size without via_fd */
 
 static_assert(sizeof(struct ckimg_eventfd_fixed) == 24, "eventfd layout");
 static_assert(sizeof(struct ckimg_timerfd_fixed) == 40, "timerfd layout");
 static_assert(sizeof(struct ckimg_signalfd_fixed) == 16, "signalfd layout");
 static_assert(sizeof(struct ckimg_epoll_fixed) == 16, "epoll layout");
-static_assert(sizeof(struct ckimg_epoll_entry) == 24, "epoll entry layout");
+static_assert(sizeof(struct ckimg_epoll_entry) == 32, "epoll entry layout");
 
 /* INOTIFY (0x0054, FORMAT.md 4.25): FIXED, then `count` watches, each an entry FIXED of
  * entry_size bytes followed by path_len bytes of its path (no NUL). */

@@ -71,21 +71,31 @@ int signalfd_record_check(const struct img_fdrec *r, char *err, size_t errlen)
 	return fixed_of(r, &x, sizeof(x), err, errlen);
 }
 
+/* Watch i; a 1.1 entry (24 bytes) has no via_fd: the watched file is at tfd. */
+static void epoll_entry(const struct img_fdrec *r, const struct ckimg_epoll_fixed *x, uint32_t i, struct ckimg_epoll_entry *en)
+{
+	size_t n = x->entry_size < sizeof(*en) ? x->entry_size : sizeof(*en);
+	memset(en, 0, sizeof(*en));
+	memcpy(en, r->p + x->fixed_size + (uint64_t)i * x->entry_size, n);
+	if (n < sizeof(*en))
+		en->via_fd = en->tfd;
+}
+
 int epoll_record_check(const struct img_fdrec *r, char *err, size_t errlen)
 {
 	struct ckimg_epoll_fixed x;
 	int e = fixed_of(r, &x, sizeof(x), err, errlen);
 	if (e)
 		return e;
-	if (x.entry_size < sizeof(struct ckimg_epoll_entry) || x.entry_size > 4096)
+	if (x.entry_size < CKIMG_EPOLL_ENTRY_1_1 || x.entry_size > 4096)
 		return snprintf(err, errlen, "entry_size %u", x.entry_size), -EBADMSG;
 	if ((uint64_t)x.count * x.entry_size > r->len - x.fixed_size)
 		return snprintf(err, errlen, "%u watches do not fit the payload", x.count), -EBADMSG;
 	for (uint32_t i = 0; i < x.count; i++) {
 		struct ckimg_epoll_entry en;
-		memcpy(&en, r->p + x.fixed_size + (uint64_t)i * x.entry_size, sizeof(en));
-		if (en.tfd > (1u << 20))
-			return snprintf(err, errlen, "watch %u: fd %u", i, en.tfd), -EBADMSG;
+		epoll_entry(r, &x, i, &en);
+		if (en.tfd > (1u << 20) || en.via_fd > (1u << 20))
+			return snprintf(err, errlen, "watch %u: fd %u via fd %u", i, en.tfd, en.via_fd), -EBADMSG;
 	}
 	return 0;
 }
@@ -171,10 +181,30 @@ static int epoll_post_open(struct rst_fds *s, struct rst_file *f)
 	memcpy(&x, r->p, sizeof(x));
 	for (uint32_t i = 0; i < x.count; i++) {
 		struct ckimg_epoll_entry en;
-		memcpy(&en, r->p + x.fixed_size + (uint64_t)i * x.entry_size, sizeof(en));
+		epoll_entry(r, &x, i, &en);
 		struct epoll_event ev = { .events = en.events, .data.u64 = en.data };
-		if (epoll_ctl((int)f->d->f.fd, EPOLL_CTL_ADD, (int)en.tfd, &ev) < 0)
-			return rst_fds_fail(s, -errno, "epoll fd %u: watching fd %u (events %#x)", f->d->f.fd, en.tfd, en.events);
+		int tfd = (int)en.tfd, saved = -1, cloexec = 0, e = 0;
+		if (en.via_fd != en.tfd) {
+			/* the watch was added under a number that now names another file (or none):
+			 * put the watched file there for the add, then give the number back */
+			cloexec = fcntl(tfd, F_GETFD);
+			if (cloexec >= 0 && (saved = fcntl(tfd, F_DUPFD_CLOEXEC, 3)) < 0)
+				return rst_fds_fail(s, -errno, "epoll fd %u: setting fd %u aside", f->d->f.fd, en.tfd);
+			if (dup2((int)en.via_fd, tfd) < 0)
+				return rst_fds_fail(s, -errno, "epoll fd %u: fd %u at %u for its watch", f->d->f.fd, en.via_fd, en.tfd);
+		}
+		if (epoll_ctl((int)f->d->f.fd, EPOLL_CTL_ADD, tfd, &ev) < 0)
+			e = -errno;
+		if (en.via_fd != en.tfd) {
+			if (saved >= 0) {
+				dup3(saved, tfd, (cloexec & FD_CLOEXEC) ? O_CLOEXEC : 0);
+				close(saved);
+			} else
+				close(tfd);
+		}
+		if (e)
+			return rst_fds_fail(s, e, "epoll fd %u: watching fd %u%s (events %#x)", f->d->f.fd, en.tfd,
+					    en.via_fd != en.tfd ? " (its file, from another fd)" : "", en.events);
 	}
 	return 0;
 }

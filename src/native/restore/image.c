@@ -52,6 +52,7 @@ const char *img_type_name(uint16_t type)
 	case CKIMG_REC_PROCESS_STATE: return "PROCESS_STATE";
 	case CKIMG_REC_SECCOMP: return "SECCOMP";
 	case CKIMG_REC_THREAD_STATE: return "THREAD_STATE";
+	case CKIMG_REC_SIGQUEUE: return "SIGQUEUE";
 	case CKIMG_REC_EVENTFD: return "EVENTFD";
 	case CKIMG_REC_TIMERFD: return "TIMERFD";
 	case CKIMG_REC_SIGNALFD: return "SIGNALFD";
@@ -736,7 +737,7 @@ static int load_records(struct img *img)
 		case CKIMG_REC_FILE_CONTENT: case CKIMG_REC_FD_FILE: case CKIMG_REC_TTY:
 			break;
 		case CKIMG_REC_TIMERS: case CKIMG_REC_PROCESS_STATE: case CKIMG_REC_SECCOMP:
-		case CKIMG_REC_THREAD_STATE:
+		case CKIMG_REC_THREAD_STATE: case CKIMG_REC_SIGQUEUE:
 			break;
 		case CKIMG_REC_PARENT: case CKIMG_REC_PAGE_DIGESTS:
 			break;
@@ -803,6 +804,9 @@ static int load_records(struct img *img)
 		case CKIMG_REC_TIMERS: case CKIMG_REC_PROCESS_STATE: case CKIMG_REC_SECCOMP:
 		case CKIMG_REC_THREAD_STATE:
 			err = img_parse_state(img, rh.type, pl, rh.payload_length, rh.sequence, off);
+			break;
+		case CKIMG_REC_SIGQUEUE:
+			err = img_parse_sigqueue(img, pl, rh.payload_length, rh.sequence, off);
 			break;
 		case CKIMG_REC_FD:
 			GROW(img->fds, img->nfds, cap_d);
@@ -1014,6 +1018,7 @@ int img_open_process(struct img *img, const char *path, uint32_t pid)
 	img->size = (uint64_t)st.st_size;
 	if ((err = load_header(img)) || (err = load_index(img)) || (err = load_records(img)) ||
 	    (err = cross_check(img)) || (err = img_check_rules(img)) || (err = check_area_overlap(img)) || (err = img_check_state(img)) ||
+	    (err = img_check_sigqueue(img)) ||
 	    (err = img_files_check(img)))
 		return err;
 	return 0;
@@ -1071,6 +1076,10 @@ void img_close(struct img *img)
 	free(img->rlimits);
 	free(img->sigs);
 	img_free_state(img);
+	free(img->sigq);
+	img->sigq = NULL;
+	img->nsigq = 0;
+	img->have_sigq = 0;
 }
 
 int img_map(struct img *img)

@@ -181,6 +181,10 @@ struct img {
 	struct img_chunk *chunks;
 	size_t nchunks;
 	struct img_state st;
+	/* SIGQUEUE (signals.c): entries as in the payload, checked */
+	struct ckimg_sigqueue_entry *sigq;
+	uint32_t nsigq, sigq_seq;
+	int have_sigq;
 
 	/* format 1.1 files and terminals (image-files.c) */
 	struct img_content *contents;
@@ -259,6 +263,9 @@ const struct img_fdrec *img_fdrec_by_id(const struct img *img, uint16_t type, ui
  * the caller, copied as needed), and the cross-record checks once all records are read. */
 int img_parse_state(struct img *img, uint16_t type, const uint8_t *pl, uint64_t plen, uint32_t seq, uint64_t off);
 int img_check_state(struct img *img);
+/* signals.c: SIGQUEUE parsed (hostile input) and its tids checked against the THREADs */
+int img_parse_sigqueue(struct img *img, const uint8_t *pl, uint64_t plen, uint32_t seq, uint64_t off);
+int img_check_sigqueue(struct img *img);
 /* R8 index keys, C4 thread_count, G6 chunk sizes (verify.c) */
 int img_check_rules(struct img *img);
 void img_free_state(struct img *img);

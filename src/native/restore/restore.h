@@ -166,6 +166,9 @@ int restore_state(struct restore_args *a);
 int rst_keepcaps(struct restore_args *a);
 uint32_t rst_main_pdeathsig(const struct restore_args *a);
 int restore_finish(struct restore_args *a);
+/* signals.c: SIGQUEUE entries queued again from inside the process; was (tid, sig) among them */
+int restore_sigqueue(struct restore_args *a);
+int rst_sigqueue_has(const struct img *img, uint32_t tid, int sig);
 void restore_release(struct restore_args *a);
 /* fork.c pieces a tree restore (tree.c) drives itself */
 int restore_fork_prepare(struct restore_args *a);

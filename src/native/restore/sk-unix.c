@@ -25,6 +25,7 @@ struct unix_rec {
 	const uint8_t *name, *peer_name, *queue;
 	uint32_t name_len, peer_len;
 	uint64_t queue_len;
+	const uint8_t *senders;     /* SENDERS: queue_count x STR sender, NULL without the flag */
 };
 
 /* Decode a checked-or-not record; -EBADMSG with why on damage. */
@@ -72,6 +73,18 @@ static int unix_parse(const struct img_fdrec *r, struct unix_rec *u, char *err, 
 			return snprintf(err, errlen, "queue message %u of %u bytes runs past the payload", i, l), -EBADMSG;
 		at += 4 + (uint64_t)l;
 		bytes += l;
+	}
+	if (u->x.flags & CKIMG_UNIX_SENDERS) {
+		u->senders = u->queue + at;
+		for (uint32_t i = 0; i < u->x.queue_count; i++) {
+			uint32_t l;
+			if (at + 4 > u->queue_len)
+				return snprintf(err, errlen, "sender of message %u runs past the payload", i), -EBADMSG;
+			memcpy(&l, u->queue + at, 4);
+			if (l > sizeof(((struct sockaddr_un *)0)->sun_path) || l > u->queue_len - at - 4)
+				return snprintf(err, errlen, "sender of message %u: %u bytes", i, l), -EBADMSG;
+			at += 4 + (uint64_t)l;
+		}
 	}
 	if (bytes != u->x.queue_bytes)
 		return snprintf(err, errlen, "queue holds %llu bytes, queue_bytes says %llu", (unsigned long long)bytes,
@@ -265,6 +278,36 @@ static int passed_open(struct rst_fds *s, const struct passed_entry *pe, int *ow
 
 #define PASS_MAX 253                    /* SCM_MAX_FD */
 
+/*
+ * A socket bound to the name a queued datagram came from (SENDERS), for sending it again so
+ * that recvmsg names its sender: bound, its socket file (a path name) removed at once — the
+ * name stays the socket's until it is closed, and no file is left behind. -1 (a warning)
+ * when the name is taken: the message then comes from an unbound socket.
+ */
+static int named_sender(uint32_t type, const uint8_t *name, uint32_t len)
+{
+	struct sockaddr_un a;
+	socklen_t al = make_addr(&a, name, len);
+	int fd = socket(AF_UNIX, (int)type | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	if (bind(fd, (struct sockaddr *)&a, al) < 0) {
+		rst_warn("unix socket: a queued message's sender %s%.*s: %s; it comes back from an unnamed sender",
+			 name[0] ? "" : "@", (int)(name[0] ? len : len - 1), (const char *)(name[0] ? name : name + 1),
+			 strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (name[0]) {
+		char path[sizeof(a.sun_path) + 1];
+		memcpy(path, name, len);
+		path[len] = 0;
+		unlink(path);
+	}
+	return fd;
+}
+
 /* Send each recorded message of `u` (the queue of the socket at the other end) through
  * `from`, with the files it carried (UNIX_FILES) when it carried some. */
 static int refill(struct rst_fds *s, int from, const struct unix_rec *u, const struct sockaddr_un *to, socklen_t tolen)
@@ -276,6 +319,7 @@ static int refill(struct rst_fds *s, int from, const struct unix_rec *u, const s
 	static struct passed_entry pe;
 	int err = 0;
 
+	uint64_t spos = 0;
 	for (uint32_t i = 0; i < u->x.queue_count && !err; i++) {
 		uint32_t l;
 		int fds[PASS_MAX], own[PASS_MAX], nfds = 0;
@@ -283,6 +327,14 @@ static int refill(struct rst_fds *s, int from, const struct unix_rec *u, const s
 
 		memcpy(&l, u->queue + at, 4);
 		const uint8_t *m = u->queue + at + 4;
+		int sender = -1;
+		if (to && u->senders) {     /* (a temporary sender) the message's own sender's name */
+			uint32_t sl;
+			memcpy(&sl, u->senders + spos, 4);
+			if (sl)
+				sender = named_sender(u->x.type, u->senders + spos + 4, sl);
+			spos += 4 + (uint64_t)sl;
+		}
 		while (have_files && ei < uf.x.count && !err) {
 			uint64_t p = epos;
 			entry_at(&uf, &p, &pe);
@@ -313,7 +365,7 @@ static int refill(struct rst_fds *s, int from, const struct unix_rec *u, const s
 				cm->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
 				memcpy(CMSG_DATA(cm), fds, (size_t)nfds * sizeof(int));
 			}
-			ssize_t n = sendmsg(from, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+			ssize_t n = sendmsg(sender >= 0 ? sender : from, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
 			if (n < 0) {
 				err = rst_fds_fail(s, -errno, "putting message %u (%u bytes%s) back in the queue", i, l,
 						   nfds ? ", with its files" : "");
@@ -326,6 +378,8 @@ static int refill(struct rst_fds *s, int from, const struct unix_rec *u, const s
 		for (int k = 0; k < nfds; k++)
 			if (!own[k])
 				close(fds[k]);
+		if (sender >= 0)
+			close(sender);
 		at += 4 + (uint64_t)l;
 	}
 	if (!err && have_files && ei < uf.x.count)

@@ -10,7 +10,8 @@
  *   (clone3 with set_tid needs CAP_SYS_ADMIN).
  * restore_finish: rlimits, then per thread the recorded registers (syscall restart applied the
  *   way the kernel would have), xstate, signal mask; the trampoline is unmapped by the main
- *   thread's very last remote call; detach everyone; re-queue pending signals.
+ *   thread's very last remote call; detach everyone; re-queue pending signals (with their
+ *   siginfo from SIGQUEUE, signals.c, before the registers; the masks' rest after the detach).
  */
 #include <errno.h>
 #include <linux/sched.h>
@@ -219,6 +220,8 @@ int restore_finish(struct restore_args *a)
 	/* the child asked for SIGKILL on our death until now (fork.c); now the recorded signal
 	 * (none with --detach: we go first) */
 	rst_rsys(a, m, SYS_prctl, PR_SET_PDEATHSIG, rst_main_pdeathsig(a), 0, 0, 0, 0);
+	if ((err = restore_sigqueue(a)))   /* (signals.c) with their siginfo, still blocked */
+		return err;
 	for (size_t i = 1; i < a->nthreads; i++)
 		if ((err = set_thread_regs(a, &a->threads[i])))
 			return err;
@@ -245,11 +248,13 @@ void restore_release(struct restore_args *a)
 	for (int sig = 1; sig <= 64; sig++) {
 		if (sig == SIGKILL)
 			continue;
-		if (img->sigf.shared_pending & (1ull << (sig - 1)))
+		if ((img->sigf.shared_pending & (1ull << (sig - 1))) && !rst_sigqueue_has(img, 0, sig))
 			kill(a->pid, sig);
-		for (size_t i = 0; i < a->nthreads; i++)
-			if (img->threads[a->threads[i].img_idx].f.pending & (1ull << (sig - 1)))
+		for (size_t i = 0; i < a->nthreads; i++) {
+			const struct img_thread *t = &img->threads[a->threads[i].img_idx];
+			if ((t->f.pending & (1ull << (sig - 1))) && !rst_sigqueue_has(img, t->f.tid, sig))
 				syscall(SYS_tgkill, a->pid, a->threads[i].tid, sig);
+		}
 	}
 	if (img->proc.f.flags & CKIMG_PROCESS_STOPPED)
 		kill(a->pid, SIGSTOP);

@@ -156,7 +156,8 @@ static int keys_agree(struct img *img, uint32_t seq, uint32_t key32, uint64_t ke
 static int unkeyed_type(uint16_t t)
 {
 	return (t >= CKIMG_REC_PROCESS && t <= CKIMG_REC_SIGACTIONS) || t == CKIMG_REC_TIMERS ||
-	       t == CKIMG_REC_PROCESS_STATE || t == CKIMG_REC_SECCOMP || t == CKIMG_REC_PARENT;
+	       t == CKIMG_REC_PROCESS_STATE || t == CKIMG_REC_SECCOMP || t == CKIMG_REC_PARENT ||
+	       t == CKIMG_REC_SIGQUEUE;
 }
 
 static int page_stored(const struct img *img, int area_idx, uint64_t page)
