@@ -2,35 +2,44 @@
 /**
  * CRIU reader benchmark: a process with N MiB (default 1024) of touched heap is dumped by CRIU
  * (`criu dump --leave-running`), and the dump is packed into a Podman-layout `.tar`
- * (checkpoint/ + config.dump + spec.dump). Then, whole-process wall time, median of >= 5
- * alternating rounds after a warm-up:
+ * (checkpoint/ + config.dump + spec.dump, entry names as Podman writes them). Then whole-process
+ * wall and CPU (user + sys) time, medians of >= 5 alternated rounds after a warm-up round:
  *   ckimg inspect DIR / ckimg inspect ARCHIVE.tar   (process, threads, map, files, tree, sockets)
- *   crit x DIR ps + crit x DIR mems + crit x DIR fds (CRIU's own tool, the nearest equivalent),
- *   crit show pagemap-PID.img
- *   ckimg mem --search NEEDLE DIR / .tar             (checkpointctl memparse --search)
+ *   crit x DIR ps + crit x DIR mems + crit x DIR fds (CRIU's own tool: the nearest equivalent of
+ *                                                     inspect; three processes, summed)
+ *   crit show pagemap-PID.img                        (one file decoded, for scale)
+ *   checkpointctl inspect --ps-tree --files --sockets ARCHIVE.tar   (archives only)
+ *   ckimg mem --search NEEDLE DIR / .tar             vs checkpointctl memparse --pid PID --search
  *   grep -c NEEDLE pages-*.img                       (a floor: a plain byte scan of the file)
+ * and the ratios of ckimg to each peer and to the faster peer (the goal: <= 0.5x of it, CPU).
+ * Before timing, every search must find the needle once (a peer that finds nothing is reported
+ * and left out of the ratios: it did not do the work).
  * crit runs from CRIU's source tree with its protobuf modules generated into a temp dir (needs
- * protoc and python3-protobuf); checkpointctl is not built here (Go module, no Go toolchain).
+ * protoc and python3-protobuf). checkpointctl is $CHECKPOINTCTL or
+ * /work/tools/checkpointctl/checkpointctl (a Go program, built outside this repository: see the
+ * README's benchmark table for the version and how); without it its rows are left out.
  * CRIU is $CRIU or /work/tools/criu/criu/criu; without it (or root) the bench says so and exits 0.
  * Options: --mb N, --rounds N.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { fmt, median, table, timeCommand as timeWall } from "./_util.mjs";
 
 /**
- * Wall time plus CPU time (user + sys, from GNU time): on a shared 2-core VM the wall time
- * mostly measures the other jobs; CPU time is what the tool itself spent.
+ * Wall time plus CPU time (user + sys, from GNU time) of one run: on a shared 2-core VM the
+ * wall time mostly measures the other jobs; CPU time is what the tool itself spent.
  */
 function timeCommand(cmd, argv, opts = {}) {
+  if (!existsSync("/usr/bin/time")) return { ...timeWall(cmd, argv, opts), cpu: NaN };
+  const t0 = process.hrtime.bigint();
   const r = spawnSync("/usr/bin/time", ["-f", "__T__%U %S %M", cmd, ...argv], { encoding: "buffer", maxBuffer: 1 << 30, ...opts });
-  const m = /__T__([\d.]+) ([\d.]+) (\d+)/.exec(r.stderr?.toString() ?? "");
-  if (!m) return { ...timeWall(cmd, argv, opts), cpu: NaN };
-  const wall = timeWall(cmd, argv, opts);
-  return { ...wall, cpu: Number(m[1]) + Number(m[2]), maxRssKiB: Number(m[3]) };
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const stderr = r.stderr?.toString() ?? "";
+  const m = /__T__([\d.]+) ([\d.]+) (\d+)/.exec(stderr);
+  return { seconds, status: r.status, stdout: r.stdout, stderr: stderr.replace(/__T__.*\n?/, ""), cpu: m ? Number(m[1]) + Number(m[2]) : NaN, maxRssKiB: m ? Number(m[3]) : undefined };
 }
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -43,6 +52,7 @@ const MB = Number(opt("mb", process.env.CKIMG_BENCH_MB ?? "1024"));
 const ROUNDS = Math.max(5, Number(opt("rounds", "5")));
 const CRIU = [process.env.CRIU, "/work/tools/criu/criu/criu"].find((p) => p && existsSync(p));
 const CRIU_SRC = process.env.CRIU_SRC ?? (CRIU ? resolve(dirname(CRIU), "..") : undefined);
+const CHECKPOINTCTL = [process.env.CHECKPOINTCTL, "/work/tools/checkpointctl/checkpointctl"].find((p) => p && existsSync(p));
 const CKIMG = join(REPO, "bin/ckimg");
 const NEEDLE = "CKIMG-BENCH-NEEDLE-7f3a";
 
@@ -97,7 +107,8 @@ try {
   writeFileSync(join(arc, "config.dump"), JSON.stringify({ id: "bench", name: "bench", rootfsImageName: "bench:latest", runtime: "crun", createdTime: new Date().toISOString() }));
   writeFileSync(join(arc, "spec.dump"), JSON.stringify({ annotations: { "io.container.manager": "libpod" } }));
   const tar = join(tmp, "bench.tar");
-  if (spawnSync("tar", ["-C", arc, "-cf", tar, "."]).status !== 0) throw new Error("tar failed");
+  // Entry names `checkpoint/…`, `config.dump` (no `./`), as Podman's export writes them.
+  if (spawnSync("tar", ["-C", arc, "-cf", tar, "checkpoint", "config.dump", "spec.dump"]).status !== 0) throw new Error("tar failed");
   rmSync(arc, { recursive: true });
   const pagesFile = readdirSync(dir).find((f) => f.startsWith("pages-"));
   const pagemap = readdirSync(dir).find((f) => f.startsWith("pagemap-"));
@@ -119,13 +130,38 @@ try {
     if (ok && spawnSync("/usr/bin/python3", ["-m", "crit", "x", dir, "ps"], { env }).status === 0) critEnv = env;
   }
 
+  // Every search must find the needle once before it is timed.
+  const found = (out) => (out?.toString().match(new RegExp(NEEDLE, "g")) ?? []).length;
+  const searches = {
+    "ckimg mem --search DIR": [CKIMG, ["mem", "--search", NEEDLE, dir]],
+    "ckimg mem --search .tar": [CKIMG, ["mem", "--search", NEEDLE, tar]],
+  };
+  let ctlVersion, ctlSearchOk = false;
+  if (CHECKPOINTCTL) {
+    // v1.3.0 has no version command: the file name says which build it is
+    ctlVersion = basename(realpathSync(CHECKPOINTCTL));
+    searches["checkpointctl memparse --search .tar"] = [CHECKPOINTCTL, ["memparse", "--pid", String(target.pid), "--search", NEEDLE, tar]];
+  }
+  const missed = [];
+  for (const [name, [cmd, argv]] of Object.entries(searches)) {
+    const r = spawnSync(cmd, argv, { maxBuffer: 1 << 26 });
+    const n = found(r.stdout);
+    if (n < 1) missed.push(`${name}: exit ${r.status}, needle not found (${(r.stdout?.toString() + r.stderr?.toString()).trim().split("\n").pop()})`);
+    else if (name.startsWith("checkpointctl")) ctlSearchOk = true;
+  }
+  if (missed.some((m) => m.startsWith("ckimg"))) throw new Error(missed.join("\n"));
+
   const jobs = {
     "ckimg inspect DIR": () => timeCommand(CKIMG, ["inspect", dir]),
     "ckimg inspect .tar": () => timeCommand(CKIMG, ["inspect", tar]),
-    "ckimg mem --search DIR": () => timeCommand(CKIMG, ["mem", "--search", NEEDLE, dir]),
-    "ckimg mem --search .tar": () => timeCommand(CKIMG, ["mem", "--search", NEEDLE, tar]),
+    "ckimg mem --search DIR": () => timeCommand(...searches["ckimg mem --search DIR"]),
+    "ckimg mem --search .tar": () => timeCommand(...searches["ckimg mem --search .tar"]),
     "grep -c (byte scan floor)": () => timeCommand("grep", ["-c", "-a", NEEDLE, join(dir, pagesFile)]),
   };
+  if (CHECKPOINTCTL) {
+    jobs["checkpointctl inspect .tar"] = () => timeCommand(CHECKPOINTCTL, ["inspect", "--ps-tree", "--files", "--sockets", tar]);
+    if (ctlSearchOk) jobs["checkpointctl memparse --search .tar"] = () => timeCommand(...searches["checkpointctl memparse --search .tar"]);
+  }
   if (critEnv) {
     jobs["crit x ps+mems+fds"] = () => {
       const a = timeCommand("/usr/bin/python3", ["-m", "crit", "x", dir, "ps"], { env: critEnv });
@@ -151,17 +187,42 @@ try {
   }
   const med = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
   const cpu = Object.fromEntries(Object.entries(cpus).map(([k, v]) => [k, median(v)]));
-  console.log(`CRIU dump of ${MB} MiB (${readdirSync(dir).length} files, criu dump took ${fmt.s(dump.seconds)}); ${ROUNDS} rounds, medians`);
-  const ref = critEnv ? med["crit x ps+mems+fds"] : undefined;
-  const refCpu = critEnv ? cpu["crit x ps+mems+fds"] : undefined;
-  table(["job", "wall (median)", "cpu user+sys", "peak RSS", "wall vs crit", "cpu vs crit"], Object.keys(jobs).map((k) => [
-    k, fmt.s(med[k]), fmt.s(cpu[k]), fmt.mib(rss[k]),
-    ref && k.startsWith("ckimg inspect") ? fmt.x(med[k] / ref) : "-", refCpu && k.startsWith("ckimg inspect") ? fmt.x(cpu[k] / refCpu) : "-",
-  ]));
+  console.log(`CRIU dump of ${MB} MiB (${readdirSync(dir).length} files, criu dump took ${fmt.s(dump.seconds)}); ${ROUNDS} alternated rounds after a warm-up, medians`);
+  // Peers of each ckimg job: what does the same job, first those that read the same input (crit
+  // reads directories only, checkpointctl archives only), then the other. The goal is checked
+  // both against the faster peer of all (strict: whatever the input it needs) and against the
+  // faster one that reads this input.
+  const crit = critEnv ? "crit x ps+mems+fds" : undefined;
+  const ctlInspect = jobs["checkpointctl inspect .tar"] ? "checkpointctl inspect .tar" : undefined;
+  const ctlSearch = jobs["checkpointctl memparse --search .tar"] ? "checkpointctl memparse --search .tar" : undefined;
+  const peers = {
+    "ckimg inspect DIR": { same: [crit], other: [ctlInspect] },
+    "ckimg inspect .tar": { same: [ctlInspect], other: [crit] },
+    "ckimg mem --search DIR": { same: [], other: [ctlSearch] },
+    "ckimg mem --search .tar": { same: [ctlSearch], other: [] },
+  };
+  table(["job", "wall (median)", "cpu user+sys", "peak RSS"], Object.keys(jobs).map((k) => [k, fmt.s(med[k]), fmt.s(cpu[k]), fmt.mib(rss[k])]));
+  console.log("");
+  const rows = [];
+  const goal = (k, ps, what) => {
+    if (!ps.length) return;
+    const fastest = ps.reduce((a, b) => (cpu[a] <= cpu[b] ? a : b));
+    const r = cpu[k] / cpu[fastest];
+    rows.push([k, `${what}: ${fastest}`, fmt.x(med[k] / med[fastest]), `${fmt.x(r)} (goal <= 0.5x ${r <= 0.5 ? "met" : "NOT met"})`]);
+  };
+  for (const [k, { same, other }] of Object.entries(peers)) {
+    const s2 = same.filter(Boolean), o2 = other.filter(Boolean);
+    for (const p of [...s2, ...o2]) rows.push([k, `${p}${o2.includes(p) ? " (other input)" : ""}`, fmt.x(med[k] / med[p]), fmt.x(cpu[k] / cpu[p])]);
+    goal(k, [...s2, ...o2], "faster peer");
+    if (s2.length && o2.length) goal(k, s2, "faster peer on this input");
+  }
+  table(["ckimg job", "vs", "wall ratio", "cpu ratio"], rows);
   console.log(`mem --search over ${MB} MiB: ${(MB / med["ckimg mem --search DIR"]).toFixed(0)} MiB/s wall, ${(MB / cpu["ckimg mem --search DIR"]).toFixed(0)} MiB/s of CPU (dir); ${(MB / med["ckimg mem --search .tar"]).toFixed(0)} / ${(MB / cpu["ckimg mem --search .tar"]).toFixed(0)} (.tar); grep floor ${(MB / med["grep -c (byte scan floor)"]).toFixed(0)} / ${(MB / cpu["grep -c (byte scan floor)"]).toFixed(0)}`);
   console.log(`load average during the run: ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")} (2 cores)`);
   if (!critEnv) console.log("crit: not runnable here (needs CRIU's source tree, protoc and python3-protobuf)");
-  console.log("checkpointctl: not measured — a Go module; this machine has no Go toolchain (Debian 12's golang-go is 1.19)");
+  if (!CHECKPOINTCTL) console.log("checkpointctl: not found (set CHECKPOINTCTL=path); its rows are left out");
+  else console.log(`checkpointctl: ${CHECKPOINTCTL} (${ctlVersion})`);
+  for (const m of missed) console.log(`left out of the ratios: ${m}`);
 } finally {
   if (target?.pid) {
     try {

@@ -57,6 +57,11 @@ async function buildStartupSnapshot() {
     platform: "node",
     target: "node20",
     define: { "import.meta.url": JSON.stringify(pathToFileURL(join(bin, "main.js")).href) },
+    // The blob holds every function's source: without the whitespace it is 1.3 MB smaller
+    // (9.6 → 8.3 MB), and reading and deserialising it is most of a short verb's CPU
+    // (`inspect` of a 1 GiB CRIU dump: ~0.44 → ~0.37 s median at load 6 on 2 cores).
+    // Names stay (stack traces still say which function).
+    minifyWhitespace: true,
     logLevel: "warning",
   });
   const r = spawnSync(process.execPath, ["--snapshot-blob", blob, "--build-snapshot", join(bin, "snapshot.cjs"), join(repo, "corpus")], { encoding: "utf8" });

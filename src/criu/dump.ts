@@ -70,8 +70,8 @@ export interface CriuDump {
   /** files.img (and pre-3.x per-kind files) by id */
   files: Map<number, file_entry>;
   stats: dump_stats_entry | undefined;
-  /** every file of the dump with the magic it declares (for inspect and verify) */
-  images: { name: string; size: number; magic: number | undefined }[];
+  /** every file of the dump (for inspect and verify) */
+  images: { name: string; size: number }[];
 }
 
 /** Is this a CRIU dump? (an inventory.img whose magic is right) */
@@ -116,19 +116,9 @@ export async function readCriuDump(source: DumpSource): Promise<CriuDump> {
     processes.push({ pid: p.pid, ppid: p.ppid, pgid: p.pgid, sid: p.sid, threads, cores, core, mm, pagemap, ids, fs, fds, state });
   }
   const stats = await optional(source, "stats-dump", (b, f) => decodeSingleEntry(b, f, MAGIC.stats, stats_entrySchema).dump);
-  const images = [];
-  for (const name of source.names().sort()) {
-    const size = source.size(name)!;
-    let magic: number | undefined;
-    if (name.endsWith(".img") && !name.startsWith("pages-") && size >= 4) {
-      try {
-        magic = readImageMagic(await source.readAt(name, 0, Math.min(8, size)), name).magic;
-      } catch {
-        magic = undefined;
-      }
-    }
-    images.push({ name, size, magic });
-  }
+  // Names and sizes only: the magic of each file is checked where a file is decoded (and by
+  // verify), not by opening every file here (inspect would pay an open and a read per file).
+  const images = source.names().sort().map((name) => ({ name, size: source.size(name)! }));
   return { source, inventory, processes, files, stats, images };
 }
 

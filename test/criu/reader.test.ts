@@ -5,7 +5,7 @@
  */
 import { beforeAll, describe, expect, test } from "vitest";
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { openImage, imageKind } from "../../src/open.js";
@@ -126,6 +126,42 @@ describe("CRIU dump as an image", () => {
         await img.close();
       }
     }
+  });
+
+  test("a plain .tar whose big entries come first: their data is skipped unread, the entries after them are found at their offsets", async () => {
+    const dir = tempDir("ckimg-criu-bigtar-");
+    const tree = join(dir, "tree");
+    expect(spawnSync("mkdir", ["-p", tree]).status).toBe(0);
+    expect(spawnSync("tar", ["-xzf", TGZ, "-C", tree]).status).toBe(0);
+    // 2.5 zero pieces and an odd tail (tar pads it to 512), then the same again under checkpoint/:
+    // CRIU's images come after both.
+    const big = Buffer.alloc(20 * 1024 * 1024 + 1001, 0xa5);
+    writeFileSync(join(tree, "aa-big.bin"), big);
+    expect(spawnSync("mkdir", ["-p", join(tree, "aa")]).status).toBe(0);
+    writeFileSync(join(tree, "aa", "pages-big.bin"), big.subarray(0, 9 * 1024 * 1024 + 7));
+    const arc = join(dir, "big-first.tar");
+    const names = readdirSync(tree).filter((n) => n !== "aa-big.bin" && n !== "aa").sort();
+    expect(spawnSync("tar", ["-C", tree, "-cf", arc, "aa-big.bin", "aa", ...names]).status).toBe(0);
+    const d = await openImage(DIR);
+    const want = { areas: d.areas, argv: d.argv, search: (await searchMemory(d, { needle: Buffer.from("CKIMG-CRIU-MARKER") })).matches.map((m) => m.address) };
+    await d.close();
+    const img = (await openImage(arc)) as CriuImage;
+    try {
+      expect(img.container).toMatchObject({ engine: "Podman", name: "quiet-fixture" });
+      expect(img.areas).toEqual(want.areas);
+      expect(img.argv).toEqual(want.argv);
+      expect((await searchMemory(img, { needle: Buffer.from("CKIMG-CRIU-MARKER") })).matches.map((m) => m.address)).toEqual(want.search);
+    } finally {
+      await img.close();
+    }
+    // The skipped entry is still indexed where its bytes are.
+    const { CheckpointArchive } = await import("../../src/criu/archive.js");
+    const a = await CheckpointArchive.open(arc);
+    const e = a.entries.get("aa-big.bin")!;
+    expect(e.size).toBe(big.length);
+    expect(Buffer.from(await a.readEntry("aa-big.bin", e.size - 5, 5))).toEqual(big.subarray(big.length - 5));
+    expect(a.entries.get("aa/pages-big.bin")!.size).toBe(9 * 1024 * 1024 + 7);
+    await a.close();
   });
 });
 
