@@ -90,8 +90,8 @@ static void ignore_job_signals(void)
 		signal(sigs[i], SIG_IGN);
 }
 
-/* What a fresh program expects: default dispositions, nothing blocked. */
-static void reset_signals(void)
+/* What a fresh program expects: default dispositions (and, with unblock, nothing blocked). */
+static void reset_signals(int unblock)
 {
 	sigset_t none;
 
@@ -99,20 +99,32 @@ static void reset_signals(void)
 		if (s != SIGKILL && s != SIGSTOP)
 			signal(s, SIG_DFL);
 	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (unblock)
+		sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-/* launch: the child stops itself, is seized, then execs — nothing of the program runs untraced. */
+/*
+ * launch: the child stops itself, is seized, then execs — nothing of the program runs untraced.
+ * Until it is traced it blocks every signal: one sent to the job meanwhile (a scheduler's
+ * SIGTERM to every process, right after the start) stays pending, and once the child unblocks
+ * it stops for the guard like any later one, instead of killing the child untraced.
+ */
 static int start_launch(char **argv)
 {
+	sigset_t all, none;
 	int st;
-	pid_t pid = fork();
+	pid_t pid;
 
+	sigfillset(&all);
+	sigemptyset(&none);
+	pid = fork();
 	if (pid < 0)
 		return -errno;
 	if (pid == 0) {
-		reset_signals();
+		sigprocmask(SIG_SETMASK, &all, NULL);
+		reset_signals(0);
 		raise(SIGSTOP);
+		sigprocmask(SIG_SETMASK, &none, NULL);   /* traced now */
 		execvp(argv[0], argv);
 		fprintf(stderr, "ckimg run: %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
@@ -129,7 +141,7 @@ static int start_launch(char **argv)
 /* restore: ckimg-restore --detach rebuilds the process and exits; as subreaper we inherit it. */
 static int start_restore(char **argv)
 {
-	int pfd[2], st, n = 0;
+	int pfd[2], st, n = 0, seized = -1;
 	char buf[32], fdarg[16], **av;
 	pid_t rpid, pid;
 	size_t argc = 0;
@@ -150,13 +162,16 @@ static int start_restore(char **argv)
 	if (rpid < 0)
 		return -errno;
 	if (rpid == 0) {
-		reset_signals();
+		reset_signals(1);
 		fcntl(pfd[1], F_SETFD, 0);
 		execv(av[0], av);
 		fprintf(stderr, "ckimg run: %s: %s\n", av[0], strerror(errno));
 		_exit(127);
 	}
 	close(pfd[1]);
+	/* The restorer writes the PID once the job runs, detached: seize it on that line, not
+	 * after the restorer has exited — the job runs untraced (a signal to it is not held)
+	 * from the restorer's detach to this seize, and that window stays as short as we can. */
 	for (;;) {
 		ssize_t r = read(pfd[0], buf + n, sizeof(buf) - 1 - n);
 		if (r < 0 && errno == EINTR)
@@ -164,17 +179,23 @@ static int start_restore(char **argv)
 		if (r <= 0)
 			break;
 		n += r;
+		buf[n] = 0;
+		if (strchr(buf, '\n'))
+			break;
 	}
 	close(pfd[0]);
 	buf[n] = 0;
+	pid = strchr(buf, '\n') ? atoi(buf) : 0;
+	if (pid > 0) {
+		g.main_pid = pid;
+		seized = guard_seize_job(&g);
+	}
 	while (waitpid(rpid, &st, 0) < 0 && errno == EINTR)
 		;
-	pid = atoi(buf);
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || pid <= 0)
 		return -ECANCELED;
-	g.main_pid = pid;
-	if (guard_seize_job(&g) < 0)
-		return -errno;
+	if (seized < 0 && guard_seize_job(&g) < 0)
+		return -ESRCH;
 	return 0;
 }
 
