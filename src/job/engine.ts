@@ -12,8 +12,9 @@
  * itself (someone signalled only the program) is delivered after a short grace period.
  *
  * Checkpoints are taken one at a time: the guard lets go of the job, the capturer writes the
- * image (incremental on the previous one when the capturer can), the image is verified, then
- * committed to the run directory (./run-dir.ts). The engine reports through `onEvent` and
+ * image (incremental on the previous one when the capturer can) — the guard traces the job
+ * again as soon as the capturer has let it go, while the image is still being written — the
+ * image is verified, then committed to the run directory (./run-dir.ts). The engine reports through `onEvent` and
  * never prints or exits; `runJob` resolves with the status ckimg run should exit with.
  */
 import { execFile, execFileSync } from "node:child_process";
@@ -24,7 +25,7 @@ import { resolve as resolvePath } from "node:path";
 import { captureBinary, runCapture, type CaptureCodec, type CaptureSummary } from "../cli/capture.js";
 import { restoreBinary } from "../cli/restore.js";
 import { verifyImage } from "../format/verify.js";
-import { JobGuard, type JobEnd } from "./guard.js";
+import { JobGuard, guardBinary, type JobEnd } from "./guard.js";
 import { COME_BACK_STATUS, DEFAULT_ACTIONS, signalNumber, type SignalAction } from "./options.js";
 import { RunDir, checkpointFileName, type CheckpointEntry, type PruneResult } from "./run-dir.js";
 
@@ -133,10 +134,25 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
   const recentOwn = new Map<number, number>();
   const pendingHeld = new Set<{ signal: number; pid: number; timer: NodeJS.Timeout }>();
   let guard: JobGuard | undefined;
+  // Set as soon as ckimg run decides to checkpoint and end the job (before that checkpoint
+  // starts: a periodic one may be under way): a held signal is never delivered after that.
+  let leaving = false;
   const onHeld = (signal: number, pid: number) => {
-    const own = recentOwn.get(signal);
-    if (own !== undefined && Date.now() - own < HELD_GRACE_MS) return;   // the broadcast ckimg run acts on
-    const entry = { signal, pid, timer: setTimeout(() => { pendingHeld.delete(entry); guard?.deliver(signal, pid); }, HELD_GRACE_MS) };
+    const heldAt = Date.now();
+    const ownAround = () => {
+      const own = recentOwn.get(signal);
+      return own !== undefined && Math.abs(own - heldAt) < HELD_GRACE_MS;
+    };
+    if (ownAround() || leaving) return;   // the broadcast ckimg run acts on
+    // Ours may come later than the program's (a scheduler signals the deepest processes first;
+    // under load the guard's line and our own signal are read in any order): decide after the
+    // grace, and only if ckimg run did not get the same signal around the same time.
+    const entry = {
+      signal, pid, timer: setTimeout(() => {
+        pendingHeld.delete(entry);
+        if (!ownAround() && !leaving) guard?.deliver(signal, pid);
+      }, HELD_GRACE_MS),
+    };
     pendingHeld.add(entry);
   };
 
@@ -225,15 +241,19 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
     // Incremental on the previous image only while the job is one process: with --parent the
     // capturer takes the process alone, and a job's workers must be in every image.
     let parent = feats.parent && parentFile && !(o.fullImages ?? false) && !hasChildren(pid) ? parentFile : null;
-    await g.release();
     if (mode === "kill") killing = true;
     let summary: CaptureSummary;
     const started = performance.now();
     try {
-      const capture = (p: string | null) => runCapture({
+      // (released before each attempt: the guard may have taken the job back after a failed one)
+      const capture = async (p: string | null) => (await g.release(), runCapture({
         pid, output: path, compress: o.compress ?? "lz4", kill: mode === "kill", ownSignals: true,
+        // a scheduler signals every process of the job, the capturer too: it must not abort
+        launcher: [guardBinary(), "shield", "--"],
         parent: p ? dir.imagePath(p) : undefined,
-      });
+        // a copy-on-write capture lets the job go after its freeze: guarded again from then on
+        onSpawn: mode === "kill" ? undefined : (capturer) => g.watch(capturer),
+      }));
       try {
         summary = await capture(parent);
       } catch (err) {
@@ -294,9 +314,10 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
   };
 
   const act = async (signal: NodeJS.Signals, action: SignalAction) => {
-    if (ended || killing) return;
+    if (ended || killing || leaving) return;
     emit({ kind: "signal", signal, action });
     const exitAfter = o.checkpointExitCode !== undefined;
+    if (action === "checkpoint-exit" || action === "checkpoint-requeue" || (exitAfter && action !== "forward" && action !== "ignore")) leaving = true;
     switch (action) {
       case "forward":
         g.deliver(signalNumber(signal), pid);

@@ -1,6 +1,7 @@
 /*
  * ckimg-guard [--hold SIG,SIG,…] launch -- PROGRAM ARGS…
  * ckimg-guard [--hold SIG,SIG,…] restore -- RESTORER IMG ARGS…
+ * ckimg-guard shield -- PROGRAM ARGS…   (PROGRAM with the job-wide signals blocked; see shield())
  *
  * The job's keeper under `ckimg run`. It starts the job (or has ckimg-restore rebuild it, then
  * adopts it as child subreaper) and stays its ptrace tracer, so that a signal meant to end the
@@ -16,6 +17,8 @@
  * Commands (run → guard):
  *   release              detach from every job thread (a capture is about to seize them)
  *   attach               trace the job again after a capture that let it run on
+ *   watch CAPPID         (after release) capturer CAPPID will seize the job and let it run on:
+ *                        trace the job again as soon as it has (no answer; attach follows)
  *   deliver SIG PID      send SIG to PID, letting it through once
  *   kill                 SIGKILL the job
  * Signals not in --hold pass through untouched; group-stops are kept (PTRACE_LISTEN).
@@ -88,6 +91,25 @@ static void ignore_job_signals(void)
 	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGTSTP, SIGTTIN, SIGTTOU, SIGPIPE, SIGALRM, SIGXCPU };
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		signal(sigs[i], SIG_IGN);
+}
+
+/*
+ * shield -- PROGRAM ARGS…: run PROGRAM (ckimg run's capturer) with the signals a scheduler or a
+ * terminal sends to every process of the job blocked — pending, never acted on — so that a
+ * SIGTERM to everyone does not abort the checkpoint it is taking; ckimg run acts on its own.
+ */
+static int shield(char **argv)
+{
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGTSTP, SIGTTIN, SIGTTOU, SIGALRM, SIGXCPU };
+	sigset_t set;
+
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaddset(&set, sigs[i]);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	execv(argv[0], argv);
+	fprintf(stderr, "ckimg-guard: %s: %s\n", argv[0], strerror(errno));
+	return 127;
 }
 
 /* What a fresh program expects: default dispositions (and, with unblock, nothing blocked). */
@@ -207,8 +229,12 @@ static int handle_command(char *line)
 		guard_release(&g);
 		guard_event("released");
 	} else if (!strcmp(line, "attach")) {
+		g.watch = 0;
 		guard_seize_job(&g);
 		guard_event("attached");
+	} else if (sscanf(line, "watch %d", &pid) == 1 && pid > 0) {
+		g.watch = pid;
+		g.watch_seen = 0;
 	} else if (sscanf(line, "deliver %d %d", &sig, &pid) == 2 && sig > 0 && sig < NSIG) {
 		guard_deliver(&g, pid, sig);
 	} else if (!strcmp(line, "kill")) {
@@ -227,6 +253,8 @@ int main(int argc, char **argv)
 	int i = 1, err, sfd;
 	const char *mode;
 
+	if (argc > 3 && !strcmp(argv[1], "shield") && !strcmp(argv[2], "--"))
+		return shield(argv + 3);
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (!strcmp(argv[i], "--hold") && i + 1 < argc) {
 			if (parse_hold(argv[++i]))
@@ -263,7 +291,8 @@ int main(int argc, char **argv)
 		struct pollfd p[2] = { { CTL_FD, POLLIN, 0 }, { sfd, POLLIN, 0 } };
 		if (guard_reap(&g))
 			break;
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
+		/* watching a capture: look at the job's tracer every 2 ms */
+		if (poll(p, 2, guard_watch_step(&g) ? 2 : -1) < 0 && errno != EINTR)
 			break;
 		if (p[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
