@@ -17,11 +17,12 @@
  * image is verified, then committed to the run directory (./run-dir.ts). The engine reports through `onEvent` and
  * never prints or exits; `runJob` resolves with the status ckimg run should exit with.
  */
-import { execFile, execFileSync } from "node:child_process";
+import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { unlink } from "node:fs/promises";
-import { constants } from "node:os";
+import { constants, setPriority } from "node:os";
 import { resolve as resolvePath } from "node:path";
+import { fileURLToPath } from "node:url";
 import { captureBinary, runCapture, type CaptureCodec, type CaptureSummary } from "../cli/capture.js";
 import { restoreBinary } from "../cli/restore.js";
 import { verifyImage } from "../format/verify.js";
@@ -45,6 +46,12 @@ export interface JobOptions {
   /** Keep DIR when the job completes successfully (default: remove it). */
   keepOnSuccess?: boolean;
   compress?: CaptureCodec;
+  /**
+   * Nice value of the capturer once it has let the job go (the copy phase of a copy-on-write
+   * capture: reading, hashing, compressing, writing), and of pruning's flatten: the job gets
+   * the CPU first (default DEFAULT_CAPTURE_NICE; 0: no change).
+   */
+  captureNice?: number;
   /** Full images only, never incremental (`--full`; benchmarks compare the two). */
   fullImages?: boolean;
   /** Where signals come from (default: this process). */
@@ -78,6 +85,16 @@ export interface JobOutcome {
 export interface SignalSource {
   on(signal: NodeJS.Signals, listener: () => void): void;
   off(signal: NodeJS.Signals, listener: () => void): void;
+}
+
+/** `captureNice` unless told: the checkpoint's work after the freeze yields to the job. */
+export const DEFAULT_CAPTURE_NICE = 10;
+
+/** A job killed by a held signal this soon after ckimg run got the same one: see killedByBroadcast. */
+const BROADCAST_WINDOW_MS = 10_000;
+
+function signalName(n: number): NodeJS.Signals | undefined {
+  return (Object.entries(constants.signals) as [NodeJS.Signals, number][]).find(([, v]) => v === n)?.[0];
 }
 
 /** A held signal that ckimg run did not receive itself within this time is delivered. */
@@ -217,6 +234,11 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
   dir.manifest.exitCode = null;
   await dir.save();
 
+  const nice = o.captureNice ?? DEFAULT_CAPTURE_NICE;
+  // Pruning's flatten runs in a child (at `nice`); once the job has ended it is stopped, and no
+  // new one starts: a completed job's directory goes, a failed one keeps its whole chain.
+  let flattening: ChildProcess | undefined;
+  const flattener = (input: string, output: string) => flattenInChild(input, output, nice, (c) => { flattening = c; });
   let treeWarned = false;
   let killing = false;
   let ended = false;
@@ -252,7 +274,7 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
         launcher: [guardBinary(), "shield", "--"],
         parent: p ? dir.imagePath(p) : undefined,
         // a copy-on-write capture lets the job go after its freeze: guarded again from then on
-        onSpawn: mode === "kill" ? undefined : (capturer) => g.watch(capturer),
+        onSpawn: mode === "kill" ? undefined : (capturer) => g.watch(capturer, o.captureNice ?? DEFAULT_CAPTURE_NICE),
       }));
       try {
         summary = await capture(parent);
@@ -289,7 +311,7 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
     parentFile = file;
     // the job is guarded again before the older images are flattened and removed
     if (mode !== "kill" && !ended) await g.attach();
-    const pruned = await dir.prune(keep, (text) => emit({ kind: "warning", text }));
+    const pruned = await dir.prune(keep, (text) => { if (!ended) emit({ kind: "warning", text }); }, ended ? null : flattener);
     emit({ kind: "checkpoint", entry, path, removed: pruned.removed, flattened: pruned.flattened });
     return true;
   };
@@ -389,10 +411,41 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
   };
   schedule();
 
+  /**
+   * The job was killed by a signal that ckimg run received too and acts on — a scheduler's
+   * broadcast that reached the program where the guard could not hold it (while ckimg-restore
+   * still had it: the restorer keeps every signal blocked until it lets the job go, and a
+   * pending one then fires before the guard has seized it). Its last good checkpoint is
+   * intact: the run comes back from there (nothing is lost but the moments since the restart).
+   */
+  const killedByBroadcast = (end: JobEnd): SignalAction | undefined => {
+    if (end.signal === undefined || !hold.includes(end.signal)) return undefined;
+    const own = recentOwn.get(end.signal);
+    if (own === undefined || Date.now() - own > BROADCAST_WINDOW_MS) return undefined;
+    const name = signalName(end.signal);
+    const action = name ? actions.get(name) : undefined;
+    return action === "forward" || action === "ignore" ? undefined : action;   // forwarded: meant to end it
+  };
+
   void g.ended.then(async (end) => {
     ended = true;
     if (timer) clearTimeout(timer);
+    flattening?.kill("SIGKILL");
     if (killing) return;    // ours: leave() finishes
+    const broadcast = killedByBroadcast(end);
+    if (leaving || broadcast) {
+      emit({ kind: "warning", text: `the job was killed by signal ${end.signal ?? "?"} before ckimg run could hold it for a checkpoint; it comes back from the last good one` });
+      if (leaving) return;  // act() goes on: no checkpoint, then leave()
+      leaving = true;
+      await chain;
+      const jobId = process.env.SLURM_JOB_ID;
+      if (broadcast === "checkpoint-requeue" && jobId) {
+        const r = await requeue(jobId);
+        emit({ kind: "requeue", jobId, ...r });
+        return leave(r.ok ? "requeued" : "checkpointed", false);
+      }
+      return leave("checkpointed", false);
+    }
     await chain;
     const code = describeEnd(end);
     const state = code === 0 ? "completed" : "failed";
@@ -421,6 +474,33 @@ function hasChildren(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+const FLATTEN_CHILD = new URL("./flatten-child.js", import.meta.url);
+
+/** Pruning's flatten in a child process at nice `nice` (./flatten-child.ts). */
+function flattenInChild(input: string, output: string, nice: number, started: (c: ChildProcess) => void): Promise<{ bytes: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [fileURLToPath(FLATTEN_CHILD), input, output, String(nice)], { stdio: ["ignore", "pipe", "pipe"] });
+    started(child);
+    if (child.pid !== undefined && nice > 0) {
+      try { setPriority(child.pid, nice); } catch { /* it lowers its own priority */ }
+    }
+    let out = "";
+    let err = "";
+    child.stdout.setEncoding("utf8").on("data", (t: string) => { out += t; });
+    child.stderr.setEncoding("utf8").on("data", (t: string) => { err += t; });
+    child.on("error", reject);
+    child.on("close", (code) => {
+      if (code === 0) {
+        try {
+          resolve(JSON.parse(out) as { bytes: number });
+          return;
+        } catch { /* below */ }
+      }
+      reject(new Error(err.trim().split("\n").pop() || `the flattening process exited with ${code}`));
+    });
+  });
 }
 
 function requeue(jobId: string): Promise<{ ok: boolean; detail: string }> {

@@ -25,6 +25,7 @@ struct guard {
 	int debug;              /* CKIMG_DEBUG=1: every wait status on stderr */
 	pid_t watch;            /* a capturer that will seize the job and let it go on: retrace after */
 	int watch_seen;         /* it has been seen tracing the job */
+	int watch_nice;         /* the capturer's nice value once it has let the job go (0: as is) */
 };
 
 void guard_event(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

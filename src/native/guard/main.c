@@ -17,8 +17,9 @@
  * Commands (run → guard):
  *   release              detach from every job thread (a capture is about to seize them)
  *   attach               trace the job again after a capture that let it run on
- *   watch CAPPID         (after release) capturer CAPPID will seize the job and let it run on:
- *                        trace the job again as soon as it has (no answer; attach follows)
+ *   watch CAPPID [NICE]  (after release) capturer CAPPID will seize the job and let it run on:
+ *                        trace the job again as soon as it has, and renice the capturer's
+ *                        threads to NICE for the rest of its work (no answer; attach follows)
  *   deliver SIG PID      send SIG to PID, letting it through once
  *   kill                 SIGKILL the job
  * Signals not in --hold pass through untouched; group-stops are kept (PTRACE_LISTEN).
@@ -232,9 +233,10 @@ static int handle_command(char *line)
 		g.watch = 0;
 		guard_seize_job(&g);
 		guard_event("attached");
-	} else if (sscanf(line, "watch %d", &pid) == 1 && pid > 0) {
+	} else if (sscanf(line, "watch %d %d", &pid, &sig) >= 1 && pid > 0) {
 		g.watch = pid;
 		g.watch_seen = 0;
+		g.watch_nice = sscanf(line, "watch %d %d", &pid, &sig) == 2 && sig > 0 && sig < 20 ? sig : 0;
 	} else if (sscanf(line, "deliver %d %d", &sig, &pid) == 2 && sig > 0 && sig < NSIG) {
 		guard_deliver(&g, pid, sig);
 	} else if (!strcmp(line, "kill")) {

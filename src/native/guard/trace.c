@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -283,6 +284,26 @@ void guard_deliver(struct guard *g, pid_t pid, int sig)
 	kill(pid, sig);
 }
 
+/*
+ * Every thread of pid to nice value `nice` (nice is per thread; threads it starts later inherit
+ * it from their creator). The capturer's work after the freeze — reading its twin, hashing,
+ * compressing, writing — then yields the CPU to the job it checkpoints.
+ */
+static void renice_threads(pid_t pid, int nice)
+{
+	char path[64];
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	if (!(d = opendir(path)))
+		return;
+	while ((e = readdir(d)))
+		if (atoi(e->d_name) > 0)
+			setpriority(PRIO_PROCESS, (id_t)atoi(e->d_name), nice);
+	closedir(d);
+}
+
 /* The job's main thread's tracer (TracerPid in /proc/PID/status), -1 when it cannot be read. */
 static pid_t tracer_of(pid_t pid)
 {
@@ -326,6 +347,8 @@ int guard_watch_step(struct guard *g)
 	if (tracer != 0)
 		return 1;
 	guard_seize_job(g);
+	if (g->watch_nice > 0)
+		renice_threads(g->watch, g->watch_nice);
 	g->watch = 0;
 	return 0;
 }
