@@ -8,7 +8,8 @@
 // captures write, and what pruning's flatten rewrites), and restart time (spawn of the second
 // `ckimg run` to the job running again).
 // Env: STEPS (default 3500000: ~35 s, 3 checkpoints, so --keep 2 prunes once), MEM_MIB (256),
-// EVERY (10s), ROUNDS (5), RESTARTS (5). DMTCP keeps one checkpoint file (overwritten each
+// EVERY (10s), ROUNDS (5), RESTARTS (5), MODES (a subset of guarded, full, incremental, incr-nice0,
+// dmtcp; default all). "guarded" is ckimg run without checkpoints: its fixed cost. DMTCP keeps one checkpoint file (overwritten each
 // time, gzip-compressed by default): its size stands for every checkpoint; no restart timing.
 import { spawn, spawnSync, execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
@@ -68,7 +69,22 @@ const modes = {
     const { s, r } = timed(process.execPath, [ckimg, "run", "--dir", join(dir, `incr-${i}`), "--every", EVERY, "--keep", "2", "--", exe, ...jobArgs]);
     return { s, out: r.stdout, cks: checkpoints(r.stderr), err: r.status !== 0 ? r.stderr : undefined };
   },
+  // the checkpoints' work after the freeze at the job's priority (the default lowers it)
+  "incr-nice0": (i) => {
+    const { s, r } = timed(process.execPath, [ckimg, "run", "--dir", join(dir, `incr0-${i}`), "--every", EVERY, "--keep", "2", "--capture-nice", "0", "--", exe, ...jobArgs]);
+    return { s, out: r.stdout, cks: checkpoints(r.stderr), err: r.status !== 0 ? r.stderr : undefined };
+  },
+  // ckimg run without checkpoints: its own cost (node start-up, guard, run directory)
+  guarded: (i) => {
+    const { s, r } = timed(process.execPath, [ckimg, "run", "--dir", join(dir, `guarded-${i}`), "--", exe, ...jobArgs]);
+    return { s, out: r.stdout, cks: [], err: r.status !== 0 ? r.stderr : undefined };
+  },
 };
+// MODES=bare,guarded,incremental: a subset (bare is always run: the others are measured against it)
+if (process.env.MODES) {
+  const want = new Set(["bare", ...process.env.MODES.split(",")]);
+  for (const k of Object.keys(modes)) if (!want.has(k)) delete modes[k];
+}
 if (haveDmtcp) {
   modes.dmtcp = (i) => {
     const ck = join(dir, `dmtcp-${i}`);

@@ -26,7 +26,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..");
 await build({
   absWorkingDir: repo,
-  entryPoints: { main: "dist/cli/main.js", "verify-worker": "dist/format/verify-worker.js" },
+  entryPoints: { main: "dist/cli/main.js", "verify-worker": "dist/format/verify-worker.js", "flatten-child": "dist/job/flatten-child.js" },
   outdir: "dist/bin",
   bundle: true,
   splitting: true,

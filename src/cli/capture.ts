@@ -46,6 +46,10 @@ export interface CaptureOptions {
   extraArgs?: string[];
   /** The caller handles SIGINT/SIGTERM itself: do not pass them on to the capturer. */
   ownSignals?: boolean;
+  /** Start the capturer through this program and its arguments (`ckimg run`: ckimg-guard shield --). */
+  launcher?: string[];
+  /** Called with the capturer's PID once it is started (`ckimg run`'s guard watches it). */
+  onSpawn?: (pid: number) => void;
 }
 
 /** What the native capturer reports on success (its JSON line, camel-cased). */
@@ -125,7 +129,10 @@ export function runCapture(opts: CaptureOptions): Promise<CaptureSummary> {
   return new Promise((resolve, reject) => {
     // stderr is piped, not inherited: the capturer's own tty progress stays off and its
     // failure line becomes ours.
-    const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const child = opts.launcher?.length
+      ? spawn(opts.launcher[0], [...opts.launcher.slice(1), bin, ...args], { stdio: ["ignore", "pipe", "pipe"] })
+      : spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+    if (child.pid !== undefined) opts.onSpawn?.(child.pid);
     let stdoutBuf = "";
     let stderrText = "";
     let summary: CaptureSummary | undefined;

@@ -6,7 +6,7 @@
  */
 import { EXIT_OK, UsageError, parseVerbArgs, toJson, type CliContext, type Verb } from "./common.js";
 import type { CaptureCodec } from "./capture.js";
-import { runJob, type JobEvent } from "../job/engine.js";
+import { DEFAULT_CAPTURE_NICE, runJob, type JobEvent } from "../job/engine.js";
 import { JobUsageError, parseDuration, parseSignalAction, type SignalAction } from "../job/options.js";
 import { runStatus, type RunStatus } from "../job/status.js";
 
@@ -61,7 +61,7 @@ export function statusText(s: RunStatus): string {
 export const RUN_VERB: Verb = {
   summary: "run a program as a checkpointed job (periodic, on signals, restarted from DIR)",
   usage: "[--dir DIR] [--every DURATION] [--keep N] [--on SIGNAL=ACTION]… [--checkpoint-exit-code N] " +
-    "[--keep-on-success] [--full] [--compress none|lz4|lzf|gzip] -- PROGRAM ARGS… | --status DIR [--json]",
+    "[--keep-on-success] [--full] [--compress none|lz4|lzf|gzip] [--capture-nice N] -- PROGRAM ARGS… | --status DIR [--json]",
   async run(args: string[], ctx: CliContext): Promise<number> {
     const dash = args.indexOf("--");
     const opts = dash >= 0 ? args.slice(0, dash) : args;
@@ -75,6 +75,7 @@ export const RUN_VERB: Verb = {
       "keep-on-success": { type: "boolean" },
       full: { type: "boolean" },
       compress: { type: "string" },
+      "capture-nice": { type: "string" },
       status: { type: "string" },
       json: { type: "boolean" },
     });
@@ -95,6 +96,8 @@ export const RUN_VERB: Verb = {
       }
       const compress = (values.compress as string | undefined) ?? "lz4";
       if (!CODECS.includes(compress)) throw new UsageError(`unknown codec '${compress}' (none, lz4, lzf, gzip)`);
+      const niceText = (values["capture-nice"] as string | undefined) ?? String(DEFAULT_CAPTURE_NICE);
+      if (!/^([0-9]|1[0-9])$/.test(niceText)) throw new UsageError(`--capture-nice wants 0-19, not '${niceText}'`);
       const actions = new Map<NodeJS.Signals, SignalAction>(((values.on as string[] | undefined) ?? []).map(parseSignalAction));
       const result = await runJob({
         dir: (values.dir as string | undefined) ?? "ckpt",
@@ -106,7 +109,8 @@ export const RUN_VERB: Verb = {
         keepOnSuccess: values["keep-on-success"] === true,
         fullImages: values.full === true,
         compress: compress as CaptureCodec,
-        onEvent: (e) => ctx.stderr(eventLine(e) + "\n"),
+        captureNice: Number(niceText),
+        onEvent: (e) => ctx.stderr((process.env.CKIMG_DEBUG ? new Date().toISOString().slice(11, 23) + " " : "") + eventLine(e) + "\n"),
       });
       return result.exitCode;
     } catch (err) {

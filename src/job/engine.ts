@@ -12,19 +12,21 @@
  * itself (someone signalled only the program) is delivered after a short grace period.
  *
  * Checkpoints are taken one at a time: the guard lets go of the job, the capturer writes the
- * image (incremental on the previous one when the capturer can), the image is verified, then
- * committed to the run directory (./run-dir.ts). The engine reports through `onEvent` and
+ * image (incremental on the previous one when the capturer can) — the guard traces the job
+ * again as soon as the capturer has let it go, while the image is still being written — the
+ * image is verified, then committed to the run directory (./run-dir.ts). The engine reports through `onEvent` and
  * never prints or exits; `runJob` resolves with the status ckimg run should exit with.
  */
-import { execFile, execFileSync } from "node:child_process";
+import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { unlink } from "node:fs/promises";
-import { constants } from "node:os";
+import { constants, setPriority } from "node:os";
 import { resolve as resolvePath } from "node:path";
+import { fileURLToPath } from "node:url";
 import { captureBinary, runCapture, type CaptureCodec, type CaptureSummary } from "../cli/capture.js";
 import { restoreBinary } from "../cli/restore.js";
 import { verifyImage } from "../format/verify.js";
-import { JobGuard, type JobEnd } from "./guard.js";
+import { JobGuard, guardBinary, type JobEnd } from "./guard.js";
 import { COME_BACK_STATUS, DEFAULT_ACTIONS, signalNumber, type SignalAction } from "./options.js";
 import { RunDir, checkpointFileName, type CheckpointEntry, type PruneResult } from "./run-dir.js";
 
@@ -44,6 +46,12 @@ export interface JobOptions {
   /** Keep DIR when the job completes successfully (default: remove it). */
   keepOnSuccess?: boolean;
   compress?: CaptureCodec;
+  /**
+   * Nice value of the capturer once it has let the job go (the copy phase of a copy-on-write
+   * capture: reading, hashing, compressing, writing), and of pruning's flatten: the job gets
+   * the CPU first (default DEFAULT_CAPTURE_NICE; 0: no change).
+   */
+  captureNice?: number;
   /** Full images only, never incremental (`--full`; benchmarks compare the two). */
   fullImages?: boolean;
   /** Where signals come from (default: this process). */
@@ -77,6 +85,16 @@ export interface JobOutcome {
 export interface SignalSource {
   on(signal: NodeJS.Signals, listener: () => void): void;
   off(signal: NodeJS.Signals, listener: () => void): void;
+}
+
+/** `captureNice` unless told: the checkpoint's work after the freeze yields to the job. */
+export const DEFAULT_CAPTURE_NICE = 10;
+
+/** A job killed by a held signal this soon after ckimg run got the same one: see killedByBroadcast. */
+const BROADCAST_WINDOW_MS = 10_000;
+
+function signalName(n: number): NodeJS.Signals | undefined {
+  return (Object.entries(constants.signals) as [NodeJS.Signals, number][]).find(([, v]) => v === n)?.[0];
 }
 
 /** A held signal that ckimg run did not receive itself within this time is delivered. */
@@ -133,10 +151,25 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
   const recentOwn = new Map<number, number>();
   const pendingHeld = new Set<{ signal: number; pid: number; timer: NodeJS.Timeout }>();
   let guard: JobGuard | undefined;
+  // Set as soon as ckimg run decides to checkpoint and end the job (before that checkpoint
+  // starts: a periodic one may be under way): a held signal is never delivered after that.
+  let leaving = false;
   const onHeld = (signal: number, pid: number) => {
-    const own = recentOwn.get(signal);
-    if (own !== undefined && Date.now() - own < HELD_GRACE_MS) return;   // the broadcast ckimg run acts on
-    const entry = { signal, pid, timer: setTimeout(() => { pendingHeld.delete(entry); guard?.deliver(signal, pid); }, HELD_GRACE_MS) };
+    const heldAt = Date.now();
+    const ownAround = () => {
+      const own = recentOwn.get(signal);
+      return own !== undefined && Math.abs(own - heldAt) < HELD_GRACE_MS;
+    };
+    if (ownAround() || leaving) return;   // the broadcast ckimg run acts on
+    // Ours may come later than the program's (a scheduler signals the deepest processes first;
+    // under load the guard's line and our own signal are read in any order): decide after the
+    // grace, and only if ckimg run did not get the same signal around the same time.
+    const entry = {
+      signal, pid, timer: setTimeout(() => {
+        pendingHeld.delete(entry);
+        if (!ownAround() && !leaving) guard?.deliver(signal, pid);
+      }, HELD_GRACE_MS),
+    };
     pendingHeld.add(entry);
   };
 
@@ -201,6 +234,11 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
   dir.manifest.exitCode = null;
   await dir.save();
 
+  const nice = o.captureNice ?? DEFAULT_CAPTURE_NICE;
+  // Pruning's flatten runs in a child (at `nice`); once the job has ended it is stopped, and no
+  // new one starts: a completed job's directory goes, a failed one keeps its whole chain.
+  let flattening: ChildProcess | undefined;
+  const flattener = (input: string, output: string) => flattenInChild(input, output, nice, (c) => { flattening = c; });
   let treeWarned = false;
   let killing = false;
   let ended = false;
@@ -225,15 +263,19 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
     // Incremental on the previous image only while the job is one process: with --parent the
     // capturer takes the process alone, and a job's workers must be in every image.
     let parent = feats.parent && parentFile && !(o.fullImages ?? false) && !hasChildren(pid) ? parentFile : null;
-    await g.release();
     if (mode === "kill") killing = true;
     let summary: CaptureSummary;
     const started = performance.now();
     try {
-      const capture = (p: string | null) => runCapture({
+      // (released before each attempt: the guard may have taken the job back after a failed one)
+      const capture = async (p: string | null) => (await g.release(), runCapture({
         pid, output: path, compress: o.compress ?? "lz4", kill: mode === "kill", ownSignals: true,
+        // a scheduler signals every process of the job, the capturer too: it must not abort
+        launcher: [guardBinary(), "shield", "--"],
         parent: p ? dir.imagePath(p) : undefined,
-      });
+        // a copy-on-write capture lets the job go after its freeze: guarded again from then on
+        onSpawn: mode === "kill" ? undefined : (capturer) => g.watch(capturer, o.captureNice ?? DEFAULT_CAPTURE_NICE),
+      }));
       try {
         summary = await capture(parent);
       } catch (err) {
@@ -269,7 +311,7 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
     parentFile = file;
     // the job is guarded again before the older images are flattened and removed
     if (mode !== "kill" && !ended) await g.attach();
-    const pruned = await dir.prune(keep, (text) => emit({ kind: "warning", text }));
+    const pruned = await dir.prune(keep, (text) => { if (!ended) emit({ kind: "warning", text }); }, ended ? null : flattener);
     emit({ kind: "checkpoint", entry, path, removed: pruned.removed, flattened: pruned.flattened });
     return true;
   };
@@ -294,9 +336,10 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
   };
 
   const act = async (signal: NodeJS.Signals, action: SignalAction) => {
-    if (ended || killing) return;
+    if (ended || killing || leaving) return;
     emit({ kind: "signal", signal, action });
     const exitAfter = o.checkpointExitCode !== undefined;
+    if (action === "checkpoint-exit" || action === "checkpoint-requeue" || (exitAfter && action !== "forward" && action !== "ignore")) leaving = true;
     switch (action) {
       case "forward":
         g.deliver(signalNumber(signal), pid);
@@ -368,10 +411,41 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
   };
   schedule();
 
+  /**
+   * The job was killed by a signal that ckimg run received too and acts on — a scheduler's
+   * broadcast that reached the program where the guard could not hold it (while ckimg-restore
+   * still had it: the restorer keeps every signal blocked until it lets the job go, and a
+   * pending one then fires before the guard has seized it). Its last good checkpoint is
+   * intact: the run comes back from there (nothing is lost but the moments since the restart).
+   */
+  const killedByBroadcast = (end: JobEnd): SignalAction | undefined => {
+    if (end.signal === undefined || !hold.includes(end.signal)) return undefined;
+    const own = recentOwn.get(end.signal);
+    if (own === undefined || Date.now() - own > BROADCAST_WINDOW_MS) return undefined;
+    const name = signalName(end.signal);
+    const action = name ? actions.get(name) : undefined;
+    return action === "forward" || action === "ignore" ? undefined : action;   // forwarded: meant to end it
+  };
+
   void g.ended.then(async (end) => {
     ended = true;
     if (timer) clearTimeout(timer);
+    flattening?.kill("SIGKILL");
     if (killing) return;    // ours: leave() finishes
+    const broadcast = killedByBroadcast(end);
+    if (leaving || broadcast) {
+      emit({ kind: "warning", text: `the job was killed by signal ${end.signal ?? "?"} before ckimg run could hold it for a checkpoint; it comes back from the last good one` });
+      if (leaving) return;  // act() goes on: no checkpoint, then leave()
+      leaving = true;
+      await chain;
+      const jobId = process.env.SLURM_JOB_ID;
+      if (broadcast === "checkpoint-requeue" && jobId) {
+        const r = await requeue(jobId);
+        emit({ kind: "requeue", jobId, ...r });
+        return leave(r.ok ? "requeued" : "checkpointed", false);
+      }
+      return leave("checkpointed", false);
+    }
     await chain;
     const code = describeEnd(end);
     const state = code === 0 ? "completed" : "failed";
@@ -400,6 +474,33 @@ function hasChildren(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+const FLATTEN_CHILD = new URL("./flatten-child.js", import.meta.url);
+
+/** Pruning's flatten in a child process at nice `nice` (./flatten-child.ts). */
+function flattenInChild(input: string, output: string, nice: number, started: (c: ChildProcess) => void): Promise<{ bytes: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [fileURLToPath(FLATTEN_CHILD), input, output, String(nice)], { stdio: ["ignore", "pipe", "pipe"] });
+    started(child);
+    if (child.pid !== undefined && nice > 0) {
+      try { setPriority(child.pid, nice); } catch { /* it lowers its own priority */ }
+    }
+    let out = "";
+    let err = "";
+    child.stdout.setEncoding("utf8").on("data", (t: string) => { out += t; });
+    child.stderr.setEncoding("utf8").on("data", (t: string) => { err += t; });
+    child.on("error", reject);
+    child.on("close", (code) => {
+      if (code === 0) {
+        try {
+          resolve(JSON.parse(out) as { bytes: number });
+          return;
+        } catch { /* below */ }
+      }
+      reject(new Error(err.trim().split("\n").pop() || `the flattening process exited with ${code}`));
+    });
+  });
 }
 
 function requeue(jobId: string): Promise<{ ok: boolean; detail: string }> {

@@ -107,6 +107,15 @@ export class JobGuard {
     return this.request("attach", "attached");
   }
 
+  /**
+   * After release(): capturer `pid` will seize the job and let it run on; the guard traces the
+   * job again as soon as the capturer has let it go (not only at attach(), after the capture),
+   * and lowers the capturer's priority to `nice` for the rest of its work (0: unchanged).
+   */
+  watch(pid: number, nice = 0): void {
+    if (!this.closed) this.ctl.write(`watch ${pid} ${nice}\n`);
+  }
+
   /** Send a signal to a job process, past the guard. */
   deliver(signal: number, pid: number): void {
     if (!this.closed) this.ctl.write(`deliver ${signal} ${pid}\n`);

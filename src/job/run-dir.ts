@@ -36,6 +36,17 @@ export interface CheckpointEntry {
   flattenedMs?: number;
 }
 
+/** Writes the standalone form of an incremental image at `output` and verifies it (or throws). */
+export type Flattener = (input: string, output: string) => Promise<{ bytes: number }>;
+
+/** The Flattener of this process (`ckimg run` uses a child at low priority: ./flatten-child.ts). */
+export async function flattenInProcess(input: string, output: string): Promise<{ bytes: number }> {
+  const r = await flattenImage(input, output);
+  const report = await verifyImage(output, { threads: 1 });
+  if (!report.ok) throw new Error(`the flattened image did not verify: ${report.problems[0]?.detail ?? "damaged"}`);
+  return { bytes: r.bytes };
+}
+
 /** What pruning did: files removed, and the link flattened to let them go (if one was). */
 export interface PruneResult {
   removed: string[];
@@ -184,21 +195,20 @@ export class RunDir {
   /**
    * Keep the newest `keep` checkpoints. The oldest of them, when incremental and older images
    * are beyond `keep`, is flattened first (verified, then renamed over itself) so that its
-   * parents can go; should that fail, the chain stays whole and `problem` says why.
+   * parents can go; should that fail, the chain stays whole and `problem` says why. With
+   * `flatten` null nothing is flattened: only images no kept one needs are removed.
    */
-  async prune(keep: number, onProblem: (text: string) => void = () => {}): Promise<PruneResult> {
+  async prune(keep: number, onProblem: (text: string) => void = () => {}, flatten: Flattener | null = flattenInProcess): Promise<PruneResult> {
     const all = [...this.manifest.checkpoints].sort((a, b) => b.seq - a.seq);
     const newest = all.slice(0, Math.max(1, keep));
     const oldest = newest[newest.length - 1];
     let flattened: PruneResult["flattened"];
-    if (oldest?.parent && all.length > newest.length) {
+    if (oldest?.parent && all.length > newest.length && flatten) {
       const path = this.imagePath(oldest.file);
       const flat = `${path}.flat`;
       const t0 = performance.now();
       try {
-        const r = await flattenImage(path, flat);
-        const report = await verifyImage(flat, { threads: 1 });
-        if (!report.ok) throw new Error(`the flattened image did not verify: ${report.problems[0]?.detail ?? "damaged"}`);
+        const r = await flatten(path, flat);
         await rename(flat, path);
         oldest.parent = null;
         oldest.bytes = r.bytes;

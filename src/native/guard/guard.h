@@ -23,6 +23,9 @@ struct guard {
 	int main_status;
 	int main_done;
 	int debug;              /* CKIMG_DEBUG=1: every wait status on stderr */
+	pid_t watch;            /* a capturer that will seize the job and let it go on: retrace after */
+	int watch_seen;         /* it has been seen tracing the job */
+	int watch_nice;         /* the capturer's nice value once it has let the job go (0: as is) */
 };
 
 void guard_event(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -33,5 +36,6 @@ void guard_end_job(struct guard *g);
 void guard_kill_job(struct guard *g);
 void guard_release(struct guard *g);
 void guard_deliver(struct guard *g, pid_t pid, int sig);
+int guard_watch_step(struct guard *g);
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * ckimg-guard [--hold SIG,SIG,…] launch -- PROGRAM ARGS…
  * ckimg-guard [--hold SIG,SIG,…] restore -- RESTORER IMG ARGS…
+ * ckimg-guard shield -- PROGRAM ARGS…   (PROGRAM with the job-wide signals blocked; see shield())
  *
  * The job's keeper under `ckimg run`. It starts the job (or has ckimg-restore rebuild it, then
  * adopts it as child subreaper) and stays its ptrace tracer, so that a signal meant to end the
@@ -16,6 +17,9 @@
  * Commands (run → guard):
  *   release              detach from every job thread (a capture is about to seize them)
  *   attach               trace the job again after a capture that let it run on
+ *   watch CAPPID [NICE]  (after release) capturer CAPPID will seize the job and let it run on:
+ *                        trace the job again as soon as it has, and renice the capturer's
+ *                        threads to NICE for the rest of its work (no answer; attach follows)
  *   deliver SIG PID      send SIG to PID, letting it through once
  *   kill                 SIGKILL the job
  * Signals not in --hold pass through untouched; group-stops are kept (PTRACE_LISTEN).
@@ -90,8 +94,27 @@ static void ignore_job_signals(void)
 		signal(sigs[i], SIG_IGN);
 }
 
-/* What a fresh program expects: default dispositions, nothing blocked. */
-static void reset_signals(void)
+/*
+ * shield -- PROGRAM ARGS…: run PROGRAM (ckimg run's capturer) with the signals a scheduler or a
+ * terminal sends to every process of the job blocked — pending, never acted on — so that a
+ * SIGTERM to everyone does not abort the checkpoint it is taking; ckimg run acts on its own.
+ */
+static int shield(char **argv)
+{
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGTSTP, SIGTTIN, SIGTTOU, SIGALRM, SIGXCPU };
+	sigset_t set;
+
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaddset(&set, sigs[i]);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	execv(argv[0], argv);
+	fprintf(stderr, "ckimg-guard: %s: %s\n", argv[0], strerror(errno));
+	return 127;
+}
+
+/* What a fresh program expects: default dispositions (and, with unblock, nothing blocked). */
+static void reset_signals(int unblock)
 {
 	sigset_t none;
 
@@ -99,20 +122,32 @@ static void reset_signals(void)
 		if (s != SIGKILL && s != SIGSTOP)
 			signal(s, SIG_DFL);
 	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (unblock)
+		sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-/* launch: the child stops itself, is seized, then execs — nothing of the program runs untraced. */
+/*
+ * launch: the child stops itself, is seized, then execs — nothing of the program runs untraced.
+ * Until it is traced it blocks every signal: one sent to the job meanwhile (a scheduler's
+ * SIGTERM to every process, right after the start) stays pending, and once the child unblocks
+ * it stops for the guard like any later one, instead of killing the child untraced.
+ */
 static int start_launch(char **argv)
 {
+	sigset_t all, none;
 	int st;
-	pid_t pid = fork();
+	pid_t pid;
 
+	sigfillset(&all);
+	sigemptyset(&none);
+	pid = fork();
 	if (pid < 0)
 		return -errno;
 	if (pid == 0) {
-		reset_signals();
+		sigprocmask(SIG_SETMASK, &all, NULL);
+		reset_signals(0);
 		raise(SIGSTOP);
+		sigprocmask(SIG_SETMASK, &none, NULL);   /* traced now */
 		execvp(argv[0], argv);
 		fprintf(stderr, "ckimg run: %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
@@ -129,7 +164,7 @@ static int start_launch(char **argv)
 /* restore: ckimg-restore --detach rebuilds the process and exits; as subreaper we inherit it. */
 static int start_restore(char **argv)
 {
-	int pfd[2], st, n = 0;
+	int pfd[2], st, n = 0, seized = -1;
 	char buf[32], fdarg[16], **av;
 	pid_t rpid, pid;
 	size_t argc = 0;
@@ -150,13 +185,16 @@ static int start_restore(char **argv)
 	if (rpid < 0)
 		return -errno;
 	if (rpid == 0) {
-		reset_signals();
+		reset_signals(1);
 		fcntl(pfd[1], F_SETFD, 0);
 		execv(av[0], av);
 		fprintf(stderr, "ckimg run: %s: %s\n", av[0], strerror(errno));
 		_exit(127);
 	}
 	close(pfd[1]);
+	/* The restorer writes the PID once the job runs, detached: seize it on that line, not
+	 * after the restorer has exited — the job runs untraced (a signal to it is not held)
+	 * from the restorer's detach to this seize, and that window stays as short as we can. */
 	for (;;) {
 		ssize_t r = read(pfd[0], buf + n, sizeof(buf) - 1 - n);
 		if (r < 0 && errno == EINTR)
@@ -164,17 +202,23 @@ static int start_restore(char **argv)
 		if (r <= 0)
 			break;
 		n += r;
+		buf[n] = 0;
+		if (strchr(buf, '\n'))
+			break;
 	}
 	close(pfd[0]);
 	buf[n] = 0;
+	pid = strchr(buf, '\n') ? atoi(buf) : 0;
+	if (pid > 0) {
+		g.main_pid = pid;
+		seized = guard_seize_job(&g);
+	}
 	while (waitpid(rpid, &st, 0) < 0 && errno == EINTR)
 		;
-	pid = atoi(buf);
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || pid <= 0)
 		return -ECANCELED;
-	g.main_pid = pid;
-	if (guard_seize_job(&g) < 0)
-		return -errno;
+	if (seized < 0 && guard_seize_job(&g) < 0)
+		return -ESRCH;
 	return 0;
 }
 
@@ -186,8 +230,13 @@ static int handle_command(char *line)
 		guard_release(&g);
 		guard_event("released");
 	} else if (!strcmp(line, "attach")) {
+		g.watch = 0;
 		guard_seize_job(&g);
 		guard_event("attached");
+	} else if (sscanf(line, "watch %d %d", &pid, &sig) >= 1 && pid > 0) {
+		g.watch = pid;
+		g.watch_seen = 0;
+		g.watch_nice = sscanf(line, "watch %d %d", &pid, &sig) == 2 && sig > 0 && sig < 20 ? sig : 0;
 	} else if (sscanf(line, "deliver %d %d", &sig, &pid) == 2 && sig > 0 && sig < NSIG) {
 		guard_deliver(&g, pid, sig);
 	} else if (!strcmp(line, "kill")) {
@@ -206,6 +255,8 @@ int main(int argc, char **argv)
 	int i = 1, err, sfd;
 	const char *mode;
 
+	if (argc > 3 && !strcmp(argv[1], "shield") && !strcmp(argv[2], "--"))
+		return shield(argv + 3);
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (!strcmp(argv[i], "--hold") && i + 1 < argc) {
 			if (parse_hold(argv[++i]))
@@ -242,7 +293,8 @@ int main(int argc, char **argv)
 		struct pollfd p[2] = { { CTL_FD, POLLIN, 0 }, { sfd, POLLIN, 0 } };
 		if (guard_reap(&g))
 			break;
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
+		/* watching a capture: look at the job's tracer every 2 ms */
+		if (poll(p, 2, guard_watch_step(&g) ? 2 : -1) < 0 && errno != EINTR)
 			break;
 		if (p[1].revents & POLLIN) {
 			struct signalfd_siginfo si;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -107,8 +108,13 @@ static int handle_status(struct guard *g, pid_t tid, int st, int releasing)
 	int event, sig;
 	unsigned long msg;
 
-	if (g->debug)
-		fprintf(stderr, "ckimg-guard: tid %d status 0x%x%s\n", tid, st, releasing ? " (releasing)" : "");
+	if (g->debug) {
+		siginfo_t si = { 0 };
+		if (WIFSTOPPED(st) && (st >> 16) == 0 && ptrace(PTRACE_GETSIGINFO, tid, 0, &si) == 0)
+			fprintf(stderr, "ckimg-guard: tid %d status 0x%x%s (signal %d from pid %d code %d)\n", tid, st, releasing ? " (releasing)" : "", si.si_signo, si.si_pid, si.si_code);
+		else
+			fprintf(stderr, "ckimg-guard: tid %d status 0x%x%s\n", tid, st, releasing ? " (releasing)" : "");
+	}
 	if (WIFEXITED(st) || WIFSIGNALED(st)) {
 		drop_task(g, tid);
 		if (tid == g->main_pid) {
@@ -276,4 +282,73 @@ void guard_deliver(struct guard *g, pid_t pid, int sig)
 	if (find_task(g, pid))
 		g->pass[sig]++;
 	kill(pid, sig);
+}
+
+/*
+ * Every thread of pid to nice value `nice` (nice is per thread; threads it starts later inherit
+ * it from their creator). The capturer's work after the freeze — reading its twin, hashing,
+ * compressing, writing — then yields the CPU to the job it checkpoints.
+ */
+static void renice_threads(pid_t pid, int nice)
+{
+	char path[64];
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	if (!(d = opendir(path)))
+		return;
+	while ((e = readdir(d)))
+		if (atoi(e->d_name) > 0)
+			setpriority(PRIO_PROCESS, (id_t)atoi(e->d_name), nice);
+	closedir(d);
+}
+
+/* The job's main thread's tracer (TracerPid in /proc/PID/status), -1 when it cannot be read. */
+static pid_t tracer_of(pid_t pid)
+{
+	char path[64], line[256];
+	pid_t tracer = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "TracerPid: %d", &tracer) == 1)
+			break;
+	fclose(f);
+	return tracer;
+}
+
+/*
+ * While a capture that lets the job run on (not --kill) is under way: once the capturer has
+ * seized the job and let it go again (a copy-on-write capture releases it after the freeze and
+ * reads the memory from its twin for seconds more), trace the job again at once, so that a
+ * signal meant for it is held back during the rest of the capture too, not only after the
+ * capturer has exited. Threads the capturer still holds are skipped (EPERM); `attach` after the
+ * capture takes them. Returns 1 while there is more to watch for.
+ */
+int guard_watch_step(struct guard *g)
+{
+	pid_t tracer;
+
+	if (!g->watch || g->main_done)
+		return g->watch = 0;
+	if (kill(g->watch, 0) < 0 && errno == ESRCH)
+		return g->watch = 0;            /* the capturer is gone: attach follows */
+	tracer = tracer_of(g->main_pid);
+	if (tracer < 0)
+		return g->watch = 0;
+	if (!g->watch_seen) {
+		g->watch_seen = tracer == g->watch;
+		return 1;
+	}
+	if (tracer != 0)
+		return 1;
+	guard_seize_job(g);
+	if (g->watch_nice > 0)
+		renice_threads(g->watch, g->watch_nice);
+	g->watch = 0;
+	return 0;
 }
