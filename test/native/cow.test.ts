@@ -273,6 +273,50 @@ describe("copy-on-write capture", () => {
     }
   }, 60_000);
 
+  it("a target killed the instant it is let go still gives a whole image (nothing after the release needs it alive)", async () => {
+    const exe = compileC(readFileSync(join(REPO, "test/native/cow-programs/exit-on-release.c"), "utf8"), "exit-on-release");
+    const tracer = (pid: number) => {
+      try {
+        return Number(/^TracerPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]);
+      } catch {
+        return -1;
+      }
+    };
+    let killedEarly = 0;
+    for (let round = 0; round < 3; round++) {
+      const p = startProcess([exe]);
+      try {
+        const area = BigInt((await p.waitForLine(/^ready /)).split(" ")[1]);
+        const path = join(tmp, `exit-${round}.img`);
+        const done = runCapture({ pid: p.pid, output: path });
+        // (a busy loop, the capture runs as another process meanwhile) frozen, then let go: kill
+        let seen = false;
+        for (const end = Date.now() + 20_000; Date.now() < end;) {
+          const t = tracer(p.pid);
+          if (t > 0) seen = true;
+          else if (seen || t < 0) break;
+        }
+        if (seen) {
+          process.kill(p.pid, "SIGKILL");
+          killedEarly++;
+        }
+        const s = await done;
+        expect(s.cow).toBe(true);
+        const img = await openImage(path);
+        try {
+          const bytes = await img.readMemory(area, 16 * 4096);
+          for (let pg = 0; pg < 16; pg++) expect(bytes.subarray(pg * 4096, (pg + 1) * 4096).every((b) => b === 68 + pg)).toBe(true);
+          expect(areaFlagNames(img.areas.find((x) => x.start === area)!.flags)).toContain("dontfork");
+        } finally {
+          await img.close();
+        }
+      } finally {
+        await p.kill();
+      }
+    }
+    expect(killedEarly).toBeGreaterThan(0);
+  }, 60_000);
+
   it("a target that is itself a child subreaper is captured stop-and-copy, handlers and all", async () => {
     const exe = compileC(
       String.raw`#include <signal.h>

@@ -585,10 +585,13 @@ int cow_plan_rest(struct capture *c)
 		 * fork drops, was ruled out); the areas it lacks (MADV_DONTFORK) from the target's
 		 * own smaps if it still has them as they were */
 		err = areas_apply_smaps(c, t->twin, 0);
-		if (!err)
-			err = areas_apply_smaps(c, c->pid, 1);
 		if (err)
 			return err;
+		int missing = 0;
+		for (size_t i = 0; i < c->nareas; i++)
+			missing |= !c->areas[i].vmflags;
+		if (missing)    /* best effort: it runs on, may have changed them or exited */
+			areas_apply_smaps(c, c->pid, 1);
 		c->vmflags_known = 1;
 	}
 	uint64_t *first = malloc((n0 ? n0 : 1) * sizeof(*first));

@@ -194,7 +194,8 @@ static struct area *area_at(struct capture *c, uint64_t start, uint64_t end)
 /*
  * VmFlags and Rss/Swap from /proc/PID/smaps for the areas with the same bounds (pid: the
  * target, or its copy-on-write twin, whose areas are the target's at the fork instant);
- * only_unknown: leave areas whose flags are known alone. Areas without a match keep theirs.
+ * only_unknown: leave areas whose flags are known alone (and fail quietly: best effort).
+ * Areas without a match keep theirs.
  */
 int areas_apply_smaps(struct capture *c, pid_t pid, int only_unknown)
 {
@@ -205,7 +206,7 @@ int areas_apply_smaps(struct capture *c, pid_t pid, int only_unknown)
 	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
 	err = read_file(path, &smaps, NULL);
 	if (err)
-		return cap_fail(err, "read %s", path);
+		return only_unknown ? err : cap_fail(err, "read %s", path);
 	for (char *line = smaps, *next; line && *line; line = next) {
 		next = strchr(line, '\n');
 		if (next)
