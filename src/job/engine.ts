@@ -49,7 +49,7 @@ export interface JobOptions {
   /**
    * Nice value of the capturer once it has let the job go (the copy phase of a copy-on-write
    * capture: reading, hashing, compressing, writing), and of pruning's flatten: the job gets
-   * the CPU first (default DEFAULT_CAPTURE_NICE; 0: no change).
+   * the CPU first (default DEFAULT_CAPTURE_NICE = 0: no change).
    */
   captureNice?: number;
   /** Full images only, never incremental (`--full`; benchmarks compare the two). */
@@ -87,8 +87,11 @@ export interface SignalSource {
   off(signal: NodeJS.Signals, listener: () => void): void;
 }
 
-/** `captureNice` unless told: the checkpoint's work after the freeze yields to the job. */
-export const DEFAULT_CAPTURE_NICE = 10;
+/**
+ * `captureNice` unless told: 0, unchanged. Measured (bench/job.mjs, load 13-16 on 2 cores),
+ * nice 10 made the captures 4x longer and the job slower, not faster (see README).
+ */
+export const DEFAULT_CAPTURE_NICE = 0;
 
 /** A job killed by a held signal this soon after ckimg run got the same one: see killedByBroadcast. */
 const BROADCAST_WINDOW_MS = 10_000;
