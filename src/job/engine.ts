@@ -49,7 +49,7 @@ export interface JobOptions {
   /**
    * Nice value of the capturer once it has let the job go (the copy phase of a copy-on-write
    * capture: reading, hashing, compressing, writing), and of pruning's flatten: the job gets
-   * the CPU first (default DEFAULT_CAPTURE_NICE; 0: no change).
+   * the CPU first (default DEFAULT_CAPTURE_NICE = 0: no change).
    */
   captureNice?: number;
   /** Full images only, never incremental (`--full`; benchmarks compare the two). */
@@ -87,8 +87,11 @@ export interface SignalSource {
   off(signal: NodeJS.Signals, listener: () => void): void;
 }
 
-/** `captureNice` unless told: the checkpoint's work after the freeze yields to the job. */
-export const DEFAULT_CAPTURE_NICE = 10;
+/**
+ * `captureNice` unless told: 0, unchanged. Measured (bench/job.mjs, load 13-16 on 2 cores),
+ * nice 10 made the captures 4x longer and the job slower, not faster (see README).
+ */
+export const DEFAULT_CAPTURE_NICE = 0;
 
 /** A job killed by a held signal this soon after ckimg run got the same one: see killedByBroadcast. */
 const BROADCAST_WINDOW_MS = 10_000;
@@ -238,7 +241,13 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
   // Pruning's flatten runs in a child (at `nice`); once the job has ended it is stopped, and no
   // new one starts: a completed job's directory goes, a failed one keeps its whole chain.
   let flattening: ChildProcess | undefined;
+  // The capturer at work (0: none): when the job ends by itself, its image would be of a
+  // process that is gone — it is stopped rather than waited for.
+  let capturing = 0;
+  // The job completed and its directory goes (no --keep-on-success): nothing more to write.
+  let discard = false;
   const flattener = (input: string, output: string) => flattenInChild(input, output, nice, (c) => { flattening = c; });
+  let ownEnd: JobEnd | undefined;
   let treeWarned = false;
   let killing = false;
   let ended = false;
@@ -274,8 +283,11 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
         launcher: [guardBinary(), "shield", "--"],
         parent: p ? dir.imagePath(p) : undefined,
         // a copy-on-write capture lets the job go after its freeze: guarded again from then on
-        onSpawn: mode === "kill" ? undefined : (capturer) => g.watch(capturer, o.captureNice ?? DEFAULT_CAPTURE_NICE),
-      }));
+        onSpawn: (capturer) => {
+          capturing = capturer;
+          if (mode !== "kill") g.watch(capturer, o.captureNice ?? DEFAULT_CAPTURE_NICE);
+        },
+      }).finally(() => { capturing = 0; }));
       try {
         summary = await capture(parent);
       } catch (err) {
@@ -298,7 +310,8 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
         throw new Error(`the new image did not verify: ${report.problems[0]?.detail ?? "damaged"}`);
       }
     } catch (err) {
-      emit({ kind: "checkpoint-failed", reason, problem: (err as Error).message });
+      // (a capture the job's own end made pointless was stopped: not worth a line)
+      if (!discard) emit({ kind: "checkpoint-failed", reason, problem: (err as Error).message });
       if (mode === "kill") killing = false;
       if (!ended) await g.attach();
       return false;
@@ -311,7 +324,7 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
     parentFile = file;
     // the job is guarded again before the older images are flattened and removed
     if (mode !== "kill" && !ended) await g.attach();
-    const pruned = await dir.prune(keep, (text) => { if (!ended) emit({ kind: "warning", text }); }, ended ? null : flattener);
+    const pruned = await dir.prune(keep, (text) => { if (!discard) emit({ kind: "warning", text }); }, discard ? null : flattener);
     emit({ kind: "checkpoint", entry, path, removed: pruned.removed, flattened: pruned.flattened });
     return true;
   };
@@ -328,7 +341,15 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
       killing = true;
       g.kill();
     }
-    await g.ended;
+    const end = await g.ended;
+    if (!saved && end.signal === undefined) {
+      // it exited by itself before its checkpoint could be taken: that is its end
+      const code = describeEnd(end);
+      dir.manifest.state = code === 0 ? "completed" : "failed";
+      dir.manifest.exitCode = code;
+      finish({ exitCode: code, state: dir.manifest.state, jobEnd: end });
+      return;
+    }
     const anyGood = dir.manifest.checkpoints.length > 0;
     dir.manifest.state = anyGood ? state : "failed";
     dir.manifest.exitCode = anyGood ? comeBack : 128 + constants.signals.SIGKILL;
@@ -365,6 +386,7 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
         return leave("checkpointed", await checkpoint(signal, "kill"));
       case "checkpoint-requeue": {
         const saved = await checkpoint(signal, "kill");
+        if (!saved && ownEnd !== undefined && ownEnd.signal === undefined) return leave("checkpointed", false);  // it finished first
         const jobId = process.env.SLURM_JOB_ID;
         if (!jobId) {
           emit({ kind: "warning", text: "checkpoint-requeue outside Slurm (no SLURM_JOB_ID): exiting without requeue" });
@@ -429,8 +451,15 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
 
   void g.ended.then(async (end) => {
     ended = true;
+    ownEnd = end;
     if (timer) clearTimeout(timer);
-    flattening?.kill("SIGKILL");
+    discard = !killing && end.signal === undefined && end.code === 0 && !(o.keepOnSuccess ?? false);
+    if (discard) {
+      flattening?.kill("SIGKILL");
+      if (capturing) {
+        try { process.kill(capturing, "SIGKILL"); } catch { /* it has ended */ }
+      }
+    }
     if (killing) return;    // ours: leave() finishes
     const broadcast = killedByBroadcast(end);
     if (leaving || broadcast) {
