@@ -168,7 +168,8 @@ describe("ckimg run", () => {
     // A 96 MiB table: the capture reads it from its twin for a while after the freeze. The
     // job's tracer goes guard → capturer → (released) guard again; the signal goes out once the
     // capturer has let the job go — before the guard took it back after the capture, it died.
-    const steps = 600_000;
+    // long enough (≥ 15 s of pauses) that the job outlives a capture on a loaded machine
+    const steps = 1_500_000;
     const jobArgs = [job, String(steps), PAUSE_US, "0", "96"];
     const want = spawnSync(job, [String(steps), "0", "0", "96"], { encoding: "utf8" }).stdout;
     const cwd = makeTempDir("ckimg-run-");
@@ -176,7 +177,10 @@ describe("ckimg run", () => {
     const r = startCkimg(["run", ...args], { cwd });
     const jobPid = Number(/started pid (\d+)/.exec(await r.waitForStderr(/started pid \d+/))![1]);
     const guardPid = Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${jobPid}/status`, "utf8"))![1]);
-    const tracer = () => Number(/^TracerPid:\s+(\d+)/m.exec(readFileSync(`/proc/${jobPid}/status`, "utf8"))?.[1] ?? -1);
+    const tracer = () => {
+      if (!existsSync(`/proc/${jobPid}/status`)) throw new Error(`the job ${jobPid} ended before a capture was seen; ${r.stderr()}`);
+      return Number(/^TracerPid:\s+(\d+)/m.exec(readFileSync(`/proc/${jobPid}/status`, "utf8"))?.[1] ?? -1);
+    };
     let capturer = 0;
     let guardedDuringCapture = false;
     for (const deadline = Date.now() + 60_000; Date.now() < deadline && !guardedDuringCapture;) {

@@ -34,6 +34,23 @@ static uint64_t ts_ns(const struct timespec *t)
 	return (uint64_t)t->tv_sec * 1000000000ull + (uint64_t)t->tv_nsec;
 }
 
+/* A file is warned about once per restore, however many fds (and processes of a tree) hold it. */
+static int warned_before(const struct img_fd *d)
+{
+	static struct { uint32_t major, minor; uint64_t inode; } seen[64];
+	static size_t nseen;
+
+	for (size_t i = 0; i < nseen; i++)
+		if (seen[i].major == d->f.dev_major && seen[i].minor == d->f.dev_minor && seen[i].inode == d->f.inode)
+			return 1;
+	if (nseen < sizeof(seen) / sizeof(seen[0])) {
+		seen[nseen].major = d->f.dev_major;
+		seen[nseen].minor = d->f.dev_minor;
+		seen[nseen++].inode = d->f.inode;
+	}
+	return 0;
+}
+
 int restore_check_fd_files(struct restore_args *a)
 {
 	struct img *img = a->img;
@@ -67,6 +84,8 @@ int restore_check_fd_files(struct restore_args *a)
 		if (a->strict)
 			return rst_err(a, -ESTALE, "FD_FILE record #%u: fd %u (%s) changed since the capture: %s; "
 				       "refusing to restore (--strict)", x->seq, x->f.fd, d->path.s, what);
+		if (warned_before(d))
+			continue;
 		/* said once the process is built: a restore refused for another reason says only why */
 		char *w = NULL;
 		if (asprintf(&w, "fd %u (%s) changed since the capture: %s", x->f.fd, d->path.s, what) < 0)
