@@ -91,7 +91,7 @@ describe("sessions and groups whose leader has exited", () => {
         const m = /^ready (\d+) worker=(\d+) session=(\d+)$/.exec(await orig.waitForLine(/^ready /))!;
         pids = workers ? [+m[1], +m[2]] : [+m[1]];
         sid = +m[3];
-        expect(existsSync(`/proc/${sid}`)).toBe(false);  // the session leader is gone
+        await gone([sid]);  // the session leader is gone
         for (const p of pids) expect(stat(p)).toMatchObject({ sid, pgid: sid });
         expect(capture(pids[0], img)).toMatchObject({ processes: workers + 1 });
         await gone(pids);

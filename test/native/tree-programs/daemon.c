@@ -2,7 +2,9 @@
  * session and group are the PID of a process that is gone. With argument 1 the daemon has a
  * worker child (same session and group). The daemon prints
  * "ready DAEMON worker=W session=S" then "tick n" every 20 ms (n = 1, 2, …); the worker prints
- * nothing. The first process waits for the middle one and exits. */
+ * nothing; it prints "ready" once the middle process is reaped. The first process waits for the
+ * middle one and exits. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -32,7 +34,7 @@ int main(int argc, char **argv)
 	if (workers > 0 && (w = fork()) == 0)
 		for (;;)
 			pause();
-	while (getppid() == mid)        /* the middle process is gone */
+	while (kill(getsid(0), 0) == 0) /* the middle process (the session's leader) is gone: reaped */
 		usleep(1000);
 	printf("ready %d worker=%d session=%d\n", getpid(), w, getsid(0));
 	for (unsigned n = 1;; n++) {
