@@ -129,6 +129,39 @@ describe("a pty pair between processes of a tree", () => {
   }, 180_000);
 });
 
+describe("a pty master whose slave no process of the tree holds", () => {
+  it("is refused with one line naming the process and record; --force gives it a new pty", async () => {
+    const img = join(tmp, "lone.img");
+    const code = "import os, sys, time\nm, s = os.openpty()\nos.close(s)\npid = os.fork()\n" +
+      "if pid == 0:\n    os.close(m)\n    time.sleep(600)\n    os._exit(0)\nprint('ready', os.getpid(), pid, m, flush=True)\ntime.sleep(600)\n";
+    const orig = startProcess([reaper, "python3", "-c", code]);
+    let pids: number[] = [];
+    let fd = 0;
+    try {
+      const m = /^ready (\d+) (\d+) (\d+)$/.exec(await orig.waitForLine(/^ready /))!;
+      pids = [Number(m[1]), Number(m[2])];
+      fd = Number(m[3]);
+      expect(capture(pids[0], img)).toMatchObject({ processes: 2, killed: true });
+      await gone(pids);
+    } finally {
+      await cleanup(orig, pids);
+    }
+    const r = runCli(["restore", "--detach", img]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toMatch(new RegExp(`process ${pids[0]}: TTY record #\\d+: fd ${fd} is a pty master \\(pty \\d+\\) whose slave no process of the tree held; it cannot be reconnected`));
+    expect(pids.some((p) => existsSync(`/proc/${p}`))).toBe(false);
+    const s = startProcess([reaper, process.execPath, CLI, "restore", "--detach", "--force", img]);
+    try {
+      await s.waitForLine(new RegExp(`^${pids[0]}$`), { timeoutMs: 60_000 });
+      expect(s.stderr()).toMatch(/a pty master whose slave no process of the tree held, gets a new pty/);
+      expect(readFileSync(`/proc/${pids[0]}/cmdline`, "utf8")).toContain("python3");
+    } finally {
+      await cleanup(s, pids);
+    }
+  }, 120_000);
+});
+
 describe.skipIf(!haveTmux)("a tmux server and the shell in its pane", () => {
   it("comes back: tmux ls answers, the shell keeps its variables and its terminal", async () => {
     const sock = join(tmp, "tmux.sock");

@@ -807,7 +807,7 @@ static void plan_ctty(uint32_t index, int fd)
 			if (t->f.index != index || !(t->f.flags & CKIMG_TTY_CONTROLLING) || !(t->f.flags & CKIMG_TTY_PTY_SLAVE))
 				continue;
 			int l = entry_of(t->f.sid);
-			if (l < 0 || !T.args[l] || T.e[l].sid != T.e[l].pid || (l == 0 && T.root->shell_job)) {
+			if (l < 0 || !T.args[l] || T.e[l].sid != T.e[l].pid || (l == 0 && (T.root->shell_job || T.new_pid))) {
 				rst_warn("pty %u was the controlling terminal of session %u, whose leader is %s; the "
 					 "processes get its fds but no controlling terminal", index, t->f.sid,
 					 l < 0 ? "not in the tree" : l == 0 ? "the root, kept in our session" :
