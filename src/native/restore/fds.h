@@ -74,6 +74,11 @@ int rst_fds_fail(struct rst_fds *s, int err, const char *fmt, ...) __attribute__
  * processes, made before any of them). 0, or -errno with *step naming what failed. */
 int rst_pipe_make(const struct img *img, uint64_t pipe_id, int fd[2], const char **step);
 
+/* tty.c: a new pty pair for a master record m and a slave record sl (either may be NULL):
+ * fd[0] master, fd[1] slave, with the recorded termios, window size, packet and lock modes
+ * (a tree's pty between processes, made before any of them). 0, or -errno with *step. */
+int rst_pty_make(const struct img_tty *m, const struct img_tty *sl, int fd[2], const char **step);
+
 /* pipes.c: a new description on an end of a pipe this process made again (the passed files
  * of a socket queue, sk-unix.c): open_flags' access mode picks the end. fd, or -errno. */
 int rst_pipe_end_open(struct rst_fds *s, uint64_t pipe_id, uint32_t open_flags);

@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -51,6 +52,7 @@
 #define MADV_POPULATE_WRITE 23
 #endif
 #define PIPE_TAG 0x70697065u    /* 'pipe', as pipes.c */
+#define PTY_TAG 0x70747970u     /* 'ptyp', as tty.c */
 #define READY_TIMEOUT_MS 120000
 
 static struct {
@@ -86,6 +88,10 @@ static struct {
 	atomic_int *ready;          /* per entry: it has made its children (step 5) */
 	atomic_int *hstate;         /* per helper: 0 not yet, 1 leads its group, -1 could not be made */
 	volatile pid_t *hpid;       /* per helper: its PID once cloned */
+	struct tree_ctty {          /* per entry: a session leader whose terminal is a tree pty */
+		int fd;                 /* the slave (a tree fd), -1 if none */
+		uint32_t index, fg;     /* pty number, recorded foreground group (0: unknown) */
+	} *ctty;
 } T;
 
 /* The PID process i runs as: its recorded one, or with --new-pid what the kernel gave it
@@ -205,6 +211,8 @@ static int is_descendant(uint32_t k, uint32_t i)
 }
 
 static void __attribute__((noreturn)) process_main(uint32_t i, int32_t via);
+static void pty_take_ctty(uint32_t i);
+static void pty_foreground(uint32_t i);
 
 /* A placeholder leader (see the top of the file): lead, clone the members it stands for,
  * stay until every process has joined its group, exit. */
@@ -437,6 +445,8 @@ static void __attribute__((noreturn)) process_main(uint32_t i, int32_t via)
 				munmap((void *)T.args[p]->tramp, RST_TRAMP_SIZE);
 	}
 	int later = join_session(i);
+	if (T.ctty && T.ctty[i].fd >= 0)
+		pty_take_ctty(i);
 	if (a->fds_shared) {    /* the parent's table, set up: nothing inherited to keep or close */
 		a->ninh = 0;
 		restore_child_setup(a);
@@ -523,6 +533,8 @@ static void __attribute__((noreturn)) process_main(uint32_t i, int32_t via)
 		while (sigtimedwait(&chld, NULL, &zero) > 0)
 			;
 	}
+	if (T.ctty && T.ctty[i].fd >= 0)
+		pty_foreground(i);
 	/* Step 5 */
 	if (write(T.ready_wr, &i, sizeof(i)) != sizeof(i))
 		restore_child_fail(a, "telling ckimg-restore it is ready", errno);
@@ -751,6 +763,178 @@ static int make_shared_objects(void)
 			T.args[i]->ntree_objs = T.nobjs;
 		}
 	return 0;
+}
+
+/* ---- pty pairs between processes (tty.c makes the pair) ----
+ * A pty whose master one process of the tree holds and whose slave another (a tmux or screen
+ * server and its panes' shells, `script`, expect, sshd) is made once, here: both ends are tree
+ * fds every process inherits, and each holder's fds take their end (tty.c tree_pty). The
+ * leader of a session whose controlling terminal was that slave takes it again right after its
+ * setsid (pty_take_ctty), and once the groups exist, the recorded foreground group gets it
+ * (pty_foreground; ckimg-restore checks it in pty_check_foreground). */
+
+static const struct img_tty *pty_end(uint32_t index, uint32_t flag, uint32_t skip, uint32_t *who)
+{
+	for (uint32_t j = 0; j < T.n; j++) {
+		if (!T.args[j] || j == skip)
+			continue;
+		const struct img *img = T.args[j]->img;
+		for (size_t k = 0; k < img->nttys; k++)
+			if (img->ttys[k].f.index == index && (img->ttys[k].f.flags & flag)) {
+				if (who)
+					*who = j;
+				return &img->ttys[k];
+			}
+	}
+	return NULL;
+}
+
+static int known_pty(uint32_t index)
+{
+	for (size_t o = 0; o < T.nobjs; o++)
+		if (T.objs[o].tag == PTY_TAG && T.objs[o].id == index)
+			return 1;
+	return 0;
+}
+
+/* The session that had pty `index` (slot o of T.objs) as controlling terminal: its leader. */
+static void plan_ctty(uint32_t index, int fd)
+{
+	for (uint32_t j = 0; j < T.n; j++) {
+		const struct img *img = T.args[j] ? T.args[j]->img : NULL;
+		for (size_t k = 0; img && k < img->nttys; k++) {
+			const struct img_tty *t = &img->ttys[k];
+			if (t->f.index != index || !(t->f.flags & CKIMG_TTY_CONTROLLING) || !(t->f.flags & CKIMG_TTY_PTY_SLAVE))
+				continue;
+			int l = entry_of(t->f.sid);
+			if (l < 0 || !T.args[l] || T.e[l].sid != T.e[l].pid || (l == 0 && (T.root->shell_job || T.new_pid))) {
+				rst_warn("pty %u was the controlling terminal of session %u, whose leader is %s; the "
+					 "processes get its fds but no controlling terminal", index, t->f.sid,
+					 l < 0 ? "not in the tree" : l == 0 ? "the root, kept in our session" :
+					 "not a process restored here");
+				return;
+			}
+			T.ctty[l].fd = fd;
+			T.ctty[l].index = index;
+			T.ctty[l].fg = t->f.fg_pgrp;
+			return;
+		}
+	}
+}
+
+static int make_shared_ptys(void)
+{
+	T.ctty = calloc(T.n, sizeof(*T.ctty));
+	if (!T.ctty)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < T.n; i++)
+		T.ctty[i].fd = -1;
+	for (uint32_t i = 0; i < T.n; i++) {
+		const struct img *img = T.args[i] ? T.args[i]->img : NULL;
+		for (size_t k = 0; img && k < img->nttys; k++) {
+			const struct img_tty *m = &img->ttys[k];
+			uint32_t sj = 0;
+			if (!(m->f.flags & CKIMG_TTY_PTY_MASTER) || m->f.index == CKIMG_TTY_NONE || known_pty(m->f.index))
+				continue;
+			/* a slave in another process (or ours, when another process holds an end too) */
+			const struct img_tty *sl = pty_end(m->f.index, CKIMG_TTY_PTY_SLAVE, i, &sj);
+			if (!sl && (m->f.flags & CKIMG_TTY_PAIRED) &&
+			    pty_end(m->f.index, CKIMG_TTY_PTY_MASTER, i, NULL))
+				sl = pty_end(m->f.index, CKIMG_TTY_PTY_SLAVE, UINT32_MAX, &sj);
+			if (!sl) {
+				if (m->f.flags & CKIMG_TTY_PAIRED)
+					continue;       /* both ends ours alone: tty.c makes the pair */
+				if (!T.args[i]->force)
+					return rst_err(T.root, -EXDEV, "process %u: TTY record #%u: fd %u is a pty master (pty %u) "
+						       "whose slave no process of the tree held; it cannot be reconnected "
+						       "(--force gives it a new pty)", T.e[i].pid, m->seq, m->f.fd, m->f.index);
+				rst_warn("process %u: fd %u, a pty master whose slave no process of the tree held, gets a "
+					 "new pty", T.e[i].pid, m->f.fd);
+				continue;
+			}
+			if (T.nobjs % 16 == 0) {       /* (T.objs grows by multiples of 16) */
+				struct rst_obj *n = realloc(T.objs, (T.nobjs + 16) * sizeof(*n));
+				if (!n)
+					return -ENOMEM;
+				T.objs = n;
+			}
+			struct rst_obj *o = &T.objs[T.nobjs];
+			const char *step;
+			int err = rst_pty_make(m, sl, o->fd, &step);
+			if (err)
+				return rst_err(T.root, err, "process %u: TTY record #%u (fd %u, pty %u, slave in process %u): "
+					       "making the pty pair again: %s: %s", T.e[i].pid, m->seq, m->f.fd, m->f.index,
+					       T.e[sj].pid, step, strerror(-err));
+			o->tag = PTY_TAG;
+			o->id = m->f.index;
+			o->priv = NULL;
+			o->fd[0] = up_high(o->fd[0]);
+			o->fd[1] = up_high(o->fd[1]);
+			if (o->fd[0] < 0 || o->fd[1] < 0)
+				return rst_err(T.root, -EMFILE, "moving a shared pty above fd %d", T.fd_base);
+			T.nobjs++;
+			plan_ctty(m->f.index, o->fd[1]);
+		}
+	}
+	for (uint32_t i = 0; i < T.n; i++)
+		if (T.args[i]) {
+			T.args[i]->tree_objs = T.objs;
+			T.args[i]->ntree_objs = T.nobjs;
+		}
+	return 0;
+}
+
+/* In session leader i, right after its setsid: its terminal again. */
+static void pty_take_ctty(uint32_t i)
+{
+	if (ioctl(T.ctty[i].fd, TIOCSCTTY, 0) < 0) {
+		char what[96];
+		snprintf(what, sizeof(what), "making pty %u its controlling terminal again (TIOCSCTTY)", T.ctty[i].index);
+		restore_child_fail(T.args[i], what, errno);
+	}
+}
+
+/* The PID of the process group recorded as `pgid` once it exists, or 0. */
+static pid_t pty_group(uint32_t pgid)
+{
+	int k = entry_of(pgid);
+	if (k >= 0)
+		return wait_set(&T.made[k]) ? live_pid((uint32_t)k) : 0;
+	for (uint32_t h = 0; h < T.nhelpers; h++)
+		if (T.helpers[h].id == pgid)
+			return wait_set(&T.hstate[h]) == 1 ? T.hpid[h] : 0;
+	return 0;
+}
+
+/* In session leader i, its children made: the recorded foreground group (SIGTTOU is blocked,
+ * so a leader in the background may set it). Checked from outside by pty_check_foreground. */
+static void pty_foreground(uint32_t i)
+{
+	pid_t pg = T.ctty[i].fg ? pty_group(T.ctty[i].fg) : 0;
+	if (pg > 0)
+		tcsetpgrp(T.ctty[i].fd, pg);
+}
+
+static void pty_check_foreground(void)
+{
+	for (uint32_t i = 0; T.ctty && i < T.n; i++) {
+		char path[64], line[512];
+		long tpgid = 0;
+		FILE *f;
+		if (T.ctty[i].fd < 0 || !T.ctty[i].fg)
+			continue;
+		pid_t want = entry_of(T.ctty[i].fg) >= 0 ? live_pid((uint32_t)entry_of(T.ctty[i].fg)) : (pid_t)T.ctty[i].fg;
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)live_pid(i));
+		if ((f = fopen(path, "re"))) {
+			const char *p = fgets(line, sizeof(line), f) ? strrchr(line, ')') : NULL;
+			if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %ld", &tpgid) != 1)
+				tpgid = 0;
+			fclose(f);
+		}
+		if (tpgid != want)
+			rst_warn("process %u: the foreground group of its terminal (pty %u) is %ld, not %u as recorded "
+				 "(that group could not be made again)", T.e[i].pid, T.ctty[i].index, tpgid, T.ctty[i].fg);
+	}
 }
 
 static int is_shared_memory(const struct img_area *ar)
@@ -1368,7 +1552,7 @@ int restore_tree(struct restore_args *r)
 			return rst_err(r, -errno, "mmap: %s", strerror(errno));
 	}
 	if ((err = open_processes()) || (err = plan_helpers()) || (err = plan_files()) || (err = place_tree_fds()) ||
-	    (err = make_shared_objects()) || (err = make_shared_memory()) || (err = make_shared_contents()) ||
+	    (err = make_shared_objects()) || (err = make_shared_ptys()) || (err = make_shared_memory()) || (err = make_shared_contents()) ||
 	    (err = plan_inheritance()))
 		return err;
 	rst_trace(r, "tree: records checked, shared objects made");
@@ -1406,6 +1590,9 @@ int restore_tree(struct restore_args *r)
 			close(T.shm[k].fd);
 		for (size_t k = 0; k < T.ncontent_fds; k++)
 			close(T.content_fds[k]);
+		for (size_t k = 0; k < T.nobjs; k++)    /* our copy of a pty would hide its hangup */
+			for (int e = 0; T.objs[k].tag == PTY_TAG && e < 2; e++)
+				close(T.objs[k].fd[e]);
 	}
 	if (pid < 0) {
 		err = errno;
@@ -1444,6 +1631,8 @@ int restore_tree(struct restore_args *r)
 			rst_warn("the %s %u, whose leader had exited, could not be made again (its PID is taken); its "
 				 "members stay in the %s they are born into", T.helpers[h].session ? "session" : "process group",
 				 T.helpers[h].id, T.helpers[h].session ? "session" : "group");
+	if (!err)
+		pty_check_foreground();
 	rst_trace(r, "tree: every process made");
 	for (uint32_t i = 0; !err && i < T.n; i++)
 		if (T.args[i] && (err = seize(T.args[i], live_pid(i))) == 0)

@@ -10,7 +10,10 @@
  * When it ends, our terminal gets our foreground group and termios back.
  *
  * Pty pairs the process held both ends of are made again (posix_openpt + TIOCGPTPEER), with
- * the slave's termios, the window size and the master's lock and packet modes.
+ * the slave's termios, the window size and the master's lock and packet modes. In a tree, a
+ * pair whose ends several processes hold (a tmux or screen server and the shells of its panes,
+ * `script`, sshd) is made once by tree.c with rst_pty_make, before any process, and each
+ * holder takes its end from it (tree_pty below).
  */
 #include <asm/termbits.h>
 #include <errno.h>
@@ -56,8 +59,9 @@ int restore_tty_prepare(struct restore_args *a)
 			rst_warn("fd %u (%s): %u bytes queued for reading and %u for writing at the capture are "
 				 "not in the image", q->f.fd, q->name.s, q->f.in_queued, q->f.out_queued);
 	}
-	/* a pty master whose slave is not ours (another process's terminal) cannot be joined to it again */
-	for (size_t i = 0; i < a->img->nttys; i++) {
+	/* a pty master whose slave is not ours (another process's terminal) cannot be joined to it
+	 * again; in a tree, tree.c looks for the slave in the other processes (make_shared_ptys) */
+	for (size_t i = 0; !a->img->tree && i < a->img->nttys; i++) {
 		const struct img_tty *q = &a->img->ttys[i];
 		if (!(q->f.flags & CKIMG_TTY_PTY_MASTER) || (q->f.flags & CKIMG_TTY_PAIRED))
 			continue;
@@ -157,6 +161,15 @@ void restore_tty_done(struct restore_args *a)
 
 /* ---- the fd kind ---- */
 
+/* A pair the tree made for pty `index` (its ends held by several processes). */
+static int tree_pty(const struct restore_args *a, uint32_t index)
+{
+	for (size_t i = 0; i < a->ntree_objs; i++)
+		if (a->tree_objs[i].tag == TAG_PTY && a->tree_objs[i].id == index)
+			return 1;
+	return 0;
+}
+
 static int tty_match(struct rst_fds *s, const struct img_fd *d)
 {
 	const struct img_tty *t = img_tty(rst_fds_img(s), d->f.fd);
@@ -165,8 +178,8 @@ static int tty_match(struct rst_fds *s, const struct img_fd *d)
 		return 0;
 	if ((t->f.flags & CKIMG_TTY_CONTROLLING) && rst_fds_args(s)->shell_job)
 		return 1;
-	return (t->f.flags & CKIMG_TTY_PAIRED) && t->f.index != CKIMG_TTY_NONE &&
-	       (t->f.flags & (CKIMG_TTY_PTY_MASTER | CKIMG_TTY_PTY_SLAVE));
+	return ((t->f.flags & CKIMG_TTY_PAIRED) || tree_pty(rst_fds_args(s), t->f.index)) &&
+	       t->f.index != CKIMG_TTY_NONE && (t->f.flags & (CKIMG_TTY_PTY_MASTER | CKIMG_TTY_PTY_SLAVE));
 }
 
 static void set_termios(int fd, const struct img_tty *t)
@@ -259,6 +272,55 @@ static int tty_open(struct rst_fds *s, struct rst_file *f)
 		return err;
 	fd = fcntl(o->fd[(t->f.flags & CKIMG_TTY_PTY_MASTER) ? 0 : 1], F_DUPFD_CLOEXEC, 0);
 	return fd < 0 ? rst_fds_fail(s, -errno, "dup of the pty") : fd;
+}
+
+/* ---- pty pairs between the processes of a tree (tree.c, make_shared_ptys) ---- */
+
+/* A new pty pair like the one master record m and slave record sl describe (either may be
+ * NULL): fd[0] the master, fd[1] the slave (close-on-exec, not anyone's controlling terminal),
+ * the slave's termios and window size, the master's packet and lock modes. 0, or -errno with
+ * *step naming what failed. */
+int rst_pty_make(const struct img_tty *m, const struct img_tty *sl, int fd[2], const char **step)
+{
+	int v = 0, e;
+
+	fd[0] = fd[1] = -1;
+	*step = "posix_openpt";
+	if ((fd[0] = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0)
+		return -errno;
+	*step = "unlocking the new pty (TIOCSPTLCK)";
+	if (ioctl(fd[0], TIOCSPTLCK, &v) < 0)
+		goto fail;
+	*step = "opening its slave (TIOCGPTPEER)";
+	if ((fd[1] = ioctl(fd[0], TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0)
+		goto fail;
+	if (sl) {
+		struct winsize ws = { sl->f.ws_row, sl->f.ws_col, sl->f.ws_xpixel, sl->f.ws_ypixel };
+		set_termios(fd[1], sl);
+		*step = "setting the window size (TIOCSWINSZ)";
+		if (ioctl(fd[0], TIOCSWINSZ, &ws) < 0)
+			goto fail;
+	}
+	if (m && (m->f.flags & CKIMG_TTY_PACKET)) {
+		v = 1;
+		*step = "packet mode (TIOCPKT)";
+		if (ioctl(fd[0], TIOCPKT, &v) < 0)
+			goto fail;
+	}
+	if (m && (m->f.flags & CKIMG_TTY_LOCKED)) {
+		v = 1;
+		*step = "locking the pty (TIOCSPTLCK)";
+		if (ioctl(fd[0], TIOCSPTLCK, &v) < 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	e = -errno;
+	close(fd[0]);
+	if (fd[1] >= 0)
+		close(fd[1]);
+	fd[0] = fd[1] = -1;
+	return e;
 }
 
 const struct rst_fd_ops tty_ops = {
