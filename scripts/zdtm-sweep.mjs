@@ -19,7 +19,7 @@
 // namespaces, root or a process tree and are not single-process tests). Exit status 0 when
 // every test run passed.
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -118,6 +118,29 @@ async function waitGone(pid, ms) {
   for (let t = 0; t < ms && alive(pid); t += 50) await sleep(50);
   return !alive(pid);
 }
+/** Every descendant of pid (through /proc/PID/task/TID/children), deepest last. */
+function descendants(pid) {
+  const out = [];
+  const walk = (p) => {
+    let tids = [];
+    try { tids = readdirSync(`/proc/${p}/task`); } catch { return; }
+    for (const t of tids) {
+      let kids = "";
+      try { kids = readFileSync(`/proc/${p}/task/${t}/children`, "utf8"); } catch { continue; }
+      for (const k of kids.split(/\s+/).filter(Boolean).map(Number)) {
+        out.push(k);
+        walk(k);
+      }
+    }
+  };
+  walk(pid);
+  return out;
+}
+/** Kill a subreaper run and everything under it (a test that never got ready). */
+function killTree(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;   // gone (and reaped): its pid may be another's now
+  for (const p of [...descendants(child.pid), child.pid]) try { process.kill(p, "SIGKILL"); } catch { /* gone */ }
+}
 function killGroup(pid) {
   for (const target of [-pid, pid]) try { process.kill(target, "SIGKILL"); } catch { /* gone */ }
 }
@@ -152,11 +175,11 @@ async function runOne(t) {
 
   // start: the launcher exits once the test is ready; the test stays under our subreaper
   const start = reaped(["sh", "-c", cmd], { cwd: STATIC });
-  const lst = await Promise.race([start.launched, sleep(60_000).then(() => "timeout")]);
+  const lst = await Promise.race([start.launched, sleep(120_000).then(() => "timeout")]);
   const pidFile = join(STATIC, `${name}.pid`);
   if (lst !== 0 || !existsSync(pidFile)) {
-    start.child.kill("SIGKILL");
-    return { result: "start", detail: lst === "timeout" ? "not ready in 60 s" : firstLine(readOut() || start.out()) };
+    killTree(start.child);
+    return { result: "start", detail: lst === "timeout" ? "not ready in 120 s" : firstLine(readOut() || start.out()) };
   }
   const pid = Number(readFileSync(pidFile, "utf8").trim());
   const img = join(STATIC, `${name}.img`);
@@ -170,7 +193,7 @@ async function runOne(t) {
     const rc = await Promise.race([rst.launched, sleep(120_000).then(() => "timeout")]);
     if (rc !== 0) {
       if (alive(pid)) killGroup(pid);
-      rst.child.kill("SIGKILL");
+      killTree(rst.child);
       return { result: "restore", detail: rc === "timeout" ? "restore did not return in 120 s" : firstLine(rst.out()) };
     }
     const warn = rst.out().split("\n").filter((l) => /warning/i.test(l)).length;
@@ -185,7 +208,7 @@ async function runOne(t) {
     return { result: "FAIL", detail: tail(out) || "no verdict in the outfile" };
   } finally {
     if (alive(pid)) killGroup(pid); // only while it is still the test: it is gone once reaped
-    start.child.kill("SIGKILL");
+    killTree(start.child);
     rmSync(img, { force: true });
   }
 }

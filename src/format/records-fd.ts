@@ -102,6 +102,8 @@ export interface InetSocketState {
    * records; absent: not recorded or the default) */
   priority?: number; rcvLowat?: number; mark?: number;
   dontRoute?: boolean; noCheck?: boolean; oobInline?: boolean;
+  /** shutdown(2) for reading / writing (UDP; absent: not shut down) */
+  shutRd?: boolean; shutWr?: boolean;
 }
 
 /** TCP_STREAM (0x0044): an established TCP connection's repair state. */
@@ -391,6 +393,8 @@ export const INET_FIXED_SIZE = 112;
 const INET_MORE_FLAGS = ["dontRoute", "noCheck", "oobInline"] as const;
 const INET_FLAGS = ["reuseAddr", "reusePort", "keepAlive", "noDelay", "v6Only", "broadcast"] as const;
 const INET_LINGER = 1 << 6;
+const INET_SHUT_RD = 1 << 7;
+const INET_SHUT_WR = 1 << 8;
 
 export function addrText(b: Uint8Array, family: "ipv4" | "ipv6"): string {
   if (family === "ipv4") return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
@@ -445,6 +449,8 @@ export function decodeInetSocket(payload: Uint8Array, base: number, where: Image
     keepIdle: r.u32At(INET_FIXED.keepidle), keepIntvl: r.u32At(INET_FIXED.keepintvl), keepCnt: r.u32At(INET_FIXED.keepcnt),
   };
   INET_FLAGS.forEach((k, i) => (rec[k] = (flags & (1 << i)) !== 0));
+  if (flags & INET_SHUT_RD) rec.shutRd = true;
+  if (flags & INET_SHUT_WR) rec.shutWr = true;
   if (fixed >= INET_FIXED_SIZE) {
     const priority = r.u32At(INET_FIXED.priority), rcvLowat = r.u32At(INET_FIXED.rcvlowat), mark = r.u32At(INET_FIXED.mark);
     const more = r.u32At(INET_FIXED.moreFlags);
@@ -457,7 +463,7 @@ export function decodeInetSocket(payload: Uint8Array, base: number, where: Image
 }
 
 export function encodeInetSocket(s: InetSocketState): Uint8Array {
-  let flags = s.linger !== undefined ? INET_LINGER : 0;
+  let flags = (s.linger !== undefined ? INET_LINGER : 0) | (s.shutRd ? INET_SHUT_RD : 0) | (s.shutWr ? INET_SHUT_WR : 0);
   INET_FLAGS.forEach((k, i) => { if (s[k]) flags |= 1 << i; });
   const w = new ByteWriter();
   w.u32(INET_FIXED_SIZE).u32(s.family === "ipv4" ? 2 : 10).u32(s.protocol === "tcp" ? 1 : 2).u32(s.protocol === "tcp" ? 6 : 17);
@@ -607,7 +613,8 @@ export function describeFdState(s: FdStateRecord): string {
       const local = endpoint(s.localAddress, s.localPort, s.family);
       const peer = s.peerPort ? ` → ${endpoint(s.peerAddress, s.peerPort, s.family)}` : "";
       const state = s.protocol === "udp" ? (s.state === 1 ? "connected" : "bound") : TCP_STATES[s.state] ?? `state ${s.state}`;
-      return `${s.protocol} ${local}${peer}: ${state}${s.protocol === "tcp" && s.state === 10 ? ` (backlog ${s.backlog})` : ""}`;
+      return `${s.protocol} ${local}${peer}: ${state}${s.protocol === "tcp" && s.state === 10 ? ` (backlog ${s.backlog})` : ""}` +
+        (s.shutRd || s.shutWr ? `, shut down ${[s.shutRd ? "rd" : "", s.shutWr ? "wr" : ""].filter(Boolean).join("+")}` : "");
     }
     case "lock":
       return `${s.kind} ${s.write ? "write" : "read"} lock${s.kind === "posix" || s.kind === "ofd" ? ` on bytes ${s.start}-${s.end ?? "EOF"}` : ""}`;

@@ -44,6 +44,7 @@ export const arbInet: fc.Arbitrary<InetSocketState> = fc.constantFrom("ipv4" as 
     priority: fc.option(fc.integer({ min: 1, max: 0xffffffff }), { nil: undefined }), rcvLowat: fc.option(fc.integer({ min: 1, max: 0xffffffff }), { nil: undefined }),
     mark: fc.option(fc.integer({ min: 1, max: 0xffffffff }), { nil: undefined }), dontRoute: fc.option(fc.constant(true), { nil: undefined }),
     noCheck: fc.option(fc.constant(true), { nil: undefined }), oobInline: fc.option(fc.constant(true), { nil: undefined }),
+    shutRd: fc.option(fc.constant(true), { nil: undefined }), shutWr: fc.option(fc.constant(true), { nil: undefined }),
   });
 });
 export const arbTcp: fc.Arbitrary<TcpStreamState> = fc.record({

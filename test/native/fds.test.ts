@@ -258,6 +258,9 @@ describe("UDP receive queues", () => {
         const queues = img.fdState.filter((s): s is UdpQueueState => s.type === "udpq");
         expect(queues.map((q) => q.datagrams.map((d) => Buffer.from(d.data).toString()).join("|")).sort()).toEqual(["from-ours|from-gone|", "six", "to-connected"]);
         expect(runCli(["inspect", path]).stdout).toMatch(/3 datagram\(s\) \/ 18 bytes queued \(from 127\.0\.0\.1:\d+, 127\.0\.0\.1:\d+\)/);
+        const inet = img.fdState.filter((s) => s.type === "inet");
+        expect(inet.filter((s) => s.type === "inet" && s.shutWr && !s.shutRd)).toHaveLength(1);
+        expect(inet.filter((s) => s.type === "inet" && s.shutRd && !s.shutWr)).toHaveLength(1);
       } finally {
         await img.close();
       }

@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/inet_diag.h>
+#include <linux/rtnetlink.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
@@ -120,20 +121,25 @@ out:
 	return err;
 }
 
-/* A TCP listener's backlog (sk_max_ack_backlog): sock_diag's idiag_wqueue for LISTEN sockets. */
-static uint32_t listen_backlog(int family, uint64_t inode)
+/*
+ * sock_diag(7) of one IP socket: a TCP listener's backlog (sk_max_ack_backlog, idiag_wqueue
+ * of LISTEN sockets) and the shutdown state (INET_DIAG_SHUTDOWN: bit 0 reading, bit 1
+ * writing). -1 in *shut when not found.
+ */
+static uint32_t inet_diag_of(int family, int protocol, uint64_t inode, int *shut)
 {
 	struct {
 		struct nlmsghdr h;
 		struct inet_diag_req_v2 r;
 	} req = {
 		.h = { .nlmsg_len = sizeof(req), .nlmsg_type = SOCK_DIAG_BY_FAMILY, .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP },
-		.r = { .sdiag_family = (uint8_t)family, .sdiag_protocol = IPPROTO_TCP, .idiag_states = 1u << 10 },
+		.r = { .sdiag_family = (uint8_t)family, .sdiag_protocol = (uint8_t)protocol, .idiag_states = ~0u },
 	};
 	static char buf[32768];
 	uint32_t found = 0;
 	int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG), done = 0;
 
+	*shut = -1;
 	if (nl < 0)
 		return 0;
 	if (send(nl, &req, sizeof(req), 0) < 0)
@@ -148,8 +154,14 @@ static uint32_t listen_backlog(int family, uint64_t inode)
 				break;
 			}
 			struct inet_diag_msg *m = NLMSG_DATA(h);
-			if (m->idiag_inode == (uint32_t)inode)
-				found = m->idiag_wqueue;
+			if (m->idiag_inode != (uint32_t)inode)
+				continue;
+			found = m->idiag_state == 10 ? m->idiag_wqueue : 0;
+			*shut = 0;
+			int alen = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*m)));
+			for (struct rtattr *a = (struct rtattr *)(m + 1); RTA_OK(a, alen); a = RTA_NEXT(a, alen))
+				if (a->rta_type == INET_DIAG_SHUTDOWN)
+					*shut = *(uint8_t *)RTA_DATA(a);
 		}
 	}
 out:
@@ -253,7 +265,7 @@ static int inet_dump(struct capture *c, struct cap_fd *d)
 	struct sockaddr_storage ss;
 	struct linger lg;
 	socklen_t l;
-	int fd = fd_local(c, d), err;
+	int fd = fd_local(c, d), err, shut = -1;
 
 	if (fd < 0)
 		return fd;
@@ -317,7 +329,14 @@ static int inet_dump(struct capture *c, struct cap_fd *d)
 	x.sndbuf = (uint32_t)geti(fd, SOL_SOCKET, SO_SNDBUF);
 	x.rcvbuf = (uint32_t)geti(fd, SOL_SOCKET, SO_RCVBUF);
 	if (x.protocol == IPPROTO_TCP && x.state == 10)
-		x.backlog = listen_backlog((int)x.family, d->f.inode);
+		x.backlog = inet_diag_of((int)x.family, IPPROTO_TCP, d->f.inode, &shut);
+	if (x.protocol == IPPROTO_UDP) {      /* shutdown(2) of a UDP socket (TCP: its state says it) */
+		inet_diag_of((int)x.family, IPPROTO_UDP, d->f.inode, &shut);
+		if (shut > 0 && (shut & 1))
+			x.flags |= CKIMG_INET_SHUT_RD;
+		if (shut > 0 && (shut & 2))
+			x.flags |= CKIMG_INET_SHUT_WR;
+	}
 	if (x.protocol == IPPROTO_TCP && x.state != 10 && x.state != 7 && x.state != 1)
 		return fd_cannot(c, d, "TCP connection in state %u (closing or connecting) is not brought back; "
 				 "only listening and established ones are", x.state);

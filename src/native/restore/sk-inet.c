@@ -399,8 +399,14 @@ static int inet_post_open(struct rst_fds *s, struct rst_file *f)
 
 	if (!inet_get(s, f->d->f.inode, &u))
 		return 0;
-	if (u.x.protocol == IPPROTO_UDP)
-		return udp_refill(s, fd, &u);
+	if (u.x.protocol == IPPROTO_UDP) {
+		int err = udp_refill(s, fd, &u);
+		/* after the refill (a reading shutdown would not stop it, but keep the order of
+		 * events); an unconnected socket answers ENOTCONN yet keeps the flag, as it did */
+		if (!err && (u.x.flags & (CKIMG_INET_SHUT_RD | CKIMG_INET_SHUT_WR)))
+			shutdown(fd, (u.x.flags & CKIMG_INET_SHUT_RD) ? ((u.x.flags & CKIMG_INET_SHUT_WR) ? SHUT_RDWR : SHUT_RD) : SHUT_WR);
+		return err;
+	}
 	if (!u.has_tcp)
 		return 0;
 	if (repair(fd, TCP_REPAIR_OFF_NO_WP) < 0 && repair(fd, TCP_REPAIR_OFF) < 0)

@@ -5,7 +5,9 @@
  *    the source is exact), one from a socket that was closed (its port is free again on
  *    restore: the source is exact too), and an empty one;
  *  - an IPv6 server on the wildcard address with a datagram from [::1] (closed sender);
- *  - a connected IPv4 socket with a datagram from its peer (a socket of ours).
+ *  - a connected IPv4 socket with a datagram from its peer (a socket of ours);
+ *  - shut down sockets (CRIU zdtm socket_udp_shutdown): a connected one for writing (send fails
+ *    with EPIPE) and a bound one for reading (a blocking recv returns 0 at once).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -15,9 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 static int fails;
+static int shw, shr;
 #define CHECK(cond, ...) do { if (!(cond)) { printf("FAIL: " __VA_ARGS__); printf("\n"); fails++; } } while (0)
 
 static int srv4, ours, srv6, conn, peer;
@@ -81,6 +85,14 @@ static void setup(void)
 	struct sockaddr_in pa = lo4(peer_port), ca = lo4(bound_port(conn));
 	if (connect(conn, (struct sockaddr *)&pa, sizeof(pa)) || sendto(peer, "to-connected", 12, 0, (struct sockaddr *)&ca, sizeof(ca)) != 12)
 		exit(16);
+
+	shw = socket(AF_INET, SOCK_DGRAM, 0);
+	shr = socket(AF_INET, SOCK_DGRAM, 0);
+	if (connect(shw, (struct sockaddr *)&pa, sizeof(pa)) || shutdown(shw, SHUT_WR) || bind(shr, (struct sockaddr *)&a, sizeof(a)))
+		exit(17);
+	shutdown(shr, SHUT_RD);    /* unconnected: ENOTCONN, yet the socket is marked */
+	struct timeval tv = { 3, 0 };
+	setsockopt(shr, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
 /* One datagram: its bytes equal want and it came from port `port` of the loopback address. */
@@ -114,6 +126,8 @@ static void check(void)
 	CHECK(recv(srv4, &b, 1, MSG_DONTWAIT) < 0 && errno == EAGAIN, "a datagram too many");
 	CHECK(got(srv6, "six", gone6_port), "IPv6 datagram");
 	CHECK(got(conn, "to-connected", peer_port), "datagram to the connected socket");
+	CHECK(send(shw, "x", 1, MSG_NOSIGNAL) < 0 && errno == EPIPE, "a socket shut down for writing sends (%s)", strerror(errno));
+	CHECK(recv(shr, &b, 1, 0) == 0, "a socket shut down for reading waits or reads (%s)", strerror(errno));
 	if (!fails)
 		printf("ok\n");
 }
