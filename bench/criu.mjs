@@ -16,10 +16,15 @@
  * and left out of the ratios: it did not do the work).
  * crit runs from CRIU's source tree with its protobuf modules generated into a temp dir (needs
  * protoc and python3-protobuf). checkpointctl is $CHECKPOINTCTL or
- * /work/tools/checkpointctl/checkpointctl (a Go program, built outside this repository: see the
- * README's benchmark table for the version and how); without it its rows are left out.
+ * /work/tools/checkpointctl/checkpointctl (a Go program, built outside this repository; without
+ * it its rows are left out). Here: v1.3.0, the newest tag Debian 12's Go 1.19 builds offline
+ * (`go build -mod=vendor` after dropping go.mod's `toolchain` line; v1.4.0+ vendor code that
+ * needs Go 1.21's slices/maps), with one function patched: its go-criu v7 reads a pagemap
+ * entry's page count from field 2 (compat_nr_pages, 0 in CRIU >= 4.0 images), so unpatched
+ * `memparse --search` searches 0 bytes of a CRIU 4.2 dump and finds nothing; the patch falls
+ * back to field 5 (nr_pages) as go-criu v8 does.
  * CRIU is $CRIU or /work/tools/criu/criu/criu; without it (or root) the bench says so and exits 0.
- * Options: --mb N, --rounds N.
+ * Options: --mb N, --rounds N (>= 5), --repeat N (runs of each short job per round, default 3).
  */
 import { spawn, spawnSync } from "node:child_process";
 import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from "node:fs";
@@ -50,6 +55,7 @@ const opt = (name, dflt) => {
 };
 const MB = Number(opt("mb", process.env.CKIMG_BENCH_MB ?? "1024"));
 const ROUNDS = Math.max(5, Number(opt("rounds", "5")));
+const REPEAT = Math.max(1, Number(opt("repeat", "3")));
 const CRIU = [process.env.CRIU, "/work/tools/criu/criu/criu"].find((p) => p && existsSync(p));
 const CRIU_SRC = process.env.CRIU_SRC ?? (CRIU ? resolve(dirname(CRIU), "..") : undefined);
 const CHECKPOINTCTL = [process.env.CHECKPOINTCTL, "/work/tools/checkpointctl/checkpointctl"].find((p) => p && existsSync(p));
@@ -174,20 +180,26 @@ try {
   const times = Object.fromEntries(Object.keys(jobs).map((k) => [k, []]));
   const cpus = Object.fromEntries(Object.keys(jobs).map((k) => [k, []]));
   const rss = {};
+  // The short jobs (inspect and its peers, ~0.3-1 s of CPU) run REPEAT times per round, in turn:
+  // on a loaded 2-core VM five samples of a 0.4 s job vary by 30 %.
+  const short = (name) => /inspect|crit/.test(name);
   for (let round = 0; round <= ROUNDS; round++) {
-    for (const [name, job] of Object.entries(jobs)) {
-      const r = job();
-      if (r.status !== 0) throw new Error(`${name} failed (${r.status}): ${r.stderr ?? ""}`);
-      if (round > 0) {
-        times[name].push(r.seconds);
-        cpus[name].push(r.cpu);
+    for (let rep = 0; rep < REPEAT; rep++) {
+      for (const [name, job] of Object.entries(jobs)) {
+        if (rep > 0 && !short(name)) continue;
+        const r = job();
+        if (r.status !== 0) throw new Error(`${name} failed (${r.status}): ${r.stderr ?? ""}`);
+        if (round > 0) {
+          times[name].push(r.seconds);
+          cpus[name].push(r.cpu);
+        }
+        rss[name] = r.maxRssKiB;
       }
-      rss[name] = r.maxRssKiB;
     }
   }
   const med = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
   const cpu = Object.fromEntries(Object.entries(cpus).map(([k, v]) => [k, median(v)]));
-  console.log(`CRIU dump of ${MB} MiB (${readdirSync(dir).length} files, criu dump took ${fmt.s(dump.seconds)}); ${ROUNDS} alternated rounds after a warm-up, medians`);
+  console.log(`CRIU dump of ${MB} MiB (${readdirSync(dir).length} files, criu dump took ${fmt.s(dump.seconds)}); ${ROUNDS} alternated rounds after a warm-up (inspect and crit ${REPEAT}x per round), medians`);
   // Peers of each ckimg job: what does the same job, first those that read the same input (crit
   // reads directories only, checkpointctl archives only), then the other. The goal is checked
   // both against the faster peer of all (strict: whatever the input it needs) and against the
