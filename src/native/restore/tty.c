@@ -204,7 +204,6 @@ static int make_pair(struct rst_fds *s, const struct img_tty *t, struct rst_obj 
 	struct img *img = rst_fds_img(s);
 	struct rst_obj *o = rst_obj_get(s, TAG_PTY, t->f.index);
 	const struct img_tty *m = NULL, *sl = NULL;
-	int v;
 
 	if (!o)
 		return rst_fds_fail(s, -ENOMEM, "pty");
@@ -220,38 +219,15 @@ static int make_pair(struct rst_fds *s, const struct img_tty *t, struct rst_obj 
 		if ((e->f.flags & CKIMG_TTY_PTY_SLAVE) && !sl)
 			sl = e;
 	}
-	int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (master < 0)
-		return rst_fds_fail(s, -errno, "posix_openpt");
-	v = 0;
-	if (ioctl(master, TIOCSPTLCK, &v) < 0) {
-		int e = -errno;
-		close(master);
-		return rst_fds_fail(s, e, "unlocking the new pty");
-	}
-	int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (slave < 0) {
-		int e = -errno;
-		close(master);
-		return rst_fds_fail(s, e, "TIOCGPTPEER");
-	}
-	o->fd[0] = rst_fd_scratch(s, master);
-	o->fd[1] = rst_fd_scratch(s, slave);
+	int pair[2];
+	const char *step;
+	int err = rst_pty_make(m, sl, pair, &step);
+	if (err)
+		return rst_fds_fail(s, err, "a new pty: %s", step);
+	o->fd[0] = rst_fd_scratch(s, pair[0]);
+	o->fd[1] = rst_fd_scratch(s, pair[1]);
 	if (o->fd[0] < 0 || o->fd[1] < 0)
 		return rst_fds_fail(s, o->fd[0] < 0 ? o->fd[0] : o->fd[1], "pty to a scratch number");
-	if (sl) {
-		struct winsize ws = { sl->f.ws_row, sl->f.ws_col, sl->f.ws_xpixel, sl->f.ws_ypixel };
-		set_termios(o->fd[1], sl);
-		ioctl(o->fd[0], TIOCSWINSZ, &ws);
-	}
-	if (m && (m->f.flags & CKIMG_TTY_PACKET)) {
-		v = 1;
-		ioctl(o->fd[0], TIOCPKT, &v);
-	}
-	if (m && (m->f.flags & CKIMG_TTY_LOCKED)) {
-		v = 1;
-		ioctl(o->fd[0], TIOCSPTLCK, &v);
-	}
 	return 0;
 }
 
