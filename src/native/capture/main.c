@@ -440,6 +440,17 @@ static void tree_swap_out(struct cap_tree *t, size_t i, struct capture *root)
 		*t->procs[i].c = cap;
 }
 
+/* The page writers of one process: told to stop on an error, their own result otherwise. */
+static int pages_done(struct pipeline *pl, int err)
+{
+	if (!pl)
+		return err;
+	if (err)
+		cap_abort = 1;
+	int e = pages_finish(pl, tick);
+	return err ? err : e;
+}
+
 /*
  * A tree, every process frozen: each is captured with the steps above, one after the other,
  * into the one image under its own owner pid (the steps keep their state in `cap`, so each
@@ -473,13 +484,7 @@ static int capture_tree(struct image *im, struct cap_tree *t, uint64_t t_freeze)
 		if (t->procs[i].twin) {
 			twins++;
 		} else {
-			if (pl) {
-				if (err)
-					cap_abort = 1;
-				int e = pages_finish(pl, tick);
-				if (!err)
-					err = e;
-			}
+			err = pages_done(pl, err);
 			if (!err)       /* (after the page writers: they reserve image space in order) */
 				err = tree_proc_tail(im);
 			add_totals(&cap);
@@ -510,13 +515,7 @@ static int capture_tree(struct image *im, struct cap_tree *t, uint64_t t_freeze)
 				if (!err)
 					err = pages_read_all(pl);
 				cow_end(&cap);
-				if (pl) {
-					if (err)
-						cap_abort = 1;
-					int e = pages_finish(pl, tick);
-					if (!err)
-						err = e;
-				}
+				err = pages_done(pl, err);
 				if (!err)
 					err = tree_proc_tail(im);
 				add_totals(&cap);
@@ -637,13 +636,7 @@ int main(int argc, char **argv)
 	if (!err)
 		err = hash_mapped_files(&cap);
 	phase("hash");
-	if (pl) {
-		if (err)
-			cap_abort = 1;     /* stop the writers */
-		int e = pages_finish(pl, tick);
-		if (!err)
-			err = e;
-	}
+	err = pages_done(pl, err);
 	if (!err)
 		err = incr_put_digests(&cap, &im);
 	if (!err)
