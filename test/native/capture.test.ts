@@ -427,6 +427,43 @@ int main(int argc, char **argv) {
     });
   });
 
+  it("a process in vfork() cannot stop: the freeze gives up after its timeout and says why; the process is left untraced", async () => {
+    const vf = compileC(`
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+int main(void) {
+  char line[64];
+  pid_t c = vfork();
+  if (c == 0) {            /* the child shares the parent's memory: raw syscalls only */
+    struct timespec ts = { 60, 0 };
+    int n = snprintf(line, sizeof line, "child %d\\n", (int)syscall(SYS_getpid));
+    syscall(SYS_write, 1, line, n);
+    syscall(SYS_nanosleep, &ts, 0);
+    _exit(0);
+  }
+  waitpid(c, NULL, 0);
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  printf("reaped\\n");
+  for (;;) pause();
+}`, "vforker");
+    await withProcess([vf], async (p) => {
+      const child = Number((await p.waitForLine(/^child \d+$/)).split(" ")[1]);
+      const out = join(dir, "vfork.img");
+      const r = spawnSync(process.execPath, [join(REPO, "bin/ckimg"), "capture", String(p.pid), "-o", out],
+        { encoding: "utf8", env: { ...process.env, CKIMG_FREEZE_TIMEOUT_MS: "500" } });
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`^ckimg: cannot freeze process ${p.pid}: thread ${p.pid} did not stop within \\d+ ms: it is in vfork\\(\\) until its child ${child}, which shares its memory, execs or exits\n$`));
+      expect(existsSync(out)).toBe(false);
+      assertUntraced(p.pid);
+      process.kill(child, "SIGKILL");          /* the parent goes on: it reaps the child */
+      await p.waitForLine(/^reaped$/);
+    });
+  });
+
   it("SIGTERM to the capturer at any moment: target released, no partial image", async () => {
     await withProcess([exe.sparse], async (p) => {
       await p.waitForLine(/^ready/);

@@ -254,7 +254,9 @@ static void freeze_failed(int err)
 		proc_status_value(status, "TracerPid", 10, &tracer);
 		free(status);
 	}
-	if (tracer)
+	if (err == -ETIMEDOUT && pt_stuck_reason()[0])
+		cap_fail(0, "cannot freeze process %d: %s", cap.pid, pt_stuck_reason());
+	else if (tracer)
 		cap_fail(0, "cannot freeze process %d: it is already traced by process %llu", cap.pid, tracer);
 	else
 		cap_fail(err, "cannot freeze process %d", cap.pid);

@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef NT_X86_XSTATE
@@ -47,17 +48,112 @@ int pt_wait_stop(pid_t tid, int *status)
 	return WIFSTOPPED(*status) ? 0 : -EINVAL;
 }
 
+/* Why the last freeze gave up (pt_stuck_reason), for the caller's error line. */
+static char stuck_reason[256];
+
+const char *pt_stuck_reason(void)
+{
+	return stuck_reason;
+}
+
+/* A thread that does not stop: in vfork() (the parent waits, unstoppable, until a child that
+ * shares its memory execs or exits) or in an uninterruptible kernel wait. */
+static void explain_stuck(pid_t tid, unsigned ms)
+{
+	char path[96], buf[512], wchan[64] = "?";
+	char state = '?';
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", tid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		buf[n > 0 ? n : 0] = 0;
+		char *close_paren = strrchr(buf, ')');
+		if (close_paren && close_paren[1])
+			state = close_paren[2];
+	}
+	snprintf(path, sizeof(path), "/proc/%d/wchan", tid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+		n = read(fd, wchan, sizeof(wchan) - 1);
+		close(fd);
+		wchan[n > 0 ? n : 0] = 0;
+	}
+	/* a vfork child: one of our children whose memory is ours (KCMP_VM) */
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", tid, tid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		buf[n > 0 ? n : 0] = 0;
+		for (char *p = buf, *end; *p; p = end) {
+			long child = strtol(p, &end, 10);
+			if (end == p)
+				break;
+			if (child > 0 && syscall(SYS_kcmp, tid, (pid_t)child, 0 /* KCMP_VM */, 0, 0) == 0) {
+				snprintf(stuck_reason, sizeof(stuck_reason),
+					 "thread %d did not stop within %u ms: it is in vfork() until its child %ld, "
+					 "which shares its memory, execs or exits", tid, ms, child);
+				return;
+			}
+		}
+	}
+	snprintf(stuck_reason, sizeof(stuck_reason), "thread %d did not stop within %u ms (state %c, in %s)",
+		 tid, ms, state, wchan[0] ? wchan : "?");
+}
+
+/* How long a thread may take to stop: $CKIMG_FREEZE_TIMEOUT_MS, else 10 s. */
+static unsigned freeze_timeout_ms(void)
+{
+	const char *e = getenv("CKIMG_FREEZE_TIMEOUT_MS");
+	long v = e ? strtol(e, NULL, 10) : 0;
+	return v > 0 ? (unsigned)v : 10000;
+}
+
+/* waitpid for a stop of tid, giving up after the freeze timeout: polled, with a sleep that
+ * starts at 20 µs (a thread stops within microseconds) and doubles up to 5 ms. */
+static int wait_stop_bounded(pid_t tid, int *status)
+{
+	unsigned limit = freeze_timeout_ms();
+	struct timespec t0, now, nap = { 0, 20000 };
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		pid_t r = waitpid(tid, status, __WALL | WNOHANG);
+		if (r == tid)
+			break;
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		unsigned ms = (unsigned)((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000);
+		if (ms >= limit) {
+			explain_stuck(tid, ms);
+			return -ETIMEDOUT;
+		}
+		nanosleep(&nap, NULL);
+		if (nap.tv_nsec < 5000000)
+			nap.tv_nsec *= 2;
+	}
+	if (WIFEXITED(*status) || WIFSIGNALED(*status))
+		return -ESRCH;
+	return WIFSTOPPED(*status) ? 0 : -EINVAL;
+}
+
 /*
  * Wait for the PTRACE_EVENT_STOP that PTRACE_INTERRUPT asked for. A signal-delivery-stop can
  * come first (the signal was already being delivered): hand the signal back, as the thread
  * would have got it anyway, and wait again; the interrupt trap follows before user mode.
+ * A thread that never stops (vfork, a hung kernel wait) ends the wait with -ETIMEDOUT and
+ * pt_stuck_reason() says why.
  */
 static int wait_interrupt_stop(pid_t tid, struct pt_thread *out)
 {
 	int status, err;
 
 	for (;;) {
-		err = pt_wait_stop(tid, &status);
+		err = wait_stop_bounded(tid, &status);
 		if (err)
 			return err;
 		if ((status >> 16) == PTRACE_EVENT_STOP) {

@@ -61,6 +61,8 @@ int pt_freeze(struct pt_process *p, pid_t pid);
 void pt_release(struct pt_process *p);
 /* Seize + interrupt + wait one thread (used by pt_freeze; restore may use it for a child). */
 int pt_seize_one(pid_t tid, struct pt_thread *out);
+/* Why the last seize timed out (-ETIMEDOUT): "thread N did not stop within …". */
+const char *pt_stuck_reason(void);
 /* Wait until tid is in a ptrace stop; returns the stop status via *status. */
 int pt_wait_stop(pid_t tid, int *status);
 
