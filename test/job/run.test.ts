@@ -181,14 +181,18 @@ describe("ckimg run", () => {
       if (!existsSync(`/proc/${jobPid}/status`)) throw new Error(`the job ${jobPid} ended before a capture was seen; ${r.stderr()}`);
       return Number(/^TracerPid:\s+(\d+)/m.exec(readFileSync(`/proc/${jobPid}/status`, "utf8"))?.[1] ?? -1);
     };
-    let capturer = 0;
+    // a capturer at work: ckimg run's child named ckimg-capture (the shield execs it); it lives
+    // for the whole copy, the freeze is only its first milliseconds
+    const capturerAtWork = () => readFileSync(`/proc/${r.pid}/task/${r.pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean)
+      .some((c) => {
+        try {   // (not a zombie: an ended capturer not yet reaped does not count)
+          return readFileSync(`/proc/${c}/comm`, "utf8").trim() === "ckimg-capture" && !/\) Z /.test(readFileSync(`/proc/${c}/stat`, "utf8"));
+        } catch { return false; }
+      });
     let guardedDuringCapture = false;
     for (const deadline = Date.now() + 60_000; Date.now() < deadline && !guardedDuringCapture;) {
-      const t = tracer();
-      if (!capturer && t !== 0 && t !== guardPid) capturer = t;
-      guardedDuringCapture = capturer !== 0 && t === guardPid && procState(capturer) !== undefined;
-      if (capturer && t !== capturer && !guardedDuringCapture) capturer = 0;   // missed it: the next one
-      await new Promise((res) => setTimeout(res, 1));
+      guardedDuringCapture = tracer() === guardPid && capturerAtWork() && tracer() === guardPid;
+      if (!guardedDuringCapture) await new Promise((res) => setTimeout(res, 1));
     }
     // the job is traced by its guard again while the capturer is still at work
     expect(guardedDuringCapture, r.stderr()).toBe(true);
