@@ -629,7 +629,7 @@ int main(int c, char **v) { FILE *f = fopen("/proc/sys/kernel/sem_next_id", "w")
       // the original PIDs are all taken: without --new-pid the restore is refused
       const taken = runCli(["restore", "--detach", img]);
       expect(taken.status).toBe(2);
-      expect(taken.stderr).toMatch(/PID \d+ is taken/);
+      expect(taken.stderr).toMatch(new RegExp(`PID ${ids.root} is taken: process ${ids.root} \\(\\w+\\) runs; .*--new-pid`));
       s = startProcess([reaper, process.execPath, CLI, "restore", "--detach", "--new-pid", img]);
       const root = Number(await s.waitForLine(/^\d+$/, { timeoutMs: 60_000 }));
       expect(Object.values(ids)).not.toContain(root);

@@ -1596,8 +1596,13 @@ int restore_tree(struct restore_args *r)
 	}
 	if (pid < 0) {
 		err = errno;
-		return rst_err(r, -err, err == EEXIST ? "PROCESS record: PID %u is taken by a running process (wait for it "
-			       "to exit)" : "PROCESS record: clone3 with PID %u: %s", T.e[0].pid, strerror(err));
+		if (err == EEXIST) {
+			char who[160];
+			rst_pid_holder((pid_t)T.e[0].pid, who, sizeof(who));
+			return rst_err(r, -err, "PROCESS record: PID %u is taken: %s; wait for it to go, or use --new-pid",
+				       T.e[0].pid, who);
+		}
+		return rst_err(r, -err, "PROCESS record: clone3 with PID %u: %s", T.e[0].pid, strerror(err));
 	}
 	if (pid == 0)
 		process_main(0, -1);
