@@ -99,6 +99,13 @@ async function gone(pid: number, ms = 5000): Promise<boolean> {
   return !existsSync(`/proc/${pid}`);
 }
 
+/** The subreaper printed "reaped PID" (just after its wait returned: the line may trail the
+ * reaping a little). */
+async function saidReaped(p: Started, pid: number, ms = 5000): Promise<boolean> {
+  for (let t = 0; t < ms && !p.stderr().includes(`reaped ${pid}\n`); t += 10) await sleep(10);
+  return p.stderr().includes(`reaped ${pid}\n`);
+}
+
 /** Processes traced by `tracer`. */
 function tracees(tracer: number): number[] {
   const out: number[] = [];
@@ -166,7 +173,7 @@ describe("copy-on-write capture", () => {
       expect(Math.max(...written)).toBeGreaterThanOrEqual((w.pages * 4096) / 2);
       // the twins are gone, reaped by the subreaper above the target, never by the target
       for (const t of twins) expect(await gone(t)).toBe(true);
-      for (const t of twins) expect(w.p.stderr()).toContain(`reaped ${t}\n`);
+      for (const t of twins) expect(await saidReaped(w.p, t)).toBe(true);
     } finally {
       await stopWatch(w);
     }
@@ -215,7 +222,7 @@ describe("copy-on-write capture", () => {
       cap.kill("SIGKILL");
       await exited;
       expect(await gone(twin)).toBe(true);
-      expect(w.p.stderr()).toContain(`reaped ${twin}\n`);
+      expect(await saidReaped(w.p, twin)).toBe(true);
       assertUntraced(w.pid);
       expect(isAlive(w.pid)).toBe(true);
       await w.p.waitForLine(new RegExp(`^iter ${seqAtKill + 3} `));
