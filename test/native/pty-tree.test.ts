@@ -16,9 +16,9 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { REPO, compileC, makeTempDir, removeTempDirs, runCli, sleep, startProcess, type Started } from "./helpers.js";
+import { captureTree, cleanup, gone, prog, stat } from "./tree-helpers.js";
 
 const CLI = join(REPO, "bin/ckimg");
-const prog = (dir: string, name: string) => compileC(readFileSync(join(dir, `${name}.c`), "utf8"), name);
 const haveTmux = spawnSync("tmux", ["-V"]).status === 0;
 
 let tmp = "";
@@ -30,13 +30,6 @@ beforeAll(() => {
   reaper = prog(join(REPO, "test/native/restore-programs"), "subreaper");
 });
 afterAll(() => removeTempDirs());
-
-/** /proc/PID/stat: ppid, pgrp, session, tty_nr, tpgid. */
-function stat(pid: number): { ppid: number; pgid: number; sid: number; ttyNr: number; tpgid: number } {
-  const s = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
-  return { ppid: Number(f[1]), pgid: Number(f[2]), sid: Number(f[3]), ttyNr: Number(f[4]), tpgid: Number(f[5]) };
-}
 
 const children = (pid: number): number[] => {
   try {
@@ -54,33 +47,6 @@ async function until<T>(what: string, f: () => T | undefined | false, ms = 30_00
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await sleep(50);
   }
-}
-
-async function gone(pids: number[]): Promise<void> {
-  for (let i = 0; i < 500 && pids.some((p) => existsSync(`/proc/${p}`)); i++) await sleep(20);
-  const left = pids.filter((p) => existsSync(`/proc/${p}`));
-  if (left.length) throw new Error(`processes ${left.join(", ")} did not go away`);
-}
-
-async function cleanup(s: Started | undefined, pids: number[]): Promise<void> {
-  for (const p of pids) {
-    try {
-      process.kill(p, "SIGKILL");
-    } catch {
-      /* gone */
-    }
-  }
-  if (s) {
-    await Promise.race([s.exited, sleep(10_000)]);
-    await s.kill();
-  }
-  await gone(pids);
-}
-
-function capture(pid: number, img: string): { processes: number; killed: boolean } {
-  const r = runCli(["capture", String(pid), "-o", img, "--kill", "--json"]);
-  if (r.status !== 0) throw new Error(`capture failed (${r.status}): ${r.stderr}`);
-  return JSON.parse(r.stdout);
 }
 
 const PONG = /^got pong (\d+) pid=(\d+) sid=(\d+) ttysid=(-?\d+) pgrp=(\d+) fg=(-?\d+) rows=(\d+) cols=(\d+) echo=(\d)$/;
@@ -102,7 +68,7 @@ describe("a pty pair between processes of a tree", () => {
       // as the program set it up: the job in the leader's session, its group in the foreground
       expect(before.slice(3, 10).map(Number)).toEqual([leader, leader, job, job, 33, 77, 0]);
       expect(stat(leader).tpgid).toBe(job);
-      expect(capture(root, img)).toMatchObject({ processes: 3, killed: true });
+      expect(captureTree(root, img)).toMatchObject({ processes: 3, killed: true });
       await Promise.race([orig.exited, sleep(10_000)]);
       last = Math.max(...orig.lines.map((l) => PONG.exec(l)).filter((x) => x).map((x) => Number(x![1])));
       await gone(pids);
@@ -141,7 +107,7 @@ describe("a pty master whose slave no process of the tree holds", () => {
       const m = /^ready (\d+) (\d+) (\d+)$/.exec(await orig.waitForLine(/^ready /))!;
       pids = [Number(m[1]), Number(m[2])];
       fd = Number(m[3]);
-      expect(capture(pids[0], img)).toMatchObject({ processes: 2, killed: true });
+      expect(captureTree(pids[0], img)).toMatchObject({ processes: 2, killed: true });
       await gone(pids);
     } finally {
       await cleanup(orig, pids);
@@ -182,7 +148,7 @@ describe.skipIf(!haveTmux)("a tmux server and the shell in its pane", () => {
       await until("the shell's echo", () => /^hi$/m.test(tmux("capture-pane", "-p", "-t", "work").stdout));
       const shellBefore = stat(shell);
       expect(shellBefore).toMatchObject({ sid: shell, tpgid: shell });
-      expect(capture(server, img)).toMatchObject({ processes: 2, killed: true });
+      expect(captureTree(server, img)).toMatchObject({ processes: 2, killed: true });
       await gone(pids);
       expect(tmux("ls").status).not.toBe(0);
 

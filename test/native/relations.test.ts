@@ -19,10 +19,10 @@ import { existsSync, mkdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { openImage } from "../../src/format/index.js";
 import { REPO, compileC, makeTempDir, removeTempDirs, runCli, sleep, startProcess, type Started } from "./helpers.js";
+import { captureTree, childrenOf, cleanup, gone, prog, stat, type ProcStat } from "./tree-helpers.js";
 
 const CLI = join(REPO, "bin/ckimg");
 const TP = join(REPO, "test/native/tree-programs");
-const prog = (dir: string, name: string) => compileC(readFileSync(join(dir, `${name}.c`), "utf8"), name);
 
 let tmp = "";
 let reaper = "";
@@ -33,44 +33,6 @@ beforeAll(() => {
   reaper = prog(join(REPO, "test/native/restore-programs"), "subreaper");
 });
 afterAll(() => removeTempDirs());
-
-type Stat = { state: string; ppid: number; pgid: number; sid: number };
-/** /proc/PID/stat: state, ppid, pgrp, session. */
-function stat(pid: number): Stat {
-  const s = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
-  return { state: f[0], ppid: Number(f[1]), pgid: Number(f[2]), sid: Number(f[3]) };
-}
-
-function childrenOf(pid: number): number[] {
-  const t = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim();
-  return t ? t.split(" ").map(Number) : [];
-}
-
-async function gone(pids: number[]): Promise<void> {
-  for (let i = 0; i < 500 && pids.some((p) => existsSync(`/proc/${p}`)); i++) await sleep(20);
-  const left = pids.filter((p) => existsSync(`/proc/${p}`));
-  if (left.length) throw new Error(`processes ${left.join(", ")} did not go away`);
-}
-
-async function cleanup(s: Started, pids: number[]): Promise<void> {
-  for (const p of pids) {
-    try {
-      process.kill(p, "SIGKILL");
-    } catch {
-      /* gone */
-    }
-  }
-  await Promise.race([s.exited, sleep(10_000)]);
-  await s.kill();
-  await gone(pids);
-}
-
-function capture(pid: number, img: string): { processes: number; zombies: number } {
-  const r = runCli(["capture", String(pid), "-o", img, "--kill", "--json"]);
-  if (r.status !== 0) throw new Error(`capture failed (${r.status}): ${r.stderr}`);
-  return JSON.parse(r.stdout);
-}
 
 /** Restore under a subreaper, detached; the restorer's process (the reaper) once the root runs. */
 async function restore(img: string, root: number): Promise<Started> {
@@ -93,7 +55,7 @@ describe("sessions and groups whose leader has exited", () => {
         sid = +m[3];
         await gone([sid]);  // the session leader is gone
         for (const p of pids) expect(stat(p)).toMatchObject({ sid, pgid: sid });
-        expect(capture(pids[0], img)).toMatchObject({ processes: workers + 1 });
+        expect(captureTree(pids[0], img)).toMatchObject({ processes: workers + 1 });
         await gone(pids);
       } finally {
         await cleanup(orig, pids);
@@ -125,7 +87,7 @@ describe("sessions and groups whose leader has exited", () => {
     const img = join(tmp, "orphans.img");
     const orig = startProcess([reaper, exe]);
     let ids: Record<string, number> = {};
-    let before: Record<string, Stat> = {};
+    let before: Record<string, ProcStat> = {};
     const live = () => ["root", "m", "w", "s2", "g2"].map((k) => ids[k]);
     try {
       const line = await orig.waitForLine(/^ready /);
@@ -139,7 +101,7 @@ describe("sessions and groups whose leader has exited", () => {
       expect(before.s2).toMatchObject({ ppid: ids.root, pgid: ids.s1, sid: ids.s1 });
       expect(before.g2).toMatchObject({ ppid: ids.root, pgid: ids.g1, sid: ids.s1 });
       for (const k of ["l", "s1", "g1"]) expect(existsSync(`/proc/${ids[k]}`)).toBe(false);
-      expect(capture(ids.root, img)).toMatchObject({ processes: 5, zombies: 1 });
+      expect(captureTree(ids.root, img)).toMatchObject({ processes: 5, zombies: 1 });
       await gone(live());
     } finally {
       await cleanup(orig, live());
@@ -211,7 +173,7 @@ describe("what a process shares with its parent", () => {
     try {
       const m = /^ready (\d+) fs=(\d+) files=(\d+) plain=(\d+)$/.exec(await orig.waitForLine(/^ready /))!;
       ids = { root: +m[1], fs: +m[2], files: +m[3], plain: +m[4] };
-      expect(capture(ids.root, img)).toMatchObject({ processes: 4 });
+      expect(captureTree(ids.root, img)).toMatchObject({ processes: 4 });
       await gone(all());
     } finally {
       await cleanup(orig, all());
@@ -285,7 +247,7 @@ int main(int argc, char **argv)
       try {
         const [, pid, id] = (await p.waitForLine(/^ready /)).split(" ").map(Number);
         semid = id;
-        const { warnings } = capture(pid, join(tmp, `semundo${undo}.img`)) as unknown as { warnings: string[] };
+        const { warnings } = captureTree(pid, join(tmp, `semundo${undo}.img`)) as unknown as { warnings: string[] };
         const said = warnings.filter((w) => /SEM_UNDO/.test(w));
         expect(said).toHaveLength(undo);
         if (undo) expect(said[0]).toContain(`process ${pid} did semop with SEM_UNDO`);

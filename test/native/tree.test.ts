@@ -16,10 +16,10 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from
 import { join } from "node:path";
 import { openImage } from "../../src/format/index.js";
 import { REPO, compileC, makeTempDir, removeTempDirs, runCli, sleep, startProcess, type Started } from "./helpers.js";
+import { captureTree, childrenOf, cleanup, gone, prog, stat } from "./tree-helpers.js";
 
 const CLI = join(REPO, "bin/ckimg");
 const TP = join(REPO, "test/native/tree-programs");
-const prog = (dir: string, name: string) => compileC(readFileSync(join(dir, `${name}.c`), "utf8"), name);
 
 let tmp = "";
 let reaper = "";
@@ -30,44 +30,6 @@ beforeAll(() => {
   reaper = prog(join(REPO, "test/native/restore-programs"), "subreaper");
 });
 afterAll(() => removeTempDirs());
-
-/** /proc/PID/stat: state, ppid, pgrp, session. */
-function stat(pid: number): { state: string; ppid: number; pgid: number; sid: number } {
-  const s = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
-  return { state: f[0], ppid: Number(f[1]), pgid: Number(f[2]), sid: Number(f[3]) };
-}
-
-function childrenOf(pid: number): number[] {
-  const t = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim();
-  return t ? t.split(" ").map(Number) : [];
-}
-
-async function gone(pids: number[]): Promise<void> {
-  for (let i = 0; i < 500 && pids.some((p) => existsSync(`/proc/${p}`)); i++) await sleep(20);
-  const left = pids.filter((p) => existsSync(`/proc/${p}`));
-  if (left.length) throw new Error(`processes ${left.join(", ")} did not go away`);
-}
-
-function captureTree(pid: number, img: string): { processes: number; zombies: number; killed: boolean } {
-  const r = runCli(["capture", String(pid), "-o", img, "--kill", "--json"]);
-  if (r.status !== 0) throw new Error(`capture failed (${r.status}): ${r.stderr}`);
-  return JSON.parse(r.stdout);
-}
-
-/** Kill what is left of a tree and its reaper, reap all. */
-async function cleanup(s: Started, pids: number[]): Promise<void> {
-  for (const p of pids) {
-    try {
-      process.kill(p, "SIGKILL");
-    } catch {
-      /* gone */
-    }
-  }
-  await Promise.race([s.exited, sleep(10_000)]);
-  await s.kill();
-  await gone(pids);
-}
 
 describe("a process tree", () => {
   it("comes back with its PIDs, relations, zombie and the pipe between parent and child", async () => {
