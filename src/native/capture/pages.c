@@ -80,6 +80,18 @@ static void set_error(struct pipeline *pl, int err)
 	pthread_mutex_unlock(&pl->mu);
 }
 
+/* The next run of candidate pages of ch at or after *p: [*p, *q). 0 when there is none. */
+static int next_run(const struct chunk *ch, uint32_t *p, uint32_t *q)
+{
+	while (*p < ch->span_pages && !bit(ch->bits, *p))
+		(*p)++;
+	if (*p >= ch->span_pages)
+		return 0;
+	for (*q = *p; *q < ch->span_pages && bit(ch->bits, *q);)
+		(*q)++;
+	return 1;
+}
+
 /*
  * Chunk ch's candidate pages, packed into dst, read from a /proc/PID/mem fd (a run of pages at
  * a time, page by page inside a run that reads short); pages that cannot be read are marked in
@@ -91,14 +103,7 @@ static void set_error(struct pipeline *pl, int err)
 void pages_read_packed(int mem_fd, const struct chunk *ch, uint8_t *dst, uint64_t *bad)
 {
 	uint32_t k = 0;
-	for (uint32_t p = 0; p < ch->span_pages;) {
-		if (!bit(ch->bits, p)) {
-			p++;
-			continue;
-		}
-		uint32_t q = p;
-		while (q < ch->span_pages && bit(ch->bits, q))
-			q++;
+	for (uint32_t p = 0, q; next_run(ch, &p, &q); p = q) {
 		size_t len = (size_t)(q - p) * PAGE_SIZE_4K;
 		ssize_t n = pread(mem_fd, dst + (size_t)k * PAGE_SIZE_4K, len,
 				  (off_t)(ch->first_page + (uint64_t)p * PAGE_SIZE_4K));
@@ -111,7 +116,6 @@ void pages_read_packed(int mem_fd, const struct chunk *ch, uint8_t *dst, uint64_
 			}
 		}
 		k += q - p;
-		p = q;
 	}
 }
 
@@ -121,18 +125,9 @@ static int read_chunk_vm(struct pipeline *pl, const struct chunk *ch, uint8_t *d
 	struct iovec remote[CKIMG_SPAN_GRID_PAGES], local = { dst, (size_t)ch->cand_pages * PAGE_SIZE_4K };
 	int nr = 0;
 
-	for (uint32_t p = 0; p < ch->span_pages;) {
-		if (!bit(ch->bits, p)) {
-			p++;
-			continue;
-		}
-		uint32_t q = p;
-		while (q < ch->span_pages && bit(ch->bits, q))
-			q++;
+	for (uint32_t p = 0, q; next_run(ch, &p, &q); p = q)
 		remote[nr++] = (struct iovec){ (void *)(ch->first_page + (uint64_t)p * PAGE_SIZE_4K),
 					       (size_t)(q - p) * PAGE_SIZE_4K };
-		p = q;
-	}
 	return process_vm_readv(pl->c->pid, &local, 1, remote, (unsigned long)nr, 0) == (ssize_t)local.iov_len;
 }
 
