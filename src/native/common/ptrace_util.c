@@ -48,6 +48,27 @@ int pt_wait_stop(pid_t tid, int *status)
 	return WIFSTOPPED(*status) ? 0 : -EINVAL;
 }
 
+int pt_proc_stat(pid_t pid, struct pt_proc_stat *out)
+{
+	char path[64], buf[512];
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	/* "pid (comm) state ppid pgrp session ...": comm may hold ')' and spaces */
+	char *open_paren = strchr(buf, '('), *close_paren = strrchr(buf, ')');
+	if (n <= 0 || !open_paren || !close_paren || close_paren < open_paren ||
+	    sscanf(close_paren + 1, " %c %d %d %d", &out->state, &out->ppid, &out->pgrp, &out->sid) != 4)
+		return 0;
+	snprintf(out->comm, sizeof(out->comm), "%.*s", (int)(close_paren - open_paren - 1), open_paren + 1);
+	return 1;
+}
+
 /* Why the last freeze gave up (pt_stuck_reason), for the caller's error line. */
 static char stuck_reason[256];
 
@@ -62,18 +83,12 @@ static void explain_stuck(pid_t tid, unsigned ms)
 {
 	char path[96], buf[512], wchan[64] = "?";
 	char state = '?';
+	struct pt_proc_stat st;
 	int fd;
 	ssize_t n;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", tid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		buf[n > 0 ? n : 0] = 0;
-		char *close_paren = strrchr(buf, ')');
-		if (close_paren && close_paren[1])
-			state = close_paren[2];
-	}
+	if (pt_proc_stat(tid, &st))
+		state = st.state;
 	snprintf(path, sizeof(path), "/proc/%d/wchan", tid);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
 		n = read(fd, wchan, sizeof(wchan) - 1);

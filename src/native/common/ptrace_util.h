@@ -61,6 +61,14 @@ int pt_freeze(struct pt_process *p, pid_t pid);
 void pt_release(struct pt_process *p);
 /* Seize + interrupt + wait one thread (used by pt_freeze; restore may use it for a child). */
 int pt_seize_one(pid_t tid, struct pt_thread *out);
+/* The head of /proc/PID/stat. */
+struct pt_proc_stat {
+	char comm[64];
+	char state;
+	int ppid, pgrp, sid;
+};
+/* 1 and *out filled, or 0 when pid is gone or the line cannot be read. */
+int pt_proc_stat(pid_t pid, struct pt_proc_stat *out);
 /* Why the last seize timed out (-ETIMEDOUT): "thread N did not stop within …". */
 const char *pt_stuck_reason(void);
 /* Wait until tid is in a ptrace stop; returns the stop status via *status. */

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "fds.h"
+#include "ptrace_util.h"
 
 #define CHILD_ERR_SIZE 4096
 
@@ -342,40 +343,18 @@ int restore_fork_adopt(struct restore_args *a)
 	return rst_thread_attach_regs(&a->threads[0]);
 }
 
-/* /proc/N/stat's state, parent, group and session, and comm; 0 when N is gone. */
-static int read_stat(const char *path, char *comm, size_t n, char *state, int *ppid, int *pgrp, int *sid)
-{
-	char buf[512];
-	FILE *f = fopen(path, "re");
-	size_t len = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-	char *open, *close;
-
-	if (f)
-		fclose(f);
-	buf[len] = 0;
-	open = strchr(buf, '(');
-	close = strrchr(buf, ')');
-	if (!len || !open || !close || close < open ||
-	    sscanf(close + 1, " %c %d %d %d", state, ppid, pgrp, sid) != 4)
-		return 0;
-	snprintf(comm, n, "%.*s", (int)(close - open - 1), open + 1);
-	return 1;
-}
-
 /* Why clone3 finds pid taken, for the error: a process that runs, a zombie nobody has reaped,
  * or — a PID stays in use while it names a process group or session — a process (often a
  * zombie) still in the group or session it names. */
 void rst_pid_holder(pid_t pid, char *out, size_t n)
 {
-	char path[64], comm[64], state;
-	int ppid, pgrp, sid;
+	struct pt_proc_stat st;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if (read_stat(path, comm, sizeof(comm), &state, &ppid, &pgrp, &sid)) {
-		if (state == 'Z')
-			snprintf(out, n, "process %d (%s) is a zombie its parent %d has not reaped", pid, comm, ppid);
+	if (pt_proc_stat(pid, &st)) {
+		if (st.state == 'Z')
+			snprintf(out, n, "process %d (%s) is a zombie its parent %d has not reaped", pid, st.comm, st.ppid);
 		else
-			snprintf(out, n, "process %d (%s) runs", pid, comm);
+			snprintf(out, n, "process %d (%s) runs", pid, st.comm);
 		return;
 	}
 	snprintf(out, n, "in use by a thread or a process group or session");
@@ -383,15 +362,12 @@ void rst_pid_holder(pid_t pid, char *out, size_t n)
 	struct dirent *e;
 	while (d && (e = readdir(d))) {
 		int other = atoi(e->d_name);
-		if (other <= 0)
+		if (other <= 0 || !pt_proc_stat(other, &st) || (st.pgrp != pid && st.sid != pid))
 			continue;
-		snprintf(path, sizeof(path), "/proc/%d/stat", other);
-		if (read_stat(path, comm, sizeof(comm), &state, &ppid, &pgrp, &sid) && (pgrp == pid || sid == pid)) {
-			snprintf(out, n, "it is still the %s id of process %d (%s%s%d)",
-				 pgrp == pid ? "process group" : "session", other, comm,
-				 state == 'Z' ? ", a zombie not yet reaped by its parent " : ", child of ", ppid);
-			break;
-		}
+		snprintf(out, n, "it is still the %s id of process %d (%s%s%d)",
+			 st.pgrp == pid ? "process group" : "session", other, st.comm,
+			 st.state == 'Z' ? ", a zombie not yet reaped by its parent " : ", child of ", st.ppid);
+		break;
 	}
 	if (d)
 		closedir(d);
