@@ -55,9 +55,10 @@ export class JobGuard {
         const [word, a, b] = line.split(" ");
         if (word === "running") onRunning(Number(a));
         else if (word === "held") handlers.onHeld(Number(a), Number(b));
-        else if (word === "exit") end = { code: Number(a) };
-        else if (word === "signal") end = { signal: Number(a) };
-        else if (word === "error") errorText = line.slice(6);
+        else if (word === "exit" || word === "signal") {
+          end = word === "exit" ? { code: Number(a) } : { signal: Number(a) };
+          this.hangUp();
+        } else if (word === "error") errorText = line.slice(6);
         else this.waiters.splice(this.waiters.findIndex((w) => w.word === word) >>> 0, 1)[0]?.resolve();
       }
     });
@@ -69,6 +70,17 @@ export class JobGuard {
       onFailed(new GuardError(why));
       onEnded(end ?? { code: 2 });
     });
+  }
+
+  /**
+   * The job has ended: no more commands (each would be answered by nobody; a pending one is
+   * answered now) and hang up, which lets the guard exit — it waits for that, so that its end
+   * line is never lost to a command written while it was leaving.
+   */
+  private hangUp(): void {
+    this.closed = true;
+    for (const w of this.waiters.splice(0)) w.resolve();
+    this.ctl.end();
   }
 
   private static start(args: string[], hold: number[], handlers: GuardHandlers): JobGuard {

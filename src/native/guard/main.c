@@ -222,6 +222,25 @@ static int start_restore(char **argv)
 	return 0;
 }
 
+/*
+ * After the end line: stay until ckimg run has read it and hung up. Exiting at once would race
+ * with a command it is writing meanwhile (a capture's `watch`): its write fails with EPIPE,
+ * and Node then drops the socket with our end line still unread in it.
+ */
+static void await_hangup(void)
+{
+	char buf[256];
+
+	for (;;) {
+		struct pollfd p = { CTL_FD, POLLIN, 0 };
+		int n = poll(&p, 1, 10000);     /* bounded: a client that never hangs up */
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || read(CTL_FD, buf, sizeof(buf)) <= 0)
+			return;
+	}
+}
+
 static int handle_command(char *line)
 {
 	int sig, pid;
@@ -328,5 +347,6 @@ int main(int argc, char **argv)
 		guard_event("signal %d", WTERMSIG(g.main_status));
 	else
 		guard_event("exit %d", WEXITSTATUS(g.main_status));
+	await_hangup();
 	return 0;
 }
