@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { openImage } from "../../src/format/index.js";
 import { areaFlagNames } from "../../src/format/records.js";
 import { runCapture } from "../../src/cli/capture.js";
-import { REPO, assertUntraced, compileC, makeTempDir, procStatus, removeTempDirs, sleep, startProcess, type Started } from "./helpers.js";
+import { REPO, assertUntraced, compileC, makeTempDir, procStatus, removeTempDirs, requireBuild, sleep, startProcess, type Started } from "./helpers.js";
 
 const CLI = join(REPO, "bin/ckimg");
 const CAPTURE = join(REPO, "build/ckimg-capture");
@@ -25,8 +25,7 @@ let reaper = "";
 let tmp = "";
 
 beforeAll(() => {
-  for (const b of ["build/ckimg-restore", "build/ckimg-capture", "dist/cli/main.js"])
-    if (!existsSync(join(REPO, b))) throw new Error(`${b} missing: run npm run build first`);
+  requireBuild();
   const src = (n: string) => readFileSync(join(REPO, "test/native/cow-programs", `${n}.c`), "utf8");
   watch = compileC(src("watch"), "watch");
   reaper = compileC(src("reaper"), "reaper");

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { crc32, openImage, type PipeState, type UdpQueueState, type UnixFilesState, type UnixSocketState } from "../../src/format/index.js";
-import { REPO, compileC, makeTempDir, removeTempDirs, runCli, sleep, startProcess, type Started } from "./helpers.js";
+import { REPO, compileC, makeTempDir, removeTempDirs, requireBuild, runCli, sleep, startProcess, type Started } from "./helpers.js";
 
 const FP = join(REPO, "test/native/fd-programs");
 const CLI = join(REPO, "bin/ckimg");
@@ -17,8 +17,7 @@ const prog = (name: string) => compileC(readFileSync(join(FP, `${name}.c`), "utf
 
 let tmp = "";
 beforeAll(() => {
-  for (const b of ["build/ckimg-restore", "build/ckimg-capture", "dist/cli/main.js"])
-    if (!existsSync(join(REPO, b))) throw new Error(`${b} missing: run npm run build first`);
+  requireBuild();
   tmp = makeTempDir("ckimg-fds-");
 });
 afterAll(() => removeTempDirs());

@@ -11,7 +11,7 @@ import { spawnSync } from "node:child_process";
 import { appendFileSync, existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openImage } from "../../src/format/index.js";
-import { REPO, compileC, makeTempDir, removeTempDirs, runCli, sleep, startProcess, type Started } from "./helpers.js";
+import { REPO, compileC, makeTempDir, removeTempDirs, requireBuild, runCli, sleep, startProcess, type Started } from "./helpers.js";
 
 const RP = join(REPO, "test/native/restore-programs");
 const CLI = join(REPO, "bin/ckimg");
@@ -21,8 +21,7 @@ const prog = (name: string) => compileC(readFileSync(join(RP, `${name}.c`), "utf
 let tmp = "";
 let unlinked = "";
 beforeAll(() => {
-  for (const b of ["build/ckimg-restore", "build/ckimg-capture", "dist/cli/main.js"])
-    if (!existsSync(join(REPO, b))) throw new Error(`${b} missing: run npm run build first`);
+  requireBuild();
   tmp = makeTempDir("ckimg-files-");
   unlinked = prog("unlinked");
 });

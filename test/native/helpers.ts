@@ -23,6 +23,12 @@ export const PROGRAMS = join(REPO, "test/native/programs");
 const tempDirs: string[] = [];
 
 /** A fresh temp dir, removed by removeTempDirs() (call it in afterAll). */
+/** Throw, naming the first one missing, unless `npm run build` has made these (default: capturer, restorer, CLI). */
+export function requireBuild(paths: string[] = ["build/ckimg-restore", "build/ckimg-capture", "dist/cli/main.js"]): void {
+  for (const p of paths)
+    if (!existsSync(join(REPO, p))) throw new Error(`${p} missing: run npm run build first`);
+}
+
 export function makeTempDir(prefix = "ckimg-test-"): string {
   const d = mkdtempSync(join(tmpdir(), prefix));
   tempDirs.push(d);

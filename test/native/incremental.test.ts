@@ -8,15 +8,14 @@ import { copyFileSync, existsSync, readFileSync, renameSync, statSync } from "no
 import { join } from "node:path";
 import { openImage, verifyImage, type CheckpointImage } from "../../src/format/index.js";
 import { runCapture } from "../../src/cli/capture.js";
-import { REPO, assertUntraced, compileC, makeTempDir, removeTempDirs, runCli, sleep, startProcess, type Started } from "./helpers.js";
+import { REPO, assertUntraced, compileC, makeTempDir, removeTempDirs, requireBuild, runCli, sleep, startProcess, type Started } from "./helpers.js";
 
 const CLI = join(REPO, "bin/ckimg");
 let exe = "";
 let tmp = "";
 
 beforeAll(() => {
-  for (const b of ["build/ckimg-restore", "build/ckimg-capture", "dist/cli/main.js"])
-    if (!existsSync(join(REPO, b))) throw new Error(`${b} missing: run npm run build first`);
+  requireBuild();
   exe = compileC(readFileSync(join(REPO, "test/native/cow-programs/heap.c"), "utf8"), "heap");
   tmp = makeTempDir("ckimg-incr-");
 });

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { REPO, compileC, makeTempDir, removeTempDirs, runCli, sleep, startProcess, type Started } from "./helpers.js";
+import { REPO, compileC, makeTempDir, removeTempDirs, requireBuild, runCli, sleep, startProcess, type Started } from "./helpers.js";
 import { captureTree, cleanup, gone, prog, stat } from "./tree-helpers.js";
 
 const CLI = join(REPO, "bin/ckimg");
@@ -24,8 +24,7 @@ const haveTmux = spawnSync("tmux", ["-V"]).status === 0;
 let tmp = "";
 let reaper = "";
 beforeAll(() => {
-  for (const b of ["build/ckimg-restore", "build/ckimg-capture", "dist/cli/main.js"])
-    if (!existsSync(join(REPO, b))) throw new Error(`${b} missing: run npm run build first`);
+  requireBuild();
   tmp = makeTempDir("ckimg-ptytree-");
   reaper = prog(join(REPO, "test/native/restore-programs"), "subreaper");
 });

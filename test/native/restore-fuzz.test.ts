@@ -17,7 +17,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FD_RESOURCE_TYPES, RECORD, Rng, buildImage, mutate, parseImage } from "./image-mutate.js";
-import { REPO, compileC, makeTempDir, removeTempDirs, runCli, sleep, startProcess } from "./helpers.js";
+import { REPO, compileC, makeTempDir, removeTempDirs, requireBuild, runCli, sleep, startProcess } from "./helpers.js";
 
 const RESTORE = join(REPO, "build/ckimg-restore");
 const CORPUS = join(REPO, "corpus/conformance");
@@ -45,8 +45,7 @@ async function captureProgram(name: string, file: string, includeDir: string): P
 }
 
 beforeAll(async () => {
-  for (const b of ["build/ckimg-restore", "build/ckimg-capture", "dist/cli/main.js"])
-    if (!existsSync(join(REPO, b))) throw new Error(`${b} missing: run npm run build first`);
+  requireBuild();
   tmp = makeTempDir("ckimg-fuzz-");
   const fp = join(REPO, "test/native/fd-programs"), sp = join(REPO, "test/native/state-programs");
   await captureProgram("pipes", join(fp, "pipes.c"), fp);

@@ -12,9 +12,7 @@ import { spawnSync } from "node:child_process";
 import { appendFileSync, copyFileSync, existsSync, openSync, readFileSync, writeSync, closeSync, chmodSync } from "node:fs";
 import { join } from "node:path";
 import { openImage } from "../../src/format/index.js";
-import {
-  REPO, compileC, makeTempDir, procStatus, procThreads, removeTempDirs, runCli, sleep, startProcess, type Started,
-} from "./helpers.js";
+import { REPO, compileC, makeTempDir, procStatus, procThreads, removeTempDirs, requireBuild, runCli, sleep, startProcess, type Started } from "./helpers.js";
 
 const RP = join(REPO, "test/native/restore-programs");
 const CLI = join(REPO, "bin/ckimg");
@@ -22,8 +20,7 @@ const prog = (name: string) => compileC(readFileSync(join(RP, `${name}.c`), "utf
 
 let tmp = "";
 beforeAll(() => {
-  for (const b of ["build/ckimg-restore", "build/ckimg-capture", "dist/cli/main.js"])
-    if (!existsSync(join(REPO, b))) throw new Error(`${b} missing: run npm run build first`);
+  requireBuild();
   tmp = makeTempDir("ckimg-restore-");
 });
 afterAll(() => removeTempDirs());

@@ -15,7 +15,7 @@ import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openImage } from "../../src/format/index.js";
-import { REPO, compileC, makeTempDir, removeTempDirs, runCli, sleep, startProcess, type Started } from "./helpers.js";
+import { REPO, compileC, makeTempDir, removeTempDirs, requireBuild, runCli, sleep, startProcess, type Started } from "./helpers.js";
 import { captureTree, childrenOf, cleanup, gone, prog, stat } from "./tree-helpers.js";
 
 const CLI = join(REPO, "bin/ckimg");
@@ -24,8 +24,7 @@ const TP = join(REPO, "test/native/tree-programs");
 let tmp = "";
 let reaper = "";
 beforeAll(() => {
-  for (const b of ["build/ckimg-restore", "build/ckimg-capture", "dist/cli/main.js"])
-    if (!existsSync(join(REPO, b))) throw new Error(`${b} missing: run npm run build first`);
+  requireBuild();
   tmp = makeTempDir("ckimg-tree-");
   reaper = prog(join(REPO, "test/native/restore-programs"), "subreaper");
 });

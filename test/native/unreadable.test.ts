@@ -10,14 +10,14 @@ import { existsSync, readFileSync, truncateSync } from "node:fs";
 import { join } from "node:path";
 import { AREA_UNREADABLE, openImage, verifyImage } from "../../src/format/index.js";
 import { runCapture } from "../../src/cli/capture.js";
-import { REPO, assertUntraced, compileC, makeTempDir, removeTempDirs, startProcess } from "./helpers.js";
+import { REPO, assertUntraced, compileC, makeTempDir, removeTempDirs, requireBuild, startProcess } from "./helpers.js";
 
 const PS = 4096;
 let exe = "";
 let tmp = "";
 
 beforeAll(() => {
-  if (!existsSync(join(REPO, "build/ckimg-capture"))) throw new Error("build/ckimg-capture missing: run npm run build first");
+  requireBuild(["build/ckimg-capture"]);
   exe = compileC(readFileSync(join(REPO, "test/native/unreadable-programs/truncmap.c"), "utf8"), "truncmap");
   tmp = makeTempDir("ckimg-unreadable-");
 });

@@ -6,13 +6,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { REPO, compileC, makeTempDir, removeTempDirs, runCli, sleep, startProcess } from "./helpers.js";
+import { REPO, compileC, makeTempDir, removeTempDirs, requireBuild, runCli, sleep, startProcess } from "./helpers.js";
 
 const CLI = join(REPO, "bin/ckimg");
 let tmp = "";
 beforeAll(() => {
-  for (const b of ["build/ckimg-restore", "build/ckimg-capture", "dist/cli/main.js"])
-    if (!existsSync(join(REPO, b))) throw new Error(`${b} missing: run npm run build first`);
+  requireBuild();
   tmp = makeTempDir("ckimg-unsupported-");
 });
 afterAll(() => removeTempDirs());
