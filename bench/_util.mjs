@@ -82,6 +82,39 @@ export async function finishUnderReaper(run, pid) {
   await gone(pid);
 }
 
+/**
+ * Start `prog args…` under the subreaper in its own session, stdio on outFile (a process CRIU
+ * dumps without --shell-job), and wait until it prints "ready". setsid(1) execs in place (sh
+ * is not a group leader), so the subreaper's child is the program. Returns its PID and the
+ * subreaper's child handle (finishUnderReaper ends both).
+ */
+export async function startUnderReaper(reaper, prog, args, outFile) {
+  const quoted = [prog, ...args].map((a) => `'${String(a).replace(/'/g, "'\\''")}'`).join(" ");
+  const sh = spawn(reaper, ["sh", "-c", `exec setsid ${quoted} > '${outFile}' 2>&1 < /dev/null`], { stdio: "ignore" });
+  for (let i = 0; i < 6000 && !(existsSync(outFile) && readFileSync(outFile, "utf8").includes("ready")); i++) await sleep(10);
+  const pid = childOf(sh.pid);
+  if (!readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith(prog)) throw new Error(`${prog} did not start: ${readFileSync(outFile, "utf8")}`);
+  return { pid, child: sh };
+}
+
+/**
+ * Restore commands [name, argv] timed in alternation (round -1 a warm-up: page cache, first
+ * touch), each under the subreaper, the restored `pid` killed after each; returns the seconds
+ * of every counted round by name.
+ */
+export async function timeRestores(reaper, modes, pid, rounds) {
+  const times = Object.fromEntries(modes.map(([n]) => [n, []]));
+  for (let round = -1; round < rounds; round++) {
+    for (const [name, argv] of modes) {
+      const run = await timeUnderReaper(reaper, argv);
+      if (run.status !== 0) throw new Error(`${name}: exit ${run.status}: ${run.err()}`);
+      await finishUnderReaper(run, pid);
+      if (round >= 0) times[name].push(run.seconds);
+    }
+  }
+  return times;
+}
+
 export function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;

@@ -9,11 +9,11 @@
 //
 // CRIU is taken from $CRIU, /work/tools/criu/criu/criu or PATH (never built here).
 // Options: --rounds N, --only ckimg (skip CRIU).
-import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CAPTURE, RESTORE, buildSubreaper, cliOption, compileC, findCriu, finishUnderReaper, childOf, fmt, gone, median, sleep, table, timeUnderReaper } from "./_util.mjs";
+import { CAPTURE, RESTORE, buildSubreaper, cliOption, compileC, findCriu, finishUnderReaper, fmt, median, startUnderReaper, table, timeRestores } from "./_util.mjs";
 
 const ROUNDS = Math.max(5, Number(cliOption("rounds", "5")));
 const ONLY = cliOption("only", "");
@@ -61,9 +61,8 @@ async function main() {
     mkdirSync(files);
     const outFile = join(dir, "fds.out");
     const reaper = buildSubreaper(dir);
-    const sh = spawn(reaper, ["sh", "-c", `exec setsid ${prog} ${files} > ${outFile} 2>&1 < /dev/null`], { stdio: "ignore" });
-    for (let i = 0; i < 6000 && !(existsSync(outFile) && readFileSync(outFile, "utf8").includes("ready")); i++) await sleep(10);
-    const pid = childOf(sh.pid);
+    const program = await startUnderReaper(reaper, prog, [files], outFile);
+    const { pid } = program;
     const nfds = spawnSync("sh", ["-c", `ls /proc/${pid}/fd | wc -l`], { encoding: "utf8" }).stdout.trim();
     console.log(`process ${pid}: ${nfds} open fds (pipes with bytes, unix pairs with a queue, files + dups, /dev/null); ${ROUNDS} rounds, medians`);
 
@@ -84,22 +83,12 @@ async function main() {
         criuDir = null;
       }
     }
-    try { process.kill(pid, "SIGKILL"); } catch { /* dumped and gone */ }
-    await new Promise((r) => (sh.exitCode !== null ? r() : sh.on("exit", r)));
-    await gone(pid);
+    await finishUnderReaper(program, pid);
     if (!criu) console.log("CRIU not available: set CRIU=/path/to/criu (v4.2) to compare");
 
     const modes = [["ckimg-restore --detach", [RESTORE, img, "--detach"]]];
     if (criuDir) modes.push(["criu restore -d", [criu, "restore", "-d", "-D", criuDir, "-o", "restore.log"]]);
-    const times = Object.fromEntries(modes.map(([n]) => [n, []]));
-    for (let round = -1; round < ROUNDS; round++) {       // round -1: warm-up, not counted
-      for (const [name, argv] of modes) {
-        const run = await timeUnderReaper(reaper, argv);
-        if (run.status !== 0) throw new Error(`${name}: exit ${run.status}: ${run.err()}`);
-        await finishUnderReaper(run, pid);
-        if (round >= 0) times[name].push(run.seconds);
-      }
-    }
+    const times = await timeRestores(reaper, modes, pid, ROUNDS);
     const ref = criuDir ? median(times["criu restore -d"]) : null;
     table(["restore (1,000 fds)", "median", "vs criu -d"], modes.map(([name]) => {
       const m = median(times[name]);

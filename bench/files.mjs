@@ -6,11 +6,11 @@
 // then restored (`ckimg-restore --detach` / `criu restore -d`) under a child subreaper.
 // Medians of ≥ 3 rounds after a warm-up round. CRIU from $CRIU or /work/tools/criu/criu/criu.
 // Options: --mb N, --rounds N, --only ckimg.
-import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CAPTURE, RESTORE, buildSubreaper, cliOption, compileC, findCriu, finishUnderReaper, childOf, fmt, gone, median, sleep, table, timeUnderReaper } from "./_util.mjs";
+import { CAPTURE, RESTORE, buildSubreaper, cliOption, compileC, findCriu, finishUnderReaper, fmt, median, startUnderReaper, table, timeRestores } from "./_util.mjs";
 
 const MB = Number(cliOption("mb", "256"));
 const ROUNDS = Math.max(3, Number(cliOption("rounds", "3")));
@@ -71,9 +71,8 @@ async function main() {
     const prog = compileC(PROGRAM, join(dir, "files"));
     const outFile = join(dir, "files.out");
     const reaper = buildSubreaper(dir);
-    const sh = spawn(reaper, ["sh", "-c", `exec setsid ${prog} ${dir} ${MB} > ${outFile} 2>&1 < /dev/null`], { stdio: "ignore" });
-    for (let i = 0; i < 6000 && !(existsSync(outFile) && readFileSync(outFile, "utf8").includes("ready")); i++) await sleep(10);
-    const pid = childOf(sh.pid);
+    const program = await startUnderReaper(reaper, prog, [dir, MB], outFile);
+    const { pid } = program;
     console.log(`process ${pid}: unlinked ${MB} MiB file, unlinked 1 GiB sparse file (1 MiB data), 64 MiB memfd mapped shared; ${ROUNDS} rounds, medians`);
 
     const caps = { "ckimg capture lz4": [], "ckimg capture none": [], "criu dump --leave-running": [] };
@@ -104,9 +103,7 @@ async function main() {
         }
       }
     }
-    try { process.kill(pid, "SIGKILL"); } catch { /* gone */ }
-    await new Promise((r) => (sh.exitCode !== null ? r() : sh.on("exit", r)));
-    await gone(pid);
+    await finishUnderReaper(program, pid);
     const capRef = criuDir ? median(caps["criu dump --leave-running"]) : null;
     table(["capture", "median", "freeze", "image", "vs criu dump"], Object.entries(caps).filter(([, v]) => v.length).map(([name, v]) => {
       const m = median(v);
@@ -120,15 +117,7 @@ async function main() {
       ["ckimg restore, none", [RESTORE, img("none"), "--detach"]],
     ];
     if (criuDir) modes.push(["criu restore -d", [criu, "restore", "-d", "-D", criuDir, "-o", "restore.log"]]);
-    const times = Object.fromEntries(modes.map(([n]) => [n, []]));
-    for (let round = -1; round < ROUNDS; round++) {
-      for (const [name, argv] of modes) {
-        const run = await timeUnderReaper(reaper, argv);
-        if (run.status !== 0) throw new Error(`${name}: exit ${run.status}: ${run.err()}`);
-        await finishUnderReaper(run, pid);
-        if (round >= 0) times[name].push(run.seconds);
-      }
-    }
+    const times = await timeRestores(reaper, modes, pid, ROUNDS);
     const ref = criuDir ? median(times["criu restore -d"]) : null;
     table(["restore", "median", "vs criu -d"], modes.map(([name]) => [name, fmt.ms(median(times[name])), ref ? fmt.x(median(times[name]) / ref) : "-"]));
   } finally {

@@ -8,11 +8,11 @@
 //
 // CRIU is taken from $CRIU or PATH (never built here). Options: --mb N (heap size),
 // --rounds N, --only ckimg (skip CRIU).
-import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CAPTURE, REPO, RESTORE, buildSubreaper, cliOption, compileC, findCriu, finishUnderReaper, childOf, fmt, gone, median, sleep, table, timeUnderReaper } from "./_util.mjs";
+import { CAPTURE, REPO, RESTORE, buildSubreaper, cliOption, compileC, findCriu, finishUnderReaper, fmt, median, startUnderReaper, table, timeRestores } from "./_util.mjs";
 
 const MB = Number(cliOption("mb", "1024"));
 const ROUNDS = Math.max(5, Number(cliOption("rounds", "5")));
@@ -45,13 +45,9 @@ async function main() {
     const prog = compileC(PROGRAM, join(dir, "heap"));
     const outFile = join(dir, "heap.out");
     const reaper = buildSubreaper(dir);
-    // its own session, stdio on files: a process CRIU dumps without --shell-job
-    // under the subreaper, which reaps what the capture leaves (a copy-on-write twin is orphaned);
-    // setsid(1) execs in place (not a group leader): the subreaper's child is the program
-    const sh = spawn(reaper, ["sh", "-c", `exec setsid ${prog} ${MB} > ${outFile} 2>&1 < /dev/null`], { stdio: "ignore" });
-    for (let i = 0; i < 6000 && !(existsSync(outFile) && readFileSync(outFile, "utf8").includes("ready")); i++) await sleep(10);
-    const pid = childOf(sh.pid);
-    if (!readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith(prog)) throw new Error("heap program did not start");
+    // under the subreaper, which reaps what the capture leaves (a copy-on-write twin is orphaned)
+    const program = await startUnderReaper(reaper, prog, [MB], outFile);
+    const { pid } = program;
     console.log(`process ${pid}: ${MB} MiB touched heap; ${ROUNDS} rounds, medians; restore = until the command returns with the process running`);
 
     const imgs = {};
@@ -71,9 +67,7 @@ async function main() {
         criuDir = null;
       }
     }
-    try { process.kill(pid, "SIGKILL"); } catch { /* dumped and gone */ }
-    await new Promise((r) => (sh.exitCode !== null ? r() : sh.on("exit", r)));
-    await gone(pid);
+    await finishUnderReaper(program, pid);
     if (!criu) console.log("CRIU not available: set CRIU=/path/to/criu (v4.2) to compare");
 
     const modes = [
@@ -87,16 +81,7 @@ async function main() {
       ["ckimg CLI, lazy none", [process.execPath, join(REPO, "bin/ckimg"), "restore", "--detach", "--lazy", imgs.none], imgs.none],
     ];
     if (criuDir) modes.push(["criu restore -d", [criu, "restore", "-d", "-D", criuDir, "-o", "restore.log"], null]);
-    const times = Object.fromEntries(modes.map(([n]) => [n, []]));
-    // warm-up round (page cache, first-touch of guest memory), not counted
-    for (let round = -1; round < ROUNDS; round++) {
-      for (const [name, argv] of modes) {
-        const run = await timeUnderReaper(reaper, argv);
-        if (run.status !== 0) throw new Error(`${name}: exit ${run.status}: ${run.err()}`);
-        await finishUnderReaper(run, pid);
-        if (round >= 0) times[name].push(run.seconds);
-      }
-    }
+    const times = await timeRestores(reaper, modes, pid, ROUNDS);
     const ref = criuDir ? median(times["criu restore -d"]) : null;
     const rows = modes.map(([name, , img]) => {
       const m = median(times[name]);
