@@ -2,13 +2,13 @@
  * Files and terminals through capture → kill → restore, checked by the programs themselves
  * (CRIU zdtm style): an open unlinked sparse file and a sealed memfd with a shared mapping
  * (test/native/restore-programs/unlinked.c), for each codec and with --lazy; --deleted-dir;
- * a file changed on disk since the capture (warning, --strict refuses); a damaged FILE_DATA
+ * a program whose executable was deleted while it ran; a file changed on disk since the capture (warning, --strict refuses); a damaged FILE_DATA
  * (refused, nothing left behind); a program on a terminal in raw mode with a pty pair of its
  * own, restored on another terminal of another size (ttyraw.c under ptyrun.py).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
-import { appendFileSync, existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
+import { appendFileSync, copyFileSync, existsSync, readFileSync, readdirSync, readlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openImage } from "../../src/format/index.js";
 import { REPO, compileC, makeTempDir, removeTempDirs, requireBuild, runCli, sleep, startProcess, type Started } from "./helpers.js";
@@ -17,6 +17,18 @@ const RP = join(REPO, "test/native/restore-programs");
 const CLI = join(REPO, "bin/ckimg");
 const PTYRUN = join(REPO, "test/native/ptyrun.py");
 const prog = (name: string) => compileC(readFileSync(join(RP, `${name}.c`), "utf8"), name);
+const TICKER = `#include <stdio.h>
+#include <time.h>
+int main(void) {
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("ready\\n");
+	for (long i = 0;; i++) {
+		struct timespec ts = { 0, 50000000 };
+		nanosleep(&ts, NULL);
+		printf("tick %ld\\n", i);
+	}
+}
+`;
 
 let tmp = "";
 let unlinked = "";
@@ -114,6 +126,34 @@ describe("deleted files and memfds", () => {
       expect(r.lines).toContain("ok unlinked");
       expect(r.lines).toContain("ok memfd");
       expect((await r.exited).code).toBe(0);
+    } finally {
+      await stop(p.pid, r);
+    }
+  });
+
+  it("a program whose executable was deleted while it ran (an upgrade) comes back running it, /proc/PID/exe 'PATH (deleted)'", async () => {
+    const dir = makeTempDir("ckimg-exe-");
+    const exe = join(dir, "ticker");
+    copyFileSync(compileC(TICKER, "ticker"), exe);
+    const p = startProcess([exe], { cwd: dir });
+    const img = join(tmp, "deleted-exe.img");
+    try {
+      await p.waitForLine(/^ready/);
+      unlinkSync(exe);
+      expect(readlinkSync(`/proc/${p.pid}/exe`)).toBe(`${exe} (deleted)`);
+      capture(p.pid, img, ["--kill"]);
+    } finally {
+      await p.kill();
+      await gone(p.pid);
+    }
+    const r = startProcess([process.execPath, CLI, "restore", img]);
+    try {
+      await running(p.pid);
+      expect(readlinkSync(`/proc/${p.pid}/exe`)).toBe(`${exe} (deleted)`);
+      expect(readdirSync(dir)).toEqual([]);
+      const last = Number(p.lines.filter((l) => l.startsWith("tick ")).pop()?.slice(5) ?? -1);
+      await r.waitForLine(new RegExp(`^tick ${last + 2}$`));
+      expect(r.stderr()).not.toContain("/proc/PID/exe could not be set");
     } finally {
       await stop(p.pid, r);
     }

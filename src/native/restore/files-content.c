@@ -229,6 +229,27 @@ static int fill_one(struct restore_args *a, const struct img_content *c, int fd,
 	return 0;
 }
 
+/*
+ * Once filled, a re-created file is held read-only: a writer held open (even our own aux fd)
+ * makes the kernel refuse it as /proc/PID/exe (PR_SET_MM_MAP's exe_fd denies write access),
+ * which a deleted executable needs. The process's own fds and mappings reopen it with their
+ * recorded flags through /proc/self/fd, so nothing of theirs depends on this fd's mode.
+ */
+static int hold_read_only(int fd, const struct img_content *c, char *err, size_t errlen)
+{
+	char path[64];
+	int ro;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	ro = open(path, O_RDONLY | O_CLOEXEC);
+	if (ro < 0) {
+		snprintf(err, errlen, "FILE_CONTENT record #%u (%s): reopen: %s", c->seq, c->path.s, strerror(errno));
+		ro = -errno;
+	}
+	close(fd);
+	return ro;
+}
+
 int restore_contents_child(struct restore_args *a, char *err, size_t errlen)
 {
 	struct img *img = a->img;
@@ -260,6 +281,8 @@ int restore_contents_child(struct restore_args *a, char *err, size_t errlen)
 				break;
 			}
 			ret = fill_one(a, c, fd, buf, err, errlen);
+			if (!ret && (fd = hold_read_only(fd, c, err, errlen)) < 0)
+				ret = fd;
 		}
 		if (unlink_after)
 			unlink(c->path.s);
@@ -267,7 +290,8 @@ int restore_contents_child(struct restore_args *a, char *err, size_t errlen)
 			snprintf(err, errlen, "FILE_CONTENT record #%u: dup: %s", c->seq, strerror(errno));
 			ret = -errno;
 		}
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 	}
 	free(buf);
 	return ret;
@@ -287,6 +311,8 @@ int restore_content_make(struct restore_args *a, size_t ci, char *err, size_t er
 		return -ENOMEM;
 	fd = create_one(a, c, ci, &unlink_after, err, errlen);
 	ret = fd < 0 ? fd : fill_one(a, c, fd, buf, err, errlen);
+	if (!ret && (fd = hold_read_only(fd, c, err, errlen)) < 0)
+		ret = fd;
 	if (unlink_after)
 		unlink(c->path.s);
 	free(buf);

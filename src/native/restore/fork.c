@@ -46,15 +46,48 @@ child_fail(struct restore_args *a, const char *fmt, ...)
 	_exit(100);
 }
 
+/* Whether path names the same file as exe, either of them marked " (deleted)" by the kernel. */
+static int same_path_but_deleted(const char *path, const char *exe)
+{
+	static const char mark[] = " (deleted)";
+	size_t lp = strlen(path), le = strlen(exe), lm = sizeof(mark) - 1;
+
+	if (lp >= lm && !strcmp(path + lp - lm, mark))
+		lp -= lm;
+	if (le >= lm && !strcmp(exe + le - lm, mark))
+		le -= lm;
+	return lp == le && !strncmp(path, exe, lp);
+}
+
+/*
+ * What /proc/PID/exe is set from: the executable's path, or — when it had been deleted (a
+ * binary replaced by an upgrade while it ran) — the copy re-created from the image's content
+ * of its mapping, so that the link reads "PATH (deleted)" again.
+ */
+static const char *exe_source(struct restore_args *a, char *buf, size_t size)
+{
+	struct img *img = a->img;
+
+	for (size_t i = 0; i < img->nfiles; i++) {
+		int ci = img_content_for_file(img, &img->files[i]);
+		if (ci >= 0 && same_path_but_deleted(img->files[i].path.s, img->proc.exe.s)) {
+			snprintf(buf, size, "/proc/self/fd/%d", a->content_fd_base + ci);
+			return buf;
+		}
+	}
+	return img->proc.exe.s;
+}
+
 static void child_aux_fds(struct restore_args *a)
 {
 	struct img *img = a->img;
+	char exe[64];
 	int fd;
 
 	if (dup2(img->fd, a->img_fd_child) < 0)
 		child_fail(a, "cannot dup the image fd: %s", strerror(errno));
 	if (a->exe_fd_child >= 0) {
-		fd = open(img->proc.exe.s, O_RDONLY | O_CLOEXEC);
+		fd = open(exe_source(a, exe, sizeof(exe)), O_RDONLY | O_CLOEXEC);
 		if (fd < 0 || dup2(fd, a->exe_fd_child) < 0)
 			a->exe_fd_child = -1;   /* parent notices: PR_SET_MM_MAP keeps exe */
 		if (fd >= 0)
