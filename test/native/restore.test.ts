@@ -82,6 +82,7 @@ async function roundTrip(
   }
 }
 
+const EINTR = 4;
 const nums = (line: string) => line.trim().split(/\s+/).filter((w) => /^\d+$/.test(w)).map(Number);
 
 describe("ckimg restore: programs carry on", () => {
@@ -196,6 +197,24 @@ describe("ckimg restore: programs carry on", () => {
       expect(BigInt("0x" + st.SigBlk) & 0x800n).toBe(0x800n);      // SIGUSR2 blocked
       expect(BigInt("0x" + st.SigCgt) & 0x2200n).toBe(0x2200n);     // SIGALRM, SIGUSR1 caught
     });
+  });
+
+  it("a signal sent while the restore rebuilds a program asleep in pause() ends the pause (EINTR), as it would have the original's", async () => {
+    const exe = prog("pause");
+    await roundTrip([exe, "128"], async (p) => {
+      await p.waitForLine(/^ready$/);
+    }, async (r, p) => {
+      // while ckimg-restore still holds it (its tracer): the signal waits, pending, for the release
+      let held = false;
+      for (let i = 0; i < 3000 && !held; i++) {
+        try {
+          held = procStatus(p.pid).TracerPid !== "0";
+        } catch { /* not there yet */ }
+        if (!held) await sleep(2);
+      }
+      process.kill(p.pid, "SIGUSR1");
+      expect(await r.waitForLine(/^pause returned/, { timeoutMs: 20_000 })).toBe(`pause returned -1 errno ${EINTR} got 1`);
+    }, { codec: "none" });
   });
 
   it("10 threads keep counting, with their TIDs", async () => {

@@ -167,18 +167,28 @@ int restore_creds(struct restore_args *a)
 	return 0;
 }
 
-/* The kernel's own restart rule (arch/x86/kernel/signal.c) when no handler runs: the
- * syscall is executed again. ERESTART_RESTARTBLOCK would call restart_syscall(), whose
- * per-task restart_block did not survive; run the original call again instead (a relative
- * sleep starts over, absolute ones and blocking reads are exact). */
-static void apply_restart(uint64_t *regs)
+/*
+ * A thread captured inside an interrupted syscall: its registers as the kernel left them (rip
+ * past the syscall, rax -ERESTART…, orig_rax the call), so that the kernel's own restart rule
+ * (arch/x86/kernel/signal.c) decides when it runs on. Detaching a thread from a ptrace stop
+ * always makes it pass that rule on its way out (the detach sets TIF_SIGPENDING), so: a signal
+ * with a handler that is pending then (sent while we rebuilt it) interrupts the call with EINTR
+ * as it would have in the original, and without one the call is made again. Rewinding the call
+ * ourselves instead would run the handler first and then the call again: a pause() or
+ * sigsuspend() would sleep through the very signal that was meant to end it.
+ * ERESTART_RESTARTBLOCK would call restart_syscall(), whose per-task restart_block did not
+ * survive: it becomes ERESTARTNOHAND (EINTR with a handler, as the kernel does for it; else
+ * the original call again: a relative sleep starts over, absolute ones are exact).
+ */
+static void keep_restart(uint64_t *regs)
 {
 	int64_t rax = (int64_t)regs[R_RAX], orig = (int64_t)regs[R_ORIG_RAX];
 
 	if (orig >= 0 && (rax == -ERESTARTSYS || rax == -ERESTARTNOINTR || rax == -ERESTARTNOHAND ||
 			  rax == -ERESTART_RESTARTBLOCK)) {
-		regs[R_RAX] = (uint64_t)orig;
-		regs[R_RIP] -= 2;
+		if (rax == -ERESTART_RESTARTBLOCK)
+			regs[R_RAX] = (uint64_t)-ERESTARTNOHAND;
+		return;
 	}
 	regs[R_ORIG_RAX] = (uint64_t)-1;
 }
@@ -191,7 +201,7 @@ static int set_thread_regs(struct restore_args *a, struct rst_thread *rt)
 	uint64_t mask = t->f.sigmask & ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)));
 
 	memcpy(regs, t->regs, sizeof(regs));
-	apply_restart(regs);
+	keep_restart(regs);
 	if (ptrace(PTRACE_SETREGS, rt->tid, 0, regs) < 0)
 		return rst_err(a, -errno, "THREAD record #%u: PTRACE_SETREGS: %s", t->seq, strerror(errno));
 	if (t->xstate_size >= 512) {
