@@ -8,8 +8,8 @@
  *   futex list, sigaltstack, (main) set_tid_address.
  * restore_creds: uids/gids per thread (they are per-thread in the kernel), after the clones
  *   (clone3 with set_tid needs CAP_SYS_ADMIN).
- * restore_finish: rlimits, then per thread the recorded registers (syscall restart applied the
- *   way the kernel would have), xstate, signal mask; the trampoline is unmapped by the main
+ * restore_finish: rlimits, then per thread the recorded registers (a syscall interrupted by
+ *   the capture left for the kernel's own restart rule at the release), xstate, signal mask; the trampoline is unmapped by the main
  *   thread's very last remote call; detach everyone; re-queue pending signals (with their
  *   siginfo from SIGQUEUE, signals.c, before the registers; the masks' rest after the detach).
  */
