@@ -56,6 +56,7 @@ struct rst_obj {
 	uint32_t tag;                   /* kind-chosen tag ('pipe', …) */
 	uint64_t id;                    /* recorded object id (e.g. the pipe's inode) */
 	int fd[2];                      /* kept ends (scratch numbers), -1 if none; closed at the end */
+	unsigned given;                 /* bit per kept end: a description has been made of it */
 	void *priv;
 };
 

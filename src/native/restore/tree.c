@@ -750,6 +750,7 @@ static int make_shared_objects(void)
 			o->tag = PIPE_TAG;
 			o->id = d->f.inode;
 			o->priv = NULL;
+			o->given = 0;
 			o->fd[0] = up_high(o->fd[0]);
 			o->fd[1] = up_high(o->fd[1]);
 			if (o->fd[0] < 0 || o->fd[1] < 0)
@@ -868,6 +869,7 @@ static int make_shared_ptys(void)
 			o->tag = PTY_TAG;
 			o->id = m->f.index;
 			o->priv = NULL;
+			o->given = 0;
 			o->fd[0] = up_high(o->fd[0]);
 			o->fd[1] = up_high(o->fd[1]);
 			if (o->fd[0] < 0 || o->fd[1] < 0)
