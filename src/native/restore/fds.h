@@ -80,6 +80,13 @@ int rst_pipe_make(const struct img *img, uint64_t pipe_id, int fd[2], const char
  * (a tree's pty between processes, made before any of them). 0, or -errno with *step. */
 int rst_pty_make(const struct img_tty *m, const struct img_tty *sl, int fd[2], const char **step);
 
+/* sk-unix.c: for a tree's pairs between processes. rst_unix_pair_peer: 1 with *peer when the
+ * UNIX_SOCKET record of `inode` in img is one end of a connected pair of the tree (its peer
+ * recorded inside), else 0. rst_unix_pair_make: a new socketpair of that socket's type (its
+ * options, names and queues are set by each holder's unix_open). 0, or -errno with *step. */
+int rst_unix_pair_peer(const struct img *img, uint64_t inode, uint64_t *peer);
+int rst_unix_pair_make(const struct img *img, uint64_t inode, int fd[2], const char **step);
+
 /* pipes.c: a new description on an end of a pipe this process made again (the passed files
  * of a socket queue, sk-unix.c): open_flags' access mode picks the end. fd, or -errno. */
 int rst_pipe_end_open(struct rst_fds *s, uint64_t pipe_id, uint32_t open_flags);
