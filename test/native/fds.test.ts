@@ -451,6 +451,26 @@ async function patchRecord(img: string, type: number, patch: (payload: Buffer) =
   }
 }
 
+describe("namespace files", () => {
+  it("fds on /proc/self/ns/net and /proc/self/ns/uts are the same namespaces again (zdtm proc-self)", async () => {
+    expect(await roundTrip("nsfd", [])).toEqual(["ok"]);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)("an fd on a namespace nothing is in any more: restore refuses it in one line and leaves no process", async () => {
+    const exe = prog("nsfd");
+    const img = join(tmp, "nsfd-gone.img");
+    const p = startProcess([exe, "gone"], { cwd: tmp });
+    await p.waitForLine(/^ready/);
+    await captureKill(p, img);
+    const r = runCli(["restore", img]);
+    expect(r.status).toBe(2);
+    const lines = r.stderr.trim().split("\n").filter((l) => !l.includes("warning:"));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/fd \d+, namespace, uts:\[\d+\]\): namespace uts:\[\d+\] is gone/);
+    expect(existsSync(`/proc/${p.pid}`)).toBe(false);
+  });
+});
+
 describe("damaged fd state", () => {
   it("restore refuses a PIPE, UNIX_SOCKET, UNIX_FILES or UDP_QUEUE record that does not add up, with one line naming it, and leaves no process", async () => {
     const { copyFileSync } = await import("node:fs");
