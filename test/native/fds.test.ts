@@ -270,7 +270,7 @@ describe("UDP receive queues", () => {
 });
 
 describe("TCP and UDP", () => {
-  it("bring back listeners (v4, v6-only), an established connection with unread bytes both ways (TCP repair), bound and connected UDP", async () => {
+  it("bring back listeners (v4, v6-only), an established connection with unread bytes both ways (TCP repair), bound and connected UDP, SO_BINDTODEVICE", async () => {
     const exe = prog("inet");
     const img = join(tmp, `inet-${Math.random().toString(36).slice(2)}.img`);
     const p = startProcess([exe], { cwd: tmp });
@@ -284,6 +284,8 @@ describe("TCP and UDP", () => {
       expect(r.stdout).toMatch(/tcp 127\.0\.0\.1:\d+: listening \(backlog 5\)/);
       expect(r.stdout).toMatch(/tcp \[::1\]:\d+: listening \(backlog 9\)/);
       expect(r.stdout).toMatch(/tcp 127\.0\.0\.1:\d+ → 127\.0\.0\.1:\d+: established; 9 bytes unread/);
+      // SO_BINDTODEVICE needs CAP_NET_RAW: the program binds its UDP socket to lo when it can
+      if (process.getuid?.() === 0) expect(r.stdout).toMatch(/udp 127\.0\.0\.1:\d+: bound, bound to device lo/);
     } finally {
       await im.close();
     }
