@@ -102,6 +102,8 @@ export interface InetSocketState {
    * records; absent: not recorded or the default) */
   priority?: number; rcvLowat?: number; mark?: number;
   dontRoute?: boolean; noCheck?: boolean; oobInline?: boolean;
+  /** SO_BINDTODEVICE interface name (128-byte records; absent: not bound to a device) */
+  boundDevice?: string;
   /** shutdown(2) for reading / writing (UDP; absent: not shut down) */
   shutRd?: boolean; shutWr?: boolean;
 }
@@ -386,10 +388,13 @@ export function encodeUnixSocket(u: UnixSocketState): Uint8Array {
 export const INET_FIXED = {
   size: 96, family: 4, type: 8, protocol: 12, state: 16, flags: 20, inode: 24, localAddr: 32, peerAddr: 48,
   localPort: 64, peerPort: 66, backlog: 68, sndbuf: 72, rcvbuf: 76, linger: 80, keepidle: 84, keepintvl: 88, keepcnt: 92,
-  priority: 96, rcvlowat: 100, mark: 104, moreFlags: 108,
+  priority: 96, rcvlowat: 100, mark: 104, moreFlags: 108, boundDev: 112,
 } as const;
-/** INET_SOCKET FIXED as written since the option fields (readers accept 96) */
-export const INET_FIXED_SIZE = 112;
+/** INET_SOCKET FIXED with the option fields (from 112 on) */
+const INET_FIXED_OPTIONS = 112;
+/** INET_SOCKET FIXED as written since bound_dev (readers accept 96 and 112) */
+export const INET_FIXED_SIZE = 128;
+const IFNAMSIZ = 16;
 const INET_MORE_FLAGS = ["dontRoute", "noCheck", "oobInline"] as const;
 const INET_FLAGS = ["reuseAddr", "reusePort", "keepAlive", "noDelay", "v6Only", "broadcast"] as const;
 const INET_LINGER = 1 << 6;
@@ -452,6 +457,12 @@ export function decodeInetSocket(payload: Uint8Array, base: number, where: Image
   if (flags & INET_SHUT_RD) rec.shutRd = true;
   if (flags & INET_SHUT_WR) rec.shutWr = true;
   if (fixed >= INET_FIXED_SIZE) {
+    const dev = payload.subarray(INET_FIXED.boundDev, INET_FIXED.boundDev + IFNAMSIZ);
+    const end = dev.indexOf(0);
+    if (end < 0) r.fail("BAD_FIELD", "bound_dev is not NUL-terminated", INET_FIXED.boundDev);
+    if (end > 0) rec.boundDevice = Buffer.from(dev.subarray(0, end)).toString("latin1");
+  }
+  if (fixed >= INET_FIXED_OPTIONS) {
     const priority = r.u32At(INET_FIXED.priority), rcvLowat = r.u32At(INET_FIXED.rcvlowat), mark = r.u32At(INET_FIXED.mark);
     const more = r.u32At(INET_FIXED.moreFlags);
     if (priority) rec.priority = priority;
@@ -473,6 +484,11 @@ export function encodeInetSocket(s: InetSocketState): Uint8Array {
   let more = 0;
   INET_MORE_FLAGS.forEach((k, i) => { if (s[k]) more |= 1 << i; });
   w.u32(s.priority ?? 0).u32(s.rcvLowat ?? 0).u32(s.mark ?? 0).u32(more);
+  const dev = new Uint8Array(IFNAMSIZ);
+  const name = Buffer.from(s.boundDevice ?? "", "latin1");
+  if (name.length >= IFNAMSIZ || name.includes(0)) throw new RangeError(`bound device name "${s.boundDevice}" does not fit IFNAMSIZ`);
+  dev.set(name);
+  w.bytes(dev);
   return w.finish();
 }
 
@@ -614,7 +630,8 @@ export function describeFdState(s: FdStateRecord): string {
       const peer = s.peerPort ? ` → ${endpoint(s.peerAddress, s.peerPort, s.family)}` : "";
       const state = s.protocol === "udp" ? (s.state === 1 ? "connected" : "bound") : TCP_STATES[s.state] ?? `state ${s.state}`;
       return `${s.protocol} ${local}${peer}: ${state}${s.protocol === "tcp" && s.state === 10 ? ` (backlog ${s.backlog})` : ""}` +
-        (s.shutRd || s.shutWr ? `, shut down ${[s.shutRd ? "rd" : "", s.shutWr ? "wr" : ""].filter(Boolean).join("+")}` : "");
+        (s.shutRd || s.shutWr ? `, shut down ${[s.shutRd ? "rd" : "", s.shutWr ? "wr" : ""].filter(Boolean).join("+")}` : "") +
+        (s.boundDevice ? `, bound to device ${s.boundDevice}` : "");
     }
     case "lock":
       return `${s.kind} ${s.write ? "write" : "read"} lock${s.kind === "posix" || s.kind === "ofd" ? ` on bytes ${s.start}-${s.end ?? "EOF"}` : ""}`;
@@ -677,7 +694,7 @@ export function fdStateFields(s: FdStateRecord): Record<string, string | number 
         type: s.protocol, family: s.family, object: s.inode.toString(), state: s.protocol === "udp" ? (s.state === 1 ? "connected" : "bound") : TCP_STATES[s.state] ?? String(s.state),
         local: endpoint(s.localAddress, s.localPort, s.family), peer: s.peerPort ? endpoint(s.peerAddress, s.peerPort, s.family) : "",
         backlog: s.backlog, options: [...INET_FLAGS, ...INET_MORE_FLAGS].filter((k) => s[k]).join(","), linger: s.linger ?? -1, sndbuf: s.sndbuf, rcvbuf: s.rcvbuf,
-        priority: s.priority ?? 0, rcvLowat: s.rcvLowat ?? 0, mark: s.mark ?? 0,
+        priority: s.priority ?? 0, rcvLowat: s.rcvLowat ?? 0, mark: s.mark ?? 0, boundDevice: s.boundDevice ?? "",
       };
     case "udpq": {
       const all = Buffer.concat(s.datagrams.map((d) => d.data));

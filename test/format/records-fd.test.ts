@@ -45,6 +45,7 @@ export const arbInet: fc.Arbitrary<InetSocketState> = fc.constantFrom("ipv4" as 
     mark: fc.option(fc.integer({ min: 1, max: 0xffffffff }), { nil: undefined }), dontRoute: fc.option(fc.constant(true), { nil: undefined }),
     noCheck: fc.option(fc.constant(true), { nil: undefined }), oobInline: fc.option(fc.constant(true), { nil: undefined }),
     shutRd: fc.option(fc.constant(true), { nil: undefined }), shutWr: fc.option(fc.constant(true), { nil: undefined }),
+    boundDevice: fc.option(fc.stringMatching(/^[a-z][a-z0-9.-]{0,14}$/), { nil: undefined }),
   });
 });
 export const arbTcp: fc.Arbitrary<TcpStreamState> = fc.record({
@@ -102,6 +103,26 @@ describe("fd state records", () => {
     const e = encodeFdState({ type: "unix", fd: 3, inode: 5n, socketType: "dgram", state: 7, peerInode: 0n, peerInside: false, shutRd: false, shutWr: false, passcred: false, backlog: 0, sndbuf: 0, rcvbuf: 0, pending: 0, name: new Uint8Array(0), peerName: new Uint8Array(0), queue: [] });
     new DataView(e.payload.buffer).setUint32(44, 0xffffffff, true);
     expect(() => decode(FdRecordType.UNIX_SOCKET, e.payload, 3, 5n)).toThrow(/queue_count/);
+  });
+
+  test("INET_SOCKET: 96- and 112-byte records (before the options, before bound_dev) still read; a bound_dev without its NUL is refused", () => {
+    const s: InetSocketState = {
+      type: "inet", fd: 4, inode: 77n, family: "ipv4", protocol: "tcp", state: 7, localAddress: "0.0.0.0", localPort: 0, peerAddress: "0.0.0.0", peerPort: 0,
+      reuseAddr: false, reusePort: false, keepAlive: false, noDelay: false, v6Only: false, broadcast: false, linger: undefined,
+      backlog: 0, sndbuf: 0, rcvbuf: 0, keepIdle: 0, keepIntvl: 0, keepCnt: 0, mark: 9, boundDevice: "lo",
+    };
+    const e = encodeFdState(s);
+    expect(e.payload.length).toBe(128);
+    const older = (size: number) => {
+      const p = e.payload.slice(0, size);
+      new DataView(p.buffer).setUint32(0, size, true);
+      return decode(FdRecordType.INET_SOCKET, p, 4, 77n) as InetSocketState;
+    };
+    expect(older(112)).toEqual({ ...s, boundDevice: undefined });
+    expect(older(96)).toEqual({ ...s, boundDevice: undefined, mark: undefined });
+    const unterminated = e.payload.slice();
+    unterminated.fill(0x61, 112, 128);
+    expect(() => decode(FdRecordType.INET_SOCKET, unterminated, 4, 77n)).toThrow(/bound_dev is not NUL-terminated/);
   });
 
   test("a larger fixed_size (fields of a later minor version) is skipped", () => {

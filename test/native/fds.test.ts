@@ -269,7 +269,7 @@ describe("UDP receive queues", () => {
 });
 
 describe("TCP and UDP", () => {
-  it("bring back listeners (v4, v6-only), an established connection with unread bytes both ways (TCP repair), bound and connected UDP", async () => {
+  it("bring back listeners (v4, v6-only), an established connection with unread bytes both ways (TCP repair), bound and connected UDP, SO_BINDTODEVICE", async () => {
     const exe = prog("inet");
     const img = join(tmp, `inet-${Math.random().toString(36).slice(2)}.img`);
     const p = startProcess([exe], { cwd: tmp });
@@ -283,6 +283,8 @@ describe("TCP and UDP", () => {
       expect(r.stdout).toMatch(/tcp 127\.0\.0\.1:\d+: listening \(backlog 5\)/);
       expect(r.stdout).toMatch(/tcp \[::1\]:\d+: listening \(backlog 9\)/);
       expect(r.stdout).toMatch(/tcp 127\.0\.0\.1:\d+ → 127\.0\.0\.1:\d+: established; 9 bytes unread/);
+      // SO_BINDTODEVICE needs CAP_NET_RAW: the program binds its UDP socket to lo when it can
+      if (process.getuid?.() === 0) expect(r.stdout).toMatch(/udp 127\.0\.0\.1:\d+: bound, bound to device lo/);
     } finally {
       await im.close();
     }
@@ -449,6 +451,26 @@ async function patchRecord(img: string, type: number, patch: (payload: Buffer) =
     closeSync(fd);
   }
 }
+
+describe("namespace files", () => {
+  it("fds on /proc/self/ns/net and /proc/self/ns/uts are the same namespaces again (zdtm proc-self)", async () => {
+    expect(await roundTrip("nsfd", [])).toEqual(["ok"]);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)("an fd on a namespace nothing is in any more: restore refuses it in one line and leaves no process", async () => {
+    const exe = prog("nsfd");
+    const img = join(tmp, "nsfd-gone.img");
+    const p = startProcess([exe, "gone"], { cwd: tmp });
+    await p.waitForLine(/^ready/);
+    await captureKill(p, img);
+    const r = runCli(["restore", img]);
+    expect(r.status).toBe(2);
+    const lines = r.stderr.trim().split("\n").filter((l) => !l.includes("warning:"));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/fd \d+, namespace, uts:\[\d+\]\): namespace uts:\[\d+\] is gone/);
+    expect(existsSync(`/proc/${p.pid}`)).toBe(false);
+  });
+});
 
 describe("damaged fd state", () => {
   it("restore refuses a PIPE, UNIX_SOCKET, UNIX_FILES or UDP_QUEUE record that does not add up, with one line naming it, and leaves no process", async () => {

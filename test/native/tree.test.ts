@@ -14,7 +14,7 @@ import { connect, createServer } from "node:net";
 import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { openImage } from "../../src/format/index.js";
+import { openImage, type UnixSocketState } from "../../src/format/index.js";
 import { REPO, compileC, makeTempDir, removeTempDirs, requireBuild, runCli, sleep, startProcess, type Started } from "./helpers.js";
 import { captureTree, childrenOf, cleanup, gone, prog, stat } from "./tree-helpers.js";
 
@@ -147,6 +147,41 @@ describe("a process tree", () => {
       await cleanup(s, pids);
     }
   }, 240_000);
+
+  it("unix socket pairs split between parent and child (stream, dgram, seqpacket) are one pair again, with their queues both ways", async () => {
+    const exe = prog(TP, "sockpair");
+    const img = join(tmp, "sockpair.img");
+    const orig = startProcess([reaper, exe]);
+    let pids: number[] = [];
+    try {
+      pids = (await orig.waitForLine(/^ready /)).split(" ").slice(1).map(Number);
+      expect(captureTree(pids[0], img)).toMatchObject({ processes: 2, killed: true });
+      await Promise.race([orig.exited, sleep(10_000)]);
+      await gone(pids);
+    } finally {
+      await cleanup(orig, pids);
+    }
+    const image = await openImage(img);
+    try {
+      // each process holds one end of each pair, the other end is the other process's
+      const unix = pids.map((p) => image.processImage(p).fdState.filter((st): st is UnixSocketState => st.type === "unix"));
+      const paired = (mine: UnixSocketState[], theirs: UnixSocketState[]) =>
+        mine.filter((a) => a.peerInside && theirs.some((b) => b.inode === a.peerInode && b.peerInode === a.inode));
+      expect(paired(unix[0], unix[1]).map((u) => u.socketType).sort()).toEqual(["dgram", "seqpacket", "stream"]);
+      expect(paired(unix[1], unix[0])).toHaveLength(3);
+    } finally {
+      await image.close();
+    }
+    const s = startProcess([reaper, process.execPath, CLI, "restore", img]);
+    try {
+      s.write("check\n");   // (read by the restored parent from the restore's stdin)
+      await s.waitForLine(/^(ok|FAIL)/, { timeoutMs: 60_000 });
+      await sleep(100);
+      expect(s.lines.filter((l) => /^(ok|FAIL|child ok)/.test(l)).sort()).toEqual(["child ok", "ok"]);
+    } finally {
+      await cleanup(s, pids);
+    }
+  }, 120_000);
 
   it("a pre-fork server: master and workers share one listening socket again and answer", async () => {
     const exe = prog(TP, "prefork");

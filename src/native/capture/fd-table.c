@@ -8,7 +8,7 @@
 
 extern const struct fd_ops pipe_ops, fifo_ops, unix_ops, inet_ops, reg_ops, other_ops;
 extern const struct fd_ops eventfd_ops, timerfd_ops, signalfd_ops, epoll_ops, inotify_ops;
-extern const struct fd_ops deleted_ops, regfile_ops, tty_ops;
+extern const struct fd_ops deleted_ops, regfile_ops, tty_ops, ns_ops;
 
 const struct fd_ops *const fd_ops_table[] = {
 	&pipe_ops,              /* pipes.c: anonymous pipes */
@@ -20,6 +20,7 @@ const struct fd_ops *const fd_ops_table[] = {
 	&signalfd_ops,          /* anon-fds.c: signalfd (mask) */
 	&epoll_ops,             /* anon-fds.c: epoll (watched fds, events, data) */
 	&inotify_ops,           /* inotify.c: inotify (watches: wd, mask, path) */
+	&ns_ops,                /* files-ns.c: namespace files (/proc/PID/ns/TYPE), FD record only */
 	&deleted_ops,           /* files-content.c: unlinked files and memfds, content stored */
 	&regfile_ops,           /* files-content.c: regular files on disk (identity: FD_FILE) */
 	&tty_ops,               /* tty.c: terminals and pty masters (TTY) */

@@ -326,6 +326,10 @@ static int inet_dump(struct capture *c, struct cap_fd *d)
 		x.more_flags |= CKIMG_INET2_NO_CHECK;
 	if (geti(fd, SOL_SOCKET, SO_OOBINLINE) > 0)
 		x.more_flags |= CKIMG_INET2_OOBINLINE;
+	socklen_t dl = sizeof(x.bound_dev);
+	if (getsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, x.bound_dev, &dl) < 0 || dl == 0)
+		memset(x.bound_dev, 0, sizeof(x.bound_dev));
+	x.bound_dev[sizeof(x.bound_dev) - 1] = 0;
 	x.sndbuf = (uint32_t)geti(fd, SOL_SOCKET, SO_SNDBUF);
 	x.rcvbuf = (uint32_t)geti(fd, SOL_SOCKET, SO_RCVBUF);
 	if (x.protocol == IPPROTO_TCP && x.state == 10)

@@ -428,7 +428,7 @@ static_assert(sizeof(struct ckimg_udp_datagram) == 28, "udp datagram layout");
 
 /* INET_SOCKET (0x0043): one per IPv4/IPv6 TCP or UDP socket; key32 = first fd, key64 = inode */
 struct ckimg_inet_fixed {
-	uint32_t fixed_size;        /* 96 */
+	uint32_t fixed_size;        /* 128 (96, 112 in older images) */
 	uint32_t family;            /* AF_INET 2, AF_INET6 10 */
 	uint32_t type;              /* SOCK_STREAM 1, SOCK_DGRAM 2 */
 	uint32_t protocol;          /* IPPROTO_TCP 6, IPPROTO_UDP 17 */
@@ -451,6 +451,8 @@ struct ckimg_inet_fixed {
 	uint32_t rcvlowat;          /* SO_RCVLOWAT (0: not recorded) */
 	uint32_t mark;              /* SO_MARK */
 	uint32_t more_flags;        /* CKIMG_INET2_* */
+	/* fixed_size 128 (a shorter record reads it as empty: not bound to a device) */
+	char     bound_dev[16];     /* SO_BINDTODEVICE interface name, NUL-terminated; "" none */
 } __attribute__((packed));
 #define CKIMG_INET_MIN_FIXED    96
 #define CKIMG_INET2_DONTROUTE   (1u << 0)
@@ -465,7 +467,7 @@ struct ckimg_inet_fixed {
 #define CKIMG_INET_LINGER       (1u << 6)
 #define CKIMG_INET_SHUT_RD      (1u << 7)
 #define CKIMG_INET_SHUT_WR      (1u << 8)
-static_assert(sizeof(struct ckimg_inet_fixed) == 112, "inet layout");
+static_assert(sizeof(struct ckimg_inet_fixed) == 128, "inet layout");
 
 /* TCP_STREAM (0x0044): an established TCP connection's repair state (TCP_REPAIR, tcp(7));
  * key32 = first fd, key64 = inode (its INET_SOCKET) */

@@ -20,7 +20,7 @@ int signalfd_record_check(const struct img_fdrec *r, char *err, size_t errlen);
 int epoll_record_check(const struct img_fdrec *r, char *err, size_t errlen);
 extern const struct rst_fd_ops inotify_ops;
 int inotify_record_check(const struct img_fdrec *r, char *err, size_t errlen);
-extern const struct rst_fd_ops deleted_ops, tty_ops;
+extern const struct rst_fd_ops deleted_ops, tty_ops, ns_ops;
 
 const struct rst_fd_ops *const rst_fd_ops_table[] = {
 	&pipe_ops,              /* pipes.c: anonymous pipes */
@@ -32,6 +32,7 @@ const struct rst_fd_ops *const rst_fd_ops_table[] = {
 	&signalfd_ops,          /* anon-fds.c: signalfd with its mask */
 	&epoll_ops,             /* anon-fds.c: epoll, watches added once every fd is placed */
 	&inotify_ops,           /* inotify.c: inotify, watches added again under their numbers */
+	&ns_ops,                /* files-ns.c: namespace files, opened where the namespace lives */
 	&deleted_ops,           /* files-content.c: deleted files and memfds, re-created */
 	&tty_ops,               /* tty.c: our terminal for a shell job; pty pairs */
 	&reg_ops,               /* files-reg.c: files, directories, devices by path */

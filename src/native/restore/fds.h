@@ -56,6 +56,7 @@ struct rst_obj {
 	uint32_t tag;                   /* kind-chosen tag ('pipe', …) */
 	uint64_t id;                    /* recorded object id (e.g. the pipe's inode) */
 	int fd[2];                      /* kept ends (scratch numbers), -1 if none; closed at the end */
+	unsigned given;                 /* bit per kept end: a description has been made of it */
 	void *priv;
 };
 
@@ -78,6 +79,13 @@ int rst_pipe_make(const struct img *img, uint64_t pipe_id, int fd[2], const char
  * fd[0] master, fd[1] slave, with the recorded termios, window size, packet and lock modes
  * (a tree's pty between processes, made before any of them). 0, or -errno with *step. */
 int rst_pty_make(const struct img_tty *m, const struct img_tty *sl, int fd[2], const char **step);
+
+/* sk-unix.c: for a tree's pairs between processes. rst_unix_pair_peer: 1 with *peer when the
+ * UNIX_SOCKET record of `inode` in img is one end of a connected pair of the tree (its peer
+ * recorded inside), else 0. rst_unix_pair_make: a new socketpair of that socket's type (its
+ * options, names and queues are set by each holder's unix_open). 0, or -errno with *step. */
+int rst_unix_pair_peer(const struct img *img, uint64_t inode, uint64_t *peer);
+int rst_unix_pair_make(const struct img *img, uint64_t inode, int fd[2], const char **step);
 
 /* pipes.c: a new description on an end of a pipe this process made again (the passed files
  * of a socket queue, sk-unix.c): open_flags' access mode picks the end. fd, or -errno. */

@@ -158,8 +158,16 @@ static int pipe_open(struct rst_fds *s, struct rst_file *f)
 		if (pipe_state(s, f->d, &st) && (err = refill(s, o->fd[1], &st)))
 			return err;
 	}
-	/* each description on the pipe is its own open (its own O_NONBLOCK): reopening the end
-	 * through /proc gives a new description, a dup would share the first one's flags */
+	/* The first description of an end is the one pipe2() made (a dup of the kept end, which is
+	 * closed at the end): its status flags are pipe(2)'s own. Each further description on the
+	 * pipe is its own open (its own O_NONBLOCK): reopening the end through /proc gives a new
+	 * description — with O_LARGEFILE, which open(2) always sets on 64-bit and F_SETFL cannot
+	 * clear, so it is kept for the descriptions that need it (file_fown compares F_GETFL). */
+	if (!(o->given & (1u << end))) {
+		o->given |= 1u << end;
+		int fd = fcntl(o->fd[end], F_DUPFD_CLOEXEC, 0);
+		return fd < 0 ? rst_fds_fail(s, -errno, "pipe end") : fd;
+	}
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", o->fd[end]);
 	int fd = open(path, ((int)f->d->f.open_flags & O_ACCMODE) | O_CLOEXEC);

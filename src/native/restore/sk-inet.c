@@ -64,6 +64,13 @@ int inet_record_check(const struct img_fdrec *r, char *err, size_t errlen)
 		return snprintf(err, errlen, "type %u with protocol %u", x.type, x.protocol), -EBADMSG;
 	if (x.inode != r->key64)
 		return snprintf(err, errlen, "inode differs from the index key"), -EBADMSG;
+	uint32_t fs;
+	memcpy(&fs, r->p, 4);
+	if (fs >= sizeof(x)) {
+		memcpy(&x, r->p, sizeof(x));
+		if (!memchr(x.bound_dev, 0, sizeof(x.bound_dev)))
+			return snprintf(err, errlen, "bound_dev is not NUL-terminated"), -EBADMSG;
+	}
 	return 0;
 }
 
@@ -268,9 +275,15 @@ static void seti(int fd, int level, int opt, int v)
 	setsockopt(fd, level, opt, &v, sizeof(v));
 }
 
-static void set_options(int fd, const struct ckimg_inet_fixed *x)
+/* The recorded options; 0, or -errno when the socket cannot be bound to its device again. */
+static int set_options(int fd, const struct ckimg_inet_fixed *x)
 {
 	const uint32_t f = x->flags;
+
+	/* first: bind(2) below then looks the address up on that device */
+	if (x->bound_dev[0] &&
+	    setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, x->bound_dev, (socklen_t)strlen(x->bound_dev) + 1) < 0)
+		return -errno;
 
 	seti(fd, SOL_SOCKET, SO_REUSEADDR, !!(f & CKIMG_INET_REUSEADDR));
 	if (f & CKIMG_INET_REUSEPORT)
@@ -312,6 +325,7 @@ static void set_options(int fd, const struct ckimg_inet_fixed *x)
 		if ((int)x->keepcnt > 0)
 			seti(fd, IPPROTO_TCP, TCP_KEEPCNT, (int)x->keepcnt);
 	}
+	return 0;
 }
 
 static int repair(int fd, int on)
@@ -433,7 +447,10 @@ static int inet_open(struct rst_fds *s, struct rst_file *f)
 	fd = socket((int)u.x.family, (int)u.x.type | SOCK_CLOEXEC, (int)u.x.protocol);
 	if (fd < 0)
 		return rst_fds_fail(s, -errno, "socket");
-	set_options(fd, &u.x);
+	if ((err = set_options(fd, &u.x))) {
+		close(fd);
+		return rst_fds_fail(s, err, "SO_BINDTODEVICE %s", u.x.bound_dev);
+	}
 	socklen_t ll = make_addr(&la, u.x.family, u.x.local_addr, u.x.local_port);
 	if (u.x.protocol == IPPROTO_TCP && u.has_tcp) {
 		err = restore_established(s, fd, &u);

@@ -5,6 +5,8 @@
  * listens on is removed first), set listening with its backlog, and, when its peer was a named
  * socket in another process, connected to that name again. A bound datagram socket gets its
  * queue back from a temporary sender (the original senders' addresses are not kept).
+ * In a tree, a pair whose ends are in different processes is made once by tree.c (before any
+ * fork); each holder takes its end from it (tree_pair) and writes its own queue back.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -102,12 +104,57 @@ int unix_record_check(const struct img_fdrec *r, char *err, size_t errlen)
 	return unix_parse(r, &u, err, errlen);
 }
 
-static int unix_get(struct rst_fds *s, uint64_t inode, struct unix_rec *u)
+static int unix_get_img(const struct img *img, uint64_t inode, struct unix_rec *u)
 {
 	char why[256];
-	const struct img_fdrec *r = img_fdrec_by_id(rst_fds_img(s), CKIMG_REC_UNIX_SOCKET, inode);
+	const struct img_fdrec *r = img_fdrec_by_id(img, CKIMG_REC_UNIX_SOCKET, inode);
 
 	return r && unix_parse(r, u, why, sizeof(why)) == 0;
+}
+
+static int unix_get(struct rst_fds *s, uint64_t inode, struct unix_rec *u)
+{
+	return unix_get_img(rst_fds_img(s), inode, u);
+}
+
+int rst_unix_pair_peer(const struct img *img, uint64_t inode, uint64_t *peer)
+{
+	struct unix_rec u;
+
+	if (!unix_get_img(img, inode, &u) || !(u.x.flags & CKIMG_UNIX_PEER_INSIDE) || !u.x.peer_inode ||
+	    u.x.peer_inode == inode)
+		return 0;
+	*peer = u.x.peer_inode;
+	return 1;
+}
+
+int rst_unix_pair_make(const struct img *img, uint64_t inode, int fd[2], const char **step)
+{
+	struct unix_rec u;
+
+	*step = "UNIX_SOCKET record";
+	if (!unix_get_img(img, inode, &u))
+		return -EBADMSG;
+	*step = "socketpair";
+	return socketpair(AF_UNIX, (int)u.x.type | SOCK_CLOEXEC, 0, fd) < 0 ? -errno : 0;
+}
+
+/* The socketpair tree.c made for a pair whose ends are in different processes, when u is one
+ * of its ends: this process's copy (fd[0] the lower inode's end), *end the one u is. */
+static struct rst_obj *tree_pair(struct rst_fds *s, const struct unix_rec *u, int *end)
+{
+	const struct restore_args *a = rst_fds_args(s);
+	uint64_t lo = u->x.inode < u->x.peer_inode ? u->x.inode : u->x.peer_inode;
+	int found = 0;
+
+	if (!(u->x.flags & CKIMG_UNIX_PEER_INSIDE) || !u->x.peer_inode || u->x.peer_inode == u->x.inode)
+		return NULL;
+	for (size_t i = 0; i < a->ntree_objs && !found; i++)
+		found = a->tree_objs[i].tag == UNIX_TAG && a->tree_objs[i].id == lo;
+	if (!found)
+		return NULL;
+	*end = u->x.inode == lo ? 0 : 1;
+	return rst_obj_get(s, UNIX_TAG, lo);
 }
 
 static int unix_match(struct rst_fds *s, const struct img_fd *d)
@@ -497,6 +544,25 @@ static int unix_open(struct rst_fds *s, struct rst_file *f)
 
 	if (!unix_get(s, f->d->f.inode, &u))
 		return rst_fds_fail(s, -EBADMSG, "no UNIX_SOCKET record");
+	int end;
+	struct rst_obj *tp = tree_pair(s, &u, &end);
+	if (tp) {
+		/* one end of a pair between processes (made by tree.c): this end's options, name and
+		 * queue, the queue written from the other end as make_pair does */
+		if (tp->fd[0] < 0 || tp->fd[1] < 0)
+			return rst_fds_fail(s, -ENOMEM, "socket pair between processes");
+		fd = fcntl(tp->fd[end], F_DUPFD_CLOEXEC, 0);
+		if (fd < 0)
+			return rst_fds_fail(s, -errno, "socket pair end");
+		set_buffers(fd, &u);
+		if ((u.name_len && !name_is_listeners(s, &u) && (err = bind_name(s, fd, &u))) ||
+		    (!has_files(s, u.x.inode) && (err = refill(s, tp->fd[!end], &u, NULL, 0))) ||
+		    (err = shut(s, fd, &u))) {
+			close(fd);
+			return err;
+		}
+		return fd;
+	}
 	if ((u.x.flags & CKIMG_UNIX_PEER_INSIDE) && u.x.peer_inode && unix_get(s, u.x.peer_inode, &peer) &&
 	    peer.x.peer_inode == u.x.inode && u.x.peer_inode != u.x.inode) {
 		int low = u.x.inode < peer.x.inode;
@@ -657,6 +723,11 @@ static int unix_post_open(struct rst_fds *s, struct rst_file *f)
 		o->fd[1] = -1;
 		return err;
 	}
+	int end;
+	struct rst_obj *tp = tree_pair(s, &u, &end);
+	if (tp)
+		return tp->fd[!end] < 0 ? rst_fds_fail(s, -EBADF, "the other end of the pair is gone before its queue went back")
+					: refill(s, tp->fd[!end], &u, NULL, 0);
 	if ((u.x.flags & CKIMG_UNIX_PEER_INSIDE) && u.x.peer_inode && unix_get(s, u.x.peer_inode, &peer) &&
 	    peer.x.peer_inode == u.x.inode && u.x.peer_inode != u.x.inode) {
 		int low = u.x.inode < peer.x.inode;

@@ -53,6 +53,7 @@
 #endif
 #define PIPE_TAG 0x70697065u    /* 'pipe', as pipes.c */
 #define PTY_TAG 0x70747970u     /* 'ptyp', as tty.c */
+#define UNIX_TAG 0x756e6978u    /* 'unix', as sk-unix.c */
 #define READY_TIMEOUT_MS 120000
 
 static struct {
@@ -727,7 +728,7 @@ static int make_shared_objects(void)
 			if (!is_anon_pipe(d))
 				continue;
 			for (size_t o = 0; o < T.nobjs; o++)
-				known |= T.objs[o].id == d->f.inode;
+				known |= T.objs[o].tag == PIPE_TAG && T.objs[o].id == d->f.inode;
 			for (uint32_t j = 0; !known && j < T.n; j++)
 				for (size_t m = 0; j != i && T.args[j] && m < T.args[j]->img->nfds; m++)
 					elsewhere |= is_anon_pipe(&T.args[j]->img->fds[m]) &&
@@ -750,10 +751,79 @@ static int make_shared_objects(void)
 			o->tag = PIPE_TAG;
 			o->id = d->f.inode;
 			o->priv = NULL;
+			o->given = 0;
 			o->fd[0] = up_high(o->fd[0]);
 			o->fd[1] = up_high(o->fd[1]);
 			if (o->fd[0] < 0 || o->fd[1] < 0)
 				return rst_err(T.root, -EMFILE, "moving a shared pipe above fd %d", T.fd_base);
+			T.nobjs++;
+		}
+	}
+	for (uint32_t i = 0; i < T.n; i++)
+		if (T.args[i]) {
+			T.args[i]->tree_objs = T.objs;
+			T.args[i]->ntree_objs = T.nobjs;
+		}
+	return 0;
+}
+
+/* ---- unix socket pairs between processes (sk-unix.c sets each end up) ----
+ * A socketpair whose ends are recorded in different processes (made before a fork, each side
+ * closing the other's end: a parent and its helper child) is made once, here; each holder's
+ * unix_open takes its end from it (fd[0] the lower inode's) and writes its queue back. */
+
+static int known_obj(uint32_t tag, uint64_t id)
+{
+	for (size_t o = 0; o < T.nobjs; o++)
+		if (T.objs[o].tag == tag && T.objs[o].id == id)
+			return 1;
+	return 0;
+}
+
+/* Does a process other than i hold socket `inode`, recorded as the peer of `peer`? */
+static int pair_end_elsewhere(uint32_t i, uint64_t inode, uint64_t peer)
+{
+	uint64_t back;
+
+	for (uint32_t j = 0; j < T.n; j++)
+		if (j != i && T.args[j] && rst_unix_pair_peer(T.args[j]->img, inode, &back) && back == peer)
+			return 1;
+	return 0;
+}
+
+static int make_shared_socketpairs(void)
+{
+	for (uint32_t i = 0; i < T.n; i++) {
+		const struct img *img = T.args[i] ? T.args[i]->img : NULL;
+		for (size_t k = 0; img && k < img->nfds; k++) {
+			const struct img_fd *d = &img->fds[k];
+			uint64_t peer;
+			if (d->f.kind != CKIMG_FD_SOCKET || !rst_unix_pair_peer(img, d->f.inode, &peer))
+				continue;
+			uint64_t lo = d->f.inode < peer ? d->f.inode : peer;
+			if (known_obj(UNIX_TAG, lo) || !pair_end_elsewhere(i, peer, d->f.inode))
+				continue;
+			if (T.nobjs % 16 == 0) {       /* (T.objs grows by multiples of 16) */
+				struct rst_obj *n = realloc(T.objs, (T.nobjs + 16) * sizeof(*n));
+				if (!n)
+					return -ENOMEM;
+				T.objs = n;
+			}
+			struct rst_obj *o = &T.objs[T.nobjs];
+			const char *step;
+			int fd[2], err = rst_unix_pair_make(img, d->f.inode, fd, &step);
+			if (err)
+				return rst_err(T.root, err, "process %u: FD record #%u (fd %u, unix socket %llu, peer in another "
+					       "process): %s: %s", T.e[i].pid, d->seq, d->f.fd, (unsigned long long)d->f.inode,
+					       step, strerror(-err));
+			o->tag = UNIX_TAG;
+			o->id = lo;
+			o->priv = NULL;
+			o->given = 0;
+			o->fd[0] = up_high(fd[d->f.inode == lo ? 0 : 1]);
+			o->fd[1] = up_high(fd[d->f.inode == lo ? 1 : 0]);
+			if (o->fd[0] < 0 || o->fd[1] < 0)
+				return rst_err(T.root, -EMFILE, "moving a shared socket pair above fd %d", T.fd_base);
 			T.nobjs++;
 		}
 	}
@@ -868,6 +938,7 @@ static int make_shared_ptys(void)
 			o->tag = PTY_TAG;
 			o->id = m->f.index;
 			o->priv = NULL;
+			o->given = 0;
 			o->fd[0] = up_high(o->fd[0]);
 			o->fd[1] = up_high(o->fd[1]);
 			if (o->fd[0] < 0 || o->fd[1] < 0)
@@ -1552,7 +1623,7 @@ int restore_tree(struct restore_args *r)
 			return rst_err(r, -errno, "mmap: %s", strerror(errno));
 	}
 	if ((err = open_processes()) || (err = plan_helpers()) || (err = plan_files()) || (err = place_tree_fds()) ||
-	    (err = make_shared_objects()) || (err = make_shared_ptys()) || (err = make_shared_memory()) || (err = make_shared_contents()) ||
+	    (err = make_shared_objects()) || (err = make_shared_socketpairs()) || (err = make_shared_ptys()) || (err = make_shared_memory()) || (err = make_shared_contents()) ||
 	    (err = plan_inheritance()))
 		return err;
 	rst_trace(r, "tree: records checked, shared objects made");
@@ -1590,8 +1661,9 @@ int restore_tree(struct restore_args *r)
 			close(T.shm[k].fd);
 		for (size_t k = 0; k < T.ncontent_fds; k++)
 			close(T.content_fds[k]);
-		for (size_t k = 0; k < T.nobjs; k++)    /* our copy of a pty would hide its hangup */
-			for (int e = 0; T.objs[k].tag == PTY_TAG && e < 2; e++)
+		/* our copy of a pty would hide its hangup, of a socket pair the peer's close */
+		for (size_t k = 0; k < T.nobjs; k++)
+			for (int e = 0; (T.objs[k].tag == PTY_TAG || T.objs[k].tag == UNIX_TAG) && e < 2; e++)
 				close(T.objs[k].fd[e]);
 	}
 	if (pid < 0) {

@@ -21,6 +21,7 @@ static int fails;
 #define CHECK(cond, ...) do { if (!(cond)) { printf("FAIL: " __VA_ARGS__); printf("\n"); fails++; } } while (0)
 
 static int lis, lis6, cli, srv, ub, uc;
+static int ub_dev;     /* ub is bound to device lo (SO_BINDTODEVICE needs CAP_NET_RAW) */
 static struct sockaddr_in la, ua;
 static struct sockaddr_in6 la6;
 static struct sockaddr_in cli_addr;
@@ -73,6 +74,7 @@ static void setup(void)
 	usleep(100000);     /* let both reach the other side's receive queue */
 
 	ub = socket(AF_INET, SOCK_DGRAM, 0);
+	ub_dev = setsockopt(ub, SOL_SOCKET, SO_BINDTODEVICE, "lo", 3) == 0;
 	ua.sin_family = AF_INET;
 	ua.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (bind(ub, (struct sockaddr *)&ua, sizeof(ua)))
@@ -129,6 +131,11 @@ static void check(void)
 	CHECK(send(uc, "udp!", 4, 0) == 4, "UDP send: %s", strerror(errno));
 	setsockopt(ub, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	CHECK(recv(ub, buf, sizeof(buf), 0) == 4 && !memcmp(buf, "udp!", 4), "UDP datagram not received on the bound port");
+	if (ub_dev) {
+		char dev[32] = { 0 };
+		socklen_t dl = sizeof(dev);
+		CHECK(getsockopt(ub, SOL_SOCKET, SO_BINDTODEVICE, dev, &dl) == 0 && !strcmp(dev, "lo"), "SO_BINDTODEVICE: '%s', was 'lo'", dev);
+	}
 	if (!fails)
 		printf("ok\n");
 }

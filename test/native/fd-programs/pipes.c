@@ -18,6 +18,7 @@
 static int fails;
 #define CHECK(cond, ...) do { if (!(cond)) { printf("FAIL: " __VA_ARGS__); printf("\n"); fails++; } } while (0)
 
+static int p_fl[2], big_fl[2];
 static int p[2], rd_dup, big[2], fifo_fd, f1, f1_dup, fapp, half_rd;
 static char fifo_path[4096], file_path[4096], app_path[4096];
 static const char msg[] = "hello through the pipe";
@@ -39,6 +40,8 @@ static void setup(const char *dir)
 		exit(11);
 	fcntl(p[0], F_SETOWN, getpid());
 	fcntl(p[0], F_SETSIG, SIGUSR2);
+	p_fl[0] = fcntl(p[0], F_GETFL);
+	p_fl[1] = fcntl(p[1], F_GETFL);
 
 	/* a big pipe, nearly full: more than one 64 KiB default buffer */
 	if (pipe2(big, O_NONBLOCK) || fcntl(big[1], F_SETPIPE_SZ, 128 * 1024) < 0)
@@ -47,6 +50,8 @@ static void setup(const char *dir)
 		bigdata[i] = (char)(i * 7 + i / 251);
 	if (write(big[1], bigdata, sizeof(bigdata)) != sizeof(bigdata))
 		exit(13);
+	big_fl[0] = fcntl(big[0], F_GETFL);
+	big_fl[1] = fcntl(big[1], F_GETFL);
 	/* a pipe whose write end is closed: the reader gets its bytes, then end of file */
 	int h[2];
 	if (pipe(h) || write(h[1], "tail", 4) != 4)
@@ -87,6 +92,11 @@ static void check(void)
 	CHECK(fcntl(p[0], F_GETFD) == FD_CLOEXEC, "FD_CLOEXEC of the read end lost");
 	CHECK(fcntl(rd_dup, F_GETFD) == 0, "the dup got FD_CLOEXEC");
 	CHECK(fcntl(p[1], F_GETFL) & O_NONBLOCK, "O_NONBLOCK of the write end lost");
+	/* exactly pipe(2)'s status flags: no O_LARGEFILE, which a reopen through /proc would add */
+	for (int e = 0; e < 2; e++) {
+		CHECK(fcntl(p[e], F_GETFL) == p_fl[e], "pipe end %d: F_GETFL %#o, was %#o", e, fcntl(p[e], F_GETFL), p_fl[e]);
+		CHECK(fcntl(big[e], F_GETFL) == big_fl[e], "big pipe end %d: F_GETFL %#o, was %#o", e, fcntl(big[e], F_GETFL), big_fl[e]);
+	}
 	CHECK(fcntl(p[1], F_GETPIPE_SZ) == 256 * 1024, "pipe size %d, expected 262144", fcntl(p[1], F_GETPIPE_SZ));
 	CHECK(fcntl(p[0], F_GETOWN_EX, &ow) == 0 && ow.pid == getpid(), "F_SETOWN lost (%d)", ow.pid);
 	CHECK(fcntl(p[0], F_GETSIG) == SIGUSR2, "F_SETSIG lost (%d)", fcntl(p[0], F_GETSIG));
