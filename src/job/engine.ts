@@ -435,10 +435,10 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
 
   /**
    * The job was killed by a signal that ckimg run received too and acts on — a scheduler's
-   * broadcast that reached the program where the guard could not hold it (while ckimg-restore
-   * still had it: the restorer keeps every signal blocked until it lets the job go, and a
-   * pending one then fires before the guard has seized it). Its last good checkpoint is
-   * intact: the run comes back from there (nothing is lost but the moments since the restart).
+   * broadcast that reached the program where the guard could not hold it (none known since
+   * ckimg-restore --hand-over lets a restored job go stopped, every signal still blocked, for
+   * the guard to seize; kept as the fallback). Its last good checkpoint is intact: the run
+   * comes back from there (nothing is lost but the moments since the restart).
    */
   const killedByBroadcast = (end: JobEnd): SignalAction | undefined => {
     if (end.signal === undefined || !hold.includes(end.signal)) return undefined;
