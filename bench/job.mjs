@@ -12,7 +12,7 @@
 // dmtcp; default all). "guarded" is ckimg run without checkpoints: its fixed cost. DMTCP keeps one checkpoint file (overwritten each
 // time, gzip-compressed by default): its size stands for every checkpoint; no restart timing.
 import { spawn, spawnSync, execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { median, table } from "./_util.mjs";
@@ -48,36 +48,50 @@ function checkpoints(stderr) {
   return out;
 }
 
+/**
+ * One run, timed: wall time, the job's own CPU time (user+sys of its getrusage: hashjob says it
+ * with HASHJOB_RUSAGE=1 — less load-sensitive than the wall time), and, through GNU time, the CPU
+ * time of every process of the run that was waited for (ckimg run, guard, capturer, flatten…).
+ */
 function timed(cmd, args, opts = {}) {
+  const load = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
   const t0 = performance.now();
-  const r = spawnSync(cmd, args, { encoding: "utf8", maxBuffer: 1 << 26, ...opts });
-  return { s: (performance.now() - t0) / 1000, r };
+  const env = { ...(opts.env ?? process.env), HASHJOB_RUSAGE: "1" };
+  const r = spawnSync("/usr/bin/time", ["-f", "allcpu %U %S", cmd, ...args], { encoding: "utf8", maxBuffer: 1 << 26, ...opts, env });
+  const s = (performance.now() - t0) / 1000;
+  const ru = /^rusage (\d+) (\d+)$/m.exec(r.stderr ?? "");
+  const all = /^allcpu ([\d.]+) ([\d.]+)$/m.exec(r.stderr ?? "");
+  return {
+    s, r, load,
+    jobCpu: ru ? (Number(ru[1]) + Number(ru[2])) / 1e6 : NaN,
+    allCpu: all ? Number(all[1]) + Number(all[2]) : NaN,
+  };
 }
 
 let reference;
 const modes = {
   bare: () => {
-    const { s, r } = timed(exe, jobArgs);
-    reference ??= r.stdout;
-    return { s, out: r.stdout, cks: [] };
+    const t = timed(exe, jobArgs);
+    reference ??= t.r.stdout;
+    return { ...t, out: t.r.stdout, cks: [] };
   },
   full: (i) => {
-    const { s, r } = timed(process.execPath, [ckimg, "run", "--dir", join(dir, `full-${i}`), "--every", EVERY, "--keep", "2", "--full", "--", exe, ...jobArgs]);
-    return { s, out: r.stdout, cks: checkpoints(r.stderr), err: r.status !== 0 ? r.stderr : undefined };
+    const t = timed(process.execPath, [ckimg, "run", "--dir", join(dir, `full-${i}`), "--every", EVERY, "--keep", "2", "--full", "--", exe, ...jobArgs]);
+    return { ...t, out: t.r.stdout, cks: checkpoints(t.r.stderr), err: t.r.status !== 0 ? t.r.stderr : undefined };
   },
   incremental: (i) => {
-    const { s, r } = timed(process.execPath, [ckimg, "run", "--dir", join(dir, `incr-${i}`), "--every", EVERY, "--keep", "2", "--", exe, ...jobArgs]);
-    return { s, out: r.stdout, cks: checkpoints(r.stderr), err: r.status !== 0 ? r.stderr : undefined };
+    const t = timed(process.execPath, [ckimg, "run", "--dir", join(dir, `incr-${i}`), "--every", EVERY, "--keep", "2", "--", exe, ...jobArgs]);
+    return { ...t, out: t.r.stdout, cks: checkpoints(t.r.stderr), err: t.r.status !== 0 ? t.r.stderr : undefined };
   },
   // the checkpoints' work after the freeze at the job's priority (the default lowers it)
   "incr-nice0": (i) => {
-    const { s, r } = timed(process.execPath, [ckimg, "run", "--dir", join(dir, `incr0-${i}`), "--every", EVERY, "--keep", "2", "--capture-nice", "0", "--", exe, ...jobArgs]);
-    return { s, out: r.stdout, cks: checkpoints(r.stderr), err: r.status !== 0 ? r.stderr : undefined };
+    const t = timed(process.execPath, [ckimg, "run", "--dir", join(dir, `incr0-${i}`), "--every", EVERY, "--keep", "2", "--capture-nice", "0", "--", exe, ...jobArgs]);
+    return { ...t, out: t.r.stdout, cks: checkpoints(t.r.stderr), err: t.r.status !== 0 ? t.r.stderr : undefined };
   },
   // ckimg run without checkpoints: its own cost (node start-up, guard, run directory)
   guarded: (i) => {
-    const { s, r } = timed(process.execPath, [ckimg, "run", "--dir", join(dir, `guarded-${i}`), "--", exe, ...jobArgs]);
-    return { s, out: r.stdout, cks: [], err: r.status !== 0 ? r.stderr : undefined };
+    const t = timed(process.execPath, [ckimg, "run", "--dir", join(dir, `guarded-${i}`), "--", exe, ...jobArgs]);
+    return { ...t, out: t.r.stdout, cks: [], err: t.r.status !== 0 ? t.r.stderr : undefined };
   },
 };
 // MODES=bare,guarded,incremental: a subset (bare is always run: the others are measured against it)
@@ -88,10 +102,10 @@ if (process.env.MODES) {
 if (haveDmtcp) {
   modes.dmtcp = (i) => {
     const ck = join(dir, `dmtcp-${i}`);
-    const { s, r } = timed(join(dmtcpBin, "dmtcp_launch"), ["--new-coordinator", "--coord-port", "0", "--ckptdir", ck, "-i", String(everyS), exe, ...jobArgs], { env: { ...process.env, DMTCP_TMPDIR: dir } });
+    const t = timed(join(dmtcpBin, "dmtcp_launch"), ["--new-coordinator", "--coord-port", "0", "--ckptdir", ck, "-i", String(everyS), exe, ...jobArgs], { env: { ...process.env, DMTCP_TMPDIR: dir } });
     const files = existsSync(ck) ? readdirSync(ck).filter((f) => f.endsWith(".dmtcp")) : [];
     const cks = files.map((f) => ({ bytes: statSync(join(ck, f)).size, incremental: false, ms: 0, frozenMs: 0, flattenBytes: 0, flattenMs: 0 }));
-    return { s, out: r.stdout, cks, err: r.status !== 0 ? r.stderr : undefined };
+    return { ...t, out: t.r.stdout, cks, err: t.r.status !== 0 ? t.r.stderr : undefined };
   };
 }
 
@@ -100,15 +114,25 @@ if (!haveDmtcp) console.log(`  DMTCP: ${join(dmtcpBin, "dmtcp_launch")} not foun
 const names = Object.keys(modes);
 const res = Object.fromEntries(names.map((n) => [n, []]));
 for (let round = 0; round < ROUNDS; round++) {
-  const order = names.map((_, k) => names[(k + round) % names.length]);
+  // bare and incremental (the pair the 2% goal is about) next to each other, first one then the
+  // other; the other modes after them, rotated
+  const pair = ["bare", "incremental"].filter((n) => names.includes(n));
+  const rest = names.filter((n) => !pair.includes(n));
+  const order = [...(round % 2 ? [...pair].reverse() : pair), ...rest.map((_, k) => rest[(k + round) % rest.length])];
   for (const n of order) {
     const x = modes[n](round);
+    console.log(`  round ${round} ${n}: wall ${x.s.toFixed(2)} s, job cpu ${x.jobCpu.toFixed(2)} s, all cpu ${x.allCpu.toFixed(2)} s, load ${x.load}` +
+      (x.cks.length ? `, ${x.cks.length} ckpts, frozen ${x.cks.map((c) => c.frozenMs).join("/")} ms` : ""));
     if (x.err) console.log(`  ${n} round ${round}: failed: ${x.err.trim().split("\n").slice(-3).join(" | ")}`);
     else if (reference !== undefined && x.out !== reference) console.log(`  ${n} round ${round}: WRONG RESULT: ${x.out.trim()} (bare: ${reference.trim()})`);
     res[n].push(x);
   }
 }
 const bare = median(res.bare.map((x) => x.s));
+// Paired: each round's run against that round's bare run (they ran next to each other, under
+// about the same load); the median of those ratios moves less than the ratio of the medians.
+const paired = (n, f) => median(res[n].map((x, k) => f(x) / f(res.bare[k]) - 1).filter((v) => Number.isFinite(v)));
+const pct = (v) => `${v >= 0 ? "+" : ""}${(v * 100).toFixed(1)}%`;
 const rows = [];
 const summary = {};
 for (const n of names) {
@@ -127,6 +151,9 @@ for (const n of names) {
   summary[n] = { wall, perHour, flattenPerHour };
   rows.push([
     n, `${wall.toFixed(2)} s`, n === "bare" ? "-" : `${((wall / bare - 1) * 100).toFixed(1)}%`,
+    n === "bare" ? "-" : pct(paired(n, (x) => x.s)),
+    `${median(xs.map((x) => x.jobCpu)).toFixed(2)} s`, n === "bare" ? "-" : pct(paired(n, (x) => x.jobCpu)),
+    `${median(xs.map((x) => x.allCpu)).toFixed(2)} s`,
     all.length && n !== "dmtcp" ? (all.length / xs.length).toFixed(1) : "-",   // DMTCP overwrites one file
     first.length ? mib(median(first.map((c) => c.bytes))) : "-",
     steady.length ? mib(perCk) : "-",
@@ -136,7 +163,7 @@ for (const n of names) {
     flattenPerCk ? `${(flattenPerHour / (1 << 30)).toFixed(2)} GiB (${median(flattens.map((c) => c.flattenMs))} ms each)` : "-",
   ]);
 }
-table(["mode", "wall", "overhead", "ckpts/run", "first image", "later images", "frozen", "capture", "written/hour", "flatten rewrite/hour"], rows);
+table(["mode", "wall", "overhead", "paired", "job cpu", "paired", "all cpu", "ckpts/run", "first image", "later images", "frozen", "capture", "written/hour", "flatten rewrite/hour"], rows);
 if (summary.full && summary.incremental) {
   console.log(`  incremental vs full: images ${((summary.incremental.perHour / summary.full.perHour) * 100).toFixed(1)}% of the volume; ` +
     `with pruning's flatten ${(((summary.incremental.perHour + summary.incremental.flattenPerHour) / summary.full.perHour) * 100).toFixed(1)}%`);

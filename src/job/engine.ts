@@ -157,8 +157,13 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
   // Set as soon as ckimg run decides to checkpoint and end the job (before that checkpoint
   // starts: a periodic one may be under way): a held signal is never delivered after that.
   let leaving = false;
+  // When the guard last held the program's copy of each signal, and who waits for one (jobsCopy).
+  const heldSeen = new Map<number, number>();
+  const heldWaiters = new Set<{ signal: number; resolve: () => void }>();
   const onHeld = (signal: number, pid: number) => {
     const heldAt = Date.now();
+    heldSeen.set(signal, heldAt);
+    for (const w of [...heldWaiters]) if (w.signal === signal) w.resolve();
     const ownAround = () => {
       const own = recentOwn.get(signal);
       return own !== undefined && Math.abs(own - heldAt) < HELD_GRACE_MS;
@@ -356,11 +361,29 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
     finish({ exitCode: dir.manifest.exitCode, state: anyGood ? state : "checkpointed" });
   };
 
+  /**
+   * A scheduler signals every process of the job — ckimg run and the program in any order, not
+   * at once (seen on Slurm at requeue: the program's SIGTERM came ~100 ms after ours). Before the
+   * guard lets the job go for a checkpoint on such a signal, wait (at most HELD_GRACE_MS) for it
+   * to hold the program's copy: one that came after the release, before the capturer has seized
+   * the job, would kill the program unheld. A signal sent to ckimg run alone waits the grace.
+   */
+  const jobsCopy = (signal: number): Promise<void> => {
+    const seen = heldSeen.get(signal);
+    if (!hold.includes(signal) || (seen !== undefined && Date.now() - seen < HELD_GRACE_MS)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const w = { signal, resolve: () => { clearTimeout(timer); heldWaiters.delete(w); resolve(); } };
+      const timer = setTimeout(w.resolve, HELD_GRACE_MS);
+      heldWaiters.add(w);
+    });
+  };
+
   const act = async (signal: NodeJS.Signals, action: SignalAction) => {
     if (ended || killing || leaving) return;
     emit({ kind: "signal", signal, action });
     const exitAfter = o.checkpointExitCode !== undefined;
     if (action === "checkpoint-exit" || action === "checkpoint-requeue" || (exitAfter && action !== "forward" && action !== "ignore")) leaving = true;
+    if (action !== "forward" && action !== "ignore") await jobsCopy(signalNumber(signal));
     switch (action) {
       case "forward":
         g.deliver(signalNumber(signal), pid);
@@ -435,10 +458,10 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
 
   /**
    * The job was killed by a signal that ckimg run received too and acts on — a scheduler's
-   * broadcast that reached the program where the guard could not hold it (while ckimg-restore
-   * still had it: the restorer keeps every signal blocked until it lets the job go, and a
-   * pending one then fires before the guard has seized it). Its last good checkpoint is
-   * intact: the run comes back from there (nothing is lost but the moments since the restart).
+   * broadcast that reached the program where the guard could not hold it (none known since
+   * ckimg-restore --hand-over lets a restored job go stopped, every signal still blocked, for
+   * the guard to seize; kept as the fallback). Its last good checkpoint is intact: the run
+   * comes back from there (nothing is lost but the moments since the restart).
    */
   const killedByBroadcast = (end: JobEnd): SignalAction | undefined => {
     if (end.signal === undefined || !hold.includes(end.signal)) return undefined;

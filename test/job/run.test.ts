@@ -164,6 +164,66 @@ describe("ckimg run", () => {
     expect(again.stdout()).toBe(expected);
   });
 
+  it("SIGTERM to the job and to ckimg run while ckimg-restore rebuilds it (a scheduler's broadcast during a restart): held, checkpointed, nothing lost", async () => {
+    const cwd = makeTempDir("ckimg-run-");
+    const args = ["--dir", "ck", "--", job, String(STEPS), PAUSE_US];
+    const first = startCkimg(["run", ...args], { cwd });
+    const jobPid = Number(/started pid (\d+)/.exec(await first.waitForStderr(/started pid \d+/))![1]);
+    await new Promise((res) => setTimeout(res, 500));
+    process.kill(jobPid, "SIGTERM");
+    process.kill(first.pid, "SIGTERM");
+    expect((await first.exited).code, first.stderr()).toBe(75);
+    // The restart rebuilds the job under its old PID: signal that PID from the moment it
+    // exists (ckimg-restore's child, still being built) until the restored job runs — only
+    // while it is one of this ckimg run's processes (another program may get the PID).
+    const again = startCkimg(["run", ...args], { cwd });
+    const ours = (pid: number) => {
+      for (let p = pid, up = 0; p > 1 && up < 5; up++) {
+        try {
+          const stat = readFileSync(`/proc/${p}/stat`, "utf8");
+          p = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+        } catch { return false; }
+        if (p === again.pid) return true;
+      }
+      return false;
+    };
+    // (until the guard has it: a signal sent after that is the guard's to hold, and this test's
+    // hundreds of them would go on into the checkpoint's capture)
+    const tracerComm = (pid: number) => {
+      try {
+        const tracer = Number(/^TracerPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0);
+        return tracer > 0 ? readFileSync(`/proc/${tracer}/comm`, "utf8").trim() : "";
+      } catch { return ""; }
+    };
+    let hitsDuringRestore = 0;
+    let told = false;
+    let done = false;
+    void again.exited.then(() => { done = true; });
+    while (!done && !/restored pid/.test(again.stderr())) {
+      if (ours(jobPid)) {
+        if (tracerComm(jobPid) === "ckimg-guard") break;
+        try {
+          process.kill(jobPid, "SIGTERM");
+          hitsDuringRestore++;
+          if (!told) { told = true; process.kill(again.pid, "SIGTERM"); }
+        } catch { /* not there yet, or gone */ }
+      }
+      await new Promise((res) => setImmediate(res));
+    }
+    expect(hitsDuringRestore, again.stderr()).toBeGreaterThan(0);
+    expect((await again.exited).code, again.stderr()).toBe(75);
+    // not killed as the restorer let it go (before ckimg-restore --hand-over: "restore failed
+    // (No such process)" and a second restore under a new PID, or "killed by signal 15")
+    expect(again.stderr()).not.toMatch(/restore failed/);
+    expect(again.stderr()).toMatch(new RegExp(`restored pid ${jobPid} from ck/ckpt-000001\\.img`));
+    expect(again.stderr()).not.toMatch(/killed by signal/);
+    expect(again.stderr()).toMatch(/checkpoint 2 \(SIGTERM\)/);
+    const last = startCkimg(["run", ...args], { cwd });
+    expect((await last.exited).code, last.stderr()).toBe(0);
+    expect(last.stderr()).toMatch(/restored pid \d+ from ck\/ckpt-000002\.img/);
+    expect(first.stdout() + again.stdout() + last.stdout()).toBe(expected);
+  });
+
   it("SIGTERM to every process while a periodic copy-on-write capture is still writing (the job already let go): held, checkpointed next, nothing lost", async () => {
     // A 96 MiB table: the capture reads it from its twin for a while after the freeze. The
     // job's tracer goes guard → capturer → (released) guard again; the signal goes out once the

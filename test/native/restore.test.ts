@@ -385,4 +385,43 @@ describe("ckimg restore --detach", () => {
       await gone(p.pid);
     }
   });
+
+  it("--hand-over: the process is let go stopped with every signal blocked, its masks said; a SIGTERM then stays pending", async () => {
+    const exe = prog("counter");
+    const reaper = prog("subreaper");
+    const img = join(tmp, "hand-over.img");
+    const p = startProcess([exe, join(tmp, "hand-over.txt")]);
+    try {
+      await p.waitForLines(5);
+      capture(p.pid, img);
+    } finally {
+      await killOriginal(p);
+    }
+    const s = startProcess([reaper, join(REPO, "build/ckimg-restore"), img, "--detach", "--hand-over"]);
+    try {
+      await s.waitForLine(/^end$/);
+      // the PID, one mask line per thread (the counter's own: nothing blocked), end
+      expect(s.lines).toEqual([String(p.pid), `mask ${p.pid} ${p.pid} 0`, "end"]);
+      const st = procStatus(p.pid);
+      expect(st.State).toMatch(/^T/);
+      expect(BigInt(`0x${st.SigBlk}`) & 0xfffffffe7ffbfeffn).toBe(0xfffffffe7ffbfeffn);
+      process.kill(p.pid, "SIGTERM");
+      await sleep(200);
+      const after = procStatus(p.pid);
+      expect(after.State).toMatch(/^T/);
+      expect((BigInt(`0x${after.ShdPnd}`) >> 14n) & 1n).toBe(1n);   // SIGTERM (15), pending
+      expect(s.lines).toHaveLength(3);                                // the counter did not go on
+    } finally {
+      try { process.kill(p.pid, "SIGKILL"); } catch { /* gone */ }
+      await Promise.race([s.exited, sleep(10_000)]);
+      await s.kill();
+      await gone(p.pid);
+    }
+  });
+
+  it("--hand-over without --detach is a usage error", () => {
+    const r = spawnSync(join(REPO, "build/ckimg-restore"), ["x.img", "--hand-over"], { encoding: "utf8" });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^usage: ckimg-restore/);
+  });
 });

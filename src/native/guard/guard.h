@@ -26,6 +26,14 @@ struct guard {
 	pid_t watch;            /* a capturer that will seize the job and let it go on: retrace after */
 	int watch_seen;         /* it has been seen tracing the job */
 	int watch_nice;         /* the capturer's nice value once it has let the job go (0: as is) */
+	int swallow_cont;       /* SIGCONTs the guard sent itself (hand-over): not the job's to see */
+};
+
+/* What ckimg-restore --hand-over says of one restored thread: its recorded signal mask. */
+struct guard_mask {
+	pid_t pid, tid;
+	unsigned long long mask;
+	int stopped;            /* its process was recorded stopped: it stays so */
 };
 
 void guard_event(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -37,5 +45,6 @@ void guard_kill_job(struct guard *g);
 void guard_release(struct guard *g);
 void guard_deliver(struct guard *g, pid_t pid, int sig);
 int guard_watch_step(struct guard *g);
+int guard_adopt_stopped(struct guard *g, const struct guard_mask *m, size_t n);
 
 #endif

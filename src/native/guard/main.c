@@ -3,8 +3,8 @@
  * ckimg-guard [--hold SIG,SIG,…] restore -- RESTORER IMG ARGS…
  * ckimg-guard shield -- PROGRAM ARGS…   (PROGRAM with the job-wide signals blocked; see shield())
  *
- * The job's keeper under `ckimg run`. It starts the job (or has ckimg-restore rebuild it, then
- * adopts it as child subreaper) and stays its ptrace tracer, so that a signal meant to end the
+ * The job's keeper under `ckimg run`. It starts the job (or has ckimg-restore rebuild it and
+ * hand it over stopped, then adopts it as child subreaper) and stays its ptrace tracer, so that a signal meant to end the
  * job — a scheduler sends SIGTERM to every process of a job at requeue or preemption — is held
  * back until `ckimg run` has written a checkpoint, instead of killing the program first.
  *
@@ -161,13 +161,45 @@ static int start_launch(char **argv)
 	return 0;
 }
 
-/* restore: ckimg-restore --detach rebuilds the process and exits; as subreaper we inherit it. */
+/*
+ * "mask PID TID HEX" and "stopped PID" lines from ckimg-restore --hand-over (after the PID
+ * line, up to "end"): the masks to set on the job's threads. Returns how many; -1 when the
+ * text has no "end" (the restorer did not hand the job over).
+ */
+static ssize_t parse_hand_over(char *text, struct guard_mask *m, size_t max)
+{
+	size_t n = 0;
+	int ended = 0, pid, tid;
+	unsigned long long mask;
+	char *save = NULL;
+
+	for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		if (sscanf(l, "mask %d %d %llx", &pid, &tid, &mask) == 3 && n < max)
+			m[n++] = (struct guard_mask){ .pid = pid, .tid = tid, .mask = mask };
+		else if (sscanf(l, "stopped %d", &pid) == 1)
+			for (size_t i = 0; i < n; i++)
+				m[i].stopped |= m[i].pid == pid;
+		else if (!strcmp(l, "end"))
+			ended = 1;
+	}
+	return ended ? (ssize_t)n : -1;
+}
+
+/*
+ * restore: ckimg-restore --detach --hand-over rebuilds the job, lets it go stopped with every
+ * signal blocked, says its PID and masks and exits; as subreaper we inherit the job, seize it,
+ * set its masks and continue it (guard_adopt_stopped). A signal sent to the job at any time
+ * meanwhile stays pending, then is held like any other: no window where the job runs untraced.
+ */
 static int start_restore(char **argv)
 {
-	int pfd[2], st, n = 0, seized = -1;
-	char buf[32], fdarg[16], **av;
+	static char buf[64 * 1024];
+	static struct guard_mask masks[GUARD_MAX_TASKS];
+	int pfd[2], st, adopted = -1;
+	char fdarg[16], **av, *body;
+	size_t n = 0, argc = 0;
+	ssize_t nmask;
 	pid_t rpid, pid;
-	size_t argc = 0;
 
 	while (argv[argc])
 		argc++;
@@ -179,6 +211,7 @@ static int start_restore(char **argv)
 	memcpy(av, argv, argc * sizeof(*av));
 	snprintf(fdarg, sizeof(fdarg), "%d", pfd[1]);
 	av[argc++] = "--detach";
+	av[argc++] = "--hand-over";
 	av[argc++] = "--pid-fd";
 	av[argc++] = fdarg;
 	rpid = fork();
@@ -192,9 +225,8 @@ static int start_restore(char **argv)
 		_exit(127);
 	}
 	close(pfd[1]);
-	/* The restorer writes the PID once the job runs, detached: seize it on that line, not
-	 * after the restorer has exited — the job runs untraced (a signal to it is not held)
-	 * from the restorer's detach to this seize, and that window stays as short as we can. */
+	/* up to "end" (not EOF: the restorer has exited by then, but who knows what else holds
+	 * the pipe), or EOF when it failed */
 	for (;;) {
 		ssize_t r = read(pfd[0], buf + n, sizeof(buf) - 1 - n);
 		if (r < 0 && errno == EINTR)
@@ -203,22 +235,27 @@ static int start_restore(char **argv)
 			break;
 		n += r;
 		buf[n] = 0;
-		if (strchr(buf, '\n'))
+		if (strstr(buf, "\nend\n") || n == sizeof(buf) - 1)
 			break;
 	}
 	close(pfd[0]);
 	buf[n] = 0;
 	pid = strchr(buf, '\n') ? atoi(buf) : 0;
-	if (pid > 0) {
+	body = strchr(buf, '\n');
+	nmask = body ? parse_hand_over(body + 1, masks, GUARD_MAX_TASKS) : -1;
+	if (pid > 0 && nmask >= 0) {
 		g.main_pid = pid;
-		seized = guard_seize_job(&g);
+		adopted = guard_adopt_stopped(&g, masks, (size_t)nmask);
 	}
 	while (waitpid(rpid, &st, 0) < 0 && errno == EINTR)
 		;
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || pid <= 0)
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || pid <= 0 || nmask < 0)
 		return -ECANCELED;
-	if (seized < 0 && guard_seize_job(&g) < 0)
+	if (adopted < 0) {
+		/* stopped with every signal blocked, and not ours: it must not stay so */
+		guard_end_job(&g);
 		return -ESRCH;
+	}
 	return 0;
 }
 

@@ -143,6 +143,9 @@ static int handle_status(struct guard *g, pid_t tid, int st, int releasing)
 		sig = 0;
 	} else if (event != 0) {
 		sig = 0;
+	} else if (sig == SIGCONT && g->swallow_cont > 0) {
+		g->swallow_cont--;
+		sig = 0;
 	} else if (g->hold[sig]) {
 		if (g->pass[sig] > 0) {
 			g->pass[sig]--;
@@ -350,5 +353,74 @@ int guard_watch_step(struct guard *g)
 	if (g->watch_nice > 0)
 		renice_threads(g->watch, g->watch_nice);
 	g->watch = 0;
+	return 0;
+}
+
+static const struct guard_mask *mask_of(const struct guard_mask *m, size_t n, pid_t tid)
+{
+	for (size_t i = 0; i < n; i++)
+		if (m[i].tid == tid)
+			return &m[i];
+	return NULL;
+}
+
+/*
+ * Take over a job that ckimg-restore --hand-over let go stopped, every signal blocked (a
+ * SIGSTOP queued before its detach: the job runs no instruction before this). Seize every
+ * thread; each reports the group-stop (or, seized before it took the SIGSTOP, that SIGSTOP:
+ * let through, it becomes the group-stop), and gets its recorded mask while still stopped.
+ * Then SIGCONT (its delivery swallowed: the guard's, not the job's) and resume. A signal sent
+ * to the job during the restore or the hand-over is pending, and is held like any later one.
+ */
+int guard_adopt_stopped(struct guard *g, const struct guard_mask *m, size_t n)
+{
+	int st;
+
+	seize_tree(g, g->main_pid, 0);
+	if (!find_task(g, g->main_pid))
+		return -1;
+	for (size_t i = 0; i < g->ntask;) {
+		struct guard_task *t = &g->task[i];
+		const struct guard_mask *gm;
+		pid_t tid = t->tid, w;
+		int sig;
+
+		while ((w = waitpid(tid, &st, __WALL)) < 0 && errno == EINTR)
+			;
+		if (w < 0) {
+			drop_task(g, tid);
+			continue;
+		}
+		if (!WIFSTOPPED(st)) {
+			if (handle_status(g, tid, st, 0))
+				return -1;      /* the main process is gone */
+			if (find_task(g, tid))
+				i++;
+			continue;
+		}
+		sig = WSTOPSIG(st);
+		if ((st >> 16) == 0 && sig == SIGSTOP) {
+			ptrace(PTRACE_CONT, tid, 0, (void *)(long)SIGSTOP);
+			continue;       /* wait again: the group-stop follows */
+		}
+		t->pending_sig = (st >> 16) == 0 ? sig : 0;
+		if ((gm = mask_of(m, n, tid)) && ptrace(PTRACE_SETSIGMASK, tid, sizeof(gm->mask), &gm->mask) < 0)
+			return -1;
+		i++;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (m[i].stopped || (i > 0 && m[i].pid == m[i - 1].pid))
+			continue;
+		if (kill(m[i].pid, SIGCONT) == 0)
+			g->swallow_cont++;
+	}
+	for (size_t i = 0; i < g->ntask; i++) {
+		const struct guard_mask *gm = mask_of(m, n, g->task[i].tid);
+		if (gm && gm->stopped)
+			ptrace(PTRACE_LISTEN, g->task[i].tid, 0, 0);
+		else
+			ptrace(PTRACE_CONT, g->task[i].tid, 0, (void *)(long)g->task[i].pending_sig);
+		g->task[i].pending_sig = 0;
+	}
 	return 0;
 }

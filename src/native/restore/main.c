@@ -17,6 +17,11 @@
  *   --inherit-stdio  fds 0-2 are taken over from ours, whatever they were (`ckimg run`: the job
  *                writes where the restarted run's output goes)
  *   --pid-fd N   write "PID\n" to fd N (instead of stdout) once the process runs.
+ *   --hand-over  (with --detach) let the process go stopped (SIGSTOP) with every signal blocked,
+ *                for a tracer to take over: after the PID, one line "mask PID TID HEX" per thread
+ *                (its recorded signal mask), "stopped PID" for a process recorded stopped, then
+ *                "end". The tracer sets the masks and continues it (ckimg-guard does): a signal
+ *                sent during the restore or before the tracer has seized it stays pending.
  *   --msg-fd N   errors and warnings go to fd N instead of stderr (the restored process keeps
  *                our stderr).
  * Failure: exit 2 and one line on stderr, "ckimg: IMG: what", naming the record; the
@@ -95,7 +100,7 @@ static int check_image(struct restore_args *a)
 static int usage(void)
 {
 	fprintf(stderr, "usage: ckimg-restore IMG [--detach] [--force] [--new-pid] [--lazy] [--thp] [--no-verify] "
-		"[--strict] [--deleted-dir DIR] [--pid-fd N] [-v]\n");
+		"[--strict] [--deleted-dir DIR] [--pid-fd N] [--hand-over] [-v]\n");
 	return 2;
 }
 
@@ -165,6 +170,8 @@ int main(int argc, char **argv)
 			a->verbose = 1;
 		else if (!strcmp(argv[i], "--msg-fd") && i + 1 < argc)
 			msg_fd = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--hand-over"))
+			a->hand_over = 1;
 		else if (!strcmp(argv[i], "--pid-fd") && i + 1 < argc)
 			pid_fd = atoi(argv[++i]);
 		else if (argv[i][0] == '-' || a->image_path)
@@ -172,7 +179,7 @@ int main(int argc, char **argv)
 		else
 			a->image_path = argv[i];
 	}
-	if (!a->image_path)
+	if (!a->image_path || (a->hand_over && !a->detach))
 		return usage();
 	rst_log_open(a->image_path, msg_fd);
 	a->t0 = rst_now_ns();
@@ -206,10 +213,10 @@ int main(int argc, char **argv)
 	rst_trace(a, "running");
 	restore_tty_running(a);
 	if (pid_fd >= 0) {
-		dprintf(pid_fd, "%d\n", a->pid);
+		dprintf(pid_fd, "%d\n%s%s", a->pid, restore_hand_over_text(), a->hand_over ? "end\n" : "");
 		close(pid_fd);
 	} else if (a->detach) {
-		printf("%d\n", a->pid);
+		printf("%d\n%s%s", a->pid, restore_hand_over_text(), a->hand_over ? "end\n" : "");
 	}
 	rst_log_close();
 	if (a->detach)

@@ -59,6 +59,7 @@ struct rst_thread {
 	pid_t tid;          /* live tid in the child (== recorded unless --new-pid) */
 	int img_idx;        /* index into img.threads */
 	int stopped;        /* we hold it in a ptrace stop */
+	uint64_t sigmask;   /* the recorded mask (--hand-over: the next tracer sets it) */
 	uint64_t base_regs[27]; /* template registers for remote syscalls */
 };
 
@@ -66,6 +67,7 @@ struct restore_args {
 	struct img *img;
 	const char *image_path;
 	int detach, force, new_pid, lazy, verbose, no_verify, thp;
+	int hand_over;              /* --hand-over: let go stopped, every signal blocked (task.c) */
 	int seccomp_suspended;      /* PTRACE_O_SUSPEND_SECCOMP is set on the child */
 
 	/* the child */
@@ -170,6 +172,7 @@ int restore_finish(struct restore_args *a);
 int restore_sigqueue(struct restore_args *a);
 int rst_sigqueue_has(const struct img *img, uint32_t tid, int sig);
 void restore_release(struct restore_args *a);
+const char *restore_hand_over_text(void);
 /* fork.c pieces a tree restore (tree.c) drives itself */
 int restore_fork_prepare(struct restore_args *a);
 void restore_child_setup(struct restore_args *a);

@@ -14,6 +14,7 @@
  *   siginfo from SIGQUEUE, signals.c, before the registers; the masks' rest after the detach).
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <linux/sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -198,8 +199,11 @@ static int set_thread_regs(struct restore_args *a, struct rst_thread *rt)
 	const struct img_thread *t = &a->img->threads[rt->img_idx];
 	uint64_t regs[27];
 	struct iovec iov;
-	uint64_t mask = t->f.sigmask & ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)));
+	uint64_t unblockable = (1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1));
+	/* --hand-over: every signal stays blocked; the tracer that takes the job over sets this */
+	uint64_t mask = a->hand_over ? ~unblockable : t->f.sigmask & ~unblockable;
 
+	rt->sigmask = t->f.sigmask & ~unblockable;
 	memcpy(regs, t->regs, sizeof(regs));
 	keep_restart(regs);
 	if (ptrace(PTRACE_SETREGS, rt->tid, 0, regs) < 0)
@@ -246,11 +250,52 @@ int restore_finish(struct restore_args *a)
 	return 0;
 }
 
-/* The point of no return: everything is in place, let it run (with its pending signals). */
+/* The lines --hand-over adds to the PID line (main.c), for every process released. */
+static char *hand_over_text;
+static size_t hand_over_len;
+
+static void hand_over_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void hand_over_line(const char *fmt, ...)
+{
+	char line[96];
+	va_list ap;
+	char *grown;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line) || !(grown = realloc(hand_over_text, hand_over_len + n + 1)))
+		return;
+	hand_over_text = grown;
+	memcpy(hand_over_text + hand_over_len, line, (size_t)n + 1);
+	hand_over_len += (size_t)n;
+}
+
+const char *restore_hand_over_text(void)
+{
+	return hand_over_text ? hand_over_text : "";
+}
+
+/*
+ * The point of no return: everything is in place, let it run (with its pending signals).
+ * --hand-over: let it go stopped instead — a SIGSTOP queued before the detach (it cannot be
+ * blocked; everything else is) puts it in a group-stop before it runs one instruction, and a
+ * signal sent to it meanwhile (a scheduler's SIGTERM to every process of the job) stays
+ * pending. The next tracer (ckimg-guard) seizes it, sets each thread's mask from the
+ * "mask PID TID HEX" lines and continues it, holding such a signal like any later one.
+ */
 void restore_release(struct restore_args *a)
 {
 	struct img *img = a->img;
 
+	if (a->hand_over) {
+		kill(a->pid, SIGSTOP);
+		for (size_t i = 0; i < a->nthreads; i++)
+			hand_over_line("mask %d %d %llx\n", a->pid, a->threads[i].tid, (unsigned long long)a->threads[i].sigmask);
+		if (img->proc.f.flags & CKIMG_PROCESS_STOPPED)
+			hand_over_line("stopped %d\n", a->pid);
+	}
 	for (size_t i = 0; i < a->nthreads; i++) {
 		ptrace(PTRACE_DETACH, a->threads[i].tid, 0, 0);
 		a->threads[i].stopped = 0;

@@ -577,6 +577,7 @@ static int open_processes(void)
 			a->img = &T.imgs[i];
 			a->image_path = r->image_path;
 			a->detach = r->detach;
+			a->hand_over = r->hand_over;
 			a->force = r->force;
 			a->lazy = r->lazy;
 			a->verbose = r->verbose;
