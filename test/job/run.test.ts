@@ -328,8 +328,10 @@ describe("ckimg run", () => {
       return;
     }
     const cwd = makeTempDir("ckimg-run-");
-    const ref = referenceOutput(STEPS, 2);
-    const args = ["--dir", "ck", "--", job, String(STEPS), PAUSE_US, "2"];
+    // twice the steps: two workers share them, and the job must still be running ~2 s after
+    // the start (the SIGTERM at 0.8 s, then up to 1 s of grace for the program's copy of it)
+    const ref = referenceOutput(2 * STEPS, 2);
+    const args = ["--dir", "ck", "--", job, String(2 * STEPS), PAUSE_US, "2"];
     const r = startCkimg(["run", ...args], { cwd });
     await r.waitForStderr(/started pid \d+/);
     await new Promise((res) => setTimeout(res, 800));

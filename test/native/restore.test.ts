@@ -402,6 +402,8 @@ describe("ckimg restore --detach", () => {
       await s.waitForLine(/^end$/);
       // the PID, one mask line per thread (the counter's own: nothing blocked), end
       expect(s.lines).toEqual([String(p.pid), `mask ${p.pid} ${p.pid} 0`, "end"]);
+      // detached with SIGSTOP queued: it enters the group-stop as soon as it is scheduled
+      for (let i = 0; i < 250 && !procStatus(p.pid).State.startsWith("T"); i++) await sleep(20);
       const st = procStatus(p.pid);
       expect(st.State).toMatch(/^T/);
       expect(BigInt(`0x${st.SigBlk}`) & 0xfffffffe7ffbfeffn).toBe(0xfffffffe7ffbfeffn);
