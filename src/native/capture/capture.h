@@ -162,6 +162,10 @@ struct capture {
 	/* dirty-page tracking between captures (track.c) */
 	int track_wanted;              /* --track: start it when there is none */
 	struct track *track;
+	uint8_t **preread;             /* per chunk: its pages read while frozen (track.c), or NULL */
+	uint64_t (*preread_bad)[CKIMG_SPAN_GRID_PAGES / 64];
+	uint8_t *preread_pool;         /* faulted in before the freeze, sized by a first scan */
+	size_t preread_pool_len, preread_pool_used;
 };
 
 /* proc.c: process-wide state from /proc and prlimit (freeze phase). */
@@ -267,6 +271,9 @@ int track_open(struct capture *c);
 int track_direct(const struct capture *c);   /* the parent is the tracked baseline */
 int track_freeze(struct capture *c);
 int track_plan_cell(const struct area *a, size_t *run, struct chunk *ch);
+int track_preread(struct capture *c);
+void track_free_preread(struct capture *c);
+void track_free_chunk(struct capture *c, size_t i);        /* frozen: the planned (written) pages, into memory */
 void track_drop(struct capture *c, const char *why);
 int track_commit(struct capture *c, const uint8_t id[16]);
 void track_close(struct capture *c);
@@ -282,6 +289,8 @@ int cow_begin(struct capture *c);
 int cow_read_chunk(struct capture *c, size_t i, uint8_t *dst, uint64_t *bad);
 /* pages.c: a chunk's candidate pages from a /proc/PID/mem fd, packed; unreadable ones in bad */
 void pages_read_packed(int mem_fd, const struct chunk *ch, uint8_t *dst, uint64_t *bad);
+/* pages.c: the next run [*p, *q) of candidate pages of ch from *p on; 0 when none is left */
+int next_run(const struct chunk *ch, uint32_t *p, uint32_t *q);
 int cow_read_while_frozen(const struct area *a);
 int cow_collect_areas(struct capture *c);     /* freeze: maps; smaps only when needed */
 int cow_fallback_plan(struct capture *c);     /* no twin after all: flags, every chunk */

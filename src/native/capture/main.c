@@ -308,7 +308,7 @@ static int frozen_steps(struct image *im, struct pipeline **pl)
 		err = collect_fds(&cap);
 	phase("fds");
 	if (!err)
-		err = cow ? cow_collect_areas(&cap) : collect_areas(&cap);
+		err = cow || track_direct(&cap) ? cow_collect_areas(&cap) : collect_areas(&cap);
 	phase("areas");
 	if (!err)
 		err = track_freeze(&cap);
@@ -344,7 +344,10 @@ static int frozen_steps(struct image *im, struct pipeline **pl)
 		}
 	}
 	phase("cow");
-	if (cap.twin)
+	if (!err && track_direct(&cap))
+		err = track_preread(&cap);     /* the written pages; written out after the release */
+	phase("preread");
+	if (cap.twin || cap.preread)
 		return err;
 	if (!err)
 		err = pages_start(&cap, im, pl);
@@ -653,6 +656,16 @@ int main(int argc, char **argv)
 		err = pages_start(&cap, &im, &pl);
 	if (!err && cap.twin)
 		err = pages_read_all(pl);       /* from the copy-on-write twin, the target running */
+	if (!err && cap.preread && !cap.vmflags_known) {
+		/* tracked: VmFlags out of the freeze (smaps walks every page), best effort */
+		areas_apply_smaps(&cap, cap.pid, 1);
+		areas_apply_smaps(&cap, cap.pid, 2);
+		cap.vmflags_known = 1;
+	}
+	if (!err && cap.preread && !pl)
+		err = pages_start(&cap, &im, &pl);
+	if (!err && cap.preread)
+		err = pages_read_all(pl);       /* from the copies made while frozen */
 	cow_end(&cap);                      /* every page is read: the twin goes (on every path) */
 	phase("twin read");
 	if (!err)
@@ -686,6 +699,7 @@ int main(int argc, char **argv)
 	}
 	image_abort(&im);
 	track_close(&cap);
+	track_free_preread(&cap);
 	fds_free(&cap);
 	incr_free(&cap);
 	cap.total_ns = now_ns(CLOCK_MONOTONIC) - t_start;

@@ -194,7 +194,8 @@ static struct area *area_at(struct capture *c, uint64_t start, uint64_t end)
 /*
  * VmFlags and Rss/Swap from /proc/PID/smaps for the areas with the same bounds (pid: the
  * target, or its copy-on-write twin, whose areas are the target's at the fork instant);
- * only_unknown: leave areas whose flags are known alone (and fail quietly: best effort).
+ * only_unknown: leave areas whose flags are known alone (and fail quietly: best effort);
+ * 2: an area without an exact match takes the flags of an overlapping one (it grew or shrank).
  * Areas without a match keep theirs.
  */
 int areas_apply_smaps(struct capture *c, pid_t pid, int only_unknown)
@@ -214,6 +215,9 @@ int areas_apply_smaps(struct capture *c, pid_t pid, int only_unknown)
 		if ((*line >= '0' && *line <= '9') || (*line >= 'a' && *line <= 'f')) {
 			unsigned long long s, e;
 			a = sscanf(line, "%llx-%llx", &s, &e) == 2 ? area_at(c, s, e) : NULL;
+			for (size_t k = 0; !a && only_unknown == 2 && k < c->nareas; k++)
+				if (!c->areas[k].vmflags && c->areas[k].start < e && s < c->areas[k].end)
+					a = &c->areas[k];   /* bounds changed since: the area it became */
 			if (a && only_unknown && a->vmflags)
 				a = NULL;
 			if (a)
