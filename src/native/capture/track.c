@@ -678,6 +678,9 @@ int track_keeper_main(int argc, char **argv)
 			return 1;
 		baseline[i] = (uint8_t)v;
 	}
+	sigset_t none;                  /* (ckimg run's shield blocked the job-wide ones) */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
