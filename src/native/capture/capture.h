@@ -161,6 +161,7 @@ struct capture {
 	uint64_t shared_pages;
 	/* dirty-page tracking between captures (track.c) */
 	int track_wanted;              /* --track: start it when there is none */
+	int track_off;                 /* --no-track: leave the keeper alone (compare) */
 	struct track *track;
 	uint8_t **preread;             /* per chunk: its pages read while frozen (track.c), or NULL */
 	uint64_t (*preread_bad)[CKIMG_SPAN_GRID_PAGES / 64];

@@ -1,7 +1,7 @@
 /*
  * ckimg-capture PID -o IMAGE [--compress none|lz4|lzf|deflate] [--buffer-mb N|all] [--kill]
  *                            [--progress] [--no-hash-cache] [--no-children] [--parent IMAGE]
- *                            [--no-cow] [--track]
+ *                            [--no-cow] [--track|--no-track]
  * ckimg-capture --keeper ...     (internal: the dirty-page tracking keeper, track.c)
  *
  * PID and all its descendants are captured (a tree image, FORMAT.md "Process trees") unless
@@ -45,7 +45,7 @@ static int usage(const char *why)
 {
 	fprintf(stderr, "ckimg-capture: %s\nusage: ckimg-capture PID -o IMAGE "
 		"[--compress none|lz4|lzf|deflate] [--buffer-mb N|all] [--kill] [--progress] [--no-hash-cache] [--no-children] "
-		"[--parent IMAGE] [--no-cow] [--track]\n", why);
+		"[--parent IMAGE] [--no-cow] [--track|--no-track]\n", why);
 	return 1;
 }
 
@@ -99,6 +99,8 @@ static int parse_args(int argc, char **argv)
 			cap.use_hash_cache = 0;
 		} else if (!strcmp(a, "--track")) {
 			cap.track_wanted = 1;
+		} else if (!strcmp(a, "--no-track")) {
+			cap.track_off = 1;
 		} else if (!strcmp(a, "--no-cow")) {
 			cap.no_cow = 1;
 		} else if (!strcmp(a, "--no-children")) {
