@@ -192,7 +192,8 @@ int track_open(struct capture *c)
 	socklen_t crl = sizeof(cr);
 	if (connect(s, (struct sockaddr *)&a, len) < 0) {
 		close(s);
-		note(c, "%s", c->track_wanted ? "no dirty-page tracking yet (no keeper): started now" :
+		note(c, "%s", c->track_wanted ? c->parent ? "no tracking keeper (never started, or gone): compared all memory; tracking starts now" :
+			 "tracking starts now" :
 			 "no dirty-page tracking for this process (capture with --track to start it)");
 		return 0;
 	}
@@ -268,8 +269,9 @@ static unsigned long long seccomp_of(pid_t pid)
 	return v;
 }
 
-/* Frozen: a userfaultfd of the target's mm, ours; nothing left in the target. */
-static int make_handle(struct capture *c)
+/* Frozen: a userfaultfd of the target's mm, ours; nothing left in the target. *fatal: the
+ * target could not be put back as it was (its copy of the fd could not be closed). */
+static int make_handle(struct capture *c, int *fatal)
 {
 	pid_t tid = c->pt.threads[0].tid;
 	struct pt_syscall sc = REMOTE_SYSCALL(__NR_userfaultfd, O_CLOEXEC | CK_UFFD_USER_MODE_ONLY);
@@ -299,6 +301,7 @@ static int make_handle(struct capture *c)
 	if (e2) {
 		if (fd >= 0)
 			close(fd);
+		*fatal = 1;
 		return cap_fail(e2, "close the userfaultfd made in the target");
 	}
 	if (err)
@@ -399,14 +402,15 @@ int track_freeze(struct capture *c)
 		return 0;
 	}
 	if (t->uffd < 0 && c->track_wanted) {
-		err = make_handle(c);
+		int fatal = 0;
+		err = make_handle(c, &fatal);
 		if (err == -ESRCH)
 			return cap_fail(err, "process %d is gone", c->pid);
+		if (fatal)
+			return err;               /* the target could not be put back as it was */
 		if (err) {
-			cap_warn("no dirty-page tracking (%s): later incremental captures compare all memory",
-				 cap_fail_reason()[0] ? cap_fail_reason() : strerror(-err));
-			if (cap_fail_reason()[0])
-				return err;       /* the target could not be put back as it was */
+			cap_warn("no dirty-page tracking (%s%s): later incremental captures compare all memory",
+				 strerror(-err), err == -EINVAL ? "; it needs Linux 6.7 or later" : "");
 			snprintf(t->note, sizeof(t->note), "no dirty-page tracking: %s", strerror(-err));
 			return 0;
 		}
