@@ -101,7 +101,7 @@ export interface CaptureSummary {
   tracking: "off" | "started" | "tracked" | "rebased";
   /** The tracking keeper's PID, 0 without one. */
   keeperPid: number;
-  /** Pages the tracking reported written since the last tracked capture. */
+  /** Pages the tracking reported written since the last tracked capture (before and in the freeze: one written in both counts twice). */
   writtenPages: number;
   /** Why tracking was not (fully) used, or "". */
   trackingNote: string;

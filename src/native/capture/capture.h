@@ -271,7 +271,7 @@ void incr_parent_held_bits(const struct capture *c, uint64_t first, uint32_t spa
 int track_open(struct capture *c);
 int track_direct(const struct capture *c);   /* the parent is the tracked baseline */
 int track_freeze(struct capture *c);
-int track_plan_cell(const struct area *a, size_t *run, struct chunk *ch);
+int track_plan_cell(const struct capture *c, const struct area *a, size_t *run, struct chunk *ch);
 int track_preread(struct capture *c);
 void track_free_preread(struct capture *c);
 void track_free_chunk(struct capture *c, size_t i);        /* frozen: the planned (written) pages, into memory */

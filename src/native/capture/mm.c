@@ -339,7 +339,7 @@ static int plan_tracked_area(struct capture *c, struct area *a, size_t *cap)
 		struct chunk ch = { .area = (uint32_t)(a - c->areas), .first_page = s,
 				    .span_pages = (uint32_t)((e - s) / PAGE_SIZE_4K) };
 		ch.zero_filter = a->kind != CKIMG_KIND_FILE;
-		track_plan_cell(a, &run, &ch);
+		track_plan_cell(c, a, &run, &ch);
 		incr_parent_held_bits(c, s, ch.span_pages, ch.carry);
 		int any = 0;
 		for (int w = 0; w < CKIMG_SPAN_GRID_PAGES / 64; w++) {

@@ -80,6 +80,13 @@ struct track {
 	uint64_t written_pages;
 	uint32_t tracked_areas, untracked_areas, registered_areas;
 	char note[200];                /* why tracking was not used, for the summary */
+	struct pre_run {               /* precopy: runs written before the freeze, copied */
+		uint64_t start, end, off;
+		int valid;
+	} *pre;
+	size_t npre;
+	uint8_t *pre_pool;
+	size_t pre_pool_len;
 };
 
 static void socket_name(pid_t pid, uint64_t start_time, struct sockaddr_un *a, socklen_t *len)
@@ -130,42 +137,125 @@ static int recv_reply(int s, struct trk_reply *r, int *fd)
 }
 
 /*
- * Before the freeze: how many pages were written so far (a scan that re-protects nothing),
- * and a buffer that size (+25%) faulted in now: in the freeze, copying into fresh memory cost
- * more than the copy itself (each first touch is a page fault; ~25 us a page measured here).
+ * Before the freeze, the target running (an incremental capture on the tracked baseline): the
+ * pages written so far are listed and write-protected again (PAGEMAP_SCAN, WP_MATCHING) and
+ * copied now. The scan in the freeze then reports only what was written since this one; a page
+ * copied here and not reported again is unchanged since it was re-protected, which was before
+ * its copy, so the copy is its content at the freeze. In the freeze only the pages written
+ * meanwhile are copied from the target (measured: copying scattered pages costs 10-30 us of
+ * CPU each on this VM, cold page tables). Also faulted in here: the buffer the freeze copies
+ * into (a first touch is a page fault). From this scan on, the baseline moves to this capture.
  */
-static void prefault_pool(struct capture *c)
+static int add_pre(struct track *t, size_t *cap, uint64_t s, uint64_t e)
 {
+	if (t->npre == *cap) {
+		*cap = *cap ? *cap * 2 : 256;
+		void *q = realloc(t->pre, *cap * sizeof(*t->pre));
+		if (!q)
+			return -ENOMEM;
+		t->pre = q;
+	}
+	t->pre[t->npre++] = (struct pre_run){ .start = s, .end = e };
+	return 0;
+}
+
+static void precopy(struct capture *c)
+{
+	struct track *t = c->track;
 	char path[64];
 	struct ck_page_region v[512];
-	uint64_t pages = 0, at = 0, end = 1ull << 47;
+	uint64_t pages = 0, at = 0, end = 0x7ffffffff000ull;   /* TASK_SIZE: past it EINVAL */
+	size_t cap = 0;
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", c->pid);
 	int pm = open(path, O_RDONLY | O_CLOEXEC);
 	if (pm < 0)
 		return;
+	t->scanned = 1;
 	while (at < end) {
-		struct ck_pm_scan_arg s = {
-			.size = sizeof(s), .start = at, .end = end, .vec = (uint64_t)(uintptr_t)v, .vec_len = 512,
-			.category_mask = CK_PAGE_IS_WRITTEN | CK_PAGE_IS_WPALLOWED, .return_mask = CK_PAGE_IS_WRITTEN,
+		struct ck_pm_scan_arg a = {
+			.size = sizeof(a), .flags = CK_PM_SCAN_WP_MATCHING, .start = at, .end = end,
+			.vec = (uint64_t)(uintptr_t)v, .vec_len = 512,
+			.category_mask = CK_PAGE_IS_WRITTEN, .return_mask = CK_PAGE_IS_WRITTEN,
 		};
-		long n = ioctl(pm, CK_PAGEMAP_SCAN, &s);
+		long n = ioctl(pm, CK_PAGEMAP_SCAN, &a);
 		if (n < 0)
 			break;
-		for (long i = 0; i < n; i++)
+		for (long i = 0; i < n; i++) {
+			if (add_pre(t, &cap, v[i].start, v[i].end))
+				break;
 			pages += (v[i].end - v[i].start) / PAGE_SIZE_4K;
-		if (s.walk_end <= at)
+		}
+		if (a.walk_end <= at)
 			break;
-		at = s.walk_end;
+		at = a.walk_end;
 	}
 	close(pm);
-	size_t len = (size_t)(pages + pages / 4 + 64) * PAGE_SIZE_4K;
+	t->written_pages = pages;       /* + what the freeze's scan reports */
+	size_t len = (size_t)(pages ? pages : 1) * PAGE_SIZE_4K;
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (p != MAP_FAILED) {
+		t->pre_pool = p;
+		t->pre_pool_len = len;
+		uint64_t off = 0;
+		struct iovec loc, rem[1024];
+		for (size_t k = 0; k < t->npre;) {       /* batches of runs, one local buffer */
+			size_t k0 = k, nr = 0;
+			uint64_t off0 = off;
+			for (; k < t->npre && nr < 1024; k++, nr++) {
+				t->pre[k].off = off;
+				rem[nr] = (struct iovec){ (void *)(uintptr_t)t->pre[k].start, t->pre[k].end - t->pre[k].start };
+				off += t->pre[k].end - t->pre[k].start;
+			}
+			loc = (struct iovec){ (uint8_t *)p + off0, off - off0 };
+			if (process_vm_readv(c->pid, &loc, 1, rem, nr, 0) == (ssize_t)(off - off0)) {
+				for (size_t j = k0; j < k; j++)
+					t->pre[j].valid = 1;
+			} else {
+				for (size_t j = k0; j < k; j++) {   /* run by run; a failed one is read frozen */
+					struct iovec l1 = { (uint8_t *)p + t->pre[j].off, rem[j - k0].iov_len };
+					t->pre[j].valid = process_vm_readv(c->pid, &l1, 1, &rem[j - k0], 1, 0) == (ssize_t)l1.iov_len;
+				}
+			}
+		}
+	}
+	len = (size_t)(pages + pages / 4 + 64) * PAGE_SIZE_4K;
 	if (len > (256u << 20))
 		len = 256u << 20;               /* more: malloc'd in the freeze */
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (p != MAP_FAILED) {
 		c->preread_pool = p;
 		c->preread_pool_len = len;
 	}
+}
+
+/* The copy made by precopy of the page at addr, or NULL. */
+static const uint8_t *pre_copy_of(const struct track *t, uint64_t addr)
+{
+	size_t lo = 0, hi = t->npre;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (t->pre[mid].end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < t->npre && t->pre[lo].start <= addr && t->pre[lo].valid && t->pre_pool)
+		return t->pre_pool + t->pre[lo].off + (addr - t->pre[lo].start);
+	return NULL;
+}
+
+/* Whether the freeze's scan reported addr written (area a's runs). */
+static int written_at(const struct area *a, uint64_t addr)
+{
+	size_t lo = 0, hi = a->nwritten;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (a->written[mid][1] <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < a->nwritten && a->written[lo][0] <= addr;
 }
 
 int track_open(struct capture *c)
@@ -218,7 +308,7 @@ int track_open(struct capture *c)
 	memcpy(t->baseline, r.baseline, 16);
 	if (c->parent && r.status == TRK_BASELINE && !memcmp(r.baseline, incr_parent_id(c), 16)) {
 		t->direct = 1;
-		prefault_pool(c);
+		precopy(c);
 	}
 	else if (c->parent)
 		note(c, "%s", "the parent is not the last tracked capture: compared all memory (tracking goes on from this image)");
@@ -462,19 +552,35 @@ int track_freeze(struct capture *c)
 	return 0;
 }
 
-/* Chunk planning of a tracked area (mm.c): candidates = written pages; carry = the rest of
- * what the parent holds there (inherited with its digest, not read). */
-int track_plan_cell(const struct area *a, size_t *run, struct chunk *ch)
+/* Chunk planning of a tracked area (mm.c): candidates = the pages written since the parent
+ * (before the freeze: precopy's runs; in it: the area's runs); the rest of what the parent holds
+ * there is carried (inherited with its digest, not read). */
+static void set_bits(struct chunk *ch, uint64_t s, uint64_t e, uint64_t rs, uint64_t re)
 {
+	rs = rs < s ? s : rs;
+	re = re > e ? e : re;
+	for (uint64_t p = (rs - s) / PAGE_SIZE_4K; rs < re && p < (re - s) / PAGE_SIZE_4K; p++)
+		ch->bits[p / 64] |= 1ull << (p % 64);
+}
+
+int track_plan_cell(const struct capture *c, const struct area *a, size_t *run, struct chunk *ch)
+{
+	const struct track *t = c->track;
 	uint64_t s = ch->first_page, e = s + (uint64_t)ch->span_pages * PAGE_SIZE_4K;
 	while (*run < a->nwritten && a->written[*run][1] <= s)
 		(*run)++;
-	for (size_t r = *run; r < a->nwritten && a->written[r][0] < e; r++) {
-		uint64_t rs = a->written[r][0] < s ? s : a->written[r][0];
-		uint64_t re = a->written[r][1] > e ? e : a->written[r][1];
-		for (uint64_t p = (rs - s) / PAGE_SIZE_4K; p < (re - s) / PAGE_SIZE_4K; p++)
-			ch->bits[p / 64] |= 1ull << (p % 64);
+	for (size_t r = *run; r < a->nwritten && a->written[r][0] < e; r++)
+		set_bits(ch, s, e, a->written[r][0], a->written[r][1]);
+	size_t lo = 0, hi = t ? t->npre : 0;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (t->pre[mid].end <= s)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
+	for (size_t r = lo; t && r < t->npre && t->pre[r].start < e; r++)
+		set_bits(ch, s, e, t->pre[r].start, t->pre[r].end);
 	return 0;
 }
 
@@ -486,74 +592,106 @@ int track_plan_cell(const struct area *a, size_t *run, struct chunk *ch)
  * marked), as pages.c does.
  */
 #define BATCH 1024                      /* IOV_MAX */
+struct pair {
+	uint8_t *dst;
+	uint64_t addr, len;
+	size_t chunk;
+	uint32_t page;                  /* the chunk's page index of addr */
+};
+
+static int flush(struct capture *c, struct pair *pr, size_t n, struct iovec *loc, struct iovec *rem, int *fd)
+{
+	uint64_t want = 0;
+	for (size_t k = 0; k < n; k++) {
+		loc[k] = (struct iovec){ pr[k].dst, pr[k].len };
+		rem[k] = (struct iovec){ (void *)(uintptr_t)pr[k].addr, pr[k].len };
+		want += pr[k].len;
+	}
+	if (!n || process_vm_readv(c->pid, loc, n, rem, n, 0) == (ssize_t)want)
+		return 0;
+	if (*fd < 0) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/mem", c->pid);
+		if ((*fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+			return cap_fail(-errno, "open %s", path);
+	}
+	for (size_t k = 0; k < n; k++)          /* page by page; the unreadable ones marked */
+		for (uint64_t o = 0; o < pr[k].len; o += PAGE_SIZE_4K)
+			if (pread(*fd, pr[k].dst + o, PAGE_SIZE_4K, (off_t)(pr[k].addr + o)) != PAGE_SIZE_4K) {
+				uint32_t p = pr[k].page + (uint32_t)(o / PAGE_SIZE_4K);
+				c->preread_bad[pr[k].chunk][p / 64] |= 1ull << (p % 64);
+			}
+	return 0;
+}
+
+/*
+ * Frozen, an incremental capture on the tracked baseline: the planned pages into memory —
+ * those precopy copied and not written since from its copy, the others from the target
+ * (process_vm_readv, many runs per call) — compressed and written after the release.
+ */
 int track_preread(struct capture *c)
 {
-	char path[64];
-	size_t n = c->nchunks ? c->nchunks : 1;
+	struct track *t = c->track;
+	size_t n = c->nchunks ? c->nchunks : 1, np = 0;
 	struct iovec *loc = malloc(BATCH * sizeof(*loc)), *rem = malloc(BATCH * sizeof(*rem));
-	size_t *which = malloc(BATCH * sizeof(*which));
+	struct pair *pr = malloc(BATCH * sizeof(*pr));
 	c->preread = calloc(n, sizeof(*c->preread));
 	c->preread_bad = calloc(n, sizeof(*c->preread_bad));
 	int err = 0, fd = -1;
-	if (!c->preread || !c->preread_bad || !loc || !rem || !which)
+	uint64_t cpu0 = now_ns(CLOCK_THREAD_CPUTIME_ID), pages = 0, fresh = 0;
+	if (!c->preread || !c->preread_bad || !loc || !rem || !pr)
 		err = cap_fail(-ENOMEM, "page copies");
-	uint64_t cpu0 = now_ns(CLOCK_THREAD_CPUTIME_ID), pages = 0;
-	size_t nl = 0, nr = 0;
-	for (size_t i = 0; !err && i <= c->nchunks; i++) {
-		const struct chunk *ch = i < c->nchunks ? &c->chunks[i] : NULL;
-		uint32_t runs = 0;
-		if (ch && ch->cand_pages)
-			for (uint32_t p = 0, q; next_run(ch, &p, &q); p = q)
-				runs++;
-		if (nl && (!ch || nl == BATCH || nr + runs > BATCH)) {   /* flush the batch */
-			ssize_t want = 0;
-			for (size_t k = 0; k < nl; k++)
-				want += (ssize_t)loc[k].iov_len;
-			ssize_t got = process_vm_readv(c->pid, loc, nl, rem, nr, 0);
-			if (got != want) {
-				if (fd < 0 && (fd = open((snprintf(path, sizeof(path), "/proc/%d/mem", c->pid), path),
-							 O_RDONLY | O_CLOEXEC)) < 0) {
-					err = cap_fail(-errno, "open %s", path);
-					break;
-				}
-				for (size_t k = 0; k < nl; k++)
-					pages_read_packed(fd, &c->chunks[which[k]], c->preread[which[k]],
-							  c->preread_bad[which[k]]);
-			}
-			nl = nr = 0;
-		}
-		if (!ch || !ch->cand_pages)
+	for (size_t i = 0; !err && i < c->nchunks; i++) {
+		const struct chunk *ch = &c->chunks[i];
+		const struct area *a = &c->areas[ch->area];
+		if (!ch->cand_pages)
 			continue;
-		if (runs > BATCH) {                     /* (cannot happen: 256 pages a chunk) */
-			err = -E2BIG;
-			break;
-		}
 		size_t len = (size_t)ch->cand_pages * PAGE_SIZE_4K;
 		if (c->preread_pool && c->preread_pool_used + len <= c->preread_pool_len) {
 			c->preread[i] = c->preread_pool + c->preread_pool_used;
 			c->preread_pool_used += len;
-		} else {
-			c->preread[i] = malloc(len);
-		}
-		if (!c->preread[i]) {
+		} else if (!(c->preread[i] = malloc(len))) {
 			err = cap_fail(-ENOMEM, "page copies");
 			break;
 		}
-		pages += ch->cand_pages;
-		loc[nl] = (struct iovec){ c->preread[i], (size_t)ch->cand_pages * PAGE_SIZE_4K };
-		which[nl++] = i;
-		for (uint32_t p = 0, q; next_run(ch, &p, &q); p = q)
-			rem[nr++] = (struct iovec){ (void *)(uintptr_t)(ch->first_page + (uint64_t)p * PAGE_SIZE_4K),
-						    (size_t)(q - p) * PAGE_SIZE_4K };
+		uint32_t k = 0;
+		for (uint32_t p = 0, q; !err && next_run(ch, &p, &q); p = q)
+			for (uint32_t r = p; r < q; r++, k++) {
+				uint64_t addr = ch->first_page + (uint64_t)r * PAGE_SIZE_4K;
+				uint8_t *dst = c->preread[i] + (size_t)k * PAGE_SIZE_4K;
+				/* copied before the freeze and not written since: that copy */
+				const uint8_t *src = a->tracked && !written_at(a, addr) ? pre_copy_of(t, addr) : NULL;
+				pages++;
+				if (src) {
+					memcpy(dst, src, PAGE_SIZE_4K);
+					continue;
+				}
+				fresh++;
+				if (np && pr[np - 1].chunk == i && pr[np - 1].dst + pr[np - 1].len == dst &&
+				    pr[np - 1].addr + pr[np - 1].len == addr) {
+					pr[np - 1].len += PAGE_SIZE_4K;
+					continue;
+				}
+				if (np == BATCH) {
+					err = flush(c, pr, np, loc, rem, &fd);
+					np = 0;
+					if (err)
+						break;
+				}
+				pr[np++] = (struct pair){ dst, addr, PAGE_SIZE_4K, i, r };
+			}
 	}
+	if (!err)
+		err = flush(c, pr, np, loc, rem, &fd);
 	if (fd >= 0)
 		close(fd);
 	boost(0);
 	free(loc);
 	free(rem);
-	free(which);
+	free(pr);
 	if (getenv("CKIMG_DEBUG_TIMES"))
-		fprintf(stderr, "track: %llu pages copied, cpu %.3f ms\n", (unsigned long long)pages,
+		fprintf(stderr, "track: %llu pages (%llu copied before the freeze; %llu copied now), cpu %.3f ms\n",
+			(unsigned long long)pages, (unsigned long long)(pages - fresh), (unsigned long long)fresh,
 			(now_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0) / 1e6);
 	return err;
 }
@@ -666,6 +804,12 @@ void track_close(struct capture *c)
 	if (t->uffd >= 0)
 		close(t->uffd);
 	t->sess = t->uffd = -1;         /* (the summary still reads the rest) */
+	if (t->pre_pool)
+		munmap(t->pre_pool, t->pre_pool_len);
+	t->pre_pool = NULL;
+	free(t->pre);
+	t->pre = NULL;
+	t->npre = 0;
 }
 
 const char *track_state(const struct capture *c, pid_t *keeper, uint64_t *written)
