@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { release } from "node:os";
 import { join } from "node:path";
 import { openImage } from "../../src/format/index.js";
@@ -171,7 +171,7 @@ describe.skipIf(!kernelOk)("dirty-page tracking (--track)", () => {
     }
   });
 
-  it("a target writing all the time still gives a consistent image (pages copied before the freeze and written again are read again)", async () => {
+  it("a target writing all the time gives a consistent image at each tracked capture", async () => {
     const heapExe = compileC(readFileSync(join(REPO, "test/native/cow-programs/heap.c"), "utf8"), "heap", ["-pthread"]);
     const p = startProcess([heapExe, "4"]);
     try {
@@ -198,6 +198,44 @@ describe.skipIf(!kernelOk)("dirty-page tracking (--track)", () => {
       }
     } finally {
       await p.kill();
+    }
+  });
+
+  it("a page copied before the freeze and written again before it is read again (not the early copy)", async () => {
+    const w = await startWriter(16);
+    const hook = makeTempDir("ckimg-track-hook-");
+    try {
+      const a = join(tmp, "p-a.img"), b = join(tmp, "p-b.img");
+      await runCapture({ pid: w.p.pid, output: a, track: true });
+      await ask(w.p, "write 10 11 12", /^wrote 3/);
+      const cap = spawn(captureBinary(), [String(w.p.pid), "-o", b, "--parent", a, "--track"], {
+        stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CKIMG_TEST_AFTER_PRECOPY: hook },
+      });
+      let out = "";
+      cap.stdout.on("data", (d: Buffer) => { out += d.toString(); });
+      const exited = new Promise<number | null>((res) => cap.on("exit", res));
+      for (let i = 0; i < 1500 && !existsSync(join(hook, "precopied")); i++) await sleep(20);
+      expect(existsSync(join(hook, "precopied"))).toBe(true);
+      await ask(w.p, "write 11 13", /^wrote 2/);               // 11 again (copied already), 13 new
+      writeFileSync(join(hook, "go"), "");
+      expect(await exited).toBe(0);
+      expect(JSON.parse(out.trim().split("\n").pop()!).tracking).toBe("tracked");
+      const live = (await ask(w.p, "sum", /^sum /)).split(" ")[1];
+      const img = await openImage(b);
+      try {
+        // page 11's first word was incremented twice: the image must hold the second write
+        const word = (i: number) => img.readMemory(w.addr + BigInt(i) * 4096n, 8).then((x) => new DataView(x.buffer, x.byteOffset).getBigUint64(0, true));
+        const base = (i: number) => BigInt(i) * 0x9e3779b97f4a7c15n & ((1n << 64n) - 1n);
+        expect(await word(10)).toBe((base(10) + 1n) & ((1n << 64n) - 1n));
+        expect(await word(11)).toBe((base(11) + 2n) & ((1n << 64n) - 1n));
+        expect(await word(13)).toBe((base(13) + 1n) & ((1n << 64n) - 1n));
+        expect(await word(14)).toBe(base(14));
+      } finally {
+        await img.close();
+      }
+      expect(live).toMatch(/^[0-9a-f]{16}$/);
+    } finally {
+      await w.p.kill();
     }
   });
 

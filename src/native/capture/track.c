@@ -218,6 +218,17 @@ static void precopy(struct capture *c)
 			}
 		}
 	}
+	/* tests: CKIMG_TEST_AFTER_PRECOPY=DIR: create DIR/precopied, wait (30 s at most) for
+	 * DIR/go: a page can then be written between the copy and the freeze, deterministically */
+	const char *hook = getenv("CKIMG_TEST_AFTER_PRECOPY");
+	if (hook) {
+		char f[512];
+		snprintf(f, sizeof(f), "%s/precopied", hook);
+		close(open(f, O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+		snprintf(f, sizeof(f), "%s/go", hook);
+		for (int i = 0; i < 3000 && access(f, F_OK); i++)
+			usleep(10000);
+	}
 	len = (size_t)(pages + pages / 4 + 64) * PAGE_SIZE_4K;
 	if (len > (256u << 20))
 		len = 256u << 20;               /* more: malloc'd in the freeze */
