@@ -40,6 +40,12 @@ export interface CaptureOptions {
    * copy-on-write snapshot (a twin forked inside the frozen target, read after its release).
    */
   noCow?: boolean;
+  /**
+   * Keep dirty-page tracking between captures (Linux >= 6.7: userfaultfd write-protection held
+   * by a small keeper process that exits with the target): a later `parent` capture on this
+   * image then reads only the pages written since, with a freeze of a few milliseconds.
+   */
+  track?: boolean;
   /** Called with bytes of memory processed so far and the total to process. */
   onProgress?: (done: number, total: number) => void;
   /** More capturer options, for callers that probed for them (`ckimg run`: --parent). */
@@ -87,6 +93,18 @@ export interface CaptureSummary {
   twinPid: number;
   /** Memory the snapshot cost: pages the target wrote (or dropped) while the twin held them. */
   cowWrittenBytes: number;
+  /**
+   * Dirty-page tracking: "off" (not used), "started" (this capture started it), "tracked"
+   * (only the pages written since the parent were read), "rebased" (the parent was not the last
+   * tracked capture: memory compared as without tracking; tracking goes on from this image).
+   */
+  tracking: "off" | "started" | "tracked" | "rebased";
+  /** The tracking keeper's PID, 0 without one. */
+  keeperPid: number;
+  /** Pages the tracking reported written since the last tracked capture (before and in the freeze: one written in both counts twice). */
+  writtenPages: number;
+  /** Why tracking was not (fully) used, or "". */
+  trackingNote: string;
   /** What the image cannot bring back, and why (one line each, e.g. a timer's overrun count). */
   warnings: string[];
 }
@@ -123,6 +141,7 @@ export function runCapture(opts: CaptureOptions): Promise<CaptureSummary> {
   if (opts.bufferMb !== undefined) args.push("--buffer-mb", String(opts.bufferMb));
   if (opts.parent !== undefined) args.push("--parent", opts.parent);
   if (opts.noCow) args.push("--no-cow");
+  if (opts.track) args.push("--track");
   if (opts.onProgress) args.push("--progress");
   if (opts.extraArgs) args.push(...opts.extraArgs);
 
@@ -190,6 +209,9 @@ function parseSummary(line: string): CaptureSummary {
     heldPages: Number(j.held_pages ?? 0), inheritedPages: Number(j.inherited_pages ?? 0),
     parent: typeof j.parent === "string" ? j.parent : null,
     cow: j.cow === true, twinPid: Number(j.twin_pid ?? 0), cowWrittenBytes: Number(j.cow_written_bytes ?? 0),
+    tracking: (["started", "tracked", "rebased"].includes(String(j.tracking)) ? j.tracking : "off") as CaptureSummary["tracking"],
+    keeperPid: Number(j.keeper_pid ?? 0), writtenPages: Number(j.written_pages ?? 0),
+    trackingNote: typeof j.tracking_note === "string" ? j.tracking_note : "",
   };
 }
 
@@ -209,7 +231,9 @@ export function captureText(s: CaptureSummary): string {
     `${s.threads} threads, ${s.areas} areas, ${s.fds} fds; ` +
     `frozen ${s.freezeMs.toFixed(1)} ms${s.cow ? ` (copy-on-write; ${size(s.cowWrittenBytes)} written meanwhile)` : ""}, total ${s.totalMs.toFixed(1)} ms` +
     (s.killed ? "; target killed" : "") +
-    (s.parent !== null ? `; incremental on ${s.parent}: ${s.inheritedPages} of ${s.heldPages} pages inherited` : "") + "\n"
+    (s.parent !== null ? `; incremental on ${s.parent}: ${s.inheritedPages} of ${s.heldPages} pages inherited` : "") +
+    (s.tracking === "tracked" ? `; ${s.writtenPages} pages written since (tracked)` : s.tracking === "started" ? `; dirty-page tracking started (keeper ${s.keeperPid})` : "") +
+    (s.trackingNote !== "" && s.tracking !== "started" ? `; ${s.trackingNote}` : "") + "\n"
   );
 }
 
@@ -225,6 +249,7 @@ export function parseCaptureArgs(args: string[]): CaptureOptions & { json: boole
     "buffer-mb": { type: "string" },
     parent: { type: "string" },
     "no-cow": { type: "boolean" },
+    track: { type: "boolean" },
   });
   if (positionals.length !== 1) throw new UsageError("capture takes exactly one PID");
   const pidText = positionals[0];
@@ -242,14 +267,14 @@ export function parseCaptureArgs(args: string[]): CaptureOptions & { json: boole
   return {
     pid: Number(pidText), output, compress: compress === "gzip" ? "deflate" : (compress as CaptureCodec), bufferMb,
     kill: values.kill === true, noHashCache: values["no-hash-cache"] === true, noChildren: values["no-children"] === true,
-    json: values.json === true, noCow: values["no-cow"] === true,
+    json: values.json === true, noCow: values["no-cow"] === true, track: values.track === true,
     parent: typeof values.parent === "string" && values.parent !== "" ? values.parent : undefined,
   };
 }
 
 export const CAPTURE_VERB: Verb = {
   summary: "freeze a running process and write its checkpoint image",
-  usage: "PID -o IMAGE [--parent IMAGE] [--compress none|lz4|lzf|deflate] [--kill] [--no-children] [--no-cow] [--buffer-mb N|all] [--no-hash-cache] [--json]",
+  usage: "PID -o IMAGE [--parent IMAGE] [--compress none|lz4|lzf|deflate] [--kill] [--no-children] [--no-cow] [--track] [--buffer-mb N|all] [--no-hash-cache] [--json]",
   async run(args: string[], ctx: CliContext): Promise<number> {
     const opts = parseCaptureArgs(args);
     const progress = progressPrinter(ctx, "capture");

@@ -109,6 +109,8 @@ export interface CaptureFeatures {
   parent: boolean;
   /** process trees (issue 11): the capturer follows children unless `--no-children`. */
   tree: boolean;
+  /** `--track`: dirty-page tracking kept between captures (issue 12, Linux >= 6.7). */
+  track: boolean;
 }
 
 let features: CaptureFeatures | undefined;
@@ -124,7 +126,7 @@ export function captureFeatures(): CaptureFeatures {
   }
   // Incremental captures (--parent) hold one process (the capturer implies --no-children with
   // it): the engine uses them only while the job is a single process (see checkpointOnce).
-  features = { parent: text.includes("--parent"), tree: text.includes("--no-children") };
+  features = { parent: text.includes("--parent"), tree: text.includes("--no-children"), track: text.includes("--track") };
   return features;
 }
 
@@ -287,6 +289,8 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
         // a scheduler signals every process of the job, the capturer too: it must not abort
         launcher: [guardBinary(), "shield", "--"],
         parent: p ? dir.imagePath(p) : undefined,
+        // the next incremental checkpoint then reads only the pages written since this one
+        track: feats.track && mode !== "kill",
         // a copy-on-write capture lets the job go after its freeze: guarded again from then on
         onSpawn: (capturer) => {
           capturing = capturer;

@@ -60,6 +60,9 @@ struct area {
 	int has_content;               /* maps a file the image stores (files-content.c) */
 	uint64_t (*unreadable)[2];     /* [start, end) runs of pages that failed to read (pages.c) */
 	size_t nunreadable;
+	int tracked;                   /* track.c: only the written pages are read, the rest inherited */
+	uint64_t (*written)[2];        /* track.c: [start, end) runs written since the last capture */
+	size_t nwritten;
 };
 
 struct mapped_file {
@@ -91,6 +94,7 @@ struct chunk {
 	uint32_t cand_pages;           /* pages read into the slot, packed in address order */
 	uint64_t bits[CKIMG_SPAN_GRID_PAGES / 64];
 	int zero_filter;               /* anonymous memory: drop all-zero pages */
+	uint64_t carry[CKIMG_SPAN_GRID_PAGES / 64];   /* not read: held as the parent holds them (track.c) */
 };
 
 struct capture {
@@ -155,6 +159,14 @@ struct capture {
 	struct buf shared_runs;        /* SHARED_PAGES runs, 16 bytes each (tree.c) */
 	uint32_t nshared_runs;
 	uint64_t shared_pages;
+	/* dirty-page tracking between captures (track.c) */
+	int track_wanted;              /* --track: start it when there is none */
+	int track_off;                 /* --no-track: leave the keeper alone (compare) */
+	struct track *track;
+	uint8_t **preread;             /* per chunk: its pages read while frozen (track.c), or NULL */
+	uint64_t (*preread_bad)[CKIMG_SPAN_GRID_PAGES / 64];
+	uint8_t *preread_pool;         /* faulted in before the freeze, sized by a first scan */
+	size_t preread_pool_len, preread_pool_used;
 };
 
 /* proc.c: process-wide state from /proc and prlimit (freeze phase). */
@@ -214,6 +226,7 @@ struct image {
 	int tree;
 	uint32_t owner;
 	uint32_t *owners;              /* per index entry */
+	uint8_t image_id[16];          /* the header's */
 };
 int image_open(struct image *im, const char *path);
 /* Reserve space for the next record (thread-safe, in call order); fills the index entry. */
@@ -247,6 +260,27 @@ uint32_t incr_filter_chunk(struct capture *c, size_t i, uint8_t *slot, const uin
 int incr_put_parent(struct capture *c, struct image *im);
 int incr_put_digests(struct capture *c, struct image *im);
 void incr_free(struct capture *c);
+const uint8_t *incr_parent_id(const struct capture *c);  /* the parent's image_id */
+/* Pages the parent holds in [first, first + span pages): bits set in out (zeroed first). */
+void incr_parent_held_bits(const struct capture *c, uint64_t first, uint32_t span, uint64_t *out);
+
+/* track.c: dirty-page tracking with userfaultfd WP_ASYNC + PAGEMAP_SCAN (Linux >= 6.7).
+ * track_open before the freeze (asks the keeper); track_freeze frozen, after the areas (scans,
+ * registers, makes the handle under --track); track_commit once the image is published;
+ * track_close on every path. */
+int track_open(struct capture *c);
+int track_direct(const struct capture *c);   /* the parent is the tracked baseline */
+int track_freeze(struct capture *c);
+int track_plan_cell(const struct capture *c, const struct area *a, size_t *run, struct chunk *ch);
+int track_preread(struct capture *c);
+void track_free_preread(struct capture *c);
+void track_free_chunk(struct capture *c, size_t i);        /* frozen: the planned (written) pages, into memory */
+void track_drop(struct capture *c, const char *why);
+int track_commit(struct capture *c, const uint8_t id[16]);
+void track_close(struct capture *c);
+const char *track_state(const struct capture *c, pid_t *keeper, uint64_t *written);
+const char *track_note(const struct capture *c);
+int track_keeper_main(int argc, char **argv);
 
 /* cow.c: copy-on-write capture. cow_begin (frozen, after the areas): a twin holding the
  * memory, or stop-and-copy (c->twin stays NULL) when one cannot be made; cow_read_chunk
@@ -256,6 +290,8 @@ int cow_begin(struct capture *c);
 int cow_read_chunk(struct capture *c, size_t i, uint8_t *dst, uint64_t *bad);
 /* pages.c: a chunk's candidate pages from a /proc/PID/mem fd, packed; unreadable ones in bad */
 void pages_read_packed(int mem_fd, const struct chunk *ch, uint8_t *dst, uint64_t *bad);
+/* pages.c: the next run [*p, *q) of candidate pages of ch from *p on; 0 when none is left */
+int next_run(const struct chunk *ch, uint32_t *p, uint32_t *q);
 int cow_read_while_frozen(const struct area *a);
 int cow_collect_areas(struct capture *c);     /* freeze: maps; smaps only when needed */
 int cow_fallback_plan(struct capture *c);     /* no twin after all: flags, every chunk */

@@ -47,6 +47,7 @@
  * the capture goes on stop-and-copy, still frozen.
  */
 #include "capture.h"
+#include "uffd_wp.h"   /* PAGEMAP_SCAN: Debian 12's headers lack it */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -67,18 +68,6 @@
 #ifndef PTRACE_O_SUSPEND_SECCOMP
 #define PTRACE_O_SUSPEND_SECCOMP (1 << 21)
 #endif
-
-/* PAGEMAP_SCAN (Linux 6.7, include/uapi/linux/fs.h): Debian 12's headers lack it. */
-struct cow_page_region {
-	uint64_t start, end, categories;
-};
-struct cow_pm_scan_arg {
-	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
-	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
-};
-#define COW_PAGEMAP_SCAN _IOWR('f', 16, struct cow_pm_scan_arg)
-#define COW_PAGE_IS_PRESENT (1u << 3)
-#define COW_PAGE_IS_SWAPPED (1u << 4)
 
 struct cow_twin {
 	pid_t twin;
@@ -352,13 +341,13 @@ static int pre_read(struct capture *c, struct cow_twin *t)
  * the zero page included, or swapped): 1, 0, or -errno (no PAGEMAP_SCAN). */
 static int any_page(int pm, uint64_t start, uint64_t end)
 {
-	struct cow_page_region r;
-	struct cow_pm_scan_arg a = {
+	struct ck_page_region r;
+	struct ck_pm_scan_arg a = {
 		.size = sizeof(a), .start = start, .end = end, .vec = (uint64_t)(uintptr_t)&r, .vec_len = 1,
-		.max_pages = 1, .category_anyof_mask = COW_PAGE_IS_PRESENT | COW_PAGE_IS_SWAPPED,
-		.return_mask = COW_PAGE_IS_PRESENT | COW_PAGE_IS_SWAPPED,
+		.max_pages = 1, .category_anyof_mask = CK_PAGE_IS_PRESENT | CK_PAGE_IS_SWAPPED,
+		.return_mask = CK_PAGE_IS_PRESENT | CK_PAGE_IS_SWAPPED,
 	};
-	long n = ioctl(pm, COW_PAGEMAP_SCAN, &a);
+	long n = ioctl(pm, CK_PAGEMAP_SCAN, &a);
 	return n < 0 ? -errno : n > 0;
 }
 

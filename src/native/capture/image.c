@@ -102,6 +102,7 @@ int image_open(struct image *im, const char *path)
 	h.created_ns = now_ns(CLOCK_REALTIME);
 	if (getrandom(h.image_id, sizeof(h.image_id), 0) != (ssize_t)sizeof(h.image_id))
 		memset(h.image_id, 0, sizeof(h.image_id));
+	memcpy(im->image_id, h.image_id, 16);
 	h.header_crc = ck_crc32(0, &h, 60);
 	struct iovec iov = { &h, sizeof(h) };
 	err = pwrite_all(im->fd, &iov, 1, 0);

@@ -437,8 +437,17 @@ uint32_t incr_filter_chunk(struct capture *c, size_t i, uint8_t *slot, const uin
 
 	memset(dc, 0, sizeof(*dc));
 	for (uint32_t p = 0; p < ch->span_pages; p++) {
-		if (!((ch->bits[p / 64] >> (p % 64)) & 1))
+		if (!((ch->bits[p / 64] >> (p % 64)) & 1)) {
+			uint32_t pd[2];    /* tracked, not written since the parent: held as it holds it */
+			if (((ch->carry[p / 64] >> (p % 64)) & 1) &&
+			    parent_digest(c->parent, ch->first_page + (uint64_t)p * PAGE_SIZE_4K, pd)) {
+				dc->bits[p / 64] |= 1ull << (p % 64);
+				dig[2 * dc->nheld] = pd[0];
+				dig[2 * dc->nheld + 1] = pd[1];
+				dc->nheld++;
+			}
 			continue;
+		}
 		uint8_t *src = slot + (size_t)k++ * PAGE_SIZE_4K;
 		if ((bad[p / 64] >> (p % 64)) & 1)
 			continue;                          /* unreadable: neither stored nor held */
@@ -474,6 +483,41 @@ uint32_t incr_filter_chunk(struct capture *c, size_t i, uint8_t *slot, const uin
 	}
 	*raw_crc = crc_all;
 	return j;
+}
+
+const uint8_t *incr_parent_id(const struct capture *c)
+{
+	return c->parent ? c->parent->image_id : NULL;
+}
+
+void incr_parent_held_bits(const struct capture *c, uint64_t first, uint32_t span, uint64_t *out)
+{
+	const struct parent_image *pi = c->parent;
+	uint64_t end = first + (uint64_t)span * PAGE_SIZE_4K;
+	memset(out, 0, CKIMG_SPAN_GRID_PAGES / 8);
+	if (!pi)
+		return;
+	size_t lo = 0, hi = pi->ncells;        /* the first cell ending after first */
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		const struct parent_cell *pc = &pi->cells[mid];
+		if (pc->first_page + (uint64_t)pc->span * PAGE_SIZE_4K <= first)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t k = lo; k < pi->ncells && pi->cells[k].first_page < end; k++) {
+		const struct parent_cell *pc = &pi->cells[k];
+		if (!pc->nheld)
+			continue;
+		for (uint32_t i = 0; i < pc->span; i++) {
+			uint64_t a = pc->first_page + (uint64_t)i * PAGE_SIZE_4K;
+			if (a >= first && a < end && cell_bit(pc, i)) {
+				uint32_t p = (uint32_t)((a - first) / PAGE_SIZE_4K);
+				out[p / 64] |= 1ull << (p % 64);
+			}
+		}
+	}
 }
 
 int incr_put_parent(struct capture *c, struct image *im)

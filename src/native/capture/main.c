@@ -1,7 +1,8 @@
 /*
  * ckimg-capture PID -o IMAGE [--compress none|lz4|lzf|deflate] [--buffer-mb N|all] [--kill]
  *                            [--progress] [--no-hash-cache] [--no-children] [--parent IMAGE]
- *                            [--no-cow]
+ *                            [--no-cow] [--track|--no-track]
+ * ckimg-capture --keeper ...     (internal: the dirty-page tracking keeper, track.c)
  *
  * PID and all its descendants are captured (a tree image, FORMAT.md "Process trees") unless
  * --no-children; a process without children gives a single-process image either way.
@@ -10,6 +11,8 @@
  * memory map), takes a copy-on-write snapshot of the memory (cow.c, one twin per process of a
  * tree; --no-cow and --kill: the memory itself), lets the target go, then reads the memory from the
  * snapshot, finishes the image (compression, file identities, index) and publishes it atomically.
+ * --track keeps dirty-page tracking between captures (track.c): an incremental capture on the
+ * tracked baseline then reads only the pages written since, stop-and-copy, without a twin.
  *
  * Output: stderr carries one line "ckimg-capture: <reason>" on failure (exit 2; usage errors
  * exit 1) and, when it is a terminal, a progress line. stdout carries, with --progress,
@@ -42,7 +45,7 @@ static int usage(const char *why)
 {
 	fprintf(stderr, "ckimg-capture: %s\nusage: ckimg-capture PID -o IMAGE "
 		"[--compress none|lz4|lzf|deflate] [--buffer-mb N|all] [--kill] [--progress] [--no-hash-cache] [--no-children] "
-		"[--parent IMAGE] [--no-cow]\n", why);
+		"[--parent IMAGE] [--no-cow] [--track|--no-track]\n", why);
 	return 1;
 }
 
@@ -94,6 +97,10 @@ static int parse_args(int argc, char **argv)
 			cap.no_children = 1;    /* incremental images hold one process (trees: not yet) */
 		} else if (!strcmp(a, "--no-hash-cache")) {
 			cap.use_hash_cache = 0;
+		} else if (!strcmp(a, "--track")) {
+			cap.track_wanted = 1;
+		} else if (!strcmp(a, "--no-track")) {
+			cap.track_off = 1;
 		} else if (!strcmp(a, "--no-cow")) {
 			cap.no_cow = 1;
 		} else if (!strcmp(a, "--no-children")) {
@@ -282,7 +289,7 @@ static void phase(const char *name)
 static int frozen_steps(struct image *im, struct pipeline **pl)
 {
 	phase("freeze");
-	int cow = cow_wanted(&cap);
+	int cow = cow_wanted(&cap) && !track_direct(&cap);   /* tracked: a few pages, read now */
 	cap.defer_sigactions = cow;
 	int err = collect_process(&cap);
 	phase("process");
@@ -303,8 +310,11 @@ static int frozen_steps(struct image *im, struct pipeline **pl)
 		err = collect_fds(&cap);
 	phase("fds");
 	if (!err)
-		err = cow ? cow_collect_areas(&cap) : collect_areas(&cap);
+		err = cow || track_direct(&cap) ? cow_collect_areas(&cap) : collect_areas(&cap);
 	phase("areas");
+	if (!err)
+		err = track_freeze(&cap);
+	phase("track");
 	if (!err)
 		err = collect_mapped_files(&cap);
 	if (!err)
@@ -336,7 +346,10 @@ static int frozen_steps(struct image *im, struct pipeline **pl)
 		}
 	}
 	phase("cow");
-	if (cap.twin)
+	if (!err && track_direct(&cap))
+		err = track_preread(&cap);     /* the written pages; written out after the release */
+	phase("preread");
+	if (cap.twin || cap.preread)
 		return err;
 	if (!err)
 		err = pages_start(&cap, im, pl);
@@ -394,7 +407,7 @@ static void print_summary(void)
 	       "\"processes\":%zu,\"zombies\":%zu,\"cow_processes\":%zu,"
 	       "\"freeze_ms\":%.3f,\"total_ms\":%.3f,\"killed\":%s,\"direct_io\":%s,"
 	       "\"held_pages\":%llu,\"inherited_pages\":%llu,\"cow\":%s,\"twin_pid\":%d,"
-	       "\"cow_written_bytes\":%llu,\"freeze_window_ns\":[%llu,%llu],\"parent\":",
+	       "\"cow_written_bytes\":%llu,\"freeze_window_ns\":[%llu,%llu],",
 	       codecs[cap.codec], (unsigned long long)cap.image_bytes,
 	       (unsigned long long)total.cand_bytes, (unsigned long long)total.stored_pages,
 	       (unsigned long long)total.stored_bytes, total.threads, total.areas, total.files, total.fds,
@@ -404,6 +417,13 @@ static void print_summary(void)
 	       (unsigned long long)cap.inherited_pages, cap.cow_twin_pid ? "true" : "false",
 	       (int)cap.cow_twin_pid, (unsigned long long)cap.cow_written_pages * PAGE_SIZE_4K,
 	       (unsigned long long)t_seize, (unsigned long long)(t_freeze_at + cap.freeze_ns));
+	pid_t keeper;
+	uint64_t written;
+	const char *tracking = track_state(&cap, &keeper, &written);
+	printf("\"tracking\":\"%s\",\"keeper_pid\":%d,\"written_pages\":%llu,\"tracking_note\":", tracking,
+	       (int)keeper, (unsigned long long)written);
+	json_str(track_note(&cap));
+	printf(",\"parent\":");
 	if (cap.parent_path)
 		json_str(cap.parent_path);
 	else
@@ -549,6 +569,8 @@ int main(int argc, char **argv)
 	uint64_t t_freeze = 0;
 	int err;
 
+	if (argc > 1 && !strcmp(argv[1], "--keeper"))
+		return track_keeper_main(argc, argv);
 	if (parse_args(argc, argv))
 		return 1;
 	memset(&sa, 0, sizeof(sa));
@@ -564,6 +586,8 @@ int main(int argc, char **argv)
 	memset(&im, 0, sizeof(im));
 	im.fd = im.dirfd = -1;             /* image_abort is safe before image_open */
 	err = incr_load_parent(&cap);
+	if (!err)
+		err = track_open(&cap);
 	if (!err)
 		err = image_open(&im, cap.out_path);
 	if (!err)
@@ -605,6 +629,7 @@ int main(int argc, char **argv)
 			cap.freeze_ns = now_ns(CLOCK_MONOTONIC) - t_freeze;
 		}
 		image_abort(&im);
+		track_close(&cap);
 		fds_free(&cap);
 		tree_free(tree);
 		cap.total_ns = now_ns(CLOCK_MONOTONIC) - t_start;
@@ -633,6 +658,16 @@ int main(int argc, char **argv)
 		err = pages_start(&cap, &im, &pl);
 	if (!err && cap.twin)
 		err = pages_read_all(pl);       /* from the copy-on-write twin, the target running */
+	if (!err && cap.preread && !cap.vmflags_known) {
+		/* tracked: VmFlags out of the freeze (smaps walks every page), best effort */
+		areas_apply_smaps(&cap, cap.pid, 1);
+		areas_apply_smaps(&cap, cap.pid, 2);
+		cap.vmflags_known = 1;
+	}
+	if (!err && cap.preread && !pl)
+		err = pages_start(&cap, &im, &pl);
+	if (!err && cap.preread)
+		err = pages_read_all(pl);       /* from the copies made while frozen */
 	cow_end(&cap);                      /* every page is read: the twin goes (on every path) */
 	phase("twin read");
 	if (!err)
@@ -653,6 +688,8 @@ int main(int argc, char **argv)
 	phase("fsync");
 	if (!err)
 		cap.image_bytes = im.off;
+	if (!err)
+		track_commit(&cap, im.image_id);   /* published: the new tracking baseline */
 	if (cap.frozen) {
 		/* --kill: the target never ran past the capture point */
 		if (!err)
@@ -663,6 +700,8 @@ int main(int argc, char **argv)
 		cap.freeze_ns = now_ns(CLOCK_MONOTONIC) - t_freeze;
 	}
 	image_abort(&im);
+	track_close(&cap);
+	track_free_preread(&cap);
 	fds_free(&cap);
 	incr_free(&cap);
 	cap.total_ns = now_ns(CLOCK_MONOTONIC) - t_start;

@@ -194,7 +194,8 @@ static struct area *area_at(struct capture *c, uint64_t start, uint64_t end)
 /*
  * VmFlags and Rss/Swap from /proc/PID/smaps for the areas with the same bounds (pid: the
  * target, or its copy-on-write twin, whose areas are the target's at the fork instant);
- * only_unknown: leave areas whose flags are known alone (and fail quietly: best effort).
+ * only_unknown: leave areas whose flags are known alone (and fail quietly: best effort);
+ * 2: an area without an exact match takes the flags of an overlapping one (it grew or shrank).
  * Areas without a match keep theirs.
  */
 int areas_apply_smaps(struct capture *c, pid_t pid, int only_unknown)
@@ -214,6 +215,9 @@ int areas_apply_smaps(struct capture *c, pid_t pid, int only_unknown)
 		if ((*line >= '0' && *line <= '9') || (*line >= 'a' && *line <= 'f')) {
 			unsigned long long s, e;
 			a = sscanf(line, "%llx-%llx", &s, &e) == 2 ? area_at(c, s, e) : NULL;
+			for (size_t k = 0; !a && only_unknown == 2 && k < c->nareas; k++)
+				if (!c->areas[k].vmflags && c->areas[k].start < e && s < c->areas[k].end)
+					a = &c->areas[k];   /* bounds changed since: the area it became */
 			if (a && only_unknown && a->vmflags)
 				a = NULL;
 			if (a)
@@ -318,6 +322,37 @@ static int shared_with_parent(uint64_t mine, uint64_t parents)
 	       (mine & pfn) == (parents & pfn);
 }
 
+/*
+ * An area whose writes are tracked (track.c) in an incremental capture on the tracked
+ * baseline: no pagemap walk; the written pages are read, every other page the parent holds is
+ * held again with the parent's digest (it cannot have changed: any write, or the page's loss,
+ * would have been reported written).
+ */
+static int plan_tracked_area(struct capture *c, struct area *a, size_t *cap)
+{
+	const uint64_t grid = CHUNK_BYTES;
+	size_t run = 0;
+	int err = 0;
+	for (uint64_t cell = a->start & ~(grid - 1); cell < a->end && !err; cell += grid) {
+		uint64_t s = cell < a->start ? a->start : cell;
+		uint64_t e = cell + grid > a->end ? a->end : cell + grid;
+		struct chunk ch = { .area = (uint32_t)(a - c->areas), .first_page = s,
+				    .span_pages = (uint32_t)((e - s) / PAGE_SIZE_4K) };
+		ch.zero_filter = a->kind != CKIMG_KIND_FILE;
+		track_plan_cell(c, a, &run, &ch);
+		incr_parent_held_bits(c, s, ch.span_pages, ch.carry);
+		int any = 0;
+		for (int w = 0; w < CKIMG_SPAN_GRID_PAGES / 64; w++) {
+			ch.carry[w] &= ~ch.bits[w];
+			ch.cand_pages += (uint32_t)__builtin_popcountll(ch.bits[w]);
+			any |= ch.carry[w] != 0;
+		}
+		if (ch.cand_pages || any)
+			err = add_chunk(c, cap, &ch);
+	}
+	return err;
+}
+
 static int plan_area(struct capture *c, struct area *a, int pm_fd, size_t *cap, uint64_t *pm, int ppm_fd, uint64_t *ppm)
 {
 	/* an incremental capture also reads what the parent holds here (it may now be zero) */
@@ -340,6 +375,8 @@ static int plan_area(struct capture *c, struct area *a, int pm_fd, size_t *cap, 
 			all_end = a->start + in_file;
 	}
 	const uint64_t grid = CHUNK_BYTES;
+	if (a->tracked && (mode == PLAN_PAGEMAP_ANON || mode == PLAN_PAGEMAP_PRIVATE_FILE))
+		return plan_tracked_area(c, a, cap);
 	for (uint64_t cell = a->start & ~(grid - 1); cell < a->end && !err; cell += grid) {
 		uint64_t s = cell < a->start ? a->start : cell;
 		uint64_t e = cell + grid > a->end ? a->end : cell + grid;

@@ -81,7 +81,7 @@ static void set_error(struct pipeline *pl, int err)
 }
 
 /* The next run of candidate pages of ch at or after *p: [*p, *q). 0 when there is none. */
-static int next_run(const struct chunk *ch, uint32_t *p, uint32_t *q)
+int next_run(const struct chunk *ch, uint32_t *p, uint32_t *q)
 {
 	while (*p < ch->span_pages && !bit(ch->bits, *p))
 		(*p)++;
@@ -135,7 +135,12 @@ static int read_chunk_vm(struct pipeline *pl, const struct chunk *ch, uint8_t *d
 static int read_chunk(struct pipeline *pl, size_t i, uint8_t *dst)
 {
 	struct chunk *ch = &pl->c->chunks[i];
-	if (pl->c->twin)
+	if (pl->c->preread) {          /* track.c: read while frozen, written after the release */
+		if (pl->c->preread[i])
+			memcpy(dst, pl->c->preread[i], (size_t)ch->cand_pages * PAGE_SIZE_4K);
+		memcpy(pl->bad[i], pl->c->preread_bad[i], sizeof(pl->c->preread_bad[i]));
+		track_free_chunk(pl->c, i);
+	} else if (pl->c->twin)
 		cow_read_chunk(pl->c, i, dst, pl->bad[i]);   /* cow.c: from the twin */
 	else if (!pl->c->tree && read_chunk_vm(pl, ch, dst))
 		return 0;

@@ -190,9 +190,24 @@ int collect_sigactions_in(struct capture *c, pid_t pid, pid_t tid, uint64_t scr)
 	uint32_t n = 0;
 	int64_t ret = 0;
 	int err = 0;
+	char path[64], *status = NULL;
+	unsigned long long cgt = ~0ull, ign = 0;
 
+	/* Only the signals with a handler or SIG_IGN, and SIGCHLD (SA_NOCLDWAIT/SA_NOCLDSTOP
+	 * matter even with SIG_DFL), are asked for: every other one is SIG_DFL, whose flags,
+	 * restorer and mask have no effect. Each remote call is a round trip to the frozen
+	 * target (62 of them were ~4 ms idle, ~50 ms on a loaded machine). */
+	memset(raw, 0, sizeof(raw));
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	if (read_file(path, &status, NULL) == 0) {
+		if (proc_status_value(status, "SigCgt", 16, &cgt) || proc_status_value(status, "SigIgn", 16, &ign))
+			cgt = ~0ull;
+		free(status);
+	}
 	for (int sig = 1; sig <= 64; sig++) {
 		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		if (sig != SIGCHLD && !(((cgt | ign) >> (sig - 1)) & 1))
 			continue;
 		err = remote(c, tid, REMOTE_SYSCALL(__NR_rt_sigaction, (uint64_t)sig, 0,
 						    scr + SCR_SIGACT + (uint64_t)(sig - 1) * 32, 8), &ret);
@@ -201,8 +216,10 @@ int collect_sigactions_in(struct capture *c, pid_t pid, pid_t tid, uint64_t scr)
 		if (ret < 0)
 			return cap_fail((int)ret, "remote rt_sigaction(%d)", sig);
 	}
-	if (pt_read_mem(pid, scr + SCR_SIGACT, raw, sizeof(raw)) != (long)sizeof(raw))
-		return cap_fail(-EIO, "read sigactions");
+	for (int sig = 1; sig <= 64; sig++)     /* (the others stay zero: SIG_DFL) */
+		if (sig == SIGCHLD || (((cgt | ign) >> (sig - 1)) & 1))
+			if (pt_read_mem(pid, scr + SCR_SIGACT + (uint64_t)(sig - 1) * 32, raw[sig - 1], 32) != 32)
+				return cap_fail(-EIO, "read sigactions");
 
 	struct ckimg_sigactions_fixed fx = { sizeof(fx), 0, c->shared_pending };
 	c->sigactions.len = 0;

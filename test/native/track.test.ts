@@ -1,0 +1,309 @@
+/**
+ * Dirty-page tracking between captures (`capture --track`, track.c): userfaultfd async
+ * write-protection held by a keeper, PAGEMAP_SCAN of the written pages. Real processes:
+ * a tracked incremental capture stores exactly the pages the program wrote (and those it lost),
+ * the chain restores to the live memory, the target cannot tell (no fd, child, SIGCHLD or
+ * tracer left), the keeper goes with the target or with a capture killed after its scan, and
+ * a capture without the keeper falls back to comparing, saying so.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { release } from "node:os";
+import { join } from "node:path";
+import { openImage } from "../../src/format/index.js";
+import { captureBinary, runCapture, type CaptureSummary } from "../../src/cli/capture.js";
+import { REPO, assertUntraced, compileC, makeTempDir, removeTempDirs, sleep, startProcess, type Started } from "./helpers.js";
+
+const CLI = join(REPO, "bin/ckimg");
+const [major, minor] = release().split(".").map(Number);
+const kernelOk = major > 6 || (major === 6 && minor >= 7);
+if (!kernelOk) console.warn(`track.test: kernel ${release()} has no PAGEMAP_SCAN / UFFD WP_ASYNC (needs 6.7): skipped`);
+
+let exe = "";
+let tmp = "";
+
+beforeAll(() => {
+  for (const b of ["build/ckimg-restore", "build/ckimg-capture", "dist/cli/main.js"])
+    if (!existsSync(join(REPO, b))) throw new Error(`${b} missing: run npm run build first`);
+  exe = compileC(readFileSync(join(REPO, "test/native/track-programs/writer.c"), "utf8"), "writer");
+  tmp = makeTempDir("ckimg-track-");
+});
+afterAll(() => removeTempDirs());
+
+interface Writer {
+  p: Started;
+  addr: bigint;
+  pages: number;
+}
+
+async function startWriter(mib: number): Promise<Writer> {
+  const p = startProcess([exe, String(mib)]);
+  const [, addr, pages] = (await p.waitForLine(/^ready /, { timeoutMs: 60_000 })).split(" ");
+  return { p, addr: BigInt(addr), pages: Number(pages) };
+}
+
+async function ask(p: Started, cmd: string, answer: RegExp): Promise<string> {
+  const from = p.lines.length;
+  p.write(cmd + "\n");
+  return p.waitForLine(answer, { from, timeoutMs: 60_000 });
+}
+
+/** A process is gone (or a zombie nobody reaps: PID 1 here does not). */
+function dead(pid: number): boolean {
+  try {
+    return /^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return true;
+  }
+}
+
+async function waitDead(pid: number): Promise<void> {
+  for (let i = 0; i < 500 && !dead(pid); i++) await sleep(20);
+  expect(dead(pid), `process ${pid} still alive`).toBe(true);
+}
+
+/** Areas of pid registered for userfaultfd write-protection (smaps VmFlags "uw"). */
+function uffdAreas(pid: number): number {
+  return readFileSync(`/proc/${pid}/smaps`, "utf8").split("\n").filter((l) => l.startsWith("VmFlags:") && / uw\b/.test(l)).length;
+}
+
+/** Processes traced by pid (TracerPid in their status). */
+function tracees(pid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (new RegExp(`^TracerPid:\\s+${pid}$`, "m").test(readFileSync(`/proc/${d}/status`, "utf8"))) out.push(Number(d));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+/**
+ * Start the capturer (deflate through a 1 MiB ring, one worker: the copy takes a while);
+ * resolve with its pid once the target is released and the copy-on-write twin is being read,
+ * i.e. after the freeze that scanned or registered the target's areas.
+ */
+async function captureUntilTwin(target: number, args: string[]): Promise<number> {
+  const c = spawn(captureBinary(), [String(target), ...args, "--compress", "deflate", "--buffer-mb", "1"], {
+    stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CKIMG_WORKERS: "1" },
+  });
+  let exited = false;
+  c.on("exit", () => { exited = true; });
+  for (let t = 0; t < 20_000 && !exited; t += 5) {
+    const tr = tracees(c.pid!);
+    if (tr.length === 1 && tr[0] !== target && /^TracerPid:\s+0$/m.test(readFileSync(`/proc/${target}/status`, "utf8"))) return c.pid!;
+    await sleep(5);
+  }
+  throw new Error("the capturer ended (or never released the target) before it could be killed mid-copy");
+}
+
+describe.skipIf(!kernelOk)("dirty-page tracking (--track)", () => {
+  it("an incremental capture on the tracked baseline stores exactly the written pages; the chain restores", async () => {
+    const w = await startWriter(64);
+    const [a, b, c] = ["a", "b", "c"].map((n) => join(tmp, `t-${n}.img`));
+    const written = [3, 100, 4000, 4001, w.pages - 1];
+    let liveSum = "";
+    let keeper = 0;
+    try {
+      const before = await ask(w.p, "world", /^world /);
+      const full = await runCapture({ pid: w.p.pid, output: a, track: true });
+      expect(full.tracking).toBe("started");
+      keeper = full.keeperPid;
+      expect(keeper).toBeGreaterThan(0);
+      expect(dead(keeper)).toBe(false);
+      expect(uffdAreas(w.p.pid)).toBeGreaterThan(0);
+
+      await ask(w.p, `write ${written.join(" ")}`, /^wrote 5/);
+      const inc: CaptureSummary = await runCapture({ pid: w.p.pid, output: b, parent: a, track: true });
+      expect(inc.tracking).toBe("tracked");
+      expect(inc.cow).toBe(false);                              // no twin: a few pages, read frozen
+      expect(inc.keeperPid).toBe(keeper);
+      // the heap's 5 pages, plus what the program's own run touched (stack, libc/stdio data)
+      expect(inc.writtenPages).toBeGreaterThanOrEqual(5);
+      expect(inc.storedPages).toBeLessThan(5 + 40);
+      expect(inc.heldPages).toBeGreaterThanOrEqual(w.pages);    // the untouched ones: carried over
+
+      // a kernel write (read() into the heap) and a lost page (MADV_DONTNEED: zero now)
+      await ask(w.p, "readin 7", /^readin/);
+      await ask(w.p, "zero 9", /^zeroed/);
+      const inc2 = await runCapture({ pid: w.p.pid, output: c, parent: b, track: true });
+      expect(inc2.tracking).toBe("tracked");
+      liveSum = (await ask(w.p, "sum", /^sum /)).split(" ")[1];
+      assertUntraced(w.p.pid);
+      // the target cannot tell: no SIGCHLD, nothing to wait for, the same fds as before
+      expect(await ask(w.p, "world", /^world /)).toBe(before);
+
+      const img = await openImage(b);
+      try {
+        const page = (i: number) => w.addr + BigInt(i) * 4096n;
+        for (const i of written) expect(await img.pageOrigin(page(i))).toBe(b);
+        for (const i of [0, 2, 4, 99, 101, 3999, 4002, w.pages - 2]) expect(await img.pageOrigin(page(i))).toBe(a);
+        let heapStored = 0;
+        for (let i = 0; i < w.pages; i++) if ((await img.pageOrigin(page(i))) === b) heapStored++;
+        expect(heapStored).toBe(written.length);                // exactly: no page more, none less
+      } finally {
+        await img.close();
+      }
+      const img2 = await openImage(c);
+      try {
+        expect(await img2.pageOrigin(w.addr + 7n * 4096n)).toBe(c);
+        const zero = await img2.readMemory(w.addr + 9n * 4096n, 4096);
+        expect(zero.every((x) => x === 0)).toBe(true);
+      } finally {
+        await img2.close();
+      }
+    } finally {
+      await w.p.kill();
+    }
+    // the keeper goes with the target
+    if (keeper) await waitDead(keeper);
+
+    const r = startProcess([process.execPath, CLI, "restore", c]);
+    try {
+      await sleep(200);
+      expect((await ask(r, "sum", /^sum /)).split(" ")[1]).toBe(liveSum);
+    } finally {
+      await r.kill();
+    }
+  });
+
+  it("a target writing all the time gives a consistent image at each tracked capture", async () => {
+    const heapExe = compileC(readFileSync(join(REPO, "test/native/cow-programs/heap.c"), "utf8"), "heap", ["-pthread"]);
+    const p = startProcess([heapExe, "4"]);
+    try {
+      const [, , , arrText, slotsText] = (await p.waitForLine(/^ready /, { timeoutMs: 60_000 })).split(" ");
+      const [arr, slots] = [BigInt(arrText), Number(slotsText)];
+      await ask(p, "spin", /^spinning/);
+      const a = join(tmp, "s-a.img");
+      await runCapture({ pid: p.pid, output: a, track: true });
+      for (const [n, parent] of [["s-b", a], ["s-c", join(tmp, "s-b.img")]] as const) {
+        const out = join(tmp, `${n}.img`);
+        const s = await runCapture({ pid: p.pid, output: out, parent, track: true });
+        expect(s.tracking).toBe("tracked");
+        const img = await openImage(out);
+        try {
+          const bytes = await img.readMemory(arr, slots * 8);
+          const v = new BigUint64Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+          // one instant: a sweep writes generation g in order, so g...g then g-1...g-1
+          const first = v[0], last = v[slots - 1];
+          expect(first - last <= 1n).toBe(true);
+          for (let i = 1; i < slots; i++) if (v[i] > v[i - 1]) throw new Error(`slot ${i}: ${v[i]} after ${v[i - 1]}: torn image`);
+        } finally {
+          await img.close();
+        }
+      }
+    } finally {
+      await p.kill();
+    }
+  });
+
+  it("a page copied before the freeze and written again before it is read again (not the early copy)", async () => {
+    const w = await startWriter(16);
+    const hook = makeTempDir("ckimg-track-hook-");
+    try {
+      const a = join(tmp, "p-a.img"), b = join(tmp, "p-b.img");
+      await runCapture({ pid: w.p.pid, output: a, track: true });
+      await ask(w.p, "write 10 11 12", /^wrote 3/);
+      const cap = spawn(captureBinary(), [String(w.p.pid), "-o", b, "--parent", a, "--track"], {
+        stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CKIMG_TEST_AFTER_PRECOPY: hook },
+      });
+      let out = "";
+      cap.stdout.on("data", (d: Buffer) => { out += d.toString(); });
+      const exited = new Promise<number | null>((res) => cap.on("exit", res));
+      for (let i = 0; i < 1500 && !existsSync(join(hook, "precopied")); i++) await sleep(20);
+      expect(existsSync(join(hook, "precopied"))).toBe(true);
+      await ask(w.p, "write 11 13", /^wrote 2/);               // 11 again (copied already), 13 new
+      writeFileSync(join(hook, "go"), "");
+      expect(await exited).toBe(0);
+      expect(JSON.parse(out.trim().split("\n").pop()!).tracking).toBe("tracked");
+      const live = (await ask(w.p, "sum", /^sum /)).split(" ")[1];
+      const img = await openImage(b);
+      try {
+        // page 11's first word was incremented twice: the image must hold the second write
+        const word = (i: number) => img.readMemory(w.addr + BigInt(i) * 4096n, 8).then((x) => new DataView(x.buffer, x.byteOffset).getBigUint64(0, true));
+        const base = (i: number) => BigInt(i) * 0x9e3779b97f4a7c15n & ((1n << 64n) - 1n);
+        expect(await word(10)).toBe((base(10) + 1n) & ((1n << 64n) - 1n));
+        expect(await word(11)).toBe((base(11) + 2n) & ((1n << 64n) - 1n));
+        expect(await word(13)).toBe((base(13) + 1n) & ((1n << 64n) - 1n));
+        expect(await word(14)).toBe(base(14));
+      } finally {
+        await img.close();
+      }
+      expect(live).toMatch(/^[0-9a-f]{16}$/);
+    } finally {
+      await w.p.kill();
+    }
+  });
+
+  it("without the keeper (killed) the next capture compares all memory, says so, and tracks again", async () => {
+    const w = await startWriter(16);
+    const [a, b, c] = ["a", "b", "c"].map((n) => join(tmp, `f-${n}.img`));
+    try {
+      const full = await runCapture({ pid: w.p.pid, output: a, track: true });
+      process.kill(full.keeperPid, "SIGKILL");
+      await waitDead(full.keeperPid);
+      // the handle went with it: the kernel unregistered the target's areas
+      for (let i = 0; i < 100 && uffdAreas(w.p.pid) > 0; i++) await sleep(20);
+      expect(uffdAreas(w.p.pid)).toBe(0);
+      await ask(w.p, "write 1 2 3", /^wrote 3/);
+      const inc = await runCapture({ pid: w.p.pid, output: b, parent: a, track: true });
+      expect(inc.tracking).toBe("started");                    // compared, and a new handle
+      expect(inc.trackingNote).toMatch(/no tracking keeper .*compared all memory/);
+      expect(inc.storedPages).toBeGreaterThanOrEqual(3);
+      await ask(w.p, "write 5", /^wrote 1/);
+      const inc2 = await runCapture({ pid: w.p.pid, output: c, parent: b, track: true });
+      expect(inc2.tracking).toBe("tracked");
+      const img = await openImage(c);
+      try {
+        expect(await img.pageOrigin(w.addr + 5n * 4096n)).toBe(c);
+        expect(await img.pageOrigin(w.addr + 1n * 4096n)).toBe(b);
+      } finally {
+        await img.close();
+      }
+      // without --track and without --parent nothing is asked of the keeper
+      const plain = await runCapture({ pid: w.p.pid, output: join(tmp, "f-plain.img") });
+      expect(plain.tracking).toBe("off");
+      process.kill(inc2.keeperPid, "SIGTERM");
+      await waitDead(inc2.keeperPid);
+    } finally {
+      await w.p.kill();
+    }
+  });
+
+  it("a capture killed after it started tracking leaves no keeper and no registration", { timeout: 120_000 }, async () => {
+    const w = await startWriter(256);
+    try {
+      const before = await ask(w.p, "world", /^world /);
+      // first capture: killed while it reads the twin (after the freeze that registered)
+      const cap = await captureUntilTwin(w.p.pid, ["-o", join(tmp, "k-a.img"), "--track"]);
+      process.kill(cap, "SIGKILL");
+      await waitDead(cap);
+      for (let i = 0; i < 100 && uffdAreas(w.p.pid) > 0; i++) await sleep(20);
+      expect(uffdAreas(w.p.pid)).toBe(0);
+      assertUntraced(w.p.pid);
+      expect(await ask(w.p, "world", /^world /)).toBe(before);
+
+      // a kept baseline, then a capture on another parent (compared) killed after its scan:
+      // the pages it re-protected are in no image, so the keeper must give up
+      const a = join(tmp, "k-b.img");
+      const first = await runCapture({ pid: w.p.pid, output: a, track: true });
+      await runCapture({ pid: w.p.pid, output: join(tmp, "k-c.img"), parent: a, track: true });
+      const cap2 = await captureUntilTwin(w.p.pid, ["-o", join(tmp, "k-d.img"), "--parent", a, "--track"]);
+      process.kill(cap2, "SIGKILL");
+      await waitDead(first.keeperPid);
+      for (let i = 0; i < 100 && uffdAreas(w.p.pid) > 0; i++) await sleep(20);
+      expect(uffdAreas(w.p.pid)).toBe(0);
+      assertUntraced(w.p.pid);
+      expect(existsSync(join(tmp, "k-d.img"))).toBe(false);
+      const again = await runCapture({ pid: w.p.pid, output: join(tmp, "k-e.img"), parent: a, track: true });
+      expect(again.tracking).toBe("started");
+      process.kill(again.keeperPid, "SIGKILL");
+    } finally {
+      await w.p.kill();
+    }
+  });
+});
