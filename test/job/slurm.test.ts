@@ -88,7 +88,7 @@ function jobScript(dir: string, sbatch: string[], run: string[], steps: number):
 // job killed by a SIGTERM sent during the restore (ckimg-restore --hand-over); the program's
 // SIGTERM at requeue arriving ~100 ms after ckimg run's, once the guard had let the job go for the
 // capture (ckimg run now waits up to 1 s for the guard to hold the program's copy first; seen
-// once in 4 runs before). 5 runs with all of these at load 11-13: 4 passed; in the fifth Slurm
+// once in 4 runs before). 10 runs with all of these at load 6-13: 9 passed; in one Slurm
 // ended the time-limit job FAILED right after a checkpoint and "scontrol requeue: ok", without
 // running its batch script again (no "restart 1" line; the cluster's logs go with it): not
 // understood, hence the retry.

@@ -193,7 +193,7 @@ static ssize_t parse_hand_over(char *text, struct guard_mask *m, size_t max)
  */
 static int start_restore(char **argv)
 {
-	static char buf[64 * 1024];
+	static char buf[GUARD_MAX_TASKS * 48];       /* a "mask PID TID HEX" line per thread */
 	static struct guard_mask masks[GUARD_MAX_TASKS];
 	int pfd[2], st, adopted = -1;
 	char fdarg[16], **av, *body;
