@@ -276,9 +276,12 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
     const seq = dir.nextSeq();
     const file = checkpointFileName(seq);
     const path = dir.imagePath(file);
-    // Incremental on the previous image only while the job is one process: with --parent the
-    // capturer takes the process alone, and a job's workers must be in every image.
-    let parent = feats.parent && parentFile && !(o.fullImages ?? false) && !hasChildren(pid) ? parentFile : null;
+    // Incremental on the previous image only while the job is one process (with --parent the
+    // capturer takes the process alone, and a job's workers must be in every image), and while
+    // the chain stays within --keep: then a full image starts a new chain and the old one goes
+    // whole once it verifies — nothing is ever rewritten to make a link standalone.
+    let parent = feats.parent && parentFile && !(o.fullImages ?? false) && !hasChildren(pid) &&
+      dir.chainLength(parentFile) < keep ? parentFile : null;
     if (mode === "kill") killing = true;
     let summary: CaptureSummary;
     const started = performance.now();

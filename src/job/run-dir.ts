@@ -3,10 +3,12 @@
  * symlink. Images are written by the capturer (atomically); an image becomes part of the run
  * only once it verified: then `latest` is moved to it (symlink + rename, atomic), the manifest
  * is rewritten (atomically) and only after that are checkpoints beyond --keep removed — never
- * the latest one, nor an image a kept one is incremental on. When the oldest kept checkpoint is
- * incremental, it is first flattened (ckimg flatten: same snapshot, same image_id, so the newer
- * links still find it) into a standalone image that must verify before it replaces the link
- * and its parents go; if that fails, nothing is removed.
+ * the latest one, nor an image a kept one is incremental on. `ckimg run` keeps its chains of
+ * incremental images at most --keep long (a full image starts the next), so whole chains go
+ * and nothing is rewritten. Only a newest image whose chain is longer (left by a run with a
+ * larger --keep) is flattened (ckimg flatten: same snapshot, same image_id) into a standalone
+ * image that must verify before it replaces the link and its parents go; if that fails,
+ * nothing is removed.
  */
 import { mkdir, readFile, readlink, rename, rm, rmdir, stat, symlink, unlink, readdir } from "node:fs/promises";
 import { hostname } from "node:os";
@@ -192,38 +194,54 @@ export class RunDir {
     await this.save();
   }
 
+  /** How many images a restore of `file` reads: it and its parents (1 for a full image). */
+  chainLength(file: string): number {
+    return this.chainOf(file, new Map(this.manifest.checkpoints.map((c) => [c.file, c]))).length;
+  }
+
+  private chainOf(file: string, byFile: Map<string, CheckpointEntry>): string[] {
+    const chain: string[] = [];
+    for (let f: string | null | undefined = file; f && byFile.has(f) && !chain.includes(f); f = byFile.get(f)!.parent) chain.push(f);
+    return chain;
+  }
+
   /**
-   * Keep the newest `keep` checkpoints. The oldest of them, when incremental and older images
-   * are beyond `keep`, is flattened first (verified, then renamed over itself) so that its
-   * parents can go; should that fail, the chain stays whole and `problem` says why. With
-   * `flatten` null nothing is flattened: only images no kept one needs are removed.
+   * Keep at most `keep` images: the newest ones whose chains (each with the parents it needs)
+   * fit together, newest first; the rest are removed. `ckimg run` starts a full image when the
+   * chain would grow past `keep` (chainLength), so the chains fit and nothing is rewritten.
+   * Only when the newest image's own chain is longer than `keep` (an older run with a larger
+   * --keep) is it flattened (verified, then renamed over itself) so that its parents can go;
+   * should that fail, its chain stays whole and `problem` says why. With `flatten` null nothing
+   * is flattened.
    */
   async prune(keep: number, onProblem: (text: string) => void = () => {}, flatten: Flattener | null = flattenInProcess): Promise<PruneResult> {
+    keep = Math.max(1, keep);
     const all = [...this.manifest.checkpoints].sort((a, b) => b.seq - a.seq);
-    const newest = all.slice(0, Math.max(1, keep));
-    const oldest = newest[newest.length - 1];
+    const byFile = new Map(all.map((c) => [c.file, c]));
+    const newest = all[0];
     let flattened: PruneResult["flattened"];
-    if (oldest?.parent && all.length > newest.length && flatten) {
-      const path = this.imagePath(oldest.file);
+    if (newest?.parent && this.chainOf(newest.file, byFile).length > keep && flatten) {
+      const path = this.imagePath(newest.file);
       const flat = `${path}.flat`;
       const t0 = performance.now();
       try {
         const r = await flatten(path, flat);
         await rename(flat, path);
-        oldest.parent = null;
-        oldest.bytes = r.bytes;
-        oldest.flattenedMs = Math.round(performance.now() - t0);
-        flattened = { file: oldest.file, bytes: r.bytes, ms: oldest.flattenedMs };
+        newest.parent = null;
+        newest.bytes = r.bytes;
+        newest.flattenedMs = Math.round(performance.now() - t0);
+        flattened = { file: newest.file, bytes: r.bytes, ms: newest.flattenedMs };
         await this.save();
       } catch (err) {
         await unlink(flat).catch(() => {});
-        onProblem(`could not flatten ${oldest.file} (its parents are kept): ${(err as Error).message}`);
+        onProblem(`could not flatten ${newest.file} (its parents are kept): ${(err as Error).message}`);
       }
     }
-    const kept = new Set(newest.map((c) => c.file));
-    const byFile = new Map(all.map((c) => [c.file, c]));
-    for (const f of [...kept]) {
-      for (let p = byFile.get(f)?.parent; p && !kept.has(p); p = byFile.get(p)?.parent) kept.add(p);
+    const kept = new Set<string>();
+    for (const c of all) {
+      const needs = this.chainOf(c.file, byFile).filter((f) => !kept.has(f));
+      if (kept.size > 0 && kept.size + needs.length > keep) break;
+      for (const f of needs) kept.add(f);
     }
     const gone = all.filter((c) => !kept.has(c.file));
     if (gone.length === 0) return { removed: [], flattened };
