@@ -374,6 +374,7 @@ struct ckimg_unix_fixed {
 /* bit 4: CKIMG_UNIX_QUEUE_ELSEWHERE (process trees, below) */
 #define CKIMG_UNIX_PASSSEC      (1u << 6)
 #define CKIMG_UNIX_SENDERS      (1u << 7)   /* (1.2) queue_count x STR sender follow the QUEUE */
+#define CKIMG_UNIX_NAME_GONE    (1u << 8)   /* bound to a path whose socket file was removed (or replaced) */
 #define CKIMG_UNIX_IN_BACKLOG   (1u << 5)   /* connected to a listening socket of ours, not yet
                                              * accepted: restore connects to its name again */
 static_assert(sizeof(struct ckimg_unix_fixed) == 80, "unix layout");
