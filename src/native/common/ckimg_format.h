@@ -567,6 +567,7 @@ struct ckimg_posix_timer {
 #define CKIMG_PS_OOM        (1u << 0)
 #define CKIMG_PS_GROUPS     (1u << 1)
 #define CKIMG_PS_PRCTL      (1u << 2)   /* dumpable, child_subreaper, thp_disable */
+#define CKIMG_PS_MEMBARRIER (1u << 3)   /* membarrier */
 
 struct ckimg_process_state_fixed {
 	uint32_t fixed_size;        /* 32 */
@@ -576,7 +577,8 @@ struct ckimg_process_state_fixed {
 	uint32_t child_subreaper;
 	uint32_t thp_disable;
 	uint32_t ngroups;           /* supplementary groups that follow (VARIABLE: u32 each) */
-	uint32_t reserved;
+	uint32_t membarrier;        /* MEMBARRIER_CMD_GET_REGISTRATIONS: the REGISTER_* commands made
+				     * (with CKIMG_PS_MEMBARRIER; was reserved, 0) */
 } __attribute__((packed));
 
 struct ckimg_seccomp_fixed {
