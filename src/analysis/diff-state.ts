@@ -56,6 +56,7 @@ export function diffState(a: CheckpointImage, b: CheckpointImage): FieldChange[]
   cmp("dumpable", s?.dumpable, t?.dumpable);
   cmp("child subreaper", s?.childSubreaper, t?.childSubreaper);
   cmp("THP disabled", s?.thpDisable, t?.thpDisable);
+  cmp("membarrier registrations", s?.membarrier, t?.membarrier);
 
   const ta = new Map(a.threadStates.map((x) => [x.tid, x]));
   const tb = new Map(b.threadStates.map((x) => [x.tid, x]));

@@ -4,7 +4,7 @@
  * has none of these records, reports null and prints nothing.
  */
 import {
-  PS_GROUPS, PS_OOM, PS_PRCTL, SECCOMP_MODE_NAMES, SIGEV_NAMES, TS_CAPS, TS_NO_NEW_PRIVS, TS_PRCTL, TS_RSEQ, TS_SCHED,
+  PS_GROUPS, PS_MEMBARRIER, PS_OOM, PS_PRCTL, SECCOMP_MODE_NAMES, membarrierNames, SIGEV_NAMES, TS_CAPS, TS_NO_NEW_PRIVS, TS_PRCTL, TS_RSEQ, TS_SCHED,
   TS_SECCOMP, capNames, clockName, formatNs, schedPolicyName,
   type CheckpointImage, type IntervalTimer,
 } from "../format/index.js";
@@ -47,6 +47,7 @@ export function stateReport(img: CheckpointImage) {
       dumpable: ps.valid & PS_PRCTL ? ps.dumpable : null,
       childSubreaper: ps.valid & PS_PRCTL ? ps.childSubreaper : null,
       thpDisable: ps.valid & PS_PRCTL ? ps.thpDisable : null,
+      membarrier: ps.valid & PS_MEMBARRIER ? membarrierNames(ps.membarrier) : null,
     } : null,
     threads: img.threadStates.map((t) => ({
       tid: t.tid,
@@ -97,6 +98,7 @@ export function stateText(s: StateReport | null): string {
       p.oomScoreAdj !== null ? `oom_score_adj ${p.oomScoreAdj}` : "oom_score_adj ?",
       p.dumpable !== null ? `dumpable ${p.dumpable}` : "dumpable ?",
       p.childSubreaper ? "child-subreaper" : "", p.thpDisable ? "thp-disabled" : "",
+      p.membarrier?.length ? `membarrier ${p.membarrier.join(",")}` : "",
       p.groups ? `groups ${p.groups.length ? p.groups.join(",") : "none"}` : "groups ?",
     ].filter(Boolean);
     out.push(`state    ${bits.join("  ")}`);

@@ -69,6 +69,8 @@ export interface UnixSocketState {
   inBacklog?: boolean;
   /** SO_PASSSEC (absent: off) */
   passsec?: boolean;
+  /** bound to a path whose socket file was removed (or replaced) before the capture: restore binds and unlinks it */
+  nameGone?: boolean;
   /** bound to a path: the socket file's mode and owner (1.2 records of 80 bytes; absent: not recorded) */
   socketFile?: { mode: number; uid: number; gid: number };
   /** bound name (sun_path bytes; an abstract name begins with NUL), empty if unbound */
@@ -313,6 +315,7 @@ export const UNIX_PASSCRED = 1 << 3;
 export const UNIX_IN_BACKLOG = 1 << 5;
 export const UNIX_PASSSEC = 1 << 6;
 export const UNIX_SENDERS = 1 << 7;
+export const UNIX_NAME_GONE = 1 << 8;
 const SOCK_TYPES: Record<number, UnixSocketState["socketType"]> = { 1: "stream", 2: "dgram", 5: "seqpacket" };
 const SOCK_TYPE_CODES = { stream: 1, dgram: 2, seqpacket: 5 } as const;
 /** sun_path holds 108 bytes */
@@ -359,6 +362,7 @@ export function decodeUnixSocket(payload: Uint8Array, base: number, where: Image
     ...(pendingClosed ? { pendingClosed } : {}),
     ...(flags & UNIX_IN_BACKLOG ? { inBacklog: true } : {}),
     ...(flags & UNIX_PASSSEC ? { passsec: true } : {}),
+    ...(flags & UNIX_NAME_GONE ? { nameGone: true } : {}),
     ...(senders ? { senders } : {}),
     ...(fileMode ? { socketFile: { mode: fileMode, uid: r.u32At(UNIX_FIXED.fileUid), gid: r.u32At(UNIX_FIXED.fileGid) } } : {}),
     type: "unix", fd, inode: r.u64At(UNIX_FIXED.inode), socketType, state: r.u32At(UNIX_FIXED.state),
@@ -372,7 +376,7 @@ export function decodeUnixSocket(payload: Uint8Array, base: number, where: Image
 export function encodeUnixSocket(u: UnixSocketState): Uint8Array {
   const flags = (u.peerInside ? UNIX_PEER_INSIDE : 0) | (u.shutRd ? UNIX_SHUT_RD : 0) | (u.shutWr ? UNIX_SHUT_WR : 0) |
     (u.passcred ? UNIX_PASSCRED : 0) | (u.inBacklog ? UNIX_IN_BACKLOG : 0) | (u.passsec ? UNIX_PASSSEC : 0) |
-    (u.senders ? UNIX_SENDERS : 0);
+    (u.senders ? UNIX_SENDERS : 0) | (u.nameGone ? UNIX_NAME_GONE : 0);
   if (u.senders && u.senders.length !== u.queue.length) throw new RangeError(`${u.senders.length} senders for ${u.queue.length} messages`);
   const bytes = u.queue.reduce((n, m) => n + m.length, 0);
   const w = new ByteWriter();
@@ -622,7 +626,7 @@ export function describeFdState(s: FdStateRecord): string {
         : s.peerInode ? `peer ${s.peerInside ? `socket ${s.peerInode} (ours)` : unixNameText(s.peerName) || `socket ${s.peerInode} (another process)`}`
         : "unconnected";
       const from = s.senders?.some((n) => n.length) ? ` (from ${s.senders.map((n) => unixNameText(n) || "unnamed").join(", ")})` : "";
-      return `unix ${s.socketType}${name ? ` ${name}` : ""}: ${what}, ${s.queue.length} message(s) / ${bytes} bytes queued${from}` +
+      return `unix ${s.socketType}${name ? ` ${name}${s.nameGone ? " (file removed)" : ""}` : ""}: ${what}, ${s.queue.length} message(s) / ${bytes} bytes queued${from}` +
         (s.shutRd || s.shutWr ? `, shut down ${[s.shutRd ? "rd" : "", s.shutWr ? "wr" : ""].filter(Boolean).join("+")}` : "");
     }
     case "inet": {

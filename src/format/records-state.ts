@@ -23,6 +23,17 @@ export const NO_FILTER = 0xffffffff;
 export const PS_OOM = 1 << 0;
 export const PS_GROUPS = 1 << 1;
 export const PS_PRCTL = 1 << 2;
+export const PS_MEMBARRIER = 1 << 3;
+const MEMBARRIER_REGISTRATIONS: [number, string][] = [
+  [1 << 2, "global-expedited"], [1 << 4, "private-expedited"], [1 << 6, "private-expedited-sync-core"], [1 << 8, "private-expedited-rseq"],
+];
+/** The names of a PROCESS_STATE membarrier mask's registrations (unknown bits as hex). */
+export function membarrierNames(mask: number): string[] {
+  const out = MEMBARRIER_REGISTRATIONS.filter(([b]) => mask & b).map(([, n]) => n);
+  const rest = MEMBARRIER_REGISTRATIONS.reduce((m, [b]) => m & ~b, mask) >>> 0;
+  if (rest) out.push(`0x${rest.toString(16)}`);
+  return out;
+}
 /** THREAD_STATE.valid bits */
 export const TS_RSEQ = 1 << 0;
 export const TS_SCHED = 1 << 1;
@@ -76,6 +87,8 @@ export interface ProcessStateRecord {
   childSubreaper: boolean;
   thpDisable: boolean;
   groups: number[];
+  /** membarrier(2) registrations (MEMBARRIER_CMD_REGISTER_* bits), valid with PS_MEMBARRIER; 0 otherwise */
+  membarrier: number;
 }
 
 export interface SeccompFilter {
@@ -144,7 +157,7 @@ export function decodeProcessState(payload: Uint8Array, base: number, where: Ima
   for (let i = 0; i < ngroups; i++) groups.push(r.u32());
   return {
     valid: r.u32At(4), oomScoreAdj: i32(r.u32At(8)), dumpable: r.u32At(12),
-    childSubreaper: r.u32At(16) !== 0, thpDisable: r.u32At(20) !== 0, groups,
+    childSubreaper: r.u32At(16) !== 0, thpDisable: r.u32At(20) !== 0, groups, membarrier: r.u32At(28),
   };
 }
 
@@ -261,7 +274,7 @@ export function encodeTimers(t: TimersRecord): Uint8Array {
 
 export function encodeProcessState(p: ProcessStateRecord): Uint8Array {
   const w = new ByteWriter().u32(STATE_FIXED_SIZE.PROCESS_STATE).u32(p.valid).u32(p.oomScoreAdj).u32(p.dumpable)
-    .u32(p.childSubreaper ? 1 : 0).u32(p.thpDisable ? 1 : 0).u32(p.groups.length).u32(0);
+    .u32(p.childSubreaper ? 1 : 0).u32(p.thpDisable ? 1 : 0).u32(p.groups.length).u32(p.membarrier ?? 0);
   for (const g of p.groups) w.u32(g);
   return w.finish();
 }

@@ -28,6 +28,7 @@ export const arbUnix: fc.Arbitrary<UnixSocketState> = fc.record({
   pendingClosed: fc.option(fc.integer({ min: 1, max: 1000 }), { nil: undefined }),
   inBacklog: fc.option(fc.constant(true), { nil: undefined }),
   passsec: fc.option(fc.constant(true), { nil: undefined }),
+  nameGone: fc.option(fc.constant(true), { nil: undefined }),
   socketFile: fc.option(fc.record({ mode: fc.integer({ min: 1, max: 0xffffffff }), uid: u32, gid: u32 }), { nil: undefined }),
   senders: fc.option(fc.array(sunName, { minLength: 8, maxLength: 8 }), { nil: undefined }),
 }).map((u) => (u.pendingClosed !== undefined && u.pendingClosed > u.pending ? { ...u, pending: u.pendingClosed } : u))

@@ -30,8 +30,9 @@ const arbTimers: fc.Arbitrary<TimersRecord> = fc.record({
   posix: fc.uniqueArray(arbPosixTimer, { selector: (t) => t.id, maxLength: 12 }),
 });
 const arbProcessState = fc.record({
-  valid: fc.integer({ min: 0, max: 7 }), oomScoreAdj: fc.integer({ min: -1000, max: 1000 }), dumpable: fc.integer({ min: 0, max: 2 }),
+  valid: fc.integer({ min: 0, max: 15 }), oomScoreAdj: fc.integer({ min: -1000, max: 1000 }), dumpable: fc.integer({ min: 0, max: 2 }),
   childSubreaper: fc.boolean(), thpDisable: fc.boolean(), groups: fc.array(u32, { maxLength: 40 }),
+  membarrier: fc.constantFrom(0, 1 << 4, (1 << 2) | (1 << 4) | (1 << 8)),
 });
 const arbFilters: fc.Arbitrary<SeccompFilter[]> = fc.array(
   fc.record({ parentPick: fc.nat(), hasParent: fc.boolean(), flags: u32, insns: fc.integer({ min: 1, max: 64 }).chain((n) => fc.uint8Array({ minLength: n * 8, maxLength: n * 8 })) }),
@@ -184,7 +185,7 @@ describe("an image with state records", () => {
       real: { intervalNs: 0n, valueNs: 5_000_000_000n }, virtual: { intervalNs: 0n, valueNs: 0n }, prof: { intervalNs: 0n, valueNs: 0n },
       posix: [{ id: 3, clockId: timerClock, notify: 4, signo: 40, notifyTid: 100, overrun: 0, sival: 0x1234n, intervalNs: 500_000_000n, valueNs: 1n }],
     });
-    await w.addProcessState({ valid: 7, oomScoreAdj: 321, dumpable: 1, childSubreaper: true, thpDisable: false, groups: [42, 1234] });
+    await w.addProcessState({ valid: 7, oomScoreAdj: 321, dumpable: 1, childSubreaper: true, thpDisable: false, groups: [42, 1234], membarrier: 0 });
     await w.addSeccomp([{ parent: undefined, flags: 0, insns: new Uint8Array(32).fill(6) }]);
     await w.addThreadState({ ...sample(100), timerSlackNs: slack });
     await w.finish();

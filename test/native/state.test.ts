@@ -6,6 +6,7 @@
  * the restorer's stdio (its own fds 0-2 were pipes to this test).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { crc32 } from "node:zlib";
 import { join } from "node:path";
@@ -109,6 +110,18 @@ describe("credentials and prctl state", () => {
       expect(verdict).toBe("PASS");
     });
   }
+});
+
+describe("membarrier", () => {
+  it("registrations come back; an unregistered barrier still fails (zdtm membarrier)", async (ctx) => {
+    const exe = prog("membarrier");
+    if (spawnSync(exe, { input: "" }).stdout.toString().startsWith("SKIP")) ctx.skip();   // Linux < 6.3: nothing to read
+    const { verdict, run } = await zdtmRoundTrip([exe]);
+    expect(verdict).toBe("PASS");
+    const info = JSON.parse(runCli(["inspect", run.img, "--json"]).stdout);
+    expect(info.state.process.membarrier).toEqual(expect.arrayContaining(["global-expedited", "private-expedited"]));
+    expect(info.state.process.membarrier).not.toContain("private-expedited-sync-core");
+  });
 });
 
 describe("a removed cwd", () => {

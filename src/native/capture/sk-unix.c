@@ -371,6 +371,8 @@ static void socket_file(struct capture *c, const struct unix_diag *u, struct cki
 		x->file_mode = st.st_mode;
 		x->file_uid = st.st_uid;
 		x->file_gid = st.st_gid;
+	} else {
+		x->flags |= CKIMG_UNIX_NAME_GONE;   /* unlinked after bind (or another file there now) */
 	}
 }
 

@@ -38,6 +38,7 @@
 #ifndef PTRACE_SECCOMP_GET_METADATA
 #define PTRACE_SECCOMP_GET_METADATA 0x420d
 #endif
+#define MEMBARRIER_CMD_GET_REGISTRATIONS_ (1 << 9)   /* linux/membarrier.h, Linux 6.3 */
 #define SCHED_FLAG_RESET_ON_FORK_ 0x01
 #define SCHED_RESET_ON_FORK_      0x40000000
 
@@ -275,6 +276,14 @@ static int collect_process_state(struct state_ctx *s)
 			cap_warn("dumpable is 2 (suid_dumpable mode), which prctl cannot set: restored as 0");
 	} else {
 		cap_warn("prctl state (dumpable, child subreaper, THP-disable) unreadable");
+	}
+	/* membarrier registrations are per mm and only the process itself can ask (Linux >= 6.3;
+	 * before, EINVAL: unknown, nothing recorded) */
+	if ((err = remote(s, tid, REMOTE_SYSCALL(__NR_membarrier, MEMBARRIER_CMD_GET_REGISTRATIONS_, 0, 0), &r1)))
+		goto out;
+	if (r1 >= 0) {
+		f.membarrier = (uint32_t)r1;
+		f.valid |= CKIMG_PS_MEMBARRIER;
 	}
 	err = buf_put(&c->pstate, &f, sizeof(f));
 	if (!err)

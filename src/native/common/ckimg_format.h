@@ -374,6 +374,7 @@ struct ckimg_unix_fixed {
 /* bit 4: CKIMG_UNIX_QUEUE_ELSEWHERE (process trees, below) */
 #define CKIMG_UNIX_PASSSEC      (1u << 6)
 #define CKIMG_UNIX_SENDERS      (1u << 7)   /* (1.2) queue_count x STR sender follow the QUEUE */
+#define CKIMG_UNIX_NAME_GONE    (1u << 8)   /* bound to a path whose socket file was removed (or replaced) */
 #define CKIMG_UNIX_IN_BACKLOG   (1u << 5)   /* connected to a listening socket of ours, not yet
                                              * accepted: restore connects to its name again */
 static_assert(sizeof(struct ckimg_unix_fixed) == 80, "unix layout");
@@ -566,6 +567,7 @@ struct ckimg_posix_timer {
 #define CKIMG_PS_OOM        (1u << 0)
 #define CKIMG_PS_GROUPS     (1u << 1)
 #define CKIMG_PS_PRCTL      (1u << 2)   /* dumpable, child_subreaper, thp_disable */
+#define CKIMG_PS_MEMBARRIER (1u << 3)   /* membarrier */
 
 struct ckimg_process_state_fixed {
 	uint32_t fixed_size;        /* 32 */
@@ -575,7 +577,8 @@ struct ckimg_process_state_fixed {
 	uint32_t child_subreaper;
 	uint32_t thp_disable;
 	uint32_t ngroups;           /* supplementary groups that follow (VARIABLE: u32 each) */
-	uint32_t reserved;
+	uint32_t membarrier;        /* MEMBARRIER_CMD_GET_REGISTRATIONS: the REGISTER_* commands made
+				     * (with CKIMG_PS_MEMBARRIER; was reserved, 0) */
 } __attribute__((packed));
 
 struct ckimg_seccomp_fixed {

@@ -171,12 +171,25 @@ static socklen_t make_addr(struct sockaddr_un *a, const uint8_t *name, uint32_t 
 	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
 }
 
-/* bind(2), removing a stale socket file of the same name that nobody listens on any more. */
+/* bind(2), removing a stale socket file of the same name that nobody listens on any more.
+ * A name whose socket file was gone at capture (NAME_GONE: the program unlinked it, as servers
+ * do once their clients are connected) is bound and its file unlinked again: the socket keeps
+ * its name, the path stays free; when something else is at that path now, it is left alone
+ * and the socket goes without its name. */
 static int bind_name(struct rst_fds *s, int fd, const struct unix_rec *u)
 {
 	struct sockaddr_un a;
 	socklen_t l = make_addr(&a, u->name, u->name_len);
 	struct stat st;
+
+	if ((u->x.flags & CKIMG_UNIX_NAME_GONE) && u->name[0]) {
+		if (lstat(a.sun_path, &st) == 0)
+			return 0;
+		if (bind(fd, (struct sockaddr *)&a, l) < 0)
+			return rst_fds_fail(s, -errno, "bind %s (its file was removed before the capture)", a.sun_path);
+		unlink(a.sun_path);
+		return 0;
+	}
 
 	if (bind(fd, (struct sockaddr *)&a, l) == 0)
 		return 0;

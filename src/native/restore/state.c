@@ -373,6 +373,8 @@ static int restore_thread_misc(struct restore_args *a, struct rst_thread *t, con
 	return 0;
 }
 
+#define MEMBARRIER_REGISTER_BITS ((1u << 2) | (1u << 4) | (1u << 6) | (1u << 8))
+
 static int restore_process_state(struct restore_args *a)
 {
 	const struct img_state *st = &a->img->st;
@@ -392,6 +394,19 @@ static int restore_process_state(struct restore_args *a)
 			r = rst_rsys(a, m, SYS_prctl, PR_SET_DUMPABLE, p->dumpable == 1, 0, 0, 0, 0);
 		if (r < 0)
 			return rst_err(a, (int)r, "PROCESS_STATE record #%u: prctl: %s", st->pstate_seq, strerror((int)-r));
+	}
+	/* membarrier: each registration made again (its REGISTER_* command is its bit: GLOBAL_EXPEDITED,
+	 * PRIVATE_EXPEDITED, its SYNC_CORE and RSEQ flavours) */
+	if ((p->valid & CKIMG_PS_MEMBARRIER) && (p->membarrier & ~MEMBARRIER_REGISTER_BITS))
+		return rst_err(a, -EBADMSG, "BAD_FIELD: PROCESS_STATE record #%u: membarrier %#x is not a set of registrations",
+			       st->pstate_seq, p->membarrier);
+	for (uint32_t bit = 1; (p->valid & CKIMG_PS_MEMBARRIER) && bit && bit <= p->membarrier; bit <<= 1) {
+		if (!(p->membarrier & bit))
+			continue;
+		r = rst_rsys(a, m, SYS_membarrier, bit, 0, 0, 0, 0, 0);
+		if (r < 0)
+			return rst_err(a, (int)r, "PROCESS_STATE record #%u: membarrier registration %#x: %s", st->pstate_seq,
+				       bit, strerror((int)-r));
 	}
 	if (p->valid & CKIMG_PS_OOM) {
 		snprintf(path, sizeof(path), "/proc/%d/oom_score_adj", a->pid);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -22,7 +23,8 @@ static int fails;
 #define CHECK(cond, ...) do { if (!(cond)) { printf("FAIL: " __VA_ARGS__); printf("\n"); fails++; } } while (0)
 
 static int st[2], dg[2], sp[2], lpath, labs_, bdg, shw[2];
-static char path[4096], dpath[4096], abs_name[64];
+static char path[4096], dpath[4096], abs_name[64], gpath[4096];
+static int gone_c, gone_s;   /* a connection whose listener was closed and its file unlinked */
 
 static socklen_t addr(struct sockaddr_un *a, const char *name, int abstract)
 {
@@ -73,6 +75,18 @@ static void setup(const char *dir)
 
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, shw) || write(shw[0], "last words", 10) != 10 || shutdown(shw[0], SHUT_WR))
 		exit(18);
+
+	/* a server that unlinks its socket file once its client is connected (zdtm deleted_unix_sock) */
+	snprintf(gpath, sizeof(gpath), "%s/gone.sock", dir);
+	unlink(gpath);
+	int lg = socket(AF_UNIX, SOCK_STREAM, 0);
+	gone_c = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (bind(lg, (struct sockaddr *)&a, addr(&a, gpath, 0)) || listen(lg, 1) ||
+	    connect(gone_c, (struct sockaddr *)&a, addr(&a, gpath, 0)) || (gone_s = accept(lg, NULL, NULL)) < 0)
+		exit(19);
+	close(lg);
+	if (unlink(gpath) || write(gone_c, "across", 6) != 6)
+		exit(20);
 }
 
 static int recv_is(int fd, const char *want, int flags)
@@ -117,6 +131,14 @@ static void check(void)
 
 	CHECK(recv_is(shw[1], "last words", 0), "shut-down pair: bytes lost");
 	CHECK(read(shw[1], buf, 1) == 0, "shut-down pair: no end of file after the bytes");
+
+	CHECK(recv_is(gone_s, "across", 0), "connection of an unlinked listener: bytes lost");
+	CHECK(write(gone_s, "back", 4) == 4 && recv_is(gone_c, "back", 0), "connection of an unlinked listener: not connected");
+	l = sizeof(a);
+	memset(&a, 0, sizeof(a));
+	CHECK(getsockname(gone_s, (struct sockaddr *)&a, &l) == 0 && !strcmp(a.sun_path, gpath), "accepted socket's name: '%s'", a.sun_path);
+	struct stat sb;
+	CHECK(lstat(gpath, &sb) < 0 && errno == ENOENT, "%s exists again (it was unlinked before the capture)", gpath);
 	if (!fails)
 		printf("ok\n");
 }
