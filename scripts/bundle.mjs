@@ -64,13 +64,15 @@ async function buildStartupSnapshot() {
     minifyWhitespace: true,
     logLevel: "warning",
   });
-  const r = spawnSync(process.execPath, ["--snapshot-blob", blob, "--build-snapshot", join(bin, "snapshot.cjs"), join(repo, "corpus")], { encoding: "utf8" });
+  // The blob starts only under the V8 flags it was built with (see SNAPSHOT_V8_FLAGS)
+  const { SNAPSHOT_VERBS, SNAPSHOT_V8_FLAGS } = await import(pathToFileURL(join(repo, "dist/cli/snapshot-verbs.js")).href);
+  const r = spawnSync(process.execPath, [...SNAPSHOT_V8_FLAGS, "--snapshot-blob", blob, "--build-snapshot", join(bin, "snapshot.cjs"), join(repo, "corpus")], { encoding: "utf8" });
   if (r.status !== 0) {
     rmSync(blob, { force: true });
     console.warn(`bundle: no start-up snapshot (the CLI works without it): ${(r.stderr || r.error?.message || "").trim().split("\n").pop()}`);
     return;
   }
-  // bin/launch.sh: the node that built the blob, the folder of bin/ckimg, the verbs it serves
-  const { SNAPSHOT_VERBS } = await import(pathToFileURL(join(repo, "dist/cli/snapshot-verbs.js")).href);
-  writeFileSync(`${blob}.stamp`, `${realpathSync(process.execPath)} ${realpathSync(join(repo, "bin"))} ${SNAPSHOT_VERBS.join(" ")}\n`);
+  // bin/launch.sh: the node that built the blob, the folder of bin/ckimg, the verbs it serves;
+  // then the V8 flags to start it with
+  writeFileSync(`${blob}.stamp`, `${realpathSync(process.execPath)} ${realpathSync(join(repo, "bin"))} ${SNAPSHOT_VERBS.join(" ")}\n${SNAPSHOT_V8_FLAGS.join(" ")}\n`);
 }

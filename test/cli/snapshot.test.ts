@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, test } from "vitest";
-import { SNAPSHOT_VERBS } from "../../src/cli/snapshot-verbs.js";
+import { SNAPSHOT_V8_FLAGS, SNAPSHOT_VERBS } from "../../src/cli/snapshot-verbs.js";
 
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -28,9 +28,12 @@ function run(argv: string[], env: NodeJS.ProcessEnv = process.env) {
 }
 
 describe("start-up snapshot", () => {
-  test("the build made the blob, stamped with this node, this checkout and the verbs it serves", () => {
+  test("the build made the blob, stamped with this node, this checkout, the verbs it serves and its V8 flags", () => {
     expect(existsSync(BLOB)).toBe(true);
-    const [node, bin, ...verbs] = readFileSync(`${BLOB}.stamp`, "utf8").trim().split(" ");
+    const [first, flags, ...rest] = readFileSync(`${BLOB}.stamp`, "utf8").split("\n");
+    expect(flags).toBe(SNAPSHOT_V8_FLAGS.join(" "));
+    expect(rest).toEqual([""]);
+    const [node, bin, ...verbs] = first.split(" ");
     expect(existsSync(node)).toBe(true);
     expect(bin).toBe(join(REPO, "bin"));
     expect(verbs).toEqual([...SNAPSHOT_VERBS]);
@@ -40,12 +43,23 @@ describe("start-up snapshot", () => {
 
   test("the launcher starts reporting verbs from the blob and the others as a script", () => {
     const traced = (verb: string) => spawnSync("sh", ["-x", BIN, verb, "--help"], { encoding: "utf8", cwd: REPO }).stderr;
-    expect(traced("inspect")).toMatch(/exec \S*node --snapshot-blob \S*ckimg\.blob inspect --help/);
+    expect(traced("inspect")).toContain(` ${SNAPSHOT_V8_FLAGS.join(" ")} --snapshot-blob `);
+    expect(traced("inspect")).toMatch(/exec \S*node (--\S+ )*--snapshot-blob \S*ckimg\.blob inspect --help/);
     expect(traced("restore")).not.toMatch(/--snapshot-blob/);
     // NODE_OPTIONS may change V8's flags, which a snapshot cannot take: plain start then
     const withOptions = spawnSync("sh", ["-x", BIN, "inspect", "--help"], { encoding: "utf8", env: { ...process.env, NODE_OPTIONS: "--max-old-space-size=512" } });
     expect(withOptions.stderr).not.toMatch(/--snapshot-blob/);
     expect(withOptions.status).toBe(0);
+  });
+
+  test("a reporting verb does not load NODE_EXTRA_CA_CERTS (it opens no TLS connection); other verbs still do", () => {
+    const env = { ...process.env, NODE_EXTRA_CA_CERTS: join(tmp, "no-such-bundle.pem") };
+    // node warns on stderr when it cannot load the file: that it tried
+    const reporting = spawnSync(BIN, ["inspect", join(IMAGES, "synthetic-lz4.img")], { encoding: "utf8", env });
+    expect(reporting.status).toBe(0);
+    expect(reporting.stderr).not.toMatch(/extra certs/i);
+    const plain = spawnSync(BIN, ["restore", "--help"], { encoding: "utf8", env });
+    expect(plain.stderr).toMatch(/extra certs/i);
   });
 
   // Each: the same output, errors and exit code from the snapshot and from `node bin/ckimg`.

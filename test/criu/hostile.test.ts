@@ -5,9 +5,9 @@
  */
 import { describe, expect, test } from "vitest";
 import fc from "fast-check";
-import { readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { readFileSync, readdirSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { gunzipSync } from "node:zlib";
+import { gunzipSync, gzipSync } from "node:zlib";
 import tar from "tar-stream";
 import { ImageError } from "../../src/format/errors.js";
 import { MemorySource } from "../../src/criu/source.js";
@@ -97,12 +97,15 @@ describe("hostile CRIU images", () => {
   });
 });
 
-async function tarOf(entries: { name: string; data?: Uint8Array; size?: number }[]): Promise<Buffer> {
+async function tarOf(entries: { name: string; data?: Uint8Array; size?: number; type?: "symlink" | "link"; linkname?: string }[]): Promise<Buffer> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
   pack.on("data", (c: Buffer) => chunks.push(c));
   const done = new Promise((r) => pack.on("end", r));
-  for (const e of entries) await new Promise<void>((resolve, reject) => pack.entry({ name: e.name }, Buffer.from(e.data ?? []), (err) => (err ? reject(err) : resolve())));
+  for (const e of entries) {
+    const header = e.type ? { name: e.name, type: e.type, linkname: e.linkname } : { name: e.name };
+    await new Promise<void>((resolve, reject) => pack.entry(header, e.type ? undefined : Buffer.from(e.data ?? []), (err) => (err ? reject(err) : resolve())));
+  }
   pack.finalize();
   await done;
   return Buffer.concat(chunks);
@@ -136,6 +139,84 @@ describe("hostile container archives", () => {
     const path = join(dir, "huge.tar");
     writeFileSync(path, bad);
     await expect(openImage(path)).rejects.toMatchObject({ name: "ImageError", code: "TRUNCATED" });
+  });
+
+  /** Sets the size field of the tar header at `at` (octal, or GNU base-256 when `binary`) and fixes its checksum. */
+  function setSize(b: Buffer, at: number, size: bigint, binary: boolean): void {
+    if (binary) {
+      b[at + 124] = 0x80;
+      for (let i = 0; i < 11; i++) b[at + 124 + 11 - i] = Number((size >> BigInt(8 * i)) & 0xffn);
+    } else {
+      b.write(size.toString(8).padStart(11, "0") + "\0", at + 124, "latin1");
+    }
+    b.write("        ", at + 148, "latin1");
+    let sum = 0;
+    for (let i = 0; i < 512; i++) sum += b[at + i];
+    b.write(sum.toString(8).padStart(6, "0") + "\0 ", at + 148, "latin1");
+  }
+
+  test("huge sizes: an octal or base-256 size past the archive, in a .tar or a .tar.gz, is TRUNCATED", async () => {
+    const good = await tarOf(checkpoint.slice(0, 3));
+    for (const [size, binary] of [[0o77777777777n, false], [1n << 40n, true], [(1n << 63n) - 1n, true]] as const) {
+      const bad = Buffer.from(good);
+      setSize(bad, 0, size, binary);
+      for (const gz of [false, true]) {
+        const path = join(dir, `huge-${size}-${gz}.tar${gz ? ".gz" : ""}`);
+        writeFileSync(path, gz ? gzipSync(bad) : bad);
+        await expect(openImage(path), path).rejects.toMatchObject({ name: "ImageError", code: "TRUNCATED" });
+      }
+    }
+  });
+
+  test("a metadata entry bigger than the limit (a sparse 300 MiB files.img) is RECORD_TOO_LARGE, not read", async () => {
+    // The big entry last, its data a hole: the test writes ~200 KiB, the archive says 300 MiB.
+    const head = await tarOf(checkpoint.filter((e) => e.name !== "checkpoint/files.img"));
+    const body = head.subarray(0, head.length - 1024); // without the two end-of-archive blocks
+    const hdr = Buffer.from((await tarOf([{ name: "checkpoint/files.img", data: Buffer.alloc(1) }])).subarray(0, 512));
+    const big = 300n << 20n;
+    setSize(hdr, 0, big, false);
+    const path = join(dir, "big-files.tar");
+    writeFileSync(path, Buffer.concat([body, hdr]));
+    truncateSync(path, body.length + 512 + Number(big) + 1024);
+    const err = await openImage(path).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(ImageError);
+    expect(err).toMatchObject({ code: "RECORD_TOO_LARGE" });
+    expect((err as ImageError).file).toBe(`${path}:checkpoint/files.img`);
+  });
+
+  test("links are never followed: a symlink or hard link in place of an image file is as good as absent", async () => {
+    const pages = checkpoint.find((e) => e.name.startsWith("checkpoint/pages-"))!.name;
+    const core = checkpoint.find((e) => e.name.startsWith("checkpoint/core-"))!.name;
+    for (const [name, link] of [[pages, { type: "symlink", linkname: "/proc/self/mem" }], [core, { type: "link", linkname: "/etc/passwd" }]] as const) {
+      const path = join(dir, `link-${name.split("/")[1]}.tar`);
+      writeFileSync(path, await tarOf([...checkpoint.filter((e) => e.name !== name), { name, ...link }]));
+      const err = await openImage(path).then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(ImageError);
+      expect(err).toMatchObject({ code: "MISSING_RECORD" });
+      expect((err as ImageError).message + (err as ImageError).file).toContain(name.split("/")[1]);
+    }
+  });
+
+  test("truncated pages in an archive: a short pages entry, or the archive cut inside it, is TRUNCATED", async () => {
+    const pagesName = checkpoint.find((e) => e.name.startsWith("checkpoint/pages-"))!.name;
+    const short = checkpoint.map((e) => (e.name === pagesName ? { name: e.name, data: e.data.subarray(0, 8192) } : e));
+    for (const gz of [false, true]) {
+      const t = await tarOf(short);
+      const path = join(dir, `short-pages.tar${gz ? ".gz" : ""}`);
+      writeFileSync(path, gz ? gzipSync(t) : t);
+      const err = await openImage(path).then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(ImageError);
+      expect(err).toMatchObject({ code: "TRUNCATED" });
+      expect((err as ImageError).message).toMatch(/points past the end of pages-1\.img/);
+    }
+    // pages last, the archive cut in the middle of them
+    const full = await tarOf([...checkpoint.filter((e) => e.name !== pagesName), checkpoint.find((e) => e.name === pagesName)!]);
+    const cutAt = full.length - 1024 - 40000;
+    for (const gz of [false, true]) {
+      const path = join(dir, `cut-pages.tar${gz ? ".gz" : ""}`);
+      writeFileSync(path, gz ? gzipSync(full.subarray(0, cutAt)) : full.subarray(0, cutAt));
+      await expect(openImage(path), path).rejects.toMatchObject({ name: "ImageError", code: "TRUNCATED" });
+    }
   });
 
   test("random damage to a .tar.gz or a .tar: an ImageError or a result", async () => {

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { accessSync, closeSync, constants, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openImage } from "../../src/open.js";
 import { backtrace, auditGot, diffImages, searchMemory } from "../../src/analysis/index.js";
@@ -68,6 +68,124 @@ function ckimg(args: string[]): string {
   return r.stdout;
 }
 
+/**
+ * A CRIU dump directory packed as a container checkpoint archive in Podman's layout
+ * (docs/CRIU.md: checkpoint/ holds CRIU's images, stats-dump beside it, config.dump and
+ * spec.dump saying which engine and container; hand-written here, not made by Podman).
+ */
+function podmanArchive(dir: string, name: string, compress: "none" | "gzip"): string {
+  const tree = join(dir, "..", `${name}.arc`);
+  mkdirSync(join(tree, "checkpoint"), { recursive: true });
+  for (const f of readdirSync(dir)) copyFileSync(join(dir, f), join(tree, "checkpoint", f));
+  if (existsSync(join(dir, "stats-dump"))) copyFileSync(join(dir, "stats-dump"), join(tree, "stats-dump"));
+  writeFileSync(join(tree, "config.dump"), JSON.stringify({ id: `${name}-id`, name, rootfsImageName: `localhost/ckimg/${name}:latest`, runtime: "crun", createdTime: "2026-12-02T08:00:00Z" }));
+  writeFileSync(join(tree, "spec.dump"), JSON.stringify({ annotations: { "io.container.manager": "libpod" } }));
+  writeFileSync(join(tree, "network.status"), "[]");
+  const arc = join(dir, "..", `${name}${compress === "gzip" ? ".tar.gz" : ".tar"}`);
+  const r = spawnSync("tar", ["-C", tree, compress === "gzip" ? "-czf" : "-cf", arc, "."], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`tar failed: ${r.stderr}`);
+  return arc;
+}
+
+/** `ckimg ARGS` with its exit code and output (exit 1 is an answer for diff/got/mem). */
+function ckimgRun(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  return spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", maxBuffer: 64 << 20 });
+}
+
+/**
+ * Every verb on container archives of a CRIU dump (.tar and/or .tar.gz): the same output as on
+ * the dump directory (bar the path it names and the container block), and the same answers as
+ * on the ckimg capture of the same process state where CRIU records what ckimg does.
+ */
+function everyVerbOnArchives(img: string, dir: string, name: string, needle: string, kinds: ("none" | "gzip")[] = ["none", "gzip"]): void {
+  const outDir = join(dir, "..");
+  // the directory's and the capture's answers are the same for both archives: asked once
+  const asked = new Map<string, ReturnType<typeof ckimgRun>>();
+  const once = (args: string[]) => {
+    const key = JSON.stringify(args);
+    if (!asked.has(key)) asked.set(key, ckimgRun(args));
+    return asked.get(key)!;
+  };
+  const ok = (args: string[]) => {
+    const r = once(args);
+    if (r.status !== 0) throw new Error(`ckimg ${args.join(" ")} failed (${r.status}): ${r.stderr}`);
+    return r.stdout;
+  };
+  // the path the output names (an archive is named as ARCHIVE:checkpoint/ or as itself), and
+  // verify's timing: the two things two runs may not agree on
+  const samePath = (text: string, ...from: string[]) =>
+    from.reduce((t, f) => t.split(f).join("IMAGE"), text).replace(/ in [\d.]+ s \([^)]*\)/g, " in T");
+  const core = (p: string) => {
+    const out = join(outDir, `${name}-${p === dir ? "dir" : "arc"}.core`);
+    expect(ckimgRun(["to-core", p, "-o", out]).status).toBe(0);
+    return readFileSync(out);
+  };
+  const converted = (p: string) => {
+    const out = join(outDir, `${name}-${p === dir ? "dir" : "arc"}.img`);
+    expect(ckimgRun(["convert", p, "-o", out]).status).toBe(0);
+    const j = JSON.parse(ckimg(["inspect", "--json", out]));
+    return { process: j.process, argv: j.argv, threads: j.threads, memory: j.memory };
+  };
+  let dirCore: Buffer | undefined, dirConverted: ReturnType<typeof converted> | undefined;
+  for (const arc of kinds.map((k) => podmanArchive(dir, name, k))) {
+    const at = `${arc}:checkpoint/`;
+    const both = (args: (p: string) => string[]) => {
+      const d = once(args(dir)), a = ckimgRun(args(arc));
+      expect({ status: a.status, stdout: samePath(a.stdout, at, arc), stderr: samePath(a.stderr, at, arc) }, `${args("IMG").join(" ")} on ${arc}`)
+        .toEqual({ status: d.status, stdout: samePath(d.stdout, dir), stderr: samePath(d.stderr, dir) });
+      return a;
+    };
+    // inspect: the directory's report plus the container block
+    const ij = JSON.parse(ckimgRun(["inspect", "--json", arc]).stdout);
+    const dj = JSON.parse(ok(["inspect", "--json", dir]));
+    expect(ij.criu.container).toMatchObject({ engine: "Podman", name, runtime: "crun", archiveKind: "container" });
+    delete ij.criu.container;
+    ij.image.path = dj.image.path;
+    expect(ij).toEqual(dj);
+    // the text report: every line of the directory's but the first (path and size), in order, and the container's
+    // (blank lines aside: the container block brings its own)
+    const arcText = ckimgRun(["inspect", arc]).stdout.split("\n").filter((l) => l !== "");
+    const dirLines = ok(["inspect", dir]).split("\n").slice(1).filter((l) => l !== "");
+    expect(arcText.filter((l) => dirLines.includes(l))).toEqual(dirLines);
+    expect(arcText.join("\n")).toMatch(/Podman/);
+    // ... and the capture's process, threads and map
+    const cj = JSON.parse(ok(["inspect", "--json", img]));
+    expect(ij.process).toMatchObject({ pid: cj.process.pid, comm: cj.process.comm, exe: cj.process.exe, cwd: cj.process.cwd });
+    expect(ij.argv).toEqual(cj.argv);
+    expect(ij.threads.map((t: { tid: number }) => t.tid)).toEqual(cj.threads.map((t: { tid: number }) => t.tid));
+    const map = (j: { memory: { start: string; end: string; perms: string; kind: string; path: string }[] }) => j.memory.map((x) => [x.start, x.end, x.perms, x.kind, x.path]);
+    expect(map(ij)).toEqual(map(cj));
+
+    expect(both((p) => ["verify", p]).stdout).toMatch(/: ok — /);
+    const search = both((p) => ["mem", "--json", "--search", needle, p]);
+    const addresses = (out: string) => JSON.parse(out).matches.map((m: { address: string }) => m.address);
+    expect(addresses(search.stdout).length).toBeGreaterThan(0);
+    expect(addresses(search.stdout)).toEqual(addresses(ok(["mem", "--json", "--search", needle, img])));
+    const bt = both((p) => ["bt", "--json", p]);
+    const frames = (out: string) => JSON.parse(out).map((t: { frames: { text: string }[] }) => t.frames.map((f) => f.text.replace(/\+0x[0-9a-f]+/, "")));
+    expect(frames(bt.stdout)).toEqual(frames(ok(["bt", "--json", img])));
+    const got = both((p) => ["got", "--json", p]);
+    const slots = (out: string) => JSON.parse(out).modules.map((m: { path: string; slots: number }) => [m.path, m.slots]);
+    expect(slots(got.stdout)).toEqual(slots(once(["got", "--json", img]).stdout));
+    const rip = JSON.parse(bt.stdout)[0].frames[0].pc as string;
+    const sym = both((p) => ["sym", "--json", p, rip]);
+    expect(JSON.parse(sym.stdout)[0].text).toBe(JSON.parse(ok(["sym", "--json", img, rip]))[0].text);
+    expect(both((p) => ["strings", p]).stdout).toContain(needle);
+    // diff against the capture: the archive differs from it exactly as the directory does
+    const diff = (p: string) => ckimgRun(["diff", "--json", img, p]);
+    // (bar how long each took: the "seconds" of its statistics)
+    const untimed = (out: string) => JSON.parse(out, (k, v) => (k === "seconds" ? undefined : v));
+    const da = untimed(diff(arc).stdout), dd = untimed(once(["diff", "--json", img, dir]).stdout);
+    delete da.b.path;
+    delete dd.b.path;
+    expect(da).toEqual(dd);
+    expect(da.memory.reduce((n: number, m: { bytesDiffering: number }) => n + m.bytesDiffering, 0)).toBeLessThanOrEqual(64);
+    // to-core and convert write the same files from either
+    expect(core(arc).equals(dirCore ??= core(dir))).toBe(true);
+    expect(converted(arc)).toEqual(dirConverted ??= converted(dir));
+  }
+}
+
 const QUIET = readFileSync(join(REPO, "test/criu/programs/quiet.c"), "utf8");
 const TICK = `#include <stdio.h>
 #include <unistd.h>
@@ -123,7 +241,8 @@ describe.skipIf(SKIP !== "")(`live CRIU v4.2 dumps${SKIP ? ` — skipped: ${SKIP
     }
     const inspect = JSON.parse(ckimg(["inspect", "--json", dir]));
     expect(inspect.criu.sockets.map((s: { family: string }) => s.family).sort()).toEqual(["INET", "UNIX", "UNIX"]);
-  });
+    everyVerbOnArchives(img, dir, "quiet", "CKIMG-CRIU-MARKER");
+  }, 300_000); // every verb twice on each of two archives: ~40 ckimg runs
 
   test("a process tree: inspect shows both, --pid picks the child for any verb", async () => {
     // SIGCHLD ignored: the child is reaped by the kernel when the test kills it (PID 1 here reaps nothing).
@@ -179,7 +298,9 @@ int main(void) {
     } finally {
       await Promise.all([a.close(), b.close()]);
     }
-  });
+    // .tar.gz only: the threaded program's test covers both kinds of archive
+    everyVerbOnArchives(img, dir, "python3", "PY-CRIU-PY-CRIU-", ["gzip"]);
+  }, 300_000);
 
   test("ckimg capture → convert --to criu → criu restore: the program carries on", async () => {
     const exe = compileC(TICK, "tick");
