@@ -278,12 +278,27 @@ static int check_abort(void)
 static uint64_t t_phase;
 static int debug_times;
 
+/* The last step done, for an error that comes without a message of its own. */
+static const char *last_phase = "start";
+
 static void phase(const char *name)
 {
 	uint64_t t = now_ns(CLOCK_MONOTONIC);
+	last_phase = name;
 	if (debug_times)
 		fprintf(stderr, "ckimg-capture: %-12s %8.3f ms\n", name, (double)(t - t_phase) / 1e6);
 	t_phase = t;
+}
+
+/* The one error line: the failing step's own message, else at least which process and where. */
+static void report_failure(int err)
+{
+	const char *why = cap_fail_reason();
+
+	if (why[0])
+		fprintf(stderr, "ckimg-capture: %s\n", why);
+	else
+		fprintf(stderr, "ckimg-capture: process %d: %s (in the step after '%s')\n", cap.pid, strerror(-err), last_phase);
 }
 
 static int frozen_steps(struct image *im, struct pipeline **pl)
@@ -634,8 +649,7 @@ int main(int argc, char **argv)
 		tree_free(tree);
 		cap.total_ns = now_ns(CLOCK_MONOTONIC) - t_start;
 		if (err) {
-			const char *why = cap_fail_reason();
-			fprintf(stderr, "ckimg-capture: %s\n", why[0] ? why : strerror(-err));
+			report_failure(err);
 			return 2;
 		}
 		print_summary();
@@ -708,8 +722,7 @@ int main(int argc, char **argv)
 	if (cap.progress_tty && cap.cand_bytes >= (64u << 20))
 		fprintf(stderr, "\r\033[K");
 	if (err) {
-		const char *why = cap_fail_reason();
-		fprintf(stderr, "ckimg-capture: %s\n", why[0] ? why : strerror(-err));
+		report_failure(err);
 		return 2;
 	}
 	if (cap.progress_stdout)

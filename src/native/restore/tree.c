@@ -709,6 +709,39 @@ static int up_high(int fd)
 	return moved;
 }
 
+/* The next free slot of the tree's objects (T.objs grows by 16), NULL without memory. */
+static struct rst_obj *tree_obj_slot(void)
+{
+	if (T.nobjs % 16 == 0) {
+		struct rst_obj *n = realloc(T.objs, (T.nobjs + 16) * sizeof(*n));
+		if (!n)
+			return NULL;
+		T.objs = n;
+	}
+	return &T.objs[T.nobjs];
+}
+
+/* The slot's two fds, just made, become an object of the tree: moved above T.fd_base, out of
+ * the way of every fd number a process restores, and every process told. */
+static int tree_obj_add(struct rst_obj *o, uint32_t tag, uint64_t id, const char *what)
+{
+	o->tag = tag;
+	o->id = id;
+	o->priv = NULL;
+	o->given = 0;
+	o->fd[0] = up_high(o->fd[0]);
+	o->fd[1] = up_high(o->fd[1]);
+	if (o->fd[0] < 0 || o->fd[1] < 0)
+		return rst_err(T.root, -EMFILE, "moving a shared %s above fd %d", what, T.fd_base);
+	T.nobjs++;
+	for (uint32_t i = 0; i < T.n; i++)
+		if (T.args[i]) {
+			T.args[i]->tree_objs = T.objs;
+			T.args[i]->ntree_objs = T.nobjs;
+		}
+	return 0;
+}
+
 static int is_anon_pipe(const struct img_fd *d)
 {
 	return d->f.kind == CKIMG_FD_FIFO && strncmp(d->path.s, "pipe:[", 6) == 0;
@@ -717,8 +750,6 @@ static int is_anon_pipe(const struct img_fd *d)
 /* A pipe between processes is made once, here, with the bytes the first holder recorded. */
 static int make_shared_objects(void)
 {
-	size_t cap = 0;
-
 	for (uint32_t i = 0; i < T.n; i++) {
 		if (!T.args[i])
 			continue;
@@ -736,35 +767,18 @@ static int make_shared_objects(void)
 						     T.args[j]->img->fds[m].f.inode == d->f.inode;
 			if (known || !elsewhere)
 				continue;
-			if (T.nobjs == cap) {
-				cap = cap ? cap * 2 : 16;
-				struct rst_obj *n = realloc(T.objs, cap * sizeof(*n));
-				if (!n)
-					return -ENOMEM;
-				T.objs = n;
-			}
-			struct rst_obj *o = &T.objs[T.nobjs];
+			struct rst_obj *o = tree_obj_slot();
+			if (!o)
+				return -ENOMEM;
 			const char *step;
 			int err = rst_pipe_make(img, d->f.inode, o->fd, &step);
 			if (err)
 				return rst_err(T.root, err, "process %u: FD record #%u (fd %u, %s): %s: %s", T.e[i].pid,
 					       d->seq, d->f.fd, d->path.s, step, strerror(-err));
-			o->tag = PIPE_TAG;
-			o->id = d->f.inode;
-			o->priv = NULL;
-			o->given = 0;
-			o->fd[0] = up_high(o->fd[0]);
-			o->fd[1] = up_high(o->fd[1]);
-			if (o->fd[0] < 0 || o->fd[1] < 0)
-				return rst_err(T.root, -EMFILE, "moving a shared pipe above fd %d", T.fd_base);
-			T.nobjs++;
+			if ((err = tree_obj_add(o, PIPE_TAG, d->f.inode, "pipe")))
+				return err;
 		}
 	}
-	for (uint32_t i = 0; i < T.n; i++)
-		if (T.args[i]) {
-			T.args[i]->tree_objs = T.objs;
-			T.args[i]->ntree_objs = T.nobjs;
-		}
 	return 0;
 }
 
@@ -804,35 +818,21 @@ static int make_shared_socketpairs(void)
 			uint64_t lo = d->f.inode < peer ? d->f.inode : peer;
 			if (known_obj(UNIX_TAG, lo) || !pair_end_elsewhere(i, peer, d->f.inode))
 				continue;
-			if (T.nobjs % 16 == 0) {       /* (T.objs grows by multiples of 16) */
-				struct rst_obj *n = realloc(T.objs, (T.nobjs + 16) * sizeof(*n));
-				if (!n)
-					return -ENOMEM;
-				T.objs = n;
-			}
-			struct rst_obj *o = &T.objs[T.nobjs];
+			struct rst_obj *o = tree_obj_slot();
+			if (!o)
+				return -ENOMEM;
 			const char *step;
 			int fd[2], err = rst_unix_pair_make(img, d->f.inode, fd, &step);
 			if (err)
 				return rst_err(T.root, err, "process %u: FD record #%u (fd %u, unix socket %llu, peer in another "
 					       "process): %s: %s", T.e[i].pid, d->seq, d->f.fd, (unsigned long long)d->f.inode,
 					       step, strerror(-err));
-			o->tag = UNIX_TAG;
-			o->id = lo;
-			o->priv = NULL;
-			o->given = 0;
-			o->fd[0] = up_high(fd[d->f.inode == lo ? 0 : 1]);
-			o->fd[1] = up_high(fd[d->f.inode == lo ? 1 : 0]);
-			if (o->fd[0] < 0 || o->fd[1] < 0)
-				return rst_err(T.root, -EMFILE, "moving a shared socket pair above fd %d", T.fd_base);
-			T.nobjs++;
+			o->fd[0] = fd[d->f.inode == lo ? 0 : 1];
+			o->fd[1] = fd[d->f.inode == lo ? 1 : 0];
+			if ((err = tree_obj_add(o, UNIX_TAG, lo, "socket pair")))
+				return err;
 		}
 	}
-	for (uint32_t i = 0; i < T.n; i++)
-		if (T.args[i]) {
-			T.args[i]->tree_objs = T.objs;
-			T.args[i]->ntree_objs = T.nobjs;
-		}
 	return 0;
 }
 
@@ -923,36 +923,20 @@ static int make_shared_ptys(void)
 					 "new pty", T.e[i].pid, m->f.fd);
 				continue;
 			}
-			if (T.nobjs % 16 == 0) {       /* (T.objs grows by multiples of 16) */
-				struct rst_obj *n = realloc(T.objs, (T.nobjs + 16) * sizeof(*n));
-				if (!n)
-					return -ENOMEM;
-				T.objs = n;
-			}
-			struct rst_obj *o = &T.objs[T.nobjs];
+			struct rst_obj *o = tree_obj_slot();
+			if (!o)
+				return -ENOMEM;
 			const char *step;
 			int err = rst_pty_make(m, sl, o->fd, &step);
 			if (err)
 				return rst_err(T.root, err, "process %u: TTY record #%u (fd %u, pty %u, slave in process %u): "
 					       "making the pty pair again: %s: %s", T.e[i].pid, m->seq, m->f.fd, m->f.index,
 					       T.e[sj].pid, step, strerror(-err));
-			o->tag = PTY_TAG;
-			o->id = m->f.index;
-			o->priv = NULL;
-			o->given = 0;
-			o->fd[0] = up_high(o->fd[0]);
-			o->fd[1] = up_high(o->fd[1]);
-			if (o->fd[0] < 0 || o->fd[1] < 0)
-				return rst_err(T.root, -EMFILE, "moving a shared pty above fd %d", T.fd_base);
-			T.nobjs++;
+			if ((err = tree_obj_add(o, PTY_TAG, m->f.index, "pty")))
+				return err;
 			plan_ctty(m->f.index, o->fd[1]);
 		}
 	}
-	for (uint32_t i = 0; i < T.n; i++)
-		if (T.args[i]) {
-			T.args[i]->tree_objs = T.objs;
-			T.args[i]->ntree_objs = T.nobjs;
-		}
 	return 0;
 }
 
