@@ -1,11 +1,11 @@
 // ckimg run on a job: the hashing job (test/job/programs/hashjob.c) with a MEM_MIB table it
 // walks through (a sliding working set of ~800 KB/s) — alone, under `ckimg run --every 10s`
 // with full images (--full) and with incremental ones (the default for a one-process job;
-// --keep 2 flattens the oldest kept link each time), and under DMTCP when it is built at
+// with --keep 2 a chain is a full image and one incremental on it), and under DMTCP when it is built at
 // /work/tools/dmtcp (or $DMTCP_BIN, the directory of dmtcp_launch). Medians of ROUNDS
 // alternated rounds. Every run must print the bare run's hash (checked).
 // Reports: wall-time overhead, freeze per checkpoint, checkpoint volume per hour (what the
-// captures write, and what pruning's flatten rewrites), and restart time (spawn of the second
+// captures write, and what pruning's flatten rewrites, if any), and restart time (spawn of the second
 // `ckimg run` to the job running again).
 // Env: STEPS (default 3500000: ~35 s, 3 checkpoints, so --keep 2 prunes once), MEM_MIB (256),
 // EVERY (10s), ROUNDS (5), RESTARTS (5), MODES (a subset of guarded, full, incremental, incr-nice0,
@@ -142,8 +142,9 @@ for (const n of names) {
   const first = xs.flatMap((x) => x.cks.slice(0, 1));
   const later = xs.flatMap((x) => x.cks.slice(1));
   const steady = later.length ? later : first;
-  const perCk = steady.length ? median(steady.map((c) => c.bytes)) : 0;
-  // once more than --keep images exist, every checkpoint flattens one link: the steady state
+  // the mean, not the median: with --keep 2, chains alternate a full image and an incremental one
+  const perCk = steady.length ? steady.reduce((a, c) => a + c.bytes, 0) / steady.length : 0;
+  // a flatten only when an image's chain outgrew --keep (not in the steady state any more)
   const flattens = all.filter((c) => c.flattenBytes > 0);
   const flattenPerCk = flattens.length ? median(flattens.map((c) => c.flattenBytes)) : 0;
   const perHour = (perCk * 3600) / everyS;
@@ -163,7 +164,7 @@ for (const n of names) {
     flattenPerCk ? `${(flattenPerHour / (1 << 30)).toFixed(2)} GiB (${median(flattens.map((c) => c.flattenMs))} ms each)` : "-",
   ]);
 }
-table(["mode", "wall", "overhead", "paired", "job cpu", "paired", "all cpu", "ckpts/run", "first image", "later images", "frozen", "capture", "written/hour", "flatten rewrite/hour"], rows);
+table(["mode", "wall", "overhead", "paired", "job cpu", "paired", "all cpu", "ckpts/run", "first image", "later (mean)", "frozen", "capture", "written/hour", "flatten rewrite/hour"], rows);
 if (summary.full && summary.incremental) {
   console.log(`  incremental vs full: images ${((summary.incremental.perHour / summary.full.perHour) * 100).toFixed(1)}% of the volume; ` +
     `with pruning's flatten ${(((summary.incremental.perHour + summary.incremental.flattenPerHour) / summary.full.perHour) * 100).toFixed(1)}%`);
