@@ -24,6 +24,10 @@ int cap_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3))
 const char *cap_fail_reason(void);
 uint64_t now_ns(int clock);
 int proc_status_value(const char *status, const char *name, int base, unsigned long long *v);
+unsigned long long proc_seccomp_mode(pid_t pid);    /* /proc/PID/status "Seccomp", 0 when unknown */
+/* ckimg's own thread real-time (SCHED_FIFO 1) while on, when allowed and not
+ * CKIMG_COW_NO_BOOST: work that keeps the target stopped does not wait for a CPU. */
+void cap_boost_self(int on);
 
 /* Growable byte buffer for record payloads. */
 struct buf {

@@ -139,18 +139,6 @@ static int same_pid_ns(pid_t pid)
 	return n > 0 && n == m && !memcmp(a, b, (size_t)n);
 }
 
-static unsigned long long seccomp_mode(pid_t pid)
-{
-	char path[64], *status = NULL;
-	unsigned long long v = 0;
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	if (read_file(path, &status, NULL) == 0) {
-		proc_status_value(status, "Seccomp", 10, &v);
-		free(status);
-	}
-	return v;
-}
-
 /*
  * Undo a partial setup (or finish a good one, keep_twin): the helper dies and the target
  * reaps it, the scratch mapping goes, the options come back. Returns 0 or -errno when the
@@ -214,19 +202,6 @@ static void boost(pid_t helper)
 	sched_setscheduler(helper, SCHED_FIFO | SCHED_RESET_ON_FORK, &sp);
 }
 
-/* The same for ckimg's own thread while it makes the twin (each remote syscall is a round
- * trip between it and the target's thread); back to normal before any page is read (a
- * real-time copy would starve the machine). */
-static void boost_self(int on)
-{
-	static int boosted;
-	struct sched_param sp = { .sched_priority = on };
-	if (on == boosted || (on && getenv("CKIMG_COW_NO_BOOST")))
-		return;
-	if (sched_setscheduler(0, on ? SCHED_FIFO | SCHED_RESET_ON_FORK : SCHED_OTHER, &sp) == 0)
-		boosted = on;
-}
-
 static void unboost(pid_t helper)
 {
 	struct sched_param sp = { .sched_priority = 0 };
@@ -247,7 +222,7 @@ static int make_twin(struct cow_setup *s)
 	s->base_opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_SUSPEND_SECCOMP;
 	if (set_opts(s->tid, s->base_opts | PTRACE_O_TRACECLONE)) {
 		s->base_opts = PTRACE_O_TRACESYSGOOD;
-		if (seccomp_mode(c->pid))
+		if (proc_seccomp_mode(c->pid))
 			return -EPERM;    /* a filter might kill the target on clone */
 		err = (int)set_opts(s->tid, s->base_opts | PTRACE_O_TRACECLONE);
 		if (err)
@@ -514,7 +489,7 @@ int cow_begin(struct capture *c)
 	t->mem_fd = -1;
 	c->twin = t;
 	uint64_t t0 = now_ns(CLOCK_MONOTONIC);
-	boost_self(1);
+	cap_boost_self(1);       /* each remote syscall is a round trip with the target's thread */
 	err = make_twin(&s);
 	uint64_t scratch_data = s.scr + 4096;
 	uint64_t t1 = now_ns(CLOCK_MONOTONIC);
@@ -525,7 +500,7 @@ int cow_begin(struct capture *c)
 			err = -errno;
 	}
 	undo = setup_cleanup(&s, !err);
-	boost_self(0);
+	cap_boost_self(0);       /* before any page is read: a real-time copy would starve the machine */
 	uint64_t t2 = now_ns(CLOCK_MONOTONIC);
 	if (!err && undo) {
 		err = undo;

@@ -64,6 +64,19 @@ int proc_status_value(const char *status, const char *name, int base, unsigned l
 	return status_nums(status, name, base, v, 1) == 1 ? 0 : -ENOENT;
 }
 
+unsigned long long proc_seccomp_mode(pid_t pid)
+{
+	char path[64], *status = NULL;
+	unsigned long long v = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	if (read_file(path, &status, NULL) == 0) {
+		proc_status_value(status, "Seccomp", 10, &v);
+		free(status);
+	}
+	return v;
+}
+
 /* NUL-separated /proc strings into count × STR. */
 static int put_nul_strings(struct buf *b, uint32_t *count, const char *data, size_t len)
 {

@@ -362,18 +362,6 @@ static int trackable(const struct area *a)
 	       a->kind == CKIMG_KIND_FILE;
 }
 
-static unsigned long long seccomp_of(pid_t pid)
-{
-	char path[64], *status = NULL;
-	unsigned long long v = 0;
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	if (read_file(path, &status, NULL) == 0) {
-		proc_status_value(status, "Seccomp", 10, &v);
-		free(status);
-	}
-	return v;
-}
-
 /* Frozen: a userfaultfd of the target's mm, ours; nothing left in the target. *fatal: the
  * target could not be put back as it was (its copy of the fd could not be closed). */
 static int make_handle(struct capture *c, int *fatal)
@@ -382,7 +370,7 @@ static int make_handle(struct capture *c, int *fatal)
 	struct pt_syscall sc = REMOTE_SYSCALL(__NR_userfaultfd, O_CLOEXEC | CK_UFFD_USER_MODE_ONLY);
 	int err, fd = -1;
 
-	if (seccomp_of(c->pid) && geteuid() != 0)
+	if (proc_seccomp_mode(c->pid) && geteuid() != 0)
 		return -EPERM;              /* a filter might kill it on an unknown syscall */
 	err = pt_remote_syscall(tid, c->syscall_ip, &sc);
 	if (!err && sc.ret < 0)
@@ -480,19 +468,11 @@ static int register_area(int uffd, const struct area *a)
 
 /*
  * The tracked freeze's own work (scan, copy of the written pages: a few ms of CPU) runs as a
- * real-time task when we may (CAP_SYS_NICE), as cow.c does for the fork: on a loaded machine
- * the capturer otherwise waits for a CPU while the target stays stopped (measured at load 12 on
- * 2 cores: 19 ms of CPU took 187 ms). Back to normal before the pages are compressed.
+ * real-time task when we may (CAP_SYS_NICE, cap_boost_self), as cow.c does for the fork: on a
+ * loaded machine the capturer otherwise waits for a CPU while the target stays stopped
+ * (measured at load 12 on 2 cores: 19 ms of CPU took 187 ms). Back to normal before the pages
+ * are compressed.
  */
-static void boost(int on)
-{
-	static int boosted;
-	struct sched_param sp = { .sched_priority = on };
-	if (on == boosted || (on && getenv("CKIMG_COW_NO_BOOST")))
-		return;
-	if (sched_setscheduler(0, on ? SCHED_FIFO | SCHED_RESET_ON_FORK : SCHED_OTHER, &sp) == 0)
-		boosted = on;
-}
 
 int track_freeze(struct capture *c)
 {
@@ -523,7 +503,7 @@ int track_freeze(struct capture *c)
 	if (t->uffd < 0)
 		return 0;
 	if (t->direct)
-		boost(1);                       /* until track_preread is done */
+		cap_boost_self(1);                       /* until track_preread is done */
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", c->pid);
 	int pm = open(path, O_RDONLY | O_CLOEXEC);
 	if (pm < 0)
@@ -700,7 +680,7 @@ int track_preread(struct capture *c)
 		err = flush(c, pr, np, loc, rem, &fd);
 	if (fd >= 0)
 		close(fd);
-	boost(0);
+	cap_boost_self(0);
 	free(loc);
 	free(rem);
 	free(pr);
@@ -809,7 +789,7 @@ void track_close(struct capture *c)
 	struct track *t = c->track;
 	if (!t)
 		return;
-	boost(0);                       /* (a failure between the scan and the copy) */
+	cap_boost_self(0);                       /* (a failure between the scan and the copy) */
 	if (t->sess >= 0 && !t->scanned) {
 		struct trk_msg m = { .op = 'A' };
 		send(t->sess, &m, sizeof(m), MSG_NOSIGNAL);

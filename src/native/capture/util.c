@@ -2,6 +2,7 @@
 #include "capture.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -139,4 +140,15 @@ int read_link(const char *path, char **out)
 	buf[n] = 0;
 	*out = strdup(buf);
 	return *out ? 0 : -ENOMEM;
+}
+
+void cap_boost_self(int on)
+{
+	static int boosted;
+	struct sched_param sp = { .sched_priority = on };
+
+	if (on == boosted || (on && getenv("CKIMG_COW_NO_BOOST")))
+		return;
+	if (sched_setscheduler(0, on ? SCHED_FIFO | SCHED_RESET_ON_FORK : SCHED_OTHER, &sp) == 0)
+		boosted = on;
 }
