@@ -30,6 +30,14 @@ beforeAll(() => {
 });
 afterAll(() => removeTempDirs());
 
+/** Each of tree-programs/cow's processes checksums its memory on SIGUSR1 ("sum PID SUM", read from p). */
+async function cowSums(p: Started, pids: number[]): Promise<Map<number, string>> {
+  for (const pid of pids) process.kill(pid, "SIGUSR1");
+  const got = new Map<number, string>();
+  for (const pid of pids) got.set(pid, (await p.waitForLine(new RegExp(`^sum ${pid} `), { from: 0 })).split(" ")[2]);
+  return got;
+}
+
 describe("a process tree", () => {
   it("comes back with its PIDs, relations, zombie and the pipe between parent and child", async () => {
     const exe = prog(TP, "family");
@@ -246,16 +254,10 @@ describe("a process tree", () => {
     const mib = 64;
     const orig = startProcess([reaper, exe, String(mib), "4"]);
     let pids: number[] = [];
-    const sums = async (p: Started, from: number) => {
-      for (const pid of pids) process.kill(pid, "SIGUSR1");
-      const got = new Map<number, string>();
-      for (const pid of pids) got.set(pid, (await p.waitForLine(new RegExp(`^sum ${pid} `), { from })).split(" ")[2]);
-      return got;
-    };
     let before = new Map<number, string>();
     try {
       pids = (await orig.waitForLine(/^ready /)).split(" ").slice(1).map(Number);
-      before = await sums(orig, 0);
+      before = await cowSums(orig, pids);
       const r = runCli(["capture", String(pids[0]), "-o", img, "--kill", "--json"]);
       expect(r.status, r.stderr).toBe(0);
       const summary = JSON.parse(r.stdout);
@@ -278,7 +280,7 @@ describe("a process tree", () => {
     const s = startProcess([reaper, process.execPath, CLI, "restore", "--detach", img]);
     try {
       await s.waitForLine(new RegExp(`^${pids[0]}$`), { timeoutMs: 60_000 });
-      expect(await sums(s, 0)).toEqual(before);
+      expect(await cowSums(s, pids)).toEqual(before);
       // shared again after restore: the tree's memory (sum of Pss) is about one copy, not five
       const pss = pids.reduce((n, p) => n + Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${p}/smaps_rollup`, "utf8"))![1]), 0);
       expect(pss * 1024).toBeLessThan((mib << 20) * 1.5);
@@ -292,17 +294,11 @@ describe("a process tree", () => {
     const mib = 32;
     const orig = startProcess([reaper, exe, String(mib), "3"]);
     let pids: number[] = [];
-    const sums = async (p: Started, from: number) => {
-      for (const pid of pids) process.kill(pid, "SIGUSR1");
-      const got = new Map<number, string>();
-      for (const pid of pids) got.set(pid, (await p.waitForLine(new RegExp(`^sum ${pid} `), { from })).split(" ")[2]);
-      return got;
-    };
     const traced = (pid: number) => /^TracerPid:\s+0$/m.test(readFileSync(`/proc/${pid}/status`, "utf8"));
     let before = new Map<number, string>();
     try {
       pids = (await orig.waitForLine(/^ready /)).split(" ").slice(1).map(Number);
-      before = await sums(orig, 0);
+      before = await cowSums(orig, pids);
       const kids = pids.map(childrenOf);
       // under a child subreaper of the tree (here its root), no twin: it could be re-parented
       // to that subreaper, which could wait for it; the tree is captured stop-and-copy
@@ -332,7 +328,7 @@ describe("a process tree", () => {
     const s = startProcess([reaper, process.execPath, CLI, "restore", "--detach", img]);
     try {
       await s.waitForLine(new RegExp(`^${pids[0]}$`), { timeoutMs: 60_000 });
-      expect(await sums(s, 0)).toEqual(before);
+      expect(await cowSums(s, pids)).toEqual(before);
     } finally {
       await cleanup(s, pids);
     }
