@@ -251,3 +251,14 @@ export function haveCaptureBinary(): boolean {
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+/** Poll f every 50 ms until it gives a truthy value (returned); after ms, throw naming `what`. */
+export async function until<T>(what: string, f: () => T | undefined | false, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { REPO, compileC, makeTempDir, removeTempDirs, requireBuild, runCli, sleep, startProcess, type Started } from "./helpers.js";
+import { REPO, compileC, makeTempDir, removeTempDirs, requireBuild, runCli, sleep, startProcess, until, type Started } from "./helpers.js";
 import { captureTree, cleanup, gone, prog, stat } from "./tree-helpers.js";
 
 const CLI = join(REPO, "bin/ckimg");
@@ -38,15 +38,6 @@ const children = (pid: number): number[] => {
   }
 };
 
-async function until<T>(what: string, f: () => T | undefined | false, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 const PONG = /^got pong (\d+) pid=(\d+) sid=(\d+) ttysid=(-?\d+) pgrp=(\d+) fg=(-?\d+) rows=(\d+) cols=(\d+) echo=(\d)$/;
 

@@ -11,7 +11,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { openImage } from "../../src/format/index.js";
-import { REPO, compileC, makeTempDir, removeTempDirs, sleep, startProcess, type Started } from "./helpers.js";
+import { REPO, compileC, makeTempDir, removeTempDirs, sleep, startProcess, until as waitUntil, type Started } from "./helpers.js";
 
 const CLI = join(REPO, "bin/ckimg");
 const haveTmux = spawnSync("tmux", ["-V"]).status === 0;
@@ -29,15 +29,8 @@ function tmux(...args: string[]): string {
 const pane = (n: number) => `ck:0.${n}`;
 const screen = (n: number) => tmux("capture-pane", "-p", "-t", pane(n));
 
-async function until<T>(what: string, f: () => T | undefined | false, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
+/** (20 s unless told: each step of a tmux session is quick) */
+const until = <T,>(what: string, f: () => T | undefined | false, ms = 20_000): Promise<T> => waitUntil(what, f, ms);
 
 const children = (pid: number): number[] => {
   try {
