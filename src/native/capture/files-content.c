@@ -29,8 +29,10 @@ static const char DELETED_SUFFIX[] = " (deleted)";
 
 static int ends_with_deleted(const char *s)
 {
-	size_t n = strlen(s), k = sizeof(DELETED_SUFFIX) - 1;
-	return n > k && !strcmp(s + n - k, DELETED_SUFFIX);
+	int deleted;
+
+	pt_undeleted_len(s, &deleted);
+	return deleted;
 }
 
 static uint64_t ts_ns(const struct timespec *t)
@@ -59,10 +61,7 @@ static struct file_content *content_for(struct capture *c, const struct stat *st
 	x->memfd = !strncmp(link, "/memfd:", 7);
 	/* DELETED: the path without " (deleted)"; MEMFD: the name without "/memfd:" too */
 	const char *p = x->memfd ? link + 7 : link;
-	size_t len = strlen(p);
-	if (ends_with_deleted(p))
-		len -= sizeof(DELETED_SUFFIX) - 1;
-	x->path = strndup(p, len);
+	x->path = strndup(p, pt_undeleted_len(p, NULL));
 	snprintf(x->src, sizeof(x->src), "%s", src);
 	if (!x->path) {
 		c->ncontents--;

@@ -48,6 +48,17 @@ int pt_wait_stop(pid_t tid, int *status)
 	return WIFSTOPPED(*status) ? 0 : -EINVAL;
 }
 
+size_t pt_undeleted_len(const char *name, int *deleted)
+{
+	static const char mark[] = " (deleted)";
+	size_t n = strlen(name), k = sizeof(mark) - 1;
+	int d = n > k && !strcmp(name + n - k, mark);
+
+	if (deleted)
+		*deleted = d;
+	return d ? n - k : n;
+}
+
 int pt_proc_stat(pid_t pid, struct pt_proc_stat *out)
 {
 	char path[64], buf[512];

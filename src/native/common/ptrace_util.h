@@ -69,6 +69,9 @@ struct pt_proc_stat {
 };
 /* 1 and *out filled, or 0 when pid is gone or the line cannot be read. */
 int pt_proc_stat(pid_t pid, struct pt_proc_stat *out);
+/* The length of a /proc name (a link, a maps path) without the " (deleted)" the kernel puts
+ * after a removed file's path; *deleted (may be NULL) says whether it had one. */
+size_t pt_undeleted_len(const char *name, int *deleted);
 /* Why the last seize timed out (-ETIMEDOUT): "thread N did not stop within …". */
 const char *pt_stuck_reason(void);
 /* Wait until tid is in a ptrace stop; returns the stop status via *status. */

@@ -49,13 +49,8 @@ child_fail(struct restore_args *a, const char *fmt, ...)
 /* Whether path names the same file as exe, either of them marked " (deleted)" by the kernel. */
 static int same_path_but_deleted(const char *path, const char *exe)
 {
-	static const char mark[] = " (deleted)";
-	size_t lp = strlen(path), le = strlen(exe), lm = sizeof(mark) - 1;
+	size_t lp = pt_undeleted_len(path, NULL), le = pt_undeleted_len(exe, NULL);
 
-	if (lp >= lm && !strcmp(path + lp - lm, mark))
-		lp -= lm;
-	if (le >= lm && !strcmp(exe + le - lm, mark))
-		le -= lm;
 	return lp == le && !strncmp(path, exe, lp);
 }
 
@@ -156,14 +151,14 @@ static void child_rseq_off(void)
  * such a name and nothing is at PATH now. */
 static int cwd_is_deleted(const char *cwd, char *out, size_t n)
 {
-	static const char suffix[] = " (deleted)";
-	size_t len = strlen(cwd), sl = sizeof(suffix) - 1;
+	int deleted;
+	size_t len = pt_undeleted_len(cwd, &deleted);
 	struct stat st;
 
-	if (len <= sl || len - sl >= n || strcmp(cwd + len - sl, suffix) != 0 || stat(cwd, &st) == 0)
+	if (!deleted || len >= n || stat(cwd, &st) == 0)
 		return 0;
-	memcpy(out, cwd, len - sl);
-	out[len - sl] = 0;
+	memcpy(out, cwd, len);
+	out[len] = 0;
 	return 1;
 }
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "fds.h"
+#include "ptrace_util.h"
 
 #define PIPE_TAG 0x70697065u    /* 'pipe' */
 #define FIFO_TAG 0x6669666fu    /* 'fifo' */
@@ -200,12 +201,12 @@ static int fifo_match(struct rst_fds *s, const struct img_fd *d)
 	return d->f.kind == CKIMG_FD_FIFO && d->path.s[0] == '/';
 }
 
-#define DELETED_SUFFIX " (deleted)"
-
 static int fifo_deleted(const struct img_fd *d)
 {
-	size_t n = strlen(d->path.s), k = strlen(DELETED_SUFFIX);
-	return n > k && strcmp(d->path.s + n - k, DELETED_SUFFIX) == 0;
+	int deleted;
+
+	pt_undeleted_len(d->path.s, &deleted);
+	return deleted;
 }
 
 /* A FIFO whose name was removed: made again under a temporary name beside the old one, held
