@@ -214,18 +214,26 @@ static int put_msg(const struct pidset *s, struct image *im)
 
 /*
  * SEM_UNDO adjustments (semadj) cannot be read: Linux shows a process's undo list nowhere. That
- * a process has one (it did a semop with SEM_UNDO, in this or a CLONE_SYSVSEM-sharing process)
- * shows through kcmp KCMP_SYSVSEM, which compares undo-list pointers: ours is none. The image
- * cannot keep them: after restore, the process's exit undoes nothing. A warning per process.
+ * a process has one shows through kcmp KCMP_SYSVSEM, which compares undo-list pointers: ours is
+ * none. But the list also exists without any semop: every clone with CLONE_SYSVSEM (each
+ * pthread_create) allocates it, so a threaded program has one. Adjustments need a semaphore set,
+ * so with no set in the namespace there is nothing to lose and nothing to say. The image cannot
+ * keep them: after restore, the process's exit undoes nothing. A warning per process.
  */
 static void warn_sem_undo(const struct pidset *s, const struct cap_tree *t)
 {
+	int *sets = list_ids("sem");
+	int any = !sets || sets[0] >= 0;        /* unreadable: assume there are */
+
+	free(sets);
+	if (!any)
+		return;
 	for (size_t i = 0; i < s->n; i++) {
 		if (t && !t->procs[i].c)
 			continue;       /* a zombie: its exit applied its adjustments */
 		if (syscall(SYS_kcmp, getpid(), s->p[i], KCMP_SYSVSEM, 0, 0) > 0)
-			cap_warn("process %d did semop with SEM_UNDO: its semaphore adjustments cannot be read and are "
-				 "not kept (after restore its exit undoes nothing)", s->p[i]);
+			cap_warn("process %d may hold SEM_UNDO adjustments (it has a semaphore undo list): they "
+				 "cannot be read and are not kept (after restore its exit undoes nothing)", s->p[i]);
 	}
 }
 
