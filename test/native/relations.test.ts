@@ -301,3 +301,36 @@ int main(void)
     }
   }, 60_000);
 });
+
+describe("PID namespaces", () => {
+  // ckimg makes no namespaces: a process that sees another pid of its own comes back seeing ours.
+  it("a process in another PID namespace is captured with a warning that names its pid there", async () => {
+    const exe = compileC(
+      `#include <stdio.h>
+#include <unistd.h>
+int main(void)
+{
+	printf("ready %d\\n", getpid());
+	fflush(stdout);
+	for (;;)
+		pause();
+}
+`,
+      "in-pidns",
+    );
+    const s = startProcess(["unshare", "--pid", "--fork", exe]);
+    let pid = 0;
+    try {
+      expect(await s.waitForLine(/^ready /)).toBe("ready 1");
+      [pid] = childrenOf(s.pid);
+      const r = runCli(["capture", String(pid), "-o", join(tmp, "pidns.img"), "--json"]);
+      expect(r.status, r.stderr).toBe(0);
+      const { warnings } = JSON.parse(r.stdout) as { warnings: string[] };
+      expect(warnings.filter((w) => /PID namespace/.test(w))).toEqual([
+        `process ${pid} lives in another PID namespace (its pid there is 1): restore brings it back in restore's own namespace, where its pid is ${pid}`,
+      ]);
+    } finally {
+      await cleanup(s, pid ? [pid] : []);
+    }
+  }, 60_000);
+});

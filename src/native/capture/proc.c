@@ -252,6 +252,12 @@ int collect_process(struct capture *c)
 		for (int i = 0; i < 4; i++)
 			p->gid[i] = (uint32_t)v[i];
 	p->umask = status_nums(status, "Umask", 8, v, 1) == 1 ? (uint32_t)v[0] : 0xFFFFFFFFu;
+	/* NSpid: the pid in our PID namespace, then in each one nested below it. ckimg makes no
+	 * namespaces: restore brings the process back in its own, where getpid() gives the first. */
+	int depth = status_nums(status, "NSpid", 10, v, 4);
+	if (depth > 1)
+		cap_warn("process %d lives in another PID namespace (its pid there is %llu): restore brings it "
+			 "back in restore's own namespace, where its pid is %d", c->pid, v[depth - 1], c->pid);
 
 	snprintf(path, sizeof(path), "/proc/%d/personality", c->pid);
 	if (!read_file(path, &pers, NULL))
