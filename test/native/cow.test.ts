@@ -279,6 +279,37 @@ describe("copy-on-write capture", () => {
     }
   }, 60_000);
 
+  // The pages a process wrote in a private file mapping are anonymous copies the twin shares:
+  // they are read after the release, as they were at the freeze, not as the file has them.
+  it("the written pages of a private file mapping are taken from the twin, as they were at the freeze", async () => {
+    const exe = compileC(readFileSync(join(REPO, "test/native/cow-programs/private-file.c"), "utf8"), "private-file");
+    const p = startProcess([exe, join(tmp, "private-file.data")]);
+    try {
+      const addr = BigInt((await p.waitForLine(/^ready /)).split(" ")[1]);
+      const path = join(tmp, "private-file.img");
+      const s = await runCapture({ pid: p.pid, output: path });
+      expect(s.cow).toBe(true);
+      p.write("poke\n");                        // rewritten after the release
+      await p.waitForLine(/^poked/);
+      const img = await openImage(path);
+      try {
+        const area = img.areas.find((a) => a.start === addr)!;
+        expect(area.path).toBe(join(tmp, "private-file.data"));
+        const bytes = await img.readMemory(addr, 16 * 4096);
+        for (let pg = 0; pg < 16; pg++) {
+          const want = pg < 8 ? 70 + pg : 102;     // 'F' + p written, 'f' the file's
+          const page = bytes.subarray(pg * 4096, (pg + 1) * 4096);
+          expect({ page: pg, ok: page.every((b) => b === want) }).toEqual({ page: pg, ok: true });
+        }
+      } finally {
+        await img.close();
+      }
+      assertUntraced(p.pid);
+    } finally {
+      await p.kill();
+    }
+  }, 60_000);
+
   it("a target killed the instant it is let go still gives a whole image (nothing after the release needs it alive)", async () => {
     const exe = compileC(readFileSync(join(REPO, "test/native/cow-programs/exit-on-release.c"), "utf8"), "exit-on-release");
     const tracer = (pid: number) => {

@@ -26,8 +26,9 @@
  *   5. the scratch mapping is unmapped and the target's ptrace options restored.
  * Areas the twin cannot hold faithfully are read during the freeze, from the target: shared
  * mappings (the twin sees later writes), MADV_DONTFORK (absent in the twin), MADV_WIPEONFORK
- * (zero in the twin), and every file-backed area (its not-yet-copied pages are the file's).
- * Only private anonymous memory (heap, stacks, anonymous mappings) is read from the twin.
+ * (zero in the twin), and file-backed areas whose file may change under the twin (deleted, or
+ * of unknown identity: every page of those is stored). Private anonymous memory (heap, stacks,
+ * anonymous mappings) and the written pages of private file mappings are read from the twin.
  * Three more things are taken from the twin after the release, out of the freeze: the page
  * tables of that memory (pagemap: the fork copied every entry), the areas' VmFlags and
  * Rss (smaps walks every page table entry: ~10 ms per GiB), and the signal handlers (a fork
@@ -280,11 +281,20 @@ static int make_twin(struct cow_setup *s)
 }
 
 /* Areas whose pages are read while frozen, from the target (see the top of the file). */
-int cow_read_while_frozen(const struct area *a)
+int cow_read_while_frozen(const struct capture *c, const struct area *a)
 {
 	if (a->shared || (a->flags & (CKIMG_AREA_DONTFORK | CKIMG_AREA_WIPEONFORK)))
 		return 1;
-	return a->kind != CKIMG_KIND_ANON && a->kind != CKIMG_KIND_HEAP && a->kind != CKIMG_KIND_STACK;
+	if (a->kind == CKIMG_KIND_ANON || a->kind == CKIMG_KIND_HEAP || a->kind == CKIMG_KIND_STACK)
+		return 0;
+	/* A private mapping of a file we know: the pages stored are the ones the process wrote,
+	 * anonymous now and shared copy-on-write with the twin like any other (a JVM's CDS
+	 * archive: 12 MiB); the rest are the file's and not stored. A deleted file or one of
+	 * unknown identity has every page stored, file pages too, which can change under the twin. */
+	if (a->kind == CKIMG_KIND_FILE && !(a->flags & CKIMG_AREA_DELETED) && a->file_id != CKIMG_NO_FILE &&
+	    !(c->files[a->file_id - 1].flags & CKIMG_FILE_UNREADABLE))
+		return 0;
+	return 1;
 }
 
 static int pre_read(struct capture *c, struct cow_twin *t)
@@ -299,7 +309,7 @@ static int pre_read(struct capture *c, struct cow_twin *t)
 	int err = t->pre && t->pre_bad ? 0 : -ENOMEM;
 	for (size_t i = 0; !err && i < c->nchunks; i++) {
 		const struct chunk *ch = &c->chunks[i];
-		if (!ch->cand_pages || !cow_read_while_frozen(&c->areas[ch->area]))
+		if (!ch->cand_pages || !cow_read_while_frozen(c, &c->areas[ch->area]))
 			continue;
 		t->pre[i] = malloc((size_t)ch->cand_pages * PAGE_SIZE_4K);
 		if (!t->pre[i]) {

@@ -468,7 +468,7 @@ int plan_chunks_part(struct capture *c, pid_t pid, int part)
 		goto out;
 	}
 	for (size_t i = 0; !err && i < c->nareas; i++)
-		if (part < 0 || cow_read_while_frozen(&c->areas[i]) == part)
+		if (part < 0 || cow_read_while_frozen(c, &c->areas[i]) == part)
 			err = plan_area(c, &c->areas[i], fd, &cap, pm, ppm_fd, ppm);
 	if (!err && part >= 0 && c->nchunks)
 		qsort(c->chunks, c->nchunks, sizeof(*c->chunks), by_address);

@@ -402,7 +402,53 @@ static void rseq_fixup(struct capture *c, struct thread_info *t, uint64_t area)
 		t->regs.rip = cs.abort_ip;
 }
 
-static int collect_thread_state(struct state_ctx *s, struct thread_info *t)
+/* A thread's own prctl state: results of PR_GET_PDEATHSIG (the signal in pdeath), TIMERSLACK, SECUREBITS. */
+struct thread_prctl {
+	int64_t pdeath_ret, slack, securebits;
+	int32_t pdeath;
+};
+
+#define SCR_PDEATH 2048         /* thread i's PR_GET_PDEATHSIG int at SCR_PDEATH + 8 i */
+
+/* Every thread's prctl state, asked of all threads at once (pt_remote_syscalls). */
+static int remote_thread_prctls(struct state_ctx *s, struct thread_prctl *pr)
+{
+	struct capture *c = s->c;
+	size_t n = c->nthreads;
+	struct pt_remote_batch *b = calloc(n, sizeof(*b));
+	struct pt_syscall *calls = calloc(3 * n, sizeof(*calls));
+	int32_t *pdeath = calloc(n, 8);
+	int err = -ENOMEM;
+
+	if (!b || !calls || !pdeath)
+		goto out;
+	pt_write_mem(c->pid, s->scr + SCR_PDEATH, pdeath, n * 8);
+	for (size_t i = 0; i < n; i++) {
+		calls[3 * i] = REMOTE_SYSCALL(__NR_prctl, PR_GET_PDEATHSIG, s->scr + SCR_PDEATH + 8 * i);
+		calls[3 * i + 1] = REMOTE_SYSCALL(__NR_prctl, PR_GET_TIMERSLACK);
+		calls[3 * i + 2] = REMOTE_SYSCALL(__NR_prctl, PR_GET_SECUREBITS);
+		b[i] = (struct pt_remote_batch){ .tid = c->threads[i].tid, .calls = &calls[3 * i], .ncalls = 3 };
+	}
+	err = pt_remote_syscalls(b, n, c->syscall_ip);
+	for (size_t i = 0; err && i < n; i++)
+		if (b[i].err) {
+			err = cap_fail(b[i].err, "thread %d: remote prctl", b[i].tid);
+			goto out;
+		}
+	if (pt_read_mem(c->pid, s->scr + SCR_PDEATH, pdeath, n * 8) != (long)(n * 8)) {
+		err = cap_fail(-EIO, "read remote results");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		pr[i] = (struct thread_prctl){ calls[3 * i].ret, calls[3 * i + 1].ret, calls[3 * i + 2].ret, pdeath[2 * i] };
+out:
+	free(b);
+	free(calls);
+	free(pdeath);
+	return err;
+}
+
+static int collect_thread_state(struct state_ctx *s, struct thread_info *t, const struct thread_prctl *pr)
 {
 	struct capture *c = s->c;
 	struct ckimg_thread_state_fixed f = {
@@ -410,8 +456,6 @@ static int collect_thread_state(struct state_ctx *s, struct thread_info *t)
 	};
 	struct rseq_config rc;
 	struct sched_attr_ sa = { .size = sizeof(sa) };
-	int64_t r1 = -1, r2 = -1, r3 = -1;
-	int32_t pdeath = 0;
 	int err;
 
 	memset(&rc, 0, sizeof(rc));
@@ -447,15 +491,10 @@ static int collect_thread_state(struct state_ctx *s, struct thread_info *t)
 				 "and CONFIG_CHECKPOINT_RESTORE): the restored thread would run unconfined", t->tid, strerror(-err));
 		}
 	}
-	pt_write_mem(c->pid, s->scr, &pdeath, sizeof(pdeath));
-	if ((err = remote(s, t->tid, REMOTE_SYSCALL(__NR_prctl, PR_GET_PDEATHSIG, s->scr), &r1)) ||
-	    (err = remote(s, t->tid, REMOTE_SYSCALL(__NR_prctl, PR_GET_TIMERSLACK), &r2)) ||
-	    (err = remote(s, t->tid, REMOTE_SYSCALL(__NR_prctl, PR_GET_SECUREBITS), &r3)))
-		return err;
-	if (r1 == 0 && r2 >= 0 && r3 >= 0 && pt_read_mem(c->pid, s->scr, &pdeath, sizeof(pdeath)) == (long)sizeof(pdeath)) {
-		f.pdeathsig = (uint32_t)pdeath;
-		f.timer_slack_ns = (uint64_t)r2;
-		f.securebits = (uint32_t)r3;
+	if (pr->pdeath_ret == 0 && pr->slack >= 0 && pr->securebits >= 0) {
+		f.pdeathsig = (uint32_t)pr->pdeath;
+		f.timer_slack_ns = (uint64_t)pr->slack;
+		f.securebits = (uint32_t)pr->securebits;
 		f.valid |= CKIMG_TS_PRCTL;
 	}
 	uint64_t len = sizeof(f);
@@ -489,17 +528,26 @@ int collect_state(struct capture *c)
 	pid_t tid = c->pt.threads[0].tid;
 	int err;
 
-	err = pt_remote_mmap(tid, c->syscall_ip, 4096, &s.scr);
-	if (err)
+	size_t scr_len = (SCR_PDEATH + c->nthreads * 8 + 4095) & ~(size_t)4095;
+	struct thread_prctl *pr = calloc(c->nthreads, sizeof(*pr));
+	if (!pr)
+		return -ENOMEM;
+	err = pt_remote_mmap(tid, c->syscall_ip, scr_len, &s.scr);
+	if (err) {
+		free(pr);
 		return cap_fail(err, "remote mmap of a scratch page");
+	}
 	err = collect_timers(&s);
 	if (!err)
 		err = collect_process_state(&s);
+	if (!err)
+		err = remote_thread_prctls(&s, pr);
 	for (size_t i = 0; !err && i < c->nthreads; i++)
-		err = collect_thread_state(&s, &c->threads[i]);
+		err = collect_thread_state(&s, &c->threads[i], &pr[i]);
 	if (!err)
 		err = put_filters(&s);
-	int e2 = pt_remote_munmap(tid, c->syscall_ip, s.scr, 4096);
+	free(pr);
+	int e2 = pt_remote_munmap(tid, c->syscall_ip, s.scr, scr_len);
 	if (!err && e2)
 		err = cap_fail(e2, "remote munmap of the scratch page");
 	for (size_t i = 0; i < s.nfilters; i++)

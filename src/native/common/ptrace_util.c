@@ -467,74 +467,138 @@ int pt_find_syscall_ip(pid_t pid, uint64_t *ip)
 	return err;
 }
 
+/* Point saved registers r at call sc (step 3 above). */
+static void load_call(struct user_regs_struct *r, uint64_t syscall_ip, const struct pt_syscall *sc)
+{
+	r->rip = syscall_ip;
+	r->rax = (unsigned long long)sc->nr;
+	r->orig_rax = (unsigned long long)-1;
+	r->rdi = sc->arg[0];
+	r->rsi = sc->arg[1];
+	r->rdx = sc->arg[2];
+	r->r10 = sc->arg[3];
+	r->r8 = sc->arg[4];
+	r->r9 = sc->arg[5];
+}
+
+struct batch_thread {
+	struct user_regs_struct saved;
+	uint64_t saved_mask;
+	size_t next;            /* the call under way */
+	int stops;              /* its syscall stops seen: 2 = made */
+	int other_sig;
+	int saved_ok, running;
+};
+
+/* Set thread t up for its next call and let it go to the call's first stop. */
+static int batch_start_call(struct pt_remote_batch *b, struct batch_thread *t, uint64_t syscall_ip)
+{
+	struct user_regs_struct r = t->saved;
+
+	load_call(&r, syscall_ip, &b->calls[t->next]);
+	t->stops = 0;
+	int err = pt_set_regs(b->tid, &r);
+	if (!err && ptrace(PTRACE_SYSCALL, b->tid, 0, 0) < 0)
+		err = -errno;
+	return err;
+}
+
 /*
- * Run the prepared syscall: PTRACE_SYSCALL to its entry stop, again to its exit stop. Not
+ * A call is made with PTRACE_SYSCALL to its entry stop, again to its exit stop. Not
  * PTRACE_SINGLESTEP: the single-step trap is a *forced* SIGTRAP, and forcing a signal the
  * thread blocks (we block all) resets its handler to SIG_DFL (force_sig_info_to_task), so a
  * program's SIGTRAP handler would be lost by merely being captured. Syscall stops report
  * SIGTRAP|0x80 (TRACESYSGOOD) and queue nothing. A signal-delivery-stop in between is noted,
- * suppressed and re-sent afterwards; event stops are passed through.
+ * suppressed and re-sent afterwards; event stops are passed through. Here: thread t stopped;
+ * count the stop, collect a made call's result, start the next call or finish.
  */
-static int step_syscall(pid_t tid, int *other_sig)
+static int batch_step(struct pt_remote_batch *b, struct batch_thread *t, uint64_t syscall_ip)
 {
-	int status, err, stops = 0;
+	int status, err = pt_wait_stop(b->tid, &status);
 
-	while (stops < 2) {
-		if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
-			return -errno;
-		err = pt_wait_stop(tid, &status);
-		if (err)
-			return err;
-		int sig = WSTOPSIG(status), event = status >> 16;
-		if (sig == (SIGTRAP | 0x80))
-			stops++;
-		else if (event == 0)
-			*other_sig = sig; /* signal-delivery-stop: suppressed now, re-sent later */
+	if (err)
+		return err;
+	int sig = WSTOPSIG(status), event = status >> 16;
+	if (sig == (SIGTRAP | 0x80))
+		t->stops++;
+	else if (event == 0)
+		t->other_sig = sig;     /* suppressed now, re-sent at the end */
+	if (t->stops < 2)
+		return ptrace(PTRACE_SYSCALL, b->tid, 0, 0) < 0 ? -errno : 0;
+	struct user_regs_struct r;
+	err = pt_get_regs(b->tid, &r);
+	if (err)
+		return err;
+	b->calls[t->next].ret = (int64_t)r.rax;
+	if (++t->next == b->ncalls) {
+		t->running = 0;
+		return 0;
 	}
-	return 0;
+	return batch_start_call(b, t, syscall_ip);
+}
+
+int pt_remote_syscalls(struct pt_remote_batch *b, size_t n, uint64_t syscall_ip)
+{
+	struct batch_thread *ts = calloc(n ? n : 1, sizeof(*ts));
+	size_t running = 0;
+	int first = 0;
+
+	if (!ts)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct batch_thread *t = &ts[i];
+		b[i].err = 0;
+		if (!b[i].ncalls)
+			continue;
+		int err = pt_get_regs(b[i].tid, &t->saved);
+		if (!err)
+			err = pt_get_sigmask(b[i].tid, &t->saved_mask);
+		if (!err)
+			t->saved_ok = 1;
+		if (!err)
+			err = pt_set_sigmask(b[i].tid, ~0ULL);
+		if (!err)
+			err = batch_start_call(&b[i], t, syscall_ip);
+		if (err)
+			b[i].err = err;
+		else
+			t->running = 1, running++;
+	}
+	/* Rounds: each running thread is waited for in turn while the others run on. */
+	while (running) {
+		for (size_t i = 0; i < n; i++) {
+			if (!ts[i].running)
+				continue;
+			int err = batch_step(&b[i], &ts[i], syscall_ip);
+			if (err) {
+				b[i].err = err;
+				ts[i].running = 0;
+			}
+			if (!ts[i].running)
+				running--;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct batch_thread *t = &ts[i];
+		if (t->saved_ok && b[i].err != -ESRCH) {
+			int e1 = pt_set_regs(b[i].tid, &t->saved), e2 = pt_set_sigmask(b[i].tid, t->saved_mask);
+			if (!b[i].err)
+				b[i].err = e1 ? e1 : e2;
+		}
+		if (t->other_sig)
+			kill(b[i].tid, t->other_sig);
+		if (b[i].err && !first)
+			first = b[i].err;
+	}
+	free(ts);
+	return first;
 }
 
 int pt_remote_syscall(pid_t tid, uint64_t syscall_ip, struct pt_syscall *sc)
 {
-	struct user_regs_struct saved, r;
-	uint64_t saved_mask;
-	int other_sig = 0, err;
+	struct pt_remote_batch b = { .tid = tid, .calls = sc, .ncalls = 1 };
 
-	err = pt_get_regs(tid, &saved);
-	if (err)
-		return err;
-	err = pt_get_sigmask(tid, &saved_mask);
-	if (err)
-		return err;
-	err = pt_set_sigmask(tid, ~0ULL);
-	if (err)
-		return err;
-	r = saved;
-	r.rip = syscall_ip;
-	r.rax = (unsigned long long)sc->nr;
-	r.orig_rax = (unsigned long long)-1;
-	r.rdi = sc->arg[0];
-	r.rsi = sc->arg[1];
-	r.rdx = sc->arg[2];
-	r.r10 = sc->arg[3];
-	r.r8 = sc->arg[4];
-	r.r9 = sc->arg[5];
-	err = pt_set_regs(tid, &r);
-	if (!err)
-		err = step_syscall(tid, &other_sig);
-	if (!err)
-		err = pt_get_regs(tid, &r);
-	if (!err)
-		sc->ret = (int64_t)r.rax;
-	/* Restore whatever happened above; a dead thread (-ESRCH) has nothing to restore. */
-	if (err != -ESRCH) {
-		int e1 = pt_set_regs(tid, &saved), e2 = pt_set_sigmask(tid, saved_mask);
-		if (!err)
-			err = e1 ? e1 : e2;
-	}
-	if (other_sig)
-		kill(tid, other_sig);
-	return err;
+	return pt_remote_syscalls(&b, 1, syscall_ip);
 }
 
 int pt_remote_mmap(pid_t tid, uint64_t syscall_ip, size_t len, uint64_t *addr)

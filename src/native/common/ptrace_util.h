@@ -107,6 +107,21 @@ struct pt_syscall {
  * result, possibly -errno, is in sc->ret) or -errno when it could not be made. */
 int pt_remote_syscall(pid_t tid, uint64_t syscall_ip, struct pt_syscall *sc);
 
+/*
+ * Remote syscalls in several threads at once: each thread of b runs its own calls, in order,
+ * with the same rules as pt_remote_syscall; the threads run side by side, so a round of stops
+ * serves them all and a frozen process with many threads waits a few round trips, not one per
+ * call and thread. Each b[i].err is 0 when all of its calls were made (results in their ret),
+ * else -errno; returns the first such error. Scratch memory: give each thread its own slot.
+ */
+struct pt_remote_batch {
+	pid_t tid;
+	struct pt_syscall *calls;
+	size_t ncalls;
+	int err;
+};
+int pt_remote_syscalls(struct pt_remote_batch *b, size_t n, uint64_t syscall_ip);
+
 /* Convenience wrappers over pt_remote_syscall: an anonymous private RW scratch mapping. */
 int pt_remote_mmap(pid_t tid, uint64_t syscall_ip, size_t len, uint64_t *addr);
 int pt_remote_munmap(pid_t tid, uint64_t syscall_ip, uint64_t addr, size_t len);
