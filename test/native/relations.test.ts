@@ -259,7 +259,7 @@ int main(int argc, char **argv)
 
   // Every pthread_create (CLONE_SYSVSEM) gives a process an undo list without any semop, so the
   // list alone said nothing: node, redis and every threaded program got the warning.
-  it("a threaded program that never touched a semaphore gets no warning", async () => {
+  it("a threaded program that never touched a semaphore gets no warning", async (ctx) => {
     const exe = compileC(
       `#include <pthread.h>
 #include <stdio.h>
@@ -295,7 +295,9 @@ int main(void)
         said = warnings.filter((w) => /SEM_UNDO/.test(w));
         break;
       }
-      expect(said, "a semaphore set of another test stayed for 2 s").toEqual([]);
+      // A set that outlives 2 s was left by something else on this machine: the rule cannot be seen.
+      if (said === undefined) ctx.skip();
+      expect(said).toEqual([]);
     } finally {
       await p.kill();
     }
