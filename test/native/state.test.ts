@@ -112,6 +112,13 @@ describe("credentials and prctl state", () => {
   }
 });
 
+describe("per-thread state in many threads", () => {
+  it("each of 12 threads gets its own alternate stack, timer slack, pdeathsig and clear_child_tid back (asked of all threads at once)", async () => {
+    const { verdict } = await zdtmRoundTrip([prog("thread-own")]);
+    expect(verdict).toBe("PASS");
+  });
+});
+
 describe("membarrier", () => {
   it("registrations come back; an unregistered barrier still fails (zdtm membarrier)", async (ctx) => {
     const exe = prog("membarrier");
