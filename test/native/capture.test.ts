@@ -427,6 +427,22 @@ int main(int argc, char **argv) {
     });
   });
 
+  it("a kernel thread is refused in one line that says so", () => {
+    const isKthread = (d: string) => {
+      try {
+        return /^Kthread:\s*1$/m.test(readFileSync(`/proc/${d}/status`, "utf8"));
+      } catch {
+        return false;       // gone meanwhile
+      }
+    };
+    const kthread = readdirSync("/proc").find((d) => /^\d+$/.test(d) && isKthread(d));
+    expect(kthread, "no kernel thread in /proc").toBeDefined();
+    const r = runCli(["capture", kthread!, "-o", join(dir, "kthread.img")]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe(`ckimg: cannot freeze process ${kthread}: it is a kernel thread (no user memory to capture)\n`);
+    expect(existsSync(join(dir, "kthread.img"))).toBe(false);
+  });
+
   it("a process in vfork() cannot stop: the freeze gives up after its timeout and says why; the process is left untraced", async () => {
     const vf = compileC(`
 #include <stdio.h>

@@ -250,7 +250,7 @@ static int put_files_and_areas(struct image *im)
 static void freeze_failed(int err)
 {
 	char path[64], *status = NULL;
-	unsigned long long tracer = 0;
+	unsigned long long tracer = 0, kthread = 0;
 
 	if (err == -ESRCH) {
 		cap_fail(err, "process %d is gone", cap.pid);
@@ -259,9 +259,12 @@ static void freeze_failed(int err)
 	snprintf(path, sizeof(path), "/proc/%d/status", cap.pid);
 	if (err == -EPERM && read_file(path, &status, NULL) == 0) {
 		proc_status_value(status, "TracerPid", 10, &tracer);
+		proc_status_value(status, "Kthread", 10, &kthread);
 		free(status);
 	}
-	if (err == -ETIMEDOUT && pt_stuck_reason()[0])
+	if (kthread)
+		cap_fail(0, "cannot freeze process %d: it is a kernel thread (no user memory to capture)", cap.pid);
+	else if (err == -ETIMEDOUT && pt_stuck_reason()[0])
 		cap_fail(0, "cannot freeze process %d: %s", cap.pid, pt_stuck_reason());
 	else if (tracer)
 		cap_fail(0, "cannot freeze process %d: it is already traced by process %llu", cap.pid, tracer);
