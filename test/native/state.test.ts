@@ -321,6 +321,13 @@ describe("inotify", () => {
     const fds = j.files.filter((f: { state?: { type: string }[] }) => f.state?.[0]?.type === "inotify");
     expect(fds.map((f: { state: { watches: string }[] }) => f.state[0].watches.split(",").length).sort()).toEqual([1, 2]);
   });
+
+  it("a watch on a deleted file the process still holds goes to the file restore makes again (zdtm inotify00)", async () => {
+    const { verdict, run } = await zdtmRoundTrip([prog("inotify-deleted")]);
+    expect(verdict).toBe("PASS");
+    expect(run.capture.stderr).not.toMatch(/inotify/);
+    expect(runCli(["inspect", run.img]).stdout).toMatch(/inotify: wd 1 \/\S+\/inotify-del-\w+ .*, wd 2 \/\S+\/inotify-del-\w+\/removed /);
+  });
 });
 
 describe("a real event loop", () => {
