@@ -330,6 +330,14 @@ describe("inotify", () => {
   });
 });
 
+describe("pseudo-terminals", () => {
+  it("a pty slave's owner and mode set with fchown/fchmod come back on the new pty (zdtm pty01)", async () => {
+    const { verdict, run } = await zdtmRoundTrip([prog("pty-owner")]);
+    expect(verdict).toBe("PASS");
+    expect(runCli(["inspect", run.img]).stdout).toMatch(/owner 13333:44444 mode 0604/);
+  });
+});
+
 describe("a real event loop", () => {
   it("asyncio (epoll, timers, a timerfd, an eventfd self-pipe woken from a thread) carries on after restore", async () => {
     const img = join(tmp, "asyncio.img");

@@ -69,7 +69,8 @@ static int tty_match(struct capture *c, struct cap_fd *d)
 static int tty_dump(struct capture *c, struct cap_fd *d)
 {
 	struct ckimg_tty_fixed t = { .fixed_size = sizeof(t), .fd = (uint32_t)d->fd,
-				     .index = CKIMG_TTY_NONE, .peer_fd = CKIMG_TTY_NONE };
+				     .index = CKIMG_TTY_NONE, .peer_fd = CKIMG_TTY_NONE,
+				     .uid = CKIMG_TTY_NONE, .gid = CKIMG_TTY_NONE, .mode = CKIMG_TTY_NONE };
 	struct stat_tty st = { 0 };
 	struct termios2 tm;
 	struct winsize ws;
@@ -111,6 +112,13 @@ static int tty_dump(struct capture *c, struct cap_fd *d)
 	} else if (is_pts(d->f.rdev_major)) {
 		t.flags |= CKIMG_TTY_PTY_SLAVE;
 		t.index = (d->f.rdev_major - 136) * 256 + d->f.rdev_minor;
+		/* the owner and mode of /dev/pts/N (a program may fchown/fchmod it: zdtm pty01) */
+		struct stat ps;
+		if (fstat(local, &ps) == 0) {
+			t.uid = (uint32_t)ps.st_uid;
+			t.gid = (uint32_t)ps.st_gid;
+			t.mode = (uint32_t)(ps.st_mode & 07777);
+		}
 	}
 	/* tty_nr: major in bits 15..8, minor in bits 31..20 and 7..0 (proc(5)) */
 	unsigned tmaj = (unsigned)((st.tty_nr >> 8) & 0xfff);

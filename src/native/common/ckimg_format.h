@@ -794,7 +794,7 @@ struct ckimg_fd_file_fixed {
 #define CKIMG_TTY_NONE         0xFFFFFFFFu
 
 struct ckimg_tty_fixed {
-	uint32_t fixed_size;        /* 96 */
+	uint32_t fixed_size;        /* 112 (96 before uid/gid/mode) */
 	uint32_t fd;
 	uint32_t flags;
 	uint32_t index;             /* pty number, CKIMG_TTY_NONE */
@@ -809,13 +809,19 @@ struct ckimg_tty_fixed {
 	uint32_t peer_fd;           /* PAIRED: lowest fd on the other side, else CKIMG_TTY_NONE */
 	uint32_t data_length;
 	uint32_t reserved;
+	/* fixed_size 112 (a 96-byte record reads these as CKIMG_TTY_NONE: not recorded) */
+	uint32_t uid;               /* PTY_SLAVE: owner of /dev/pts/N, else CKIMG_TTY_NONE */
+	uint32_t gid;
+	uint32_t mode;              /* PTY_SLAVE: st_mode & 07777 of /dev/pts/N, else CKIMG_TTY_NONE */
+	uint32_t reserved2;
 } __attribute__((packed));
+#define CKIMG_TTY_MIN_FIXED    96
 /* VARIABLE: STR name, DATA[data_length] */
 
 static_assert(sizeof(struct ckimg_file_content_fixed) == 80, "file content layout");
 static_assert(sizeof(struct ckimg_file_data_fixed) == 40, "file data layout");
 static_assert(sizeof(struct ckimg_fd_file_fixed) == 40, "fd file layout");
-static_assert(sizeof(struct ckimg_tty_fixed) == 96, "tty layout");
+static_assert(sizeof(struct ckimg_tty_fixed) == 112, "tty layout");
 /* ---- end of the "tty-files" block ---- */
 
 /* ---- format 1.2: process trees (FORMAT.md "Process trees") ---- */

@@ -10,7 +10,7 @@
  * When it ends, our terminal gets our foreground group and termios back.
  *
  * Pty pairs the process held both ends of are made again (posix_openpt + TIOCGPTPEER), with
- * the slave's termios, the window size and the master's lock and packet modes. In a tree, a
+ * the slave's termios, owner and mode, the window size and the master's lock and packet modes. In a tree, a
  * pair whose ends several processes hold (a tmux or screen server and the shells of its panes,
  * `script`, sshd) is made once by tree.c with rst_pty_make, before any process, and each
  * holder takes its end from it (tree_pty below).
@@ -275,6 +275,14 @@ int rst_pty_make(const struct img_tty *m, const struct img_tty *sl, int fd[2], c
 		set_termios(fd[1], sl);
 		*step = "setting the window size (TIOCSWINSZ)";
 		if (ioctl(fd[0], TIOCSWINSZ, &ws) < 0)
+			goto fail;
+		/* the slave node's owner, then its mode (fchown clears set-id bits) */
+		*step = "giving the slave its owner (fchown)";
+		if ((sl->f.uid != CKIMG_TTY_NONE || sl->f.gid != CKIMG_TTY_NONE) &&
+		    fchown(fd[1], (uid_t)sl->f.uid, (gid_t)sl->f.gid) < 0)
+			goto fail;
+		*step = "giving the slave its mode (fchmod)";
+		if (sl->f.mode != CKIMG_TTY_NONE && fchmod(fd[1], (mode_t)(sl->f.mode & 07777)) < 0)
 			goto fail;
 	}
 	if (m && (m->f.flags & CKIMG_TTY_PACKET)) {
