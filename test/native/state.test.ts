@@ -338,6 +338,33 @@ describe("pseudo-terminals", () => {
   });
 });
 
+describe("pseudo-terminals: queued bytes, controlling terminal", () => {
+  it("a pty pair's queued bytes (both ways) and the pty as controlling terminal, /dev/tty open, come back (zdtm pty00)", async () => {
+    const { verdict, run } = await zdtmRoundTrip([prog("pty-queue")]);
+    expect(verdict).toBe("PASS");
+    expect(run.restored.stderr()).not.toMatch(/queued/);
+  });
+
+  it("capture without --kill gives the queued bytes back: the process reads what it would have read", async () => {
+    const img = join(tmp, "pty-queue-live.img");
+    const p = startProcess([prog("pty-queue")], { cwd: tmp });
+    try {
+      await p.waitForLine(/^ready$/);
+      const cap = runCli(["capture", String(p.pid), "-o", img]);
+      expect(cap.status, cap.stderr).toBe(0);
+      // the slave's three lines (14 bytes) and the master's echo + line (33 bytes), each once
+      const t = JSON.parse(runCli(["inspect", "--json", img]).stdout);
+      const kept = t.files.filter((f: { tty?: { keptBytes: number } }) => f.tty?.keptBytes).map((f: { fd: number; tty: { keptBytes: number } }) => [f.fd, f.tty.keptBytes]);
+      expect(kept).toEqual([[40, 14], [41, 33]]);
+      p.write("check\n");
+      expect(await p.waitForLine(/^(PASS|FAIL)/, { timeoutMs: 20_000 })).toBe("PASS");
+    } finally {
+      await p.kill();
+      await gone(p.pid);
+    }
+  });
+});
+
 describe("a real event loop", () => {
   it("asyncio (epoll, timers, a timerfd, an eventfd self-pipe woken from a thread) carries on after restore", async () => {
     const img = join(tmp, "asyncio.img");
