@@ -344,7 +344,7 @@ static_assert(sizeof(struct ckimg_pipe_fixed) == 32, "pipe layout");
 
 /* UNIX_SOCKET (0x0042): one per unix socket; key32 = first fd, key64 = inode */
 struct ckimg_unix_fixed {
-	uint32_t fixed_size;        /* 80 (64 before file_mode/uid/gid) */
+	uint32_t fixed_size;        /* 96 (80 before peer_pid/uid/gid, 64 before file_mode/uid/gid) */
 	uint32_t type;              /* SOCK_STREAM 1, SOCK_DGRAM 2, SOCK_SEQPACKET 5 */
 	uint32_t state;             /* kernel socket state: 1 connected, 7 unconnected, 10 listening */
 	uint32_t flags;             /* CKIMG_UNIX_* */
@@ -363,6 +363,11 @@ struct ckimg_unix_fixed {
 	uint32_t file_uid;
 	uint32_t file_gid;
 	uint32_t reserved2;
+	/* fixed_size 96 (an 80-byte record reads these as 0: not recorded) */
+	uint32_t peer_pid;          /* SO_PEERCRED of a connected socket (a pair: its maker); 0: none */
+	uint32_t peer_uid;
+	uint32_t peer_gid;
+	uint32_t reserved3;
 } __attribute__((packed));
 #define CKIMG_UNIX_MIN_FIXED    64
 /* VARIABLE: STR name (sun_path bytes; abstract names begin with NUL; empty: unbound),
@@ -377,7 +382,7 @@ struct ckimg_unix_fixed {
 #define CKIMG_UNIX_NAME_GONE    (1u << 8)   /* bound to a path whose socket file was removed (or replaced) */
 #define CKIMG_UNIX_IN_BACKLOG   (1u << 5)   /* connected to a listening socket of ours, not yet
                                              * accepted: restore connects to its name again */
-static_assert(sizeof(struct ckimg_unix_fixed) == 80, "unix layout");
+static_assert(sizeof(struct ckimg_unix_fixed) == 96, "unix layout");
 
 /* UNIX_FILES (0x0046): the files passed (SCM_RIGHTS) in the messages of one unix socket's
  * receive queue (its UNIX_SOCKET record's QUEUE); key32 = first fd, key64 = the socket's inode.
