@@ -40,7 +40,8 @@ int tty_queue_put(int slave, int master, int to_slave, const uint8_t *data, size
 	wb = tm;
 	if (to_slave) {
 		wb.c_lflag &= ~(ECHO | ECHOE | ECHOK | ECHONL | ECHOCTL | ECHOPRT | ECHOKE | ISIG | IEXTEN);
-		wb.c_iflag &= ~(ICRNL | INLCR | IGNCR | IUCLC | ISTRIP | IXON | IXOFF | BRKINT | INPCK | PARMRK | IMAXBEL);
+		/* IXON stays: turning it off restarts output a ^S had stopped (n_tty_set_termios) */
+		wb.c_iflag &= ~(ICRNL | INLCR | IGNCR | IUCLC | ISTRIP | BRKINT | INPCK | PARMRK | IMAXBEL);
 		if (wb.c_lflag & ICANON) {
 			static const int editing[] = { VERASE, VKILL, VWERASE, VREPRINT, VLNEXT, VEOF };
 			for (size_t i = 0; i < sizeof(editing) / sizeof(editing[0]); i++)
