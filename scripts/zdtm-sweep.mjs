@@ -164,8 +164,12 @@ const firstLine = (s) =>
 async function runOne(t) {
   const { name } = t;
   if (!existsSync(join(STATIC, name))) return { result: "build", detail: "does not build here" };
-  for (const f of [`${name}.pid`, `${name}.out`, `${name}.out.inprogress`, `${name}.img`])
-    rmSync(join(STATIC, f), { force: true, recursive: true });
+  // every outfile of a run before, the helper process's `NAME.out.external` too: the tests open
+  // them O_EXCL (zdtm lib test_log_init), and a helper that cannot exits silently while the test
+  // waits for it forever (socket-tcp*: its client never connects, accept never returns)
+  for (const f of readdirSync(STATIC))
+    if (f === `${name}.pid` || f === `${name}.img` || f === `${name}.out` || f.startsWith(`${name}.out.`))
+      rmSync(join(STATIC, f), { force: true, recursive: true });
   for (const f of [`${name}.test`, `${name}.dir.test`]) rmSync(join(STATIC, f), { force: true, recursive: true });
   const dry = sh("make", ["-s", "-n", "-C", STATIC, "--no-print-directory", `${name}.pid`]);
   const cmd = dry.stdout.trim().split("\n").pop() ?? "";

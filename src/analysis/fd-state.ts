@@ -21,6 +21,11 @@ export interface FdTtyState {
   peerFd: number | null;
   inQueued: number;
   outQueued: number;
+  /** bytes of the side's queue the image holds (a pair's lowest fd on each side) */
+  keptBytes: number;
+  /** PTY_SLAVE: owner of /dev/pts/N ("uid:gid") and its mode ("0620"), null when not recorded */
+  owner: string | null;
+  nodeMode: string | null;
   termios: { iflag: string; oflag: string; cflag: string; lflag: string };
 }
 
@@ -52,7 +57,9 @@ function ttyState(t: TtyRecord): FdTtyState {
     name: t.name, mode: termiosMode(t.termios), rows: t.winsize.rows, cols: t.winsize.cols,
     flags: ttyFlagNames(t.flags).map((f) => f.toLowerCase()),
     index: t.index ?? null, foregroundPgrp: t.fgPgrp || null, session: t.sid || null, peerFd: t.peerFd ?? null,
-    inQueued: t.inQueued, outQueued: t.outQueued,
+    inQueued: t.inQueued, outQueued: t.outQueued, keptBytes: t.data.length,
+    owner: t.uid !== undefined || t.gid !== undefined ? `${t.uid ?? "-"}:${t.gid ?? "-"}` : null,
+    nodeMode: t.mode !== undefined ? oct(t.mode & 0o7777) : null,
     termios: { iflag: oct(t.termios.iflag), oflag: oct(t.termios.oflag), cflag: oct(t.termios.cflag), lflag: oct(t.termios.lflag) },
   };
 }
@@ -93,6 +100,9 @@ export function fdStateText(s: FdState): string {
     for (const f of s.tty.flags) if (f !== "pty_slave" && f !== "pty_master") parts.push(f === "paired" && s.tty.peerFd !== null ? `paired(fd ${s.tty.peerFd})` : f);
     if (s.tty.flags.includes("pty_master")) parts.push(`ptmx${s.tty.index !== null ? ` #${s.tty.index}` : ""}`);
     if (s.tty.inQueued || s.tty.outQueued) parts.push(`queued in ${s.tty.inQueued} out ${s.tty.outQueued}`);
+    if (s.tty.keptBytes) parts.push(`${s.tty.keptBytes} queued bytes kept`);
+    if (s.tty.owner) parts.push(`owner ${s.tty.owner}`);
+    if (s.tty.nodeMode) parts.push(`mode ${s.tty.nodeMode}`);
   }
   if (s.content) {
     parts.push(s.content.kind, bytesText(s.content.size), `(${bytesText(s.content.storedBytes)} stored)`);
@@ -118,6 +128,9 @@ export function diffFdState(a: CheckpointImage, b: CheckpointImage, fd: number):
   cmp("tty.lflag", x.tty?.termios.lflag, y.tty?.termios.lflag);
   cmp("tty.iflag", x.tty?.termios.iflag, y.tty?.termios.iflag);
   cmp("tty.oflag", x.tty?.termios.oflag, y.tty?.termios.oflag);
+  cmp("tty.owner", x.tty?.owner, y.tty?.owner);
+  cmp("tty.keptBytes", x.tty?.keptBytes, y.tty?.keptBytes);
+  cmp("tty.nodeMode", x.tty?.nodeMode, y.tty?.nodeMode);
   cmp("content.kind", x.content?.kind, y.content?.kind);
   cmp("content.size", x.content?.size, y.content?.size);
   cmp("content.storedBytes", x.content?.storedBytes, y.content?.storedBytes);

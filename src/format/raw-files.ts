@@ -45,8 +45,10 @@ export const FDFILE_MEMFD = 1 << 1;
 export const TTY = {
   fd: 4, flags: 8, index: 12, sid: 16, fgPgrp: 20, iflag: 24, oflag: 28, cflag: 32, lflag: 36,
   line: 40, cc: 41, ispeed: 60, ospeed: 64, wsRow: 68, wsCol: 70, wsXpixel: 72, wsYpixel: 74,
-  inQueued: 76, outQueued: 80, peerFd: 84, dataLength: 88,
+  inQueued: 76, outQueued: 80, peerFd: 84, dataLength: 88, uid: 96, gid: 100, mode: 104,
 } as const;
+/** TTY written with the slave's owner and mode (uid, gid, mode); a 96-byte record has none. */
+export const TTY_OWNER_FIXED = 112;
 export const TTY_NCCS = 19;
 export const TTY_NONE = 0xffffffff;
 export const TTY_FLAG_NAMES = [

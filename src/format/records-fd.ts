@@ -73,6 +73,8 @@ export interface UnixSocketState {
   nameGone?: boolean;
   /** bound to a path: the socket file's mode and owner (1.2 records of 80 bytes; absent: not recorded) */
   socketFile?: { mode: number; uid: number; gid: number };
+  /** SO_PEERCRED: the peer's pid (a pair: the process that made it) and ids (96-byte records; absent: not recorded) */
+  peerCred?: { pid: number; uid: number; gid: number };
   /** bound name (sun_path bytes; an abstract name begins with NUL), empty if unbound */
   name: Uint8Array;
   /** the peer's name when the peer is outside the image */
@@ -305,9 +307,12 @@ export function encodeFileLock(l: FileLockState): Uint8Array {
 export const UNIX_FIXED = {
   size: 64, type: 4, state: 8, flags: 12, inode: 16, peerInode: 24, backlog: 32, sndbuf: 36, rcvbuf: 40,
   queueCount: 44, pending: 48, pendingClosed: 52, queueBytes: 56, fileMode: 64, fileUid: 68, fileGid: 72,
+  peerPid: 80, peerUid: 84, peerGid: 88,
 } as const;
-/** UNIX_SOCKET FIXED as written since the socket file fields (readers accept 64) */
-export const UNIX_FIXED_SIZE = 80;
+/** UNIX_SOCKET FIXED with the socket file fields (readers accept 64) */
+const UNIX_FIXED_FILE = 80;
+/** UNIX_SOCKET FIXED as written since the peer credentials (readers accept 64 and 80) */
+export const UNIX_FIXED_SIZE = 96;
 export const UNIX_PEER_INSIDE = 1 << 0;
 export const UNIX_SHUT_RD = 1 << 1;
 export const UNIX_SHUT_WR = 1 << 2;
@@ -357,7 +362,8 @@ export function decodeUnixSocket(payload: Uint8Array, base: number, where: Image
   }
   const pendingClosed = r.u32At(UNIX_FIXED.pendingClosed);
   if (pendingClosed > r.u32At(UNIX_FIXED.pending)) r.fail("BAD_FIELD", `pending_closed ${pendingClosed} exceeds pending`, UNIX_FIXED.pendingClosed);
-  const fileMode = fixed >= UNIX_FIXED_SIZE ? r.u32At(UNIX_FIXED.fileMode) : 0;
+  const fileMode = fixed >= UNIX_FIXED_FILE ? r.u32At(UNIX_FIXED.fileMode) : 0;
+  const peerPid = fixed >= UNIX_FIXED_SIZE ? r.u32At(UNIX_FIXED.peerPid) : 0;
   return {
     ...(pendingClosed ? { pendingClosed } : {}),
     ...(flags & UNIX_IN_BACKLOG ? { inBacklog: true } : {}),
@@ -365,6 +371,7 @@ export function decodeUnixSocket(payload: Uint8Array, base: number, where: Image
     ...(flags & UNIX_NAME_GONE ? { nameGone: true } : {}),
     ...(senders ? { senders } : {}),
     ...(fileMode ? { socketFile: { mode: fileMode, uid: r.u32At(UNIX_FIXED.fileUid), gid: r.u32At(UNIX_FIXED.fileGid) } } : {}),
+    ...(peerPid ? { peerCred: { pid: peerPid, uid: r.u32At(UNIX_FIXED.peerUid), gid: r.u32At(UNIX_FIXED.peerGid) } } : {}),
     type: "unix", fd, inode: r.u64At(UNIX_FIXED.inode), socketType, state: r.u32At(UNIX_FIXED.state),
     peerInode: r.u64At(UNIX_FIXED.peerInode), peerInside: (flags & UNIX_PEER_INSIDE) !== 0,
     shutRd: (flags & UNIX_SHUT_RD) !== 0, shutWr: (flags & UNIX_SHUT_WR) !== 0, passcred: (flags & UNIX_PASSCRED) !== 0,
@@ -383,6 +390,7 @@ export function encodeUnixSocket(u: UnixSocketState): Uint8Array {
   w.u32(UNIX_FIXED_SIZE).u32(SOCK_TYPE_CODES[u.socketType]).u32(u.state).u32(flags).u64(u.inode).u64(u.peerInode);
   w.u32(u.backlog).u32(u.sndbuf).u32(u.rcvbuf).u32(u.queue.length).u32(u.pending).u32(u.pendingClosed ?? 0).u64(bytes);
   w.u32(u.socketFile?.mode ?? 0).u32(u.socketFile?.uid ?? 0).u32(u.socketFile?.gid ?? 0).u32(0);
+  w.u32(u.peerCred?.pid ?? 0).u32(u.peerCred?.uid ?? 0).u32(u.peerCred?.gid ?? 0).u32(0);
   w.str(u.name).str(u.peerName);
   for (const m of u.queue) w.str(m);
   for (const n of u.senders ?? []) w.str(n);
@@ -688,6 +696,7 @@ export function fdStateFields(s: FdStateRecord): Record<string, string | number 
         name: unixNameText(s.name), peer: s.peerInside ? "inside" : s.peerInode ? unixNameText(s.peerName) || "outside" : "",
         backlog: s.backlog, pending: s.pending, pendingClosed: s.pendingClosed ?? 0, inBacklog: s.inBacklog ?? false,
         socketFile: s.socketFile ? `0${(s.socketFile.mode & 0o7777).toString(8)} ${s.socketFile.uid}:${s.socketFile.gid}` : "",
+        peerCred: s.peerCred ? `pid ${s.peerCred.pid} ${s.peerCred.uid}:${s.peerCred.gid}` : "",
         queuedMessages: s.queue.length, queuedBytes: all.length,
         queuedSha256: all.length ? sha256Hex(all) : "", shutdown: [s.shutRd ? "rd" : "", s.shutWr ? "wr" : ""].filter(Boolean).join("+"),
         sndbuf: s.sndbuf, rcvbuf: s.rcvbuf,

@@ -6,7 +6,7 @@
 import { ByteReader, ByteWriter } from "./bytes.js";
 import type { ImageErrorWhere } from "./errors.js";
 import {
-  CONTENT_KINDS, CONTENT_NO_OWNER, FDFILE, FILE_CONTENT, FILE_CONTENT_OWNER_FIXED, FILE_DATA, FILES_FIXED_SIZE, MAX_FILE_RUN, TTY, TTY_FLAG_NAMES,
+  CONTENT_KINDS, CONTENT_NO_OWNER, FDFILE, FILE_CONTENT, FILE_CONTENT_OWNER_FIXED, FILE_DATA, FILES_FIXED_SIZE, MAX_FILE_RUN, TTY, TTY_FLAG_NAMES, TTY_OWNER_FIXED,
   TTY_NCCS, TTY_NONE, type ContentKind, type TtyFlagName,
 } from "./raw-files.js";
 
@@ -78,6 +78,10 @@ export interface TtyRecord {
   name: string;
   /** buffered bytes taken from a paired master (empty if none) */
   data: Uint8Array;
+  /** PTY_SLAVE: owner and permission bits of /dev/pts/N (112-byte records; absent: not recorded) */
+  uid?: number;
+  gid?: number;
+  mode?: number;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -173,10 +177,17 @@ export function decodeTty(payload: Uint8Array, base: number, where: ImageErrorWh
     outQueued: r.u32At(TTY.outQueued),
     peerFd: peer === TTY_NONE ? undefined : peer,
   };
+  const own: Pick<TtyRecord, "uid" | "gid" | "mode"> = {};
+  if (fixed >= TTY_OWNER_FIXED) {
+    const uid = r.u32At(TTY.uid), gid = r.u32At(TTY.gid), mode = r.u32At(TTY.mode);
+    if (uid !== TTY_NONE) own.uid = uid;
+    if (gid !== TTY_NONE) own.gid = gid;
+    if (mode !== TTY_NONE) own.mode = mode;
+  }
   r.pos = fixed;
   const name = r.str("name");
   const data = r.bytesView(dataLength, "buffered data").slice();
-  return { ...rec, name, data };
+  return { ...rec, name, data, ...own };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -208,12 +219,13 @@ export function encodeFdFile(f: FdFileRecord): Uint8Array {
 export function encodeTty(t: TtyRecord): Uint8Array {
   const w = new ByteWriter();
   const tm = t.termios;
-  w.u32(FILES_FIXED_SIZE.TTY).u32(t.fd).u32(t.flags).u32(t.index ?? TTY_NONE).u32(t.sid).u32(t.fgPgrp);
+  w.u32(TTY_OWNER_FIXED).u32(t.fd).u32(t.flags).u32(t.index ?? TTY_NONE).u32(t.sid).u32(t.fgPgrp);
   w.u32(tm.iflag).u32(tm.oflag).u32(tm.cflag).u32(tm.lflag).u8(tm.line);
   w.bytes(tm.cc.subarray(0, TTY_NCCS)).zeros(TTY_NCCS - Math.min(TTY_NCCS, tm.cc.length));
   w.u32(tm.ispeed).u32(tm.ospeed);
   w.u16(t.winsize.rows).u16(t.winsize.cols).u16(t.winsize.xpixel).u16(t.winsize.ypixel);
   w.u32(t.inQueued).u32(t.outQueued).u32(t.peerFd ?? TTY_NONE).u32(t.data.length).u32(0);
+  w.u32(t.uid ?? TTY_NONE).u32(t.gid ?? TTY_NONE).u32(t.mode ?? TTY_NONE).u32(0);
   return w.str(t.name).bytes(t.data).finish();
 }
 

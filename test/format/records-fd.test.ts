@@ -30,6 +30,7 @@ export const arbUnix: fc.Arbitrary<UnixSocketState> = fc.record({
   passsec: fc.option(fc.constant(true), { nil: undefined }),
   nameGone: fc.option(fc.constant(true), { nil: undefined }),
   socketFile: fc.option(fc.record({ mode: fc.integer({ min: 1, max: 0xffffffff }), uid: u32, gid: u32 }), { nil: undefined }),
+  peerCred: fc.option(fc.record({ pid: fc.integer({ min: 1, max: 0xffffffff }), uid: u32, gid: u32 }), { nil: undefined }),
   senders: fc.option(fc.array(sunName, { minLength: 8, maxLength: 8 }), { nil: undefined }),
 }).map((u) => (u.pendingClosed !== undefined && u.pendingClosed > u.pending ? { ...u, pending: u.pendingClosed } : u))
   .map((u) => (u.senders ? { ...u, senders: u.senders.slice(0, u.queue.length) } : u));
@@ -169,12 +170,20 @@ describe("fd state records", () => {
   test("UNIX_SOCKET: a 64-byte record (before the socket file fields) still reads; pending_closed above pending is refused", () => {
     const s: UnixSocketState = { type: "unix", fd: 3, inode: 5n, socketType: "stream", state: 10, peerInode: 0n, peerInside: false, shutRd: false, shutWr: false, passcred: false, backlog: 4, sndbuf: 0, rcvbuf: 0, pending: 2, pendingClosed: 1, name: Uint8Array.of(47, 120), peerName: new Uint8Array(0), queue: [], socketFile: { mode: 0o140640, uid: 7, gid: 8 } };
     const e = encodeFdState(s);
-    const old = new Uint8Array(e.payload.length - 16);
+    const old = new Uint8Array(e.payload.length - 32);
     old.set(e.payload.subarray(0, 64));
-    old.set(e.payload.subarray(80), 64);
+    old.set(e.payload.subarray(96), 64);
     new DataView(old.buffer).setUint32(0, 64, true);
     const { socketFile: _f, ...rest } = s;
     expect(decode(FdRecordType.UNIX_SOCKET, old, 3, 5n)).toEqual(rest);
+    // an 80-byte record (before the peer credentials): the socket file, no peerCred
+    const withCred = encodeFdState({ ...s, peerCred: { pid: 77, uid: 1, gid: 2 } });
+    expect(decode(FdRecordType.UNIX_SOCKET, withCred.payload, 3, 5n)).toEqual({ ...s, peerCred: { pid: 77, uid: 1, gid: 2 } });
+    const mid = new Uint8Array(withCred.payload.length - 16);
+    mid.set(withCred.payload.subarray(0, 80));
+    mid.set(withCred.payload.subarray(96), 80);
+    new DataView(mid.buffer).setUint32(0, 80, true);
+    expect(decode(FdRecordType.UNIX_SOCKET, mid, 3, 5n)).toEqual(s);
     new DataView(e.payload.buffer).setUint32(52, 3, true);
     expect(() => decode(FdRecordType.UNIX_SOCKET, e.payload, 3, 5n)).toThrow(/pending_closed 3 exceeds pending/);
   });

@@ -39,6 +39,9 @@ const arbTty = fc.record({
   winsize: fc.record({ rows: u16, cols: u16, xpixel: u16, ypixel: u16 }),
   inQueued: u32, outQueued: u32, peerFd: fc.option(fc.integer({ min: 0, max: 0xfffffffe }), { nil: undefined }),
   name: text, data: bytes(64),
+  uid: fc.option(fc.integer({ min: 0, max: 0xfffffffe }), { nil: undefined }),
+  gid: fc.option(fc.integer({ min: 0, max: 0xfffffffe }), { nil: undefined }),
+  mode: fc.option(fc.integer({ min: 0, max: 0o7777 }), { nil: undefined }),
 });
 
 /** Decoding must give a value or an ImageError (TRUNCATED/BAD_FIELD): never another exception. */
@@ -71,10 +74,10 @@ describe("file and terminal records round trip", () => {
     fc.assert(fc.property(arbTty, bytes(40), (t, extra) => {
       const enc = encodeTty(t);
       const grown = new Uint8Array(enc.length + extra.length);
-      grown.set(enc.subarray(0, 96));
-      grown.set(extra, 96);
-      grown.set(enc.subarray(96), 96 + extra.length);
-      new DataView(grown.buffer).setUint32(0, 96 + extra.length, true);
+      grown.set(enc.subarray(0, 112));
+      grown.set(extra, 112);
+      grown.set(enc.subarray(112), 112 + extra.length);
+      new DataView(grown.buffer).setUint32(0, 112 + extra.length, true);
       expect(decodeTty(grown, 0, where)).toEqual(t);
     }));
   });
@@ -109,6 +112,26 @@ describe("hostile file and terminal payloads", () => {
     expect(d.uid).toBeUndefined();
     expect(d.gid).toBeUndefined();
     expect(d.path).toBe("/tmp/x");
+  });
+  test("TTY owner: 112 bytes carry the slave's uid/gid/mode, a 96-byte record (early 1.1) has none", () => {
+    const t: TtyRecord = {
+      fd: 4, flags: 4, index: 3, sid: 0, fgPgrp: 0,
+      termios: { iflag: 0, oflag: 0, cflag: 0, lflag: 0, line: 0, cc: new Uint8Array(19), ispeed: 38400, ospeed: 38400 },
+      winsize: { rows: 24, cols: 80, xpixel: 0, ypixel: 0 }, inQueued: 0, outQueued: 0, peerFd: 5,
+      name: "/dev/pts/3", data: Uint8Array.of(1, 2), uid: 13333, gid: 44444, mode: 0o620,
+    };
+    const enc = encodeTty(t);
+    expect(new DataView(enc.buffer).getUint32(0, true)).toBe(112);
+    expect(decodeTty(enc, 0, where)).toEqual(t);
+    // the same record as a 96-byte FIXED part: name and data follow at 96
+    const old = new Uint8Array(enc.length - 16);
+    old.set(enc.subarray(0, 96));
+    old.set(enc.subarray(112), 96);
+    new DataView(old.buffer).setUint32(0, 96, true);
+    const d = decodeTty(old, 0, where);
+    expect([d.uid, d.gid, d.mode]).toEqual([undefined, undefined, undefined]);
+    expect(d.name).toBe("/dev/pts/3");
+    expect([...d.data]).toEqual([1, 2]);
   });
   test("content id 0 and a FILE_DATA whose DATA does not fill the payload are refused", () => {
     const c: FileContentRecord = { id: 1, kind: "memfd", flags: 0, devMajor: 0, devMinor: 1, inode: 5n, size: 10n, mtimeNs: 0n, mode: 0o100600, seals: 0, dataBytes: 0n, runCount: 0, path: "x" };

@@ -443,6 +443,26 @@ int main(int argc, char **argv) {
     expect(existsSync(join(dir, "kthread.img"))).toBe(false);
   });
 
+  it("a process whose main thread exited while another runs (zdtm pthread02) is refused with one line, its thread untouched", async () => {
+    const zl = compileC(`
+#include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
+static void *run(void *a) { for (int i = 1;; i++) { printf("tick %d\\n", i); fflush(stdout); usleep(50000); } return a; }
+int main(void) { pthread_t t; pthread_create(&t, NULL, run, NULL); pthread_exit(NULL); }`, "zombie-leader", ["-pthread"]);
+    await withProcess([zl], async (p) => {
+      await p.waitForLine(/^tick 2$/);
+      const r = runCli(["capture", String(p.pid), "-o", join(dir, "zl.img")]);
+      expect(r.status).toBe(2);
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+      expect(r.stderr).toMatch(new RegExp(`process ${p.pid}: its main thread has exited while 1 other thread\\(s\\) still run`));
+      expect(existsSync(join(dir, "zl.img"))).toBe(false);
+      assertUntraced(p.pid);
+      const n = p.lines.length;
+      await p.waitForLine(/^tick \d+$/, { from: n });
+    });
+  });
+
   it("a process in vfork() cannot stop: the freeze gives up after its timeout and says why; the process is left untraced", async () => {
     const vf = compileC(`
 #include <stdio.h>

@@ -167,6 +167,21 @@ describe("unix sockets", () => {
   });
 });
 
+describe("unix socket peer credentials", () => {
+  it("a pair made by a child that exited reports the child's pid, uid and gid again (SO_PEERCRED, zdtm sock_peercred)", async () => {
+    const verdict = await roundTrip("unix-peercred", [], async (path) => {
+      const img = await openImage(path);
+      try {
+        const creds = img.fdState.filter((s): s is UnixSocketState => s.type === "unix").map((s) => s.peerCred);
+        expect(creds.filter((c) => c?.uid === 1234 && c?.gid === 4321)).toHaveLength(2);
+      } finally {
+        await img.close();
+      }
+    });
+    expect(verdict).toEqual(["ok"]);
+  });
+});
+
 describe("unix datagram senders", () => {
   it("each queued datagram names its sender again: a closed abstract-named client, a closed path-named one, a live one, an unbound one (zdtm socket_snd_addr)", async () => {
     const dir = makeTempDir("ckimg-senders-");

@@ -290,7 +290,7 @@ describe("terminals", () => {
       expect([...im.ttys.values()].filter((t) => t.flags & 8)).toHaveLength(2); // the pair
       await im.close();
       const shown = runCli(["inspect", img]);
-      expect(shown.stdout).toMatch(/\/dev\/pts\/\d+\s+raw 30x100 controlling foreground\n/);
+      expect(shown.stdout).toMatch(/\/dev\/pts\/\d+\s+raw 30x100 controlling foreground owner \d+:\d+ mode 06[0-7]0\n/);
       expect(shown.stdout).toMatch(/\/dev\/ptmx\s+icanon -echo isig 10x20 paired\(fd \d+\) ptmx #\d+\n/);
       const json = JSON.parse(runCli(["inspect", "--json", img]).stdout);
       const fd0 = json.files.find((f: { fd: number }) => f.fd === 0);

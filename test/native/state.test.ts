@@ -328,6 +328,48 @@ describe("inotify", () => {
     const fds = j.files.filter((f: { state?: { type: string }[] }) => f.state?.[0]?.type === "inotify");
     expect(fds.map((f: { state: { watches: string }[] }) => f.state[0].watches.split(",").length).sort()).toEqual([1, 2]);
   });
+
+  it("a watch on a deleted file the process still holds goes to the file restore makes again (zdtm inotify00)", async () => {
+    const { verdict, run } = await zdtmRoundTrip([prog("inotify-deleted")]);
+    expect(verdict).toBe("PASS");
+    expect(run.capture.stderr).not.toMatch(/inotify/);
+    expect(runCli(["inspect", run.img]).stdout).toMatch(/inotify: wd 1 \/\S+\/inotify-del-\w+ .*, wd 2 \/\S+\/inotify-del-\w+\/removed /);
+  });
+});
+
+describe("pseudo-terminals", () => {
+  it("a pty slave's owner and mode set with fchown/fchmod come back on the new pty (zdtm pty01)", async () => {
+    const { verdict, run } = await zdtmRoundTrip([prog("pty-owner")]);
+    expect(verdict).toBe("PASS");
+    expect(runCli(["inspect", run.img]).stdout).toMatch(/owner 13333:44444 mode 0604/);
+  });
+});
+
+describe("pseudo-terminals: queued bytes, controlling terminal", () => {
+  it("a pty pair's queued bytes (both ways) and the pty as controlling terminal, /dev/tty open, come back (zdtm pty00)", async () => {
+    const { verdict, run } = await zdtmRoundTrip([prog("pty-queue")]);
+    expect(verdict).toBe("PASS");
+    expect(run.restored.stderr()).not.toMatch(/queued/);
+  });
+
+  it("capture without --kill gives the queued bytes back: the process reads what it would have read", async () => {
+    const img = join(tmp, "pty-queue-live.img");
+    const p = startProcess([prog("pty-queue")], { cwd: tmp });
+    try {
+      await p.waitForLine(/^ready$/);
+      const cap = runCli(["capture", String(p.pid), "-o", img]);
+      expect(cap.status, cap.stderr).toBe(0);
+      // the slave's three lines (14 bytes) and the master's echo + line (33 bytes), each once
+      const t = JSON.parse(runCli(["inspect", "--json", img]).stdout);
+      const kept = t.files.filter((f: { tty?: { keptBytes: number } }) => f.tty?.keptBytes).map((f: { fd: number; tty: { keptBytes: number } }) => [f.fd, f.tty.keptBytes]);
+      expect(kept).toEqual([[40, 14], [41, 33]]);
+      p.write("check\n");
+      expect(await p.waitForLine(/^(PASS|FAIL)/, { timeoutMs: 20_000 })).toBe("PASS");
+    } finally {
+      await p.kill();
+      await gone(p.pid);
+    }
+  });
 });
 
 describe("a real event loop", () => {

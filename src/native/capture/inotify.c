@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #define MAX_HANDLE_BYTES 128
@@ -50,9 +51,29 @@ static int mount_of(struct capture *c, unsigned int sdev)
 	return fd;
 }
 
+/* Does an fd of the process hold inode ino of sdev as a deleted file (files-content.c's kind:
+ * its bytes go into the image as FILE_CONTENT DELETED)? */
+static int holds_deleted(struct capture *c, unsigned int sdev, unsigned long long ino)
+{
+	size_t n;
+	struct cap_fd *all = fd_all(c, &n);
+
+	for (size_t i = 0; i < n; i++) {
+		const struct cap_fd *e = &all[i];
+		int deleted = 0;
+		if (e->f.kind != CKIMG_FD_REGULAR || !e->have_stat || (unsigned long long)e->st.st_ino != ino ||
+		    major(e->st.st_dev) != sdev >> 20 || minor(e->st.st_dev) != (sdev & 0xfffff))
+			continue;
+		pt_undeleted_len(e->link, &deleted);
+		if (deleted || e->st.st_nlink == 0)
+			return 1;
+	}
+	return 0;
+}
+
 /* The path of the inode a watch's file handle names, into out; 0 or a reason. */
-static const char *watched_path(struct capture *c, unsigned int sdev, unsigned int type, const char *hex, unsigned int bytes,
-				char *out, size_t outlen)
+static const char *watched_path(struct capture *c, unsigned int sdev, unsigned long long ino, unsigned int type,
+				const char *hex, unsigned int bytes, char *out, size_t outlen)
 {
 	union { struct file_handle h; unsigned char raw[sizeof(struct file_handle) + MAX_HANDLE_BYTES]; } fh;
 	unsigned char *handle = fh.raw + offsetof(struct file_handle, f_handle);
@@ -78,8 +99,14 @@ static const char *watched_path(struct capture *c, unsigned int sdev, unsigned i
 	if (n <= 0 || (size_t)n >= outlen - 1)
 		return "its path cannot be read";
 	out[n] = 0;
-	if (n > 10 && !strcmp(out + n - 10, " (deleted)"))
-		return "the watched file was deleted";
+	if (n > 10 && !strcmp(out + n - 10, " (deleted)")) {
+		/* a deleted file the process still has open is in the image (FILE_CONTENT DELETED,
+		 * files-content.c): recorded with the name it had, restore watches the file it
+		 * makes again (CRIU: the watch goes to its ghost file) */
+		if (!holds_deleted(c, sdev, ino))
+			return "the watched file was deleted";
+		out[pt_undeleted_len(out, NULL)] = 0;
+	}
 	return NULL;
 }
 
@@ -112,7 +139,7 @@ static int inotify_dump(struct capture *c, struct cap_fd *d)
 		if (sscanf(p, "inotify wd:%x ino:%llx sdev:%x mask:%x ignored_mask:%x fhandle-bytes:%x fhandle-type:%x f_handle:%n",
 			   &wd, &ino, &sdev, &mask, &ignored, &bytes, &type, &at) != 7 || !at)
 			continue;
-		const char *why = watched_path(c, sdev, type, p + at, bytes, path, sizeof(path));
+		const char *why = watched_path(c, sdev, ino, type, p + at, bytes, path, sizeof(path));
 		if (why) {
 			err = fd_cannot(c, d, "inotify watch %u (inode %llu): %s", wd, ino, why);
 			goto out;

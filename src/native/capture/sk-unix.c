@@ -414,6 +414,14 @@ static int unix_dump(struct capture *c, struct cap_fd *d)
 	sl = sizeof(v);
 	if (getsockopt(fd, SOL_SOCKET, SO_PASSSEC, &v, &sl) == 0 && v)
 		x.flags |= CKIMG_UNIX_PASSSEC;
+	/* the peer's credentials (a pair: whoever made it; zdtm sock_peercred) */
+	struct ucred cr;
+	socklen_t crl = sizeof(cr);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crl) == 0 && cr.pid > 0) {
+		x.peer_pid = (uint32_t)cr.pid;
+		x.peer_uid = (uint32_t)cr.uid;
+		x.peer_gid = (uint32_t)cr.gid;
+	}
 	if (u.peer) {
 		struct unix_diag pu;
 		if (recorded_socket(c, u.peer) || tree_other_holds(c, d->st.st_dev, u.peer, -1))

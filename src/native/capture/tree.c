@@ -70,6 +70,21 @@ static struct capture *new_capture(const struct capture *root, pid_t pid)
 	return c;
 }
 
+/* Threads of pid's group (/proc/PID/status "Threads", the exited leader of a group counted), or 0. */
+static int thread_count(pid_t pid)
+{
+	char path[64], *s = NULL;
+	int n = 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	if (read_file(path, &s, NULL))
+		return 0;
+	const char *p = strstr(s, "\nThreads:");
+	if (p)
+		n = atoi(p + 9);
+	free(s);
+	return n;
+}
+
 /* Add pid (a child of parent) to the tree: seized, or recorded as a zombie. */
 static int add_process(struct cap_tree *t, const struct capture *root, pid_t pid, pid_t parent)
 {
@@ -114,6 +129,11 @@ static int add_process(struct cap_tree *t, const struct capture *root, pid_t pid
 			read_stat(pid, &state, &p.e);   /* relations as frozen */
 		}
 	}
+	if (!p.c && thread_count(pid) > 1)
+		/* a zombie leader whose other threads run (pthread_exit in main: zdtm pthread02) is no
+		 * zombie: its /proc views (fds, maps, mem) are empty and ptrace refuses it */
+		return cap_fail(-ENOTSUP, "process %d: its main thread has exited while %d other thread(s) still run; "
+				"a process whose thread-group leader is gone cannot be captured", pid, thread_count(pid) - 1);
 	if (!p.c) {
 		p.e.flags = CKIMG_TREE_ZOMBIE;
 		if (!parent)

@@ -8,6 +8,7 @@
  * /proc/PID/fd/N of /dev/ptmx would make a new pty instead of reaching this one.
  */
 #include "fds.h"
+#include "tty_queue.h"
 
 #include <asm/termbits.h>
 #include <errno.h>
@@ -66,10 +67,61 @@ static int tty_match(struct capture *c, struct cap_fd *d)
 	       (d->f.kind == CKIMG_FD_CHARDEV && is_ptmx(d->f.rdev_major, d->f.rdev_minor));
 }
 
+/* Is e an fd on `side` (CKIMG_TTY_PTY_MASTER or _SLAVE) of pty `index`? */
+static int on_side(struct capture *c, struct cap_fd *e, uint32_t side, uint32_t index)
+{
+	if (!tty_match(c, e))
+		return 0;
+	if (side == CKIMG_TTY_PTY_MASTER)
+		return is_ptmx(e->f.rdev_major, e->f.rdev_minor) && master_index(c, e) == index;
+	return is_pts(e->f.rdev_major) && (e->f.rdev_major - 136) * 256 + e->f.rdev_minor == index;
+}
+
+/*
+ * The bytes queued for reading on d's side of a pair the process holds both ends of (the
+ * slave's input: what the master side wrote; the master's input: what the slave side wrote),
+ * taken once per side, by the description of its lowest fd. They are read from our duplicate
+ * and put back at once through the other end (tty_queue.c), so the target, frozen, finds them
+ * again. A packet-mode master's reads carry control bytes: its queue is left alone.
+ */
+static int take_queue(struct capture *c, struct cap_fd *d, const struct ckimg_tty_fixed *t, uint8_t **data, uint32_t *len)
+{
+	uint32_t side = t->flags & (CKIMG_TTY_PTY_MASTER | CKIMG_TTY_PTY_SLAVE);
+	struct cap_fd *peer = NULL;
+	size_t n;
+	struct cap_fd *all = fd_all(c, &n);
+	int q = 0, local = fd_local(c, d);
+
+	*data = NULL;
+	*len = 0;
+	if (!(t->flags & CKIMG_TTY_PAIRED) || (t->flags & CKIMG_TTY_PACKET) || !side)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (all[i].fd < d->fd && on_side(c, &all[i], side, t->index))
+			return 0;               /* a lower fd's description has it */
+		if ((uint32_t)all[i].fd == t->peer_fd)
+			peer = &all[i];
+	}
+	int plocal = peer ? fd_local(c, peer) : -1;
+	if (local < 0 || plocal < 0 || ioctl(local, FIONREAD, &q) < 0 || q <= 0)
+		return 0;
+	if (!(*data = malloc((size_t)q)))
+		return -ENOMEM;
+	size_t got = tty_queue_take(local, *data, (size_t)q);
+	int slave = side == CKIMG_TTY_PTY_SLAVE;
+	int err = tty_queue_put(slave ? local : plocal, slave ? plocal : local, slave, *data, got);
+	*len = (uint32_t)got;
+	if (err)
+		return cap_fail(err, "fd %d (%s, pty %u): the %zu bytes queued on it were read and could not all be put "
+				"back", d->fd, d->link, t->index, got);
+	return 0;
+}
+
 static int tty_dump(struct capture *c, struct cap_fd *d)
 {
 	struct ckimg_tty_fixed t = { .fixed_size = sizeof(t), .fd = (uint32_t)d->fd,
-				     .index = CKIMG_TTY_NONE, .peer_fd = CKIMG_TTY_NONE };
+				     .index = CKIMG_TTY_NONE, .peer_fd = CKIMG_TTY_NONE,
+				     .uid = CKIMG_TTY_NONE, .gid = CKIMG_TTY_NONE, .mode = CKIMG_TTY_NONE };
 	struct stat_tty st = { 0 };
 	struct termios2 tm;
 	struct winsize ws;
@@ -111,6 +163,13 @@ static int tty_dump(struct capture *c, struct cap_fd *d)
 	} else if (is_pts(d->f.rdev_major)) {
 		t.flags |= CKIMG_TTY_PTY_SLAVE;
 		t.index = (d->f.rdev_major - 136) * 256 + d->f.rdev_minor;
+		/* the owner and mode of /dev/pts/N (a program may fchown/fchmod it: zdtm pty01) */
+		struct stat ps;
+		if (fstat(local, &ps) == 0) {
+			t.uid = (uint32_t)ps.st_uid;
+			t.gid = (uint32_t)ps.st_gid;
+			t.mode = (uint32_t)(ps.st_mode & 07777);
+		}
 	}
 	/* tty_nr: major in bits 15..8, minor in bits 31..20 and 7..0 (proc(5)) */
 	unsigned tmaj = (unsigned)((st.tty_nr >> 8) & 0xfff);
@@ -141,23 +200,31 @@ static int tty_dump(struct capture *c, struct cap_fd *d)
 		if ((uint32_t)e->fd < t.peer_fd)
 			t.peer_fd = (uint32_t)e->fd;
 	}
-	/* one TTY record per fd of this description */
-	for (size_t i = 0; i < n; i++) {
+	uint8_t *data;
+	uint32_t dlen;
+	if ((err = take_queue(c, d, &t, &data, &dlen))) {
+		free(data);
+		return err;
+	}
+	/* one TTY record per fd of this description; the queue goes with the first */
+	for (size_t i = 0; i < n && !err; i++) {
 		struct cap_fd *e = &all[i];
 		if (e->file != d)
 			continue;
 		struct buf b = { 0 };
 		t.fd = (uint32_t)e->fd;
+		t.data_length = e == d ? dlen : 0;
 		err = buf_put(&b, &t, sizeof(t));
 		if (!err)
 			err = buf_put_cstr(&b, d->link);
+		if (!err && t.data_length)
+			err = buf_put(&b, data, t.data_length);
 		if (!err)
 			err = fd_emit(c, CKIMG_REC_TTY, t.fd, 0, &b);
 		buf_free(&b);
-		if (err)
-			return err;
 	}
-	return 0;
+	free(data);
+	return err;
 }
 
 const struct fd_ops tty_ops = {

@@ -344,7 +344,7 @@ static_assert(sizeof(struct ckimg_pipe_fixed) == 32, "pipe layout");
 
 /* UNIX_SOCKET (0x0042): one per unix socket; key32 = first fd, key64 = inode */
 struct ckimg_unix_fixed {
-	uint32_t fixed_size;        /* 80 (64 before file_mode/uid/gid) */
+	uint32_t fixed_size;        /* 96 (80 before peer_pid/uid/gid, 64 before file_mode/uid/gid) */
 	uint32_t type;              /* SOCK_STREAM 1, SOCK_DGRAM 2, SOCK_SEQPACKET 5 */
 	uint32_t state;             /* kernel socket state: 1 connected, 7 unconnected, 10 listening */
 	uint32_t flags;             /* CKIMG_UNIX_* */
@@ -363,6 +363,11 @@ struct ckimg_unix_fixed {
 	uint32_t file_uid;
 	uint32_t file_gid;
 	uint32_t reserved2;
+	/* fixed_size 96 (an 80-byte record reads these as 0: not recorded) */
+	uint32_t peer_pid;          /* SO_PEERCRED of a connected socket (a pair: its maker); 0: none */
+	uint32_t peer_uid;
+	uint32_t peer_gid;
+	uint32_t reserved3;
 } __attribute__((packed));
 #define CKIMG_UNIX_MIN_FIXED    64
 /* VARIABLE: STR name (sun_path bytes; abstract names begin with NUL; empty: unbound),
@@ -377,7 +382,7 @@ struct ckimg_unix_fixed {
 #define CKIMG_UNIX_NAME_GONE    (1u << 8)   /* bound to a path whose socket file was removed (or replaced) */
 #define CKIMG_UNIX_IN_BACKLOG   (1u << 5)   /* connected to a listening socket of ours, not yet
                                              * accepted: restore connects to its name again */
-static_assert(sizeof(struct ckimg_unix_fixed) == 80, "unix layout");
+static_assert(sizeof(struct ckimg_unix_fixed) == 96, "unix layout");
 
 /* UNIX_FILES (0x0046): the files passed (SCM_RIGHTS) in the messages of one unix socket's
  * receive queue (its UNIX_SOCKET record's QUEUE); key32 = first fd, key64 = the socket's inode.
@@ -794,7 +799,7 @@ struct ckimg_fd_file_fixed {
 #define CKIMG_TTY_NONE         0xFFFFFFFFu
 
 struct ckimg_tty_fixed {
-	uint32_t fixed_size;        /* 96 */
+	uint32_t fixed_size;        /* 112 (96 before uid/gid/mode) */
 	uint32_t fd;
 	uint32_t flags;
 	uint32_t index;             /* pty number, CKIMG_TTY_NONE */
@@ -809,13 +814,19 @@ struct ckimg_tty_fixed {
 	uint32_t peer_fd;           /* PAIRED: lowest fd on the other side, else CKIMG_TTY_NONE */
 	uint32_t data_length;
 	uint32_t reserved;
+	/* fixed_size 112 (a 96-byte record reads these as CKIMG_TTY_NONE: not recorded) */
+	uint32_t uid;               /* PTY_SLAVE: owner of /dev/pts/N, else CKIMG_TTY_NONE */
+	uint32_t gid;
+	uint32_t mode;              /* PTY_SLAVE: st_mode & 07777 of /dev/pts/N, else CKIMG_TTY_NONE */
+	uint32_t reserved2;
 } __attribute__((packed));
+#define CKIMG_TTY_MIN_FIXED    96
 /* VARIABLE: STR name, DATA[data_length] */
 
 static_assert(sizeof(struct ckimg_file_content_fixed) == 80, "file content layout");
 static_assert(sizeof(struct ckimg_file_data_fixed) == 40, "file data layout");
 static_assert(sizeof(struct ckimg_fd_file_fixed) == 40, "fd file layout");
-static_assert(sizeof(struct ckimg_tty_fixed) == 96, "tty layout");
+static_assert(sizeof(struct ckimg_tty_fixed) == 112, "tty layout");
 /* ---- end of the "tty-files" block ---- */
 
 /* ---- format 1.2: process trees (FORMAT.md "Process trees") ---- */

@@ -129,8 +129,10 @@ int img_files_parse(struct img *img, uint16_t type, const uint8_t *pl, uint64_t 
 		if (!GROW(img->ttys, img->nttys, img->cap_ttys))
 			return -ENOMEM;
 		struct img_tty *t = &img->ttys[img->nttys];
-		if ((err = fixed(img, pl, plen, 96, &t->f, sizeof(t->f), &var, type, seq, off)))
+		if ((err = fixed(img, pl, plen, CKIMG_TTY_MIN_FIXED, &t->f, sizeof(t->f), &var, type, seq, off)))
 			return err;
+		if (t->f.fixed_size < offsetof(struct ckimg_tty_fixed, reserved2))
+			t->f.uid = t->f.gid = t->f.mode = CKIMG_TTY_NONE;       /* older record: owner not recorded */
 		img->nttys++;
 		t->seq = seq;
 		if (str_at(pl, plen, &var, &t->name) || plen - var < t->f.data_length)

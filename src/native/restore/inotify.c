@@ -4,7 +4,9 @@
  * (each new watch gets the next number), so a watch whose number came out lower than
  * recorded is removed and added again until it gets its own; the IN_IGNORED events those
  * removals queue are read off before the process sees the fd. A path that now names another
- * inode is said (the watch follows the path, as the program would after a rename).
+ * inode is said (the watch follows the path, as the program would after a rename). A watch on
+ * a deleted file the image holds (FILE_CONTENT DELETED, same dev and inode) goes to the file
+ * restore made again for it.
  */
 #include "fds.h"
 
@@ -76,11 +78,34 @@ static const struct img_fdrec *inotify_rec(struct rst_fds *s, const struct img_f
 
 static int inotify_match(struct rst_fds *s, const struct img_fd *d) { return inotify_rec(s, d) != NULL; }
 
+/* The FILE_CONTENT (kind DELETED) of the watched inode, if the image holds it: the watch was
+ * on a deleted file the process had open, restore watches the file it made again. -1 if none. */
+static int watched_content(const struct img *img, const struct watch *w)
+{
+	for (size_t i = 0; i < img->ncontents; i++) {
+		const struct ckimg_file_content_fixed *c = &img->contents[i].f;
+		if (c->kind == CKIMG_CONTENT_DELETED && c->inode == w->e.inode && c->dev_major == w->e.dev >> 20 &&
+		    c->dev_minor == (w->e.dev & 0xfffff))
+			return (int)i;
+	}
+	return -1;
+}
+
 /* Add w's watch so that it gets exactly its recorded wd. */
 static int add_watch(struct rst_fds *s, int fd, const struct watch *w)
 {
+	int ci = watched_content(rst_fds_img(s), w);
+	char held[64];
+	const char *path = w->path;
+	uint32_t follow = IN_DONT_FOLLOW;
+
+	if (ci >= 0) {                          /* the re-created file, through its magic link */
+		snprintf(held, sizeof(held), "/proc/self/fd/%d", rst_fds_args(s)->content_fd_base + ci);
+		path = held;
+		follow = 0;
+	}
 	for (;;) {
-		int got = inotify_add_watch(fd, w->path, (w->e.mask & WATCH_BITS) | IN_DONT_FOLLOW);
+		int got = inotify_add_watch(fd, path, (w->e.mask & WATCH_BITS) | follow);
 		if (got < 0)
 			return rst_fds_fail(s, -errno, "inotify watch %u on %s", w->e.wd, w->path);
 		if ((uint32_t)got == w->e.wd)
@@ -112,7 +137,8 @@ static int inotify_open(struct rst_fds *s, struct rst_file *f)
 		struct stat st;
 		next_watch(r, &x, &at, w);              /* checked before the fork */
 		err = add_watch(s, fd, w);
-		if (!err && lstat(w->path, &st) == 0 && (uint64_t)st.st_ino != w->e.inode)
+		if (!err && watched_content(rst_fds_img(s), w) < 0 && lstat(w->path, &st) == 0 &&
+		    (uint64_t)st.st_ino != w->e.inode)
 			rst_warn("inotify watch %u: %s is another file than at capture (inode %llu, was %llu)", w->e.wd, w->path,
 				 (unsigned long long)st.st_ino, (unsigned long long)w->e.inode);
 	}

@@ -10,11 +10,16 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fds.h"
@@ -471,12 +476,67 @@ static int set_buffers(int fd, const struct unix_rec *u)
 	return 0;
 }
 
+/* The helper of maker_pair: the maker's ids, then the pair, in the fd table it shares with us;
+ * the two numbers go back through the pipe. */
+static int maker_child(int pipe_wr, int type, uint32_t uid, uint32_t gid)
+{
+	int p[2] = { -1, -1 };
+	if (setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0 ||
+	    socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, p) < 0)
+		p[0] = -errno;
+	return write(pipe_wr, p, sizeof(p)) == sizeof(p) ? 0 : 1;
+}
+
+/*
+ * A pair whose SO_PEERCRED names another process than ours (a child that made it and exited:
+ * zdtm sock_peercred; CRIU has no way to do this): made by a helper created with that pid
+ * (clone3 set_tid, sharing our fd table, no exit signal) and the recorded ids. 1 when made
+ * (p[] set), 0 when the pid cannot be had (the caller makes the pair itself, with a warning),
+ * -errno on failure.
+ */
+static int maker_pair(struct rst_fds *s, const struct unix_rec *lo, int p[2])
+{
+	pid_t want = (pid_t)lo->x.peer_pid;
+	int pp[2], got[2] = { -1, -1 }, st;
+
+	if (pipe2(pp, O_CLOEXEC) < 0)
+		return -errno;
+	struct clone_args ca = { .flags = CLONE_FILES, .exit_signal = 0, .set_tid = (uint64_t)(uintptr_t)&want,
+				 .set_tid_size = 1 };
+	long pid = syscall(SYS_clone3, &ca, sizeof(ca));
+	if (pid == 0)
+		_exit(maker_child(pp[1], (int)lo->x.type, lo->x.peer_uid, lo->x.peer_gid));
+	int e = errno;
+	if (pid < 0) {
+		close(pp[0]);
+		close(pp[1]);
+		rst_warn("unix socket pair (inode %llu): SO_PEERCRED named process %d, which cannot be had again (%s): the "
+			 "pair is this process's own", (unsigned long long)lo->x.inode, (int)want, strerror(e));
+		return 0;
+	}
+	/* the fd table is shared: its end of the pipe is ours to close once it is gone */
+	while (waitpid((pid_t)pid, &st, __WALL) < 0 && errno == EINTR)
+		;
+	close(pp[1]);
+	ssize_t n = read(pp[0], got, sizeof(got));
+	close(pp[0]);
+	if (n != (ssize_t)sizeof(got) || got[0] < 0)
+		return n == (ssize_t)sizeof(got) ? got[0] : -EIO;
+	p[0] = got[0];
+	p[1] = got[1];
+	return 1;
+}
+
 /* Both ends of a pair: one socketpair, names bound, each queue refilled from the other end. */
 static int make_pair(struct rst_fds *s, struct rst_obj *o, const struct unix_rec *lo, const struct unix_rec *hi)
 {
-	int p[2], err;
+	int p[2], err, made = 0;
 
-	if (socketpair(AF_UNIX, (int)lo->x.type | SOCK_CLOEXEC, 0, p) < 0)
+	/* a pair made by another process than this one (its pid is in both ends' SO_PEERCRED) */
+	if (lo->x.peer_pid && lo->x.peer_pid == hi->x.peer_pid && lo->x.peer_pid != rst_fds_img(s)->proc.f.pid &&
+	    !rst_fds_args(s)->new_pid && (made = maker_pair(s, lo, p)) < 0)
+		return rst_fds_fail(s, made, "socketpair made with the pid and ids of its maker %u", lo->x.peer_pid);
+	if (!made && socketpair(AF_UNIX, (int)lo->x.type | SOCK_CLOEXEC, 0, p) < 0)
 		return rst_fds_fail(s, -errno, "socketpair");
 	o->fd[0] = rst_fd_scratch(s, p[0]);
 	o->fd[1] = rst_fd_scratch(s, p[1]);

@@ -10,7 +10,7 @@
  * When it ends, our terminal gets our foreground group and termios back.
  *
  * Pty pairs the process held both ends of are made again (posix_openpt + TIOCGPTPEER), with
- * the slave's termios, the window size and the master's lock and packet modes. In a tree, a
+ * the slave's termios, owner and mode, the window size and the master's lock and packet modes. In a tree, a
  * pair whose ends several processes hold (a tmux or screen server and the shells of its panes,
  * `script`, sshd) is made once by tree.c with rst_pty_make, before any process, and each
  * holder takes its end from it (tree_pty below).
@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "fds.h"
+#include "tty_queue.h"
 
 #define TAG_PTY 0x70747970u    /* 'ptyp' */
 
@@ -35,6 +36,19 @@ static const struct img_tty *controlling(const struct img *img)
 	for (size_t i = 0; i < img->nttys; i++)
 		if (img->ttys[i].f.flags & CKIMG_TTY_CONTROLLING)
 			return &img->ttys[i];
+	return NULL;
+}
+
+/* The record of q's side of its pty (same index, same end) that holds the side's queue, or NULL. */
+static const struct img_tty *side_data(const struct img *img, const struct img_tty *q)
+{
+	uint32_t side = q->f.flags & (CKIMG_TTY_PTY_MASTER | CKIMG_TTY_PTY_SLAVE);
+
+	for (size_t i = 0; side && q->f.index != CKIMG_TTY_NONE && i < img->nttys; i++) {
+		const struct img_tty *e = &img->ttys[i];
+		if (e->f.index == q->f.index && (e->f.flags & side) && e->f.data_length)
+			return e;
+	}
 	return NULL;
 }
 
@@ -52,10 +66,13 @@ int restore_tty_prepare(struct restore_args *a)
 	int gone = 0;
 
 	a->tty_fd = -1;
-	/* the kernel has no way to read a tty's queues without taking the bytes: they stay behind */
+	/* the bytes queued on a side of a pair are in the record of its lowest fd (tty_queue.c);
+	 * other terminals' queues were not taken */
 	for (size_t i = 0; i < a->img->nttys; i++) {
 		const struct img_tty *q = &a->img->ttys[i];
-		if ((q->f.in_queued || q->f.out_queued) && !q->f.data_length)
+		/* /dev/tty counts the queue of the controlling terminal, another record's */
+		const struct img_tty *own = !strcmp(q->name.s, "/dev/tty") && t && (t->f.flags & CKIMG_TTY_PAIRED) ? t : q;
+		if ((q->f.in_queued || q->f.out_queued) && !q->f.data_length && !side_data(a->img, own))
 			rst_warn("fd %u (%s): %u bytes queued for reading and %u for writing at the capture are "
 				 "not in the image", q->f.fd, q->name.s, q->f.in_queued, q->f.out_queued);
 	}
@@ -76,7 +93,7 @@ int restore_tty_prepare(struct restore_args *a)
 	gone = t->name.s[0] != '/' || access(t->name.s, F_OK) != 0;
 	a->tty_fd = our_terminal();
 	if (a->tty_fd < 0) {
-		if (gone)
+		if (gone && !((t->f.flags & CKIMG_TTY_PAIRED) && (t->f.flags & CKIMG_TTY_PTY_SLAVE)))   /* made again */
 			rst_warn("the terminal %s of the process is gone and ckimg restore runs on none: fds 0-2 "
 				 "take ours", t->name.s);
 		return 0;
@@ -170,6 +187,24 @@ static int tree_pty(const struct restore_args *a, uint32_t index)
 	return 0;
 }
 
+/* The process's controlling terminal when it was a pty pair it held both ends of (made again
+ * here, in its own session: not a shell job), or NULL. */
+static const struct img_tty *own_ctty(struct rst_fds *s)
+{
+	const struct img_tty *t = controlling(rst_fds_img(s));
+
+	if (!t || rst_fds_args(s)->shell_job || !(t->f.flags & CKIMG_TTY_PAIRED) || !(t->f.flags & CKIMG_TTY_PTY_SLAVE) ||
+	    t->f.index == CKIMG_TTY_NONE)
+		return NULL;
+	return t;
+}
+
+/* /dev/tty (5:0): the process's controlling terminal, whichever that is when it is opened */
+static int is_dev_tty(const struct img_fd *d)
+{
+	return d->f.rdev_major == 5 && d->f.rdev_minor == 0;
+}
+
 static int tty_match(struct rst_fds *s, const struct img_fd *d)
 {
 	const struct img_tty *t = img_tty(rst_fds_img(s), d->f.fd);
@@ -177,6 +212,8 @@ static int tty_match(struct rst_fds *s, const struct img_fd *d)
 	if (!t)
 		return 0;
 	if ((t->f.flags & CKIMG_TTY_CONTROLLING) && rst_fds_args(s)->shell_job)
+		return 1;
+	if (is_dev_tty(d) && own_ctty(s))
 		return 1;
 	return ((t->f.flags & CKIMG_TTY_PAIRED) || tree_pty(rst_fds_args(s), t->f.index)) &&
 	       t->f.index != CKIMG_TTY_NONE && (t->f.flags & (CKIMG_TTY_PTY_MASTER | CKIMG_TTY_PTY_SLAVE));
@@ -214,9 +251,10 @@ static int make_pair(struct rst_fds *s, const struct img_tty *t, struct rst_obj 
 		const struct img_tty *e = &img->ttys[i];
 		if (e->f.index != t->f.index || !(e->f.flags & CKIMG_TTY_PAIRED))
 			continue;
-		if ((e->f.flags & CKIMG_TTY_PTY_MASTER) && !m)
+		/* the one with the side's queued bytes, if any */
+		if ((e->f.flags & CKIMG_TTY_PTY_MASTER) && (!m || (!m->f.data_length && e->f.data_length)))
 			m = e;
-		if ((e->f.flags & CKIMG_TTY_PTY_SLAVE) && !sl)
+		if ((e->f.flags & CKIMG_TTY_PTY_SLAVE) && (!sl || (!sl->f.data_length && e->f.data_length)))
 			sl = e;
 	}
 	int pair[2];
@@ -231,10 +269,26 @@ static int make_pair(struct rst_fds *s, const struct img_tty *t, struct rst_obj 
 	return 0;
 }
 
+/* The session leader takes the slave of the pair it made again as controlling terminal (once:
+ * /dev/tty and the slave's own fds may each come first). */
+static int take_ctty(struct rst_fds *s, const struct img_tty *t, int slave)
+{
+	pid_t sid;
+
+	if (getsid(0) != getpid())
+		return rst_fds_fail(s, -EPERM, "pty %u was the controlling terminal of the process, which is not a session "
+				    "leader here (a new PID?)", t->f.index);
+	if (ioctl(slave, TIOCGSID, &sid) == 0 && sid == getpid())
+		return 0;
+	if (ioctl(slave, TIOCSCTTY, 0) < 0)
+		return rst_fds_fail(s, -errno, "making pty %u its controlling terminal again (TIOCSCTTY)", t->f.index);
+	return 0;
+}
+
 static int tty_open(struct rst_fds *s, struct rst_file *f)
 {
 	const struct img_fd *d = f->d;
-	const struct img_tty *t = img_tty(rst_fds_img(s), d->f.fd);
+	const struct img_tty *t = img_tty(rst_fds_img(s), d->f.fd), *ct = own_ctty(s);
 	struct restore_args *a = rst_fds_args(s);
 	struct rst_obj *o = NULL;
 	int fd, err;
@@ -244,7 +298,16 @@ static int tty_open(struct rst_fds *s, struct rst_file *f)
 		fd = open(a->tty_path, flags | O_NOCTTY | O_CLOEXEC);
 		return fd < 0 ? rst_fds_fail(s, -errno, "cannot open our terminal %s", a->tty_path) : fd;
 	}
+	if (is_dev_tty(d) && ct) {
+		int flags = (int)d->f.open_flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC);
+		if ((err = make_pair(s, ct, &o)) || (err = take_ctty(s, ct, o->fd[1])))
+			return err;
+		fd = open("/dev/tty", flags | O_CLOEXEC);
+		return fd < 0 ? rst_fds_fail(s, -errno, "cannot open /dev/tty (pty %u)", ct->f.index) : fd;
+	}
 	if ((err = make_pair(s, t, &o)))
+		return err;
+	if (ct && ct->f.index == t->f.index && (err = take_ctty(s, ct, o->fd[1])))
 		return err;
 	fd = fcntl(o->fd[(t->f.flags & CKIMG_TTY_PTY_MASTER) ? 0 : 1], F_DUPFD_CLOEXEC, 0);
 	return fd < 0 ? rst_fds_fail(s, -errno, "dup of the pty") : fd;
@@ -276,7 +339,22 @@ int rst_pty_make(const struct img_tty *m, const struct img_tty *sl, int fd[2], c
 		*step = "setting the window size (TIOCSWINSZ)";
 		if (ioctl(fd[0], TIOCSWINSZ, &ws) < 0)
 			goto fail;
+		/* the slave node's owner, then its mode (fchown clears set-id bits) */
+		*step = "giving the slave its owner (fchown)";
+		if ((sl->f.uid != CKIMG_TTY_NONE || sl->f.gid != CKIMG_TTY_NONE) &&
+		    fchown(fd[1], (uid_t)sl->f.uid, (gid_t)sl->f.gid) < 0)
+			goto fail;
+		*step = "giving the slave its mode (fchmod)";
+		if (sl->f.mode != CKIMG_TTY_NONE && fchmod(fd[1], (mode_t)(sl->f.mode & 07777)) < 0)
+			goto fail;
 	}
+	/* the queued bytes, each side's into the other end, before packet mode and the lock */
+	*step = "putting back the bytes queued for the slave";
+	if (sl && sl->data && (e = tty_queue_put(fd[1], fd[0], 1, sl->data, sl->f.data_length)) < 0)
+		goto fail_e;
+	*step = "putting back the bytes queued for the master";
+	if (m && m->data && (e = tty_queue_put(fd[1], fd[0], 0, m->data, m->f.data_length)) < 0)
+		goto fail_e;
 	if (m && (m->f.flags & CKIMG_TTY_PACKET)) {
 		v = 1;
 		*step = "packet mode (TIOCPKT)";
@@ -292,6 +370,7 @@ int rst_pty_make(const struct img_tty *m, const struct img_tty *sl, int fd[2], c
 	return 0;
 fail:
 	e = -errno;
+fail_e:
 	close(fd[0]);
 	if (fd[1] >= 0)
 		close(fd[1]);
