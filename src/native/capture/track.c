@@ -29,7 +29,9 @@
  *     commit (killed, failed: the pages it re-protected are in no image, so the baseline is
  *     lost), or when killed. Closing the last handle makes the kernel unregister the areas;
  *     leftover write-protect bits in the target's page tables are dropped by its next faults.
- * A capture that cannot track (older kernel, seccomp, a tree...) says why and goes on as before.
+ * A capture that cannot track (older kernel, seccomp...) says why and goes on as before.
+ * A tree: each process has its own handle and keeper (track_open per process, before its
+ *   seize; a keeper follows its own target's exit, so a worker that exits takes its keeper).
  */
 #include "capture.h"
 #include "uffd_wp.h"
@@ -482,10 +484,6 @@ int track_freeze(struct capture *c)
 
 	if (!t)
 		return 0;
-	if (c->tree) {
-		track_drop(c, "process trees are not tracked (only single-process captures)");
-		return 0;
-	}
 	if (t->uffd < 0 && c->track_wanted) {
 		int fatal = 0;
 		err = make_handle(c, &fatal);

@@ -56,6 +56,18 @@ static int known(const struct cap_tree *t, pid_t pid)
 	return 0;
 }
 
+/* A descendant's capture state, gone: its tracking session closed (a scan without commit makes
+ * the keeper give up), its parent image and page copies freed. */
+static void tree_free_capture(struct capture *c)
+{
+	track_close(c);
+	track_free_preread(c);
+	incr_free(c);
+	free(c->track);
+	fds_free(c);
+	free(c);
+}
+
 static struct capture *new_capture(const struct capture *root, pid_t pid)
 {
 	struct capture *c = calloc(1, sizeof(*c));
@@ -67,6 +79,8 @@ static struct capture *new_capture(const struct capture *root, pid_t pid)
 	c->use_hash_cache = root->use_hash_cache;
 	c->buffer_bytes = root->buffer_bytes;
 	c->kill_after = root->kill_after;
+	c->track_wanted = root->track_wanted;
+	c->track_off = root->track_off;
 	return c;
 }
 
@@ -94,19 +108,28 @@ static int add_process(struct cap_tree *t, const struct capture *root, pid_t pid
 		if (!p.c)
 			return -ENOMEM;
 		p.c->tree = t;
-		if (p.c != root)
+		if (p.c != root) {
 			collect_prefreeze_states(p.c);
+			/* incremental: the same process in the parent image, and its tracking */
+			err = incr_load_parent_of_child(root, p.c);
+			if (!err)
+				err = track_open(p.c);
+			if (err) {
+				tree_free_capture(p.c);
+				return err;
+			}
+		}
 		err = pt_freeze(&p.c->pt, pid);
 		if (err && parent && read_stat(pid, &state, &p.e) == 0 && state == 'Z')
 			err = 0;        /* it exited before the seize: a zombie now */
 		if (err) {
 			if (p.c != root)
-				free(p.c);
+				tree_free_capture(p.c);
 			return err;
 		}
 		if (p.c->pt.nthreads == 0) {
 			if (p.c != root)
-				free(p.c);
+				tree_free_capture(p.c);
 			p.c = NULL;
 		}
 		if (p.c) {
@@ -297,10 +320,8 @@ void tree_free(struct cap_tree *t)
 	if (!t)
 		return;
 	for (size_t i = 1; i < t->n; i++)
-		if (t->procs[i].c) {
-			fds_free(t->procs[i].c);
-			free(t->procs[i].c);
-		}
+		if (t->procs[i].c)
+			tree_free_capture(t->procs[i].c);
 	free(t->procs);
 	free(t->fds);
 	free(t->shm);
