@@ -240,6 +240,18 @@ static int open_parent(struct img *img, const char *const *seen_ids, uint32_t ns
 			return -ENOMEM;
 		}
 		int e = img_open(up, path);
+		if (!e && up->tree && up->proc.f.pid != ch->parent.parent_pid) {
+			/* a tree image: the process PARENT names (FORMAT.md "Incremental images", trees) */
+			img_close(up);
+			e = img_open_process(up, path, ch->parent.parent_pid);
+			if (e == -ESRCH) {
+				img_close(up);
+				free(up);
+				free(path);
+				return cfail(img, -EBADMSG, "BAD_PARENT: wrong parent: %s is a capture of another process tree "
+					     "(it holds no process %u)", cand[k], ch->parent.parent_pid);
+			}
+		}
 		if (e) {
 			int r = cfail(img, e, "parent %s: %s", path, up->err);
 			img_close(up);
