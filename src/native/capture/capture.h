@@ -281,6 +281,7 @@ int track_direct(const struct capture *c);   /* the parent is the tracked baseli
 int track_freeze(struct capture *c);
 int track_plan_cell(const struct capture *c, const struct area *a, size_t *run, struct chunk *ch);
 int track_preread(struct capture *c);
+void track_probe_subreaper(struct capture *c);   /* frozen, a tracked tree process */
 void track_free_preread(struct capture *c);
 void track_free_chunk(struct capture *c, size_t i);        /* frozen: the planned (written) pages, into memory */
 void track_drop(struct capture *c, const char *why);

@@ -539,6 +539,8 @@ static int capture_tree(struct image *im, struct cap_tree *t, uint64_t t_freeze)
 		cap.proc.capture_ns = root.proc.capture_ns;
 		cap.cow_blocked = !tree_cow_allowed(t, i);
 		err = frozen_steps(im, &pl);
+		if (!err && cap.preread)
+			track_probe_subreaper(&cap);    /* (no twin asked it) */
 		t->procs[i].subreaper = cap.subreaper_seen ? cap.subreaper_seen == 2 : -1;
 		t->procs[i].twin = cow_twin_of(&cap);
 		t->procs[i].preread = cap.preread != NULL;

@@ -545,6 +545,30 @@ int track_freeze(struct capture *c)
 	return 0;
 }
 
+/*
+ * Frozen, a tracked process of a tree (no copy-on-write twin, so cow.c never asked): is it a
+ * child subreaper? A descendant's twin would be re-parented to it (tree_cow_allowed). Asked
+ * with prctl in the target, the answer written below its stack pointer (past the red zone:
+ * scratch for the target too) and the 8 bytes put back. Unknown (-1 there) on any failure.
+ */
+void track_probe_subreaper(struct capture *c)
+{
+	const struct thread_info *th = NULL;
+	for (size_t i = 0; i < c->nthreads; i++)
+		if (c->threads[i].tid == c->pid)
+			th = &c->threads[i];
+	if (!th || c->subreaper_seen)
+		return;
+	uint64_t at = ((uint64_t)th->regs.rsp - 512) & ~7ull, saved = 0, got = 0;
+	if (pt_read_mem(c->pid, at, &saved, 8) != 8)
+		return;
+	struct pt_syscall sc = REMOTE_SYSCALL(__NR_prctl, PR_GET_CHILD_SUBREAPER, at);
+	int err = pt_remote_syscall(c->pid, c->syscall_ip, &sc);
+	if (!err && sc.ret == 0 && pt_read_mem(c->pid, at, &got, 8) == 8)
+		c->subreaper_seen = (int32_t)got ? 2 : 1;
+	pt_write_mem(c->pid, at, &saved, 8);
+}
+
 /* Chunk planning of a tracked area (mm.c): candidates = the pages written since the parent
  * (before the freeze: precopy's runs; in it: the area's runs); the rest of what the parent holds
  * there is carried (inherited with its digest, not read). */

@@ -413,8 +413,12 @@ int tree_parent_pagemap(const struct capture *c)
 		return -1;
 	for (size_t i = 0; i < me; i++)
 		if (t->procs[i].e.pid == t->procs[me].e.ppid && t->procs[i].c) {
-			if (t->released && !t->procs[i].twin)
-				return -1;      /* it runs on: its page frames tell nothing now */
+			/* it runs on: its page frames tell nothing now — unless its pages were copied at
+			 * the freeze (tracked, track.c): a frame it still shares with the child's twin
+			 * cannot have been written since (a write unshares it), so it is the page it
+			 * had at the freeze, the one its image holds */
+			if (t->released && !t->procs[i].twin && !t->procs[i].preread)
+				return -1;
 			/* the parent's twin when it has one: its page frames are the parent's at
 			 * the freeze, the parent's own change once it runs on */
 			snprintf(path, sizeof(path), "/proc/%u/pagemap",
