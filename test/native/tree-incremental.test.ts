@@ -7,12 +7,13 @@
  * process continues and computes the checksum it had; a parent image of another tree is refused.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { copyFileSync, readFileSync, renameSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { copyFileSync, existsSync, readFileSync, readdirSync, renameSync } from "node:fs";
 import { release } from "node:os";
 import { join } from "node:path";
 import { openImage, verifyImage, type CheckpointImage } from "../../src/format/index.js";
 import { flattenImage } from "../../src/format/flatten.js";
-import { runCapture, type CaptureSummary } from "../../src/cli/capture.js";
+import { captureBinary, runCapture, type CaptureSummary } from "../../src/cli/capture.js";
 import { REPO, assertUntraced, makeTempDir, removeTempDirs, requireBuild, runCli, sleep, startProcess, type Started } from "./helpers.js";
 import { cleanup, prog } from "./tree-helpers.js";
 
@@ -185,6 +186,59 @@ async function scenario(track: boolean): Promise<void> {
   }
 }
 
+/** Areas of pid registered for userfaultfd write-protection (smaps VmFlags "uw"). */
+function uffdAreas(pid: number): number {
+  return readFileSync(`/proc/${pid}/smaps`, "utf8").split("\n").filter((l) => l.startsWith("VmFlags:") && / uw\b/.test(l)).length;
+}
+
+/** Live processes traced by pid. */
+function tracees(pid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (new RegExp(`^TracerPid:\\s+${pid}$`, "m").test(readFileSync(`/proc/${d}/status`, "utf8"))) out.push(Number(d));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+/** Keepers (ckimg-capture --keeper PID ...) of any of pids still alive. */
+function keepersOf(pids: number[]): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const argv = readFileSync(`/proc/${d}/cmdline`, "utf8").split("\0");
+      if (argv[1] === "--keeper" && pids.includes(Number(argv[2])) && !dead(Number(d))) out.push(Number(d));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+/** Start a capture of the tree; SIGKILL it once the tree is released and it reads the twins. */
+async function killMidCopy(root: number, pids: number[], args: string[]): Promise<void> {
+  const c = spawn(captureBinary(), [String(root), ...args, "--compress", "deflate", "--buffer-mb", "1"], {
+    stdio: ["ignore", "ignore", "ignore"], env: { ...process.env, CKIMG_WORKERS: "1" },
+  });
+  let exited = false;
+  c.on("exit", () => { exited = true; });
+  for (let t = 0; t < 20_000 && !exited; t += 5) {
+    const tr = tracees(c.pid!);
+    if (tr.length && tr.every((p) => !pids.includes(p)) && pids.every((p) => /^TracerPid:\s+0$/m.test(readFileSync(`/proc/${p}/status`, "utf8")))) {
+      process.kill(c.pid!, "SIGKILL");
+      for (let i = 0; i < 250 && !exited; i++) await sleep(20);
+      return;
+    }
+    await sleep(5);
+  }
+  throw new Error("the capturer ended (or never released the tree) before it could be killed mid-copy");
+}
+
 /** The pid of the worker forked between the captures (the last one). */
 const forked = (pids: number[]) => pids[pids.length - 1];
 
@@ -195,6 +249,42 @@ describe("incremental capture of a process tree", () => {
 
   it.skipIf(!trackOk)("tracked (--track: one keeper per process): the same, only the written pages read", async () => {
     await scenario(true);
+  }, 240_000);
+
+  it.skipIf(!trackOk)("a tracked tree capture killed mid-copy leaves every process untraced, unregistered, and no keeper", async () => {
+    const t = await startTree();
+    const pids = t.pids;
+    try {
+      const before = (await ask(t.s, "sum", /^sum /)).slice(4);
+      // a first --track capture killed while it reads the twins: no keeper was started yet
+      await killMidCopy(pids[0], pids, ["-o", join(tmp, "kill-a.img"), "--track"]);
+      for (let i = 0; i < 100 && pids.some((p) => uffdAreas(p) > 0); i++) await sleep(20);
+      for (const p of pids) {
+        assertUntraced(p);
+        expect(uffdAreas(p), `process ${p} still registered`).toBe(0);
+      }
+      expect(keepersOf(pids)).toEqual([]);
+      expect(existsSync(join(tmp, "kill-a.img"))).toBe(false);
+      // a kept baseline, then a capture on another parent (compared, scanned) killed mid-copy:
+      // the pages it re-protected are in no image, so every keeper gives up
+      const a = join(tmp, "kill-b.img");
+      const first = await runCapture({ pid: pids[0], output: a, track: true });
+      expect(first.keeperPids).toHaveLength(3);
+      await runCapture({ pid: pids[0], output: join(tmp, "kill-c.img"), parent: a, track: true });
+      await killMidCopy(pids[0], pids, ["-o", join(tmp, "kill-d.img"), "--parent", a, "--track"]);
+      for (const k of first.keeperPids) {
+        for (let i = 0; i < 250 && !dead(k); i++) await sleep(20);
+        expect(dead(k), `keeper ${k} left behind`).toBe(true);
+      }
+      for (let i = 0; i < 100 && pids.some((p) => uffdAreas(p) > 0); i++) await sleep(20);
+      for (const p of pids) {
+        assertUntraced(p);
+        expect(uffdAreas(p)).toBe(0);
+      }
+      expect((await ask(t.s, "sum", /^sum /)).slice(4)).toBe(before);    // memory unchanged
+    } finally {
+      await cleanup(t.s, pids);
+    }
   }, 240_000);
 
   it("refuses a parent image of another tree (capture, reader, restore), leaving the tree untouched", async () => {
