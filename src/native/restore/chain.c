@@ -431,3 +431,34 @@ void img_chain_free(struct img *img)
 	free(ch);
 	img->chain = NULL;
 }
+
+/*
+ * A tree image: the chain of every other live process that has a PARENT, opened and checked
+ * now (then closed again), so that a bad link is refused before anything is made or printed.
+ */
+int img_chain_check_tree(struct img *img)
+{
+	for (uint32_t i = 0; img->tree && i < img->ntree; i++) {
+		uint32_t pid = img->tree[i].pid;
+		int has_parent = 0;
+		if (pid == img->tree_root || (img->tree[i].flags & CKIMG_TREE_ZOMBIE))
+			continue;
+		for (uint64_t k = 0; k < img->nents && !has_parent; k++)
+			has_parent = img->ents[k].type == CKIMG_REC_PARENT && img->owners[k] == pid;
+		if (!has_parent)
+			continue;
+		if (!img->chain || !img->chain->have_parent)
+			return cfail(img, -EBADMSG, "BAD_PARENT: process %u has a PARENT and the root process %u none "
+				     "(an incremental image continues one tree)", pid, img->tree_root);
+		struct img p;
+		int err = img_open_process(&p, img->path, pid);
+		if (!err)
+			err = img_chain_open(&p);
+		if (err)
+			cfail(img, err, "%s (process %u)", p.err, pid);
+		img_close(&p);
+		if (err)
+			return err;
+	}
+	return 0;
+}
