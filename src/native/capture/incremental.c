@@ -422,6 +422,7 @@ int incr_load_parent_of_child(const struct capture *root, struct capture *c)
 		else {
 			c->parent = pi;
 			c->parent_path = root->parent_path;
+			c->parent_tree_root = tree_root;
 			return 0;
 		}
 	}

@@ -161,6 +161,98 @@ static int add_pre(struct track *t, size_t *cap, uint64_t s, uint64_t e)
 	return 0;
 }
 
+static int cmp_pre(const void *a, const void *b)
+{
+	const struct pre_run *x = a, *y = b;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Whether addr is in one of the first n runs of t->pre (sorted). */
+static int in_pre(const struct track *t, size_t n, uint64_t addr)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (t->pre[mid].end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && t->pre[lo].start <= addr;
+}
+
+/*
+ * A tree's descendant (its parent image known): pages it shared copy-on-write with its parent
+ * at the last capture were not held then; once the parent writes such a page the descendant's
+ * copy is its own, unwritten by it (not reported written) and must be read (mm.c,
+ * plan_tracked_area). Those unshared now are listed here (present, not the parent's frame, not
+ * held by the parent image, not written) so that precopy copies them before the freeze too: a
+ * copy stays good unless the process writes the page, which the freeze's scan reports.
+ * Returns the pages added to t->pre (sorted again).
+ */
+static uint64_t add_unshared(struct capture *c, size_t *cap)
+{
+	struct track *t = c->track;
+	char path[64], *maps = NULL;
+	uint64_t added = 0;
+	unsigned long long ppid = 0;
+	size_t nwritten = t->npre;
+	snprintf(path, sizeof(path), "/proc/%d/status", c->pid);
+	char *status = NULL;
+	if (!c->parent || !c->parent_tree_root || (pid_t)c->parent_tree_root == c->pid || read_file(path, &status, NULL))
+		return 0;               /* not a tree's descendant */
+	proc_status_value(status, "PPid", 10, &ppid);
+	free(status);
+	snprintf(path, sizeof(path), "/proc/%d/maps", c->pid);
+	if (!ppid || read_file(path, &maps, NULL))
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", c->pid);
+	int pm = open(path, O_RDONLY | O_CLOEXEC);
+	snprintf(path, sizeof(path), "/proc/%llu/pagemap", ppid);
+	int ppm = open(path, O_RDONLY | O_CLOEXEC);
+	uint64_t *a = malloc(CKIMG_SPAN_GRID_PAGES * 8), *b = malloc(CKIMG_SPAN_GRID_PAGES * 8);
+	const uint64_t pfn = (1ull << 55) - 1, present = 1ull << 63, swap = 1ull << 62, file = 1ull << 61;
+	for (char *save = NULL, *l = strtok_r(maps, "\n", &save); pm >= 0 && ppm >= 0 && a && b && l; l = strtok_r(NULL, "\n", &save)) {
+		unsigned long long s0, e0;
+		char perms[8];
+		if (sscanf(l, "%llx-%llx %7s", &s0, &e0, perms) != 3 || strcmp(perms, "rw-p"))
+			continue;
+		for (uint64_t s = s0; s < e0; s += (uint64_t)CKIMG_SPAN_GRID_PAGES * PAGE_SIZE_4K) {
+			uint64_t n = (e0 - s) / PAGE_SIZE_4K;
+			n = n > CKIMG_SPAN_GRID_PAGES ? CKIMG_SPAN_GRID_PAGES : n;
+			off_t at = (off_t)(s / PAGE_SIZE_4K * 8);
+			if (pread(pm, a, n * 8, at) != (ssize_t)(n * 8))
+				break;
+			if (pread(ppm, b, n * 8, at) != (ssize_t)(n * 8))
+				memset(b, 0, n * 8);
+			for (uint64_t i = 0; i < n; i++) {
+				uint64_t addr = s + i * PAGE_SIZE_4K;
+				int mine = (a[i] & swap) || ((a[i] & present) && !(a[i] & file));
+				int shared = (a[i] & present) && (b[i] & present) && (a[i] & pfn) && (a[i] & pfn) == (b[i] & pfn);
+				if (!mine || shared || incr_parent_holds(c, addr) || in_pre(t, nwritten, addr))
+					continue;
+				if (t->npre > nwritten && t->pre[t->npre - 1].end == addr) {
+					t->pre[t->npre - 1].end += PAGE_SIZE_4K;
+				} else if (add_pre(t, cap, addr, addr + PAGE_SIZE_4K)) {
+					goto out;
+				}
+				added++;
+			}
+		}
+	}
+out:
+	if (pm >= 0)
+		close(pm);
+	if (ppm >= 0)
+		close(ppm);
+	free(a);
+	free(b);
+	free(maps);
+	if (t->npre > nwritten)
+		qsort(t->pre, t->npre, sizeof(*t->pre), cmp_pre);
+	return added;
+}
+
 static void precopy(struct capture *c)
 {
 	struct track *t = c->track;
@@ -193,6 +285,7 @@ static void precopy(struct capture *c)
 	}
 	close(pm);
 	t->written_pages = pages;       /* + what the freeze's scan reports */
+	pages += add_unshared(c, &cap);  /* (copied too, not counted written) */
 	size_t len = (size_t)(pages ? pages : 1) * PAGE_SIZE_4K;
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p != MAP_FAILED) {
