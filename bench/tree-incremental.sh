@@ -17,7 +17,7 @@ mkfifo ctl
 sleep 100000 > ctl & SL=$!
 ./subreaper ./workers "$MIB" < ctl > out 2>&1 & S=$!
 for i in $(seq 100); do grep -q ready out 2>/dev/null && break; sleep 0.2; done
-P=$(cat /proc/$S/task/$S/children)
+P=$(tr -d " \n" < /proc/$S/task/$S/children)
 PAGES=$((MIB * 256)); N=$((PAGES / 100))
 touch1() { for w in 0 1 2; do echo "write $w $(shuf -i 0-$((PAGES - 1)) -n $N | tr '\n' ' ')" > ctl; done; sleep 0.5; }
 pick() { grep -o '"image_bytes":[0-9]*\|"freeze_ms":[0-9.]*\|"total_ms":[0-9.]*\|"stored_pages":[0-9]*\|"tracking":"[a-z]*"\|cpu [0-9.+]* s' | tr '\n' ' '; }
