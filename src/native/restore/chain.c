@@ -452,6 +452,9 @@ int img_chain_check_tree(struct img *img)
 				     "(an incremental image continues one tree)", pid, img->tree_root);
 		struct img p;
 		int err = img_open_process(&p, img->path, pid);
+		if (!err && p.chain && p.chain->have_parent &&
+		    memcmp(p.chain->parent.parent_image_id, img->chain->parent.parent_image_id, 16))
+			err = cfail(&p, -EBADMSG, "BAD_PARENT: the processes of the tree name different parent images");
 		if (!err)
 			err = img_chain_open(&p);
 		if (err)
