@@ -99,8 +99,12 @@ export interface CaptureSummary {
    * tracked capture: memory compared as without tracking; tracking goes on from this image).
    */
   tracking: "off" | "started" | "tracked" | "rebased";
-  /** The tracking keeper's PID, 0 without one. */
+  /** The tracking keeper's PID, 0 without one (a tree: the root's). */
   keeperPid: number;
+  /** A tree: every process's keeper (one per tracked process), in tree order. */
+  keeperPids: number[];
+  /** Processes whose tracking this capture used or started (a tree: each has its own). */
+  trackedProcesses: number;
   /** Pages the tracking reported written since the last tracked capture (before and in the freeze: one written in both counts twice). */
   writtenPages: number;
   /** Why tracking was not (fully) used, or "". */
@@ -211,6 +215,8 @@ function parseSummary(line: string): CaptureSummary {
     cow: j.cow === true, twinPid: Number(j.twin_pid ?? 0), cowWrittenBytes: Number(j.cow_written_bytes ?? 0),
     tracking: (["started", "tracked", "rebased"].includes(String(j.tracking)) ? j.tracking : "off") as CaptureSummary["tracking"],
     keeperPid: Number(j.keeper_pid ?? 0), writtenPages: Number(j.written_pages ?? 0),
+    keeperPids: Array.isArray(j.keeper_pids) ? (j.keeper_pids as unknown[]).map(Number) : [],
+    trackedProcesses: Number(j.tracked_processes ?? 0),
     trackingNote: typeof j.tracking_note === "string" ? j.tracking_note : "",
   };
 }

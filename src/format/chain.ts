@@ -17,6 +17,7 @@ import { ImageError } from "./errors.js";
 import type { CheckpointImage, ChunkRef, DecodedChunk, OpenOptions } from "./reader.js";
 import { CHAIN_RECORD_TYPES, MAX_CHAIN_DEPTH, heldIndex, type PageDigestsRecord } from "./records-chain.js";
 import { popcount8, spanAt } from "./records.js";
+import { sharedRunAt } from "./records-tree.js";
 
 export function hexId(id: Uint8Array): string {
   return Array.from(id, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -48,15 +49,25 @@ type Opener = (path: string, opts: OpenOptions, ctx: ChainContext) => Promise<Ch
  * Open the parent of `image` (recursively), check it is the one PARENT names, and switch the
  * image's chunks to the resolved view. Strict images throw; tolerant ones (verify) note the
  * problem and stay as they are (their own pages only).
+ *
+ * A tree image (FORMAT.md "Incremental images", trees): each process with a PARENT is a delta
+ * of the process with that pid (and start time) in the one parent image every PARENT names;
+ * a process without one (forked since) is standalone; the root has one when any process has.
  */
 export async function attachChain(image: CheckpointImage, opts: OpenOptions, ctx: ChainContext, open: Opener): Promise<void> {
-  const rec = image.parentRecord;
-  if (!rec) return;
-  const pe = image.entries.find((e) => e.type === CHAIN_RECORD_TYPES.PARENT);
+  const views = image.processes.filter((v) => v.parentRecord);
+  if (!views.length) return;
+  const rec = views[0].parentRecord!;
+  const pe = views[0].entries.find((e) => e.type === CHAIN_RECORD_TYPES.PARENT);
   const where = { file: image.path, recordType: "PARENT", offset: pe?.offset, sequence: pe?.sequence };
   const myId = hexId(image.header.imageId);
   const wantId = hexId(rec.parentImageId);
   try {
+    for (const v of views) {
+      const other = hexId(v.parentRecord!.parentImageId);
+      if (other !== wantId) throw new ImageError("BAD_PARENT", `the processes of the tree name different parent images (${wantId} for pid ${views[0].process.pid}, ${other} for pid ${v.process.pid})`, where);
+    }
+    if (!image.parentRecord) throw new ImageError("BAD_PARENT", `the root process ${image.process.pid} has no PARENT while other processes of the tree have one`, where);
     if (ctx.seen.includes(wantId) || wantId === myId) {
       throw new ImageError("BAD_PARENT", `the chain loops: parent image ${wantId} is already part of it`, where);
     }
@@ -71,11 +82,7 @@ export async function attachChain(image: CheckpointImage, opts: OpenOptions, ctx
       const p = await open(path, { ...opts, tolerant: false }, { seen: [...ctx.seen, myId] });
       const problem = hexId(p.header.imageId) !== wantId
         ? `${path} has image_id ${hexId(p.header.imageId)}, PARENT names ${wantId}`
-        : p.process.pid !== rec.parentPid || p.process.startTime !== rec.parentStartTime
-          ? `${path} is a capture of pid ${p.process.pid} (start time ${p.process.startTime}), PARENT names pid ${rec.parentPid} (start time ${rec.parentStartTime})`
-          : p.process.pid !== image.process.pid || p.process.startTime !== image.process.startTime
-            ? `${path} is a capture of another process than this image`
-            : undefined;
+        : views.map((v) => processMismatch(v, p, path)).find((x) => x !== undefined);
       if (!problem) {
         parent = p;
         break;
@@ -87,11 +94,45 @@ export async function attachChain(image: CheckpointImage, opts: OpenOptions, ctx
       if (mismatch) throw new ImageError("BAD_PARENT", `wrong parent: ${mismatch}`, where);
       throw new ImageError("MISSING_PARENT", `parent image ${wantId} not found (looked for ${candidates.join(", ")})`, where);
     }
-    image.attachParent(parent, resolvedChunks(image, parent));
+    let resolved;
+    try {
+      resolved = views.map((v) => {
+        const up = parentProcess(parent!, v.parentRecord!.parentPid)!;
+        return { v, up, chunks: resolvedChunks(v, up) };
+      });
+    } catch (err) {
+      await parent.close();
+      throw err;
+    }
+    // the root first: its parent is the one closing the image closes (the others are views of it)
+    for (const { v, up, chunks } of resolved) v.attachParent(up, chunks);
   } catch (err) {
     if (!(err instanceof ImageError) || !opts.tolerant) throw err;
     image.problems.push({ code: err.code, detail: err.detail, offset: err.offset, recordType: err.recordType ?? "PARENT", sequence: err.sequence });
   }
+}
+
+/** The live process `pid` of an image (its only process when it is no tree), or undefined. */
+function parentProcess(parent: CheckpointImage, pid: number): CheckpointImage | undefined {
+  return parent.processes.find((x) => x.process?.pid === pid);
+}
+
+/** Why `parent` is not the image the PARENT of process view `v` names, or undefined. */
+function processMismatch(v: CheckpointImage, parent: CheckpointImage, path: string): string | undefined {
+  const rec = v.parentRecord!;
+  const up = parentProcess(parent, rec.parentPid);
+  if (!up) {
+    return parent.tree
+      ? `${path} is a capture of another process tree: it holds no process ${rec.parentPid} (it holds ${parent.processes.map((x) => x.process.pid).join(", ")})`
+      : `${path} is a capture of pid ${parent.process.pid} (start time ${parent.process.startTime}), PARENT names pid ${rec.parentPid} (start time ${rec.parentStartTime})`;
+  }
+  if (up.process.startTime !== rec.parentStartTime) {
+    return `${path} is a capture of pid ${up.process.pid} (start time ${up.process.startTime}), PARENT names pid ${rec.parentPid} (start time ${rec.parentStartTime})`;
+  }
+  if (up.process.pid !== v.process.pid || up.process.startTime !== v.process.startTime) {
+    return `${path} is a capture of another process than this image${v.root.tree ? `'s process ${v.process.pid}` : ""}`;
+  }
+  return undefined;
 }
 
 /** One resolved chunk per PAGE_DIGESTS span; own PAGES outside every span stay as they are. */
@@ -105,6 +146,13 @@ function resolvedChunks(image: CheckpointImage, parent: CheckpointImage): Map<nu
     const own = byCell.get(`${d.areaId}:${d.firstPage}`);
     const where = { file: image.path, recordType: "PAGE_DIGESTS", sequence: d.sequence };
     if (!image.area(d.areaId)) throw new ImageError("BAD_FIELD", `PAGE_DIGESTS names unknown area ${d.areaId}`, where);
+    if (image.sharedPages) {
+      for (let i = 0; i < d.spanPages; i++) {
+        if (!((d.bitmap[i >> 3] >> (i & 7)) & 1)) continue;
+        const addr = d.firstPage + BigInt(i * image.pageSize);
+        if (sharedRunAt(image.sharedPages, addr, image.pageSize)) throw new ImageError("BAD_FIELD", `page 0x${addr.toString(16)} is both held (PAGE_DIGESTS) and shared with the parent process (SHARED_PAGES)`, where);
+      }
+    }
     if (own) {
       byCell.delete(`${d.areaId}:${d.firstPage}`);
       if (own.spanPages !== d.spanPages) throw new ImageError("BAD_FIELD", `PAGES span at 0x${d.firstPage.toString(16)} differs from its PAGE_DIGESTS span`, where);

@@ -498,16 +498,16 @@ async function build(dir: string, large: boolean): Promise<Built[]> {
   // Incremental chain: parent then child.
   const parentId = 0x31;
   const chainArea = areaRec(1, 0x10000000n, 8, "anon", "");
-  const chainMember = async (w: ImageWriter, held: Map<number, Uint8Array>, stored: Map<number, Uint8Array>, parent?: boolean) => {
+  const chainMember = async (w: ImageWriter, held: Map<number, Uint8Array>, stored: Map<number, Uint8Array>, parent?: boolean, pid = 777, parentPid = 777) => {
     await w.addProcess({
-      pid: 777, ppid: 1, pgid: 777, sid: 777, uid: [0, 0, 0, 0], gid: [0, 0, 0, 0], personality: 0, umask: 0o22, threadCount: 1,
+      pid, ppid: pid === 777 ? 1 : 777, pgid: 777, sid: 777, uid: [0, 0, 0, 0], gid: [0, 0, 0, 0], personality: 0, umask: 0o22, threadCount: 1,
       captureNs: 1n, startTime: 9999n, flags: 0, comm: "chain", exe: "/chain", cwd: "/", root: "/", kernel: "k",
       mm: { startCode: 0n, endCode: 0n, startData: 0n, endData: 0n, startBrk: 0n, brk: 0n, startStack: 0n, argStart: 0n, argEnd: 0n, envStart: 0n, envEnd: 0n },
     });
     const regs = zeroRegs(0x1000n);
-    await w.addThread({ tid: 777, flags: 1, state: "S", sigmask: 0n, pending: 0n, clearChildTid: 0n, robustList: 0n, robustListLen: 0n, altstack: { sp: 0n, size: 0n, flags: 2 }, regs, regsRaw: encodeRegs(regs), xstate: new Uint8Array(512) });
+    await w.addThread({ tid: pid, flags: 1, state: "S", sigmask: 0n, pending: 0n, clearChildTid: 0n, robustList: 0n, robustListLen: 0n, altstack: { sp: 0n, size: 0n, flags: 2 }, regs, regsRaw: encodeRegs(regs), xstate: new Uint8Array(512) });
     if (parent) {
-      await w.writeRecord(RecordType.PARENT, encodeParent({ depth: 1, parentImageId: imageId(parentId), parentPid: 777, parentStartTime: 9999n, parentCreatedNs: 0n, pathHint: "accept-chain-parent.img" }), { flags: RECORD_FLAG_MUST_UNDERSTAND });
+      await w.writeRecord(RecordType.PARENT, encodeParent({ depth: 1, parentImageId: imageId(parentId), parentPid, parentStartTime: 9999n, parentCreatedNs: 0n, pathHint: "accept-chain-parent.img" }), { flags: RECORD_FLAG_MUST_UNDERSTAND });
     }
     await w.addArea(chainArea);
     await storePages(w, chainArea, stored, undefined, 0, 8);   // PAGES and PAGE_DIGESTS share one grid cell
@@ -531,6 +531,28 @@ async function build(dir: string, large: boolean): Promise<Built[]> {
   accept("accept-chain-child.img", "an incremental image (PARENT, path_hint accept-chain-parent.img): pages 0 and 2 inherited from the parent, 1 and 5 its own, 3 dropped (zero although the parent holds it), the rest zero",
     chainChild.bytes, [{ pid: 777, threads: 1, fds: 0, areas: [{ area: chainArea, stored: childStored, inherited: new Map([[0, parentPages.get(0)!], [2, parentPages.get(2)!]]), unknown: new Set() }] }],
     { needs: ["accept-chain-parent.img"] });
+  // An incremental tree (FORMAT.md "Incremental images", trees): root 777 a delta of the single
+  // process of accept-chain-parent.img, child 778 forked since (no PARENT: standalone).
+  const treeChain = async (rootParent: boolean, childParent: boolean) => (await writeImage(dir, "tree-chain.img", { id: 0x33 }, async (w) => {
+    await w.addTree({
+      rootPid: 777, processes: [
+        { pid: 777, ppid: 1, pgid: 777, sid: 777, zombie: false, exitStatus: 0, threadCount: 1 },
+        { pid: 778, ppid: 777, pgid: 777, sid: 777, zombie: false, exitStatus: 0, threadCount: 1 },
+      ],
+    });
+    w.beginProcess(777);
+    await chainMember(w, rootParent ? childHeld : childStored, childStored, rootParent);
+    w.beginProcess(778);
+    await chainMember(w, newcomer, newcomer, childParent, 778, 778);
+    return [];
+  })).bytes;
+  const newcomer = new Map([[0, pageOf(40)], [6, pageOf(46)]]);
+  accept("accept-tree-chain.img", "an incremental tree: root 777 has a PARENT naming accept-chain-parent.img (a single-process image of pid 777): pages 0 and 2 inherited, 1 and 5 its own; its child 778, forked since, has no PARENT and stores all its pages",
+    await treeChain(true, false), [
+      { pid: 777, threads: 1, fds: 0, areas: [{ area: chainArea, stored: childStored, inherited: new Map([[0, parentPages.get(0)!], [2, parentPages.get(2)!]]), unknown: new Set() }] },
+      { pid: 778, threads: 1, fds: 0, areas: [{ area: chainArea, stored: newcomer, unknown: new Set() }] },
+    ], { needs: ["accept-chain-parent.img"] });
+  const treeChainNoRoot = await treeChain(false, true);
   {
     // A tree: root 600, child 610 (two threads; one fd table and fs with the root), zombie 620.
     const img = await writeImage(dir, "tree.img", { id: 5 }, async (w) => {
@@ -685,6 +707,7 @@ async function build(dir: string, large: boolean): Promise<Built[]> {
     r.payload = concat(r.payload.subarray(0, fixed), Uint8Array.of(str.length, 0, 0, 0), str);
     return assemble(p).bytes;
   };
+  refuse("refuse-tree-chain-process.img", undefined, "BAD_PARENT", "open", "an incremental tree whose child 778 has a PARENT (naming pid 778 of accept-chain-parent.img, which holds only pid 777) and whose root has none", treeChainNoRoot, { needs: ["accept-chain-parent.img"] });
   refuse("refuse-chain-missing-parent.img", undefined, "MISSING_PARENT", "open", "an incremental image whose parent (path_hint missing-parent.img) is not there", childWithHint("missing-parent.img"));
   refuse("refuse-chain-wrong-parent.img", undefined, "BAD_PARENT", "open", "an incremental image whose path_hint names another image (accept-codec-lz4.img: another image_id and process)", childWithHint("accept-codec-lz4.img"), { needs: ["accept-codec-lz4.img"] });
   {

@@ -59,14 +59,18 @@ export async function flattenOpened(image: CheckpointImage, output: string, opts
   let pages = 0;
   let ownPages = 0;
   try {
-    let pagesWritten = !chained;
-    const writeResolvedPages = async () => {
-      pagesWritten = true;
+    // A tree: each process that has a parent gets its resolved pages (under its own owner); a
+    // process without one (forked since the parent image) keeps its PAGES as they are.
+    const viewOf = (owner: number) => (owner !== 0 && image.processes.length > 1 ? image.processImage(owner) : image);
+    const written = new Set<CheckpointImage>();
+    const writeResolvedPages = async (view: CheckpointImage, owner: number) => {
+      written.add(view);
+      if (owner !== 0) w.beginProcess(owner);
       const refs: ChunkRef[] = [];
-      for (const list of image.chunksByArea.values()) refs.push(...list);
+      for (const list of view.chunksByArea.values()) refs.push(...list);
       refs.sort((a, b) => (a.firstPage < b.firstPage ? -1 : a.firstPage > b.firstPage ? 1 : 0));
       for (const ref of refs) {
-        const chunk = await image.readChunk(ref);
+        const chunk = await view.readChunk(ref);
         if (!chunk.raw.length) continue;
         await w.addPagesChunk(ref.areaId, ref.firstPage, ref.spanPages, chunk.header.bitmap, chunk.raw);
         pages += chunk.raw.length / image.pageSize;
@@ -74,21 +78,28 @@ export async function flattenOpened(image: CheckpointImage, output: string, opts
     };
     for (const e of image.entries) {
       if (e.type === RecordType.INDEX) continue;
-      if (chained && e.type === RecordType.PARENT) continue;
-      if (chained && (e.type === RecordType.PAGES || e.type === RecordType.PAGE_DIGESTS)) {
+      const view = viewOf(e.ownerPid);
+      const viewChained = view.parent !== undefined;
+      if (viewChained && e.type === RecordType.PARENT) continue;
+      if (viewChained && (e.type === RecordType.PAGES || e.type === RecordType.PAGE_DIGESTS)) {
         if (e.type === RecordType.PAGES) {
           ownPages += e.auxB;
           continue;
         }
-        if (!pagesWritten) await writeResolvedPages();
+        if (!written.has(view)) await writeResolvedPages(view, e.ownerPid);
       }
       if (e.type === RecordType.TREE) w.markTree();
       else if (e.ownerPid !== 0) w.beginProcess(e.ownerPid);
       const payload = await image.readAt(e.offset + RECORD_HEADER_SIZE, e.payloadLength);
-      if (!chained && e.type === RecordType.PAGES) pages += e.auxB;
+      if (!viewChained && e.type === RecordType.PAGES) {
+        pages += e.auxB;
+        ownPages += e.auxB;         // (a process new since the parent: all its own)
+      }
       await w.writeRecord(e.type, payload, { flags: e.flags, key32: e.key32, key64: e.key64, auxA: e.auxA, auxB: e.auxB });
     }
-    if (!pagesWritten) await writeResolvedPages();
+    for (const view of image.processes) {
+      if (view.parent && !written.has(view)) await writeResolvedPages(view, image.tree ? view.process.pid : 0);
+    }
     const summary = await w.finish();
     return {
       input: image.path, output, imageId: hexId(image.header.imageId), chain: image.chain.map((i) => i.path),

@@ -86,8 +86,11 @@ export async function verifyImage(path: string, opts: VerifyOptions = {}): Promi
     // A chain: every inherited page's digest against the parent's, then the parent as a whole.
     const chain = [path];
     if (image.parent) {
-      for (const p of await checkInheritedDigests(image)) {
-        problems.push({ code: "BAD_PARENT", detail: p.detail, offset: undefined, recordType: "PAGE_DIGESTS", sequence: p.sequence });
+      // (a tree: each process against its own in the parent image)
+      for (const view of image.processes) {
+        for (const p of await checkInheritedDigests(view)) {
+          problems.push({ code: "BAD_PARENT", detail: image.processes.length > 1 ? `process ${view.process.pid}: ${p.detail}` : p.detail, offset: undefined, recordType: "PAGE_DIGESTS", sequence: p.sequence });
+        }
       }
       if (opts.parentsVerified) {
         chain.push(...image.parent.chain.map((i) => i.path));

@@ -105,8 +105,11 @@ const HELD_GRACE_MS = 1000;
 
 /** What this build's capturer can do (probed once from its usage text). */
 export interface CaptureFeatures {
-  /** `--parent IMG`: incremental images (issue 12; one process each). */
+  /** `--parent IMG`: incremental images (issue 12). */
   parent: boolean;
+  /** `--parent IMG` of a process tree (each process against its own in the parent image);
+   * without it the capturer takes the process alone with --parent. */
+  treeParent: boolean;
   /** process trees (issue 11): the capturer follows children unless `--no-children`. */
   tree: boolean;
   /** `--track`: dirty-page tracking kept between captures (issue 12, Linux >= 6.7). */
@@ -124,9 +127,12 @@ export function captureFeatures(): CaptureFeatures {
     const e = err as { stdout?: string; stderr?: string };
     text = `${e.stdout ?? ""}${e.stderr ?? ""}`;
   }
-  // Incremental captures (--parent) hold one process (the capturer implies --no-children with
-  // it): the engine uses them only while the job is a single process (see checkpointOnce).
-  features = { parent: text.includes("--parent"), tree: text.includes("--no-children"), track: text.includes("--track") };
+  // Incremental captures (--parent) of trees: "--parent IMAGE (trees too)"; an older capturer
+  // takes one process with --parent, and the engine uses it only while the job is one.
+  features = {
+    parent: text.includes("--parent"), treeParent: text.includes("--parent IMAGE (trees too)"),
+    tree: text.includes("--no-children"), track: text.includes("--track"),
+  };
   return features;
 }
 
@@ -276,11 +282,13 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
     const seq = dir.nextSeq();
     const file = checkpointFileName(seq);
     const path = dir.imagePath(file);
-    // Incremental on the previous image only while the job is one process (with --parent the
-    // capturer takes the process alone, and a job's workers must be in every image), and while
-    // the chain stays within --keep: then a full image starts a new chain and the old one goes
-    // whole once it verifies — nothing is ever rewritten to make a link standalone.
-    let parent = feats.parent && parentFile && !(o.fullImages ?? false) && !hasChildren(pid) &&
+    // Incremental on the previous image — a tree too when the capturer does trees (each
+    // process against its own in the previous image, workers forked since stored whole; an
+    // older capturer takes the process alone with --parent, so only while the job is one) —
+    // and while the chain stays within --keep: then a full image starts a new chain and the
+    // old one goes whole once it verifies — nothing is ever rewritten to make a link standalone.
+    const oneProcessOnly = !feats.treeParent;
+    let parent = feats.parent && parentFile && !(o.fullImages ?? false) && !(oneProcessOnly && hasChildren(pid)) &&
       dir.chainLength(parentFile) < keep ? parentFile : null;
     if (mode === "kill") killing = true;
     let summary: CaptureSummary;
@@ -309,7 +317,7 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
         parent = null;
         summary = await capture(null);
       }
-      if (parent && mode !== "kill" && hasChildren(pid)) {
+      if (parent && oneProcessOnly && mode !== "kill" && hasChildren(pid)) {
         // it forked between the check and the freeze: the image may lack a worker; a full one
         await unlink(path).catch(() => {});
         parent = null;

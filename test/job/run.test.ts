@@ -352,6 +352,48 @@ describe("ckimg run", () => {
     expect(again.stdout()).toBe(ref);
   });
 
+  it("a job that forks workers gets incremental checkpoints of its tree, and comes back from the chain", async (ctx) => {
+    if (!captureFeatures().treeParent) {
+      ctx.skip();
+      console.warn("skipped: this build's capturer takes one process with --parent (incremental trees not built)");
+      return;
+    }
+    const cwd = makeTempDir("ckimg-run-");
+    const ref = referenceOutput(2 * STEPS, 2);
+    const args = ["--dir", "ck", "--every", "300ms", "--keep", "20", "--", job, String(2 * STEPS), PAUSE_US, "2"];
+    const r = startCkimg(["run", ...args], { cwd });
+    await r.waitForStderr(/checkpoint 3 \(periodic\)/);
+    process.kill(r.pid, "SIGTERM");
+    expect((await r.exited).code, r.stderr()).toBe(75);
+    const dir = join(cwd, "ck");
+    const m = JSON.parse(readFileSync(join(dir, "ckimg-run.json"), "utf8")) as { checkpoints: { file: string; parent: string | null; bytes: number }[] };
+    // every checkpoint after the first is incremental on the one before, though the job is a tree
+    expect(m.checkpoints.length).toBeGreaterThanOrEqual(3);
+    expect(m.checkpoints.map((c) => c.parent)).toEqual([null, ...m.checkpoints.slice(0, -1).map((c) => c.file)]);
+    const { openImage } = await import("../../src/format/index.js");
+    for (const c of m.checkpoints.slice(1)) {
+      const img = await openImage(join(dir, c.file));
+      try {
+        expect(img.processes.length, "the workers are in the image").toBe(3);
+        let own = 0, held = 0;
+        for (const p of img.processes) {
+          expect(p.parent, `process ${p.process.pid} chained`).toBeDefined();
+          for (const a of p.areas) {
+            own += p.ownStoredPages(a.id);
+            held += p.storedPages(a.id);
+          }
+        }
+        // (the job's memory is small: what it wrote is a good part of it, not all of it)
+        expect(own, `${c.file}: stored ${own} of ${held} pages`).toBeLessThan(held / 2);
+      } finally {
+        await img.close();
+      }
+    }
+    const again = startCkimg(["run", ...args], { cwd });
+    expect((await again.exited).code, again.stderr()).toBe(0);
+    expect(again.stdout()).toBe(ref);
+  });
+
   it("refuses bad usage and another job's directory with exit 2 and one line", async () => {
     const cwd = makeTempDir("ckimg-run-");
     for (const [args, msg] of [

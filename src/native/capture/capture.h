@@ -146,6 +146,7 @@ struct capture {
 	/* incremental images (incremental.c) and copy-on-write capture (cow.c) */
 	const char *parent_path;       /* --parent: store only what differs from this image */
 	struct parent_image *parent;
+	uint32_t parent_tree_root;     /* the parent image's TREE root pid (0: a single process) */
 	struct digest_cell *dcells;    /* per chunk: pages the image holds and their digests */
 	uint64_t held_pages, inherited_pages;
 	int no_cow;                    /* --no-cow: stop-and-copy */
@@ -253,6 +254,9 @@ void image_writeback(struct image *im, uint64_t upto); /* start writeback of wri
 
 /* incremental.c: the parent image (--parent) and the page digests every image carries. */
 int incr_load_parent(struct capture *c);                  /* before the freeze */
+/* A tree's descendant, before it is frozen: the same process (pid, start time) of root's parent
+ * image is its parent; none (stored whole) when the parent image does not hold it. */
+int incr_load_parent_of_child(const struct capture *root, struct capture *c);
 int incr_check_process(struct capture *c);                /* after collect_process */
 int incr_parent_holds(const struct capture *c, uint64_t addr);
 int incr_parent_holds_range(const struct capture *c, uint64_t start, uint64_t end);
@@ -277,6 +281,7 @@ int track_direct(const struct capture *c);   /* the parent is the tracked baseli
 int track_freeze(struct capture *c);
 int track_plan_cell(const struct capture *c, const struct area *a, size_t *run, struct chunk *ch);
 int track_preread(struct capture *c);
+void track_probe_subreaper(struct capture *c);   /* frozen, a tracked tree process */
 void track_free_preread(struct capture *c);
 void track_free_chunk(struct capture *c, size_t i);        /* frozen: the planned (written) pages, into memory */
 void track_drop(struct capture *c, const char *why);

@@ -196,9 +196,13 @@ static int live_start_time(pid_t pid, uint64_t *out)
 	return err;
 }
 
-int incr_load_parent(struct capture *c)
+/*
+ * The records of process `pid` in the parent image at path (PROCESS, PARENT, PAGE_DIGESTS):
+ * a tree image's records of that owner, a single-process image's all. *found: the image holds
+ * that process live; *tree_root: the parent's TREE root pid (0: no TREE).
+ */
+static int load_parent_proc(const char *path, pid_t pid, struct parent_image *pi, int *found, uint32_t *tree_root)
 {
-	const char *path = c->parent_path;
 	struct ckimg_header h;
 	struct ckimg_trailer t;
 	struct stat st;
@@ -206,15 +210,8 @@ int incr_load_parent(struct capture *c)
 	size_t cap = 0;
 	int err = 0, have_process = 0;
 
-	zero_crc = ck_crc32(0, (const uint8_t[PAGE_SIZE_4K]){ 0 }, PAGE_SIZE_4K);
-	zero_adler = libdeflate_adler32(1, (const uint8_t[PAGE_SIZE_4K]){ 0 }, PAGE_SIZE_4K);
-	crc_op_page = crc32_combine_gen(PAGE_SIZE_4K);
-	if (!path)
-		return 0;
-	struct parent_image *pi = calloc(1, sizeof(*pi));
-	if (!pi)
-		return -ENOMEM;
-	c->parent = pi;
+	*found = 0;
+	*tree_root = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return cap_fail(-errno, "parent %s", path);
@@ -254,11 +251,42 @@ int incr_load_parent(struct capture *c)
 		err = cap_fail(-EBADMSG, "parent %s: damaged index", path);
 		goto out;
 	}
+	/* A tree image (FORMAT.md "Process trees"): the owner of each entry at bytes 40..43. */
 	for (uint64_t i = 0; !err && i < ix.entry_count; i++) {
 		struct ckimg_index_entry e;
 		memcpy(&e, index + ix.fixed_size + i * ix.entry_size, sizeof(e));
+		if (e.type != CKIMG_REC_TREE)
+			continue;
+		uint8_t *p;
+		if (ix.entry_size < sizeof(e) + 4) {
+			err = cap_fail(-EBADMSG, "parent %s: a tree image with index entries of %u bytes", path, ix.entry_size);
+			break;
+		}
+		err = read_parent_record(path, fd, size, &e, &p);
+		if (err)
+			break;
+		struct ckimg_tree_fixed tf;
+		if (e.payload_length < sizeof(tf)) {
+			free(p);
+			err = cap_fail(-EBADMSG, "parent %s: TREE record too short", path);
+			break;
+		}
+		memcpy(&tf, p, sizeof(tf));
+		free(p);
+		*tree_root = tf.root_pid;
+	}
+	for (uint64_t i = 0; !err && i < ix.entry_count; i++) {
+		struct ckimg_index_entry e;
+		const uint8_t *ent = index + ix.fixed_size + i * ix.entry_size;
+		memcpy(&e, ent, sizeof(e));
 		if (e.type != CKIMG_REC_PROCESS && e.type != CKIMG_REC_PARENT && e.type != CKIMG_REC_PAGE_DIGESTS)
 			continue;
+		if (*tree_root) {
+			uint32_t owner;
+			memcpy(&owner, ent + sizeof(e), 4);
+			if ((pid_t)owner != pid)
+				continue;       /* another process's record */
+		}
 		uint8_t *p;
 		err = read_parent_record(path, fd, size, &e, &p);
 		if (err)
@@ -296,9 +324,15 @@ int incr_load_parent(struct capture *c)
 	if (err)
 		goto out;
 	if (!have_process) {
-		err = cap_fail(-EBADMSG, "parent %s: no PROCESS record", path);
+		if (!*tree_root)
+			err = cap_fail(-EBADMSG, "parent %s: no PROCESS record", path);
+		goto out;               /* a tree without this process: *found stays 0 */
+	}
+	if ((pid_t)pi->pid != pid && *tree_root) {
+		err = cap_fail(-EBADMSG, "parent %s: the records of process %d hold a PROCESS of pid %u", path, pid, pi->pid);
 		goto out;
 	}
+	*found = (pid_t)pi->pid == pid;
 	if (!pi->ncells && h.version_minor < 2) {
 		err = cap_fail(-EINVAL, "parent %s: format %u.%u image without page digests; take a full capture first",
 			       path, h.version_major, h.version_minor);
@@ -315,25 +349,86 @@ int incr_load_parent(struct capture *c)
 			err = cap_fail(-EBADMSG, "parent %s: overlapping PAGE_DIGESTS spans", path);
 			goto out;
 		}
-	/* Same process: pid and start time (a reused pid has another start time). */
-	uint64_t live = 0;
-	err = live_start_time(c->pid, &live);
-	if (err) {
-		cap_fail(err, "process %d is gone", c->pid);
-		goto out;
-	}
-	if ((pid_t)pi->pid != c->pid || pi->start_time != live) {
-		err = cap_fail(-EINVAL, "parent %s is a capture of another process (pid %u, start time %llu; "
-			       "this is pid %d, start time %llu)", path, pi->pid, (unsigned long long)pi->start_time,
-			       c->pid, (unsigned long long)live);
-		goto out;
-	}
-	pi->hint = path_hint(path, c->out_path);
-	if (!pi->hint)
-		err = -ENOMEM;
 out:
 	free(index);
 	close(fd);
+	return err;
+}
+
+int incr_load_parent(struct capture *c)
+{
+	const char *path = c->parent_path;
+	uint32_t tree_root = 0;
+	int err, found = 0;
+
+	zero_crc = ck_crc32(0, (const uint8_t[PAGE_SIZE_4K]){ 0 }, PAGE_SIZE_4K);
+	zero_adler = libdeflate_adler32(1, (const uint8_t[PAGE_SIZE_4K]){ 0 }, PAGE_SIZE_4K);
+	crc_op_page = crc32_combine_gen(PAGE_SIZE_4K);
+	if (!path)
+		return 0;
+	struct parent_image *pi = calloc(1, sizeof(*pi));
+	if (!pi)
+		return -ENOMEM;
+	c->parent = pi;
+	err = load_parent_proc(path, c->pid, pi, &found, &tree_root);
+	if (err)
+		return err;
+	c->parent_tree_root = tree_root;
+	/* One tree continued: a tree capture's parent tree has the same root. */
+	if (tree_root && (pid_t)tree_root != c->pid && !c->no_children)
+		return cap_fail(-EINVAL, "parent %s is a capture of another process tree (its root is pid %u, this capture's is "
+				"pid %d)", path, tree_root, c->pid);
+	if (!found && tree_root)
+		return cap_fail(-EINVAL, "parent %s is a capture of another process tree (it holds no process %d)", path, c->pid);
+	/* Same process: pid and start time (a reused pid has another start time). */
+	uint64_t live = 0;
+	err = live_start_time(c->pid, &live);
+	if (err)
+		return cap_fail(err, "process %d is gone", c->pid);
+	if ((pid_t)pi->pid != c->pid || pi->start_time != live)
+		return cap_fail(-EINVAL, "parent %s is a capture of another process%s (pid %u, start time %llu; "
+				"this is pid %d, start time %llu)", path, tree_root ? " tree" : "", pi->pid,
+				(unsigned long long)pi->start_time, c->pid, (unsigned long long)live);
+	pi->hint = path_hint(path, c->out_path);
+	if (!pi->hint)
+		return -ENOMEM;
+	return 0;
+}
+
+/*
+ * A descendant of a tree capture (root: the capture of the tree's root, its parent loaded),
+ * before it is frozen: the same process in the parent image (same pid and start time) is its
+ * parent; none when the parent image does not hold it (forked since: stored whole).
+ */
+int incr_load_parent_of_child(const struct capture *root, struct capture *c)
+{
+	const struct parent_image *rp = root->parent;
+	uint32_t tree_root = 0;
+	uint64_t live = 0;
+	int found = 0;
+
+	if (!rp || !root->parent_tree_root)
+		return 0;               /* a single-process parent: every child is new */
+	struct parent_image *pi = calloc(1, sizeof(*pi));
+	if (!pi)
+		return -ENOMEM;
+	int err = load_parent_proc(root->parent_path, c->pid, pi, &found, &tree_root);
+	if (!err && found && memcmp(pi->image_id, rp->image_id, 16))
+		err = cap_fail(-EINVAL, "parent %s changed during the capture", root->parent_path);
+	if (!err && found && live_start_time(c->pid, &live) == 0 && live == pi->start_time) {
+		pi->hint = strdup(rp->hint);
+		if (!pi->hint)
+			err = -ENOMEM;
+		else {
+			c->parent = pi;
+			c->parent_path = root->parent_path;
+			c->parent_tree_root = tree_root;
+			return 0;
+		}
+	}
+	/* not in the parent image, or its pid reused since: a new process */
+	c->parent = pi;
+	incr_free(c);
 	return err;
 }
 

@@ -1,6 +1,6 @@
 /*
  * ckimg-capture PID -o IMAGE [--compress none|lz4|lzf|deflate] [--buffer-mb N|all] [--kill]
- *                            [--progress] [--no-hash-cache] [--no-children] [--parent IMAGE]
+ *                            [--progress] [--no-hash-cache] [--no-children] [--parent IMAGE (trees too)]
  *                            [--no-cow] [--track|--no-track]
  * ckimg-capture --keeper ...     (internal: the dirty-page tracking keeper, track.c)
  *
@@ -45,7 +45,7 @@ static int usage(const char *why)
 {
 	fprintf(stderr, "ckimg-capture: %s\nusage: ckimg-capture PID -o IMAGE "
 		"[--compress none|lz4|lzf|deflate] [--buffer-mb N|all] [--kill] [--progress] [--no-hash-cache] [--no-children] "
-		"[--parent IMAGE] [--no-cow] [--track|--no-track]\n", why);
+		"[--parent IMAGE (trees too)] [--no-cow] [--track|--no-track]\n", why);
 	return 1;
 }
 
@@ -93,8 +93,7 @@ static int parse_args(int argc, char **argv)
 		} else if (!strcmp(a, "--parent")) {
 			if (++i >= argc)
 				return usage("--parent needs an image");
-			cap.parent_path = argv[i];
-			cap.no_children = 1;    /* incremental images hold one process (trees: not yet) */
+			cap.parent_path = argv[i];      /* a tree too: each process against its own */
 		} else if (!strcmp(a, "--no-hash-cache")) {
 			cap.use_hash_cache = 0;
 		} else if (!strcmp(a, "--track")) {
@@ -396,8 +395,10 @@ static void json_str(const char *s)
 /* Totals over the processes of a tree capture (the root alone otherwise). */
 static struct {
 	size_t processes, zombies, threads, areas, files, cow_processes;
-	uint64_t cand_bytes, stored_pages, stored_bytes;
+	uint64_t cand_bytes, stored_pages, stored_bytes, held_pages, inherited_pages, written_pages;
 	uint32_t fds;
+	size_t tracked;                 /* processes whose tracking was used or started */
+	char keepers[1024];             /* JSON list of the tracking keepers' pids (a tree: several) */
 } total;
 
 static void add_totals(const struct capture *c)
@@ -411,13 +412,31 @@ static void add_totals(const struct capture *c)
 	total.stored_pages += c->stored_pages;
 	total.stored_bytes += c->stored_bytes;
 	total.cow_processes += c->cow_twin_pid != 0;
+	total.held_pages += c->held_pages;
+	total.inherited_pages += c->inherited_pages;
+}
+
+/* After the commit: one process's tracking in the totals. */
+static void add_tracking(const struct capture *c)
+{
+	pid_t keeper;
+	uint64_t written;
+	const char *state = track_state(c, &keeper, &written);
+	size_t n = strlen(total.keepers);
+	total.written_pages += written;
+	if (strcmp(state, "off"))
+		total.tracked++;
+	if (keeper && n + 16 < sizeof(total.keepers))
+		snprintf(total.keepers + n, sizeof(total.keepers) - n, "%s%d", n ? "," : "", (int)keeper);
 }
 
 static void print_summary(void)
 {
 	static const char *codecs[] = { "none", "lz4", "lzf", "deflate" };
-	if (!total.processes)
+	if (!total.processes) {
 		add_totals(&cap);
+		add_tracking(&cap);
+	}
 	printf("{\"pid\":%d,\"image\":", cap.pid);
 	json_str(cap.out_path);
 	printf(",\"codec\":\"%s\",\"image_bytes\":%llu,\"memory_bytes\":%llu,\"stored_pages\":%llu,"
@@ -431,15 +450,17 @@ static void print_summary(void)
 	       (unsigned long long)total.stored_bytes, total.threads, total.areas, total.files, total.fds,
 	       total.processes, total.zombies, total.cow_processes,
 	       (double)cap.freeze_ns / 1e6, (double)cap.total_ns / 1e6, cap.kill_after ? "true" : "false",
-	       cap.direct_io ? "true" : "false", (unsigned long long)cap.held_pages,
-	       (unsigned long long)cap.inherited_pages, cap.cow_twin_pid ? "true" : "false",
+	       cap.direct_io ? "true" : "false", (unsigned long long)total.held_pages,
+	       (unsigned long long)total.inherited_pages, cap.cow_twin_pid ? "true" : "false",
 	       (int)cap.cow_twin_pid, (unsigned long long)cap.cow_written_pages * PAGE_SIZE_4K,
 	       (unsigned long long)t_seize, (unsigned long long)(t_freeze_at + cap.freeze_ns));
 	pid_t keeper;
 	uint64_t written;
 	const char *tracking = track_state(&cap, &keeper, &written);
-	printf("\"tracking\":\"%s\",\"keeper_pid\":%d,\"written_pages\":%llu,\"tracking_note\":", tracking,
-	       (int)keeper, (unsigned long long)written);
+	(void)written;
+	printf("\"tracking\":\"%s\",\"keeper_pid\":%d,\"written_pages\":%llu,\"tracked_processes\":%zu,"
+	       "\"keeper_pids\":[%s],\"tracking_note\":", tracking, (int)keeper, (unsigned long long)total.written_pages,
+	       total.tracked, total.keepers);
 	json_str(track_note(&cap));
 	printf(",\"parent\":");
 	if (cap.parent_path)
@@ -454,6 +475,8 @@ static void print_summary(void)
 static int tree_proc_tail(struct image *im)
 {
 	int err = tree_put_shared_pages(&cap, im);   /* pages stored once, in the parent */
+	if (!err)
+		err = incr_put_digests(&cap, im);        /* held pages: a later capture's parent */
 	if (!err)
 		err = hash_mapped_files(&cap);
 	if (!err)
@@ -519,10 +542,13 @@ static int capture_tree(struct image *im, struct cap_tree *t, uint64_t t_freeze)
 		cap.proc.capture_ns = root.proc.capture_ns;
 		cap.cow_blocked = !tree_cow_allowed(t, i);
 		err = frozen_steps(im, &pl);
+		if (!err && cap.preread)
+			track_probe_subreaper(&cap);    /* (no twin asked it) */
 		t->procs[i].subreaper = cap.subreaper_seen ? cap.subreaper_seen == 2 : -1;
 		t->procs[i].twin = cow_twin_of(&cap);
-		if (t->procs[i].twin) {
-			twins++;
+		t->procs[i].preread = cap.preread != NULL;
+		if (t->procs[i].twin || t->procs[i].preread) {
+			twins++;        /* its pages written after the release */
 		} else {
 			err = pages_done(pl, err);
 			if (!err)       /* (after the page writers: they reserve image space in order) */
@@ -540,10 +566,26 @@ static int capture_tree(struct image *im, struct cap_tree *t, uint64_t t_freeze)
 	}
 	for (int pass = 0; pass < 2 && twins && !err; pass++)
 		for (size_t i = 0; !err && i < t->n; i++) {
-			if (!t->procs[i].twin)
+			if (!t->procs[i].twin && !(t->procs[i].preread && pass == 1))
 				continue;
 			tree_swap_in(t, i, &root, im);
-			if (pass == 0) {        /* plans, parents first, every twin alive */
+			if (t->procs[i].preread) {
+				/* tracked: its written pages copied while frozen, written out now */
+				struct pipeline *pl = NULL;
+				if (!cap.vmflags_known) {   /* out of the freeze, best effort */
+					areas_apply_smaps(&cap, cap.pid, 1);
+					areas_apply_smaps(&cap, cap.pid, 2);
+					cap.vmflags_known = 1;
+				}
+				err = pages_start(&cap, im, &pl);
+				if (!err)
+					err = pages_read_all(pl);
+				err = pages_done(pl, err);
+				track_free_preread(&cap);
+				if (!err)
+					err = tree_proc_tail(im);
+				add_totals(&cap);
+			} else if (pass == 0) {        /* plans, parents first, every twin alive */
 				err = cow_collect_sigactions(&cap);
 				if (!err)
 					err = image_record(im, CKIMG_REC_SIGACTIONS, &cap.sigactions, 0, 0);
@@ -641,6 +683,13 @@ int main(int argc, char **argv)
 			err = image_finish(&im);
 		if (!err)
 			cap.image_bytes = im.off;
+		for (size_t i = 0; i < tree->n; i++)    /* published: each process's new baseline */
+			if (tree->procs[i].c) {
+				if (!err)
+					track_commit(tree->procs[i].c, im.image_id);
+				add_tracking(tree->procs[i].c);
+				track_close(tree->procs[i].c);  /* (without a commit: the keeper gives up) */
+			}
 		if (cap.frozen) {       /* --kill: none of them ran past the capture point */
 			tree_release(tree, !err);
 			cap.frozen = 0;
@@ -648,6 +697,8 @@ int main(int argc, char **argv)
 		}
 		image_abort(&im);
 		track_close(&cap);
+		track_free_preread(&cap);
+		incr_free(&cap);
 		fds_free(&cap);
 		tree_free(tree);
 		cap.total_ns = now_ns(CLOCK_MONOTONIC) - t_start;

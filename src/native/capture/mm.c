@@ -328,7 +328,8 @@ static int shared_with_parent(uint64_t mine, uint64_t parents)
  * held again with the parent's digest (it cannot have changed: any write, or the page's loss,
  * would have been reported written).
  */
-static int plan_tracked_area(struct capture *c, struct area *a, size_t *cap)
+static int plan_tracked_area(struct capture *c, struct area *a, size_t *cap, int pm_fd, uint64_t *pm, int ppm_fd,
+			     uint64_t *ppm)
 {
 	const uint64_t grid = CHUNK_BYTES;
 	size_t run = 0;
@@ -341,6 +342,29 @@ static int plan_tracked_area(struct capture *c, struct area *a, size_t *cap)
 		ch.zero_filter = a->kind != CKIMG_KIND_FILE;
 		track_plan_cell(c, a, &run, &ch);
 		incr_parent_held_bits(c, s, ch.span_pages, ch.carry);
+		if (ppm_fd >= 0) {
+			/* a tree's descendant: pages still shared copy-on-write with its parent are
+			 * listed (SHARED_PAGES), never held; a page that was shared at the last capture
+			 * (so not held then) and is not now has this process's content, unwritten by
+			 * it: read. Sharing is seen in the pagemaps, not in the writes tracked. */
+			size_t want = (size_t)ch.span_pages * 8;
+			if (pread(pm_fd, pm, want, (off_t)(s / PAGE_SIZE_4K * 8)) != (ssize_t)want)
+				return cap_fail(-EIO, "read pagemap");
+			if (pread(ppm_fd, ppm, want, (off_t)(s / PAGE_SIZE_4K * 8)) != (ssize_t)want)
+				memset(ppm, 0, want);
+			for (uint32_t i = 0; i < ch.span_pages && !err; i++) {
+				uint64_t bit = 1ull << (i % 64), e8 = pm[i];
+				int present = a->kind == CKIMG_KIND_FILE ? (e8 & PM_SWAP) || ((e8 & PM_PRESENT) && !(e8 & PM_FILE)) :
+					      (e8 & (PM_PRESENT | PM_SWAP)) != 0;
+				if (present && shared_with_parent(e8, ppm[i])) {
+					ch.bits[i / 64] &= ~bit;
+					ch.carry[i / 64] &= ~bit;
+					err = tree_shared_page(c, a->id, s + (uint64_t)i * PAGE_SIZE_4K);
+				} else if (present && !(ch.carry[i / 64] & bit)) {
+					ch.bits[i / 64] |= bit;
+				}
+			}
+		}
 		int any = 0;
 		for (int w = 0; w < CKIMG_SPAN_GRID_PAGES / 64; w++) {
 			ch.carry[w] &= ~ch.bits[w];
@@ -376,7 +400,7 @@ static int plan_area(struct capture *c, struct area *a, int pm_fd, size_t *cap, 
 	}
 	const uint64_t grid = CHUNK_BYTES;
 	if (a->tracked && (mode == PLAN_PAGEMAP_ANON || mode == PLAN_PAGEMAP_PRIVATE_FILE))
-		return plan_tracked_area(c, a, cap);
+		return plan_tracked_area(c, a, cap, pm_fd, pm, ppm_fd, ppm);
 	for (uint64_t cell = a->start & ~(grid - 1); cell < a->end && !err; cell += grid) {
 		uint64_t s = cell < a->start ? a->start : cell;
 		uint64_t e = cell + grid > a->end ? a->end : cell + grid;
@@ -396,7 +420,7 @@ static int plan_area(struct capture *c, struct area *a, int pm_fd, size_t *cap, 
 		}
 		for (uint32_t i = 0; i < np; i++) {
 			uint64_t addr = s + (uint64_t)i * PAGE_SIZE_4K, e8 = mode == PLAN_ALL ? 0 : pm[i];
-			int take = 0;
+			int take = 0, elsewhere = 0;    /* elsewhere: in the parent process or an earlier sharer */
 			switch (mode) {
 			case PLAN_ALL:
 				take = addr < all_end;
@@ -413,7 +437,7 @@ static int plan_area(struct capture *c, struct area *a, int pm_fd, size_t *cap, 
 				for (size_t k = 0; !take && k < ex.n; k++)
 					take = fo >= ex.r[k][0] && fo < ex.r[k][1];
 				if (take && a->shared && tree_shmem_stored(c, a, fo))
-					take = 0;       /* one object, stored by an earlier sharer */
+					take = 0, elsewhere = 1;   /* one object, stored by an earlier sharer */
 				break;
 			}
 			default:
@@ -422,9 +446,10 @@ static int plan_area(struct capture *c, struct area *a, int pm_fd, size_t *cap, 
 			if (take && ppm_fd >= 0 && (mode == PLAN_PAGEMAP_ANON || mode == PLAN_PAGEMAP_PRIVATE_FILE) &&
 			    shared_with_parent(e8, ppm[i])) {
 				take = 0;       /* stored once, in the parent */
+				elsewhere = 1;  /* (and not held: FORMAT.md "Incremental images", trees) */
 				err = tree_shared_page(c, a->id, addr);
 			}
-			if (!take && c->parent && (mode != PLAN_ALL || addr < all_end))
+			if (!take && !elsewhere && c->parent && (mode != PLAN_ALL || addr < all_end))
 				take = incr_parent_holds(c, addr);
 			if (take) {
 				ch.bits[i / 64] |= 1ull << (i % 64);

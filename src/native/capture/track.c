@@ -29,7 +29,9 @@
  *     commit (killed, failed: the pages it re-protected are in no image, so the baseline is
  *     lost), or when killed. Closing the last handle makes the kernel unregister the areas;
  *     leftover write-protect bits in the target's page tables are dropped by its next faults.
- * A capture that cannot track (older kernel, seccomp, a tree...) says why and goes on as before.
+ * A capture that cannot track (older kernel, seccomp...) says why and goes on as before.
+ * A tree: each process has its own handle and keeper (track_open per process, before its
+ *   seize; a keeper follows its own target's exit, so a worker that exits takes its keeper).
  */
 #include "capture.h"
 #include "uffd_wp.h"
@@ -159,6 +161,98 @@ static int add_pre(struct track *t, size_t *cap, uint64_t s, uint64_t e)
 	return 0;
 }
 
+static int cmp_pre(const void *a, const void *b)
+{
+	const struct pre_run *x = a, *y = b;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Whether addr is in one of the first n runs of t->pre (sorted). */
+static int in_pre(const struct track *t, size_t n, uint64_t addr)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (t->pre[mid].end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && t->pre[lo].start <= addr;
+}
+
+/*
+ * A tree's descendant (its parent image known): pages it shared copy-on-write with its parent
+ * at the last capture were not held then; once the parent writes such a page the descendant's
+ * copy is its own, unwritten by it (not reported written) and must be read (mm.c,
+ * plan_tracked_area). Those unshared now are listed here (present, not the parent's frame, not
+ * held by the parent image, not written) so that precopy copies them before the freeze too: a
+ * copy stays good unless the process writes the page, which the freeze's scan reports.
+ * Returns the pages added to t->pre (sorted again).
+ */
+static uint64_t add_unshared(struct capture *c, size_t *cap)
+{
+	struct track *t = c->track;
+	char path[64], *maps = NULL;
+	uint64_t added = 0;
+	unsigned long long ppid = 0;
+	size_t nwritten = t->npre;
+	snprintf(path, sizeof(path), "/proc/%d/status", c->pid);
+	char *status = NULL;
+	if (!c->parent || !c->parent_tree_root || (pid_t)c->parent_tree_root == c->pid || read_file(path, &status, NULL))
+		return 0;               /* not a tree's descendant */
+	proc_status_value(status, "PPid", 10, &ppid);
+	free(status);
+	snprintf(path, sizeof(path), "/proc/%d/maps", c->pid);
+	if (!ppid || read_file(path, &maps, NULL))
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", c->pid);
+	int pm = open(path, O_RDONLY | O_CLOEXEC);
+	snprintf(path, sizeof(path), "/proc/%llu/pagemap", ppid);
+	int ppm = open(path, O_RDONLY | O_CLOEXEC);
+	uint64_t *a = malloc(CKIMG_SPAN_GRID_PAGES * 8), *b = malloc(CKIMG_SPAN_GRID_PAGES * 8);
+	const uint64_t pfn = (1ull << 55) - 1, present = 1ull << 63, swap = 1ull << 62, file = 1ull << 61;
+	for (char *save = NULL, *l = strtok_r(maps, "\n", &save); pm >= 0 && ppm >= 0 && a && b && l; l = strtok_r(NULL, "\n", &save)) {
+		unsigned long long s0, e0;
+		char perms[8];
+		if (sscanf(l, "%llx-%llx %7s", &s0, &e0, perms) != 3 || strcmp(perms, "rw-p"))
+			continue;
+		for (uint64_t s = s0; s < e0; s += (uint64_t)CKIMG_SPAN_GRID_PAGES * PAGE_SIZE_4K) {
+			uint64_t n = (e0 - s) / PAGE_SIZE_4K;
+			n = n > CKIMG_SPAN_GRID_PAGES ? CKIMG_SPAN_GRID_PAGES : n;
+			off_t at = (off_t)(s / PAGE_SIZE_4K * 8);
+			if (pread(pm, a, n * 8, at) != (ssize_t)(n * 8))
+				break;
+			if (pread(ppm, b, n * 8, at) != (ssize_t)(n * 8))
+				memset(b, 0, n * 8);
+			for (uint64_t i = 0; i < n; i++) {
+				uint64_t addr = s + i * PAGE_SIZE_4K;
+				int mine = (a[i] & swap) || ((a[i] & present) && !(a[i] & file));
+				int shared = (a[i] & present) && (b[i] & present) && (a[i] & pfn) && (a[i] & pfn) == (b[i] & pfn);
+				if (!mine || shared || incr_parent_holds(c, addr) || in_pre(t, nwritten, addr))
+					continue;
+				if (t->npre > nwritten && t->pre[t->npre - 1].end == addr) {
+					t->pre[t->npre - 1].end += PAGE_SIZE_4K;
+				} else if (add_pre(t, cap, addr, addr + PAGE_SIZE_4K)) {
+					goto out;
+				}
+				added++;
+			}
+		}
+	}
+out:
+	if (pm >= 0)
+		close(pm);
+	if (ppm >= 0)
+		close(ppm);
+	free(a);
+	free(b);
+	free(maps);
+	if (t->npre > nwritten)
+		qsort(t->pre, t->npre, sizeof(*t->pre), cmp_pre);
+	return added;
+}
+
 static void precopy(struct capture *c)
 {
 	struct track *t = c->track;
@@ -191,6 +285,7 @@ static void precopy(struct capture *c)
 	}
 	close(pm);
 	t->written_pages = pages;       /* + what the freeze's scan reports */
+	pages += add_unshared(c, &cap);  /* (copied too, not counted written) */
 	size_t len = (size_t)(pages ? pages : 1) * PAGE_SIZE_4K;
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p != MAP_FAILED) {
@@ -482,10 +577,6 @@ int track_freeze(struct capture *c)
 
 	if (!t)
 		return 0;
-	if (c->tree) {
-		track_drop(c, "process trees are not tracked (only single-process captures)");
-		return 0;
-	}
 	if (t->uffd < 0 && c->track_wanted) {
 		int fatal = 0;
 		err = make_handle(c, &fatal);
@@ -545,6 +636,30 @@ int track_freeze(struct capture *c)
 		snprintf(t->note, sizeof(t->note), "%u areas not tracked yet (new since the last capture): compared",
 			 t->untracked_areas);
 	return 0;
+}
+
+/*
+ * Frozen, a tracked process of a tree (no copy-on-write twin, so cow.c never asked): is it a
+ * child subreaper? A descendant's twin would be re-parented to it (tree_cow_allowed). Asked
+ * with prctl in the target, the answer written below its stack pointer (past the red zone:
+ * scratch for the target too) and the 8 bytes put back. Unknown (-1 there) on any failure.
+ */
+void track_probe_subreaper(struct capture *c)
+{
+	const struct thread_info *th = NULL;
+	for (size_t i = 0; i < c->nthreads; i++)
+		if (c->threads[i].tid == c->pid)
+			th = &c->threads[i];
+	if (!th || c->subreaper_seen)
+		return;
+	uint64_t at = ((uint64_t)th->regs.rsp - 512) & ~7ull, saved = 0, got = 0;
+	if (pt_read_mem(c->pid, at, &saved, 8) != 8)
+		return;
+	struct pt_syscall sc = REMOTE_SYSCALL(__NR_prctl, PR_GET_CHILD_SUBREAPER, at);
+	int err = pt_remote_syscall(c->pid, c->syscall_ip, &sc);
+	if (!err && sc.ret == 0 && pt_read_mem(c->pid, at, &got, 8) == 8)
+		c->subreaper_seen = (int32_t)got ? 2 : 1;
+	pt_write_mem(c->pid, at, &saved, 8);
 }
 
 /* Chunk planning of a tracked area (mm.c): candidates = the pages written since the parent

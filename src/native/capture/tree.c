@@ -18,6 +18,20 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+static uint64_t last_start_time;        /* of the last read_stat */
+
+/*
+ * Incremental and tracked captures of a tree: each descendant's work that needs no freeze
+ * (its parent image's digests, its tracking session and the copy of the pages written so far)
+ * is done before the root is frozen, for the descendants there are then; add_process takes
+ * these captures when it seizes the same processes (same pid and start time).
+ */
+static struct pre_capture {
+	struct capture *c;
+	uint64_t start_time;
+} *pre;
+static size_t npre;
+
 /* Fields of /proc/PID/stat after the comm: state, ppid, pgrp, session, … exit_code (52). */
 static int read_stat(pid_t pid, char *state, struct ckimg_tree_entry *e)
 {
@@ -45,6 +59,7 @@ static int read_stat(pid_t pid, char *state, struct ckimg_tree_entry *e)
 	e->pgid = (uint32_t)field[2];
 	e->sid = (uint32_t)field[3];
 	e->exit_status = n >= 50 ? (uint32_t)field[49] : 0;
+	last_start_time = n >= 20 ? field[19] : 0;      /* stat field 22 */
 	return 0;
 }
 
@@ -54,6 +69,18 @@ static int known(const struct cap_tree *t, pid_t pid)
 		if ((pid_t)t->procs[i].e.pid == pid)
 			return 1;
 	return 0;
+}
+
+/* A descendant's capture state, gone: its tracking session closed (a scan without commit makes
+ * the keeper give up), its parent image and page copies freed. */
+static void tree_free_capture(struct capture *c)
+{
+	track_close(c);
+	track_free_preread(c);
+	incr_free(c);
+	free(c->track);
+	fds_free(c);
+	free(c);
 }
 
 static struct capture *new_capture(const struct capture *root, pid_t pid)
@@ -67,6 +94,8 @@ static struct capture *new_capture(const struct capture *root, pid_t pid)
 	c->use_hash_cache = root->use_hash_cache;
 	c->buffer_bytes = root->buffer_bytes;
 	c->kill_after = root->kill_after;
+	c->track_wanted = root->track_wanted;
+	c->track_off = root->track_off;
 	return c;
 }
 
@@ -105,23 +134,40 @@ static int add_process(struct cap_tree *t, const struct capture *root, pid_t pid
 	if (parent && (pid_t)p.e.ppid != parent)
 		return 0;               /* reaped and the pid reused meanwhile */
 	if (state != 'Z' && state != 'X') {
-		p.c = pid == root->pid ? (struct capture *)root : new_capture(root, pid);
+		uint64_t st = last_start_time;
+		for (size_t k = 0; pid != root->pid && k < npre; k++)
+			if (pre[k].c && pre[k].c->pid == pid && pre[k].start_time == st) {
+				p.c = pre[k].c;         /* prepared before the freeze */
+				pre[k].c = NULL;
+			}
+		int prepared = p.c != NULL;
+		if (!p.c)
+			p.c = pid == root->pid ? (struct capture *)root : new_capture(root, pid);
 		if (!p.c)
 			return -ENOMEM;
 		p.c->tree = t;
-		if (p.c != root)
+		if (p.c != root && !prepared) {
 			collect_prefreeze_states(p.c);
+			/* incremental: the same process in the parent image, and its tracking */
+			err = incr_load_parent_of_child(root, p.c);
+			if (!err)
+				err = track_open(p.c);
+			if (err) {
+				tree_free_capture(p.c);
+				return err;
+			}
+		}
 		err = pt_freeze(&p.c->pt, pid);
 		if (err && parent && read_stat(pid, &state, &p.e) == 0 && state == 'Z')
 			err = 0;        /* it exited before the seize: a zombie now */
 		if (err) {
 			if (p.c != root)
-				free(p.c);
+				tree_free_capture(p.c);
 			return err;
 		}
 		if (p.c->pt.nthreads == 0) {
 			if (p.c != root)
-				free(p.c);
+				tree_free_capture(p.c);
 			p.c = NULL;
 		}
 		if (p.c) {
@@ -261,6 +307,52 @@ static void note_sharing(struct cap_tree *t)
 	}
 }
 
+/* The descendants of pid as they are now (not frozen: a hint), their pre-freeze work done. */
+static int prepare(const struct capture *root, pid_t pid, int depth)
+{
+	char path[96], *list = NULL;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
+	if (depth > 64 || read_file(path, &list, NULL))
+		return 0;
+	int err = 0;
+	for (char *save = NULL, *tok = strtok_r(list, " \n", &save); !err && tok; tok = strtok_r(NULL, " \n", &save)) {
+		struct ckimg_tree_entry e;
+		char state;
+		pid_t child = (pid_t)atoi(tok);
+		if (child <= 0 || read_stat(child, &state, &e) || state == 'Z' || state == 'X')
+			continue;
+		struct pre_capture pc = { new_capture(root, child), last_start_time };
+		struct pre_capture *n = realloc(pre, (npre + 1) * sizeof(*pre));
+		if (!pc.c || !n) {
+			free(pc.c);
+			if (n)
+				pre = n;
+			return -ENOMEM;
+		}
+		pre = n;
+		collect_prefreeze_states(pc.c);
+		err = incr_load_parent_of_child(root, pc.c);
+		if (!err)
+			err = track_open(pc.c);
+		pre[npre++] = pc;       /* (freed with the others on error) */
+		if (!err)
+			err = prepare(root, child, depth + 1);
+	}
+	free(list);
+	return err;
+}
+
+/* Prepared captures no process of the tree took (gone, or not a descendant any more). */
+static void drop_prepared(void)
+{
+	for (size_t k = 0; k < npre; k++)
+		if (pre[k].c)
+			tree_free_capture(pre[k].c);
+	free(pre);
+	pre = NULL;
+	npre = 0;
+}
+
 int tree_freeze(struct capture *root, struct cap_tree **out)
 {
 	struct cap_tree *t = calloc(1, sizeof(*t));
@@ -270,8 +362,11 @@ int tree_freeze(struct capture *root, struct cap_tree **out)
 	if (!t)
 		return -ENOMEM;
 	t->next_file_id = 1;
-	err = add_process(t, root, root->pid, 0);
+	err = root->parent_path || root->track_wanted ? prepare(root, root->pid, 0) : 0;
+	if (!err)
+		err = add_process(t, root, root->pid, 0);
 	if (err) {
+		drop_prepared();
 		free(t->procs);
 		free(t);
 		*out = NULL;
@@ -283,6 +378,7 @@ int tree_freeze(struct capture *root, struct cap_tree **out)
 			if (t->procs[i].c)
 				err = scan_children(t, root, i, &added);
 	} while (!err && added);
+	drop_prepared();
 	if (!err)
 		err = list_tree_fds(t);
 	if (!err)
@@ -317,10 +413,8 @@ void tree_free(struct cap_tree *t)
 	if (!t)
 		return;
 	for (size_t i = 1; i < t->n; i++)
-		if (t->procs[i].c) {
-			fds_free(t->procs[i].c);
-			free(t->procs[i].c);
-		}
+		if (t->procs[i].c)
+			tree_free_capture(t->procs[i].c);
 	free(t->procs);
 	free(t->fds);
 	free(t->shm);
@@ -412,8 +506,12 @@ int tree_parent_pagemap(const struct capture *c)
 		return -1;
 	for (size_t i = 0; i < me; i++)
 		if (t->procs[i].e.pid == t->procs[me].e.ppid && t->procs[i].c) {
-			if (t->released && !t->procs[i].twin)
-				return -1;      /* it runs on: its page frames tell nothing now */
+			/* it runs on: its page frames tell nothing now — unless its pages were copied at
+			 * the freeze (tracked, track.c): a frame it still shares with the child's twin
+			 * cannot have been written since (a write unshares it), so it is the page it
+			 * had at the freeze, the one its image holds */
+			if (t->released && !t->procs[i].twin && !t->procs[i].preread)
+				return -1;
 			/* the parent's twin when it has one: its page frames are the parent's at
 			 * the freeze, the parent's own change once it runs on */
 			snprintf(path, sizeof(path), "/proc/%u/pagemap",

@@ -24,6 +24,7 @@ struct tree_proc {
 	struct ckimg_tree_entry e;
 	struct capture *c;          /* NULL for a zombie */
 	pid_t twin;                 /* its copy-on-write twin (cow.c), 0: none */
+	int preread;                /* tracked: its written pages copied while frozen (track.c) */
 	int subreaper;              /* a child subreaper: 1, or not known (-1); 0: not one */
 };
 

@@ -240,6 +240,18 @@ static int open_parent(struct img *img, const char *const *seen_ids, uint32_t ns
 			return -ENOMEM;
 		}
 		int e = img_open(up, path);
+		if (!e && up->tree && up->proc.f.pid != ch->parent.parent_pid) {
+			/* a tree image: the process PARENT names (FORMAT.md "Incremental images", trees) */
+			img_close(up);
+			e = img_open_process(up, path, ch->parent.parent_pid);
+			if (e == -ESRCH) {
+				img_close(up);
+				free(up);
+				free(path);
+				return cfail(img, -EBADMSG, "BAD_PARENT: wrong parent: %s is a capture of another process tree "
+					     "(it holds no process %u)", cand[k], ch->parent.parent_pid);
+			}
+		}
 		if (e) {
 			int r = cfail(img, e, "parent %s: %s", path, up->err);
 			img_close(up);
@@ -418,4 +430,38 @@ void img_chain_free(struct img *img)
 	}
 	free(ch);
 	img->chain = NULL;
+}
+
+/*
+ * A tree image: the chain of every other live process that has a PARENT, opened and checked
+ * now (then closed again), so that a bad link is refused before anything is made or printed.
+ */
+int img_chain_check_tree(struct img *img)
+{
+	for (uint32_t i = 0; img->tree && i < img->ntree; i++) {
+		uint32_t pid = img->tree[i].pid;
+		int has_parent = 0;
+		if (pid == img->tree_root || (img->tree[i].flags & CKIMG_TREE_ZOMBIE))
+			continue;
+		for (uint64_t k = 0; k < img->nents && !has_parent; k++)
+			has_parent = img->ents[k].type == CKIMG_REC_PARENT && img->owners[k] == pid;
+		if (!has_parent)
+			continue;
+		if (!img->chain || !img->chain->have_parent)
+			return cfail(img, -EBADMSG, "BAD_PARENT: process %u has a PARENT and the root process %u none "
+				     "(an incremental image continues one tree)", pid, img->tree_root);
+		struct img p;
+		int err = img_open_process(&p, img->path, pid);
+		if (!err && p.chain && p.chain->have_parent &&
+		    memcmp(p.chain->parent.parent_image_id, img->chain->parent.parent_image_id, 16))
+			err = cfail(&p, -EBADMSG, "BAD_PARENT: the processes of the tree name different parent images");
+		if (!err)
+			err = img_chain_open(&p);
+		if (err)
+			cfail(img, err, "%s (process %u)", p.err, pid);
+		img_close(&p);
+		if (err)
+			return err;
+	}
+	return 0;
 }

@@ -248,6 +248,7 @@ int img_content_for_file(const struct img *img, const struct img_file *f);
  * img_chain_open() opens the parents and appends the chunks the image inherits. */
 int img_chain_record(struct img *img, uint16_t type, const uint8_t *pl, uint64_t len, uint32_t seq, uint64_t off);
 int img_chain_open(struct img *img);
+int img_chain_check_tree(struct img *img);   /* a tree: every process's chain, before anything */
 void img_chain_free(struct img *img);
 
 const char *img_type_name(uint16_t type);

@@ -188,6 +188,8 @@ int main(int argc, char **argv)
 	err = img_open(&img, a->image_path);
 	if (!err)
 		err = img_chain_open(&img);     /* an incremental image: its parents' pages too */
+	if (!err)
+		err = img_chain_check_tree(&img);
 	if (err) {
 		rst_log_error("%s", img.err);
 		return 2;

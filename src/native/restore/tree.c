@@ -572,6 +572,8 @@ static int open_processes(void)
 			if (!a)
 				return -ENOMEM;
 			err = img_open_process(&T.imgs[i], r->image_path, T.e[i].pid);
+			if (!err)
+				err = img_chain_open(&T.imgs[i]);   /* incremental: its parents' pages */
 			if (err)
 				return rst_err(r, err, "process %u: %s", T.e[i].pid, T.imgs[i].err);
 			a->img = &T.imgs[i];
@@ -1363,8 +1365,8 @@ int rst_tree_zero_unshared(struct restore_args *a, const struct img_area *ar)
 		const struct img_chunk *ch = &img->chunks[c];
 		if (&img->areas[ch->area_idx] != ar)
 			continue;
-		for (uint32_t p = 0; p < ch->span_pages; p++)
-			if (ch->bitmap[p / 8] & (1u << (p % 8)))
+		for (uint32_t p = 0; p < ch->span_pages; p++)   /* (an inherited chunk: its take mask) */
+			if ((ch->bitmap[p / 8] & (1u << (p % 8))) && (!ch->take || (ch->take[p / 8] & (1u << (p % 8)))))
 				keep[(ch->first_page - ar->f.start) / 4096 + p] = 1;
 	}
 	for (size_t k = 0; k < a->nshared; k++)
@@ -1421,7 +1423,9 @@ static void *premap_worker(void *arg)
 	for (size_t k; p && r && !atomic_load(&f->failed) && (k = atomic_fetch_add(&f->next, 1)) < f->nchunks;) {
 		const struct img_chunk *ch = &img->chunks[f->chunks[k]];
 		const uint8_t *data;
-		if (img_read_chunk(img, ch, p, r, &data, eb, sizeof(eb))) {
+		/* a chunk an incremental image inherits (chain.c): read from the ancestor, only
+		 * the pages of its take mask written */
+		if (img_read_chunk(ch->src ? ch->src : img, ch, p, r, &data, eb, sizeof(eb))) {
 			pthread_mutex_lock(&f->lock);
 			if (!atomic_exchange(&f->failed, 1))
 				snprintf(f->err, sizeof(f->err), "%s", eb);
@@ -1429,18 +1433,23 @@ static void *premap_worker(void *arg)
 			break;
 		}
 		/* pages allocated in one call per run, not one fault each (costly in a VM) */
+#define WRITES(b) ((ch->bitmap[(b) / 8] & (1u << ((b) % 8))) && (!ch->take || (ch->take[(b) / 8] & (1u << ((b) % 8)))))
 		for (uint32_t b = 0, e; b < ch->span_pages; b = e) {
-			if (!(ch->bitmap[b / 8] & (1u << (b % 8)))) {
+			if (!WRITES(b)) {
 				e = b + 1;
 				continue;
 			}
-			for (e = b + 1; e < ch->span_pages && (ch->bitmap[e / 8] & (1u << (e % 8))); e++)
+			for (e = b + 1; e < ch->span_pages && WRITES(e); e++)
 				;
 			madvise((void *)(uintptr_t)(ch->first_page + (uint64_t)b * 4096), (size_t)(e - b) * 4096, MADV_POPULATE_WRITE);
 		}
 		for (uint32_t b = 0, n = 0; b < ch->span_pages; b++)
-			if (ch->bitmap[b / 8] & (1u << (b % 8)))
-				memcpy((void *)(uintptr_t)(ch->first_page + (uint64_t)b * 4096), data + (size_t)n++ * 4096, 4096);
+			if (ch->bitmap[b / 8] & (1u << (b % 8))) {
+				if (WRITES(b))
+					memcpy((void *)(uintptr_t)(ch->first_page + (uint64_t)b * 4096), data + (size_t)n * 4096, 4096);
+				n++;
+			}
+#undef WRITES
 	}
 	if (!p || !r)
 		atomic_store(&f->failed, 1);
@@ -1761,7 +1770,7 @@ int restore_tree_check(struct restore_args *r, int (*check_one)(struct restore_a
 		memset(&a, 0, sizeof(a));
 		a.image_path = r->image_path;
 		a.img = &img;
-		if (img_open_process(&img, r->image_path, e[i].pid)) {
+		if (img_open_process(&img, r->image_path, e[i].pid) || img_chain_open(&img)) {
 			rst_log_error("process %u: %s", e[i].pid, img.err);
 			return 2;
 		}
