@@ -21,7 +21,8 @@
  *
  * CRIU is taken from $CRIU, PATH or /work/tools/criu/criu/criu and never built here; without
  * it the CRIU rows are skipped with a note. `criu pre-dump` is tried once and its outcome
- * noted (it needs soft-dirty tracking). Options: --mb N, --rounds N, --json.
+ * noted (it needs soft-dirty tracking). Options: --mb N, --rounds N, --json, --threads N (N more
+ * threads, idle in pause(): the freeze of a program with many threads, e.g. --mb 64 --threads 64).
  */
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, openSync, readSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
@@ -38,6 +39,7 @@ const opt = (name, dflt) => {
 const MB = Number(opt("mb", process.env.CKIMG_BENCH_MB ?? "1024"));
 const ROUNDS = Math.max(5, Number(opt("rounds", process.env.CKIMG_BENCH_ROUNDS ?? "5")));
 const JSON_OUT = args.includes("--json");
+const THREADS = Number(opt("threads", "0"));
 
 // The target: MB MiB of heap in a mix seen in real processes (pointer-rich structs, log-like
 // text, some incompressible bytes, sparsely used allocations), deterministic; a heartbeat
@@ -49,6 +51,7 @@ const TARGET_C = String.raw`
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 static volatile uint64_t maxgap;
 #define NG 65536
 static uint64_t gaps[NG][2];            /* the last gaps over 1 ms: [start, end] (CLOCK_MONOTONIC) */
@@ -66,6 +69,7 @@ static void *beat(void *a) {
   }
   return a;
 }
+static void *idle(void *a) { for (;;) pause(); return a; }
 int main(int argc, char **argv) {
   size_t n = (size_t)atol(argv[1]) << 20;
   uint8_t *p = malloc(n);
@@ -101,6 +105,8 @@ int main(int argc, char **argv) {
   }
   pthread_t th;
   pthread_create(&th, 0, beat, 0);
+  for (int i = argc > 4 ? atoi(argv[4]) : 0; i > 0; i--)
+    pthread_create(&th, 0, idle, 0);
   /* commands and replies through FIFOs, not the stdio sockets node makes (CRIU cannot dump
    * half of a unix stream connection) */
   FILE *cmd = fopen(argv[2], "r+"), *reply = fopen(argv[3], "r+");
@@ -140,7 +146,7 @@ function median(xs) {
 function startTarget(exe, work) {
   const cmdPath = join(work, "cmd.fifo"), replyPath = join(work, "reply.fifo");
   spawnSync("mkfifo", [cmdPath, replyPath]);
-  const child = spawn(exe, [String(MB), cmdPath, replyPath], { stdio: "ignore" });
+  const child = spawn(exe, [String(MB), cmdPath, replyPath, String(THREADS)], { stdio: "ignore" });
   // The target opens both FIFOs read-write, so these opens do not block once it runs;
   // open them only after it is up (openSync on a FIFO waits for the other end).
   let cmdFd, replyFd;
@@ -309,10 +315,10 @@ async function main() {
     if (row("criu+sync")) ratios["ckimg none all no-cow / criu+sync (freeze)"] = row("ckimg none all no-cow").freezeMs / row("criu+sync").freezeMs;
 
     if (JSON_OUT) {
-      console.log(JSON.stringify({ bench: "capture", heapMiB: MB, rounds: ROUNDS, rows, ratios, notes }, null, 2));
+      console.log(JSON.stringify({ bench: "capture", heapMiB: MB, threads: THREADS + 2, rounds: ROUNDS, rows, ratios, notes }, null, 2));
       return;
     }
-    console.log(`capture bench: ${MB} MiB varied heap, ${ROUNDS} rounds (+1 warm-up), medians; load ${spawnSync("cat", ["/proc/loadavg"], { encoding: "utf8" }).stdout.split(" ").slice(0, 3).join(" ")}`);
+    console.log(`capture bench: ${MB} MiB varied heap${THREADS ? `, ${THREADS + 2} threads` : ""}, ${ROUNDS} rounds (+1 warm-up), medians; load ${spawnSync("cat", ["/proc/loadavg"], { encoding: "utf8" }).stdout.split(" ").slice(0, 3).join(" ")}`);
     console.log("  tool                    image MiB   wall ms (min-max)        freeze ms   extra MiB   max stall ms");
     for (const r of rows) {
       const range = `${r.wallMinMs.toFixed(0)}-${r.wallMaxMs.toFixed(0)}`;
