@@ -415,34 +415,24 @@ static int remote_thread_prctls(struct state_ctx *s, struct thread_prctl *pr)
 {
 	struct capture *c = s->c;
 	size_t n = c->nthreads;
-	struct pt_remote_batch *b = calloc(n, sizeof(*b));
 	struct pt_syscall *calls = calloc(3 * n, sizeof(*calls));
 	int32_t *pdeath = calloc(n, 8);
 	int err = -ENOMEM;
 
-	if (!b || !calls || !pdeath)
+	if (!calls || !pdeath)
 		goto out;
 	pt_write_mem(c->pid, s->scr + SCR_PDEATH, pdeath, n * 8);
 	for (size_t i = 0; i < n; i++) {
 		calls[3 * i] = REMOTE_SYSCALL(__NR_prctl, PR_GET_PDEATHSIG, s->scr + SCR_PDEATH + 8 * i);
 		calls[3 * i + 1] = REMOTE_SYSCALL(__NR_prctl, PR_GET_TIMERSLACK);
 		calls[3 * i + 2] = REMOTE_SYSCALL(__NR_prctl, PR_GET_SECUREBITS);
-		b[i] = (struct pt_remote_batch){ .tid = c->threads[i].tid, .calls = &calls[3 * i], .ncalls = 3 };
 	}
-	err = pt_remote_syscalls(b, n, c->syscall_ip);
-	for (size_t i = 0; err && i < n; i++)
-		if (b[i].err) {
-			err = cap_fail(b[i].err, "thread %d: remote prctl", b[i].tid);
-			goto out;
-		}
-	if (pt_read_mem(c->pid, s->scr + SCR_PDEATH, pdeath, n * 8) != (long)(n * 8)) {
+	err = cap_remote_per_thread(c, calls, 3, "prctl");
+	if (!err && pt_read_mem(c->pid, s->scr + SCR_PDEATH, pdeath, n * 8) != (long)(n * 8))
 		err = cap_fail(-EIO, "read remote results");
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; !err && i < n; i++)
 		pr[i] = (struct thread_prctl){ calls[3 * i].ret, calls[3 * i + 1].ret, calls[3 * i + 2].ret, pdeath[2 * i] };
 out:
-	free(b);
 	free(calls);
 	free(pdeath);
 	return err;

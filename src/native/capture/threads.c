@@ -246,31 +246,22 @@ int collect_sigactions_in(struct capture *c, pid_t pid, pid_t tid, uint64_t scr)
 static int remote_thread_states(struct capture *c, uint64_t scr)
 {
 	size_t n = c->nthreads;
-	struct pt_remote_batch *b = calloc(n, sizeof(*b));
 	struct pt_syscall *calls = calloc(2 * n, sizeof(*calls));
 	uint8_t *res = calloc(n, SCR_THREAD_SLOT);
 	int err = -ENOMEM;
 
-	if (!b || !calls || !res)
+	if (!calls || !res)
 		goto out;
 	pt_write_mem(c->pid, scr + SCR_THREADS, res, n * SCR_THREAD_SLOT);
 	for (size_t i = 0; i < n; i++) {
 		uint64_t slot = scr + SCR_THREADS + i * SCR_THREAD_SLOT;
 		calls[2 * i] = REMOTE_SYSCALL(__NR_sigaltstack, 0, slot);
 		calls[2 * i + 1] = REMOTE_SYSCALL(__NR_prctl, PR_GET_TID_ADDRESS, slot + 24);
-		b[i] = (struct pt_remote_batch){ .tid = c->threads[i].tid, .calls = &calls[2 * i], .ncalls = 2 };
 	}
-	err = pt_remote_syscalls(b, n, c->syscall_ip);
-	for (size_t i = 0; err && i < n; i++)
-		if (b[i].err) {
-			err = cap_fail(b[i].err, "thread %d: remote syscalls (sigaltstack, PR_GET_TID_ADDRESS)", b[i].tid);
-			goto out;
-		}
-	if (pt_read_mem(c->pid, scr + SCR_THREADS, res, n * SCR_THREAD_SLOT) != (long)(n * SCR_THREAD_SLOT)) {
+	err = cap_remote_per_thread(c, calls, 2, "syscalls (sigaltstack, PR_GET_TID_ADDRESS)");
+	if (!err && pt_read_mem(c->pid, scr + SCR_THREADS, res, n * SCR_THREAD_SLOT) != (long)(n * SCR_THREAD_SLOT))
 		err = cap_fail(-EIO, "read remote results");
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; !err && i < n; i++) {
 		struct thread_info *t = &c->threads[i];
 		const uint8_t *r = res + i * SCR_THREAD_SLOT;   /* stack_t: ss_sp, ss_flags, pad, ss_size */
 		if (calls[2 * i].ret == 0) {
@@ -284,7 +275,6 @@ static int remote_thread_states(struct capture *c, uint64_t scr)
 			memcpy(&t->clear_child_tid, r + 24, 8);
 	}
 out:
-	free(b);
 	free(calls);
 	free(res);
 	return err;

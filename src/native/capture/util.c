@@ -152,3 +152,28 @@ void cap_boost_self(int on)
 	if (sched_setscheduler(0, on ? SCHED_FIFO | SCHED_RESET_ON_FORK : SCHED_OTHER, &sp) == 0)
 		boosted = on;
 }
+
+/*
+ * Remote syscalls in every thread of the target at once (pt_remote_syscalls): calls holds k
+ * calls per thread, thread i's at calls[k i ...], results in their ret. A thread whose calls
+ * could not be made fails the capture, named, with what the calls were for.
+ */
+int cap_remote_per_thread(struct capture *c, struct pt_syscall *calls, size_t k, const char *what)
+{
+	size_t n = c->nthreads;
+	struct pt_remote_batch *b = calloc(n, sizeof(*b));
+	int err;
+
+	if (!b)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		b[i] = (struct pt_remote_batch){ .tid = c->threads[i].tid, .calls = &calls[k * i], .ncalls = k };
+	err = pt_remote_syscalls(b, n, c->syscall_ip);
+	for (size_t i = 0; err && i < n; i++)
+		if (b[i].err) {
+			err = cap_fail(b[i].err, "thread %d: remote %s", b[i].tid, what);
+			break;
+		}
+	free(b);
+	return err;
+}
