@@ -28,6 +28,9 @@ unsigned long long proc_seccomp_mode(pid_t pid);    /* /proc/PID/status "Seccomp
 /* ckimg's own thread real-time (SCHED_FIFO 1) while on, when allowed and not
  * CKIMG_COW_NO_BOOST: work that keeps the target stopped does not wait for a CPU. */
 void cap_boost_self(int on);
+/* A buffer of fresh memory in transparent huge pages where possible (util.c: why). */
+void *cap_alloc_buf(size_t len);
+void cap_free_buf(void *p, size_t len);
 
 /* Growable byte buffer for record payloads. */
 struct buf {

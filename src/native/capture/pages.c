@@ -63,6 +63,8 @@ static inline uint64_t align_up(uint64_t v)
 
 static uint8_t *chunk_buf(struct pipeline *pl, size_t i)
 {
+	if (pl->c->preread)            /* track.c: the pages were copied while frozen, kept there */
+		return pl->c->preread[i];
 	return pl->pool + (pl->ring ? (i % pl->nslots) * CHUNK_BYTES : pl->buf_off[i]);
 }
 
@@ -135,12 +137,9 @@ static int read_chunk_vm(struct pipeline *pl, const struct chunk *ch, uint8_t *d
 static int read_chunk(struct pipeline *pl, size_t i, uint8_t *dst)
 {
 	struct chunk *ch = &pl->c->chunks[i];
-	if (pl->c->preread) {          /* track.c: read while frozen, written after the release */
-		if (pl->c->preread[i])
-			memcpy(dst, pl->c->preread[i], (size_t)ch->cand_pages * PAGE_SIZE_4K);
+	if (pl->c->preread)            /* track.c: read while frozen (dst is that copy) */
 		memcpy(pl->bad[i], pl->c->preread_bad[i], sizeof(pl->c->preread_bad[i]));
-		track_free_chunk(pl->c, i);
-	} else if (pl->c->twin)
+	else if (pl->c->twin)
 		cow_read_chunk(pl->c, i, dst, pl->bad[i]);   /* cow.c: from the twin */
 	else if (!pl->c->tree && read_chunk_vm(pl, ch, dst))
 		return 0;
@@ -443,6 +442,8 @@ void pages_prealloc(struct capture *c, struct image *im)
 {
 	char path[64], *r = NULL;
 	unsigned long long rss = 0, swap = 0;
+	pid_t keeper;
+	uint64_t written = 0;
 
 	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", c->pid);
 	if (read_file(path, &r, NULL) == 0) {
@@ -452,11 +453,19 @@ void pages_prealloc(struct capture *c, struct image *im)
 	}
 	/* Allocate the file's blocks up front (and set its size): O_DIRECT writes inside the
 	 * file then run concurrently instead of serialising on extending the file. The image is
-	 * truncated to its real size at the end. */
+	 * truncated to its real size at the end. An incremental capture on the tracked baseline
+	 * stores about the pages written so far (its digests are 8 bytes a page) and reads them
+	 * while frozen into buffers of its own (track.c): no page buffer here. */
 	uint64_t est = (rss + swap) * 1024;
+	if (track_direct(c)) {
+		track_state(c, &keeper, &written);
+		est = (written + written / 4) * PAGE_SIZE_4K + est / 512;
+	}
 	est += est / 256 + (4u << 20);
 	if (fallocate(im->fd, 0, 0, (off_t)est) == 0)
 		im->prealloc = est;
+	if (track_direct(c))
+		return;
 	uint64_t want = wanted_buffer(c, (rss + swap) * 1024 + (4u << 20));
 	uint8_t *p = alloc_buffer(want);
 	if (!p)
@@ -474,6 +483,9 @@ static int setup_pool(struct pipeline *pl)
 	struct capture *c = pl->c;
 	uint64_t need = (c->cand_bytes + CHUNK_BYTES - 1) & ~(uint64_t)(CHUNK_BYTES - 1);
 	uint64_t want = wanted_buffer(c, need);
+
+	if (c->preread)                /* no buffer: each chunk is compressed from its copy */
+		return 0;
 
 	pl->pool = prealloc_pool;
 	pl->pool_bytes = prealloc_bytes;
