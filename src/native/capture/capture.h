@@ -150,6 +150,8 @@ struct capture {
 	const char *parent_path;       /* --parent: store only what differs from this image */
 	struct parent_image *parent;
 	struct digest_cell *dcells;    /* per chunk: pages the image holds and their digests */
+	uint32_t *dig_arena;           /* the digests' memory (incremental.c) */
+	size_t dig_arena_len;
 	uint64_t held_pages, inherited_pages;
 	int no_cow;                    /* --no-cow: stop-and-copy */
 	int defer_sigactions;          /* copy-on-write: handlers read in the twin, after release */
