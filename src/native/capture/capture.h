@@ -189,6 +189,8 @@ int collect_sigactions_in(struct capture *c, pid_t pid, pid_t tid, uint64_t scr)
 int collect_areas(struct capture *c);                     /* maps + the target's smaps */
 int collect_areas_maps(struct capture *c);                /* maps only: flags unknown */
 int areas_apply_smaps(struct capture *c, pid_t pid, int only_unknown);
+void areas_smaps_begin(struct capture *c);   /* VmFlags read by a thread (tracked: mm.c) */
+void areas_smaps_end(struct capture *c);     /* ... joined and applied */
 int plan_chunks(struct capture *c);
 int plan_chunks_part(struct capture *c, pid_t pagemap_pid, int part);   /* cow.c */
 /* fds.c: open fds, one handler per kind (fds.h, fd-table.c). */
@@ -236,6 +238,9 @@ struct image {
 	uint32_t owner;
 	uint32_t *owners;              /* per index entry */
 	uint8_t image_id[16];          /* the header's */
+	uint8_t *stage;                /* image_stage: records gathered here, written at once */
+	size_t stage_len, stage_cap;
+	uint64_t stage_off;
 };
 int image_open(struct image *im, const char *path);
 /* Reserve space for the next record (thread-safe, in call order); fills the index entry. */
@@ -255,6 +260,9 @@ int image_record_ex(struct image *im, uint16_t type, uint16_t flags, const struc
 int image_finish(struct image *im);   /* index, trailer, fsync, link/rename */
 void image_abort(struct image *im);   /* remove every trace of the temp file */
 void image_writeback(struct image *im, uint64_t upto); /* start writeback of written data */
+/* Many small records in a row (one thread): image_stage(im, 1) gathers the next ones in memory,
+ * image_stage(im, 0) writes what is gathered (one pwrite per few MiB) and stops gathering. */
+int image_stage(struct image *im, int on);
 
 /* incremental.c: the parent image (--parent) and the page digests every image carries. */
 int incr_load_parent(struct capture *c);                  /* before the freeze */
@@ -269,6 +277,7 @@ uint32_t incr_filter_chunk(struct capture *c, size_t i, uint8_t *slot, const uin
 int incr_put_parent(struct capture *c, struct image *im);
 int incr_put_digests(struct capture *c, struct image *im);
 void incr_free(struct capture *c);
+uint64_t incr_parent_held_pages(const struct capture *c);   /* pages the parent image holds */
 const uint8_t *incr_parent_id(const struct capture *c);  /* the parent's image_id */
 /* Pages the parent holds in [first, first + span pages): bits set in out (zeroed first). */
 void incr_parent_held_bits(const struct capture *c, uint64_t first, uint32_t span, uint64_t *out);

@@ -591,6 +591,14 @@ uint32_t incr_filter_chunk(struct capture *c, size_t i, uint8_t *slot, const uin
 	return j;
 }
 
+uint64_t incr_parent_held_pages(const struct capture *c)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; c->parent && i < c->parent->ncells; i++)
+		n += c->parent->cells[i].nheld;
+	return n;
+}
+
 const uint8_t *incr_parent_id(const struct capture *c)
 {
 	return c->parent ? c->parent->image_id : NULL;
@@ -648,7 +656,7 @@ int incr_put_parent(struct capture *c, struct image *im)
 
 int incr_put_digests(struct capture *c, struct image *im)
 {
-	int err = 0;
+	int err = image_stage(im, 1);   /* a record per chunk (~1000 per GiB): written at once */
 	c->held_pages = 0;
 	for (size_t i = 0; !err && i < c->nchunks; i++) {
 		const struct chunk *ch = &c->chunks[i];
@@ -656,8 +664,10 @@ int incr_put_digests(struct capture *c, struct image *im)
 		uint32_t n = 0;
 		for (int w = 0; w < CKIMG_SPAN_GRID_PAGES / 64; w++)
 			n += (uint32_t)__builtin_popcountll(dc->bits[w]);
-		if (n != dc->nheld || (n && !dc->dig))
-			return cap_fail(-ENOMEM, "page digests of chunk %zu", i);
+		if (n != dc->nheld || (n && !dc->dig)) {
+			err = cap_fail(-ENOMEM, "page digests of chunk %zu", i);
+			break;
+		}
 		if (!n)
 			continue;
 		struct ckimg_page_digests_fixed f = {
@@ -678,6 +688,9 @@ int incr_put_digests(struct capture *c, struct image *im)
 		buf_free(&b);
 		c->held_pages += n;
 	}
+	int e2 = image_stage(im, 0);
+	if (!err)
+		err = e2;
 	if (!err)
 		c->inherited_pages = c->held_pages - c->stored_pages;
 	return err;

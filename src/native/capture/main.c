@@ -717,13 +717,8 @@ int main(int argc, char **argv)
 		err = pages_start(&cap, &im, &pl);
 	if (!err && cap.twin)
 		err = pages_read_all(pl);       /* from the copy-on-write twin, the target running */
-	if (!err && cap.preread && !cap.vmflags_known) {
-		/* tracked: VmFlags out of the freeze (smaps walks every page), best effort */
-		areas_apply_smaps(&cap, cap.pid, 1);
-		areas_apply_smaps(&cap, cap.pid, 2);
-		cap.vmflags_known = 1;
-	}
-	phase("smaps");
+	if (!err && cap.preread && !cap.vmflags_known)
+		areas_smaps_begin(&cap);       /* tracked: VmFlags out of the freeze, best effort */
 	if (!err && cap.preread && !pl)
 		err = pages_start(&cap, &im, &pl);
 	if (!err && cap.preread)
@@ -734,6 +729,7 @@ int main(int argc, char **argv)
 		err = hash_mapped_files(&cap);
 	phase("hash");
 	err = pages_done(pl, err);
+	areas_smaps_end(&cap);
 	phase("pages");
 	if (!err)
 		err = incr_put_digests(&cap, &im);

@@ -403,7 +403,7 @@ static int write_batch(struct worker *w, size_t i0, size_t i1)
 			err = pwritev_all(pl->out_fd, iov, cnt, at);
 			if (err)
 				return cap_fail(err, "write image");
-			if (!pl->direct && !pl->c->preread)
+			if (!pl->direct)        /* writeback starts now: the final fsync has little left */
 				sync_file_range(pl->out_fd, (off_t)at, (off_t)(next - at), SYNC_FILE_RANGE_WRITE);
 			cnt = 0;
 		}
@@ -511,7 +511,10 @@ void pages_prealloc(struct capture *c, struct image *im)
 	uint64_t written = 0;
 
 	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", c->pid);
-	if (read_file(path, &r, NULL) == 0) {
+	if (track_direct(c)) {
+		/* (smaps_rollup walks every page table: ~8 ms per GiB) */
+		rss = incr_parent_held_pages(c) * (PAGE_SIZE_4K / 1024);
+	} else if (read_file(path, &r, NULL) == 0) {
 		proc_status_value(r, "Rss", 10, &rss);
 		proc_status_value(r, "Swap", 10, &swap);
 		free(r);
@@ -626,6 +629,8 @@ int pages_start(struct capture *c, struct image *im, struct pipeline **out)
 	 * keep more requests in flight. */
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	int nth = c->codec == CKIMG_CODEC_NONE ? 4 : (ncpu < 1 ? 1 : (int)ncpu) + 2;
+	if (c->preread)                /* all in memory, written through the page cache: no waits */
+		nth = ncpu < 1 ? 1 : ncpu > MAX_WORKERS ? MAX_WORKERS : (int)ncpu;
 	if (getenv("CKIMG_WORKERS"))
 		nth = atoi(getenv("CKIMG_WORKERS")) > 0 ? atoi(getenv("CKIMG_WORKERS")) : 1;
 	if (nth > MAX_WORKERS)
@@ -641,11 +646,14 @@ int pages_start(struct capture *c, struct image *im, struct pipeline **out)
 		w->pl = pl;
 		w->out_cap = (size_t)align_up((uint64_t)LZ4_compressBound(CHUNK_BYTES) + 2 * ALIGN);
 		w->out = aligned_alloc(ALIGN, w->out_cap);
-		w->lz4_state = malloc((size_t)LZ4_sizeofState());
-		w->lzf = calloc(1, sizeof(*w->lzf));
-		if (deflateInit2(&w->z, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK)
+		/* only the codec's own state (deflate's is ~256 KiB of fresh memory) */
+		w->lz4_state = c->codec == CKIMG_CODEC_LZ4 ? malloc((size_t)LZ4_sizeofState()) : NULL;
+		w->lzf = c->codec == CKIMG_CODEC_LZF ? calloc(1, sizeof(*w->lzf)) : NULL;
+		if (c->codec == CKIMG_CODEC_DEFLATE &&
+		    deflateInit2(&w->z, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK)
 			w->z_ok = 1;
-		if (!w->out || !w->lz4_state || !w->lzf ||
+		if (!w->out || (c->codec == CKIMG_CODEC_LZ4 && !w->lz4_state) ||
+		    (c->codec == CKIMG_CODEC_LZF && !w->lzf) ||
 		    pthread_create(&pl->th[t], NULL, worker_main, w) != 0) {
 			if (w->z_ok)
 				deflateEnd(&w->z);
