@@ -549,11 +549,22 @@ uint32_t incr_filter_chunk(struct capture *c, size_t i, uint8_t *slot, const uin
 	*raw_crc = 0;
 	if (carry_whole_cell(c, ch, dc))
 		return 0;
+	/* The parent's cell at the same place (the usual case): its digests are taken in order,
+	 * a running index instead of a look-up per page; else looked up (parent_digest_at). */
+	const struct parent_cell *same = c->parent ? cell_at(c->parent, ch->first_page) : NULL;
+	uint32_t sk = 0;
+	if (same && (same->first_page != ch->first_page || same->span != ch->span_pages))
+		same = NULL;
 	for (uint32_t p = 0; p < ch->span_pages; p++) {
+		int same_held = same && cell_bit(same, p);
+		uint32_t pd[2];
+		if (same_held) {
+			memcpy(pd, same->dig + 2 * (size_t)sk++, 8);
+		}
 		if (!((ch->bits[p / 64] >> (p % 64)) & 1)) {
-			uint32_t pd[2];    /* tracked, not written since the parent: held as it holds it */
+			/* tracked, not written since the parent: held as it holds it */
 			if (((ch->carry[p / 64] >> (p % 64)) & 1) &&
-			    parent_digest_at(c->parent, &pc, ch->first_page + (uint64_t)p * PAGE_SIZE_4K, pd)) {
+			    (same ? same_held : parent_digest_at(c->parent, &pc, ch->first_page + (uint64_t)p * PAGE_SIZE_4K, pd))) {
 				dc->bits[p / 64] |= 1ull << (p % 64);
 				dig[2 * dc->nheld] = pd[0];
 				dig[2 * dc->nheld + 1] = pd[1];
@@ -566,8 +577,7 @@ uint32_t incr_filter_chunk(struct capture *c, size_t i, uint8_t *slot, const uin
 			continue;                          /* unreadable: neither stored nor held */
 		uint32_t crc = ck_crc32(0, src, PAGE_SIZE_4K);
 		uint32_t adl = libdeflate_adler32(1, src, PAGE_SIZE_4K);
-		uint32_t pd[2];
-		int in_parent = parent_digest_at(c->parent, &pc, ch->first_page + (uint64_t)p * PAGE_SIZE_4K, pd);
+		int in_parent = same ? same_held : parent_digest_at(c->parent, &pc, ch->first_page + (uint64_t)p * PAGE_SIZE_4K, pd);
 		int store;
 		if (in_parent)
 			store = pd[0] != crc || pd[1] != adl;  /* same digest: inherited */
@@ -624,6 +634,12 @@ void incr_parent_held_bits(const struct capture *c, uint64_t first, uint32_t spa
 		const struct parent_cell *pc = &pi->cells[k];
 		if (!pc->nheld)
 			continue;
+		if (pc->first_page == first && pc->span == span) {   /* the same cell: its bitmap */
+			memcpy(out, pc->bitmap, (span + 7) / 8);
+			if (span % 64)
+				out[span / 64] &= (1ull << (span % 64)) - 1;
+			continue;
+		}
 		for (uint32_t i = 0; i < pc->span; i++) {
 			uint64_t a = pc->first_page + (uint64_t)i * PAGE_SIZE_4K;
 			if (a >= first && a < end && cell_bit(pc, i)) {
