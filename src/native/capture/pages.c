@@ -459,7 +459,7 @@ static void *worker_main(void *arg)
 		deflateEnd(&w->z);
 	free(w->lz4_state);
 	free(w->lzf);
-	free(w->out);
+	cap_free_buf(w->out, w->out_cap);
 	free(w);
 	return NULL;
 }
@@ -645,7 +645,7 @@ int pages_start(struct capture *c, struct image *im, struct pipeline **out)
 		}
 		w->pl = pl;
 		w->out_cap = (size_t)align_up((uint64_t)LZ4_compressBound(CHUNK_BYTES) + 2 * ALIGN);
-		w->out = aligned_alloc(ALIGN, w->out_cap);
+		w->out = cap_alloc_buf(w->out_cap);   /* (huge pages: fresh memory, written at once) */
 		/* only the codec's own state (deflate's is ~256 KiB of fresh memory) */
 		w->lz4_state = c->codec == CKIMG_CODEC_LZ4 ? malloc((size_t)LZ4_sizeofState()) : NULL;
 		w->lzf = c->codec == CKIMG_CODEC_LZF ? calloc(1, sizeof(*w->lzf)) : NULL;
@@ -657,7 +657,7 @@ int pages_start(struct capture *c, struct image *im, struct pipeline **out)
 		    pthread_create(&pl->th[t], NULL, worker_main, w) != 0) {
 			if (w->z_ok)
 				deflateEnd(&w->z);
-			free(w->out);
+			cap_free_buf(w->out, w->out_cap);
 			free(w->lz4_state);
 			free(w->lzf);
 			free(w);
