@@ -277,7 +277,6 @@ uint32_t incr_filter_chunk(struct capture *c, size_t i, uint8_t *slot, const uin
 int incr_put_parent(struct capture *c, struct image *im);
 int incr_put_digests(struct capture *c, struct image *im);
 void incr_free(struct capture *c);
-uint64_t incr_parent_held_pages(const struct capture *c);   /* pages the parent image holds */
 const uint8_t *incr_parent_id(const struct capture *c);  /* the parent's image_id */
 /* Pages the parent holds in [first, first + span pages): bits set in out (zeroed first). */
 void incr_parent_held_bits(const struct capture *c, uint64_t first, uint32_t span, uint64_t *out);

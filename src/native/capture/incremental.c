@@ -601,14 +601,6 @@ uint32_t incr_filter_chunk(struct capture *c, size_t i, uint8_t *slot, const uin
 	return j;
 }
 
-uint64_t incr_parent_held_pages(const struct capture *c)
-{
-	uint64_t n = 0;
-	for (size_t i = 0; c->parent && i < c->parent->ncells; i++)
-		n += c->parent->cells[i].nheld;
-	return n;
-}
-
 const uint8_t *incr_parent_id(const struct capture *c)
 {
 	return c->parent ? c->parent->image_id : NULL;
