@@ -8,7 +8,8 @@
 //             PAGEMAP_SCAN, Linux >= 6.7), read while frozen, no twin
 //   compare   --no-track: every page read (copy-on-write twin) and its digest compared
 //   criu      `criu pre-dump` (needs soft-dirty, which this kernel lacks: it fails, said so)
-// Freeze is what the capturer reports (target stopped), wall the capturer's run.
+// Freeze is what the capturer reports (target stopped), wall the capturer's run, cpu its user +
+// system time (cpu_ms: less sensitive to the machine's load than wall).
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -49,7 +50,7 @@ try {
     const r = spawnSync(bin, args, { encoding: "utf8" });
     if (r.status !== 0) throw new Error(r.stderr);
     const s = JSON.parse(r.stdout.trim().split("\n").pop());
-    return { freeze: s.freeze_ms, wall: Number(process.hrtime.bigint() - t) / 1e6, size: statSync(out).size, extra: s.cow_written_bytes ?? 0, tracking: s.tracking };
+    return { freeze: s.freeze_ms, wall: Number(process.hrtime.bigint() - t) / 1e6, size: statSync(out).size, extra: s.cow_written_bytes ?? 0, tracking: s.tracking, cpu: s.cpu_ms, phases: s.phases_ms ?? {} };
   };
   const loads = [];
   const load = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
@@ -88,15 +89,19 @@ try {
     criuNote = pre.status === 0 ? "criu pre-dump: works here (not timed)" : `criu pre-dump fails here (exit ${pre.status}): ${why.trim()}`;
   }
   const m = (xs, k) => median(xs.map((x) => x[k]));
-  const row = (name, xs) => [name, m(xs, "freeze").toFixed(1), m(xs, "wall").toFixed(1), (m(xs, "size") / 1e6).toFixed(2), (m(xs, "extra") / 1e6).toFixed(2)];
+  const row = (name, xs) => [name, m(xs, "freeze").toFixed(1), m(xs, "wall").toFixed(1), m(xs, "cpu").toFixed(1), (m(xs, "size") / 1e6).toFixed(2), (m(xs, "extra") / 1e6).toFixed(2)];
   const rows = [
     row("full capture (cow)", full),
     row("incremental tracked, 1% changed", tracked),
     row("incremental compare, 1% changed", compare),
-    ["ratio tracked/full", (m(tracked, "freeze") / m(full, "freeze")).toFixed(3), (m(tracked, "wall") / m(full, "wall")).toFixed(3), (m(tracked, "size") / m(full, "size")).toFixed(4), ""],
-    ["ratio compare/full", (m(compare, "freeze") / m(full, "freeze")).toFixed(3), (m(compare, "wall") / m(full, "wall")).toFixed(3), (m(compare, "size") / m(full, "size")).toFixed(4), ""],
+    ["ratio tracked/full", (m(tracked, "freeze") / m(full, "freeze")).toFixed(3), (m(tracked, "wall") / m(full, "wall")).toFixed(3), (m(tracked, "cpu") / m(full, "cpu")).toFixed(3), (m(tracked, "size") / m(full, "size")).toFixed(4), ""],
+    ["ratio compare/full", (m(compare, "freeze") / m(full, "freeze")).toFixed(3), (m(compare, "wall") / m(full, "wall")).toFixed(3), (m(compare, "cpu") / m(full, "cpu")).toFixed(3), (m(compare, "size") / m(full, "size")).toFixed(4), ""],
   ];
-  table([`${MIB} MiB heap (median of ${ROUNDS})`, "freeze ms", "wall ms", "image MB", "extra RSS MB"], rows);
+  table([`${MIB} MiB heap (median of ${ROUNDS})`, "freeze ms", "wall ms", "cpu ms", "image MB", "extra RSS MB"], rows);
+  // where the tracked capture's time goes (the capturer's phases_ms, medians; the steps of 1 ms and more)
+  const names = Object.keys(tracked[0].phases);
+  const ph = names.map((k) => [k, median(tracked.map((x) => x.phases[k] ?? 0))]).filter(([, v]) => v >= 1);
+  console.log(`tracked phases (median ms): ${ph.map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", ")}; wall - total_ms (start, exit) ${median(tracked.map((x) => x.wall - Object.values(x.phases).reduce((a, b) => a + b, 0))).toFixed(1)}`);
   console.log(`load during the rounds: ${loads.join(" | ")}; now ${load()}`);
   console.log(criuNote);
   console.log("goals (issue 12, 1% changed): freeze <= 20 ms, wall <= 100 ms, image <= 2% of the full one");

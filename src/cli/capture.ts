@@ -109,6 +109,14 @@ export interface CaptureSummary {
   writtenPages: number;
   /** Why tracking was not (fully) used, or "". */
   trackingNote: string;
+  /** CPU time of the capturer (user + system, all its threads), in ms. */
+  cpuMs: number;
+  /**
+   * Where the wall time went: each step of the capturer in order ("parent", "keeper",
+   * "freeze", ..., "pages", "fsync", "finish"; a tree's processes summed), in ms; they add up
+   * to totalMs.
+   */
+  phasesMs: Record<string, number>;
   /** What the image cannot bring back, and why (one line each, e.g. a timer's overrun count). */
   warnings: string[];
 }
@@ -218,7 +226,15 @@ function parseSummary(line: string): CaptureSummary {
     keeperPids: Array.isArray(j.keeper_pids) ? (j.keeper_pids as unknown[]).map(Number) : [],
     trackedProcesses: Number(j.tracked_processes ?? 0),
     trackingNote: typeof j.tracking_note === "string" ? j.tracking_note : "",
+    cpuMs: Number(j.cpu_ms ?? 0),
+    phasesMs: phases(j.phases_ms),
   };
+}
+
+function phases(v: unknown): Record<string, number> {
+  const out: Record<string, number> = {};
+  if (v && typeof v === "object") for (const [k, ms] of Object.entries(v)) if (typeof ms === "number") out[k] = ms;
+  return out;
 }
 
 function size(n: number): string {

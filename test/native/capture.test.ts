@@ -62,6 +62,16 @@ async function captureAndCheck(p: Started, codec: CaptureCodec = "lz4", bufferMb
   expect(summary.imageBytes).toBe(statSync(path).size);
   expect(statSync(path).mode & 0o777).toBe(0o600);
   expect(summary.freezeMs).toBeLessThanOrEqual(summary.totalMs);
+  // the steps' times, in order, add up to the total (a full capture: no parent, no keeper)
+  const steps = Object.keys(summary.phasesMs);
+  expect(steps[0]).toBe("parent");
+  expect(steps.at(-1)).toBe("finish");
+  for (const s of ["freeze", "areas", "release", "fsync"]) expect(steps, s).toContain(s);
+  expect(steps.indexOf("freeze")).toBeLessThan(steps.indexOf("release"));
+  expect(steps.indexOf("release")).toBeLessThan(steps.indexOf("fsync"));
+  const sum = Object.values(summary.phasesMs).reduce((x, y) => x + y, 0);
+  expect(Math.abs(sum - summary.totalMs)).toBeLessThan(0.002 * steps.length + 0.01);
+  expect(summary.cpuMs).toBeGreaterThan(0);
 
   const report = await verifyImage(path);
   expect(report.problems).toEqual([]);

@@ -126,6 +126,18 @@ describe.skipIf(!kernelOk)("dirty-page tracking (--track)", () => {
       expect(inc.writtenPages).toBeGreaterThanOrEqual(5);
       expect(inc.storedPages).toBeLessThan(5 + 40);
       expect(inc.heldPages).toBeGreaterThanOrEqual(w.pages);    // the untouched ones: carried over
+      // where the time went: the steps in order, adding up to the total
+      const steps = Object.keys(inc.phasesMs);
+      for (const s of ["parent", "keeper", "freeze", "track", "preread", "release", "pages", "digests", "fsync", "finish"])
+        expect(steps, s).toContain(s);
+      expect(steps.indexOf("parent")).toBeLessThan(steps.indexOf("freeze"));
+      expect(steps.indexOf("preread")).toBeLessThan(steps.indexOf("release"));
+      expect(steps.indexOf("pages")).toBeLessThan(steps.indexOf("fsync"));
+      for (const ms of Object.values(inc.phasesMs)) expect(ms).toBeGreaterThanOrEqual(0);
+      const sum = Object.values(inc.phasesMs).reduce((x, y) => x + y, 0);
+      expect(Math.abs(sum - inc.totalMs)).toBeLessThan(0.002 * steps.length + 0.01);
+      expect(inc.freezeMs).toBeLessThanOrEqual(inc.totalMs);
+      expect(inc.cpuMs).toBeGreaterThan(0);
 
       // a kernel write (read() into the heap) and a lost page (MADV_DONTNEED: zero now)
       await ask(w.p, "readin 7", /^readin/);
@@ -202,12 +214,15 @@ describe.skipIf(!kernelOk)("dirty-page tracking (--track)", () => {
   });
 
   it("a page copied before the freeze and written again before it is read again (not the early copy)", async () => {
+    // Pages 10-13 share a 256-page cell whose new page 13 was not copied early: that cell is
+    // read into a buffer of its own. Pages 600-602 (another cell, all copied early) are read
+    // in place, into the early copy, 601 again from the target.
     const w = await startWriter(16);
     const hook = makeTempDir("ckimg-track-hook-");
     try {
       const a = join(tmp, "p-a.img"), b = join(tmp, "p-b.img");
       await runCapture({ pid: w.p.pid, output: a, track: true });
-      await ask(w.p, "write 10 11 12", /^wrote 3/);
+      await ask(w.p, "write 10 11 12 600 601 602", /^wrote 6/);
       const cap = spawn(captureBinary(), [String(w.p.pid), "-o", b, "--parent", a, "--track"], {
         stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CKIMG_TEST_AFTER_PRECOPY: hook },
       });
@@ -216,7 +231,7 @@ describe.skipIf(!kernelOk)("dirty-page tracking (--track)", () => {
       const exited = new Promise<number | null>((res) => cap.on("exit", res));
       for (let i = 0; i < 1500 && !existsSync(join(hook, "precopied")); i++) await sleep(20);
       expect(existsSync(join(hook, "precopied"))).toBe(true);
-      await ask(w.p, "write 11 13", /^wrote 2/);               // 11 again (copied already), 13 new
+      await ask(w.p, "write 11 13 601", /^wrote 3/);          // 11, 601 again (copied already), 13 new
       writeFileSync(join(hook, "go"), "");
       expect(await exited).toBe(0);
       expect(JSON.parse(out.trim().split("\n").pop()!).tracking).toBe("tracked");
@@ -230,6 +245,10 @@ describe.skipIf(!kernelOk)("dirty-page tracking (--track)", () => {
         expect(await word(11)).toBe((base(11) + 2n) & ((1n << 64n) - 1n));
         expect(await word(13)).toBe((base(13) + 1n) & ((1n << 64n) - 1n));
         expect(await word(14)).toBe(base(14));
+        expect(await word(600)).toBe((base(600) + 1n) & ((1n << 64n) - 1n));
+        expect(await word(601)).toBe((base(601) + 2n) & ((1n << 64n) - 1n));
+        expect(await word(602)).toBe((base(602) + 1n) & ((1n << 64n) - 1n));
+        expect(await word(603)).toBe(base(603));
       } finally {
         await img.close();
       }

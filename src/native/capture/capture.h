@@ -28,6 +28,9 @@ unsigned long long proc_seccomp_mode(pid_t pid);    /* /proc/PID/status "Seccomp
 /* ckimg's own thread real-time (SCHED_FIFO 1) while on, when allowed and not
  * CKIMG_COW_NO_BOOST: work that keeps the target stopped does not wait for a CPU. */
 void cap_boost_self(int on);
+/* A buffer of fresh memory in transparent huge pages where possible (util.c: why). */
+void *cap_alloc_buf(size_t len);
+void cap_free_buf(void *p, size_t len);
 
 /* Growable byte buffer for record payloads. */
 struct buf {
@@ -148,6 +151,8 @@ struct capture {
 	struct parent_image *parent;
 	uint32_t parent_tree_root;     /* the parent image's TREE root pid (0: a single process) */
 	struct digest_cell *dcells;    /* per chunk: pages the image holds and their digests */
+	uint32_t *dig_arena;           /* the digests' memory (incremental.c) */
+	size_t dig_arena_len;
 	uint64_t held_pages, inherited_pages;
 	int no_cow;                    /* --no-cow: stop-and-copy */
 	int defer_sigactions;          /* copy-on-write: handlers read in the twin, after release */
@@ -185,6 +190,8 @@ int collect_sigactions_in(struct capture *c, pid_t pid, pid_t tid, uint64_t scr)
 int collect_areas(struct capture *c);                     /* maps + the target's smaps */
 int collect_areas_maps(struct capture *c);                /* maps only: flags unknown */
 int areas_apply_smaps(struct capture *c, pid_t pid, int only_unknown);
+void areas_smaps_begin(struct capture *c);   /* VmFlags read by a thread (tracked: mm.c) */
+void areas_smaps_end(struct capture *c);     /* ... joined and applied */
 int plan_chunks(struct capture *c);
 int plan_chunks_part(struct capture *c, pid_t pagemap_pid, int part);   /* cow.c */
 /* fds.c: open fds, one handler per kind (fds.h, fd-table.c). */
@@ -232,6 +239,9 @@ struct image {
 	uint32_t owner;
 	uint32_t *owners;              /* per index entry */
 	uint8_t image_id[16];          /* the header's */
+	uint8_t *stage;                /* image_stage: records gathered here, written at once */
+	size_t stage_len, stage_cap;
+	uint64_t stage_off;
 };
 int image_open(struct image *im, const char *path);
 /* Reserve space for the next record (thread-safe, in call order); fills the index entry. */
@@ -251,6 +261,9 @@ int image_record_ex(struct image *im, uint16_t type, uint16_t flags, const struc
 int image_finish(struct image *im);   /* index, trailer, fsync, link/rename */
 void image_abort(struct image *im);   /* remove every trace of the temp file */
 void image_writeback(struct image *im, uint64_t upto); /* start writeback of written data */
+/* Many small records in a row (one thread): image_stage(im, 1) gathers the next ones in memory,
+ * image_stage(im, 0) writes what is gathered (one pwrite per few MiB) and stops gathering. */
+int image_stage(struct image *im, int on);
 
 /* incremental.c: the parent image (--parent) and the page digests every image carries. */
 int incr_load_parent(struct capture *c);                  /* before the freeze */

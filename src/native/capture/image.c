@@ -160,6 +160,7 @@ int image_reserve(struct image *im, uint16_t type, uint64_t payload_len, uint32_
 
 static int write_record_at(struct image *im, uint64_t off, uint16_t type, uint16_t flags, uint32_t seq,
 			   const struct iovec *iov, int iovcnt, uint64_t payload_len, uint32_t payload_crc);
+static int stage_flush(struct image *im);
 
 int image_write_at(struct image *im, uint64_t off, uint16_t type, uint32_t seq,
 		   const struct iovec *iov, int iovcnt, uint64_t payload_len, uint32_t payload_crc)
@@ -202,8 +203,57 @@ static int write_record_at(struct image *im, uint64_t off, uint16_t type, uint16
 	rh.header_crc = ck_crc32(0, &rh, 28);
 	v[0] = (struct iovec){ &rh, sizeof(rh) };
 	memcpy(v + 1, iov, sizeof(*iov) * (size_t)iovcnt);
+	if (im->stage) {                /* gathered (image_stage) */
+		uint64_t len = CKIMG_RECORD_HDR_SIZE + payload_len;
+		int err = 0;
+		if (im->stage_len && (off != im->stage_off + im->stage_len || im->stage_len + len > im->stage_cap))
+			err = stage_flush(im);     /* not adjacent, or full: what is gathered goes first */
+		if (err)
+			return err;
+		if (len <= im->stage_cap) {
+			if (!im->stage_len)
+				im->stage_off = off;
+			for (int k = 0; k <= iovcnt; k++) {
+				memcpy(im->stage + im->stage_len, v[k].iov_base, v[k].iov_len);
+				im->stage_len += v[k].iov_len;
+			}
+			return 0;
+		}
+	}
 	int err = pwrite_all(im->fd, v, iovcnt + 1, off);
 	return err ? cap_fail(err, "write image") : 0;
+}
+
+static int stage_flush(struct image *im)
+{
+	int err = 0;
+	if (im->stage_len) {
+		struct iovec v = { im->stage, im->stage_len };
+		err = pwrite_all(im->fd, &v, 1, im->stage_off);
+		if (err)
+			err = cap_fail(err, "write image");
+	}
+	im->stage_len = 0;
+	return err;
+}
+
+#define STAGE_BYTES (4u << 20)
+
+int image_stage(struct image *im, int on)
+{
+	if (on) {
+		if (!im->stage) {
+			im->stage = cap_alloc_buf(STAGE_BYTES);   /* (none: records go one by one) */
+			im->stage_cap = im->stage ? STAGE_BYTES : 0;
+			im->stage_len = 0;
+		}
+		return 0;
+	}
+	int err = stage_flush(im);
+	cap_free_buf(im->stage, im->stage_cap);
+	im->stage = NULL;
+	im->stage_cap = 0;
+	return err;
 }
 
 int image_record(struct image *im, uint16_t type, const struct buf *payload, uint32_t key32,
@@ -251,7 +301,10 @@ int image_finish(struct image *im)
 	struct ckimg_index_fixed ix = { sizeof(ix), sizeof(struct ckimg_index_entry), im->nindex };
 	size_t ilen = sizeof(struct ckimg_index_entry) * im->nindex;
 	uint8_t *entries = (uint8_t *)im->index, *tree_entries = NULL;
-	int err;
+	int err = image_stage(im, 0);   /* (gathered records first) */
+
+	if (err)
+		return err;
 
 	if (im->tree) {
 		tree_entries = tree_index(im, &ilen);
@@ -314,6 +367,8 @@ int image_finish(struct image *im)
 
 void image_abort(struct image *im)
 {
+	cap_free_buf(im->stage, im->stage_cap);
+	im->stage = NULL;
 	if (im->tmp_path)
 		unlink(im->tmp_path);
 	if (im->fd >= 0)

@@ -47,12 +47,15 @@ struct parent_image {
 	size_t ncells;
 	uint8_t **payloads;
 	size_t npayloads;
+	uint8_t *span;                 /* the PAGE_DIGESTS records, read at once (cap_alloc_buf) */
+	size_t span_len;
 };
 
 struct digest_cell {
 	uint64_t bits[CKIMG_SPAN_GRID_PAGES / 64];
 	uint32_t nheld;
-	uint32_t *dig;
+	const uint32_t *dig;           /* its place in the arena, or the parent's (the cell carried whole) */
+	uint32_t *place;               /* its place in the arena (incr_alloc_cells) */
 };
 
 static uint32_t zero_crc, zero_adler;
@@ -101,6 +104,29 @@ static int read_parent_record(const char *path, int fd, uint64_t size, const str
 		return err;
 	}
 	*out = p;
+	return 0;
+}
+
+/* One record of the parent from the buffer holding bytes [base, base + len) of the file:
+ * checked as read_parent_record does; *out points into the buffer. */
+static int parent_record_in(const char *path, const uint8_t *buf, uint64_t base, uint64_t len,
+			    const struct ckimg_index_entry *e, const uint8_t **out)
+{
+	struct ckimg_record_header rh;
+	if (e->payload_length > CKIMG_MAX_METADATA_PAYLOAD || e->offset < base ||
+	    e->offset - base + CKIMG_RECORD_HDR_SIZE + e->payload_length > len)
+		return cap_fail(-EBADMSG, "parent %s: record at offset %llu is larger than the file allows", path,
+				(unsigned long long)e->offset);
+	const uint8_t *r = buf + (e->offset - base);
+	memcpy(&rh, r, sizeof(rh));
+	if (memcmp(rh.magic, CKIMG_RECORD_MAGIC, 4) || rh.header_crc != ck_crc32(0, &rh, 28) ||
+	    rh.type != e->type || rh.payload_length != e->payload_length)
+		return cap_fail(-EBADMSG, "parent %s: damaged record header at offset %llu", path,
+				(unsigned long long)e->offset);
+	if (ck_crc32(0, r + CKIMG_RECORD_HDR_SIZE, e->payload_length) != rh.payload_crc)
+		return cap_fail(-EBADMSG, "parent %s: payload checksum mismatch at offset %llu", path,
+				(unsigned long long)e->offset);
+	*out = r + CKIMG_RECORD_HDR_SIZE;
 	return 0;
 }
 
@@ -251,6 +277,31 @@ static int load_parent_proc(const char *path, pid_t pid, struct parent_image *pi
 		err = cap_fail(-EBADMSG, "parent %s: damaged index", path);
 		goto out;
 	}
+	/*
+	 * The PAGE_DIGESTS records (8 bytes a page: 2 MiB for 1 GiB) lie together before the
+	 * index (incr_put_digests writes them one after the other): read at once into huge pages
+	 * when they do, instead of a pread and a fresh malloc each (a page fault per 4 KiB costs
+	 * 11-17 us on the VM here). Either way each is checked (header, payload CRC).
+	 */
+	uint64_t lo = UINT64_MAX, hi = 0, sum = 0;
+	for (uint64_t i = 0; i < ix.entry_count; i++) {
+		struct ckimg_index_entry e;
+		memcpy(&e, index + ix.fixed_size + i * ix.entry_size, sizeof(e));
+		if (e.type != CKIMG_REC_PAGE_DIGESTS || e.offset > size || e.payload_length > size)
+			continue;
+		lo = e.offset < lo ? e.offset : lo;
+		hi = e.offset + CKIMG_RECORD_HDR_SIZE + e.payload_length > hi ? e.offset + CKIMG_RECORD_HDR_SIZE + e.payload_length : hi;
+		sum += CKIMG_RECORD_HDR_SIZE + e.payload_length;
+	}
+	if (hi > lo && hi <= size && hi - lo <= sum + sum / 4 + 4096) {
+		pi->span = cap_alloc_buf(hi - lo);
+		if (pi->span && pread_full(fd, pi->span, hi - lo, lo) == 0) {
+			pi->span_len = hi - lo;
+		} else {
+			cap_free_buf(pi->span, hi - lo);
+			pi->span = NULL;
+		}
+	}
 	/* A tree image (FORMAT.md "Process trees"): the owner of each entry at bytes 40..43. */
 	for (uint64_t i = 0; !err && i < ix.entry_count; i++) {
 		struct ckimg_index_entry e;
@@ -287,18 +338,26 @@ static int load_parent_proc(const char *path, pid_t pid, struct parent_image *pi
 			if ((pid_t)owner != pid)
 				continue;       /* another process's record */
 		}
-		uint8_t *p;
-		err = read_parent_record(path, fd, size, &e, &p);
+		const uint8_t *p = NULL;
+		if (e.type == CKIMG_REC_PAGE_DIGESTS && pi->span) {
+			err = parent_record_in(path, pi->span, lo, pi->span_len, &e, &p);
+			if (!err)
+				err = add_cell(pi, &cap, path, p, e.payload_length, e.offset);
+			continue;
+		}
+		uint8_t *q;
+		err = read_parent_record(path, fd, size, &e, &q);
 		if (err)
 			break;
 		uint8_t **np = realloc(pi->payloads, (pi->npayloads + 1) * sizeof(*np));
 		if (!np) {
-			free(p);
+			free(q);
 			err = -ENOMEM;
 			break;
 		}
 		pi->payloads = np;
-		pi->payloads[pi->npayloads++] = p;
+		pi->payloads[pi->npayloads++] = q;
+		p = q;
 		if (e.type == CKIMG_REC_PROCESS) {
 			struct ckimg_process_fixed pf;
 			if (e.payload_length < sizeof(pf)) {
@@ -462,10 +521,14 @@ static inline int cell_bit(const struct parent_cell *pc, uint32_t i)
 	return (pc->bitmap[i / 8] >> (i % 8)) & 1;
 }
 
-/* The parent's digest of the page at addr: 1 and dig[2] when the parent holds it. */
-static int parent_digest(const struct parent_image *pi, uint64_t addr, uint32_t dig[2])
+/* The parent's digest of the page at addr: 1 and dig[2] when the parent holds it. *last: the
+ * cell found by the previous call (pages are looked up in address order), or NULL. */
+static int parent_digest_at(const struct parent_image *pi, const struct parent_cell **last, uint64_t addr,
+			    uint32_t dig[2])
 {
-	const struct parent_cell *pc = pi ? cell_at(pi, addr) : NULL;
+	const struct parent_cell *pc = *last;
+	if (!pc || addr < pc->first_page || addr >= pc->first_page + (uint64_t)pc->span * PAGE_SIZE_4K)
+		pc = *last = pi ? cell_at(pi, addr) : NULL;
 	if (!pc)
 		return 0;
 	uint32_t i = (uint32_t)((addr - pc->first_page) / PAGE_SIZE_4K);
@@ -475,9 +538,14 @@ static int parent_digest(const struct parent_image *pi, uint64_t addr, uint32_t 
 	size_t bm = (pc->span + 7) / 8, at = (size_t)(i / 64) * 8;
 	memcpy(&w, pc->bitmap + at, at + 8 <= bm ? 8 : bm - at);
 	uint32_t k = pc->rank[i / 64] + (uint32_t)__builtin_popcountll(w & ((1ull << (i % 64)) - 1));
-	dig[0] = pc->dig[2 * (size_t)k];
-	dig[1] = pc->dig[2 * (size_t)k + 1];
+	memcpy(dig, pc->dig + 2 * (size_t)k, 8);     /* (the parent's buffer: maybe unaligned) */
 	return 1;
+}
+
+static int parent_digest(const struct parent_image *pi, uint64_t addr, uint32_t dig[2])
+{
+	const struct parent_cell *pc = NULL;
+	return parent_digest_at(pi, &pc, addr, dig);
 }
 
 int incr_parent_holds(const struct capture *c, uint64_t addr)
@@ -507,10 +575,49 @@ int incr_parent_holds_range(const struct capture *c, uint64_t start, uint64_t en
 	return 0;
 }
 
+/*
+ * Per chunk, the pages the image holds and their digests. The digests go into one arena (a
+ * chunk's place: 8 bytes per page of its span, laid out in chunk order), faulted in by
+ * huge pages as the writers fill it, rather than a malloc per chunk (fresh memory is costly:
+ * cap_alloc_buf).
+ */
 int incr_alloc_cells(struct capture *c)
 {
+	size_t pages = 0;
 	c->dcells = calloc(c->nchunks ? c->nchunks : 1, sizeof(*c->dcells));
-	return c->dcells ? 0 : cap_fail(-ENOMEM, "page digests");
+	if (!c->dcells)
+		return cap_fail(-ENOMEM, "page digests");
+	for (size_t i = 0; i < c->nchunks; i++)
+		pages += c->chunks[i].span_pages;
+	c->dig_arena_len = (pages ? pages : 1) * 8;
+	c->dig_arena = cap_alloc_buf(c->dig_arena_len);
+	if (!c->dig_arena)
+		return cap_fail(-ENOMEM, "page digests");
+	for (size_t i = 0, at = 0; i < c->nchunks; i++) {
+		c->dcells[i].place = c->dig_arena + at;
+		at += 2 * (size_t)c->chunks[i].span_pages;
+	}
+	return 0;
+}
+
+/* A chunk with nothing to read whose cell the parent holds exactly (same first page and
+ * span, the pages carried are all it holds: a tracked capture's unwritten cells): its held
+ * bits and digests are the parent's, taken as they are (no per-page look-up). */
+static int carry_whole_cell(struct capture *c, const struct chunk *ch, struct digest_cell *dc)
+{
+	const struct parent_cell *pc = c->parent ? cell_at(c->parent, ch->first_page) : NULL;
+	if (ch->cand_pages || !pc || pc->first_page != ch->first_page || pc->span != ch->span_pages)
+		return 0;
+	uint64_t w[CKIMG_SPAN_GRID_PAGES / 64] = { 0 };
+	memcpy(w, pc->bitmap, (pc->span + 7) / 8);
+	if (pc->span % 64)
+		w[pc->span / 64] &= (1ull << (pc->span % 64)) - 1;
+	if (memcmp(w, ch->carry, sizeof(w)))
+		return 0;
+	memcpy(dc->bits, w, sizeof(w));
+	dc->nheld = pc->nheld;
+	dc->dig = pc->dig;
+	return 1;
 }
 
 static int page_is_zero(const uint8_t *p)
@@ -527,15 +634,32 @@ uint32_t incr_filter_chunk(struct capture *c, size_t i, uint8_t *slot, const uin
 {
 	const struct chunk *ch = &c->chunks[i];
 	struct digest_cell *dc = &c->dcells[i];
-	uint32_t dig[CKIMG_SPAN_GRID_PAGES * 2];
+	const struct parent_cell *pc = NULL;
+	uint32_t *dig = dc->place;
 	uint32_t k = 0, j = 0, crc_all = 0;
 
-	memset(dc, 0, sizeof(*dc));
+	memset(dc->bits, 0, sizeof(dc->bits));
+	dc->nheld = 0;
+	dc->dig = dig;
+	*raw_crc = 0;
+	if (carry_whole_cell(c, ch, dc))
+		return 0;
+	/* The parent's cell at the same place (the usual case): its digests are taken in order,
+	 * a running index instead of a look-up per page; else looked up (parent_digest_at). */
+	const struct parent_cell *same = c->parent ? cell_at(c->parent, ch->first_page) : NULL;
+	uint32_t sk = 0;
+	if (same && (same->first_page != ch->first_page || same->span != ch->span_pages))
+		same = NULL;
 	for (uint32_t p = 0; p < ch->span_pages; p++) {
+		int same_held = same && cell_bit(same, p);
+		uint32_t pd[2];
+		if (same_held) {
+			memcpy(pd, same->dig + 2 * (size_t)sk++, 8);
+		}
 		if (!((ch->bits[p / 64] >> (p % 64)) & 1)) {
-			uint32_t pd[2];    /* tracked, not written since the parent: held as it holds it */
+			/* tracked, not written since the parent: held as it holds it */
 			if (((ch->carry[p / 64] >> (p % 64)) & 1) &&
-			    parent_digest(c->parent, ch->first_page + (uint64_t)p * PAGE_SIZE_4K, pd)) {
+			    (same ? same_held : parent_digest_at(c->parent, &pc, ch->first_page + (uint64_t)p * PAGE_SIZE_4K, pd))) {
 				dc->bits[p / 64] |= 1ull << (p % 64);
 				dig[2 * dc->nheld] = pd[0];
 				dig[2 * dc->nheld + 1] = pd[1];
@@ -548,8 +672,7 @@ uint32_t incr_filter_chunk(struct capture *c, size_t i, uint8_t *slot, const uin
 			continue;                          /* unreadable: neither stored nor held */
 		uint32_t crc = ck_crc32(0, src, PAGE_SIZE_4K);
 		uint32_t adl = libdeflate_adler32(1, src, PAGE_SIZE_4K);
-		uint32_t pd[2];
-		int in_parent = parent_digest(c->parent, ch->first_page + (uint64_t)p * PAGE_SIZE_4K, pd);
+		int in_parent = same ? same_held : parent_digest_at(c->parent, &pc, ch->first_page + (uint64_t)p * PAGE_SIZE_4K, pd);
 		int store;
 		if (in_parent)
 			store = pd[0] != crc || pd[1] != adl;  /* same digest: inherited */
@@ -568,13 +691,6 @@ uint32_t incr_filter_chunk(struct capture *c, size_t i, uint8_t *slot, const uin
 		crc_all = j ? (uint32_t)crc32_combine_op(crc_all, crc, crc_op_page) : crc;
 		j++;
 		final[p / 64] |= 1ull << (p % 64);
-	}
-	if (dc->nheld) {
-		dc->dig = malloc((size_t)dc->nheld * 8);
-		if (dc->dig)
-			memcpy(dc->dig, dig, (size_t)dc->nheld * 8);
-		else
-			dc->nheld = 0;                     /* put_digests reports it */
 	}
 	*raw_crc = crc_all;
 	return j;
@@ -605,6 +721,12 @@ void incr_parent_held_bits(const struct capture *c, uint64_t first, uint32_t spa
 		const struct parent_cell *pc = &pi->cells[k];
 		if (!pc->nheld)
 			continue;
+		if (pc->first_page == first && pc->span == span) {   /* the same cell: its bitmap */
+			memcpy(out, pc->bitmap, (span + 7) / 8);
+			if (span % 64)
+				out[span / 64] &= (1ull << (span % 64)) - 1;
+			continue;
+		}
 		for (uint32_t i = 0; i < pc->span; i++) {
 			uint64_t a = pc->first_page + (uint64_t)i * PAGE_SIZE_4K;
 			if (a >= first && a < end && cell_bit(pc, i)) {
@@ -637,7 +759,7 @@ int incr_put_parent(struct capture *c, struct image *im)
 
 int incr_put_digests(struct capture *c, struct image *im)
 {
-	int err = 0;
+	int err = image_stage(im, 1);   /* a record per chunk (~1000 per GiB): written at once */
 	c->held_pages = 0;
 	for (size_t i = 0; !err && i < c->nchunks; i++) {
 		const struct chunk *ch = &c->chunks[i];
@@ -645,8 +767,10 @@ int incr_put_digests(struct capture *c, struct image *im)
 		uint32_t n = 0;
 		for (int w = 0; w < CKIMG_SPAN_GRID_PAGES / 64; w++)
 			n += (uint32_t)__builtin_popcountll(dc->bits[w]);
-		if (n != dc->nheld || (n && !dc->dig))
-			return cap_fail(-ENOMEM, "page digests of chunk %zu", i);
+		if (n != dc->nheld || (n && !dc->dig)) {
+			err = cap_fail(-ENOMEM, "page digests of chunk %zu", i);
+			break;
+		}
 		if (!n)
 			continue;
 		struct ckimg_page_digests_fixed f = {
@@ -667,6 +791,9 @@ int incr_put_digests(struct capture *c, struct image *im)
 		buf_free(&b);
 		c->held_pages += n;
 	}
+	int e2 = image_stage(im, 0);
+	if (!err)
+		err = e2;
 	if (!err)
 		c->inherited_pages = c->held_pages - c->stored_pages;
 	return err;
@@ -681,15 +808,16 @@ void incr_free(struct capture *c)
 		for (size_t i = 0; i < pi->npayloads; i++)
 			free(pi->payloads[i]);
 		free(pi->payloads);
+		cap_free_buf(pi->span, pi->span_len);
 		free(pi->cells);
 		free(pi->hint);
 		free(pi);
 		c->parent = NULL;
 	}
 	if (c->dcells) {
-		for (size_t i = 0; i < c->nchunks; i++)
-			free(c->dcells[i].dig);
 		free(c->dcells);
 		c->dcells = NULL;
+		cap_free_buf(c->dig_arena, c->dig_arena_len);
+		c->dig_arena = NULL;
 	}
 }

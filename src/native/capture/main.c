@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -283,13 +284,46 @@ static int debug_times;
 /* The last step done, for an error that comes without a message of its own. */
 static const char *last_phase = "start";
 
+/*
+ * Where the wall time goes: each step's time (since the previous step ended) under its name,
+ * summed over the processes of a tree; the JSON summary carries them in order ("phases_ms",
+ * they add up to total_ms), CKIMG_DEBUG_TIMES prints each as it ends (with the page faults
+ * taken: a first touch of fresh memory is the slowest thing on some VMs).
+ */
+#define MAX_PHASES 40
+static struct {
+	const char *name;
+	uint64_t ns;
+} phases[MAX_PHASES];
+static size_t nphases;
+
 static void phase(const char *name)
 {
 	uint64_t t = now_ns(CLOCK_MONOTONIC);
+	size_t i = 0;
+	while (i < nphases && strcmp(phases[i].name, name))
+		i++;
+	if (i == nphases && nphases < MAX_PHASES)
+		phases[nphases++].name = name;
+	if (i < nphases)
+		phases[i].ns += t - t_phase;
 	last_phase = name;
-	if (debug_times)
-		fprintf(stderr, "ckimg-capture: %-12s %8.3f ms\n", name, (double)(t - t_phase) / 1e6);
+	if (debug_times) {
+		static long flt0;
+		struct rusage ru;
+		getrusage(RUSAGE_SELF, &ru);
+		fprintf(stderr, "ckimg-capture: %-12s %8.3f ms %6ld faults\n", name, (double)(t - t_phase) / 1e6,
+			ru.ru_minflt - flt0);
+		flt0 = ru.ru_minflt;
+	}
 	t_phase = t;
+}
+
+/* The last step: total_ms is then the sum of the steps. */
+static void phases_end(void)
+{
+	phase("finish");
+	cap.total_ns = t_phase - t_start;
 }
 
 /* The one error line: the failing step's own message, else at least which process and where. */
@@ -467,6 +501,13 @@ static void print_summary(void)
 		json_str(cap.parent_path);
 	else
 		printf("null");
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	printf(",\"cpu_ms\":%.3f,\"phases_ms\":{", (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+	       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3);
+	for (size_t i = 0; i < nphases; i++)
+		printf("%s\"%s\":%.3f", i ? "," : "", phases[i].name, (double)phases[i].ns / 1e6);
+	printf("}");
 	printf("}\n");
 	fflush(stdout);
 }
@@ -646,10 +687,13 @@ int main(int argc, char **argv)
 	memset(&im, 0, sizeof(im));
 	im.fd = im.dirfd = -1;             /* image_abort is safe before image_open */
 	err = incr_load_parent(&cap);
+	phase("parent");
 	if (!err)
 		err = track_open(&cap);
+	phase("keeper");
 	if (!err)
 		err = image_open(&im, cap.out_path);
+	phase("open");
 	if (!err)
 		pages_prealloc(&cap, &im);
 	phase("prealloc");
@@ -681,6 +725,7 @@ int main(int argc, char **argv)
 		phase("release");
 		if (!err)
 			err = image_finish(&im);
+		phase("fsync");
 		if (!err)
 			cap.image_bytes = im.off;
 		for (size_t i = 0; i < tree->n; i++)    /* published: each process's new baseline */
@@ -701,7 +746,7 @@ int main(int argc, char **argv)
 		incr_free(&cap);
 		fds_free(&cap);
 		tree_free(tree);
-		cap.total_ns = now_ns(CLOCK_MONOTONIC) - t_start;
+		phases_end();
 		if (err) {
 			report_failure(err);
 			return 2;
@@ -726,12 +771,8 @@ int main(int argc, char **argv)
 		err = pages_start(&cap, &im, &pl);
 	if (!err && cap.twin)
 		err = pages_read_all(pl);       /* from the copy-on-write twin, the target running */
-	if (!err && cap.preread && !cap.vmflags_known) {
-		/* tracked: VmFlags out of the freeze (smaps walks every page), best effort */
-		areas_apply_smaps(&cap, cap.pid, 1);
-		areas_apply_smaps(&cap, cap.pid, 2);
-		cap.vmflags_known = 1;
-	}
+	if (!err && cap.preread && !cap.vmflags_known)
+		areas_smaps_begin(&cap);       /* tracked: VmFlags out of the freeze, best effort */
 	if (!err && cap.preread && !pl)
 		err = pages_start(&cap, &im, &pl);
 	if (!err && cap.preread)
@@ -742,8 +783,11 @@ int main(int argc, char **argv)
 		err = hash_mapped_files(&cap);
 	phase("hash");
 	err = pages_done(pl, err);
+	areas_smaps_end(&cap);
+	phase("pages");
 	if (!err)
 		err = incr_put_digests(&cap, &im);
+	phase("digests");
 	if (!err)
 		err = put_files_and_areas(&im);
 	if (!err)
@@ -772,7 +816,7 @@ int main(int argc, char **argv)
 	track_free_preread(&cap);
 	fds_free(&cap);
 	incr_free(&cap);
-	cap.total_ns = now_ns(CLOCK_MONOTONIC) - t_start;
+	phases_end();
 	if (cap.progress_tty && cap.cand_bytes >= (64u << 20))
 		fprintf(stderr, "\r\033[K");
 	if (err) {

@@ -19,6 +19,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,16 +200,81 @@ static struct area *area_at(struct capture *c, uint64_t start, uint64_t end)
  * 2: an area without an exact match takes the flags of an overlapping one (it grew or shrank).
  * Areas without a match keep theirs.
  */
+static void apply_smaps_text(struct capture *c, char *smaps, int only_unknown);
+
 int areas_apply_smaps(struct capture *c, pid_t pid, int only_unknown)
 {
 	char path[64], *smaps = NULL;
-	struct area *a = NULL;
 	int err;
 
 	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
 	err = read_file(path, &smaps, NULL);
 	if (err)
 		return only_unknown ? err : cap_fail(err, "read %s", path);
+	apply_smaps_text(c, smaps, only_unknown);
+	free(smaps);
+	return 0;
+}
+
+/*
+ * A tracked incremental capture (its pages read while frozen) takes VmFlags after the release,
+ * best effort, as areas_apply_smaps(c, pid, 1) then (.., 2) would: smaps walks every page table
+ * (~15 ms for 1 GiB here), so it is read once, by a thread, while the pages are compressed and
+ * written; areas_smaps_end applies it (before the AREA records are written).
+ */
+static struct {
+	pthread_t th;
+	int started;
+	pid_t pid;
+	char *text;
+} smaps_reader;
+
+static void *smaps_reader_main(void *arg)
+{
+	char path[64];
+	(void)arg;
+	snprintf(path, sizeof(path), "/proc/%d/smaps", smaps_reader.pid);
+	if (read_file(path, &smaps_reader.text, NULL))
+		smaps_reader.text = NULL;
+	return NULL;
+}
+
+void areas_smaps_begin(struct capture *c)
+{
+	sigset_t all, old;
+	if (smaps_reader.started)
+		return;
+	smaps_reader.pid = c->pid;
+	smaps_reader.text = NULL;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);  /* signals go to the main thread only */
+	smaps_reader.started = pthread_create(&smaps_reader.th, NULL, smaps_reader_main, NULL) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!smaps_reader.started)
+		smaps_reader_main(NULL);     /* read here, then */
+}
+
+void areas_smaps_end(struct capture *c)
+{
+	if (smaps_reader.started)
+		pthread_join(smaps_reader.th, NULL);
+	smaps_reader.started = 0;
+	char *t = smaps_reader.text, *copy = t ? strdup(t) : NULL;
+	smaps_reader.text = NULL;
+	if (copy) {
+		apply_smaps_text(c, copy, 1);
+		apply_smaps_text(c, t, 2);
+		c->vmflags_known = 1;
+	}
+	free(copy);
+	free(t);
+}
+
+/* areas_apply_smaps's work on the text of an smaps file (cut into lines in place). */
+static void apply_smaps_text(struct capture *c, char *smaps, int only_unknown)
+{
+	struct area *a = NULL;
+
 	for (char *line = smaps, *next; line && *line; line = next) {
 		next = strchr(line, '\n');
 		if (next)
@@ -231,8 +298,6 @@ int areas_apply_smaps(struct capture *c, pid_t pid, int only_unknown)
 				a->any_rss = 1;
 		}
 	}
-	free(smaps);
-	return 0;
 }
 
 /* Data extents of the shmem object behind a shared-memory area, as [start,end) file offsets. */

@@ -63,6 +63,8 @@ static inline uint64_t align_up(uint64_t v)
 
 static uint8_t *chunk_buf(struct pipeline *pl, size_t i)
 {
+	if (pl->c->preread)            /* track.c: the pages were copied while frozen, kept there */
+		return pl->c->preread[i];
 	return pl->pool + (pl->ring ? (i % pl->nslots) * CHUNK_BYTES : pl->buf_off[i]);
 }
 
@@ -135,12 +137,9 @@ static int read_chunk_vm(struct pipeline *pl, const struct chunk *ch, uint8_t *d
 static int read_chunk(struct pipeline *pl, size_t i, uint8_t *dst)
 {
 	struct chunk *ch = &pl->c->chunks[i];
-	if (pl->c->preread) {          /* track.c: read while frozen, written after the release */
-		if (pl->c->preread[i])
-			memcpy(dst, pl->c->preread[i], (size_t)ch->cand_pages * PAGE_SIZE_4K);
+	if (pl->c->preread)            /* track.c: read while frozen (dst is that copy) */
 		memcpy(pl->bad[i], pl->c->preread_bad[i], sizeof(pl->c->preread_bad[i]));
-		track_free_chunk(pl->c, i);
-	} else if (pl->c->twin)
+	else if (pl->c->twin)
 		cow_read_chunk(pl->c, i, dst, pl->bad[i]);   /* cow.c: from the twin */
 	else if (!pl->c->tree && read_chunk_vm(pl, ch, dst))
 		return 0;
@@ -170,6 +169,8 @@ int pages_read_all(struct pipeline *pl)
 		err = read_chunk(pl, i, chunk_buf(pl, i));
 		if (err)
 			break;
+		if (pl->c->preread && i + 1 < pl->n)
+			continue;       /* all in memory already: the writers are told once */
 		pthread_mutex_lock(&pl->mu);
 		pl->read_done = i + 1;
 		pthread_cond_broadcast(&pl->cv);
@@ -225,23 +226,10 @@ static int wait_turn(struct pipeline *pl, size_t i)
 	return err;
 }
 
-static void end_turn(struct pipeline *pl)
+static void end_turn(struct pipeline *pl, size_t next)
 {
 	pthread_mutex_lock(&pl->mu);
-	pl->next_reserve++;
-	pthread_cond_broadcast(&pl->cv);
-	pthread_mutex_unlock(&pl->mu);
-}
-
-static void mark_written(struct pipeline *pl, size_t i, uint64_t raw_bytes, uint32_t stored, uint64_t bytes)
-{
-	pthread_mutex_lock(&pl->mu);
-	pl->written[i] = 1;
-	while (pl->written_low < pl->n && pl->written[pl->written_low])
-		pl->written_low++;
-	pl->bytes_done += raw_bytes;
-	pl->stored_pages += stored;
-	pl->stored_bytes += bytes;
+	pl->next_reserve = next;
 	pthread_cond_broadcast(&pl->cv);
 	pthread_mutex_unlock(&pl->mu);
 }
@@ -282,91 +270,154 @@ static void put_record_header(uint8_t *at, uint64_t payload_len, uint32_t payloa
 	memcpy(at, &rh, sizeof(rh));
 }
 
+/* A chunk's PAGES record, made, waiting for its place in the file. */
+struct prep {
+	uint32_t stored, seq;
+	uint64_t raw_bytes, payload_len, clen, off;
+	uint32_t crc;                  /* of the payload */
+	struct ckimg_pages_fixed fx;
+	uint8_t *rec;                  /* in w->out: the record (header filled in at its turn) */
+	size_t rec_bytes, padded;      /* in w->out; in the file (NONE: + DATA from the slot) */
+	const uint8_t *data;           /* NONE: DATA, written straight from the slot */
+};
+
 /*
- * One PAGES record at the next ALIGN-aligned offset. Layout in w->out:
+ * Chunk i's PAGES record into rec (w->out), all but the record header (its sequence number
+ * comes with its file offset). Layout:
  *   [record header 32][FIXED 48][bitmap][pad][DATA][zero pad to ALIGN]
  * NONE: header+FIXED+bitmap padded to one 4 KiB page (data_offset = 4064) and DATA written
- * straight from the buffer; compressed: DATA follows the bitmap, compressed into w->out.
+ * straight from the buffer; compressed: DATA follows the bitmap, compressed into rec.
+ * Uses at most the chunk's candidate bytes of rec (ALIGN at least).
  */
-static int write_chunk(struct worker *w, size_t i)
+static void prepare_chunk(struct worker *w, size_t i, uint8_t *rec, struct prep *p)
 {
 	struct pipeline *pl = w->pl;
 	struct capture *c = pl->c;
 	const struct chunk *ch = &c->chunks[i];
 	uint8_t *slot = chunk_buf(pl, i);
 	uint64_t final[CKIMG_SPAN_GRID_PAGES / 64] = { 0 };
-	uint64_t off;
-	uint32_t seq;
-	int err;
-
 	uint32_t raw_crc;
+
+	memset(p, 0, sizeof(*p));
 	/* incremental.c: zero / unreadable / inherited pages dropped, the rest packed; digests */
-	uint32_t stored = incr_filter_chunk(c, i, slot, pl->bad[i], final, &raw_crc);
-	uint64_t raw_bytes = (uint64_t)ch->cand_pages * PAGE_SIZE_4K;
-	if (!stored) {
-		err = wait_turn(pl, i);
-		if (!err)
-			end_turn(pl);
-		mark_written(pl, i, raw_bytes, 0, 0);
-		return err;
-	}
-	size_t raw_len = (size_t)stored * PAGE_SIZE_4K, bm_len = (ch->span_pages + 7) / 8;
+	p->stored = incr_filter_chunk(c, i, slot, pl->bad[i], final, &raw_crc);
+	p->raw_bytes = (uint64_t)ch->cand_pages * PAGE_SIZE_4K;
+	if (!p->stored)
+		return;
+	size_t raw_len = (size_t)p->stored * PAGE_SIZE_4K, bm_len = (ch->span_pages + 7) / 8;
 	size_t head = CKIMG_RECORD_HDR_SIZE + sizeof(struct ckimg_pages_fixed) + bm_len;
 	int codec = c->codec;
 	size_t clen = 0;
 	if (codec != CKIMG_CODEC_NONE)
-		clen = compress_chunk(w, codec, slot, raw_len, w->out + head, raw_len - ALIGN);
+		clen = compress_chunk(w, codec, slot, raw_len, rec + head, raw_len - ALIGN);
 	if (!clen) {
 		codec = CKIMG_CODEC_NONE;
 		head = ALIGN;             /* DATA page-aligned in the file (4.8) */
 		clen = raw_len;
 	}
-	struct ckimg_pages_fixed fx = {
-		.fixed_size = sizeof(fx), .area_id = c->areas[ch->area].id, .first_page = ch->first_page,
-		.span_pages = ch->span_pages, .stored_pages = stored, .codec = (uint8_t)codec,
+	p->fx = (struct ckimg_pages_fixed){
+		.fixed_size = sizeof(p->fx), .area_id = c->areas[ch->area].id, .first_page = ch->first_page,
+		.span_pages = ch->span_pages, .stored_pages = p->stored, .codec = (uint8_t)codec,
 		.stored_size = (uint32_t)clen, .raw_crc = raw_crc,
 		.data_offset = (uint32_t)(head - CKIMG_RECORD_HDR_SIZE),
 	};
-	uint64_t payload_len = head - CKIMG_RECORD_HDR_SIZE + clen;
-	size_t rec_len = head + clen, padded = (size_t)align_up(rec_len);
+	p->payload_len = head - CKIMG_RECORD_HDR_SIZE + clen;
+	p->clen = clen;
+	size_t rec_len = head + clen;
+	p->padded = (size_t)align_up(rec_len);
+	p->rec = rec;
+	memset(rec + CKIMG_RECORD_HDR_SIZE, 0, (codec == CKIMG_CODEC_NONE ? ALIGN : head) - CKIMG_RECORD_HDR_SIZE);
+	memcpy(rec + CKIMG_RECORD_HDR_SIZE, &p->fx, sizeof(p->fx));
+	memcpy(rec + CKIMG_RECORD_HDR_SIZE + sizeof(p->fx), final, bm_len);
+	uint32_t crc = ck_crc32(0, rec + CKIMG_RECORD_HDR_SIZE, head - CKIMG_RECORD_HDR_SIZE);
+	if (codec == CKIMG_CODEC_NONE) {
+		p->crc = (uint32_t)crc32_combine(crc, raw_crc, (z_off_t)raw_len);
+		p->rec_bytes = ALIGN;
+		p->data = slot;
+	} else {
+		p->crc = ck_crc32(crc, rec + head, clen);
+		memset(rec + rec_len, 0, p->padded - rec_len);
+		p->rec_bytes = p->padded;
+	}
+}
 
-	err = wait_turn(pl, i);
+static void mark_written(struct pipeline *pl, size_t i0, const struct prep *pp, size_t n)
+{
+	pthread_mutex_lock(&pl->mu);
+	for (size_t k = 0; k < n; k++) {
+		pl->written[i0 + k] = 1;
+		pl->bytes_done += pp[k].raw_bytes;
+		pl->stored_pages += pp[k].stored;
+		pl->stored_bytes += pp[k].stored ? pp[k].clen : 0;
+	}
+	while (pl->written_low < pl->n && pl->written[pl->written_low])
+		pl->written_low++;
+	pthread_cond_broadcast(&pl->cv);
+	pthread_mutex_unlock(&pl->mu);
+}
+
+/*
+ * Chunks [i0, i1): their records made (prepare_chunk, into w->out one after the other), then,
+ * at their turn, their places in the file reserved (in chunk order, each at the next
+ * ALIGN-aligned offset) and written, adjacent ones in one pwritev. One chunk at a time except
+ * in a tracked incremental capture, whose chunks hold a few pages each: there the handover
+ * between workers (a futex wake each, ~1000 for 1 GiB, costly on this VM) is once a batch.
+ */
+#define BATCH_CHUNKS 64
+
+static int write_batch(struct worker *w, size_t i0, size_t i1)
+{
+	struct pipeline *pl = w->pl;
+	struct prep pp[BATCH_CHUNKS];
+	struct iovec iov[2 * BATCH_CHUNKS];
+	size_t used = 0, k, n = i1 - i0;
+	int err, cnt = 0;
+
+	for (k = 0; k < n; k++) {
+		prepare_chunk(w, i0 + k, w->out + used, &pp[k]);
+		if (pp[k].stored)
+			used += pp[k].rec_bytes;
+	}
+	err = wait_turn(pl, i0);
 	if (!err) {
-		off = align_up(pl->im->off);
-		err = image_reserve_at(pl->im, off, CKIMG_REC_PAGES, payload_len, fx.area_id,
-				       fx.first_page, fx.span_pages, stored, &seq);
-		if (!err)
-			pl->im->off = off + padded;   /* keep the next record aligned, padding written */
-		end_turn(pl);
+		for (k = 0; !err && k < n; k++) {
+			struct prep *p = &pp[k];
+			if (!p->stored)
+				continue;
+			p->off = align_up(pl->im->off);
+			err = image_reserve_at(pl->im, p->off, CKIMG_REC_PAGES, p->payload_len, p->fx.area_id,
+					       p->fx.first_page, p->fx.span_pages, p->stored, &p->seq);
+			if (!err)
+				pl->im->off = p->off + p->padded;   /* the next record aligned, padding written */
+		}
+		end_turn(pl, i1);
 	}
 	if (err)
 		return cap_fail(err, "image layout");
-
-	uint8_t *rec = w->out;
-	memset(rec + CKIMG_RECORD_HDR_SIZE, 0, (codec == CKIMG_CODEC_NONE ? ALIGN : head) - CKIMG_RECORD_HDR_SIZE);
-	memcpy(rec + CKIMG_RECORD_HDR_SIZE, &fx, sizeof(fx));
-	memcpy(rec + CKIMG_RECORD_HDR_SIZE + sizeof(fx), final, bm_len);
-	uint32_t crc = ck_crc32(0, rec + CKIMG_RECORD_HDR_SIZE, head - CKIMG_RECORD_HDR_SIZE);
-	struct iovec iov[2];
-	int cnt;
-	if (codec == CKIMG_CODEC_NONE) {
-		crc = (uint32_t)crc32_combine(crc, raw_crc, (z_off_t)raw_len);
-		iov[0] = (struct iovec){ rec, ALIGN };
-		iov[1] = (struct iovec){ slot, raw_len };
-		cnt = 2;
-	} else {
-		crc = ck_crc32(crc, rec + head, clen);
-		memset(rec + rec_len, 0, padded - rec_len);
-		iov[0] = (struct iovec){ rec, padded };
-		cnt = 1;
+	uint64_t at = 0, next = 0;
+	for (k = 0; k <= n; k++) {
+		struct prep *p = k < n ? &pp[k] : NULL;
+		if (p && !p->stored)
+			continue;
+		if (cnt && (!p || p->off != next)) {     /* a run of adjacent records: one write */
+			err = pwritev_all(pl->out_fd, iov, cnt, at);
+			if (err)
+				return cap_fail(err, "write image");
+			if (!pl->direct)        /* writeback starts now: the final fsync has little left */
+				sync_file_range(pl->out_fd, (off_t)at, (off_t)(next - at), SYNC_FILE_RANGE_WRITE);
+			cnt = 0;
+		}
+		if (!p)
+			break;
+		put_record_header(p->rec, p->payload_len, p->crc, p->seq, pl->im->owner);
+		if (!cnt)
+			at = p->off;
+		iov[cnt++] = (struct iovec){ p->rec, p->rec_bytes };
+		if (p->data)
+			iov[cnt++] = (struct iovec){ (void *)p->data, p->padded - p->rec_bytes };
+		next = p->off + p->padded;
 	}
-	put_record_header(rec, payload_len, crc, seq, pl->im->owner);
-	err = pwritev_all(pl->out_fd, iov, cnt, off);
-	if (err)
-		return cap_fail(err, "write image");
-	if (!pl->direct)
-		sync_file_range(pl->out_fd, (off_t)off, (off_t)padded, SYNC_FILE_RANGE_WRITE);
-	mark_written(pl, i, raw_bytes, stored, clen);
+	mark_written(pl, i0, pp, n);
 	return 0;
 }
 
@@ -374,18 +425,31 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct pipeline *pl = w->pl;
+	const struct chunk *chunks = pl->c->chunks;
 	int err = 0;
 
 	for (;;) {
 		pthread_mutex_lock(&pl->mu);
-		size_t i = pl->next_claim < pl->n ? pl->next_claim++ : pl->n;
-		while (!pl->err && i < pl->n && pl->read_done <= i)
+		size_t i = pl->n, j = pl->n;
+		if (pl->next_claim < pl->n) {
+			i = pl->next_claim;
+			j = i + 1;
+			/* a batch: as many chunks as w->out holds whatever they compress to */
+			uint64_t bytes = (uint64_t)chunks[i].cand_pages * PAGE_SIZE_4K + ALIGN;
+			while (pl->c->preread && j < pl->n && j - i < BATCH_CHUNKS &&
+			       bytes + (uint64_t)chunks[j].cand_pages * PAGE_SIZE_4K + ALIGN <= w->out_cap) {
+				bytes += (uint64_t)chunks[j].cand_pages * PAGE_SIZE_4K + ALIGN;
+				j++;
+			}
+			pl->next_claim = j;
+		}
+		while (!pl->err && i < pl->n && pl->read_done < j)
 			pthread_cond_wait(&pl->cv, &pl->mu);
 		err = pl->err;
 		pthread_mutex_unlock(&pl->mu);
 		if (err || i >= pl->n)
 			break;
-		err = write_chunk(w, i);
+		err = write_batch(w, i, j);
 		if (err) {
 			set_error(pl, err);
 			break;
@@ -395,7 +459,7 @@ static void *worker_main(void *arg)
 		deflateEnd(&w->z);
 	free(w->lz4_state);
 	free(w->lzf);
-	free(w->out);
+	cap_free_buf(w->out, w->out_cap);
 	free(w);
 	return NULL;
 }
@@ -444,6 +508,13 @@ void pages_prealloc(struct capture *c, struct image *im)
 	char path[64], *r = NULL;
 	unsigned long long rss = 0, swap = 0;
 
+	/* An incremental capture on the tracked baseline reads the pages written since into
+	 * buffers of its own while frozen (track.c) and writes its few MiB through the page
+	 * cache: no page buffer here, no blocks allocated ahead (the file's tail would have to be
+	 * cut at the end: measured 8 ms of ftruncate for 3 MB of unwritten extents), and no
+	 * smaps_rollup (it walks every page table: ~8 ms per GiB). */
+	if (track_direct(c))
+		return;
 	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", c->pid);
 	if (read_file(path, &r, NULL) == 0) {
 		proc_status_value(r, "Rss", 10, &rss);
@@ -475,6 +546,9 @@ static int setup_pool(struct pipeline *pl)
 	uint64_t need = (c->cand_bytes + CHUNK_BYTES - 1) & ~(uint64_t)(CHUNK_BYTES - 1);
 	uint64_t want = wanted_buffer(c, need);
 
+	if (c->preread)                /* no buffer: each chunk is compressed from its copy */
+		return 0;
+
 	pl->pool = prealloc_pool;
 	pl->pool_bytes = prealloc_bytes;
 	prealloc_pool = NULL;
@@ -504,12 +578,15 @@ static int setup_pool(struct pipeline *pl)
 	return 0;
 }
 
-/* A second descriptor of the image for page data: O_DIRECT where the filesystem allows. */
+/* A second descriptor of the image for page data: O_DIRECT where the filesystem allows.
+ * Not for a tracked incremental capture: its few MiB go through the page cache and the final
+ * fsync writes them at once (measured: 1024 small O_DIRECT writes, each waiting for the
+ * device, cost more than the page cache they save). */
 static void open_output(struct pipeline *pl)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", pl->im->fd);
-	pl->out_fd = getenv("CKIMG_NO_DIRECT") ? -1 : open(path, O_RDWR | O_DIRECT | O_CLOEXEC);
+	pl->out_fd = getenv("CKIMG_NO_DIRECT") || pl->c->preread ? -1 : open(path, O_RDWR | O_DIRECT | O_CLOEXEC);
 	pl->direct = pl->out_fd >= 0;
 	if (!pl->direct)
 		pl->out_fd = pl->im->fd;
@@ -546,6 +623,8 @@ int pages_start(struct capture *c, struct image *im, struct pipeline **out)
 	 * keep more requests in flight. */
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	int nth = c->codec == CKIMG_CODEC_NONE ? 4 : (ncpu < 1 ? 1 : (int)ncpu) + 2;
+	if (c->preread)                /* all in memory, written through the page cache: no waits */
+		nth = ncpu < 1 ? 1 : ncpu > MAX_WORKERS ? MAX_WORKERS : (int)ncpu;
 	if (getenv("CKIMG_WORKERS"))
 		nth = atoi(getenv("CKIMG_WORKERS")) > 0 ? atoi(getenv("CKIMG_WORKERS")) : 1;
 	if (nth > MAX_WORKERS)
@@ -560,16 +639,19 @@ int pages_start(struct capture *c, struct image *im, struct pipeline **out)
 		}
 		w->pl = pl;
 		w->out_cap = (size_t)align_up((uint64_t)LZ4_compressBound(CHUNK_BYTES) + 2 * ALIGN);
-		w->out = aligned_alloc(ALIGN, w->out_cap);
-		w->lz4_state = malloc((size_t)LZ4_sizeofState());
-		w->lzf = calloc(1, sizeof(*w->lzf));
-		if (deflateInit2(&w->z, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK)
+		w->out = cap_alloc_buf(w->out_cap);   /* (huge pages: fresh memory, written at once) */
+		/* only the codec's own state (deflate's is ~256 KiB of fresh memory) */
+		w->lz4_state = c->codec == CKIMG_CODEC_LZ4 ? malloc((size_t)LZ4_sizeofState()) : NULL;
+		w->lzf = c->codec == CKIMG_CODEC_LZF ? calloc(1, sizeof(*w->lzf)) : NULL;
+		if (c->codec == CKIMG_CODEC_DEFLATE &&
+		    deflateInit2(&w->z, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK)
 			w->z_ok = 1;
-		if (!w->out || !w->lz4_state || !w->lzf ||
+		if (!w->out || (c->codec == CKIMG_CODEC_LZ4 && !w->lz4_state) ||
+		    (c->codec == CKIMG_CODEC_LZF && !w->lzf) ||
 		    pthread_create(&pl->th[t], NULL, worker_main, w) != 0) {
 			if (w->z_ok)
 				deflateEnd(&w->z);
-			free(w->out);
+			cap_free_buf(w->out, w->out_cap);
 			free(w->lz4_state);
 			free(w->lzf);
 			free(w);

@@ -260,6 +260,7 @@ static void precopy(struct capture *c)
 	struct ck_page_region v[512];
 	uint64_t pages = 0, at = 0, end = 0x7ffffffff000ull;   /* TASK_SIZE: past it EINVAL */
 	size_t cap = 0;
+	uint64_t t0 = now_ns(CLOCK_MONOTONIC), t1;
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", c->pid);
 	int pm = open(path, O_RDONLY | O_CLOEXEC);
 	if (pm < 0)
@@ -284,12 +285,13 @@ static void precopy(struct capture *c)
 		at = a.walk_end;
 	}
 	close(pm);
+	t1 = now_ns(CLOCK_MONOTONIC);
 	t->written_pages = pages;       /* + what the freeze's scan reports */
 	pages += add_unshared(c, &cap);  /* (copied too, not counted written) */
+	/* huge pages (cap_alloc_buf): a 4 KiB page faulted in here cost 11-17 us on this VM */
 	size_t len = (size_t)(pages ? pages : 1) * PAGE_SIZE_4K;
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p != MAP_FAILED) {
-		memset(p, 0, len);              /* (faulted in now; see below) */
+	uint8_t *p = cap_alloc_buf(len);
+	if (p) {
 		t->pre_pool = p;
 		t->pre_pool_len = len;
 		uint64_t off = 0;
@@ -302,18 +304,21 @@ static void precopy(struct capture *c)
 				rem[nr] = (struct iovec){ (void *)(uintptr_t)t->pre[k].start, t->pre[k].end - t->pre[k].start };
 				off += t->pre[k].end - t->pre[k].start;
 			}
-			loc = (struct iovec){ (uint8_t *)p + off0, off - off0 };
+			loc = (struct iovec){ p + off0, off - off0 };
 			if (process_vm_readv(c->pid, &loc, 1, rem, nr, 0) == (ssize_t)(off - off0)) {
 				for (size_t j = k0; j < k; j++)
 					t->pre[j].valid = 1;
 			} else {
 				for (size_t j = k0; j < k; j++) {   /* run by run; a failed one is read frozen */
-					struct iovec l1 = { (uint8_t *)p + t->pre[j].off, rem[j - k0].iov_len };
+					struct iovec l1 = { p + t->pre[j].off, rem[j - k0].iov_len };
 					t->pre[j].valid = process_vm_readv(c->pid, &l1, 1, &rem[j - k0], 1, 0) == (ssize_t)l1.iov_len;
 				}
 			}
 		}
 	}
+	if (getenv("CKIMG_DEBUG_TIMES"))
+		fprintf(stderr, "track: before the freeze, %llu pages written in %zu runs: scan %.3f ms, copy %.3f ms\n",
+			(unsigned long long)pages, t->npre, (t1 - t0) / 1e6, (now_ns(CLOCK_MONOTONIC) - t1) / 1e6);
 	/* tests: CKIMG_TEST_AFTER_PRECOPY=DIR: create DIR/precopied, wait (30 s at most) for
 	 * DIR/go: a page can then be written between the copy and the freeze, deterministically */
 	const char *hook = getenv("CKIMG_TEST_AFTER_PRECOPY");
@@ -325,17 +330,51 @@ static void precopy(struct capture *c)
 		for (int i = 0; i < 3000 && access(f, F_OK); i++)
 			usleep(10000);
 	}
-	len = (size_t)(pages + pages / 4 + 64) * PAGE_SIZE_4K;
+	/* The freeze copies a chunk's pages in place, into this copy, when they are all here
+	 * (pre_in_place); the pool below takes the other chunks: those with pages first written
+	 * after this scan, and areas not tracked yet. Usually few: not faulted in now (a first
+	 * touch in the freeze costs a fault per 2 MiB when huge pages come, 0.2 ms each). */
+	len = (size_t)(pages / 4 + 64) * PAGE_SIZE_4K;
 	if (len > (256u << 20))
 		len = 256u << 20;               /* more: malloc'd in the freeze */
-	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p != MAP_FAILED) {
-		/* written, not MAP_POPULATE'd: measured here, the first write to a populated page
-		 * still cost ~17 us (45 ms for 2618 pages), to a memset one 0.3 us */
-		memset(p, 0, len);
+	p = cap_alloc_buf(len);
+	if (p) {
 		c->preread_pool = p;
 		c->preread_pool_len = len;
 	}
+}
+
+/*
+ * Chunk ch's candidates, when every one of them was copied by precopy: they are then packed
+ * in address order at one place of pre_pool (runs are copied there in address order), which
+ * becomes the chunk's buffer; the freeze re-reads in place only the pages written since.
+ * NULL when some candidate was not copied (written first after precopy's scan, or a run that
+ * failed to copy).
+ */
+static uint8_t *pre_in_place(const struct track *t, const struct chunk *ch)
+{
+	uint64_t s = ch->first_page, e = s + (uint64_t)ch->span_pages * PAGE_SIZE_4K, n = 0;
+	uint8_t *first = NULL;
+	size_t lo = 0, hi = t->npre;
+	if (!t->pre_pool)
+		return NULL;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (t->pre[mid].end <= s)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t r = lo; r < t->npre && t->pre[r].start < e; r++) {
+		uint64_t rs = t->pre[r].start < s ? s : t->pre[r].start;
+		uint64_t re = t->pre[r].end > e ? e : t->pre[r].end;
+		if (!t->pre[r].valid)
+			return NULL;
+		if (!first)
+			first = t->pre_pool + t->pre[r].off + (rs - t->pre[r].start);
+		n += (re - rs) / PAGE_SIZE_4K;
+	}
+	return n == ch->cand_pages ? first : NULL;
 }
 
 /* The copy made by precopy of the page at addr, or NULL. */
@@ -748,7 +787,7 @@ int track_preread(struct capture *c)
 	c->preread = calloc(n, sizeof(*c->preread));
 	c->preread_bad = calloc(n, sizeof(*c->preread_bad));
 	int err = 0, fd = -1;
-	uint64_t cpu0 = now_ns(CLOCK_THREAD_CPUTIME_ID), pages = 0, fresh = 0;
+	uint64_t cpu0 = now_ns(CLOCK_THREAD_CPUTIME_ID), pages = 0, fresh = 0, in_place = 0;
 	if (!c->preread || !c->preread_bad || !loc || !rem || !pr)
 		err = cap_fail(-ENOMEM, "page copies");
 	for (size_t i = 0; !err && i < c->nchunks; i++) {
@@ -757,7 +796,9 @@ int track_preread(struct capture *c)
 		if (!ch->cand_pages)
 			continue;
 		size_t len = (size_t)ch->cand_pages * PAGE_SIZE_4K;
-		if (c->preread_pool && c->preread_pool_used + len <= c->preread_pool_len) {
+		if (a->tracked && (c->preread[i] = pre_in_place(t, ch))) {
+			in_place++;             /* the copy itself; pages written since re-read into it */
+		} else if (c->preread_pool && c->preread_pool_used + len <= c->preread_pool_len) {
 			c->preread[i] = c->preread_pool + c->preread_pool_used;
 			c->preread_pool_used += len;
 		} else if (!(c->preread[i] = malloc(len))) {
@@ -773,7 +814,8 @@ int track_preread(struct capture *c)
 				const uint8_t *src = a->tracked && !written_at(a, addr) ? pre_copy_of(t, addr) : NULL;
 				pages++;
 				if (src) {
-					memcpy(dst, src, PAGE_SIZE_4K);
+					if (src != dst)
+						memcpy(dst, src, PAGE_SIZE_4K);
 					continue;
 				}
 				fresh++;
@@ -808,19 +850,25 @@ int track_preread(struct capture *c)
 
 void track_free_chunk(struct capture *c, size_t i)
 {
+	const struct track *t = c->track;
 	uint8_t *p = c->preread[i];
-	if (p && !(p >= c->preread_pool && p < c->preread_pool + c->preread_pool_len))
+	if (p && !(p >= c->preread_pool && p < c->preread_pool + c->preread_pool_len) &&
+	    !(t && p >= t->pre_pool && p < t->pre_pool + t->pre_pool_len))
 		free(p);
 	c->preread[i] = NULL;
 }
 
 void track_free_preread(struct capture *c)
 {
+	struct track *t = c->track;
 	for (size_t i = 0; c->preread && i < c->nchunks; i++)
 		track_free_chunk(c, i);
-	if (c->preread_pool)
-		munmap(c->preread_pool, c->preread_pool_len);
+	cap_free_buf(c->preread_pool, c->preread_pool_len);
 	c->preread_pool = NULL;
+	if (t) {                        /* (track_close left it to us: chunks pointed into it) */
+		cap_free_buf(t->pre_pool, t->pre_pool_len);
+		t->pre_pool = NULL;
+	}
 	free(c->preread);
 	free(c->preread_bad);
 	c->preread = NULL;
@@ -914,9 +962,10 @@ void track_close(struct capture *c)
 	if (t->uffd >= 0)
 		close(t->uffd);
 	t->sess = t->uffd = -1;         /* (the summary still reads the rest) */
-	if (t->pre_pool)
-		munmap(t->pre_pool, t->pre_pool_len);
-	t->pre_pool = NULL;
+	if (!c->preread) {              /* else chunk buffers point into it: track_free_preread */
+		cap_free_buf(t->pre_pool, t->pre_pool_len);
+		t->pre_pool = NULL;
+	}
 	free(t->pre);
 	t->pre = NULL;
 	t->npre = 0;

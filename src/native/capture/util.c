@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 volatile sig_atomic_t cap_abort;
@@ -176,4 +177,33 @@ int cap_remote_per_thread(struct capture *c, struct pt_syscall *calls, size_t k,
 		}
 	free(b);
 	return err;
+}
+
+/*
+ * Anonymous memory for a buffer, backed by transparent huge pages where the kernel gives them
+ * (MADV_HUGEPAGE; 2 MiB-aligned, the length rounded up to 2 MiB). Why: a first touch of memory
+ * costs a page fault per 4 KiB page, measured 11-17 us each on the VM here (Firecracker; a
+ * second touch costs 0.05 us), against ~0.35 us per 4 KiB when a 2 MiB huge page comes at
+ * once. Not touched here. NULL on failure. Free with cap_free_buf(p, the same len).
+ */
+#define HUGE_2M (2ul << 20)
+void *cap_alloc_buf(size_t len)
+{
+	size_t want = (len + HUGE_2M - 1) & ~(HUGE_2M - 1);
+	uint8_t *p = mmap(NULL, want + HUGE_2M, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	uint8_t *a = (uint8_t *)(((uintptr_t)p + HUGE_2M - 1) & ~(uintptr_t)(HUGE_2M - 1));
+	if (a > p)
+		munmap(p, (size_t)(a - p));
+	if (a + want < p + want + HUGE_2M)
+		munmap(a + want, (size_t)(p + want + HUGE_2M - (a + want)));
+	madvise(a, want, MADV_HUGEPAGE);
+	return a;
+}
+
+void cap_free_buf(void *p, size_t len)
+{
+	if (p)
+		munmap(p, (len + HUGE_2M - 1) & ~(HUGE_2M - 1));
 }
