@@ -316,6 +316,8 @@ void pages_read_packed(int mem_fd, const struct chunk *ch, uint8_t *dst, uint64_
 int next_run(const struct chunk *ch, uint32_t *p, uint32_t *q);
 /* util.c: k remote calls per thread (calls[k i ...] for thread i), all threads at once */
 int cap_remote_per_thread(struct capture *c, struct pt_syscall *calls, size_t k, const char *what);
+/* mm.c: a pagemap entry of a swapped-out page (not a pte marker: uffd-wp, guard) */
+int pm_swapped_page(uint64_t e8);
 int cow_read_while_frozen(const struct capture *c, const struct area *a);
 int cow_collect_areas(struct capture *c);     /* freeze: maps; smaps only when needed */
 int cow_fallback_plan(struct capture *c);     /* no twin after all: flags, every chunk */

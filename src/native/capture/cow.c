@@ -322,18 +322,46 @@ static int pre_read(struct capture *c, struct cow_twin *t)
 	return err;
 }
 
-/* Whether the area [start, end) of the process behind pagemap fd pm has any page (present,
- * the zero page included, or swapped): 1, 0, or -errno (no PAGEMAP_SCAN). */
+/*
+ * Whether the area [start, end) of the process behind pagemap fd pm has any page (present,
+ * the zero page included, or swapped): 1, 0, or -errno (no PAGEMAP_SCAN). A present one is
+ * found by the scan itself, which stops at the first; a swapped one is checked in pagemap:
+ * the uffd-wp markers a tracked area has on its holes scan as swapped too, and a fork drops
+ * them, so an untouched tracked area would pass for MADV_WIPEONFORK.
+ */
 static int any_page(int pm, uint64_t start, uint64_t end)
 {
-	struct ck_page_region r;
+	struct ck_page_region r[16];
 	struct ck_pm_scan_arg a = {
-		.size = sizeof(a), .start = start, .end = end, .vec = (uint64_t)(uintptr_t)&r, .vec_len = 1,
-		.max_pages = 1, .category_anyof_mask = CK_PAGE_IS_PRESENT | CK_PAGE_IS_SWAPPED,
-		.return_mask = CK_PAGE_IS_PRESENT | CK_PAGE_IS_SWAPPED,
+		.size = sizeof(a), .start = start, .end = end, .vec = (uint64_t)(uintptr_t)r, .vec_len = 1,
+		.max_pages = 1, .category_anyof_mask = CK_PAGE_IS_PRESENT, .return_mask = CK_PAGE_IS_PRESENT,
 	};
 	long n = ioctl(pm, CK_PAGEMAP_SCAN, &a);
-	return n < 0 ? -errno : n > 0;
+	if (n != 0)
+		return n < 0 ? -errno : 1;
+	for (uint64_t at = start; at < end;) {
+		a = (struct ck_pm_scan_arg){
+			.size = sizeof(a), .start = at, .end = end, .vec = (uint64_t)(uintptr_t)r, .vec_len = 16,
+			.category_anyof_mask = CK_PAGE_IS_SWAPPED, .return_mask = CK_PAGE_IS_SWAPPED,
+		};
+		n = ioctl(pm, CK_PAGEMAP_SCAN, &a);
+		if (n < 0)
+			return -errno;
+		for (long k = 0; k < n; k++)
+			for (uint64_t p = r[k].start; p < r[k].end; p += 512 * PAGE_SIZE_4K) {
+				uint64_t e[512];
+				size_t cnt = (r[k].end - p) / PAGE_SIZE_4K > 512 ? 512 : (r[k].end - p) / PAGE_SIZE_4K;
+				if (pread(pm, e, cnt * 8, (off_t)(p / PAGE_SIZE_4K * 8)) != (ssize_t)(cnt * 8))
+					return -EIO;
+				for (size_t q = 0; q < cnt; q++)
+					if (pm_swapped_page(e[q]))
+						return 1;
+			}
+		if (n < 16 || a.walk_end <= at)
+			break;
+		at = a.walk_end;
+	}
+	return 0;
 }
 
 /*

@@ -29,6 +29,24 @@
 #define PM_PRESENT (1ull << 63)
 #define PM_SWAP    (1ull << 62)
 #define PM_FILE    (1ull << 61)
+#define PM_MARKER_SWAP_TYPE 31  /* the highest swap type: pte markers (no page) */
+
+/*
+ * A swapped-out page, by its pagemap entry. Not every PM_SWAP entry is one: a pte marker (the
+ * uffd-wp marker that WP_UNPOPULATED write-protection leaves on every hole of a tracked area,
+ * a guard region, a poisoned page) shows as PM_SWAP of the marker swap type, and holds no
+ * page. The type is shown to CAP_SYS_ADMIN only; hidden (0), the entry counts as a page.
+ */
+int pm_swapped_page(uint64_t e8)
+{
+	return (e8 & PM_SWAP) && (e8 & 0x1f) != PM_MARKER_SWAP_TYPE;
+}
+
+/* A page of this process, in memory or swapped out. */
+static int pm_page(uint64_t e8)
+{
+	return (e8 & PM_PRESENT) || pm_swapped_page(e8);
+}
 
 struct vmflag_bit {
 	char name[3];
@@ -419,8 +437,8 @@ static int plan_tracked_area(struct capture *c, struct area *a, size_t *cap, int
 				memset(ppm, 0, want);
 			for (uint32_t i = 0; i < ch.span_pages && !err; i++) {
 				uint64_t bit = 1ull << (i % 64), e8 = pm[i];
-				int present = a->kind == CKIMG_KIND_FILE ? (e8 & PM_SWAP) || ((e8 & PM_PRESENT) && !(e8 & PM_FILE)) :
-					      (e8 & (PM_PRESENT | PM_SWAP)) != 0;
+				int present = a->kind == CKIMG_KIND_FILE ? pm_swapped_page(e8) || ((e8 & PM_PRESENT) && !(e8 & PM_FILE)) :
+					      pm_page(e8);
 				if (present && shared_with_parent(e8, ppm[i])) {
 					ch.bits[i / 64] &= ~bit;
 					ch.carry[i / 64] &= ~bit;
@@ -491,13 +509,13 @@ static int plan_area(struct capture *c, struct area *a, int pm_fd, size_t *cap, 
 				take = addr < all_end;
 				break;
 			case PLAN_PAGEMAP_ANON:
-				take = (e8 & (PM_PRESENT | PM_SWAP)) != 0;
+				take = pm_page(e8);
 				break;
 			case PLAN_PAGEMAP_PRIVATE_FILE:
-				take = (e8 & PM_SWAP) || ((e8 & PM_PRESENT) && !(e8 & PM_FILE));
+				take = pm_swapped_page(e8) || ((e8 & PM_PRESENT) && !(e8 & PM_FILE));
 				break;
 			case PLAN_SHMEM: {
-				take = (e8 & (PM_PRESENT | PM_SWAP)) != 0;
+				take = pm_page(e8);
 				uint64_t fo = a->file_offset + (addr - a->start);
 				for (size_t k = 0; !take && k < ex.n; k++)
 					take = fo >= ex.r[k][0] && fo < ex.r[k][1];
