@@ -75,6 +75,9 @@ SlurmctldPidFile=$dir/slurmctld.pid
 SlurmdPidFile=$dir/slurmd.pid
 SlurmctldLogFile=$dir/slurmctld.log
 SlurmdLogFile=$dir/slurmd.log
+# debug: a job's every state change and RPC, for a test that fails to show (slurm.test.ts)
+SlurmctldDebug=debug
+SlurmdDebug=debug
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 MpiDefault=none

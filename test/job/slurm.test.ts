@@ -45,6 +45,21 @@ function jobFields(id: string): Record<string, string> {
   return out;
 }
 
+/**
+ * The job's own output and, after it, what slurmctld and slurmd logged about the job (the
+ * cluster's directory goes in afterAll): the failure messages show why Slurm did what it did.
+ */
+function report(dir: string, id: string): string {
+  const out = existsSync(join(dir, "out.txt")) ? readFileSync(join(dir, "out.txt"), "utf8") : "(no output)\n";
+  const logs = ["slurmctld.log", "slurmd.log"].map((f) => {
+    const path = join(cluster!, f);
+    if (!existsSync(path)) return `--- ${f}: missing`;
+    const mine = readFileSync(path, "utf8").split("\n").filter((l) => new RegExp(`(JobId|job|StepId)[= ]?${id}\\b`, "i").test(l));
+    return `--- ${f} (job ${id}, last 80 lines):\n${mine.slice(-80).join("\n")}`;
+  });
+  return `${out}${logs.join("\n")}\n`;
+}
+
 function submit(script: string): string {
   const id = execFileSync("sbatch", ["--parsable", script], { env: env(), encoding: "utf8", timeout: 60_000 }).trim().split(";")[0];
   jobs.push(id);
@@ -101,7 +116,7 @@ describe.skipIf(!isRoot)("ckimg run on Slurm", { retry: 1 }, () => {
     const id = submit(jobScript(dir, ["--time=1", "--signal=B:USR1@55", "--requeue"], ["--keep-on-success", "--on", "USR1=checkpoint-requeue"], steps));
     const end = await followToEnd(id, 400_000);
     const out = readFileSync(join(dir, "out.txt"), "utf8");
-    expect(end.JobState, out).toBe("COMPLETED");
+    expect(end.JobState, report(dir, id)).toBe("COMPLETED");
     expect(Number(end.Restarts), out).toBeGreaterThanOrEqual(2);
     expect(out.match(/SIGUSR1: checkpoint-requeue/g)?.length ?? 0, out).toBeGreaterThanOrEqual(2);
     expect(out.match(new RegExp(`scontrol requeue ${id}: ok`, "g"))?.length ?? 0, out).toBeGreaterThanOrEqual(2);
@@ -125,7 +140,7 @@ describe.skipIf(!isRoot)("ckimg run on Slurm", { retry: 1 }, () => {
     });
     const out = readFileSync(join(dir, "out.txt"), "utf8");
     expect(requeuedAt, out).toBeGreaterThan(0);
-    expect(end.JobState, out).toBe("COMPLETED");
+    expect(end.JobState, report(dir, id)).toBe("COMPLETED");
     expect(Number(end.Restarts), out).toBeGreaterThanOrEqual(1);
     expect(out).toMatch(/SIGTERM: checkpoint-exit/);
     expect(out).toMatch(/checkpoint 1 \(SIGTERM\)/);
