@@ -4,21 +4,23 @@
 // with --keep 2 a chain is a full image and one incremental on it), and under DMTCP when it is built at
 // /work/tools/dmtcp (or $DMTCP_BIN, the directory of dmtcp_launch). Medians of ROUNDS
 // alternated rounds. Every run must print the bare run's hash (checked).
-// Reports: wall-time overhead, freeze per checkpoint, checkpoint volume per hour (what the
-// captures write, and what pruning's flatten rewrites, if any), and restart time (spawn of the second
-// `ckimg run` to the job running again).
+// Reports: wall-time overhead, the job's own CPU time and minor faults, freeze per checkpoint,
+// checkpoint volume per hour (what the captures write, and what pruning's flatten rewrites, if
+// any), `ckimg run`'s fixed cost in isolation (spawn → the program's first instruction, its exit →
+// ckimg run's, with a program that only stamps the clock), and restart time (spawn of the second
+// `ckimg run` to the job running again). ckimg runs as users run it: bin/ckimg (bin/launch.sh).
 // Env: STEPS (default 3500000: ~35 s, 3 checkpoints, so --keep 2 prunes once), MEM_MIB (256),
 // EVERY (10s), ROUNDS (5), RESTARTS (5), MODES (a subset of guarded, full, incremental, incr-nice0,
 // dmtcp; default all). "guarded" is ckimg run without checkpoints: its fixed cost. DMTCP keeps one checkpoint file (overwritten each
 // time, gzip-compressed by default): its size stands for every checkpoint; no restart timing.
 import { spawn, spawnSync, execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { median, table } from "./_util.mjs";
 
 const repo = new URL("..", import.meta.url).pathname;
-const ckimg = join(repo, "bin/ckimg");
+const ckimg = join(repo, "bin/ckimg");   // run as a program (through bin/launch.sh), not `node bin/ckimg`
 const dir = mkdtempSync(join(tmpdir(), "ckimg-bench-job-"));
 const exe = join(dir, "hashjob");
 execFileSync("gcc", ["-O2", "-o", exe, join(repo, "test/job/programs/hashjob.c")]);
@@ -49,7 +51,7 @@ function checkpoints(stderr) {
 }
 
 /**
- * One run, timed: wall time, the job's own CPU time (user+sys of its getrusage: hashjob says it
+ * One run, timed: wall time, the job's own CPU time and minor faults (getrusage: hashjob says them
  * with HASHJOB_RUSAGE=1 — less load-sensitive than the wall time), and, through GNU time, the CPU
  * time of every process of the run that was waited for (ckimg run, guard, capturer, flatten…).
  */
@@ -59,11 +61,12 @@ function timed(cmd, args, opts = {}) {
   const env = { ...(opts.env ?? process.env), HASHJOB_RUSAGE: "1" };
   const r = spawnSync("/usr/bin/time", ["-f", "allcpu %U %S", cmd, ...args], { encoding: "utf8", maxBuffer: 1 << 26, ...opts, env });
   const s = (performance.now() - t0) / 1000;
-  const ru = /^rusage (\d+) (\d+)$/m.exec(r.stderr ?? "");
+  const ru = /^rusage (\d+) (\d+) (\d+)$/m.exec(r.stderr ?? "");
   const all = /^allcpu ([\d.]+) ([\d.]+)$/m.exec(r.stderr ?? "");
   return {
     s, r, load,
     jobCpu: ru ? (Number(ru[1]) + Number(ru[2])) / 1e6 : NaN,
+    jobFaults: ru ? Number(ru[3]) : NaN,
     allCpu: all ? Number(all[1]) + Number(all[2]) : NaN,
   };
 }
@@ -76,21 +79,21 @@ const modes = {
     return { ...t, out: t.r.stdout, cks: [] };
   },
   full: (i) => {
-    const t = timed(process.execPath, [ckimg, "run", "--dir", join(dir, `full-${i}`), "--every", EVERY, "--keep", "2", "--full", "--", exe, ...jobArgs]);
+    const t = timed(ckimg, ["run", "--dir", join(dir, `full-${i}`), "--every", EVERY, "--keep", "2", "--full", "--", exe, ...jobArgs]);
     return { ...t, out: t.r.stdout, cks: checkpoints(t.r.stderr), err: t.r.status !== 0 ? t.r.stderr : undefined };
   },
   incremental: (i) => {
-    const t = timed(process.execPath, [ckimg, "run", "--dir", join(dir, `incr-${i}`), "--every", EVERY, "--keep", "2", "--", exe, ...jobArgs]);
+    const t = timed(ckimg, ["run", "--dir", join(dir, `incr-${i}`), "--every", EVERY, "--keep", "2", "--", exe, ...jobArgs]);
     return { ...t, out: t.r.stdout, cks: checkpoints(t.r.stderr), err: t.r.status !== 0 ? t.r.stderr : undefined };
   },
   // the checkpoints' work after the freeze at the job's priority (the default lowers it)
   "incr-nice0": (i) => {
-    const t = timed(process.execPath, [ckimg, "run", "--dir", join(dir, `incr0-${i}`), "--every", EVERY, "--keep", "2", "--capture-nice", "0", "--", exe, ...jobArgs]);
+    const t = timed(ckimg, ["run", "--dir", join(dir, `incr0-${i}`), "--every", EVERY, "--keep", "2", "--capture-nice", "0", "--", exe, ...jobArgs]);
     return { ...t, out: t.r.stdout, cks: checkpoints(t.r.stderr), err: t.r.status !== 0 ? t.r.stderr : undefined };
   },
   // ckimg run without checkpoints: its own cost (node start-up, guard, run directory)
   guarded: (i) => {
-    const t = timed(process.execPath, [ckimg, "run", "--dir", join(dir, `guarded-${i}`), "--", exe, ...jobArgs]);
+    const t = timed(ckimg, ["run", "--dir", join(dir, `guarded-${i}`), "--", exe, ...jobArgs]);
     return { ...t, out: t.r.stdout, cks: [], err: t.r.status !== 0 ? t.r.stderr : undefined };
   },
 };
@@ -121,7 +124,7 @@ for (let round = 0; round < ROUNDS; round++) {
   const order = [...(round % 2 ? [...pair].reverse() : pair), ...rest.map((_, k) => rest[(k + round) % rest.length])];
   for (const n of order) {
     const x = modes[n](round);
-    console.log(`  round ${round} ${n}: wall ${x.s.toFixed(2)} s, job cpu ${x.jobCpu.toFixed(2)} s, all cpu ${x.allCpu.toFixed(2)} s, load ${x.load}` +
+    console.log(`  round ${round} ${n}: wall ${x.s.toFixed(2)} s, job cpu ${x.jobCpu.toFixed(2)} s (${x.jobFaults} minor faults), all cpu ${x.allCpu.toFixed(2)} s, load ${x.load}` +
       (x.cks.length ? `, ${x.cks.length} ckpts, frozen ${x.cks.map((c) => c.frozenMs).join("/")} ms` : ""));
     if (x.err) console.log(`  ${n} round ${round}: failed: ${x.err.trim().split("\n").slice(-3).join(" | ")}`);
     else if (reference !== undefined && x.out !== reference) console.log(`  ${n} round ${round}: WRONG RESULT: ${x.out.trim()} (bare: ${reference.trim()})`);
@@ -154,6 +157,7 @@ for (const n of names) {
     n, `${wall.toFixed(2)} s`, n === "bare" ? "-" : `${((wall / bare - 1) * 100).toFixed(1)}%`,
     n === "bare" ? "-" : pct(paired(n, (x) => x.s)),
     `${median(xs.map((x) => x.jobCpu)).toFixed(2)} s`, n === "bare" ? "-" : pct(paired(n, (x) => x.jobCpu)),
+    `${median(xs.map((x) => x.jobFaults))}`,
     `${median(xs.map((x) => x.allCpu)).toFixed(2)} s`,
     all.length && n !== "dmtcp" ? (all.length / xs.length).toFixed(1) : "-",   // DMTCP overwrites one file
     first.length ? mib(median(first.map((c) => c.bytes))) : "-",
@@ -164,11 +168,52 @@ for (const n of names) {
     flattenPerCk ? `${(flattenPerHour / (1 << 30)).toFixed(2)} GiB (${median(flattens.map((c) => c.flattenMs))} ms each)` : "-",
   ]);
 }
-table(["mode", "wall", "overhead", "paired", "job cpu", "paired", "all cpu", "ckpts/run", "first image", "later (mean)", "frozen", "capture", "written/hour", "flatten rewrite/hour"], rows);
+table(["mode", "wall", "overhead", "paired", "job cpu", "paired", "job minflt", "all cpu", "ckpts/run", "first image", "later (mean)", "frozen", "capture", "written/hour", "flatten rewrite/hour"], rows);
 if (summary.full && summary.incremental) {
   console.log(`  incremental vs full: images ${((summary.incremental.perHour / summary.full.perHour) * 100).toFixed(1)}% of the volume; ` +
     `with pruning's flatten ${(((summary.incremental.perHour + summary.incremental.flattenPerHour) / summary.full.perHour) * 100).toFixed(1)}%`);
 }
+
+// ckimg run's fixed cost, in isolation: a program that stamps CLOCK_MONOTONIC (Node's hrtime
+// clock) when it starts and before it exits, 300 ms apart; spawn → its first instruction and its
+// exit → the close of what was spawned, bare and under `ckimg run` (no checkpoints), alternated.
+const stampExe = join(dir, "stamp");
+writeFileSync(`${stampExe}.c`, `#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+static long long now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1000000000LL + t.tv_nsec; }
+int main(void) { long long a = now(); usleep(300000); printf("%lld %lld\\n", a, now()); return 0; }
+`);
+execFileSync("gcc", ["-O2", "-static", "-o", stampExe, `${stampExe}.c`]);
+function stamped(cmd, args) {
+  return new Promise((resolve) => {
+    const t0 = process.hrtime.bigint();
+    const c = spawn("/usr/bin/time", ["-f", "allcpu %U %S", cmd, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "", err = "";
+    c.stdout.on("data", (d) => { out += d; });
+    c.stderr.on("data", (d) => { err += d; });
+    c.on("close", () => {
+      const t2 = process.hrtime.bigint();
+      const m = /^(\d+) (\d+)$/m.exec(out);
+      const cpu = /allcpu ([\d.]+) ([\d.]+)/.exec(err);
+      if (!m) console.log(`  fixed cost: ${cmd} failed: ${err.trim().split("\n").slice(-2).join(" | ")}`);
+      resolve(m ? { start: Number(BigInt(m[1]) - t0) / 1e6, end: Number(t2 - BigInt(m[2])) / 1e6, cpu: cpu ? (Number(cpu[1]) + Number(cpu[2])) * 1000 : NaN } : undefined);
+    });
+  });
+}
+const STARTS = Number(process.env.STARTS ?? 15);
+const fixed = { bare: [], run: [] };
+for (let i = 0; i < STARTS; i++) {
+  for (const k of i % 2 ? ["run", "bare"] : ["bare", "run"]) {
+    const x = k === "bare" ? await stamped(stampExe, []) : await stamped(ckimg, ["run", "--dir", join(dir, `fixed-${i}`), "--", stampExe]);
+    if (x) fixed[k].push(x);
+  }
+}
+console.log(`ckimg run's fixed cost (no checkpoints; medians of ${STARTS}, load ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}):`);
+table(["", "spawn → program's 1st instruction", "program's exit → closed", "cpu (all processes)"], Object.entries(fixed).map(([k, xs]) => [
+  k === "bare" ? "bare program" : "ckimg run -- program", xs.length ? `${median(xs.map((x) => x.start)).toFixed(1)} ms` : "-",
+  xs.length ? `${median(xs.map((x) => x.end)).toFixed(1)} ms` : "-", xs.length ? `${median(xs.map((x) => x.cpu)).toFixed(0)} ms` : "-",
+]));
 
 // Restart: a run checkpoints (2 periodic, every 3 s) and is SIGTERMed; the next ckimg run's
 // time from spawn to "restored pid" (the job runs again), and the engine's own figure.
@@ -176,7 +221,7 @@ async function restartOnce(kind, i) {
   const ck = join(dir, `restart-${kind}-${i}`);
   const extra = kind === "full" ? ["--full"] : [];
   const args = ["run", "--dir", ck, "--every", "3s", "--keep", "2", ...extra, "--", exe, ...jobArgs];
-  const first = spawn(process.execPath, [ckimg, ...args], { stdio: ["ignore", "ignore", "pipe"] });
+  const first = spawn(ckimg, args, { stdio: ["ignore", "ignore", "pipe"] });
   let err = "";
   await new Promise((res) => {
     first.stderr.on("data", (d) => {
@@ -190,7 +235,7 @@ async function restartOnce(kind, i) {
   });
   await new Promise((res) => (first.exitCode !== null ? res() : first.on("close", res)));
   const t0 = performance.now();
-  const again = spawn(process.execPath, [ckimg, ...args], { stdio: ["ignore", "ignore", "pipe"] });
+  const again = spawn(ckimg, args, { stdio: ["ignore", "ignore", "pipe"] });
   let err2 = "";
   const line = await new Promise((res) => {
     again.stderr.on("data", (d) => {

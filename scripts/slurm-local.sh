@@ -9,7 +9,8 @@
 #
 # Own ports, own munge socket and key, own state: it does not touch a system Slurm or munge.
 # proctrack/linuxproc + task/none: no cgroups needed. A requeued job waits for its BeginTime:
-# `scontrol update JobId=J StartTime=now` releases it.
+# `scontrol update JobId=J StartTime=now+2` releases it (not `now`: within the second of the
+# requeue slurmd refuses the job's new credential as revoked, and the job ends FAILED).
 set -euo pipefail
 
 need() {
@@ -75,6 +76,9 @@ SlurmctldPidFile=$dir/slurmctld.pid
 SlurmdPidFile=$dir/slurmd.pid
 SlurmctldLogFile=$dir/slurmctld.log
 SlurmdLogFile=$dir/slurmd.log
+# debug: a job's every state change and RPC, for a test that fails to show (slurm.test.ts)
+SlurmctldDebug=debug
+SlurmdDebug=debug
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 MpiDefault=none

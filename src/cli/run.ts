@@ -63,6 +63,12 @@ export const RUN_VERB: Verb = {
   usage: "[--dir DIR] [--every DURATION] [--keep N] [--on SIGNAL=ACTION]… [--checkpoint-exit-code N] " +
     "[--keep-on-success] [--full] [--compress none|lz4|lzf|gzip] [--capture-nice N] -- PROGRAM ARGS… | --status DIR [--json]",
   async run(args: string[], ctx: CliContext): Promise<number> {
+    // bin/launch.sh set NODE_EXTRA_CA_CERTS aside for Node's start-up: the job gets it back
+    const caCerts = process.env.CKIMG_RUN_NODE_EXTRA_CA_CERTS;
+    if (caCerts !== undefined) {
+      process.env.NODE_EXTRA_CA_CERTS = caCerts;
+      delete process.env.CKIMG_RUN_NODE_EXTRA_CA_CERTS;
+    }
     const dash = args.indexOf("--");
     const opts = dash >= 0 ? args.slice(0, dash) : args;
     const command = dash >= 0 ? args.slice(dash + 1) : [];

@@ -25,7 +25,7 @@ import { resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { captureBinary, runCapture, type CaptureCodec, type CaptureSummary } from "../cli/capture.js";
 import { restoreBinary } from "../cli/restore.js";
-import { verifyImage } from "../format/verify.js";
+import type { verifyImage as VerifyImage } from "../format/verify.js";
 import { JobGuard, guardBinary, type JobEnd } from "./guard.js";
 import { COME_BACK_STATUS, DEFAULT_ACTIONS, signalNumber, type SignalAction } from "./options.js";
 import { RunDir, checkpointFileName, type CheckpointEntry, type PruneResult } from "./run-dir.js";
@@ -118,6 +118,15 @@ export interface CaptureFeatures {
 
 let features: CaptureFeatures | undefined;
 
+function featuresOf(text: string): CaptureFeatures {
+  // Incremental captures (--parent) of trees: "--parent IMAGE (trees too)"; an older capturer
+  // takes one process with --parent, and the engine uses it only while the job is one.
+  return {
+    parent: text.includes("--parent"), treeParent: text.includes("--parent IMAGE (trees too)"),
+    tree: text.includes("--no-children"), track: text.includes("--track"),
+  };
+}
+
 export function captureFeatures(): CaptureFeatures {
   if (features) return features;
   let text = "";
@@ -127,13 +136,29 @@ export function captureFeatures(): CaptureFeatures {
     const e = err as { stdout?: string; stderr?: string };
     text = `${e.stdout ?? ""}${e.stderr ?? ""}`;
   }
-  // Incremental captures (--parent) of trees: "--parent IMAGE (trees too)"; an older capturer
-  // takes one process with --parent, and the engine uses it only while the job is one.
-  features = {
-    parent: text.includes("--parent"), treeParent: text.includes("--parent IMAGE (trees too)"),
-    tree: text.includes("--no-children"), track: text.includes("--track"),
-  };
+  features = featuresOf(text);
   return features;
+}
+
+/** captureFeatures() without blocking: runJob asks once the job runs (not on its start-up path). */
+function probeCaptureFeatures(): Promise<CaptureFeatures> {
+  if (features) return Promise.resolve(features);
+  return new Promise((resolve) => {
+    execFile(captureBinary(), ["--help"], { encoding: "utf8" }, (_err, stdout, stderr) => {
+      features ??= featuresOf(`${stdout ?? ""}${stderr ?? ""}`);
+      resolve(features);
+    });
+  });
+}
+
+/**
+ * The image reader and verifier, loaded on first use: most of the code ckimg run would load
+ * before starting the job (a fresh launch needs none of it until its first checkpoint).
+ */
+let verifier: Promise<typeof VerifyImage> | undefined;
+function loadVerifier(): Promise<typeof VerifyImage> {
+  verifier ??= import("../format/verify.js").then((m) => m.verifyImage);
+  return verifier;
 }
 
 /** The signal numbers the guard holds back for a set of actions. */
@@ -154,7 +179,6 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
   const actions = new Map([...DEFAULT_ACTIONS, ...(o.actions ?? [])]);
   const signals: SignalSource = o.signals ?? process;
   const comeBack = o.checkpointExitCode ?? COME_BACK_STATUS;
-  const feats = captureFeatures();
   const dir = await RunDir.open(o.dir, o.command, process.cwd());
   const hold = heldSignals(actions);
 
@@ -204,6 +228,7 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
   const t0 = performance.now();
   for (const c of await dir.candidates()) {
     const path = dir.imagePath(c.file);
+    const verifyImage = await loadVerifier();
     const report = await verifyImage(path, { threads: 1 }).catch((err: Error) => ({ ok: false, problems: [{ detail: err.message, offset: undefined }] }));
     if (!report.ok) {
       const p = report.problems[0];
@@ -249,6 +274,9 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
   dir.manifest.jobPid = pid;
   dir.manifest.exitCode = null;
   await dir.save();
+  // What the checkpoints need, asked for now that the job runs rather than before it starts
+  const featsReady = probeCaptureFeatures();
+  void loadVerifier();
 
   const nice = o.captureNice ?? DEFAULT_CAPTURE_NICE;
   // Pruning's flatten runs in a child (at `nice`); once the job has ended it is stopped, and no
@@ -274,6 +302,8 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
 
   /** One checkpoint; true when an image joined the run. */
   const checkpointOnce = async (reason: string, mode: CheckpointMode): Promise<boolean> => {
+    if (ended) return false;
+    const feats = await featsReady;
     if (ended) return false;
     if (!feats.tree && !treeWarned && hasChildren(pid)) {
       treeWarned = true;
@@ -324,7 +354,7 @@ export async function runJob(o: JobOptions): Promise<JobOutcome> {
         summary = await capture(null);
       }
       // its parents verified when they joined the run: only this file and its digests
-      const report = await verifyImage(path, { threads: 1, parentsVerified: true });
+      const report = await (await loadVerifier())(path, { threads: 1, parentsVerified: true });
       if (!report.ok) {
         await unlink(path).catch(() => {});
         throw new Error(`the new image did not verify: ${report.problems[0]?.detail ?? "damaged"}`);

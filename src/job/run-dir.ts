@@ -14,8 +14,6 @@ import { mkdir, readFile, readlink, rename, rm, rmdir, stat, symlink, unlink, re
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { writeFileAtomically } from "../format/atomic.js";
-import { flattenImage } from "../format/flatten.js";
-import { verifyImage } from "../format/verify.js";
 
 export const MANIFEST = "ckimg-run.json";
 export const LATEST = "latest";
@@ -43,6 +41,9 @@ export type Flattener = (input: string, output: string) => Promise<{ bytes: numb
 
 /** The Flattener of this process (`ckimg run` uses a child at low priority: ./flatten-child.ts). */
 export async function flattenInProcess(input: string, output: string): Promise<{ bytes: number }> {
+  // (imported here, not at the top: `ckimg run` opens its directory before it starts the job,
+  // and the image code is most of what it would load first — see engine.ts)
+  const [{ flattenImage }, { verifyImage }] = await Promise.all([import("../format/flatten.js"), import("../format/verify.js")]);
   const r = await flattenImage(input, output);
   const report = await verifyImage(output, { threads: 1 });
   if (!report.ok) throw new Error(`the flattened image did not verify: ${report.problems[0]?.detail ?? "damaged"}`);

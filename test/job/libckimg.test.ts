@@ -7,6 +7,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { openImage } from "../../src/format/reader.js";
 import { verifyImage } from "../../src/format/verify.js";
 import { REPO, compileC, makeTempDir, removeTempDirs } from "../native/helpers.js";
 
@@ -101,6 +102,96 @@ int main(int argc, char **argv) {
     const again = restore(image);
     expect(again.status, again.stderr).toBe(0);
     expect(again.stdout).toBe("worker: 1\nmain: ticks 20 after 1\n");
+  });
+
+  // A job with a worker process: the worker keeps a running hash of the steps the parent sends
+  // it over a pipe and returns each new value; the parent checkpoints every EVERY steps (image
+  // IMG.STEP) — the worker is in every image with its state — and at the end prints the last
+  // hash and the worker's exit status (a function of its hash: its state survived too).
+  const TREE_SRC = `
+#include <ckimg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  long every = atol(argv[2]), limit = atol(argv[3]);
+  unsigned flags = argc > 4 ? CKIMG_EXIT : 0;
+  unsigned long long h = 0;
+  int down[2], up[2], st;
+  char image[4096];
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  if (pipe(down) || pipe(up)) return 3;
+  pid_t w = fork();
+  if (w == 0) {
+    unsigned long long wh = 1469598103934665603ull;
+    long v;
+    close(down[1]); close(up[0]);
+    while (read(down[0], &v, sizeof(v)) == sizeof(v)) {
+      wh = (wh ^ (unsigned long long)v) * 1099511628211ull;
+      if (write(up[1], &wh, sizeof(wh)) != sizeof(wh)) _exit(99);
+    }
+    _exit((int)(wh % 200));
+  }
+  close(down[0]); close(up[1]);
+  printf("worker %d\\n", (int)w);
+  for (long i = 0; i < limit; i++) {
+    if (every > 0 && i > 0 && i % every == 0) {
+      snprintf(image, sizeof(image), "%s.%ld", argv[1], i);
+      int r = ckimg_checkpoint(image, flags);
+      if (r < 0) { perror("ckimg_checkpoint"); return 1; }
+      printf("checkpoint %ld: %d\\n", i, r);
+    }
+    if (write(down[1], &i, sizeof(i)) != sizeof(i) || read(up[0], &h, sizeof(h)) != sizeof(h)) return 4;
+    usleep(1000);
+  }
+  close(down[1]);
+  if (waitpid(w, &st, 0) != w) return 5;
+  printf("hash %llx worker exit %d\\n", h, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+  return 0;
+}`;
+
+  it("takes the caller's process tree: a forked worker is in the image, and after a restore both go on from that step", async () => {
+    const exe = compileC(TREE_SRC, "tree", [`-I${join(BUILD, "include")}`, join(BUILD, "libckimg.a")]);
+    const base = join(makeTempDir("ckimg-lib-"), "tree.img");
+    const reference = spawnSync(exe, [base, "0", "60"], { encoding: "utf8", timeout: 60_000 });
+    expect(reference.status, reference.stderr).toBe(0);
+    const result = reference.stdout.split("\n").find((l) => l.startsWith("hash "));
+    expect(result).toMatch(/^hash [0-9a-f]+ worker exit \d+$/);
+    const first = spawnSync(exe, [base, "20", "60"], { encoding: "utf8", timeout: 60_000 });
+    expect(first.status, first.stderr).toBe(0);
+    expect(first.stdout.split("\n").slice(1).join("\n")).toBe(`checkpoint 20: 0\ncheckpoint 40: 0\n${result}\n`);
+    const worker = Number(/^worker (\d+)$/m.exec(first.stdout)?.[1]);
+    for (const step of [20, 40]) {
+      expect((await verifyImage(`${base}.${step}`, { threads: 1 })).ok).toBe(true);
+      const image = await openImage(`${base}.${step}`);
+      try {
+        expect(image.processes.map((p) => p.process.pid), `image of step ${step}: the caller and its worker`).toEqual([first.pid, worker]);
+      } finally {
+        await image.close();
+      }
+    }
+    // from step 20: the restored caller sees 1, checkpoints again at 40 (0: it is the original
+    // of that one), and the restored worker's state gives the uninterrupted run's result
+    const again = restore(`${base}.20`);
+    expect(again.status, again.stderr).toBe(0);
+    expect(again.stdout).toBe(`checkpoint 20: 1\ncheckpoint 40: 0\n${result}\n`);
+  });
+
+  it("CKIMG_EXIT with a worker: the image holds both, both end (exit 0, worker reaped); the restore finishes the run", () => {
+    const exe = compileC(TREE_SRC, "tree-exit", [`-I${join(BUILD, "include")}`, join(BUILD, "libckimg.a")]);
+    const base = join(makeTempDir("ckimg-lib-"), "tree-exit.img");
+    const reference = spawnSync(exe, [base, "0", "50"], { encoding: "utf8", timeout: 60_000 });
+    const result = reference.stdout.split("\n").find((l) => l.startsWith("hash "));
+    expect(result).toMatch(/^hash /);
+    const first = spawnSync(exe, [base, "30", "50", "exit"], { encoding: "utf8", timeout: 60_000 });
+    expect(first.status, first.stderr).toBe(0);
+    const worker = Number(/^worker (\d+)$/m.exec(first.stdout)?.[1]);
+    expect(first.stdout).toBe(`worker ${worker}\n`);
+    expect(existsSync(`/proc/${worker}`), "the worker ended with the caller").toBe(false);
+    const again = restore(`${base}.30`);
+    expect(again.status, again.stderr).toBe(0);
+    expect(again.stdout).toBe(`checkpoint 30: 1\n${result}\n`);
   });
 
   it("from Python through ctypes (examples/libckimg/counter.py)", () => {

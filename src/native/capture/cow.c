@@ -431,9 +431,12 @@ static int find_unforked(struct capture *c, pid_t twin)
 	size_t j = 0;
 	for (size_t i = 0; !err && i < c->nareas; i++) {
 		struct area *a = &c->areas[i];
-		while (j < n && tw[j][0] < a->start)
+		/* (contained, not equal: the scratch mapping was made in the target before the fork
+		 * and may have merged with an adjacent area of the same protection — in the twin the
+		 * area can be part of a larger one; the scratch goes from the target afterwards) */
+		while (j < n && tw[j][1] <= a->start)
 			j++;
-		if (j == n || tw[j][0] != a->start || tw[j][1] != a->end) {
+		if (j == n || tw[j][0] > a->start || tw[j][1] < a->end) {
 			a->flags |= CKIMG_AREA_DONTFORK;
 			continue;
 		}

@@ -213,7 +213,8 @@ static int scan_children(struct cap_tree *t, const struct capture *root, size_t 
 			continue;
 		for (char *tok = strtok(list, " \n"); !err && tok; tok = strtok(NULL, " \n")) {
 			pid_t child = (pid_t)atoi(tok);
-			if (child > 0 && !known(t, child)) {
+			/* (not this capturer: libckimg's caller forks it to capture its own tree) */
+			if (child > 0 && child != getpid() && !known(t, child)) {
 				err = add_process(t, root, child, pid);
 				*added = 1;
 			}

@@ -1,12 +1,16 @@
 /*
  * libckimg: ckimg_checkpoint() (see ckimg.h). A process cannot ptrace its own threads, so a
- * forked ckimg-capture freezes it while the calling thread waits for that child. The wait is
- * what tells the two worlds apart: the original reaps its capturer; a process restored from
- * the image has no such child (its waitpid fails with ECHILD), so it knows it is the restore.
- * No descriptor is open across the capture (the image must not hold a pipe to a dead helper).
+ * forked ckimg-capture freezes it — and its descendants: the capturer takes the process tree
+ * below its target, leaving out itself — while the calling thread waits for that child. The
+ * wait is what tells the two worlds apart: the original reaps its capturer; a process restored
+ * from the image has no such child (its waitpid fails with ECHILD), so it knows it is the
+ * restore. No descriptor is open across the capture (the image must not hold a pipe to a dead
+ * helper).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
@@ -18,6 +22,51 @@
 #ifndef CKIMG_CAPTURE_DEFAULT
 #define CKIMG_CAPTURE_DEFAULT "ckimg-capture"
 #endif
+
+/* SIGKILL every process below pid (children of each of its threads, depth first); 1 if any. */
+static int kill_descendants(pid_t pid, int depth)
+{
+	char path[64];
+	struct dirent *e;
+	int any = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	if (depth > 64 || !(d = opendir(path)))
+		return 0;
+	while ((e = readdir(d))) {
+		char cpath[320];
+		FILE *f;
+		int child;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(cpath, sizeof(cpath), "/proc/%d/task/%s/children", (int)pid, e->d_name);
+		if (!(f = fopen(cpath, "re")))
+			continue;
+		while (fscanf(f, "%d", &child) == 1) {
+			kill_descendants(child, depth + 1);
+			kill(child, SIGKILL);
+			any = 1;
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return any;
+}
+
+/*
+ * CKIMG_EXIT: the processes of the image end with the caller. Its descendants are killed and
+ * its own children reaped (theirs go to a subreaper or init), pass after pass until it has no
+ * child left, not even a zombie (/proc lists those too): one forked meanwhile is found by the
+ * next pass.
+ */
+static void end_descendants(void)
+{
+	while (kill_descendants(getpid(), 0))
+		while (waitpid(-1, NULL, __WALL) < 0 && errno == EINTR)
+			;
+}
 
 int ckimg_checkpoint(const char *path, unsigned flags)
 {
@@ -45,8 +94,15 @@ int ckimg_checkpoint(const char *path, unsigned flags)
 		return -1;
 	}
 	if (child == 0) {
-		/* the calling process and its threads: its children would include this capturer */
-		char *argv[] = { (char *)bin, pidtext, "-o", (char *)path, "--no-children", NULL };
+		/*
+		 * the calling process, its threads and its descendants (the capturer leaves itself
+		 * out). CKIMG_EXIT: stop-and-copy, the tree frozen until the image is complete — it
+		 * ends right after, so the copy-on-write capture's short freeze buys nothing, and its
+		 * processes would run on meanwhile.
+		 */
+		char *argv[] = { (char *)bin, pidtext, "-o", (char *)path, NULL, NULL };
+		if (flags & CKIMG_EXIT)
+			argv[4] = "--no-cow";
 		/* wait until the parent allowed us to trace it (Yama) and closed its end of the gate */
 		close(gate[1]);
 		while (read(gate[0], &dummy, 1) < 0 && errno == EINTR)
@@ -67,8 +123,10 @@ int ckimg_checkpoint(const char *path, unsigned flags)
 		return errno == ECHILD ? 1 : -1;
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
 		/* CKIMG_EXIT: the image is durable; nothing of ours may run (or flush) past it */
-		if (flags & CKIMG_EXIT)
+		if (flags & CKIMG_EXIT) {
+			end_descendants();
 			_exit(0);
+		}
 		return 0;
 	}
 	errno = WIFEXITED(st) && WEXITSTATUS(st) == 127 ? ENOENT : EIO;

@@ -1655,9 +1655,10 @@ int restore_tree(struct restore_args *r)
 			close(T.shm[k].fd);
 		for (size_t k = 0; k < T.ncontent_fds; k++)
 			close(T.content_fds[k]);
-		/* our copy of a pty would hide its hangup, of a socket pair the peer's close */
+		/* our copy of a pty would hide its hangup, of a socket pair the peer's close, of a
+		 * pipe its end of file (a reader of the tree would wait for it for ever) */
 		for (size_t k = 0; k < T.nobjs; k++)
-			for (int e = 0; (T.objs[k].tag == PTY_TAG || T.objs[k].tag == UNIX_TAG) && e < 2; e++)
+			for (int e = 0; (T.objs[k].tag == PTY_TAG || T.objs[k].tag == UNIX_TAG || T.objs[k].tag == PIPE_TAG) && e < 2; e++)
 				close(T.objs[k].fd[e]);
 	}
 	if (pid < 0) {
