@@ -262,3 +262,38 @@ export async function until<T>(what: string, f: () => T | undefined | false, ms 
     await sleep(50);
   }
 }
+
+/** Send one command line to p and wait (60 s at most) for its answer after it. */
+export async function ask(p: Started, cmd: string, answer: RegExp): Promise<string> {
+  const from = p.lines.length;
+  p.write(cmd + "\n");
+  return p.waitForLine(answer, { from, timeoutMs: 60_000 });
+}
+
+/** A process is gone (or a zombie nobody reaps: PID 1 here does not). */
+export function dead(pid: number): boolean {
+  try {
+    return /^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return true;
+  }
+}
+
+/** Areas of pid registered for userfaultfd write-protection (smaps VmFlags "uw"). */
+export function uffdAreas(pid: number): number {
+  return readFileSync(`/proc/${pid}/smaps`, "utf8").split("\n").filter((l) => l.startsWith("VmFlags:") && / uw\b/.test(l)).length;
+}
+
+/** Live processes traced by pid (TracerPid in their status). */
+export function tracees(pid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (new RegExp(`^TracerPid:\\s+${pid}$`, "m").test(readFileSync(`/proc/${d}/status`, "utf8"))) out.push(Number(d));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}

@@ -8,13 +8,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { release } from "node:os";
 import { join } from "node:path";
 import { openImage } from "../../src/format/index.js";
 import { areaFlagNames } from "../../src/format/records.js";
 import { captureBinary, runCapture, type CaptureSummary } from "../../src/cli/capture.js";
-import { REPO, assertUntraced, compileC, makeTempDir, removeTempDirs, sleep, startProcess, type Started } from "./helpers.js";
+import { REPO, ask, assertUntraced, compileC, dead, makeTempDir, removeTempDirs, sleep, startProcess, tracees, uffdAreas, type Started } from "./helpers.js";
 
 const CLI = join(REPO, "bin/ckimg");
 const [major, minor] = release().split(".").map(Number);
@@ -44,43 +44,9 @@ async function startWriter(mib: number): Promise<Writer> {
   return { p, addr: BigInt(addr), pages: Number(pages) };
 }
 
-async function ask(p: Started, cmd: string, answer: RegExp): Promise<string> {
-  const from = p.lines.length;
-  p.write(cmd + "\n");
-  return p.waitForLine(answer, { from, timeoutMs: 60_000 });
-}
-
-/** A process is gone (or a zombie nobody reaps: PID 1 here does not). */
-function dead(pid: number): boolean {
-  try {
-    return /^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return true;
-  }
-}
-
 async function waitDead(pid: number): Promise<void> {
   for (let i = 0; i < 500 && !dead(pid); i++) await sleep(20);
   expect(dead(pid), `process ${pid} still alive`).toBe(true);
-}
-
-/** Areas of pid registered for userfaultfd write-protection (smaps VmFlags "uw"). */
-function uffdAreas(pid: number): number {
-  return readFileSync(`/proc/${pid}/smaps`, "utf8").split("\n").filter((l) => l.startsWith("VmFlags:") && / uw\b/.test(l)).length;
-}
-
-/** Processes traced by pid (TracerPid in their status). */
-function tracees(pid: number): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      if (new RegExp(`^TracerPid:\\s+${pid}$`, "m").test(readFileSync(`/proc/${d}/status`, "utf8"))) out.push(Number(d));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
 }
 
 /**

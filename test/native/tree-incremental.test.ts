@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { openImage, verifyImage, type CheckpointImage } from "../../src/format/index.js";
 import { flattenImage } from "../../src/format/flatten.js";
 import { captureBinary, runCapture, type CaptureSummary } from "../../src/cli/capture.js";
-import { REPO, assertUntraced, makeTempDir, removeTempDirs, requireBuild, runCli, sleep, startProcess, type Started } from "./helpers.js";
+import { REPO, ask, assertUntraced, dead, makeTempDir, removeTempDirs, requireBuild, runCli, sleep, startProcess, tracees, uffdAreas, type Started } from "./helpers.js";
 import { cleanup, prog } from "./tree-helpers.js";
 
 const CLI = join(REPO, "bin/ckimg");
@@ -33,12 +33,6 @@ beforeAll(() => {
   tmp = makeTempDir("ckimg-treeincr-");
 });
 afterAll(() => removeTempDirs());
-
-async function ask(p: Started, cmd: string, answer: RegExp): Promise<string> {
-  const from = p.lines.length;
-  p.write(cmd + "\n");
-  return p.waitForLine(answer, { from, timeoutMs: 60_000 });
-}
 
 async function startTree(): Promise<{ s: Started; pids: number[] }> {
   const s = startProcess([reaper, exe, String(MIB)]);
@@ -82,15 +76,6 @@ async function sameMemory(a: CheckpointImage, b: CheckpointImage): Promise<numbe
     }
   }
   return pages;
-}
-
-/** A process is gone (or a zombie nobody reaps). */
-function dead(pid: number): boolean {
-  try {
-    return /^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return true;
-  }
 }
 
 async function scenario(track: boolean): Promise<void> {
@@ -184,25 +169,6 @@ async function scenario(track: boolean): Promise<void> {
   } finally {
     await cleanup(s, pids);
   }
-}
-
-/** Areas of pid registered for userfaultfd write-protection (smaps VmFlags "uw"). */
-function uffdAreas(pid: number): number {
-  return readFileSync(`/proc/${pid}/smaps`, "utf8").split("\n").filter((l) => l.startsWith("VmFlags:") && / uw\b/.test(l)).length;
-}
-
-/** Live processes traced by pid. */
-function tracees(pid: number): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      if (new RegExp(`^TracerPid:\\s+${pid}$`, "m").test(readFileSync(`/proc/${d}/status`, "utf8"))) out.push(Number(d));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
 }
 
 /** Keepers (ckimg-capture --keeper PID ...) of any of pids still alive. */
