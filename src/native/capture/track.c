@@ -167,8 +167,8 @@ static int cmp_pre(const void *a, const void *b)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
-/* Whether addr is in one of the first n runs of t->pre (sorted). */
-static int in_pre(const struct track *t, size_t n, uint64_t addr)
+/* The first of the first n runs of t->pre (sorted) that ends after addr; n when none does. */
+static size_t pre_index(const struct track *t, size_t n, uint64_t addr)
 {
 	size_t lo = 0, hi = n;
 	while (lo < hi) {
@@ -178,7 +178,14 @@ static int in_pre(const struct track *t, size_t n, uint64_t addr)
 		else
 			hi = mid;
 	}
-	return lo < n && t->pre[lo].start <= addr;
+	return lo;
+}
+
+/* Whether addr is in one of the first n runs of t->pre. */
+static int in_pre(const struct track *t, size_t n, uint64_t addr)
+{
+	size_t k = pre_index(t, n, addr);
+	return k < n && t->pre[k].start <= addr;
 }
 
 /*
@@ -355,17 +362,9 @@ static uint8_t *pre_in_place(const struct track *t, const struct chunk *ch)
 {
 	uint64_t s = ch->first_page, e = s + (uint64_t)ch->span_pages * PAGE_SIZE_4K, n = 0;
 	uint8_t *first = NULL;
-	size_t lo = 0, hi = t->npre;
 	if (!t->pre_pool)
 		return NULL;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (t->pre[mid].end <= s)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (size_t r = lo; r < t->npre && t->pre[r].start < e; r++) {
+	for (size_t r = pre_index(t, t->npre, s); r < t->npre && t->pre[r].start < e; r++) {
 		uint64_t rs = t->pre[r].start < s ? s : t->pre[r].start;
 		uint64_t re = t->pre[r].end > e ? e : t->pre[r].end;
 		if (!t->pre[r].valid)
@@ -380,16 +379,9 @@ static uint8_t *pre_in_place(const struct track *t, const struct chunk *ch)
 /* The copy made by precopy of the page at addr, or NULL. */
 static const uint8_t *pre_copy_of(const struct track *t, uint64_t addr)
 {
-	size_t lo = 0, hi = t->npre;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (t->pre[mid].end <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo < t->npre && t->pre[lo].start <= addr && t->pre[lo].valid && t->pre_pool)
-		return t->pre_pool + t->pre[lo].off + (addr - t->pre[lo].start);
+	size_t k = pre_index(t, t->npre, addr);
+	if (k < t->npre && t->pre[k].start <= addr && t->pre[k].valid && t->pre_pool)
+		return t->pre_pool + t->pre[k].off + (addr - t->pre[k].start);
 	return NULL;
 }
 
@@ -720,15 +712,7 @@ int track_plan_cell(const struct capture *c, const struct area *a, size_t *run, 
 		(*run)++;
 	for (size_t r = *run; r < a->nwritten && a->written[r][0] < e; r++)
 		set_bits(ch, s, e, a->written[r][0], a->written[r][1]);
-	size_t lo = 0, hi = t ? t->npre : 0;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (t->pre[mid].end <= s)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (size_t r = lo; t && r < t->npre && t->pre[r].start < e; r++)
+	for (size_t r = t ? pre_index(t, t->npre, s) : 0; t && r < t->npre && t->pre[r].start < e; r++)
 		set_bits(ch, s, e, t->pre[r].start, t->pre[r].end);
 	return 0;
 }
