@@ -103,15 +103,13 @@ static struct capture *new_capture(const struct capture *root, pid_t pid)
 static int thread_count(pid_t pid)
 {
 	char path[64], *s = NULL;
-	int n = 0;
+	unsigned long long n = 0;
 	snprintf(path, sizeof(path), "/proc/%d/status", pid);
 	if (read_file(path, &s, NULL))
 		return 0;
-	const char *p = strstr(s, "\nThreads:");
-	if (p)
-		n = atoi(p + 9);
+	proc_status_value(s, "Threads", 10, &n);
 	free(s);
-	return n;
+	return (int)n;
 }
 
 /* Add pid (a child of parent) to the tree: seized, or recorded as a zombie. */
@@ -175,12 +173,13 @@ static int add_process(struct cap_tree *t, const struct capture *root, pid_t pid
 			read_stat(pid, &state, &p.e);   /* relations as frozen */
 		}
 	}
-	if (!p.c && thread_count(pid) > 1)
+	if (!p.c) {
 		/* a zombie leader whose other threads run (pthread_exit in main: zdtm pthread02) is no
 		 * zombie: its /proc views (fds, maps, mem) are empty and ptrace refuses it */
-		return cap_fail(-ENOTSUP, "process %d: its main thread has exited while %d other thread(s) still run; "
-				"a process whose thread-group leader is gone cannot be captured", pid, thread_count(pid) - 1);
-	if (!p.c) {
+		int threads = thread_count(pid);
+		if (threads > 1)
+			return cap_fail(-ENOTSUP, "process %d: its main thread has exited while %d other thread(s) still run; "
+					"a process whose thread-group leader is gone cannot be captured", pid, threads - 1);
 		p.e.flags = CKIMG_TREE_ZOMBIE;
 		if (!parent)
 			return cap_fail(-ESRCH, "process %d is a zombie", pid);
