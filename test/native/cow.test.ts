@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { openImage } from "../../src/format/index.js";
 import { areaFlagNames } from "../../src/format/records.js";
 import { runCapture } from "../../src/cli/capture.js";
-import { REPO, assertUntraced, compileC, makeTempDir, procStatus, removeTempDirs, requireBuild, sleep, startProcess, type Started } from "./helpers.js";
+import { REPO, assertUntraced, compileC, makeTempDir, procStatus, removeTempDirs, requireBuild, sleep, startProcess, tracees, type Started } from "./helpers.js";
 
 const CLI = join(REPO, "bin/ckimg");
 const CAPTURE = join(REPO, "build/ckimg-capture");
@@ -105,18 +105,12 @@ async function saidReaped(p: Started, pid: number, ms = 5000): Promise<boolean> 
   return p.stderr().includes(`reaped ${pid}\n`);
 }
 
-/** Processes traced by `tracer`. */
-function tracees(tracer: number): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync("/proc")) {
-    if (!/^[0-9]+$/.test(d)) continue;
-    try {
-      if (Number(procStatus(Number(d)).TracerPid) === tracer) out.push(Number(d));
-    } catch {
-      /* gone */
-    }
+/** Each 4 KiB page pg of bytes is all the byte want(pg); a failure names the page (and what). */
+function expectPagesFilled(bytes: Uint8Array, want: (pg: number) => number, what: Record<string, number> = {}): void {
+  for (let pg = 0; pg * 4096 < bytes.length; pg++) {
+    const page = bytes.subarray(pg * 4096, (pg + 1) * 4096);
+    expect({ ...what, page: pg, ok: page.every((b) => b === want(pg)) }).toEqual({ ...what, page: pg, ok: true });
   }
-  return out;
 }
 
 describe("copy-on-write capture", () => {
@@ -248,14 +242,8 @@ describe("copy-on-write capture", () => {
       await p.waitForLine(/^poked/);
       const img = await openImage(path);
       try {
-        for (let k = 0; k < 3; k++) {
-          const bytes = await img.readMemory(areas[k], 16 * 4096);
-          for (let pg = 0; pg < 16; pg++) {
-            const want = 65 + k + pg;
-            const page = bytes.subarray(pg * 4096, (pg + 1) * 4096);
-            expect({ area: k, page: pg, ok: page.every((b) => b === want) }).toEqual({ area: k, page: pg, ok: true });
-          }
-        }
+        for (let k = 0; k < 3; k++)
+          expectPagesFilled(await img.readMemory(areas[k], 16 * 4096), (pg) => 65 + k + pg, { area: k });
         // the areas' VmFlags are read after the release (from the twin; MADV_DONTFORK ones,
         // which the twin lacks, from the target): they are the target's, all of them
         const area = (a: bigint) => img.areas.find((x) => x.start === a)!;
@@ -295,12 +283,8 @@ describe("copy-on-write capture", () => {
       try {
         const area = img.areas.find((a) => a.start === addr)!;
         expect(area.path).toBe(join(tmp, "private-file.data"));
-        const bytes = await img.readMemory(addr, 16 * 4096);
-        for (let pg = 0; pg < 16; pg++) {
-          const want = pg < 8 ? 70 + pg : 102;     // 'F' + p written, 'f' the file's
-          const page = bytes.subarray(pg * 4096, (pg + 1) * 4096);
-          expect({ page: pg, ok: page.every((b) => b === want) }).toEqual({ page: pg, ok: true });
-        }
+        // 'F' + p written, 'f' the file's
+        expectPagesFilled(await img.readMemory(addr, 16 * 4096), (pg) => (pg < 8 ? 70 + pg : 102));
       } finally {
         await img.close();
       }

@@ -16,6 +16,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSyn
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { captureBinary } from "../../src/cli/capture.js";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const PROGRAMS = join(REPO, "test/native/programs");
@@ -296,4 +297,24 @@ export function tracees(pid: number): number[] {
     }
   }
   return out;
+}
+
+/**
+ * Start the capturer on targets[0] (deflate through a 1 MiB ring, one worker: the copy takes a
+ * while); resolve with its pid once every target is released and it traces only copy-on-write
+ * twins, i.e. after the freeze that scanned or registered the targets' areas.
+ */
+export async function captureUntilTwin(targets: number[], args: string[]): Promise<number> {
+  const c = spawn(captureBinary(), [String(targets[0]), ...args, "--compress", "deflate", "--buffer-mb", "1"], {
+    stdio: ["ignore", "ignore", "ignore"], env: { ...process.env, CKIMG_WORKERS: "1" },
+  });
+  let exited = false;
+  c.on("exit", () => { exited = true; });
+  for (let t = 0; t < 20_000 && !exited; t += 5) {
+    const tr = tracees(c.pid!);
+    if (tr.length && tr.every((p) => !targets.includes(p)) && targets.every((p) => /^TracerPid:\s+0$/m.test(readFileSync(`/proc/${p}/status`, "utf8"))))
+      return c.pid!;
+    await sleep(5);
+  }
+  throw new Error("the capturer ended (or never released its targets) before it could be killed mid-copy");
 }

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { openImage } from "../../src/format/index.js";
 import { areaFlagNames } from "../../src/format/records.js";
 import { captureBinary, runCapture, type CaptureSummary } from "../../src/cli/capture.js";
-import { REPO, ask, assertUntraced, compileC, dead, makeTempDir, removeTempDirs, sleep, startProcess, tracees, uffdAreas, type Started } from "./helpers.js";
+import { REPO, ask, assertUntraced, captureUntilTwin, compileC, dead, makeTempDir, removeTempDirs, sleep, startProcess, uffdAreas, type Started } from "./helpers.js";
 
 const CLI = join(REPO, "bin/ckimg");
 const [major, minor] = release().split(".").map(Number);
@@ -47,25 +47,6 @@ async function startWriter(mib: number): Promise<Writer> {
 async function waitDead(pid: number): Promise<void> {
   for (let i = 0; i < 500 && !dead(pid); i++) await sleep(20);
   expect(dead(pid), `process ${pid} still alive`).toBe(true);
-}
-
-/**
- * Start the capturer (deflate through a 1 MiB ring, one worker: the copy takes a while);
- * resolve with its pid once the target is released and the copy-on-write twin is being read,
- * i.e. after the freeze that scanned or registered the target's areas.
- */
-async function captureUntilTwin(target: number, args: string[]): Promise<number> {
-  const c = spawn(captureBinary(), [String(target), ...args, "--compress", "deflate", "--buffer-mb", "1"], {
-    stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CKIMG_WORKERS: "1" },
-  });
-  let exited = false;
-  c.on("exit", () => { exited = true; });
-  for (let t = 0; t < 20_000 && !exited; t += 5) {
-    const tr = tracees(c.pid!);
-    if (tr.length === 1 && tr[0] !== target && /^TracerPid:\s+0$/m.test(readFileSync(`/proc/${target}/status`, "utf8"))) return c.pid!;
-    await sleep(5);
-  }
-  throw new Error("the capturer ended (or never released the target) before it could be killed mid-copy");
 }
 
 describe.skipIf(!kernelOk)("dirty-page tracking (--track)", () => {
@@ -311,7 +292,7 @@ int main(void)
     try {
       const before = await ask(w.p, "world", /^world /);
       // first capture: killed while it reads the twin (after the freeze that registered)
-      const cap = await captureUntilTwin(w.p.pid, ["-o", join(tmp, "k-a.img"), "--track"]);
+      const cap = await captureUntilTwin([w.p.pid], ["-o", join(tmp, "k-a.img"), "--track"]);
       process.kill(cap, "SIGKILL");
       await waitDead(cap);
       for (let i = 0; i < 100 && uffdAreas(w.p.pid) > 0; i++) await sleep(20);
@@ -324,7 +305,7 @@ int main(void)
       const a = join(tmp, "k-b.img");
       const first = await runCapture({ pid: w.p.pid, output: a, track: true });
       await runCapture({ pid: w.p.pid, output: join(tmp, "k-c.img"), parent: a, track: true });
-      const cap2 = await captureUntilTwin(w.p.pid, ["-o", join(tmp, "k-d.img"), "--parent", a, "--track"]);
+      const cap2 = await captureUntilTwin([w.p.pid], ["-o", join(tmp, "k-d.img"), "--parent", a, "--track"]);
       process.kill(cap2, "SIGKILL");
       await waitDead(first.keeperPid);
       for (let i = 0; i < 100 && uffdAreas(w.p.pid) > 0; i++) await sleep(20);

@@ -7,14 +7,13 @@
  * process continues and computes the checksum it had; a parent image of another tree is refused.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawn } from "node:child_process";
 import { copyFileSync, existsSync, readFileSync, readdirSync, renameSync } from "node:fs";
 import { release } from "node:os";
 import { join } from "node:path";
 import { openImage, verifyImage, type CheckpointImage } from "../../src/format/index.js";
 import { flattenImage } from "../../src/format/flatten.js";
-import { captureBinary, runCapture, type CaptureSummary } from "../../src/cli/capture.js";
-import { REPO, ask, assertUntraced, dead, makeTempDir, removeTempDirs, requireBuild, runCli, sleep, startProcess, tracees, uffdAreas, type Started } from "./helpers.js";
+import { runCapture, type CaptureSummary } from "../../src/cli/capture.js";
+import { REPO, ask, assertUntraced, captureUntilTwin, dead, makeTempDir, removeTempDirs, requireBuild, runCli, sleep, startProcess, uffdAreas, type Started } from "./helpers.js";
 import { cleanup, prog } from "./tree-helpers.js";
 
 const CLI = join(REPO, "bin/ckimg");
@@ -187,22 +186,10 @@ function keepersOf(pids: number[]): number[] {
 }
 
 /** Start a capture of the tree; SIGKILL it once the tree is released and it reads the twins. */
-async function killMidCopy(root: number, pids: number[], args: string[]): Promise<void> {
-  const c = spawn(captureBinary(), [String(root), ...args, "--compress", "deflate", "--buffer-mb", "1"], {
-    stdio: ["ignore", "ignore", "ignore"], env: { ...process.env, CKIMG_WORKERS: "1" },
-  });
-  let exited = false;
-  c.on("exit", () => { exited = true; });
-  for (let t = 0; t < 20_000 && !exited; t += 5) {
-    const tr = tracees(c.pid!);
-    if (tr.length && tr.every((p) => !pids.includes(p)) && pids.every((p) => /^TracerPid:\s+0$/m.test(readFileSync(`/proc/${p}/status`, "utf8")))) {
-      process.kill(c.pid!, "SIGKILL");
-      for (let i = 0; i < 250 && !exited; i++) await sleep(20);
-      return;
-    }
-    await sleep(5);
-  }
-  throw new Error("the capturer ended (or never released the tree) before it could be killed mid-copy");
+async function killMidCopy(pids: number[], args: string[]): Promise<void> {
+  const cap = await captureUntilTwin(pids, args);
+  process.kill(cap, "SIGKILL");
+  for (let i = 0; i < 250 && !dead(cap); i++) await sleep(20);
 }
 
 /** The pid of the worker forked between the captures (the last one). */
@@ -223,7 +210,7 @@ describe("incremental capture of a process tree", () => {
     try {
       const before = (await ask(t.s, "sum", /^sum /)).slice(4);
       // a first --track capture killed while it reads the twins: no keeper was started yet
-      await killMidCopy(pids[0], pids, ["-o", join(tmp, "kill-a.img"), "--track"]);
+      await killMidCopy(pids, ["-o", join(tmp, "kill-a.img"), "--track"]);
       for (let i = 0; i < 100 && pids.some((p) => uffdAreas(p) > 0); i++) await sleep(20);
       for (const p of pids) {
         assertUntraced(p);
@@ -237,7 +224,7 @@ describe("incremental capture of a process tree", () => {
       const first = await runCapture({ pid: pids[0], output: a, track: true });
       expect(first.keeperPids).toHaveLength(3);
       await runCapture({ pid: pids[0], output: join(tmp, "kill-c.img"), parent: a, track: true });
-      await killMidCopy(pids[0], pids, ["-o", join(tmp, "kill-d.img"), "--parent", a, "--track"]);
+      await killMidCopy(pids, ["-o", join(tmp, "kill-d.img"), "--parent", a, "--track"]);
       for (const k of first.keeperPids) {
         for (let i = 0; i < 250 && !dead(k); i++) await sleep(20);
         expect(dead(k), `keeper ${k} left behind`).toBe(true);
