@@ -18,8 +18,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static uint64_t last_start_time;        /* of the last read_stat */
-
 /*
  * Incremental and tracked captures of a tree: each descendant's work that needs no freeze
  * (its parent image's digests, its tracking session and the copy of the pages written so far)
@@ -32,8 +30,9 @@ static struct pre_capture {
 } *pre;
 static size_t npre;
 
-/* Fields of /proc/PID/stat after the comm: state, ppid, pgrp, session, … exit_code (52). */
-static int read_stat(pid_t pid, char *state, struct ckimg_tree_entry *e)
+/* Fields of /proc/PID/stat after the comm: state, ppid, pgrp, session, start time (22, into
+ * *start_time unless NULL), exit_code (52). */
+static int read_stat(pid_t pid, char *state, struct ckimg_tree_entry *e, uint64_t *start_time)
 {
 	char path[64], *s = NULL;
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
@@ -59,7 +58,8 @@ static int read_stat(pid_t pid, char *state, struct ckimg_tree_entry *e)
 	e->pgid = (uint32_t)field[2];
 	e->sid = (uint32_t)field[3];
 	e->exit_status = n >= 50 ? (uint32_t)field[49] : 0;
-	last_start_time = n >= 20 ? field[19] : 0;      /* stat field 22 */
+	if (start_time)
+		*start_time = n >= 20 ? field[19] : 0;
 	return 0;
 }
 
@@ -127,12 +127,12 @@ static int add_process(struct cap_tree *t, const struct capture *root, pid_t pid
 		t->procs = n;
 		t->cap = cap;
 	}
-	if ((err = read_stat(pid, &state, &p.e)))
+	uint64_t st = 0;
+	if ((err = read_stat(pid, &state, &p.e, &st)))
 		return parent ? 0 : cap_fail(err, "process %d is gone", pid);   /* reaped meanwhile */
 	if (parent && (pid_t)p.e.ppid != parent)
 		return 0;               /* reaped and the pid reused meanwhile */
 	if (state != 'Z' && state != 'X') {
-		uint64_t st = last_start_time;
 		for (size_t k = 0; pid != root->pid && k < npre; k++)
 			if (pre[k].c && pre[k].c->pid == pid && pre[k].start_time == st) {
 				p.c = pre[k].c;         /* prepared before the freeze */
@@ -156,7 +156,7 @@ static int add_process(struct cap_tree *t, const struct capture *root, pid_t pid
 			}
 		}
 		err = pt_freeze(&p.c->pt, pid);
-		if (err && parent && read_stat(pid, &state, &p.e) == 0 && state == 'Z')
+		if (err && parent && read_stat(pid, &state, &p.e, NULL) == 0 && state == 'Z')
 			err = 0;        /* it exited before the seize: a zombie now */
 		if (err) {
 			if (p.c != root)
@@ -170,7 +170,7 @@ static int add_process(struct cap_tree *t, const struct capture *root, pid_t pid
 		}
 		if (p.c) {
 			p.c->frozen = 1;
-			read_stat(pid, &state, &p.e);   /* relations as frozen */
+			read_stat(pid, &state, &p.e, NULL);   /* relations as frozen */
 		}
 	}
 	if (!p.c) {
@@ -318,10 +318,11 @@ static int prepare(const struct capture *root, pid_t pid, int depth)
 	for (char *save = NULL, *tok = strtok_r(list, " \n", &save); !err && tok; tok = strtok_r(NULL, " \n", &save)) {
 		struct ckimg_tree_entry e;
 		char state;
+		uint64_t st = 0;
 		pid_t child = (pid_t)atoi(tok);
-		if (child <= 0 || read_stat(child, &state, &e) || state == 'Z' || state == 'X')
+		if (child <= 0 || read_stat(child, &state, &e, &st) || state == 'Z' || state == 'X')
 			continue;
-		struct pre_capture pc = { new_capture(root, child), last_start_time };
+		struct pre_capture pc = { new_capture(root, child), st };
 		struct pre_capture *n = realloc(pre, (npre + 1) * sizeof(*pre));
 		if (!pc.c || !n) {
 			free(pc.c);
