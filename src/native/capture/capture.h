@@ -25,6 +25,7 @@ const char *cap_fail_reason(void);
 uint64_t now_ns(int clock);
 int proc_status_value(const char *status, const char *name, int base, unsigned long long *v);
 unsigned long long proc_seccomp_mode(pid_t pid);    /* /proc/PID/status "Seccomp", 0 when unknown */
+int proc_start_time(pid_t pid, uint64_t *out);      /* /proc/PID/stat field 22, clock ticks */
 /* ckimg's own thread real-time (SCHED_FIFO 1) while on, when allowed and not
  * CKIMG_COW_NO_BOOST: work that keeps the target stopped does not wait for a CPU. */
 void cap_boost_self(int on);

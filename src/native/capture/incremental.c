@@ -200,28 +200,6 @@ static char *path_hint(const char *parent, const char *child)
 	return out ? out : strdup(parent);
 }
 
-/* Field 22 of /proc/PID/stat (start time in clock ticks), as collect_process reads it. */
-static int live_start_time(pid_t pid, uint64_t *out)
-{
-	char path[64], *stat = NULL;
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	int err = read_file(path, &stat, NULL);
-	if (err)
-		return err;
-	char *p = strrchr(stat, ')');
-	int field = 2;
-	err = -EINVAL;
-	for (; p && *p; p++) {
-		if (*p == ' ' && ++field == 22) {
-			*out = strtoull(p + 1, NULL, 10);
-			err = 0;
-			break;
-		}
-	}
-	free(stat);
-	return err;
-}
-
 /*
  * The records of process `pid` in the parent image at path (PROCESS, PARENT, PAGE_DIGESTS):
  * a tree image's records of that owner, a single-process image's all. *found: the image holds
@@ -441,7 +419,7 @@ int incr_load_parent(struct capture *c)
 		return cap_fail(-EINVAL, "parent %s is a capture of another process tree (it holds no process %d)", path, c->pid);
 	/* Same process: pid and start time (a reused pid has another start time). */
 	uint64_t live = 0;
-	err = live_start_time(c->pid, &live);
+	err = proc_start_time(c->pid, &live);
 	if (err)
 		return cap_fail(err, "process %d is gone", c->pid);
 	if ((pid_t)pi->pid != c->pid || pi->start_time != live)
@@ -474,7 +452,7 @@ int incr_load_parent_of_child(const struct capture *root, struct capture *c)
 	int err = load_parent_proc(root->parent_path, c->pid, pi, &found, &tree_root);
 	if (!err && found && memcmp(pi->image_id, rp->image_id, 16))
 		err = cap_fail(-EINVAL, "parent %s changed during the capture", root->parent_path);
-	if (!err && found && live_start_time(c->pid, &live) == 0 && live == pi->start_time) {
+	if (!err && found && proc_start_time(c->pid, &live) == 0 && live == pi->start_time) {
 		pi->hint = strdup(rp->hint);
 		if (!pi->hint)
 			err = -ENOMEM;

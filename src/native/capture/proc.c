@@ -64,6 +64,24 @@ int proc_status_value(const char *status, const char *name, int base, unsigned l
 	return status_nums(status, name, base, v, 1) == 1 ? 0 : -ENOENT;
 }
 
+/* A process's start time as collect_process records it (stat field 22): a pid with another
+ * start time is another process. -errno when pid is gone or the line is cut short. */
+int proc_start_time(pid_t pid, uint64_t *out)
+{
+	char path[64], *stat = NULL;
+	unsigned long long f[23];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	int err = read_file(path, &stat, NULL);
+	if (!err)
+		err = stat_fields(stat, f, 23);
+	free(stat);
+	if (!err && !f[22])
+		err = -EINVAL;
+	if (!err)
+		*out = f[22];
+	return err;
+}
+
 unsigned long long proc_seccomp_mode(pid_t pid)
 {
 	char path[64], *status = NULL;

@@ -108,18 +108,8 @@ static void note(struct capture *c, const char *fmt, const char *arg)
 /* Start time (field 22 of /proc/PID/stat), 0 when unknown. */
 static uint64_t start_time_of(pid_t pid)
 {
-	char path[64], *stat = NULL;
 	uint64_t v = 0;
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if (read_file(path, &stat, NULL))
-		return 0;
-	char *p = strrchr(stat, ')');
-	for (int field = 2; p && *p; p++)
-		if (*p == ' ' && ++field == 22) {
-			v = strtoull(p + 1, NULL, 10);
-			break;
-		}
-	free(stat);
+	proc_start_time(pid, &v);
 	return v;
 }
 
