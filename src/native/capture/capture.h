@@ -319,6 +319,10 @@ int next_run(const struct chunk *ch, uint32_t *p, uint32_t *q);
 int cap_remote_per_thread(struct capture *c, struct pt_syscall *calls, size_t k, const char *what);
 /* mm.c: a pagemap entry of a swapped-out page (not a pte marker: uffd-wp, guard) */
 int pm_swapped_page(uint64_t e8);
+/* mm.c: a page of a private mapping the process wrote (swapped, or present and not the file's) */
+int pm_own_private_page(uint64_t e8);
+/* mm.c: the same page frame as the parent process's at this address (still shared since fork) */
+int shared_with_parent(uint64_t mine, uint64_t parents);
 int cow_read_while_frozen(const struct capture *c, const struct area *a);
 int cow_collect_areas(struct capture *c);     /* freeze: maps; smaps only when needed */
 int cow_fallback_plan(struct capture *c);     /* no twin after all: flags, every chunk */

@@ -48,6 +48,13 @@ static int pm_page(uint64_t e8)
 	return (e8 & PM_PRESENT) || pm_swapped_page(e8);
 }
 
+/* A page of a private file mapping that is the process's own (it wrote it): swapped out, or in
+ * memory and no longer the file's. */
+int pm_own_private_page(uint64_t e8)
+{
+	return pm_swapped_page(e8) || ((e8 & PM_PRESENT) && !(e8 & PM_FILE));
+}
+
 struct vmflag_bit {
 	char name[3];
 	uint32_t bit;
@@ -398,7 +405,7 @@ static enum plan_mode area_plan(const struct capture *c, const struct area *a, i
 
 /* Same page frame as the parent's page at this address: still shared copy-on-write since fork
  * (a tree, FORMAT.md SHARED_PAGES). Root sees real PFNs; 0 means "not known". */
-static int shared_with_parent(uint64_t mine, uint64_t parents)
+int shared_with_parent(uint64_t mine, uint64_t parents)
 {
 	const uint64_t pfn = (1ull << 55) - 1;
 	return (mine & PM_PRESENT) && (parents & PM_PRESENT) && !(mine & PM_SWAP) && (mine & pfn) &&
@@ -437,8 +444,7 @@ static int plan_tracked_area(struct capture *c, struct area *a, size_t *cap, int
 				memset(ppm, 0, want);
 			for (uint32_t i = 0; i < ch.span_pages && !err; i++) {
 				uint64_t bit = 1ull << (i % 64), e8 = pm[i];
-				int present = a->kind == CKIMG_KIND_FILE ? pm_swapped_page(e8) || ((e8 & PM_PRESENT) && !(e8 & PM_FILE)) :
-					      pm_page(e8);
+				int present = a->kind == CKIMG_KIND_FILE ? pm_own_private_page(e8) : pm_page(e8);
 				if (present && shared_with_parent(e8, ppm[i])) {
 					ch.bits[i / 64] &= ~bit;
 					ch.carry[i / 64] &= ~bit;
@@ -512,7 +518,7 @@ static int plan_area(struct capture *c, struct area *a, int pm_fd, size_t *cap, 
 				take = pm_page(e8);
 				break;
 			case PLAN_PAGEMAP_PRIVATE_FILE:
-				take = pm_swapped_page(e8) || ((e8 & PM_PRESENT) && !(e8 & PM_FILE));
+				take = pm_own_private_page(e8);
 				break;
 			case PLAN_SHMEM: {
 				take = pm_page(e8);

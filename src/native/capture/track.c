@@ -208,7 +208,6 @@ static uint64_t add_unshared(struct capture *c, size_t *cap)
 	snprintf(path, sizeof(path), "/proc/%llu/pagemap", ppid);
 	int ppm = open(path, O_RDONLY | O_CLOEXEC);
 	uint64_t *a = malloc(CKIMG_SPAN_GRID_PAGES * 8), *b = malloc(CKIMG_SPAN_GRID_PAGES * 8);
-	const uint64_t pfn = (1ull << 55) - 1, present = 1ull << 63, file = 1ull << 61;
 	for (char *save = NULL, *l = strtok_r(maps, "\n", &save); pm >= 0 && ppm >= 0 && a && b && l; l = strtok_r(NULL, "\n", &save)) {
 		unsigned long long s0, e0;
 		char perms[8];
@@ -224,8 +223,8 @@ static uint64_t add_unshared(struct capture *c, size_t *cap)
 				memset(b, 0, n * 8);
 			for (uint64_t i = 0; i < n; i++) {
 				uint64_t addr = s + i * PAGE_SIZE_4K;
-				int mine = pm_swapped_page(a[i]) || ((a[i] & present) && !(a[i] & file));
-				int shared = (a[i] & present) && (b[i] & present) && (a[i] & pfn) && (a[i] & pfn) == (b[i] & pfn);
+				int mine = pm_own_private_page(a[i]);
+				int shared = shared_with_parent(a[i], b[i]);
 				if (!mine || shared || incr_parent_holds(c, addr) || in_pre(t, nwritten, addr))
 					continue;
 				if (t->npre > nwritten && t->pre[t->npre - 1].end == addr) {
